@@ -1,0 +1,13 @@
+//! rankscope's core: everything that is not the web page.
+//!
+//! Data flows one way (see `shared/DESIGN.md`):
+//! bytes ([`source`]) → [`formats`] (safetensors by byte range, run logs, token
+//! batches) → [`model`] (architecture recognition) → [`inventory`] (what each
+//! dropped file is) → analysis and figures.
+
+pub mod formats;
+pub mod inventory;
+pub mod model;
+pub mod source;
+
+pub use source::ByteSource;

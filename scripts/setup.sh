@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything rankscope needs on a fresh machine; every step is a no-op
+# when its tool is already present. Used by `scripts/serve.sh`, `scripts/test.sh`
+# and `.ci/run`.
+#   scripts/setup.sh            # build tools (wasm target, trunk, wasm-bindgen-cli)
+#   scripts/setup.sh --browser  # + Chromium, chromedriver and playwright-core for tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TRUNK_VERSION=0.21.14
+# wasm-bindgen-cli must equal the wasm-bindgen library version in Cargo.lock.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock 2>/dev/null || true)
+WASM_BINDGEN_VERSION=${WASM_BINDGEN_VERSION:-0.2.130}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { echo "[setup] $*"; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "adding wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if ! trunk --version 2>/dev/null | grep -q " $TRUNK_VERSION"; then
+  log "installing trunk $TRUNK_VERSION (slow the first time)"
+  cargo install --locked trunk --version "$TRUNK_VERSION"
+fi
+
+if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
+  log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  # Not --locked: the crate's own lockfile does not build on this rustc.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+if [[ "${1:-}" == "--browser" ]]; then
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    log "installing chromium + chromedriver"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # The first unpack has been seen to fail here: retry once.
+    apt-get install -y -qq chromium chromium-driver || apt-get install -y -qq chromium chromium-driver
+  fi
+  if [[ ! -d tests/e2e/node_modules/playwright-core ]]; then
+    log "installing playwright-core (npm)"
+    (cd tests/e2e && npm install --no-audit --no-fund --silent)
+  fi
+fi
+log "ok"
