@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    rankscope_app::start();
+}

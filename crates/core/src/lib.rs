@@ -10,4 +10,4 @@ pub mod inventory;
 pub mod model;
 pub mod source;
 
-pub use source::ByteSource;
+pub use source::{AsyncByteSource, ByteSource};

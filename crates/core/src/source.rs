@@ -124,3 +124,42 @@ mod tests {
         assert_eq!(bytes.read_at(u64::MAX, 1).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 }
+
+/// The same access, awaited: the page reads `Blob.slice(..).arrayBuffer()`,
+/// which is a promise. Every [`ByteSource`] is one too (its futures are ready
+/// at once), so the inventory driver is written once, as `async`, and runs
+/// natively through [`block_on`].
+///
+/// Method names differ from [`ByteSource`]'s so that both traits can be in
+/// scope without ambiguity.
+pub trait AsyncByteSource {
+    /// Total length in bytes.
+    fn size(&self) -> u64;
+    /// Reads exactly `len` bytes at `offset` (an error, never a short read).
+    fn fetch(&self, offset: u64, len: usize) -> impl std::future::Future<Output = io::Result<Vec<u8>>>;
+}
+
+impl<T: ByteSource + ?Sized> AsyncByteSource for T {
+    fn size(&self) -> u64 {
+        self.len()
+    }
+    fn fetch(&self, offset: u64, len: usize) -> impl std::future::Future<Output = io::Result<Vec<u8>>> {
+        std::future::ready(self.read_at(offset, len))
+    }
+}
+
+/// Drives a future whose I/O is synchronous underneath (a [`ByteSource`] seen
+/// as an [`AsyncByteSource`]) to completion. Such futures never return
+/// `Pending` except where they yield voluntarily, so polling in a loop with a
+/// no-op waker is correct; it must not be used with real asynchronous I/O.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}

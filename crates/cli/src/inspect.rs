@@ -1,0 +1,114 @@
+//! `rankscope inspect`: the inventory of files and folders.
+
+use anyhow::{bail, Context, Result};
+use rankscope_core::inventory::{inspect_file, FileEntry, Inventory};
+use rankscope_core::source::{block_on, FileSource};
+use std::path::{Path, PathBuf};
+
+pub fn run(args: &[String]) -> Result<()> {
+    let mut json = false;
+    let mut roots = Vec::new();
+    for a in args {
+        match a.as_str() {
+            "--json" => json = true,
+            s if s.starts_with("--") => bail!("unknown option `{s}` for inspect"),
+            s => roots.push(PathBuf::from(s)),
+        }
+    }
+    if roots.is_empty() {
+        bail!("inspect needs at least one file or folder");
+    }
+    let inventory = inventory_of(&roots)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&inventory)?);
+    } else {
+        print_table(&inventory);
+    }
+    Ok(())
+}
+
+/// Inspects every file under `roots` and links them. Paths are shown relative
+/// to each root's parent, as a dropped folder shows them in the page.
+pub fn inventory_of(roots: &[PathBuf]) -> Result<Inventory> {
+    let mut files = Vec::new();
+    for root in roots {
+        let base = root.parent().unwrap_or(Path::new("")).to_path_buf();
+        for path in walk(root).with_context(|| format!("cannot read {}", root.display()))? {
+            let shown = path.strip_prefix(&base).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            let entry = match FileSource::open(&path) {
+                Ok(src) => block_on(inspect_file(&shown, &src, &mut |_| {})),
+                Err(e) => {
+                    let mut entry = FileEntry::new(&shown, 0);
+                    entry.status = rankscope_core::inventory::Status::Error;
+                    entry.messages.push(format!("cannot open: {e}"));
+                    entry
+                }
+            };
+            files.push(entry);
+        }
+    }
+    Ok(Inventory::link(files))
+}
+
+/// Files under `root` (or `root` itself), sorted, hidden files skipped.
+fn walk(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if root.is_file() {
+        return Ok(vec![root.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn print_table(inv: &Inventory) {
+    println!(
+        "{:<48} {:<12} {:<12} {:>9} {:>10} {:<9} {:>7}  {:<7} architecture / detail",
+        "file", "kind", "run", "tokens", "size", "dtype", "tensors", "status"
+    );
+    for f in &inv.files {
+        let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
+        println!(
+            "{:<48} {:<12} {:<12} {:>9} {:>10} {:<9} {:>7}  {:<7} {}",
+            f.path,
+            f.kind.label(),
+            f.run.clone().unwrap_or_default(),
+            opt(f.tokens.or(f.step)),
+            f.size,
+            f.dtype.clone().unwrap_or_default(),
+            f.n_tensors.map(|n| n.to_string()).unwrap_or_default(),
+            format!("{:?}", f.overall_status()).to_lowercase(),
+            f.architecture.clone().or(f.detail.clone()).unwrap_or_default(),
+        );
+        for m in f.all_messages() {
+            println!("    ↳ {m}");
+        }
+    }
+    println!();
+    for run in &inv.runs {
+        let points: Vec<String> =
+            run.checkpoints.iter().map(|c| c.tokens.or(c.step).map(|x| x.to_string()).unwrap_or("?".into())).collect();
+        println!(
+            "run {:<14} {} checkpoint(s) [{}], {} log(s){}",
+            run.name,
+            run.checkpoints.len(),
+            points.join(", "),
+            run.logs.len(),
+            run.architecture.as_deref().map(|a| format!(" · {a}")).unwrap_or_default()
+        );
+    }
+}

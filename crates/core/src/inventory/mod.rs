@@ -1,0 +1,440 @@
+//! The inventory: what each dropped file is, and how the files fit together
+//! (runs → checkpoints → tensors; run logs → series; token batches).
+//!
+//! Two steps. [`inspect_file`] looks at one file on its own (content first,
+//! name second) and never fails: problems become the entry's status and
+//! message. [`Inventory::link`] then relates the files: a `config.json` to the
+//! checkpoints beside it, shards to their index, checkpoints and logs to runs,
+//! token ids to the vocabulary of the models. One bad file never spoils the
+//! others.
+
+mod inspect;
+pub mod naming;
+
+pub use inspect::{inspect_file, MAX_WHOLE_FILE};
+
+use crate::formats::logs::{LogFormat, Series};
+use crate::formats::safetensors::{Header, ValueScan};
+use crate::formats::sharded::ShardIndex;
+use crate::formats::tokens::TokenBatch;
+use crate::model::arch::{recognise, Recognition};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    Checkpoint,
+    ShardIndex,
+    ModelConfig,
+    RunLog,
+    TokenBatch,
+    Unknown,
+}
+
+impl FileKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            FileKind::Checkpoint => "checkpoint",
+            FileKind::ShardIndex => "shard index",
+            FileKind::ModelConfig => "model config",
+            FileKind::RunLog => "run log",
+            FileKind::TokenBatch => "token batch",
+            FileKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// How usable a file is. Ordered: the worse status wins when merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Warning,
+    Error,
+}
+
+/// What was parsed from a file (kept so later analysis does not re-read it).
+#[derive(Debug, Clone, Default)]
+pub enum Content {
+    #[default]
+    None,
+    Checkpoint { header: Header, values: ValueScan },
+    ShardIndex(ShardIndex),
+    ModelConfig(serde_json::Value),
+    RunLog(Vec<Series>),
+    TokenBatch(TokenBatch),
+}
+
+/// A remark added while linking files together.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Note {
+    pub level: Status,
+    pub text: String,
+}
+
+/// One file of the inventory.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileEntry {
+    /// Path as dropped (`runs/A1/ckpt_tokens_0.safetensors`) or as given to the CLI.
+    pub path: String,
+    pub size: u64,
+    pub kind: FileKind,
+    pub run: Option<String>,
+    pub step: Option<u64>,
+    pub tokens: Option<u64>,
+    /// Distinct tensor dtypes, `+`-joined (`BF16`, `F32+I64`).
+    pub dtype: Option<String>,
+    pub n_tensors: Option<usize>,
+    /// Recognised architecture (summary), or why it was not recognised.
+    pub architecture: Option<String>,
+    /// One line about the content (`320 rows · 8 metrics`, `[4, 128] ids ≤ 255`).
+    pub detail: Option<String>,
+    /// Result of inspecting the file alone.
+    pub status: Status,
+    pub messages: Vec<String>,
+    /// Remarks from linking it with the other files (cleared on every link).
+    pub notes: Vec<Note>,
+    #[serde(skip)]
+    pub content: Content,
+    #[serde(skip)]
+    pub recognition: Option<Recognition>,
+}
+
+impl FileEntry {
+    pub fn new(path: &str, size: u64) -> Self {
+        Self {
+            path: path.to_string(),
+            size,
+            kind: FileKind::Unknown,
+            run: None,
+            step: None,
+            tokens: None,
+            dtype: None,
+            n_tensors: None,
+            architecture: None,
+            detail: None,
+            status: Status::Ok,
+            messages: Vec::new(),
+            notes: Vec::new(),
+            content: Content::None,
+            recognition: None,
+        }
+    }
+
+    /// The worse of the file's own status and its link notes.
+    pub fn overall_status(&self) -> Status {
+        self.notes.iter().map(|n| n.level).fold(self.status, Status::max)
+    }
+
+    /// Every message, the file's own first.
+    pub fn all_messages(&self) -> Vec<String> {
+        self.messages.iter().cloned().chain(self.notes.iter().map(|n| n.text.clone())).collect()
+    }
+
+    pub(crate) fn fail(&mut self, kind: FileKind, message: impl Into<String>) {
+        self.kind = kind;
+        self.status = Status::Error;
+        self.messages.push(message.into());
+        self.content = Content::None;
+    }
+
+    pub(crate) fn warn(&mut self, message: impl Into<String>) {
+        self.status = self.status.max(Status::Warning);
+        self.messages.push(message.into());
+    }
+
+    fn note(&mut self, level: Status, text: impl Into<String>) {
+        self.notes.push(Note { level, text: text.into() });
+    }
+
+    pub(crate) fn set_tokens(&mut self, batch: TokenBatch) {
+        self.kind = FileKind::TokenBatch;
+        self.detail = Some(match batch.max_id() {
+            Some(max) => format!("[{}, {}] ids ≤ {max}", batch.batch, batch.seq_len),
+            None => format!("[{}, {}] (no ids)", batch.batch, batch.seq_len),
+        });
+        self.content = Content::TokenBatch(batch);
+    }
+
+    pub(crate) fn set_log(&mut self, series: Vec<Series>) {
+        self.kind = FileKind::RunLog;
+        let rows: usize = series.iter().map(Series::len).sum();
+        let metrics: usize = series.iter().map(|s| s.metrics.len()).max().unwrap_or(0);
+        let format = series.first().map(|s| format_label(s.format)).unwrap_or("log");
+        self.detail = Some(if series.len() > 1 {
+            format!("{format} · {} runs · {rows} rows · {metrics} metrics", series.len())
+        } else {
+            format!("{format} · {rows} rows · {metrics} metrics")
+        });
+        for s in &series {
+            for w in &s.warnings {
+                self.warn(w.clone());
+            }
+        }
+        // A log names its run when it says so (W&B prefix, results.json tag);
+        // else its path does.
+        self.run = series.iter().find_map(|s| s.run.clone()).or_else(|| naming::log_run(&self.path));
+        if let Some(step) = series.iter().flat_map(|s| s.step.iter().flatten()).copied().reduce(f64::max) {
+            self.step = Some(step as u64);
+        }
+        if let Some(tokens) = series.iter().flat_map(|s| s.tokens.iter().flatten()).copied().reduce(f64::max) {
+            self.tokens = Some(tokens as u64);
+        }
+        self.content = Content::RunLog(series);
+    }
+}
+
+/// A human name for a log format.
+pub fn format_label(format: LogFormat) -> &'static str {
+    match format {
+        LogFormat::Jsonl => "JSONL",
+        LogFormat::Csv => "CSV",
+        LogFormat::WandbCsv => "W&B CSV",
+        LogFormat::StudyResults => "results.json",
+        LogFormat::StudyMetrics => "metrics.json",
+        LogFormat::TfEvents => "TensorBoard",
+        LogFormat::TextKv => "text log",
+    }
+}
+
+/// A checkpoint of a run (a single file, or a sharded model's index).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckpointRef {
+    /// Index into [`Inventory::files`].
+    pub file: usize,
+    pub path: String,
+    pub step: Option<u64>,
+    pub tokens: Option<u64>,
+}
+
+/// A training run: its checkpoints in training order, and its logs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunGroup {
+    pub name: String,
+    pub checkpoints: Vec<CheckpointRef>,
+    pub logs: Vec<String>,
+    pub architecture: Option<String>,
+}
+
+/// All files, related.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Inventory {
+    pub files: Vec<FileEntry>,
+    pub runs: Vec<RunGroup>,
+    pub token_batches: Vec<String>,
+}
+
+impl Inventory {
+    /// Relates inspected files to each other. Idempotent: call it again after
+    /// adding files or renaming a run.
+    pub fn link(mut files: Vec<FileEntry>) -> Self {
+        for f in &mut files {
+            f.notes.clear();
+            f.recognition = None;
+            if matches!(f.kind, FileKind::Checkpoint | FileKind::ShardIndex) {
+                f.architecture = None;
+            }
+        }
+        link_shards(&mut files);
+        recognise_checkpoints(&mut files);
+        let runs = group_runs(&mut files);
+        check_token_vocab(&mut files);
+        let token_batches = files
+            .iter()
+            .filter(|f| f.kind == FileKind::TokenBatch && f.status != Status::Error)
+            .map(|f| f.path.clone())
+            .collect();
+        Inventory { files, runs, token_batches }
+    }
+
+    /// Renames a run everywhere (checkpoints and logs), then relinks.
+    pub fn rename_run(self, from: &str, to: &str) -> Self {
+        let mut files = self.files;
+        for f in &mut files {
+            if f.run.as_deref() == Some(from) {
+                f.run = Some(to.to_string());
+            }
+        }
+        Self::link(files)
+    }
+}
+
+/// The config.json in the same folder as `path`, if one was dropped.
+fn config_beside<'a>(files: &'a [FileEntry], path: &str) -> Option<&'a serde_json::Value> {
+    let dir = naming::parent_dir(path);
+    files.iter().find_map(|f| match &f.content {
+        Content::ModelConfig(v) if naming::parent_dir(&f.path) == dir => Some(v),
+        _ => None,
+    })
+}
+
+/// Marks the shards of each sharded model and checks them against the index.
+fn link_shards(files: &mut [FileEntry]) {
+    let indexes: Vec<(usize, ShardIndex)> = files
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| match &f.content {
+            Content::ShardIndex(idx) => Some((i, idx.clone())),
+            _ => None,
+        })
+        .collect();
+    for (i, index) in indexes {
+        let dir = naming::parent_dir(&files[i].path).to_string();
+        let mut present = Vec::new();
+        let mut headers = Vec::new();
+        for shard in index.shard_files() {
+            let found = files.iter().position(|f| {
+                naming::parent_dir(&f.path) == dir && f.path.rsplit(['/', '\\']).next() == Some(shard.as_str())
+            });
+            if let Some(j) = found {
+                present.push(shard.clone());
+                if let Content::Checkpoint { header, .. } = &files[j].content {
+                    headers.push((shard.clone(), header.clone()));
+                }
+                let index_name = files[i].path.clone();
+                files[j].note(Status::Ok, format!("shard of {index_name}"));
+            }
+        }
+        let present_refs: Vec<&str> = present.iter().map(String::as_str).collect();
+        let missing = index.missing_shards(&present_refs);
+        if !missing.is_empty() {
+            files[i].note(Status::Warning, format!("missing shards: {}", missing.join(", ")));
+        } else {
+            let refs: Vec<(&str, &Header)> = headers.iter().map(|(n, h)| (n.as_str(), h)).collect();
+            if let Err(e) = index.check_against_headers(&refs) {
+                files[i].note(Status::Error, e.to_string());
+            }
+        }
+        let facts = naming::checkpoint_facts(&files[i].path);
+        let first_meta = headers.first().map(|(_, h)| h.metadata.clone()).unwrap_or_default();
+        let entry = &mut files[i];
+        entry.run = entry.run.clone().or(first_meta.get("run").cloned()).or(facts.run);
+        entry.step = entry.step.or(first_meta.get("step").and_then(|s| s.parse().ok())).or(facts.step);
+        entry.tokens = entry.tokens.or(first_meta.get("tokens").and_then(|s| s.parse().ok())).or(facts.tokens);
+        entry.n_tensors = Some(index.weight_map.len());
+        let mut dtypes: Vec<String> = headers.iter().filter_map(|(_, h)| {
+            Some(h.dtypes().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("+"))
+        }).collect();
+        dtypes.dedup();
+        if !dtypes.is_empty() {
+            entry.dtype = Some(dtypes.join("+"));
+        }
+    }
+}
+
+fn is_shard(f: &FileEntry) -> bool {
+    f.notes.iter().any(|n| n.text.starts_with("shard of "))
+}
+
+/// Recognises the architecture of every checkpoint (and sharded model).
+fn recognise_checkpoints(files: &mut [FileEntry]) {
+    let mut results = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let (tensors, metadata) = match &f.content {
+            Content::Checkpoint { header, .. } if !is_shard(f) => (
+                header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect::<Vec<_>>(),
+                header.metadata.clone(),
+            ),
+            Content::ShardIndex(_) => {
+                // The union of its shards' tensors.
+                let dir = naming::parent_dir(&f.path);
+                let mut tensors = Vec::new();
+                let mut metadata = BTreeMap::new();
+                for g in files.iter().filter(|g| is_shard(g) && naming::parent_dir(&g.path) == dir) {
+                    if let Content::Checkpoint { header, .. } = &g.content {
+                        tensors.extend(header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())));
+                        if metadata.is_empty() {
+                            metadata = header.metadata.clone();
+                        }
+                    }
+                }
+                if tensors.is_empty() {
+                    continue;
+                }
+                (tensors, metadata)
+            }
+            _ => continue,
+        };
+        let config = config_beside(files, &f.path);
+        results.push((i, recognise(&tensors, &metadata, config)));
+    }
+    for (i, rec) in results {
+        let f = &mut files[i];
+        match &rec {
+            Recognition::Known(arch) => f.architecture = Some(arch.summary()),
+            Recognition::Unknown { reason, .. } => {
+                f.architecture = Some(format!("unknown: {reason}"));
+                f.note(Status::Warning, format!("architecture not recognised: {reason}"));
+            }
+        }
+        f.recognition = Some(rec);
+    }
+}
+
+/// Groups checkpoints and logs into runs, checkpoints in training order.
+fn group_runs(files: &mut [FileEntry]) -> Vec<RunGroup> {
+    let mut runs: BTreeMap<String, RunGroup> = BTreeMap::new();
+    for (i, f) in files.iter().enumerate() {
+        let is_model = (f.kind == FileKind::Checkpoint && !is_shard(f)) || f.kind == FileKind::ShardIndex;
+        if f.status == Status::Error || !(is_model || f.kind == FileKind::RunLog) {
+            continue;
+        }
+        let name = f.run.clone().unwrap_or_else(|| naming::file_stem(&f.path).to_string());
+        let group = runs.entry(name.clone()).or_insert_with(|| RunGroup {
+            name,
+            checkpoints: Vec::new(),
+            logs: Vec::new(),
+            architecture: None,
+        });
+        if is_model {
+            group.checkpoints.push(CheckpointRef { file: i, path: f.path.clone(), step: f.step, tokens: f.tokens });
+            if group.architecture.is_none() {
+                group.architecture = f.architecture.clone();
+            }
+        } else {
+            group.logs.push(f.path.clone());
+        }
+    }
+    let mut out: Vec<RunGroup> = runs.into_values().collect();
+    for run in &mut out {
+        run.checkpoints.sort_by_key(|c| (c.tokens.or(c.step).unwrap_or(u64::MAX), c.step, c.path.clone()));
+        // Two files claiming the same point of the same run.
+        for pair in run.checkpoints.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            if (a.tokens, a.step) == (b.tokens, b.step) && (a.tokens.is_some() || a.step.is_some()) {
+                let text = format!("same run and training point as {}", a.path);
+                files[b.file].note(Status::Warning, text);
+                let text = format!("same run and training point as {}", b.path);
+                files[a.file].note(Status::Warning, text);
+            }
+        }
+    }
+    out
+}
+
+/// Token ids must fit every recognised model's vocabulary.
+fn check_token_vocab(files: &mut [FileEntry]) {
+    let mut vocabs: Vec<(usize, String)> = files
+        .iter()
+        .filter_map(|f| match &f.recognition {
+            Some(Recognition::Known(a)) => Some((a.vocab, f.run.clone().unwrap_or_else(|| f.path.clone()))),
+            _ => None,
+        })
+        .collect();
+    vocabs.sort();
+    vocabs.dedup_by(|a, b| a.0 == b.0);
+    for f in files.iter_mut() {
+        let Content::TokenBatch(batch) = &f.content else { continue };
+        let mut notes = Vec::new();
+        for (vocab, run) in &vocabs {
+            if let Err(e) = batch.check_vocab(*vocab) {
+                notes.push(format!("{e} (vocabulary of {run})"));
+            }
+        }
+        for n in notes {
+            f.note(Status::Warning, n);
+        }
+    }
+}

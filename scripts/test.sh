@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every test of rankscope on a fresh machine (installs what is missing):
+#   1. native: cargo test of the core and the CLI (fixtures in ../shared/fixtures)
+#   2. wasm:   the core and the page's browser code in headless Chromium
+#   3. build:  trunk build --release → dist/
+#   4. e2e:    the built page in Chromium: drop files and folders, read the inventory
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+bash scripts/setup.sh --browser
+
+if [[ ! -d ../shared/fixtures ]]; then
+  echo "tests need ../shared/fixtures beside the checkout" >&2
+  exit 1
+fi
+
+step() { echo; echo "=== $* ==="; }
+
+step "native tests"
+cargo test --locked -p rankscope-core -p rankscope-cli
+
+step "wasm tests in headless Chromium"
+export CHROMEDRIVER=/usr/bin/chromedriver
+export WASM_BINDGEN_TEST_TIMEOUT=120
+cargo test --locked -p rankscope-core --target wasm32-unknown-unknown --test web
+cargo test --locked -p rankscope-app --target wasm32-unknown-unknown --test browser
+
+step "trunk build --release"
+trunk build --release
+
+step "end-to-end in Chromium"
+(cd tests/e2e && node --test --test-concurrency=1 ./*.test.mjs)

@@ -1,0 +1,135 @@
+//! The inventory as a table: one row per file, in-progress files first with a
+//! progress bar, then every inspected file with what it is and its status.
+
+use super::human_size;
+use crate::state::{AppState, Pending};
+use leptos::prelude::*;
+use rankscope_core::inventory::{FileEntry, Status};
+
+/// What one inspected row shows (plain strings: cheap to compare and render).
+#[derive(Clone, PartialEq)]
+struct Row {
+    path: String,
+    kind: &'static str,
+    run: String,
+    step: String,
+    tokens: String,
+    size: String,
+    dtype: String,
+    tensors: String,
+    about: String,
+    status: &'static str,
+    messages: Vec<String>,
+}
+
+fn row_of(f: &FileEntry) -> Row {
+    let num = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
+    Row {
+        path: f.path.clone(),
+        kind: f.kind.label(),
+        run: f.run.clone().unwrap_or_default(),
+        step: num(f.step),
+        tokens: num(f.tokens),
+        size: human_size(f.size),
+        dtype: f.dtype.clone().unwrap_or_default(),
+        tensors: f.n_tensors.map(|n| n.to_string()).unwrap_or_default(),
+        about: f.architecture.clone().or_else(|| f.detail.clone()).unwrap_or_default(),
+        status: match f.overall_status() {
+            Status::Ok => "ok",
+            Status::Warning => "warning",
+            Status::Error => "error",
+        },
+        messages: f.all_messages(),
+    }
+}
+
+#[component]
+pub fn InventoryTable() -> impl IntoView {
+    let state = AppState::use_context();
+    let rows = move || state.inventory.with(|inv| inv.files.iter().map(row_of).collect::<Vec<_>>());
+    let counts = move || {
+        state.inventory.with(|inv| {
+            let n = inv.files.len();
+            let errors = inv.files.iter().filter(|f| f.overall_status() == Status::Error).count();
+            let warnings = inv.files.iter().filter(|f| f.overall_status() == Status::Warning).count();
+            format!("{n} file(s) · {errors} with errors · {warnings} with warnings")
+        })
+    };
+    view! {
+        <section class="inventory">
+            <h2>"Files" <span class="count" id="inventory-count">{counts}</span></h2>
+            <table id="inventory">
+                <thead>
+                    <tr>
+                        <th>"file"</th>
+                        <th>"kind"</th>
+                        <th>"run"</th>
+                        <th>"step"</th>
+                        <th>"tokens"</th>
+                        <th>"size"</th>
+                        <th>"dtype"</th>
+                        <th>"tensors"</th>
+                        <th>"architecture / content"</th>
+                        <th>"status"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    <For each=move || state.pending.get() key=|p| p.id let:p>
+                        <PendingRow pending=p/>
+                    </For>
+                    <For each=rows key=|r| (r.path.clone(), r.run.clone(), r.status, r.messages.len(), r.about.clone()) let:r>
+                        <FileRow row=r/>
+                    </For>
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+/// A file still being read.
+#[component]
+fn PendingRow(
+    /// The queued file and its progress signal.
+    pending: Pending,
+) -> impl IntoView {
+    let progress = pending.progress;
+    view! {
+        <tr class="pending" data-path=pending.path.clone() data-status="reading">
+            <td class="path">{pending.path.clone()}</td>
+            <td colspan="4"></td>
+            <td class="num">{human_size(pending.size)}</td>
+            <td colspan="3">
+                <progress max="1" value=move || progress.get()></progress>
+            </td>
+            <td class="status">{move || format!("reading {:.0}%", progress.get() * 100.0)}</td>
+        </tr>
+    }
+}
+
+/// An inspected file.
+#[component]
+fn FileRow(
+    /// What to show.
+    row: Row,
+) -> impl IntoView {
+    let messages = row.messages.clone();
+    view! {
+        <tr class=format!("file {}", row.status) data-path=row.path.clone() data-status=row.status data-kind=row.kind>
+            <td class="path">{row.path.clone()}</td>
+            <td>{row.kind}</td>
+            <td class="run">{row.run.clone()}</td>
+            <td class="num">{row.step.clone()}</td>
+            <td class="num">{row.tokens.clone()}</td>
+            <td class="num">{row.size.clone()}</td>
+            <td>{row.dtype.clone()}</td>
+            <td class="num">{row.tensors.clone()}</td>
+            <td class="about">{row.about.clone()}</td>
+            <td class="status">
+                <span class=format!("badge {}", row.status)>{row.status}</span>
+                <ul class="messages">
+                    {messages.into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}
+                </ul>
+            </td>
+        </tr>
+    }
+}

@@ -1,0 +1,21 @@
+//! Small Leptos components; state lives in [`crate::state::AppState`].
+
+pub mod drop_zone;
+pub mod inventory_table;
+pub mod run_list;
+
+/// Bytes as a short human size (`1.5 MB`).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,13 @@
+//! rankscope's page: a Leptos (CSR) app built by Trunk. The analysis is in
+//! `rankscope-core`; this crate only reads dropped files and shows results.
+
+mod app;
+mod components;
+mod state;
+pub mod web;
+
+/// Mounts the page (called by the `rankscope-app` binary that Trunk builds).
+pub fn start() {
+    web::panic::install_hook();
+    leptos::mount::mount_to_body(app::App);
+}

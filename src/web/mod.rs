@@ -1,0 +1,6 @@
+//! Browser plumbing: reading Blobs by byte range, collecting dropped files and
+//! folders, fetching the built-in example, and the panic hook.
+
+pub mod blob_source;
+pub mod files;
+pub mod panic;

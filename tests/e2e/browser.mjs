@@ -1,0 +1,66 @@
+// Launching Debian's Chromium through playwright-core, and dropping files on
+// the page the way a user's drag-and-drop does.
+import { chromium } from 'playwright-core';
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
+      '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** Opens the page and waits for the app to mount; fails on any page error. */
+export async function openPage(browser, url) {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  await page.goto(url);
+  await page.waitForSelector('#dropzone', { timeout: 60_000 });
+  return { page, errors };
+}
+
+/**
+ * Drops files on the drop zone. `files` are [{ url, path }]: each is fetched
+ * from the test server inside the page and becomes a File named by its
+ * relative path, as a dropped folder's files are.
+ */
+export async function dropFiles(page, files) {
+  await page.evaluate(async (files) => {
+    const dt = new DataTransfer();
+    for (const f of files) {
+      const resp = await fetch(f.url);
+      const blob = await resp.blob();
+      dt.items.add(new File([blob], f.path));
+    }
+    const zone = document.querySelector('#dropzone');
+    zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, files);
+}
+
+/** Waits until no file is being read and `count` rows are in the table. */
+export async function waitForInventory(page, count, timeout = 120_000) {
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('#inventory tr.pending').length === 0
+      && document.querySelectorAll('#inventory tr.file').length === n,
+    count, { timeout },
+  );
+}
+
+/** The inventory table as objects keyed by column name. */
+export async function readInventory(page) {
+  return page.evaluate(() => {
+    const heads = [...document.querySelectorAll('#inventory thead th')].map((th) => th.textContent.trim());
+    return [...document.querySelectorAll('#inventory tr.file')].map((tr) => {
+      const row = {};
+      [...tr.children].forEach((td, i) => { row[heads[i]] = td.textContent.trim(); });
+      row.status = tr.dataset.status;
+      row.path = tr.dataset.path;
+      row.kind = tr.dataset.kind;
+      row.messages = [...tr.querySelectorAll('ul.messages li')].map((li) => li.textContent);
+      return row;
+    });
+  });
+}
