@@ -68,17 +68,27 @@ pub enum WeightLoc {
     /// The whole tensor, `[out, in]` as stored.
     Whole { tensor: String },
     /// Rows `start..end` of a stored `[out, in]` tensor.
-    Rows { tensor: String, start: usize, end: usize },
+    Rows {
+        tensor: String,
+        start: usize,
+        end: usize,
+    },
     /// Columns `start..end` of a GPT-2 Conv1D tensor stored `[in, out]`; the
     /// TRANSPOSE of that block is the `[out, in]` matrix.
-    Cols { tensor: String, start: usize, end: usize },
+    Cols {
+        tensor: String,
+        start: usize,
+        end: usize,
+    },
 }
 
 impl WeightLoc {
     /// The name (as stored) of the tensor that holds the matrix.
     pub fn tensor(&self) -> &str {
         match self {
-            WeightLoc::Whole { tensor } | WeightLoc::Rows { tensor, .. } | WeightLoc::Cols { tensor, .. } => tensor,
+            WeightLoc::Whole { tensor }
+            | WeightLoc::Rows { tensor, .. }
+            | WeightLoc::Cols { tensor, .. } => tensor,
         }
     }
 
@@ -87,13 +97,21 @@ impl WeightLoc {
     pub fn output_block(&self, offset: usize, len: usize) -> WeightLoc {
         let end_of = |start: usize| start.saturating_add(offset).saturating_add(len);
         match self {
-            WeightLoc::Whole { tensor } => WeightLoc::Rows { tensor: tensor.clone(), start: offset, end: end_of(0) },
-            WeightLoc::Rows { tensor, start, .. } => {
-                WeightLoc::Rows { tensor: tensor.clone(), start: start.saturating_add(offset), end: end_of(*start) }
-            }
-            WeightLoc::Cols { tensor, start, .. } => {
-                WeightLoc::Cols { tensor: tensor.clone(), start: start.saturating_add(offset), end: end_of(*start) }
-            }
+            WeightLoc::Whole { tensor } => WeightLoc::Rows {
+                tensor: tensor.clone(),
+                start: offset,
+                end: end_of(0),
+            },
+            WeightLoc::Rows { tensor, start, .. } => WeightLoc::Rows {
+                tensor: tensor.clone(),
+                start: start.saturating_add(offset),
+                end: end_of(*start),
+            },
+            WeightLoc::Cols { tensor, start, .. } => WeightLoc::Cols {
+                tensor: tensor.clone(),
+                start: start.saturating_add(offset),
+                end: end_of(*start),
+            },
         }
     }
 }
@@ -139,8 +157,11 @@ pub struct Architecture {
     pub vocab: usize,
     pub qk_norm: bool,
     pub rope: Rope,
+    /// RoPE base (0 when `rope` is [`Rope::None`]).
     pub rope_theta: f64,
+    /// Epsilon of every norm (RMSNorm; LayerNorm for GPT-2).
     pub norm_eps: f64,
+    /// Whether the output head is the embedding (see each family's module for the rule).
     pub tied_lm_head: bool,
     /// Token embedding `[vocab, d_model]`.
     pub embedding: String,
@@ -169,7 +190,11 @@ impl Architecture {
             return None;
         }
         let layer = self.layers.get(layer)?;
-        Some(layer.w_k.output_block(kv_head.checked_mul(self.d_k)?, self.d_k))
+        Some(
+            layer
+                .w_k
+                .output_block(kv_head.checked_mul(self.d_k)?, self.d_k),
+        )
     }
 
     /// The `d_k × d_model` block of W_q that produces query head `head`; `None` when out of range.
@@ -178,7 +203,11 @@ impl Architecture {
             return None;
         }
         let layer = self.layers.get(layer)?;
-        Some(layer.w_q.output_block(head.checked_mul(self.d_k)?, self.d_k))
+        Some(
+            layer
+                .w_q
+                .output_block(head.checked_mul(self.d_k)?, self.d_k),
+        )
     }
 
     /// As [`Self::try_w_k_head`].
@@ -203,7 +232,10 @@ impl Architecture {
     pub fn w_q_head(&self, layer: usize, head: usize) -> WeightLoc {
         match self.try_w_q_head(layer, head) {
             Some(loc) => loc,
-            None => panic!("w_q_head({layer}, {head}) out of range: {} layers, {} heads", self.n_layers, self.n_heads),
+            None => panic!(
+                "w_q_head({layer}, {head}) out of range: {} layers, {} heads",
+                self.n_layers, self.n_heads
+            ),
         }
     }
 
@@ -224,19 +256,28 @@ impl Architecture {
             self.n_heads,
             self.n_kv_heads,
             self.d_k,
-            if self.qk_norm { "QK-norm" } else { "no QK-norm" },
+            if self.qk_norm {
+                "QK-norm"
+            } else {
+                "no QK-norm"
+            },
             self.vocab
         )
     }
 }
 
 /// The outcome of [`recognise`].
+// The API fixes `Known(Architecture)` unboxed; one value exists per file, so the size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum Recognition {
     Known(Architecture),
     /// Not recognised; `reason` says why (naming the tensor and the numbers),
     /// `tensors` lists the file's tensors as given.
-    Unknown { reason: String, tensors: Vec<(String, Vec<u64>)> },
+    Unknown {
+        reason: String,
+        tensors: Vec<(String, Vec<u64>)>,
+    },
 }
 
 impl Recognition {
@@ -265,7 +306,10 @@ pub fn recognise(
     metadata: &BTreeMap<String, String>,
     config_json: Option<&serde_json::Value>,
 ) -> Recognition {
-    let unknown = |reason: String| Recognition::Unknown { reason, tensors: tensors.to_vec() };
+    let unknown = |reason: String| Recognition::Unknown {
+        reason,
+        tensors: tensors.to_vec(),
+    };
     let mut lookup = match Lookup::new(tensors) {
         Ok(lookup) => lookup,
         Err(reason) => return unknown(reason),
@@ -285,7 +329,10 @@ pub fn recognise(
         [] => return unknown(format!("no known layout: {}", describe_names(tensors))),
         many => {
             let labels: Vec<&str> = many.iter().map(|f| f.label()).collect();
-            return unknown(format!("ambiguous layout: the names match {} at once", labels.join(" and ")));
+            return unknown(format!(
+                "ambiguous layout: the names match {} at once",
+                labels.join(" and ")
+            ));
         }
     };
     let result = match family {
@@ -309,9 +356,17 @@ fn describe_names(tensors: &[(String, Vec<u64>)]) -> String {
     if tensors.is_empty() {
         return "the file holds no tensors".to_string();
     }
-    let mut names: Vec<&str> = tensors.iter().take(SHOWN).map(|(name, _)| name.as_str()).collect();
+    let mut names: Vec<&str> = tensors
+        .iter()
+        .take(SHOWN)
+        .map(|(name, _)| name.as_str())
+        .collect();
     if tensors.len() > SHOWN {
         names.push("…");
     }
-    format!("{} tensors, none in a known family's layout ({})", tensors.len(), names.join(", "))
+    format!(
+        "{} tensors, none in a known family's layout ({})",
+        tensors.len(),
+        names.join(", ")
+    )
 }

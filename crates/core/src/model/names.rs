@@ -79,7 +79,10 @@ mod tests {
     #[test]
     fn plain_names_are_unchanged() {
         assert_eq!(canonical_name("norm.weight"), "norm.weight");
-        assert_eq!(canonical_name("model.layers.0.self_attn.k_proj.weight"), "model.layers.0.self_attn.k_proj.weight");
+        assert_eq!(
+            canonical_name("model.layers.0.self_attn.k_proj.weight"),
+            "model.layers.0.self_attn.k_proj.weight"
+        );
         assert_eq!(canonical_name(""), "");
     }
 
@@ -91,21 +94,36 @@ mod tests {
 
     #[test]
     fn nested_and_repeated_prefixes_are_removed() {
-        assert_eq!(canonical_name("module._orig_mod.norm.weight"), "norm.weight");
-        assert_eq!(canonical_name("_orig_mod.module.norm.weight"), "norm.weight");
-        assert_eq!(canonical_name("_orig_mod._orig_mod.norm.weight"), "norm.weight");
+        assert_eq!(
+            canonical_name("module._orig_mod.norm.weight"),
+            "norm.weight"
+        );
+        assert_eq!(
+            canonical_name("_orig_mod.module.norm.weight"),
+            "norm.weight"
+        );
+        assert_eq!(
+            canonical_name("_orig_mod._orig_mod.norm.weight"),
+            "norm.weight"
+        );
         assert_eq!(canonical_name("module.module._orig_mod.x"), "x");
     }
 
     #[test]
     fn only_leading_whole_prefixes_are_removed() {
         // In the middle: left alone.
-        assert_eq!(canonical_name("blocks.0._orig_mod.attn"), "blocks.0._orig_mod.attn");
+        assert_eq!(
+            canonical_name("blocks.0._orig_mod.attn"),
+            "blocks.0._orig_mod.attn"
+        );
         // Not a whole segment.
         assert_eq!(canonical_name("modules.0.weight"), "modules.0.weight");
         assert_eq!(canonical_name("_orig_modx.weight"), "_orig_modx.weight");
         // Family prefixes are not wrappers.
-        assert_eq!(canonical_name("transformer.h.0.attn.c_attn.weight"), "transformer.h.0.attn.c_attn.weight");
+        assert_eq!(
+            canonical_name("transformer.h.0.attn.c_attn.weight"),
+            "transformer.h.0.attn.c_attn.weight"
+        );
         // A name that is only a prefix keeps it rather than becoming empty.
         assert_eq!(canonical_name("module."), "module.");
         assert_eq!(canonical_name("_orig_mod.module."), "module.");
@@ -114,7 +132,10 @@ mod tests {
     #[test]
     fn removed_prefix_is_the_difference() {
         assert_eq!(removed_prefix("_orig_mod.norm.weight"), "_orig_mod.");
-        assert_eq!(removed_prefix("module._orig_mod.norm.weight"), "module._orig_mod.");
+        assert_eq!(
+            removed_prefix("module._orig_mod.norm.weight"),
+            "module._orig_mod."
+        );
         assert_eq!(removed_prefix("norm.weight"), "");
     }
 

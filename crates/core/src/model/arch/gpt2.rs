@@ -42,23 +42,63 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
     let (vocab, d_model) = matrix(&wte)?;
     let three_d = mul(3, d_model, "3·d_model")?;
 
-    let c_attn0 = t.require_any(&format!("{layers_prefix}0.attn.c_attn.weight"), "fused q/k/v projection")?;
+    let c_attn0 = t.require_any(
+        &format!("{layers_prefix}0.attn.c_attn.weight"),
+        "fused q/k/v projection",
+    )?;
     if c_attn0.shape != [d_model, three_d] {
-        return Err(format!("tensor `{}` has shape {:?}, expected [{d_model}, {three_d}]", c_attn0.name, c_attn0.shape));
+        return Err(format!(
+            "tensor `{}` has shape {:?}, expected [{d_model}, {three_d}]",
+            c_attn0.name, c_attn0.shape
+        ));
     }
-    let Some(c) = config else { return Err(HEADS_UNKNOWN.to_string()) };
-    let Some(n_heads) = c.usize(&["n_head", "num_attention_heads"])? else { return Err(HEADS_UNKNOWN.to_string()) };
+    let Some(c) = config else {
+        return Err(HEADS_UNKNOWN.to_string());
+    };
+    let Some(n_heads) = c.usize(&["n_head", "num_attention_heads"])? else {
+        return Err(HEADS_UNKNOWN.to_string());
+    };
     if n_heads == 0 || d_model % n_heads != 0 {
-        return Err(format!("{} says n_head {n_heads}, which does not divide n_embd {d_model}", c.source));
+        return Err(format!(
+            "{} says n_head {n_heads}, which does not divide n_embd {d_model}",
+            c.source
+        ));
     }
     let d_k = d_model / n_heads;
 
-    let c_fc0 = t.require_any(&format!("{layers_prefix}0.mlp.c_fc.weight"), "MLP input projection")?;
+    let c_fc0 = t.require_any(
+        &format!("{layers_prefix}0.mlp.c_fc.weight"),
+        "MLP input projection",
+    )?;
     let (_, d_ff) = matrix(&c_fc0)?;
-    agree(c, "n_layer", c.usize(&["n_layer", "num_hidden_layers"])?, n_layers, "the layer count")?;
-    agree(c, "n_embd", c.usize(&["n_embd", "hidden_size"])?, d_model, &format!("`{}`", wte.name))?;
-    agree(c, "vocab_size", c.usize(&["vocab_size"])?, vocab, &format!("`{}`", wte.name))?;
-    agree(c, "n_inner", c.usize(&["n_inner"])?, d_ff, &format!("`{}`", c_fc0.name))?;
+    agree(
+        c,
+        "n_layer",
+        c.usize(&["n_layer", "num_hidden_layers"])?,
+        n_layers,
+        "the layer count",
+    )?;
+    agree(
+        c,
+        "n_embd",
+        c.usize(&["n_embd", "hidden_size"])?,
+        d_model,
+        &format!("`{}`", wte.name),
+    )?;
+    agree(
+        c,
+        "vocab_size",
+        c.usize(&["vocab_size"])?,
+        vocab,
+        &format!("`{}`", wte.name),
+    )?;
+    agree(
+        c,
+        "n_inner",
+        c.usize(&["n_inner"])?,
+        d_ff,
+        &format!("`{}`", c_fc0.name),
+    )?;
     let config_tied = c.bool(&["tie_word_embeddings"])?;
 
     let mut layers = Vec::with_capacity(n_layers);
@@ -66,7 +106,11 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         let block = format!("{layers_prefix}{l}.");
         let c_attn = t.require(&format!("{block}attn.c_attn.weight"), &[d_model, three_d])?;
         let c_proj = t.require(&format!("{block}attn.c_proj.weight"), &[d_model, d_model])?;
-        let cols = |tensor: &String, start: usize| WeightLoc::Cols { tensor: tensor.clone(), start, end: start + d_model };
+        let cols = |tensor: &String, start: usize| WeightLoc::Cols {
+            tensor: tensor.clone(),
+            start,
+            end: start + d_model,
+        };
         layers.push(LayerTensors {
             w_q: cols(&c_attn, 0),
             w_k: cols(&c_attn, d_model),
@@ -87,13 +131,19 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
     let wpe = t.require_any(&format!("{stem}wpe.weight"), "position embedding")?;
     let (_, wpe_cols) = matrix(&wpe)?;
     if wpe_cols != d_model {
-        return Err(format!("tensor `{}` has shape {:?}, expected [n_positions, {d_model}]", wpe.name, wpe.shape));
+        return Err(format!(
+            "tensor `{}` has shape {:?}, expected [n_positions, {d_model}]",
+            wpe.name, wpe.shape
+        ));
     }
     let final_norm = Some(t.require(&format!("{stem}ln_f.weight"), &[d_model])?);
     let mut other = Vec::new();
     if let Some(bias) = t.get(&format!("{stem}ln_f.bias")) {
         if vector(&bias)? != d_model {
-            return Err(format!("tensor `{}` has shape {:?}, expected [{d_model}]", bias.name, bias.shape));
+            return Err(format!(
+                "tensor `{}` has shape {:?}, expected [{d_model}]",
+                bias.name, bias.shape
+            ));
         }
         other.push(bias.name);
     }

@@ -23,7 +23,10 @@ const DEFAULT_THETA: f64 = 10_000.0;
 
 /// Whether the names look like this family (any `transformer_blocks.{l}.attention.qkvo_proj`).
 pub(super) fn matches(t: &Lookup) -> bool {
-    t.names().any(|n| n.starts_with(BLOCKS) && (n.ends_with(".attention.qkvo_proj") || n.ends_with(".attention.qkvo_proj.weight")))
+    t.names().any(|n| {
+        n.starts_with(BLOCKS)
+            && (n.ends_with(".attention.qkvo_proj") || n.ends_with(".attention.qkvo_proj.weight"))
+    })
 }
 
 /// The canonical name of layer `l`'s merged projection (stored with or without `.weight`).
@@ -92,15 +95,24 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
     let k_norm0 = format!("{BLOCKS}0.attention.k_norm.weight");
     let qk_norm = t.has(&k_norm0) || t.has(&q_norm0);
     let config_heads = match config {
-        Some(c) => c.usize(&["n_heads", "num_attention_heads"])?.map(|h| (c, h)),
+        Some(c) => c
+            .usize(&["n_heads", "num_attention_heads"])?
+            .map(|h| (c, h)),
         None => None,
     };
     let (n_heads, n_kv_heads, d_k, source_of_heads) = if let Some((c, n_heads)) = config_heads {
-        let n_kv = c.usize(&["n_kv_heads", "num_key_value_heads"])?.unwrap_or(n_heads);
+        let n_kv = c
+            .usize(&["n_kv_heads", "num_key_value_heads"])?
+            .unwrap_or(n_heads);
         let d_k = match c.usize(&["d_k", "head_dim"])? {
             Some(d_k) => d_k,
             None if n_heads > 0 && d_model % n_heads == 0 => d_model / n_heads,
-            None => return Err(format!("{} says n_heads {n_heads}, which does not divide d_model {d_model}", c.source)),
+            None => {
+                return Err(format!(
+                    "{} says n_heads {n_heads}, which does not divide d_model {d_model}",
+                    c.source
+                ))
+            }
         };
         let said_rows = mul(2, mul(n_heads, d_k, "n_heads·d_k")?, "q rows")?
             .checked_add(mul(2, mul(n_kv, d_k, "n_kv_heads·d_k")?, "k rows")?)
@@ -115,7 +127,11 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         }
         (n_heads, n_kv, d_k, c.source.to_string())
     } else if qk_norm {
-        let (which, canonical) = if t.has(&k_norm0) { ("k_norm", &k_norm0) } else { ("q_norm", &q_norm0) };
+        let (which, canonical) = if t.has(&k_norm0) {
+            ("k_norm", &k_norm0)
+        } else {
+            ("q_norm", &q_norm0)
+        };
         let norm = t.require_any(canonical, which)?;
         let d_k = vector(&norm)?;
         if d_k == 0 || d_model % d_k != 0 || kv_rows % d_k != 0 {
@@ -129,17 +145,46 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         return Err(HEADS_UNKNOWN.to_string());
     };
     if n_kv_heads == 0 || d_k == 0 || n_heads % n_kv_heads != 0 {
-        return Err(format!("{n_heads} query heads cannot share {n_kv_heads} kv-heads evenly (d_k {d_k})"));
+        return Err(format!(
+            "{n_heads} query heads cannot share {n_kv_heads} kv-heads evenly (d_k {d_k})"
+        ));
     }
 
-    let up0 = t.require_any(&format!("{BLOCKS}0.feed_forward.up_proj.weight"), "MLP up projection")?;
+    let up0 = t.require_any(
+        &format!("{BLOCKS}0.feed_forward.up_proj.weight"),
+        "MLP up projection",
+    )?;
     let (d_ff, _) = matrix(&up0)?;
 
     if let Some(c) = config {
-        agree(c, "n_layers", c.usize(&["n_layers", "num_hidden_layers"])?, n_layers, "the layer count")?;
-        agree(c, "d_model", c.usize(&["d_model", "hidden_size"])?, d_model, &format!("`{}`", table.name))?;
-        agree(c, "vocab_size", c.usize(&["vocab_size"])?, vocab, &format!("`{}`", table.name))?;
-        agree(c, "d_ff", c.usize(&["d_ff", "intermediate_size"])?, d_ff, &format!("`{}`", up0.name))?;
+        agree(
+            c,
+            "n_layers",
+            c.usize(&["n_layers", "num_hidden_layers"])?,
+            n_layers,
+            "the layer count",
+        )?;
+        agree(
+            c,
+            "d_model",
+            c.usize(&["d_model", "hidden_size"])?,
+            d_model,
+            &format!("`{}`", table.name),
+        )?;
+        agree(
+            c,
+            "vocab_size",
+            c.usize(&["vocab_size"])?,
+            vocab,
+            &format!("`{}`", table.name),
+        )?;
+        agree(
+            c,
+            "d_ff",
+            c.usize(&["d_ff", "intermediate_size"])?,
+            d_ff,
+            &format!("`{}`", up0.name),
+        )?;
         if let Some(use_qk_norm) = c.bool(&["use_qk_norm"])? {
             if use_qk_norm != qk_norm {
                 return Err(format!(
@@ -162,12 +207,18 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
             if qk_norm {
                 (Some(t.require(&q, &[d_k])?), Some(t.require(&k, &[d_k])?))
             } else if t.has(&q) || t.has(&k) {
-                return Err(format!("layer {l} has a q_norm/k_norm but layer 0 has none"));
+                return Err(format!(
+                    "layer {l} has a q_norm/k_norm but layer 0 has none"
+                ));
             } else {
                 (None, None)
             }
         };
-        let rows_of = |start: usize, len: usize| WeightLoc::Rows { tensor: qkvo.clone(), start, end: start + len };
+        let rows_of = |start: usize, len: usize| WeightLoc::Rows {
+            tensor: qkvo.clone(),
+            start,
+            end: start + len,
+        };
         layers.push(LayerTensors {
             w_q: rows_of(0, d_model),
             w_k: rows_of(d_model, kv_rows),
@@ -178,8 +229,14 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
             attn_norm: Some(t.require(&format!("{block}norm1.weight"), &[d_model])?),
             mlp_norm: Some(t.require(&format!("{block}norm2.weight"), &[d_model])?),
             mlp: vec![
-                t.require(&format!("{block}feed_forward.up_proj.weight"), &[d_ff, d_model])?,
-                t.require(&format!("{block}feed_forward.down_proj.weight"), &[d_model, d_ff])?,
+                t.require(
+                    &format!("{block}feed_forward.up_proj.weight"),
+                    &[d_ff, d_model],
+                )?,
+                t.require(
+                    &format!("{block}feed_forward.down_proj.weight"),
+                    &[d_model, d_ff],
+                )?,
             ],
             other: t.layer_extras(&block, |_| false)?,
         });
@@ -188,8 +245,10 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
 
     let (rope_theta, norm_eps) = match config {
         Some(c) => (
-            c.f64(&["rope_theta", "rope_base"])?.unwrap_or(DEFAULT_THETA),
-            c.f64(&["norm_eps", "rms_norm_eps", "eps"])?.unwrap_or(DEFAULT_EPS),
+            c.f64(&["rope_theta", "rope_base"])?
+                .unwrap_or(DEFAULT_THETA),
+            c.f64(&["norm_eps", "rms_norm_eps", "eps"])?
+                .unwrap_or(DEFAULT_EPS),
         ),
         None => (DEFAULT_THETA, DEFAULT_EPS),
     };
