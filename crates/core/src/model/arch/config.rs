@@ -1,0 +1,109 @@
+//! A model config (the checkpoint's `config` metadata or `config.json`) read
+//! field by field, so each family names the keys it understands.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// A parsed JSON config object and where it came from.
+pub(super) struct Config {
+    value: Value,
+    /// "metadata config" or "config.json".
+    pub source: &'static str,
+}
+
+impl Config {
+    /// The checkpoint's own `__metadata__["config"]` (a JSON object encoded as
+    /// a string, as the reference trainer writes it) when it parses as an
+    /// object, else `config.json` when it is an object. The file's own config
+    /// comes first: a `config.json` may sit beside a checkpoint of another run.
+    pub fn pick(
+        metadata: &BTreeMap<String, String>,
+        config_json: Option<&Value>,
+    ) -> Option<Config> {
+        let embedded = metadata
+            .get("config")
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+            .filter(Value::is_object)
+            .map(|value| Config {
+                value,
+                source: "metadata config",
+            });
+        embedded.or_else(|| {
+            config_json.filter(|v| v.is_object()).map(|v| Config {
+                value: v.clone(),
+                source: "config.json",
+            })
+        })
+    }
+
+    /// The first of `keys` present (and not null), as a non-negative integer.
+    pub fn usize(&self, keys: &[&str]) -> Result<Option<usize>, String> {
+        let Some((key, value)) = self.first(keys) else {
+            return Ok(None);
+        };
+        value
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "{} field `{key}` is {value}, expected a non-negative integer",
+                    self.source
+                )
+            })
+    }
+
+    /// The first of `keys` present, as a number. A key may be a path `a.b`.
+    pub fn f64(&self, keys: &[&str]) -> Result<Option<f64>, String> {
+        let Some((key, value)) = self.first(keys) else {
+            return Ok(None);
+        };
+        value.as_f64().map(Some).ok_or_else(|| {
+            format!(
+                "{} field `{key}` is {value}, expected a number",
+                self.source
+            )
+        })
+    }
+
+    /// The first of `keys` present, as a boolean.
+    pub fn bool(&self, keys: &[&str]) -> Result<Option<bool>, String> {
+        let Some((key, value)) = self.first(keys) else {
+            return Ok(None);
+        };
+        value.as_bool().map(Some).ok_or_else(|| {
+            format!(
+                "{} field `{key}` is {value}, expected true or false",
+                self.source
+            )
+        })
+    }
+
+    fn first<'k>(&self, keys: &[&'k str]) -> Option<(&'k str, &Value)> {
+        keys.iter().find_map(|key| {
+            let mut value = &self.value;
+            for part in key.split('.') {
+                value = value.get(part)?;
+            }
+            (!value.is_null()).then_some((*key, value))
+        })
+    }
+}
+
+/// Checks a config value against the number the shapes give; `Err` names both.
+pub(super) fn agree(
+    config: &Config,
+    field: &str,
+    said: Option<usize>,
+    found: usize,
+    evidence: &str,
+) -> Result<(), String> {
+    match said {
+        Some(said) if said != found => Err(format!(
+            "{} says {field} {said}, but {evidence} gives {found}",
+            config.source
+        )),
+        _ => Ok(()),
+    }
+}
