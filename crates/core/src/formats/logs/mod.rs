@@ -281,7 +281,8 @@ pub fn detect(name: &str, head: &[u8]) -> Option<LogFormat> {
     }
     let text = utf8_prefix(head);
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let trimmed = text.trim_start();
+    // NUL bytes: binary (a safetensors header is valid UTF-8 for a few bytes).
+    let trimmed = if text.contains('\0') { "" } else { text.trim_start() };
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         return detect_json(&base, trimmed);
     }
@@ -297,6 +298,8 @@ pub fn detect(name: &str, head: &[u8]) -> Option<LogFormat> {
         Some(LogFormat::Jsonl)
     } else if base.ends_with(".csv") && !trimmed.is_empty() {
         Some(LogFormat::Csv)
+    } else if (base.ends_with(".log") || base.ends_with(".txt")) && !trimmed.is_empty() {
+        Some(LogFormat::TextKv)
     } else {
         None
     }
