@@ -62,7 +62,7 @@ fn metrics_jsonl_of_every_run() {
             let step = step.expect("every row has a step");
             assert_eq!(step, (i + 1) as f64);
             assert_eq!(s.tokens[i], Some(step * 1024.0));
-            let has_val = step as u64 % 25 == 0 || step == 320.0;
+            let has_val = (step as u64).is_multiple_of(25) || step == 320.0;
             assert_eq!(val[i].is_some(), has_val, "{rel}: val_loss at step {step}");
         }
         let loss = present(&s, "loss");

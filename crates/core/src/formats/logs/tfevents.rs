@@ -140,7 +140,10 @@ pub fn write_record(out: &mut Vec<u8>, data: &[u8]) {
 
 /// The records of a TFRecord file; a cut-short final record ends the list
 /// with a warning.
-fn records(bytes: &[u8]) -> Result<(Vec<(u64, &[u8])>, Option<String>), LogError> {
+/// The records read (byte offset, data) and a warning when the last was cut short.
+type Records<'a> = (Vec<(u64, &'a [u8])>, Option<String>);
+
+fn records(bytes: &[u8]) -> Result<Records<'_>, LogError> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     let total = bytes.len() as u64;
