@@ -604,7 +604,7 @@ impl RowBuilder {
         if n == 0 {
             return Err(LogError::NoRows(no_rows_hint));
         }
-        if self.series.metrics.is_empty() && !self.series.has_steps() && !self.series.has_tokens() {
+        if self.series.metrics.is_empty() {
             let columns: Vec<&str> = self.seen.iter().map(String::as_str).collect();
             return Err(LogError::NoNumeric { columns: columns.join(", ") });
         }
