@@ -1,1 +1,808 @@
-//! (being written)
+//! safetensors checkpoints, read lazily: the header once, then each tensor by
+//! its byte range.
+//!
+//! Format (<https://github.com/huggingface/safetensors#format>): an 8-byte
+//! little-endian `u64` `n`, then `n` bytes of UTF-8 JSON (may be padded with
+//! trailing spaces), then the tensor data. The JSON maps tensor names to
+//! `{"dtype", "shape", "data_offsets": [begin, end]}` (offsets relative to the
+//! start of the data) plus an optional `"__metadata__"` map of string → string.
+//!
+//! We parse the header ourselves instead of calling `safetensors::SafeTensors`
+//! because that crate stores offsets as `usize`, which is 32 bits on wasm32:
+//! files over 4 GB would fail in the page. Here every offset is a `u64`, the
+//! validation mirrors the crate's (`SafeTensors::read_metadata` and
+//! `Metadata::validate`) and adds what it lacks (duplicate names, precise
+//! messages). Nothing in this module can panic on any input.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::ops::Range;
+
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+use half::{bf16, f16};
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::source::ByteSource;
+
+/// Largest header we read, in bytes: the same cap as the safetensors crate
+/// (`MAX_HEADER_SIZE`), so a corrupt length never makes us allocate gigabytes.
+pub const MAX_HEADER_LEN: u64 = 100_000_000;
+
+/// Length of the little-endian `u64` that starts every file.
+const LEN_PREFIX: u64 = 8;
+
+/// Elements decoded per chunk when a tensor is read and converted, so that a
+/// read never holds the raw bytes and the converted copy of a whole tensor at
+/// once (see [`read_tensor_f32`]).
+const DECODE_CHUNK_BYTES: usize = 8 << 20;
+
+/// Element type of a tensor, spelled as in the safetensors spec.
+///
+/// Every dtype the spec names is parsed; the FP8/FP6/FP4 and complex ones are
+/// refused only when a tensor of that type is decoded.
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dtype {
+    BOOL,
+    F4,
+    F6_E2M3,
+    F6_E3M2,
+    U8,
+    I8,
+    F8_E5M2,
+    F8_E4M3,
+    F8_E8M0,
+    F8_E4M3FNUZ,
+    F8_E5M2FNUZ,
+    I16,
+    U16,
+    F16,
+    BF16,
+    I32,
+    U32,
+    F32,
+    C64,
+    F64,
+    I64,
+    U64,
+}
+
+impl Dtype {
+    /// Every dtype, for look-ups and tests.
+    pub const ALL: [Dtype; 22] = [
+        Dtype::BOOL,
+        Dtype::F4,
+        Dtype::F6_E2M3,
+        Dtype::F6_E3M2,
+        Dtype::U8,
+        Dtype::I8,
+        Dtype::F8_E5M2,
+        Dtype::F8_E4M3,
+        Dtype::F8_E8M0,
+        Dtype::F8_E4M3FNUZ,
+        Dtype::F8_E5M2FNUZ,
+        Dtype::I16,
+        Dtype::U16,
+        Dtype::F16,
+        Dtype::BF16,
+        Dtype::I32,
+        Dtype::U32,
+        Dtype::F32,
+        Dtype::C64,
+        Dtype::F64,
+        Dtype::I64,
+        Dtype::U64,
+    ];
+
+    /// The safetensors spelling, e.g. `"BF16"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dtype::BOOL => "BOOL",
+            Dtype::F4 => "F4",
+            Dtype::F6_E2M3 => "F6_E2M3",
+            Dtype::F6_E3M2 => "F6_E3M2",
+            Dtype::U8 => "U8",
+            Dtype::I8 => "I8",
+            Dtype::F8_E5M2 => "F8_E5M2",
+            Dtype::F8_E4M3 => "F8_E4M3",
+            Dtype::F8_E8M0 => "F8_E8M0",
+            Dtype::F8_E4M3FNUZ => "F8_E4M3FNUZ",
+            Dtype::F8_E5M2FNUZ => "F8_E5M2FNUZ",
+            Dtype::I16 => "I16",
+            Dtype::U16 => "U16",
+            Dtype::F16 => "F16",
+            Dtype::BF16 => "BF16",
+            Dtype::I32 => "I32",
+            Dtype::U32 => "U32",
+            Dtype::F32 => "F32",
+            Dtype::C64 => "C64",
+            Dtype::F64 => "F64",
+            Dtype::I64 => "I64",
+            Dtype::U64 => "U64",
+        }
+    }
+
+    /// Parses the safetensors spelling; `None` for anything else.
+    pub fn from_name(name: &str) -> Option<Dtype> {
+        Dtype::ALL.into_iter().find(|d| d.as_str() == name)
+    }
+
+    /// Bits per element (4 and 6 for the sub-byte MX formats).
+    pub fn size_bits(self) -> u64 {
+        match self {
+            Dtype::F4 => 4,
+            Dtype::F6_E2M3 | Dtype::F6_E3M2 => 6,
+            Dtype::BOOL
+            | Dtype::U8
+            | Dtype::I8
+            | Dtype::F8_E5M2
+            | Dtype::F8_E4M3
+            | Dtype::F8_E8M0
+            | Dtype::F8_E4M3FNUZ
+            | Dtype::F8_E5M2FNUZ => 8,
+            Dtype::I16 | Dtype::U16 | Dtype::F16 | Dtype::BF16 => 16,
+            Dtype::I32 | Dtype::U32 | Dtype::F32 => 32,
+            Dtype::C64 | Dtype::F64 | Dtype::I64 | Dtype::U64 => 64,
+        }
+    }
+
+    /// Bytes per element, rounded up: 1 for the sub-byte F4/F6 formats (whose
+    /// layout is checked in bits, see [`Dtype::size_bits`]).
+    pub fn size_bytes(self) -> usize {
+        match self.size_bits() {
+            64 => 8,
+            32 => 4,
+            16 => 2,
+            _ => 1,
+        }
+    }
+
+    /// Real floating-point types (F16, BF16, F32, F64 and the FP8/FP6/FP4
+    /// formats); not complex, not BOOL.
+    pub fn is_float(self) -> bool {
+        matches!(
+            self,
+            Dtype::F4
+                | Dtype::F6_E2M3
+                | Dtype::F6_E3M2
+                | Dtype::F8_E5M2
+                | Dtype::F8_E4M3
+                | Dtype::F8_E8M0
+                | Dtype::F8_E4M3FNUZ
+                | Dtype::F8_E5M2FNUZ
+                | Dtype::F16
+                | Dtype::BF16
+                | Dtype::F32
+                | Dtype::F64
+        )
+    }
+
+    /// Signed and unsigned integer types (U8..U64); not BOOL.
+    pub fn is_integer(self) -> bool {
+        matches!(
+            self,
+            Dtype::U8 | Dtype::I8 | Dtype::I16 | Dtype::U16 | Dtype::I32 | Dtype::U32 | Dtype::I64 | Dtype::U64
+        )
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Dtype {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Dtype {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Dtype::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown dtype \"{name}\"")))
+    }
+}
+
+/// One tensor of the header, with absolute offsets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TensorInfo {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<u64>,
+    /// Absolute file offset of the first byte (data offset + 8 + header length).
+    pub start: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+impl TensorInfo {
+    /// Number of elements. The header parser has checked that this product
+    /// does not overflow; for a hand-made `TensorInfo` it saturates.
+    pub fn numel(&self) -> u64 {
+        self.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).unwrap_or(u64::MAX)
+    }
+
+    /// Absolute byte range of the tensor in the file.
+    pub fn byte_range(&self) -> Range<u64> {
+        self.start..self.start.saturating_add(self.len)
+    }
+}
+
+/// A parsed and validated header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Header {
+    /// Length of the JSON header in bytes (the `n` of the prefix).
+    pub header_len: u64,
+    /// Length of the whole file in bytes.
+    pub file_len: u64,
+    /// The `__metadata__` map (empty if absent).
+    pub metadata: BTreeMap<String, String>,
+    /// Tensors in file (offset) order.
+    pub tensors: Vec<TensorInfo>,
+}
+
+impl Header {
+    /// The tensor with this exact name.
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// Absolute offset of the first data byte: `8 + header_len`.
+    pub fn data_start(&self) -> u64 {
+        LEN_PREFIX.saturating_add(self.header_len)
+    }
+
+    /// Distinct dtypes, in order of first use (file order).
+    pub fn dtypes(&self) -> Vec<Dtype> {
+        let mut out = Vec::new();
+        for t in &self.tensors {
+            if !out.contains(&t.dtype) {
+                out.push(t.dtype);
+            }
+        }
+        out
+    }
+}
+
+/// Everything that can be wrong with a safetensors file, one variant per way.
+/// Messages do not name the file: the caller prefixes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+pub enum SafetensorsError {
+    #[error("file is {len} bytes, too short for the 8-byte header length that starts every safetensors file")]
+    TooShort { len: u64 },
+    #[error("header length is {header_len} bytes, more than the {max} allowed (not a safetensors file, or corrupt)")]
+    HeaderTooLarge { header_len: u64, max: u64 },
+    #[error("header says {header_len} bytes but the file has only {available} after the length prefix")]
+    HeaderPastEnd { header_len: u64, available: u64 },
+    #[error("header is not valid UTF-8 text (bad byte at position {position})")]
+    HeaderNotUtf8 { position: u64 },
+    #[error("header is not valid JSON: {message}")]
+    HeaderNotJson { message: String },
+    #[error("header is JSON {found}, but it must be an object mapping tensor names to their entries")]
+    HeaderNotObject { found: String },
+    #[error("\"__metadata__\" must be an object of string values, but it is {found}")]
+    MetadataNotObject { found: String },
+    #[error("\"__metadata__\" value of key \"{key}\" is {found}, but metadata values must be strings")]
+    MetadataValueNotString { key: String, found: String },
+    #[error("tensor \"{tensor}\" appears more than once in the header")]
+    DuplicateTensor { tensor: String },
+    #[error("entry for tensor \"{tensor}\" is {found}, but it must be an object with dtype, shape and data_offsets")]
+    TensorNotObject { tensor: String, found: String },
+    #[error("tensor \"{tensor}\" has no \"{field}\"")]
+    MissingField { tensor: String, field: String },
+    #[error("tensor \"{tensor}\": \"{field}\" must be {expected}, found {found}")]
+    BadField { tensor: String, field: String, expected: String, found: String },
+    #[error("tensor \"{tensor}\" has unknown dtype \"{dtype}\"")]
+    UnknownDtype { tensor: String, dtype: String },
+    #[error("tensor \"{tensor}\": data_offsets [{begin}, {end}] end before they begin")]
+    OffsetsReversed { tensor: String, begin: u64, end: u64 },
+    #[error("tensor \"{tensor}\": shape {shape:?} has too many elements to count in 64 bits (overflow)")]
+    ShapeOverflow { tensor: String, shape: Vec<u64> },
+    #[error("tensor \"{tensor}\": {numel} elements of {dtype} do not fill a whole number of bytes")]
+    MisalignedBits { tensor: String, numel: u64, dtype: Dtype },
+    #[error("tensor \"{tensor}\": {dtype} {shape:?} needs {expected} bytes but its data_offsets span {actual}")]
+    SizeMismatch { tensor: String, dtype: Dtype, shape: Vec<u64>, expected: u64, actual: u64 },
+    #[error("tensors \"{first}\" (data bytes {first_begin}..{first_end}) and \"{second}\" (data bytes {second_begin}..{second_end}) overlap")]
+    Overlap { first: String, first_begin: u64, first_end: u64, second: String, second_begin: u64, second_end: u64 },
+    #[error("gap of {gap} unused bytes (data bytes {from}..{to}) before tensor \"{tensor}\": tensor data must be contiguous")]
+    Gap { tensor: String, from: u64, to: u64, gap: u64 },
+    #[error("truncated: expected {expected} bytes of tensor data, found {found}")]
+    Truncated { expected: u64, found: u64 },
+    #[error("trailing bytes: the tensors use {expected} bytes of data but the file has {found} ({extra} extra)")]
+    TrailingBytes { expected: u64, found: u64, extra: u64 },
+    #[error("could not read {len} bytes at offset {offset}: {message}")]
+    Io { offset: u64, len: u64, message: String },
+    #[error("{what} is {len} bytes, more than this platform can hold in memory")]
+    TooLargeForMemory { what: String, len: u64 },
+    #[error("unsupported dtype {dtype}: cannot decode it {target}")]
+    UnsupportedDtype { dtype: Dtype, target: String },
+    #[error("{len} bytes is not a whole number of {dtype} elements ({size} bytes each)")]
+    RaggedBytes { dtype: Dtype, len: u64, size: u64 },
+    #[error("value {value} of a U64 tensor is too large for a signed 64-bit integer")]
+    IntegerOutOfRange { value: u64 },
+}
+
+/// Validates the 8-byte length prefix and returns the header length `n`.
+///
+/// Checks: at least 8 bytes, `n ≤ MAX_HEADER_LEN`, and `8 + n ≤ file_len`.
+pub fn read_header_len(first8: &[u8], file_len: u64) -> Result<u64, SafetensorsError> {
+    let prefix: [u8; 8] = first8
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(SafetensorsError::TooShort { len: (first8.len() as u64).min(file_len) })?;
+    if file_len < LEN_PREFIX {
+        return Err(SafetensorsError::TooShort { len: file_len });
+    }
+    let n = u64::from_le_bytes(prefix);
+    if n > MAX_HEADER_LEN {
+        return Err(SafetensorsError::HeaderTooLarge { header_len: n, max: MAX_HEADER_LEN });
+    }
+    let available = file_len - LEN_PREFIX; // file_len ≥ 8 checked above
+    if n > available {
+        return Err(SafetensorsError::HeaderPastEnd { header_len: n, available });
+    }
+    Ok(n)
+}
+
+/// Reads and validates the header of a safetensors file: two reads (the
+/// 8-byte prefix, then the `n` header bytes), never more.
+pub fn read_header(src: &(impl ByteSource + ?Sized)) -> Result<Header, SafetensorsError> {
+    let file_len = src.len();
+    if file_len < LEN_PREFIX {
+        return Err(SafetensorsError::TooShort { len: file_len });
+    }
+    let first8 = read_range(src, 0, LEN_PREFIX)?;
+    let n = read_header_len(&first8, file_len)?;
+    let json = read_range(src, LEN_PREFIX, n)?;
+    parse_header(&json, file_len)
+}
+
+/// Parses and validates the JSON header (the `n` bytes after the prefix) of a
+/// file that is `file_len` bytes long in total.
+///
+/// Everything a header can get wrong is checked here; see [`SafetensorsError`].
+pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, SafetensorsError> {
+    let header_len = json.len() as u64;
+    if header_len > MAX_HEADER_LEN {
+        return Err(SafetensorsError::HeaderTooLarge { header_len, max: MAX_HEADER_LEN });
+    }
+    let data_len = file_len
+        .checked_sub(LEN_PREFIX)
+        .and_then(|rest| rest.checked_sub(header_len))
+        .ok_or(SafetensorsError::HeaderPastEnd { header_len, available: file_len.saturating_sub(LEN_PREFIX) })?;
+    let text = std::str::from_utf8(json)
+        .map_err(|e| SafetensorsError::HeaderNotUtf8 { position: e.valid_up_to() as u64 })?;
+    let entries = parse_entries(text)?;
+
+    let mut metadata = BTreeMap::new();
+    let mut seen = HashSet::new();
+    // (name, dtype, shape, begin, end) with offsets relative to the data.
+    let mut tensors: Vec<(String, Dtype, Vec<u64>, u64, u64)> = Vec::with_capacity(entries.len());
+    for (name, value) in entries {
+        if !seen.insert(name.clone()) {
+            return Err(SafetensorsError::DuplicateTensor { tensor: name });
+        }
+        if name == "__metadata__" {
+            metadata = parse_metadata(value)?;
+            continue;
+        }
+        tensors.push(parse_tensor_entry(name, &value)?);
+    }
+
+    // Layout: sorted by begin, the ranges must tile [0, data_len) exactly.
+    tensors.sort_by(|a, b| (a.3, a.4, &a.0).cmp(&(b.3, b.4, &b.0)));
+    let data_start = LEN_PREFIX + header_len; // ≤ file_len, checked above
+    let mut end_so_far = 0u64;
+    let mut prev: Option<(&str, u64, u64)> = None;
+    for (name, _, _, begin, end) in &tensors {
+        if *begin < end_so_far {
+            let (first, first_begin, first_end) = prev.unwrap_or(("", 0, 0));
+            return Err(SafetensorsError::Overlap {
+                first: first.to_string(),
+                first_begin,
+                first_end,
+                second: name.clone(),
+                second_begin: *begin,
+                second_end: *end,
+            });
+        }
+        if *begin > end_so_far {
+            if *begin > data_len {
+                // The tensor starts past the end of the file: the file is cut
+                // short, which is the more useful thing to say than "gap".
+                let expected = tensors.iter().map(|t| t.4).max().unwrap_or(0);
+                return Err(SafetensorsError::Truncated { expected, found: data_len });
+            }
+            return Err(SafetensorsError::Gap { tensor: name.clone(), from: end_so_far, to: *begin, gap: begin - end_so_far });
+        }
+        end_so_far = *end;
+        prev = Some((name, *begin, *end));
+    }
+    if end_so_far > data_len {
+        return Err(SafetensorsError::Truncated { expected: end_so_far, found: data_len });
+    }
+    if end_so_far < data_len {
+        return Err(SafetensorsError::TrailingBytes { expected: end_so_far, found: data_len, extra: data_len - end_so_far });
+    }
+
+    let tensors = tensors
+        .into_iter()
+        .map(|(name, dtype, shape, begin, end)| TensorInfo {
+            name,
+            dtype,
+            shape,
+            // begin ≤ end ≤ data_len, so data_start + begin ≤ file_len.
+            start: data_start + begin,
+            len: end - begin,
+        })
+        .collect();
+    Ok(Header { header_len, file_len, metadata, tensors })
+}
+
+/// The top-level JSON object as a list of entries, keeping duplicate keys
+/// (serde_json's own maps would silently keep the last one).
+fn parse_entries(text: &str) -> Result<Vec<(String, Value)>, SafetensorsError> {
+    struct Entries(Vec<(String, Value)>);
+    impl<'de> Deserialize<'de> for Entries {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Entries;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(entry) = map.next_entry::<String, Value>()? {
+                        out.push(entry);
+                    }
+                    Ok(Entries(out))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    match serde_json::from_str::<Entries>(text) {
+        Ok(Entries(entries)) => Ok(entries),
+        Err(e) => match serde_json::from_str::<IgnoredAny>(text) {
+            // Valid JSON, just not an object.
+            Ok(_) => Err(SafetensorsError::HeaderNotObject { found: describe_json_start(text) }),
+            Err(_) => Err(SafetensorsError::HeaderNotJson { message: e.to_string() }),
+        },
+    }
+}
+
+fn describe_json_start(text: &str) -> String {
+    match text.trim_start().chars().next() {
+        Some('[') => "an array",
+        Some('"') => "a string",
+        Some('t' | 'f') => "a boolean",
+        Some('n') => "null",
+        _ => "a number",
+    }
+    .to_string()
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_string(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "an array".to_string(),
+        Value::Object(_) => "an object".to_string(),
+    }
+}
+
+fn parse_metadata(value: Value) -> Result<BTreeMap<String, String>, SafetensorsError> {
+    let Value::Object(map) = value else {
+        return Err(SafetensorsError::MetadataNotObject { found: describe(&value) });
+    };
+    let mut out = BTreeMap::new();
+    for (key, v) in map {
+        match v {
+            Value::String(s) => {
+                out.insert(key, s);
+            }
+            other => return Err(SafetensorsError::MetadataValueNotString { key, found: describe(&other) }),
+        }
+    }
+    Ok(out)
+}
+
+fn parse_tensor_entry(name: String, value: &Value) -> Result<(String, Dtype, Vec<u64>, u64, u64), SafetensorsError> {
+    let Value::Object(obj) = value else {
+        return Err(SafetensorsError::TensorNotObject { tensor: name, found: describe(value) });
+    };
+    let field = |f: &str| obj.get(f).ok_or_else(|| SafetensorsError::MissingField { tensor: name.clone(), field: f.to_string() });
+    let bad = |f: &str, expected: &str, v: &Value| SafetensorsError::BadField {
+        tensor: name.clone(),
+        field: f.to_string(),
+        expected: expected.to_string(),
+        found: describe(v),
+    };
+
+    let dtype_v = field("dtype")?;
+    let dtype_s = dtype_v.as_str().ok_or_else(|| bad("dtype", "a string", dtype_v))?;
+    let shape_v = field("shape")?;
+    let offsets_v = field("data_offsets")?;
+    let dtype = Dtype::from_name(dtype_s)
+        .ok_or_else(|| SafetensorsError::UnknownDtype { tensor: name.clone(), dtype: dtype_s.to_string() })?;
+
+    const DIMS: &str = "an array of non-negative integers";
+    let shape = shape_v
+        .as_array()
+        .ok_or_else(|| bad("shape", DIMS, shape_v))?
+        .iter()
+        .map(|d| d.as_u64().ok_or_else(|| bad("shape", DIMS, d)))
+        .collect::<Result<Vec<u64>, _>>()?;
+
+    const OFFSETS: &str = "two non-negative integers [begin, end]";
+    let offsets = offsets_v.as_array().ok_or_else(|| bad("data_offsets", OFFSETS, offsets_v))?;
+    let [begin_v, end_v] = offsets.as_slice() else {
+        return Err(bad("data_offsets", OFFSETS, offsets_v));
+    };
+    let begin = begin_v.as_u64().ok_or_else(|| bad("data_offsets", OFFSETS, begin_v))?;
+    let end = end_v.as_u64().ok_or_else(|| bad("data_offsets", OFFSETS, end_v))?;
+    if begin > end {
+        return Err(SafetensorsError::OffsetsReversed { tensor: name, begin, end });
+    }
+
+    let overflow = || SafetensorsError::ShapeOverflow { tensor: name.clone(), shape: shape.clone() };
+    let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(overflow)?;
+    let bits = numel.checked_mul(dtype.size_bits()).ok_or_else(overflow)?;
+    if bits % 8 != 0 {
+        return Err(SafetensorsError::MisalignedBits { tensor: name, numel, dtype });
+    }
+    let expected = bits / 8;
+    let actual = end - begin;
+    if expected != actual {
+        return Err(SafetensorsError::SizeMismatch { tensor: name, dtype, shape, expected, actual });
+    }
+    Ok((name, dtype, shape, begin, end))
+}
+
+fn read_range(src: &(impl ByteSource + ?Sized), offset: u64, len: u64) -> Result<Vec<u8>, SafetensorsError> {
+    let n: usize = len
+        .try_into()
+        .map_err(|_| SafetensorsError::TooLargeForMemory { what: format!("a read at offset {offset}"), len })?;
+    src.read_at(offset, n)
+        .map_err(|e| SafetensorsError::Io { offset, len, message: e.to_string() })
+}
+
+/// Reads the raw bytes of one tensor: one read of exactly `t.byte_range()`.
+pub fn read_tensor_bytes(src: &(impl ByteSource + ?Sized), t: &TensorInfo) -> Result<Vec<u8>, SafetensorsError> {
+    let _: usize = t
+        .len
+        .try_into()
+        .map_err(|_| SafetensorsError::TooLargeForMemory { what: format!("tensor \"{}\"", t.name), len: t.len })?;
+    read_range(src, t.start, t.len)
+}
+
+/// Reads one tensor and converts it to `f32`. The tensor is read in chunks of
+/// a few MiB so that peak memory is the converted tensor plus one chunk, not
+/// the raw bytes plus the converted copy.
+pub fn read_tensor_f32(src: &(impl ByteSource + ?Sized), t: &TensorInfo) -> Result<Vec<f32>, SafetensorsError> {
+    read_tensor_chunked(src, t, decode_f32)
+}
+
+/// Reads one tensor and converts it to `f64` (chunked like [`read_tensor_f32`]).
+pub fn read_tensor_f64(src: &(impl ByteSource + ?Sized), t: &TensorInfo) -> Result<Vec<f64>, SafetensorsError> {
+    read_tensor_chunked(src, t, decode_f64)
+}
+
+fn read_tensor_chunked<T>(
+    src: &(impl ByteSource + ?Sized),
+    t: &TensorInfo,
+    decode: fn(&[u8], Dtype) -> Result<Vec<T>, SafetensorsError>,
+) -> Result<Vec<T>, SafetensorsError> {
+    let too_large = || SafetensorsError::TooLargeForMemory { what: format!("tensor \"{}\"", t.name), len: t.len };
+    let numel: usize = t.numel().try_into().map_err(|_| too_large())?;
+    // Check the dtype (and the tensor's byte length) once, before any read.
+    decode(&[], t.dtype)?;
+    let size = t.dtype.size_bytes() as u64;
+    if t.dtype.size_bits() % 8 != 0 || t.len % size != 0 {
+        return Err(SafetensorsError::RaggedBytes { dtype: t.dtype, len: t.len, size });
+    }
+    let chunk = (DECODE_CHUNK_BYTES as u64 / size) * size;
+    let mut out = Vec::new();
+    out.try_reserve_exact(numel).map_err(|_| too_large())?;
+    let mut offset = 0u64;
+    while offset < t.len {
+        let len = chunk.min(t.len - offset);
+        let bytes = read_range(src, t.start.saturating_add(offset), len)?;
+        out.extend(decode(&bytes, t.dtype)?);
+        offset += len;
+    }
+    Ok(out)
+}
+
+fn check_whole<const N: usize>(bytes: &[u8], dtype: Dtype) -> Result<(), SafetensorsError> {
+    if bytes.len() % N == 0 {
+        Ok(())
+    } else {
+        Err(SafetensorsError::RaggedBytes { dtype, len: bytes.len() as u64, size: N as u64 })
+    }
+}
+
+fn le<const N: usize>(bytes: &[u8], dtype: Dtype) -> Result<impl Iterator<Item = [u8; N]> + '_, SafetensorsError> {
+    check_whole::<N>(bytes, dtype)?;
+    Ok(bytes.chunks_exact(N).map(|c| {
+        let mut a = [0u8; N];
+        a.copy_from_slice(c);
+        a
+    }))
+}
+
+/// Converts F16/BF16 bits with `half`'s slice conversion (SIMD where the CPU
+/// has it), through a small aligned stack buffer: raw bytes need not be
+/// 2-aligned.
+fn decode_half<T: Copy + Default>(
+    bytes: &[u8],
+    dtype: Dtype,
+    convert: impl Fn(&[u16], &mut [f32]),
+    widen: impl Fn(f32) -> T,
+) -> Result<Vec<T>, SafetensorsError> {
+    check_whole::<2>(bytes, dtype)?;
+    const BLOCK: usize = 1024;
+    let mut out = Vec::with_capacity(bytes.len() / 2);
+    let mut bits = [0u16; BLOCK];
+    let mut wide = [0f32; BLOCK];
+    for block in bytes.chunks(BLOCK * 2) {
+        let n = block.len() / 2;
+        for (dst, src) in bits.iter_mut().zip(block.chunks_exact(2)) {
+            *dst = u16::from_le_bytes([src[0], src[1]]);
+        }
+        let (bits, wide) = (&bits[..n], &mut wide[..n]);
+        convert(bits, wide);
+        out.extend(wide.iter().map(|&x| widen(x)));
+    }
+    Ok(out)
+}
+
+fn f16_to_f32(bits: &[u16], dst: &mut [f32]) {
+    bits.reinterpret_cast::<f16>().convert_to_f32_slice(dst);
+}
+
+fn bf16_to_f32(bits: &[u16], dst: &mut [f32]) {
+    bits.reinterpret_cast::<bf16>().convert_to_f32_slice(dst);
+}
+
+fn unsupported(dtype: Dtype, target: &str) -> SafetensorsError {
+    SafetensorsError::UnsupportedDtype { dtype, target: target.to_string() }
+}
+
+/// Converts little-endian tensor bytes to `f32`: F16/BF16 exactly, F64
+/// narrowed (rounded to nearest), integers and BOOL cast.
+pub fn decode_f32(bytes: &[u8], dtype: Dtype) -> Result<Vec<f32>, SafetensorsError> {
+    Ok(match dtype {
+        Dtype::F32 => le::<4>(bytes, dtype)?.map(f32::from_le_bytes).collect(),
+        Dtype::F16 => return decode_half(bytes, dtype, f16_to_f32, |x| x),
+        Dtype::BF16 => return decode_half(bytes, dtype, bf16_to_f32, |x| x),
+        Dtype::F64 => le::<8>(bytes, dtype)?.map(|b| f64::from_le_bytes(b) as f32).collect(),
+        Dtype::BOOL => bytes.iter().map(|&b| f32::from(u8::from(b != 0))).collect(),
+        Dtype::U8 => bytes.iter().map(|&b| f32::from(b)).collect(),
+        Dtype::I8 => bytes.iter().map(|&b| f32::from(b as i8)).collect(),
+        Dtype::I16 => le::<2>(bytes, dtype)?.map(|b| f32::from(i16::from_le_bytes(b))).collect(),
+        Dtype::U16 => le::<2>(bytes, dtype)?.map(|b| f32::from(u16::from_le_bytes(b))).collect(),
+        Dtype::I32 => le::<4>(bytes, dtype)?.map(|b| i32::from_le_bytes(b) as f32).collect(),
+        Dtype::U32 => le::<4>(bytes, dtype)?.map(|b| u32::from_le_bytes(b) as f32).collect(),
+        Dtype::I64 => le::<8>(bytes, dtype)?.map(|b| i64::from_le_bytes(b) as f32).collect(),
+        Dtype::U64 => le::<8>(bytes, dtype)?.map(|b| u64::from_le_bytes(b) as f32).collect(),
+        _ => return Err(unsupported(dtype, "as 32-bit floats")),
+    })
+}
+
+/// Converts little-endian tensor bytes to `f64` (exact for every float dtype
+/// and every integer up to 2^53).
+pub fn decode_f64(bytes: &[u8], dtype: Dtype) -> Result<Vec<f64>, SafetensorsError> {
+    Ok(match dtype {
+        Dtype::F64 => le::<8>(bytes, dtype)?.map(f64::from_le_bytes).collect(),
+        Dtype::F32 => le::<4>(bytes, dtype)?.map(|b| f64::from(f32::from_le_bytes(b))).collect(),
+        Dtype::F16 => return decode_half(bytes, dtype, f16_to_f32, f64::from),
+        Dtype::BF16 => return decode_half(bytes, dtype, bf16_to_f32, f64::from),
+        Dtype::BOOL => bytes.iter().map(|&b| f64::from(u8::from(b != 0))).collect(),
+        Dtype::U8 => bytes.iter().map(|&b| f64::from(b)).collect(),
+        Dtype::I8 => bytes.iter().map(|&b| f64::from(b as i8)).collect(),
+        Dtype::I16 => le::<2>(bytes, dtype)?.map(|b| f64::from(i16::from_le_bytes(b))).collect(),
+        Dtype::U16 => le::<2>(bytes, dtype)?.map(|b| f64::from(u16::from_le_bytes(b))).collect(),
+        Dtype::I32 => le::<4>(bytes, dtype)?.map(|b| f64::from(i32::from_le_bytes(b))).collect(),
+        Dtype::U32 => le::<4>(bytes, dtype)?.map(|b| f64::from(u32::from_le_bytes(b))).collect(),
+        Dtype::I64 => le::<8>(bytes, dtype)?.map(|b| i64::from_le_bytes(b) as f64).collect(),
+        Dtype::U64 => le::<8>(bytes, dtype)?.map(|b| u64::from_le_bytes(b) as f64).collect(),
+        _ => return Err(unsupported(dtype, "as 64-bit floats")),
+    })
+}
+
+/// Converts little-endian integer tensor bytes (U8..I64, U64 up to
+/// `i64::MAX`) to `i64`. Floats and BOOL are refused.
+pub fn decode_i64(bytes: &[u8], dtype: Dtype) -> Result<Vec<i64>, SafetensorsError> {
+    Ok(match dtype {
+        Dtype::U8 => bytes.iter().map(|&b| i64::from(b)).collect(),
+        Dtype::I8 => bytes.iter().map(|&b| i64::from(b as i8)).collect(),
+        Dtype::I16 => le::<2>(bytes, dtype)?.map(|b| i64::from(i16::from_le_bytes(b))).collect(),
+        Dtype::U16 => le::<2>(bytes, dtype)?.map(|b| i64::from(u16::from_le_bytes(b))).collect(),
+        Dtype::I32 => le::<4>(bytes, dtype)?.map(|b| i64::from(i32::from_le_bytes(b))).collect(),
+        Dtype::U32 => le::<4>(bytes, dtype)?.map(|b| i64::from(u32::from_le_bytes(b))).collect(),
+        Dtype::I64 => le::<8>(bytes, dtype)?.map(i64::from_le_bytes).collect(),
+        Dtype::U64 => le::<8>(bytes, dtype)?
+            .map(|b| {
+                let v = u64::from_le_bytes(b);
+                i64::try_from(v).map_err(|_| SafetensorsError::IntegerOutOfRange { value: v })
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(unsupported(dtype, "as integers (it is not an integer type)")),
+    })
+}
+
+/// Counts of non-finite values in a tensor.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ValueScan {
+    pub nan: u64,
+    pub pos_inf: u64,
+    pub neg_inf: u64,
+}
+
+impl ValueScan {
+    /// NaNs and infinities together.
+    pub fn non_finite(&self) -> u64 {
+        self.nan + self.pos_inf + self.neg_inf
+    }
+
+    fn add(&mut self, bits: u64, sign: u64, exp: u64, mant: u64) {
+        if bits & exp == exp {
+            if bits & mant != 0 {
+                self.nan += 1;
+            } else if bits & sign != 0 {
+                self.neg_inf += 1;
+            } else {
+                self.pos_inf += 1;
+            }
+        }
+    }
+}
+
+/// Counts NaN, +∞ and −∞ in raw tensor bytes by looking at the bits, without
+/// converting (no allocation). IEEE-like floats (F16, BF16, F32, F64,
+/// F8_E5M2) and the FP8 formats with NaN codes (F8_E4M3: `S1111111`;
+/// FNUZ formats: `0x80`; F8_E8M0: `0xFF`) are scanned; integers, BOOL and
+/// the sub-byte formats have no non-finite values and give zeros. A trailing
+/// partial element is ignored.
+pub fn scan_values(bytes: &[u8], dtype: Dtype) -> ValueScan {
+    let mut s = ValueScan::default();
+    match dtype {
+        Dtype::F64 => {
+            for c in bytes.chunks_exact(8) {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(c);
+                s.add(u64::from_le_bytes(a), 1 << 63, 0x7FF0_0000_0000_0000, 0x000F_FFFF_FFFF_FFFF);
+            }
+        }
+        Dtype::F32 => {
+            for c in bytes.chunks_exact(4) {
+                let mut a = [0u8; 4];
+                a.copy_from_slice(c);
+                s.add(u64::from(u32::from_le_bytes(a)), 1 << 31, 0x7F80_0000, 0x007F_FFFF);
+            }
+        }
+        Dtype::F16 | Dtype::BF16 => {
+            let (exp, mant) = if dtype == Dtype::F16 { (0x7C00, 0x03FF) } else { (0x7F80, 0x007F) };
+            for c in bytes.chunks_exact(2) {
+                s.add(u64::from(u16::from_le_bytes([c[0], c[1]])), 1 << 15, exp, mant);
+            }
+        }
+        Dtype::F8_E5M2 => bytes.iter().for_each(|&b| s.add(u64::from(b), 0x80, 0x7C, 0x03)),
+        Dtype::F8_E4M3 => s.nan = bytes.iter().filter(|&&b| b & 0x7F == 0x7F).count() as u64,
+        Dtype::F8_E4M3FNUZ | Dtype::F8_E5M2FNUZ => s.nan = bytes.iter().filter(|&&b| b == 0x80).count() as u64,
+        Dtype::F8_E8M0 => s.nan = bytes.iter().filter(|&&b| b == 0xFF).count() as u64,
+        _ => {}
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;
