@@ -587,23 +587,23 @@ pub fn read_tensor_bytes(src: &(impl ByteSource + ?Sized), t: &TensorInfo) -> Re
 /// a few MiB so that peak memory is the converted tensor plus one chunk, not
 /// the raw bytes plus the converted copy.
 pub fn read_tensor_f32(src: &(impl ByteSource + ?Sized), t: &TensorInfo) -> Result<Vec<f32>, SafetensorsError> {
-    read_tensor_chunked(src, t, decode_f32)
+    read_tensor_chunked(src, t, decode_f32_into)
 }
 
 /// Reads one tensor and converts it to `f64` (chunked like [`read_tensor_f32`]).
 pub fn read_tensor_f64(src: &(impl ByteSource + ?Sized), t: &TensorInfo) -> Result<Vec<f64>, SafetensorsError> {
-    read_tensor_chunked(src, t, decode_f64)
+    read_tensor_chunked(src, t, decode_f64_into)
 }
 
 fn read_tensor_chunked<T>(
     src: &(impl ByteSource + ?Sized),
     t: &TensorInfo,
-    decode: fn(&[u8], Dtype) -> Result<Vec<T>, SafetensorsError>,
+    decode_into: fn(&[u8], Dtype, &mut Vec<T>) -> Result<(), SafetensorsError>,
 ) -> Result<Vec<T>, SafetensorsError> {
     let too_large = || SafetensorsError::TooLargeForMemory { what: format!("tensor \"{}\"", t.name), len: t.len };
     let numel: usize = t.numel().try_into().map_err(|_| too_large())?;
     // Check the dtype (and the tensor's byte length) once, before any read.
-    decode(&[], t.dtype)?;
+    decode_into(&[], t.dtype, &mut Vec::new())?;
     let size = t.dtype.size_bytes() as u64;
     if t.dtype.size_bits() % 8 != 0 || t.len % size != 0 {
         return Err(SafetensorsError::RaggedBytes { dtype: t.dtype, len: t.len, size });
@@ -615,22 +615,17 @@ fn read_tensor_chunked<T>(
     while offset < t.len {
         let len = chunk.min(t.len - offset);
         let bytes = read_range(src, t.start.saturating_add(offset), len)?;
-        out.extend(decode(&bytes, t.dtype)?);
+        decode_into(&bytes, t.dtype, &mut out)?;
         offset += len;
     }
     Ok(out)
 }
 
-fn check_whole<const N: usize>(bytes: &[u8], dtype: Dtype) -> Result<(), SafetensorsError> {
-    if bytes.len() % N == 0 {
-        Ok(())
-    } else {
-        Err(SafetensorsError::RaggedBytes { dtype, len: bytes.len() as u64, size: N as u64 })
-    }
-}
-
+/// Little-endian elements of `N` bytes; an error if `bytes` ends mid-element.
 fn le<const N: usize>(bytes: &[u8], dtype: Dtype) -> Result<impl Iterator<Item = [u8; N]> + '_, SafetensorsError> {
-    check_whole::<N>(bytes, dtype)?;
+    if bytes.len() % N != 0 {
+        return Err(SafetensorsError::RaggedBytes { dtype, len: bytes.len() as u64, size: N as u64 });
+    }
     Ok(bytes.chunks_exact(N).map(|c| {
         let mut a = [0u8; N];
         a.copy_from_slice(c);
@@ -638,38 +633,34 @@ fn le<const N: usize>(bytes: &[u8], dtype: Dtype) -> Result<impl Iterator<Item =
     }))
 }
 
-/// Converts F16/BF16 bits with `half`'s slice conversion (SIMD where the CPU
-/// has it), through a small aligned stack buffer: raw bytes need not be
-/// 2-aligned.
-fn decode_half<T: Copy + Default>(
+/// Converts F16/BF16 with `half`'s slice conversion (SIMD where the CPU has
+/// it, e.g. F16C), writing straight into `out`. The bits go through a small
+/// stack buffer because raw bytes need not be 2-aligned.
+fn decode_half_into<T: Copy + Default>(
     bytes: &[u8],
     dtype: Dtype,
-    convert: impl Fn(&[u16], &mut [f32]),
-    widen: impl Fn(f32) -> T,
-) -> Result<Vec<T>, SafetensorsError> {
-    check_whole::<2>(bytes, dtype)?;
-    const BLOCK: usize = 1024;
-    let mut out = Vec::with_capacity(bytes.len() / 2);
+    out: &mut Vec<T>,
+    convert: impl Fn(&[u16], &mut [T]),
+) -> Result<(), SafetensorsError> {
+    const BLOCK: usize = 4096;
     let mut bits = [0u16; BLOCK];
-    let mut wide = [0f32; BLOCK];
-    for block in bytes.chunks(BLOCK * 2) {
-        let n = block.len() / 2;
-        for (dst, src) in bits.iter_mut().zip(block.chunks_exact(2)) {
-            *dst = u16::from_le_bytes([src[0], src[1]]);
+    let mut elements = le::<2>(bytes, dtype)?;
+    out.reserve(bytes.len() / 2);
+    loop {
+        let mut n = 0;
+        for (dst, b) in bits.iter_mut().zip(elements.by_ref()) {
+            *dst = u16::from_le_bytes(b);
+            n += 1;
         }
-        let (bits, wide) = (&bits[..n], &mut wide[..n]);
-        convert(bits, wide);
-        out.extend(wide.iter().map(|&x| widen(x)));
+        if n == 0 {
+            return Ok(());
+        }
+        let old = out.len();
+        out.resize(old + n, T::default());
+        if let (Some(src), Some(dst)) = (bits.get(..n), out.get_mut(old..)) {
+            convert(src, dst);
+        }
     }
-    Ok(out)
-}
-
-fn f16_to_f32(bits: &[u16], dst: &mut [f32]) {
-    bits.reinterpret_cast::<f16>().convert_to_f32_slice(dst);
-}
-
-fn bf16_to_f32(bits: &[u16], dst: &mut [f32]) {
-    bits.reinterpret_cast::<bf16>().convert_to_f32_slice(dst);
 }
 
 fn unsupported(dtype: Dtype, target: &str) -> SafetensorsError {
@@ -679,43 +670,59 @@ fn unsupported(dtype: Dtype, target: &str) -> SafetensorsError {
 /// Converts little-endian tensor bytes to `f32`: F16/BF16 exactly, F64
 /// narrowed (rounded to nearest), integers and BOOL cast.
 pub fn decode_f32(bytes: &[u8], dtype: Dtype) -> Result<Vec<f32>, SafetensorsError> {
-    Ok(match dtype {
-        Dtype::F32 => le::<4>(bytes, dtype)?.map(f32::from_le_bytes).collect(),
-        Dtype::F16 => return decode_half(bytes, dtype, f16_to_f32, |x| x),
-        Dtype::BF16 => return decode_half(bytes, dtype, bf16_to_f32, |x| x),
-        Dtype::F64 => le::<8>(bytes, dtype)?.map(|b| f64::from_le_bytes(b) as f32).collect(),
-        Dtype::BOOL => bytes.iter().map(|&b| f32::from(u8::from(b != 0))).collect(),
-        Dtype::U8 => bytes.iter().map(|&b| f32::from(b)).collect(),
-        Dtype::I8 => bytes.iter().map(|&b| f32::from(b as i8)).collect(),
-        Dtype::I16 => le::<2>(bytes, dtype)?.map(|b| f32::from(i16::from_le_bytes(b))).collect(),
-        Dtype::U16 => le::<2>(bytes, dtype)?.map(|b| f32::from(u16::from_le_bytes(b))).collect(),
-        Dtype::I32 => le::<4>(bytes, dtype)?.map(|b| i32::from_le_bytes(b) as f32).collect(),
-        Dtype::U32 => le::<4>(bytes, dtype)?.map(|b| u32::from_le_bytes(b) as f32).collect(),
-        Dtype::I64 => le::<8>(bytes, dtype)?.map(|b| i64::from_le_bytes(b) as f32).collect(),
-        Dtype::U64 => le::<8>(bytes, dtype)?.map(|b| u64::from_le_bytes(b) as f32).collect(),
+    let mut out = Vec::new();
+    decode_f32_into(bytes, dtype, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_f32`], appending to `out`.
+pub fn decode_f32_into(bytes: &[u8], dtype: Dtype, out: &mut Vec<f32>) -> Result<(), SafetensorsError> {
+    match dtype {
+        Dtype::F32 => out.extend(le::<4>(bytes, dtype)?.map(f32::from_le_bytes)),
+        Dtype::F16 => decode_half_into(bytes, dtype, out, |b, d| b.reinterpret_cast::<f16>().convert_to_f32_slice(d))?,
+        Dtype::BF16 => decode_half_into(bytes, dtype, out, |b, d| b.reinterpret_cast::<bf16>().convert_to_f32_slice(d))?,
+        Dtype::F64 => out.extend(le::<8>(bytes, dtype)?.map(|b| f64::from_le_bytes(b) as f32)),
+        Dtype::BOOL => out.extend(bytes.iter().map(|&b| f32::from(u8::from(b != 0)))),
+        Dtype::U8 => out.extend(bytes.iter().map(|&b| f32::from(b))),
+        Dtype::I8 => out.extend(bytes.iter().map(|&b| f32::from(b as i8))),
+        Dtype::I16 => out.extend(le::<2>(bytes, dtype)?.map(|b| f32::from(i16::from_le_bytes(b)))),
+        Dtype::U16 => out.extend(le::<2>(bytes, dtype)?.map(|b| f32::from(u16::from_le_bytes(b)))),
+        Dtype::I32 => out.extend(le::<4>(bytes, dtype)?.map(|b| i32::from_le_bytes(b) as f32)),
+        Dtype::U32 => out.extend(le::<4>(bytes, dtype)?.map(|b| u32::from_le_bytes(b) as f32)),
+        Dtype::I64 => out.extend(le::<8>(bytes, dtype)?.map(|b| i64::from_le_bytes(b) as f32)),
+        Dtype::U64 => out.extend(le::<8>(bytes, dtype)?.map(|b| u64::from_le_bytes(b) as f32)),
         _ => return Err(unsupported(dtype, "as 32-bit floats")),
-    })
+    }
+    Ok(())
 }
 
 /// Converts little-endian tensor bytes to `f64` (exact for every float dtype
 /// and every integer up to 2^53).
 pub fn decode_f64(bytes: &[u8], dtype: Dtype) -> Result<Vec<f64>, SafetensorsError> {
-    Ok(match dtype {
-        Dtype::F64 => le::<8>(bytes, dtype)?.map(f64::from_le_bytes).collect(),
-        Dtype::F32 => le::<4>(bytes, dtype)?.map(|b| f64::from(f32::from_le_bytes(b))).collect(),
-        Dtype::F16 => return decode_half(bytes, dtype, f16_to_f32, f64::from),
-        Dtype::BF16 => return decode_half(bytes, dtype, bf16_to_f32, f64::from),
-        Dtype::BOOL => bytes.iter().map(|&b| f64::from(u8::from(b != 0))).collect(),
-        Dtype::U8 => bytes.iter().map(|&b| f64::from(b)).collect(),
-        Dtype::I8 => bytes.iter().map(|&b| f64::from(b as i8)).collect(),
-        Dtype::I16 => le::<2>(bytes, dtype)?.map(|b| f64::from(i16::from_le_bytes(b))).collect(),
-        Dtype::U16 => le::<2>(bytes, dtype)?.map(|b| f64::from(u16::from_le_bytes(b))).collect(),
-        Dtype::I32 => le::<4>(bytes, dtype)?.map(|b| f64::from(i32::from_le_bytes(b))).collect(),
-        Dtype::U32 => le::<4>(bytes, dtype)?.map(|b| f64::from(u32::from_le_bytes(b))).collect(),
-        Dtype::I64 => le::<8>(bytes, dtype)?.map(|b| i64::from_le_bytes(b) as f64).collect(),
-        Dtype::U64 => le::<8>(bytes, dtype)?.map(|b| u64::from_le_bytes(b) as f64).collect(),
+    let mut out = Vec::new();
+    decode_f64_into(bytes, dtype, &mut out)?;
+    Ok(out)
+}
+
+/// [`decode_f64`], appending to `out`.
+pub fn decode_f64_into(bytes: &[u8], dtype: Dtype, out: &mut Vec<f64>) -> Result<(), SafetensorsError> {
+    match dtype {
+        Dtype::F64 => out.extend(le::<8>(bytes, dtype)?.map(f64::from_le_bytes)),
+        Dtype::F32 => out.extend(le::<4>(bytes, dtype)?.map(|b| f64::from(f32::from_le_bytes(b)))),
+        Dtype::F16 => decode_half_into(bytes, dtype, out, |b, d| b.reinterpret_cast::<f16>().convert_to_f64_slice(d))?,
+        Dtype::BF16 => decode_half_into(bytes, dtype, out, |b, d| b.reinterpret_cast::<bf16>().convert_to_f64_slice(d))?,
+        Dtype::BOOL => out.extend(bytes.iter().map(|&b| f64::from(u8::from(b != 0)))),
+        Dtype::U8 => out.extend(bytes.iter().map(|&b| f64::from(b))),
+        Dtype::I8 => out.extend(bytes.iter().map(|&b| f64::from(b as i8))),
+        Dtype::I16 => out.extend(le::<2>(bytes, dtype)?.map(|b| f64::from(i16::from_le_bytes(b)))),
+        Dtype::U16 => out.extend(le::<2>(bytes, dtype)?.map(|b| f64::from(u16::from_le_bytes(b)))),
+        Dtype::I32 => out.extend(le::<4>(bytes, dtype)?.map(|b| f64::from(i32::from_le_bytes(b)))),
+        Dtype::U32 => out.extend(le::<4>(bytes, dtype)?.map(|b| f64::from(u32::from_le_bytes(b)))),
+        Dtype::I64 => out.extend(le::<8>(bytes, dtype)?.map(|b| i64::from_le_bytes(b) as f64)),
+        Dtype::U64 => out.extend(le::<8>(bytes, dtype)?.map(|b| u64::from_le_bytes(b) as f64)),
         _ => return Err(unsupported(dtype, "as 64-bit floats")),
-    })
+    }
+    Ok(())
 }
 
 /// Converts little-endian integer tensor bytes (U8..I64, U64 up to
