@@ -191,7 +191,7 @@ fn decodes_every_supported_dtype() {
 fn read_tensor_f32_reads_in_chunks_that_match_one_read() {
     // 3 MiB + 3 elements of F32: more than one chunk when the chunk is small
     // enough; here we just check the chunked path against the one-read path.
-    let n = (DECODE_CHUNK_BYTES / 4) * 2 + 3;
+    let n = (decode::DECODE_CHUNK_BYTES / 4) * 2 + 3;
     let json = format!(r#"{{"w":{{"dtype":"F32","shape":[{n}],"data_offsets":[0,{}]}}}}"#, n * 4);
     let mut bytes = file(&json, 0);
     bytes.extend((0..n).flat_map(|i| (i as f32).to_le_bytes()));
