@@ -288,6 +288,8 @@ pub enum SafetensorsError {
     MetadataValueNotString { key: String, found: String },
     #[error("tensor \"{tensor}\" appears more than once in the header")]
     DuplicateTensor { tensor: String },
+    #[error("key \"{key}\" appears more than once in the entry of \"{entry}\"")]
+    DuplicateKey { entry: String, key: String },
     #[error("entry for tensor \"{tensor}\" is {found}, but it must be an object with dtype, shape and data_offsets")]
     TensorNotObject { tensor: String, found: String },
     #[error("tensor \"{tensor}\" has no \"{field}\"")]
@@ -375,6 +377,16 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, SafetensorsErr
     let text = std::str::from_utf8(json)
         .map_err(|e| SafetensorsError::HeaderNotUtf8 { position: e.valid_up_to() as u64 })?;
     let entries = parse_entries(text)?;
+    // serde_json keeps the last of repeated keys; a file that says two things
+    // about one tensor is refused instead.
+    if let Ok(FirstDuplicate(Some(path))) = serde_json::from_str::<FirstDuplicate>(text) {
+        let mut path = path.into_iter();
+        let entry = path.next().unwrap_or_default();
+        return Err(match path.last() {
+            None => SafetensorsError::DuplicateTensor { tensor: entry },
+            Some(key) => SafetensorsError::DuplicateKey { entry, key },
+        });
+    }
 
     let mut metadata = BTreeMap::new();
     let mut seen = HashSet::new();
@@ -474,6 +486,66 @@ fn parse_entries(text: &str) -> Result<Vec<(String, Value)>, SafetensorsError> {
     }
 }
 
+/// The key path to the first repeated object key of a JSON document
+/// (`["w", "dtype"]`: `"dtype"` twice in the object under `"w"`), if any.
+struct FirstDuplicate(Option<Vec<String>>);
+
+impl<'de> Deserialize<'de> for FirstDuplicate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FirstDuplicate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<FirstDuplicate, E> {
+                Ok(FirstDuplicate(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<FirstDuplicate, E> {
+                Ok(FirstDuplicate(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<FirstDuplicate, E> {
+                Ok(FirstDuplicate(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<FirstDuplicate, E> {
+                Ok(FirstDuplicate(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<FirstDuplicate, E> {
+                Ok(FirstDuplicate(None))
+            }
+            fn visit_unit<E>(self) -> Result<FirstDuplicate, E> {
+                Ok(FirstDuplicate(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<FirstDuplicate, A::Error> {
+                let mut found = None;
+                while let Some(FirstDuplicate(inner)) = seq.next_element()? {
+                    found = found.or(inner);
+                }
+                Ok(FirstDuplicate(found))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FirstDuplicate, A::Error> {
+                let mut keys = HashSet::new();
+                let mut found = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    let FirstDuplicate(inner) = map.next_value()?;
+                    if found.is_none() {
+                        if keys.contains(&key) {
+                            found = Some(vec![key]);
+                        } else if let Some(mut path) = inner {
+                            path.insert(0, key.clone());
+                            found = Some(path);
+                        } else {
+                            keys.insert(key);
+                        }
+                    }
+                }
+                Ok(FirstDuplicate(found))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 fn describe_json_start(text: &str) -> String {
     match text.trim_start().chars().next() {
         Some('[') => "an array",
@@ -497,8 +569,11 @@ fn describe(v: &Value) -> String {
 }
 
 fn parse_metadata(value: Value) -> Result<BTreeMap<String, String>, SafetensorsError> {
-    let Value::Object(map) = value else {
-        return Err(SafetensorsError::MetadataNotObject { found: describe(&value) });
+    let map = match value {
+        Value::Object(map) => map,
+        // As the safetensors crate (`Option<HashMap<..>>`): null = absent.
+        Value::Null => return Ok(BTreeMap::new()),
+        other => return Err(SafetensorsError::MetadataNotObject { found: describe(&other) }),
     };
     let mut out = BTreeMap::new();
     for (key, v) in map {
