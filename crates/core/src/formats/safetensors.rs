@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 
-use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
@@ -478,11 +478,12 @@ fn parse_entries(text: &str) -> Result<Vec<(String, Value)>, SafetensorsError> {
     }
     match serde_json::from_str::<Entries>(text) {
         Ok(Entries(entries)) => Ok(entries),
-        Err(e) => match serde_json::from_str::<IgnoredAny>(text) {
-            // Valid JSON, just not an object.
-            Ok(_) => Err(SafetensorsError::HeaderNotObject { found: describe_json_start(text) }),
-            Err(_) => Err(SafetensorsError::HeaderNotJson { message: e.to_string() }),
-        },
+        // A type error: the JSON is well-formed but not an object (values
+        // are `Value`s, which accept anything).
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            Err(SafetensorsError::HeaderNotObject { found: describe_json_start(text) })
+        }
+        Err(e) => Err(SafetensorsError::HeaderNotJson { message: e.to_string() }),
     }
 }
 
