@@ -18,13 +18,16 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 
-use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
-use half::{bf16, f16};
-use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::source::ByteSource;
+
+mod decode;
+pub use decode::{
+    decode_f32, decode_f32_into, decode_f64, decode_f64_into, decode_i64, read_tensor_f32, read_tensor_f64, scan_values, ValueScan,
+};
 
 /// Largest header we read, in bytes: the same cap as the safetensors crate
 /// (`MAX_HEADER_SIZE`), so a corrupt length never makes us allocate gigabytes.
@@ -32,11 +35,6 @@ pub const MAX_HEADER_LEN: u64 = 100_000_000;
 
 /// Length of the little-endian `u64` that starts every file.
 const LEN_PREFIX: u64 = 8;
-
-/// Elements decoded per chunk when a tensor is read and converted, so that a
-/// read never holds the raw bytes and the converted copy of a whole tensor at
-/// once (see [`read_tensor_f32`]).
-const DECODE_CHUNK_BYTES: usize = 8 << 20;
 
 /// Element type of a tensor, spelled as in the safetensors spec.
 ///
@@ -290,6 +288,8 @@ pub enum SafetensorsError {
     MetadataValueNotString { key: String, found: String },
     #[error("tensor \"{tensor}\" appears more than once in the header")]
     DuplicateTensor { tensor: String },
+    #[error("key \"{key}\" appears more than once in the entry of \"{entry}\"")]
+    DuplicateKey { entry: String, key: String },
     #[error("entry for tensor \"{tensor}\" is {found}, but it must be an object with dtype, shape and data_offsets")]
     TensorNotObject { tensor: String, found: String },
     #[error("tensor \"{tensor}\" has no \"{field}\"")]
@@ -377,6 +377,16 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, SafetensorsErr
     let text = std::str::from_utf8(json)
         .map_err(|e| SafetensorsError::HeaderNotUtf8 { position: e.valid_up_to() as u64 })?;
     let entries = parse_entries(text)?;
+    // serde_json keeps the last of repeated keys; a file that says two things
+    // about one tensor is refused instead.
+    if let Ok(FirstDuplicate(Some(path))) = serde_json::from_str::<FirstDuplicate>(text) {
+        let mut path = path.into_iter();
+        let entry = path.next().unwrap_or_default();
+        return Err(match path.last() {
+            None => SafetensorsError::DuplicateTensor { tensor: entry },
+            Some(key) => SafetensorsError::DuplicateKey { entry, key },
+        });
+    }
 
     let mut metadata = BTreeMap::new();
     let mut seen = HashSet::new();
@@ -468,11 +478,72 @@ fn parse_entries(text: &str) -> Result<Vec<(String, Value)>, SafetensorsError> {
     }
     match serde_json::from_str::<Entries>(text) {
         Ok(Entries(entries)) => Ok(entries),
-        Err(e) => match serde_json::from_str::<IgnoredAny>(text) {
-            // Valid JSON, just not an object.
-            Ok(_) => Err(SafetensorsError::HeaderNotObject { found: describe_json_start(text) }),
-            Err(_) => Err(SafetensorsError::HeaderNotJson { message: e.to_string() }),
-        },
+        // A type error: the JSON is well-formed but not an object (values
+        // are `Value`s, which accept anything).
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            Err(SafetensorsError::HeaderNotObject { found: describe_json_start(text) })
+        }
+        Err(e) => Err(SafetensorsError::HeaderNotJson { message: e.to_string() }),
+    }
+}
+
+/// The key path to the first repeated object key of a JSON document
+/// (`["w", "dtype"]`: `"dtype"` twice in the object under `"w"`), if any.
+struct FirstDuplicate(Option<Vec<String>>);
+
+impl<'de> Deserialize<'de> for FirstDuplicate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FirstDuplicate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<FirstDuplicate, E> {
+                Ok(FirstDuplicate(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<FirstDuplicate, E> {
+                Ok(FirstDuplicate(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<FirstDuplicate, E> {
+                Ok(FirstDuplicate(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<FirstDuplicate, E> {
+                Ok(FirstDuplicate(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<FirstDuplicate, E> {
+                Ok(FirstDuplicate(None))
+            }
+            fn visit_unit<E>(self) -> Result<FirstDuplicate, E> {
+                Ok(FirstDuplicate(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<FirstDuplicate, A::Error> {
+                let mut found = None;
+                while let Some(FirstDuplicate(inner)) = seq.next_element()? {
+                    found = found.or(inner);
+                }
+                Ok(FirstDuplicate(found))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FirstDuplicate, A::Error> {
+                let mut keys = HashSet::new();
+                let mut found = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    let FirstDuplicate(inner) = map.next_value()?;
+                    if found.is_none() {
+                        if keys.contains(&key) {
+                            found = Some(vec![key]);
+                        } else if let Some(mut path) = inner {
+                            path.insert(0, key.clone());
+                            found = Some(path);
+                        } else {
+                            keys.insert(key);
+                        }
+                    }
+                }
+                Ok(FirstDuplicate(found))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -499,8 +570,11 @@ fn describe(v: &Value) -> String {
 }
 
 fn parse_metadata(value: Value) -> Result<BTreeMap<String, String>, SafetensorsError> {
-    let Value::Object(map) = value else {
-        return Err(SafetensorsError::MetadataNotObject { found: describe(&value) });
+    let map = match value {
+        Value::Object(map) => map,
+        // As the safetensors crate (`Option<HashMap<..>>`): null = absent.
+        Value::Null => return Ok(BTreeMap::new()),
+        other => return Err(SafetensorsError::MetadataNotObject { found: describe(&other) }),
     };
     let mut out = BTreeMap::new();
     for (key, v) in map {
@@ -581,227 +655,6 @@ pub fn read_tensor_bytes(src: &(impl ByteSource + ?Sized), t: &TensorInfo) -> Re
         .try_into()
         .map_err(|_| SafetensorsError::TooLargeForMemory { what: format!("tensor \"{}\"", t.name), len: t.len })?;
     read_range(src, t.start, t.len)
-}
-
-/// Reads one tensor and converts it to `f32`. The tensor is read in chunks of
-/// a few MiB so that peak memory is the converted tensor plus one chunk, not
-/// the raw bytes plus the converted copy.
-pub fn read_tensor_f32(src: &(impl ByteSource + ?Sized), t: &TensorInfo) -> Result<Vec<f32>, SafetensorsError> {
-    read_tensor_chunked(src, t, decode_f32)
-}
-
-/// Reads one tensor and converts it to `f64` (chunked like [`read_tensor_f32`]).
-pub fn read_tensor_f64(src: &(impl ByteSource + ?Sized), t: &TensorInfo) -> Result<Vec<f64>, SafetensorsError> {
-    read_tensor_chunked(src, t, decode_f64)
-}
-
-fn read_tensor_chunked<T>(
-    src: &(impl ByteSource + ?Sized),
-    t: &TensorInfo,
-    decode: fn(&[u8], Dtype) -> Result<Vec<T>, SafetensorsError>,
-) -> Result<Vec<T>, SafetensorsError> {
-    let too_large = || SafetensorsError::TooLargeForMemory { what: format!("tensor \"{}\"", t.name), len: t.len };
-    let numel: usize = t.numel().try_into().map_err(|_| too_large())?;
-    // Check the dtype (and the tensor's byte length) once, before any read.
-    decode(&[], t.dtype)?;
-    let size = t.dtype.size_bytes() as u64;
-    if t.dtype.size_bits() % 8 != 0 || t.len % size != 0 {
-        return Err(SafetensorsError::RaggedBytes { dtype: t.dtype, len: t.len, size });
-    }
-    let chunk = (DECODE_CHUNK_BYTES as u64 / size) * size;
-    let mut out = Vec::new();
-    out.try_reserve_exact(numel).map_err(|_| too_large())?;
-    let mut offset = 0u64;
-    while offset < t.len {
-        let len = chunk.min(t.len - offset);
-        let bytes = read_range(src, t.start.saturating_add(offset), len)?;
-        out.extend(decode(&bytes, t.dtype)?);
-        offset += len;
-    }
-    Ok(out)
-}
-
-fn check_whole<const N: usize>(bytes: &[u8], dtype: Dtype) -> Result<(), SafetensorsError> {
-    if bytes.len() % N == 0 {
-        Ok(())
-    } else {
-        Err(SafetensorsError::RaggedBytes { dtype, len: bytes.len() as u64, size: N as u64 })
-    }
-}
-
-fn le<const N: usize>(bytes: &[u8], dtype: Dtype) -> Result<impl Iterator<Item = [u8; N]> + '_, SafetensorsError> {
-    check_whole::<N>(bytes, dtype)?;
-    Ok(bytes.chunks_exact(N).map(|c| {
-        let mut a = [0u8; N];
-        a.copy_from_slice(c);
-        a
-    }))
-}
-
-/// Converts F16/BF16 bits with `half`'s slice conversion (SIMD where the CPU
-/// has it), through a small aligned stack buffer: raw bytes need not be
-/// 2-aligned.
-fn decode_half<T: Copy + Default>(
-    bytes: &[u8],
-    dtype: Dtype,
-    convert: impl Fn(&[u16], &mut [f32]),
-    widen: impl Fn(f32) -> T,
-) -> Result<Vec<T>, SafetensorsError> {
-    check_whole::<2>(bytes, dtype)?;
-    const BLOCK: usize = 1024;
-    let mut out = Vec::with_capacity(bytes.len() / 2);
-    let mut bits = [0u16; BLOCK];
-    let mut wide = [0f32; BLOCK];
-    for block in bytes.chunks(BLOCK * 2) {
-        let n = block.len() / 2;
-        for (dst, src) in bits.iter_mut().zip(block.chunks_exact(2)) {
-            *dst = u16::from_le_bytes([src[0], src[1]]);
-        }
-        let (bits, wide) = (&bits[..n], &mut wide[..n]);
-        convert(bits, wide);
-        out.extend(wide.iter().map(|&x| widen(x)));
-    }
-    Ok(out)
-}
-
-fn f16_to_f32(bits: &[u16], dst: &mut [f32]) {
-    bits.reinterpret_cast::<f16>().convert_to_f32_slice(dst);
-}
-
-fn bf16_to_f32(bits: &[u16], dst: &mut [f32]) {
-    bits.reinterpret_cast::<bf16>().convert_to_f32_slice(dst);
-}
-
-fn unsupported(dtype: Dtype, target: &str) -> SafetensorsError {
-    SafetensorsError::UnsupportedDtype { dtype, target: target.to_string() }
-}
-
-/// Converts little-endian tensor bytes to `f32`: F16/BF16 exactly, F64
-/// narrowed (rounded to nearest), integers and BOOL cast.
-pub fn decode_f32(bytes: &[u8], dtype: Dtype) -> Result<Vec<f32>, SafetensorsError> {
-    Ok(match dtype {
-        Dtype::F32 => le::<4>(bytes, dtype)?.map(f32::from_le_bytes).collect(),
-        Dtype::F16 => return decode_half(bytes, dtype, f16_to_f32, |x| x),
-        Dtype::BF16 => return decode_half(bytes, dtype, bf16_to_f32, |x| x),
-        Dtype::F64 => le::<8>(bytes, dtype)?.map(|b| f64::from_le_bytes(b) as f32).collect(),
-        Dtype::BOOL => bytes.iter().map(|&b| f32::from(u8::from(b != 0))).collect(),
-        Dtype::U8 => bytes.iter().map(|&b| f32::from(b)).collect(),
-        Dtype::I8 => bytes.iter().map(|&b| f32::from(b as i8)).collect(),
-        Dtype::I16 => le::<2>(bytes, dtype)?.map(|b| f32::from(i16::from_le_bytes(b))).collect(),
-        Dtype::U16 => le::<2>(bytes, dtype)?.map(|b| f32::from(u16::from_le_bytes(b))).collect(),
-        Dtype::I32 => le::<4>(bytes, dtype)?.map(|b| i32::from_le_bytes(b) as f32).collect(),
-        Dtype::U32 => le::<4>(bytes, dtype)?.map(|b| u32::from_le_bytes(b) as f32).collect(),
-        Dtype::I64 => le::<8>(bytes, dtype)?.map(|b| i64::from_le_bytes(b) as f32).collect(),
-        Dtype::U64 => le::<8>(bytes, dtype)?.map(|b| u64::from_le_bytes(b) as f32).collect(),
-        _ => return Err(unsupported(dtype, "as 32-bit floats")),
-    })
-}
-
-/// Converts little-endian tensor bytes to `f64` (exact for every float dtype
-/// and every integer up to 2^53).
-pub fn decode_f64(bytes: &[u8], dtype: Dtype) -> Result<Vec<f64>, SafetensorsError> {
-    Ok(match dtype {
-        Dtype::F64 => le::<8>(bytes, dtype)?.map(f64::from_le_bytes).collect(),
-        Dtype::F32 => le::<4>(bytes, dtype)?.map(|b| f64::from(f32::from_le_bytes(b))).collect(),
-        Dtype::F16 => return decode_half(bytes, dtype, f16_to_f32, f64::from),
-        Dtype::BF16 => return decode_half(bytes, dtype, bf16_to_f32, f64::from),
-        Dtype::BOOL => bytes.iter().map(|&b| f64::from(u8::from(b != 0))).collect(),
-        Dtype::U8 => bytes.iter().map(|&b| f64::from(b)).collect(),
-        Dtype::I8 => bytes.iter().map(|&b| f64::from(b as i8)).collect(),
-        Dtype::I16 => le::<2>(bytes, dtype)?.map(|b| f64::from(i16::from_le_bytes(b))).collect(),
-        Dtype::U16 => le::<2>(bytes, dtype)?.map(|b| f64::from(u16::from_le_bytes(b))).collect(),
-        Dtype::I32 => le::<4>(bytes, dtype)?.map(|b| f64::from(i32::from_le_bytes(b))).collect(),
-        Dtype::U32 => le::<4>(bytes, dtype)?.map(|b| f64::from(u32::from_le_bytes(b))).collect(),
-        Dtype::I64 => le::<8>(bytes, dtype)?.map(|b| i64::from_le_bytes(b) as f64).collect(),
-        Dtype::U64 => le::<8>(bytes, dtype)?.map(|b| u64::from_le_bytes(b) as f64).collect(),
-        _ => return Err(unsupported(dtype, "as 64-bit floats")),
-    })
-}
-
-/// Converts little-endian integer tensor bytes (U8..I64, U64 up to
-/// `i64::MAX`) to `i64`. Floats and BOOL are refused.
-pub fn decode_i64(bytes: &[u8], dtype: Dtype) -> Result<Vec<i64>, SafetensorsError> {
-    Ok(match dtype {
-        Dtype::U8 => bytes.iter().map(|&b| i64::from(b)).collect(),
-        Dtype::I8 => bytes.iter().map(|&b| i64::from(b as i8)).collect(),
-        Dtype::I16 => le::<2>(bytes, dtype)?.map(|b| i64::from(i16::from_le_bytes(b))).collect(),
-        Dtype::U16 => le::<2>(bytes, dtype)?.map(|b| i64::from(u16::from_le_bytes(b))).collect(),
-        Dtype::I32 => le::<4>(bytes, dtype)?.map(|b| i64::from(i32::from_le_bytes(b))).collect(),
-        Dtype::U32 => le::<4>(bytes, dtype)?.map(|b| i64::from(u32::from_le_bytes(b))).collect(),
-        Dtype::I64 => le::<8>(bytes, dtype)?.map(i64::from_le_bytes).collect(),
-        Dtype::U64 => le::<8>(bytes, dtype)?
-            .map(|b| {
-                let v = u64::from_le_bytes(b);
-                i64::try_from(v).map_err(|_| SafetensorsError::IntegerOutOfRange { value: v })
-            })
-            .collect::<Result<_, _>>()?,
-        _ => return Err(unsupported(dtype, "as integers (it is not an integer type)")),
-    })
-}
-
-/// Counts of non-finite values in a tensor.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ValueScan {
-    pub nan: u64,
-    pub pos_inf: u64,
-    pub neg_inf: u64,
-}
-
-impl ValueScan {
-    /// NaNs and infinities together.
-    pub fn non_finite(&self) -> u64 {
-        self.nan + self.pos_inf + self.neg_inf
-    }
-
-    fn add(&mut self, bits: u64, sign: u64, exp: u64, mant: u64) {
-        if bits & exp == exp {
-            if bits & mant != 0 {
-                self.nan += 1;
-            } else if bits & sign != 0 {
-                self.neg_inf += 1;
-            } else {
-                self.pos_inf += 1;
-            }
-        }
-    }
-}
-
-/// Counts NaN, +∞ and −∞ in raw tensor bytes by looking at the bits, without
-/// converting (no allocation). IEEE-like floats (F16, BF16, F32, F64,
-/// F8_E5M2) and the FP8 formats with NaN codes (F8_E4M3: `S1111111`;
-/// FNUZ formats: `0x80`; F8_E8M0: `0xFF`) are scanned; integers, BOOL and
-/// the sub-byte formats have no non-finite values and give zeros. A trailing
-/// partial element is ignored.
-pub fn scan_values(bytes: &[u8], dtype: Dtype) -> ValueScan {
-    let mut s = ValueScan::default();
-    match dtype {
-        Dtype::F64 => {
-            for c in bytes.chunks_exact(8) {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(c);
-                s.add(u64::from_le_bytes(a), 1 << 63, 0x7FF0_0000_0000_0000, 0x000F_FFFF_FFFF_FFFF);
-            }
-        }
-        Dtype::F32 => {
-            for c in bytes.chunks_exact(4) {
-                let mut a = [0u8; 4];
-                a.copy_from_slice(c);
-                s.add(u64::from(u32::from_le_bytes(a)), 1 << 31, 0x7F80_0000, 0x007F_FFFF);
-            }
-        }
-        Dtype::F16 | Dtype::BF16 => {
-            let (exp, mant) = if dtype == Dtype::F16 { (0x7C00, 0x03FF) } else { (0x7F80, 0x007F) };
-            for c in bytes.chunks_exact(2) {
-                s.add(u64::from(u16::from_le_bytes([c[0], c[1]])), 1 << 15, exp, mant);
-            }
-        }
-        Dtype::F8_E5M2 => bytes.iter().for_each(|&b| s.add(u64::from(b), 0x80, 0x7C, 0x03)),
-        Dtype::F8_E4M3 => s.nan = bytes.iter().filter(|&&b| b & 0x7F == 0x7F).count() as u64,
-        Dtype::F8_E4M3FNUZ | Dtype::F8_E5M2FNUZ => s.nan = bytes.iter().filter(|&&b| b == 0x80).count() as u64,
-        Dtype::F8_E8M0 => s.nan = bytes.iter().filter(|&&b| b == 0xFF).count() as u64,
-        _ => {}
-    }
-    s
 }
 
 #[cfg(test)]

@@ -191,7 +191,7 @@ fn decodes_every_supported_dtype() {
 fn read_tensor_f32_reads_in_chunks_that_match_one_read() {
     // 3 MiB + 3 elements of F32: more than one chunk when the chunk is small
     // enough; here we just check the chunked path against the one-read path.
-    let n = (DECODE_CHUNK_BYTES / 4) * 2 + 3;
+    let n = (decode::DECODE_CHUNK_BYTES / 4) * 2 + 3;
     let json = format!(r#"{{"w":{{"dtype":"F32","shape":[{n}],"data_offsets":[0,{}]}}}}"#, n * 4);
     let mut bytes = file(&json, 0);
     bytes.extend((0..n).flat_map(|i| (i as f32).to_le_bytes()));
@@ -453,4 +453,28 @@ fn round_trip_with_the_safetensors_crate() {
             }
         }
     }
+}
+
+#[test]
+fn repeated_keys_inside_an_entry_are_refused() {
+    let e = err(r#"{"w":{"dtype":"F32","shape":[1],"dtype":"F16","data_offsets":[0,4]}}"#, 4);
+    assert_eq!(e, SafetensorsError::DuplicateKey { entry: "w".into(), key: "dtype".into() });
+    assert_eq!(e.to_string(), "key \"dtype\" appears more than once in the entry of \"w\"");
+    let e = err(r#"{"__metadata__":{"run":"A1","run":"B1"}}"#, 0);
+    assert_eq!(e, SafetensorsError::DuplicateKey { entry: "__metadata__".into(), key: "run".into() });
+    // The same key in different entries is fine.
+    assert!(read_header(&file(r#"{"__metadata__":{"dtype":"x"},"a":{"dtype":"U8","shape":[],"data_offsets":[0,1]}}"#, 1)).is_ok());
+}
+
+#[test]
+fn null_metadata_is_no_metadata() {
+    // The safetensors crate reads "__metadata__": null as absent; so do we.
+    let h = read_header(&file(r#"{"__metadata__":null}"#, 0)).unwrap();
+    assert!(h.metadata.is_empty());
+}
+
+#[test]
+fn deeply_nested_json_is_an_error_not_a_stack_overflow() {
+    let deep = format!("{{\"w\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(matches!(err(&deep, 0), SafetensorsError::HeaderNotJson { .. }));
 }
