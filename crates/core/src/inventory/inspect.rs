@@ -92,9 +92,14 @@ pub async fn inspect_file(
                 }
             }
         }
-        Sniffed::Log(_) | Sniffed::Json => {
+        Sniffed::Log(_) => {
             if let Some(bytes) = read_whole(&mut entry, src, FileKind::RunLog).await {
-                inspect_text(&mut entry, &bytes);
+                inspect_text(&mut entry, &bytes, true);
+            }
+        }
+        Sniffed::Json => {
+            if let Some(bytes) = read_whole(&mut entry, src, FileKind::Unknown).await {
+                inspect_text(&mut entry, &bytes, false);
             }
         }
         Sniffed::Unknown => entry.fail(
@@ -123,7 +128,9 @@ async fn read_whole(entry: &mut FileEntry, src: &impl AsyncByteSource, kind: Fil
 }
 
 /// JSON and text: a shard index, a model config, a token array, or a run log.
-fn inspect_text(entry: &mut FileEntry, bytes: &[u8]) {
+/// `looks_like_log`: the log detector recognised the first bytes, so a parse
+/// failure is a broken log rather than some other JSON.
+fn inspect_text(entry: &mut FileEntry, bytes: &[u8], looks_like_log: bool) {
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
         if value.get("weight_map").is_some() {
             match sharded::parse_index(bytes) {
@@ -149,7 +156,11 @@ fn inspect_text(entry: &mut FileEntry, bytes: &[u8]) {
             entry.content = Content::ModelConfig(value);
             return;
         }
-        if is_token_json(&value) {
+        // The study formats carry a `tokens` array too: a log detector's
+        // verdict wins over the token-batch heuristic.
+        let head = &bytes[..bytes.len().min(logs::HEAD_LEN)];
+        let is_log = logs::detect(&entry.path, head).is_some();
+        if !is_log && is_token_json(&value) {
             match tokens::parse_tokens_json(bytes) {
                 Ok(batch) => entry.set_tokens(batch),
                 Err(e) => entry.fail(FileKind::TokenBatch, e.to_string()),
@@ -159,7 +170,11 @@ fn inspect_text(entry: &mut FileEntry, bytes: &[u8]) {
     }
     match logs::parse(&entry.path, bytes) {
         Ok(series) => entry.set_log(series),
-        Err(e) => entry.fail(FileKind::RunLog, e.to_string()),
+        Err(e) if looks_like_log => entry.fail(FileKind::RunLog, e.to_string()),
+        Err(_) => entry.fail(
+            FileKind::Unknown,
+            "JSON, but not a run log, model config, shard index or token batch that rankscope reads",
+        ),
     }
 }
 

@@ -13,7 +13,7 @@ pub mod naming;
 
 pub use inspect::{inspect_file, MAX_WHOLE_FILE};
 
-use crate::formats::logs::{LogFormat, Series};
+use crate::formats::logs::Series;
 use crate::formats::safetensors::{Header, ValueScan};
 use crate::formats::sharded::ShardIndex;
 use crate::formats::tokens::TokenBatch;
@@ -162,7 +162,7 @@ impl FileEntry {
         self.kind = FileKind::RunLog;
         let rows: usize = series.iter().map(Series::len).sum();
         let metrics: usize = series.iter().map(|s| s.metrics.len()).max().unwrap_or(0);
-        let format = series.first().map(|s| format_label(s.format)).unwrap_or("log");
+        let format = series.first().map(|s| s.format.label()).unwrap_or("log");
         self.detail = Some(if series.len() > 1 {
             format!("{format} · {} runs · {rows} rows · {metrics} metrics", series.len())
         } else {
@@ -183,19 +183,6 @@ impl FileEntry {
             self.tokens = Some(tokens as u64);
         }
         self.content = Content::RunLog(series);
-    }
-}
-
-/// A human name for a log format.
-pub fn format_label(format: LogFormat) -> &'static str {
-    match format {
-        LogFormat::Jsonl => "JSONL",
-        LogFormat::Csv => "CSV",
-        LogFormat::WandbCsv => "W&B CSV",
-        LogFormat::StudyResults => "results.json",
-        LogFormat::StudyMetrics => "metrics.json",
-        LogFormat::TfEvents => "TensorBoard",
-        LogFormat::TextKv => "text log",
     }
 }
 
