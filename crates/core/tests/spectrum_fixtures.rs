@@ -10,7 +10,8 @@
 use std::collections::HashMap;
 
 use rankscope_core::analysis::spectrum::{
-    mean_metrics, metrics_from_singular_values, singular_values_f32, weight_metrics, MeanMetrics, SpectrumMetrics,
+    mean_metrics, metrics_from_singular_values, singular_values_f32, weight_metrics, MeanMetrics,
+    SpectrumMetrics,
 };
 use serde_json::Value;
 
@@ -26,8 +27,16 @@ fn load_json(relative: &str) -> Value {
 }
 
 fn assert_close(got: f64, want: f64, rel: f64, what: &str) {
-    let ok = if want.is_infinite() { got == want } else { (got - want).abs() <= rel * want.abs() };
-    assert!(ok, "{what}: got {got}, want {want} (rel err {:e})", ((got - want) / want).abs());
+    let ok = if want.is_infinite() {
+        got == want
+    } else {
+        (got - want).abs() <= rel * want.abs()
+    };
+    assert!(
+        ok,
+        "{what}: got {got}, want {want} (rel err {:e})",
+        ((got - want) / want).abs()
+    );
 }
 
 fn sv_of(head: &Value, what: &str) -> Vec<f64> {
@@ -42,18 +51,50 @@ fn sv_of(head: &Value, what: &str) -> Vec<f64> {
 /// Checks one head's stored metrics (deserialised through our own serde, so
 /// `"inf"` conds are exercised) against ours from its singular values.
 fn check_head(head: &Value, what: &str) -> SpectrumMetrics {
-    let want: SpectrumMetrics = serde_json::from_value(head.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
-    let got = metrics_from_singular_values(&sv_of(head, what)).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let want: SpectrumMetrics =
+        serde_json::from_value(head.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let got =
+        metrics_from_singular_values(&sv_of(head, what)).unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(got.r90, want.r90, "{what}: r90");
     assert_close(got.pr, want.pr, METRIC_REL_TOL, &format!("{what}: pr"));
-    assert_close(got.pr_eig, want.pr_eig, METRIC_REL_TOL, &format!("{what}: pr_eig"));
-    assert_close(got.cond, want.cond, METRIC_REL_TOL, &format!("{what}: cond"));
-    assert_close(got.erank, want.erank, METRIC_REL_TOL, &format!("{what}: erank"));
-    assert_close(got.stable_rank, want.stable_rank, METRIC_REL_TOL, &format!("{what}: stable_rank"));
+    assert_close(
+        got.pr_eig,
+        want.pr_eig,
+        METRIC_REL_TOL,
+        &format!("{what}: pr_eig"),
+    );
+    assert_close(
+        got.cond,
+        want.cond,
+        METRIC_REL_TOL,
+        &format!("{what}: cond"),
+    );
+    assert_close(
+        got.erank,
+        want.erank,
+        METRIC_REL_TOL,
+        &format!("{what}: erank"),
+    );
+    assert_close(
+        got.stable_rank,
+        want.stable_rank,
+        METRIC_REL_TOL,
+        &format!("{what}: stable_rank"),
+    );
     if head.get("spectral_norm").is_some() {
         let w = weight_metrics(&sv_of(head, what)).unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_close(w.spectral_norm, head["spectral_norm"].as_f64().expect("number"), METRIC_REL_TOL, what);
-        assert_close(w.log10_fro2, head["log10_fro2"].as_f64().expect("number"), METRIC_REL_TOL, what);
+        assert_close(
+            w.spectral_norm,
+            head["spectral_norm"].as_f64().expect("number"),
+            METRIC_REL_TOL,
+            what,
+        );
+        assert_close(
+            w.log10_fro2,
+            head["log10_fro2"].as_f64().expect("number"),
+            METRIC_REL_TOL,
+            what,
+        );
         assert_eq!(w.alpha, None, "{what}: 16 eigenvalues are too few for α");
     }
     got
@@ -61,10 +102,16 @@ fn check_head(head: &Value, what: &str) -> SpectrumMetrics {
 
 /// Checks every head of a group and the group's stored mean; returns the head count.
 fn check_group(heads: &Value, mean: &Value, what: &str) -> usize {
-    let heads = heads.as_array().unwrap_or_else(|| panic!("{what}: heads not an array"));
-    let metrics: Vec<SpectrumMetrics> =
-        heads.iter().enumerate().map(|(h, head)| check_head(head, &format!("{what} head {h}"))).collect();
-    let want: MeanMetrics = serde_json::from_value(mean.clone()).unwrap_or_else(|e| panic!("{what} mean: {e}"));
+    let heads = heads
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: heads not an array"));
+    let metrics: Vec<SpectrumMetrics> = heads
+        .iter()
+        .enumerate()
+        .map(|(h, head)| check_head(head, &format!("{what} head {h}")))
+        .collect();
+    let want: MeanMetrics =
+        serde_json::from_value(mean.clone()).unwrap_or_else(|e| panic!("{what} mean: {e}"));
     let got = mean_metrics(&metrics).unwrap_or_else(|| panic!("{what}: no heads"));
     for (g, w, name) in [
         (got.pr, want.pr, "pr"),
@@ -83,12 +130,21 @@ fn check_group(heads: &Value, mean: &Value, what: &str) -> usize {
 fn check_layer(layer: &Value, what: &str) -> usize {
     let mut count = check_group(&layer["k_heads"], &layer["k_mean"], &format!("{what} k"));
     let k_pr_mean = layer["k_pr_mean"].as_f64().expect("k_pr_mean");
-    assert_close(layer["k_mean"]["pr"].as_f64().expect("pr"), k_pr_mean, METRIC_REL_TOL, &format!("{what} k_pr_mean"));
+    assert_close(
+        layer["k_mean"]["pr"].as_f64().expect("pr"),
+        k_pr_mean,
+        METRIC_REL_TOL,
+        &format!("{what} k_pr_mean"),
+    );
     count += check_group(&layer["q_heads"], &layer["q_mean"], &format!("{what} q"));
     count += check_group(&layer["wk_heads"], &layer["wk_mean"], &format!("{what} wk"));
     if let Some(variants) = layer.get("k_variants").and_then(Value::as_object) {
         for (name, v) in variants {
-            count += check_group(&v["heads"], &v["mean"], &format!("{what} k_variants.{name}"));
+            count += check_group(
+                &v["heads"],
+                &v["mean"],
+                &format!("{what} k_variants.{name}"),
+            );
         }
     }
     count
@@ -104,7 +160,10 @@ fn metrics_from_reference_singular_values() {
         for ckpt in checkpoints {
             let step = &ckpt["step"];
             for layer in ckpt["layers"].as_array().expect("layers") {
-                heads += check_layer(layer, &format!("{run} step {step} layer {}", layer["layer"]));
+                heads += check_layer(
+                    layer,
+                    &format!("{run} step {step} layer {}", layer["layer"]),
+                );
             }
         }
     }
@@ -117,7 +176,10 @@ fn metrics_from_stories260k_singular_values() {
     let expected = load_json("expected/stories260K.json");
     let layers = expected["layers"].as_array().expect("layers");
     assert_eq!(layers.len(), 5);
-    let heads: usize = layers.iter().map(|l| check_layer(l, &format!("stories260K layer {}", l["layer"]))).sum();
+    let heads: usize = layers
+        .iter()
+        .map(|l| check_layer(l, &format!("stories260K layer {}", l["layer"])))
+        .sum();
     assert_eq!(heads, 5 * (4 + 8 + 4));
 }
 
@@ -133,20 +195,46 @@ fn read_safetensors(relative: &str) -> HashMap<String, Tensor> {
     let path = format!("{FIXTURES}/{relative}");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-    let header: HashMap<String, Value> = serde_json::from_slice(&bytes[8..8 + n]).expect("header JSON");
+    let header: HashMap<String, Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).expect("header JSON");
     let data = &bytes[8 + n..];
     let mut tensors = HashMap::new();
     for (name, info) in header.into_iter().filter(|(k, _)| k != "__metadata__") {
-        let shape = info["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().expect("dim") as usize).collect();
-        let offsets: Vec<usize> = info["data_offsets"].as_array().expect("offsets").iter().map(|o| o.as_u64().expect("offset") as usize).collect();
+        let shape = info["shape"]
+            .as_array()
+            .expect("shape")
+            .iter()
+            .map(|d| d.as_u64().expect("dim") as usize)
+            .collect();
+        let offsets: Vec<usize> = info["data_offsets"]
+            .as_array()
+            .expect("offsets")
+            .iter()
+            .map(|o| o.as_u64().expect("offset") as usize)
+            .collect();
         let raw = &data[offsets[0]..offsets[1]];
         let values = match info["dtype"].as_str().expect("dtype") {
-            "F32" => raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect(),
-            "BF16" => raw.chunks_exact(2).map(|c| half::bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()).collect(),
-            "F16" => raw.chunks_exact(2).map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()).collect(),
+            "F32" => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect(),
+            "BF16" => raw
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
+                .collect(),
+            "F16" => raw
+                .chunks_exact(2)
+                .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
+                .collect(),
             _ => continue, // I64 token ids etc.: not needed here
         };
-        tensors.insert(name, Tensor { shape, data: values });
+        tensors.insert(
+            name,
+            Tensor {
+                shape,
+                data: values,
+            },
+        );
     }
     tensors
 }
@@ -163,8 +251,18 @@ fn check_weight_block(weight: &Tensor, first_row: usize, rows: usize, head: &Val
         assert_close(*g, *w, WEIGHT_SV_REL_TOL, &format!("{what}: σ_{i}"));
     }
     let metrics = weight_metrics(&got).unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert_close(metrics.spectral_norm, head["spectral_norm"].as_f64().expect("number"), WEIGHT_SV_REL_TOL, &format!("{what}: spectral_norm"));
-    assert_close(metrics.log10_fro2, head["log10_fro2"].as_f64().expect("number"), WEIGHT_SV_REL_TOL, &format!("{what}: log10_fro2"));
+    assert_close(
+        metrics.spectral_norm,
+        head["spectral_norm"].as_f64().expect("number"),
+        WEIGHT_SV_REL_TOL,
+        &format!("{what}: spectral_norm"),
+    );
+    assert_close(
+        metrics.log10_fro2,
+        head["log10_fro2"].as_f64().expect("number"),
+        WEIGHT_SV_REL_TOL,
+        &format!("{what}: log10_fro2"),
+    );
 }
 
 #[test]
@@ -174,17 +272,34 @@ fn wk_spectra_from_checkpoint_weights() {
     let mut blocks = 0;
     for run in RUNS {
         let expected = load_json(&format!("expected/{run}.json"));
-        let prefix = if run.starts_with('B') { "_orig_mod." } else { "" };
+        let prefix = if run.starts_with('B') {
+            "_orig_mod."
+        } else {
+            ""
+        };
         for ckpt in expected["checkpoints"].as_array().expect("checkpoints") {
             let file = ckpt["file"].as_str().expect("file");
             let tensors = read_safetensors(file);
             for layer in ckpt["layers"].as_array().expect("layers") {
                 let l = layer["layer"].as_u64().expect("layer index");
                 let name = format!("{prefix}transformer_blocks.{l}.attention.qkvo_proj");
-                let weight = tensors.get(&name).unwrap_or_else(|| panic!("{file}: no {name}"));
+                let weight = tensors
+                    .get(&name)
+                    .unwrap_or_else(|| panic!("{file}: no {name}"));
                 assert_eq!(weight.shape, [192, 64], "{file}: {name}");
-                for (h, head) in layer["wk_heads"].as_array().expect("wk_heads").iter().enumerate() {
-                    check_weight_block(weight, Q_ROWS + h * D_K, D_K, head, &format!("{file} layer {l} W_k head {h}"));
+                for (h, head) in layer["wk_heads"]
+                    .as_array()
+                    .expect("wk_heads")
+                    .iter()
+                    .enumerate()
+                {
+                    check_weight_block(
+                        weight,
+                        Q_ROWS + h * D_K,
+                        D_K,
+                        head,
+                        &format!("{file} layer {l} W_k head {h}"),
+                    );
                     blocks += 1;
                 }
             }
@@ -205,8 +320,19 @@ fn wk_spectra_from_stories260k_weights() {
         let name = format!("model.layers.{l}.self_attn.k_proj.weight");
         let weight = tensors.get(&name).unwrap_or_else(|| panic!("no {name}"));
         assert_eq!(weight.shape, [32, 64], "{name}");
-        for (h, head) in layer["wk_heads"].as_array().expect("wk_heads").iter().enumerate() {
-            check_weight_block(weight, h * HEAD_DIM, HEAD_DIM, head, &format!("stories260K layer {l} W_k head {h}"));
+        for (h, head) in layer["wk_heads"]
+            .as_array()
+            .expect("wk_heads")
+            .iter()
+            .enumerate()
+        {
+            check_weight_block(
+                weight,
+                h * HEAD_DIM,
+                HEAD_DIM,
+                head,
+                &format!("stories260K layer {l} W_k head {h}"),
+            );
             blocks += 1;
         }
     }

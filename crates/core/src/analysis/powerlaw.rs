@@ -64,7 +64,10 @@ pub fn fit_power_law(eigenvalues: &[f64]) -> Option<PowerLawFit> {
         let Some(fit) = fit_tail(&x[start..]) else {
             continue;
         };
-        if best.as_ref().is_none_or(|b| fit.ks_distance < b.ks_distance) {
+        if best
+            .as_ref()
+            .is_none_or(|b| fit.ks_distance < b.ks_distance)
+        {
             best = Some(fit);
         }
     }
@@ -147,7 +150,10 @@ mod tests {
     #[test]
     fn finds_tail_above_a_uniform_bulk() {
         // 2000 bulk points uniform on [0.1, 1) below a Pareto(α = 3) tail from x = 1.
-        let mut data: Vec<f64> = uniforms(7, 2000).iter().map(|u| 0.1 + 0.9 * (1.0 - u)).collect();
+        let mut data: Vec<f64> = uniforms(7, 2000)
+            .iter()
+            .map(|u| 0.1 + 0.9 * (1.0 - u))
+            .collect();
         data.extend(pareto(3.0, 1.0, 3000, 8));
         let fit = fit_power_law(&data).expect("enough points");
         assert!((fit.alpha - 3.0).abs() < 0.2, "alpha {}", fit.alpha);
@@ -162,7 +168,11 @@ mod tests {
         let mut padded = short.clone();
         padded.extend([0.0, -1.0, f64::NAN, f64::INFINITY]);
         assert_eq!(fit_power_law(&padded), None);
-        assert_eq!(fit_power_law(&pareto(2.5, 1.0, 16, 4)), None, "a 16-eigenvalue W_k block");
+        assert_eq!(
+            fit_power_law(&pareto(2.5, 1.0, 16, 4)),
+            None,
+            "a 16-eigenvalue W_k block"
+        );
         let enough = pareto(2.5, 1.0, MIN_EIGENVALUES, 4);
         let fit = fit_power_law(&enough).expect("exactly MIN_EIGENVALUES values");
         assert!(fit.n_tail >= MIN_TAIL && fit.n_tail <= MIN_EIGENVALUES);

@@ -50,7 +50,12 @@ pub enum SpectrumError {
     InvalidSingularValue { index: usize, value: f64 },
     /// A row-major buffer whose length is not `rows × cols`.
     #[error("buffer holds {len} values but the shape {rows}×{cols} needs {expected}")]
-    ShapeMismatch { len: usize, rows: usize, cols: usize, expected: usize },
+    ShapeMismatch {
+        len: usize,
+        rows: usize,
+        cols: usize,
+        expected: usize,
+    },
     /// The iterative SVD or eigen-solver hit its iteration cap.
     #[error("the {0} did not converge")]
     NoConvergence(&'static str),
@@ -164,7 +169,11 @@ pub fn metrics_from_singular_values(sv: &[f64]) -> Result<SpectrumMetrics, Spect
         pr: sum1 * sum1 / sum2,
         pr_eig: sum2 * sum2 / sum4,
         r90,
-        cond: if sigma_n == 0.0 { f64::INFINITY } else { sigma_1 / sigma_n },
+        cond: if sigma_n == 0.0 {
+            f64::INFINITY
+        } else {
+            sigma_1 / sigma_n
+        },
         erank: entropy.exp(),
         stable_rank: sum2,
     })
@@ -234,12 +243,20 @@ pub fn singular_values_with(m: &DMatrix<f64>, route: SvdRoute) -> Result<Vec<f64
 
 /// Singular values of a row-major f32 `rows × cols` buffer (what the readers
 /// decode), converted to f64 before anything else.
-pub fn singular_values_f32(data: &[f32], rows: usize, cols: usize) -> Result<Vec<f64>, SpectrumError> {
+pub fn singular_values_f32(
+    data: &[f32],
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<f64>, SpectrumError> {
     singular_values(&matrix_from_row_major_f32(data, rows, cols)?)
 }
 
 /// Converts a row-major f32 buffer to an f64 matrix, checking shape and finiteness.
-pub fn matrix_from_row_major_f32(data: &[f32], rows: usize, cols: usize) -> Result<DMatrix<f64>, SpectrumError> {
+pub fn matrix_from_row_major_f32(
+    data: &[f32],
+    rows: usize,
+    cols: usize,
+) -> Result<DMatrix<f64>, SpectrumError> {
     let expected = rows.checked_mul(cols).ok_or(SpectrumError::ShapeMismatch {
         len: data.len(),
         rows,
@@ -247,15 +264,25 @@ pub fn matrix_from_row_major_f32(data: &[f32], rows: usize, cols: usize) -> Resu
         expected: usize::MAX,
     })?;
     if data.len() != expected {
-        return Err(SpectrumError::ShapeMismatch { len: data.len(), rows, cols, expected });
+        return Err(SpectrumError::ShapeMismatch {
+            len: data.len(),
+            rows,
+            cols,
+            expected,
+        });
     }
     if expected == 0 {
         return Err(SpectrumError::EmptyMatrix);
     }
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(SpectrumError::NonFinite { row: i / cols, col: i % cols });
+        return Err(SpectrumError::NonFinite {
+            row: i / cols,
+            col: i % cols,
+        });
     }
-    Ok(DMatrix::from_fn(rows, cols, |r, c| f64::from(data[r * cols + c])))
+    Ok(DMatrix::from_fn(rows, cols, |r, c| {
+        f64::from(data[r * cols + c])
+    }))
 }
 
 /// Rank metrics of a matrix: [`singular_values`] then [`metrics_from_singular_values`].
@@ -302,7 +329,10 @@ fn check_matrix(m: &DMatrix<f64>) -> Result<(), SpectrumError> {
     }
     // Column-major storage: entry i is at row i % nrows, column i / nrows.
     if let Some(i) = m.as_slice().iter().position(|v| !v.is_finite()) {
-        return Err(SpectrumError::NonFinite { row: i % m.nrows(), col: i / m.nrows() });
+        return Err(SpectrumError::NonFinite {
+            row: i % m.nrows(),
+            col: i / m.nrows(),
+        });
     }
     Ok(())
 }
@@ -342,7 +372,10 @@ fn gram_eigenvalues(m: &DMatrix<f64>) -> Result<Vec<f64>, SpectrumError> {
 
 /// λ_min/λ_max ≥ [`GRAM_MIN_EIGEN_RATIO`] (rounding can make λ_min negative).
 fn gram_is_trustworthy(eigenvalues: &[f64]) -> bool {
-    let max = eigenvalues.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let max = eigenvalues
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
     let min = eigenvalues.iter().copied().fold(f64::INFINITY, f64::min);
     max > 0.0 && min >= GRAM_MIN_EIGEN_RATIO * max
 }
@@ -363,7 +396,11 @@ fn sorted_descending(sv: &[f64]) -> Result<Vec<f64>, SpectrumError> {
     if sv.is_empty() {
         return Err(SpectrumError::EmptyMatrix);
     }
-    if let Some((index, &value)) = sv.iter().enumerate().find(|(_, v)| !v.is_finite() || **v < 0.0) {
+    if let Some((index, &value)) = sv
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !v.is_finite() || **v < 0.0)
+    {
         return Err(SpectrumError::InvalidSingularValue { index, value });
     }
     let mut sorted = sv.to_vec();
@@ -405,7 +442,6 @@ mod inf_as_string {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,7 +454,10 @@ mod tests {
     struct Normals(u64);
     impl Normals {
         fn uniform(&mut self) -> f64 {
-            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
         }
         fn next(&mut self) -> f64 {
@@ -441,12 +480,17 @@ mod tests {
 
     /// n values from 1 down to 1/κ, geometrically spaced.
     fn geometric(n: usize, kappa: f64) -> Vec<f64> {
-        (0..n).map(|i| kappa.powf(-(i as f64) / (n - 1) as f64)).collect()
+        (0..n)
+            .map(|i| kappa.powf(-(i as f64) / (n - 1) as f64))
+            .collect()
     }
 
     fn max_rel_err(got: &[f64], want: &[f64]) -> f64 {
         assert_eq!(got.len(), want.len());
-        got.iter().zip(want).map(|(g, w)| ((g - w) / w).abs()).fold(0.0, f64::max)
+        got.iter()
+            .zip(want)
+            .map(|(g, w)| ((g - w) / w).abs())
+            .fold(0.0, f64::max)
     }
 
     #[test]
@@ -454,16 +498,26 @@ mod tests {
         for n in [1usize, 7, 10, 16] {
             let m = spectrum_metrics(&DMatrix::identity(n, n)).expect("identity");
             let nf = n as f64;
-            assert!(close(m.pr, nf, 1e-12) && close(m.pr_eig, nf, 1e-12), "{m:?}");
+            assert!(
+                close(m.pr, nf, 1e-12) && close(m.pr_eig, nf, 1e-12),
+                "{m:?}"
+            );
             assert_eq!(m.r90, (0.9 * nf).ceil() as usize);
-            assert!(close(m.cond, 1.0, 1e-12) && close(m.erank, nf, 1e-12) && close(m.stable_rank, nf, 1e-12));
+            assert!(
+                close(m.cond, 1.0, 1e-12)
+                    && close(m.erank, nf, 1e-12)
+                    && close(m.stable_rank, nf, 1e-12)
+            );
         }
     }
 
     #[test]
     fn rank_one_has_pr_one_and_infinite_cond() {
         let m = metrics_from_singular_values(&[0.0, 3.0, 0.0]).expect("rank 1");
-        assert_eq!((m.pr, m.pr_eig, m.r90, m.erank, m.stable_rank), (1.0, 1.0, 1, 1.0, 1.0));
+        assert_eq!(
+            (m.pr, m.pr_eig, m.r90, m.erank, m.stable_rank),
+            (1.0, 1.0, 1, 1.0, 1.0)
+        );
         assert_eq!(m.cond, f64::INFINITY);
         let json = serde_json::to_string(&m).expect("serialise");
         assert!(json.contains(r#""cond":"inf""#), "{json}");
@@ -474,7 +528,11 @@ mod tests {
         let outer = DMatrix::from_fn(8, 3, |r, c| (r as f64 + 1.0) * (c as f64 - 0.5));
         let sv = singular_values(&outer).expect("rank-1 matrix");
         assert!(sv[1] <= 1e-12 * sv[0], "{sv:?}");
-        assert!(close(metrics_from_singular_values(&sv).expect("metrics").pr, 1.0, 1e-9));
+        assert!(close(
+            metrics_from_singular_values(&sv).expect("metrics").pr,
+            1.0,
+            1e-9
+        ));
     }
 
     #[test]
@@ -493,9 +551,15 @@ mod tests {
             m[(i, i)] = *s;
         }
         for (name, got) in [
-            ("unsorted list", metrics_from_singular_values(&[2.0, 4.0, 1.0, 3.0]).expect("valid")),
+            (
+                "unsorted list",
+                metrics_from_singular_values(&[2.0, 4.0, 1.0, 3.0]).expect("valid"),
+            ),
             ("6×4 matrix", spectrum_metrics(&m).expect("valid")),
-            ("4×6 matrix", spectrum_metrics(&m.transpose()).expect("valid")),
+            (
+                "4×6 matrix",
+                spectrum_metrics(&m.transpose()).expect("valid"),
+            ),
         ] {
             assert_eq!(got.r90, want.r90, "{name}");
             for (g, w) in [
@@ -514,7 +578,10 @@ mod tests {
         assert_eq!(w.alpha, None);
         // σ_i = i^(−1/2)·…: 200 values give a fit, and α sees λ = σ², not σ.
         let sv: Vec<f64> = (1..=200).map(|i| (i as f64).powf(-0.5)).collect();
-        let fit = weight_metrics(&sv).expect("valid").alpha.expect("200 eigenvalues are enough");
+        let fit = weight_metrics(&sv)
+            .expect("valid")
+            .alpha
+            .expect("200 eigenvalues are enough");
         let lambda: Vec<f64> = sv.iter().map(|s| s * s).collect();
         assert_eq!(Some(fit), fit_power_law(&lambda));
     }
@@ -524,7 +591,10 @@ mod tests {
         let sv = singular_values(&DMatrix::from_element(1, 1, -3.0)).expect("1×1");
         assert_eq!(sv, vec![3.0]);
         let m = metrics_from_singular_values(&sv).expect("valid");
-        assert_eq!((m.pr, m.pr_eig, m.r90, m.cond, m.erank, m.stable_rank), (1.0, 1.0, 1, 1.0, 1.0, 1.0));
+        assert_eq!(
+            (m.pr, m.pr_eig, m.r90, m.cond, m.erank, m.stable_rank),
+            (1.0, 1.0, 1, 1.0, 1.0, 1.0)
+        );
     }
 
     #[test]
@@ -532,16 +602,31 @@ mod tests {
         let zero = DMatrix::<f64>::zeros(5, 3);
         assert_eq!(singular_values(&zero), Ok(vec![0.0; 3]));
         assert_eq!(spectrum_metrics(&zero), Err(SpectrumError::ZeroMatrix));
-        assert_eq!(metrics_from_singular_values(&[0.0, 0.0]), Err(SpectrumError::ZeroMatrix));
+        assert_eq!(
+            metrics_from_singular_values(&[0.0, 0.0]),
+            Err(SpectrumError::ZeroMatrix)
+        );
 
-        assert_eq!(singular_values(&DMatrix::zeros(0, 3)), Err(SpectrumError::EmptyMatrix));
-        assert_eq!(metrics_from_singular_values(&[]), Err(SpectrumError::EmptyMatrix));
-        assert_eq!(singular_values_f32(&[], 0, 4), Err(SpectrumError::EmptyMatrix));
+        assert_eq!(
+            singular_values(&DMatrix::zeros(0, 3)),
+            Err(SpectrumError::EmptyMatrix)
+        );
+        assert_eq!(
+            metrics_from_singular_values(&[]),
+            Err(SpectrumError::EmptyMatrix)
+        );
+        assert_eq!(
+            singular_values_f32(&[], 0, 4),
+            Err(SpectrumError::EmptyMatrix)
+        );
         assert_eq!(weight_metrics(&[]), Err(SpectrumError::EmptyMatrix));
 
         assert_eq!(
             metrics_from_singular_values(&[1.0, -0.5]),
-            Err(SpectrumError::InvalidSingularValue { index: 1, value: -0.5 })
+            Err(SpectrumError::InvalidSingularValue {
+                index: 1,
+                value: -0.5
+            })
         );
         assert!(matches!(
             metrics_from_singular_values(&[f64::NAN]),
@@ -549,7 +634,12 @@ mod tests {
         ));
         assert_eq!(
             singular_values_f32(&[1.0; 5], 2, 3),
-            Err(SpectrumError::ShapeMismatch { len: 5, rows: 2, cols: 3, expected: 6 })
+            Err(SpectrumError::ShapeMismatch {
+                len: 5,
+                rows: 2,
+                cols: 3,
+                expected: 6
+            })
         );
     }
 
@@ -557,11 +647,20 @@ mod tests {
     fn non_finite_entries_are_located() {
         let mut m = DMatrix::from_fn(4, 3, |r, c| (r * 3 + c) as f64);
         m[(2, 1)] = f64::NAN;
-        assert_eq!(singular_values(&m), Err(SpectrumError::NonFinite { row: 2, col: 1 }));
-        assert_eq!(right_singular_vectors(&m).map(|_| ()), Err(SpectrumError::NonFinite { row: 2, col: 1 }));
+        assert_eq!(
+            singular_values(&m),
+            Err(SpectrumError::NonFinite { row: 2, col: 1 })
+        );
+        assert_eq!(
+            right_singular_vectors(&m).map(|_| ()),
+            Err(SpectrumError::NonFinite { row: 2, col: 1 })
+        );
         let mut data = vec![1.0f32; 12]; // row-major 4×3
         data[2 * 3 + 1] = f32::INFINITY;
-        assert_eq!(singular_values_f32(&data, 4, 3), Err(SpectrumError::NonFinite { row: 2, col: 1 }));
+        assert_eq!(
+            singular_values_f32(&data, 4, 3),
+            Err(SpectrumError::NonFinite { row: 2, col: 1 })
+        );
     }
 
     #[test]
@@ -577,7 +676,9 @@ mod tests {
         let finite = r#"{"pr":2.0,"pr_eig":1.5,"r90":2,"cond":3.5,"erank":1.9,"stable_rank":1.2}"#;
         let m: SpectrumMetrics = serde_json::from_str(finite).expect("finite cond");
         assert_eq!(m.cond, 3.5);
-        assert!(serde_json::to_string(&m).expect("serialise").contains(r#""cond":3.5"#));
+        assert!(serde_json::to_string(&m)
+            .expect("serialise")
+            .contains(r#""cond":3.5"#));
         let nan = finite.replace("3.5", "\"nan\"");
         assert!(serde_json::from_str::<SpectrumMetrics>(&nan).is_err());
     }
@@ -593,7 +694,9 @@ mod tests {
         let c = metrics_from_singular_values(&[1.0, 0.0]).expect("valid");
         let with_inf = mean_metrics(&[a, c]).expect("two heads");
         assert_eq!(with_inf.cond, f64::INFINITY);
-        assert!(serde_json::to_string(&with_inf).expect("serialise").contains(r#""cond":"inf""#));
+        assert!(serde_json::to_string(&with_inf)
+            .expect("serialise")
+            .contains(r#""cond":"inf""#));
         assert_eq!(mean_metrics(&[]), None);
     }
 
@@ -614,24 +717,42 @@ mod tests {
             let m = with_spectrum(600, &sigma, seed);
             let direct = singular_values_with(&m, SvdRoute::Direct).expect("direct");
             let gram = singular_values_with(&m, SvdRoute::Gram).expect("gram");
-            let gram_wide = singular_values_with(&m.transpose(), SvdRoute::Gram).expect("gram of Mᵀ");
+            let gram_wide =
+                singular_values_with(&m.transpose(), SvdRoute::Gram).expect("gram of Mᵀ");
             let auto = singular_values(&m).expect("auto");
-            let (e_direct, e_gram, e_wide) =
-                (max_rel_err(&direct, &sigma), max_rel_err(&gram, &sigma), max_rel_err(&gram_wide, &sigma));
-            eprintln!("κ = {kappa:e}: direct {e_direct:.1e}, gram {e_gram:.1e}, gram(Mᵀ) {e_wide:.1e}");
+            let (e_direct, e_gram, e_wide) = (
+                max_rel_err(&direct, &sigma),
+                max_rel_err(&gram, &sigma),
+                max_rel_err(&gram_wide, &sigma),
+            );
+            eprintln!(
+                "κ = {kappa:e}: direct {e_direct:.1e}, gram {e_gram:.1e}, gram(Mᵀ) {e_wide:.1e}"
+            );
             // Direct: relative error on σ_min grows like ε·κ.
             assert!(e_direct < 1e-8, "κ = {kappa:e}: direct error {e_direct:e}");
             if kappa <= 1e2 {
-                assert!(e_gram < 1e-11 && e_wide < 1e-11, "κ = {kappa:e}: gram error {e_gram:e}");
+                assert!(
+                    e_gram < 1e-11 && e_wide < 1e-11,
+                    "κ = {kappa:e}: gram error {e_gram:e}"
+                );
                 assert_eq!(auto, gram, "well conditioned: the Gram result is kept");
             } else if kappa <= 1e4 {
-                assert!(e_gram < 1e-7 && e_wide < 1e-7, "κ = {kappa:e}: gram error {e_gram:e}");
+                assert!(
+                    e_gram < 1e-7 && e_wide < 1e-7,
+                    "κ = {kappa:e}: gram error {e_gram:e}"
+                );
                 assert!(max_rel_err(&auto, &sigma) < 1e-6);
             } else {
                 // κ = 1e6: the Gram route has lost σ_min (ε·κ² ≈ 2e-4) ...
-                assert!(e_gram > 1e-6, "κ = {kappa:e}: expected the Gram route to fail, error {e_gram:e}");
+                assert!(
+                    e_gram > 1e-6,
+                    "κ = {kappa:e}: expected the Gram route to fail, error {e_gram:e}"
+                );
                 // ... so the automatic route must have fallen back to the direct SVD.
-                assert_eq!(auto, direct, "ill conditioned: must fall back to the direct SVD");
+                assert_eq!(
+                    auto, direct,
+                    "ill conditioned: must fall back to the direct SVD"
+                );
             }
             // The top of the spectrum is exact on every route.
             assert!(close(gram[0], 1.0, 1e-12) && close(direct[0], 1.0, 1e-12));
@@ -642,15 +763,24 @@ mod tests {
     fn fallback_threshold_is_on_the_gram_spectrum() {
         // Just above / below λ_min/λ_max = 1e-8 (κ = 1e4): 10^3.9 stays Gram, 10^4.1 falls back.
         let keep = with_spectrum(400, &geometric(12, 10f64.powf(3.9)), 5);
-        assert_eq!(singular_values(&keep), singular_values_with(&keep, SvdRoute::Gram));
+        assert_eq!(
+            singular_values(&keep),
+            singular_values_with(&keep, SvdRoute::Gram)
+        );
         let fall = with_spectrum(400, &geometric(12, 10f64.powf(4.1)), 6);
-        assert_eq!(singular_values(&fall), singular_values_with(&fall, SvdRoute::Direct));
+        assert_eq!(
+            singular_values(&fall),
+            singular_values_with(&fall, SvdRoute::Direct)
+        );
         // Exactly rank deficient: λ_min is rounding noise, so the direct SVD answers.
         let mut sigma = geometric(12, 10.0);
         sigma[11] = 0.0;
         let deficient = with_spectrum(400, &sigma, 7);
         let sv = singular_values(&deficient).expect("valid");
-        assert_eq!(Ok(sv.clone()), singular_values_with(&deficient, SvdRoute::Direct));
+        assert_eq!(
+            Ok(sv.clone()),
+            singular_values_with(&deficient, SvdRoute::Direct)
+        );
         assert!(sv[11] < 1e-13, "{sv:?}");
     }
 
@@ -660,11 +790,18 @@ mod tests {
         assert_eq!((v.nrows(), v.ncols(), sv.len()), (m.ncols(), k, k));
         assert!(max_rel_err(&sv, sigma) < tol, "{sv:?}");
         let vtv = v.transpose() * &v;
-        assert!((vtv - DMatrix::identity(k, k)).amax() < 1e-10, "V not orthonormal");
+        assert!(
+            (vtv - DMatrix::identity(k, k)).amax() < 1e-10,
+            "V not orthonormal"
+        );
         // ‖M v_i‖ = σ_i relative to σ_1 (absolute accuracy of a backward-stable SVD).
         for i in 0..k {
             let norm = (m * v.column(i)).norm();
-            assert!((norm - sigma[i]).abs() < 1e-10 * sigma[0], "column {i}: {norm} vs {}", sigma[i]);
+            assert!(
+                (norm - sigma[i]).abs() < 1e-10 * sigma[0],
+                "column {i}: {norm} vs {}",
+                sigma[i]
+            );
         }
     }
 
@@ -676,7 +813,7 @@ mod tests {
         check_right_vectors(&with_spectrum(20, &sigma, 12), &sigma, 1e-11); // squarish: direct
         let ill = geometric(16, 1e7);
         check_right_vectors(&with_spectrum(512, &ill, 13), &ill, 1e-8); // fallback to direct
-        // Gram and direct agree on the directions (distinct σ, up to sign).
+                                                                        // Gram and direct agree on the directions (distinct σ, up to sign).
         let (_, v_gram) = right_singular_vectors(&tall).expect("valid");
         let svd = SVD::new(tall.clone(), false, true);
         let v_t = svd.v_t.expect("computed");
