@@ -755,7 +755,11 @@ mod tests {
         let mut g = Normals(21);
         for (rows, cols) in [(37, 5), (5, 37), (6, 6), (1, 9), (9, 1)] {
             let m = g.matrix(rows, cols);
-            let want = if rows >= cols { m.transpose() * &m } else { &m * m.transpose() };
+            let want = if rows >= cols {
+                m.transpose() * &m
+            } else {
+                &m * m.transpose()
+            };
             let got = gram_matrix(&m);
             assert_eq!(got.shape(), want.shape(), "{rows}×{cols}");
             assert!((got - &want).amax() <= 1e-13 * want.amax(), "{rows}×{cols}");
