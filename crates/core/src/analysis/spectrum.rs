@@ -767,6 +767,29 @@ mod tests {
     }
 
     #[test]
+    fn extreme_magnitudes_neither_overflow_nor_underflow() {
+        // Σσ⁴ of σ ~ 1e200 overflows and of σ ~ 1e-200 underflows if done naively; the
+        // Gram matrices of these overflow / underflow too, so the direct SVD must answer.
+        let sigma = geometric(6, 10.0);
+        let base = with_spectrum(30, &sigma, 31);
+        let want = metrics_from_singular_values(&sigma).expect("valid");
+        for scale in [1e200, 1e-200] {
+            let sv = singular_values(&(&base * scale)).expect("finite input");
+            let scaled: Vec<f64> = sigma.iter().map(|s| s * scale).collect();
+            assert!(max_rel_err(&sv, &scaled) < 1e-12, "scale {scale:e}: {sv:?}");
+            let got = metrics_from_singular_values(&sv).expect("valid");
+            assert!(close(got.pr, want.pr, 1e-12) && close(got.pr_eig, want.pr_eig, 1e-12));
+            assert!(close(got.cond, 10.0, 1e-12) && got.erank.is_finite());
+            let w = weight_metrics(&sv).expect("valid");
+            assert!(close(
+                w.log10_fro2,
+                2.0 * scale.log10() + sigma.iter().map(|s| s * s).sum::<f64>().log10(),
+                1e-12
+            ));
+        }
+    }
+
+    #[test]
     fn route_choice() {
         assert_eq!(choose_route(512, 16), SvdRoute::Gram);
         assert_eq!(choose_route(32768, 64), SvdRoute::Gram);
