@@ -1,0 +1,9 @@
+//! Analysis of what the readers decoded: spectra of attention keys and weights.
+//!
+//! Every quantity follows `shared/METRICS.md` ("Spectral metrics of a matrix M").
+//! [`spectrum`] turns matrices into singular values and singular values into the
+//! rank-collapse metrics; [`powerlaw`] fits the heavy-tail exponent α that
+//! WeightWatcher reports for weight matrices.
+
+pub mod powerlaw;
+pub mod spectrum;
