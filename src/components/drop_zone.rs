@@ -11,6 +11,14 @@ use web_sys::HtmlInputElement;
 pub fn DropZone() -> impl IntoView {
     let state = AppState::use_context();
     let hovering = RwSignal::new(false);
+    // `webkitdirectory` (pick a whole folder) is not in Leptos' typed
+    // attributes for <input>: set it on the element once it exists.
+    let folder_input = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |_| {
+        if let Some(input) = folder_input.get() {
+            let _ = input.set_attribute("webkitdirectory", "");
+        }
+    });
     let busy = move || state.pending.with(|p| !p.is_empty());
 
     let on_drop = move |ev: web_sys::DragEvent| {
@@ -66,7 +74,7 @@ pub fn DropZone() -> impl IntoView {
                 </label>
                 <label class="button">
                     "Choose a folder…"
-                    <input id="pick-folder" type="file" multiple webkitdirectory="" on:change=on_pick/>
+                    <input id="pick-folder" type="file" multiple node_ref=folder_input on:change=on_pick/>
                 </label>
                 <button id="open-example" class="button primary" on:click=open_example>
                     "Open the example study"

@@ -7,3 +7,5 @@
 
 pub mod powerlaw;
 pub mod spectrum;
+pub mod study;
+pub mod weights;

@@ -159,7 +159,10 @@ fn inspect_text(entry: &mut FileEntry, bytes: &[u8], looks_like_log: bool) {
         // The study formats carry a `tokens` array too: a log detector's
         // verdict wins over the token-batch heuristic.
         let head = &bytes[..bytes.len().min(logs::HEAD_LEN)];
-        let is_log = logs::detect(&entry.path, head).is_some();
+        let is_log = matches!(
+            logs::detect(&entry.path, head),
+            Some(logs::LogFormat::StudyResults | logs::LogFormat::StudyMetrics)
+        );
         if !is_log && is_token_json(&value) {
             match tokens::parse_tokens_json(bytes) {
                 Ok(batch) => entry.set_tokens(batch),

@@ -1,0 +1,329 @@
+//! From per-checkpoint spectra to the study's Figures 1 and 2: which metric,
+//! which matrix (W_k or W_q), which layer (or the mean over layers), and how
+//! heads are aggregated (METRICS.md: "A layer's value is the mean over its
+//! heads unless the figure says otherwise"). Also Figure 1 straight from the
+//! user's imported `results.json` (activation PR from their RankProbe).
+
+use super::spectrum::WeightMetrics;
+use super::weights::{HeadSpectrum, WeightSpectra};
+use crate::figures::build::{trajectory, waterfall, RunPoints, RunSpectrum};
+use crate::figures::spec::FigureSpec;
+use crate::formats::logs::Series;
+use serde::{Deserialize, Serialize};
+
+/// A spectral metric (definitions in METRICS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Pr,
+    PrEig,
+    R90,
+    Cond,
+    Erank,
+    StableRank,
+    SpectralNorm,
+    Log10Fro2,
+    Alpha,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 9] = [
+        Metric::Pr,
+        Metric::PrEig,
+        Metric::R90,
+        Metric::Cond,
+        Metric::Erank,
+        Metric::StableRank,
+        Metric::SpectralNorm,
+        Metric::Log10Fro2,
+        Metric::Alpha,
+    ];
+
+    /// The name used on the command line and in share links.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::Pr => "pr",
+            Metric::PrEig => "pr_eig",
+            Metric::R90 => "r90",
+            Metric::Cond => "cond",
+            Metric::Erank => "erank",
+            Metric::StableRank => "stable_rank",
+            Metric::SpectralNorm => "spectral_norm",
+            Metric::Log10Fro2 => "log10_fro2",
+            Metric::Alpha => "alpha",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.key() == key)
+    }
+
+    /// Axis label, naming the variant (PR and PR_eig differ).
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::Pr => "PR = (Σσ)²/Σσ²",
+            Metric::PrEig => "PR_eig = (Σσ²)²/Σσ⁴",
+            Metric::R90 => "r90 (90% energy rank)",
+            Metric::Cond => "condition number σ₁/σₙ",
+            Metric::Erank => "entropy effective rank",
+            Metric::StableRank => "stable rank Σσ²/σ₁²",
+            Metric::SpectralNorm => "spectral norm σ₁",
+            Metric::Log10Fro2 => "log10 ‖W‖²_F",
+            Metric::Alpha => "power-law α of σ²",
+        }
+    }
+
+    /// The metric of one weight block; `None` where undefined (α of too few σ).
+    pub fn of(self, m: &WeightMetrics) -> Option<f64> {
+        let s = &m.spectrum;
+        Some(match self {
+            Metric::Pr => s.pr,
+            Metric::PrEig => s.pr_eig,
+            Metric::R90 => s.r90 as f64,
+            Metric::Cond => s.cond,
+            Metric::Erank => s.erank,
+            Metric::StableRank => s.stable_rank,
+            Metric::SpectralNorm => m.spectral_norm,
+            Metric::Log10Fro2 => m.log10_fro2,
+            Metric::Alpha => return m.alpha.as_ref().map(|a| a.alpha),
+        })
+    }
+}
+
+/// Which weight matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Matrix {
+    /// W_k, one block per kv-head.
+    K,
+    /// W_q, one block per query head.
+    Q,
+}
+
+impl Matrix {
+    pub fn label(self) -> &'static str {
+        match self {
+            Matrix::K => "W_k (per kv-head)",
+            Matrix::Q => "W_q (per query head)",
+        }
+    }
+}
+
+/// One layer, or the mean over layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerSel {
+    Mean,
+    Layer(usize),
+}
+
+impl LayerSel {
+    fn label(self, n_layers: usize) -> String {
+        match self {
+            LayerSel::Mean => format!("mean over {n_layers} layers"),
+            LayerSel::Layer(l) => format!("layer {l}"),
+        }
+    }
+}
+
+/// The x-axis of a trajectory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum XAxis {
+    Tokens,
+    Step,
+}
+
+/// A checkpoint's spectra and where it sits in training.
+#[derive(Debug, Clone)]
+pub struct CheckpointSpectra {
+    pub path: String,
+    pub step: Option<u64>,
+    pub tokens: Option<u64>,
+    pub spectra: WeightSpectra,
+}
+
+/// A run's checkpoints in training order.
+#[derive(Debug, Clone)]
+pub struct RunSpectra {
+    pub run: String,
+    /// Palette index, stable per run across figures.
+    pub color: usize,
+    pub checkpoints: Vec<CheckpointSpectra>,
+}
+
+fn heads(ws: &WeightSpectra, layer: usize, matrix: Matrix) -> &[HeadSpectrum] {
+    ws.layers.get(layer).map_or(&[], |l| match matrix {
+        Matrix::K => &l.k_heads,
+        Matrix::Q => &l.q_heads,
+    })
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// A layer's value: the mean over its heads (∞ if any head's is ∞, as for cond).
+pub fn layer_value(ws: &WeightSpectra, layer: usize, matrix: Matrix, metric: Metric) -> Option<f64> {
+    mean(heads(ws, layer, matrix).iter().filter_map(|h| metric.of(&h.metrics)))
+}
+
+/// A checkpoint's value for one layer or the mean over layers.
+pub fn checkpoint_value(ws: &WeightSpectra, sel: LayerSel, matrix: Matrix, metric: Metric) -> Option<f64> {
+    match sel {
+        LayerSel::Layer(l) => layer_value(ws, l, matrix, metric),
+        LayerSel::Mean => mean((0..ws.layers.len()).filter_map(|l| layer_value(ws, l, matrix, metric))),
+    }
+}
+
+fn x_of(c: &CheckpointSpectra, x: XAxis) -> Option<f64> {
+    match x {
+        XAxis::Tokens => c.tokens.map(|t| t as f64),
+        XAxis::Step => c.step.map(|s| s as f64),
+    }
+}
+
+fn n_layers(runs: &[RunSpectra]) -> usize {
+    runs.iter().flat_map(|r| r.checkpoints.first()).map(|c| c.spectra.layers.len()).max().unwrap_or(0)
+}
+
+fn run_names(runs: &[RunSpectra]) -> String {
+    runs.iter().map(|r| r.run.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Figure 1 from weights: metric vs training tokens (or step), one line per run.
+pub fn trajectory_figure(runs: &[RunSpectra], sel: LayerSel, matrix: Matrix, metric: Metric, x: XAxis) -> FigureSpec {
+    let mut skipped = 0;
+    let lines: Vec<RunPoints> = runs
+        .iter()
+        .map(|r| RunPoints {
+            run: r.run.clone(),
+            color: r.color,
+            points: r
+                .checkpoints
+                .iter()
+                .filter_map(|c| {
+                    let point = Some([x_of(c, x)?, checkpoint_value(&c.spectra, sel, matrix, metric)?]);
+                    if point.is_none() {
+                        skipped += 1;
+                    }
+                    point
+                })
+                .collect(),
+        })
+        .collect();
+    let n_ckpt: usize = runs.iter().map(|r| r.checkpoints.len()).sum();
+    let x_label = match x {
+        XAxis::Tokens => "training tokens",
+        XAxis::Step => "training step",
+    };
+    let caption = format!(
+        "Weight spectra (no forward pass): {} of {}, mean over heads, {}; runs {}; {} checkpoints{}. SVD in f64.",
+        metric.label(),
+        matrix.label(),
+        sel.label(n_layers(runs)),
+        run_names(runs),
+        n_ckpt,
+        if skipped > 0 { format!(" ({skipped} without a {x_label} value or metric not shown)") } else { String::new() }
+    );
+    let sources = runs.iter().flat_map(|r| r.checkpoints.iter().map(|c| c.path.clone())).collect();
+    trajectory(metric.label(), x_label, &lines, &caption, sources)
+}
+
+/// Which checkpoint of each run a waterfall shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckpointSel {
+    Final,
+    /// The i-th checkpoint in training order (clamped to the run's last).
+    Index(usize),
+}
+
+/// The mean over heads (and layers, for [`LayerSel::Mean`]) of σ_i/σ_1, or one head's.
+pub fn normalized_spectrum(ws: &WeightSpectra, sel: LayerSel, matrix: Matrix, head: Option<usize>) -> Vec<f64> {
+    let layers: Vec<usize> = match sel {
+        LayerSel::Mean => (0..ws.layers.len()).collect(),
+        LayerSel::Layer(l) => vec![l],
+    };
+    let mut sum: Vec<f64> = Vec::new();
+    let mut n = 0usize;
+    for l in layers {
+        for (h, spec) in heads(ws, l, matrix).iter().enumerate() {
+            if head.is_some_and(|want| want != h) {
+                continue;
+            }
+            let Some(&s1) = spec.singular_values.first().filter(|s| **s > 0.0) else { continue };
+            if sum.len() < spec.singular_values.len() {
+                sum.resize(spec.singular_values.len(), 0.0);
+            }
+            for (acc, s) in sum.iter_mut().zip(&spec.singular_values) {
+                *acc += s / s1;
+            }
+            n += 1;
+        }
+    }
+    sum.into_iter().map(|s| s / n.max(1) as f64).collect()
+}
+
+/// Figure 2: σ_i/σ_1 vs i at the chosen checkpoint of each run.
+pub fn waterfall_figure(
+    runs: &[RunSpectra],
+    at: CheckpointSel,
+    sel: LayerSel,
+    matrix: Matrix,
+    head: Option<usize>,
+    log_y: bool,
+) -> FigureSpec {
+    let mut chosen = Vec::new();
+    let spectra: Vec<RunSpectrum> = runs
+        .iter()
+        .filter_map(|r| {
+            let c = match at {
+                CheckpointSel::Final => r.checkpoints.last()?,
+                CheckpointSel::Index(i) => r.checkpoints.get(i).or(r.checkpoints.last())?,
+            };
+            let point = c.tokens.map(|t| format!("{t} tokens")).or(c.step.map(|s| format!("step {s}")));
+            chosen.push(format!("{} at {}", r.run, point.unwrap_or_else(|| c.path.clone())));
+            Some(RunSpectrum { run: r.run.clone(), color: r.color, singular_values: normalized_spectrum(&c.spectra, sel, matrix, head) })
+        })
+        .collect();
+    let heads_label = match head {
+        Some(h) => format!("head {h}"),
+        None => "mean over heads of σ_i/σ_1".to_string(),
+    };
+    let caption = format!(
+        "Weight spectra: {}, {}, {}; {}. SVD in f64.",
+        matrix.label(),
+        heads_label,
+        sel.label(n_layers(runs)),
+        chosen.join(", ")
+    );
+    let sources = runs.iter().flat_map(|r| r.checkpoints.last().map(|c| c.path.clone())).collect();
+    waterfall(&spectra, log_y, &caption, sources)
+}
+
+/// Figure 1 from the user's `results.json` files: `mean_pr` (or `layer_pr/<l>`)
+/// vs tokens, as their RankProbe measured it on K activations.
+pub fn results_trajectory_figure(runs: &[(String, usize, &Series)], sel: LayerSel, sources: Vec<String>) -> FigureSpec {
+    let metric = match sel {
+        LayerSel::Mean => "mean_pr".to_string(),
+        LayerSel::Layer(l) => format!("layer_pr/{l}"),
+    };
+    let lines: Vec<RunPoints> = runs
+        .iter()
+        .map(|(run, color, s)| RunPoints { run: run.clone(), color: *color, points: s.points_vs_tokens(&metric) })
+        .collect();
+    let layers = runs
+        .iter()
+        .map(|(_, _, s)| s.metric_names().iter().filter(|m| m.starts_with("layer_pr/")).count())
+        .max()
+        .unwrap_or(0);
+    let caption = format!(
+        "Imported results.json (the user's RankProbe, float32 SVD): PR = (Σσ)²/Σσ² of K activations \
+         after the key norm on the eval batch, mean over kv-heads, {}; runs {}.",
+        sel.label(layers),
+        runs.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    trajectory("PR = (Σσ)²/Σσ²", "training tokens", &lines, &caption, sources)
+}
