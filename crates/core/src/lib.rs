@@ -5,6 +5,7 @@
 //! batches) → [`model`] (architecture recognition) → [`inventory`] (what each
 //! dropped file is) → analysis and figures.
 
+pub mod figures;
 pub mod formats;
 pub mod inventory;
 pub mod model;
