@@ -6,6 +6,7 @@
 //! dropped file is) → analysis and figures.
 
 pub mod analysis;
+pub mod figures;
 pub mod formats;
 pub mod inventory;
 pub mod model;

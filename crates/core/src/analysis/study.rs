@@ -312,7 +312,7 @@ pub fn results_trajectory_figure(runs: &[(String, usize, &Series)], sel: LayerSe
     };
     let lines: Vec<RunPoints> = runs
         .iter()
-        .map(|(run, color, s)| RunPoints { run: run.clone(), color: *color, points: s.points_vs_tokens(&metric) })
+        .map(|(run, color, s)| RunPoints { run: run.clone(), color: *color, points: s.points_vs_tokens(&metric).into_iter().map(|(x, y)| [x, y]).collect() })
         .collect();
     let layers = runs
         .iter()

@@ -1,0 +1,691 @@
+//! Draws a [`FigureSpec`] on any plotters backend: SVG here, a canvas in the
+//! page (`plotters-canvas`), PNG through [`super::render`].
+//!
+//! Layout, top to bottom: title, then the plot with its legend beside it on the
+//! right (so it never covers data), then the caption (wrapped), which always
+//! says what was dropped (non-finite values, values ≤ 0 on a log axis).
+
+use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
+use plotters::coord::{CoordTranslate, Shift};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::FontStyle;
+
+use super::palette::{self, Marker};
+use super::spec::{FigureSpec, Scale, SeriesSpec, Style};
+use super::FigureError;
+
+/// The font family every figure asks for. The PNG renderer registers DejaVu
+/// Sans under this name; the page falls back to the browser's sans-serif.
+pub const FONT_FAMILY: &str = "DejaVu Sans, sans-serif";
+
+// plotters sizes; the SVG backend writes `font-size = size / 1.24`, so these are
+// 19.4 px (title), 14.5 px (axis labels) and 12.9 px (ticks, legend, caption).
+const TITLE_SIZE: f64 = 24.0;
+const LABEL_SIZE: f64 = 18.0;
+const TEXT_SIZE: f64 = 16.0;
+/// Pixel size of text of plotters size `s`.
+fn px(s: f64) -> f64 {
+    s / 1.24
+}
+/// Generous average advance of a DejaVu Sans glyph, in em: layout must not
+/// rely on the backend's text measurement (the SVG backend only guesses).
+const CHAR_EM: f64 = 0.62;
+
+const PAD: i32 = 10;
+const LINE_WIDTH: u32 = 2;
+const MARKER_R: i32 = 4;
+const BAND_ALPHA: f64 = 0.2;
+const FAINT_ALPHA: f64 = 0.35;
+const MIN_SIZE: (u32, u32) = (200, 150);
+
+fn backend_err<E: std::error::Error + Send + Sync>(
+    e: plotters::drawing::DrawingAreaErrorKind<E>,
+) -> FigureError {
+    FigureError::Backend(e.to_string())
+}
+
+fn font(size: f64) -> TextStyle<'static> {
+    TextStyle::from((FONT_FAMILY, size).into_font()).color(&BLACK)
+}
+
+fn text_width(text: &str, size: f64) -> i32 {
+    (text.chars().count() as f64 * CHAR_EM * px(size)).ceil() as i32
+}
+
+/// Greedy word wrap to lines of at most `width` pixels (estimated); words
+/// longer than a line are cut.
+pub(crate) fn wrap(text: &str, width: i32, size: f64) -> Vec<String> {
+    let max_chars = ((width as f64) / (CHAR_EM * px(size))).floor().max(8.0) as usize;
+    let mut lines = Vec::new();
+    for paragraph in text.lines() {
+        let mut line = String::new();
+        for word in paragraph.split_whitespace() {
+            let mut word: Vec<char> = word.chars().collect();
+            while word.len() > max_chars {
+                if !line.is_empty() {
+                    lines.push(std::mem::take(&mut line));
+                }
+                lines.push(word.drain(..max_chars).collect());
+            }
+            let word: String = word.into_iter().collect();
+            let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+            if needed > max_chars && !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(&word);
+        }
+        if !line.is_empty() {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+/// Cuts `text` to at most `max_chars` characters, ending in "…" if cut.
+fn ellipsize(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let mut s: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    s.push('…');
+    s
+}
+
+/// Tick label: short, no float noise (0.30000000000000004), SI-ish suffixes for
+/// token counts (k, M, B, T).
+pub fn format_tick(v: f64) -> String {
+    if !v.is_finite() {
+        return String::new();
+    }
+    let a = v.abs();
+    if a == 0.0 {
+        return "0".into();
+    }
+    let trim = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s
+        }
+    };
+    for (scale, suffix) in [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e4, "k")] {
+        if a >= scale {
+            let scale = if suffix == "k" { 1e3 } else { scale };
+            return format!("{}{}", trim(format!("{:.2}", v / scale)), suffix);
+        }
+    }
+    if a < 1e-3 {
+        return format!("{v:.0e}");
+    }
+    let decimals = (3 - a.log10().floor() as i32).clamp(0, 6) as usize;
+    trim(format!("{v:.decimals$}"))
+}
+
+/// Maps an axis value to the space in which the axis is linear.
+#[derive(Clone, Copy)]
+struct AxisMap {
+    log: bool,
+    lo: f64,
+    hi: f64,
+}
+
+impl AxisMap {
+    fn valid(&self, v: f64) -> bool {
+        v.is_finite() && (!self.log || v > 0.0)
+    }
+    fn t(&self, v: f64) -> f64 {
+        if self.log {
+            v.log10()
+        } else {
+            v
+        }
+    }
+    fn inv(&self, t: f64) -> f64 {
+        if self.log {
+            10f64.powf(t)
+        } else {
+            t
+        }
+    }
+    fn contains(&self, v: f64) -> bool {
+        let (a, b, t) = (self.t(self.lo), self.t(self.hi), self.t(v));
+        let eps = (b - a).abs() * 1e-9;
+        t >= a - eps && t <= b + eps
+    }
+    fn clamp(&self, v: f64) -> f64 {
+        v.clamp(self.lo, self.hi)
+    }
+}
+
+/// Fits an axis range to `values`, or takes the spec's range if it is usable.
+fn fit_range(values: &[f64], log: bool, fixed: Option<(f64, f64)>, include_zero: bool) -> (f64, f64) {
+    if let Some((lo, hi)) = fixed {
+        if lo.is_finite() && hi.is_finite() && lo < hi && (!log || lo > 0.0) {
+            return (lo, hi);
+        }
+    }
+    let ok = values.iter().copied().filter(|v| v.is_finite() && (!log || *v > 0.0));
+    let (mut lo, mut hi) = ok.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() || !hi.is_finite() {
+        return if log { (1.0, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        let (mut a, mut b) = (lo.log10(), hi.log10());
+        if b - a < 1e-9 {
+            a -= 0.5;
+            b += 0.5;
+        }
+        let pad = (b - a) * 0.05;
+        return (10f64.powf(a - pad), 10f64.powf(b + pad));
+    }
+    if include_zero {
+        lo = lo.min(0.0);
+        hi = hi.max(0.0);
+    }
+    if hi - lo < 1e-12 * lo.abs().max(1.0) {
+        let d = (lo.abs() * 0.1).max(1.0);
+        return (lo - d, hi + d);
+    }
+    let pad = (hi - lo) * 0.04;
+    // Bars stand on zero: no padding below a zero baseline.
+    let lo = if include_zero && lo == 0.0 { 0.0 } else { lo - pad };
+    (lo, hi + pad)
+}
+
+/// One entry of the legend.
+struct LegendEntry<'a> {
+    name: &'a str,
+    color: usize,
+    style: Style,
+    faint: bool,
+}
+
+fn legend_entries(spec: &FigureSpec) -> Vec<LegendEntry<'_>> {
+    let mut out: Vec<LegendEntry<'_>> = Vec::new();
+    for s in &spec.series {
+        let shadowed = s.faint && spec.series.iter().any(|o| !o.faint && o.color == s.color);
+        if shadowed || out.iter().any(|e| e.name == s.name && e.color == s.color) {
+            continue;
+        }
+        out.push(LegendEntry { name: &s.name, color: s.color, style: s.style, faint: s.faint });
+    }
+    out
+}
+
+/// Draws `spec` onto `area` (which it fills with white first).
+pub fn draw_figure<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    spec: &FigureSpec,
+) -> Result<(), FigureError> {
+    let (w, h) = area.dim_in_pixel();
+    if w < MIN_SIZE.0 || h < MIN_SIZE.1 {
+        return Err(FigureError::TooSmall { width: w, height: h, min_width: MIN_SIZE.0, min_height: MIN_SIZE.1 });
+    }
+    let (w, h) = (w as i32, h as i32);
+    area.fill(&WHITE).map_err(backend_err)?;
+
+    // Title (bold, centred, wrapped) and caption (wrapped, at most a quarter of the height).
+    let title_font = TextStyle::from(FontDesc::new(FontFamily::Name(FONT_FAMILY), TITLE_SIZE, FontStyle::Bold))
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    let title_line = (px(TITLE_SIZE) * 1.3).ceil() as i32;
+    let title_lines: Vec<String> = wrap(&spec.title, w - 2 * PAD, TITLE_SIZE).into_iter().take(2).collect();
+    let title_h = PAD + title_line * title_lines.len() as i32 + PAD / 2;
+
+    let text_line = (px(TEXT_SIZE) * 1.35).ceil() as i32;
+    let mut caption_lines = wrap(&spec.drawn_caption(), w - 2 * PAD, TEXT_SIZE);
+    let max_caption_lines = ((h / 4) / text_line).max(1) as usize;
+    if caption_lines.len() > max_caption_lines {
+        caption_lines.truncate(max_caption_lines);
+        if let Some(last) = caption_lines.last_mut() {
+            let n = last.chars().count();
+            *last = ellipsize(&format!("{last} …"), n + 2);
+        }
+    }
+    let caption_h = if caption_lines.is_empty() { PAD } else { text_line * caption_lines.len() as i32 + PAD };
+
+    let (top, rest) = area.split_vertically(title_h);
+    let (middle, bottom) = rest.split_vertically((h - title_h - caption_h).max(1));
+    for (i, line) in title_lines.iter().enumerate() {
+        top.draw_text(line, &title_font, (w / 2, PAD + i as i32 * title_line)).map_err(backend_err)?;
+    }
+    let caption_font = font(TEXT_SIZE).pos(Pos::new(HPos::Left, VPos::Top));
+    for (i, line) in caption_lines.iter().enumerate() {
+        bottom.draw_text(line, &caption_font, (PAD, 2 + i as i32 * text_line)).map_err(backend_err)?;
+    }
+
+    // Legend beside the plot, on the right.
+    let entries = legend_entries(spec);
+    let swatch = 34;
+    let max_name_chars = ((w as f64 * 0.3 - swatch as f64 - 2.0 * PAD as f64) / (CHAR_EM * px(TEXT_SIZE))).max(6.0) as usize;
+    let names: Vec<String> = entries.iter().map(|e| ellipsize(e.name, max_name_chars)).collect();
+    let legend_w = names.iter().map(|n| text_width(n, TEXT_SIZE)).max().map_or(0, |tw| tw + swatch + 2 * PAD);
+    let (plot_area, legend_area) = middle.split_horizontally((w - legend_w).max(1));
+
+    let chart_top = PAD;
+    if !spec.has_data() {
+        let msg = if spec.series.is_empty() { "no data" } else { "no drawable data" };
+        let (pw, ph) = plot_area.dim_in_pixel();
+        plot_area
+            .draw(&Rectangle::new(
+                [(PAD, chart_top), (pw as i32 - PAD, ph as i32 - PAD)],
+                BLACK.mix(0.3).stroke_width(1),
+            ))
+            .map_err(backend_err)?;
+        let style = font(LABEL_SIZE).pos(Pos::new(HPos::Center, VPos::Center));
+        plot_area.draw_text(msg, &style, (pw as i32 / 2, ph as i32 / 2)).map_err(backend_err)?;
+    } else {
+        draw_plot_area(&plot_area, spec)?;
+    }
+    draw_legend(&legend_area, &entries, &names, chart_top, text_line.max(2 * MARKER_R + 8))?;
+    Ok(())
+}
+
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[LegendEntry<'_>],
+    names: &[String],
+    top: i32,
+    row_h: i32,
+) -> Result<(), FigureError> {
+    let (_, ah) = area.dim_in_pixel();
+    let rows = ((ah as i32 - top) / row_h).max(1) as usize;
+    let style = font(TEXT_SIZE).pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, (e, name)) in entries.iter().zip(names).enumerate() {
+        let y = top + row_h / 2 + i as i32 * row_h;
+        if i + 1 == rows && entries.len() > rows {
+            area.draw_text(&format!("+{} more", entries.len() - i), &style, (PAD, y)).map_err(backend_err)?;
+            break;
+        }
+        let c = palette::color(e.color);
+        let (x0, x1) = (PAD, PAD + swatch_len());
+        match e.style {
+            Style::Bars => {
+                area.draw(&Rectangle::new([(x0 + 6, y - 6), (x1 - 6, y + 6)], c.filled())).map_err(backend_err)?;
+            }
+            _ => {
+                let alpha = if e.faint { FAINT_ALPHA } else { 1.0 };
+                if e.style != Style::Markers {
+                    area.draw(&PathElement::new(vec![(x0, y), (x1, y)], c.mix(alpha).stroke_width(LINE_WIDTH)))
+                        .map_err(backend_err)?;
+                }
+                if matches!(e.style, Style::Markers | Style::LineMarkers) {
+                    draw_marker(area, ((x0 + x1) / 2, y), palette::marker(e.color), MARKER_R, c.mix(alpha))?;
+                }
+            }
+        }
+        area.draw_text(name, &style, (x1 + 8, y)).map_err(backend_err)?;
+    }
+    Ok(())
+}
+
+fn swatch_len() -> i32 {
+    26
+}
+
+/// Draws one marker of `shape` at `at` (in the area's coordinates).
+fn draw_marker<DB: DrawingBackend, CT: CoordTranslate>(
+    area: &DrawingArea<DB, CT>,
+    at: CT::From,
+    shape: Marker,
+    r: i32,
+    color: RGBAColor,
+) -> Result<(), FigureError>
+where
+    CT::From: Clone,
+{
+    let fill = ShapeStyle::from(color).filled();
+    let stroke = ShapeStyle::from(color).stroke_width(LINE_WIDTH);
+    match shape {
+        Marker::Circle => area
+            .draw(&(EmptyElement::at(at) + Circle::new((0, 0), r, fill)))
+            .map_err(backend_err),
+        Marker::Cross | Marker::Plus => {
+            for [a, b] in shape.strokes(r) {
+                area.draw(&(EmptyElement::at(at.clone()) + PathElement::new(vec![a, b], stroke)))
+                    .map_err(backend_err)?;
+            }
+            Ok(())
+        }
+        _ => {
+            let poly = shape.polygon(r).unwrap_or_default();
+            area.draw(&(EmptyElement::at(at) + Polygon::new(poly, fill))).map_err(backend_err)
+        }
+    }
+}
+
+/// Axis ranges and everything needed to draw the data.
+fn draw_plot_area<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, spec: &FigureSpec) -> Result<(), FigureError> {
+    let (xlog, ylog) = (spec.x.scale == Scale::Log, spec.y.scale == Scale::Log);
+    let has_bars = spec.series.iter().any(|s| s.style == Style::Bars);
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for s in &spec.series {
+        let (okx, oky) = (
+            |v: f64| v.is_finite() && (!xlog || v > 0.0),
+            |v: f64| v.is_finite() && (!ylog || v > 0.0),
+        );
+        for p in &s.points {
+            if okx(p[0]) && oky(p[1]) {
+                xs.push(p[0]);
+                ys.push(p[1]);
+            }
+        }
+        for b in s.band.iter().chain(s.error_bars.iter()).flatten() {
+            if okx(b[0]) && oky(b[1]) && oky(b[2]) {
+                xs.push(b[0]);
+                ys.extend([b[1], b[2]]);
+            }
+        }
+    }
+    let (x0, x1) = match (has_bars && !xlog, spec.x.range) {
+        // Categories at integer x; half a category of room on each side.
+        (true, None) => {
+            let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if lo.is_finite() && hi.is_finite() {
+                (lo - 0.5, hi + 0.5)
+            } else {
+                (-0.5, 0.5)
+            }
+        }
+        _ => fit_range(&xs, xlog, spec.x.range, false),
+    };
+    let (y0, y1) = fit_range(&ys, ylog, spec.y.range, has_bars && !ylog);
+    let xm = AxisMap { log: xlog, lo: x0, hi: x1 };
+    let ym = AxisMap { log: ylog, lo: y0, hi: y1 };
+    match (xlog, ylog) {
+        (false, false) => draw_chart(area, spec, x0..x1, y0..y1, xm, ym),
+        (true, false) => draw_chart(area, spec, (x0..x1).log_scale(), y0..y1, xm, ym),
+        (false, true) => draw_chart(area, spec, x0..x1, (y0..y1).log_scale(), xm, ym),
+        (true, true) => draw_chart(area, spec, (x0..x1).log_scale(), (y0..y1).log_scale(), xm, ym),
+    }
+}
+
+fn draw_chart<DB, X, Y>(
+    area: &DrawingArea<DB, Shift>,
+    spec: &FigureSpec,
+    xr: X,
+    yr: Y,
+    xm: AxisMap,
+    ym: AxisMap,
+) -> Result<(), FigureError>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+    X::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let (pw, ph) = area.dim_in_pixel();
+    let has_bars = spec.series.iter().any(|s| s.style == Style::Bars);
+    let tick_chars = [ym.lo, ym.hi, (ym.lo + ym.hi) / 2.0, -ym.hi.abs()]
+        .iter()
+        .map(|v| format_tick(*v).chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(3);
+    let y_area = (tick_chars as f64 * CHAR_EM * px(TEXT_SIZE)) as i32 + (px(LABEL_SIZE) * 1.6) as i32 + 12;
+    let x_area = (px(TEXT_SIZE) * 1.4) as i32 + (px(LABEL_SIZE) * 1.6) as i32 + 10;
+
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(PAD)
+        .margin_left(PAD / 2)
+        .margin_right(PAD * 2)
+        .margin_bottom(PAD / 2)
+        .x_label_area_size(x_area)
+        .y_label_area_size(y_area)
+        .build_cartesian_2d(xr, yr)
+        .map_err(backend_err)?;
+
+    let categories = if has_bars { (xm.hi - xm.lo).round().max(1.0) as usize } else { 0 };
+    let n_x = if has_bars { categories.min(20) } else { ((pw as i32 - y_area) / 100).clamp(2, 10) as usize };
+    let n_y = ((ph as i32 - x_area) / 50).clamp(2, 10) as usize;
+    let x_fmt = move |v: &f64| {
+        if has_bars && (v - v.round()).abs() > 1e-6 {
+            String::new()
+        } else {
+            format_tick(*v)
+        }
+    };
+    let y_fmt = |v: &f64| format_tick(*v);
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(spec.x.label.as_str())
+        .y_desc(spec.y.label.as_str())
+        .label_style(font(TEXT_SIZE))
+        .axis_desc_style(font(LABEL_SIZE))
+        .x_labels(n_x)
+        .y_labels(n_y)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(WHITE.mix(0.0))
+        .axis_style(BLACK.stroke_width(1));
+    if has_bars {
+        mesh.disable_x_mesh();
+    }
+    mesh.draw().map_err(backend_err)?;
+
+    let plot = chart.plotting_area();
+    // Bands under everything, then bars, lines, error bars, markers.
+    for s in &spec.series {
+        if let Some(band) = &s.band {
+            draw_band(plot, band, s.color, xm, ym)?;
+        }
+    }
+    let bar_series: Vec<&SeriesSpec> = spec.series.iter().filter(|s| s.style == Style::Bars).collect();
+    let group = 0.8;
+    let bar_w = group / bar_series.len().max(1) as f64;
+    for (k, s) in bar_series.iter().enumerate() {
+        let offset = -group / 2.0 + (k as f64 + 0.5) * bar_w;
+        let base = if ym.log { ym.lo } else { ym.clamp(0.0) };
+        for p in s.points.iter().filter(|p| xm.valid(p[0]) && ym.valid(p[1]) && xm.contains(p[0])) {
+            let (xa, xb) = (p[0] + offset - bar_w * 0.45, p[0] + offset + bar_w * 0.45);
+            plot.draw(&Rectangle::new([(xa, base), (xb, ym.clamp(p[1]))], palette::color(s.color).filled()))
+                .map_err(backend_err)?;
+        }
+        if let Some(errs) = &s.error_bars {
+            draw_error_bars(plot, errs, offset, xm, ym)?;
+        }
+    }
+    for s in spec.series.iter().filter(|s| matches!(s.style, Style::Line | Style::LineMarkers)) {
+        let alpha = if s.faint { FAINT_ALPHA } else { 1.0 };
+        let width = if s.faint { 1 } else { LINE_WIDTH };
+        let style = palette::color(s.color).mix(alpha).stroke_width(width);
+        for piece in clip_polyline(&s.points, xm, ym) {
+            plot.draw(&PathElement::new(piece, style)).map_err(backend_err)?;
+        }
+    }
+    for s in spec.series.iter().filter(|s| s.style != Style::Bars) {
+        if let Some(errs) = &s.error_bars {
+            draw_error_bars(plot, errs, 0.0, xm, ym)?;
+        }
+        if matches!(s.style, Style::Markers | Style::LineMarkers) {
+            let alpha = if s.faint { FAINT_ALPHA } else { 1.0 };
+            let r = if s.style == Style::Markers && s.points.len() > 200 { MARKER_R - 1 } else { MARKER_R };
+            let color = palette::color(s.color).mix(alpha);
+            for p in s.points.iter().filter(|p| xm.valid(p[0]) && ym.valid(p[1]) && xm.contains(p[0]) && ym.contains(p[1])) {
+                draw_marker(plot, (p[0], p[1]), palette::marker(s.color), r, color)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+type Plot<'a, DB, X, Y> = DrawingArea<DB, Cartesian2d<X, Y>>;
+
+fn draw_band<DB: DrawingBackend, X, Y>(
+    plot: &Plot<'_, DB, X, Y>,
+    band: &[[f64; 3]],
+    color: usize,
+    xm: AxisMap,
+    ym: AxisMap,
+) -> Result<(), FigureError>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let mut pts: Vec<[f64; 3]> = band
+        .iter()
+        .copied()
+        .filter(|b| xm.valid(b[0]) && ym.valid(b[1]) && ym.valid(b[2]) && xm.contains(b[0]))
+        .collect();
+    if pts.len() < 2 {
+        return Ok(());
+    }
+    pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    let lo = pts.iter().map(|b| (b[0], ym.clamp(b[1].min(b[2]))));
+    let hi = pts.iter().rev().map(|b| (b[0], ym.clamp(b[1].max(b[2]))));
+    let outline: Vec<(f64, f64)> = lo.chain(hi).collect();
+    plot.draw(&Polygon::new(outline, palette::color(color).mix(BAND_ALPHA).filled()))
+        .map_err(backend_err)
+}
+
+fn draw_error_bars<DB: DrawingBackend, X, Y>(
+    plot: &Plot<'_, DB, X, Y>,
+    errs: &[[f64; 3]],
+    x_offset: f64,
+    xm: AxisMap,
+    ym: AxisMap,
+) -> Result<(), FigureError>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    // Dark grey reads on every palette colour and on white.
+    let style = RGBColor(40, 40, 40).stroke_width(LINE_WIDTH);
+    for e in errs.iter().filter(|e| xm.valid(e[0]) && ym.valid(e[1]) && ym.valid(e[2]) && xm.contains(e[0])) {
+        let x = e[0] + x_offset;
+        let (lo, hi) = (ym.clamp(e[1].min(e[2])), ym.clamp(e[1].max(e[2])));
+        plot.draw(&PathElement::new(vec![(x, lo), (x, hi)], style)).map_err(backend_err)?;
+        for y in [lo, hi] {
+            plot.draw(&(EmptyElement::at((x, y)) + PathElement::new(vec![(-5, 0), (5, 0)], style)))
+                .map_err(backend_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Splits a polyline at undrawable points (non-finite, ≤ 0 on a log axis) and
+/// clips it to the axis ranges (Liang–Barsky, in the space where the axes are
+/// linear), so nothing is drawn outside the plot.
+fn clip_polyline(points: &[[f64; 2]], xm: AxisMap, ym: AxisMap) -> Vec<Vec<(f64, f64)>> {
+    let (bx0, bx1, by0, by1) = (xm.t(xm.lo), xm.t(xm.hi), ym.t(ym.lo), ym.t(ym.hi));
+    let mut pieces: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut current: Vec<(f64, f64)> = Vec::new();
+    let mut prev: Option<(f64, f64)> = None;
+    let flush = |current: &mut Vec<(f64, f64)>, pieces: &mut Vec<Vec<(f64, f64)>>| {
+        if !current.is_empty() {
+            pieces.push(std::mem::take(current));
+        }
+    };
+    for p in points {
+        if !(xm.valid(p[0]) && ym.valid(p[1])) {
+            prev = None;
+            flush(&mut current, &mut pieces);
+            continue;
+        }
+        let q = (xm.t(p[0]), ym.t(p[1]));
+        if let Some(a) = prev {
+            match clip_segment(a, q, (bx0, bx1, by0, by1)) {
+                Some((s, e, s_cut, e_cut)) => {
+                    if s_cut || current.is_empty() {
+                        flush(&mut current, &mut pieces);
+                        current.push((xm.inv(s.0), ym.inv(s.1)));
+                    }
+                    current.push((xm.inv(e.0), ym.inv(e.1)));
+                    if e_cut {
+                        flush(&mut current, &mut pieces);
+                    }
+                }
+                None => flush(&mut current, &mut pieces),
+            }
+        } else if q.0 >= bx0 && q.0 <= bx1 && q.1 >= by0 && q.1 <= by1 {
+            current.push((p[0], p[1]));
+        }
+        prev = Some(q);
+    }
+    flush(&mut current, &mut pieces);
+    pieces
+}
+
+type Pt = (f64, f64);
+
+/// Liang–Barsky: the part of segment a→b inside the box, and whether its start
+/// or end was cut.
+fn clip_segment(a: Pt, b: Pt, (x0, x1, y0, y1): (f64, f64, f64, f64)) -> Option<(Pt, Pt, bool, bool)> {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    for (p, q) in [(-dx, a.0 - x0), (dx, x1 - a.0), (-dy, a.1 - y0), (dy, y1 - a.1)] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else {
+            let r = q / p;
+            if p < 0.0 {
+                t0 = t0.max(r);
+            } else {
+                t1 = t1.min(r);
+            }
+        }
+    }
+    if t0 > t1 {
+        return None;
+    }
+    let at = |t: f64| (a.0 + t * dx, a.1 + t * dy);
+    Some((at(t0), at(t1), t0 > 0.0, t1 < 1.0))
+}
+
+/// Draws `spec` into an SVG document of `width × height` pixels.
+pub fn to_svg(spec: &FigureSpec, width: u32, height: u32) -> Result<String, FigureError> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        draw_figure(&root, spec)?;
+        root.present().map_err(backend_err)?;
+    }
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_short() {
+        assert_eq!(format_tick(0.30000000000000004), "0.3");
+        assert_eq!(format_tick(2.5e9), "2.5B");
+        assert_eq!(format_tick(12_000.0), "12k");
+        assert_eq!(format_tick(3e6), "3M");
+        assert_eq!(format_tick(0.0), "0");
+        assert_eq!(format_tick(1e-5), "1e-5");
+        assert_eq!(format_tick(1.0), "1");
+        assert_eq!(format_tick(-0.25), "-0.25");
+    }
+
+    #[test]
+    fn wrap_respects_width() {
+        let text = "one two three four five six seven eight nine ten eleven twelve";
+        let lines = wrap(text, 100, TEXT_SIZE);
+        assert!(lines.len() > 1);
+        let max = (100.0 / (CHAR_EM * px(TEXT_SIZE))).floor() as usize;
+        assert!(lines.iter().all(|l| l.chars().count() <= max));
+        assert_eq!(lines.join(" "), text);
+    }
+
+    #[test]
+    fn clipping_keeps_inside_and_cuts_outside() {
+        let m = AxisMap { log: false, lo: 0.0, hi: 1.0 };
+        let pieces = clip_polyline(&[[0.5, 0.5], [1.5, 0.5], [1.5, 0.2], [0.5, 0.2]], m, m);
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(pieces[0], vec![(0.5, 0.5), (1.0, 0.5)]);
+        assert_eq!(pieces[1], vec![(1.0, 0.2), (0.5, 0.2)]);
+        let pieces = clip_polyline(&[[0.1, 0.1], [f64::NAN, 0.5], [0.2, 0.2], [0.3, 0.3]], m, m);
+        assert_eq!(pieces, vec![vec![(0.1, 0.1)], vec![(0.2, 0.2), (0.3, 0.3)]]);
+    }
+}

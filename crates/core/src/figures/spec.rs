@@ -1,0 +1,186 @@
+//! The serialisable description of a figure: data plus view.
+//!
+//! A [`FigureSpec`] is what the analysis produces, what [`super::draw`] draws on
+//! any plotters backend, and what a share link carries (JSON, compressed, in the
+//! URL fragment), so everything here is plain data with serde derives.
+
+use serde::{Deserialize, Serialize};
+
+/// Which figure of the study a spec is (see `shared/DESIGN.md`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FigureKind {
+    /// A metric (PR by default) vs training tokens, one line per run.
+    Trajectory,
+    /// σ_i/σ_1 vs i per run.
+    Waterfall,
+    /// Grouped per-layer bars with intervals (data complexity).
+    LayerBars,
+    /// Held-out loss vs % of key dimensions pruned, with min–max bands.
+    Surgery,
+    /// γ vs SVD importance scatter.
+    Scatter,
+    /// Loss curves of many runs (min/max-preserving downsampled).
+    LossCurve,
+}
+
+/// How an axis maps values to positions.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Scale {
+    #[default]
+    Linear,
+    /// Base-10 logarithmic; non-positive values cannot be drawn and are dropped
+    /// (the drawn caption says how many).
+    Log,
+}
+
+/// One axis: its label (with unit), scale and optional fixed range.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Axis {
+    /// Label with unit, e.g. "training tokens".
+    pub label: String,
+    pub scale: Scale,
+    /// `None` = fit the data.
+    pub range: Option<(f64, f64)>,
+}
+
+impl Axis {
+    /// A linear axis that fits the data.
+    pub fn linear(label: impl Into<String>) -> Self {
+        Self { label: label.into(), scale: Scale::Linear, range: None }
+    }
+
+    /// A log axis that fits the data.
+    pub fn log(label: impl Into<String>) -> Self {
+        Self { label: label.into(), scale: Scale::Log, range: None }
+    }
+}
+
+/// How a series is drawn.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Style {
+    #[default]
+    Line,
+    /// A line with a marker at every data point (checkpoints).
+    LineMarkers,
+    Markers,
+    /// Grouped bars: one bar per x category, offset per series.
+    Bars,
+}
+
+/// One named series of a figure.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct SeriesSpec {
+    pub name: String,
+    /// `[x, y]` pairs, in x order for lines.
+    pub points: Vec<[f64; 2]>,
+    pub style: Style,
+    /// Palette index ([`super::palette::color`]); stable per run across figures.
+    pub color: usize,
+    /// `[x, lo, hi]`: min–max or CI, drawn as a translucent band.
+    pub band: Option<Vec<[f64; 3]>>,
+    /// `[x, lo, hi]`: drawn as vertical error bars.
+    pub error_bars: Option<Vec<[f64; 3]>>,
+    /// Raw points behind a smoothed line: drawn pale and thin.
+    pub faint: bool,
+    /// How many points the series had before downsampling.
+    pub points_total: Option<usize>,
+}
+
+impl SeriesSpec {
+    /// A series with the given name, points, style and colour, and nothing else.
+    pub fn new(name: impl Into<String>, points: Vec<[f64; 2]>, style: Style, color: usize) -> Self {
+        Self { name: name.into(), points, style, color, ..Self::default() }
+    }
+}
+
+/// A complete figure: what it shows, how, and where the numbers came from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FigureSpec {
+    pub kind: FigureKind,
+    pub title: String,
+    /// Says metric variant, aggregation, run names, eval batch, points drawn.
+    pub caption: String,
+    pub x: Axis,
+    pub y: Axis,
+    pub series: Vec<SeriesSpec>,
+    /// File names the numbers came from.
+    pub sources: Vec<String>,
+}
+
+/// Points a figure cannot draw, counted over all series, bands and error bars.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// Values that are NaN or ±∞.
+    pub non_finite: usize,
+    /// Finite values ≤ 0 on a log axis.
+    pub non_positive_on_log: usize,
+}
+
+impl FigureSpec {
+    /// Counts the values that [`super::draw::draw_figure`] skips.
+    pub fn dropped(&self) -> Dropped {
+        let mut d = Dropped::default();
+        let (lx, ly) = (self.x.scale == Scale::Log, self.y.scale == Scale::Log);
+        let mut check = |x: f64, ys: &[f64]| {
+            if !x.is_finite() || ys.iter().any(|y| !y.is_finite()) {
+                d.non_finite += 1;
+            } else if (lx && x <= 0.0) || (ly && ys.iter().any(|&y| y <= 0.0)) {
+                d.non_positive_on_log += 1;
+            }
+        };
+        for s in &self.series {
+            for p in &s.points {
+                check(p[0], &p[1..]);
+            }
+            for b in s.band.iter().chain(s.error_bars.iter()).flatten() {
+                check(b[0], &b[1..]);
+            }
+        }
+        d
+    }
+
+    /// The caption as drawn: [`Self::caption`] plus a note on dropped points, if any.
+    pub fn drawn_caption(&self) -> String {
+        let d = self.dropped();
+        let mut notes = Vec::new();
+        if d.non_positive_on_log > 0 {
+            notes.push(format!(
+                "{} point(s) with values ≤ 0 omitted on the log axis",
+                d.non_positive_on_log
+            ));
+        }
+        if d.non_finite > 0 {
+            notes.push(format!("{} non-finite point(s) (NaN/∞) skipped", d.non_finite));
+        }
+        let mut caption = self.caption.trim().to_owned();
+        if !notes.is_empty() {
+            if !caption.is_empty() {
+                caption.push_str(if caption.ends_with('.') { " " } else { ". " });
+            }
+            caption.push_str(&notes.join("; "));
+            caption.push('.');
+        }
+        if !self.sources.is_empty() {
+            if !caption.is_empty() {
+                caption.push(' ');
+            }
+            caption.push_str("Sources: ");
+            caption.push_str(&self.sources.join(", "));
+            caption.push('.');
+        }
+        caption
+    }
+
+    /// Whether any series has at least one drawable point.
+    pub fn has_data(&self) -> bool {
+        let (lx, ly) = (self.x.scale == Scale::Log, self.y.scale == Scale::Log);
+        self.series.iter().any(|s| {
+            s.points.iter().any(|p| {
+                p[0].is_finite()
+                    && p[1].is_finite()
+                    && !(lx && p[0] <= 0.0)
+                    && !(ly && p[1] <= 0.0)
+            })
+        })
+    }
+}
