@@ -10,9 +10,9 @@ rm -rf "$dst"; mkdir -p "$dst"
 (cd "$src" && find runs logs eval_tokens.safetensors heldout_tokens.safetensors \
    heldout_tokens_simple.safetensors heldout_tokens_complex.safetensors -type f | sort) > /tmp/example_files
 while read -r f; do mkdir -p "$dst/$(dirname "$f")"; cp "$src/$f" "$dst/$f"; chmod 644 "$dst/$f"; done < /tmp/example_files
-python3 - "$dst" < /tmp/example_files <<'PY'
+python3 - "$dst" /tmp/example_files <<'PY'
 import json, sys
-paths = [l.strip() for l in sys.stdin if l.strip()]
+paths = [l.strip() for l in open(sys.argv[2]) if l.strip()]
 open(sys.argv[1] + "/manifest.json", "w").write(json.dumps(paths, indent=1) + "\n")
 PY
 echo "example: $(wc -l < /tmp/example_files) files, $(du -sh "$dst" | cut -f1)"

@@ -48,12 +48,12 @@ test('dropping the fixture runs and logs fills the inventory', async () => {
       const qk = run === 'A2' || run === 'B2' ? /no QK-norm/ : /(?<!no )QK-norm/;
       assert.match(c['architecture / content'], qk, `${c.path} QK-norm`);
     }
-    assert.equal(byPath[`runs/${run}/metrics.jsonl`].kind, 'run_log');
+    assert.equal(byPath[`runs/${run}/metrics.jsonl`].kind, 'run log');
     assert.equal(byPath[`runs/${run}/metrics.jsonl`].run, run);
   }
-  assert.equal(byPath['eval_tokens.safetensors'].kind, 'token_batch');
+  assert.equal(byPath['eval_tokens.safetensors'].kind, 'token batch');
   assert.match(byPath['eval_tokens.safetensors']['architecture / content'], /\[4, 128\]/);
-  for (const p of logFiles) assert.equal(byPath[p].kind, 'run_log', p);
+  for (const p of logFiles) assert.equal(byPath[p].kind, 'run log', p);
 
   // The runs list: six runs, each with six checkpoints and its log.
   const runs = await page.$$eval('#runs li.run', (lis) => lis.map((li) => ({

@@ -7,5 +7,6 @@
 
 pub mod powerlaw;
 pub mod spectrum;
+pub mod collect;
 pub mod study;
 pub mod weights;

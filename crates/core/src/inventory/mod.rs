@@ -236,6 +236,13 @@ impl Inventory {
         Inventory { files, runs, token_batches }
     }
 
+    /// The files that are shards of the sharded model indexed by `files[index]`.
+    pub fn shards_of(&self, index: usize) -> Vec<usize> {
+        let Some(idx) = self.files.get(index) else { return Vec::new() };
+        let tag = format!("shard of {}", idx.path);
+        self.files.iter().enumerate().filter(|(_, f)| f.notes.iter().any(|n| n.text == tag)).map(|(i, _)| i).collect()
+    }
+
     /// Renames a run everywhere (checkpoints and logs), then relinks.
     pub fn rename_run(self, from: &str, to: &str) -> Self {
         let mut files = self.files;
