@@ -1,6 +1,6 @@
 //! The page: header, drop zone, runs, inventory.
 
-use crate::components::{drop_zone::DropZone, inventory_table::InventoryTable, run_list::RunList};
+use crate::components::{drop_zone::DropZone, figures::Figures, inventory_table::InventoryTable, run_list::RunList};
 use crate::state::AppState;
 use leptos::prelude::*;
 
@@ -20,6 +20,7 @@ pub fn App() -> impl IntoView {
             <DropZone/>
             <Notice/>
             <RunList/>
+            <Figures/>
             <InventoryTable/>
         </main>
     }

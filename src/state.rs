@@ -5,8 +5,10 @@ use crate::web::blob_source::BlobSource;
 use crate::web::files::PickedFile;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use rankscope_core::analysis::collect::{collect_weight_spectra, SpectraFailure};
+use rankscope_core::analysis::study::RunSpectra;
 use rankscope_core::inventory::{inspect_file, Inventory};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A file waiting for, or under, inspection.
 #[derive(Clone, PartialEq)]
@@ -28,7 +30,17 @@ pub struct AppState {
     pub cancel: RwSignal<bool>,
     /// A one-line message above the table (errors of the drop itself, cancels).
     pub notice: RwSignal<Option<String>>,
+    /// Weight spectra of every recognised checkpoint, per run (Figures 1–2).
+    pub spectra: RwSignal<Vec<RunSpectra>>,
+    pub spectra_failures: RwSignal<Vec<SpectraFailure>>,
+    /// "computing spectra: 12 of 36 checkpoints" while it runs.
+    pub spectra_progress: RwSignal<Option<String>>,
+    /// The dropped files by path: handles only (a `File` is not its bytes),
+    /// so tensors can be read again by byte range.
+    blobs: StoredValue<HashMap<String, web_sys::Blob>, LocalStorage>,
     next_id: StoredValue<u64>,
+    /// Bumped on every new batch; a spectra run that sees a newer one stops.
+    generation: StoredValue<u64>,
 }
 
 impl AppState {
@@ -39,7 +51,12 @@ impl AppState {
             renames: RwSignal::new(BTreeMap::new()),
             cancel: RwSignal::new(false),
             notice: RwSignal::new(None),
+            spectra: RwSignal::new(Vec::new()),
+            spectra_failures: RwSignal::new(Vec::new()),
+            spectra_progress: RwSignal::new(None),
+            blobs: StoredValue::new_local(HashMap::new()),
             next_id: StoredValue::new(0),
+            generation: StoredValue::new(0),
         }
     }
 
@@ -73,6 +90,9 @@ impl AppState {
                     self.pending.update(|p| p.retain(|q| q.id != pending.id));
                     continue;
                 }
+                self.blobs.update_value(|b| {
+                    b.insert(file.path.clone(), file.file.clone());
+                });
                 let src = BlobSource::new(file.file);
                 let progress = pending.progress;
                 let mut entry = inspect_file(&file.path, &src, &mut |x| progress.set(x)).await;
@@ -90,7 +110,35 @@ impl AppState {
             if skipped > 0 {
                 self.notice.set(Some(format!("cancelled: {skipped} file(s) were not read")));
             }
+            if self.pending.with_untracked(Vec::is_empty) {
+                self.compute_spectra().await;
+            }
         });
+    }
+
+    /// Weight spectra of every recognised checkpoint (after each batch of
+    /// files). Reads only the W_k/W_q blocks and norms' γ, by byte range.
+    pub async fn compute_spectra(self) {
+        let generation = self.generation.get_value() + 1;
+        self.generation.set_value(generation);
+        let inventory = self.inventory.get_untracked();
+        let paths: Vec<String> = inventory.files.iter().map(|f| f.path.clone()).collect();
+        let blobs = self.blobs;
+        let open = move |i: usize| {
+            let path = paths.get(i)?;
+            blobs.with_value(|b| b.get(path).cloned()).map(BlobSource::new)
+        };
+        let progress = self.spectra_progress;
+        let (runs, failures) = collect_weight_spectra(&inventory, &open, &mut |done, total| {
+            progress.set(Some(format!("computing weight spectra: {done} of {total} checkpoints")));
+        })
+        .await;
+        if self.generation.get_value() != generation {
+            return; // a newer batch superseded this one
+        }
+        self.spectra.set(runs);
+        self.spectra_failures.set(failures);
+        self.spectra_progress.set(None);
     }
 
     /// Renames a run everywhere, now and for files dropped later.
@@ -109,11 +157,20 @@ impl AppState {
             m.insert(from.clone(), to.clone());
         });
         self.inventory.update(|inv| *inv = std::mem::take(inv).rename_run(&from, &to));
+        self.spectra.update(|runs| {
+            for r in runs.iter_mut().filter(|r| r.run == from) {
+                r.run.clone_from(&to);
+            }
+        });
     }
 
     pub fn clear(self) {
         self.cancel.set(true);
         self.inventory.set(Inventory::default());
         self.notice.set(None);
+        self.spectra.set(Vec::new());
+        self.spectra_failures.set(Vec::new());
+        self.blobs.update_value(HashMap::clear);
+        self.generation.set_value(self.generation.get_value() + 1);
     }
 }

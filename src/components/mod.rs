@@ -1,6 +1,8 @@
 //! Small Leptos components; state lives in [`crate::state::AppState`].
 
 pub mod drop_zone;
+pub mod figure_canvas;
+pub mod figures;
 pub mod inventory_table;
 pub mod run_list;
 

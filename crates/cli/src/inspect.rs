@@ -18,7 +18,7 @@ pub fn run(args: &[String]) -> Result<()> {
     if roots.is_empty() {
         bail!("inspect needs at least one file or folder");
     }
-    let inventory = inventory_of(&roots)?;
+    let (inventory, _) = inventory_of(&roots)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&inventory)?);
     } else {
@@ -28,9 +28,11 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 /// Inspects every file under `roots` and links them. Paths are shown relative
-/// to each root's parent, as a dropped folder shows them in the page.
-pub fn inventory_of(roots: &[PathBuf]) -> Result<Inventory> {
+/// to each root's parent, as a dropped folder shows them in the page; the real
+/// paths come back too, in the order of `Inventory::files`.
+pub fn inventory_of(roots: &[PathBuf]) -> Result<(Inventory, Vec<PathBuf>)> {
     let mut files = Vec::new();
+    let mut real = Vec::new();
     for root in roots {
         let base = root.parent().unwrap_or(Path::new("")).to_path_buf();
         for path in walk(root).with_context(|| format!("cannot read {}", root.display()))? {
@@ -45,9 +47,10 @@ pub fn inventory_of(roots: &[PathBuf]) -> Result<Inventory> {
                 }
             };
             files.push(entry);
+            real.push(path);
         }
     }
-    Ok(Inventory::link(files))
+    Ok((Inventory::link(files), real))
 }
 
 /// Files under `root` (or `root` itself), sorted, hidden files skipped.

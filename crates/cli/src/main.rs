@@ -5,6 +5,7 @@
 //! tensors, architecture and status.
 
 mod inspect;
+mod spectra;
 
 use anyhow::{bail, Result};
 
@@ -13,16 +14,30 @@ rankscope — rank-collapse and loss-curve analysis of training runs
 
 USAGE:
     rankscope inspect <files or folders…> [--json]
+    rankscope spectra <checkpoints or folders…> [--json] [--metric M] [--matrix k|q]
+    rankscope figure trajectory <paths…> [--svg F] [--png F] [--json] [--metric M]
+                     [--layer mean|N] [--matrix k|q] [--x tokens|step]
+    rankscope figure waterfall <paths…> [--svg F] [--png F] [--checkpoint final|N]
+                     [--layer mean|N] [--head N] [--matrix k|q] [--log-y]
 
 COMMANDS:
     inspect    recognise every file (checkpoints, run logs, token batches,
                configs) and print the inventory; folders are walked recursively
+    spectra    singular values and rank metrics of every W_k / W_q head of
+               every checkpoint (f64 SVD), γ of the key/query norms
+    figure     Figure 1 (metric vs training tokens, one line per run; from
+               checkpoints, or from results.json files alone) or Figure 2
+               (σ_i/σ_1 waterfall at a checkpoint)
+
+METRICS: pr, pr_eig, r90, cond, erank, stable_rank, spectral_norm, log10_fro2, alpha
 ";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("inspect") => inspect::run(&args[1..]),
+        Some("spectra") => spectra::run_spectra(&args[1..]),
+        Some("figure") => spectra::run_figure(&args[1..]),
         Some("-h") | Some("--help") | None => {
             print!("{USAGE}");
             Ok(())

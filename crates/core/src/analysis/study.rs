@@ -135,7 +135,7 @@ pub enum XAxis {
 }
 
 /// A checkpoint's spectra and where it sits in training.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CheckpointSpectra {
     pub path: String,
     pub step: Option<u64>,
@@ -144,7 +144,7 @@ pub struct CheckpointSpectra {
 }
 
 /// A run's checkpoints in training order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RunSpectra {
     pub run: String,
     /// Palette index, stable per run across figures.

@@ -1,0 +1,178 @@
+//! Figures 1 (trajectory) and 2 (waterfall) with their controls: metric,
+//! matrix (W_k / W_q), layer or mean, x-axis, runs shown, checkpoint, log y.
+//! Figure 1 can also come from imported `results.json` files alone.
+
+use super::figure_canvas::FigureCanvas;
+use crate::state::AppState;
+use leptos::prelude::*;
+use rankscope_core::analysis::study::{
+    results_trajectory_figure, trajectory_figure, waterfall_figure, CheckpointSel, LayerSel, Matrix, Metric, RunSpectra,
+    XAxis,
+};
+use rankscope_core::figures::spec::FigureSpec;
+use rankscope_core::formats::logs::{LogFormat, Series};
+use rankscope_core::inventory::{Content, Inventory};
+use std::collections::BTreeSet;
+
+/// Where Figure 1's numbers come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Computed here from the checkpoints' weights.
+    Weights,
+    /// The user's own results.json (RankProbe on K activations).
+    Imported,
+}
+
+/// The study's results.json series, with each run's palette index.
+fn imported_results(inv: &Inventory) -> Vec<(String, usize, Series)> {
+    inv.files
+        .iter()
+        .filter_map(|f| match &f.content {
+            Content::RunLog(series) => series.iter().find(|s| s.format == LogFormat::StudyResults).map(|s| {
+                let run = f.run.clone().unwrap_or_else(|| f.path.clone());
+                let color = inv.runs.iter().position(|r| r.name == run).unwrap_or(0);
+                (run, color, s.clone())
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn layer_options(n: usize) -> Vec<(String, String)> {
+    std::iter::once(("mean".to_string(), "mean over layers".to_string()))
+        .chain((0..n).map(|l| (l.to_string(), format!("layer {l}"))))
+        .collect()
+}
+
+fn parse_layer(v: &str) -> LayerSel {
+    v.parse().map(LayerSel::Layer).unwrap_or(LayerSel::Mean)
+}
+
+#[component]
+pub fn Figures() -> impl IntoView {
+    let state = AppState::use_context();
+    let metric = RwSignal::new(Metric::Pr);
+    let matrix = RwSignal::new(Matrix::K);
+    let layer = RwSignal::new(LayerSel::Mean);
+    let x_axis = RwSignal::new(XAxis::Tokens);
+    let source = RwSignal::new(Source::Weights);
+    let hidden = RwSignal::new(BTreeSet::<String>::new());
+    let at_final = RwSignal::new(true);
+    let at_index = RwSignal::new(0usize);
+    let log_y = RwSignal::new(true);
+
+    let imported = Memo::new(move |_| state.inventory.with(imported_results).into_iter().map(|(r, c, s)| (r, c, s)).collect::<Vec<_>>());
+    let has_spectra = move || state.spectra.with(|r| !r.is_empty());
+    let has_imported = move || imported.with(|i| !i.is_empty());
+    // With results.json but no checkpoints, Figure 1 shows the imported numbers.
+    let effective_source = move || if has_spectra() { source.get() } else { Source::Imported };
+    let shown_runs = move || -> Vec<RunSpectra> {
+        let hidden = hidden.get();
+        state.spectra.with(|runs| runs.iter().filter(|r| !hidden.contains(&r.run)).cloned().collect())
+    };
+    let n_layers = move || state.spectra.with(|runs| runs.iter().flat_map(|r| r.checkpoints.first()).map(|c| c.spectra.layers.len()).max().unwrap_or(0));
+    let max_ckpts = move || state.spectra.with(|runs| runs.iter().map(|r| r.checkpoints.len()).max().unwrap_or(0));
+
+    let trajectory = Signal::derive(move || -> Option<FigureSpec> {
+        match effective_source() {
+            Source::Weights => {
+                let runs = shown_runs();
+                (!runs.is_empty()).then(|| trajectory_figure(&runs, layer.get(), matrix.get(), metric.get(), x_axis.get()))
+            }
+            Source::Imported => imported.with(|list| {
+                let hidden = hidden.get();
+                let chosen: Vec<(String, usize, &Series)> =
+                    list.iter().filter(|(r, _, _)| !hidden.contains(r)).map(|(r, c, s)| (r.clone(), *c, s)).collect();
+                (!chosen.is_empty()).then(|| {
+                    let sources = chosen.iter().map(|(r, _, _)| format!("{r}: results.json")).collect();
+                    results_trajectory_figure(&chosen, layer.get(), sources)
+                })
+            }),
+        }
+    });
+    let waterfall = Signal::derive(move || -> Option<FigureSpec> {
+        let runs = shown_runs();
+        let at = if at_final.get() { CheckpointSel::Final } else { CheckpointSel::Index(at_index.get()) };
+        (!runs.is_empty()).then(|| waterfall_figure(&runs, at, layer.get(), matrix.get(), None, log_y.get()))
+    });
+    let all_runs = move || -> Vec<String> {
+        let mut names: Vec<String> = state.spectra.with(|r| r.iter().map(|r| r.run.clone()).collect());
+        if names.is_empty() {
+            names = imported.with(|i| i.iter().map(|(r, _, _)| r.clone()).collect());
+        }
+        names
+    };
+
+    view! {
+        <Show when=move || has_spectra() || has_imported() || state.spectra_progress.with(Option::is_some)>
+            <section class="figures">
+                <h2>"Figures"</h2>
+                {move || state.spectra_progress.get().map(|p| view! { <p class="progress" id="spectra-progress">{p}</p> })}
+                <For each=move || state.spectra_failures.get() key=|f| f.path.clone() let:f>
+                    <p class="error">{format!("{}: {}", f.path, f.message)}</p>
+                </For>
+                <div class="controls">
+                    <label>"source "
+                        <select id="source" on:change=move |ev| source.set(if event_target_value(&ev) == "imported" { Source::Imported } else { Source::Weights })>
+                            <option value="weights" selected=move || effective_source() == Source::Weights disabled=move || !has_spectra()>"weights (checkpoints)"</option>
+                            <option value="imported" selected=move || effective_source() == Source::Imported disabled=move || !has_imported()>"imported results.json"</option>
+                        </select>
+                    </label>
+                    <label>"metric "
+                        <select id="metric" on:change=move |ev| if let Some(m) = Metric::from_key(&event_target_value(&ev)) { metric.set(m) }>
+                            {Metric::ALL.into_iter().map(|m| view! { <option value=m.key() selected=move || metric.get() == m>{m.label()}</option> }).collect_view()}
+                        </select>
+                    </label>
+                    <label>"matrix "
+                        <select id="matrix" on:change=move |ev| matrix.set(if event_target_value(&ev) == "q" { Matrix::Q } else { Matrix::K })>
+                            <option value="k">"W_k (keys)"</option>
+                            <option value="q">"W_q (queries)"</option>
+                        </select>
+                    </label>
+                    <label>"layer "
+                        <select id="layer" on:change=move |ev| layer.set(parse_layer(&event_target_value(&ev)))>
+                            {move || layer_options(n_layers().max(imported.with(|i| i.iter().map(|(_, _, s)| s.metric_names().iter().filter(|m| m.starts_with("layer_pr/")).count()).max().unwrap_or(0)))).into_iter().map(|(v, label)| view! { <option value=v>{label}</option> }).collect_view()}
+                        </select>
+                    </label>
+                    <label>"x "
+                        <select id="x-axis" on:change=move |ev| x_axis.set(if event_target_value(&ev) == "step" { XAxis::Step } else { XAxis::Tokens })>
+                            <option value="tokens">"training tokens"</option>
+                            <option value="step">"step"</option>
+                        </select>
+                    </label>
+                    <span class="run-toggles">
+                        <For each=all_runs key=|r| r.clone() let:run>
+                            {
+                                let name = run.clone();
+                                let toggled = run.clone();
+                                view! {
+                                    <label class="run-toggle">
+                                        <input type="checkbox" checked=move || !hidden.with(|h| h.contains(&name))
+                                            on:change=move |_| hidden.update(|h| if !h.remove(&toggled) { h.insert(toggled.clone()); })/>
+                                        {run}
+                                    </label>
+                                }
+                            }
+                        </For>
+                    </span>
+                </div>
+                <h3>"Figure 1 — trajectory"</h3>
+                <FigureCanvas id="figure-trajectory" spec=trajectory empty_text="Drop checkpoints (or results.json files) to see how effective rank evolves."/>
+                <h3>"Figure 2 — singular-value waterfall"</h3>
+                <div class="controls">
+                    <label>"checkpoint "
+                        <select id="waterfall-checkpoint" on:change=move |ev| {
+                            let v = event_target_value(&ev);
+                            match v.parse::<usize>() { Ok(i) => { at_final.set(false); at_index.set(i) } Err(_) => at_final.set(true) }
+                        }>
+                            <option value="final">"final"</option>
+                            {move || (0..max_ckpts()).map(|i| view! { <option value=i.to_string()>{format!("#{} in training order", i + 1)}</option> }).collect_view()}
+                        </select>
+                    </label>
+                    <label><input id="log-y" type="checkbox" checked=move || log_y.get() on:change=move |_| log_y.update(|v| *v = !*v)/>" log y"</label>
+                </div>
+                <FigureCanvas id="figure-waterfall" spec=waterfall empty_text="The waterfall needs checkpoints."/>
+            </section>
+        </Show>
+    }
+}

@@ -1,0 +1,73 @@
+// End-to-end: Figures 1 and 2 appear for A1–B2 after dropping their
+// checkpoints, respond to the controls, and Figure 1 also draws from the
+// user's results.json files alone.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { startServer } from './server.mjs';
+import { launch, openPage, dropFiles, waitForInventory } from './browser.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '../..');
+const fixtures = path.resolve(repo, '../shared/fixtures');
+const outDir = path.join(here, 'out');
+fs.mkdirSync(outDir, { recursive: true });
+
+let server, url, browser;
+before(async () => {
+  ({ server, url } = await startServer({ dist: path.join(repo, 'dist'), fixtures }));
+  browser = await launch();
+});
+after(async () => { await browser?.close(); server?.close(); });
+
+/** Non-white pixels of a figure's canvas (0 when blank or absent). */
+const inked = (page, id) => page.$eval(`#${id} canvas`, (c) => {
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] < 235 || d[i + 1] < 235 || d[i + 2] < 235)) n++;
+  return n;
+});
+
+test('Figures 1 and 2 appear for A1–B2 from their checkpoints', async () => {
+  const { page, errors } = await openPage(browser, url);
+  const files = [];
+  for (const run of ['A1', 'A2', 'B1', 'B2']) {
+    for (const p of await (await fetch(`${url}__fixtures/__list?dir=runs/${run}`)).json()) {
+      if (p.endsWith('.safetensors')) files.push(p);
+    }
+  }
+  await dropFiles(page, files.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
+  await waitForInventory(page, files.length);
+  await page.waitForSelector('#figure-trajectory[data-series="4"] canvas', { timeout: 60_000 });
+  await page.waitForSelector('#figure-waterfall[data-series="4"] canvas', { timeout: 60_000 });
+  assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'A1, A2, B1, B2');
+  assert.ok(await inked(page, 'figure-trajectory') > 5000, 'trajectory canvas is drawn');
+  assert.ok(await inked(page, 'figure-waterfall') > 5000, 'waterfall canvas is drawn');
+  const caption = await page.$eval('#figure-trajectory figcaption', (c) => c.textContent);
+  assert.match(caption, /PR = \(Σσ\)²\/Σσ² of W_k/);
+  assert.match(caption, /mean over 4 layers/);
+  await page.screenshot({ path: path.join(outDir, 'figures.png'), fullPage: true });
+
+  // The metric and layer controls redraw Figure 1.
+  await page.selectOption('#metric', 'r90');
+  await page.selectOption('#layer', '2');
+  await page.waitForFunction(() => /r90/.test(document.querySelector('#figure-trajectory figcaption').textContent)
+    && /layer 2/.test(document.querySelector('#figure-trajectory figcaption').textContent));
+  // Hiding a run removes its line.
+  await page.click('.run-toggle:has-text("B2") input');
+  await page.waitForSelector('#figure-trajectory[data-series="3"]');
+  assert.deepEqual(errors, []);
+});
+
+test('Figure 1 draws from results.json files alone', async () => {
+  const { page, errors } = await openPage(browser, url);
+  const files = ['A1', 'A2', 'B1', 'B2', 'C1', 'C2'].map((r) => `runs/${r}/results.json`);
+  await dropFiles(page, files.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
+  await waitForInventory(page, files.length);
+  await page.waitForSelector('#figure-trajectory[data-series="6"] canvas');
+  assert.match(await page.$eval('#figure-trajectory figcaption', (c) => c.textContent), /Imported results\.json/);
+  assert.ok(await inked(page, 'figure-trajectory') > 5000);
+  assert.deepEqual(errors, []);
+});
