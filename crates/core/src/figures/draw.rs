@@ -5,6 +5,7 @@
 //! right (so it never covers data), then the caption (wrapped), which always
 //! says what was dropped (non-finite values, values ≤ 0 on a log axis).
 
+use plotters::coord::combinators::{BindKeyPoints, LogCoord, WithKeyPoints};
 use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
@@ -261,7 +262,7 @@ pub fn draw_figure<DB: DrawingBackend>(
     // Legend beside the plot, on the right.
     let entries = legend_entries(spec);
     let swatch = 34;
-    let max_name_chars = ((w as f64 * 0.3 - swatch as f64 - 2.0 * PAD as f64) / (CHAR_EM * px(TEXT_SIZE))).max(6.0) as usize;
+    let max_name_chars = ((w as f64 * 0.36 - swatch as f64 - 2.0 * PAD as f64) / (CHAR_EM * px(TEXT_SIZE))).max(6.0) as usize;
     let names: Vec<String> = entries.iter().map(|e| ellipsize(e.name, max_name_chars)).collect();
     let legend_w = names.iter().map(|n| text_width(n, TEXT_SIZE)).max().map_or(0, |tw| tw + swatch + 2 * PAD);
     let (plot_area, legend_area) = middle.split_horizontally((w - legend_w).max(1));
@@ -396,14 +397,60 @@ fn draw_plot_area<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, spec: &Figu
         _ => fit_range(&xs, xlog, spec.x.range, false),
     };
     let (y0, y1) = fit_range(&ys, ylog, spec.y.range, has_bars && !ylog);
+    let (pw, ph) = area.dim_in_pixel();
+    let (nx, ny) = (max_x_ticks(pw), max_y_ticks(ph));
     let xm = AxisMap { log: xlog, lo: x0, hi: x1 };
     let ym = AxisMap { log: ylog, lo: y0, hi: y1 };
     match (xlog, ylog) {
         (false, false) => draw_chart(area, spec, x0..x1, y0..y1, xm, ym),
-        (true, false) => draw_chart(area, spec, (x0..x1).log_scale(), y0..y1, xm, ym),
-        (false, true) => draw_chart(area, spec, x0..x1, (y0..y1).log_scale(), xm, ym),
-        (true, true) => draw_chart(area, spec, (x0..x1).log_scale(), (y0..y1).log_scale(), xm, ym),
+        (true, false) => draw_chart(area, spec, log_axis(x0, x1, nx), y0..y1, xm, ym),
+        (false, true) => draw_chart(area, spec, x0..x1, log_axis(y0, y1, ny), xm, ym),
+        (true, true) => draw_chart(area, spec, log_axis(x0, x1, nx), log_axis(y0, y1, ny), xm, ym),
     }
+}
+
+/// At most this many ticks on an x axis `pw` pixels wide (about one per 100 px).
+fn max_x_ticks(pw: u32) -> usize {
+    ((pw as i32 - 80) / 100).clamp(2, 10) as usize
+}
+
+/// At most this many ticks on a y axis `ph` pixels high (about one per 50 px).
+fn max_y_ticks(ph: u32) -> usize {
+    ((ph as i32 - 50) / 50).clamp(2, 10) as usize
+}
+
+/// A log axis with readable ticks: 1–9, 1-2-5 or powers of ten per decade
+/// (every k-th decade if needed), the densest that fits `max_n` ticks.
+/// plotters' own log ticks can leave an axis spanning less than a decade
+/// with a single tick.
+fn log_axis(lo: f64, hi: f64, max_n: usize) -> WithKeyPoints<LogCoord<f64>> {
+    (lo..hi).log_scale().with_key_points(log_ticks(lo, hi, max_n))
+}
+
+pub(crate) fn log_ticks(lo: f64, hi: f64, max_n: usize) -> Vec<f64> {
+    let max_n = max_n.max(2);
+    let (d0, d1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let in_range = |v: &f64| *v >= lo * (1.0 - 1e-12) && *v <= hi * (1.0 + 1e-12);
+    let ticks = |mults: &[f64], step: i32| -> Vec<f64> {
+        (d0..=d1)
+            .filter(|d| d.rem_euclid(step) == 0)
+            .flat_map(|d| mults.iter().map(move |m| m * 10f64.powi(d)))
+            .filter(in_range)
+            .collect()
+    };
+    let all: [&[f64]; 3] = [&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], &[1.0, 2.0, 5.0], &[1.0]];
+    for mults in all {
+        let t = ticks(mults, 1);
+        if t.len() <= max_n && t.len() >= 2 {
+            return t;
+        }
+        if t.len() > max_n && mults.len() == 1 {
+            let step = ((t.len() + max_n - 1) / max_n) as i32;
+            return ticks(mults, step.max(1));
+        }
+    }
+    // Less than one tick of any kind fits: fall back to the ends.
+    vec![lo, hi]
 }
 
 fn draw_chart<DB, X, Y>(
@@ -430,7 +477,7 @@ where
         .unwrap_or(4)
         .max(3);
     let y_area = (tick_chars as f64 * CHAR_EM * px(TEXT_SIZE)) as i32 + (px(LABEL_SIZE) * 1.6) as i32 + 12;
-    let x_area = (px(TEXT_SIZE) * 1.4) as i32 + (px(LABEL_SIZE) * 1.6) as i32 + 10;
+    let x_area = (px(TEXT_SIZE) * 1.3) as i32 + (px(LABEL_SIZE) * 1.3) as i32 + 8;
 
     let mut chart = ChartBuilder::on(area)
         .margin_top(PAD)
@@ -443,8 +490,8 @@ where
         .map_err(backend_err)?;
 
     let categories = if has_bars { (xm.hi - xm.lo).round().max(1.0) as usize } else { 0 };
-    let n_x = if has_bars { categories.min(20) } else { ((pw as i32 - y_area) / 100).clamp(2, 10) as usize };
-    let n_y = ((ph as i32 - x_area) / 50).clamp(2, 10) as usize;
+    let n_x = if has_bars { categories.min(20) } else { max_x_ticks(pw) };
+    let n_y = max_y_ticks(ph);
     let x_fmt = move |v: &f64| {
         if has_bars && (v - v.round()).abs() > 1e-6 {
             String::new()
@@ -666,6 +713,14 @@ mod tests {
         assert_eq!(format_tick(1e-5), "1e-5");
         assert_eq!(format_tick(1.0), "1");
         assert_eq!(format_tick(-0.25), "-0.25");
+    }
+
+    #[test]
+    fn log_ticks_fit() {
+        assert_eq!(log_ticks(0.9, 7.5, 4), vec![1.0, 2.0, 5.0]);
+        assert_eq!(log_ticks(1e-4, 1.2, 6), vec![1e-4, 1e-3, 1e-2, 1e-1, 1.0]);
+        assert!(log_ticks(1e-12, 1e12, 5).len() <= 5);
+        assert_eq!(log_ticks(2.1, 2.9, 4), vec![2.1, 2.9]);
     }
 
     #[test]
