@@ -274,3 +274,36 @@ fn bad_inputs_are_clear_errors() {
     }
     model.forward(&[1, 2, 3], &mut Panicky, None).expect("forward");
 }
+
+/// Loading checks every weight by name and shape against the architecture.
+#[test]
+fn loading_names_the_missing_or_misshapen_tensor() {
+    let path = format!("{FIXTURES}/runs/A1/ckpt_tokens_0.safetensors");
+    let src = FileSource::open(&path).expect("open");
+    let header = read_header(&src).expect("header");
+    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else { panic!("not recognised") };
+    let try_load = |arch: &rankscope_core::model::arch::Architecture| {
+        block_on(ModelWeights::load(&Shards::single(&header, &src), arch, &mut |_| {}))
+    };
+    let mut progress = Vec::new();
+    block_on(ModelWeights::load(&Shards::single(&header, &src), &arch, &mut |p| progress.push(p))).expect("loads as recognised");
+    assert_eq!(progress, [0.25, 0.5, 0.75, 1.0]);
+
+    let mut missing = arch.clone();
+    missing.layers[2].k_norm = Some("transformer_blocks.2.attention.k_norm.gamma".into());
+    let err = try_load(&missing).expect_err("missing");
+    assert!(matches!(&err, ForwardError::MissingTensor(n) if n.ends_with("k_norm.gamma")), "{err}");
+
+    let mut wide = arch.clone();
+    wide.d_ff = 512;
+    let err = try_load(&wide).expect_err("d_ff 512");
+    assert_eq!(
+        err.to_string(),
+        "tensor `transformer_blocks.0.feed_forward.up_proj.weight` has shape [256, 64], expected [512, 64]"
+    );
+
+    let mut gpt2 = arch.clone();
+    gpt2.family = rankscope_core::model::arch::Family::Gpt2;
+    assert!(matches!(try_load(&gpt2), Err(ForwardError::Unsupported("gpt2"))));
+}

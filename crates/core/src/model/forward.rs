@@ -51,11 +51,6 @@ impl From<WeightError> for ForwardError {
     fn from(e: WeightError) -> Self {
         match e {
             WeightError::MissingTensor(name) => ForwardError::MissingTensor(name),
-            WeightError::NotMatrix { tensor, shape } => ForwardError::ShapeMismatch {
-                tensor,
-                expected: vec![0, 0],
-                found: shape.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect(),
-            },
             other => ForwardError::Read(other),
         }
     }
