@@ -222,9 +222,13 @@ impl ModelWeights {
         ws.h.copy_from_slice(&ws.x);
         rms_norm_rows(&mut ws.h, d, layer.attn_norm.as_deref(), eps);
 
+        // One product per projection (the activations are packed once, not
+        // once per head), then a scatter into head-major `[head][t][d_k]`.
+        let width = arch.n_heads * d_k;
+        layer.w_q.apply(&ws.h, t, &mut ws.attn, false);
+        to_head_major(&ws.attn, t, arch.n_heads, d_k, &mut ws.q);
         for h in 0..arch.n_heads {
             let q = &mut ws.q[h * head..(h + 1) * head];
-            layer.w_q.apply_rows(h * d_k, d_k, &ws.h, t, q);
             if let Some(g) = &layer.q_norm {
                 rms_norm_rows(q, d_k, Some(g), eps);
             }
@@ -233,10 +237,14 @@ impl ModelWeights {
             }
             ws.rope.apply(q, d_k, arch.rope);
         }
+        let kv_width = arch.n_kv_heads * d_k;
+        let tmp = &mut ws.attn[..t * kv_width];
+        layer.w_k.apply(&ws.h, t, tmp, false);
+        to_head_major(tmp, t, arch.n_kv_heads, d_k, &mut ws.k_raw);
+        layer.w_v.apply(&ws.h, t, tmp, false);
+        to_head_major(tmp, t, arch.n_kv_heads, d_k, &mut ws.v);
         for h in 0..arch.n_kv_heads {
             let range = h * head..(h + 1) * head;
-            layer.w_k.apply_rows(h * d_k, d_k, &ws.h, t, &mut ws.k_raw[range.clone()]);
-            layer.w_v.apply_rows(h * d_k, d_k, &ws.h, t, &mut ws.v[range.clone()]);
             let k = &mut ws.k[range.clone()];
             k.copy_from_slice(&ws.k_raw[range.clone()]);
             if let Some(g) = &layer.k_norm {
@@ -253,7 +261,6 @@ impl ModelWeights {
             }
         }
 
-        let width = arch.n_heads * d_k;
         let scale = 1.0 / (d_k as f32).sqrt();
         for h in 0..arch.n_heads {
             let kv = arch.kv_head_of(h);
@@ -289,6 +296,16 @@ impl ModelWeights {
                 silu_mul(&mut ws.ff_a, &ws.ff_b);
                 down.apply(&ws.ff_a, t, &mut ws.x, true);
             }
+        }
+    }
+}
+
+/// `[t, heads·d_k]` row-major → head-major `[heads][t][d_k]`.
+fn to_head_major(src: &[f32], t: usize, heads: usize, d_k: usize, dst: &mut [f32]) {
+    for (h, block) in dst.chunks_exact_mut(t * d_k).take(heads).enumerate() {
+        for (p, row) in block.chunks_exact_mut(d_k).enumerate() {
+            let at = p * heads * d_k + h * d_k;
+            row.copy_from_slice(&src[at..at + d_k]);
         }
     }
 }

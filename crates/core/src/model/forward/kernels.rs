@@ -116,13 +116,6 @@ impl Matrix {
     pub fn apply(&self, x: &[f32], t: usize, y: &mut [f32], accumulate: bool) {
         linear(x, t, &self.data, (self.rows, self.cols), y, accumulate);
     }
-
-    /// As [`Self::apply`] with only output rows `start..start + len` of self
-    /// (one head of a projection), into a `[t, len]` buffer.
-    pub fn apply_rows(&self, start: usize, len: usize, x: &[f32], t: usize, y: &mut [f32]) {
-        let block = &self.data[start * self.cols..(start + len) * self.cols];
-        linear(x, t, block, (len, self.cols), y, false);
-    }
 }
 
 /// RMSNorm of each `width`-long row of `x`, in place: `x / √(mean(x²) + eps) · γ`.
