@@ -11,6 +11,7 @@
 //! permuted for it), GQA (query head h reads kv-head h / (n_heads/n_kv)),
 //! causal softmax scaled 1/√d_k. MLP: `down(relu(up(x))²)` (reference) or
 //! `down(silu(gate(x))·up(x))` (Llama). GPT-2 is recognised but not run yet.
+//! A norm whose weight the architecture does not name is left out.
 //!
 //! Weights are read layer by layer by byte range and upcast to f32 once;
 //! activations are f32; matrix products go through `matrixmultiply::sgemm`.
@@ -59,8 +60,11 @@ impl From<WeightError> for ForwardError {
 /// Logits of one sequence, `[positions, vocab]` row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Logits {
+    /// `positions · vocab` values; row `t` predicts token `t + 1`.
     pub data: Vec<f32>,
+    /// Number of positions T (the sequence length).
     pub positions: usize,
+    /// Vocabulary size (row length).
     pub vocab: usize,
 }
 
@@ -209,7 +213,9 @@ impl ModelWeights {
         }
         let eps = arch.norm_eps as f32;
         ws.h.copy_from_slice(&ws.x);
-        rms_norm_rows(&mut ws.h, d, self.final_norm.as_deref(), eps);
+        if let Some(g) = &self.final_norm {
+            rms_norm_rows(&mut ws.h, d, g, eps);
+        }
         self.lm_head().apply(&ws.h, t, &mut ws.logits, false);
     }
 
@@ -220,7 +226,9 @@ impl ModelWeights {
         let head = t * d_k;
         let probing = probe.active();
         ws.h.copy_from_slice(&ws.x);
-        rms_norm_rows(&mut ws.h, d, layer.attn_norm.as_deref(), eps);
+        if let Some(g) = &layer.attn_norm {
+            rms_norm_rows(&mut ws.h, d, g, eps);
+        }
 
         // One product per projection (the activations are packed once, not
         // once per head), then a scatter into head-major `[head][t][d_k]`.
@@ -230,7 +238,7 @@ impl ModelWeights {
         for h in 0..arch.n_heads {
             let q = &mut ws.q[h * head..(h + 1) * head];
             if let Some(g) = &layer.q_norm {
-                rms_norm_rows(q, d_k, Some(g), eps);
+                rms_norm_rows(q, d_k, g, eps);
             }
             if probing {
                 probe.queries(l, h, q);
@@ -248,7 +256,7 @@ impl ModelWeights {
             let k = &mut ws.k[range.clone()];
             k.copy_from_slice(&ws.k_raw[range.clone()]);
             if let Some(g) = &layer.k_norm {
-                rms_norm_rows(k, d_k, Some(g), eps);
+                rms_norm_rows(k, d_k, g, eps);
             }
             if let Some(s) = surgery {
                 s.apply(l, h, k);
@@ -283,7 +291,9 @@ impl ModelWeights {
         let arch = self.arch();
         let (t, d) = (ws.t, arch.d_model);
         ws.h.copy_from_slice(&ws.x);
-        rms_norm_rows(&mut ws.h, d, layer.mlp_norm.as_deref(), arch.norm_eps as f32);
+        if let Some(g) = &layer.mlp_norm {
+            rms_norm_rows(&mut ws.h, d, g, arch.norm_eps as f32);
+        }
         match &layer.mlp {
             Mlp::SquaredRelu { up, down } => {
                 up.apply(&ws.h, t, &mut ws.ff_a, false);

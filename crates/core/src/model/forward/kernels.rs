@@ -121,14 +121,11 @@ impl Matrix {
 /// RMSNorm of each `width`-long row of `x`, in place: `x / √(mean(x²) + eps) · γ`.
 /// The mean of squares is accumulated in f64 (the reference's f32 sum is
 /// pairwise; either is far inside the tolerances).
-pub(super) fn rms_norm_rows(x: &mut [f32], width: usize, gamma: Option<&[f32]>, eps: f32) {
+pub(super) fn rms_norm_rows(x: &mut [f32], width: usize, gamma: &[f32], eps: f32) {
     for row in x.chunks_exact_mut(width) {
         let ms = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / width as f64;
         let inv = 1.0 / (ms as f32 + eps).sqrt();
-        match gamma {
-            Some(g) => row.iter_mut().zip(g).for_each(|(v, &g)| *v = *v * inv * g),
-            None => row.iter_mut().for_each(|v| *v *= inv),
-        }
+        row.iter_mut().zip(gamma).for_each(|(v, &g)| *v = *v * inv * g);
     }
 }
 
