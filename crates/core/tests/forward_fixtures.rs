@@ -307,3 +307,92 @@ fn loading_names_the_missing_or_misshapen_tensor() {
     gpt2.family = rankscope_core::model::arch::Family::Gpt2;
     assert!(matches!(try_load(&gpt2), Err(ForwardError::Unsupported("gpt2"))));
 }
+
+/// Zeroes the listed key coordinates of each layer (all its kv-heads); rows of 16 (the runs' d_k).
+struct ZeroCoordinates(Vec<Vec<usize>>);
+impl KeyTransform for ZeroCoordinates {
+    fn apply(&self, layer: usize, _: usize, keys: &mut [f32]) {
+        for row in keys.chunks_exact_mut(16) {
+            self.0[layer].iter().for_each(|&d| row[d] = 0.0);
+        }
+    }
+}
+
+/// k ← k·P per (layer, kv-head), P = V_r V_rᵀ built in f64, applied in f32.
+struct Project {
+    projectors: Vec<Vec<f32>>,
+    n_kv: usize,
+    d_k: usize,
+}
+impl KeyTransform for Project {
+    fn apply(&self, layer: usize, kv_head: usize, keys: &mut [f32]) {
+        let p = &self.projectors[layer * self.n_kv + kv_head];
+        let mut out = vec![0.0f32; self.d_k];
+        for row in keys.chunks_exact_mut(self.d_k) {
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = row.iter().enumerate().map(|(i, &k)| k * p[i * self.d_k + j]).sum();
+            }
+            row.copy_from_slice(&out);
+        }
+    }
+}
+
+fn usize_lists(v: &Value) -> Vec<usize> {
+    v.as_array().expect("array").iter().map(|x| x.as_u64().expect("index") as usize).collect()
+}
+
+/// The surgery hook sits where the reference edits keys (the k_norm output,
+/// before RoPE): the held-out losses of all three strategies of
+/// `final.surgery` are reproduced at every prune fraction.
+#[test]
+fn key_surgery_reproduces_the_reference_losses() {
+    use rankscope_core::analysis::spectrum::{matrix_from_row_major_f32, right_singular_vectors};
+    let eval = tokens("eval_tokens.safetensors");
+    let heldout = tokens("heldout_tokens.safetensors");
+    let [mut svd_worst, mut gamma_worst, mut random_worst] = std::array::from_fn(|_| Worst::default());
+    for run in RUNS {
+        let expected = json(&format!("expected/{run}.json"));
+        let last = expected["checkpoints"].as_array().expect("checkpoints").last().expect("final").clone();
+        let surgery = &last["final"]["surgery"];
+        let model = load(&checkpoint_path(run, &last), None);
+        let arch = model.arch().clone();
+        let (d_k, n_kv, n_layers) = (arch.d_k, arch.n_kv_heads, arch.n_layers);
+        let ms = usize_lists(&surgery["m"]);
+        let keys = model.collect_keys(&eval, None).expect("keys");
+        let bases: Vec<_> = (0..n_layers * n_kv)
+            .map(|i| {
+                let m = matrix_from_row_major_f32(keys.keys(i / n_kv, i % n_kv), keys.rows(), d_k).expect("K");
+                right_singular_vectors(&m).expect("svd").1
+            })
+            .collect();
+        for (i, &m) in ms.iter().enumerate() {
+            let r = d_k - m;
+            let projectors = bases
+                .iter()
+                .map(|v| (0..d_k * d_k).map(|ij| (0..r).map(|c| v[(ij / d_k, c)] * v[(ij % d_k, c)]).sum::<f64>() as f32).collect())
+                .collect();
+            let got = model.mean_cross_entropy(&heldout, Some(&Project { projectors, n_kv, d_k })).expect("svd loss");
+            let want = surgery["svd"][i].as_f64().expect("svd");
+            svd_worst.see((got - want).abs(), 1e-4, || format!("{run} SVD m={m} ({got} vs {want})"));
+
+            if surgery["gamma"].is_array() {
+                let order = &surgery["gamma_order"];
+                let zero = (0..n_layers).map(|l| usize_lists(&order[l.to_string()])[..m].to_vec()).collect();
+                let got = model.mean_cross_entropy(&heldout, Some(&ZeroCoordinates(zero))).expect("γ loss");
+                let want = surgery["gamma"][i].as_f64().expect("gamma");
+                gamma_worst.see((got - want).abs(), 1e-4, || format!("{run} γ m={m} ({got} vs {want})"));
+            }
+            let random = &surgery["random"];
+            for (s, losses) in random["losses"].as_array().expect("losses").iter().enumerate() {
+                let perms = &random["perms"][s.to_string()];
+                let zero = (0..n_layers).map(|l| usize_lists(&perms[l.to_string()])[..m].to_vec()).collect();
+                let got = model.mean_cross_entropy(&heldout, Some(&ZeroCoordinates(zero))).expect("random loss");
+                let want = losses[i].as_f64().expect("loss");
+                random_worst.see((got - want).abs(), 1e-4, || format!("{run} random seed {s} m={m} ({got} vs {want})"));
+            }
+        }
+    }
+    for (what, w) in [("SVD", &svd_worst), ("γ", &gamma_worst), ("random", &random_worst)] {
+        println!("worst |Δ surgery loss| {what}: {:e} at {}", w.0, w.1);
+    }
+}
