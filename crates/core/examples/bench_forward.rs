@@ -19,7 +19,10 @@ use rankscope_core::source::block_on;
 use safetensors::tensor::TensorView;
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a number")).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("a number"))
+        .collect();
     let (layers, d, t) = match args[..] {
         [l, d, t] => (l, d, t),
         _ => (22, 512, 1024),
@@ -31,43 +34,88 @@ fn main() {
     let mut random = |n: usize, scale: f32| -> Vec<u8> {
         (0..n)
             .flat_map(|_| {
-                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
                 (((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale).to_le_bytes()
             })
             .collect()
     };
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = vec![
-        ("token_embedding.weight".into(), vec![vocab, d], random(vocab * d, 0.1)),
-        ("norm.weight".into(), vec![d], vec![1f32; d].iter().flat_map(|v| v.to_le_bytes()).collect()),
+        (
+            "token_embedding.weight".into(),
+            vec![vocab, d],
+            random(vocab * d, 0.1),
+        ),
+        (
+            "norm.weight".into(),
+            vec![d],
+            vec![1f32; d].iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
     ];
     let w = 1.0 / (d as f32).sqrt();
     for l in 0..layers {
         let p = format!("transformer_blocks.{l}.");
-        let ones = |n: usize| -> Vec<u8> { vec![1f32; n].iter().flat_map(|v| v.to_le_bytes()).collect() };
-        tensors.push((format!("{p}attention.qkvo_proj"), vec![2 * d + 2 * kv * d_k, d], random((2 * d + 2 * kv * d_k) * d, w)));
+        let ones =
+            |n: usize| -> Vec<u8> { vec![1f32; n].iter().flat_map(|v| v.to_le_bytes()).collect() };
+        tensors.push((
+            format!("{p}attention.qkvo_proj"),
+            vec![2 * d + 2 * kv * d_k, d],
+            random((2 * d + 2 * kv * d_k) * d, w),
+        ));
         tensors.push((format!("{p}attention.q_norm.weight"), vec![d_k], ones(d_k)));
         tensors.push((format!("{p}attention.k_norm.weight"), vec![d_k], ones(d_k)));
-        tensors.push((format!("{p}feed_forward.up_proj.weight"), vec![d_ff, d], random(d_ff * d, w)));
-        tensors.push((format!("{p}feed_forward.down_proj.weight"), vec![d, d_ff], random(d * d_ff, w)));
+        tensors.push((
+            format!("{p}feed_forward.up_proj.weight"),
+            vec![d_ff, d],
+            random(d_ff * d, w),
+        ));
+        tensors.push((
+            format!("{p}feed_forward.down_proj.weight"),
+            vec![d, d_ff],
+            random(d * d_ff, w),
+        ));
         tensors.push((format!("{p}norm1.weight"), vec![d], ones(d)));
         tensors.push((format!("{p}norm2.weight"), vec![d], ones(d)));
     }
     let views: Vec<(String, TensorView)> = tensors
         .iter()
-        .map(|(n, s, b)| (n.clone(), TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("view")))
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("view"),
+            )
+        })
         .collect();
     let config = format!(
         r#"{{"d_model": {d}, "n_heads": {heads}, "n_kv_heads": {kv}, "n_layers": {layers}, "d_ff": {d_ff}, "vocab_size": {vocab}, "use_qk_norm": true}}"#
     );
-    let file = safetensors::serialize(views, Some(HashMap::from([("config".to_string(), config)]))).expect("serialize");
+    let file = safetensors::serialize(views, Some(HashMap::from([("config".to_string(), config)])))
+        .expect("serialize");
     drop(tensors);
 
     let header = read_header(&file).expect("header");
-    let names: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let Recognition::Known(arch) = recognise(&names, &header.metadata, None) else { panic!("not recognised") };
+    let names: Vec<_> = header
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
+    let Recognition::Known(arch) = recognise(&names, &header.metadata, None) else {
+        panic!("not recognised")
+    };
     let start = Instant::now();
-    let model = block_on(ModelWeights::load(&Shards::single(&header, &file), &arch, &mut |_| {})).expect("load");
-    println!("{} ({:.1} MB f32), loaded in {:.2?}", arch.summary(), file.len() as f64 / 1e6, start.elapsed());
+    let model = block_on(ModelWeights::load(
+        &Shards::single(&header, &file),
+        &arch,
+        &mut |_| {},
+    ))
+    .expect("load");
+    println!(
+        "{} ({:.1} MB f32), loaded in {:.2?}",
+        arch.summary(),
+        file.len() as f64 / 1e6,
+        start.elapsed()
+    );
 
     let ids: Vec<u32> = (0..t).map(|i| (i * 31 % vocab) as u32).collect();
     let flops = layers as f64

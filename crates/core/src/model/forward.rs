@@ -35,9 +35,18 @@ pub enum ForwardError {
     #[error("tensor `{0}` is not in the checkpoint")]
     MissingTensor(String),
     #[error("tensor `{tensor}` has shape {found:?}, expected {expected:?}")]
-    ShapeMismatch { tensor: String, expected: Vec<usize>, found: Vec<usize> },
+    ShapeMismatch {
+        tensor: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     #[error("token id {id} at position {position} of sequence {sequence} is not below the vocabulary size {vocab}")]
-    TokenOutOfVocab { id: u32, sequence: usize, position: usize, vocab: usize },
+    TokenOutOfVocab {
+        id: u32,
+        sequence: usize,
+        position: usize,
+        vocab: usize,
+    },
     #[error("the forward pass does not support the {0} family yet")]
     Unsupported(&'static str),
     #[error("an empty sequence has no logits")]
@@ -71,7 +80,9 @@ pub struct Logits {
 impl Logits {
     /// The logits at position `t` (empty if out of range).
     pub fn row(&self, t: usize) -> &[f32] {
-        self.data.get(t * self.vocab..(t + 1) * self.vocab).unwrap_or(&[])
+        self.data
+            .get(t * self.vocab..(t + 1) * self.vocab)
+            .unwrap_or(&[])
     }
 }
 
@@ -123,24 +134,42 @@ impl Workspace {
 impl ModelWeights {
     /// Logits `[T, vocab]` of one sequence. `probe` sees every layer's Q and K
     /// per head; `surgery`, when given, edits K after the key norm, before RoPE.
-    pub fn forward(&self, ids: &[u32], probe: &mut dyn Probe, surgery: Option<&dyn KeyTransform>) -> Result<Logits, ForwardError> {
+    pub fn forward(
+        &self,
+        ids: &[u32],
+        probe: &mut dyn Probe,
+        surgery: Option<&dyn KeyTransform>,
+    ) -> Result<Logits, ForwardError> {
         if ids.is_empty() {
             return Err(ForwardError::EmptySequence);
         }
         self.check_ids(ids, 0)?;
         let mut ws = Workspace::new(self.arch(), ids.len());
         self.run(ids, probe, surgery, &mut ws);
-        Ok(Logits { data: ws.logits, positions: ids.len(), vocab: self.arch().vocab })
+        Ok(Logits {
+            data: ws.logits,
+            positions: ids.len(),
+            vocab: self.arch().vocab,
+        })
     }
 
     /// Runs every sequence of `batch` in order (row `b·T + t` for a
     /// [`KeyCollector`]), discarding the logits.
-    pub fn run_batch(&self, batch: &TokenBatch, probe: &mut dyn Probe, surgery: Option<&dyn KeyTransform>) -> Result<(), ForwardError> {
+    pub fn run_batch(
+        &self,
+        batch: &TokenBatch,
+        probe: &mut dyn Probe,
+        surgery: Option<&dyn KeyTransform>,
+    ) -> Result<(), ForwardError> {
         self.for_each_sequence(batch, probe, surgery, |_, _, _| {})
     }
 
     /// K and Q per head of every sequence of `batch`, stacked (METRICS.md "Representations").
-    pub fn collect_keys(&self, batch: &TokenBatch, surgery: Option<&dyn KeyTransform>) -> Result<KeyCollector, ForwardError> {
+    pub fn collect_keys(
+        &self,
+        batch: &TokenBatch,
+        surgery: Option<&dyn KeyTransform>,
+    ) -> Result<KeyCollector, ForwardError> {
         let mut collector = KeyCollector::new(self.arch());
         self.run_batch(batch, &mut collector, surgery)?;
         Ok(collector)
@@ -148,7 +177,11 @@ impl ModelWeights {
 
     /// Mean next-token cross-entropy (nats) over all `B·(T−1)` targets of
     /// `batch`; the log-softmax is taken in f64 from the f32 logits.
-    pub fn mean_cross_entropy(&self, batch: &TokenBatch, surgery: Option<&dyn KeyTransform>) -> Result<f64, ForwardError> {
+    pub fn mean_cross_entropy(
+        &self,
+        batch: &TokenBatch,
+        surgery: Option<&dyn KeyTransform>,
+    ) -> Result<f64, ForwardError> {
         if batch.seq_len < 2 {
             return Err(ForwardError::TooShortForLoss(batch.seq_len));
         }
@@ -189,13 +222,24 @@ impl ModelWeights {
     fn check_ids(&self, ids: &[u32], sequence: usize) -> Result<(), ForwardError> {
         let vocab = self.arch().vocab;
         match ids.iter().position(|&id| id as usize >= vocab) {
-            Some(position) => Err(ForwardError::TokenOutOfVocab { id: ids[position], sequence, position, vocab }),
+            Some(position) => Err(ForwardError::TokenOutOfVocab {
+                id: ids[position],
+                sequence,
+                position,
+                vocab,
+            }),
             None => Ok(()),
         }
     }
 
     /// The forward pass proper; `ids` are checked and `ws` is sized for them.
-    fn run(&self, ids: &[u32], probe: &mut dyn Probe, surgery: Option<&dyn KeyTransform>, ws: &mut Workspace) {
+    fn run(
+        &self,
+        ids: &[u32],
+        probe: &mut dyn Probe,
+        surgery: Option<&dyn KeyTransform>,
+        ws: &mut Workspace,
+    ) {
         let arch = self.arch();
         let (t, d) = (ws.t, arch.d_model);
         debug_assert_eq!(ids.len(), t);
@@ -219,7 +263,14 @@ impl ModelWeights {
         self.lm_head().apply(&ws.h, t, &mut ws.logits, false);
     }
 
-    fn attention_block(&self, l: usize, layer: &LayerWeights, probe: &mut dyn Probe, surgery: Option<&dyn KeyTransform>, ws: &mut Workspace) {
+    fn attention_block(
+        &self,
+        l: usize,
+        layer: &LayerWeights,
+        probe: &mut dyn Probe,
+        surgery: Option<&dyn KeyTransform>,
+        ws: &mut Workspace,
+    ) {
         let arch = self.arch();
         let (t, d, d_k) = (ws.t, arch.d_model, arch.d_k);
         let eps = arch.norm_eps as f32;
@@ -265,7 +316,13 @@ impl ModelWeights {
             k_rope.copy_from_slice(k);
             ws.rope.apply(k_rope, d_k, arch.rope);
             if probing {
-                probe.keys(l, h, &ws.k[range.clone()], &ws.k_raw[range.clone()], &ws.k_rope[range]);
+                probe.keys(
+                    l,
+                    h,
+                    &ws.k[range.clone()],
+                    &ws.k_raw[range.clone()],
+                    &ws.k_rope[range],
+                );
             }
         }
 
@@ -322,7 +379,9 @@ fn to_head_major(src: &[f32], t: usize, heads: usize, d_k: usize, dst: &mut [f32
 
 /// −log softmax(row)[target] in f64.
 fn negative_log_likelihood(row: &[f32], target: usize) -> f64 {
-    let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+    let max = row
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
     let sum: f64 = row.iter().map(|&v| (f64::from(v) - max).exp()).sum();
     max + sum.ln() - f64::from(row[target])
 }

@@ -90,7 +90,14 @@ pub(super) fn gemm(
 }
 
 /// `y [t, out] = x [t, in] · Wᵀ` (+ `y` when `accumulate`), W row-major `[out, in]`.
-pub(super) fn linear(x: &[f32], t: usize, w: &[f32], (out, inp): (usize, usize), y: &mut [f32], accumulate: bool) {
+pub(super) fn linear(
+    x: &[f32],
+    t: usize,
+    w: &[f32],
+    (out, inp): (usize, usize),
+    y: &mut [f32],
+    accumulate: bool,
+) {
     gemm(
         (t, inp, out),
         x,
@@ -123,9 +130,15 @@ impl Matrix {
 /// pairwise; either is far inside the tolerances).
 pub(super) fn rms_norm_rows(x: &mut [f32], width: usize, gamma: &[f32], eps: f32) {
     for row in x.chunks_exact_mut(width) {
-        let ms = row.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / width as f64;
+        let ms = row
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>()
+            / width as f64;
         let inv = 1.0 / (ms as f32 + eps).sqrt();
-        row.iter_mut().zip(gamma).for_each(|(v, &g)| *v = *v * inv * g);
+        row.iter_mut()
+            .zip(gamma)
+            .for_each(|(v, &g)| *v = *v * inv * g);
     }
 }
 
@@ -227,7 +240,9 @@ pub(super) fn causal_attention(
         for (r, row) in s.chunks_exact_mut(width).enumerate() {
             let visible = start + r + 1;
             let (seen, masked) = row.split_at_mut(visible);
-            let max = seen.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x * scale));
+            let max = seen
+                .iter()
+                .fold(f32::NEG_INFINITY, |m, &x| m.max(x * scale));
             let mut sum = 0.0f32;
             for x in seen.iter_mut() {
                 *x = (*x * scale - max).exp();
@@ -274,7 +289,11 @@ mod tests {
 
     fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
         (0..m * n)
-            .map(|ij| (0..k).map(|p| a[(ij / n) * k + p] * b[p * n + ij % n]).sum())
+            .map(|ij| {
+                (0..k)
+                    .map(|p| a[(ij / n) * k + p] * b[p * n + ij % n])
+                    .sum()
+            })
             .collect()
     }
 
@@ -282,7 +301,11 @@ mod tests {
     fn linear_matches_a_naive_product() {
         let (t, inp, out) = (5, 7, 3);
         let x: Vec<f32> = (0..t * inp).map(|i| (i as f32 * 0.37).sin()).collect();
-        let w = Matrix { data: (0..out * inp).map(|i| (i as f32 * 0.11).cos()).collect(), rows: out, cols: inp };
+        let w = Matrix {
+            data: (0..out * inp).map(|i| (i as f32 * 0.11).cos()).collect(),
+            rows: out,
+            cols: inp,
+        };
         let mut wt = vec![0.0; inp * out];
         for o in 0..out {
             for i in 0..inp {
@@ -312,13 +335,22 @@ mod tests {
         causal_attention(&q, &k, &v, t, d, 0.5, &mut scores, &mut out, d);
         for i in 0..t {
             let s: Vec<f64> = (0..=i)
-                .map(|j| 0.5 * (0..d).map(|c| f64::from(q[i * d + c] * k[j * d + c])).sum::<f64>())
+                .map(|j| {
+                    0.5 * (0..d)
+                        .map(|c| f64::from(q[i * d + c] * k[j * d + c]))
+                        .sum::<f64>()
+                })
                 .collect();
             let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
             for c in 0..d {
-                let want: f64 = (0..=i).map(|j| (s[j] - m).exp() / z * f64::from(v[j * d + c])).sum();
-                assert!((f64::from(out[i * d + c]) - want).abs() < 1e-5, "row {i} col {c}");
+                let want: f64 = (0..=i)
+                    .map(|j| (s[j] - m).exp() / z * f64::from(v[j * d + c]))
+                    .sum();
+                assert!(
+                    (f64::from(out[i * d + c]) - want).abs() < 1e-5,
+                    "row {i} col {c}"
+                );
             }
         }
     }
@@ -331,10 +363,14 @@ mod tests {
         table.apply(&mut a, 4, Rope::InterleavedPairs);
         assert_eq!(&a[..4], &x0, "position 0 is the identity");
         let (c, s) = (1f32.cos(), 1f32.sin()); // position 1, θ_0 = 1
-        assert!((a[4] - (1.0 * c - 2.0 * s)).abs() < 1e-6 && (a[5] - (2.0 * c + 1.0 * s)).abs() < 1e-6);
+        assert!(
+            (a[4] - (1.0 * c - 2.0 * s)).abs() < 1e-6 && (a[5] - (2.0 * c + 1.0 * s)).abs() < 1e-6
+        );
         let mut b = [x0, x0, x0].concat();
         table.apply(&mut b, 4, Rope::RotateHalf);
-        assert!((b[4] - (1.0 * c - 3.0 * s)).abs() < 1e-6 && (b[6] - (3.0 * c + 1.0 * s)).abs() < 1e-6);
+        assert!(
+            (b[4] - (1.0 * c - 3.0 * s)).abs() < 1e-6 && (b[6] - (3.0 * c + 1.0 * s)).abs() < 1e-6
+        );
         // Rotations keep each pair's norm.
         for row in a.chunks(4).chain(b.chunks(4)) {
             let n: f32 = row.iter().map(|v| v * v).sum();

@@ -14,7 +14,11 @@ pub(super) enum Mlp {
     /// Reference: `down(relu(up(x))²)`.
     SquaredRelu { up: Matrix, down: Matrix },
     /// Llama: `down(silu(gate(x)) · up(x))`.
-    SwiGlu { gate: Matrix, up: Matrix, down: Matrix },
+    SwiGlu {
+        gate: Matrix,
+        up: Matrix,
+        down: Matrix,
+    },
 }
 
 /// One transformer block's weights, f32.
@@ -68,7 +72,9 @@ impl ModelWeights {
         let mut layers = Vec::with_capacity(arch.n_layers);
         for (l, t) in arch.layers.iter().enumerate() {
             let mlp_name = |i: usize| {
-                t.mlp.get(i).ok_or_else(|| ForwardError::MissingTensor(format!("layer {l} MLP weight #{i}")))
+                t.mlp.get(i).ok_or_else(|| {
+                    ForwardError::MissingTensor(format!("layer {l} MLP weight #{i}"))
+                })
             };
             let mlp = match arch.family {
                 Family::Reference => Mlp::SquaredRelu {
@@ -95,7 +101,13 @@ impl ModelWeights {
             });
             progress((l + 1) as f64 / arch.n_layers.max(1) as f64);
         }
-        Ok(Self { arch: arch.clone(), embedding, lm_head, final_norm, layers })
+        Ok(Self {
+            arch: arch.clone(),
+            embedding,
+            lm_head,
+            final_norm,
+            layers,
+        })
     }
 
     /// The architecture the weights were loaded for.
@@ -110,24 +122,42 @@ impl ModelWeights {
 }
 
 fn whole(name: &str) -> WeightLoc {
-    WeightLoc::Whole { tensor: name.to_string() }
+    WeightLoc::Whole {
+        tensor: name.to_string(),
+    }
 }
 
 /// A weight block read and checked against `[rows, cols]`.
-async fn matrix<S: AsyncByteSource>(shards: &Shards<'_, S>, loc: &WeightLoc, [rows, cols]: [usize; 2]) -> Result<Matrix, ForwardError> {
+async fn matrix<S: AsyncByteSource>(
+    shards: &Shards<'_, S>,
+    loc: &WeightLoc,
+    [rows, cols]: [usize; 2],
+) -> Result<Matrix, ForwardError> {
     let (data, r, c) = shards.read_block(loc).await?;
     if (r, c) != (rows, cols) {
-        return Err(ForwardError::ShapeMismatch { tensor: describe(loc), expected: vec![rows, cols], found: vec![r, c] });
+        return Err(ForwardError::ShapeMismatch {
+            tensor: describe(loc),
+            expected: vec![rows, cols],
+            found: vec![r, c],
+        });
     }
     Ok(Matrix { data, rows, cols })
 }
 
 /// A norm weight `[len]`, when the architecture names one.
-async fn optional_vector<S: AsyncByteSource>(shards: &Shards<'_, S>, name: Option<&str>, len: usize) -> Result<Option<Vec<f32>>, ForwardError> {
+async fn optional_vector<S: AsyncByteSource>(
+    shards: &Shards<'_, S>,
+    name: Option<&str>,
+    len: usize,
+) -> Result<Option<Vec<f32>>, ForwardError> {
     let Some(name) = name else { return Ok(None) };
     let (data, shape) = shards.read_tensor_f32(name).await?;
     if shape != [len] {
-        return Err(ForwardError::ShapeMismatch { tensor: name.to_string(), expected: vec![len], found: shape });
+        return Err(ForwardError::ShapeMismatch {
+            tensor: name.to_string(),
+            expected: vec![len],
+            found: shape,
+        });
     }
     Ok(Some(data))
 }

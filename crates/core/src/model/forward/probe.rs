@@ -11,7 +11,14 @@ pub trait Probe {
     /// norm (when the model has one) and after any [`KeyTransform`], before
     /// RoPE — the K of METRICS.md; `raw_pre_norm` is the projection before the
     /// key norm; `post_rope` is what attention uses.
-    fn keys(&mut self, layer: usize, kv_head: usize, post_norm_pre_rope: &[f32], raw_pre_norm: &[f32], post_rope: &[f32]);
+    fn keys(
+        &mut self,
+        layer: usize,
+        kv_head: usize,
+        post_norm_pre_rope: &[f32],
+        raw_pre_norm: &[f32],
+        post_rope: &[f32],
+    );
 
     /// Query head `head` of `layer`, after the query norm, before RoPE.
     fn queries(&mut self, layer: usize, head: usize, post_norm_pre_rope: &[f32]);
@@ -107,10 +114,17 @@ impl KeyCollector {
         if head >= per_layer {
             return &[];
         }
-        store.get(layer * per_layer + head).map_or(&[], Vec::as_slice)
+        store
+            .get(layer * per_layer + head)
+            .map_or(&[], Vec::as_slice)
     }
 
-    fn slot(store: &mut [Vec<f32>], per_layer: usize, layer: usize, head: usize) -> Option<&mut Vec<f32>> {
+    fn slot(
+        store: &mut [Vec<f32>],
+        per_layer: usize,
+        layer: usize,
+        head: usize,
+    ) -> Option<&mut Vec<f32>> {
         if head >= per_layer {
             return None;
         }
@@ -119,9 +133,20 @@ impl KeyCollector {
 }
 
 impl Probe for KeyCollector {
-    fn keys(&mut self, layer: usize, kv_head: usize, post_norm_pre_rope: &[f32], raw_pre_norm: &[f32], post_rope: &[f32]) {
+    fn keys(
+        &mut self,
+        layer: usize,
+        kv_head: usize,
+        post_norm_pre_rope: &[f32],
+        raw_pre_norm: &[f32],
+        post_rope: &[f32],
+    ) {
         let n = self.n_kv_heads;
-        for (store, data) in [(&mut self.keys, post_norm_pre_rope), (&mut self.raw, raw_pre_norm), (&mut self.post_rope, post_rope)] {
+        for (store, data) in [
+            (&mut self.keys, post_norm_pre_rope),
+            (&mut self.raw, raw_pre_norm),
+            (&mut self.post_rope, post_rope),
+        ] {
             if let Some(v) = Self::slot(store, n, layer, kv_head) {
                 v.extend_from_slice(data);
             }
