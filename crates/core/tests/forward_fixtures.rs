@@ -489,6 +489,24 @@ fn bad_inputs_are_clear_errors() {
         model.forward(&[], &mut NoProbe, None),
         Err(ForwardError::EmptySequence)
     ));
+    let ragged = TokenBatch {
+        batch: 2,
+        seq_len: 3,
+        ids: vec![1, 2, 3, 4, 5],
+    };
+    assert!(matches!(
+        model.mean_cross_entropy(&ragged, None),
+        Err(ForwardError::MalformedBatch { ids: 5, .. })
+    ));
+    let none = TokenBatch {
+        batch: 0,
+        seq_len: 3,
+        ids: vec![],
+    };
+    assert!(matches!(
+        model.mean_cross_entropy(&none, None),
+        Err(ForwardError::EmptySequence)
+    ));
     let short = TokenBatch {
         batch: 1,
         seq_len: 1,

@@ -49,8 +49,14 @@ pub enum ForwardError {
     },
     #[error("the forward pass does not support the {0} family yet")]
     Unsupported(&'static str),
-    #[error("an empty sequence has no logits")]
+    #[error("an empty sequence or batch has no logits")]
     EmptySequence,
+    #[error("a token batch of {batch} × {seq_len} holds {ids} ids")]
+    MalformedBatch {
+        ids: usize,
+        batch: usize,
+        seq_len: usize,
+    },
     #[error("sequences of {0} tokens have no next-token targets (at least 2 are needed)")]
     TooShortForLoss(usize),
     #[error(transparent)]
@@ -204,8 +210,15 @@ impl ModelWeights {
         surgery: Option<&dyn KeyTransform>,
         mut each: impl FnMut(usize, &[u32], &[f32]),
     ) -> Result<(), ForwardError> {
-        if batch.seq_len == 0 {
+        if batch.seq_len == 0 || batch.batch == 0 {
             return Err(ForwardError::EmptySequence);
+        }
+        if Some(batch.ids.len()) != batch.batch.checked_mul(batch.seq_len) {
+            return Err(ForwardError::MalformedBatch {
+                ids: batch.ids.len(),
+                batch: batch.batch,
+                seq_len: batch.seq_len,
+            });
         }
         for b in 0..batch.batch {
             self.check_ids(batch.row(b), b)?;
