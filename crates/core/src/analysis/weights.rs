@@ -135,6 +135,13 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
         let (t, src) = self.find(name)?;
         self.read(t, src, 0, t.len).await
     }
+
+    /// Reads a whole tensor (any rank) as row-major f32, with its shape.
+    pub async fn read_tensor_f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>), WeightError> {
+        let (t, src) = self.find(name)?;
+        let shape = t.shape.iter().map(|&d| to_usize(d, t)).collect::<Result<Vec<_>, _>>()?;
+        Ok((self.read(t, src, 0, t.len).await?, shape))
+    }
 }
 
 fn to_usize(v: u64, t: &TensorInfo) -> Result<usize, WeightError> {

@@ -1,5 +1,6 @@
-//! The model: what architecture a checkpoint holds, and where each layer's
-//! W_q, W_k and key-norm γ live among its tensors.
+//! The model: what architecture a checkpoint holds, where each layer's
+//! W_q, W_k and key-norm γ live among its tensors, and the forward pass.
 
 pub mod arch;
+pub mod forward;
 pub mod names;

@@ -1,0 +1,400 @@
+//! The forward pass: one transformer written once over an [`Architecture`],
+//! branching only where families differ, that hands out Q/K per head
+//! ([`Probe`]) and lets a caller edit the keys ([`KeyTransform`], surgery).
+//!
+//! Conventions (`shared/fixtures/README.md`, "Model conventions"):
+//! x = emb[ids]·s (s = √d_model for the reference model, 1 for Llama); per
+//! block pre-norm RMSNorm → attention → residual → RMSNorm → MLP → residual;
+//! final RMSNorm; logits = x·W_headᵀ (the embedding when tied). Attention:
+//! per-head q/k RMSNorm over d_k when present, then RoPE (interleaved pairs
+//! for the reference model, rotate-half for Llama, whose q/k rows are already
+//! permuted for it), GQA (query head h reads kv-head h / (n_heads/n_kv)),
+//! causal softmax scaled 1/√d_k. MLP: `down(relu(up(x))²)` (reference) or
+//! `down(silu(gate(x))·up(x))` (Llama). GPT-2 is recognised but not run yet.
+//! A norm whose weight the architecture does not name is left out.
+//!
+//! Weights are read layer by layer by byte range and upcast to f32 once;
+//! activations are f32; matrix products go through `matrixmultiply::sgemm`.
+
+mod kernels;
+mod load;
+mod probe;
+
+pub use load::ModelWeights;
+pub use probe::{KeyCollector, KeyTransform, NoProbe, Probe};
+
+use crate::analysis::weights::WeightError;
+use crate::formats::tokens::TokenBatch;
+use crate::model::arch::{Architecture, Family};
+use kernels::{causal_attention, relu_squared, rms_norm_rows, silu_mul, RopeTable};
+use load::{LayerWeights, Mlp};
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("tensor `{0}` is not in the checkpoint")]
+    MissingTensor(String),
+    #[error("tensor `{tensor}` has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch {
+        tensor: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    #[error("token id {id} at position {position} of sequence {sequence} is not below the vocabulary size {vocab}")]
+    TokenOutOfVocab {
+        id: u32,
+        sequence: usize,
+        position: usize,
+        vocab: usize,
+    },
+    #[error("the forward pass does not support the {0} family yet")]
+    Unsupported(&'static str),
+    #[error("an empty sequence or batch has no logits")]
+    EmptySequence,
+    #[error("a token batch of {batch} × {seq_len} holds {ids} ids")]
+    MalformedBatch {
+        ids: usize,
+        batch: usize,
+        seq_len: usize,
+    },
+    #[error("sequences of {0} tokens have no next-token targets (at least 2 are needed)")]
+    TooShortForLoss(usize),
+    #[error(transparent)]
+    Read(WeightError),
+}
+
+impl From<WeightError> for ForwardError {
+    fn from(e: WeightError) -> Self {
+        match e {
+            WeightError::MissingTensor(name) => ForwardError::MissingTensor(name),
+            other => ForwardError::Read(other),
+        }
+    }
+}
+
+/// Logits of one sequence, `[positions, vocab]` row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logits {
+    /// `positions · vocab` values; row `t` predicts token `t + 1`.
+    pub data: Vec<f32>,
+    /// Number of positions T (the sequence length).
+    pub positions: usize,
+    /// Vocabulary size (row length).
+    pub vocab: usize,
+}
+
+impl Logits {
+    /// The logits at position `t` (empty if out of range).
+    pub fn row(&self, t: usize) -> &[f32] {
+        self.data
+            .get(t * self.vocab..(t + 1) * self.vocab)
+            .unwrap_or(&[])
+    }
+}
+
+/// Every buffer one forward pass of `t` tokens needs, allocated once and
+/// reused across layers and across the sequences of a batch.
+struct Workspace {
+    t: usize,
+    x: Vec<f32>,
+    h: Vec<f32>,
+    /// Head-major `[n_heads][t][d_k]`.
+    q: Vec<f32>,
+    /// Head-major `[n_kv][t][d_k]`: projection, after key norm (+ surgery), after RoPE.
+    k_raw: Vec<f32>,
+    k: Vec<f32>,
+    k_rope: Vec<f32>,
+    v: Vec<f32>,
+    /// `[t, n_heads·d_k]`.
+    attn: Vec<f32>,
+    ff_a: Vec<f32>,
+    ff_b: Vec<f32>,
+    scores: Vec<f32>,
+    rope: RopeTable,
+    logits: Vec<f32>,
+}
+
+impl Workspace {
+    fn new(arch: &Architecture, t: usize) -> Self {
+        let q_width = arch.n_heads * arch.d_k;
+        let kv = arch.n_kv_heads * arch.d_k * t;
+        Self {
+            t,
+            x: vec![0.0; t * arch.d_model],
+            h: vec![0.0; t * arch.d_model],
+            q: vec![0.0; t * q_width],
+            k_raw: vec![0.0; kv],
+            k: vec![0.0; kv],
+            k_rope: vec![0.0; kv],
+            v: vec![0.0; kv],
+            attn: vec![0.0; t * q_width],
+            ff_a: vec![0.0; t * arch.d_ff],
+            ff_b: vec![0.0; t * arch.d_ff],
+            scores: vec![0.0; 64 * t],
+            rope: RopeTable::new(t, arch.d_k, arch.rope_theta),
+            logits: vec![0.0; t * arch.vocab],
+        }
+    }
+}
+
+impl ModelWeights {
+    /// Logits `[T, vocab]` of one sequence. `probe` sees every layer's Q and K
+    /// per head; `surgery`, when given, edits K after the key norm, before RoPE.
+    pub fn forward(
+        &self,
+        ids: &[u32],
+        probe: &mut dyn Probe,
+        surgery: Option<&dyn KeyTransform>,
+    ) -> Result<Logits, ForwardError> {
+        if ids.is_empty() {
+            return Err(ForwardError::EmptySequence);
+        }
+        self.check_ids(ids, 0)?;
+        let mut ws = Workspace::new(self.arch(), ids.len());
+        self.run(ids, probe, surgery, &mut ws);
+        Ok(Logits {
+            data: ws.logits,
+            positions: ids.len(),
+            vocab: self.arch().vocab,
+        })
+    }
+
+    /// Runs every sequence of `batch` in order (row `b·T + t` for a
+    /// [`KeyCollector`]), discarding the logits.
+    pub fn run_batch(
+        &self,
+        batch: &TokenBatch,
+        probe: &mut dyn Probe,
+        surgery: Option<&dyn KeyTransform>,
+    ) -> Result<(), ForwardError> {
+        self.for_each_sequence(batch, probe, surgery, |_, _, _| {})
+    }
+
+    /// K and Q per head of every sequence of `batch`, stacked (METRICS.md "Representations").
+    pub fn collect_keys(
+        &self,
+        batch: &TokenBatch,
+        surgery: Option<&dyn KeyTransform>,
+    ) -> Result<KeyCollector, ForwardError> {
+        let mut collector = KeyCollector::new(self.arch());
+        self.run_batch(batch, &mut collector, surgery)?;
+        Ok(collector)
+    }
+
+    /// Mean next-token cross-entropy (nats) over all `B·(T−1)` targets of
+    /// `batch`; the log-softmax is taken in f64 from the f32 logits.
+    pub fn mean_cross_entropy(
+        &self,
+        batch: &TokenBatch,
+        surgery: Option<&dyn KeyTransform>,
+    ) -> Result<f64, ForwardError> {
+        if batch.seq_len < 2 {
+            return Err(ForwardError::TooShortForLoss(batch.seq_len));
+        }
+        let vocab = self.arch().vocab;
+        let mut total = 0.0f64;
+        self.for_each_sequence(batch, &mut NoProbe, surgery, |_, ids, logits| {
+            for (t, &target) in ids.iter().enumerate().skip(1) {
+                let row = &logits[(t - 1) * vocab..t * vocab];
+                total += negative_log_likelihood(row, target as usize);
+            }
+        })?;
+        Ok(total / (batch.batch * (batch.seq_len - 1)) as f64)
+    }
+
+    /// Runs each row of `batch` through one shared workspace; `each(b, ids, logits)`.
+    fn for_each_sequence(
+        &self,
+        batch: &TokenBatch,
+        probe: &mut dyn Probe,
+        surgery: Option<&dyn KeyTransform>,
+        mut each: impl FnMut(usize, &[u32], &[f32]),
+    ) -> Result<(), ForwardError> {
+        if batch.seq_len == 0 || batch.batch == 0 {
+            return Err(ForwardError::EmptySequence);
+        }
+        if Some(batch.ids.len()) != batch.batch.checked_mul(batch.seq_len) {
+            return Err(ForwardError::MalformedBatch {
+                ids: batch.ids.len(),
+                batch: batch.batch,
+                seq_len: batch.seq_len,
+            });
+        }
+        for b in 0..batch.batch {
+            self.check_ids(batch.row(b), b)?;
+        }
+        let mut ws = Workspace::new(self.arch(), batch.seq_len);
+        for b in 0..batch.batch {
+            let ids = batch.row(b);
+            self.run(ids, probe, surgery, &mut ws);
+            each(b, ids, &ws.logits);
+        }
+        Ok(())
+    }
+
+    fn check_ids(&self, ids: &[u32], sequence: usize) -> Result<(), ForwardError> {
+        let vocab = self.arch().vocab;
+        match ids.iter().position(|&id| id as usize >= vocab) {
+            Some(position) => Err(ForwardError::TokenOutOfVocab {
+                id: ids[position],
+                sequence,
+                position,
+                vocab,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The forward pass proper; `ids` are checked and `ws` is sized for them.
+    fn run(
+        &self,
+        ids: &[u32],
+        probe: &mut dyn Probe,
+        surgery: Option<&dyn KeyTransform>,
+        ws: &mut Workspace,
+    ) {
+        let arch = self.arch();
+        let (t, d) = (ws.t, arch.d_model);
+        debug_assert_eq!(ids.len(), t);
+        let scale = match arch.family {
+            Family::Reference => (d as f64).sqrt() as f32,
+            Family::Llama | Family::Gpt2 => 1.0,
+        };
+        for (row, &id) in ws.x.chunks_exact_mut(d).zip(ids) {
+            let e = &self.embedding.data[id as usize * d..(id as usize + 1) * d];
+            row.iter_mut().zip(e).for_each(|(x, &e)| *x = e * scale);
+        }
+        for (l, layer) in self.layers.iter().enumerate() {
+            self.attention_block(l, layer, probe, surgery, ws);
+            self.mlp_block(layer, ws);
+        }
+        let eps = arch.norm_eps as f32;
+        ws.h.copy_from_slice(&ws.x);
+        if let Some(g) = &self.final_norm {
+            rms_norm_rows(&mut ws.h, d, g, eps);
+        }
+        self.lm_head().apply(&ws.h, t, &mut ws.logits, false);
+    }
+
+    fn attention_block(
+        &self,
+        l: usize,
+        layer: &LayerWeights,
+        probe: &mut dyn Probe,
+        surgery: Option<&dyn KeyTransform>,
+        ws: &mut Workspace,
+    ) {
+        let arch = self.arch();
+        let (t, d, d_k) = (ws.t, arch.d_model, arch.d_k);
+        let eps = arch.norm_eps as f32;
+        let head = t * d_k;
+        let probing = probe.active();
+        ws.h.copy_from_slice(&ws.x);
+        if let Some(g) = &layer.attn_norm {
+            rms_norm_rows(&mut ws.h, d, g, eps);
+        }
+
+        // One product per projection (the activations are packed once, not
+        // once per head), then a scatter into head-major `[head][t][d_k]`.
+        let width = arch.n_heads * d_k;
+        layer.w_q.apply(&ws.h, t, &mut ws.attn, false);
+        to_head_major(&ws.attn, t, arch.n_heads, d_k, &mut ws.q);
+        for h in 0..arch.n_heads {
+            let q = &mut ws.q[h * head..(h + 1) * head];
+            if let Some(g) = &layer.q_norm {
+                rms_norm_rows(q, d_k, g, eps);
+            }
+            if probing {
+                probe.queries(l, h, q);
+            }
+            ws.rope.apply(q, d_k, arch.rope);
+        }
+        let kv_width = arch.n_kv_heads * d_k;
+        let tmp = &mut ws.attn[..t * kv_width];
+        layer.w_k.apply(&ws.h, t, tmp, false);
+        to_head_major(tmp, t, arch.n_kv_heads, d_k, &mut ws.k_raw);
+        layer.w_v.apply(&ws.h, t, tmp, false);
+        to_head_major(tmp, t, arch.n_kv_heads, d_k, &mut ws.v);
+        for h in 0..arch.n_kv_heads {
+            let range = h * head..(h + 1) * head;
+            let k = &mut ws.k[range.clone()];
+            k.copy_from_slice(&ws.k_raw[range.clone()]);
+            if let Some(g) = &layer.k_norm {
+                rms_norm_rows(k, d_k, g, eps);
+            }
+            if let Some(s) = surgery {
+                s.apply(l, h, k);
+            }
+            let k_rope = &mut ws.k_rope[range.clone()];
+            k_rope.copy_from_slice(k);
+            ws.rope.apply(k_rope, d_k, arch.rope);
+            if probing {
+                probe.keys(
+                    l,
+                    h,
+                    &ws.k[range.clone()],
+                    &ws.k_raw[range.clone()],
+                    &ws.k_rope[range],
+                );
+            }
+        }
+
+        let scale = 1.0 / (d_k as f32).sqrt();
+        for h in 0..arch.n_heads {
+            let kv = arch.kv_head_of(h);
+            causal_attention(
+                &ws.q[h * head..(h + 1) * head],
+                &ws.k_rope[kv * head..(kv + 1) * head],
+                &ws.v[kv * head..(kv + 1) * head],
+                t,
+                d_k,
+                scale,
+                &mut ws.scores,
+                &mut ws.attn[h * d_k..],
+                width,
+            );
+        }
+        layer.w_o.apply(&ws.attn, t, &mut ws.x, true);
+    }
+
+    fn mlp_block(&self, layer: &LayerWeights, ws: &mut Workspace) {
+        let arch = self.arch();
+        let (t, d) = (ws.t, arch.d_model);
+        ws.h.copy_from_slice(&ws.x);
+        if let Some(g) = &layer.mlp_norm {
+            rms_norm_rows(&mut ws.h, d, g, arch.norm_eps as f32);
+        }
+        match &layer.mlp {
+            Mlp::SquaredRelu { up, down } => {
+                up.apply(&ws.h, t, &mut ws.ff_a, false);
+                relu_squared(&mut ws.ff_a);
+                down.apply(&ws.ff_a, t, &mut ws.x, true);
+            }
+            Mlp::SwiGlu { gate, up, down } => {
+                gate.apply(&ws.h, t, &mut ws.ff_a, false);
+                up.apply(&ws.h, t, &mut ws.ff_b, false);
+                silu_mul(&mut ws.ff_a, &ws.ff_b);
+                down.apply(&ws.ff_a, t, &mut ws.x, true);
+            }
+        }
+    }
+}
+
+/// `[t, heads·d_k]` row-major → head-major `[heads][t][d_k]`.
+fn to_head_major(src: &[f32], t: usize, heads: usize, d_k: usize, dst: &mut [f32]) {
+    for (h, block) in dst.chunks_exact_mut(t * d_k).take(heads).enumerate() {
+        for (p, row) in block.chunks_exact_mut(d_k).enumerate() {
+            let at = p * heads * d_k + h * d_k;
+            row.copy_from_slice(&src[at..at + d_k]);
+        }
+    }
+}
+
+/// −log softmax(row)[target] in f64.
+fn negative_log_likelihood(row: &[f32], target: usize) -> f64 {
+    let max = row
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+    let sum: f64 = row.iter().map(|&v| (f64::from(v) - max).exp()).sum();
+    max + sum.ln() - f64::from(row[target])
+}

@@ -1,0 +1,380 @@
+//! The numeric kernels of the forward pass, in f32 on row-major buffers:
+//! linear layers and attention products through `matrixmultiply::sgemm`
+//! (blocked, SIMD, builds for wasm32), RMSNorm, RoPE, causal softmax.
+//!
+//! Every function writes into a caller's buffer, so a forward pass allocates
+//! its workspace once and nothing per token.
+
+use crate::model::arch::Rope;
+
+/// A strided view of a row-major-ish matrix: element (i, j) at `i·rs + j·cs`.
+#[derive(Clone, Copy)]
+pub(super) struct Strides {
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl Strides {
+    /// Row-major with `cols` per row.
+    pub fn rows(cols: usize) -> Self {
+        Self { rs: cols, cs: 1 }
+    }
+    /// The transpose of a row-major `[_, cols]` matrix.
+    pub fn transposed(cols: usize) -> Self {
+        Self { rs: 1, cs: cols }
+    }
+    /// Number of elements a `rows × cols` view needs (its last offset + 1).
+    fn span(self, rows: usize, cols: usize) -> usize {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * self.rs + (cols - 1) * self.cs + 1
+        }
+    }
+}
+
+/// `C (m×n) = A (m×k) · B (k×n) + beta·C`, all f32, through the given strides.
+///
+/// # Panics
+/// If a view reaches past its slice — an internal invariant: every call site
+/// sizes its buffers from the shape-checked weights.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm(
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    sa: Strides,
+    b: &[f32],
+    sb: Strides,
+    beta: f32,
+    c: &mut [f32],
+    sc: Strides,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        sa.span(m, k) <= a.len() && sb.span(k, n) <= b.len() && sc.span(m, n) <= c.len(),
+        "gemm view outside its buffer ({m}×{k}·{k}×{n})"
+    );
+    if k == 0 {
+        // matrixmultiply scales C by beta then adds nothing; do the same here.
+        for i in 0..m {
+            for j in 0..n {
+                c[i * sc.rs + j * sc.cs] *= beta;
+            }
+        }
+        return;
+    }
+    // Strides fit in isize: each is at most a span, which fits in a slice.
+    let s = |x: usize| x as isize;
+    // SAFETY: the assert above keeps every addressed element inside its slice;
+    // `c` is a unique borrow, so it aliases neither `a` nor `b`.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            s(sa.rs),
+            s(sa.cs),
+            b.as_ptr(),
+            s(sb.rs),
+            s(sb.cs),
+            beta,
+            c.as_mut_ptr(),
+            s(sc.rs),
+            s(sc.cs),
+        );
+    }
+}
+
+/// `y [t, out] = x [t, in] · Wᵀ` (+ `y` when `accumulate`), W row-major `[out, in]`.
+pub(super) fn linear(
+    x: &[f32],
+    t: usize,
+    w: &[f32],
+    (out, inp): (usize, usize),
+    y: &mut [f32],
+    accumulate: bool,
+) {
+    gemm(
+        (t, inp, out),
+        x,
+        Strides::rows(inp),
+        w,
+        Strides::transposed(inp),
+        if accumulate { 1.0 } else { 0.0 },
+        y,
+        Strides::rows(out),
+    );
+}
+
+/// A weight matrix, row-major `[rows (out), cols (in)]`, upcast to f32.
+#[derive(Debug, Clone)]
+pub(super) struct Matrix {
+    pub data: Vec<f32>,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Matrix {
+    /// `y [t, rows] = x [t, cols] · selfᵀ` (+ `y` when `accumulate`).
+    pub fn apply(&self, x: &[f32], t: usize, y: &mut [f32], accumulate: bool) {
+        linear(x, t, &self.data, (self.rows, self.cols), y, accumulate);
+    }
+}
+
+/// RMSNorm of each `width`-long row of `x`, in place: `x / √(mean(x²) + eps) · γ`.
+/// The mean of squares is accumulated in f64 (the reference's f32 sum is
+/// pairwise; either is far inside the tolerances).
+pub(super) fn rms_norm_rows(x: &mut [f32], width: usize, gamma: &[f32], eps: f32) {
+    for row in x.chunks_exact_mut(width) {
+        let ms = row
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>()
+            / width as f64;
+        let inv = 1.0 / (ms as f32 + eps).sqrt();
+        row.iter_mut()
+            .zip(gamma)
+            .for_each(|(v, &g)| *v = *v * inv * g);
+    }
+}
+
+/// `(cos, sin)` per (position, frequency), `[t, d_k/2]` each, computed as
+/// torchtune and transformers do: θ_i = 1 / base^(2i/d_k) in f32, angle =
+/// position·θ_i in f32, then cos/sin of that f32 angle.
+pub(super) struct RopeTable {
+    pub cos: Vec<f32>,
+    pub sin: Vec<f32>,
+    half: usize,
+}
+
+impl RopeTable {
+    pub fn new(t: usize, d_k: usize, base: f64) -> Self {
+        let half = d_k / 2;
+        let theta: Vec<f32> = (0..half)
+            .map(|i| 1.0 / (base as f32).powf((2 * i) as f32 / d_k as f32))
+            .collect();
+        let mut cos = Vec::with_capacity(t * half);
+        let mut sin = Vec::with_capacity(t * half);
+        for p in 0..t {
+            for &th in &theta {
+                let angle = f64::from(p as f32 * th);
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        Self { cos, sin, half }
+    }
+
+    /// Rotates every `d_k`-long row of `x` (row index = position) in place.
+    pub fn apply(&self, x: &mut [f32], d_k: usize, style: Rope) {
+        let half = self.half;
+        for (p, row) in x.chunks_exact_mut(d_k).enumerate() {
+            let cos = &self.cos[p * half..(p + 1) * half];
+            let sin = &self.sin[p * half..(p + 1) * half];
+            match style {
+                // torchtune: pairs (x[2i], x[2i+1]).
+                Rope::InterleavedPairs => {
+                    for (i, pair) in row.chunks_exact_mut(2).enumerate() {
+                        let (a, b) = (pair[0], pair[1]);
+                        pair[0] = a * cos[i] - b * sin[i];
+                        pair[1] = b * cos[i] + a * sin[i];
+                    }
+                }
+                // Hugging Face rotate_half: pairs (x[i], x[i + d/2]).
+                Rope::RotateHalf => {
+                    let (lo, hi) = row.split_at_mut(half);
+                    for i in 0..half {
+                        let (a, b) = (lo[i], hi[i]);
+                        lo[i] = a * cos[i] - b * sin[i];
+                        hi[i] = b * cos[i] + a * sin[i];
+                    }
+                }
+                Rope::None => {}
+            }
+        }
+    }
+}
+
+/// Causal softmax attention of one query head over one kv-head.
+///
+/// `q`, `k`, `v` are `[t, d_k]` row-major (q and k after RoPE); the output
+/// `[t, d_k]` goes to `out` with row stride `out_rs` (a column block of the
+/// `[t, n_heads·d_k]` attention output). Rows are processed in blocks of
+/// `BLOCK` so that each block only scores the keys it may see (0..end of
+/// block): half the work of a full `t × t` product. `scores` holds at least
+/// `BLOCK · t` values.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn causal_attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    t: usize,
+    d_k: usize,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+    out_rs: usize,
+) {
+    const BLOCK: usize = 64;
+    let mut start = 0;
+    while start < t {
+        let end = (start + BLOCK).min(t);
+        let rows = end - start;
+        let width = end; // keys 0..end
+        let s = &mut scores[..rows * width];
+        // S = Q_block · K[0..end]ᵀ
+        gemm(
+            (rows, d_k, width),
+            &q[start * d_k..],
+            Strides::rows(d_k),
+            k,
+            Strides::transposed(d_k),
+            0.0,
+            s,
+            Strides::rows(width),
+        );
+        for (r, row) in s.chunks_exact_mut(width).enumerate() {
+            let visible = start + r + 1;
+            let (seen, masked) = row.split_at_mut(visible);
+            let max = seen
+                .iter()
+                .fold(f32::NEG_INFINITY, |m, &x| m.max(x * scale));
+            let mut sum = 0.0f32;
+            for x in seen.iter_mut() {
+                *x = (*x * scale - max).exp();
+                sum += *x;
+            }
+            let inv = 1.0 / sum;
+            seen.iter_mut().for_each(|x| *x *= inv);
+            masked.iter_mut().for_each(|x| *x = 0.0);
+        }
+        // O_block = P · V[0..end]
+        gemm(
+            (rows, width, d_k),
+            s,
+            Strides::rows(width),
+            v,
+            Strides::rows(d_k),
+            0.0,
+            &mut out[start * out_rs..],
+            Strides::rows(out_rs),
+        );
+        start = end;
+    }
+}
+
+/// `relu(x)²` in place (the reference MLP).
+pub(super) fn relu_squared(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| {
+        let r = v.max(0.0);
+        *v = r * r;
+    });
+}
+
+/// `silu(gate) · up` into `gate` (SwiGLU).
+pub(super) fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    gate.iter_mut().zip(up).for_each(|(g, &u)| {
+        let s = *g / (1.0 + (-*g).exp());
+        *g = s * u;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        (0..m * n)
+            .map(|ij| {
+                (0..k)
+                    .map(|p| a[(ij / n) * k + p] * b[p * n + ij % n])
+                    .sum()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn linear_matches_a_naive_product() {
+        let (t, inp, out) = (5, 7, 3);
+        let x: Vec<f32> = (0..t * inp).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w = Matrix {
+            data: (0..out * inp).map(|i| (i as f32 * 0.11).cos()).collect(),
+            rows: out,
+            cols: inp,
+        };
+        let mut wt = vec![0.0; inp * out];
+        for o in 0..out {
+            for i in 0..inp {
+                wt[i * out + o] = w.data[o * inp + i];
+            }
+        }
+        let want = naive(&x, &wt, t, inp, out);
+        let mut y = vec![0.0; t * out];
+        w.apply(&x, t, &mut y, false);
+        for (a, b) in y.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-5);
+        }
+        w.apply(&x, t, &mut y, true);
+        for (a, b) in y.iter().zip(&want) {
+            assert!((a - 2.0 * b).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn causal_attention_matches_a_naive_softmax() {
+        let (t, d) = (70, 4); // crosses a block boundary
+        let q: Vec<f32> = (0..t * d).map(|i| (i as f32 * 0.3).sin()).collect();
+        let k: Vec<f32> = (0..t * d).map(|i| (i as f32 * 0.7).cos()).collect();
+        let v: Vec<f32> = (0..t * d).map(|i| (i as f32 * 0.13).sin()).collect();
+        let mut scores = vec![0.0; 64 * t];
+        let mut out = vec![0.0; t * d];
+        causal_attention(&q, &k, &v, t, d, 0.5, &mut scores, &mut out, d);
+        for i in 0..t {
+            let s: Vec<f64> = (0..=i)
+                .map(|j| {
+                    0.5 * (0..d)
+                        .map(|c| f64::from(q[i * d + c] * k[j * d + c]))
+                        .sum::<f64>()
+                })
+                .collect();
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+            for c in 0..d {
+                let want: f64 = (0..=i)
+                    .map(|j| (s[j] - m).exp() / z * f64::from(v[j * d + c]))
+                    .sum();
+                assert!(
+                    (f64::from(out[i * d + c]) - want).abs() < 1e-5,
+                    "row {i} col {c}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rope_styles_rotate_their_own_pairs() {
+        let table = RopeTable::new(3, 4, 10_000.0);
+        let x0 = [1.0f32, 2.0, 3.0, 4.0];
+        let mut a = [x0, x0, x0].concat();
+        table.apply(&mut a, 4, Rope::InterleavedPairs);
+        assert_eq!(&a[..4], &x0, "position 0 is the identity");
+        let (c, s) = (1f32.cos(), 1f32.sin()); // position 1, θ_0 = 1
+        assert!(
+            (a[4] - (1.0 * c - 2.0 * s)).abs() < 1e-6 && (a[5] - (2.0 * c + 1.0 * s)).abs() < 1e-6
+        );
+        let mut b = [x0, x0, x0].concat();
+        table.apply(&mut b, 4, Rope::RotateHalf);
+        assert!(
+            (b[4] - (1.0 * c - 3.0 * s)).abs() < 1e-6 && (b[6] - (3.0 * c + 1.0 * s)).abs() < 1e-6
+        );
+        // Rotations keep each pair's norm.
+        for row in a.chunks(4).chain(b.chunks(4)) {
+            let n: f32 = row.iter().map(|v| v * v).sum();
+            assert!((n - 30.0).abs() < 1e-4);
+        }
+    }
+}
