@@ -223,7 +223,16 @@ pub fn run_health(args: &[String]) -> Result<()> {
         for e in &rep.events {
             let ranges: Vec<String> =
                 e.ranges.iter().map(|[a, b]| if a == b { format!("{a}") } else { format!("{a}–{b}") }).collect();
-            println!("  {:?} {}: first at step {} ({}), worst {}, steps {}", e.level, e.rule, e.first_step, e.first_value, e.value, ranges.join(", "));
+            println!(
+                "  {:?} {}: first at {x} {} (value {}), worst {}, at {x} {}",
+                e.level,
+                e.rule,
+                e.first_step,
+                e.first_value,
+                e.value,
+                ranges.join(", "),
+                x = rep.x
+            );
         }
         for n in &rep.not_applicable {
             println!("  {}: {}", n.rule, n.reason);

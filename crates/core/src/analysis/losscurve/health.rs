@@ -155,7 +155,7 @@ pub struct Event {
     pub run: String,
     /// The metric read.
     pub metric: String,
-    /// The first step where it fired.
+    /// The first step where it fired (in the unit of the report's `x`).
     pub first_step: f64,
     /// `[from, to]` step ranges of consecutive firings (a group's first and
     /// last step for per-group rules).
@@ -182,6 +182,9 @@ pub struct NotApplicable {
 pub struct HealthReport {
     /// The run.
     pub run: String,
+    /// What the steps of the events are: `"step"`, or `"tokens"` for a log
+    /// without steps, or `"row"` (the row index) for a log with neither.
+    pub x: String,
     /// Rules that fired, in rule order.
     pub events: Vec<Event>,
     /// Rules that applied and never fired.
@@ -199,7 +202,14 @@ type Sample = (f64, f64, f64);
 
 /// Evaluates every rule on `series`, calling the run `run`.
 pub fn evaluate(rules: &[Rule], series: &Series, run: &str) -> HealthReport {
-    let mut report = HealthReport { run: run.into(), events: Vec::new(), quiet: Vec::new(), not_applicable: Vec::new() };
+    let x = if series.has_steps() {
+        "step"
+    } else if series.has_tokens() {
+        "tokens"
+    } else {
+        "row"
+    };
+    let mut report = HealthReport { run: run.into(), x: x.into(), events: Vec::new(), quiet: Vec::new(), not_applicable: Vec::new() };
     for rule in rules {
         match samples(rule, series) {
             Err(na) => report.not_applicable.push(na),
@@ -212,8 +222,11 @@ pub fn evaluate(rules: &[Rule], series: &Series, run: &str) -> HealthReport {
     report
 }
 
+/// The x of row `i`: its step; for a log without steps its token count (the
+/// same choice as [`progress_points`]); the row index where that is missing.
 fn step_of(series: &Series, i: usize) -> f64 {
-    series.step.get(i).copied().flatten().unwrap_or(i as f64)
+    let col = if series.has_steps() || !series.has_tokens() { &series.step } else { &series.tokens };
+    col.get(i).copied().flatten().unwrap_or(i as f64)
 }
 
 fn samples(rule: &Rule, series: &Series) -> Result<Vec<Sample>, NotApplicable> {
