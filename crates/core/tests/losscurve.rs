@@ -374,3 +374,19 @@ fn sudden_pr_drop_is_marked_at_its_x() {
     assert!((t[0].drop - 2.8).abs() < 1e-12 || (t[0].drop - 3.2).abs() < 1e-12);
     assert!(sudden_drops(&pts[..6], &TransitionConfig::default()).is_empty());
 }
+
+#[test]
+fn residual_of_a_long_log_is_fast_and_finds_the_drift_onset() {
+    // 200,001 points (a per-step train loss): every part of the residual is
+    // O(n) (the hinge fit uses suffix sums), so this takes well under a second
+    // even unoptimised. L = 2ℓ_ref + 0.1·max(0, t − 0.7) ⇒ onset at t̂ = 0.7.
+    let n = 200_000;
+    let pts: Vec<(f64, f64)> = (0..=n).map(|i| i as f64 / n as f64).map(|t| (t, 2.0 * ell(t) + 0.1 * (t - 0.7).max(0.0))).collect();
+    let reference = Reference::from_runs(&[(0..=n).map(|i| i as f64 / n as f64).map(|t| (t, 3.0 * ell(t))).collect()]).unwrap();
+    let start = std::time::Instant::now();
+    let r = collapse_residual(&reference, &pts, &ResidualConfig::default()).unwrap();
+    assert!(start.elapsed().as_secs_f64() < 10.0);
+    assert!((r.s - 2.0).abs() < 1e-9);
+    let drift = r.flags.iter().find(|f| f.pattern == Pattern::PositiveDrift).expect("drift");
+    assert!((drift.from - 0.7).abs() < 1e-4, "onset {}", drift.from);
+}

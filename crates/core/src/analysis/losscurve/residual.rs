@@ -103,8 +103,17 @@ impl Reference {
 
     /// ℓ_ref at `t` by linear interpolation; `None` outside the grid.
     pub fn at(&self, t: f64) -> Option<f64> {
-        let pts: Vec<(f64, f64)> = self.t.iter().copied().zip(self.value.iter().copied()).collect();
-        interpolate(&pts, t)
+        let (first, last) = (*self.t.first()?, *self.t.last()?);
+        if t < first || t > last {
+            return None;
+        }
+        let i = self.t.partition_point(|&x| x < t);
+        let (t_hi, v_hi) = (*self.t.get(i)?, *self.value.get(i)?);
+        if t_hi == t || i == 0 {
+            return Some(v_hi);
+        }
+        let (t_lo, v_lo) = (self.t[i - 1], self.value[i - 1]);
+        Some(v_lo + (t - t_lo) / (t_hi - t_lo) * (v_hi - v_lo))
     }
 }
 
@@ -439,22 +448,38 @@ fn spike_evidence(from: f64, to: f64, peak_t: f64, peak: f64) -> String {
     }
 }
 
-/// Onset of a trend: the knot c (a point of `pts` at or after `min_knot`,
-/// with at least two points after it) of the least-squares fit
+/// Onset of a trend: the knot c (a point of `pts`, sorted by t, at or after
+/// `min_knot`, with at least two points after it) of the least-squares fit
 /// r = b + a·max(0, t − c) with the smallest squared error; returns (c, a).
+/// O(n) with suffix sums: for the points after c, with z = t − c,
+/// Σz = Σt − c·m, Σz² = Σt² − 2cΣt + c²m, Σzr = Σtr − cΣr (z = 0 before c).
 fn hinge_onset(pts: &[(f64, f64)], min_knot: f64) -> Option<(f64, f64)> {
+    let n = pts.len() as f64;
+    let sum_r: f64 = pts.iter().map(|p| p.1).sum();
+    let syy = pts.iter().map(|p| p.1 * p.1).sum::<f64>() - sum_r * sum_r / n;
+    // Suffix sums over the points strictly after index k.
+    let (mut m, mut st, mut stt, mut str_, mut sr) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let mut best: Option<(f64, f64, f64)> = None; // sse, c, a
-    for (k, &(c, _)) in pts.iter().enumerate() {
-        if c < min_knot || pts.len() - k - 1 < 2 {
-            continue;
+    for k in (0..pts.len()).rev() {
+        let (c, _) = pts[k];
+        if c >= min_knot && m >= 2.0 {
+            let sz = st - c * m;
+            let szz = stt - 2.0 * c * st + c * c * m - sz * sz / n;
+            let szy = str_ - c * sr - sz * sum_r / n;
+            if szz > 0.0 {
+                let sse = syy - szy * szy / szz;
+                // `<=` walking backwards keeps the earliest knot of equal fits (rounding tolerance).
+                if best.is_none_or(|(s, ..)| sse <= s + 1e-12 * (1.0 + s.abs())) {
+                    best = Some((sse, c, szy / szz));
+                }
+            }
         }
-        let z: Vec<(f64, f64)> = pts.iter().map(|&(t, r)| ((t - c).max(0.0), r)).collect();
-        let (b, a) = line_fit(&z);
-        let sse: f64 = z.iter().map(|&(x, y)| (y - b - a * x).powi(2)).sum();
-        // Strictly smaller (with a relative tolerance for rounding) keeps the earliest of equal fits.
-        if best.is_none_or(|(s, ..)| sse < s - 1e-12 * (1.0 + s)) {
-            best = Some((sse, c, a));
-        }
+        let (t, r) = pts[k];
+        m += 1.0;
+        st += t;
+        stt += t * t;
+        str_ += t * r;
+        sr += r;
     }
     best.map(|(_, c, a)| (c, a))
 }
