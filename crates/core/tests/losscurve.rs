@@ -390,3 +390,42 @@ fn residual_of_a_long_log_is_fast_and_finds_the_drift_onset() {
     let drift = r.flags.iter().find(|f| f.pattern == Pattern::PositiveDrift).expect("drift");
     assert!((drift.from - 0.7).abs() < 1e-4, "onset {}", drift.from);
 }
+
+#[test]
+fn pr_phase_transition_in_the_user_study() {
+    // The user's 50M-token study: mean PR falls from ≈ 86 to ≈ 55 within the first
+    // few checkpoints (82.2 → 64.0 between 1,966,080 and 3,932,160 tokens is the
+    // largest step), then recovers slowly and flattens. Sudden drops (k = 5 × the
+    // median |Δ|, ≈ 0.5 PR here) must all lie in that early phase (< 20 % of the
+    // tokens), and the largest one at 3,932,160 tokens, in both runs.
+    for name in ["QK", "NoQK"] {
+        let s = read_log(&format!("logs/user-study/{name}_results.json"));
+        let pts = s.points_vs_tokens("mean_pr");
+        let total = pts.last().unwrap().0;
+        let drops = sudden_drops(&pts, &TransitionConfig::default());
+        assert!(!drops.is_empty(), "{name}");
+        assert!(drops.iter().all(|d| d.x <= 0.2 * total), "{name}: {drops:?}");
+        let largest = drops.iter().max_by(|a, b| a.drop.total_cmp(&b.drop)).unwrap();
+        assert_eq!((largest.x_before, largest.x), (1_966_080.0, 3_932_160.0), "{name}");
+        assert!(largest.drop > 15.0);
+    }
+}
+
+#[test]
+fn consolidation_ratio_from_header_constants_and_an_explicit_convention() {
+    // B, d and micro_batch_size only in the header line; grad_var on one row.
+    // Row 2: g = 3, lr = 0.1, grad_var = 0.5. Auto: σ² = 4·0.5 = 2, D = 0.01·2/(2·16)
+    // = 6.25e-4, C = 9 / (2·6.25e-4·1000) = 7.2 (consolidating). MicroBatch(1): σ² = 0.5, C = 28.8.
+    let text = "{\"header\": true, \"batch_size\": 16, \"n_params\": 1000, \"micro_batch_size\": 4}\n\
+                {\"step\": 1, \"lr\": 0.1, \"grad_norm\": 2.0}\n\
+                {\"step\": 2, \"lr\": 0.1, \"grad_norm\": 3.0, \"grad_var\": 0.5}\n";
+    let series = logs::parse("m.jsonl", text.as_bytes()).unwrap().remove(0);
+    let c = consolidation_ratio(&series, &ConsolidationConfig::default()).unwrap();
+    assert_eq!(c.points.len(), 1);
+    assert_eq!(c.points[0].step, 2.0);
+    assert!((c.points[0].c - 7.2).abs() < 1e-12, "{}", c.points[0].c);
+    assert_eq!(c.points[0].regime, rankscope_core::analysis::losscurve::consolidation::Regime::Consolidating);
+    assert!(c.convention.contains("micro_batch_size"), "{}", c.convention);
+    let one = consolidation_ratio(&series, &ConsolidationConfig { variance: VarianceConvention::MicroBatch(1.0), ..Default::default() }).unwrap();
+    assert!((one.points[0].c - 28.8).abs() < 1e-12);
+}
