@@ -5,6 +5,7 @@
 //! tensors, architecture and status.
 
 mod inspect;
+mod losscurve;
 mod spectra;
 
 use anyhow::{bail, Result};
@@ -19,6 +20,8 @@ USAGE:
                      [--layer mean|N] [--matrix k|q] [--x tokens|step]
     rankscope figure waterfall <paths…> [--svg F] [--png F] [--checkpoint final|N]
                      [--layer mean|N] [--head N] [--matrix k|q] [--log-y]
+    rankscope residual --reference <logs…> <logs…> [--metric val_loss] [--window 0.1,0.3] [--json]
+    rankscope health <logs…> [--rules FILE.json] [--json]
 
 COMMANDS:
     inspect    recognise every file (checkpoints, run logs, token batches,
@@ -28,6 +31,11 @@ COMMANDS:
     figure     Figure 1 (metric vs training tokens, one line per run; from
                checkpoints, or from results.json files alone) or Figure 2
                (σ_i/σ_1 waterfall at a checkpoint)
+    residual   collapse residual of runs against a reference (Early-Align, closed-form S)
+               and its patterns; --reference takes one log per use or a comma list
+               (`--reference A B -- RUNS…` takes all up to `--`); several are averaged
+    health     health rules (built-in RLAN + rank-collapse set, or --rules FILE.json)
+               and the steps where each fired
 
 METRICS: pr, pr_eig, r90, cond, erank, stable_rank, spectral_norm, log10_fro2, alpha
 ";
@@ -38,6 +46,8 @@ fn main() -> Result<()> {
         Some("inspect") => inspect::run(&args[1..]),
         Some("spectra") => spectra::run_spectra(&args[1..]),
         Some("figure") => spectra::run_figure(&args[1..]),
+        Some("residual") => losscurve::run_residual(&args[1..]),
+        Some("health") => losscurve::run_health(&args[1..]),
         Some("-h") | Some("--help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -10,3 +10,4 @@ pub mod spectrum;
 pub mod collect;
 pub mod study;
 pub mod weights;
+pub mod losscurve;
