@@ -111,19 +111,6 @@ mod native {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slice_reads_and_refuses_past_end() {
-        let bytes = vec![1u8, 2, 3, 4];
-        assert_eq!(bytes.read_at(1, 2).unwrap(), vec![2, 3]);
-        assert_eq!(bytes.read_at(4, 0).unwrap(), Vec::<u8>::new());
-        assert_eq!(bytes.read_at(3, 2).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
-        assert_eq!(bytes.read_at(u64::MAX, 1).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
-    }
-}
 
 /// The same access, awaited: the page reads `Blob.slice(..).arrayBuffer()`,
 /// which is a promise. Every [`ByteSource`] is one too (its futures are ready
@@ -161,5 +148,19 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
             return out;
         }
         std::thread::yield_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_reads_and_refuses_past_end() {
+        let bytes = vec![1u8, 2, 3, 4];
+        assert_eq!(bytes.read_at(1, 2).unwrap(), vec![2, 3]);
+        assert_eq!(bytes.read_at(4, 0).unwrap(), Vec::<u8>::new());
+        assert_eq!(bytes.read_at(3, 2).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(bytes.read_at(u64::MAX, 1).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 }

@@ -18,6 +18,7 @@ fn write_shards(dir: &Path) {
     let src = FileSource::open(format!("{FIXTURES}/runs/A1/ckpt_tokens_327680.safetensors")).expect("open");
     let header = read_header(&src).expect("header");
     let mut weight_map = BTreeMap::new();
+    #[allow(clippy::type_complexity)] // (name, bytes, shape) per shard
     let mut shards: [Vec<(String, Vec<u8>, Vec<usize>)>; 2] = [Vec::new(), Vec::new()];
     for (i, t) in header.tensors.iter().enumerate() {
         let bytes = read_tensor_bytes(&src, t).expect("tensor bytes");

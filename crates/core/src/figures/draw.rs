@@ -445,7 +445,7 @@ pub(crate) fn log_ticks(lo: f64, hi: f64, max_n: usize) -> Vec<f64> {
             return t;
         }
         if t.len() > max_n && mults.len() == 1 {
-            let step = ((t.len() + max_n - 1) / max_n) as i32;
+            let step = t.len().div_ceil(max_n) as i32;
             return ticks(mults, step.max(1));
         }
     }

@@ -308,9 +308,10 @@ fn link_shards(files: &mut [FileEntry]) {
         entry.step = entry.step.or(first_meta.get("step").and_then(|s| s.parse().ok())).or(facts.step);
         entry.tokens = entry.tokens.or(first_meta.get("tokens").and_then(|s| s.parse().ok())).or(facts.tokens);
         entry.n_tensors = Some(index.weight_map.len());
-        let mut dtypes: Vec<String> = headers.iter().filter_map(|(_, h)| {
-            Some(h.dtypes().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("+"))
-        }).collect();
+        let mut dtypes: Vec<String> = headers
+            .iter()
+            .map(|(_, h)| h.dtypes().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("+"))
+            .collect();
         dtypes.dedup();
         if !dtypes.is_empty() {
             entry.dtype = Some(dtypes.join("+"));
