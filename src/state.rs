@@ -5,8 +5,15 @@ use crate::web::blob_source::BlobSource;
 use crate::web::files::PickedFile;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use rankscope_core::analysis::collect::{collect_weight_spectra, SpectraFailure};
-use rankscope_core::analysis::study::RunSpectra;
+use crate::web::worker_pool::{self, Runner, Task};
+use rankscope_core::analysis::collect::SpectraFailure;
+use rankscope_core::analysis::jobs::{job_files, CheckpointJob, JobKind, JobOutput};
+use rankscope_core::analysis::study::{CheckpointSpectra, RunSpectra};
+use rankscope_core::analysis::weights::WeightSpectra;
+use rankscope_core::inventory::CheckpointRef;
+use rankscope_core::model::arch::Recognition;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use rankscope_core::inventory::{inspect_file, Inventory};
 use std::collections::{BTreeMap, HashMap};
 
@@ -33,8 +40,10 @@ pub struct AppState {
     /// Weight spectra of every recognised checkpoint, per run (Figures 1–2).
     pub spectra: RwSignal<Vec<RunSpectra>>,
     pub spectra_failures: RwSignal<Vec<SpectraFailure>>,
-    /// "computing spectra: 12 of 36 checkpoints" while it runs.
+    /// "computing weight spectra on 2 workers: 12 of 36 checkpoints" while it runs.
     pub spectra_progress: RwSignal<Option<String>>,
+    /// Checkpoints being analysed now → "layer 3 of 22".
+    pub spectra_active: RwSignal<BTreeMap<String, String>>,
     /// The dropped files by path: handles only (a `File` is not its bytes),
     /// so tensors can be read again by byte range.
     blobs: StoredValue<HashMap<String, web_sys::Blob>, LocalStorage>,
@@ -54,6 +63,7 @@ impl AppState {
             spectra: RwSignal::new(Vec::new()),
             spectra_failures: RwSignal::new(Vec::new()),
             spectra_progress: RwSignal::new(None),
+            spectra_active: RwSignal::new(BTreeMap::new()),
             blobs: StoredValue::new_local(HashMap::new()),
             next_id: StoredValue::new(0),
             generation: StoredValue::new(0),
@@ -117,28 +127,110 @@ impl AppState {
     }
 
     /// Weight spectra of every recognised checkpoint (after each batch of
-    /// files). Reads only the W_k/W_q blocks and norms' γ, by byte range.
+    /// files), on the worker pool: one job per checkpoint, reading only the
+    /// W_k/W_q blocks and norms' γ by byte range. Figures fill in as
+    /// checkpoints finish.
     pub async fn compute_spectra(self) {
+        worker_pool::cancel(); // a previous batch's jobs are superseded
         let generation = self.generation.get_value() + 1;
         self.generation.set_value(generation);
         let inventory = self.inventory.get_untracked();
-        let paths: Vec<String> = inventory.files.iter().map(|f| f.path.clone()).collect();
-        let blobs = self.blobs;
-        let open = move |i: usize| {
-            let path = paths.get(i)?;
-            blobs.with_value(|b| b.get(path).cloned()).map(BlobSource::new)
+        let mut tasks = Vec::new();
+        let mut slots = Vec::new(); // per task: (run index, run name, checkpoint)
+        let mut failures = Vec::new();
+        for (color, run) in inventory.runs.iter().enumerate() {
+            for c in &run.checkpoints {
+                if !matches!(inventory.files[c.file].recognition, Some(Recognition::Known(_))) {
+                    continue; // the inventory already says why
+                }
+                let files = job_files(&inventory, c.file);
+                let paths: Vec<String> = files.iter().map(|&i| inventory.files[i].path.clone()).collect();
+                let blobs: Option<Vec<web_sys::Blob>> =
+                    self.blobs.with_value(|b| paths.iter().map(|p| b.get(p).cloned()).collect());
+                let Some(blobs) = blobs else {
+                    failures.push(SpectraFailure { path: c.path.clone(), message: "its file is no longer readable".into() });
+                    continue;
+                };
+                tasks.push(Task { job: CheckpointJob { checkpoint: c.path.clone(), files: paths, kind: JobKind::WeightSpectra }, blobs });
+                slots.push((color, run.name.clone(), c.clone()));
+            }
+        }
+        let total = tasks.len();
+        self.spectra.set(Vec::new());
+        self.spectra_failures.set(failures);
+        self.spectra_active.set(BTreeMap::new());
+        if total == 0 {
+            self.spectra_progress.set(None);
+            return;
+        }
+        let current = move || self.generation.get_value() == generation;
+        let slots = Rc::new(slots);
+        let results: Rc<RefCell<Vec<Option<WeightSpectra>>>> = Rc::new(RefCell::new(vec![None; total]));
+        let finished = Rc::new(Cell::new(0usize));
+        let runner = Rc::new(RefCell::new(String::new()));
+        let summary = {
+            let (finished, runner) = (finished.clone(), runner.clone());
+            move || format!("computing weight spectra {}: {} of {total} checkpoints", runner.borrow(), finished.get())
         };
-        let progress = self.spectra_progress;
-        let (runs, failures) = collect_weight_spectra(&inventory, &open, &mut |done, total| {
-            progress.set(Some(format!("computing weight spectra: {done} of {total} checkpoints")));
+        self.spectra_progress.set(Some(summary()));
+
+        let active = self.spectra_active;
+        let progress_slots = slots.clone();
+        let progress = Rc::new(move |i: usize, line: &str, _f: f64| {
+            if current() {
+                let path = progress_slots[i].2.path.clone();
+                active.update(|a| {
+                    a.insert(path, line.to_string());
+                });
+            }
+        });
+        let done = {
+            let (slots, results, finished, summary) = (slots.clone(), results.clone(), finished.clone(), summary.clone());
+            Rc::new(move |i: usize, result: Result<JobOutput, String>| {
+                if !current() {
+                    return;
+                }
+                finished.set(finished.get() + 1);
+                let path = slots[i].2.path.clone();
+                active.update(|a| {
+                    a.remove(&path);
+                });
+                match result {
+                    Ok(JobOutput::WeightSpectra(ws)) => {
+                        results.borrow_mut()[i] = Some(ws);
+                        self.spectra.set(assemble_runs(&slots, &results.borrow()));
+                    }
+                    Ok(JobOutput::NotRecognised) => {}
+                    Err(message) => self.spectra_failures.update(|f| f.push(SpectraFailure { path, message })),
+                }
+                self.spectra_progress.set(Some(summary()));
+            })
+        };
+        let progress_line = self.spectra_progress;
+        worker_pool::run_tasks(tasks, progress, done, |r| {
+            *runner.borrow_mut() = match r {
+                Runner::Workers(n) => format!("on {n} worker{}", if *n == 1 { "" } else { "s" }),
+                Runner::MainThread(_) => "on the main thread (workers unavailable)".into(),
+            };
+            progress_line.set(Some(summary()));
         })
         .await;
-        if self.generation.get_value() != generation {
-            return; // a newer batch superseded this one
+        if current() {
+            self.spectra_progress.set(None);
+            self.spectra_active.set(BTreeMap::new());
         }
-        self.spectra.set(runs);
-        self.spectra_failures.set(failures);
-        self.spectra_progress.set(None);
+    }
+
+    /// Stops reading queued files and the running analysis.
+    pub fn cancel_all(self) {
+        self.cancel.set(true);
+        if self.spectra_progress.with_untracked(Option::is_some) {
+            worker_pool::cancel();
+            self.generation.set_value(self.generation.get_value() + 1);
+            self.spectra_progress.set(None);
+            self.spectra_active.set(BTreeMap::new());
+            self.notice.set(Some("cancelled: the analysis stopped; figures show the checkpoints done so far".into()));
+        }
     }
 
     /// Renames a run everywhere, now and for files dropped later.
@@ -172,5 +264,23 @@ impl AppState {
         self.spectra_failures.set(Vec::new());
         self.blobs.update_value(HashMap::clear);
         self.generation.set_value(self.generation.get_value() + 1);
+        worker_pool::cancel();
+        self.spectra_progress.set(None);
+        self.spectra_active.set(BTreeMap::new());
     }
+}
+
+/// The finished checkpoints as runs in inventory order (a run's palette colour
+/// is its index there), each in training order.
+fn assemble_runs(slots: &[(usize, String, CheckpointRef)], results: &[Option<WeightSpectra>]) -> Vec<RunSpectra> {
+    let mut runs: Vec<RunSpectra> = Vec::new();
+    for ((color, run, c), ws) in slots.iter().zip(results) {
+        let Some(ws) = ws else { continue };
+        let checkpoint = CheckpointSpectra { path: c.path.clone(), step: c.step, tokens: c.tokens, spectra: ws.clone() };
+        match runs.iter_mut().find(|r| r.color == *color) {
+            Some(r) => r.checkpoints.push(checkpoint),
+            None => runs.push(RunSpectra { run: run.clone(), color: *color, checkpoints: vec![checkpoint] }),
+        }
+    }
+    runs
 }

@@ -19,7 +19,7 @@ pub fn DropZone() -> impl IntoView {
             let _ = input.set_attribute("webkitdirectory", "");
         }
     });
-    let busy = move || state.pending.with(|p| !p.is_empty());
+    let busy = move || state.pending.with(|p| !p.is_empty()) || state.spectra_progress.with(Option::is_some);
 
     let on_drop = move |ev: web_sys::DragEvent| {
         ev.prevent_default();
@@ -80,7 +80,7 @@ pub fn DropZone() -> impl IntoView {
                     "Open the example study"
                 </button>
                 <Show when=busy>
-                    <button id="cancel" class="button" on:click=move |_| state.cancel.set(true)>"Cancel"</button>
+                    <button id="cancel" class="button" on:click=move |_| state.cancel_all()>"Cancel"</button>
                 </Show>
                 <Show when=move || state.inventory.with(|i| !i.files.is_empty())>
                     <button id="clear" class="button" on:click=move |_| state.clear()>"Clear"</button>

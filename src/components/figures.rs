@@ -103,11 +103,18 @@ pub fn Figures() -> impl IntoView {
         names
     };
 
+    let active_jobs = move || -> Vec<(String, String)> { state.spectra_active.get().into_iter().collect() };
+
     view! {
         <Show when=move || has_spectra() || has_imported() || state.spectra_progress.with(Option::is_some)>
             <section class="figures">
                 <h2>"Figures"</h2>
                 {move || state.spectra_progress.get().map(|p| view! { <p class="progress" id="spectra-progress">{p}</p> })}
+                <ul class="active-jobs">
+                    <For each=active_jobs key=|(path, line)| format!("{path}\u{0}{line}") let:job>
+                        <li class="progress">{format!("{}: {}", job.0, job.1)}</li>
+                    </For>
+                </ul>
                 <For each=move || state.spectra_failures.get() key=|f| f.path.clone() let:f>
                     <p class="error">{format!("{}: {}", f.path, f.message)}</p>
                 </For>

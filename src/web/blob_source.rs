@@ -6,6 +6,7 @@ use rankscope_core::AsyncByteSource;
 use std::io;
 use wasm_bindgen_futures::JsFuture;
 
+#[derive(Clone)]
 pub struct BlobSource {
     blob: web_sys::Blob,
 }

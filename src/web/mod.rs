@@ -4,3 +4,5 @@
 pub mod blob_source;
 pub mod files;
 pub mod panic;
+pub mod worker_main;
+pub mod worker_pool;

@@ -124,3 +124,40 @@ fn stories260k_llama_wk_matches_the_reference() {
     }
     assert_eq!(checked, 20);
 }
+
+/// The page's workers compute a checkpoint from a job (files sent as Blobs):
+/// the result must be the one the main thread would compute, for a single
+/// file and for a model with `config.json` beside it.
+#[test]
+fn a_worker_job_gives_the_same_spectra_as_the_direct_path() {
+    use rankscope_core::analysis::jobs::{run_checkpoint_job, CheckpointJob, JobKind, JobOutput};
+    let b1 = format!("{FIXTURES}/runs/B1/ckpt_tokens_327680.safetensors");
+    let job = CheckpointJob {
+        checkpoint: "runs/B1/ckpt_tokens_327680.safetensors".into(),
+        files: vec!["runs/B1/ckpt_tokens_327680.safetensors".into()],
+        kind: JobKind::WeightSpectra,
+    };
+    let mut lines = Vec::new();
+    let out = block_on(run_checkpoint_job(&job, &[std::fs::read(&b1).unwrap()], &mut |line, _| lines.push(line.to_string())))
+        .expect("job runs");
+    assert_eq!(out, JobOutput::WeightSpectra(spectra_of(&b1)));
+    assert_eq!(lines.last().map(String::as_str), Some("layer 4 of 4"));
+
+    // A job whose checkpoint is unreadable says so, naming nothing it was not given.
+    let bad = CheckpointJob { checkpoint: "x.safetensors".into(), files: vec!["x.safetensors".into()], kind: JobKind::WeightSpectra };
+    let out = block_on(run_checkpoint_job(&bad, &[b"not a checkpoint".to_vec()], &mut |_, _| {})).expect("job runs");
+    assert_eq!(out, JobOutput::NotRecognised);
+
+    // Hugging Face Llama: the config beside the weights travels with the job.
+    let dir = format!("{FIXTURES}/stories260K");
+    let job = CheckpointJob {
+        checkpoint: "stories260K/model.safetensors".into(),
+        files: vec!["stories260K/model.safetensors".into(), "stories260K/config.json".into()],
+        kind: JobKind::WeightSpectra,
+    };
+    let sources = [std::fs::read(format!("{dir}/model.safetensors")).unwrap(), std::fs::read(format!("{dir}/config.json")).unwrap()];
+    match block_on(run_checkpoint_job(&job, &sources, &mut |_, _| {})).expect("job runs") {
+        JobOutput::WeightSpectra(ws) => assert_eq!(ws.layers.len(), 5),
+        other => panic!("stories260K: {other:?}"),
+    }
+}

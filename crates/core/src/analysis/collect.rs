@@ -3,7 +3,7 @@
 //! byte sources are supplied by the caller (files natively, Blobs in the page).
 
 use super::study::{CheckpointSpectra, RunSpectra};
-use super::weights::{weight_spectra, Shards};
+use super::weights::{weight_spectra, Shards, WeightSpectra};
 use crate::inventory::{Content, Inventory};
 use crate::model::arch::Recognition;
 use crate::source::AsyncByteSource;
@@ -32,37 +32,15 @@ pub async fn collect_weight_spectra<S: AsyncByteSource>(
         let mut checkpoints = Vec::new();
         for c in &run.checkpoints {
             done += 1;
-            let entry = &inv.files[c.file];
-            let Some(Recognition::Known(arch)) = &entry.recognition else {
-                continue;
-            };
-            // The files that hold the tensors: the checkpoint itself, or a
-            // sharded model's shards.
-            let parts: Vec<usize> = match &entry.content {
-                Content::ShardIndex(_) => inv.shards_of(c.file),
-                _ => vec![c.file],
-            };
-            let sources: Vec<Option<S>> = parts.iter().map(|&i| open(i)).collect();
-            let headers: Vec<_> = parts
-                .iter()
-                .filter_map(|&i| match &inv.files[i].content {
-                    Content::Checkpoint { header, .. } => Some(header),
-                    _ => None,
-                })
-                .collect();
-            if headers.len() != parts.len() || sources.iter().any(Option::is_none) {
-                failures.push(SpectraFailure { path: c.path.clone(), message: "its file is no longer readable".into() });
-                continue;
-            }
-            let shards = Shards { parts: headers.into_iter().zip(sources.iter().flatten()).collect() };
-            match weight_spectra(&shards, arch, &mut |_| {}).await {
-                Ok(spectra) => checkpoints.push(CheckpointSpectra {
+            match checkpoint_weight_spectra(inv, c.file, open, &mut |_| {}).await {
+                Ok(Some(spectra)) => checkpoints.push(CheckpointSpectra {
                     path: c.path.clone(),
                     step: c.step,
                     tokens: c.tokens,
                     spectra,
                 }),
-                Err(e) => failures.push(SpectraFailure { path: c.path.clone(), message: e.to_string() }),
+                Ok(None) => {}
+                Err(message) => failures.push(SpectraFailure { path: c.path.clone(), message }),
             }
             progress(done, total);
         }
@@ -71,4 +49,39 @@ pub async fn collect_weight_spectra<S: AsyncByteSource>(
         }
     }
     (runs, failures)
+}
+
+/// The weight spectra of the checkpoint `inv.files[file]` (a single file or a
+/// sharded model's index). `Ok(None)` when its architecture is not recognised
+/// (the inventory already says so); `Err` with a message when reading fails.
+/// `progress` gets the fraction of heads done.
+pub async fn checkpoint_weight_spectra<S: AsyncByteSource>(
+    inv: &Inventory,
+    file: usize,
+    open: &dyn Fn(usize) -> Option<S>,
+    progress: &mut dyn FnMut(f64),
+) -> Result<Option<WeightSpectra>, String> {
+    let Some(entry) = inv.files.get(file) else { return Err("not in the inventory".into()) };
+    let Some(Recognition::Known(arch)) = &entry.recognition else {
+        return Ok(None);
+    };
+    // The files that hold the tensors: the checkpoint itself, or a sharded
+    // model's shards.
+    let parts: Vec<usize> = match &entry.content {
+        Content::ShardIndex(_) => inv.shards_of(file),
+        _ => vec![file],
+    };
+    let sources: Vec<Option<S>> = parts.iter().map(|&i| open(i)).collect();
+    let headers: Vec<_> = parts
+        .iter()
+        .filter_map(|&i| match &inv.files[i].content {
+            Content::Checkpoint { header, .. } => Some(header),
+            _ => None,
+        })
+        .collect();
+    if headers.len() != parts.len() || sources.iter().any(Option::is_none) {
+        return Err("its file is no longer readable".into());
+    }
+    let shards = Shards { parts: headers.into_iter().zip(sources.iter().flatten()).collect() };
+    weight_spectra(&shards, arch, progress).await.map(Some).map_err(|e| e.to_string())
 }

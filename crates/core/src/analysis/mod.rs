@@ -8,6 +8,7 @@
 pub mod powerlaw;
 pub mod spectrum;
 pub mod collect;
+pub mod jobs;
 pub mod study;
 pub mod weights;
 pub mod losscurve;

@@ -1,0 +1,69 @@
+//! Inside a Web Worker: receive a checkpoint job with its files (Blobs), run
+//! it with the core, and post progress and the result back.
+//!
+//! Messages in:  `{ id, job: "<CheckpointJob JSON>", blobs: [Blob…] }`
+//! Messages out: `{ type: "ready" }` once listening (messages sent before it
+//!               would be lost while the module loads), then per job
+//!               `{ id, type: "progress", line, fraction }`,
+//!               `{ id, type: "done", output: "<JobOutput JSON>" }` or
+//!               `{ id, type: "error", message }`.
+
+use super::blob_source::BlobSource;
+use js_sys::{Array, Object, Reflect};
+use rankscope_core::analysis::jobs::{run_checkpoint_job, CheckpointJob};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+fn message(fields: &[(&str, JsValue)]) -> JsValue {
+    let obj = Object::new();
+    for (k, v) in fields {
+        let _ = Reflect::set(&obj, &JsValue::from_str(k), v);
+    }
+    obj.into()
+}
+
+fn post(scope: &DedicatedWorkerGlobalScope, fields: &[(&str, JsValue)]) {
+    // Posting plain objects of strings and numbers cannot fail.
+    let _ = scope.post_message(&message(fields));
+}
+
+/// The worker's entry point (the `worker` binary's `main`).
+pub fn serve() {
+    console_error_panic_hook::set_once();
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let reply_to = scope.clone();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+        let scope = reply_to.clone();
+        wasm_bindgen_futures::spawn_local(handle(scope, ev.data()));
+    });
+    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget(); // lives as long as the worker
+    post(&scope, &[("type", "ready".into())]);
+}
+
+async fn handle(scope: DedicatedWorkerGlobalScope, data: JsValue) {
+    let id = Reflect::get(&data, &"id".into()).unwrap_or(JsValue::NULL);
+    let fail = |message: String| post(&scope, &[("id", id.clone()), ("type", "error".into()), ("message", message.into())]);
+    let job: CheckpointJob = match Reflect::get(&data, &"job".into()).ok().and_then(|j| j.as_string()) {
+        Some(text) => match serde_json::from_str(&text) {
+            Ok(job) => job,
+            Err(e) => return fail(format!("malformed job: {e}")),
+        },
+        None => return fail("a job message without a job".into()),
+    };
+    let blobs: Vec<BlobSource> = match Reflect::get(&data, &"blobs".into()).ok().and_then(|b| b.dyn_into::<Array>().ok()) {
+        Some(list) => list.iter().filter_map(|b| b.dyn_into::<web_sys::Blob>().ok()).map(BlobSource::new).collect(),
+        None => return fail("a job message without its files".into()),
+    };
+    let mut progress = |line: &str, fraction: f64| {
+        post(&scope, &[("id", id.clone()), ("type", "progress".into()), ("line", line.into()), ("fraction", fraction.into())]);
+    };
+    match run_checkpoint_job(&job, &blobs, &mut progress).await {
+        Ok(output) => match serde_json::to_string(&output) {
+            Ok(text) => post(&scope, &[("id", id.clone()), ("type", "done".into()), ("output", text.into())]),
+            Err(e) => fail(format!("the result could not be encoded: {e}")),
+        },
+        Err(e) => fail(e),
+    }
+}
