@@ -3,19 +3,19 @@
 
 use crate::web::blob_source::BlobSource;
 use crate::web::files::PickedFile;
+use crate::web::worker_pool::{self, Runner, Task};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use crate::web::worker_pool::{self, Runner, Task};
 use rankscope_core::analysis::collect::SpectraFailure;
 use rankscope_core::analysis::jobs::{job_files, CheckpointJob, JobKind, JobOutput};
 use rankscope_core::analysis::study::{CheckpointSpectra, RunSpectra};
 use rankscope_core::analysis::weights::WeightSpectra;
 use rankscope_core::inventory::CheckpointRef;
+use rankscope_core::inventory::{inspect_file, Inventory};
 use rankscope_core::model::arch::Recognition;
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
-use rankscope_core::inventory::{inspect_file, Inventory};
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 /// A file waiting for, or under, inspection.
 #[derive(Clone, PartialEq)]
@@ -44,6 +44,8 @@ pub struct AppState {
     pub spectra_progress: RwSignal<Option<String>>,
     /// Checkpoints being analysed now → "layer 3 of 22".
     pub spectra_active: RwSignal<BTreeMap<String, String>>,
+    /// Where the last analysis ran ("2 Web Workers" or "the main thread (…)").
+    pub spectra_runner: RwSignal<Option<String>>,
     /// The dropped files by path: handles only (a `File` is not its bytes),
     /// so tensors can be read again by byte range.
     blobs: StoredValue<HashMap<String, web_sys::Blob>, LocalStorage>,
@@ -64,6 +66,7 @@ impl AppState {
             spectra_failures: RwSignal::new(Vec::new()),
             spectra_progress: RwSignal::new(None),
             spectra_active: RwSignal::new(BTreeMap::new()),
+            spectra_runner: RwSignal::new(None),
             blobs: StoredValue::new_local(HashMap::new()),
             next_id: StoredValue::new(0),
             generation: StoredValue::new(0),
@@ -78,7 +81,8 @@ impl AppState {
     /// the same path as one already shown replaces it.
     pub fn add_files(self, files: Vec<PickedFile>) {
         if files.is_empty() {
-            self.notice.set(Some("nothing to read: the drop held no files".into()));
+            self.notice
+                .set(Some("nothing to read: the drop held no files".into()));
             return;
         }
         self.cancel.set(false);
@@ -87,11 +91,17 @@ impl AppState {
             .map(|f| {
                 let id = self.next_id.get_value();
                 self.next_id.set_value(id + 1);
-                let pending = Pending { id, path: f.path.clone(), size: f.file.size() as u64, progress: RwSignal::new(0.0) };
+                let pending = Pending {
+                    id,
+                    path: f.path.clone(),
+                    size: f.file.size() as u64,
+                    progress: RwSignal::new(0.0),
+                };
                 (pending, f)
             })
             .collect();
-        self.pending.update(|p| p.extend(queued.iter().map(|(q, _)| q.clone())));
+        self.pending
+            .update(|p| p.extend(queued.iter().map(|(q, _)| q.clone())));
         spawn_local(async move {
             let mut skipped = 0;
             for (pending, file) in queued {
@@ -106,7 +116,11 @@ impl AppState {
                 let src = BlobSource::new(file.file);
                 let progress = pending.progress;
                 let mut entry = inspect_file(&file.path, &src, &mut |x| progress.set(x)).await;
-                if let Some(new) = entry.run.as_ref().and_then(|r| self.renames.with_untracked(|m| m.get(r).cloned())) {
+                if let Some(new) = entry
+                    .run
+                    .as_ref()
+                    .and_then(|r| self.renames.with_untracked(|m| m.get(r).cloned()))
+                {
                     entry.run = Some(new);
                 }
                 self.inventory.update(|inv| {
@@ -118,7 +132,8 @@ impl AppState {
                 self.pending.update(|p| p.retain(|q| q.id != pending.id));
             }
             if skipped > 0 {
-                self.notice.set(Some(format!("cancelled: {skipped} file(s) were not read")));
+                self.notice
+                    .set(Some(format!("cancelled: {skipped} file(s) were not read")));
             }
             if self.pending.with_untracked(Vec::is_empty) {
                 self.compute_spectra().await;
@@ -140,18 +155,35 @@ impl AppState {
         let mut failures = Vec::new();
         for (color, run) in inventory.runs.iter().enumerate() {
             for c in &run.checkpoints {
-                if !matches!(inventory.files[c.file].recognition, Some(Recognition::Known(_))) {
+                if !matches!(
+                    inventory.files[c.file].recognition,
+                    Some(Recognition::Known(_))
+                ) {
                     continue; // the inventory already says why
                 }
                 let files = job_files(&inventory, c.file);
-                let paths: Vec<String> = files.iter().map(|&i| inventory.files[i].path.clone()).collect();
-                let blobs: Option<Vec<web_sys::Blob>> =
-                    self.blobs.with_value(|b| paths.iter().map(|p| b.get(p).cloned()).collect());
+                let paths: Vec<String> = files
+                    .iter()
+                    .map(|&i| inventory.files[i].path.clone())
+                    .collect();
+                let blobs: Option<Vec<web_sys::Blob>> = self
+                    .blobs
+                    .with_value(|b| paths.iter().map(|p| b.get(p).cloned()).collect());
                 let Some(blobs) = blobs else {
-                    failures.push(SpectraFailure { path: c.path.clone(), message: "its file is no longer readable".into() });
+                    failures.push(SpectraFailure {
+                        path: c.path.clone(),
+                        message: "its file is no longer readable".into(),
+                    });
                     continue;
                 };
-                tasks.push(Task { job: CheckpointJob { checkpoint: c.path.clone(), files: paths, kind: JobKind::WeightSpectra }, blobs });
+                tasks.push(Task {
+                    job: CheckpointJob {
+                        checkpoint: c.path.clone(),
+                        files: paths,
+                        kind: JobKind::WeightSpectra,
+                    },
+                    blobs,
+                });
                 slots.push((color, run.name.clone(), c.clone()));
             }
         }
@@ -165,12 +197,19 @@ impl AppState {
         }
         let current = move || self.generation.get_value() == generation;
         let slots = Rc::new(slots);
-        let results: Rc<RefCell<Vec<Option<WeightSpectra>>>> = Rc::new(RefCell::new(vec![None; total]));
+        let results: Rc<RefCell<Vec<Option<WeightSpectra>>>> =
+            Rc::new(RefCell::new(vec![None; total]));
         let finished = Rc::new(Cell::new(0usize));
         let runner = Rc::new(RefCell::new(String::new()));
         let summary = {
             let (finished, runner) = (finished.clone(), runner.clone());
-            move || format!("computing weight spectra {}: {} of {total} checkpoints", runner.borrow(), finished.get())
+            move || {
+                format!(
+                    "computing weight spectra {}: {} of {total} checkpoints",
+                    runner.borrow(),
+                    finished.get()
+                )
+            }
         };
         self.spectra_progress.set(Some(summary()));
 
@@ -185,7 +224,12 @@ impl AppState {
             }
         });
         let done = {
-            let (slots, results, finished, summary) = (slots.clone(), results.clone(), finished.clone(), summary.clone());
+            let (slots, results, finished, summary) = (
+                slots.clone(),
+                results.clone(),
+                finished.clone(),
+                summary.clone(),
+            );
             Rc::new(move |i: usize, result: Result<JobOutput, String>| {
                 if !current() {
                     return;
@@ -201,17 +245,27 @@ impl AppState {
                         self.spectra.set(assemble_runs(&slots, &results.borrow()));
                     }
                     Ok(JobOutput::NotRecognised) => {}
-                    Err(message) => self.spectra_failures.update(|f| f.push(SpectraFailure { path, message })),
+                    Err(message) => self
+                        .spectra_failures
+                        .update(|f| f.push(SpectraFailure { path, message })),
                 }
                 self.spectra_progress.set(Some(summary()));
             })
         };
-        let progress_line = self.spectra_progress;
+        let (progress_line, runner_line) = (self.spectra_progress, self.spectra_runner);
         worker_pool::run_tasks(tasks, progress, done, |r| {
-            *runner.borrow_mut() = match r {
-                Runner::Workers(n) => format!("on {n} worker{}", if *n == 1 { "" } else { "s" }),
-                Runner::MainThread(_) => "on the main thread (workers unavailable)".into(),
+            let (short, long) = match r {
+                Runner::Workers(n) => {
+                    let n = format!("{n} Web Worker{}", if *n == 1 { "" } else { "s" });
+                    (format!("on {n}"), format!("CPU (WebAssembly) on {n}"))
+                }
+                Runner::MainThread(why) => (
+                    "on the main thread".into(),
+                    format!("CPU (WebAssembly) on the main thread: workers did not start ({why})"),
+                ),
             };
+            *runner.borrow_mut() = short;
+            runner_line.set(Some(long));
             progress_line.set(Some(summary()));
         })
         .await;
@@ -229,7 +283,9 @@ impl AppState {
             self.generation.set_value(self.generation.get_value() + 1);
             self.spectra_progress.set(None);
             self.spectra_active.set(BTreeMap::new());
-            self.notice.set(Some("cancelled: the analysis stopped; figures show the checkpoints done so far".into()));
+            self.notice.set(Some(
+                "cancelled: the analysis stopped; figures show the checkpoints done so far".into(),
+            ));
         }
     }
 
@@ -248,7 +304,8 @@ impl AppState {
             }
             m.insert(from.clone(), to.clone());
         });
-        self.inventory.update(|inv| *inv = std::mem::take(inv).rename_run(&from, &to));
+        self.inventory
+            .update(|inv| *inv = std::mem::take(inv).rename_run(&from, &to));
         self.spectra.update(|runs| {
             for r in runs.iter_mut().filter(|r| r.run == from) {
                 r.run.clone_from(&to);
@@ -272,14 +329,26 @@ impl AppState {
 
 /// The finished checkpoints as runs in inventory order (a run's palette colour
 /// is its index there), each in training order.
-fn assemble_runs(slots: &[(usize, String, CheckpointRef)], results: &[Option<WeightSpectra>]) -> Vec<RunSpectra> {
+fn assemble_runs(
+    slots: &[(usize, String, CheckpointRef)],
+    results: &[Option<WeightSpectra>],
+) -> Vec<RunSpectra> {
     let mut runs: Vec<RunSpectra> = Vec::new();
     for ((color, run, c), ws) in slots.iter().zip(results) {
         let Some(ws) = ws else { continue };
-        let checkpoint = CheckpointSpectra { path: c.path.clone(), step: c.step, tokens: c.tokens, spectra: ws.clone() };
+        let checkpoint = CheckpointSpectra {
+            path: c.path.clone(),
+            step: c.step,
+            tokens: c.tokens,
+            spectra: ws.clone(),
+        };
         match runs.iter_mut().find(|r| r.color == *color) {
             Some(r) => r.checkpoints.push(checkpoint),
-            None => runs.push(RunSpectra { run: run.clone(), color: *color, checkpoints: vec![checkpoint] }),
+            None => runs.push(RunSpectra {
+                run: run.clone(),
+                color: *color,
+                checkpoints: vec![checkpoint],
+            }),
         }
     }
     runs

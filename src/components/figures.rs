@@ -6,8 +6,8 @@ use super::figure_canvas::FigureCanvas;
 use crate::state::AppState;
 use leptos::prelude::*;
 use rankscope_core::analysis::study::{
-    results_trajectory_figure, trajectory_figure, waterfall_figure, CheckpointSel, LayerSel, Matrix, Metric, RunSpectra,
-    XAxis,
+    results_trajectory_figure, trajectory_figure, waterfall_figure, CheckpointSel, LayerSel,
+    Matrix, Metric, RunSpectra, XAxis,
 };
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::formats::logs::{LogFormat, Series};
@@ -28,11 +28,14 @@ fn imported_results(inv: &Inventory) -> Vec<(String, usize, Series)> {
     inv.files
         .iter()
         .filter_map(|f| match &f.content {
-            Content::RunLog(series) => series.iter().find(|s| s.format == LogFormat::StudyResults).map(|s| {
-                let run = f.run.clone().unwrap_or_else(|| f.path.clone());
-                let color = inv.runs.iter().position(|r| r.name == run).unwrap_or(0);
-                (run, color, s.clone())
-            }),
+            Content::RunLog(series) => series
+                .iter()
+                .find(|s| s.format == LogFormat::StudyResults)
+                .map(|s| {
+                    let run = f.run.clone().unwrap_or_else(|| f.path.clone());
+                    let color = inv.runs.iter().position(|r| r.name == run).unwrap_or(0);
+                    (run, color, s.clone())
+                }),
             _ => None,
         })
         .collect()
@@ -61,30 +64,61 @@ pub fn Figures() -> impl IntoView {
     let at_index = RwSignal::new(0usize);
     let log_y = RwSignal::new(true);
 
-    let imported = Memo::new(move |_| state.inventory.with(imported_results).into_iter().map(|(r, c, s)| (r, c, s)).collect::<Vec<_>>());
+    let imported = Memo::new(move |_| state.inventory.with(imported_results));
     let has_spectra = move || state.spectra.with(|r| !r.is_empty());
     let has_imported = move || imported.with(|i| !i.is_empty());
     // With results.json but no checkpoints, Figure 1 shows the imported numbers.
-    let effective_source = move || if has_spectra() { source.get() } else { Source::Imported };
+    let effective_source = move || {
+        if has_spectra() {
+            source.get()
+        } else {
+            Source::Imported
+        }
+    };
     let shown_runs = move || -> Vec<RunSpectra> {
         let hidden = hidden.get();
-        state.spectra.with(|runs| runs.iter().filter(|r| !hidden.contains(&r.run)).cloned().collect())
+        state.spectra.with(|runs| {
+            runs.iter()
+                .filter(|r| !hidden.contains(&r.run))
+                .cloned()
+                .collect()
+        })
     };
-    let n_layers = move || state.spectra.with(|runs| runs.iter().flat_map(|r| r.checkpoints.first()).map(|c| c.spectra.layers.len()).max().unwrap_or(0));
-    let max_ckpts = move || state.spectra.with(|runs| runs.iter().map(|r| r.checkpoints.len()).max().unwrap_or(0));
+    let n_layers = move || {
+        state.spectra.with(|runs| {
+            runs.iter()
+                .flat_map(|r| r.checkpoints.first())
+                .map(|c| c.spectra.layers.len())
+                .max()
+                .unwrap_or(0)
+        })
+    };
+    let max_ckpts = move || {
+        state
+            .spectra
+            .with(|runs| runs.iter().map(|r| r.checkpoints.len()).max().unwrap_or(0))
+    };
 
     let trajectory = Signal::derive(move || -> Option<FigureSpec> {
         match effective_source() {
             Source::Weights => {
                 let runs = shown_runs();
-                (!runs.is_empty()).then(|| trajectory_figure(&runs, layer.get(), matrix.get(), metric.get(), x_axis.get()))
+                (!runs.is_empty()).then(|| {
+                    trajectory_figure(&runs, layer.get(), matrix.get(), metric.get(), x_axis.get())
+                })
             }
             Source::Imported => imported.with(|list| {
                 let hidden = hidden.get();
-                let chosen: Vec<(String, usize, &Series)> =
-                    list.iter().filter(|(r, _, _)| !hidden.contains(r)).map(|(r, c, s)| (r.clone(), *c, s)).collect();
+                let chosen: Vec<(String, usize, &Series)> = list
+                    .iter()
+                    .filter(|(r, _, _)| !hidden.contains(r))
+                    .map(|(r, c, s)| (r.clone(), *c, s))
+                    .collect();
                 (!chosen.is_empty()).then(|| {
-                    let sources = chosen.iter().map(|(r, _, _)| format!("{r}: results.json")).collect();
+                    let sources = chosen
+                        .iter()
+                        .map(|(r, _, _)| format!("{r}: results.json"))
+                        .collect();
                     results_trajectory_figure(&chosen, layer.get(), sources)
                 })
             }),
@@ -92,24 +126,33 @@ pub fn Figures() -> impl IntoView {
     });
     let waterfall = Signal::derive(move || -> Option<FigureSpec> {
         let runs = shown_runs();
-        let at = if at_final.get() { CheckpointSel::Final } else { CheckpointSel::Index(at_index.get()) };
-        (!runs.is_empty()).then(|| waterfall_figure(&runs, at, layer.get(), matrix.get(), None, log_y.get()))
+        let at = if at_final.get() {
+            CheckpointSel::Final
+        } else {
+            CheckpointSel::Index(at_index.get())
+        };
+        (!runs.is_empty())
+            .then(|| waterfall_figure(&runs, at, layer.get(), matrix.get(), None, log_y.get()))
     });
     let all_runs = move || -> Vec<String> {
-        let mut names: Vec<String> = state.spectra.with(|r| r.iter().map(|r| r.run.clone()).collect());
+        let mut names: Vec<String> = state
+            .spectra
+            .with(|r| r.iter().map(|r| r.run.clone()).collect());
         if names.is_empty() {
             names = imported.with(|i| i.iter().map(|(r, _, _)| r.clone()).collect());
         }
         names
     };
 
-    let active_jobs = move || -> Vec<(String, String)> { state.spectra_active.get().into_iter().collect() };
+    let active_jobs =
+        move || -> Vec<(String, String)> { state.spectra_active.get().into_iter().collect() };
 
     view! {
         <Show when=move || has_spectra() || has_imported() || state.spectra_progress.with(Option::is_some)>
             <section class="figures">
                 <h2>"Figures"</h2>
                 {move || state.spectra_progress.get().map(|p| view! { <p class="progress" id="spectra-progress">{p}</p> })}
+                {move || state.spectra_runner.get().map(|r| view! { <p class="runner" id="spectra-runner">"Computed with: " {r}</p> })}
                 <ul class="active-jobs">
                     <For each=active_jobs key=|(path, line)| format!("{path}\u{0}{line}") let:job>
                         <li class="progress">{format!("{}: {}", job.0, job.1)}</li>

@@ -44,24 +44,58 @@ pub fn serve() {
 
 async fn handle(scope: DedicatedWorkerGlobalScope, data: JsValue) {
     let id = Reflect::get(&data, &"id".into()).unwrap_or(JsValue::NULL);
-    let fail = |message: String| post(&scope, &[("id", id.clone()), ("type", "error".into()), ("message", message.into())]);
-    let job: CheckpointJob = match Reflect::get(&data, &"job".into()).ok().and_then(|j| j.as_string()) {
+    let fail = |message: String| {
+        post(
+            &scope,
+            &[
+                ("id", id.clone()),
+                ("type", "error".into()),
+                ("message", message.into()),
+            ],
+        )
+    };
+    let job: CheckpointJob = match Reflect::get(&data, &"job".into())
+        .ok()
+        .and_then(|j| j.as_string())
+    {
         Some(text) => match serde_json::from_str(&text) {
             Ok(job) => job,
             Err(e) => return fail(format!("malformed job: {e}")),
         },
         None => return fail("a job message without a job".into()),
     };
-    let blobs: Vec<BlobSource> = match Reflect::get(&data, &"blobs".into()).ok().and_then(|b| b.dyn_into::<Array>().ok()) {
-        Some(list) => list.iter().filter_map(|b| b.dyn_into::<web_sys::Blob>().ok()).map(BlobSource::new).collect(),
+    let blobs: Vec<BlobSource> = match Reflect::get(&data, &"blobs".into())
+        .ok()
+        .and_then(|b| b.dyn_into::<Array>().ok())
+    {
+        Some(list) => list
+            .iter()
+            .filter_map(|b| b.dyn_into::<web_sys::Blob>().ok())
+            .map(BlobSource::new)
+            .collect(),
         None => return fail("a job message without its files".into()),
     };
     let mut progress = |line: &str, fraction: f64| {
-        post(&scope, &[("id", id.clone()), ("type", "progress".into()), ("line", line.into()), ("fraction", fraction.into())]);
+        post(
+            &scope,
+            &[
+                ("id", id.clone()),
+                ("type", "progress".into()),
+                ("line", line.into()),
+                ("fraction", fraction.into()),
+            ],
+        );
     };
     match run_checkpoint_job(&job, &blobs, &mut progress).await {
         Ok(output) => match serde_json::to_string(&output) {
-            Ok(text) => post(&scope, &[("id", id.clone()), ("type", "done".into()), ("output", text.into())]),
+            Ok(text) => post(
+                &scope,
+                &[
+                    ("id", id.clone()),
+                    ("type", "done".into()),
+                    ("output", text.into()),
+                ],
+            ),
             Err(e) => fail(format!("the result could not be encoded: {e}")),
         },
         Err(e) => fail(e),

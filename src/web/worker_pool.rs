@@ -31,6 +31,8 @@ pub struct Task {
 }
 
 type Progress = Rc<dyn Fn(usize, &str, f64)>;
+/// A running job's progress report: (line, fraction done).
+type Report = Box<dyn Fn(&str, f64)>;
 type Reply = oneshot::Sender<Result<String, String>>;
 
 /// One worker and what it is waiting for: its "ready", or a job's result.
@@ -39,7 +41,7 @@ struct PoolWorker {
     waiting: Rc<RefCell<Option<Reply>>>,
     /// Set when the worker threw (a panic traps the wasm instance): it takes no more jobs.
     crashed: Rc<std::cell::Cell<bool>>,
-    progress: Rc<RefCell<Option<Box<dyn Fn(&str, f64)>>>>,
+    progress: Rc<RefCell<Option<Report>>>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_error: Closure<dyn FnMut(ErrorEvent)>,
 }
@@ -59,7 +61,7 @@ impl PoolWorker {
     async fn start() -> Result<PoolWorker, String> {
         let worker = Worker::new(WORKER_SCRIPT).map_err(|e| format!("{e:?}"))?;
         let waiting: Rc<RefCell<Option<Reply>>> = Rc::new(RefCell::new(None));
-        let progress: Rc<RefCell<Option<Box<dyn Fn(&str, f64)>>>> = Rc::new(RefCell::new(None));
+        let progress: Rc<RefCell<Option<Report>>> = Rc::new(RefCell::new(None));
         let (ready_tx, ready_rx) = oneshot::channel();
         *waiting.borrow_mut() = Some(ready_tx);
 
@@ -70,10 +72,15 @@ impl PoolWorker {
             let result = match kind.as_str() {
                 "ready" => Ok(String::new()),
                 "done" => Ok(field(&data, "output").as_string().unwrap_or_default()),
-                "error" => Err(field(&data, "message").as_string().unwrap_or_else(|| "the worker failed".into())),
+                "error" => Err(field(&data, "message")
+                    .as_string()
+                    .unwrap_or_else(|| "the worker failed".into())),
                 "progress" => {
                     if let Some(report) = p.borrow().as_ref() {
-                        report(&field(&data, "line").as_string().unwrap_or_default(), field(&data, "fraction").as_f64().unwrap_or(0.0));
+                        report(
+                            &field(&data, "line").as_string().unwrap_or_default(),
+                            field(&data, "fraction").as_f64().unwrap_or(0.0),
+                        );
                     }
                     return;
                 }
@@ -89,14 +96,25 @@ impl PoolWorker {
             ev.prevent_default();
             c.set(true);
             let what = ev.message();
-            let what = if what.is_empty() { "the worker could not be loaded".to_string() } else { what };
+            let what = if what.is_empty() {
+                "the worker could not be loaded".to_string()
+            } else {
+                what
+            };
             if let Some(reply) = w.borrow_mut().take() {
                 let _ = reply.send(Err(what));
             }
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        let pw = PoolWorker { worker, waiting, crashed, progress, _on_message: on_message, _on_error: on_error };
+        let pw = PoolWorker {
+            worker,
+            waiting,
+            crashed,
+            progress,
+            _on_message: on_message,
+            _on_error: on_error,
+        };
         match ready_rx.await {
             Ok(Ok(_)) => Ok(pw),
             Ok(Err(e)) => Err(e),
@@ -112,7 +130,7 @@ impl PoolWorker {
         }
     }
 
-    async fn run(&self, task: &Task, report: Box<dyn Fn(&str, f64)>) -> Result<JobOutput, String> {
+    async fn run(&self, task: &Task, report: Report) -> Result<JobOutput, String> {
         let job = serde_json::to_string(&task.job).map_err(|e| e.to_string())?;
         let blobs: Array = task.blobs.iter().collect();
         let msg = Object::new();
@@ -122,11 +140,14 @@ impl PoolWorker {
         let (tx, rx) = oneshot::channel();
         *self.waiting.borrow_mut() = Some(tx);
         *self.progress.borrow_mut() = Some(report);
-        self.worker.post_message(&msg).map_err(|e| format!("{e:?}"))?;
+        self.worker
+            .post_message(&msg)
+            .map_err(|e| format!("{e:?}"))?;
         let reply = rx.await.unwrap_or_else(|_| Err("cancelled".into()));
         *self.progress.borrow_mut() = None;
         let text = reply?;
-        serde_json::from_str(&text).map_err(|e| format!("the worker's result could not be read: {e}"))
+        serde_json::from_str(&text)
+            .map_err(|e| format!("the worker's result could not be read: {e}"))
     }
 }
 
@@ -149,7 +170,9 @@ pub fn cancel() {
 /// How many workers to use: one per logical core, at least 1, at most
 /// [`MAX_WORKERS`] and never more than there are tasks.
 pub fn pool_size(tasks: usize) -> usize {
-    let cores = web_sys::window().map(|w| w.navigator().hardware_concurrency() as usize).unwrap_or(1);
+    let cores = web_sys::window()
+        .map(|w| w.navigator().hardware_concurrency() as usize)
+        .unwrap_or(1);
     cores.clamp(1, MAX_WORKERS).min(tasks.max(1))
 }
 
@@ -195,17 +218,31 @@ pub async fn run_tasks(
     started(&Runner::Workers(workers.len()));
     LIVE.with(|l| *l.borrow_mut() = workers.clone());
     let loops = workers.into_iter().map(|worker| {
-        let (tasks, queue, progress, done) = (tasks.clone(), queue.clone(), progress.clone(), done.clone());
+        let (tasks, queue, progress, done) =
+            (tasks.clone(), queue.clone(), progress.clone(), done.clone());
         async move {
             loop {
                 // A cancelled batch has no live workers: leave the rest queued.
                 if !LIVE.with(|l| l.borrow().iter().any(|w| Rc::ptr_eq(w, &worker))) {
                     break;
                 }
-                let Some(i) = queue.borrow_mut().pop_front() else { break };
+                let Some(i) = queue.borrow_mut().pop_front() else {
+                    break;
+                };
                 let p = progress.clone();
-                let result = worker.run(&tasks[i], Box::new(move |line, f| p(i, line, f))).await;
-                done(i, result.map_err(|e| if worker.crashed.get() { format!("the worker crashed: {e}") } else { e }));
+                let result = worker
+                    .run(&tasks[i], Box::new(move |line, f| p(i, line, f)))
+                    .await;
+                done(
+                    i,
+                    result.map_err(|e| {
+                        if worker.crashed.get() {
+                            format!("the worker crashed: {e}")
+                        } else {
+                            e
+                        }
+                    }),
+                );
                 if worker.crashed.get() {
                     break;
                 }
@@ -216,17 +253,25 @@ pub async fn run_tasks(
     LIVE.with(|l| l.borrow_mut().clear());
     // Left in the queue: cancelled, or every worker crashed.
     for i in queue.borrow_mut().drain(..) {
-        done(i, Err("not computed: the analysis was cancelled or its workers failed".into()));
+        done(
+            i,
+            Err("not computed: the analysis was cancelled or its workers failed".into()),
+        );
     }
 }
 
-async fn run_on_main_thread(tasks: &[Task], progress: &Progress, done: &Rc<dyn Fn(usize, Result<JobOutput, String>)>) {
+async fn run_on_main_thread(
+    tasks: &[Task],
+    progress: &Progress,
+    done: &Rc<dyn Fn(usize, Result<JobOutput, String>)>,
+) {
     for (i, task) in tasks.iter().enumerate() {
         if CANCELLED.with(|c| c.get()) {
             break;
         }
         let sources: Vec<BlobSource> = task.blobs.iter().cloned().map(BlobSource::new).collect();
-        let result = run_checkpoint_job(&task.job, &sources, &mut |line, f| progress(i, line, f)).await;
+        let result =
+            run_checkpoint_job(&task.job, &sources, &mut |line, f| progress(i, line, f)).await;
         done(i, result);
     }
 }

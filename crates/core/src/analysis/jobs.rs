@@ -42,12 +42,18 @@ pub enum JobOutput {
 pub fn job_files(inv: &Inventory, checkpoint: usize) -> Vec<usize> {
     let mut files = vec![checkpoint];
     files.extend(inv.shards_of(checkpoint));
-    let dir = inv.files.get(checkpoint).map(|f| crate::inventory::naming::parent_dir(&f.path));
+    let dir = inv
+        .files
+        .get(checkpoint)
+        .map(|f| crate::inventory::naming::parent_dir(&f.path));
     files.extend(
         inv.files
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.kind == FileKind::ModelConfig && Some(crate::inventory::naming::parent_dir(&f.path)) == dir)
+            .filter(|(_, f)| {
+                f.kind == FileKind::ModelConfig
+                    && Some(crate::inventory::naming::parent_dir(&f.path)) == dir
+            })
             .map(|(i, _)| i),
     );
     files
@@ -62,7 +68,11 @@ pub async fn run_checkpoint_job<S: AsyncByteSource + Clone>(
     progress: &mut dyn FnMut(&str, f64),
 ) -> Result<JobOutput, String> {
     if sources.len() != job.files.len() {
-        return Err(format!("the job names {} files but {} came with it", job.files.len(), sources.len()));
+        return Err(format!(
+            "the job names {} files but {} came with it",
+            job.files.len(),
+            sources.len()
+        ));
     }
     let mut entries = Vec::with_capacity(sources.len());
     for (path, src) in job.files.iter().zip(sources) {
@@ -99,8 +109,13 @@ mod tests {
 
     #[test]
     fn job_round_trips_through_json_and_reports_missing_files() {
-        let job = CheckpointJob { checkpoint: "a.safetensors".into(), files: vec!["a.safetensors".into()], kind: JobKind::WeightSpectra };
-        let back: CheckpointJob = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
+        let job = CheckpointJob {
+            checkpoint: "a.safetensors".into(),
+            files: vec!["a.safetensors".into()],
+            kind: JobKind::WeightSpectra,
+        };
+        let back: CheckpointJob =
+            serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
         assert_eq!(back, job);
         let none: [Vec<u8>; 0] = [];
         let err = block_on(run_checkpoint_job(&job, &none, &mut |_, _| {})).unwrap_err();
