@@ -165,7 +165,7 @@ impl FigureSpec {
                 caption.push(' ');
             }
             caption.push_str("Sources: ");
-            caption.push_str(&self.sources.join(", "));
+            caption.push_str(&summarise_sources(&self.sources));
             caption.push('.');
         }
         caption
@@ -182,5 +182,31 @@ impl FigureSpec {
                     && !(ly && p[1] <= 0.0)
             })
         })
+    }
+}
+
+/// The sources as a caption can show them: all of a few; of many, the count,
+/// the first and last two, so a figure of 36 checkpoints keeps a short caption
+/// (the spec itself keeps every name, for links and exports).
+fn summarise_sources(sources: &[String]) -> String {
+    const SHOWN_IN_FULL: usize = 4;
+    if sources.len() <= SHOWN_IN_FULL {
+        return sources.join(", ");
+    }
+    let n = sources.len();
+    format!("{n} files: {}, {}, … {}, {}", sources[0], sources[1], sources[n - 2], sources[n - 1])
+}
+
+#[cfg(test)]
+mod source_caption_tests {
+    use super::summarise_sources;
+
+    #[test]
+    fn many_sources_are_summarised_few_are_listed() {
+        let names: Vec<String> = (0..36).map(|i| format!("runs/A{i}.safetensors")).collect();
+        assert_eq!(summarise_sources(&names[..2]), "runs/A0.safetensors, runs/A1.safetensors");
+        let s = summarise_sources(&names);
+        assert!(s.starts_with("36 files: runs/A0.safetensors, runs/A1.safetensors, … runs/A34"), "{s}");
+        assert!(s.ends_with("runs/A35.safetensors"), "{s}");
     }
 }
