@@ -10,6 +10,7 @@ pub mod figures;
 pub mod formats;
 pub mod inventory;
 pub mod model;
+pub mod share;
 pub mod source;
 
 pub use source::{AsyncByteSource, ByteSource};
