@@ -1,6 +1,8 @@
 //! The page: header, drop zone, runs, inventory.
 
-use crate::components::{drop_zone::DropZone, figures::Figures, inventory_table::InventoryTable, run_list::RunList};
+use crate::components::{
+    drop_zone::DropZone, figures::Figures, inventory_table::InventoryTable, run_list::RunList, shared_view::SharedView,
+};
 use crate::state::AppState;
 use leptos::prelude::*;
 
@@ -17,6 +19,7 @@ pub fn App() -> impl IntoView {
             </p>
         </header>
         <main>
+            <SharedView/>
             <DropZone/>
             <Notice/>
             <RunList/>

@@ -1,11 +1,17 @@
 //! One figure: a `FigureSpec` drawn on a canvas by the core's plotters routine
-//! (the same one that writes SVG and PNG), its caption, and an SVG download.
+//! (the same one that writes SVG and PNG), its caption, exports (SVG, PNG at
+//! 2× and 4×, CSV) and a link that shows the figure to someone else.
 
 use leptos::prelude::*;
 use plotters::prelude::IntoDrawingArea;
 use plotters_canvas::CanvasBackend;
+use crate::state::AppState;
+use crate::web::export::{copy_to_clipboard, page_address, save_png, save_text};
+use leptos::task::spawn_local;
 use rankscope_core::figures::draw::{draw_figure, to_svg};
 use rankscope_core::figures::spec::FigureSpec;
+use rankscope_core::figures::to_csv;
+use rankscope_core::share::{encode_link, SharedFigure, SourceFile, RECOMMENDED_MAX_LINK_CHARS};
 use wasm_bindgen::JsCast;
 
 /// Canvas size in pixels (the page scales it down on narrow screens).
@@ -38,12 +44,59 @@ pub fn FigureCanvas(
     });
     let n_series = move || spec.with(|s| s.as_ref().map_or(0, |s| s.series.len()));
     let series_names = move || spec.with(|s| s.as_ref().map(|s| s.series.iter().map(|x| x.name.clone()).collect::<Vec<_>>().join(", ")).unwrap_or_default());
-    let download = move |_| {
-        let Some(spec) = spec.get_untracked() else { return };
-        match to_svg(&spec, WIDTH, HEIGHT) {
-            Ok(svg) => save_text(&format!("{id}.svg"), &svg, "image/svg+xml"),
-            Err(e) => error.set(Some(format!("could not export SVG: {e}"))),
+    let svg = move || -> Option<String> {
+        let spec = spec.get_untracked()?;
+        to_svg(&spec, WIDTH, HEIGHT).map_err(|e| error.set(Some(format!("could not export SVG: {e}")))).ok()
+    };
+    let download_svg = move |_| {
+        if let Some(svg) = svg() {
+            save_text(&format!("{id}.svg"), &svg, "image/svg+xml");
         }
+    };
+    let download_png = move |scale: f64| {
+        let Some(svg) = svg() else { return };
+        spawn_local(async move {
+            if let Err(e) = save_png(&format!("{id}@{scale}x.png"), &svg, WIDTH, HEIGHT, scale).await {
+                error.set(Some(format!("could not export PNG: {e}")));
+            }
+        });
+    };
+    let download_csv = move |_| {
+        if let Some(spec) = spec.get_untracked() {
+            save_text(&format!("{id}.csv"), &to_csv(&spec), "text/csv");
+        }
+    };
+    // The link, once made: shown in a read-only field so it can be copied by
+    // hand where the clipboard is not allowed.
+    let link = RwSignal::new(None::<String>);
+    let link_note = RwSignal::new(None::<String>);
+    let state = use_context::<AppState>();
+    let copy_link = move |_| {
+        let Some(spec) = spec.get_untracked() else { return };
+        let files = spec
+            .sources
+            .iter()
+            .map(|name| {
+                let size = state.and_then(|s| s.inventory.with_untracked(|inv| inv.files.iter().find(|f| &f.path == name).map(|f| f.size)));
+                SourceFile { name: name.clone(), size: size.unwrap_or(0), digest: None }
+            })
+            .collect();
+        let url = format!("{}#{}", page_address(), encode_link(&SharedFigure::new(spec, files)));
+        if url.len() > RECOMMENDED_MAX_LINK_CHARS {
+            link.set(None);
+            link_note.set(Some(format!(
+                "This figure's data make a link of {:.1} KB, over the 8 KB that mail and chat tools keep intact: download the CSV or SVG instead.",
+                url.len() as f64 / 1024.0
+            )));
+            return;
+        }
+        link.set(Some(url.clone()));
+        spawn_local(async move {
+            link_note.set(Some(match copy_to_clipboard(&url).await {
+                Ok(()) => format!("Link copied ({} characters). Anyone who opens it sees this figure; nothing else is shared.", url.len()),
+                Err(e) => format!("The clipboard refused ({e}): copy the link below."),
+            }));
+        });
     };
     view! {
         <figure id=id class="figure" data-series=n_series data-series-names=series_names>
@@ -56,28 +109,19 @@ pub fn FigureCanvas(
                     <span class="caption-text">
                         {move || spec.with(|s| s.as_ref().map(|s| s.caption.clone()).unwrap_or_default())}
                     </span>
-                    <button class="link" on:click=download>"Download SVG"</button>
                 </figcaption>
+                <div class="figure-actions">
+                    <button class="link copy-link" on:click=copy_link>"Copy link"</button>
+                    " · download "
+                    <button class="link export-svg" on:click=download_svg>"SVG"</button>
+                    <button class="link export-png2" on:click=move |_| download_png(2.0)>"PNG 2×"</button>
+                    <button class="link export-png4" on:click=move |_| download_png(4.0)>"PNG 4×"</button>
+                    <button class="link export-csv" on:click=download_csv>"CSV"</button>
+                </div>
+                {move || link_note.get().map(|n| view! { <p class="link-note">{n}</p> })}
+                {move || link.get().map(|l| view! { <input class="share-link" readonly value=l/> })}
             </Show>
             {move || error.get().map(|e| view! { <p class="error">{e}</p> })}
         </figure>
     }
-}
-
-/// Offers `text` as a file download (a Blob URL clicked, then revoked).
-fn save_text(name: &str, text: &str, mime: &str) {
-    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
-    let options = web_sys::BlobPropertyBag::new();
-    options.set_type(mime);
-    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) else { return };
-    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else { return };
-    let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
-    if let Ok(a) = doc.create_element("a") {
-        let _ = a.set_attribute("href", &url);
-        let _ = a.set_attribute("download", name);
-        if let Some(a) = a.dyn_ref::<web_sys::HtmlElement>() {
-            a.click();
-        }
-    }
-    let _ = web_sys::Url::revoke_object_url(&url);
 }

@@ -5,6 +5,7 @@ pub mod figure_canvas;
 pub mod figures;
 pub mod inventory_table;
 pub mod run_list;
+pub mod shared_view;
 
 /// Bytes as a short human size (`1.5 MB`).
 pub fn human_size(bytes: u64) -> String {

@@ -2,6 +2,7 @@
 //! folders, fetching the built-in example, and the panic hook.
 
 pub mod blob_source;
+pub mod export;
 pub mod files;
 pub mod panic;
 pub mod worker_main;

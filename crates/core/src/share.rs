@@ -60,7 +60,7 @@ impl SharedFigure {
 }
 
 /// Why a link could not be opened. Messages are for the reader of the page.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum LinkError {
     #[error("this is not a rankscope figure link (it has no `#figure=` part)")]
     NotALink,

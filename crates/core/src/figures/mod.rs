@@ -7,6 +7,7 @@
 //! drawing adds what it had to drop.
 
 pub mod build;
+pub mod csv;
 pub mod downsample;
 pub mod draw;
 pub mod palette;
@@ -15,6 +16,7 @@ pub mod render;
 pub mod spec;
 
 pub use build::{RunPoints, RunSpectrum};
+pub use csv::to_csv;
 pub use downsample::min_max_downsample;
 pub use draw::{draw_figure, to_svg};
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,0 +1,105 @@
+// End-to-end: a figure link. Figure 1 is computed from the fixture
+// checkpoints, its link copied, then opened in a fresh browser context with
+// no files: the shared figure must draw the same pixels. Broken, future and
+// hostile links give a message and run nothing.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import fs from 'node:fs';
+import zlib from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+import { startServer } from './server.mjs';
+import { launch, openPage, dropFiles, waitForInventory } from './browser.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '../..');
+const fixtures = path.resolve(repo, '../shared/fixtures');
+const outDir = path.join(here, 'out');
+fs.mkdirSync(outDir, { recursive: true });
+
+let server, url, browser;
+before(async () => {
+  ({ server, url } = await startServer({ dist: path.join(repo, 'dist'), fixtures }));
+  browser = await launch();
+});
+after(async () => { await browser?.close(); server?.close(); });
+
+const pixels = (page, id) => page.$eval(`#${id} canvas`, (c) => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data));
+
+/** A link made by hand, as an attacker or a newer version would. */
+const craft = (obj, version = 1) => `figure=v${version}.${zlib.deflateRawSync(Buffer.from(JSON.stringify(obj))).toString('base64url')}`;
+
+test('a copied Figure 1 link opens in a fresh browser with the same pixels', async () => {
+  const { page, errors } = await openPage(browser, url);
+  const files = [];
+  for (const run of ['A1', 'A2', 'B1', 'B2']) {
+    for (const p of await (await fetch(`${url}__fixtures/__list?dir=runs/${run}`)).json()) {
+      if (p.endsWith('.safetensors')) files.push(p);
+    }
+  }
+  await dropFiles(page, files.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
+  await waitForInventory(page, files.length);
+  await page.waitForSelector('#figure-trajectory[data-series="4"] canvas', { timeout: 60_000 });
+  await page.waitForFunction(() => !document.querySelector('#spectra-progress'));
+  await page.click('#figure-trajectory .copy-link');
+  const link = await page.waitForSelector('#figure-trajectory .share-link').then((i) => i.inputValue());
+  assert.match(link, /#figure=v1\.[A-Za-z0-9_-]+$/);
+  assert.ok(link.length < 8192, `link of ${link.length} characters`);
+  const original = await pixels(page, 'figure-trajectory');
+
+  const fresh = await browser.newContext();
+  const viewer = await fresh.newPage({ viewport: { width: 1400, height: 1000 } });
+  const viewerErrors = [];
+  viewer.on('pageerror', (e) => viewerErrors.push(String(e)));
+  await viewer.goto(link);
+  await viewer.waitForSelector('#figure-shared canvas', { timeout: 60_000 });
+  const banner = await viewer.$eval('#shared-figure .banner', (b) => b.textContent);
+  assert.match(banner, /Shared figure \(read-only\).*from 24 files/);
+  const files24 = await viewer.$$eval('#shared-figure .shared-files li', (li) => li.map((l) => l.textContent));
+  assert.equal(files24.length, 24);
+  assert.ok(files24.some((f) => f.startsWith('runs/A1/ckpt_tokens_0.safetensors')));
+  assert.equal(await viewer.$eval('#figure-shared', (f) => f.dataset.seriesNames), 'A1, A2, B1, B2');
+  const shared = await pixels(viewer, 'figure-shared');
+  assert.equal(shared.length, original.length);
+  let differing = 0;
+  for (let i = 0; i < shared.length; i += 4) {
+    if (shared[i] !== original[i] || shared[i + 1] !== original[i + 1] || shared[i + 2] !== original[i + 2]) differing++;
+  }
+  assert.equal(differing, 0, `${differing} pixels differ`);
+  await viewer.screenshot({ path: path.join(outDir, 'shared-figure.png'), fullPage: true });
+  assert.deepEqual(viewerErrors, []);
+  assert.deepEqual(errors, []);
+  await fresh.close();
+});
+
+test('broken, future and hostile links give a message and run nothing', async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const open = async (fragment) => {
+    await page.goto('about:blank');
+    await page.goto(`${url}#${fragment}`);
+    await page.waitForSelector('#dropzone', { timeout: 60_000 });
+  };
+  await open('figure=v1.AAAA*');
+  assert.match(await page.$eval('#shared-error', (e) => e.textContent), /cannot be opened: .*not valid base64url/);
+  await open('figure=v1.q1YqS8');
+  assert.match(await page.$eval('#shared-error', (e) => e.textContent), /cut short|does not decompress/);
+  await open(craft({ format: 1 }, 3));
+  assert.match(await page.$eval('#shared-error', (e) => e.textContent), /newer rankscope \(link format v3\)/);
+  // (Links over 2 MB: Chromium itself refuses such URLs; the decoder's limit is tested natively.)
+
+  // Names from a link are text: markup in them is shown, not run.
+  const hostile = '<img src=x onerror="window.__pwned=1">';
+  await open(craft({
+    format: 1, app_version: '0.1.0',
+    spec: { kind: 'Trajectory', title: hostile, caption: hostile, x: { label: 'x', scale: 'Linear', range: null },
+      y: { label: 'y', scale: 'Linear', range: null }, sources: [hostile],
+      series: [{ name: hostile, points: [[0, 1], [1, 2]], style: 'Line', color: 0, band: null, error_bars: null, faint: false, points_total: null }] },
+    files: [{ name: hostile, size: 10 }],
+  }));
+  await page.waitForSelector('#figure-shared canvas');
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  assert.equal(await page.$$eval('#shared-figure img', (i) => i.length), 0);
+  assert.ok((await page.$eval('#shared-figure .shared-files li', (l) => l.textContent)).includes(hostile));
+  await ctx.close();
+});
