@@ -11,7 +11,7 @@ use rankscope_core::analysis::weights::HeadSpectrum;
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::inventory::Content;
 use rankscope_core::source::{block_on, FileSource};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 struct Options {
@@ -78,6 +78,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let heldout = o.heldout.as_deref().map(read_tokens).transpose()?;
     let (inv, real) = inventory_of(&o.paths)?;
     let mut stderr = std::io::stderr();
+    // Progress only on a terminal: one overwritten line on stderr, so stdout stays clean for --json.
+    let show_progress = !o.quiet && stderr.is_terminal();
     let (runs, failures) = block_on(collect_activation_spectra(
         &inv,
         &|i| real.get(i).and_then(|p| FileSource::open(p).ok()),
@@ -85,14 +87,13 @@ pub fn run(args: &[String]) -> Result<()> {
         heldout.as_ref(),
         &o.variants,
         &mut |done, total, p| {
-            if !o.quiet {
-                // Progress on stderr, one overwritten line; stdout stays clean for --json.
+            if show_progress {
                 let _ = write!(stderr, "\r\x1b[2Kcheckpoint {} of {total}: {p}", done + 1);
             }
         },
         &|| false,
     ));
-    if !o.quiet {
+    if show_progress {
         eprintln!();
     }
     if o.json {
