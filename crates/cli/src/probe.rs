@@ -40,9 +40,10 @@ fn parse_options(args: &[String]) -> Result<Options> {
                     variants.extend(KeyVariant::ALL);
                 } else {
                     let keys: Vec<&str> = KeyVariant::ALL.iter().map(|v| v.key()).collect();
-                    variants.push(KeyVariant::from_key(&v).with_context(|| {
-                        format!("unknown variant `{v}`; one of {}, all", keys.join(", "))
-                    })?);
+                    variants.push(
+                        KeyVariant::from_key(&v)
+                            .with_context(|| format!("unknown variant `{v}`; one of {}, all", keys.join(", ")))?,
+                    );
                 }
             }
             s if s.starts_with("--") => bail!("unknown option `{s}` for probe"),

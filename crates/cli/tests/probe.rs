@@ -24,8 +24,18 @@ fn json_matches_the_fixture_for_a_bf16_run() {
     let eval = format!("{FIXTURES}/eval_tokens.safetensors");
     let heldout = format!("{FIXTURES}/heldout_tokens.safetensors");
     let ckpt = format!("{FIXTURES}/runs/B1/ckpt_tokens_327680.safetensors");
-    let (ok, stdout, stderr) =
-        probe(&["--eval", &eval, "--heldout", &heldout, &ckpt, "--json", "--variant", "post_norm", "--variant", "centered"]);
+    let (ok, stdout, stderr) = probe(&[
+        "--eval",
+        &eval,
+        "--heldout",
+        &heldout,
+        &ckpt,
+        "--json",
+        "--variant",
+        "post_norm",
+        "--variant",
+        "centered",
+    ]);
     assert!(ok, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
     assert_eq!(v["variants"], serde_json::json!(["post_norm", "centered"]));
@@ -39,7 +49,9 @@ fn json_matches_the_fixture_for_a_bf16_run() {
     for (l, layer) in want["layers"].as_array().expect("layers").iter().enumerate() {
         let got = &c["spectra"]["layers"][l];
         for (i, (variant, want_heads)) in
-            [("post_norm", &layer["k_heads"]), ("centered", &layer["k_variants"]["centered"]["heads"])].iter().enumerate()
+            [("post_norm", &layer["k_heads"]), ("centered", &layer["k_variants"]["centered"]["heads"])]
+                .iter()
+                .enumerate()
         {
             assert_eq!(got["k"][i]["variant"], *variant);
             for (h, w) in want_heads.as_array().expect("heads").iter().enumerate() {

@@ -32,40 +32,44 @@ pub fn forward_flops(t: usize) -> f64 {
     LAYERS as f64 * (projections + mlp + attention) + 2.0 * t * d * VOCAB as f64
 }
 
-/// Best single-thread f32 matmul rate (GFLOP/s) over the forward's own shapes,
-/// best of `reps` each: `[t, d]·[d, d_ff]` (MLP up, weights read transposed as
-/// the forward does) and a square 512³.
-pub fn best_sgemm_gflops(now_ms: &dyn Fn() -> f64, reps: usize) -> (f64, String) {
+/// Best single-thread f32 matmul rate (GFLOP/s) over the forward's own shapes:
+/// `[t, d]·[d, d_ff]` (MLP up, weights read transposed as the forward does)
+/// and a square 512³. Each shape is timed in `blocks` blocks of several calls
+/// (≈ 2–20 GFLOP per block, so a coarse clock such as thread CPU time is
+/// accurate); the best block counts.
+pub fn best_sgemm_gflops(now_ms: &dyn Fn() -> f64, blocks: usize) -> (f64, String) {
     let mut best = (0.0f64, String::new());
-    for (m, k, n, transposed_b) in [(TOKENS, D_MODEL, D_FF, true), (512, 512, 512, false)] {
+    for (m, k, n, transposed_b, calls) in [(TOKENS, D_MODEL, D_FF, true, 8), (512, 512, 512, false, 64)] {
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 * 0.01).collect();
         let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 17) as f32 * 0.01).collect();
         let mut c = vec![0.0f32; m * n];
         // B as [n, k] row-major read transposed (rs 1, cs k), or [k, n] row-major.
         let (rsb, csb) = if transposed_b { (1, k as isize) } else { (n as isize, 1) };
-        for _ in 0..reps {
+        for _ in 0..blocks {
             let t = now_ms();
-            // SAFETY: a is m×k, b is k×n through the strides above, c is m×n, all in bounds; c is unique.
-            unsafe {
-                matrixmultiply::sgemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr(),
-                    k as isize,
-                    1,
-                    b.as_ptr(),
-                    rsb,
-                    csb,
-                    0.0,
-                    c.as_mut_ptr(),
-                    n as isize,
-                    1,
-                );
+            for _ in 0..calls {
+                // SAFETY: a is m×k, b is k×n through the strides above, c is m×n, all in bounds; c is unique.
+                unsafe {
+                    matrixmultiply::sgemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        k as isize,
+                        1,
+                        b.as_ptr(),
+                        rsb,
+                        csb,
+                        0.0,
+                        c.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    );
+                }
             }
             let ms = (now_ms() - t).max(1e-6);
-            let gflops = 2.0 * (m * k * n) as f64 / (ms * 1e6);
+            let gflops = 2.0 * (calls * m * k * n) as f64 / (ms * 1e6);
             if gflops > best.0 {
                 best = (gflops, format!("{m}×{k}·{k}×{n}"));
             }
@@ -101,8 +105,9 @@ pub fn run(now_ms: &dyn Fn() -> f64) -> String {
     for _ in 0..2 {
         let mut marks = Vec::new();
         let start = now_ms();
-        let spectra = activation_spectra(&model, &eval, None, &KeyVariant::ALL, &mut |p| marks.push((p, now_ms())), &|| false)
-            .expect("activation spectra");
+        let spectra =
+            activation_spectra(&model, &eval, None, &KeyVariant::ALL, &mut |p| marks.push((p, now_ms())), &|| false)
+                .expect("activation spectra");
         let end = now_ms();
         let forward_end = marks.iter().find(|(p, _)| p.stage == Stage::EvalForward).expect("forward mark").1;
         t_forward = t_forward.min(forward_end - start);
@@ -111,7 +116,7 @@ pub fn run(now_ms: &dyn Fn() -> f64) -> String {
         mean_pr = ws.layers.iter().flat_map(|l| &l.k_heads).map(|h| h.metrics.spectrum.pr).sum::<f64>()
             / (LAYERS * KV_HEADS) as f64;
     }
-    let (mm_gflops, mm_shape) = best_sgemm_gflops(now_ms, 5);
+    let (mm_gflops, mm_shape) = best_sgemm_gflops(now_ms, 3);
     let flops = forward_flops(TOKENS);
     let fwd_gflops = flops / (t_forward * 1e6);
     let n_spectra = LAYERS * (KV_HEADS * (KeyVariant::ALL.len()) + HEADS * 2);

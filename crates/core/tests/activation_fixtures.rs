@@ -8,9 +8,7 @@
 //! "Recommended tolerances". `forward_fixtures.rs` checks the forward pass
 //! itself (logits, surgery); this file checks the API the page and CLI call.
 
-use rankscope_core::analysis::activations::{
-    activation_spectra, ActivationSpectra, KeyVariant, Progress, Stage,
-};
+use rankscope_core::analysis::activations::{activation_spectra, ActivationSpectra, KeyVariant, Progress, Stage};
 use rankscope_core::analysis::collect::collect_activation_spectra;
 use rankscope_core::analysis::spectrum::mean_metrics;
 use rankscope_core::analysis::study::{
@@ -42,7 +40,9 @@ fn load(path: &str, config: Option<&Value>) -> ModelWeights {
     let src = FileSource::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let header = read_header(&src).expect("header");
     let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, config) else { panic!("{path} not recognised") };
+    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, config) else {
+        panic!("{path} not recognised")
+    };
     block_on(ModelWeights::load(&Shards::single(&header, &src), &arch, &mut |_| {})).expect("load weights")
 }
 
@@ -97,7 +97,9 @@ fn check_heads(got: &[HeadSpectrum], want: &Value, sv: &mut Worst, metrics: &mut
         }
         let m = &g.metrics.spectrum;
         assert_eq!(m.r90 as u64, w["r90"].as_u64().expect("r90"), "{what}{h} r90");
-        for (name, got) in [("pr", m.pr), ("pr_eig", m.pr_eig), ("cond", m.cond), ("erank", m.erank), ("stable_rank", m.stable_rank)] {
+        for (name, got) in
+            [("pr", m.pr), ("pr_eig", m.pr_eig), ("cond", m.cond), ("erank", m.erank), ("stable_rank", m.stable_rank)]
+        {
             metrics.see(got, f(&w[name]), || format!("{what}{h} {name}"));
         }
     }
@@ -137,12 +139,15 @@ fn activation_spectra_and_heldout_loss_match_every_checkpoint() {
                 let at = |what: &str| format!("{run}@{} L{l} {what}", ckpt["tokens"]);
                 check_heads(variant(&got, l, KeyVariant::PostNorm), &layer["k_heads"], &mut sv, &mut metrics, &at("K"));
                 check_heads(&got.layers[l].q_heads, &layer["q_heads"], &mut sv, &mut metrics, &at("Q"));
-                for (v, key) in [(KeyVariant::Raw, "raw"), (KeyVariant::PostRope, "post_rope"), (KeyVariant::Centered, "centered")] {
+                for (v, key) in
+                    [(KeyVariant::Raw, "raw"), (KeyVariant::PostRope, "post_rope"), (KeyVariant::Centered, "centered")]
+                {
                     let want = &layer["k_variants"][key]["heads"];
                     check_heads(variant(&got, l, v), want, &mut sv, &mut metrics, &at(&format!("{key} K")));
                 }
                 // The layer's value is the mean over heads (METRICS.md), as `k_mean`.
-                let per_head: Vec<_> = variant(&got, l, KeyVariant::PostNorm).iter().map(|h| h.metrics.spectrum.clone()).collect();
+                let per_head: Vec<_> =
+                    variant(&got, l, KeyVariant::PostNorm).iter().map(|h| h.metrics.spectrum.clone()).collect();
                 let mean = mean_metrics(&per_head).expect("heads");
                 for (name, g) in [("pr", mean.pr), ("r90", mean.r90), ("erank", mean.erank), ("cond", mean.cond)] {
                     means.see(g, f(&layer["k_mean"][name]), || at(&format!("k_mean.{name}")));
@@ -170,15 +175,23 @@ fn stories260k_activation_spectra_match_transformers() {
     let ids: Vec<u32> =
         expected["input_ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("id") as u32).collect();
     let eval = TokenBatch { batch: 1, seq_len: ids.len(), ids };
-    let got = activation_spectra(&model, &eval, None, &[KeyVariant::PostNorm], &mut |_| {}, &|| false).expect("spectra");
+    let got =
+        activation_spectra(&model, &eval, None, &[KeyVariant::PostNorm], &mut |_| {}, &|| false).expect("spectra");
     assert_eq!(got.heldout_loss, None);
     assert!(got.layers[0].k_heads(KeyVariant::Raw).is_none(), "only the variants asked for");
     assert!(got.spectra(KeyVariant::Centered).is_none());
     let [mut sv, mut metrics] = std::array::from_fn(|_| Worst::default());
     for (l, layer) in expected["layers"].as_array().expect("layers").iter().enumerate() {
-        check_heads(variant(&got, l, KeyVariant::PostNorm), &layer["k_heads"], &mut sv, &mut metrics, &format!("L{l} K"));
+        check_heads(
+            variant(&got, l, KeyVariant::PostNorm),
+            &layer["k_heads"],
+            &mut sv,
+            &mut metrics,
+            &format!("L{l} K"),
+        );
         check_heads(&got.layers[l].q_heads, &layer["q_heads"], &mut sv, &mut metrics, &format!("L{l} Q"));
-        let k_pr = checkpoint_value(&got.spectra(KeyVariant::PostNorm).expect("K"), LayerSel::Layer(l), Matrix::K, Metric::Pr);
+        let k_pr =
+            checkpoint_value(&got.spectra(KeyVariant::PostNorm).expect("K"), LayerSel::Layer(l), Matrix::K, Metric::Pr);
         metrics.see(k_pr.expect("layer PR"), f(&layer["k_pr_mean"]), || format!("L{l} k_pr_mean"));
     }
     let mean = checkpoint_value(&got.spectra(KeyVariant::PostNorm).expect("K"), LayerSel::Mean, Matrix::K, Metric::Pr);
@@ -266,8 +279,33 @@ fn inventory_driver_reports_progress_and_can_be_cancelled() {
 
     // A bad eval batch is a clear error per checkpoint, not a panic.
     let bad = TokenBatch { batch: 1, seq_len: 3, ids: vec![1, 999, 2] };
-    let (runs, failures) = block_on(collect_activation_spectra(&inv, &open, &bad, None, &[], &mut |_, _, _| {}, &|| false));
+    let (runs, failures) =
+        block_on(collect_activation_spectra(&inv, &open, &bad, None, &[], &mut |_, _, _| {}, &|| false));
     assert!(runs.is_empty());
     assert_eq!(failures.len(), 6);
     assert!(failures[0].message.contains("token id 999"), "{}", failures[0].message);
+}
+
+#[test]
+fn bad_batches_and_cancellation_are_errors() {
+    use rankscope_core::analysis::activations::{heldout_loss, ActivationError};
+    use rankscope_core::model::forward::ForwardError;
+    let model = load(&format!("{FIXTURES}/runs/A2/ckpt_tokens_0.safetensors"), None);
+    let run = |eval: &TokenBatch, heldout: Option<&TokenBatch>, cancel: bool| {
+        activation_spectra(&model, eval, heldout, &[], &mut |_| {}, &|| cancel)
+    };
+    let ragged = TokenBatch { batch: 2, seq_len: 3, ids: vec![1, 2, 3, 4] };
+    assert!(matches!(
+        run(&ragged, None, false),
+        Err(ActivationError::Forward(ForwardError::MalformedBatch { ids: 4, .. }))
+    ));
+    let empty = TokenBatch { batch: 0, seq_len: 3, ids: vec![] };
+    assert!(matches!(run(&empty, None, false), Err(ActivationError::Forward(ForwardError::EmptySequence))));
+    let ok = TokenBatch { batch: 1, seq_len: 4, ids: vec![1, 2, 3, 4] };
+    assert!(matches!(run(&ok, None, true), Err(ActivationError::Cancelled)));
+    let short = TokenBatch { batch: 2, seq_len: 1, ids: vec![5, 6] };
+    let err = run(&ok, Some(&short), false).expect_err("1-token held-out sequences have no targets");
+    assert!(matches!(err, ActivationError::Forward(ForwardError::TooShortForLoss(1))), "{err}");
+    let loss = heldout_loss(&model, &ok, &mut |_| {}, &|| false).expect("loss");
+    assert!(loss.is_finite() && loss > 0.0);
 }

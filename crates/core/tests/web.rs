@@ -145,5 +145,7 @@ fn activation_spectra_match_the_reference() {
             worst = worst.max(err);
         }
     }
-    wasm_bindgen_test::console_log!("wasm activation spectra: worst K rel error {worst:e}; held-out loss {loss} vs {want_loss}");
+    wasm_bindgen_test::console_log!(
+        "wasm activation spectra: worst K rel error {worst:e}; held-out loss {loss} vs {want_loss}"
+    );
 }

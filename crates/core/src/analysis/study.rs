@@ -128,8 +128,12 @@ impl Source {
     pub fn matrix_label(self, matrix: Matrix) -> String {
         match (self, matrix) {
             (Source::Weights, m) => m.label().to_string(),
-            (Source::Activations(v), Matrix::K) => format!("K = W_k·X on the eval batch (per kv-head, {})", v.k_where()),
-            (Source::Activations(v), Matrix::Q) => format!("Q = W_q·X on the eval batch (per query head, {})", v.q_where()),
+            (Source::Activations(v), Matrix::K) => {
+                format!("K = W_k·X on the eval batch (per kv-head, {})", v.k_where())
+            }
+            (Source::Activations(v), Matrix::Q) => {
+                format!("Q = W_q·X on the eval batch (per query head, {})", v.q_where())
+            }
         }
     }
 
