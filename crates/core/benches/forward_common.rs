@@ -69,7 +69,7 @@ pub fn best_sgemm_gflops(now_ms: &dyn Fn() -> f64, blocks: usize) -> (f64, Strin
                 }
             }
             let ms = (now_ms() - t).max(1e-6);
-            let gflops = 2.0 * (calls * m * k * n) as f64 / (ms * 1e6);
+            let gflops = 2.0 * calls as f64 * (m * k * n) as f64 / (ms * 1e6); // f64: calls·m·k·n overflows a 32-bit usize
             if gflops > best.0 {
                 best = (gflops, format!("{m}×{k}·{k}×{n}"));
             }
