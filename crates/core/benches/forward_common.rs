@@ -7,7 +7,7 @@
 
 #[path = "weights_common.rs"]
 #[allow(dead_code)]
-mod weights_common;
+pub mod weights_common;
 
 use rankscope_core::analysis::activations::{activation_spectra, KeyVariant, Stage};
 use rankscope_core::analysis::weights::Shards;

@@ -105,7 +105,7 @@ fn check_heads(got: &[HeadSpectrum], want: &Value, sv: &mut Worst, metrics: &mut
     }
 }
 
-fn variant<'a>(s: &'a ActivationSpectra, l: usize, v: KeyVariant) -> &'a [HeadSpectrum] {
+fn variant(s: &ActivationSpectra, l: usize, v: KeyVariant) -> &[HeadSpectrum] {
     s.layers[l].k_heads(v).unwrap_or_else(|| panic!("variant {v} computed"))
 }
 
