@@ -6,6 +6,7 @@
 
 mod inspect;
 mod losscurve;
+mod probe;
 mod spectra;
 
 use anyhow::{bail, Result};
@@ -20,6 +21,8 @@ USAGE:
                      [--layer mean|N] [--matrix k|q] [--x tokens|step]
     rankscope figure waterfall <paths…> [--svg F] [--png F] [--checkpoint final|N]
                      [--layer mean|N] [--head N] [--matrix k|q] [--log-y]
+    rankscope probe --eval <tokens> [--heldout <tokens>] <checkpoints or folders…> [--json]
+                    [--variant post_norm|post_rope|raw|centered|all]… [--quiet]
     rankscope residual --reference <logs…> <logs…> [--metric val_loss] [--window 0.1,0.3] [--json]
     rankscope health <logs…> [--rules FILE.json] [--json]
 
@@ -31,6 +34,10 @@ COMMANDS:
     figure     Figure 1 (metric vs training tokens, one line per run; from
                checkpoints, or from results.json files alone) or Figure 2
                (σ_i/σ_1 waterfall at a checkpoint)
+    probe      forward pass on the eval batch: singular values (f64) and rank metrics of
+               K per kv-head (after k_norm, before RoPE by default; --variant for
+               post_rope, raw, centered) and Q per query head, every layer; with
+               --heldout, the mean next-token cross-entropy on the held-out set
     residual   collapse residual of runs against a reference (Early-Align, closed-form S)
                and its patterns; --reference takes one log per use or a comma list
                (`--reference A B -- RUNS…` takes all up to `--`); several are averaged
@@ -46,6 +53,7 @@ fn main() -> Result<()> {
         Some("inspect") => inspect::run(&args[1..]),
         Some("spectra") => spectra::run_spectra(&args[1..]),
         Some("figure") => spectra::run_figure(&args[1..]),
+        Some("probe") => probe::run(&args[1..]),
         Some("residual") => losscurve::run_residual(&args[1..]),
         Some("health") => losscurve::run_health(&args[1..]),
         Some("-h") | Some("--help") | None => {

@@ -14,6 +14,8 @@ const B1_FINAL: &[u8] = include_bytes!("../../../../shared/fixtures/runs/B1/ckpt
 const C1_FIRST: &[u8] = include_bytes!("../../../../shared/fixtures/runs/C1/ckpt_tokens_0.safetensors");
 const EVAL: &[u8] = include_bytes!("../../../../shared/fixtures/eval_tokens.safetensors");
 const A1_LOG: &[u8] = include_bytes!("../../../../shared/fixtures/runs/A1/metrics.jsonl");
+const HELDOUT: &[u8] = include_bytes!("../../../../shared/fixtures/heldout_tokens.safetensors");
+const B1_EXPECTED: &str = include_str!("../../../../shared/fixtures/expected/B1.json");
 
 #[wasm_bindgen_test]
 fn inventory_matches_native() {
@@ -88,4 +90,62 @@ fn header_of_a_file_over_4_gib() {
     assert!(tail.start > u32::MAX as u64, "offset {} is past 4 GiB", tail.start);
     assert_eq!(tail.start, total - 8);
     assert_eq!(st::read_tensor_f32(&src, tail).expect("read past 4 GiB"), vec![0.0, 0.0]);
+}
+
+/// Activation spectra in wasm equal the native ones and the reference: B1's
+/// final checkpoint (BF16, `_orig_mod.`), K PR and σ per layer and kv-head
+/// within 1e-4 relative, r90 exact, held-out loss within 1e-4 (fixtures README).
+#[wasm_bindgen_test]
+fn activation_spectra_match_the_reference() {
+    use rankscope_core::analysis::activations::KeyVariant;
+    use rankscope_core::analysis::collect::checkpoint_activation_spectra;
+    use rankscope_core::analysis::weights::Shards;
+    use rankscope_core::formats::tokens::parse_tokens_safetensors;
+    use rankscope_core::model::arch::{recognise, Recognition};
+
+    let header = st::read_header(&B1_FINAL).expect("header");
+    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else { panic!("B1 not recognised") };
+    let eval = parse_tokens_safetensors(&EVAL).expect("eval tokens");
+    let heldout = parse_tokens_safetensors(&HELDOUT).expect("held-out tokens");
+    let mut steps = 0;
+    let got = block_on(checkpoint_activation_spectra(
+        &Shards::single(&header, &B1_FINAL),
+        &arch,
+        &eval,
+        Some(&heldout),
+        &[KeyVariant::PostNorm],
+        &mut |_| steps += 1,
+        &|| false,
+    ))
+    .expect("activation spectra");
+    assert_eq!(steps, 4 + 4 + 4 + 8, "loading, forward, spectra, held-out progress");
+
+    let expected: serde_json::Value = serde_json::from_str(B1_EXPECTED).expect("expected JSON");
+    let want = &expected["checkpoints"][5];
+    assert_eq!(want["tokens"], 327680);
+    let rel = |g: f64, w: f64| (g - w).abs() / w.abs();
+    let loss = got.heldout_loss.expect("held-out loss");
+    let want_loss = want["val_loss"].as_f64().expect("val_loss");
+    assert!((loss - want_loss).abs() <= 1e-4, "held-out loss {loss} vs {want_loss}");
+    let mut worst = 0.0f64;
+    for (l, layer) in want["layers"].as_array().expect("layers").iter().enumerate() {
+        let heads = got.layers[l].k_heads(KeyVariant::PostNorm).expect("K");
+        for (h, w) in layer["k_heads"].as_array().expect("k_heads").iter().enumerate() {
+            let g = &heads[h];
+            let pr = g.metrics.spectrum.pr;
+            let err = rel(pr, w["pr"].as_f64().expect("pr"));
+            assert!(err <= 1e-4, "L{l} K{h} PR {pr} vs {}", w["pr"]);
+            assert_eq!(g.metrics.spectrum.r90 as u64, w["r90"].as_u64().expect("r90"), "L{l} K{h} r90");
+            for (i, s) in w["sv"].as_array().expect("sv").iter().enumerate() {
+                let e = rel(g.singular_values[i], s.as_f64().expect("σ"));
+                assert!(e <= 1e-4, "L{l} K{h} σ_{i}");
+                worst = worst.max(e);
+            }
+            worst = worst.max(err);
+        }
+    }
+    wasm_bindgen_test::console_log!(
+        "wasm activation spectra: worst K rel error {worst:e}; held-out loss {loss} vs {want_loss}"
+    );
 }

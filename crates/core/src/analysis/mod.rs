@@ -5,6 +5,7 @@
 //! rank-collapse metrics; [`powerlaw`] fits the heavy-tail exponent α that
 //! WeightWatcher reports for weight matrices.
 
+pub mod activations;
 pub mod powerlaw;
 pub mod spectrum;
 pub mod collect;

@@ -4,6 +4,7 @@
 //! heads unless the figure says otherwise"). Also Figure 1 straight from the
 //! user's imported `results.json` (activation PR from their RankProbe).
 
+use super::activations::KeyVariant;
 use super::spectrum::WeightMetrics;
 use super::weights::{HeadSpectrum, WeightSpectra};
 use crate::figures::build::{trajectory, waterfall, RunPoints, RunSpectrum};
@@ -109,6 +110,42 @@ impl Matrix {
     }
 }
 
+/// Where the spectra of a figure come from: the weights, or the activations
+/// of a forward pass on the eval batch (see [`super::activations`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// W_k / W_q blocks (no forward pass).
+    #[default]
+    Weights,
+    /// K = W_k·X / Q = W_q·X on the eval batch, in the given variant.
+    Activations(KeyVariant),
+}
+
+impl Source {
+    /// The matrix as the caption names it, e.g. "K = W_k·X on the eval batch
+    /// (per kv-head, after k_norm, before RoPE)".
+    pub fn matrix_label(self, matrix: Matrix) -> String {
+        match (self, matrix) {
+            (Source::Weights, m) => m.label().to_string(),
+            (Source::Activations(v), Matrix::K) => {
+                format!("K = W_k·X on the eval batch (per kv-head, {})", v.k_where())
+            }
+            (Source::Activations(v), Matrix::Q) => {
+                format!("Q = W_q·X on the eval batch (per query head, {})", v.q_where())
+            }
+        }
+    }
+
+    /// How the caption opens.
+    fn caption_prefix(self) -> &'static str {
+        match self {
+            Source::Weights => "Weight spectra (no forward pass)",
+            Source::Activations(_) => "Activation spectra (f32 forward pass, not centred unless stated)",
+        }
+    }
+}
+
 /// One layer, or the mean over layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -194,6 +231,18 @@ fn run_names(runs: &[RunSpectra]) -> String {
 
 /// Figure 1 from weights: metric vs training tokens (or step), one line per run.
 pub fn trajectory_figure(runs: &[RunSpectra], sel: LayerSel, matrix: Matrix, metric: Metric, x: XAxis) -> FigureSpec {
+    trajectory_figure_from(Source::Weights, runs, sel, matrix, metric, x)
+}
+
+/// Figure 1 from spectra of the given `source` (weights or activations, named in the caption).
+pub fn trajectory_figure_from(
+    source: Source,
+    runs: &[RunSpectra],
+    sel: LayerSel,
+    matrix: Matrix,
+    metric: Metric,
+    x: XAxis,
+) -> FigureSpec {
     let mut skipped = 0;
     let lines: Vec<RunPoints> = runs
         .iter()
@@ -219,9 +268,10 @@ pub fn trajectory_figure(runs: &[RunSpectra], sel: LayerSel, matrix: Matrix, met
         XAxis::Step => "training step",
     };
     let caption = format!(
-        "Weight spectra (no forward pass): {} of {}, mean over heads, {}; runs {}; {} checkpoints{}. SVD in f64.",
+        "{}: {} of {}, mean over heads, {}; runs {}; {} checkpoints{}. SVD in f64.",
+        source.caption_prefix(),
         metric.label(),
-        matrix.label(),
+        source.matrix_label(matrix),
         sel.label(n_layers(runs)),
         run_names(runs),
         n_ckpt,
@@ -275,6 +325,19 @@ pub fn waterfall_figure(
     head: Option<usize>,
     log_y: bool,
 ) -> FigureSpec {
+    waterfall_figure_from(Source::Weights, runs, at, sel, matrix, head, log_y)
+}
+
+/// Figure 2 from spectra of the given `source` (weights or activations, named in the caption).
+pub fn waterfall_figure_from(
+    source: Source,
+    runs: &[RunSpectra],
+    at: CheckpointSel,
+    sel: LayerSel,
+    matrix: Matrix,
+    head: Option<usize>,
+    log_y: bool,
+) -> FigureSpec {
     let mut chosen = Vec::new();
     let spectra: Vec<RunSpectrum> = runs
         .iter()
@@ -293,8 +356,9 @@ pub fn waterfall_figure(
         None => "mean over heads of σ_i/σ_1".to_string(),
     };
     let caption = format!(
-        "Weight spectra: {}, {}, {}; {}. SVD in f64.",
-        matrix.label(),
+        "{}: {}, {}, {}; {}. SVD in f64.",
+        source.caption_prefix(),
+        source.matrix_label(matrix),
         heads_label,
         sel.label(n_layers(runs)),
         chosen.join(", ")

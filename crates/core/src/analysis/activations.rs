@@ -1,0 +1,406 @@
+//! Activation spectra: K per kv-head and Q per query head of every layer on
+//! the eval batch, from one forward pass, with every rank metric
+//! (`shared/METRICS.md`, "Representations" and "Spectral metrics"), and the
+//! mean held-out cross-entropy when a held-out set is given.
+//!
+//! K is the `(B·T) × d_k` stack of a kv-head's keys, row `b·T + t`, **not
+//! centred** by default, taken after the key norm and before RoPE; the
+//! variants of METRICS.md are [`KeyVariant`]. Q is per query head after the
+//! query norm, before RoPE (column-centred too for [`KeyVariant::Centered`]).
+//! Every SVD is f64 ([`singular_values`]); the forward pass is f32.
+//!
+//! The result reuses [`HeadSpectrum`]: [`ActivationSpectra::spectra`] gives a
+//! [`WeightSpectra`] whose `k_heads`/`q_heads` are the activations, so the
+//! study figures draw it unchanged; their caption names the source through
+//! [`super::study::Source`].
+
+use super::spectrum::{singular_values, weight_metrics, SpectrumError};
+use super::study::{CheckpointSpectra, RunSpectra};
+use super::weights::{HeadSpectrum, WeightSpectra};
+use crate::formats::tokens::TokenBatch;
+use crate::model::forward::{ForwardError, KeyCollector, ModelWeights};
+use nalgebra::DMatrix;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Which K (METRICS.md "Representations"); the default is [`KeyVariant::PostNorm`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyVariant {
+    /// After the key norm (when the model has one), before RoPE: what the reference probe hooks.
+    #[default]
+    PostNorm,
+    /// After RoPE (what attention uses).
+    PostRope,
+    /// The projection before the key norm.
+    Raw,
+    /// The default K with its column means removed.
+    Centered,
+}
+
+impl KeyVariant {
+    pub const ALL: [KeyVariant; 4] =
+        [KeyVariant::PostNorm, KeyVariant::PostRope, KeyVariant::Raw, KeyVariant::Centered];
+
+    /// The name used on the command line, in JSON and in share links.
+    pub fn key(self) -> &'static str {
+        match self {
+            KeyVariant::PostNorm => "post_norm",
+            KeyVariant::PostRope => "post_rope",
+            KeyVariant::Raw => "raw",
+            KeyVariant::Centered => "centered",
+        }
+    }
+
+    /// Parses [`KeyVariant::key`] (also `default`, `post-rope`, `centred`).
+    pub fn from_key(key: &str) -> Option<KeyVariant> {
+        match key {
+            "default" | "post-norm" => Some(KeyVariant::PostNorm),
+            "post-rope" => Some(KeyVariant::PostRope),
+            "centred" => Some(KeyVariant::Centered),
+            k => KeyVariant::ALL.into_iter().find(|v| v.key() == k),
+        }
+    }
+
+    /// Where K is taken, for captions: "after k_norm, before RoPE", ….
+    pub fn k_where(self) -> &'static str {
+        match self {
+            KeyVariant::PostNorm => "after k_norm, before RoPE",
+            KeyVariant::PostRope => "after k_norm and RoPE",
+            KeyVariant::Raw => "raw projection, before k_norm and RoPE",
+            KeyVariant::Centered => "after k_norm, before RoPE, column-centred",
+        }
+    }
+
+    /// Where Q is taken for this variant (only centring applies to Q).
+    pub fn q_where(self) -> &'static str {
+        match self {
+            KeyVariant::Centered => "after q_norm, before RoPE, column-centred",
+            _ => "after q_norm, before RoPE",
+        }
+    }
+}
+
+impl fmt::Display for KeyVariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// One variant's K spectra of a layer, per kv-head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantHeads {
+    pub variant: KeyVariant,
+    pub heads: Vec<HeadSpectrum>,
+}
+
+/// Activation spectra of one layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivationLayer {
+    pub layer: usize,
+    /// K per kv-head, one entry per computed variant (in the order asked).
+    pub k: Vec<VariantHeads>,
+    /// Q per query head, after the query norm, before RoPE.
+    pub q_heads: Vec<HeadSpectrum>,
+    /// Q column-centred, when [`KeyVariant::Centered`] was computed.
+    pub q_centered: Option<Vec<HeadSpectrum>>,
+}
+
+impl ActivationLayer {
+    /// K heads of `variant`, if it was computed.
+    pub fn k_heads(&self, variant: KeyVariant) -> Option<&[HeadSpectrum]> {
+        self.k.iter().find(|v| v.variant == variant).map(|v| v.heads.as_slice())
+    }
+}
+
+/// Every layer's K and Q activation spectra of one checkpoint on one eval batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivationSpectra {
+    pub d_k: usize,
+    pub d_model: usize,
+    /// Eval batch shape `[B, T]`; every K/Q matrix has B·T rows.
+    pub eval_batch: usize,
+    pub eval_seq_len: usize,
+    pub layers: Vec<ActivationLayer>,
+    /// Mean next-token cross-entropy (nats) over the held-out set, when one was given.
+    pub heldout_loss: Option<f64>,
+}
+
+impl ActivationSpectra {
+    /// The spectra of `variant` in the shape the study figures take (K in
+    /// `k_heads`, Q in `q_heads`, no γ); `None` if the variant was not computed.
+    pub fn spectra(&self, variant: KeyVariant) -> Option<WeightSpectra> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let q = match variant {
+                    KeyVariant::Centered => l.q_centered.clone()?,
+                    _ => l.q_heads.clone(),
+                };
+                Some(super::weights::LayerWeights {
+                    layer: l.layer,
+                    k_heads: l.k_heads(variant)?.to_vec(),
+                    q_heads: q,
+                    gamma_k: None,
+                    gamma_q: None,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(WeightSpectra { d_k: self.d_k, d_model: self.d_model, layers })
+    }
+}
+
+/// What a long computation is doing, for a progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Reading and converting weights, one layer at a time.
+    Loading,
+    /// The forward pass over the eval batch, one sequence at a time.
+    EvalForward,
+    /// SVDs, one layer at a time.
+    Spectra,
+    /// The held-out loss, one sequence at a time.
+    HeldOut,
+}
+
+/// Progress: `done` of `total` units of `stage` (layers or sequences).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub stage: Stage,
+    pub done: usize,
+    pub total: usize,
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (what, unit) = match self.stage {
+            Stage::Loading => ("loading weights", "layer"),
+            Stage::EvalForward => ("forward pass on the eval batch", "sequence"),
+            Stage::Spectra => ("activation spectra", "layer"),
+            Stage::HeldOut => ("held-out loss", "sequence"),
+        };
+        write!(f, "{what}: {unit} {} of {}", self.done, self.total)
+    }
+}
+
+/// Why activation spectra could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivationError {
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
+    #[error("spectrum of {matrix} head {head} of layer {layer}: {source}")]
+    Spectrum { matrix: &'static str, layer: usize, head: usize, source: SpectrumError },
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Runs `eval` through `model`, collecting K and Q per head, and returns
+/// their spectra for each of `variants` (all four when empty), plus the mean
+/// held-out cross-entropy when `heldout` is given. `progress` is called after
+/// every sequence and layer; `cancelled` is checked as often, and a `true`
+/// ends the work with [`ActivationError::Cancelled`].
+pub fn activation_spectra(
+    model: &ModelWeights,
+    eval: &TokenBatch,
+    heldout: Option<&TokenBatch>,
+    variants: &[KeyVariant],
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<ActivationSpectra, ActivationError> {
+    let arch = model.arch();
+    let variants: Vec<KeyVariant> = if variants.is_empty() { KeyVariant::ALL.to_vec() } else { variants.to_vec() };
+    let check = || if cancelled() { Err(ActivationError::Cancelled) } else { Ok(()) };
+
+    check_batch(eval)?;
+    // One sequence at a time into one collector (rows stack as b·T + t), so
+    // progress and cancellation come between sequences. The collector keeps
+    // every K variant and Q (f32, 4 · n_layers · (3·n_kv + n_heads) · B·T · d_k
+    // bytes: 115 MB for 22 layers × 1024 tokens at d_k 64, 8/4 heads).
+    let mut collector = KeyCollector::new(arch);
+    for b in 0..eval.batch {
+        check()?;
+        model.run_batch(&row_batch(eval, b), &mut collector, None)?;
+        progress(Progress { stage: Stage::EvalForward, done: b + 1, total: eval.batch });
+    }
+
+    let (d_k, rows) = (arch.d_k, collector.rows());
+    let mut layers = Vec::with_capacity(arch.n_layers);
+    for l in 0..arch.n_layers {
+        check()?;
+        let mut k = Vec::with_capacity(variants.len());
+        for &variant in &variants {
+            let heads = (0..arch.n_kv_heads)
+                .map(|h| {
+                    let data = match variant {
+                        KeyVariant::PostNorm | KeyVariant::Centered => collector.keys(l, h),
+                        KeyVariant::PostRope => collector.post_rope_keys(l, h),
+                        KeyVariant::Raw => collector.raw_keys(l, h),
+                    };
+                    head_spectrum(data, rows, d_k, variant == KeyVariant::Centered)
+                        .map_err(|source| ActivationError::Spectrum { matrix: "K", layer: l, head: h, source })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            k.push(VariantHeads { variant, heads });
+        }
+        let q = |centre: bool| {
+            (0..arch.n_heads)
+                .map(|h| {
+                    head_spectrum(collector.queries(l, h), rows, d_k, centre)
+                        .map_err(|source| ActivationError::Spectrum { matrix: "Q", layer: l, head: h, source })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let q_heads = q(false)?;
+        let q_centered = if variants.contains(&KeyVariant::Centered) { Some(q(true)?) } else { None };
+        layers.push(ActivationLayer { layer: l, k, q_heads, q_centered });
+        progress(Progress { stage: Stage::Spectra, done: l + 1, total: arch.n_layers });
+    }
+    drop(collector);
+
+    let heldout_loss = match heldout {
+        Some(batch) => Some(heldout_loss(model, batch, progress, cancelled)?),
+        None => None,
+    };
+    Ok(ActivationSpectra {
+        d_k,
+        d_model: arch.d_model,
+        eval_batch: eval.batch,
+        eval_seq_len: eval.seq_len,
+        layers,
+        heldout_loss,
+    })
+}
+
+/// Mean next-token cross-entropy over all `B·(T−1)` targets of `batch`
+/// (as [`ModelWeights::mean_cross_entropy`]), one sequence at a time.
+pub fn heldout_loss(
+    model: &ModelWeights,
+    batch: &TokenBatch,
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<f64, ActivationError> {
+    check_batch(batch)?;
+    let mut total = 0.0;
+    for b in 0..batch.batch {
+        if cancelled() {
+            return Err(ActivationError::Cancelled);
+        }
+        // Each row's mean is over the same T−1 targets, so the mean of means is the overall mean.
+        total += model.mean_cross_entropy(&row_batch(batch, b), None)?;
+        progress(Progress { stage: Stage::HeldOut, done: b + 1, total: batch.batch });
+    }
+    Ok(total / batch.batch as f64)
+}
+
+/// A batch that is not empty and holds exactly `batch × seq_len` ids.
+fn check_batch(batch: &TokenBatch) -> Result<(), ForwardError> {
+    if batch.batch == 0 || batch.seq_len == 0 {
+        return Err(ForwardError::EmptySequence);
+    }
+    if Some(batch.ids.len()) != batch.batch.checked_mul(batch.seq_len) {
+        return Err(ForwardError::MalformedBatch { ids: batch.ids.len(), batch: batch.batch, seq_len: batch.seq_len });
+    }
+    Ok(())
+}
+
+/// Row `b` of `batch` as a batch of one (ids are checked by the forward pass).
+fn row_batch(batch: &TokenBatch, b: usize) -> TokenBatch {
+    TokenBatch { batch: 1, seq_len: batch.seq_len, ids: batch.row(b).to_vec() }
+}
+
+/// Singular values (f64) and metrics of a row-major `[rows, d_k]` f32 block,
+/// its column means removed first when `centre`.
+fn head_spectrum(data: &[f32], rows: usize, d_k: usize, centre: bool) -> Result<HeadSpectrum, SpectrumError> {
+    let m = super::spectrum::matrix_from_row_major_f32(data, rows, d_k)?;
+    let m = if centre { centred(m) } else { m };
+    let singular_values = singular_values(&m)?;
+    let metrics = weight_metrics(&singular_values)?;
+    Ok(HeadSpectrum { singular_values, metrics })
+}
+
+/// Column-centred copy, means in f64.
+fn centred(mut m: DMatrix<f64>) -> DMatrix<f64> {
+    let rows = m.nrows() as f64;
+    for mut col in m.column_iter_mut() {
+        let mean = col.iter().sum::<f64>() / rows;
+        col.iter_mut().for_each(|v| *v -= mean);
+    }
+    m
+}
+
+/// A checkpoint's activation spectra and where it sits in training.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivationCheckpoint {
+    pub path: String,
+    pub step: Option<u64>,
+    pub tokens: Option<u64>,
+    pub spectra: ActivationSpectra,
+}
+
+/// A run's checkpoints' activation spectra, in training order.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivationRun {
+    pub run: String,
+    /// Palette index, as in [`RunSpectra`].
+    pub color: usize,
+    pub checkpoints: Vec<ActivationCheckpoint>,
+}
+
+impl ActivationRun {
+    /// The run as the study figures take it, for one K variant (checkpoints
+    /// without that variant are left out). Draw with
+    /// `Source::Activations(variant)` so the caption says so.
+    pub fn run_spectra(&self, variant: KeyVariant) -> RunSpectra {
+        RunSpectra {
+            run: self.run.clone(),
+            color: self.color,
+            checkpoints: self
+                .checkpoints
+                .iter()
+                .filter_map(|c| {
+                    Some(CheckpointSpectra {
+                        path: c.path.clone(),
+                        step: c.step,
+                        tokens: c.tokens,
+                        spectra: c.spectra.spectra(variant)?,
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_keys_round_trip() {
+        for v in KeyVariant::ALL {
+            assert_eq!(KeyVariant::from_key(v.key()), Some(v));
+        }
+        assert_eq!(KeyVariant::from_key("centred"), Some(KeyVariant::Centered));
+        assert_eq!(KeyVariant::from_key("nope"), None);
+        assert_eq!(KeyVariant::default(), KeyVariant::PostNorm);
+    }
+
+    #[test]
+    fn centring_removes_a_constant_offset() {
+        // Rank-1 data plus a constant offset: centred, one singular value is left.
+        let (rows, d) = (40, 3);
+        let data: Vec<f32> = (0..rows * d).map(|i| (i / d) as f32 * [1.0, 2.0, -1.0][i % d] + 5.0).collect();
+        let plain = head_spectrum(&data, rows, d, false).expect("plain");
+        let c = head_spectrum(&data, rows, d, true).expect("centred");
+        assert!(plain.singular_values[1] > 1e-3);
+        assert!(c.singular_values[1] < 1e-9 * c.singular_values[0], "{:?}", c.singular_values);
+        assert_eq!(c.metrics.spectrum.r90, 1);
+    }
+
+    #[test]
+    fn progress_reads_as_a_sentence() {
+        let p = Progress { stage: Stage::Spectra, done: 3, total: 22 };
+        assert_eq!(p.to_string(), "activation spectra: layer 3 of 22");
+    }
+}
