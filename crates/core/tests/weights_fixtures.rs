@@ -141,7 +141,7 @@ fn a_worker_job_gives_the_same_spectra_as_the_direct_path() {
     let out = block_on(run_checkpoint_job(&job, &[std::fs::read(&b1).unwrap()], &mut |line, _| lines.push(line.to_string())))
         .expect("job runs");
     assert_eq!(out, JobOutput::WeightSpectra(spectra_of(&b1)));
-    assert_eq!(lines.last().map(String::as_str), Some("layer 4 of 4"));
+    assert_eq!(lines.last().map(String::as_str), Some("weight spectra: layer 4 of 4"));
 
     // A job whose checkpoint is unreadable says so, naming nothing it was not given.
     let bad = CheckpointJob { checkpoint: "x.safetensors".into(), files: vec!["x.safetensors".into()], kind: JobKind::WeightSpectra };
@@ -160,4 +160,42 @@ fn a_worker_job_gives_the_same_spectra_as_the_direct_path() {
         JobOutput::WeightSpectra(ws) => assert_eq!(ws.layers.len(), 5),
         other => panic!("stories260K: {other:?}"),
     }
+}
+
+/// The full job (weights, then the forward pass on the eval batch) in a
+/// worker gives the reference K PR and held-out loss of B1's final checkpoint.
+#[test]
+fn a_worker_job_with_an_eval_batch_gives_the_reference_activations() {
+    use rankscope_core::analysis::activations::KeyVariant;
+    use rankscope_core::analysis::jobs::{run_checkpoint_job, CheckpointJob, JobKind, JobOutput};
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/expected/B1.json")).unwrap()).unwrap();
+    let last = expected["checkpoints"].as_array().unwrap().last().expect("final checkpoint");
+    let ckpt = format!("runs/B1/{}", last["file"].as_str().unwrap().rsplit('/').next().unwrap());
+    let job = CheckpointJob {
+        checkpoint: ckpt.clone(),
+        files: vec![ckpt.clone(), "eval_tokens.safetensors".into(), "heldout_tokens.safetensors".into()],
+        kind: JobKind::WeightsAndActivations {
+            eval: "eval_tokens.safetensors".into(),
+            heldout: Some("heldout_tokens.safetensors".into()),
+        },
+    };
+    let sources: Vec<Vec<u8>> = job.files.iter().map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap()).collect();
+    let mut stages = Vec::new();
+    let out = block_on(run_checkpoint_job(&job, &sources, &mut |line, _| stages.push(line.to_string()))).expect("job runs");
+    let JobOutput::WeightsAndActivations { weights, activations } = out else { panic!("{out:?}") };
+    assert_eq!(weights, spectra_of(&format!("{FIXTURES}/{ckpt}")));
+    let act = activations.expect("activations");
+    let loss = act.heldout_loss.expect("held-out loss");
+    assert!((loss - num(&last["val_loss"])).abs() <= 1e-4, "{loss} vs {}", last["val_loss"]);
+    let ws = act.spectra(KeyVariant::PostNorm).expect("default variant");
+    let pr = checkpoint_value(&ws, LayerSel::Mean, Matrix::K, Metric::Pr).unwrap();
+    assert!(close(pr, num(&last["mean_k_pr"]), 1e-4), "mean K PR {pr} vs {}", last["mean_k_pr"]);
+    assert!(stages.iter().any(|s| s.contains("held-out loss")), "{stages:?}");
+
+    // A job naming an eval batch it was not given keeps the weights and says why.
+    let mut missing = job.clone();
+    missing.files.truncate(1);
+    let out = block_on(run_checkpoint_job(&missing, &sources[..1], &mut |_, _| {})).expect("job runs");
+    let JobOutput::WeightsAndActivations { activations: Err(why), .. } = out else { panic!("{out:?}") };
+    assert!(why.contains("eval_tokens.safetensors is not a readable token batch"), "{why}");
 }

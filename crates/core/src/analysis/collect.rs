@@ -82,7 +82,7 @@ pub async fn checkpoint_weight_spectra<S: AsyncByteSource>(
 /// The headers and opened sources of the files that hold checkpoint
 /// `inv.files[file]`'s tensors: the file itself, or a sharded model's shards.
 /// `None` when one of them can no longer be opened.
-fn open_checkpoint<'a, S>(
+pub(crate) fn open_checkpoint<'a, S>(
     inv: &'a Inventory,
     file: usize,
     open: &dyn Fn(usize) -> Option<S>,

@@ -7,9 +7,11 @@
 //! code as on the main thread. Run names and training points stay with the
 //! caller, who knows the user's renames.
 
-use super::collect::checkpoint_weight_spectra;
-use super::weights::WeightSpectra;
-use crate::inventory::{inspect_file, FileKind, Inventory};
+use super::activations::{ActivationSpectra, KeyVariant, Progress};
+use super::collect::{checkpoint_activation_spectra, checkpoint_weight_spectra, open_checkpoint};
+use super::weights::{Shards, WeightSpectra};
+use crate::inventory::{inspect_file, Content, FileKind, Inventory};
+use crate::model::arch::Recognition;
 use crate::source::AsyncByteSource;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,10 @@ use serde::{Deserialize, Serialize};
 pub enum JobKind {
     /// Singular values and metrics of every W_k / W_q head.
     WeightSpectra,
+    /// The weight spectra, then the forward pass on the eval batch: K/Q
+    /// activation spectra (all variants) and, with a held-out batch, its loss.
+    /// `eval` and `heldout` are paths among the job's files.
+    WeightsAndActivations { eval: String, heldout: Option<String> },
 }
 
 /// One checkpoint's job. `files[i]` is the path of the i-th Blob sent with it.
@@ -33,14 +39,20 @@ pub struct CheckpointJob {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum JobOutput {
     WeightSpectra(WeightSpectra),
+    /// Activations can fail where weights do not (a token id beyond the
+    /// vocabulary, an architecture the forward pass does not run): the
+    /// weight spectra are kept either way.
+    WeightsAndActivations { weights: WeightSpectra, activations: Result<ActivationSpectra, String> },
     /// The architecture was not recognised; the inventory says why.
     NotRecognised,
 }
 
 /// Which files of `inv` the job for `inv.files[checkpoint]` needs: the
-/// checkpoint (and its shards) and the model configs beside it.
-pub fn job_files(inv: &Inventory, checkpoint: usize) -> Vec<usize> {
+/// checkpoint (and its shards), the model configs beside it, and the token
+/// batches named in `extra`.
+pub fn job_files(inv: &Inventory, checkpoint: usize, extra: &[&str]) -> Vec<usize> {
     let mut files = vec![checkpoint];
+    files.extend(extra.iter().filter_map(|p| inv.files.iter().position(|f| f.path == *p)));
     files.extend(inv.shards_of(checkpoint));
     let dir = inv
         .files
@@ -86,20 +98,38 @@ pub async fn run_checkpoint_job<S: AsyncByteSource + Clone>(
         .ok_or_else(|| format!("{} is not among the job's files", job.checkpoint))?;
     // Sources are handles (a Blob, an open file), so cloning one is cheap.
     let open = |i: usize| sources.get(i).cloned();
-    match job.kind {
-        JobKind::WeightSpectra => {
-            let n_layers = match &inv.files[index].recognition {
-                Some(crate::model::arch::Recognition::Known(arch)) => arch.n_layers,
-                _ => 0,
-            };
-            let mut report = |f: f64| {
-                let done = (f * n_layers as f64).round() as usize;
-                progress(&format!("layer {done} of {n_layers}"), f);
-            };
-            let out = checkpoint_weight_spectra(&inv, index, &open, &mut report).await?;
-            Ok(out.map_or(JobOutput::NotRecognised, JobOutput::WeightSpectra))
-        }
+    let n_layers = match &inv.files[index].recognition {
+        Some(Recognition::Known(arch)) => arch.n_layers,
+        _ => 0,
+    };
+    let mut weights_progress = |f: f64| {
+        let done = (f * n_layers as f64).round() as usize;
+        progress(&format!("weight spectra: layer {done} of {n_layers}"), f);
+    };
+    let Some(weights) = checkpoint_weight_spectra(&inv, index, &open, &mut weights_progress).await? else {
+        return Ok(JobOutput::NotRecognised);
+    };
+    let (eval, heldout) = match &job.kind {
+        JobKind::WeightSpectra => return Ok(JobOutput::WeightSpectra(weights)),
+        JobKind::WeightsAndActivations { eval, heldout } => (eval, heldout),
+    };
+    let batch = |path: &str| match inv.files.iter().find(|f| f.path == path).map(|f| &f.content) {
+        Some(Content::TokenBatch(b)) => Ok(b),
+        _ => Err(format!("{path} is not a readable token batch")),
+    };
+    let activations = async {
+        let eval = batch(eval)?;
+        let heldout = heldout.as_deref().map(batch).transpose()?;
+        let Some(Recognition::Known(arch)) = &inv.files[index].recognition else { unreachable!("checked above") };
+        let (headers, parts) = open_checkpoint(&inv, index, &open).ok_or("its file is no longer readable")?;
+        let shards = Shards { parts: headers.into_iter().zip(parts.iter()).collect() };
+        let mut report = |p: Progress| progress(&p.to_string(), 0.0);
+        checkpoint_activation_spectra(&shards, arch, eval, heldout, &KeyVariant::ALL, &mut report, &|| false)
+            .await
+            .map_err(|e| e.to_string())
     }
+    .await;
+    Ok(JobOutput::WeightsAndActivations { weights, activations })
 }
 
 #[cfg(test)]
