@@ -38,6 +38,7 @@ const LINE_WIDTH: u32 = 2;
 const MARKER_R: i32 = 4;
 const BAND_ALPHA: f64 = 0.2;
 const FAINT_ALPHA: f64 = 0.35;
+const SPAN_ALPHA: f64 = 0.14;
 const MIN_SIZE: (u32, u32) = (200, 150);
 
 fn backend_err<E: std::error::Error + Send + Sync>(
@@ -308,6 +309,9 @@ fn draw_legend<DB: DrawingBackend>(
             Style::Bars => {
                 area.draw(&Rectangle::new([(x0 + 6, y - 6), (x1 - 6, y + 6)], c.filled())).map_err(backend_err)?;
             }
+            Style::HSpan | Style::VSpan => {
+                area.draw(&Rectangle::new([(x0, y - 7), (x1, y + 7)], c.mix(SPAN_ALPHA).filled())).map_err(backend_err)?;
+            }
             _ => {
                 let alpha = if e.faint { FAINT_ALPHA } else { 1.0 };
                 if e.style != Style::Markers {
@@ -365,7 +369,7 @@ fn draw_plot_area<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, spec: &Figu
     let has_bars = spec.series.iter().any(|s| s.style == Style::Bars);
     let mut xs = Vec::new();
     let mut ys = Vec::new();
-    for s in &spec.series {
+    for s in spec.series.iter().filter(|s| !s.style.is_span()) {
         let (okx, oky) = (
             |v: f64| v.is_finite() && (!xlog || v > 0.0),
             |v: f64| v.is_finite() && (!ylog || v > 0.0),
@@ -518,7 +522,10 @@ where
     mesh.draw().map_err(backend_err)?;
 
     let plot = chart.plotting_area();
-    // Bands under everything, then bars, lines, error bars, markers.
+    // Shaded spans under everything, then bands, bars, lines, error bars, markers.
+    for s in spec.series.iter().filter(|s| s.style.is_span()) {
+        draw_spans(plot, s, xm, ym)?;
+    }
     for s in &spec.series {
         if let Some(band) = &s.band {
             draw_band(plot, band, s.color, xm, ym)?;
@@ -590,6 +597,62 @@ where
     let outline: Vec<(f64, f64)> = lo.chain(hi).collect();
     plot.draw(&Polygon::new(outline, palette::color(color).mix(BAND_ALPHA).filled()))
         .map_err(backend_err)
+}
+
+/// Shades a [`Style::HSpan`] or [`Style::VSpan`] series: each point `[lo, hi]`
+/// is a range of y (across the plot) or of x (over its height), clamped to
+/// the axes (a non-finite end reaches the edge); its name is written at the
+/// range's top-left corner inside the plot.
+fn draw_spans<DB: DrawingBackend, X, Y>(
+    plot: &Plot<'_, DB, X, Y>,
+    s: &SeriesSpec,
+    xm: AxisMap,
+    ym: AxisMap,
+) -> Result<(), FigureError>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let fill = palette::color(s.color).mix(SPAN_ALPHA).filled();
+    let edge = |m: AxisMap, v: f64, low: bool| -> f64 {
+        if v.is_nan() || (m.log && v <= 0.0 && low) {
+            return if low { m.lo } else { m.hi };
+        }
+        if v == f64::NEG_INFINITY {
+            m.lo
+        } else if v == f64::INFINITY {
+            m.hi
+        } else {
+            m.clamp(v)
+        }
+    };
+    let label_color = palette::color(s.color).mix(0.9);
+    let label = font(TEXT_SIZE * 0.85).color(&label_color).pos(Pos::new(HPos::Left, VPos::Top));
+    for (i, p) in s.points.iter().enumerate() {
+        let (m, other) = if s.style == Style::HSpan { (ym, xm) } else { (xm, ym) };
+        let (lo, hi) = (edge(m, p[0].min(p[1]), true), edge(m, p[0].max(p[1]), false));
+        if lo > hi || (lo == hi && s.style != Style::VSpan) {
+            continue;
+        }
+        let (corner_a, corner_b, at) = if s.style == Style::HSpan {
+            ((other.lo, lo), (other.hi, hi), (other.lo, hi))
+        } else {
+            ((lo, other.lo), (hi, other.hi), (lo, other.hi))
+        };
+        if lo == hi {
+            // A zero-width x range: a thin line.
+            plot.draw(&PathElement::new(vec![corner_a, corner_b], palette::color(s.color).mix(0.6).stroke_width(2)))
+                .map_err(backend_err)?;
+        } else {
+            plot.draw(&Rectangle::new([corner_a, corner_b], fill)).map_err(backend_err)?;
+        }
+        // The name once per series, at its first range.
+        if i == 0 && !s.name.is_empty() {
+            plot.draw(&(EmptyElement::at(at) + Text::new(s.name.clone(), (4, 3), label.clone())))
+                .map_err(backend_err)?;
+        }
+    }
+    Ok(())
 }
 
 fn draw_error_bars<DB: DrawingBackend, X, Y>(
