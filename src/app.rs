@@ -1,6 +1,7 @@
 //! The page: header, drop zone, runs, inventory.
 
 use crate::components::{drop_zone::DropZone, figures::Figures, inventory_table::InventoryTable, run_list::RunList};
+use crate::components::loss_curves::LossCurves;
 use crate::state::AppState;
 use leptos::prelude::*;
 
@@ -21,6 +22,7 @@ pub fn App() -> impl IntoView {
             <Notice/>
             <RunList/>
             <Figures/>
+            <LossCurves/>
             <InventoryTable/>
         </main>
     }

@@ -4,6 +4,7 @@ pub mod drop_zone;
 pub mod figure_canvas;
 pub mod figures;
 pub mod inventory_table;
+pub mod loss_curves;
 pub mod run_list;
 
 /// Bytes as a short human size (`1.5 MB`).

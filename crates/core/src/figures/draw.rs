@@ -496,14 +496,16 @@ where
     let categories = if has_bars { (xm.hi - xm.lo).round().max(1.0) as usize } else { 0 };
     let n_x = if has_bars { categories.min(20) } else { max_x_ticks(pw) };
     let n_y = max_y_ticks(ph);
+    // A tick a hair off zero (float noise of the tick arithmetic, 2e-18) reads as 0.
+    let snap = |m: AxisMap, v: f64| if !m.log && v.abs() < (m.hi - m.lo).abs() * 1e-9 { 0.0 } else { v };
     let x_fmt = move |v: &f64| {
         if has_bars && (v - v.round()).abs() > 1e-6 {
             String::new()
         } else {
-            format_tick(*v)
+            format_tick(snap(xm, *v))
         }
     };
-    let y_fmt = |v: &f64| format_tick(*v);
+    let y_fmt = move |v: &f64| format_tick(snap(ym, *v));
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(spec.x.label.as_str())
         .y_desc(spec.y.label.as_str())
@@ -601,8 +603,8 @@ where
 
 /// Shades a [`Style::HSpan`] or [`Style::VSpan`] series: each point `[lo, hi]`
 /// is a range of y (across the plot) or of x (over its height), clamped to
-/// the axes (a non-finite end reaches the edge); its name is written at the
-/// range's top-left corner inside the plot.
+/// the axes (a non-finite end reaches the edge); an HSpan's name is written
+/// at its first range's top-left corner inside the plot.
 fn draw_spans<DB: DrawingBackend, X, Y>(
     plot: &Plot<'_, DB, X, Y>,
     s: &SeriesSpec,
@@ -646,8 +648,9 @@ where
         } else {
             plot.draw(&Rectangle::new([corner_a, corner_b], fill)).map_err(backend_err)?;
         }
-        // The name once per series, at its first range.
-        if i == 0 && !s.name.is_empty() {
+        // Horizontal ranges (regimes) are named once inside the plot; vertical
+        // ones would collide at the top, the legend names them.
+        if i == 0 && s.style == Style::HSpan && !s.name.is_empty() {
             plot.draw(&(EmptyElement::at(at) + Text::new(s.name.clone(), (4, 3), label.clone())))
                 .map_err(backend_err)?;
         }

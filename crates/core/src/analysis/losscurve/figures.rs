@@ -338,6 +338,15 @@ pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<Residu
             .collect();
         series.push(SeriesSpec::new(pattern_label(p), marks, Style::Markers, pattern_color(p)));
     }
+    // Before the window the curves are not aligned (warm-up): the y range fits
+    // the residual from the window start on, so the flagged part is readable.
+    let ys: Vec<f64> = out.iter().flat_map(|r| r.residual.points.iter().filter(|p| p.0 >= w0).map(|p| p.1)).collect();
+    let (lo, hi) = ys.iter().fold((0.0f64, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let early_outside = out.iter().flat_map(|r| r.residual.points.iter()).any(|p| p.0 < w0 && (p.1 < lo || p.1 > hi));
+    let y_range = (early_outside && hi > lo).then(|| {
+        let pad = (hi - lo) * 0.08;
+        (lo - pad, hi + pad)
+    });
     let ref_names: Vec<&str> = refs.iter().map(|r| r.name.as_str()).collect();
     let ref_label = if refs.len() == 1 {
         format!("reference {}", ref_names[0])
@@ -355,6 +364,9 @@ pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<Residu
         fmt_g(w1),
         s_list.join(", "),
     );
+    if y_range.is_some() {
+        caption.push_str(&format!(" The y range fits t̂ ≥ {}: the warm-up before the window reaches beyond it and is clipped.", fmt_g(w0)));
+    }
     if !errors.is_empty() {
         caption.push_str(&format!(" Not compared: {}.", errors.join("; ")));
     }
@@ -363,7 +375,7 @@ pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<Residu
         title: format!("Collapse residual of {metric}"),
         caption,
         x: Axis::linear("progress t̂"),
-        y: Axis::linear(format!("residual (× reference final {metric})")),
+        y: Axis { label: format!("residual (× reference final {metric})"), scale: Scale::Linear, range: y_range },
         series,
         sources: sources(&runs.iter().filter(|r| out.iter().any(|o| o.run == r.name) || refs.iter().any(|x| x.name == r.name)).collect::<Vec<_>>()),
     };
