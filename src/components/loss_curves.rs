@@ -10,7 +10,7 @@ use rankscope_core::analysis::losscurve::axes::XAxis;
 use rankscope_core::analysis::losscurve::consolidation::ConsolidationConfig;
 use rankscope_core::analysis::losscurve::figures::{
     consolidation_figure, default_loss_metric, health_figure, log_runs, loss_curve_figure, metric_names, pattern_label,
-    rank_loss_figures, residual_figure, LogRun, LossCurveOptions, RankLossOptions, ResidualFigure, ResidualOptions,
+    rank_loss_figures, readout, residual_figure, LogRun, LossCurveOptions, RankLossOptions, ResidualFigure, ResidualOptions,
     DEFAULT_BUCKETS,
 };
 use rankscope_core::analysis::losscurve::health::{builtin_rules, HealthReport, Rule};
@@ -94,23 +94,22 @@ pub fn LossCurves() -> impl IntoView {
                 <Controls s=s runs=runs metric=metric reference=reference/>
                 <h3>"Loss curve"</h3>
                 <Message id="loss-message" text=Signal::derive(move || loss.get().err())/>
-                <FigureCanvas id="figure-loss" spec=loss_spec empty_text="No run log has this metric on this x-axis."/>
+                <FigureCanvas id="figure-loss" readout=readout spec=loss_spec empty_text="No run log has this metric on this x-axis."/>
                 <h3>"Collapse residual"</h3>
                 <Message id="residual-message" text=Signal::derive(move || residual.get().err())/>
-                <FigureCanvas id="figure-residual" spec=residual_spec empty_text="Pick a reference run and a metric both log."/>
+                <FigureCanvas id="figure-residual" readout=readout spec=residual_spec empty_text="Pick a reference run and a metric both log."/>
                 <FlagsList residual=residual/>
                 <h3>"Consolidation ratio C(t)"</h3>
                 <Message id="consolidation-message" text=Signal::derive(move || consolidation.with(|c| (!c.messages.is_empty()).then(|| c.messages.join("\n"))))/>
-                <FigureCanvas id="figure-consolidation" spec=c_spec empty_text="C(t) needs grad_norm, grad_var, lr, batch_size and n_params in a log."/>
+                <FigureCanvas id="figure-consolidation" readout=readout spec=c_spec empty_text="C(t) needs grad_norm, grad_var, lr, batch_size and n_params in a log."/>
                 <h3>"Health rules"</h3>
                 <RulesEditor text=rules_text error=Signal::derive(move || rules.get().err())/>
                 <FigureCanvas id="figure-health" spec=health_spec empty_text="No rule fired in the runs shown."/>
                 <HealthEvents reports=Signal::derive(move || health.get().map(|h| h.reports).unwrap_or_default())/>
                 <h3>"Rank vs loss"</h3>
                 <Message id="rank-message" text=Signal::derive(move || rank_loss.get().err())/>
-                <FigureCanvas id="figure-rank" spec=rank_spec empty_text="Rank vs loss needs a PR trajectory (mean_pr, e.g. the study's results.json)."/>
-                <FigureCanvas id="figure-rank-loss" spec=rank_loss_spec empty_text=""/>
-                <p class="note">"Hover readout of exact values is not available yet: the SVG download holds every drawn point."</p>
+                <FigureCanvas id="figure-rank" readout=readout spec=rank_spec empty_text="Rank vs loss needs a PR trajectory (mean_pr, e.g. the study's results.json)."/>
+                <FigureCanvas id="figure-rank-loss" readout=readout spec=rank_loss_spec empty_text=""/>
             </section>
         </Show>
     }

@@ -55,6 +55,11 @@ test('modded-nanogpt logs: loss curves, residual vs the Muon runs, flags, C(t) m
   assert.match(await caption(page, 'figure-loss'), /val_loss vs step, 4 run\(s\)\. Lines: debiased EMA \(β = 0\.9\)/);
   assert.match(await caption(page, 'figure-loss'), /136 of 136 logged points drawn/);
   assert.ok(await inked(page, 'figure-loss') > 5000, 'loss canvas is drawn');
+  // Hover readout: the nearest logged point of every run under the pointer.
+  await page.hover('#figure-loss canvas', { position: { x: 300, y: 250 } });
+  await page.waitForFunction(() => /muonh_seed1: \d+\.\d{5} at step \d+/.test(document.querySelector('#figure-loss-readout').textContent));
+  const hover = await page.$eval('#figure-loss-readout', (p) => p.textContent);
+  for (const n of NANOGPT) assert.match(hover, new RegExp(`${n}: \\d`));
 
   // Residual: the default reference is the first run; add the second Muon seed (mean of two).
   await page.waitForSelector('#figure-residual canvas');

@@ -259,3 +259,27 @@ fn spans_are_shaded_and_do_not_fit_the_axes() {
     let back: FigureSpec = serde_json::from_str(&json).unwrap();
     assert_eq!(back.series[0].points[0][1], 1e300);
 }
+
+#[test]
+fn readout_picks_the_nearest_point_and_frames_map_back() {
+    use rankscope_core::analysis::losscurve::figures::readout;
+    use rankscope_core::figures::draw::draw_figure_framed;
+    use plotters::prelude::*;
+    let runs = nanogpt();
+    let f = loss_curve_figure(&runs[..1], &LossCurveOptions { metric: "val_loss".into(), ema_beta: 0.0, ..Default::default() }).unwrap();
+    // val_loss every 125 steps: step 130 reads the point at 125.
+    let r = readout(&f, 130.0).unwrap();
+    let p = f.series[0].points.iter().find(|p| p[0] == 125.0).unwrap();
+    assert_eq!(r, format!("muonh_seed1: {:.5} at step 125.00000", p[1]));
+    let mut svg = String::new();
+    let frame = {
+        let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
+        draw_figure_framed(&root, &f).unwrap().unwrap()
+    };
+    let (l, t, r, b) = frame.rect;
+    assert!(l > 0 && t > 0 && r < 900 && b < 560 && l < r && t < b, "{:?}", frame.rect);
+    let (x0, _) = frame.to_data(l as f64, b as f64).unwrap();
+    let (x1, _) = frame.to_data(r as f64, t as f64).unwrap();
+    assert_eq!((x0, x1), (frame.x.0, frame.x.1));
+    assert!(frame.to_data(0.0, 0.0).is_none());
+}

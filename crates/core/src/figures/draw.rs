@@ -218,11 +218,47 @@ fn legend_entries(spec: &FigureSpec) -> Vec<LegendEntry<'_>> {
     out
 }
 
+/// Where the data of a drawn figure lies: the plot rectangle in backend
+/// pixels and the axis ranges, so a pointer position maps back to data (a
+/// hover readout).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlotFrame {
+    /// Plot rectangle, backend pixels: left, top, right, bottom.
+    pub rect: (i32, i32, i32, i32),
+    /// x range (lo, hi) and whether it is logarithmic.
+    pub x: (f64, f64, bool),
+    /// y range (lo, hi) and whether it is logarithmic.
+    pub y: (f64, f64, bool),
+}
+
+impl PlotFrame {
+    /// The data point under backend pixel (`px`, `py`), `None` outside the plot.
+    pub fn to_data(&self, px: f64, py: f64) -> Option<(f64, f64)> {
+        let (l, t, r, b) = self.rect;
+        if px < l as f64 || px > r as f64 || py < t as f64 || py > b as f64 || r <= l || b <= t {
+            return None;
+        }
+        let map = |(lo, hi, log): (f64, f64, bool), f: f64| {
+            let m = AxisMap { log, lo, hi };
+            m.inv(m.t(lo) + f * (m.t(hi) - m.t(lo)))
+        };
+        Some((map(self.x, (px - l as f64) / (r - l) as f64), map(self.y, (b as f64 - py) / (b - t) as f64)))
+    }
+}
+
 /// Draws `spec` onto `area` (which it fills with white first).
 pub fn draw_figure<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     spec: &FigureSpec,
 ) -> Result<(), FigureError> {
+    draw_figure_framed(area, spec).map(|_| ())
+}
+
+/// [`draw_figure`], returning where the data went (`None` when nothing was drawable).
+pub fn draw_figure_framed<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    spec: &FigureSpec,
+) -> Result<Option<PlotFrame>, FigureError> {
     let (w, h) = area.dim_in_pixel();
     if w < MIN_SIZE.0 || h < MIN_SIZE.1 {
         return Err(FigureError::TooSmall { width: w, height: h, min_width: MIN_SIZE.0, min_height: MIN_SIZE.1 });
@@ -269,7 +305,7 @@ pub fn draw_figure<DB: DrawingBackend>(
     let (plot_area, legend_area) = middle.split_horizontally((w - legend_w).max(1));
 
     let chart_top = PAD;
-    if !spec.has_data() {
+    let frame = if !spec.has_data() {
         let msg = if spec.series.is_empty() { "no data" } else { "no drawable data" };
         let (pw, ph) = plot_area.dim_in_pixel();
         plot_area
@@ -280,11 +316,12 @@ pub fn draw_figure<DB: DrawingBackend>(
             .map_err(backend_err)?;
         let style = font(LABEL_SIZE).pos(Pos::new(HPos::Center, VPos::Center));
         plot_area.draw_text(msg, &style, (pw as i32 / 2, ph as i32 / 2)).map_err(backend_err)?;
+        None
     } else {
-        draw_plot_area(&plot_area, spec)?;
-    }
+        Some(draw_plot_area(&plot_area, spec)?)
+    };
     draw_legend(&legend_area, &entries, &names, chart_top, text_line.max(2 * MARKER_R + 8))?;
-    Ok(())
+    Ok(frame)
 }
 
 fn draw_legend<DB: DrawingBackend>(
@@ -364,7 +401,7 @@ where
 }
 
 /// Axis ranges and everything needed to draw the data.
-fn draw_plot_area<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, spec: &FigureSpec) -> Result<(), FigureError> {
+fn draw_plot_area<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, spec: &FigureSpec) -> Result<PlotFrame, FigureError> {
     let (xlog, ylog) = (spec.x.scale == Scale::Log, spec.y.scale == Scale::Log);
     let has_bars = spec.series.iter().any(|s| s.style == Style::Bars);
     let mut xs = Vec::new();
@@ -464,7 +501,7 @@ fn draw_chart<DB, X, Y>(
     yr: Y,
     xm: AxisMap,
     ym: AxisMap,
-) -> Result<(), FigureError>
+) -> Result<PlotFrame, FigureError>
 where
     DB: DrawingBackend,
     X: AsRangedCoord<Value = f64>,
@@ -524,6 +561,8 @@ where
     mesh.draw().map_err(backend_err)?;
 
     let plot = chart.plotting_area();
+    let (xr, yr) = plot.get_pixel_range();
+    let frame = PlotFrame { rect: (xr.start, yr.start, xr.end, yr.end), x: (xm.lo, xm.hi, xm.log), y: (ym.lo, ym.hi, ym.log) };
     // Shaded spans under everything, then bands, bars, lines, error bars, markers.
     for s in spec.series.iter().filter(|s| s.style.is_span()) {
         draw_spans(plot, s, xm, ym)?;
@@ -569,7 +608,7 @@ where
             }
         }
     }
-    Ok(())
+    Ok(frame)
 }
 
 type Plot<'a, DB, X, Y> = DrawingArea<DB, Cartesian2d<X, Y>>;

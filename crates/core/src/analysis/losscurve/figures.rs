@@ -632,3 +632,32 @@ pub fn rank_loss_figures(runs: &[LogRun], opts: &RankLossOptions) -> Result<Rank
     };
     Ok(RankLossFigures { rank, loss, transitions })
 }
+
+// ------------------------------------------------------------------ hover readout
+
+fn fmt_exact(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&a) {
+        format!("{v:.4e}")
+    } else {
+        format!("{v:.5}")
+    }
+}
+
+/// The hover readout at data x = `x`: for every drawn data series (no spans,
+/// no faint raw points) its point with the x nearest to `x`, as
+/// "name: y at x-label x". `None` when no series has a point.
+pub fn readout(spec: &FigureSpec, x: f64) -> Option<String> {
+    let parts: Vec<String> = spec
+        .series
+        .iter()
+        .filter(|s| !s.style.is_span() && !s.faint)
+        .filter_map(|s| {
+            let p = s.points.iter().filter(|p| p[0].is_finite() && p[1].is_finite()).min_by(|a, b| (a[0] - x).abs().total_cmp(&(b[0] - x).abs()))?;
+            Some(format!("{}: {} at {} {}", s.name, fmt_exact(p[1]), spec.x.label, fmt_exact(p[0])))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
