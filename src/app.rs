@@ -3,6 +3,7 @@
 use crate::components::{
     drop_zone::DropZone, figures::Figures, inventory_table::InventoryTable, run_list::RunList, shared_view::SharedView,
 };
+use crate::components::loss_curves::LossCurves;
 use crate::state::AppState;
 use leptos::prelude::*;
 
@@ -24,6 +25,7 @@ pub fn App() -> impl IntoView {
             <Notice/>
             <RunList/>
             <Figures/>
+            <LossCurves/>
             <InventoryTable/>
         </main>
     }

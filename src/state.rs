@@ -7,8 +7,9 @@ use crate::web::worker_pool::{self, Runner, Task};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::analysis::collect::SpectraFailure;
-use rankscope_core::analysis::jobs::{job_files, CheckpointJob, JobKind, JobOutput};
+use rankscope_core::analysis::jobs::{job_files, pick_batches, CheckpointJob, JobKind, JobOutput};
 use rankscope_core::analysis::study::{CheckpointSpectra, RunSpectra};
+use rankscope_core::analysis::activations::{ActivationCheckpoint, ActivationRun, ActivationSpectra};
 use rankscope_core::analysis::weights::WeightSpectra;
 use rankscope_core::inventory::CheckpointRef;
 use rankscope_core::inventory::{inspect_file, Inventory};
@@ -44,6 +45,13 @@ pub struct AppState {
     pub spectra_progress: RwSignal<Option<String>>,
     /// Checkpoints being analysed now → "layer 3 of 22".
     pub spectra_active: RwSignal<BTreeMap<String, String>>,
+    /// Activation spectra (K/Q on the eval batch) and held-out loss, per run,
+    /// when an eval token batch is in the inventory.
+    pub activations: RwSignal<Vec<ActivationRun>>,
+    /// The token batches the forward pass uses; `None` = chosen by name
+    /// (see [`pick_batches`]).
+    pub eval_choice: RwSignal<Option<String>>,
+    pub heldout_choice: RwSignal<Option<String>>,
     /// Where the last analysis ran ("2 Web Workers" or "the main thread (…)").
     pub spectra_runner: RwSignal<Option<String>>,
     /// The dropped files by path: handles only (a `File` is not its bytes),
@@ -67,6 +75,9 @@ impl AppState {
             spectra_progress: RwSignal::new(None),
             spectra_active: RwSignal::new(BTreeMap::new()),
             spectra_runner: RwSignal::new(None),
+            activations: RwSignal::new(Vec::new()),
+            eval_choice: RwSignal::new(None),
+            heldout_choice: RwSignal::new(None),
             blobs: StoredValue::new_local(HashMap::new()),
             next_id: StoredValue::new(0),
             generation: StoredValue::new(0),
@@ -152,6 +163,15 @@ impl AppState {
         let inventory = self.inventory.get_untracked();
         let mut tasks = Vec::new();
         let mut slots = Vec::new(); // per task: (run index, run name, checkpoint)
+        let (eval, heldout) = pick_batches(
+            &inventory.token_batches,
+            self.eval_choice.get_untracked(),
+            self.heldout_choice.get_untracked(),
+        );
+        let kind = match &eval {
+            Some(e) => JobKind::WeightsAndActivations { eval: e.clone(), heldout: heldout.clone() },
+            None => JobKind::WeightSpectra,
+        };
         let mut failures = Vec::new();
         for (color, run) in inventory.runs.iter().enumerate() {
             for c in &run.checkpoints {
@@ -161,7 +181,8 @@ impl AppState {
                 ) {
                     continue; // the inventory already says why
                 }
-                let files = job_files(&inventory, c.file);
+                let extra: Vec<&str> = eval.iter().chain(heldout.iter()).map(String::as_str).collect();
+                let files = job_files(&inventory, c.file, &extra);
                 let paths: Vec<String> = files
                     .iter()
                     .map(|&i| inventory.files[i].path.clone())
@@ -180,7 +201,7 @@ impl AppState {
                     job: CheckpointJob {
                         checkpoint: c.path.clone(),
                         files: paths,
-                        kind: JobKind::WeightSpectra,
+                        kind: kind.clone(),
                     },
                     blobs,
                 });
@@ -189,6 +210,7 @@ impl AppState {
         }
         let total = tasks.len();
         self.spectra.set(Vec::new());
+        self.activations.set(Vec::new());
         self.spectra_failures.set(failures);
         self.spectra_active.set(BTreeMap::new());
         if total == 0 {
@@ -197,6 +219,7 @@ impl AppState {
         }
         let current = move || self.generation.get_value() == generation;
         let slots = Rc::new(slots);
+        let act_results: Rc<RefCell<Vec<Option<ActivationSpectra>>>> = Rc::new(RefCell::new(vec![None; total]));
         let results: Rc<RefCell<Vec<Option<WeightSpectra>>>> =
             Rc::new(RefCell::new(vec![None; total]));
         let finished = Rc::new(Cell::new(0usize));
@@ -224,12 +247,8 @@ impl AppState {
             }
         });
         let done = {
-            let (slots, results, finished, summary) = (
-                slots.clone(),
-                results.clone(),
-                finished.clone(),
-                summary.clone(),
-            );
+            let (slots, results, act_results, finished, summary) =
+                (slots.clone(), results.clone(), act_results.clone(), finished.clone(), summary.clone());
             Rc::new(move |i: usize, result: Result<JobOutput, String>| {
                 if !current() {
                     return;
@@ -243,6 +262,19 @@ impl AppState {
                     Ok(JobOutput::WeightSpectra(ws)) => {
                         results.borrow_mut()[i] = Some(ws);
                         self.spectra.set(assemble_runs(&slots, &results.borrow()));
+                    }
+                    Ok(JobOutput::WeightsAndActivations { weights, activations }) => {
+                        results.borrow_mut()[i] = Some(weights);
+                        self.spectra.set(assemble_runs(&slots, &results.borrow()));
+                        match activations {
+                            Ok(a) => {
+                                act_results.borrow_mut()[i] = Some(a);
+                                self.activations.set(assemble_activation_runs(&slots, &act_results.borrow()));
+                            }
+                            Err(e) => self.spectra_failures.update(|f| {
+                                f.push(SpectraFailure { path: path.clone(), message: format!("activations: {e}") })
+                            }),
+                        }
                     }
                     Ok(JobOutput::NotRecognised) => {}
                     Err(message) => self
@@ -318,6 +350,7 @@ impl AppState {
         self.inventory.set(Inventory::default());
         self.notice.set(None);
         self.spectra.set(Vec::new());
+        self.activations.set(Vec::new());
         self.spectra_failures.set(Vec::new());
         self.blobs.update_value(HashMap::clear);
         self.generation.set_value(self.generation.get_value() + 1);
@@ -349,6 +382,23 @@ fn assemble_runs(
                 color: *color,
                 checkpoints: vec![checkpoint],
             }),
+        }
+    }
+    runs
+}
+
+/// Like [`assemble_runs`], for activation spectra.
+fn assemble_activation_runs(
+    slots: &[(usize, String, CheckpointRef)],
+    results: &[Option<ActivationSpectra>],
+) -> Vec<ActivationRun> {
+    let mut runs: Vec<ActivationRun> = Vec::new();
+    for ((color, run, c), a) in slots.iter().zip(results) {
+        let Some(a) = a else { continue };
+        let checkpoint = ActivationCheckpoint { path: c.path.clone(), step: c.step, tokens: c.tokens, spectra: a.clone() };
+        match runs.iter_mut().find(|r| r.color == *color) {
+            Some(r) => r.checkpoints.push(checkpoint),
+            None => runs.push(ActivationRun { run: run.clone(), color: *color, checkpoints: vec![checkpoint] }),
         }
     }
     runs

@@ -4,11 +4,12 @@
 
 use leptos::prelude::*;
 use plotters::prelude::IntoDrawingArea;
+use crate::web::scaled_text::SvgSizedCanvas;
 use plotters_canvas::CanvasBackend;
 use crate::state::AppState;
 use crate::web::export::{copy_to_clipboard, page_address, save_png, save_text};
 use leptos::task::spawn_local;
-use rankscope_core::figures::draw::{draw_figure, to_svg};
+use rankscope_core::figures::draw::{draw_figure_framed, to_svg, PlotFrame};
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::figures::to_csv;
 use rankscope_core::share::{encode_link, SharedFigure, SourceFile, RECOMMENDED_MAX_LINK_CHARS};
@@ -26,17 +27,24 @@ pub fn FigureCanvas(
     spec: Signal<Option<FigureSpec>>,
     /// What to say when there is nothing to draw.
     empty_text: &'static str,
+    /// Hover readout: given the figure and the data x under the pointer, a
+    /// line shown below the canvas (`id`-readout).
+    #[prop(optional)]
+    readout: Option<fn(&FigureSpec, f64) -> Option<String>>,
 ) -> impl IntoView {
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     let error = RwSignal::new(None::<String>);
+    let frame = StoredValue::new(None::<PlotFrame>);
+    let hover = RwSignal::new(None::<String>);
     Effect::new(move |_| {
         let Some(el) = canvas.get() else { return };
         let Some(spec) = spec.get() else { return };
         let el: web_sys::HtmlCanvasElement = el.unchecked_into();
         match CanvasBackend::with_canvas_object(el) {
             Some(backend) => {
-                let root = backend.into_drawing_area();
-                let result = draw_figure(&root, &spec);
+                let root = SvgSizedCanvas(backend).into_drawing_area();
+                let result = draw_figure_framed(&root, &spec);
+                frame.set_value(result.as_ref().ok().copied().flatten());
                 error.set(result.err().map(|e| format!("could not draw the figure: {e}")));
             }
             None => error.set(Some("this browser gave no 2D canvas".into())),
@@ -98,13 +106,24 @@ pub fn FigureCanvas(
             }));
         });
     };
+    let on_move = move |ev: web_sys::MouseEvent| {
+        let (Some(f), Some(el)) = (readout, canvas.get_untracked()) else { return };
+        let el: &web_sys::HtmlCanvasElement = &el;
+        let scale = el.width() as f64 / (el.client_width().max(1) as f64);
+        let (px, py) = (ev.offset_x() as f64 * scale, ev.offset_y() as f64 * scale);
+        let text = frame.get_value().and_then(|fr| fr.to_data(px, py)).and_then(|(x, _)| spec.with_untracked(|s| s.as_ref().and_then(|s| f(s, x))));
+        hover.set(text);
+    };
     view! {
         <figure id=id class="figure" data-series=n_series data-series-names=series_names>
             <Show
                 when=move || spec.with(Option::is_some)
                 fallback=move || view! { <p class="empty">{empty_text}</p> }
             >
-                <canvas node_ref=canvas width=WIDTH height=HEIGHT></canvas>
+                <canvas node_ref=canvas width=WIDTH height=HEIGHT on:mousemove=on_move on:mouseleave=move |_| hover.set(None)></canvas>
+                {move || readout.is_some().then(|| view! {
+                    <p class="readout" id=format!("{id}-readout")>{move || hover.get().unwrap_or_else(|| "hover the plot for exact values".into())}</p>
+                })}
                 <figcaption>
                     <span class="caption-text">
                         {move || spec.with(|s| s.as_ref().map(|s| s.caption.clone()).unwrap_or_default())}

@@ -5,9 +5,12 @@
 use super::figure_canvas::FigureCanvas;
 use crate::state::AppState;
 use leptos::prelude::*;
+use leptos::task::spawn_local;
+use rankscope_core::analysis::activations::KeyVariant;
+use rankscope_core::analysis::jobs::pick_batches;
 use rankscope_core::analysis::study::{
-    results_trajectory_figure, trajectory_figure, waterfall_figure, CheckpointSel, LayerSel,
-    Matrix, Metric, RunSpectra, XAxis,
+    results_trajectory_figure, trajectory_figure_from, waterfall_figure_from, CheckpointSel, LayerSel, Matrix, Metric,
+    RunSpectra, Source as StudySource, XAxis,
 };
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::formats::logs::{LogFormat, Series};
@@ -19,6 +22,8 @@ use std::collections::BTreeSet;
 enum Source {
     /// Computed here from the checkpoints' weights.
     Weights,
+    /// K/Q on the eval batch (forward pass here), in one variant.
+    Activations(KeyVariant),
     /// The user's own results.json (RankProbe on K activations).
     Imported,
 }
@@ -41,6 +46,14 @@ fn imported_results(inv: &Inventory) -> Vec<(String, usize, Series)> {
         .collect()
 }
 
+fn parse_source(v: &str) -> Source {
+    match v {
+        "weights" => Source::Weights,
+        "imported" => Source::Imported,
+        v => v.strip_prefix("act:").and_then(KeyVariant::from_key).map_or(Source::Weights, Source::Activations),
+    }
+}
+
 fn layer_options(n: usize) -> Vec<(String, String)> {
     std::iter::once(("mean".to_string(), "mean over layers".to_string()))
         .chain((0..n).map(|l| (l.to_string(), format!("layer {l}"))))
@@ -58,7 +71,8 @@ pub fn Figures() -> impl IntoView {
     let matrix = RwSignal::new(Matrix::K);
     let layer = RwSignal::new(LayerSel::Mean);
     let x_axis = RwSignal::new(XAxis::Tokens);
-    let source = RwSignal::new(Source::Weights);
+    // The plan's proper measurement (K on the eval batch) is the default when it exists.
+    let source = RwSignal::new(Source::Activations(KeyVariant::PostNorm));
     let hidden = RwSignal::new(BTreeSet::<String>::new());
     let at_final = RwSignal::new(true);
     let at_index = RwSignal::new(0usize);
@@ -66,23 +80,32 @@ pub fn Figures() -> impl IntoView {
 
     let imported = Memo::new(move |_| state.inventory.with(imported_results));
     let has_spectra = move || state.spectra.with(|r| !r.is_empty());
+    let has_activations = move || state.activations.with(|r| !r.is_empty());
     let has_imported = move || imported.with(|i| !i.is_empty());
     // With results.json but no checkpoints, Figure 1 shows the imported numbers.
-    let effective_source = move || {
-        if has_spectra() {
-            source.get()
-        } else {
-            Source::Imported
+    let effective_source = move || match source.get() {
+        Source::Activations(_) if !has_activations() => {
+            if has_spectra() {
+                Source::Weights
+            } else {
+                Source::Imported
+            }
         }
+        Source::Weights if !has_spectra() => Source::Imported,
+        s => s,
     };
     let shown_runs = move || -> Vec<RunSpectra> {
         let hidden = hidden.get();
-        state.spectra.with(|runs| {
-            runs.iter()
-                .filter(|r| !hidden.contains(&r.run))
-                .cloned()
-                .collect()
-        })
+        match effective_source() {
+            Source::Activations(v) => state.activations.with(|runs| {
+                runs.iter().filter(|r| !hidden.contains(&r.run)).map(|r| r.run_spectra(v)).collect()
+            }),
+            _ => state.spectra.with(|runs| runs.iter().filter(|r| !hidden.contains(&r.run)).cloned().collect()),
+        }
+    };
+    let study_source = move || match effective_source() {
+        Source::Activations(v) => StudySource::Activations(v),
+        _ => StudySource::Weights,
     };
     let n_layers = move || {
         state.spectra.with(|runs| {
@@ -101,10 +124,10 @@ pub fn Figures() -> impl IntoView {
 
     let trajectory = Signal::derive(move || -> Option<FigureSpec> {
         match effective_source() {
-            Source::Weights => {
+            Source::Weights | Source::Activations(_) => {
                 let runs = shown_runs();
                 (!runs.is_empty()).then(|| {
-                    trajectory_figure(&runs, layer.get(), matrix.get(), metric.get(), x_axis.get())
+                    trajectory_figure_from(study_source(), &runs, layer.get(), matrix.get(), metric.get(), x_axis.get())
                 })
             }
             Source::Imported => imported.with(|list| {
@@ -132,7 +155,7 @@ pub fn Figures() -> impl IntoView {
             CheckpointSel::Index(at_index.get())
         };
         (!runs.is_empty())
-            .then(|| waterfall_figure(&runs, at, layer.get(), matrix.get(), None, log_y.get()))
+            .then(|| waterfall_figure_from(study_source(), &runs, at, layer.get(), matrix.get(), None, log_y.get()))
     });
     let all_runs = move || -> Vec<String> {
         let mut names: Vec<String> = state
@@ -144,6 +167,13 @@ pub fn Figures() -> impl IntoView {
         names
     };
 
+    // The forward pass's batches: chosen by name unless the user picks.
+    let batches = move || state.inventory.with(|inv| inv.token_batches.clone());
+    let picked = move || pick_batches(&batches(), state.eval_choice.get(), state.heldout_choice.get());
+    let choose = move |which: RwSignal<Option<String>>, value: String| {
+        which.set((!value.is_empty()).then_some(value));
+        spawn_local(state.compute_spectra());
+    };
     let active_jobs =
         move || -> Vec<(String, String)> { state.spectra_active.get().into_iter().collect() };
 
@@ -161,10 +191,41 @@ pub fn Figures() -> impl IntoView {
                 <For each=move || state.spectra_failures.get() key=|f| f.path.clone() let:f>
                     <p class="error">{format!("{}: {}", f.path, f.message)}</p>
                 </For>
+                <Show when=move || !batches().is_empty()>
+                    <div class="controls" id="batches">
+                        <label>"eval batch (K, Q) "
+                            <select id="eval-batch" on:change=move |ev| choose(state.eval_choice, event_target_value(&ev))>
+                                <option value="">"by name"</option>
+                                {move || batches().into_iter().map(|b| {
+                                    let chosen = b.clone();
+                                    view! { <option value=b.clone() selected=move || picked().0.as_ref() == Some(&chosen)>{b.clone()}</option> }
+                                }).collect_view()}
+                            </select>
+                        </label>
+                        <label>"held-out batch (loss) "
+                            <select id="heldout-batch" on:change=move |ev| choose(state.heldout_choice, event_target_value(&ev))>
+                                <option value="">"by name"</option>
+                                {move || batches().into_iter().map(|b| {
+                                    let chosen = b.clone();
+                                    view! { <option value=b.clone() selected=move || picked().1.as_ref() == Some(&chosen)>{b.clone()}</option> }
+                                }).collect_view()}
+                            </select>
+                        </label>
+                        {move || match picked() {
+                            (Some(_), _) => None,
+                            (None, _) => Some(view! { <span class="note">"no eval batch: activation spectra need one (a batch named eval…)"</span> }),
+                        }}
+                    </div>
+                </Show>
                 <div class="controls">
                     <label>"source "
-                        <select id="source" on:change=move |ev| source.set(if event_target_value(&ev) == "imported" { Source::Imported } else { Source::Weights })>
-                            <option value="weights" selected=move || effective_source() == Source::Weights disabled=move || !has_spectra()>"weights (checkpoints)"</option>
+                        <select id="source" on:change=move |ev| source.set(parse_source(&event_target_value(&ev)))>
+                            {KeyVariant::ALL.into_iter().map(|v| view! {
+                                <option value=format!("act:{}", v.key()) selected=move || effective_source() == Source::Activations(v) disabled=move || !has_activations()>
+                                    {format!("activations: K {} (eval batch)", v.key())}
+                                </option>
+                            }).collect_view()}
+                            <option value="weights" selected=move || effective_source() == Source::Weights disabled=move || !has_spectra()>"weights (W_k / W_q, no forward pass)"</option>
                             <option value="imported" selected=move || effective_source() == Source::Imported disabled=move || !has_imported()>"imported results.json"</option>
                         </select>
                     </label>

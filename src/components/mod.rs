@@ -4,6 +4,7 @@ pub mod drop_zone;
 pub mod figure_canvas;
 pub mod figures;
 pub mod inventory_table;
+pub mod loss_curves;
 pub mod run_list;
 pub mod shared_view;
 

@@ -5,5 +5,6 @@ pub mod blob_source;
 pub mod export;
 pub mod files;
 pub mod panic;
+pub mod scaled_text;
 pub mod worker_main;
 pub mod worker_pool;

@@ -73,3 +73,28 @@ test('Figure 1 draws from results.json files alone', async () => {
   assert.ok(await inked(page, 'figure-trajectory') > 5000);
   assert.deepEqual(errors, []);
 });
+
+test('with the eval and held-out batches, Figure 1 shows activation PR (K on the eval batch)', async () => {
+  const { page, errors } = await openPage(browser, url);
+  const files = ['eval_tokens.safetensors', 'heldout_tokens.safetensors'];
+  for (const run of ['A1', 'A2', 'B1', 'B2']) {
+    for (const p of await (await fetch(`${url}__fixtures/__list?dir=runs/${run}`)).json()) {
+      if (p.endsWith('.safetensors')) files.push(p);
+    }
+  }
+  await dropFiles(page, files.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
+  await waitForInventory(page, files.length);
+  await page.waitForFunction(() => /K = W_k·X on the eval batch/.test(document.querySelector('#figure-trajectory figcaption')?.textContent ?? ''), null, { timeout: 120_000 });
+  await page.waitForFunction(() => !document.querySelector('#spectra-progress'), null, { timeout: 120_000 });
+  assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'A1, A2, B1, B2');
+  assert.equal(await page.$eval('#eval-batch', (s) => s.value), 'eval_tokens.safetensors');
+  assert.equal(await page.$eval('#heldout-batch', (s) => s.value), 'heldout_tokens.safetensors');
+  const caption = await page.$eval('#figure-trajectory figcaption', (c) => c.textContent);
+  assert.match(caption, /after k_norm, before RoPE/);
+  assert.deepEqual(await page.$$eval('#figures p.error, section.figures p.error', (e) => e.map((x) => x.textContent)), []);
+  await page.screenshot({ path: path.join(outDir, 'figures-activations.png'), fullPage: true });
+  // Switching to the weights keeps the same runs, with the weights' caption.
+  await page.selectOption('#source', 'weights');
+  await page.waitForFunction(() => /of W_k/.test(document.querySelector('#figure-trajectory figcaption').textContent));
+  assert.deepEqual(errors, []);
+});

@@ -132,10 +132,57 @@ pub async fn run_checkpoint_job<S: AsyncByteSource + Clone>(
     Ok(JobOutput::WeightsAndActivations { weights, activations })
 }
 
+/// The eval and held-out batches for the forward pass: the user's choice,
+/// else by name — a batch named like `eval…` for eval and `heldout…`/`held_out…`
+/// for held-out; a single unnamed batch is the eval batch. The same file is
+/// never both (the SVD basis and the loss must not come from the same data).
+pub fn pick_batches(
+    batches: &[String],
+    eval_choice: Option<String>,
+    heldout_choice: Option<String>,
+) -> (Option<String>, Option<String>) {
+    let name = |p: &String| p.rsplit('/').next().unwrap_or(p).to_ascii_lowercase();
+    let is_heldout = |p: &String| {
+        let n = name(p);
+        n.contains("heldout") || n.contains("held_out") || n.contains("held-out")
+    };
+    let valid = |c: Option<String>| c.filter(|c| batches.contains(c));
+    let eval = valid(eval_choice)
+        .or_else(|| batches.iter().find(|p| name(p).contains("eval") && !is_heldout(p)).cloned())
+        .or_else(|| (batches.len() == 1 && !is_heldout(&batches[0])).then(|| batches[0].clone()));
+    let heldout = valid(heldout_choice)
+        .or_else(|| {
+            // Prefer the plain held-out batch over variants like `heldout_tokens_simple`.
+            let mut candidates: Vec<&String> = batches.iter().filter(|p| is_heldout(p)).collect();
+            candidates.sort_by_key(|p| p.len());
+            candidates.first().map(|p| (*p).clone())
+        })
+        .filter(|h| Some(h) != eval.as_ref());
+    (eval, heldout)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::source::block_on;
+
+    #[test]
+    fn batches_are_picked_by_name_and_never_both_the_same() {
+        let all: Vec<String> = ["eval_tokens.safetensors", "heldout_tokens.safetensors", "heldout_tokens_simple.safetensors"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(pick_batches(&all, None, None), (Some(all[0].clone()), Some(all[1].clone())));
+        assert_eq!(pick_batches(&all, None, Some(all[2].clone())), (Some(all[0].clone()), Some(all[2].clone())));
+        // A choice that is not (or no longer) in the inventory falls back to the names.
+        assert_eq!(pick_batches(&all, Some("gone.npy".into()), None).0, Some(all[0].clone()));
+        // One unnamed batch is the eval batch, and not also the held-out one.
+        let one = vec!["batch.npy".to_string()];
+        assert_eq!(pick_batches(&one, None, Some(one[0].clone())), (Some(one[0].clone()), None));
+        assert_eq!(pick_batches(&[], None, None), (None, None));
+        // Only a held-out batch: no eval batch, so no forward pass.
+        assert_eq!(pick_batches(&all[1..2], None, None), (None, Some(all[1].clone())));
+    }
 
     #[test]
     fn job_round_trips_through_json_and_reports_missing_files() {

@@ -38,6 +38,7 @@ const LINE_WIDTH: u32 = 2;
 const MARKER_R: i32 = 4;
 const BAND_ALPHA: f64 = 0.2;
 const FAINT_ALPHA: f64 = 0.35;
+const SPAN_ALPHA: f64 = 0.14;
 const MIN_SIZE: (u32, u32) = (200, 150);
 
 fn backend_err<E: std::error::Error + Send + Sync>(
@@ -217,11 +218,47 @@ fn legend_entries(spec: &FigureSpec) -> Vec<LegendEntry<'_>> {
     out
 }
 
+/// Where the data of a drawn figure lies: the plot rectangle in backend
+/// pixels and the axis ranges, so a pointer position maps back to data (a
+/// hover readout).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlotFrame {
+    /// Plot rectangle, backend pixels: left, top, right, bottom.
+    pub rect: (i32, i32, i32, i32),
+    /// x range (lo, hi) and whether it is logarithmic.
+    pub x: (f64, f64, bool),
+    /// y range (lo, hi) and whether it is logarithmic.
+    pub y: (f64, f64, bool),
+}
+
+impl PlotFrame {
+    /// The data point under backend pixel (`px`, `py`), `None` outside the plot.
+    pub fn to_data(&self, px: f64, py: f64) -> Option<(f64, f64)> {
+        let (l, t, r, b) = self.rect;
+        if px < l as f64 || px > r as f64 || py < t as f64 || py > b as f64 || r <= l || b <= t {
+            return None;
+        }
+        let map = |(lo, hi, log): (f64, f64, bool), f: f64| {
+            let m = AxisMap { log, lo, hi };
+            m.inv(m.t(lo) + f * (m.t(hi) - m.t(lo)))
+        };
+        Some((map(self.x, (px - l as f64) / (r - l) as f64), map(self.y, (b as f64 - py) / (b - t) as f64)))
+    }
+}
+
 /// Draws `spec` onto `area` (which it fills with white first).
 pub fn draw_figure<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     spec: &FigureSpec,
 ) -> Result<(), FigureError> {
+    draw_figure_framed(area, spec).map(|_| ())
+}
+
+/// [`draw_figure`], returning where the data went (`None` when nothing was drawable).
+pub fn draw_figure_framed<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    spec: &FigureSpec,
+) -> Result<Option<PlotFrame>, FigureError> {
     let (w, h) = area.dim_in_pixel();
     if w < MIN_SIZE.0 || h < MIN_SIZE.1 {
         return Err(FigureError::TooSmall { width: w, height: h, min_width: MIN_SIZE.0, min_height: MIN_SIZE.1 });
@@ -268,7 +305,7 @@ pub fn draw_figure<DB: DrawingBackend>(
     let (plot_area, legend_area) = middle.split_horizontally((w - legend_w).max(1));
 
     let chart_top = PAD;
-    if !spec.has_data() {
+    let frame = if !spec.has_data() {
         let msg = if spec.series.is_empty() { "no data" } else { "no drawable data" };
         let (pw, ph) = plot_area.dim_in_pixel();
         plot_area
@@ -279,11 +316,12 @@ pub fn draw_figure<DB: DrawingBackend>(
             .map_err(backend_err)?;
         let style = font(LABEL_SIZE).pos(Pos::new(HPos::Center, VPos::Center));
         plot_area.draw_text(msg, &style, (pw as i32 / 2, ph as i32 / 2)).map_err(backend_err)?;
+        None
     } else {
-        draw_plot_area(&plot_area, spec)?;
-    }
+        Some(draw_plot_area(&plot_area, spec)?)
+    };
     draw_legend(&legend_area, &entries, &names, chart_top, text_line.max(2 * MARKER_R + 8))?;
-    Ok(())
+    Ok(frame)
 }
 
 fn draw_legend<DB: DrawingBackend>(
@@ -307,6 +345,9 @@ fn draw_legend<DB: DrawingBackend>(
         match e.style {
             Style::Bars => {
                 area.draw(&Rectangle::new([(x0 + 6, y - 6), (x1 - 6, y + 6)], c.filled())).map_err(backend_err)?;
+            }
+            Style::HSpan | Style::VSpan => {
+                area.draw(&Rectangle::new([(x0, y - 7), (x1, y + 7)], c.mix(SPAN_ALPHA).filled())).map_err(backend_err)?;
             }
             _ => {
                 let alpha = if e.faint { FAINT_ALPHA } else { 1.0 };
@@ -360,12 +401,12 @@ where
 }
 
 /// Axis ranges and everything needed to draw the data.
-fn draw_plot_area<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, spec: &FigureSpec) -> Result<(), FigureError> {
+fn draw_plot_area<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, spec: &FigureSpec) -> Result<PlotFrame, FigureError> {
     let (xlog, ylog) = (spec.x.scale == Scale::Log, spec.y.scale == Scale::Log);
     let has_bars = spec.series.iter().any(|s| s.style == Style::Bars);
     let mut xs = Vec::new();
     let mut ys = Vec::new();
-    for s in &spec.series {
+    for s in spec.series.iter().filter(|s| !s.style.is_span()) {
         let (okx, oky) = (
             |v: f64| v.is_finite() && (!xlog || v > 0.0),
             |v: f64| v.is_finite() && (!ylog || v > 0.0),
@@ -460,7 +501,7 @@ fn draw_chart<DB, X, Y>(
     yr: Y,
     xm: AxisMap,
     ym: AxisMap,
-) -> Result<(), FigureError>
+) -> Result<PlotFrame, FigureError>
 where
     DB: DrawingBackend,
     X: AsRangedCoord<Value = f64>,
@@ -492,14 +533,16 @@ where
     let categories = if has_bars { (xm.hi - xm.lo).round().max(1.0) as usize } else { 0 };
     let n_x = if has_bars { categories.min(20) } else { max_x_ticks(pw) };
     let n_y = max_y_ticks(ph);
+    // A tick a hair off zero (float noise of the tick arithmetic, 2e-18) reads as 0.
+    let snap = |m: AxisMap, v: f64| if !m.log && v.abs() < (m.hi - m.lo).abs() * 1e-9 { 0.0 } else { v };
     let x_fmt = move |v: &f64| {
         if has_bars && (v - v.round()).abs() > 1e-6 {
             String::new()
         } else {
-            format_tick(*v)
+            format_tick(snap(xm, *v))
         }
     };
-    let y_fmt = |v: &f64| format_tick(*v);
+    let y_fmt = move |v: &f64| format_tick(snap(ym, *v));
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(spec.x.label.as_str())
         .y_desc(spec.y.label.as_str())
@@ -518,7 +561,12 @@ where
     mesh.draw().map_err(backend_err)?;
 
     let plot = chart.plotting_area();
-    // Bands under everything, then bars, lines, error bars, markers.
+    let (xr, yr) = plot.get_pixel_range();
+    let frame = PlotFrame { rect: (xr.start, yr.start, xr.end, yr.end), x: (xm.lo, xm.hi, xm.log), y: (ym.lo, ym.hi, ym.log) };
+    // Shaded spans under everything, then bands, bars, lines, error bars, markers.
+    for s in spec.series.iter().filter(|s| s.style.is_span()) {
+        draw_spans(plot, s, xm, ym)?;
+    }
     for s in &spec.series {
         if let Some(band) = &s.band {
             draw_band(plot, band, s.color, xm, ym)?;
@@ -560,7 +608,7 @@ where
             }
         }
     }
-    Ok(())
+    Ok(frame)
 }
 
 type Plot<'a, DB, X, Y> = DrawingArea<DB, Cartesian2d<X, Y>>;
@@ -590,6 +638,63 @@ where
     let outline: Vec<(f64, f64)> = lo.chain(hi).collect();
     plot.draw(&Polygon::new(outline, palette::color(color).mix(BAND_ALPHA).filled()))
         .map_err(backend_err)
+}
+
+/// Shades a [`Style::HSpan`] or [`Style::VSpan`] series: each point `[lo, hi]`
+/// is a range of y (across the plot) or of x (over its height), clamped to
+/// the axes (a non-finite end reaches the edge); an HSpan's name is written
+/// at its first range's top-left corner inside the plot.
+fn draw_spans<DB: DrawingBackend, X, Y>(
+    plot: &Plot<'_, DB, X, Y>,
+    s: &SeriesSpec,
+    xm: AxisMap,
+    ym: AxisMap,
+) -> Result<(), FigureError>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let fill = palette::color(s.color).mix(SPAN_ALPHA).filled();
+    let edge = |m: AxisMap, v: f64, low: bool| -> f64 {
+        if v.is_nan() || (m.log && v <= 0.0 && low) {
+            return if low { m.lo } else { m.hi };
+        }
+        if v == f64::NEG_INFINITY {
+            m.lo
+        } else if v == f64::INFINITY {
+            m.hi
+        } else {
+            m.clamp(v)
+        }
+    };
+    let label_color = palette::color(s.color).mix(0.9);
+    let label = font(TEXT_SIZE * 0.85).color(&label_color).pos(Pos::new(HPos::Left, VPos::Top));
+    for (i, p) in s.points.iter().enumerate() {
+        let (m, other) = if s.style == Style::HSpan { (ym, xm) } else { (xm, ym) };
+        let (lo, hi) = (edge(m, p[0].min(p[1]), true), edge(m, p[0].max(p[1]), false));
+        if lo > hi || (lo == hi && s.style != Style::VSpan) {
+            continue;
+        }
+        let (corner_a, corner_b, at) = if s.style == Style::HSpan {
+            ((other.lo, lo), (other.hi, hi), (other.lo, hi))
+        } else {
+            ((lo, other.lo), (hi, other.hi), (lo, other.hi))
+        };
+        if lo == hi {
+            // A zero-width x range: a thin line.
+            plot.draw(&PathElement::new(vec![corner_a, corner_b], palette::color(s.color).mix(0.6).stroke_width(2)))
+                .map_err(backend_err)?;
+        } else {
+            plot.draw(&Rectangle::new([corner_a, corner_b], fill)).map_err(backend_err)?;
+        }
+        // Horizontal ranges (regimes) are named once inside the plot; vertical
+        // ones would collide at the top, the legend names them.
+        if i == 0 && s.style == Style::HSpan && !s.name.is_empty() {
+            plot.draw(&(EmptyElement::at(at) + Text::new(s.name.clone(), (4, 3), label.clone())))
+                .map_err(backend_err)?;
+        }
+    }
+    Ok(())
 }
 
 fn draw_error_bars<DB: DrawingBackend, X, Y>(

@@ -65,6 +65,20 @@ pub enum Style {
     Markers,
     /// Grouped bars: one bar per x category, offset per series.
     Bars,
+    /// Shaded horizontal ranges: each point is `[y_lo, y_hi]`, shaded across
+    /// the whole plot width (a non-finite end is open: it reaches the plot's
+    /// edge). Regimes, thresholds. Not data: it does not fit the axes.
+    HSpan,
+    /// Shaded vertical ranges: each point is `[x_lo, x_hi]`, shaded over the
+    /// whole plot height (flagged intervals, transitions). Not data.
+    VSpan,
+}
+
+impl Style {
+    /// Whether the series is a shaded range ([`Style::HSpan`], [`Style::VSpan`]) rather than data.
+    pub fn is_span(self) -> bool {
+        matches!(self, Style::HSpan | Style::VSpan)
+    }
 }
 
 /// One named series of a figure.
@@ -128,7 +142,7 @@ impl FigureSpec {
                 d.non_positive_on_log += 1;
             }
         };
-        for s in &self.series {
+        for s in self.series.iter().filter(|s| !s.style.is_span()) {
             for p in &s.points {
                 check(p[0], &p[1..]);
             }
@@ -174,7 +188,7 @@ impl FigureSpec {
     /// Whether any series has at least one drawable point.
     pub fn has_data(&self) -> bool {
         let (lx, ly) = (self.x.scale == Scale::Log, self.y.scale == Scale::Log);
-        self.series.iter().any(|s| {
+        self.series.iter().filter(|s| !s.style.is_span()).any(|s| {
             s.points.iter().any(|p| {
                 p[0].is_finite()
                     && p[1].is_finite()

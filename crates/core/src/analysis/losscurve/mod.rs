@@ -10,12 +10,14 @@
 //! | [`consolidation`] | consolidation ratio C(t) = ‖∇L‖² / (2·D·d) and its regimes |
 //! | [`health`] | user-editable threshold rules (the RLAN set built in) and where they fire |
 //! | [`transitions`] | sudden drops (phase transitions) in a PR trajectory |
+//! | [`figures`] | figure builders (loss curves, residual, C(t), health timeline, rank vs loss) |
 //!
 //! Nothing here reads files: everything takes a parsed
 //! [`Series`](crate::formats::logs::Series) or plain `(x, y)` points.
 
 pub mod axes;
 pub mod consolidation;
+pub mod figures;
 pub mod health;
 pub mod residual;
 pub mod transitions;

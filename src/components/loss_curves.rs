@@ -1,0 +1,267 @@
+//! Loss-curve diagnostics of the dropped run logs (issue 6): loss curves,
+//! collapse residual with its flags, consolidation ratio C(t), health
+//! timeline with editable rules, and rank vs loss. Every figure comes from a
+//! pure builder in `rankscope_core::analysis::losscurve::figures`.
+
+use super::figure_canvas::FigureCanvas;
+use crate::state::AppState;
+use leptos::prelude::*;
+use rankscope_core::analysis::losscurve::axes::XAxis;
+use rankscope_core::analysis::losscurve::consolidation::ConsolidationConfig;
+use rankscope_core::analysis::losscurve::figures::{
+    consolidation_figure, default_loss_metric, health_figure, log_runs, loss_curve_figure, metric_names, pattern_label,
+    rank_loss_figures, readout, residual_figure, LogRun, LossCurveOptions, RankLossOptions, ResidualFigure, ResidualOptions,
+    DEFAULT_BUCKETS,
+};
+use rankscope_core::analysis::losscurve::health::{builtin_rules, HealthReport, Rule};
+use rankscope_core::analysis::losscurve::residual::ResidualConfig;
+use rankscope_core::figures::spec::FigureSpec;
+use std::collections::BTreeSet;
+
+const X_AXES: [(XAxis, &str); 4] =
+    [(XAxis::Step, "step"), (XAxis::Tokens, "tokens"), (XAxis::Progress, "progress"), (XAxis::CumulativeLr, "cumlr")];
+
+/// The settings every figure of the section reads.
+#[derive(Clone, Copy)]
+struct Settings {
+    metric: RwSignal<Option<String>>,
+    x: RwSignal<XAxis>,
+    log_y: RwSignal<bool>,
+    beta: RwSignal<f64>,
+    hidden: RwSignal<BTreeSet<String>>,
+    /// `None` until the user picks: the first run.
+    reference: RwSignal<Option<BTreeSet<String>>>,
+    window: RwSignal<(f64, f64)>,
+}
+
+#[component]
+pub fn LossCurves() -> impl IntoView {
+    let state = AppState::use_context();
+    let runs = Memo::new(move |_| state.inventory.with(log_runs));
+    let s = Settings {
+        metric: RwSignal::new(None),
+        x: RwSignal::new(XAxis::Step),
+        log_y: RwSignal::new(false),
+        beta: RwSignal::new(0.9),
+        hidden: RwSignal::new(BTreeSet::new()),
+        reference: RwSignal::new(None),
+        window: RwSignal::new((0.10, 0.30)),
+    };
+    let metric = Memo::new(move |_| s.metric.get().or_else(|| runs.with(|r| default_loss_metric(r))).unwrap_or_default());
+    let shown = Memo::new(move |_| {
+        let hidden = s.hidden.get();
+        runs.with(|r| r.iter().filter(|r| !hidden.contains(&r.name)).cloned().collect::<Vec<LogRun>>())
+    });
+    let reference = Memo::new(move |_| {
+        s.reference.get().unwrap_or_else(|| runs.with(|r| r.first().map(|r| r.name.clone()).into_iter().collect()))
+    });
+
+    let loss = Memo::new(move |_| {
+        let opts = LossCurveOptions { metric: metric.get(), x: s.x.get(), log_y: s.log_y.get(), ema_beta: s.beta.get(), buckets: DEFAULT_BUCKETS };
+        shown.with(|r| loss_curve_figure(r, &opts))
+    });
+    let residual = Memo::new(move |_| {
+        let (w0, w1) = s.window.get();
+        let opts = ResidualOptions {
+            metric: metric.get(),
+            reference: reference.get().into_iter().collect(),
+            config: ResidualConfig { window: (w0, w1), ..ResidualConfig::default() },
+            buckets: DEFAULT_BUCKETS,
+        };
+        shown.with(|r| residual_figure(r, &opts))
+    });
+    let consolidation = Memo::new(move |_| shown.with(|r| consolidation_figure(r, &ConsolidationConfig::default(), DEFAULT_BUCKETS)));
+    let rules_text = RwSignal::new(serde_json::to_string_pretty(&builtin_rules()).unwrap_or_default());
+    let rules = Memo::new(move |_| serde_json::from_str::<Vec<Rule>>(&rules_text.get()).map_err(|e| format!("rules are not valid JSON: {e}")));
+    let health = Memo::new(move |_| rules.get().ok().map(|rules| shown.with(|r| health_figure(r, &rules))));
+    let rank_loss = Memo::new(move |_| {
+        let opts = RankLossOptions { loss_metric: metric.get(), x: s.x.get(), ..RankLossOptions::default() };
+        shown.with(|r| rank_loss_figures(r, &opts))
+    });
+
+    let spec_of = move |m: Memo<Result<FigureSpec, String>>| Signal::derive(move || m.get().ok());
+    let loss_spec = spec_of(loss);
+    let residual_spec = Signal::derive(move || residual.get().ok().map(|r| r.spec));
+    let c_spec = Signal::derive(move || consolidation.get().spec);
+    let health_spec = Signal::derive(move || health.get().and_then(|h| h.spec));
+    let rank_spec = Signal::derive(move || rank_loss.get().ok().map(|f| f.rank));
+    let rank_loss_spec = Signal::derive(move || rank_loss.get().ok().map(|f| f.loss));
+
+    view! {
+        <Show when=move || runs.with(|r| !r.is_empty())>
+            <section class="figures loss-curves" id="loss-curves">
+                <h2>"Loss curves"</h2>
+                <Controls s=s runs=runs metric=metric reference=reference/>
+                <h3>"Loss curve"</h3>
+                <Message id="loss-message" text=Signal::derive(move || loss.get().err())/>
+                <FigureCanvas id="figure-loss" readout=readout spec=loss_spec empty_text="No run log has this metric on this x-axis."/>
+                <h3>"Collapse residual"</h3>
+                <Message id="residual-message" text=Signal::derive(move || residual.get().err())/>
+                <FigureCanvas id="figure-residual" readout=readout spec=residual_spec empty_text="Pick a reference run and a metric both log."/>
+                <FlagsList residual=residual/>
+                <h3>"Consolidation ratio C(t)"</h3>
+                <Message id="consolidation-message" text=Signal::derive(move || consolidation.with(|c| (!c.messages.is_empty()).then(|| c.messages.join("\n"))))/>
+                <FigureCanvas id="figure-consolidation" readout=readout spec=c_spec empty_text="C(t) needs grad_norm, grad_var, lr, batch_size and n_params in a log."/>
+                <h3>"Health rules"</h3>
+                <RulesEditor text=rules_text error=Signal::derive(move || rules.get().err())/>
+                <FigureCanvas id="figure-health" spec=health_spec empty_text="No rule fired in the runs shown."/>
+                <HealthEvents reports=Signal::derive(move || health.get().map(|h| h.reports).unwrap_or_default())/>
+                <h3>"Rank vs loss"</h3>
+                <Message id="rank-message" text=Signal::derive(move || rank_loss.get().err())/>
+                <FigureCanvas id="figure-rank" readout=readout spec=rank_spec empty_text="Rank vs loss needs a PR trajectory (mean_pr, e.g. the study's results.json)."/>
+                <FigureCanvas id="figure-rank-loss" readout=readout spec=rank_loss_spec empty_text=""/>
+            </section>
+        </Show>
+    }
+}
+
+/// A muted line (or several), hidden when empty.
+#[component]
+fn Message(id: &'static str, text: Signal<Option<String>>) -> impl IntoView {
+    move || text.get().map(|t| view! { <p class="message" id=id>{t}</p> })
+}
+
+/// Metric, x-axis, log y, EMA β, runs shown, reference run(s), window.
+#[component]
+fn Controls(s: Settings, runs: Memo<Vec<LogRun>>, metric: Memo<String>, reference: Memo<BTreeSet<String>>) -> impl IntoView {
+    let names = move || runs.with(|r| r.iter().map(|r| r.name.clone()).collect::<Vec<_>>());
+    let set_window = move |start: bool, v: String| {
+        if let Ok(v) = v.trim().parse::<f64>() {
+            s.window.update(|w| if start { w.0 = v } else { w.1 = v });
+        }
+    };
+    view! {
+        <div class="controls">
+            <label>"metric "
+                <select id="lc-metric" on:change=move |ev| s.metric.set(Some(event_target_value(&ev)))>
+                    {move || runs.with(|r| metric_names(r)).into_iter().map(|m| {
+                        let (sel, value) = (m.clone(), m.clone());
+                        view! { <option value=value selected=move || metric.get() == sel>{m}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"x "
+                <select id="lc-x" on:change=move |ev| {
+                    let v = event_target_value(&ev);
+                    if let Some((a, _)) = X_AXES.iter().find(|(_, k)| *k == v) { s.x.set(*a) }
+                }>
+                    {X_AXES.into_iter().map(|(a, k)| view! { <option value=k selected=move || s.x.get() == a>{a.label()}</option> }).collect_view()}
+                </select>
+            </label>
+            <label><input id="lc-log-y" type="checkbox" prop:checked=move || s.log_y.get() on:change=move |_| s.log_y.update(|v| *v = !*v)/>" log y"</label>
+            <label>"EMA β "
+                <input id="lc-beta" type="number" min="0" max="0.999" step="0.05" prop:value=move || s.beta.get().to_string()
+                    on:change=move |ev| { if let Ok(b) = event_target_value(&ev).parse::<f64>() { s.beta.set(b.clamp(0.0, 0.999)) } }/>
+            </label>
+            <label>"window t̂ "
+                <input id="lc-w0" class="num" type="number" min="0" max="1" step="0.05" prop:value=move || s.window.get().0.to_string()
+                    on:change=move |ev| set_window(true, event_target_value(&ev))/>
+                " – "
+                <input id="lc-w1" class="num" type="number" min="0" max="1" step="0.05" prop:value=move || s.window.get().1.to_string()
+                    on:change=move |ev| set_window(false, event_target_value(&ev))/>
+            </label>
+        </div>
+        <table class="lc-runs" id="lc-runs">
+            <thead><tr><th>"run"</th><th>"shown"</th><th>"reference"</th></tr></thead>
+            <tbody>
+                <For each=names key=|n| n.clone() let:name>
+                    {
+                        let (a, b, c, d, attr) = (name.clone(), name.clone(), name.clone(), name.clone(), name.clone());
+                        view! {
+                            <tr data-run=attr>
+                                <td>{name}</td>
+                                <td><input class="lc-show" type="checkbox" prop:checked=move || !s.hidden.with(|h| h.contains(&a))
+                                    on:change=move |_| s.hidden.update(|h| if !h.remove(&b) { h.insert(b.clone()); })/></td>
+                                <td><input class="lc-ref" type="checkbox" prop:checked=move || reference.with(|r| r.contains(&c))
+                                    on:change=move |_| {
+                                        let mut r = reference.get_untracked();
+                                        if !r.remove(&d) { r.insert(d.clone()); }
+                                        s.reference.set(Some(r));
+                                    }/></td>
+                            </tr>
+                        }
+                    }
+                </For>
+            </tbody>
+        </table>
+    }
+}
+
+/// The residual's flagged patterns with their evidence and suggested checks.
+#[component]
+fn FlagsList(residual: Memo<Result<ResidualFigure, String>>) -> impl IntoView {
+    let items = move || {
+        residual.with(|r| {
+            r.as_ref()
+                .map(|r| {
+                    r.runs
+                        .iter()
+                        .flat_map(|run| run.residual.flags.iter().map(move |f| (run.run.clone(), f.clone())))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+    };
+    view! {
+        <ul class="flags" id="residual-flags">
+            {move || {
+                let items = items();
+                if items.is_empty() && residual.with(Result::is_ok) {
+                    return view! { <li class="none">"No pattern flagged: every run collapses onto the reference."</li> }.into_any();
+                }
+                items.into_iter().map(|(run, f)| view! {
+                    <li class="flag" data-run=run.clone() data-pattern=pattern_label(f.pattern)>
+                        <strong>{format!("{run}: {}", pattern_label(f.pattern))}</strong>
+                        {format!(" (t̂ {:.3}–{:.3}) — {}", f.from, f.to, f.evidence)}
+                        <ul class="checks">{f.checks.into_iter().map(|c| view! { <li>{c}</li> }).collect_view()}</ul>
+                    </li>
+                }).collect_view().into_any()
+            }}
+        </ul>
+    }
+}
+
+/// The health rules as editable JSON (the built-in RLAN and rank-collapse set to start).
+#[component]
+fn RulesEditor(text: RwSignal<String>, error: Signal<Option<String>>) -> impl IntoView {
+    view! {
+        <details class="rules" id="rules-editor">
+            <summary>"Edit rules (JSON: name, metric, comparison > >= < <=, threshold, level, optional aggregation)"</summary>
+            <textarea id="rules-json" rows="12" spellcheck="false" prop:value=move || text.get()
+                on:change=move |ev| text.set(event_target_value(&ev))></textarea>
+            <button class="link" on:click=move |_| text.set(serde_json::to_string_pretty(&builtin_rules()).unwrap_or_default())>"reset to the built-in rules"</button>
+        </details>
+        {move || error.get().map(|e| view! { <p class="error" id="rules-error">{e}</p> })}
+    }
+}
+
+/// Where each rule fired, per run, and the rules that could not be evaluated.
+#[component]
+fn HealthEvents(reports: Signal<Vec<HealthReport>>) -> impl IntoView {
+    view! {
+        <ul class="events" id="health-events">
+            {move || reports.get().into_iter().map(|rep| {
+                let na = rep.not_applicable.iter().map(|n| n.rule.clone()).collect::<Vec<_>>();
+                let events = rep.events.clone();
+                let quiet = if events.is_empty() { " no rule fired." } else { "" };
+                let run = rep.run.clone();
+                let run_attr = rep.run.clone();
+                let x = rep.x.clone();
+                view! {
+                    <li class="run-events" data-run=run_attr>
+                        <strong>{run}</strong>
+                        {quiet}
+                        <ul>
+                            {events.into_iter().map(|e| view! {
+                                <li class="event" data-rule=e.rule.clone()>
+                                    {format!("{} ({:?}): first at {} {} ({} = {}), {} firing(s), worst {}", e.rule, e.level, x, e.first_step, e.metric, e.first_value, e.count, e.value)}
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                        {(!na.is_empty()).then(|| view! { <p class="muted">{format!("not applicable (metric not logged): {}", na.join(", "))}</p> })}
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
+    }
+}
