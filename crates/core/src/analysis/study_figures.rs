@@ -51,16 +51,16 @@ pub fn surgery_figure(run: &str, result: &SurgeryResult, sources: Vec<String>) -
     let line = |v: &[f64]| -> Vec<[f64; 2]> { v.iter().enumerate().map(|(i, y)| [pct(i), *y]).collect() };
     let mut curves = Vec::new();
     if let Some(v) = &result.svd {
-        curves.push(BandCurve { name: "SVD (top-r directions of K)".into(), color: 0, points: line(v), band: None });
+        curves.push(BandCurve { name: "SVD (top-r of K)".into(), color: 0, points: line(v), band: None });
     }
     if let Some(v) = &result.gamma {
-        curves.push(BandCurve { name: "γ (smallest |γ| zeroed)".into(), color: 1, points: line(v), band: None });
+        curves.push(BandCurve { name: "γ (smallest |γ|)".into(), color: 1, points: line(v), band: None });
     }
     let mut seeds = 0;
     if let Some(r) = &result.random {
         seeds = r.losses.len();
         curves.push(BandCurve {
-            name: format!("random (mean of {seeds} seeds, min–max band)"),
+            name: format!("random ({seeds} seeds)"),
             color: 2,
             points: line(&r.mean),
             band: Some((0..r.mean.len()).map(|i| [pct(i), r.min[i], r.max[i]]).collect()),
@@ -106,7 +106,11 @@ pub fn scatter_figure(run: &str, importance: &Importance, sources: Vec<String>) 
         if p <= 1.0 / (n as f64 + 1.0) + 1e-15 {
             format!("p < {:.0e}", 1.0 / n as f64)
         } else {
-            format!("p = {p:.3}")
+            if p < 1e-3 {
+                format!("p = {p:.1e}")
+            } else {
+                format!("p = {p:.3}")
+            }
         }
     };
     let caption = if importance.has_key_norm {
@@ -121,7 +125,7 @@ pub fn scatter_figure(run: &str, importance: &Importance, sources: Vec<String>) 
             .map(|s| format!("Overall ρ = {:.3} ({}, n = {}, {} permutations).", s.rho, fmt_p(s.p_perm, s.n_perm), s.n, s.n_perm))
             .unwrap_or_default();
         format!(
-            "{run}: x = |γ_d| of the key norm, y = Σ_{{i≤r90}} V_{{d,i}}² (leverage of coordinate d in the \
+            "{run}: x = |γ_d| of the key norm, y = Σ_(i ≤ r90) V_di² (leverage of coordinate d in the \
              top-r90 right singular subspace of eval-batch K, mean over kv-heads). Spearman: {overall} {}.",
             per_layer.join("; ")
         )
