@@ -228,7 +228,7 @@ pub struct LayerPr {
 /// [`LayerPr`] for every layer of collected eval-batch keys (`seq_len` tokens per sequence).
 pub fn layer_pr_with_ci(keys: &KeyCollector, n_layers: usize, n_kv: usize, seq_len: usize, n_boot: usize, seed: u64) -> Result<Vec<LayerPr>, SpectrumError> {
     let d_k = keys.d_k();
-    if seq_len == 0 || keys.rows() % seq_len != 0 || keys.rows() == 0 {
+    if seq_len == 0 || !keys.rows().is_multiple_of(seq_len) || keys.rows() == 0 {
         return Err(SpectrumError::EmptyMatrix);
     }
     let n_seq = keys.rows() / seq_len;

@@ -53,9 +53,9 @@ fn seed_sequence_pool(seed: u64) -> [u32; POOL_SIZE] {
         }
     }
     for &e in entropy.iter().skip(POOL_SIZE) {
-        for dst in 0..POOL_SIZE {
+        for p in pool.iter_mut() {
             let h = hashmix(e);
-            pool[dst] = mix(pool[dst], h);
+            *p = mix(*p, h);
         }
     }
     pool

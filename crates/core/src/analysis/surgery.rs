@@ -282,7 +282,9 @@ impl SurgeryPlan {
         self.edit_removing(job.strategy, m, job.seed.unwrap_or(0))
     }
 
-    /// The key edit removing `m` dimensions (also for m = 0, e.g. to test that the edit is the identity).
+    /// The key edit removing `m` dimensions (also for m = 0, e.g. to test that
+    /// the edit is the identity). A strategy or seed the plan was not built
+    /// for gives an edit that changes nothing.
     pub fn edit_removing(&self, strategy: Strategy, m: usize, seed: usize) -> KeyEdit {
         let d_k = self.d_k;
         match strategy {
@@ -292,11 +294,17 @@ impl SurgeryPlan {
                 d_k,
             },
             Strategy::Gamma => KeyEdit::Zero {
-                zero: self.gamma_order.iter().flatten().map(|o| o[..m].to_vec()).collect(),
+                zero: match &self.gamma_order {
+                    Some(orders) => orders.iter().map(|o| o[..m.min(d_k)].to_vec()).collect(),
+                    None => vec![Vec::new(); self.n_layers],
+                },
                 d_k,
             },
             Strategy::Random => KeyEdit::Zero {
-                zero: self.random_perms[seed].iter().map(|p| p[..m].to_vec()).collect(),
+                zero: match self.random_perms.get(seed) {
+                    Some(perms) => perms.iter().map(|p| p[..m.min(d_k)].to_vec()).collect(),
+                    None => vec![Vec::new(); self.n_layers],
+                },
                 d_k,
             },
         }
