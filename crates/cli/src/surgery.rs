@@ -137,7 +137,10 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
         &eval,
         &heldout,
         &options,
-        &mut |p| eprint!("\r{:>3}/{} {:<6} p = {:.2}   ", p.done + 1, p.total, p.strategy.label(), p.fraction),
+        &mut |p| {
+            let what = if p.done == 0 { "baseline".to_owned() } else { format!("{} p = {:.2}", p.strategy.label(), p.fraction) };
+            eprint!("\r{:>3}/{} {what:<16}", p.done + 1, p.total);
+        },
         &|| false,
     )?;
     eprintln!("\rdone in {:.1?}{:30}", started.elapsed(), "");
