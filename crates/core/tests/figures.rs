@@ -385,3 +385,18 @@ fn fixed_ranges_clip_and_2x_scale_works() {
     assert!(to_png(&spec, W, H, f32::NAN).is_err());
     assert!(to_svg(&spec, 10, 10).is_err());
 }
+
+/// A band on bars is a per-bar range box (e.g. min–max over heads), drawn
+/// on top of each bar next to its error bar; bars without one are unchanged.
+#[test]
+fn bar_ranges_draw_a_box_per_bar() {
+    let plain = bars_spec();
+    let mut boxed = plain.clone();
+    for s in &mut boxed.series {
+        s.band = Some((0..4).map(|l| [l as f64, 9.0 + l as f64, 12.5 + l as f64]).collect());
+    }
+    let count = |spec: &FigureSpec| to_svg(spec, W, H).expect("svg").matches("<rect").count();
+    // Two rectangles (translucent fill + outline) per bar: 2 runs × 4 layers.
+    assert_eq!(count(&boxed), count(&plain) + 2 * 2 * 4);
+    render_and_check(&boxed, "layer_bars_ranges.png");
+}

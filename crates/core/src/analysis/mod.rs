@@ -13,3 +13,7 @@ pub mod jobs;
 pub mod study;
 pub mod weights;
 pub mod losscurve;
+pub mod numpy_rng;
+pub mod surgery;
+pub mod importance;
+pub mod study_figures;

@@ -567,7 +567,8 @@ where
     for s in spec.series.iter().filter(|s| s.style.is_span()) {
         draw_spans(plot, s, xm, ym)?;
     }
-    for s in &spec.series {
+    // A band on bars is a per-bar range (e.g. min–max over heads), drawn with the bar.
+    for s in spec.series.iter().filter(|s| s.style != Style::Bars) {
         if let Some(band) = &s.band {
             draw_band(plot, band, s.color, xm, ym)?;
         }
@@ -582,6 +583,9 @@ where
             let (xa, xb) = (p[0] + offset - bar_w * 0.45, p[0] + offset + bar_w * 0.45);
             plot.draw(&Rectangle::new([(xa, base), (xb, ym.clamp(p[1]))], palette::color(s.color).filled()))
                 .map_err(backend_err)?;
+        }
+        if let Some(ranges) = &s.band {
+            draw_bar_ranges(plot, ranges, offset, bar_w * 0.5, xm, ym)?;
         }
         if let Some(errs) = &s.error_bars {
             draw_error_bars(plot, errs, offset, xm, ym)?;
@@ -693,6 +697,30 @@ where
             plot.draw(&(EmptyElement::at(at) + Text::new(s.name.clone(), (4, 3), label.clone())))
                 .map_err(backend_err)?;
         }
+    }
+    Ok(())
+}
+
+/// A bar's range (`[x, lo, hi]`) as a hollow box `width` wide (x units), centred on the bar.
+fn draw_bar_ranges<DB: DrawingBackend, X, Y>(
+    plot: &Plot<'_, DB, X, Y>,
+    ranges: &[[f64; 3]],
+    x_offset: f64,
+    width: f64,
+    xm: AxisMap,
+    ym: AxisMap,
+) -> Result<(), FigureError>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let style = RGBColor(40, 40, 40).stroke_width(1);
+    for r in ranges.iter().filter(|r| xm.valid(r[0]) && ym.valid(r[1]) && ym.valid(r[2]) && xm.contains(r[0])) {
+        let x = r[0] + x_offset;
+        let (lo, hi) = (ym.clamp(r[1].min(r[2])), ym.clamp(r[1].max(r[2])));
+        plot.draw(&Rectangle::new([(x - width / 2.0, lo), (x + width / 2.0, hi)], WHITE.mix(0.35).filled()))
+            .map_err(backend_err)?;
+        plot.draw(&Rectangle::new([(x - width / 2.0, lo), (x + width / 2.0, hi)], style)).map_err(backend_err)?;
     }
     Ok(())
 }

@@ -115,6 +115,11 @@ impl ModelWeights {
         &self.arch
     }
 
+    /// The key norm's weight γ of `layer` (length d_k), `None` without a key norm.
+    pub fn key_norm_weight(&self, layer: usize) -> Option<&[f32]> {
+        self.layers.get(layer)?.k_norm.as_deref()
+    }
+
     /// The output head `[vocab, d_model]`: its own tensor, or the embedding when tied.
     pub(super) fn lm_head(&self) -> &Matrix {
         self.lm_head.as_ref().unwrap_or(&self.embedding)
