@@ -4,6 +4,7 @@ use crate::components::{
     drop_zone::DropZone, figures::Figures, inventory_table::InventoryTable, run_list::RunList, shared_view::SharedView,
 };
 use crate::components::loss_curves::LossCurves;
+use crate::components::study_panel::StudyPanel;
 use crate::state::AppState;
 use leptos::prelude::*;
 
@@ -25,6 +26,7 @@ pub fn App() -> impl IntoView {
             <Notice/>
             <RunList/>
             <Figures/>
+            <StudyPanel/>
             <LossCurves/>
             <InventoryTable/>
         </main>

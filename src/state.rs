@@ -7,7 +7,8 @@ use crate::web::worker_pool::{self, Runner, Task};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::analysis::collect::SpectraFailure;
-use rankscope_core::analysis::jobs::{job_files, pick_batches, CheckpointJob, JobKind, JobOutput};
+use rankscope_core::analysis::study::CheckpointSel;
+use rankscope_core::analysis::jobs::{job_files, pick_batches, StudyOptions, StudyOutput, CheckpointJob, JobKind, JobOutput};
 use rankscope_core::analysis::study::{CheckpointSpectra, RunSpectra};
 use rankscope_core::analysis::activations::{ActivationCheckpoint, ActivationRun, ActivationSpectra};
 use rankscope_core::analysis::weights::WeightSpectra;
@@ -52,6 +53,10 @@ pub struct AppState {
     /// (see [`pick_batches`]).
     pub eval_choice: RwSignal<Option<String>>,
     pub heldout_choice: RwSignal<Option<String>>,
+    /// Figures 3–5: per run, the study job's output at the chosen checkpoint.
+    pub study: RwSignal<Vec<StudyRun>>,
+    /// "Figures 3–5: 1 of 4 runs — A1: surgery: SVD at 30% pruned (4 of 46)".
+    pub study_progress: RwSignal<Option<String>>,
     /// Where the last analysis ran ("2 Web Workers" or "the main thread (…)").
     pub spectra_runner: RwSignal<Option<String>>,
     /// The dropped files by path: handles only (a `File` is not its bytes),
@@ -76,6 +81,8 @@ impl AppState {
             spectra_active: RwSignal::new(BTreeMap::new()),
             spectra_runner: RwSignal::new(None),
             activations: RwSignal::new(Vec::new()),
+            study: RwSignal::new(Vec::new()),
+            study_progress: RwSignal::new(None),
             eval_choice: RwSignal::new(None),
             heldout_choice: RwSignal::new(None),
             blobs: StoredValue::new_local(HashMap::new()),
@@ -276,7 +283,7 @@ impl AppState {
                             }),
                         }
                     }
-                    Ok(JobOutput::NotRecognised) => {}
+                    Ok(JobOutput::NotRecognised | JobOutput::Study(_)) => {}
                     Err(message) => self
                         .spectra_failures
                         .update(|f| f.push(SpectraFailure { path, message })),
@@ -307,13 +314,112 @@ impl AppState {
         }
     }
 
+    /// Figures 3–5 for every run at one checkpoint (`at`): one study job per
+    /// run on the worker pool (model loaded once; K on the eval batch; layer
+    /// PR with bootstrap CI; γ-vs-SVD importance; the surgery sweep).
+    pub async fn compute_study(self, at: CheckpointSel, options: StudyOptions) {
+        let inventory = self.inventory.get_untracked();
+        let (eval, heldout) = pick_batches(
+            &inventory.token_batches,
+            self.eval_choice.get_untracked(),
+            self.heldout_choice.get_untracked(),
+        );
+        let (Some(eval), Some(heldout)) = (eval, heldout) else {
+            self.notice.set(Some("Figures 3–5 need an eval batch and a different held-out batch".into()));
+            return;
+        };
+        worker_pool::cancel();
+        let generation = self.generation.get_value() + 1;
+        self.generation.set_value(generation);
+        let mut tasks = Vec::new();
+        let mut slots = Vec::new();
+        for (color, run) in inventory.runs.iter().enumerate() {
+            let known: Vec<&CheckpointRef> = run
+                .checkpoints
+                .iter()
+                .filter(|c| matches!(inventory.files[c.file].recognition, Some(Recognition::Known(_))))
+                .collect();
+            let chosen = match at {
+                CheckpointSel::Final => known.last(),
+                CheckpointSel::Index(i) => known.get(i.min(known.len().saturating_sub(1))),
+            };
+            let Some(c) = chosen else { continue };
+            let files = job_files(&inventory, c.file, &[eval.as_str(), heldout.as_str()]);
+            let paths: Vec<String> = files.iter().map(|&i| inventory.files[i].path.clone()).collect();
+            let Some(blobs) = self.blobs.with_value(|b| paths.iter().map(|p| b.get(p).cloned()).collect::<Option<Vec<_>>>())
+            else {
+                continue;
+            };
+            let kind = JobKind::Study { eval: eval.clone(), heldout: heldout.clone(), options: options.clone() };
+            tasks.push(Task { job: CheckpointJob { checkpoint: c.path.clone(), files: paths, kind }, blobs });
+            slots.push((color, run.name.clone(), (*c).clone()));
+        }
+        let total = tasks.len();
+        self.study.set(Vec::new());
+        if total == 0 {
+            return;
+        }
+        let current = move || self.generation.get_value() == generation;
+        let slots = Rc::new(slots);
+        let finished = Rc::new(Cell::new(0usize));
+        let lines: Rc<RefCell<BTreeMap<usize, String>>> = Rc::new(RefCell::new(BTreeMap::new()));
+        let show = {
+            let (finished, lines, slots) = (finished.clone(), lines.clone(), slots.clone());
+            move || {
+                let now: Vec<String> = lines.borrow().iter().map(|(i, l)| format!("{}: {l}", slots[*i].1)).collect();
+                self.study_progress.set(Some(format!(
+                    "Figures 3–5: {} of {total} runs done{}{}",
+                    finished.get(),
+                    if now.is_empty() { "" } else { " — " },
+                    now.join("; ")
+                )));
+            }
+        };
+        show();
+        let progress = {
+            let (lines, show) = (lines.clone(), show.clone());
+            Rc::new(move |i: usize, line: &str, _f: f64| {
+                if current() {
+                    lines.borrow_mut().insert(i, line.to_string());
+                    show();
+                }
+            })
+        };
+        let done = {
+            let (slots, finished, lines) = (slots.clone(), finished.clone(), lines.clone());
+            Rc::new(move |i: usize, result: Result<JobOutput, String>| {
+                if !current() {
+                    return;
+                }
+                finished.set(finished.get() + 1);
+                lines.borrow_mut().remove(&i);
+                let (color, run, c) = &slots[i];
+                let output = match result {
+                    Ok(JobOutput::Study(out)) => Ok(*out),
+                    Ok(_) => Err("the checkpoint's architecture is not recognised".to_string()),
+                    Err(e) => Err(e),
+                };
+                self.study.update(|s| {
+                    s.push(StudyRun { run: run.clone(), color: *color, checkpoint: c.clone(), output });
+                    s.sort_by_key(|r| r.color);
+                });
+                show();
+            })
+        };
+        worker_pool::run_tasks(tasks, progress, done, |_| {}).await;
+        if current() {
+            self.study_progress.set(None);
+        }
+    }
+
     /// Stops reading queued files and the running analysis.
     pub fn cancel_all(self) {
         self.cancel.set(true);
-        if self.spectra_progress.with_untracked(Option::is_some) {
+        if self.spectra_progress.with_untracked(Option::is_some) || self.study_progress.with_untracked(Option::is_some) {
             worker_pool::cancel();
             self.generation.set_value(self.generation.get_value() + 1);
             self.spectra_progress.set(None);
+            self.study_progress.set(None);
             self.spectra_active.set(BTreeMap::new());
             self.notice.set(Some(
                 "cancelled: the analysis stopped; figures show the checkpoints done so far".into(),
@@ -351,6 +457,7 @@ impl AppState {
         self.notice.set(None);
         self.spectra.set(Vec::new());
         self.activations.set(Vec::new());
+        self.study.set(Vec::new());
         self.spectra_failures.set(Vec::new());
         self.blobs.update_value(HashMap::clear);
         self.generation.set_value(self.generation.get_value() + 1);
@@ -358,6 +465,15 @@ impl AppState {
         self.spectra_progress.set(None);
         self.spectra_active.set(BTreeMap::new());
     }
+}
+
+/// One run's Figures 3–5 numbers at the chosen checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StudyRun {
+    pub run: String,
+    pub color: usize,
+    pub checkpoint: CheckpointRef,
+    pub output: Result<StudyOutput, String>,
 }
 
 /// The finished checkpoints as runs in inventory order (a run's palette colour

@@ -7,6 +7,7 @@ pub mod inventory_table;
 pub mod loss_curves;
 pub mod run_list;
 pub mod shared_view;
+pub mod study_panel;
 
 /// Bytes as a short human size (`1.5 MB`).
 pub fn human_size(bytes: u64) -> String {

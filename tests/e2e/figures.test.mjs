@@ -98,3 +98,41 @@ test('with the eval and held-out batches, Figure 1 shows activation PR (K on the
   await page.waitForFunction(() => /of W_k/.test(document.querySelector('#figure-trajectory figcaption').textContent));
   assert.deepEqual(errors, []);
 });
+
+test('all five figures render for the fixture study (Figures 3–5 on demand)', async () => {
+  const { page, errors } = await openPage(browser, url);
+  const files = ['eval_tokens.safetensors', 'heldout_tokens.safetensors'];
+  for (const run of ['A1', 'A2', 'B1', 'B2', 'C1', 'C2']) {
+    for (const p of await (await fetch(`${url}__fixtures/__list?dir=runs/${run}`)).json()) {
+      if (p.endsWith('.safetensors')) files.push(p);
+    }
+  }
+  await dropFiles(page, files.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
+  await waitForInventory(page, files.length);
+  await page.waitForFunction(() => !document.querySelector('#spectra-progress')
+    && /K = W_k·X/.test(document.querySelector('#figure-trajectory figcaption')?.textContent ?? ''), null, { timeout: 180_000 });
+  await page.fill('#study-seeds', '3');
+  await page.dispatchEvent('#study-seeds', 'change');
+  await page.click('#compute-study');
+  await page.waitForSelector('#study-progress', { timeout: 30_000 });
+  await page.waitForSelector('#figure-layers[data-series="6"] canvas', { timeout: 300_000 });
+  await page.waitForFunction(() => !document.querySelector('#study-progress'), null, { timeout: 300_000 });
+  assert.equal(await page.$eval('#figure-layers', (f) => f.dataset.seriesNames), 'A1, A2, B1, B2, C1, C2');
+  // A1 has a key norm: SVD, γ and random curves; its scatter has one colour per layer.
+  await page.waitForSelector('#figure-surgery canvas');
+  const surgery = await page.$eval('#figure-surgery', (f) => f.dataset.seriesNames);
+  assert.match(surgery, /SVD/); assert.match(surgery, /γ/); assert.match(surgery, /random/);
+  assert.equal(await page.$eval('#figure-scatter', (f) => f.dataset.series), '4');
+  // A2 has no key norm: no γ curve, and the scatter says why it is empty.
+  await page.selectOption('#study-run', 'A2');
+  await page.waitForFunction(() => !/γ/.test(document.querySelector('#figure-surgery').dataset.seriesNames));
+  assert.deepEqual(await page.$$eval('#study p.error', (e) => e.map((x) => x.textContent)), []);
+  for (const id of ['figure-trajectory', 'figure-waterfall', 'figure-layers', 'figure-surgery']) {
+    assert.ok(await inked(page, id) > 5000, `${id} is drawn`);
+  }
+  await page.selectOption('#study-run', 'B1');
+  await page.waitForFunction(() => document.querySelector('#figure-scatter')?.dataset.series === '4');
+  assert.ok(await inked(page, 'figure-scatter') > 5000, 'scatter is drawn');
+  await page.screenshot({ path: path.join(outDir, 'figures-3-5.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+});

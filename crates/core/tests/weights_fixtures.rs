@@ -199,3 +199,55 @@ fn a_worker_job_with_an_eval_batch_gives_the_reference_activations() {
     let JobOutput::WeightsAndActivations { activations: Err(why), .. } = out else { panic!("{out:?}") };
     assert!(why.contains("eval_tokens.safetensors is not a readable token batch"), "{why}");
 }
+
+/// Figures 3–5 as a worker computes them: B1's final checkpoint's surgery
+/// losses and Spearman ρ are the reference's; A2 (no key norm) sweeps no γ.
+#[test]
+fn a_study_job_reproduces_the_reference_surgery_and_importance() {
+    use rankscope_core::analysis::jobs::{run_checkpoint_job, CheckpointJob, JobKind, JobOutput, StudyOptions};
+    let mut options = StudyOptions { n_boot: 50, ..StudyOptions::default() };
+    options.sweep.seeds = 2;
+    for run in ["B1", "A2"] {
+        let expected: Value =
+            serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/expected/{run}.json")).unwrap()).unwrap();
+        let last = expected["checkpoints"].as_array().unwrap().last().unwrap();
+        let ckpt = format!("runs/{run}/{}", last["file"].as_str().unwrap().rsplit('/').next().unwrap());
+        let job = CheckpointJob {
+            checkpoint: ckpt.clone(),
+            files: vec![ckpt.clone(), "eval_tokens.safetensors".into(), "heldout_tokens.safetensors".into()],
+            kind: JobKind::Study {
+                eval: "eval_tokens.safetensors".into(),
+                heldout: "heldout_tokens.safetensors".into(),
+                options: options.clone(),
+            },
+        };
+        let sources: Vec<Vec<u8>> = job.files.iter().map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap()).collect();
+        let out = block_on(run_checkpoint_job(&job, &sources, &mut |_, _| {})).expect("job runs");
+        let JobOutput::Study(study) = out else { panic!("{run}: {out:?}") };
+        let surgery = study.surgery.expect("surgery");
+        let want = &last["final"]["surgery"];
+        for (i, got) in surgery.svd.as_ref().unwrap().iter().enumerate() {
+            assert!((got - num(&want["svd"][i])).abs() <= 1e-4, "{run} svd[{i}] {got}");
+        }
+        for (seed, losses) in surgery.random.as_ref().unwrap().losses.iter().enumerate() {
+            for (i, got) in losses.iter().enumerate() {
+                assert!((got - num(&want["random"]["losses"][seed][i])).abs() <= 1e-4, "{run} random[{seed}][{i}] {got}");
+            }
+        }
+        let layers = study.layers.expect("layer PR");
+        assert_eq!(layers.len(), 4);
+        assert!(layers.iter().all(|l| l.pr.lo <= l.pr.value && l.pr.value <= l.pr.hi), "{layers:?}");
+        let importance = study.importance.expect("importance");
+        match run {
+            "B1" => {
+                assert_eq!(surgery.gamma.as_ref().unwrap().len(), 10);
+                let rho = importance.overall.as_ref().unwrap().rho;
+                assert!((rho - num(&last["final"]["gamma_vs_svd"]["overall"]["rho"])).abs() <= 1e-6, "ρ {rho}");
+            }
+            _ => {
+                assert_eq!(surgery.gamma, None, "no key norm, no γ sweep");
+                assert!(!importance.has_key_norm);
+            }
+        }
+    }
+}

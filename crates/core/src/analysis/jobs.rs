@@ -9,7 +9,10 @@
 
 use super::activations::{ActivationSpectra, KeyVariant, Progress};
 use super::collect::{checkpoint_activation_spectra, checkpoint_weight_spectra, open_checkpoint};
+use super::importance::{gamma_vs_svd, layer_pr_with_ci, Importance, LayerPr};
+use super::surgery::{has_key_norm, run_sweep, Strategy, SurgeryResult, SweepOptions};
 use super::weights::{Shards, WeightSpectra};
+use crate::model::forward::ModelWeights;
 use crate::inventory::{inspect_file, Content, FileKind, Inventory};
 use crate::model::arch::Recognition;
 use crate::source::AsyncByteSource;
@@ -24,6 +27,36 @@ pub enum JobKind {
     /// activation spectra (all variants) and, with a held-out batch, its loss.
     /// `eval` and `heldout` are paths among the job's files.
     WeightsAndActivations { eval: String, heldout: Option<String> },
+    /// Figures 3–5 for one checkpoint: K PR per layer with a bootstrap CI
+    /// over eval sequences, γ-vs-SVD importance, and the surgery sweep (basis
+    /// from `eval`, loss on `heldout` — never the same batch).
+    Study { eval: String, heldout: String, options: StudyOptions },
+}
+
+/// Settings of a [`JobKind::Study`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyOptions {
+    /// Surgery fractions, strategies and random seeds (γ is dropped for a
+    /// model without a key norm, and the output says so).
+    pub sweep: SweepOptions,
+    /// Bootstrap resamples for Figure 3's intervals.
+    pub n_boot: usize,
+    /// Permutations for the Spearman p-value of Figure 5.
+    pub n_perm: usize,
+}
+
+impl Default for StudyOptions {
+    fn default() -> Self {
+        Self { sweep: SweepOptions::default(), n_boot: 1000, n_perm: 10_000 }
+    }
+}
+
+/// Figures 3–5's numbers for one checkpoint; each part can fail alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyOutput {
+    pub layers: Result<Vec<LayerPr>, String>,
+    pub importance: Result<Importance, String>,
+    pub surgery: Result<SurgeryResult, String>,
 }
 
 /// One checkpoint's job. `files[i]` is the path of the i-th Blob sent with it.
@@ -43,6 +76,7 @@ pub enum JobOutput {
     /// vocabulary, an architecture the forward pass does not run): the
     /// weight spectra are kept either way.
     WeightsAndActivations { weights: WeightSpectra, activations: Result<ActivationSpectra, String> },
+    Study(Box<StudyOutput>),
     /// The architecture was not recognised; the inventory says why.
     NotRecognised,
 }
@@ -102,6 +136,9 @@ pub async fn run_checkpoint_job<S: AsyncByteSource + Clone>(
         Some(Recognition::Known(arch)) => arch.n_layers,
         _ => 0,
     };
+    if let JobKind::Study { eval, heldout, options } = &job.kind {
+        return run_study(&inv, index, &open, eval, heldout, options, progress).await;
+    }
     let mut weights_progress = |f: f64| {
         let done = (f * n_layers as f64).round() as usize;
         progress(&format!("weight spectra: layer {done} of {n_layers}"), f);
@@ -112,6 +149,7 @@ pub async fn run_checkpoint_job<S: AsyncByteSource + Clone>(
     let (eval, heldout) = match &job.kind {
         JobKind::WeightSpectra => return Ok(JobOutput::WeightSpectra(weights)),
         JobKind::WeightsAndActivations { eval, heldout } => (eval, heldout),
+        JobKind::Study { .. } => unreachable!("handled above"),
     };
     let batch = |path: &str| match inv.files.iter().find(|f| f.path == path).map(|f| &f.content) {
         Some(Content::TokenBatch(b)) => Ok(b),
@@ -130,6 +168,60 @@ pub async fn run_checkpoint_job<S: AsyncByteSource + Clone>(
     }
     .await;
     Ok(JobOutput::WeightsAndActivations { weights, activations })
+}
+
+/// The study job: load the model once, collect K on the eval batch, then
+/// Figure 3 (layer PR + CI), Figure 5 (importance) and Figure 4 (surgery).
+async fn run_study<S: AsyncByteSource + Clone>(
+    inv: &Inventory,
+    index: usize,
+    open: &dyn Fn(usize) -> Option<S>,
+    eval: &str,
+    heldout: &str,
+    options: &StudyOptions,
+    progress: &mut dyn FnMut(&str, f64),
+) -> Result<JobOutput, String> {
+    if eval == heldout {
+        return Err("the surgery basis and its loss must come from different batches: choose another held-out batch".into());
+    }
+    let batch = |path: &str| match inv.files.iter().find(|f| f.path == path).map(|f| &f.content) {
+        Some(Content::TokenBatch(b)) => Ok(b),
+        _ => Err(format!("{path} is not a readable token batch")),
+    };
+    let (eval, heldout) = (batch(eval)?, batch(heldout)?);
+    let Some(Recognition::Known(arch)) = &inv.files[index].recognition else { return Ok(JobOutput::NotRecognised) };
+    let (headers, parts) = open_checkpoint(inv, index, open).ok_or("its file is no longer readable")?;
+    let shards = Shards { parts: headers.into_iter().zip(parts.iter()).collect() };
+    let n = arch.n_layers;
+    let model = ModelWeights::load(&shards, arch, &mut |f| {
+        progress(&format!("loading weights: layer {} of {n}", (f * n as f64).round() as usize), 0.0)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    progress("forward pass on the eval batch", 0.0);
+    let keys = model.collect_keys(eval, None).map_err(|e| e.to_string())?;
+    progress("layer PR with bootstrap intervals", 0.0);
+    let layers = layer_pr_with_ci(&keys, n, arch.n_kv_heads, eval.seq_len, options.n_boot, 0).map_err(|e| e.to_string());
+    progress("γ vs SVD importance", 0.0);
+    let importance = gamma_vs_svd(&model, &keys, options.n_perm, 0).map_err(|e| e.to_string());
+    drop(keys);
+    let mut sweep = options.sweep.clone();
+    if !has_key_norm(&model) {
+        sweep.strategies.retain(|s| *s != Strategy::Gamma);
+    }
+    let surgery = run_sweep(
+        &model,
+        eval,
+        heldout,
+        &sweep,
+        &mut |p| {
+            let f = p.done as f64 / p.total.max(1) as f64;
+            progress(&format!("surgery: {} at {:.0}% pruned ({} of {})", p.strategy.label(), p.fraction * 100.0, p.done, p.total), f)
+        },
+        &|| false,
+    )
+    .map_err(|e| e.to_string());
+    Ok(JobOutput::Study(Box::new(StudyOutput { layers, importance, surgery })))
 }
 
 /// The eval and held-out batches for the forward pass: the user's choice,

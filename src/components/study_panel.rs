@@ -1,0 +1,155 @@
+//! Figures 3–5 (data complexity per layer, key surgery, γ vs SVD importance),
+//! computed on demand: each needs forward passes (the surgery sweep about 46
+//! to 65 per run), so the user starts them and can cancel.
+
+use super::figure_canvas::FigureCanvas;
+use crate::state::{AppState, StudyRun};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use rankscope_core::analysis::jobs::{pick_batches, StudyOptions};
+use rankscope_core::analysis::study::CheckpointSel;
+use rankscope_core::analysis::study_figures::{layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun};
+use rankscope_core::figures::spec::FigureSpec;
+
+fn checkpoint_label(r: &StudyRun) -> String {
+    match r.checkpoint.tokens {
+        Some(t) => format!("checkpoint at {t} tokens"),
+        None => r.checkpoint.path.clone(),
+    }
+}
+
+#[component]
+pub fn StudyPanel() -> impl IntoView {
+    let state = AppState::use_context();
+    let at_final = RwSignal::new(true);
+    let at_index = RwSignal::new(0usize);
+    let seeds = RwSignal::new(5usize);
+    let step_pct = RwSignal::new(10usize);
+    let chosen_run = RwSignal::new(None::<String>);
+
+    let has_checkpoints = move || state.inventory.with(|i| i.runs.iter().any(|r| !r.checkpoints.is_empty()));
+    let batches = move || {
+        state.inventory.with(|inv| pick_batches(&inv.token_batches, state.eval_choice.get(), state.heldout_choice.get()))
+    };
+    let ready = move || matches!(batches(), (Some(_), Some(_)));
+    let busy = move || state.study_progress.with(Option::is_some) || state.spectra_progress.with(Option::is_some);
+    let max_ckpts = move || state.inventory.with(|i| i.runs.iter().map(|r| r.checkpoints.len()).max().unwrap_or(0));
+
+    let start = move |_| {
+        let at = if at_final.get_untracked() { CheckpointSel::Final } else { CheckpointSel::Index(at_index.get_untracked()) };
+        let mut options = StudyOptions::default();
+        options.sweep.seeds = seeds.get_untracked();
+        let step = step_pct.get_untracked().clamp(1, 50);
+        options.sweep.fractions = (0..100).step_by(step).map(|p| p as f64 / 100.0).collect();
+        spawn_local(state.compute_study(at, options));
+    };
+
+    let n_boot = StudyOptions::default().n_boot;
+    let layers = Signal::derive(move || -> Option<FigureSpec> {
+        state.study.with(|runs| {
+            let ok: Vec<LayerPrRun> = runs
+                .iter()
+                .filter_map(|r| {
+                    let layers = r.output.as_ref().ok()?.layers.as_ref().ok()?.clone();
+                    Some(LayerPrRun { run: r.run.clone(), color: r.color, checkpoint: checkpoint_label(r), layers })
+                })
+                .collect();
+            let sources = runs.iter().map(|r| r.checkpoint.path.clone()).collect();
+            (!ok.is_empty()).then(|| layer_pr_figure(&ok, n_boot, sources))
+        })
+    });
+    let run_names = move || state.study.with(|runs| runs.iter().map(|r| r.run.clone()).collect::<Vec<_>>());
+    let selected = move || -> Option<StudyRun> {
+        state.study.with(|runs| {
+            let want = chosen_run.get();
+            runs.iter().find(|r| Some(&r.run) == want.as_ref()).or(runs.first()).cloned()
+        })
+    };
+    let surgery = Signal::derive(move || -> Option<FigureSpec> {
+        let r = selected()?;
+        let result = r.output.as_ref().ok()?.surgery.as_ref().ok()?;
+        Some(surgery_figure(&r.run, result, vec![r.checkpoint.path.clone()]))
+    });
+    let scatter = Signal::derive(move || -> Option<FigureSpec> {
+        let r = selected()?;
+        let importance = r.output.as_ref().ok()?.importance.as_ref().ok()?;
+        Some(scatter_figure(&r.run, importance, vec![r.checkpoint.path.clone()]))
+    });
+    // Every part that failed, by run: shown under the controls.
+    let problems = move || -> Vec<String> {
+        state.study.with(|runs| {
+            let mut out = Vec::new();
+            for r in runs {
+                match &r.output {
+                    Err(e) => out.push(format!("{}: {e}", r.run)),
+                    Ok(o) => {
+                        let parts = [
+                            ("layer PR", o.layers.as_ref().err()),
+                            ("importance", o.importance.as_ref().err()),
+                            ("surgery", o.surgery.as_ref().err()),
+                        ];
+                        out.extend(parts.iter().filter_map(|(what, e)| e.map(|e| format!("{}: {what}: {e}", r.run))));
+                    }
+                }
+            }
+            out
+        })
+    };
+
+    view! {
+        <Show when=has_checkpoints>
+            <section class="figures" id="study">
+                <h2>"Figures 3–5 — data complexity, surgery, γ vs SVD"</h2>
+                <p class="note">
+                    "Each run's model is loaded once at the chosen checkpoint; K comes from the eval batch, the "
+                    "surgery losses from the held-out batch. The sweep runs one forward pass per strategy, "
+                    "fraction and seed."
+                </p>
+                <div class="controls">
+                    <label>"checkpoint "
+                        <select id="study-checkpoint" on:change=move |ev| {
+                            match event_target_value(&ev).parse::<usize>() {
+                                Ok(i) => { at_final.set(false); at_index.set(i) }
+                                Err(_) => at_final.set(true),
+                            }
+                        }>
+                            <option value="final">"final"</option>
+                            {move || (0..max_ckpts()).map(|i| view! { <option value=i.to_string()>{format!("#{} in training order", i + 1)}</option> }).collect_view()}
+                        </select>
+                    </label>
+                    <label>"random seeds "
+                        <input id="study-seeds" class="num" type="number" min="1" max="20" prop:value=move || seeds.get().to_string()
+                            on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { seeds.set(v.clamp(1, 20)) } }/>
+                    </label>
+                    <label>"fraction step (%) "
+                        <input id="study-step" class="num" type="number" min="1" max="50" prop:value=move || step_pct.get().to_string()
+                            on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { step_pct.set(v.clamp(1, 50)) } }/>
+                    </label>
+                    <button id="compute-study" class="button primary" on:click=start disabled=move || busy() || !ready()>
+                        "Compute Figures 3–5"
+                    </button>
+                    {move || (!ready()).then(|| view! {
+                        <span class="note">"needs an eval batch and a different held-out batch (see the batch choice above)"</span>
+                    })}
+                </div>
+                {move || state.study_progress.get().map(|p| view! { <p class="progress" id="study-progress">{p}</p> })}
+                <For each=problems key=|p| p.clone() let:p>
+                    <p class="error">{p}</p>
+                </For>
+                <h3>"Figure 3 — K PR per layer"</h3>
+                <FigureCanvas id="figure-layers" spec=layers empty_text="Compute Figures 3–5 to see PR per layer, runs side by side."/>
+                <div class="controls">
+                    <label>"run (Figures 4 and 5) "
+                        <select id="study-run" on:change=move |ev| chosen_run.set(Some(event_target_value(&ev)))>
+                            {move || run_names().into_iter().map(|r| view! { <option value=r.clone()>{r.clone()}</option> }).collect_view()}
+                        </select>
+                    </label>
+                </div>
+                <h3>"Figure 4 — key-dimension surgery"</h3>
+                <FigureCanvas id="figure-surgery" spec=surgery empty_text="Compute Figures 3–5 to see held-out loss vs % of key dimensions pruned."/>
+                <h3>"Figure 5 — |γ| vs SVD importance"</h3>
+                <FigureCanvas id="figure-scatter" spec=scatter empty_text="Figure 5 needs a run with a key norm (γ); compute Figures 3–5 first."/>
+            </section>
+        </Show>
+    }
+}
