@@ -8,7 +8,10 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::analysis::collect::SpectraFailure;
 use rankscope_core::analysis::study::CheckpointSel;
-use rankscope_core::analysis::jobs::{job_files, pick_batches, StudyOptions, StudyOutput, CheckpointJob, JobKind, JobOutput};
+use rankscope_core::session::{load_session, looks_like_session, Session, SessionError};
+use rankscope_core::share::SourceFile;
+use rankscope_core::AsyncByteSource;
+use rankscope_core::analysis::jobs::{job_files, pick_batches, StudyOptions, CheckpointJob, JobKind, JobOutput};
 use rankscope_core::analysis::study::{CheckpointSpectra, RunSpectra};
 use rankscope_core::analysis::activations::{ActivationCheckpoint, ActivationRun, ActivationSpectra};
 use rankscope_core::analysis::weights::WeightSpectra;
@@ -122,6 +125,7 @@ impl AppState {
             .update(|p| p.extend(queued.iter().map(|(q, _)| q.clone())));
         spawn_local(async move {
             let mut skipped = 0;
+            let mut inspected = 0;
             for (pending, file) in queued {
                 if self.cancel.get_untracked() {
                     skipped += 1;
@@ -132,6 +136,16 @@ impl AppState {
                     b.insert(file.path.clone(), file.file.clone());
                 });
                 let src = BlobSource::new(file.file);
+                // A saved session is opened, not inventoried.
+                if let Some(result) = read_session(&src).await {
+                    self.pending.update(|p| p.retain(|q| q.id != pending.id));
+                    match result {
+                        Ok(session) => self.open_session(session, &file.path),
+                        Err(e) => self.notice.set(Some(format!("{}: {e}", file.path))),
+                    }
+                    continue;
+                }
+                inspected += 1;
                 let progress = pending.progress;
                 let mut entry = inspect_file(&file.path, &src, &mut |x| progress.set(x)).await;
                 if let Some(new) = entry
@@ -153,7 +167,8 @@ impl AppState {
                 self.notice
                     .set(Some(format!("cancelled: {skipped} file(s) were not read")));
             }
-            if self.pending.with_untracked(Vec::is_empty) {
+            // A drop of only session files keeps the session's numbers.
+            if inspected > 0 && self.pending.with_untracked(Vec::is_empty) {
                 self.compute_spectra().await;
             }
         });
@@ -412,6 +427,42 @@ impl AppState {
         }
     }
 
+    /// Everything computed, as a session file (the files themselves are not in it).
+    pub fn session(self) -> Session {
+        let files = self.inventory.with_untracked(|inv| {
+            inv.files.iter().map(|f| SourceFile { name: f.path.clone(), size: f.size, digest: None }).collect()
+        });
+        let mut s = Session::new(files);
+        s.weights = self.spectra.get_untracked();
+        s.activations = self.activations.get_untracked();
+        s.study = self.study.get_untracked();
+        s.failures = self.spectra_failures.get_untracked();
+        s.view = serde_json::json!({
+            "eval_batch": self.eval_choice.get_untracked(),
+            "heldout_batch": self.heldout_choice.get_untracked(),
+        });
+        s
+    }
+
+    /// Replaces the workspace with a saved session's numbers.
+    pub fn open_session(self, session: Session, name: &str) {
+        worker_pool::cancel();
+        self.generation.set_value(self.generation.get_value() + 1);
+        self.spectra_progress.set(None);
+        self.study_progress.set(None);
+        let n_runs = session.weights.len().max(session.activations.len());
+        let n_ckpts: usize = session.weights.iter().map(|r| r.checkpoints.len()).sum();
+        self.spectra.set(session.weights);
+        self.activations.set(session.activations);
+        self.study.set(session.study);
+        self.spectra_failures.set(session.failures);
+        self.notice.set(Some(format!(
+            "Opened {name}: a session saved by rankscope {} with {n_runs} run(s) and {n_ckpts} checkpoint(s), computed from {} file(s) that are not part of it.",
+            session.app_version,
+            session.files.len()
+        )));
+    }
+
     /// Stops reading queued files and the running analysis.
     pub fn cancel_all(self) {
         self.cancel.set(true);
@@ -467,14 +518,8 @@ impl AppState {
     }
 }
 
-/// One run's Figures 3–5 numbers at the chosen checkpoint.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StudyRun {
-    pub run: String,
-    pub color: usize,
-    pub checkpoint: CheckpointRef,
-    pub output: Result<StudyOutput, String>,
-}
+/// One run's Figures 3–5 numbers at the chosen checkpoint (as a session stores it).
+pub use rankscope_core::session::StudyRunRecord as StudyRun;
 
 /// The finished checkpoints as runs in inventory order (a run's palette colour
 /// is its index there), each in training order.
@@ -518,4 +563,18 @@ fn assemble_activation_runs(
         }
     }
     runs
+}
+
+/// `Some` when the file is a session file (recognised by its first bytes):
+/// the session, or why it cannot be opened.
+async fn read_session(src: &BlobSource) -> Option<Result<Session, SessionError>> {
+    let head = src.fetch(0, src.size().min(256) as usize).await.ok()?;
+    if !looks_like_session(&head) {
+        return None;
+    }
+    let bytes = match src.fetch(0, src.size() as usize).await {
+        Ok(b) => b,
+        Err(e) => return Some(Err(SessionError::Damaged(e.to_string()))),
+    };
+    Some(load_session(&String::from_utf8_lossy(&bytes)))
 }

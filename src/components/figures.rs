@@ -4,6 +4,7 @@
 
 use super::figure_canvas::FigureCanvas;
 use crate::state::AppState;
+use crate::web::export::save_text;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::analysis::activations::KeyVariant;
@@ -181,6 +182,12 @@ pub fn Figures() -> impl IntoView {
         <Show when=move || has_spectra() || has_imported() || state.spectra_progress.with(Option::is_some)>
             <section class="figures">
                 <h2>"Figures"</h2>
+                <div class="actions session-actions">
+                    <button id="save-session" class="button" on:click=move |_| {
+                        save_text("rankscope-session.json", &state.session().to_json(), "application/json")
+                    }>"Save session"</button>
+                    <span class="note">" everything computed, as one file: drop it here later, or send it to a collaborator"</span>
+                </div>
                 {move || state.spectra_progress.get().map(|p| view! { <p class="progress" id="spectra-progress">{p}</p> })}
                 {move || state.spectra_runner.get().map(|r| view! { <p class="runner" id="spectra-runner">"Computed with: " {r}</p> })}
                 <ul class="active-jobs">

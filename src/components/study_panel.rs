@@ -27,7 +27,9 @@ pub fn StudyPanel() -> impl IntoView {
     let step_pct = RwSignal::new(10usize);
     let chosen_run = RwSignal::new(None::<String>);
 
-    let has_checkpoints = move || state.inventory.with(|i| i.runs.iter().any(|r| !r.checkpoints.is_empty()));
+    let has_checkpoints = move || {
+        state.inventory.with(|i| i.runs.iter().any(|r| !r.checkpoints.is_empty())) || state.study.with(|s| !s.is_empty())
+    };
     let batches = move || {
         state.inventory.with(|inv| pick_batches(&inv.token_batches, state.eval_choice.get(), state.heldout_choice.get()))
     };

@@ -103,3 +103,51 @@ test('broken, future and hostile links give a message and run nothing', async ()
   assert.ok((await page.$eval('#shared-figure .shared-files li', (l) => l.textContent)).includes(hostile));
   await ctx.close();
 });
+
+test('a saved session opens in a fresh browser with the same figures and no files', async () => {
+  const { page, errors } = await openPage(browser, url);
+  const files = ['eval_tokens.safetensors', 'heldout_tokens.safetensors'];
+  for (const run of ['A1', 'B2']) {
+    for (const p of await (await fetch(`${url}__fixtures/__list?dir=runs/${run}`)).json()) {
+      if (p.endsWith('.safetensors')) files.push(p);
+    }
+  }
+  await dropFiles(page, files.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
+  await waitForInventory(page, files.length);
+  await page.waitForFunction(() => !document.querySelector('#spectra-progress')
+    && /K = W_k·X/.test(document.querySelector('#figure-trajectory figcaption')?.textContent ?? ''), null, { timeout: 120_000 });
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save-session')]);
+  const saved = path.join(outDir, 'rankscope-session.json');
+  await download.saveAs(saved);
+  const text = fs.readFileSync(saved, 'utf8');
+  assert.match(text.slice(0, 100), /"format":"rankscope-session","version":1/);
+  const trajectory = await pixels(page, 'figure-trajectory');
+  const waterfall = await pixels(page, 'figure-waterfall');
+
+  const fresh = await browser.newContext();
+  const viewer = await fresh.newPage({ viewport: { width: 1400, height: 1000 } });
+  await viewer.goto(url);
+  await viewer.waitForSelector('#dropzone', { timeout: 60_000 });
+  await viewer.evaluate((text) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([text], 'rankscope-session.json', { type: 'application/json' }));
+    const zone = document.querySelector('#dropzone');
+    zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, text);
+  await viewer.waitForSelector('#figure-trajectory[data-series="2"] canvas', { timeout: 60_000 });
+  assert.match(await viewer.$eval('#notice', (n) => n.textContent), /session saved by rankscope .* 2 run\(s\) and 12 checkpoint\(s\), computed from 14 file\(s\)/);
+  assert.equal(await viewer.$$eval('#inventory tr.file', (r) => r.length), 0, 'no files were needed');
+  const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
+  assert.ok(same(await pixels(viewer, 'figure-trajectory'), trajectory), 'Figure 1 pixels match');
+  assert.ok(same(await pixels(viewer, 'figure-waterfall'), waterfall), 'Figure 2 pixels match');
+
+  // A damaged or future session says so.
+  await viewer.evaluate((text) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([text], 'newer.json'));
+    document.querySelector('#dropzone').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, text.replace('"version":1', '"version":9'));
+  await viewer.waitForFunction(() => /newer rankscope \(session format v9\)/.test(document.querySelector('#notice')?.textContent ?? ''));
+  await fresh.close();
+  assert.deepEqual(errors, []);
+});

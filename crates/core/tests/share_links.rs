@@ -115,3 +115,18 @@ fn a_full_size_figure_1_link_is_under_8_kb() {
     eprintln!("full-size Figure 1: link {} characters", link.len());
     assert!(link.len() < 8 * 1024, "link of {} characters", link.len());
 }
+
+/// A session file of the whole fixture study comes back equal (exact floats,
+/// infinite condition numbers included), so its figures redraw identically.
+#[test]
+fn a_session_of_the_fixture_study_round_trips_exactly() {
+    use rankscope_core::session::{load_session, Session};
+    let mut session = Session::new(vec![]);
+    session.weights = study();
+    let text = session.to_json();
+    let back = load_session(&text).expect("loads");
+    assert_eq!(back, session);
+    let fig = |s: &Session| trajectory_figure(&s.weights, LayerSel::Mean, Matrix::K, Metric::Cond, XAxis::Tokens);
+    assert_eq!(fig(&back), fig(&session));
+    eprintln!("session of 36 checkpoints' weight spectra: {} KB", text.len() / 1024);
+}

@@ -331,7 +331,7 @@ fn centred(mut m: DMatrix<f64>) -> DMatrix<f64> {
 }
 
 /// A checkpoint's activation spectra and where it sits in training.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivationCheckpoint {
     pub path: String,
     pub step: Option<u64>,
@@ -340,7 +340,7 @@ pub struct ActivationCheckpoint {
 }
 
 /// A run's checkpoints' activation spectra, in training order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivationRun {
     pub run: String,
     /// Palette index, as in [`RunSpectra`].

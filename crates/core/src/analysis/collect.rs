@@ -16,7 +16,7 @@ use crate::model::forward::ModelWeights;
 use crate::source::AsyncByteSource;
 
 /// A checkpoint whose spectra could not be computed, and why.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SpectraFailure {
     pub path: String,
     pub message: String,

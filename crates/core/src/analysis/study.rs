@@ -172,7 +172,7 @@ pub enum XAxis {
 }
 
 /// A checkpoint's spectra and where it sits in training.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointSpectra {
     pub path: String,
     pub step: Option<u64>,
@@ -181,7 +181,7 @@ pub struct CheckpointSpectra {
 }
 
 /// A run's checkpoints in training order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpectra {
     pub run: String,
     /// Palette index, stable per run across figures.

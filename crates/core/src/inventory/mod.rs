@@ -187,7 +187,7 @@ impl FileEntry {
 }
 
 /// A checkpoint of a run (a single file, or a sharded model's index).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct CheckpointRef {
     /// Index into [`Inventory::files`].
     pub file: usize,

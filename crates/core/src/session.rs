@@ -1,0 +1,144 @@
+//! Session files: everything computed in the page (weight and activation
+//! spectra of every run, Figures 3–5's numbers, failures) and the view, as one
+//! versioned JSON file. A collaborator drops it and gets the workspace back
+//! without the checkpoints. Numbers are written exactly (serde_json's
+//! round-trip floats), so figures redraw pixel for pixel.
+
+use crate::analysis::activations::ActivationRun;
+use crate::analysis::collect::SpectraFailure;
+use crate::analysis::jobs::StudyOutput;
+use crate::analysis::study::RunSpectra;
+use crate::inventory::CheckpointRef;
+use crate::share::SourceFile;
+use serde::{Deserialize, Serialize};
+
+/// The `format` field that marks a session file.
+pub const SESSION_FORMAT: &str = "rankscope-session";
+/// The version this build writes and reads.
+pub const SESSION_VERSION: u32 = 1;
+/// Largest session file accepted (a 6-run, 10-checkpoint, 22-layer study with
+/// activations is a few MB).
+pub const MAX_SESSION_BYTES: usize = 256 * 1024 * 1024;
+
+/// One run's Figures 3–5 numbers at a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyRunRecord {
+    pub run: String,
+    pub color: usize,
+    pub checkpoint: CheckpointRef,
+    pub output: Result<StudyOutput, String>,
+}
+
+/// Everything a session file holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// Always [`SESSION_FORMAT`].
+    pub format: String,
+    pub version: u32,
+    pub app_version: String,
+    /// The files the numbers came from (names and sizes; not their bytes).
+    #[serde(default)]
+    pub files: Vec<SourceFile>,
+    #[serde(default)]
+    pub weights: Vec<RunSpectra>,
+    #[serde(default)]
+    pub activations: Vec<ActivationRun>,
+    #[serde(default)]
+    pub study: Vec<StudyRunRecord>,
+    #[serde(default)]
+    pub failures: Vec<SpectraFailure>,
+    /// View settings (control values), opaque to the core.
+    #[serde(default)]
+    pub view: serde_json::Value,
+}
+
+impl Session {
+    pub fn new(files: Vec<SourceFile>) -> Self {
+        Self {
+            format: SESSION_FORMAT.into(),
+            version: SESSION_VERSION,
+            app_version: env!("CARGO_PKG_VERSION").into(),
+            files,
+            weights: Vec::new(),
+            activations: Vec::new(),
+            study: Vec::new(),
+            failures: Vec::new(),
+            view: serde_json::Value::Null,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Plain data with string keys: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Why a session file could not be opened.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SessionError {
+    #[error("the file is {0} bytes; session files over {MAX_SESSION_BYTES} bytes are refused")]
+    TooBig(usize),
+    #[error("this is not a rankscope session file")]
+    NotASession,
+    #[error("the session was saved by a newer rankscope (session format v{0}); this page reads v{SESSION_VERSION}")]
+    FutureVersion(u32),
+    #[error("the session file is damaged: {0}")]
+    Damaged(String),
+}
+
+/// Whether the start of a file looks like a session (for recognising a
+/// dropped file by content).
+pub fn looks_like_session(head: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&head[..head.len().min(256)]);
+    head.trim_start().starts_with('{') && head.contains(SESSION_FORMAT)
+}
+
+/// Reads a session file, checking its format tag and version before its schema.
+pub fn load_session(text: &str) -> Result<Session, SessionError> {
+    if text.len() > MAX_SESSION_BYTES {
+        return Err(SessionError::TooBig(text.len()));
+    }
+    // The header first, so a future version says so rather than failing on a field.
+    #[derive(Deserialize)]
+    struct Header {
+        format: Option<String>,
+        version: Option<u32>,
+    }
+    let header: Header = serde_json::from_str(text).map_err(|_| SessionError::NotASession)?;
+    if header.format.as_deref() != Some(SESSION_FORMAT) {
+        return Err(SessionError::NotASession);
+    }
+    match header.version {
+        Some(v) if v > SESSION_VERSION => return Err(SessionError::FutureVersion(v)),
+        Some(SESSION_VERSION) => {}
+        _ => return Err(SessionError::Damaged("no readable version".into())),
+    }
+    let session: Session = serde_json::from_str(text).map_err(|e| SessionError::Damaged(e.to_string()))?;
+    // What serde cannot check: every run's checkpoints agree on the layer count.
+    for r in &session.weights {
+        let layers: Vec<usize> = r.checkpoints.iter().map(|c| c.spectra.layers.len()).collect();
+        if layers.windows(2).any(|w| w[0] != w[1]) {
+            return Err(SessionError::Damaged(format!("run {} has checkpoints with different layer counts", r.run)));
+        }
+    }
+    Ok(session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let s = Session::new(vec![SourceFile { name: "runs/A1/x.safetensors".into(), size: 3, digest: None }]);
+        let text = s.to_json();
+        assert!(looks_like_session(text.as_bytes()));
+        assert_eq!(load_session(&text).unwrap(), s);
+        assert_eq!(load_session("[1,2]"), Err(SessionError::NotASession));
+        assert_eq!(load_session("{\"format\":\"other\",\"version\":1}"), Err(SessionError::NotASession));
+        assert_eq!(load_session(&text.replace("\"version\":1", "\"version\":2")), Err(SessionError::FutureVersion(2)));
+        assert!(matches!(load_session(&text.replace("\"weights\":[]", "\"weights\":{}")), Err(SessionError::Damaged(_))));
+        assert_eq!(load_session(&text[..text.len() - 3]), Err(SessionError::NotASession));
+        assert!(!looks_like_session(b"{\"step\": 1, \"loss\": 2}"));
+    }
+}
