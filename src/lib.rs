@@ -10,4 +10,5 @@ pub mod web;
 pub fn start() {
     web::panic::install_hook();
     leptos::mount::mount_to_body(app::App);
+    web::offline::enable();
 }

@@ -93,7 +93,7 @@ pub fn FigureCanvas(
         if url.len() > RECOMMENDED_MAX_LINK_CHARS {
             link.set(None);
             link_note.set(Some(format!(
-                "This figure's data make a link of {:.1} KB, over the 8 KB that mail and chat tools keep intact: download the CSV or SVG instead.",
+                "This figure's data make a link of {:.1} KB, over the 8 KB that mail and chat tools keep intact: use “Save session” (above) and send the file instead.",
                 url.len() as f64 / 1024.0
             )));
             return;

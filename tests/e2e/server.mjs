@@ -22,7 +22,8 @@ function listFiles(root, dir) {
   return out.sort();
 }
 
-export async function startServer({ dist, fixtures }) {
+/** `base`: the sub-path the page is served at (default `/`), as on a project page. */
+export async function startServer({ dist, fixtures, base = '/' }) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     let root = dist;
@@ -36,6 +37,10 @@ export async function startServer({ dist, fixtures }) {
         return;
       }
     }
+    else if (base !== '/') {
+      if (!rel.startsWith(base)) { res.writeHead(404); res.end('not found'); return; }
+      rel = '/' + rel.slice(base.length);
+    }
     if (rel.endsWith('/')) rel += 'index.html';
     const file = path.join(root, path.normalize(rel));
     if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
@@ -45,5 +50,5 @@ export async function startServer({ dist, fixtures }) {
     fs.createReadStream(file).pipe(res);
   });
   await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-  return { server, url: `http://127.0.0.1:${server.address().port}/` };
+  return { server, url: `http://127.0.0.1:${server.address().port}${base}`, origin: `http://127.0.0.1:${server.address().port}/` };
 }
