@@ -151,3 +151,66 @@ test('a saved session opens in a fresh browser with the same figures and no file
   await fresh.close();
   assert.deepEqual(errors, []);
 });
+
+test('exported SVG, PNG 2× and CSV match the canvas', async () => {
+  const { page, errors } = await openPage(browser, url);
+  const files = [];
+  for (const run of ['A1', 'B1']) {
+    for (const p of await (await fetch(`${url}__fixtures/__list?dir=runs/${run}`)).json()) {
+      if (p.endsWith('.safetensors')) files.push(p);
+    }
+  }
+  await dropFiles(page, files.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
+  await waitForInventory(page, files.length);
+  await page.waitForSelector('#figure-trajectory[data-series="2"] canvas', { timeout: 60_000 });
+  await page.waitForFunction(() => !document.querySelector('#spectra-progress'));
+  const grab = async (selector) => {
+    const [d] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+    const file = path.join(outDir, d.suggestedFilename());
+    await d.saveAs(file);
+    return file;
+  };
+  const svgFile = await grab('#figure-trajectory .export-svg');
+  const svg = fs.readFileSync(svgFile, 'utf8');
+  assert.ok(svg.length < 30_000, `SVG of ${svg.length} bytes`);
+  assert.ok(!/<image/.test(svg), 'no embedded rasters');
+  assert.match(svg, /<text[^>]*>\s*A1\s*<\/text>/, 'text stays text');
+
+  // The SVG rasterised by Chromium against the canvas: 12×12-pixel blocks'
+  // mean colours agree (fonts are antialiased differently; shapes are not).
+  const blocksDiffering = await page.evaluate(async (svg) => {
+    const canvas = document.querySelector('#figure-trajectory canvas');
+    const img = new Image();
+    img.src = URL.createObjectURL(new Blob([svg], { type: 'image/svg+xml' }));
+    await img.decode();
+    const other = document.createElement('canvas');
+    other.width = canvas.width; other.height = canvas.height;
+    const ctx = other.getContext('2d');
+    ctx.fillStyle = '#fff'; ctx.fillRect(0, 0, other.width, other.height);
+    ctx.drawImage(img, 0, 0);
+    const a = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    const b = ctx.getImageData(0, 0, other.width, other.height).data;
+    const B = 12; let differing = 0; let blocks = 0;
+    for (let by = 0; by + B <= canvas.height; by += B) {
+      for (let bx = 0; bx + B <= canvas.width; bx += B) {
+        const sum = [0, 0, 0, 0, 0, 0];
+        for (let y = by; y < by + B; y++) for (let x = bx; x < bx + B; x++) {
+          const i = (y * canvas.width + x) * 4;
+          for (let c = 0; c < 3; c++) { sum[c] += a[i + c]; sum[3 + c] += b[i + c]; }
+        }
+        blocks++;
+        if ([0, 1, 2].some((c) => Math.abs(sum[c] - sum[3 + c]) / (B * B) > 24)) differing++;
+      }
+    }
+    return differing / blocks;
+  }, svg);
+  assert.ok(blocksDiffering < 0.03, `${(blocksDiffering * 100).toFixed(1)}% of blocks differ`);
+
+  const png = fs.readFileSync(await grab('#figure-trajectory .export-png2'));
+  assert.equal(png.readUInt32BE(16), 1800, 'PNG 2× is 1800 px wide');
+  assert.equal(png.readUInt32BE(20), 1120);
+  const csv = fs.readFileSync(await grab('#figure-trajectory .export-csv'), 'utf8').trim().split('\n');
+  assert.match(csv[0], /^series,x: training tokens,y: /);
+  assert.equal(csv.length, 1 + 12, 'one row per plotted point (2 runs × 6 checkpoints)');
+  assert.deepEqual(errors, []);
+});
