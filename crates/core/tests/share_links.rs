@@ -130,3 +130,97 @@ fn a_session_of_the_fixture_study_round_trips_exactly() {
     assert_eq!(fig(&back), fig(&session));
     eprintln!("session of 36 checkpoints' weight spectra: {} KB", text.len() / 1024);
 }
+
+/// Deterministic pseudo-random numbers (Knuth's MMIX LCG).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() * n as f64) as usize % n.max(1)
+    }
+    /// Values as figures hold them: any magnitude, sometimes non-finite or ≤ 0.
+    fn value(&mut self) -> f64 {
+        match self.below(20) {
+            0 => f64::NAN,
+            1 => f64::INFINITY,
+            2 => f64::NEG_INFINITY,
+            3 => 0.0,
+            4 => -self.next() * 10.0,
+            _ => (self.next() * 30.0 - 15.0).exp() * if self.below(2) == 0 { 1.0 } else { 3.7 },
+        }
+    }
+}
+
+/// Property: for every figure kind and series style, with bands, error bars,
+/// ranges and non-finite values, spec → link → spec is the quantised spec,
+/// and every value is within the stated precision of the original.
+#[test]
+fn every_figure_kind_round_trips_through_a_link() {
+    use rankscope_core::figures::Scale;
+    use rankscope_core::share::quantise;
+    let kinds = [
+        FigureKind::Trajectory,
+        FigureKind::Waterfall,
+        FigureKind::LayerBars,
+        FigureKind::Surgery,
+        FigureKind::Scatter,
+        FigureKind::LossCurve,
+    ];
+    let styles = [Style::Line, Style::LineMarkers, Style::Markers, Style::Bars, Style::HSpan, Style::VSpan];
+    let mut rng = Lcg(42);
+    for case in 0..300 {
+        let kind = kinds[case % kinds.len()];
+        let series = (0..1 + rng.below(5))
+            .map(|i| {
+                let n = rng.below(40);
+                let mut s = SeriesSpec::new(
+                    format!("run {i} — \"quoted\" <tag> & ü"),
+                    (0..n).map(|_| [rng.value(), rng.value()]).collect(),
+                    styles[rng.below(styles.len())],
+                    rng.below(12),
+                );
+                if rng.below(3) == 0 {
+                    s.band = Some((0..n).map(|_| [rng.value(), rng.value(), rng.value()]).collect());
+                }
+                if rng.below(3) == 0 {
+                    s.error_bars = Some((0..n).map(|_| [rng.value(), rng.value(), rng.value()]).collect());
+                }
+                s.faint = rng.below(2) == 0;
+                s.points_total = (rng.below(2) == 0).then(|| rng.below(1_000_000));
+                s
+            })
+            .collect();
+        let mut x = Axis::linear("x (unit)");
+        if rng.below(2) == 0 {
+            x.scale = Scale::Log;
+            x.range = Some((rng.value(), rng.value()));
+        }
+        let spec = FigureSpec {
+            kind,
+            title: format!("case {case}"),
+            caption: "caption, with\nnewline".into(),
+            x,
+            y: Axis::log("y"),
+            series,
+            sources: (0..rng.below(4)).map(|i| format!("runs/R{i}/ckpt.safetensors")).collect(),
+        };
+        let back = decode_link(&encode_link(&shared(spec.clone()))).unwrap_or_else(|e| panic!("case {case}: {e}"));
+        let q = quantise_spec(&spec);
+        // NaN ≠ NaN: compare through the JSON both would write.
+        assert_eq!(serde_json::to_string(&back.spec).unwrap(), serde_json::to_string(&q).unwrap(), "case {case}");
+        for (a, b) in spec.series.iter().zip(&back.spec.series) {
+            for (p, r) in a.points.iter().zip(&b.points) {
+                for (u, v) in p.iter().zip(r) {
+                    assert!(
+                        (u.is_nan() && v.is_nan()) || u == v || (u - v).abs() <= 5e-5 * u.abs(),
+                        "case {case}: {u} came back as {v}"
+                    );
+                    assert_eq!(quantise(*v).to_bits(), v.to_bits(), "quantised values are fixed points");
+                }
+            }
+        }
+    }
+}
