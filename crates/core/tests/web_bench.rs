@@ -32,3 +32,41 @@ fn bench_forward_wasm() {
     let now = move || now_fn.call0(&perf).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
     web_sys_free_log(&format!("wasm\n{}", forward_common::run(&now)));
 }
+
+/// The full surgery sweep (SVD, γ, random × 10 fractions, 5 seeds: 1 baseline
+/// + 63 edited passes, plus the eval pass for the bases) on the full-size
+/// checkpoint, 1 × 256 tokens — the wasm counterpart of
+/// `cargo run --release -p rankscope-core --example bench_surgery 1 256`.
+#[wasm_bindgen_test]
+#[ignore = "benchmark: run with --include-ignored"]
+fn bench_surgery_wasm() {
+    use rankscope_core::analysis::surgery::{run_sweep, SweepOptions};
+    use rankscope_core::analysis::weights::Shards;
+    use rankscope_core::formats::safetensors::read_header;
+    use rankscope_core::formats::tokens::TokenBatch;
+    use rankscope_core::model::arch::{recognise, Recognition};
+    use rankscope_core::model::forward::ModelWeights;
+    use rankscope_core::source::block_on;
+    let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).expect("performance");
+    let now_fn: js_sys::Function = js_sys::Reflect::get(&perf, &"now".into()).expect("now").into();
+    let now = move || now_fn.call0(&perf).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let ckpt = common::SyntheticCheckpoint::new();
+    let header = read_header(&ckpt).expect("header");
+    let names: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    let Recognition::Known(arch) = recognise(&names, &header.metadata, None) else { panic!("not recognised") };
+    let model = block_on(ModelWeights::load(&Shards::single(&header, &ckpt), &arch, &mut |_| {})).expect("load");
+    let batch = |salt: usize| TokenBatch {
+        batch: 1,
+        seq_len: 256,
+        ids: (0..256).map(|i| ((i * 7919 + salt * 104_729) % common::VOCAB) as u32).collect(),
+    };
+    let (eval, heldout) = (batch(1), batch(2));
+    let t = now();
+    let mut passes = 0usize;
+    run_sweep(&model, &eval, &heldout, &SweepOptions::default(), &mut |_| passes += 1, &|| false).expect("sweep");
+    let total = (now() - t) / 1000.0;
+    web_sys_free_log(&format!(
+        "wasm surgery sweep, 1 × 256 tokens: {passes} forward passes + the eval pass in {total:.1} s = {:.2} s per pass",
+        total / (passes + 1) as f64
+    ));
+}
