@@ -13,6 +13,7 @@ use rankscope_core::analysis::study::{
     results_trajectory_figure, trajectory_figure_from, waterfall_figure_from, CheckpointSel, LayerSel, Matrix, Metric,
     RunSpectra, Source as StudySource, XAxis,
 };
+use rankscope_core::analysis::losscurve::figures::readout;
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::formats::logs::{LogFormat, Series};
 use rankscope_core::inventory::{Content, Inventory};
@@ -275,7 +276,7 @@ pub fn Figures() -> impl IntoView {
                     </span>
                 </div>
                 <h3>"Figure 1 — trajectory"</h3>
-                <FigureCanvas id="figure-trajectory" spec=trajectory empty_text="Drop checkpoints (or results.json files) to see how effective rank evolves."/>
+                <FigureCanvas id="figure-trajectory" readout=readout spec=trajectory empty_text="Drop checkpoints (or results.json files) to see how effective rank evolves."/>
                 <h3>"Figure 2 — singular-value waterfall"</h3>
                 <div class="controls">
                     <label>"checkpoint "
@@ -289,7 +290,7 @@ pub fn Figures() -> impl IntoView {
                     </label>
                     <label><input id="log-y" type="checkbox" checked=move || log_y.get() on:change=move |_| log_y.update(|v| *v = !*v)/>" log y"</label>
                 </div>
-                <FigureCanvas id="figure-waterfall" spec=waterfall empty_text="The waterfall needs checkpoints."/>
+                <FigureCanvas id="figure-waterfall" readout=readout spec=waterfall empty_text="The waterfall needs checkpoints."/>
             </section>
         </Show>
     }

@@ -9,6 +9,7 @@ use leptos::task::spawn_local;
 use rankscope_core::analysis::jobs::{pick_batches, StudyOptions};
 use rankscope_core::analysis::study::CheckpointSel;
 use rankscope_core::analysis::study_figures::{layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun};
+use rankscope_core::analysis::losscurve::figures::readout;
 use rankscope_core::figures::spec::FigureSpec;
 
 fn checkpoint_label(r: &StudyRun) -> String {
@@ -139,7 +140,7 @@ pub fn StudyPanel() -> impl IntoView {
                     <p class="error">{p}</p>
                 </For>
                 <h3>"Figure 3 — K PR per layer"</h3>
-                <FigureCanvas id="figure-layers" spec=layers empty_text="Compute Figures 3–5 to see PR per layer, runs side by side."/>
+                <FigureCanvas id="figure-layers" readout=readout spec=layers empty_text="Compute Figures 3–5 to see PR per layer, runs side by side."/>
                 <div class="controls">
                     <label>"run (Figures 4 and 5) "
                         <select id="study-run" on:change=move |ev| chosen_run.set(Some(event_target_value(&ev)))>
@@ -148,7 +149,7 @@ pub fn StudyPanel() -> impl IntoView {
                     </label>
                 </div>
                 <h3>"Figure 4 — key-dimension surgery"</h3>
-                <FigureCanvas id="figure-surgery" spec=surgery empty_text="Compute Figures 3–5 to see held-out loss vs % of key dimensions pruned."/>
+                <FigureCanvas id="figure-surgery" readout=readout spec=surgery empty_text="Compute Figures 3–5 to see held-out loss vs % of key dimensions pruned."/>
                 <h3>"Figure 5 — |γ| vs SVD importance"</h3>
                 <FigureCanvas id="figure-scatter" spec=scatter empty_text="Figure 5 needs a run with a key norm (γ); compute Figures 3–5 first."/>
             </section>

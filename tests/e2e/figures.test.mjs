@@ -45,6 +45,9 @@ test('Figures 1 and 2 appear for A1–B2 from their checkpoints', async () => {
   assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'A1, A2, B1, B2');
   assert.ok(await inked(page, 'figure-trajectory') > 5000, 'trajectory canvas is drawn');
   assert.ok(await inked(page, 'figure-waterfall') > 5000, 'waterfall canvas is drawn');
+  // Hovering reads the exact values of every run at the nearest checkpoint.
+  await page.hover('#figure-trajectory canvas', { position: { x: 300, y: 250 } });
+  assert.match(await page.$eval('#figure-trajectory-readout', (r) => r.textContent), /A1: [0-9.]+ at training tokens \d+ · A2: /);
   // The spectra were computed off the main thread, on the worker pool.
   assert.match(await page.$eval('#spectra-runner', (p) => p.textContent), /CPU \(WebAssembly\) on \d+ Web Workers?$/);
   const caption = await page.$eval('#figure-trajectory figcaption', (c) => c.textContent);
