@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of rankscope on a fresh machine (installs what is missing):
-#   1. native: cargo test of the core and the CLI (fixtures in ../shared/fixtures)
+#   1. native: cargo test of the core and the CLI (fixtures in ../shared/fixtures),
+#      then a fuzz smoke run of every parser of untrusted input (scripts/fuzz.sh)
 #   2. wasm:   the core and the page's browser code in headless Chromium
 #   3. build:  trunk build --release → dist/
 #   4. e2e:    the built page in Chromium: drop files and folders, read the inventory
@@ -18,6 +19,9 @@ step() { echo; echo "=== $* ==="; }
 
 step "native tests"
 cargo test --locked -p rankscope-core -p rankscope-cli
+
+step "fuzz smoke (20 s per target)"
+bash scripts/fuzz.sh 20
 
 step "wasm tests in headless Chromium"
 export CHROMEDRIVER=/usr/bin/chromedriver
