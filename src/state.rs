@@ -66,6 +66,10 @@ pub struct AppState {
     /// so tensors can be read again by byte range.
     blobs: StoredValue<HashMap<String, web_sys::Blob>, LocalStorage>,
     next_id: StoredValue<u64>,
+    /// Finished checkpoint jobs by their job (as JSON), with the files each
+    /// read: dropping one more file recomputes only what it changes. A file
+    /// dropped again under the same path evicts the jobs that read it.
+    job_cache: StoredValue<HashMap<String, (Vec<String>, JobOutput)>, LocalStorage>,
     /// Bumped on every new batch; a spectra run that sees a newer one stops.
     generation: StoredValue<u64>,
 }
@@ -90,8 +94,14 @@ impl AppState {
             heldout_choice: RwSignal::new(None),
             blobs: StoredValue::new_local(HashMap::new()),
             next_id: StoredValue::new(0),
+            job_cache: StoredValue::new_local(HashMap::new()),
             generation: StoredValue::new(0),
         }
+    }
+
+    /// The dropped file at `path` (a handle; its bytes are read by range).
+    pub fn blob(self, path: &str) -> Option<web_sys::Blob> {
+        self.blobs.with_value(|b| b.get(path).cloned())
     }
 
     pub fn use_context() -> Self {
@@ -135,6 +145,7 @@ impl AppState {
                 self.blobs.update_value(|b| {
                     b.insert(file.path.clone(), file.file.clone());
                 });
+                self.job_cache.update_value(|c| c.retain(|_, (files, _)| !files.contains(&file.path)));
                 let src = BlobSource::new(file.file);
                 // A saved session is opened, not inventoried.
                 if let Some(result) = read_session(&src).await {
@@ -219,18 +230,26 @@ impl AppState {
                     });
                     continue;
                 };
-                tasks.push(Task {
-                    job: CheckpointJob {
-                        checkpoint: c.path.clone(),
-                        files: paths,
-                        kind: kind.clone(),
-                    },
-                    blobs,
-                });
+                let job = CheckpointJob { checkpoint: c.path.clone(), files: paths, kind: kind.clone() };
+                let key = serde_json::to_string(&job).unwrap_or_default();
+                tasks.push((key, Task { job, blobs }));
                 slots.push((color, run.name.clone(), c.clone()));
             }
         }
         let total = tasks.len();
+        // Jobs finished before (same files, same kind) are not run again.
+        let mut cached = Vec::new();
+        let mut to_run = Vec::new();
+        let mut to_run_slot = Vec::new();
+        for (i, (key, task)) in tasks.into_iter().enumerate() {
+            match self.job_cache.with_value(|c| c.get(&key).map(|(_, out)| out.clone())) {
+                Some(out) => cached.push((i, out)),
+                None => {
+                    to_run_slot.push((i, key, task.job.files.clone()));
+                    to_run.push(task);
+                }
+            }
+        }
         self.spectra.set(Vec::new());
         self.activations.set(Vec::new());
         self.spectra_failures.set(failures);
@@ -271,7 +290,7 @@ impl AppState {
         let done = {
             let (slots, results, act_results, finished, summary) =
                 (slots.clone(), results.clone(), act_results.clone(), finished.clone(), summary.clone());
-            Rc::new(move |i: usize, result: Result<JobOutput, String>| {
+            move |i: usize, result: Result<JobOutput, String>| {
                 if !current() {
                     return;
                 }
@@ -304,10 +323,41 @@ impl AppState {
                         .update(|f| f.push(SpectraFailure { path, message })),
                 }
                 self.spectra_progress.set(Some(summary()));
-            })
+            }
         };
+        let reused = cached.len();
+        let reused_note = match reused {
+            0 => String::new(),
+            1 => "; 1 unchanged checkpoint's results reused".to_string(),
+            n => format!("; {n} unchanged checkpoints' results reused"),
+        };
+        for (i, out) in cached {
+            done(i, Ok(out));
+        }
+        if to_run.is_empty() {
+            self.spectra_progress.set(None);
+            self.spectra_runner.set(Some(format!("nothing to recompute{reused_note}")));
+            return;
+        }
+        // The pool numbers its tasks 0..; map them back to their slots, and
+        // keep what succeeds for the next batch.
+        let to_run_slot = Rc::new(to_run_slot);
+        let progress = {
+            let to_run_slot = to_run_slot.clone();
+            Rc::new(move |j: usize, line: &str, f: f64| progress(to_run_slot[j].0, line, f))
+        };
+        let job_cache = self.job_cache;
+        let done = Rc::new(move |j: usize, result: Result<JobOutput, String>| {
+            let (i, key, files) = &to_run_slot[j];
+            if let (Ok(out), true) = (&result, current()) {
+                job_cache.update_value(|c| {
+                    c.insert(key.clone(), (files.clone(), out.clone()));
+                });
+            }
+            done(*i, result);
+        });
         let (progress_line, runner_line) = (self.spectra_progress, self.spectra_runner);
-        worker_pool::run_tasks(tasks, progress, done, |r| {
+        worker_pool::run_tasks(to_run, progress, done, |r| {
             let (short, long) = match r {
                 Runner::Workers(n) => {
                     let n = format!("{n} Web Worker{}", if *n == 1 { "" } else { "s" });
@@ -319,7 +369,7 @@ impl AppState {
                 ),
             };
             *runner.borrow_mut() = short;
-            runner_line.set(Some(long));
+            runner_line.set(Some(format!("{long}{reused_note}")));
             progress_line.set(Some(summary()));
         })
         .await;
@@ -511,6 +561,7 @@ impl AppState {
         self.study.set(Vec::new());
         self.spectra_failures.set(Vec::new());
         self.blobs.update_value(HashMap::clear);
+        self.job_cache.update_value(HashMap::clear);
         self.generation.set_value(self.generation.get_value() + 1);
         worker_pool::cancel();
         self.spectra_progress.set(None);

@@ -7,7 +7,7 @@ use plotters::prelude::IntoDrawingArea;
 use crate::web::scaled_text::SvgSizedCanvas;
 use plotters_canvas::CanvasBackend;
 use crate::state::AppState;
-use crate::web::export::{copy_to_clipboard, page_address, save_png, save_text};
+use crate::web::export::{copy_to_clipboard, file_digest, page_address, save_png, save_text};
 use leptos::task::spawn_local;
 use rankscope_core::figures::draw::{draw_figure_framed, to_svg, PlotFrame};
 use rankscope_core::figures::spec::FigureSpec;
@@ -81,25 +81,27 @@ pub fn FigureCanvas(
     let state = use_context::<AppState>();
     let copy_link = move |_| {
         let Some(spec) = spec.get_untracked() else { return };
-        let files = spec
-            .sources
-            .iter()
-            .map(|name| {
-                let size = state.and_then(|s| s.inventory.with_untracked(|inv| inv.files.iter().find(|f| &f.path == name).map(|f| f.size)));
-                SourceFile { name: name.clone(), size: size.unwrap_or(0), digest: None }
-            })
-            .collect();
-        let url = format!("{}#{}", page_address(), encode_link(&SharedFigure::new(spec, files)));
-        if url.len() > RECOMMENDED_MAX_LINK_CHARS {
-            link.set(None);
-            link_note.set(Some(format!(
-                "This figure's data make a link of {:.1} KB, over the 8 KB that mail and chat tools keep intact: use “Save session” (above) and send the file instead.",
-                url.len() as f64 / 1024.0
-            )));
-            return;
-        }
-        link.set(Some(url.clone()));
         spawn_local(async move {
+            // Provenance: each source's size and a digest of its first MiB.
+            let mut files = Vec::with_capacity(spec.sources.len());
+            for name in &spec.sources {
+                let size = state.and_then(|s| s.inventory.with_untracked(|inv| inv.files.iter().find(|f| &f.path == name).map(|f| f.size)));
+                let digest = match state.and_then(|s| s.blob(name)) {
+                    Some(blob) => file_digest(&blob).await,
+                    None => None,
+                };
+                files.push(SourceFile { name: name.clone(), size: size.unwrap_or(0), digest });
+            }
+            let url = format!("{}#{}", page_address(), encode_link(&SharedFigure::new(spec, files)));
+            if url.len() > RECOMMENDED_MAX_LINK_CHARS {
+                link.set(None);
+                link_note.set(Some(format!(
+                    "This figure's data make a link of {:.1} KB, over the 8 KB that mail and chat tools keep intact: use “Save session” (above) and send the file instead.",
+                    url.len() as f64 / 1024.0
+                )));
+                return;
+            }
+            link.set(Some(url.clone()));
             link_note.set(Some(match copy_to_clipboard(&url).await {
                 Ok(()) => format!("Link copied ({} characters). Anyone who opens it sees this figure; nothing else is shared.", url.len()),
                 Err(e) => format!("The clipboard refused ({e}): copy the link below."),

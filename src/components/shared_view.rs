@@ -38,7 +38,7 @@ pub fn SharedView() -> impl IntoView {
                     </p>
                     <details class="shared-files">
                         <summary>"Files it came from"</summary>
-                        <ul>{files.into_iter().map(|f| view! { <li>{format!("{}{}", f.name, size_text(f.size))}</li> }).collect_view()}</ul>
+                        <ul>{files.into_iter().map(|f| view! { <li>{format!("{}{}{}", f.name, size_text(f.size), f.digest.as_ref().map(|d| format!(" · {d}")).unwrap_or_default())}</li> }).collect_view()}</ul>
                     </details>
                     <FigureCanvas id="figure-shared" spec=spec empty_text="The link holds no figure."/>
                 </section>

@@ -27,6 +27,11 @@ export function svg_to_png_blob(svg, width, height, scale) {
     img.src = url;
   });
 }
+export async function sha256_prefix_hex(blob, limit) {
+  const buf = await blob.slice(0, limit).arrayBuffer();
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
 export async function copy_text(text) {
   await navigator.clipboard.writeText(text);
 }
@@ -35,6 +40,8 @@ extern "C" {
     fn svg_to_png_blob(svg: &str, width: u32, height: u32, scale: f64) -> js_sys::Promise;
     #[wasm_bindgen(catch)]
     fn copy_text(text: &str) -> Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn sha256_prefix_hex(blob: &web_sys::Blob, limit: f64) -> Result<js_sys::Promise, JsValue>;
 }
 
 fn js_message(e: JsValue) -> String {
@@ -88,4 +95,17 @@ pub fn page_address() -> String {
 /// The current URL fragment without `#`.
 pub fn fragment() -> String {
     web_sys::window().and_then(|w| w.location().hash().ok()).unwrap_or_default().trim_start_matches('#').to_string()
+}
+
+/// How much of a file its link digest covers: all of a log or token batch,
+/// and of a checkpoint its header and first tensors (hashing gigabytes for a
+/// link would take minutes; with the size this still tells files apart).
+pub const DIGEST_BYTES: f64 = 1024.0 * 1024.0;
+
+/// `sha256/1MiB:<first 16 hex digits>` of a file's first [`DIGEST_BYTES`]
+/// (Web Crypto), for a figure link's provenance.
+pub async fn file_digest(blob: &web_sys::Blob) -> Option<String> {
+    let promise = sha256_prefix_hex(blob, DIGEST_BYTES).ok()?;
+    let hex = JsFuture::from(promise).await.ok()?.as_string()?;
+    Some(format!("sha256/1MiB:{}", &hex[..16.min(hex.len())]))
 }

@@ -2,11 +2,12 @@
 // the page the way a user's drag-and-drop does.
 import { chromium } from 'playwright-core';
 
-export async function launch() {
+export async function launch(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
-      '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...extraArgs],
   });
 }
 

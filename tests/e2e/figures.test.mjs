@@ -63,6 +63,13 @@ test('Figures 1 and 2 appear for A1–B2 from their checkpoints', async () => {
   // Hiding a run removes its line.
   await page.click('.run-toggle:has-text("B2") input');
   await page.waitForSelector('#figure-trajectory[data-series="3"]');
+  // Dropping one more run computes only its checkpoints: the 24 before are reused.
+  const more = (await (await fetch(`${url}__fixtures/__list?dir=runs/C1`)).json()).filter((p) => p.endsWith('.safetensors'));
+  await dropFiles(page, more.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
+  await waitForInventory(page, files.length + more.length);
+  await page.waitForFunction(() => !document.querySelector('#spectra-progress')
+    && /24 unchanged checkpoints' results reused$/.test(document.querySelector('#spectra-runner')?.textContent ?? ''), null, { timeout: 60_000 });
+  assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'A1, A2, B1, C1');
   assert.deepEqual(errors, []);
 });
 

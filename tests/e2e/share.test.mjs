@@ -58,6 +58,7 @@ test('a copied Figure 1 link opens in a fresh browser with the same pixels', asy
   const files24 = await viewer.$$eval('#shared-figure .shared-files li', (li) => li.map((l) => l.textContent));
   assert.equal(files24.length, 24);
   assert.ok(files24.some((f) => f.startsWith('runs/A1/ckpt_tokens_0.safetensors')));
+  assert.ok(files24.every((f) => /\(\d+\.\d KB\) · sha256\/1MiB:[0-9a-f]{16}$/.test(f)), files24[0]);
   assert.equal(await viewer.$eval('#figure-shared', (f) => f.dataset.seriesNames), 'A1, A2, B1, B2');
   const shared = await pixels(viewer, 'figure-shared');
   assert.equal(shared.length, original.length);

@@ -36,7 +36,9 @@ pub struct SourceFile {
     /// As dropped (relative path).
     pub name: String,
     pub size: u64,
-    /// A content digest (hex), when the page computed one.
+    /// A content digest, when the page computed one: `sha256/1MiB:<16 hex>`,
+    /// SHA-256 of the file's first MiB (all of a log; a checkpoint's header
+    /// and first tensors), which with the size tells files apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
 }

@@ -270,7 +270,7 @@ fn readout_picks_the_nearest_point_and_frames_map_back() {
     // val_loss every 125 steps: step 130 reads the point at 125.
     let r = readout(&f, 130.0).unwrap();
     let p = f.series[0].points.iter().find(|p| p[0] == 125.0).unwrap();
-    assert_eq!(r, format!("muonh_seed1: {:.5} at step 125.00000", p[1]));
+    assert_eq!(r, format!("muonh_seed1: {:.5} at step 125", p[1]));
     let mut svg = String::new();
     let frame = {
         let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();

@@ -646,6 +646,16 @@ fn fmt_exact(v: f64) -> String {
     }
 }
 
+/// x values are mostly steps or token counts: print whole numbers whole
+/// ("81920", not "81920.00000"), anything else as `fmt_exact`.
+fn fmt_x(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        fmt_exact(v)
+    }
+}
+
 /// The hover readout at data x = `x`: for every drawn data series (no spans,
 /// no faint raw points) its point with the x nearest to `x`, as
 /// "name: y at x-label x". `None` when no series has a point.
@@ -656,7 +666,7 @@ pub fn readout(spec: &FigureSpec, x: f64) -> Option<String> {
         .filter(|s| !s.style.is_span() && !s.faint)
         .filter_map(|s| {
             let p = s.points.iter().filter(|p| p[0].is_finite() && p[1].is_finite()).min_by(|a, b| (a[0] - x).abs().total_cmp(&(b[0] - x).abs()))?;
-            Some(format!("{}: {} at {} {}", s.name, fmt_exact(p[1]), spec.x.label, fmt_exact(p[0])))
+            Some(format!("{}: {} at {} {}", s.name, fmt_exact(p[1]), spec.x.label, fmt_x(p[0])))
         })
         .collect();
     (!parts.is_empty()).then(|| parts.join(" · "))
