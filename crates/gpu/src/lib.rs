@@ -75,8 +75,10 @@ impl fmt::Debug for Gpu {
     }
 }
 
-/// Output tile edge of every kernel (16×16 invocations per workgroup).
-const TILE: usize = 16;
+/// Output tile edge of the product kernel (matmul_nt.wgsl: 16×16 invocations, 4×4 outputs each).
+const MATMUL_TILE: usize = 64;
+/// Output tile edge of the Gram kernel (gram.wgsl: one output per invocation).
+const GRAM_TILE: usize = 16;
 /// Rows summed by one Gram workgroup before its partial goes to the CPU's f64 total.
 const GRAM_CHUNK_ROWS: usize = 256;
 
@@ -257,9 +259,9 @@ impl Gpu {
             scale,
             pad: [0; 3],
         };
-        let col_tiles = to_u32(n.div_ceil(TILE), "column tiles");
+        let col_tiles = to_u32(n.div_ceil(MATMUL_TILE), "column tiles");
         assert!(col_tiles <= self.max_groups_per_dimension, "{n} output columns exceed the device's dispatch limit");
-        let (y_groups, z_groups) = self.fold_row_tiles(m.div_ceil(TILE));
+        let (y_groups, z_groups) = self.fold_row_tiles(m.div_ceil(MATMUL_TILE));
         self.dispatch(&self.matmul, bytemuck::bytes_of(&params), &[x, w, y], (col_tiles, y_groups, z_groups));
     }
 
@@ -380,7 +382,7 @@ impl Gpu {
         // Each partial is a (hi, lo) pair per entry.
         let partial_len = chunks * cols * cols * 2;
         let partial = self.zeros(partial_len, 1);
-        let tiles = to_u32(cols.div_ceil(TILE), "column tiles");
+        let tiles = to_u32(cols.div_ceil(GRAM_TILE), "column tiles");
         let chunk_groups = to_u32(chunks, "row chunks");
         assert!(
             tiles <= self.max_groups_per_dimension && chunk_groups <= self.max_groups_per_dimension,
