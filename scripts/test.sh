@@ -32,6 +32,8 @@ export CHROMEDRIVER=/usr/bin/chromedriver
 export WASM_BINDGEN_TEST_TIMEOUT=120
 cargo test --locked -p rankscope-core --target wasm32-unknown-unknown --test web
 cargo test --locked -p rankscope-app --target wasm32-unknown-unknown --test browser
+# WebGPU on SwiftShader (flags in crates/gpu/webdriver.json).
+cargo test --locked -p rankscope-gpu --target wasm32-unknown-unknown --test web
 
 step "trunk build --release"
 trunk build --release

@@ -91,7 +91,8 @@ struct MatmulParams {
     k: u32,
     flags: u32,
     scale: f32,
-    pad: [u32; 3],
+    masked: f32,
+    pad: [u32; 2],
 }
 
 const ACCUMULATE: u32 = 1;
@@ -257,7 +258,9 @@ impl Gpu {
             k: to_u32(k, "inner dimension"),
             flags,
             scale,
-            pad: [0; 3],
+            // What softmax expects of a masked score (exp → 0).
+            masked: f32::NEG_INFINITY,
+            pad: [0; 2],
         };
         let col_tiles = to_u32(n.div_ceil(MATMUL_TILE), "column tiles");
         assert!(col_tiles <= self.max_groups_per_dimension, "{n} output columns exceed the device's dispatch limit");

@@ -19,7 +19,9 @@ struct Params {
     // bit 0: accumulate into y; bit 1: causal mask
     flags: u32,
     scale: f32,
-    _pad0: u32,
+    // -inf, the value of masked scores. Passed in because WGSL's constant evaluation (Tint, in
+    // Chromium) rejects a constant infinity, even through bitcast, and the whole shader with it.
+    masked: f32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -100,8 +102,7 @@ fn main(
                 let at = row * params.n + col;
                 var v = acc[i][j] * params.scale;
                 if (causal && col > row) {
-                    // -inf: the mask value softmax expects (exp → 0).
-                    v = bitcast<f32>(0xff800000u);
+                    v = params.masked;
                 } else if ((params.flags & 1u) != 0u) {
                     v += y[at];
                 }
