@@ -3,7 +3,7 @@
 # when its tool is already present. Used by `scripts/serve.sh`, `scripts/test.sh`
 # and `.ci/run`.
 #   scripts/setup.sh            # build tools (wasm target, trunk, wasm-bindgen-cli)
-#   scripts/setup.sh --browser  # + Chromium, chromedriver and playwright-core for tests
+#   scripts/setup.sh --browser  # + Chromium, chromedriver, playwright-core and lavapipe for tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +38,13 @@ if [[ "${1:-}" == "--browser" ]]; then
     apt-get update -qq
     # The first unpack has been seen to fail here: retry once.
     apt-get install -y -qq chromium chromium-driver || apt-get install -y -qq chromium chromium-driver
+  fi
+  # The GPU kernels' tests (crates/gpu) run on lavapipe, Mesa's software Vulkan, where no GPU is.
+  if ! compgen -G "/usr/share/vulkan/icd.d/lvp_icd*.json" >/dev/null; then
+    log "installing lavapipe (mesa-vulkan-drivers, libvulkan1)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq mesa-vulkan-drivers libvulkan1
   fi
   if [[ ! -d tests/e2e/node_modules/playwright-core ]]; then
     log "installing playwright-core (npm)"

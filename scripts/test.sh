@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of rankscope on a fresh machine (installs what is missing):
-#   1. native: cargo test of the core and the CLI (fixtures in ../shared/fixtures),
-#      then a fuzz smoke run of every parser of untrusted input (scripts/fuzz.sh)
+#   1. native: cargo test of the core and the CLI (fixtures in ../shared/fixtures), the GPU
+#      kernels' parity tests on lavapipe, then a fuzz smoke run of every parser of
+#      untrusted input (scripts/fuzz.sh)
 #   2. wasm:   the core and the page's browser code in headless Chromium
 #   3. build:  trunk build --release → dist/
 #   4. e2e:    the built page in Chromium: drop files and folders, read the inventory
@@ -20,6 +21,9 @@ step() { echo; echo "=== $* ==="; }
 step "native tests"
 cargo test --locked -p rankscope-core -p rankscope-cli
 
+step "GPU kernels against the CPU (lavapipe where no GPU is; fails without an adapter)"
+cargo test --locked -p rankscope-gpu
+
 step "fuzz smoke (20 s per target)"
 bash scripts/fuzz.sh 20
 
@@ -28,6 +32,8 @@ export CHROMEDRIVER=/usr/bin/chromedriver
 export WASM_BINDGEN_TEST_TIMEOUT=120
 cargo test --locked -p rankscope-core --target wasm32-unknown-unknown --test web
 cargo test --locked -p rankscope-app --target wasm32-unknown-unknown --test browser
+# WebGPU on SwiftShader (flags in crates/gpu/webdriver.json).
+cargo test --locked -p rankscope-gpu --target wasm32-unknown-unknown --test web
 
 step "trunk build --release"
 trunk build --release

@@ -1,0 +1,137 @@
+// Partial Gram products G = XᵀX of X [rows, cols] (row-major f32), one partial per chunk of
+// rows: partial[chunk][i][j] = Σ_{r in chunk} X[r, i]·X[r, j], written as an (hi, lo) f32
+// pair that the CPU adds up in f64. Splitting the rows into chunks gives parallelism when
+// cols is small (64×64 outputs is only 16 workgroups) and keeps each f32 sum short.
+//
+// `gram_compensated` keeps each sum as an unevaluated hi + lo pair ("double-f32"):
+//   - the product a·b = p + e exactly (Dekker's TwoProduct), with a and b split into
+//     12-bit halves by masking mantissa bits, so every partial product is exact in f32
+//     whether or not the compiler fuses multiply-adds;
+//   - the sum hi + p = s + err exactly (Knuth's TwoSum), err and e go to lo.
+// `gram_plain` is the naive f32 sum, kept to measure what the compensation buys.
+//
+// Only tiles on or above the diagonal (tile j ≥ tile i) are computed; the CPU mirrors them.
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    chunk_rows: u32,
+    // Always 0, but the compiler cannot know it: see `opaque`.
+    zero: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+// [chunks][cols][cols][2]: (hi, lo)
+@group(0) @binding(2) var<storage, read_write> partial: array<f32>;
+
+const TILE: u32 = 16u;
+
+// xi_tile[r][c] = X[r0 + r, i0 + c]; xj_tile[r][c] = X[r0 + r, j0 + c]
+var<workgroup> xi_tile: array<array<f32, 16>, 16>;
+var<workgroup> xj_tile: array<array<f32, 16>, 16>;
+
+fn split_high(a: f32) -> f32 {
+    // The top 12 significant bits (implicit bit + 11 stored): a bit mask, not Veltkamp's
+    // multiply, which a fused multiply-add could make inexact.
+    return bitcast<f32>(bitcast<u32>(a) & 0xfffff000u);
+}
+
+// Hides a value from the compiler's float optimisations. Mesa's NIR (lavapipe) treats SPIR-V
+// float ops as reassociable and fusable: it rewrites TwoSum's `s - (s - hi)` to `hi` and fuses
+// `hi + a * b` into one fma, either of which breaks the error-free transformations. An integer
+// xor with a runtime zero is exact, but no float pattern can match through it.
+fn opaque(v: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(v) ^ params.zero);
+}
+
+fn load_tiles(r0: u32, end: u32, i0: u32, j0: u32, local: vec3<u32>) {
+    let r = r0 + local.y;
+    var vi = 0.0;
+    var vj = 0.0;
+    if (r < end) {
+        if (i0 + local.x < params.cols) {
+            vi = x[r * params.cols + i0 + local.x];
+        }
+        if (j0 + local.x < params.cols) {
+            vj = x[r * params.cols + j0 + local.x];
+        }
+    }
+    xi_tile[local.y][local.x] = vi;
+    xj_tile[local.y][local.x] = vj;
+}
+
+fn store(i: u32, j: u32, chunk: u32, hi: f32, lo: f32) {
+    if (i < params.cols && j < params.cols) {
+        let at = ((chunk * params.cols + i) * params.cols + j) * 2u;
+        partial[at] = hi;
+        partial[at + 1u] = lo;
+    }
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn gram_compensated(
+    @builtin(local_invocation_id) local: vec3<u32>,
+    @builtin(workgroup_id) group: vec3<u32>,
+) {
+    if (group.x < group.y) {
+        return;
+    }
+    let i0 = group.y * TILE;
+    let j0 = group.x * TILE;
+    let chunk = group.z;
+    let start = chunk * params.chunk_rows;
+    let end = min(params.rows, start + params.chunk_rows);
+    var hi = 0.0;
+    var lo = 0.0;
+    for (var r0 = start; r0 < end; r0 += TILE) {
+        load_tiles(r0, end, i0, j0, local);
+        workgroupBarrier();
+        for (var r = 0u; r < TILE; r++) {
+            let a = xi_tile[r][local.y];
+            let b = xj_tile[r][local.x];
+            // Opaque too: else `hi + a * b` below fuses into fma(a, b, hi), whose s is no
+            // longer hi + p and TwoSum's identity fails. On lavapipe, with a float-only barrier
+            // (· runtime 1.0) the error stayed at 2.5e-9 of Σ|x||x|; with the xor, 1.3e-13.
+            let p = opaque(a * b);
+            let a_high = split_high(a);
+            let a_low = a - a_high;
+            let b_high = split_high(b);
+            let b_low = b - b_high;
+            // Each partial sum is pinned: reassociated, Dekker's sum is no longer exact.
+            let p_err = opaque(opaque(opaque(a_high * b_high - p) + a_high * b_low) + a_low * b_high) + a_low * b_low;
+            let s = opaque(hi + p);
+            let b_virtual = opaque(s - hi);
+            let s_err = (hi - (s - b_virtual)) + (p - b_virtual);
+            hi = s;
+            lo += s_err + p_err;
+        }
+        workgroupBarrier();
+    }
+    store(i0 + local.y, j0 + local.x, chunk, hi, lo);
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn gram_plain(
+    @builtin(local_invocation_id) local: vec3<u32>,
+    @builtin(workgroup_id) group: vec3<u32>,
+) {
+    if (group.x < group.y) {
+        return;
+    }
+    let i0 = group.y * TILE;
+    let j0 = group.x * TILE;
+    let chunk = group.z;
+    let start = chunk * params.chunk_rows;
+    let end = min(params.rows, start + params.chunk_rows);
+    var sum = 0.0;
+    for (var r0 = start; r0 < end; r0 += TILE) {
+        load_tiles(r0, end, i0, j0, local);
+        workgroupBarrier();
+        for (var r = 0u; r < TILE; r++) {
+            sum += xi_tile[r][local.y] * xj_tile[r][local.x];
+        }
+        workgroupBarrier();
+    }
+    store(i0 + local.y, j0 + local.x, chunk, sum, 0.0);
+}
