@@ -20,6 +20,8 @@ pub enum GpuError {
     DeviceRequest { adapter: String, reason: String },
     #[error("reading a result back from the GPU failed: {0}")]
     ReadBack(String),
+    #[error("the GPU adapter {adapter} could not compile rankscope's kernels: {reason}")]
+    Compile { adapter: String, reason: String },
 }
 
 /// How [`Gpu::gram_with`] accumulates its sums.
@@ -151,11 +153,22 @@ impl Gpu {
         };
         let matmul_source = include_str!("shaders/matmul_nt.wgsl");
         let gram_source = include_str!("shaders/gram.wgsl");
+        // A shader the browser's compiler rejects does not throw: its kernels would just not
+        // run and read back zeros. Catch that here, once, as an error naming the adapter.
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let (matmul, gram_compensated, gram_plain) = (
+            pipeline(matmul_source, "main"),
+            pipeline(gram_source, "gram_compensated"),
+            pipeline(gram_source, "gram_plain"),
+        );
+        if let Some(e) = scope.pop().await {
+            return Err(GpuError::Compile { adapter: summary(&info), reason: e.to_string() });
+        }
         Ok(Self {
             max_groups_per_dimension: device.limits().max_compute_workgroups_per_dimension,
-            matmul: pipeline(matmul_source, "main"),
-            gram_compensated: pipeline(gram_source, "gram_compensated"),
-            gram_plain: pipeline(gram_source, "gram_plain"),
+            matmul,
+            gram_compensated,
+            gram_plain,
             device,
             queue,
             info,
