@@ -74,8 +74,8 @@ function writeCheckpoints(dir, count) {
   return paths;
 }
 
-/** PSS in bytes of every Chromium renderer process descended from this test. */
-function rendererPss() {
+/** The Chromium renderer processes descended from this test (the page and its workers live there). */
+function ourRenderers() {
   const parent = new Map();
   const renderers = [];
   for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
@@ -91,8 +91,13 @@ function rendererPss() {
     }
     return false;
   };
+  return renderers.filter(ours);
+}
+
+/** PSS in bytes of this test's renderer processes. */
+function rendererPss() {
   let total = 0;
-  for (const pid of renderers.filter(ours)) {
+  for (const pid of ourRenderers()) {
     try {
       const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
       if (m) total += Number(m[1]) * 1024;
@@ -101,11 +106,27 @@ function rendererPss() {
   return total;
 }
 
+/** Web Worker threads alive in this test's renderers (Chromium names them "DedicatedWorker…"). */
+function workerThreads() {
+  let n = 0;
+  for (const pid of ourRenderers()) {
+    try {
+      for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+        try { if (/^DedicatedWorker/.test(fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8'))) n++; } catch { /* ended */ }
+      }
+    } catch { /* the process ended */ }
+  }
+  return n;
+}
+
 /**
  * The renderers' memory once it has settled: garbage collected in the page,
  * and finished workers torn down (that takes seconds after they end).
  */
 async function settledMemory(page) {
+  // Terminated workers' threads (and their WebAssembly memories) go away
+  // seconds after the batch ends; wait for that first.
+  for (let i = 0; i < 120 && workerThreads() > 0; i++) await new Promise((r) => setTimeout(r, 250));
   let last = Infinity;
   for (let i = 0; i < 30; i++) {
     await page.evaluate(() => globalThis.gc?.());
