@@ -110,6 +110,7 @@ struct Workspace {
     q_normed: GpuTensor,
     q_rope: GpuTensor,
     k_proj: GpuTensor,
+    k_normed: GpuTensor,
     k_rope: GpuTensor,
     v: GpuTensor,
     /// `[n_heads·t, t]`: each (head, query) row's probabilities.
@@ -233,6 +234,7 @@ impl<'g> GpuModel<'g> {
             q_normed: gpu.zeros(t, n_heads * d_k),
             q_rope: gpu.zeros(t, n_heads * d_k),
             k_proj: gpu.zeros(t, n_kv * d_k),
+            k_normed: gpu.zeros(t, n_kv * d_k),
             k_rope: gpu.zeros(t, n_kv * d_k),
             v: gpu.zeros(t, n_kv * d_k),
             scores: gpu.zeros(n_heads * t, t),
@@ -252,18 +254,20 @@ impl<'g> GpuModel<'g> {
             let q = self.norm_or_identity(layer.q_norm.as_ref(), &ws.q_proj, &ws.q_normed, d_k);
             let q = self.rotate(rope, q, &ws.q_rope, n_heads);
             gpu.linear(h, &layer.w_k, &mut ws.k_proj, false);
-            let k_normed = gpu.zeros(t, n_kv * d_k);
-            let k = self.norm_or_identity(layer.k_norm.as_ref(), &ws.k_proj, &k_normed, d_k);
-            if keep_keys.is_some() && layer.k_norm.is_none() {
+            // A kept K needs a buffer of its own per layer; otherwise the workspace's is reused.
+            let kept_k = keep_keys.is_some().then(|| gpu.zeros(t, n_kv * d_k));
+            let k_normed = kept_k.as_ref().unwrap_or(&ws.k_normed);
+            let k = self.norm_or_identity(layer.k_norm.as_ref(), &ws.k_proj, k_normed, d_k);
+            if let (Some(kept_k), None) = (&kept_k, &layer.k_norm) {
                 // Without a key norm, K is the projection itself; keep a copy of it.
-                gpu.copy(&ws.k_proj, &k_normed);
+                gpu.copy(&ws.k_proj, kept_k);
             }
             let k = self.rotate(rope, k, &ws.k_rope, n_kv);
             gpu.linear(h, &layer.w_v, &mut ws.v, false);
             self.attention(q, k, &ws.v, &ws.scores, &ws.attn, t);
             gpu.linear(&ws.attn, &layer.w_o, &mut ws.x, true);
-            if let Some(kept) = keep_keys.as_deref_mut() {
-                kept.push(k_normed);
+            if let (Some(kept), Some(k)) = (keep_keys.as_deref_mut(), kept_k) {
+                kept.push(k);
             }
 
             // MLP: x += down(act(h = norm(x))).
