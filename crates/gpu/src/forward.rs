@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 
+use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::model::arch::{Architecture, Rope};
 use rankscope_core::model::forward::{rope_cos_sin, MatrixView, MlpView, ModelWeights};
 use wgpu::util::DeviceExt;
@@ -208,6 +209,19 @@ impl<'g> GpuModel<'g> {
             keys.push(per_head);
         }
         Ok(keys)
+    }
+
+    /// [`GpuModel::keys`] of every sequence of `batch`, stacked in batch order: `keys[layer][kv_head]`
+    /// is `[B·T, d_k]` with row `b·T + t` = position t of sequence b, the matrix
+    /// `ModelWeights::collect_keys` hands the spectra (METRICS.md "Representations").
+    pub async fn batch_keys(&self, batch: &TokenBatch) -> Result<Vec<Vec<Vec<f32>>>, GpuError> {
+        let mut stacked: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); self.arch.n_kv_heads]; self.layers.len()];
+        for b in 0..batch.batch {
+            for (into, from) in stacked.iter_mut().zip(self.keys(batch.row(b)).await?) {
+                into.iter_mut().zip(from).for_each(|(into, from)| into.extend_from_slice(&from));
+            }
+        }
+        Ok(stacked)
     }
 
     /// Queues the whole pass up to the final norm; `keep_keys` receives each layer's K

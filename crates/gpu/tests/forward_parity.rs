@@ -20,6 +20,7 @@
 
 use std::sync::OnceLock;
 
+use rankscope_core::analysis::spectrum::singular_values_f32;
 use rankscope_core::analysis::weights::Shards;
 use rankscope_core::formats::safetensors::read_header;
 use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
@@ -111,6 +112,34 @@ fn stories260k_matches_the_cpu_forward_pass() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("config")).expect("config JSON");
     check_model("stories260K (Llama)", &load("stories260K/model.safetensors", Some(&config)));
+}
+
+/// The stacked K of the whole eval batch (4 × 128 rows) and its singular values, which the
+/// spectra are computed from: σ within 1e-4 relative (the fixtures' tolerance for σ).
+#[test]
+fn batch_keys_give_the_cpu_spectra() {
+    let model = load("runs/B1/ckpt_tokens_327680.safetensors", None);
+    let gpu_model = GpuModel::upload(gpu(), &model).expect("upload");
+    let eval = eval_batch();
+    let cpu = model.collect_keys(&eval, None).expect("CPU keys");
+    let keys = pollster::block_on(gpu_model.batch_keys(&eval)).expect("GPU keys");
+    let d_k = model.arch().d_k;
+    let (mut key_error, mut sv_error) = (0.0f64, 0.0f64);
+    for (l, layer) in keys.iter().enumerate() {
+        for (h, k) in layer.iter().enumerate() {
+            assert_eq!(k.len(), eval.batch * eval.seq_len * d_k, "layer {l} kv-head {h}: rows");
+            key_error = key_error.max(relative_max_error(k, cpu.keys(l, h)));
+            let rows = k.len() / d_k;
+            let got = singular_values_f32(k, rows, d_k).expect("svd");
+            let want = singular_values_f32(cpu.keys(l, h), rows, d_k).expect("svd");
+            for (g, w) in got.iter().zip(&want) {
+                sv_error = sv_error.max((g - w).abs() / w.abs().max(f64::MIN_POSITIVE));
+            }
+        }
+    }
+    eprintln!("B1 eval batch: max |ΔK|/max|K| {key_error:.2e}, max σ relative error {sv_error:.2e}");
+    assert!(key_error <= KEY_TOLERANCE, "K error {key_error:e}");
+    assert!(sv_error <= 1e-4, "σ error {sv_error:e}");
 }
 
 #[test]
