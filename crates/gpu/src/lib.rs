@@ -6,10 +6,18 @@
 //! activations live in [`GpuTensor`] buffers, and nothing is read back until [`Gpu::read`]
 //! (or a kernel that returns host data, such as [`Gpu::gram`]) asks for it. The CPU kernels
 //! in `rankscope-core` stay the reference: `tests/parity.rs` compares against an f64 product.
+//!
+//! [`GpuModel`] runs the core's whole forward pass this way (`forward.rs`): weights uploaded
+//! once, every step between the products a kernel of its own, logits or keys read back once;
+//! `tests/forward_parity.rs` compares it with the CPU pass on the fixture checkpoints.
 
 use std::fmt;
 
 use wgpu::util::DeviceExt;
+
+mod forward;
+
+pub use forward::GpuModel;
 
 /// Why no GPU could be used.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +30,12 @@ pub enum GpuError {
     ReadBack(String),
     #[error("the GPU adapter {adapter} could not compile rankscope's kernels: {reason}")]
     Compile { adapter: String, reason: String },
+    #[error("{what} needs a buffer of {bytes} bytes; the GPU adapter allows at most {limit}")]
+    TooLarge { what: String, bytes: u64, limit: u64 },
+    #[error("token id {id} at position {position} is not below the vocabulary size {vocab}")]
+    TokenOutOfVocab { id: u32, position: usize, vocab: usize },
+    #[error("an empty sequence has no logits")]
+    EmptySequence,
 }
 
 /// How [`Gpu::gram_with`] accumulates its sums.
@@ -69,6 +83,17 @@ pub struct Gpu {
     matmul: wgpu::ComputePipeline,
     gram_compensated: wgpu::ComputePipeline,
     gram_plain: wgpu::ComputePipeline,
+    forward: ForwardKernels,
+}
+
+/// The kernels between the forward pass's products (see `forward.rs`).
+struct ForwardKernels {
+    embed: wgpu::ComputePipeline,
+    rms_norm: wgpu::ComputePipeline,
+    rope: wgpu::ComputePipeline,
+    attention: wgpu::ComputePipeline,
+    relu_squared: wgpu::ComputePipeline,
+    silu_mul: wgpu::ComputePipeline,
 }
 
 impl fmt::Debug for Gpu {
@@ -161,6 +186,15 @@ impl Gpu {
             pipeline(gram_source, "gram_compensated"),
             pipeline(gram_source, "gram_plain"),
         );
+        let elementwise_source = include_str!("shaders/elementwise.wgsl");
+        let forward = ForwardKernels {
+            embed: pipeline(include_str!("shaders/embed.wgsl"), "main"),
+            rms_norm: pipeline(include_str!("shaders/rms_norm.wgsl"), "main"),
+            rope: pipeline(include_str!("shaders/rope.wgsl"), "main"),
+            attention: pipeline(include_str!("shaders/attention.wgsl"), "main"),
+            relu_squared: pipeline(elementwise_source, "relu_squared"),
+            silu_mul: pipeline(elementwise_source, "silu_mul"),
+        };
         if let Some(e) = scope.pop().await {
             return Err(GpuError::Compile { adapter: summary(&info), reason: e.to_string() });
         }
@@ -169,6 +203,7 @@ impl Gpu {
             matmul,
             gram_compensated,
             gram_plain,
+            forward,
             device,
             queue,
             info,
@@ -291,6 +326,16 @@ impl Gpu {
         (y as u32, z as u32)
     }
 
+    /// Spreads `groups` workgroups over the x and y dispatch dimensions (x · y ≥ groups; the
+    /// shaders skip the excess, indexing by `group.x + group.y · groups.x`).
+    fn fold_groups(&self, groups: usize) -> (u32, u32, u32) {
+        let max = self.max_groups_per_dimension as usize;
+        let x = groups.clamp(1, max);
+        let y = groups.div_ceil(x).max(1);
+        assert!(y <= max, "{groups} workgroups exceed the device's dispatch limit");
+        (x as u32, y as u32, 1)
+    }
+
     fn dispatch(
         &self,
         pipeline: &wgpu::ComputePipeline,
@@ -319,6 +364,14 @@ impl Gpu {
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(gx, gy, gz);
         }
+        self.queue.submit([encoder.finish()]);
+    }
+
+    /// Queues `dst = src` (same shape) on the GPU.
+    fn copy(&self, src: &GpuTensor, dst: &GpuTensor) {
+        assert_eq!(src.shape(), dst.shape(), "copy between tensors of different shapes");
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, (4 * src.rows * src.cols) as u64);
         self.queue.submit([encoder.finish()]);
     }
 

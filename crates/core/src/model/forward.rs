@@ -19,13 +19,15 @@
 mod kernels;
 mod load;
 mod probe;
+mod view;
 
 pub use load::ModelWeights;
 pub use probe::{KeyCollector, KeyTransform, NoProbe, Probe};
+pub use view::{rope_cos_sin, LayerView, MatrixView, MlpView, ModelView};
 
 use crate::analysis::weights::WeightError;
 use crate::formats::tokens::TokenBatch;
-use crate::model::arch::{Architecture, Family};
+use crate::model::arch::Architecture;
 use kernels::{causal_attention, relu_squared, rms_norm_rows, silu_mul, RopeTable};
 use load::{LayerWeights, Mlp};
 
@@ -256,10 +258,7 @@ impl ModelWeights {
         let arch = self.arch();
         let (t, d) = (ws.t, arch.d_model);
         debug_assert_eq!(ids.len(), t);
-        let scale = match arch.family {
-            Family::Reference => (d as f64).sqrt() as f32,
-            Family::Llama | Family::Gpt2 => 1.0,
-        };
+        let scale = view::embedding_scale(arch);
         for (row, &id) in ws.x.chunks_exact_mut(d).zip(ids) {
             let e = &self.embedding.data[id as usize * d..(id as usize + 1) * d];
             row.iter_mut().zip(e).for_each(|(x, &e)| *x = e * scale);

@@ -1,0 +1,118 @@
+//! A read-only view of [`ModelWeights`] for other forward-pass implementations (the GPU one
+//! in `rankscope-gpu`): every weight as a slice with its shape, plus the constants the CPU
+//! pass uses (embedding scale, RoPE table), taken from the same code so that the two passes
+//! cannot drift apart.
+
+use super::kernels::{Matrix, RopeTable};
+use super::load::{LayerWeights, Mlp};
+use super::ModelWeights;
+use crate::model::arch::{Architecture, Family};
+
+/// A weight matrix, row-major `[rows (out), cols (in)]`, f32.
+#[derive(Debug, Clone, Copy)]
+pub struct MatrixView<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// The MLP of one block (see the module doc of `forward` for the formulas).
+#[derive(Debug, Clone, Copy)]
+pub enum MlpView<'a> {
+    /// Reference: `down(relu(up(x))²)`.
+    SquaredRelu { up: MatrixView<'a>, down: MatrixView<'a> },
+    /// Llama: `down(silu(gate(x)) · up(x))`.
+    SwiGlu { gate: MatrixView<'a>, up: MatrixView<'a>, down: MatrixView<'a> },
+}
+
+/// One transformer block. A norm the architecture does not name is `None` and left out.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerView<'a> {
+    /// `[n_heads·d_k, d_model]`.
+    pub w_q: MatrixView<'a>,
+    /// `[n_kv_heads·d_k, d_model]`.
+    pub w_k: MatrixView<'a>,
+    pub w_v: MatrixView<'a>,
+    /// `[d_model, n_heads·d_k]`.
+    pub w_o: MatrixView<'a>,
+    /// γ over d_k, applied per head.
+    pub q_norm: Option<&'a [f32]>,
+    pub k_norm: Option<&'a [f32]>,
+    /// γ over d_model (pre-norm before attention and before the MLP).
+    pub attn_norm: Option<&'a [f32]>,
+    pub mlp_norm: Option<&'a [f32]>,
+    pub mlp: MlpView<'a>,
+}
+
+/// Everything a forward pass reads, borrowed from a [`ModelWeights`].
+#[derive(Debug, Clone)]
+pub struct ModelView<'a> {
+    pub arch: &'a Architecture,
+    /// `[vocab, d_model]`.
+    pub embedding: MatrixView<'a>,
+    /// x = embedding[id] · `embedding_scale`.
+    pub embedding_scale: f32,
+    /// `[vocab, d_model]`: the embedding itself when tied.
+    pub lm_head: MatrixView<'a>,
+    /// Whether `lm_head` is the embedding (so an uploader can share one buffer).
+    pub lm_head_is_embedding: bool,
+    pub final_norm: Option<&'a [f32]>,
+    /// ε of every RMSNorm, as the CPU pass uses it (f32).
+    pub norm_eps: f32,
+    pub layers: Vec<LayerView<'a>>,
+}
+
+fn matrix(m: &Matrix) -> MatrixView<'_> {
+    MatrixView { data: &m.data, rows: m.rows, cols: m.cols }
+}
+
+fn layer(l: &LayerWeights) -> LayerView<'_> {
+    LayerView {
+        w_q: matrix(&l.w_q),
+        w_k: matrix(&l.w_k),
+        w_v: matrix(&l.w_v),
+        w_o: matrix(&l.w_o),
+        q_norm: l.q_norm.as_deref(),
+        k_norm: l.k_norm.as_deref(),
+        attn_norm: l.attn_norm.as_deref(),
+        mlp_norm: l.mlp_norm.as_deref(),
+        mlp: match &l.mlp {
+            Mlp::SquaredRelu { up, down } => MlpView::SquaredRelu { up: matrix(up), down: matrix(down) },
+            Mlp::SwiGlu { gate, up, down } => {
+                MlpView::SwiGlu { gate: matrix(gate), up: matrix(up), down: matrix(down) }
+            }
+        },
+    }
+}
+
+/// The factor the embedding rows are multiplied by: √d_model for the reference model, 1 otherwise.
+pub(super) fn embedding_scale(arch: &Architecture) -> f32 {
+    match arch.family {
+        Family::Reference => (arch.d_model as f64).sqrt() as f32,
+        Family::Llama | Family::Gpt2 => 1.0,
+    }
+}
+
+/// RoPE's `(cos, sin)` for positions `0..t`, `[t, d_k/2]` row-major each: exactly the table
+/// the CPU forward pass rotates Q and K with.
+pub fn rope_cos_sin(t: usize, d_k: usize, base: f64) -> (Vec<f32>, Vec<f32>) {
+    let table = RopeTable::new(t, d_k, base);
+    (table.cos, table.sin)
+}
+
+impl ModelWeights {
+    /// Every weight, borrowed, with the constants of the forward pass.
+    pub fn view(&self) -> ModelView<'_> {
+        let arch = self.arch();
+        ModelView {
+            arch,
+            embedding: matrix(&self.embedding),
+            embedding_scale: embedding_scale(arch),
+            lm_head: matrix(self.lm_head()),
+            lm_head_is_embedding: std::ptr::eq(self.lm_head(), &self.embedding),
+            final_norm: self.final_norm.as_deref(),
+            norm_eps: arch.norm_eps as f32,
+            layers: self.layers.iter().map(layer).collect(),
+        }
+    }
+}

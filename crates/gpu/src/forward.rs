@@ -1,0 +1,438 @@
+//! The forward pass on the GPU: the CPU pass of `rankscope_core::model::forward` (same
+//! conventions: embedding scale, pre-norm RMSNorm, per-head q/k norm, RoPE, GQA, causal
+//! softmax, relu² or SwiGLU, final norm, tied or separate head), with every step a kernel
+//! on buffers that stay on the GPU. Only the logits (or the keys the spectra need) are read
+//! back, once, at the end.
+//!
+//! Activations stay token-major, `[t, heads·d_k]` for Q/K/V, as the projections write them:
+//! the per-head norms treat that buffer as `[t·heads, d_k]` rows, RoPE indexes the position
+//! as `row / heads`, and the attention kernel reads head h's columns with strides, so no
+//! head-major copies are needed.
+
+use std::cell::RefCell;
+
+use rankscope_core::formats::tokens::TokenBatch;
+use rankscope_core::model::arch::{Architecture, Rope};
+use rankscope_core::model::forward::{rope_cos_sin, MatrixView, MlpView, ModelWeights};
+use wgpu::util::DeviceExt;
+
+use crate::{to_u32, Gpu, GpuError, GpuMatrix, GpuTensor};
+
+/// `Params` of rms_norm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct NormParams {
+    rows: u32,
+    width: u32,
+    eps: f32,
+    pad: u32,
+}
+
+/// `Params` of rope.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct RopeParams {
+    rows: u32,
+    heads: u32,
+    half: u32,
+    style: u32,
+}
+
+/// `Params` of attention.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct AttentionParams {
+    t: u32,
+    n_heads: u32,
+    n_kv: u32,
+    d_k: u32,
+    scale: f32,
+    pad: [u32; 3],
+}
+
+/// `Params` of embed.wgsl and elementwise.wgsl (`width`, `scale`: embed only).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ElementParams {
+    len: u32,
+    width: u32,
+    scale: f32,
+    pad: u32,
+}
+
+/// Invocations per workgroup of the element-wise kernels (embed, RoPE, activations).
+const ELEMENT_LANES: usize = 64;
+
+enum GpuMlp {
+    SquaredRelu { up: GpuMatrix, down: GpuMatrix },
+    SwiGlu { gate: GpuMatrix, up: GpuMatrix, down: GpuMatrix },
+}
+
+/// One block's weights on the GPU; a norm the model does not have is `None` (left out).
+struct GpuLayer {
+    w_q: GpuMatrix,
+    w_k: GpuMatrix,
+    w_v: GpuMatrix,
+    w_o: GpuMatrix,
+    q_norm: Option<GpuMatrix>,
+    k_norm: Option<GpuMatrix>,
+    attn_norm: Option<GpuMatrix>,
+    mlp_norm: Option<GpuMatrix>,
+    mlp: GpuMlp,
+}
+
+/// RoPE's cos/sin for one sequence length, kept until a different length comes.
+struct RopeTable {
+    t: usize,
+    cos: GpuTensor,
+    sin: GpuTensor,
+}
+
+/// A model whose weights live on the GPU (uploaded once by [`GpuModel::upload`]), ready to
+/// run sequences: [`GpuModel::logits`], [`GpuModel::keys`].
+pub struct GpuModel<'g> {
+    gpu: &'g Gpu,
+    arch: Architecture,
+    embedding: GpuMatrix,
+    /// The output head when it is not the embedding.
+    lm_head: Option<GpuMatrix>,
+    embedding_scale: f32,
+    norm_eps: f32,
+    final_norm: Option<GpuMatrix>,
+    layers: Vec<GpuLayer>,
+    rope: RefCell<Option<RopeTable>>,
+}
+
+/// The activation buffers of one pass of `t` tokens.
+struct Workspace {
+    x: GpuTensor,
+    h: GpuTensor,
+    q_proj: GpuTensor,
+    q_normed: GpuTensor,
+    q_rope: GpuTensor,
+    k_proj: GpuTensor,
+    k_normed: GpuTensor,
+    k_rope: GpuTensor,
+    v: GpuTensor,
+    /// `[n_heads·t, t]`: each (head, query) row's probabilities.
+    scores: GpuTensor,
+    attn: GpuTensor,
+    ff_a: GpuTensor,
+    ff_b: GpuTensor,
+}
+
+impl<'g> GpuModel<'g> {
+    /// Uploads every weight of `weights` once: matrices as [`GpuMatrix`], norms' γ as
+    /// one-row matrices. A tied head shares the embedding's buffer.
+    pub fn upload(gpu: &'g Gpu, weights: &ModelWeights) -> Result<Self, GpuError> {
+        let view = weights.view();
+        let matrix = |what: String, m: MatrixView<'_>| -> Result<GpuMatrix, GpuError> {
+            check_fits(gpu, what, m.data.len())?;
+            Ok(gpu.upload_matrix(m.data, m.rows, m.cols))
+        };
+        let vector = |gamma: Option<&[f32]>| gamma.map(|g| gpu.upload_matrix(g, 1, g.len()));
+        let mut layers = Vec::with_capacity(view.layers.len());
+        for (l, layer) in view.layers.iter().enumerate() {
+            let name = |what: &str| format!("layer {l} {what}");
+            let mlp = match layer.mlp {
+                MlpView::SquaredRelu { up, down } => GpuMlp::SquaredRelu {
+                    up: matrix(name("MLP up"), up)?,
+                    down: matrix(name("MLP down"), down)?,
+                },
+                MlpView::SwiGlu { gate, up, down } => GpuMlp::SwiGlu {
+                    gate: matrix(name("MLP gate"), gate)?,
+                    up: matrix(name("MLP up"), up)?,
+                    down: matrix(name("MLP down"), down)?,
+                },
+            };
+            layers.push(GpuLayer {
+                w_q: matrix(name("W_q"), layer.w_q)?,
+                w_k: matrix(name("W_k"), layer.w_k)?,
+                w_v: matrix(name("W_v"), layer.w_v)?,
+                w_o: matrix(name("W_o"), layer.w_o)?,
+                q_norm: vector(layer.q_norm),
+                k_norm: vector(layer.k_norm),
+                attn_norm: vector(layer.attn_norm),
+                mlp_norm: vector(layer.mlp_norm),
+                mlp,
+            });
+        }
+        Ok(Self {
+            gpu,
+            arch: view.arch.clone(),
+            embedding: matrix("the embedding".into(), view.embedding)?,
+            lm_head: if view.lm_head_is_embedding {
+                None
+            } else {
+                Some(matrix("the output head".into(), view.lm_head)?)
+            },
+            embedding_scale: view.embedding_scale,
+            norm_eps: view.norm_eps,
+            final_norm: vector(view.final_norm),
+            layers,
+            rope: RefCell::new(None),
+        })
+    }
+
+    /// The architecture the weights were loaded for.
+    pub fn arch(&self) -> &Architecture {
+        &self.arch
+    }
+
+    /// Logits `[t, vocab]` row-major of one sequence (row p predicts token p + 1), as
+    /// `ModelWeights::forward` computes them.
+    pub async fn logits(&self, ids: &[u32]) -> Result<Vec<f32>, GpuError> {
+        let ws = self.run(ids, None)?;
+        let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
+        let mut logits = self.gpu.zeros(ids.len(), self.arch.vocab);
+        let h = self.final_norm(&ws);
+        self.gpu.linear(h, head, &mut logits, false);
+        self.gpu.read(&logits).await
+    }
+
+    /// K of every layer and kv-head, after the key norm, before RoPE — what
+    /// `Probe::keys` gets as `post_norm_pre_rope` (the K of METRICS.md): `keys[layer][kv_head]`
+    /// is `[t, d_k]` row-major. Each layer's K stays in its own buffer during the pass and is
+    /// read back once, after it; the output head is not run.
+    pub async fn keys(&self, ids: &[u32]) -> Result<Vec<Vec<Vec<f32>>>, GpuError> {
+        let mut kept = Vec::with_capacity(self.layers.len());
+        self.run(ids, Some(&mut kept))?;
+        let (t, d_k, n_kv) = (ids.len(), self.arch.d_k, self.arch.n_kv_heads);
+        let mut keys = Vec::with_capacity(kept.len());
+        for k in &kept {
+            let data = self.gpu.read(k).await?;
+            let head = |h: usize| {
+                let rows = (0..t).map(|p| (p * n_kv + h) * d_k);
+                rows.flat_map(|at| &data[at..at + d_k]).copied().collect()
+            };
+            let per_head = (0..n_kv).map(head).collect();
+            keys.push(per_head);
+        }
+        Ok(keys)
+    }
+
+    /// [`GpuModel::keys`] of every sequence of `batch`, stacked in batch order: `keys[layer][kv_head]`
+    /// is `[B·T, d_k]` with row `b·T + t` = position t of sequence b, the matrix
+    /// `ModelWeights::collect_keys` hands the spectra (METRICS.md "Representations").
+    pub async fn batch_keys(&self, batch: &TokenBatch) -> Result<Vec<Vec<Vec<f32>>>, GpuError> {
+        let mut stacked: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); self.arch.n_kv_heads]; self.layers.len()];
+        for b in 0..batch.batch {
+            for (into, from) in stacked.iter_mut().zip(self.keys(batch.row(b)).await?) {
+                into.iter_mut().zip(from).for_each(|(into, from)| into.extend_from_slice(&from));
+            }
+        }
+        Ok(stacked)
+    }
+
+    /// Queues the whole pass up to the final norm; `keep_keys` receives each layer's K
+    /// (token-major `[t, n_kv·d_k]`, after the key norm, before RoPE).
+    fn run(&self, ids: &[u32], mut keep_keys: Option<&mut Vec<GpuTensor>>) -> Result<Workspace, GpuError> {
+        if ids.is_empty() {
+            return Err(GpuError::EmptySequence);
+        }
+        let arch = &self.arch;
+        if let Some(position) = ids.iter().position(|&id| id as usize >= arch.vocab) {
+            return Err(GpuError::TokenOutOfVocab { id: ids[position], position, vocab: arch.vocab });
+        }
+        let gpu = self.gpu;
+        let (t, d, d_k, d_ff) = (ids.len(), arch.d_model, arch.d_k, arch.d_ff);
+        let (n_heads, n_kv) = (arch.n_heads, arch.n_kv_heads);
+        // The largest activations: every head's probabilities, the MLP's hidden layer, the logits.
+        check_fits(gpu, format!("attention probabilities of {t} tokens"), n_heads * t * t)?;
+        check_fits(gpu, format!("the MLP activations of {t} tokens"), t * d_ff)?;
+        check_fits(gpu, format!("the logits of {t} tokens"), t * arch.vocab)?;
+        let mut ws = Workspace {
+            x: gpu.zeros(t, d),
+            h: gpu.zeros(t, d),
+            q_proj: gpu.zeros(t, n_heads * d_k),
+            q_normed: gpu.zeros(t, n_heads * d_k),
+            q_rope: gpu.zeros(t, n_heads * d_k),
+            k_proj: gpu.zeros(t, n_kv * d_k),
+            k_normed: gpu.zeros(t, n_kv * d_k),
+            k_rope: gpu.zeros(t, n_kv * d_k),
+            v: gpu.zeros(t, n_kv * d_k),
+            scores: gpu.zeros(n_heads * t, t),
+            attn: gpu.zeros(t, n_heads * d_k),
+            ff_a: gpu.zeros(t, d_ff),
+            ff_b: gpu.zeros(t, d_ff),
+        };
+        self.embed(ids, &ws.x);
+        self.ensure_rope_table(t);
+        let rope_table = self.rope.borrow();
+        let rope = rope_table.as_ref().expect("the RoPE table was just made");
+
+        for layer in &self.layers {
+            // Attention: h = norm(x); q, k, v; per-head norms; RoPE; softmax(QKᵀ)V; x += attn·W_oᵀ.
+            let h = self.norm_or_identity(layer.attn_norm.as_ref(), &ws.x, &ws.h, d);
+            gpu.linear(h, &layer.w_q, &mut ws.q_proj, false);
+            let q = self.norm_or_identity(layer.q_norm.as_ref(), &ws.q_proj, &ws.q_normed, d_k);
+            let q = self.rotate(rope, q, &ws.q_rope, n_heads);
+            gpu.linear(h, &layer.w_k, &mut ws.k_proj, false);
+            // A kept K needs a buffer of its own per layer; otherwise the workspace's is reused.
+            let kept_k = keep_keys.is_some().then(|| gpu.zeros(t, n_kv * d_k));
+            let k_normed = kept_k.as_ref().unwrap_or(&ws.k_normed);
+            let k = self.norm_or_identity(layer.k_norm.as_ref(), &ws.k_proj, k_normed, d_k);
+            if let (Some(kept_k), None) = (&kept_k, &layer.k_norm) {
+                // Without a key norm, K is the projection itself; keep a copy of it.
+                gpu.copy(&ws.k_proj, kept_k);
+            }
+            let k = self.rotate(rope, k, &ws.k_rope, n_kv);
+            gpu.linear(h, &layer.w_v, &mut ws.v, false);
+            self.attention(q, k, &ws.v, &ws.scores, &ws.attn, t);
+            gpu.linear(&ws.attn, &layer.w_o, &mut ws.x, true);
+            if let (Some(kept), Some(k)) = (keep_keys.as_deref_mut(), kept_k) {
+                kept.push(k);
+            }
+
+            // MLP: x += down(act(h = norm(x))).
+            let h = self.norm_or_identity(layer.mlp_norm.as_ref(), &ws.x, &ws.h, d);
+            match &layer.mlp {
+                GpuMlp::SquaredRelu { up, down } => {
+                    gpu.linear(h, up, &mut ws.ff_a, false);
+                    self.activation(&gpu.forward.relu_squared, &ws.ff_a, None);
+                    gpu.linear(&ws.ff_a, down, &mut ws.x, true);
+                }
+                GpuMlp::SwiGlu { gate, up, down } => {
+                    gpu.linear(h, gate, &mut ws.ff_a, false);
+                    gpu.linear(h, up, &mut ws.ff_b, false);
+                    self.activation(&gpu.forward.silu_mul, &ws.ff_a, Some(&ws.ff_b));
+                    gpu.linear(&ws.ff_a, down, &mut ws.x, true);
+                }
+            }
+        }
+        Ok(ws)
+    }
+
+    /// The final norm's output (or x itself without one), for the head.
+    fn final_norm<'w>(&self, ws: &'w Workspace) -> &'w GpuTensor {
+        self.norm_or_identity(self.final_norm.as_ref(), &ws.x, &ws.h, self.arch.d_model)
+    }
+
+    fn embed(&self, ids: &[u32], x: &GpuTensor) {
+        let ids = self.gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("token ids"),
+            contents: bytemuck::cast_slice(ids),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let len = x.rows * x.cols;
+        let params = ElementParams {
+            len: to_u32(len, "embedding elements"),
+            width: to_u32(x.cols, "d_model"),
+            scale: self.embedding_scale,
+            pad: 0,
+        };
+        let groups = self.gpu.fold_groups(len.div_ceil(ELEMENT_LANES));
+        self.gpu.dispatch(
+            &self.gpu.forward.embed,
+            bytemuck::bytes_of(&params),
+            &[&ids, &self.embedding.buffer, &x.buffer],
+            groups,
+        );
+    }
+
+    /// `out = RMSNorm(x)` over rows of `width` with γ, returning `out`; without γ (a norm the
+    /// model does not have) nothing runs and `x` itself is returned.
+    fn norm_or_identity<'a>(
+        &self,
+        gamma: Option<&GpuMatrix>,
+        x: &'a GpuTensor,
+        out: &'a GpuTensor,
+        width: usize,
+    ) -> &'a GpuTensor {
+        let Some(gamma) = gamma else { return x };
+        let rows = x.rows * x.cols / width;
+        let params = NormParams {
+            rows: to_u32(rows, "norm rows"),
+            width: to_u32(width, "norm width"),
+            eps: self.norm_eps,
+            pad: 0,
+        };
+        let groups = self.gpu.fold_groups(rows);
+        self.gpu.dispatch(
+            &self.gpu.forward.rms_norm,
+            bytemuck::bytes_of(&params),
+            &[&x.buffer, &gamma.buffer, &out.buffer],
+            groups,
+        );
+        out
+    }
+
+    fn ensure_rope_table(&self, t: usize) {
+        let mut table = self.rope.borrow_mut();
+        if table.as_ref().is_some_and(|r| r.t == t) {
+            return;
+        }
+        let half = self.arch.d_k / 2;
+        let (cos, sin) = rope_cos_sin(t, self.arch.d_k, self.arch.rope_theta);
+        *table = Some(RopeTable {
+            t,
+            cos: self.gpu.upload_tensor(&cos, t, half),
+            sin: self.gpu.upload_tensor(&sin, t, half),
+        });
+    }
+
+    /// `out = RoPE(x)` for a token-major `[t, heads·d_k]` buffer, returning `out`; `x` itself
+    /// when the model has no RoPE.
+    fn rotate<'a>(&self, table: &RopeTable, x: &'a GpuTensor, out: &'a GpuTensor, heads: usize) -> &'a GpuTensor {
+        let style = match self.arch.rope {
+            Rope::InterleavedPairs => 0,
+            Rope::RotateHalf => 1,
+            Rope::None => return x,
+        };
+        let half = self.arch.d_k / 2;
+        let rows = x.rows * heads;
+        let params = RopeParams {
+            rows: to_u32(rows, "RoPE rows"),
+            heads: to_u32(heads, "heads"),
+            half: to_u32(half, "d_k / 2"),
+            style,
+        };
+        let groups = self.gpu.fold_groups((rows * half).div_ceil(ELEMENT_LANES));
+        self.gpu.dispatch(
+            &self.gpu.forward.rope,
+            bytemuck::bytes_of(&params),
+            &[&x.buffer, &table.cos.buffer, &table.sin.buffer, &out.buffer],
+            groups,
+        );
+        out
+    }
+
+    fn attention(&self, q: &GpuTensor, k: &GpuTensor, v: &GpuTensor, scores: &GpuTensor, out: &GpuTensor, t: usize) {
+        let arch = &self.arch;
+        let params = AttentionParams {
+            t: to_u32(t, "tokens"),
+            n_heads: to_u32(arch.n_heads, "heads"),
+            n_kv: to_u32(arch.n_kv_heads, "kv-heads"),
+            d_k: to_u32(arch.d_k, "d_k"),
+            scale: 1.0 / (arch.d_k as f32).sqrt(),
+            pad: [0; 3],
+        };
+        let groups = self.gpu.fold_groups(t * arch.n_heads);
+        self.gpu.dispatch(
+            &self.gpu.forward.attention,
+            bytemuck::bytes_of(&params),
+            &[&q.buffer, &k.buffer, &v.buffer, &scores.buffer, &out.buffer],
+            groups,
+        );
+    }
+
+    /// relu² of `values` in place, or silu(`values`)·`up` into `values`.
+    fn activation(&self, pipeline: &wgpu::ComputePipeline, values: &GpuTensor, up: Option<&GpuTensor>) {
+        let len = values.rows * values.cols;
+        let params = ElementParams { len: to_u32(len, "MLP elements"), width: 0, scale: 0.0, pad: 0 };
+        let groups = self.gpu.fold_groups(len.div_ceil(ELEMENT_LANES));
+        let buffers: Vec<&wgpu::Buffer> = std::iter::once(&values.buffer).chain(up.map(|u| &u.buffer)).collect();
+        self.gpu.dispatch(pipeline, bytemuck::bytes_of(&params), &buffers, groups);
+    }
+}
+
+/// Whether a buffer of `len` f32 fits the adapter's storage-binding and buffer limits.
+fn check_fits(gpu: &Gpu, what: String, len: usize) -> Result<(), GpuError> {
+    let limits = gpu.device.limits();
+    let limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+    let bytes = 4 * len as u64;
+    if bytes > limit {
+        return Err(GpuError::TooLarge { what, bytes, limit });
+    }
+    Ok(())
+}

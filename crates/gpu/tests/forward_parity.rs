@@ -1,0 +1,152 @@
+//! The GPU forward pass against the CPU one (`ModelWeights::forward`, itself checked against
+//! the user's PyTorch reference in the core's `forward_fixtures.rs`), on the fixture
+//! checkpoints: runs/B1 final (BF16 stored, QK-norm, GQA 4/2), runs/A2 final (no QK-norm), and
+//! stories260K (Llama layout: rotate-half RoPE, SwiGLU, GQA 8/4, d_k 8). Sequences: a whole
+//! 128-token row of the eval batch, t = 1, and t = 70 (not a multiple of the product tile).
+//! A machine without a GPU adapter FAILS these tests, as in `parity.rs`.
+//!
+//! Tolerances (both passes are f32 and differ only in summation order; RMSNorm's mean of
+//! squares is f64 on the CPU, f32 here):
+//! - logits: max |gpu − cpu| ≤ 1e-4 · max |cpu| over the sequence;
+//! - K (after k_norm, before RoPE), per layer and kv-head: max |gpu − cpu| ≤ 1e-4 · max |cpu|.
+//!
+//! Measured on lavapipe (Mesa 22.3.6, llvmpipe): logits ≤ 5.3e-7 (B1, A2) and 1.4e-6
+//! (stories260K); K ≤ 7.7e-7 (B1, A2) and 2.5e-6 (stories260K). The margin is for adapters
+//! whose exp/sqrt are less exact than lavapipe's (WGSL allows a few ULP).
+//!
+//! `cargo test -p rankscope-gpu --test forward_parity -- --nocapture` prints the measured errors.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::sync::OnceLock;
+
+use rankscope_core::analysis::spectrum::singular_values_f32;
+use rankscope_core::analysis::weights::Shards;
+use rankscope_core::formats::safetensors::read_header;
+use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
+use rankscope_core::model::arch::{recognise, Recognition};
+use rankscope_core::model::forward::{KeyCollector, ModelWeights};
+use rankscope_core::source::{block_on, FileSource};
+use rankscope_gpu::{Gpu, GpuModel};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+const LOGIT_TOLERANCE: f64 = 1e-4;
+const KEY_TOLERANCE: f64 = 1e-4;
+
+fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let gpu = pollster::block_on(Gpu::new()).unwrap_or_else(|e| {
+            panic!("the GPU forward-pass tests need a GPU adapter and found none: {e}. On Debian/Ubuntu `apt-get install mesa-vulkan-drivers libvulkan1` gives lavapipe (software Vulkan).")
+        });
+        eprintln!("adapter: {}", gpu.adapter_summary());
+        gpu
+    })
+}
+
+fn load(relative: &str, config: Option<&serde_json::Value>) -> ModelWeights {
+    let path = format!("{FIXTURES}/{relative}");
+    let src = FileSource::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let header = read_header(&src).expect("header");
+    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, config) else {
+        panic!("{path} not recognised")
+    };
+    block_on(ModelWeights::load(&Shards::single(&header, &src), &arch, &mut |_| {})).expect("load weights")
+}
+
+fn eval_batch() -> TokenBatch {
+    let src = FileSource::open(format!("{FIXTURES}/eval_tokens.safetensors")).expect("open tokens");
+    parse_tokens_safetensors(&src).expect("parse tokens")
+}
+
+/// max |got − want| / max |want|.
+fn relative_max_error(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    let scale = want.iter().fold(0.0f64, |m, &w| m.max(f64::from(w).abs()));
+    let diff = got.iter().zip(want).fold(0.0f64, |m, (&g, &w)| m.max((f64::from(g) - f64::from(w)).abs()));
+    diff / scale.max(f64::MIN_POSITIVE)
+}
+
+/// Runs `model` on the eval batch's sequences on both sides and checks logits and K.
+fn check_model(name: &str, model: &ModelWeights) {
+    let gpu_model = GpuModel::upload(gpu(), model).expect("upload");
+    let eval = eval_batch();
+    let sequences: [(&str, &[u32]); 3] =
+        [("eval row 0, t=128", eval.row(0)), ("t=1", &eval.row(1)[..1]), ("eval row 1, t=70", &eval.row(1)[..70])];
+    let arch = model.arch();
+    for (what, ids) in sequences {
+        let mut collector = KeyCollector::new(arch);
+        let cpu = model.forward(ids, &mut collector, None).expect("CPU forward");
+        let logits = pollster::block_on(gpu_model.logits(ids)).expect("GPU logits");
+        let logit_error = relative_max_error(&logits, &cpu.data);
+        let keys = pollster::block_on(gpu_model.keys(ids)).expect("GPU keys");
+        assert_eq!(keys.len(), arch.n_layers);
+        let mut key_error = 0.0f64;
+        for (l, layer) in keys.iter().enumerate() {
+            assert_eq!(layer.len(), arch.n_kv_heads);
+            for (h, k) in layer.iter().enumerate() {
+                let err = relative_max_error(k, collector.keys(l, h));
+                assert!(err <= KEY_TOLERANCE, "{name}, {what}: K of layer {l} kv-head {h}: error {err:e}");
+                key_error = key_error.max(err);
+            }
+        }
+        eprintln!("{name}, {what}: max |Δlogit|/max|logit| {logit_error:.2e}, max |ΔK|/max|K| {key_error:.2e}");
+        assert!(logit_error <= LOGIT_TOLERANCE, "{name}, {what}: logits error {logit_error:e}");
+    }
+}
+
+#[test]
+fn b1_final_matches_the_cpu_forward_pass() {
+    check_model("B1 (BF16, QK-norm, GQA)", &load("runs/B1/ckpt_tokens_327680.safetensors", None));
+}
+
+#[test]
+fn a2_final_matches_the_cpu_forward_pass() {
+    check_model("A2 (no QK-norm)", &load("runs/A2/ckpt_tokens_327680.safetensors", None));
+}
+
+#[test]
+fn stories260k_matches_the_cpu_forward_pass() {
+    let path = format!("{FIXTURES}/stories260K/config.json");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("config")).expect("config JSON");
+    check_model("stories260K (Llama)", &load("stories260K/model.safetensors", Some(&config)));
+}
+
+/// The stacked K of the whole eval batch (4 × 128 rows) and its singular values, which the
+/// spectra are computed from: σ within 1e-4 relative (the fixtures' tolerance for σ).
+#[test]
+fn batch_keys_give_the_cpu_spectra() {
+    let model = load("runs/B1/ckpt_tokens_327680.safetensors", None);
+    let gpu_model = GpuModel::upload(gpu(), &model).expect("upload");
+    let eval = eval_batch();
+    let cpu = model.collect_keys(&eval, None).expect("CPU keys");
+    let keys = pollster::block_on(gpu_model.batch_keys(&eval)).expect("GPU keys");
+    let d_k = model.arch().d_k;
+    let (mut key_error, mut sv_error) = (0.0f64, 0.0f64);
+    for (l, layer) in keys.iter().enumerate() {
+        for (h, k) in layer.iter().enumerate() {
+            assert_eq!(k.len(), eval.batch * eval.seq_len * d_k, "layer {l} kv-head {h}: rows");
+            key_error = key_error.max(relative_max_error(k, cpu.keys(l, h)));
+            let rows = k.len() / d_k;
+            let got = singular_values_f32(k, rows, d_k).expect("svd");
+            let want = singular_values_f32(cpu.keys(l, h), rows, d_k).expect("svd");
+            for (g, w) in got.iter().zip(&want) {
+                sv_error = sv_error.max((g - w).abs() / w.abs().max(f64::MIN_POSITIVE));
+            }
+        }
+    }
+    eprintln!("B1 eval batch: max |ΔK|/max|K| {key_error:.2e}, max σ relative error {sv_error:.2e}");
+    assert!(key_error <= KEY_TOLERANCE, "K error {key_error:e}");
+    assert!(sv_error <= 1e-4, "σ error {sv_error:e}");
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let model = load("runs/A2/ckpt_tokens_327680.safetensors", None);
+    let gpu_model = GpuModel::upload(gpu(), &model).expect("upload");
+    assert!(pollster::block_on(gpu_model.logits(&[])).is_err());
+    let vocab = model.arch().vocab as u32;
+    assert!(pollster::block_on(gpu_model.logits(&[1, vocab])).is_err());
+}
