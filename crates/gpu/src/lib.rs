@@ -10,13 +10,17 @@
 //! [`GpuModel`] runs the core's whole forward pass this way (`forward.rs`): weights uploaded
 //! once, every step between the products a kernel of its own, logits or keys read back once;
 //! `tests/forward_parity.rs` compares it with the CPU pass on the fixture checkpoints.
+//! [`activation_spectra_gpu`] (`activations.rs`) is the core's activation spectra with those
+//! passes; `tests/activation_parity.rs` compares it with the CPU's.
 
 use std::fmt;
 
 use wgpu::util::DeviceExt;
 
+mod activations;
 mod forward;
 
+pub use activations::{activation_spectra_gpu, heldout_loss_gpu, GpuActivationError};
 pub use forward::GpuModel;
 
 /// Why no GPU could be used.
