@@ -193,7 +193,7 @@ impl<'g> GpuModel<'g> {
     /// K of every layer and kv-head, after the key norm, before RoPE — what
     /// `Probe::keys` gets as `post_norm_pre_rope` (the K of METRICS.md): `keys[layer][kv_head]`
     /// is `[t, d_k]` row-major. Each layer's K stays in its own buffer during the pass and is
-    /// read back once, after it; the output head is not run.
+    /// read back after it, in one transfer; the output head is not run.
     pub async fn keys(&self, ids: &[u32]) -> Result<Vec<Vec<Vec<f32>>>, GpuError> {
         let keep = Keep { k_normed: true, ..Keep::default() };
         let layers = self.probe(ids, keep).await?;
@@ -203,30 +203,33 @@ impl<'g> GpuModel<'g> {
     /// Runs one sequence and reads back, per layer, what the CPU pass hands its `Probe`, each
     /// when `keep` asks: K after the key norm before RoPE, K before the key norm, K after RoPE,
     /// and Q per query head after the query norm before RoPE, each `[head][t·d_k]`. Every kept matrix gets a buffer of its own during the pass and is read
-    /// back after it, so nothing is read mid-pass; the output head is not run.
+    /// back after it, all in one transfer, so nothing is read mid-pass; the output head is not run.
     pub(crate) async fn probe(&self, ids: &[u32], keep: Keep) -> Result<Vec<ProbedLayer>, GpuError> {
         let mut kept = Vec::with_capacity(self.layers.len());
         self.run(ids, Some((keep, &mut kept)))?;
+        // One read-back for the whole pass: every kept matrix of every layer.
+        let tensors: Vec<&GpuTensor> = kept
+            .iter()
+            .flat_map(|k| [&k.k_normed, &k.k_raw, &k.k_rope, &k.q_normed])
+            .filter_map(Option::as_ref)
+            .collect();
+        let mut data = self.gpu.read_all(&tensors).await?.into_iter();
+        let (t, d_k) = (ids.len(), self.arch.d_k);
         let (n_heads, n_kv) = (self.arch.n_heads, self.arch.n_kv_heads);
-        let mut layers = Vec::with_capacity(kept.len());
-        for k in &kept {
-            layers.push(ProbedLayer {
-                k_normed: self.read_heads(k.k_normed.as_ref(), n_kv).await?,
-                k_raw: self.read_heads(k.k_raw.as_ref(), n_kv).await?,
-                k_rope: self.read_heads(k.k_rope.as_ref(), n_kv).await?,
-                q_normed: self.read_heads(k.q_normed.as_ref(), n_heads).await?,
-            });
-        }
+        let mut heads = |tensor: &Option<GpuTensor>, heads: usize| match tensor {
+            Some(_) => split_heads(&data.next().expect("one read-back per kept matrix"), t, heads, d_k),
+            None => Vec::new(),
+        };
+        let layers = kept
+            .iter()
+            .map(|k| ProbedLayer {
+                k_normed: heads(&k.k_normed, n_kv),
+                k_raw: heads(&k.k_raw, n_kv),
+                k_rope: heads(&k.k_rope, n_kv),
+                q_normed: heads(&k.q_normed, n_heads),
+            })
+            .collect();
         Ok(layers)
-    }
-
-    /// A kept token-major `[t, heads·d_k]` tensor read back as one `[t·d_k]` block per head;
-    /// nothing when it was not kept.
-    async fn read_heads(&self, tensor: Option<&GpuTensor>, heads: usize) -> Result<Vec<Vec<f32>>, GpuError> {
-        match tensor {
-            Some(tensor) => Ok(split_heads(&self.gpu.read(tensor).await?, tensor.rows, heads, self.arch.d_k)),
-            None => Ok(Vec::new()),
-        }
     }
 
     /// [`GpuModel::keys`] of every sequence of `batch`, stacked in batch order: `keys[layer][kv_head]`

@@ -166,20 +166,28 @@ fn b1_and_a2_final_checkpoints_match_the_cpu_and_the_reference() {
         let cpu = activation_spectra(&model, &eval, Some(&heldout), &[], &mut |p| cpu_progress.push(p), &|| false)
             .expect("CPU activation spectra");
         let cpu_time = started.elapsed();
+        let gpu = gpu();
         let started = Instant::now();
         let mut gpu_progress = Vec::new();
+        let mut stage_ends = Vec::new();
         let got = pollster::block_on(activation_spectra_gpu(
-            gpu(),
+            gpu,
             &model,
             &eval,
             Some(&heldout),
             &[],
-            &mut |p| gpu_progress.push(p),
+            &mut |p| {
+                gpu_progress.push(p);
+                if p.done == p.total {
+                    stage_ends.push((p.stage, started.elapsed()));
+                }
+            },
             &|| false,
         ))
         .expect("GPU activation spectra");
         let gpu_time = started.elapsed();
         println!("{name}: activation spectra (4 K variants + Q, held-out loss) CPU {cpu_time:.2?}, GPU {gpu_time:.2?}");
+        println!("  GPU path, elapsed at the end of each stage (upload + eval forward, SVDs, held-out): {stage_ends:.2?}");
         assert_eq!(gpu_progress, cpu_progress, "{name}: progress in the CPU path's stages and order");
 
         compare(&got, &cpu, &mut sv, &mut metrics, &name);
