@@ -202,8 +202,9 @@ impl<'g> GpuModel<'g> {
 
     /// Runs one sequence and reads back, per layer, what the CPU pass hands its `Probe`, each
     /// when `keep` asks: K after the key norm before RoPE, K before the key norm, K after RoPE,
-    /// and Q per query head after the query norm before RoPE, each `[head][t·d_k]`. Every kept matrix gets a buffer of its own during the pass and is read
-    /// back after it, all in one transfer, so nothing is read mid-pass; the output head is not run.
+    /// and Q per query head after the query norm before RoPE, each `[head][t·d_k]`. Every kept
+    /// matrix gets a buffer of its own during the pass and all are read back after it, in one
+    /// transfer, so nothing is read mid-pass; the output head is not run.
     pub(crate) async fn probe(&self, ids: &[u32], keep: Keep) -> Result<Vec<ProbedLayer>, GpuError> {
         let mut kept = Vec::with_capacity(self.layers.len());
         self.run(ids, Some((keep, &mut kept)))?;

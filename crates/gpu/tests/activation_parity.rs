@@ -187,7 +187,7 @@ fn b1_and_a2_final_checkpoints_match_the_cpu_and_the_reference() {
         .expect("GPU activation spectra");
         let gpu_time = started.elapsed();
         println!("{name}: activation spectra (4 K variants + Q, held-out loss) CPU {cpu_time:.2?}, GPU {gpu_time:.2?}");
-        println!("  GPU path, elapsed at the end of each stage (upload + eval forward, SVDs, held-out): {stage_ends:.2?}");
+        println!("  GPU path, elapsed at each stage's end (upload + eval forward, SVDs, held-out): {stage_ends:.2?}");
         assert_eq!(gpu_progress, cpu_progress, "{name}: progress in the CPU path's stages and order");
 
         compare(&got, &cpu, &mut sv, &mut metrics, &name);
