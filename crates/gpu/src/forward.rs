@@ -193,22 +193,44 @@ impl<'g> GpuModel<'g> {
     /// K of every layer and kv-head, after the key norm, before RoPE — what
     /// `Probe::keys` gets as `post_norm_pre_rope` (the K of METRICS.md): `keys[layer][kv_head]`
     /// is `[t, d_k]` row-major. Each layer's K stays in its own buffer during the pass and is
-    /// read back once, after it; the output head is not run.
+    /// read back after it, in one transfer; the output head is not run.
     pub async fn keys(&self, ids: &[u32]) -> Result<Vec<Vec<Vec<f32>>>, GpuError> {
+        let keep = Keep { k_normed: true, ..Keep::default() };
+        let layers = self.probe(ids, keep).await?;
+        Ok(layers.into_iter().map(|l| l.k_normed).collect())
+    }
+
+    /// Runs one sequence and reads back, per layer, what the CPU pass hands its `Probe`, each
+    /// when `keep` asks: K after the key norm before RoPE, K before the key norm, K after RoPE,
+    /// and Q per query head after the query norm before RoPE, each `[head][t·d_k]`. Every kept
+    /// matrix gets a buffer of its own during the pass and all are read back after it, in one
+    /// transfer, so nothing is read mid-pass; the output head is not run.
+    pub(crate) async fn probe(&self, ids: &[u32], keep: Keep) -> Result<Vec<ProbedLayer>, GpuError> {
         let mut kept = Vec::with_capacity(self.layers.len());
-        self.run(ids, Some(&mut kept))?;
-        let (t, d_k, n_kv) = (ids.len(), self.arch.d_k, self.arch.n_kv_heads);
-        let mut keys = Vec::with_capacity(kept.len());
-        for k in &kept {
-            let data = self.gpu.read(k).await?;
-            let head = |h: usize| {
-                let rows = (0..t).map(|p| (p * n_kv + h) * d_k);
-                rows.flat_map(|at| &data[at..at + d_k]).copied().collect()
-            };
-            let per_head = (0..n_kv).map(head).collect();
-            keys.push(per_head);
-        }
-        Ok(keys)
+        self.run(ids, Some((keep, &mut kept)))?;
+        // One read-back for the whole pass: every kept matrix of every layer.
+        let tensors: Vec<&GpuTensor> = kept
+            .iter()
+            .flat_map(|k| [&k.k_normed, &k.k_raw, &k.k_rope, &k.q_normed])
+            .filter_map(Option::as_ref)
+            .collect();
+        let mut data = self.gpu.read_all(&tensors).await?.into_iter();
+        let (t, d_k) = (ids.len(), self.arch.d_k);
+        let (n_heads, n_kv) = (self.arch.n_heads, self.arch.n_kv_heads);
+        let mut heads = |tensor: &Option<GpuTensor>, heads: usize| match tensor {
+            Some(_) => split_heads(&data.next().expect("one read-back per kept matrix"), t, heads, d_k),
+            None => Vec::new(),
+        };
+        let layers = kept
+            .iter()
+            .map(|k| ProbedLayer {
+                k_normed: heads(&k.k_normed, n_kv),
+                k_raw: heads(&k.k_raw, n_kv),
+                k_rope: heads(&k.k_rope, n_kv),
+                q_normed: heads(&k.q_normed, n_heads),
+            })
+            .collect();
+        Ok(layers)
     }
 
     /// [`GpuModel::keys`] of every sequence of `batch`, stacked in batch order: `keys[layer][kv_head]`
@@ -224,9 +246,9 @@ impl<'g> GpuModel<'g> {
         Ok(stacked)
     }
 
-    /// Queues the whole pass up to the final norm; `keep_keys` receives each layer's K
-    /// (token-major `[t, n_kv·d_k]`, after the key norm, before RoPE).
-    fn run(&self, ids: &[u32], mut keep_keys: Option<&mut Vec<GpuTensor>>) -> Result<Workspace, GpuError> {
+    /// Queues the whole pass up to the final norm; `keep` receives, per layer, the token-major
+    /// `[t, heads·d_k]` matrices its [`Keep`] asks for.
+    fn run(&self, ids: &[u32], mut keep: Option<(Keep, &mut Vec<KeptLayer>)>) -> Result<Workspace, GpuError> {
         if ids.is_empty() {
             return Err(GpuError::EmptySequence);
         }
@@ -264,24 +286,35 @@ impl<'g> GpuModel<'g> {
         for layer in &self.layers {
             // Attention: h = norm(x); q, k, v; per-head norms; RoPE; softmax(QKᵀ)V; x += attn·W_oᵀ.
             let h = self.norm_or_identity(layer.attn_norm.as_ref(), &ws.x, &ws.h, d);
+            // A kept matrix needs a buffer of its own per layer; otherwise the workspace's is reused.
+            let what = keep.as_ref().map(|(what, _)| *what).unwrap_or_default();
+            let own = |wanted: bool, heads: usize| wanted.then(|| gpu.zeros(t, heads * d_k));
+            let mut kept = KeptLayer {
+                k_normed: own(what.k_normed, n_kv),
+                k_raw: own(what.k_raw, n_kv),
+                k_rope: own(what.k_rope, n_kv),
+                q_normed: own(what.q_normed, n_heads),
+            };
             gpu.linear(h, &layer.w_q, &mut ws.q_proj, false);
-            let q = self.norm_or_identity(layer.q_norm.as_ref(), &ws.q_proj, &ws.q_normed, d_k);
+            let q_normed = kept.q_normed.as_ref().unwrap_or(&ws.q_normed);
+            let q = self.norm_or_identity(layer.q_norm.as_ref(), &ws.q_proj, q_normed, d_k);
+            keep_copy(gpu, q, kept.q_normed.as_ref());
             let q = self.rotate(rope, q, &ws.q_rope, n_heads);
-            gpu.linear(h, &layer.w_k, &mut ws.k_proj, false);
-            // A kept K needs a buffer of its own per layer; otherwise the workspace's is reused.
-            let kept_k = keep_keys.is_some().then(|| gpu.zeros(t, n_kv * d_k));
-            let k_normed = kept_k.as_ref().unwrap_or(&ws.k_normed);
-            let k = self.norm_or_identity(layer.k_norm.as_ref(), &ws.k_proj, k_normed, d_k);
-            if let (Some(kept_k), None) = (&kept_k, &layer.k_norm) {
-                // Without a key norm, K is the projection itself; keep a copy of it.
-                gpu.copy(&ws.k_proj, kept_k);
-            }
-            let k = self.rotate(rope, k, &ws.k_rope, n_kv);
+            let k_proj = kept.k_raw.as_mut().unwrap_or(&mut ws.k_proj);
+            gpu.linear(h, &layer.w_k, k_proj, false);
+            let k_proj: &GpuTensor = k_proj;
+            let k_normed = kept.k_normed.as_ref().unwrap_or(&ws.k_normed);
+            let k = self.norm_or_identity(layer.k_norm.as_ref(), k_proj, k_normed, d_k);
+            // Without a key norm, K is the projection itself; a kept K is a copy of it.
+            keep_copy(gpu, k, kept.k_normed.as_ref());
+            let k = self.rotate(rope, k, kept.k_rope.as_ref().unwrap_or(&ws.k_rope), n_kv);
+            // Without RoPE, the rotated K is K itself.
+            keep_copy(gpu, k, kept.k_rope.as_ref());
             gpu.linear(h, &layer.w_v, &mut ws.v, false);
             self.attention(q, k, &ws.v, &ws.scores, &ws.attn, t);
             gpu.linear(&ws.attn, &layer.w_o, &mut ws.x, true);
-            if let (Some(kept), Some(k)) = (keep_keys.as_deref_mut(), kept_k) {
-                kept.push(k);
+            if let Some((_, into)) = keep.as_mut() {
+                into.push(kept);
             }
 
             // MLP: x += down(act(h = norm(x))).
@@ -424,6 +457,45 @@ impl<'g> GpuModel<'g> {
         let buffers: Vec<&wgpu::Buffer> = std::iter::once(&values.buffer).chain(up.map(|u| &u.buffer)).collect();
         self.gpu.dispatch(pipeline, bytemuck::bytes_of(&params), &buffers, groups);
     }
+}
+
+/// Which of a layer's activations a pass keeps for reading back (see [`GpuModel::probe`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Keep {
+    pub k_normed: bool,
+    pub k_raw: bool,
+    pub k_rope: bool,
+    pub q_normed: bool,
+}
+
+/// A layer's kept activations on the GPU, token-major `[t, heads·d_k]`.
+struct KeptLayer {
+    k_normed: Option<GpuTensor>,
+    k_raw: Option<GpuTensor>,
+    k_rope: Option<GpuTensor>,
+    q_normed: Option<GpuTensor>,
+}
+
+/// A layer's kept activations read back, `[head][t·d_k]` row-major per head (empty when not kept).
+pub(crate) struct ProbedLayer {
+    pub k_normed: Vec<Vec<f32>>,
+    pub k_raw: Vec<Vec<f32>>,
+    pub k_rope: Vec<Vec<f32>>,
+    pub q_normed: Vec<Vec<f32>>,
+}
+
+/// Queues `into = result` when a kept buffer was asked for and a step skipped (no norm, no RoPE)
+/// handed back its input instead of writing into it.
+fn keep_copy(gpu: &Gpu, result: &GpuTensor, into: Option<&GpuTensor>) {
+    if let Some(into) = into.filter(|into| !std::ptr::eq(*into, result)) {
+        gpu.copy(result, into);
+    }
+}
+
+/// Token-major `[t, heads·d_k]` to one `[t, d_k]` row-major block per head.
+fn split_heads(data: &[f32], t: usize, heads: usize, d_k: usize) -> Vec<Vec<f32>> {
+    let head = |h: usize| (0..t).flat_map(|p| &data[(p * heads + h) * d_k..][..d_k]).copied().collect();
+    (0..heads).map(head).collect()
 }
 
 /// Whether a buffer of `len` f32 fits the adapter's storage-binding and buffer limits.

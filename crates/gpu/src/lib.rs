@@ -10,13 +10,17 @@
 //! [`GpuModel`] runs the core's whole forward pass this way (`forward.rs`): weights uploaded
 //! once, every step between the products a kernel of its own, logits or keys read back once;
 //! `tests/forward_parity.rs` compares it with the CPU pass on the fixture checkpoints.
+//! [`activation_spectra_gpu`] (`activations.rs`) is the core's activation spectra with those
+//! passes; `tests/activation_parity.rs` compares it with the CPU's.
 
 use std::fmt;
 
 use wgpu::util::DeviceExt;
 
+mod activations;
 mod forward;
 
+pub use activations::{activation_spectra_gpu, heldout_loss_gpu, GpuActivationError};
 pub use forward::GpuModel;
 
 /// Why no GPU could be used.
@@ -380,19 +384,37 @@ impl Gpu {
         self.read_buffer(&tensor.buffer, tensor.rows * tensor.cols).await
     }
 
+    /// Copies several tensors back in one transfer: one staging buffer, one map, one wait (each
+    /// read-back waits for the whole queue, so a pass's results are cheaper read together).
+    pub async fn read_all(&self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<f32>>, GpuError> {
+        let parts: Vec<_> = tensors.iter().map(|t| (&t.buffer, t.rows * t.cols)).collect();
+        self.read_buffers(&parts).await
+    }
+
     async fn read_buffer(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
-        if len == 0 {
-            return Ok(Vec::new());
+        Ok(self.read_buffers(&[(buffer, len)]).await?.pop().unwrap_or_default())
+    }
+
+    /// The first `len` f32 of each buffer, through one staging buffer.
+    async fn read_buffers(&self, parts: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>, GpuError> {
+        let total: usize = parts.iter().map(|(_, len)| len).sum();
+        if total == 0 {
+            return Ok(parts.iter().map(|_| Vec::new()).collect());
         }
-        let size = (4 * len) as u64;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("read-back"),
-            size,
+            size: (4 * total) as u64,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        let mut at = 0;
+        for &(buffer, len) in parts {
+            if len > 0 {
+                encoder.copy_buffer_to_buffer(buffer, 0, &staging, (4 * at) as u64, (4 * len) as u64);
+            }
+            at += len;
+        }
         self.queue.submit([encoder.finish()]);
         let (sender, receiver) = futures_channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |result| {
@@ -409,7 +431,15 @@ impl Gpu {
             .map_err(|e| GpuError::ReadBack(e.to_string()))?;
         let data = {
             let view = staging.get_mapped_range(..).map_err(|e| GpuError::ReadBack(e.to_string()))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            let all = bytemuck::cast_slice::<u8, f32>(&view);
+            let mut at = 0;
+            parts
+                .iter()
+                .map(|&(_, len)| {
+                    at += len;
+                    all[at - len..at].to_vec()
+                })
+                .collect()
         };
         staging.unmap();
         Ok(data)

@@ -18,6 +18,7 @@ use super::spectrum::{singular_values, weight_metrics, SpectrumError};
 use super::study::{CheckpointSpectra, RunSpectra};
 use super::weights::{HeadSpectrum, WeightSpectra};
 use crate::formats::tokens::TokenBatch;
+use crate::model::arch::Architecture;
 use crate::model::forward::{ForwardError, KeyCollector, ModelWeights};
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
@@ -210,7 +211,6 @@ pub fn activation_spectra(
     cancelled: &dyn Fn() -> bool,
 ) -> Result<ActivationSpectra, ActivationError> {
     let arch = model.arch();
-    let variants: Vec<KeyVariant> = if variants.is_empty() { KeyVariant::ALL.to_vec() } else { variants.to_vec() };
     let check = || if cancelled() { Err(ActivationError::Cancelled) } else { Ok(()) };
 
     check_batch(eval)?;
@@ -225,12 +225,41 @@ pub fn activation_spectra(
         progress(Progress { stage: Stage::EvalForward, done: b + 1, total: eval.batch });
     }
 
-    let (d_k, rows) = (arch.d_k, collector.rows());
+    let mut spectra =
+        activation_spectra_from_collector(arch, eval.batch, eval.seq_len, &collector, variants, progress, cancelled)?;
+    drop(collector);
+
+    spectra.heldout_loss = match heldout {
+        Some(batch) => Some(heldout_loss(model, batch, progress, cancelled)?),
+        None => None,
+    };
+    Ok(spectra)
+}
+
+/// The spectra of K and Q already collected over an eval batch of `batch × seq_len` tokens (the
+/// collector holds `batch·seq_len` rows per head): what [`activation_spectra`] does after its
+/// forward pass, public so that another forward pass (the GPU's) that fills a [`KeyCollector`]
+/// gets the very same result. Only the collected matrices of `variants` (all four when empty)
+/// are read; `heldout_loss` is left `None` for the caller. `progress` is called after every
+/// layer ([`Stage::Spectra`]), `cancelled` checked before each.
+pub fn activation_spectra_from_collector(
+    arch: &Architecture,
+    batch: usize,
+    seq_len: usize,
+    collector: &KeyCollector,
+    variants: &[KeyVariant],
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<ActivationSpectra, ActivationError> {
+    let variants: &[KeyVariant] = if variants.is_empty() { &KeyVariant::ALL } else { variants };
+    let (d_k, rows) = (arch.d_k, batch * seq_len);
     let mut layers = Vec::with_capacity(arch.n_layers);
     for l in 0..arch.n_layers {
-        check()?;
+        if cancelled() {
+            return Err(ActivationError::Cancelled);
+        }
         let mut k = Vec::with_capacity(variants.len());
-        for &variant in &variants {
+        for &variant in variants {
             let heads = (0..arch.n_kv_heads)
                 .map(|h| {
                     let data = match variant {
@@ -257,20 +286,8 @@ pub fn activation_spectra(
         layers.push(ActivationLayer { layer: l, k, q_heads, q_centered });
         progress(Progress { stage: Stage::Spectra, done: l + 1, total: arch.n_layers });
     }
-    drop(collector);
-
-    let heldout_loss = match heldout {
-        Some(batch) => Some(heldout_loss(model, batch, progress, cancelled)?),
-        None => None,
-    };
-    Ok(ActivationSpectra {
-        d_k,
-        d_model: arch.d_model,
-        eval_batch: eval.batch,
-        eval_seq_len: eval.seq_len,
-        layers,
-        heldout_loss,
-    })
+    let d_model = arch.d_model;
+    Ok(ActivationSpectra { d_k, d_model, eval_batch: batch, eval_seq_len: seq_len, layers, heldout_loss: None })
 }
 
 /// Mean next-token cross-entropy over all `B·(T−1)` targets of `batch`
@@ -294,8 +311,9 @@ pub fn heldout_loss(
     Ok(total / batch.batch as f64)
 }
 
-/// A batch that is not empty and holds exactly `batch × seq_len` ids.
-fn check_batch(batch: &TokenBatch) -> Result<(), ForwardError> {
+/// A batch that is not empty and holds exactly `batch × seq_len` ids (public for the GPU
+/// path, which must refuse the same batches with the same errors).
+pub fn check_batch(batch: &TokenBatch) -> Result<(), ForwardError> {
     if batch.batch == 0 || batch.seq_len == 0 {
         return Err(ForwardError::EmptySequence);
     }

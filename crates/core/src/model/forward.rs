@@ -389,8 +389,8 @@ fn to_head_major(src: &[f32], t: usize, heads: usize, d_k: usize, dst: &mut [f32
     }
 }
 
-/// −log softmax(row)[target] in f64.
-fn negative_log_likelihood(row: &[f32], target: usize) -> f64 {
+/// −log softmax(row)[target] in f64 (public so that the GPU path's held-out loss is the same sum).
+pub fn negative_log_likelihood(row: &[f32], target: usize) -> f64 {
     let max = row
         .iter()
         .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
