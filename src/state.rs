@@ -62,6 +62,11 @@ pub struct AppState {
     pub study_progress: RwSignal<Option<String>>,
     /// Where the last analysis ran ("2 Web Workers" or "the main thread (…)").
     pub spectra_runner: RwSignal<Option<String>>,
+    /// Run forward passes on WebGPU where a worker can open an adapter (the user may turn it off).
+    pub use_gpu: RwSignal<bool>,
+    /// Where the forward passes of the last analysis ran ("GPU: <adapter> (WebGPU)", or the
+    /// CPU with the reason WebGPU was not used); several when checkpoints differed.
+    pub forward_engine: RwSignal<Option<String>>,
     /// The dropped files by path: handles only (a `File` is not its bytes),
     /// so tensors can be read again by byte range.
     blobs: StoredValue<HashMap<String, web_sys::Blob>, LocalStorage>,
@@ -87,6 +92,8 @@ impl AppState {
             spectra_progress: RwSignal::new(None),
             spectra_active: RwSignal::new(BTreeMap::new()),
             spectra_runner: RwSignal::new(None),
+            use_gpu: RwSignal::new(true),
+            forward_engine: RwSignal::new(None),
             activations: RwSignal::new(Vec::new()),
             study: RwSignal::new(Vec::new()),
             study_progress: RwSignal::new(None),
@@ -97,6 +104,14 @@ impl AppState {
             job_cache: StoredValue::new_local(HashMap::new()),
             generation: StoredValue::new(0),
         }
+    }
+
+    /// Turns WebGPU forward passes on or off and recomputes (results computed the other way
+    /// are not reused, so the figures show what the user chose).
+    pub fn set_use_gpu(self, on: bool) {
+        self.use_gpu.set(on);
+        self.job_cache.update_value(HashMap::clear);
+        spawn_local(self.compute_spectra());
     }
 
     /// The dropped file at `path` (a handle; its bytes are read by range).
@@ -232,7 +247,7 @@ impl AppState {
                 };
                 let job = CheckpointJob { checkpoint: c.path.clone(), files: paths, kind: kind.clone() };
                 let key = serde_json::to_string(&job).unwrap_or_default();
-                tasks.push((key, Task { job, blobs }));
+                tasks.push((key, Task { job, blobs, gpu: self.use_gpu.get_untracked() }));
                 slots.push((color, run.name.clone(), c.clone()));
             }
         }
@@ -252,6 +267,7 @@ impl AppState {
         }
         self.spectra.set(Vec::new());
         self.activations.set(Vec::new());
+        self.forward_engine.set(None);
         self.spectra_failures.set(failures);
         self.spectra_active.set(BTreeMap::new());
         if total == 0 {
@@ -304,7 +320,14 @@ impl AppState {
                         results.borrow_mut()[i] = Some(ws);
                         self.spectra.set(assemble_runs(&slots, &results.borrow()));
                     }
-                    Ok(JobOutput::WeightsAndActivations { weights, activations }) => {
+                    Ok(JobOutput::WeightsAndActivations { weights, activations, engine }) => {
+                        if !engine.is_empty() {
+                            self.forward_engine.update(|e| match e {
+                                Some(seen) if seen.split("; ").any(|s| s == engine) => {}
+                                Some(seen) => *seen = format!("{seen}; {engine}"),
+                                None => *e = Some(engine),
+                            });
+                        }
                         results.borrow_mut()[i] = Some(weights);
                         self.spectra.set(assemble_runs(&slots, &results.borrow()));
                         match activations {
@@ -416,7 +439,8 @@ impl AppState {
                 continue;
             };
             let kind = JobKind::Study { eval: eval.clone(), heldout: heldout.clone(), options: options.clone() };
-            tasks.push(Task { job: CheckpointJob { checkpoint: c.path.clone(), files: paths, kind }, blobs });
+            // Study jobs (surgery, bootstrap) run their forward passes on the CPU.
+            tasks.push(Task { job: CheckpointJob { checkpoint: c.path.clone(), files: paths, kind }, blobs, gpu: false });
             slots.push((color, run.name.clone(), (*c).clone()));
         }
         let total = tasks.len();

@@ -191,6 +191,12 @@ pub fn Figures() -> impl IntoView {
                 </div>
                 {move || state.spectra_progress.get().map(|p| view! { <p class="progress" id="spectra-progress">{p}</p> })}
                 {move || state.spectra_runner.get().map(|r| view! { <p class="runner" id="spectra-runner">"Computed with: " {r}</p> })}
+                {move || state.forward_engine.get().map(|e| view! { <p class="runner" id="forward-engine">"Forward passes on: " {e}</p> })}
+                <label class="note use-gpu">
+                    <input type="checkbox" id="use-gpu" prop:checked=move || state.use_gpu.get()
+                        on:change=move |ev| state.set_use_gpu(event_target_checked(&ev))/>
+                    " forward passes on the GPU (WebGPU) when the browser has one"
+                </label>
                 <ul class="active-jobs">
                     <For each=active_jobs key=|(path, line)| format!("{path}\u{0}{line}") let:job>
                         <li class="progress">{format!("{}: {}", job.0, job.1)}</li>

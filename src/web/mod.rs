@@ -4,6 +4,7 @@
 pub mod blob_source;
 pub mod export;
 pub mod files;
+pub mod gpu;
 pub mod offline;
 pub mod panic;
 pub mod scaled_text;

@@ -1,7 +1,8 @@
 //! Inside a Web Worker: receive a checkpoint job with its files (Blobs), run
 //! it with the core, and post progress and the result back.
 //!
-//! Messages in:  `{ id, job: "<CheckpointJob JSON>", blobs: [Blob…] }`
+//! Messages in:  `{ id, job: "<CheckpointJob JSON>", blobs: [Blob…], gpu }`
+//!               (`gpu`: run forward passes on WebGPU where an adapter opens)
 //! Messages out: `{ type: "ready" }` once listening (messages sent before it
 //!               would be lost while the module loads), then per job
 //!               `{ id, type: "progress", line, fraction }`,
@@ -10,7 +11,7 @@
 
 use super::blob_source::BlobSource;
 use js_sys::{Array, Object, Reflect};
-use rankscope_core::analysis::jobs::{run_checkpoint_job, CheckpointJob};
+use rankscope_core::analysis::jobs::{run_checkpoint_job, run_checkpoint_job_on, CheckpointJob};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
@@ -86,7 +87,13 @@ async fn handle(scope: DedicatedWorkerGlobalScope, data: JsValue) {
             ],
         );
     };
-    match run_checkpoint_job(&job, &blobs, &mut progress).await {
+    let gpu = Reflect::get(&data, &"gpu".into()).ok().and_then(|g| g.as_bool()).unwrap_or(false);
+    let result = if gpu {
+        run_checkpoint_job_on(&job, &blobs, &*super::gpu::engine().await, &mut progress).await
+    } else {
+        run_checkpoint_job(&job, &blobs, &mut progress).await
+    };
+    match result {
         Ok(output) => match serde_json::to_string(&output) {
             Ok(text) => post(
                 &scope,

@@ -11,7 +11,7 @@
 use super::blob_source::BlobSource;
 use futures::channel::oneshot;
 use js_sys::{Array, Object, Reflect};
-use rankscope_core::analysis::jobs::{run_checkpoint_job, CheckpointJob, JobOutput};
+use rankscope_core::analysis::jobs::{run_checkpoint_job, run_checkpoint_job_on, CheckpointJob, JobOutput};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -28,6 +28,8 @@ const WORKER_SCRIPT: &str = "./worker_loader.js";
 pub struct Task {
     pub job: CheckpointJob,
     pub blobs: Vec<web_sys::Blob>,
+    /// Run the job's forward passes on WebGPU where the worker can open an adapter.
+    pub gpu: bool,
 }
 
 type Progress = Rc<dyn Fn(usize, &str, f64)>;
@@ -137,6 +139,7 @@ impl PoolWorker {
         let _ = Reflect::set(&msg, &"id".into(), &0.into());
         let _ = Reflect::set(&msg, &"job".into(), &job.into());
         let _ = Reflect::set(&msg, &"blobs".into(), &blobs);
+        let _ = Reflect::set(&msg, &"gpu".into(), &task.gpu.into());
         let (tx, rx) = oneshot::channel();
         *self.waiting.borrow_mut() = Some(tx);
         *self.progress.borrow_mut() = Some(report);
@@ -270,8 +273,12 @@ async fn run_on_main_thread(
             break;
         }
         let sources: Vec<BlobSource> = task.blobs.iter().cloned().map(BlobSource::new).collect();
-        let result =
-            run_checkpoint_job(&task.job, &sources, &mut |line, f| progress(i, line, f)).await;
+        let mut report = |line: &str, f: f64| progress(i, line, f);
+        let result = if task.gpu {
+            run_checkpoint_job_on(&task.job, &sources, &*super::gpu::engine().await, &mut report).await
+        } else {
+            run_checkpoint_job(&task.job, &sources, &mut report).await
+        };
         done(i, result);
     }
 }

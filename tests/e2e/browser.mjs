@@ -11,6 +11,20 @@ export async function launch(extraArgs = []) {
   });
 }
 
+/**
+ * Chromium with WebGPU on SwiftShader (a CPU implementation of Vulkan), as on a
+ * machine without a GPU: slow, but the same WebGPU API and shaders.
+ */
+export async function launchWebGpu() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader',
+      '--use-webgpu-adapter=swiftshader', '--use-angle=swiftshader', '--enable-unsafe-swiftshader'],
+  });
+}
+
 /** Opens the page and waits for the app to mount; fails on any page error. */
 export async function openPage(browser, url) {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });

@@ -182,7 +182,7 @@ fn a_worker_job_with_an_eval_batch_gives_the_reference_activations() {
     let sources: Vec<Vec<u8>> = job.files.iter().map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap()).collect();
     let mut stages = Vec::new();
     let out = block_on(run_checkpoint_job(&job, &sources, &mut |line, _| stages.push(line.to_string()))).expect("job runs");
-    let JobOutput::WeightsAndActivations { weights, activations } = out else { panic!("{out:?}") };
+    let JobOutput::WeightsAndActivations { weights, activations, engine } = out else { panic!("{out:?}") };
     assert_eq!(weights, spectra_of(&format!("{FIXTURES}/{ckpt}")));
     let act = activations.expect("activations");
     let loss = act.heldout_loss.expect("held-out loss");
@@ -191,6 +191,7 @@ fn a_worker_job_with_an_eval_batch_gives_the_reference_activations() {
     let pr = checkpoint_value(&ws, LayerSel::Mean, Matrix::K, Metric::Pr).unwrap();
     assert!(close(pr, num(&last["mean_k_pr"]), 1e-4), "mean K PR {pr} vs {}", last["mean_k_pr"]);
     assert!(stages.iter().any(|s| s.contains("held-out loss")), "{stages:?}");
+    assert_eq!(engine, "CPU (native)");
 
     // A job naming an eval batch it was not given keeps the weights and says why.
     let mut missing = job.clone();

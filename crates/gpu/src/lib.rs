@@ -18,10 +18,12 @@ use std::fmt;
 use wgpu::util::DeviceExt;
 
 mod activations;
+mod engine;
 mod forward;
 
 pub use activations::{activation_spectra_gpu, heldout_loss_gpu, GpuActivationError};
 pub use forward::GpuModel;
+pub use engine::GpuEngine;
 
 /// Why no GPU could be used.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +148,12 @@ fn to_u32(n: usize, what: &str) -> u32 {
 impl Gpu {
     /// Opens the high-performance adapter and compiles the kernels.
     pub async fn new() -> Result<Self, GpuError> {
+        // In a browser without WebGPU (or with it turned off), say so instead of creating an
+        // instance the backend cannot serve.
+        #[cfg(target_arch = "wasm32")]
+        if !wgpu::util::is_browser_webgpu_supported().await {
+            return Err(GpuError::NoAdapter("this browser offers no WebGPU adapter".into()));
+        }
         // WGPU_BACKEND etc. in the environment may narrow the choice (natively).
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance

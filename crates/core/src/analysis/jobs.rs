@@ -7,8 +7,9 @@
 //! code as on the main thread. Run names and training points stay with the
 //! caller, who knows the user's renames.
 
-use super::activations::{ActivationSpectra, KeyVariant, Progress};
-use super::collect::{checkpoint_activation_spectra, checkpoint_weight_spectra, open_checkpoint};
+use super::activations::{activation_spectra, ActivationSpectra, KeyVariant, Progress, Stage};
+use super::collect::{checkpoint_weight_spectra, open_checkpoint};
+use crate::formats::tokens::TokenBatch;
 use super::importance::{gamma_vs_svd, layer_pr_with_ci, Importance, LayerPr};
 use super::surgery::{has_key_norm, run_sweep, Strategy, SurgeryResult, SweepOptions};
 use super::weights::{Shards, WeightSpectra};
@@ -75,10 +76,53 @@ pub enum JobOutput {
     /// Activations can fail where weights do not (a token id beyond the
     /// vocabulary, an architecture the forward pass does not run): the
     /// weight spectra are kept either way.
-    WeightsAndActivations { weights: WeightSpectra, activations: Result<ActivationSpectra, String> },
+    WeightsAndActivations {
+        weights: WeightSpectra,
+        activations: Result<ActivationSpectra, String>,
+        /// Where the forward passes ran, as the page shows it ("CPU (WebAssembly)",
+        /// "WebGPU: <adapter>", or the CPU with the reason WebGPU was not used).
+        #[serde(default)]
+        engine: String,
+    },
     Study(Box<StudyOutput>),
     /// The architecture was not recognised; the inventory says why.
     NotRecognised,
+}
+
+/// Where a job's forward passes run. The core's own is [`CpuEngine`]; the page
+/// plugs in WebGPU (crates/gpu), which falls back to the CPU by itself when it
+/// has no adapter. Given the loaded model, it returns the activation spectra
+/// and a label of where they were computed.
+#[allow(async_fn_in_trait)] // used with concrete types only, on one thread
+pub trait ForwardEngine {
+    async fn activation_spectra(
+        &self,
+        model: &ModelWeights,
+        eval: &TokenBatch,
+        heldout: Option<&TokenBatch>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> (Result<ActivationSpectra, String>, String);
+}
+
+/// The forward pass on the CPU (`model::forward`): natively, or in WebAssembly.
+pub struct CpuEngine;
+
+impl ForwardEngine for CpuEngine {
+    async fn activation_spectra(
+        &self,
+        model: &ModelWeights,
+        eval: &TokenBatch,
+        heldout: Option<&TokenBatch>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> (Result<ActivationSpectra, String>, String) {
+        let result = activation_spectra(model, eval, heldout, &KeyVariant::ALL, progress, &|| false);
+        (result.map_err(|e| e.to_string()), cpu_label())
+    }
+}
+
+/// "CPU (WebAssembly)" in the page, "CPU (native)" elsewhere.
+pub fn cpu_label() -> String {
+    if cfg!(target_arch = "wasm32") { "CPU (WebAssembly)".into() } else { "CPU (native)".into() }
 }
 
 /// Which files of `inv` the job for `inv.files[checkpoint]` needs: the
@@ -111,6 +155,16 @@ pub fn job_files(inv: &Inventory, checkpoint: usize, extra: &[&str]) -> Vec<usiz
 pub async fn run_checkpoint_job<S: AsyncByteSource + Clone>(
     job: &CheckpointJob,
     sources: &[S],
+    progress: &mut dyn FnMut(&str, f64),
+) -> Result<JobOutput, String> {
+    run_checkpoint_job_on(job, sources, &CpuEngine, progress).await
+}
+
+/// [`run_checkpoint_job`] with the forward passes of activation jobs on `engine`.
+pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
+    job: &CheckpointJob,
+    sources: &[S],
+    engine: &impl ForwardEngine,
     progress: &mut dyn FnMut(&str, f64),
 ) -> Result<JobOutput, String> {
     if sources.len() != job.files.len() {
@@ -155,6 +209,7 @@ pub async fn run_checkpoint_job<S: AsyncByteSource + Clone>(
         Some(Content::TokenBatch(b)) => Ok(b),
         _ => Err(format!("{path} is not a readable token batch")),
     };
+    let mut engine_label = String::new();
     let activations = async {
         let eval = batch(eval)?;
         let heldout = heldout.as_deref().map(batch).transpose()?;
@@ -162,12 +217,18 @@ pub async fn run_checkpoint_job<S: AsyncByteSource + Clone>(
         let (headers, parts) = open_checkpoint(&inv, index, &open).ok_or("its file is no longer readable")?;
         let shards = Shards { parts: headers.into_iter().zip(parts.iter()).collect() };
         let mut report = |p: Progress| progress(&p.to_string(), 0.0);
-        checkpoint_activation_spectra(&shards, arch, eval, heldout, &KeyVariant::ALL, &mut report, &|| false)
-            .await
-            .map_err(|e| e.to_string())
+        let total = arch.n_layers;
+        let model = ModelWeights::load(&shards, arch, &mut |f| {
+            report(Progress { stage: Stage::Loading, done: (f * total as f64).round() as usize, total })
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let (result, label) = engine.activation_spectra(&model, eval, heldout, &mut report).await;
+        engine_label = label;
+        result
     }
     .await;
-    Ok(JobOutput::WeightsAndActivations { weights, activations })
+    Ok(JobOutput::WeightsAndActivations { weights, activations, engine: engine_label })
 }
 
 /// The study job: load the model once, collect K on the eval batch, then

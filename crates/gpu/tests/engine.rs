@@ -1,0 +1,57 @@
+//! [`GpuEngine`] as a page worker uses it: a whole checkpoint job (weights, then the forward
+//! passes on the GPU) gives the CPU job's numbers within the fixtures' tolerances and says
+//! where it ran. A machine without a GPU adapter FAILS this test (lavapipe in CI).
+
+#![cfg(not(target_arch = "wasm32"))]
+
+use rankscope_core::analysis::activations::KeyVariant;
+use rankscope_core::analysis::jobs::{run_checkpoint_job, run_checkpoint_job_on, CheckpointJob, JobKind, JobOutput};
+use rankscope_gpu::GpuEngine;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+
+#[test]
+fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
+    let engine = pollster::block_on(GpuEngine::new());
+    let adapter = engine.adapter().unwrap_or_else(|why| panic!("no GPU adapter ({why}): install mesa-vulkan-drivers"));
+    let ckpt = "runs/B1/ckpt_tokens_327680.safetensors".to_string();
+    let job = CheckpointJob {
+        checkpoint: ckpt.clone(),
+        files: vec![ckpt, "eval_tokens.safetensors".into(), "heldout_tokens.safetensors".into()],
+        kind: JobKind::WeightsAndActivations {
+            eval: "eval_tokens.safetensors".into(),
+            heldout: Some("heldout_tokens.safetensors".into()),
+        },
+    };
+    let sources: Vec<Vec<u8>> = job.files.iter().map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap()).collect();
+    let run = |gpu: bool| {
+        let out = if gpu {
+            pollster::block_on(run_checkpoint_job_on(&job, &sources, &engine, &mut |_, _| {}))
+        } else {
+            pollster::block_on(run_checkpoint_job(&job, &sources, &mut |_, _| {}))
+        };
+        match out.expect("job runs") {
+            JobOutput::WeightsAndActivations { weights, activations, engine } => (weights, activations.expect("activations"), engine),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (gpu_weights, gpu, gpu_label) = run(true);
+    let (cpu_weights, cpu, cpu_label) = run(false);
+    assert_eq!(gpu_label, format!("GPU: {adapter}"));
+    assert_eq!(cpu_label, "CPU (native)");
+    assert_eq!(gpu_weights, cpu_weights, "weight spectra do not use the GPU");
+    let (g, c) = (gpu.heldout_loss.unwrap(), cpu.heldout_loss.unwrap());
+    assert!((g - c).abs() <= 1e-4, "held-out loss {g} vs {c}");
+    let mut worst = 0.0f64;
+    for variant in KeyVariant::ALL {
+        let (gs, cs) = (gpu.spectra(variant).unwrap(), cpu.spectra(variant).unwrap());
+        for (gl, cl) in gs.layers.iter().zip(&cs.layers) {
+            for (gh, ch) in gl.k_heads.iter().zip(&cl.k_heads) {
+                for (a, b) in gh.singular_values.iter().zip(&ch.singular_values) {
+                    worst = worst.max((a - b).abs() / b.abs().max(1e-12));
+                }
+            }
+        }
+    }
+    assert!(worst <= 1e-4, "K singular values differ by {worst:e} relative");
+}
