@@ -29,6 +29,15 @@ fn post(scope: &DedicatedWorkerGlobalScope, fields: &[(&str, JsValue)]) {
     let _ = scope.post_message(&message(fields));
 }
 
+/// The size of this worker's WebAssembly memory (it only grows), reported with
+/// each result so that growth from job to job shows.
+fn wasm_memory_bytes() -> f64 {
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .map(|m| m.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as f64)
+        .unwrap_or(0.0)
+}
+
 /// The worker's entry point (the `worker` binary's `main`).
 pub fn serve() {
     console_error_panic_hook::set_once();
@@ -101,6 +110,7 @@ async fn handle(scope: DedicatedWorkerGlobalScope, data: JsValue) {
                     ("id", id.clone()),
                     ("type", "done".into()),
                     ("output", text.into()),
+                    ("memory", wasm_memory_bytes().into()),
                 ],
             ),
             Err(e) => fail(format!("the result could not be encoded: {e}")),

@@ -73,7 +73,13 @@ impl PoolWorker {
             let kind = field(&data, "type").as_string().unwrap_or_default();
             let result = match kind.as_str() {
                 "ready" => Ok(String::new()),
-                "done" => Ok(field(&data, "output").as_string().unwrap_or_default()),
+                "done" => {
+                    if let Some(bytes) = field(&data, "memory").as_f64() {
+                        // For memory tests and the curious (DevTools, verbose level).
+                        web_sys::console::debug_1(&format!("rankscope: worker WebAssembly memory after a job: {bytes} bytes").into());
+                    }
+                    Ok(field(&data, "output").as_string().unwrap_or_default())
+                }
                 "error" => Err(field(&data, "message")
                     .as_string()
                     .unwrap_or_else(|| "the worker failed".into())),

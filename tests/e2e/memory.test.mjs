@@ -140,14 +140,21 @@ async function settledMemory(page) {
 
 test('20 generated checkpoints in a row: the tab grows by less than 2× one checkpoint', { timeout: 600_000 }, async () => {
   const { page, errors } = await openPage(browser, url);
+  // Each worker reports its WebAssembly memory after every job.
+  const workerMemory = [];
+  page.on('console', (m) => {
+    const hit = /worker WebAssembly memory after a job: (\d+) bytes/.exec(m.text());
+    if (hit) workerMemory.push(Number(hit[1]));
+  });
   // Reference-family checkpoints (merged qkvo, QK-norm), F32, d_model 256,
   // 6 layers, 4 heads of 64, d_ff 1024, vocab 256: 4.8M parameters, 18 MiB.
   // Each has its own weights (seeded), so each is a real, different model.
-  // Written here and fetched by the page, as files a user drops are: the
-  // bytes live in the browser's blob store, the page holds handles.
-  const files = writeCheckpoints(generated, 20);
+  // Written here, then picked from disk.
+  const files = writeCheckpoints(generated, Number(process.env.CHECKPOINTS || 20));
   const checkpoint = fs.statSync(path.join(generated, files[0])).size;
-  const drop = (paths) => dropFiles(page, paths.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
+  // Picked with the file dialog: disk-backed Files, as a user's are (a drop
+  // built from fetched bytes would pass every byte through the tab first).
+  const drop = (paths) => page.setInputFiles('#pick-files', paths.map((p) => path.join(generated, p)));
   const idle = () => page.waitForFunction(() => !document.querySelector('#spectra-progress')
     && /K = W_k·X on the eval batch/.test(document.querySelector('#figure-trajectory figcaption')?.textContent ?? ''), null, { timeout: 300_000 });
 
@@ -160,7 +167,7 @@ test('20 generated checkpoints in a row: the tab grows by less than 2× one chec
 
   // The other 18, in a row on the worker pool.
   await drop(files.slice(2));
-  await waitForInventory(page, 22);
+  await waitForInventory(page, files.length + 2);
   const samples = [];
   await page.waitForSelector('#spectra-progress', { timeout: 60_000 }).catch(() => {});
   for (;;) {
@@ -180,6 +187,12 @@ test('20 generated checkpoints in a row: the tab grows by less than 2× one chec
   console.log(`checkpoint ${mib(checkpoint)} MiB; tab after 2 checkpoints ${mib(baseline)} MiB; while 18 more ran `
     + `peak ${mib(peak)} MiB (+${mib(peak - baseline)}, the pool's workers with a model each); after all 20 `
     + `${mib(end)} MiB (+${mib(end - baseline)})`);
+  // The workers' WebAssembly memory is flat from job to job (a leak of the
+  // model's f32 copy or the forward pass's buffers would raise it every job).
+  assert.ok(workerMemory.length >= files.length, `${workerMemory.length} worker reports`);
+  const wasmGrowth = Math.max(...workerMemory) - Math.min(...workerMemory);
+  console.log(`worker WebAssembly memory ${mib(Math.min(...workerMemory))}–${mib(Math.max(...workerMemory))} MiB over ${workerMemory.length} jobs`);
+  assert.ok(wasmGrowth < checkpoint, `a worker's WebAssembly memory grew by ${mib(wasmGrowth)} MiB over the jobs`);
   // Nothing is kept per checkpoint: 18 more would add 18× what one kept.
   assert.ok(end - baseline < 2 * checkpoint, `the tab kept ${mib(end - baseline)} MiB after 18 more checkpoints of ${mib(checkpoint)} MiB`);
   assert.deepEqual(errors, []);
