@@ -11,7 +11,7 @@
 
 use super::blob_source::BlobSource;
 use js_sys::{Array, Object, Reflect};
-use rankscope_core::analysis::jobs::{run_checkpoint_job, run_checkpoint_job_on, CheckpointJob};
+use rankscope_core::analysis::jobs::CheckpointJob;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
@@ -97,12 +97,7 @@ async fn handle(scope: DedicatedWorkerGlobalScope, data: JsValue) {
         );
     };
     let gpu = Reflect::get(&data, &"gpu".into()).ok().and_then(|g| g.as_bool()).unwrap_or(false);
-    let result = if gpu {
-        run_checkpoint_job_on(&job, &blobs, &*super::gpu::engine().await, &mut progress).await
-    } else {
-        run_checkpoint_job(&job, &blobs, &mut progress).await
-    };
-    match result {
+    match super::gpu::run_job(&job, &blobs, gpu, &mut progress).await {
         Ok(output) => match serde_json::to_string(&output) {
             Ok(text) => post(
                 &scope,

@@ -11,7 +11,7 @@
 use super::blob_source::BlobSource;
 use futures::channel::oneshot;
 use js_sys::{Array, Object, Reflect};
-use rankscope_core::analysis::jobs::{run_checkpoint_job, run_checkpoint_job_on, CheckpointJob, JobOutput};
+use rankscope_core::analysis::jobs::{CheckpointJob, JobOutput};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -280,11 +280,7 @@ async fn run_on_main_thread(
         }
         let sources: Vec<BlobSource> = task.blobs.iter().cloned().map(BlobSource::new).collect();
         let mut report = |line: &str, f: f64| progress(i, line, f);
-        let result = if task.gpu {
-            run_checkpoint_job_on(&task.job, &sources, &*super::gpu::engine().await, &mut report).await
-        } else {
-            run_checkpoint_job(&task.job, &sources, &mut report).await
-        };
+        let result = super::gpu::run_job(&task.job, &sources, task.gpu, &mut report).await;
         done(i, result);
     }
 }
