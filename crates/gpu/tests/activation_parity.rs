@@ -20,56 +20,28 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::cell::Cell;
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use rankscope_core::analysis::activations::{activation_spectra, ActivationSpectra, KeyVariant};
 use rankscope_core::analysis::spectrum::mean_metrics;
 use rankscope_core::analysis::study::{checkpoint_value, LayerSel, Matrix, Metric};
-use rankscope_core::analysis::weights::{HeadSpectrum, Shards};
-use rankscope_core::formats::safetensors::read_header;
-use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
-use rankscope_core::model::arch::{recognise, Recognition};
-use rankscope_core::model::forward::ModelWeights;
-use rankscope_core::source::{block_on, FileSource};
-use rankscope_gpu::{activation_spectra_gpu, Gpu};
+use rankscope_core::analysis::weights::HeadSpectrum;
+use rankscope_core::formats::tokens::TokenBatch;
+use rankscope_gpu::activation_spectra_gpu;
+
+mod common;
+use common::{gpu, load, tokens, FIXTURES};
 use serde_json::Value;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
 /// Singular values and ratio metrics, relative.
 const TOL: f64 = 1e-4;
 /// Held-out loss, nats, absolute.
 const LOSS_TOL: f64 = 1e-4;
 
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        let gpu = pollster::block_on(Gpu::new()).unwrap_or_else(|e| {
-            panic!("the GPU activation tests need a GPU adapter and found none: {e}. On Debian/Ubuntu `apt-get install mesa-vulkan-drivers libvulkan1` gives lavapipe (software Vulkan).")
-        });
-        eprintln!("adapter: {}", gpu.adapter_summary());
-        gpu
-    })
-}
-
 fn json(relative: &str) -> Value {
     let path = format!("{FIXTURES}/{relative}");
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
         .unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn load(path: &str) -> ModelWeights {
-    let src = FileSource::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let header = read_header(&src).expect("header");
-    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else {
-        panic!("{path} not recognised")
-    };
-    block_on(ModelWeights::load(&Shards::single(&header, &src), &arch, &mut |_| {})).expect("load weights")
-}
-
-fn tokens(name: &str) -> TokenBatch {
-    parse_tokens_safetensors(&FileSource::open(format!("{FIXTURES}/{name}")).expect("open tokens")).expect("tokens")
 }
 
 fn f(v: &Value) -> f64 {
@@ -159,7 +131,7 @@ fn b1_and_a2_final_checkpoints_match_the_cpu_and_the_reference() {
         let ckpt = expected["checkpoints"].as_array().expect("checkpoints").last().expect("a final checkpoint");
         let file = ckpt["file"].as_str().expect("file");
         let name = format!("{run}/{}", file.rsplit('/').next().expect("name"));
-        let model = load(&format!("{FIXTURES}/runs/{name}"));
+        let model = load(&format!("runs/{name}"), None);
 
         let started = Instant::now();
         let mut cpu_progress = Vec::new();
@@ -220,7 +192,7 @@ fn b1_and_a2_final_checkpoints_match_the_cpu_and_the_reference() {
 
 #[test]
 fn only_the_variants_asked_for_and_no_held_out_loss_without_a_batch() {
-    let model = load(&format!("{FIXTURES}/runs/A2/ckpt_tokens_327680.safetensors"));
+    let model = load("runs/A2/ckpt_tokens_327680.safetensors", None);
     let eval = TokenBatch { batch: 2, seq_len: 40, ids: tokens("eval_tokens.safetensors").ids[..80].to_vec() };
     let variants = [KeyVariant::PostRope, KeyVariant::Raw];
     let cpu = activation_spectra(&model, &eval, None, &variants, &mut |_| {}, &|| false).expect("CPU");
@@ -238,7 +210,7 @@ fn cancellation_and_bad_batches_are_errors() {
     use rankscope_core::analysis::activations::ActivationError;
     use rankscope_core::model::forward::ForwardError;
     use rankscope_gpu::GpuActivationError;
-    let model = load(&format!("{FIXTURES}/runs/A2/ckpt_tokens_0.safetensors"));
+    let model = load("runs/A2/ckpt_tokens_0.safetensors", None);
     let eval = tokens("eval_tokens.safetensors");
     let run = |eval: &TokenBatch, heldout: Option<&TokenBatch>, cancelled: &dyn Fn() -> bool| {
         pollster::block_on(activation_spectra_gpu(gpu(), &model, eval, heldout, &[], &mut |_| {}, cancelled))

@@ -8,7 +8,8 @@ use rankscope_core::analysis::activations::KeyVariant;
 use rankscope_core::analysis::jobs::{run_checkpoint_job, run_checkpoint_job_on, CheckpointJob, JobKind, JobOutput};
 use rankscope_gpu::GpuEngine;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+mod common;
+use common::FIXTURES;
 
 #[test]
 fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {

@@ -18,47 +18,15 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::sync::OnceLock;
-
 use rankscope_core::analysis::spectrum::singular_values_f32;
-use rankscope_core::analysis::weights::Shards;
-use rankscope_core::formats::safetensors::read_header;
-use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
-use rankscope_core::model::arch::{recognise, Recognition};
 use rankscope_core::model::forward::{KeyCollector, ModelWeights};
-use rankscope_core::source::{block_on, FileSource};
-use rankscope_gpu::{Gpu, GpuModel};
+use rankscope_gpu::GpuModel;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+mod common;
+use common::{gpu, load, tokens, FIXTURES};
+
 const LOGIT_TOLERANCE: f64 = 1e-4;
 const KEY_TOLERANCE: f64 = 1e-4;
-
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        let gpu = pollster::block_on(Gpu::new()).unwrap_or_else(|e| {
-            panic!("the GPU forward-pass tests need a GPU adapter and found none: {e}. On Debian/Ubuntu `apt-get install mesa-vulkan-drivers libvulkan1` gives lavapipe (software Vulkan).")
-        });
-        eprintln!("adapter: {}", gpu.adapter_summary());
-        gpu
-    })
-}
-
-fn load(relative: &str, config: Option<&serde_json::Value>) -> ModelWeights {
-    let path = format!("{FIXTURES}/{relative}");
-    let src = FileSource::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let header = read_header(&src).expect("header");
-    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, config) else {
-        panic!("{path} not recognised")
-    };
-    block_on(ModelWeights::load(&Shards::single(&header, &src), &arch, &mut |_| {})).expect("load weights")
-}
-
-fn eval_batch() -> TokenBatch {
-    let src = FileSource::open(format!("{FIXTURES}/eval_tokens.safetensors")).expect("open tokens");
-    parse_tokens_safetensors(&src).expect("parse tokens")
-}
 
 /// max |got − want| / max |want|.
 fn relative_max_error(got: &[f32], want: &[f32]) -> f64 {
@@ -71,7 +39,7 @@ fn relative_max_error(got: &[f32], want: &[f32]) -> f64 {
 /// Runs `model` on the eval batch's sequences on both sides and checks logits and K.
 fn check_model(name: &str, model: &ModelWeights) {
     let gpu_model = GpuModel::upload(gpu(), model).expect("upload");
-    let eval = eval_batch();
+    let eval = tokens("eval_tokens.safetensors");
     let sequences: [(&str, &[u32]); 3] =
         [("eval row 0, t=128", eval.row(0)), ("t=1", &eval.row(1)[..1]), ("eval row 1, t=70", &eval.row(1)[..70])];
     let arch = model.arch();
@@ -120,7 +88,7 @@ fn stories260k_matches_the_cpu_forward_pass() {
 fn batch_keys_give_the_cpu_spectra() {
     let model = load("runs/B1/ckpt_tokens_327680.safetensors", None);
     let gpu_model = GpuModel::upload(gpu(), &model).expect("upload");
-    let eval = eval_batch();
+    let eval = tokens("eval_tokens.safetensors");
     let cpu = model.collect_keys(&eval, None).expect("CPU keys");
     let keys = pollster::block_on(gpu_model.batch_keys(&eval)).expect("GPU keys");
     let d_k = model.arch().d_k;

@@ -12,20 +12,10 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::sync::OnceLock;
+use rankscope_gpu::GramAccumulation;
 
-use rankscope_gpu::{Gpu, GramAccumulation};
-
-fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        let gpu = pollster::block_on(Gpu::new()).unwrap_or_else(|e| {
-            panic!("the GPU parity tests need a GPU adapter and found none: {e}. On Debian/Ubuntu `apt-get install mesa-vulkan-drivers libvulkan1` gives lavapipe (software Vulkan).")
-        });
-        eprintln!("adapter: {}", gpu.adapter_summary());
-        gpu
-    })
-}
+mod common;
+use common::gpu;
 
 /// xorshift64*: reproducible inputs without a dependency.
 struct Rng(u64);
