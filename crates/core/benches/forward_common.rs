@@ -16,20 +16,14 @@ use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::model::arch::{recognise, Recognition};
 use rankscope_core::model::forward::ModelWeights;
 use rankscope_core::source::{block_on, ByteSource};
-use weights_common::{SyntheticCheckpoint, D_FF, D_K, D_MODEL, HEADS, KV_HEADS, LAYERS, VOCAB};
+use weights_common::{SyntheticCheckpoint, D_FF, D_K, D_MODEL, FULL_SIZE, HEADS, KV_HEADS, LAYERS, VOCAB};
 
 /// Eval tokens: one sequence of this length.
 pub const TOKENS: usize = 1024;
 
-/// FLOPs of one forward pass over `t` tokens (2 per multiply-add): the
-/// projections, the MLP, causal attention (half of QKᵀ and P·V) and the LM head.
+/// FLOPs of one full-size forward pass over `t` tokens (see [`ReferenceShape::forward_flops`]).
 pub fn forward_flops(t: usize) -> f64 {
-    let (t, d, dk, ff) = (t as f64, D_MODEL as f64, D_K as f64, D_FF as f64);
-    let (h, kv) = (HEADS as f64, KV_HEADS as f64);
-    let projections = 2.0 * t * d * (2.0 * h * dk + 2.0 * kv * dk);
-    let mlp = 2.0 * t * 2.0 * d * ff;
-    let attention = 2.0 * h * t * t * dk; // causal: ½ · (2·t²·dk) for each of QKᵀ and PV
-    LAYERS as f64 * (projections + mlp + attention) + 2.0 * t * d * VOCAB as f64
+    FULL_SIZE.forward_flops(t)
 }
 
 /// Best single-thread f32 matmul rate (GFLOP/s) over the forward's own shapes:

@@ -90,6 +90,12 @@ fn main() {
     forward_pass::compare(&gpu, reps, forward_t);
 }
 
+/// The core benchmarks' synthetic reference checkpoint (BF16, bytes made on demand).
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "../../../core/benches/synthetic_checkpoint.rs"]
+#[allow(dead_code)]
+mod synthetic_checkpoint;
+
 /// The forward-pass comparison on a generated checkpoint.
 #[cfg(not(target_arch = "wasm32"))]
 mod forward_pass {
@@ -102,81 +108,25 @@ mod forward_pass {
     use rankscope_core::source::block_on;
     use rankscope_gpu::{Gpu, GpuModel};
 
-    const LAYERS: usize = 2;
-    const D_MODEL: usize = 768;
-    const HEADS: usize = 12;
-    const D_K: usize = 64;
-    const D_FF: usize = 3072;
-    const VOCAB: usize = 4096;
+    use super::synthetic_checkpoint::{ReferenceShape, SyntheticCheckpoint};
 
-    /// An F32 safetensors file of the reference layout (the names and config the core's
-    /// `recognise` knows), values uniform in ±0.05 from a xorshift, norms' γ = 1.
-    fn checkpoint() -> Vec<u8> {
-        let qkvo = 4 * HEADS * D_K;
-        let mut tensors: Vec<(String, Vec<usize>)> = vec![("token_embedding.weight".into(), vec![VOCAB, D_MODEL])];
-        for l in 0..LAYERS {
-            let p = format!("transformer_blocks.{l}");
-            tensors.push((format!("{p}.attention.qkvo_proj"), vec![qkvo, D_MODEL]));
-            tensors.push((format!("{p}.attention.q_norm.weight"), vec![D_K]));
-            tensors.push((format!("{p}.attention.k_norm.weight"), vec![D_K]));
-            tensors.push((format!("{p}.feed_forward.up_proj.weight"), vec![D_FF, D_MODEL]));
-            tensors.push((format!("{p}.feed_forward.down_proj.weight"), vec![D_MODEL, D_FF]));
-            tensors.push((format!("{p}.norm1.weight"), vec![D_MODEL]));
-            tensors.push((format!("{p}.norm2.weight"), vec![D_MODEL]));
-        }
-        tensors.push(("norm.weight".into(), vec![D_MODEL]));
-        let config = format!(
-            r#"{{\"vocab_size\": {VOCAB}, \"d_model\": {D_MODEL}, \"n_heads\": {HEADS}, \"n_kv_heads\": {HEADS}, \"n_layers\": {LAYERS}, \"d_ff\": {D_FF}, \"use_qk_norm\": true}}"#
-        );
-        let mut json = format!(r#"{{"__metadata__":{{"run":"gpu_bench","config":"{config}"}}"#);
-        let mut data: Vec<u8> = Vec::new();
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        for (name, shape) in &tensors {
-            let n: usize = shape.iter().product();
-            let start = data.len();
-            let is_norm = shape.len() == 1;
-            for _ in 0..n {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let v = if is_norm { 1.0 } else { ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1 };
-                data.extend_from_slice(&v.to_le_bytes());
-            }
-            json.push_str(&format!(
-                r#","{name}":{{"dtype":"F32","shape":{shape:?},"data_offsets":[{start},{}]}}"#,
-                data.len()
-            ));
-        }
-        json.push('}');
-        while json.len() % 8 != 0 {
-            json.push(' ');
-        }
-        let mut file = (json.len() as u64).to_le_bytes().to_vec();
-        file.extend_from_slice(json.as_bytes());
-        file.extend_from_slice(&data);
-        file
-    }
-
-    /// Multiply-adds ×2 of one pass of `t` tokens: projections, attention (causal: t(t+1)/2
-    /// scores per head, each a d_k dot product, and as many for P·V), MLP, output head.
-    fn flops(t: usize) -> f64 {
-        let (t, d, width) = (t as f64, D_MODEL as f64, (HEADS * D_K) as f64);
-        let per_layer = 2.0 * t * (4.0 * d * width + 2.0 * d * D_FF as f64) + 2.0 * 2.0 * width * t * (t + 1.0) / 2.0;
-        LAYERS as f64 * per_layer + 2.0 * t * d * VOCAB as f64
-    }
+    /// Small enough for lavapipe to finish: 2 layers of d_model 768, 12 heads (no GQA).
+    const SHAPE: ReferenceShape =
+        ReferenceShape { layers: 2, d_model: 768, heads: 12, kv_heads: 12, d_k: 64, d_ff: 3072, vocab: 4096 };
 
     pub fn compare(gpu: &Gpu, reps: usize, t: usize) {
-        let file = checkpoint();
+        let file = SyntheticCheckpoint::with_shape(SHAPE);
         let header = read_header(&file).expect("generated header");
         let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
         let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else {
             panic!("the generated checkpoint is not recognised")
         };
         let model = block_on(ModelWeights::load(&Shards::single(&header, &file), &arch, &mut |_| {})).expect("load");
-        let ids: Vec<u32> = (0..t).map(|i| ((i * 7919) % VOCAB) as u32).collect();
+        let ids: Vec<u32> = (0..t).map(|i| ((i * 7919) % SHAPE.vocab) as u32).collect();
         println!(
-            "forward pass: reference family, {LAYERS} layers, d_model {D_MODEL}, {HEADS} heads × d_k {D_K}, \
-             d_ff {D_FF}, vocab {VOCAB}, t = {t}, {reps} repetitions"
+            "forward pass: reference family, {} layers, d_model {}, {} heads × d_k {}, d_ff {}, vocab {}, t = {t}, \
+             {reps} repetitions",
+            SHAPE.layers, SHAPE.d_model, SHAPE.heads, SHAPE.d_k, SHAPE.d_ff, SHAPE.vocab
         );
 
         let cpu_logits = model.forward(&ids, &mut NoProbe, None).expect("CPU forward");
@@ -199,7 +149,7 @@ mod forward_pass {
 
         let scale = cpu_logits.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let max_diff = gpu_logits.iter().zip(&cpu_logits.data).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        let gflop = flops(t) / 1e9;
+        let gflop = SHAPE.forward_flops(t) / 1e9;
         println!(
             "CPU forward {:8.1} ms {:8.2} GFLOP/s   GPU forward {:8.1} ms {:8.2} GFLOP/s   GPU/CPU {:6.3}   \
              (upload {:.1} ms; max |Δlogit| {max_diff:.1e} of max |logit| {scale:.2})",
