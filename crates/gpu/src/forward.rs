@@ -16,7 +16,7 @@ use rankscope_core::model::arch::{Architecture, Rope};
 use rankscope_core::model::forward::{rope_cos_sin, MatrixView, MlpView, ModelWeights};
 use wgpu::util::DeviceExt;
 
-use crate::{to_u32, Gpu, GpuError, GpuMatrix, GpuTensor};
+use crate::{to_u32, Gpu, GpuError, GpuMatrix, GpuTensor, GramAccumulation, GramAccumulator};
 
 /// `Params` of rms_norm.wgsl.
 #[repr(C)]
@@ -195,17 +195,17 @@ impl<'g> GpuModel<'g> {
     /// is `[t, d_k]` row-major. Each layer's K stays in its own buffer during the pass and is
     /// read back after it, in one transfer; the output head is not run.
     pub async fn keys(&self, ids: &[u32]) -> Result<Vec<Vec<Vec<f32>>>, GpuError> {
-        let keep = Keep { k_normed: true, ..Keep::default() };
-        let layers = self.probe(ids, keep).await?;
+        let keep = vec![Keep { k_normed: true, ..Keep::default() }; self.layers.len()];
+        let layers = self.probe(ids, &keep).await?;
         Ok(layers.into_iter().map(|l| l.k_normed).collect())
     }
 
     /// Runs one sequence and reads back, per layer, what the CPU pass hands its `Probe`, each
-    /// when `keep` asks: K after the key norm before RoPE, K before the key norm, K after RoPE,
+    /// when that layer's `keep[layer]` asks: K after the key norm before RoPE, K before the key norm, K after RoPE,
     /// and Q per query head after the query norm before RoPE, each `[head][t·d_k]`. Every kept
     /// matrix gets a buffer of its own during the pass and all are read back after it, in one
     /// transfer, so nothing is read mid-pass; the output head is not run.
-    pub(crate) async fn probe(&self, ids: &[u32], keep: Keep) -> Result<Vec<ProbedLayer>, GpuError> {
+    pub(crate) async fn probe(&self, ids: &[u32], keep: &[Keep]) -> Result<Vec<ProbedLayer>, GpuError> {
         let mut kept = Vec::with_capacity(self.layers.len());
         self.run(ids, Some((keep, &mut kept)))?;
         // One read-back for the whole pass: every kept matrix of every layer.
@@ -246,9 +246,31 @@ impl<'g> GpuModel<'g> {
         Ok(stacked)
     }
 
+    /// Runs one sequence and queues, per layer, each kept matrix's per-head Gram and column
+    /// sums into `grams[layer]` (made by [`LayerGrams::new`] with the same `keep` and length);
+    /// nothing is read back, so a batch's sequences add up on the GPU.
+    pub(crate) fn accumulate_grams(&self, ids: &[u32], keep: Keep, grams: &mut [LayerGrams]) -> Result<(), GpuError> {
+        let mut kept = Vec::with_capacity(self.layers.len());
+        self.run(ids, Some((&vec![keep; self.layers.len()], &mut kept)))?;
+        for (kept, grams) in kept.iter().zip(grams.iter_mut()) {
+            let pairs = [
+                (&kept.k_normed, &mut grams.k_normed),
+                (&kept.k_raw, &mut grams.k_raw),
+                (&kept.k_rope, &mut grams.k_rope),
+                (&kept.q_normed, &mut grams.q_normed),
+            ];
+            for (tensor, accumulator) in pairs {
+                if let (Some(tensor), Some(accumulator)) = (tensor, accumulator) {
+                    self.gpu.accumulate_gram(tensor, accumulator);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Queues the whole pass up to the final norm; `keep` receives, per layer, the token-major
-    /// `[t, heads·d_k]` matrices its [`Keep`] asks for.
-    fn run(&self, ids: &[u32], mut keep: Option<(Keep, &mut Vec<KeptLayer>)>) -> Result<Workspace, GpuError> {
+    /// `[t, heads·d_k]` matrices that layer's [`Keep`] asks for.
+    fn run(&self, ids: &[u32], mut keep: Option<(&[Keep], &mut Vec<KeptLayer>)>) -> Result<Workspace, GpuError> {
         if ids.is_empty() {
             return Err(GpuError::EmptySequence);
         }
@@ -283,11 +305,11 @@ impl<'g> GpuModel<'g> {
         let rope_table = self.rope.borrow();
         let rope = rope_table.as_ref().expect("the RoPE table was just made");
 
-        for layer in &self.layers {
+        for (l, layer) in self.layers.iter().enumerate() {
             // Attention: h = norm(x); q, k, v; per-head norms; RoPE; softmax(QKᵀ)V; x += attn·W_oᵀ.
             let h = self.norm_or_identity(layer.attn_norm.as_ref(), &ws.x, &ws.h, d);
             // A kept matrix needs a buffer of its own per layer; otherwise the workspace's is reused.
-            let what = keep.as_ref().map(|(what, _)| *what).unwrap_or_default();
+            let what = keep.as_ref().and_then(|(what, _)| what.get(l).copied()).unwrap_or_default();
             let own = |wanted: bool, heads: usize| wanted.then(|| gpu.zeros(t, heads * d_k));
             let mut kept = KeptLayer {
                 k_normed: own(what.k_normed, n_kv),
@@ -466,6 +488,28 @@ pub(crate) struct Keep {
     pub k_raw: bool,
     pub k_rope: bool,
     pub q_normed: bool,
+}
+
+/// A layer's per-head Grams of the matrices a [`Keep`] asks for, summed over sequences on the GPU.
+pub(crate) struct LayerGrams {
+    pub k_normed: Option<GramAccumulator>,
+    pub k_raw: Option<GramAccumulator>,
+    pub k_rope: Option<GramAccumulator>,
+    pub q_normed: Option<GramAccumulator>,
+}
+
+impl LayerGrams {
+    /// Empty compensated accumulators for sequences of `t` tokens, one per matrix `keep` asks for.
+    pub fn new(gpu: &Gpu, arch: &Architecture, keep: Keep, t: usize) -> Self {
+        let accumulator =
+            |wanted: bool, heads: usize| wanted.then(|| gpu.gram_accumulator(t, heads, arch.d_k, GramAccumulation::Compensated));
+        Self {
+            k_normed: accumulator(keep.k_normed, arch.n_kv_heads),
+            k_raw: accumulator(keep.k_raw, arch.n_kv_heads),
+            k_rope: accumulator(keep.k_rope, arch.n_kv_heads),
+            q_normed: accumulator(keep.q_normed, arch.n_heads),
+        }
+    }
 }
 
 /// A layer's kept activations on the GPU, token-major `[t, heads·d_k]`.

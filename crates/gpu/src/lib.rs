@@ -21,7 +21,7 @@ mod activations;
 mod engine;
 mod forward;
 
-pub use activations::{activation_spectra_gpu, heldout_loss_gpu, GpuActivationError};
+pub use activations::{activation_spectra_gpu, activation_spectra_gpu_routed, heldout_loss_gpu, GpuActivationError, SpectraRoutes};
 pub use forward::GpuModel;
 pub use engine::GpuEngine;
 
@@ -139,6 +139,42 @@ struct GramParams {
     cols: u32,
     chunk_rows: u32,
     zero: u32,
+    stride: u32,
+    blocks: u32,
+    accumulate: u32,
+    pad: u32,
+}
+
+/// Per-head Gram matrices `XᵀX` (and column sums) of a token-major `[t, heads·cols]` activation,
+/// summed on the GPU over any number of passes ([`Gpu::accumulate_gram`]) and read back once
+/// ([`Gpu::read_grams`]). Holds `chunks × heads × (cols² + cols)` (hi, lo) pairs, where a chunk
+/// is [`GRAM_CHUNK_ROWS`] rows of one pass.
+pub struct GramAccumulator {
+    partial: GpuTensor,
+    sums: GpuTensor,
+    rows_per_pass: usize,
+    heads: usize,
+    cols: usize,
+    chunks: usize,
+    accumulation: GramAccumulation,
+    /// Rows summed so far (passes × rows_per_pass).
+    rows: usize,
+}
+
+impl GramAccumulator {
+    /// Rows summed so far: `n` of the centring `G − s sᵀ/n`.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// One head's Gram matrix read back: `gram` is `[cols, cols]` row-major (both triangles),
+/// `sums` its columns' sums, over `rows` rows; all summed in f64 from the GPU's (hi, lo) pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadGram {
+    pub gram: Vec<f64>,
+    pub sums: Vec<f64>,
+    pub rows: usize,
 }
 
 fn to_u32(n: usize, what: &str) -> u32 {
@@ -481,51 +517,117 @@ impl Gpu {
     /// compiler's float rewrites (see `opaque` in gram.wgsl); without that lavapipe fused and
     /// reassociated it back to plain-f32 accuracy.
     pub async fn gram_with(&self, x: &GpuTensor, accumulation: GramAccumulation) -> Result<Vec<f64>, GpuError> {
-        let (rows, cols) = (x.rows, x.cols);
-        if cols == 0 {
-            return Ok(Vec::new());
+        let mut accumulator = self.gram_accumulator(x.rows, 1, x.cols, accumulation);
+        self.accumulate_gram(x, &mut accumulator);
+        let mut heads = self.read_grams(&[&accumulator]).await?;
+        Ok(heads.pop().and_then(|mut h| h.pop()).map(|h| h.gram).unwrap_or_default())
+    }
+
+    /// An empty accumulator for the per-head Grams of `[rows_per_pass, heads·cols]` activations.
+    pub fn gram_accumulator(
+        &self,
+        rows_per_pass: usize,
+        heads: usize,
+        cols: usize,
+        accumulation: GramAccumulation,
+    ) -> GramAccumulator {
+        let chunks = rows_per_pass.div_ceil(GRAM_CHUNK_ROWS).max(1);
+        GramAccumulator {
+            partial: self.zeros(chunks * heads * cols * cols * 2, 1),
+            sums: self.zeros(chunks * heads * cols * 2, 1),
+            rows_per_pass,
+            heads,
+            cols,
+            chunks,
+            accumulation,
+            rows: 0,
         }
-        let chunks = rows.div_ceil(GRAM_CHUNK_ROWS).max(1);
-        // Each partial is a (hi, lo) pair per entry.
-        let partial_len = chunks * cols * cols * 2;
-        let partial = self.zeros(partial_len, 1);
-        let tiles = to_u32(cols.div_ceil(GRAM_TILE), "column tiles");
-        let chunk_groups = to_u32(chunks, "row chunks");
+    }
+
+    /// Queues `accumulator += per-head XᵀX and column sums of x` (x token-major
+    /// `[rows_per_pass, heads·cols]`); nothing is read back.
+    ///
+    /// # Panics
+    /// If x's shape is not the accumulator's, or the dispatch exceeds the device's limits.
+    pub fn accumulate_gram(&self, x: &GpuTensor, accumulator: &mut GramAccumulator) {
+        let GramAccumulator { rows_per_pass, heads, cols, chunks, .. } = *accumulator;
         assert!(
-            tiles <= self.max_groups_per_dimension && chunk_groups <= self.max_groups_per_dimension,
-            "gram of {rows}×{cols} exceeds the device's dispatch limit"
+            x.rows == rows_per_pass && x.cols == heads * cols,
+            "accumulate_gram: x is {}×{}, the accumulator takes {rows_per_pass}×({heads}·{cols})",
+            x.rows,
+            x.cols
+        );
+        let first = accumulator.rows == 0;
+        accumulator.rows += rows_per_pass;
+        if rows_per_pass == 0 || cols == 0 || heads == 0 {
+            return;
+        }
+        let tiles = to_u32(cols.div_ceil(GRAM_TILE), "column tiles");
+        let blocks = to_u32(chunks * heads, "row chunks × heads");
+        assert!(
+            tiles <= self.max_groups_per_dimension && blocks <= self.max_groups_per_dimension,
+            "gram of {rows_per_pass}×({heads}·{cols}) exceeds the device's dispatch limit"
         );
         let params = GramParams {
-            rows: to_u32(rows, "rows"),
+            rows: to_u32(rows_per_pass, "rows"),
             cols: to_u32(cols, "columns"),
             chunk_rows: GRAM_CHUNK_ROWS as u32,
             zero: 0,
+            stride: to_u32(heads * cols, "row length"),
+            blocks: to_u32(heads, "heads"),
+            accumulate: u32::from(!first),
+            pad: 0,
         };
-        let pipeline = match accumulation {
+        let pipeline = match accumulator.accumulation {
             GramAccumulation::Compensated => &self.gram_compensated,
             GramAccumulation::Plain => &self.gram_plain,
         };
-        if rows > 0 {
-            self.dispatch(pipeline, bytemuck::bytes_of(&params), &[&x.buffer, &partial.buffer], (tiles, tiles, chunk_groups));
+        let buffers = [&x.buffer, &accumulator.partial.buffer, &accumulator.sums.buffer];
+        self.dispatch(pipeline, bytemuck::bytes_of(&params), &buffers, (tiles, tiles, blocks));
+    }
+
+    /// Reads every accumulator back in one transfer and sums its chunks in f64:
+    /// `result[a][h]` is head h of `accumulators[a]`.
+    pub async fn read_grams(&self, accumulators: &[&GramAccumulator]) -> Result<Vec<Vec<HeadGram>>, GpuError> {
+        let tensors: Vec<&GpuTensor> = accumulators.iter().flat_map(|a| [&a.partial, &a.sums]).collect();
+        let mut data = self.read_all(&tensors).await?.into_iter();
+        let mut out = Vec::with_capacity(accumulators.len());
+        for accumulator in accumulators {
+            let (partial, sums) = (data.next().unwrap_or_default(), data.next().unwrap_or_default());
+            out.push(head_grams(accumulator, &partial, &sums));
         }
-        let partial = self.read_buffer(&partial.buffer, partial_len).await?;
-        let mut gram = vec![0.0f64; cols * cols];
-        for chunk in partial.chunks_exact(cols * cols * 2) {
-            for i in 0..cols {
-                // Only j ≥ i was computed; the lower triangle mirrors it.
-                for j in i..cols {
-                    let at = (i * cols + j) * 2;
-                    gram[i * cols + j] += chunk[at] as f64 + chunk[at + 1] as f64;
+        Ok(out)
+    }
+}
+
+/// Sums an accumulator's read-back chunks into one [`HeadGram`] per head, in f64.
+fn head_grams(accumulator: &GramAccumulator, partial: &[f32], sums: &[f32]) -> Vec<HeadGram> {
+    let GramAccumulator { heads, cols, chunks, rows, .. } = *accumulator;
+    let pair = |data: &[f32], at: usize| data[at] as f64 + data[at + 1] as f64;
+    (0..heads)
+        .map(|h| {
+            let mut gram = vec![0.0f64; cols * cols];
+            let mut column_sums = vec![0.0f64; cols];
+            if rows > 0 {
+                for chunk in 0..chunks {
+                    let block = chunk * heads + h;
+                    for i in 0..cols {
+                        // Only j ≥ i was computed; the lower triangle mirrors it.
+                        for j in i..cols {
+                            gram[i * cols + j] += pair(partial, ((block * cols + i) * cols + j) * 2);
+                        }
+                        column_sums[i] += pair(sums, (block * cols + i) * 2);
+                    }
                 }
             }
-        }
-        for i in 0..cols {
-            for j in 0..i {
-                gram[i * cols + j] = gram[j * cols + i];
+            for i in 0..cols {
+                for j in 0..i {
+                    gram[i * cols + j] = gram[j * cols + i];
+                }
             }
-        }
-        Ok(gram)
-    }
+            HeadGram { gram, sums: column_sums, rows }
+        })
+        .collect()
 }
 
 fn summary(info: &wgpu::AdapterInfo) -> String {

@@ -27,7 +27,7 @@ use rankscope_core::analysis::spectrum::mean_metrics;
 use rankscope_core::analysis::study::{checkpoint_value, LayerSel, Matrix, Metric};
 use rankscope_core::analysis::weights::HeadSpectrum;
 use rankscope_core::formats::tokens::TokenBatch;
-use rankscope_gpu::activation_spectra_gpu;
+use rankscope_gpu::{activation_spectra_gpu, activation_spectra_gpu_routed, SpectraRoutes};
 
 mod common;
 use common::{gpu, load, tokens, FIXTURES};
@@ -126,6 +126,7 @@ fn b1_and_a2_final_checkpoints_match_the_cpu_and_the_reference() {
     let heldout = tokens("heldout_tokens.safetensors");
     let [mut sv, mut metrics, mut reference] = std::array::from_fn(|_| Worst::default());
     let mut worst_loss = (0.0f64, 0.0f64);
+    let mut routes_seen = SpectraRoutes::default();
     for run in ["B1", "A2"] {
         let expected = json(&format!("expected/{run}.json"));
         let ckpt = expected["checkpoints"].as_array().expect("checkpoints").last().expect("a final checkpoint");
@@ -142,7 +143,7 @@ fn b1_and_a2_final_checkpoints_match_the_cpu_and_the_reference() {
         let started = Instant::now();
         let mut gpu_progress = Vec::new();
         let mut stage_ends = Vec::new();
-        let got = pollster::block_on(activation_spectra_gpu(
+        let (got, routes) = pollster::block_on(activation_spectra_gpu_routed(
             gpu,
             &model,
             &eval,
@@ -160,6 +161,12 @@ fn b1_and_a2_final_checkpoints_match_the_cpu_and_the_reference() {
         let gpu_time = started.elapsed();
         println!("{name}: activation spectra (4 K variants + Q, held-out loss) CPU {cpu_time:.2?}, GPU {gpu_time:.2?}");
         println!("  GPU path, elapsed at each stage's end (upload + eval forward, SVDs, held-out): {stage_ends:.2?}");
+        println!(
+            "  spectra from the GPU's Gram matrices: {}; from the block (Gram not trusted, κ > 1e4): {}",
+            routes.from_gram, routes.from_block
+        );
+        routes_seen.from_gram += routes.from_gram;
+        routes_seen.from_block += routes.from_block;
         assert_eq!(gpu_progress, cpu_progress, "{name}: progress in the CPU path's stages and order");
 
         compare(&got, &cpu, &mut sv, &mut metrics, &name);
@@ -188,6 +195,25 @@ fn b1_and_a2_final_checkpoints_match_the_cpu_and_the_reference() {
     println!("GPU vs CPU: worst held-out loss abs {:e}", worst_loss.0);
     let (r, at, loss) = (reference.0, &reference.1, worst_loss.1);
     println!("GPU vs reference: worst layer-mean K rel {r:e} at {at}; val_loss abs {loss:e}");
+    assert!(routes_seen.from_gram > 0, "{routes_seen:?}");
+}
+
+/// An early B1 checkpoint has heads with κ > 1e4, whose Gram the GPU path does not trust: those
+/// spectra come from a second pass that reads back only their blocks, and still match the CPU.
+#[test]
+fn ill_conditioned_heads_come_from_their_blocks() {
+    let eval = tokens("eval_tokens.safetensors");
+    let name = "B1/ckpt_tokens_40960.safetensors";
+    let model = load(&format!("runs/{name}"), None);
+    let cpu = activation_spectra(&model, &eval, None, &[], &mut |_| {}, &|| false).expect("CPU activation spectra");
+    let (got, routes) =
+        pollster::block_on(activation_spectra_gpu_routed(gpu(), &model, &eval, None, &[], &mut |_| {}, &|| false))
+            .expect("GPU activation spectra");
+    println!("{name}: spectra from the Gram {}, from the block {}", routes.from_gram, routes.from_block);
+    assert!(routes.from_gram > 0 && routes.from_block > 0, "{routes:?}");
+    let [mut sv, mut metrics] = std::array::from_fn(|_| Worst::default());
+    compare(&got, &cpu, &mut sv, &mut metrics, name);
+    println!("{name}: worst σ rel {:e} at {}, worst metric rel {:e} at {}", sv.0, sv.1, metrics.0, metrics.1);
 }
 
 #[test]

@@ -212,6 +212,51 @@ fn gram_matches_f64_reference() {
     }
 }
 
+/// Per-head Grams and column sums of token-major `[t, heads·cols]` activations, accumulated
+/// over several passes on the GPU (what the activation spectra do with each eval sequence's K
+/// and Q), against f64 sums of each head's stacked rows. Awkward shapes: 20 columns per head
+/// (tiles of 16 straddle nothing, but the second tile is partial), 300 rows per pass (one
+/// full and one partial chunk), 3 heads, 3 passes; and 1 row × 1 column.
+#[test]
+fn head_grams_accumulate_over_passes() {
+    let gpu = gpu();
+    let mut rng = Rng(0x51ce);
+    for (t, heads, cols, passes) in [(300, 3, 20, 3), (1, 1, 1, 2), (40, 2, 64, 1)] {
+        // Columns with a large common mean, as keys often have: the centring test's hard case.
+        let xs: Vec<Vec<f32>> = (0..passes)
+            .map(|_| rng.uniform(t * heads * cols).into_iter().enumerate().map(|(i, v)| v + (i % 7) as f32).collect())
+            .collect();
+        let mut accumulator = gpu.gram_accumulator(t, heads, cols, GramAccumulation::Compensated);
+        for x in &xs {
+            gpu.accumulate_gram(&gpu.upload_tensor(x, t, heads * cols), &mut accumulator);
+        }
+        assert_eq!(accumulator.rows(), passes * t);
+        let got = pollster::block_on(gpu.read_grams(&[&accumulator])).unwrap().pop().unwrap();
+        for (h, head) in got.iter().enumerate() {
+            // Head h's rows of every pass, stacked: [passes·t, cols].
+            let stacked: Vec<f32> = xs
+                .iter()
+                .flat_map(|x| (0..t).flat_map(move |r| x[(r * heads + h) * cols..][..cols].iter().copied()))
+                .collect();
+            let (want, scale) = reference_gram(&stacked, passes * t, cols);
+            let gram_error = max_gram_error(&head.gram, &want, &scale);
+            let sum_error = (0..cols)
+                .map(|c| {
+                    let column = (0..passes * t).map(|r| stacked[r * cols + c] as f64);
+                    let (sum, abs) = column.fold((0.0, 0.0), |(s, a), v| (s + v, a + v.abs()));
+                    (head.sums[c] - sum).abs() / abs.max(f64::MIN_POSITIVE)
+                })
+                .fold(0.0, f64::max);
+            println!(
+                "head grams {passes}×{t}×({heads}·{cols}), head {h}: max error {gram_error:.2e} of Σ|x||x|, sums {sum_error:.2e} of Σ|x|"
+            );
+            assert_eq!(head.rows, passes * t);
+            assert!(gram_error <= 1e-12, "head {h}: Gram error {gram_error:.2e}");
+            assert!(sum_error <= 1e-12, "head {h}: column-sum error {sum_error:.2e}");
+        }
+    }
+}
+
 /// Modified Gram–Schmidt on the columns of a row-major `[rows, cols]` matrix.
 fn orthonormal_columns(rng: &mut Rng, rows: usize, cols: usize) -> Vec<f64> {
     let mut a: Vec<f64> = (0..rows * cols).map(|_| rng.gaussian()).collect();

@@ -14,7 +14,7 @@
 //! study figures draw it unchanged; their caption names the source through
 //! [`super::study::Source`].
 
-use super::spectrum::{singular_values, weight_metrics, SpectrumError};
+use super::spectrum::{singular_values, singular_values_from_gram, weight_metrics, SpectrumError};
 use super::study::{CheckpointSpectra, RunSpectra};
 use super::weights::{HeadSpectrum, WeightSpectra};
 use crate::formats::tokens::TokenBatch;
@@ -330,12 +330,45 @@ fn row_batch(batch: &TokenBatch, b: usize) -> TokenBatch {
 
 /// Singular values (f64) and metrics of a row-major `[rows, d_k]` f32 block,
 /// its column means removed first when `centre`.
-fn head_spectrum(data: &[f32], rows: usize, d_k: usize, centre: bool) -> Result<HeadSpectrum, SpectrumError> {
+pub fn head_spectrum(data: &[f32], rows: usize, d_k: usize, centre: bool) -> Result<HeadSpectrum, SpectrumError> {
     let m = super::spectrum::matrix_from_row_major_f32(data, rows, d_k)?;
     let m = if centre { centred(m) } else { m };
     let singular_values = singular_values(&m)?;
     let metrics = weight_metrics(&singular_values)?;
     Ok(HeadSpectrum { singular_values, metrics })
+}
+
+/// [`head_spectrum`] from the block's Gram matrix `XᵀX` (`[d_k, d_k]` row-major) and column
+/// sums over `rows` rows instead of the block itself — what the GPU path sums on the GPU. Centred,
+/// the Gram is `XᵀX − s sᵀ/rows`, and the trust test counts the cancellation that can cost
+/// (its error scale is the uncentred trace). `Ok(None)` when the Gram cannot be trusted (see
+/// [`singular_values_from_gram`]): then [`head_spectrum`] of the block gives the answer.
+pub fn head_spectrum_from_gram(
+    gram: &[f64],
+    sums: &[f64],
+    rows: usize,
+    d_k: usize,
+    centre: bool,
+) -> Result<Option<HeadSpectrum>, SpectrumError> {
+    if d_k == 0 || rows == 0 {
+        return Err(SpectrumError::EmptyMatrix);
+    }
+    let expected = d_k * d_k;
+    if gram.len() != expected || sums.len() != d_k {
+        return Err(SpectrumError::ShapeMismatch { len: gram.len(), rows: d_k, cols: d_k, expected });
+    }
+    let mut g = DMatrix::from_row_slice(d_k, d_k, gram);
+    let error_scale = if centre {
+        let trace = g.trace();
+        let n = rows as f64;
+        g -= DMatrix::from_fn(d_k, d_k, |i, j| sums[i] * sums[j] / n);
+        trace
+    } else {
+        0.0
+    };
+    let Some(singular_values) = singular_values_from_gram(g, error_scale)? else { return Ok(None) };
+    let metrics = weight_metrics(&singular_values)?;
+    Ok(Some(HeadSpectrum { singular_values, metrics }))
 }
 
 /// Column-centred copy, means in f64.
@@ -414,6 +447,42 @@ mod tests {
         assert!(plain.singular_values[1] > 1e-3);
         assert!(c.singular_values[1] < 1e-9 * c.singular_values[0], "{:?}", c.singular_values);
         assert_eq!(c.metrics.spectrum.r90, 1);
+    }
+
+    /// The Gram route agrees with the block's own spectrum, centred or not, and gives way
+    /// (`None`) where the block is ill conditioned or centring cancels almost everything.
+    #[test]
+    fn spectrum_from_gram_matches_the_block() {
+        let (rows, d) = (50, 4);
+        let gram_of = |data: &[f32]| {
+            let mut g = vec![0.0f64; d * d];
+            let mut sums = vec![0.0f64; d];
+            for row in data.chunks(d) {
+                for i in 0..d {
+                    sums[i] += row[i] as f64;
+                    for j in 0..d {
+                        g[i * d + j] += row[i] as f64 * row[j] as f64;
+                    }
+                }
+            }
+            (g, sums)
+        };
+        // Well conditioned, with a mean of 3 on every column.
+        let data: Vec<f32> = (0..rows * d).map(|i| ((i * 7919) % 101) as f32 / 50.0 + 2.0).collect();
+        let (g, sums) = gram_of(&data);
+        for centre in [false, true] {
+            let want = head_spectrum(&data, rows, d, centre).expect("block");
+            let got = head_spectrum_from_gram(&g, &sums, rows, d, centre).expect("valid").expect("trusted");
+            for (a, b) in got.singular_values.iter().zip(&want.singular_values) {
+                assert!((a - b).abs() <= 1e-9 * want.singular_values[0], "centre {centre}: {a} vs {b}");
+            }
+            assert!((got.metrics.spectrum.pr - want.metrics.spectrum.pr).abs() < 1e-9);
+        }
+        // Rank 1 plus an offset: centred, the Gram is rank 1, so the direct SVD must answer.
+        let data: Vec<f32> = (0..rows * d).map(|i| (i / d) as f32 * [1.0, 2.0, -1.0, 0.5][i % d] + 5.0).collect();
+        let (g, sums) = gram_of(&data);
+        assert!(head_spectrum_from_gram(&g, &sums, rows, d, true).expect("valid").is_none());
+        assert!(head_spectrum_from_gram(&g, &sums[1..], rows, d, true).is_err());
     }
 
     #[test]

@@ -241,6 +241,29 @@ pub fn singular_values_with(m: &DMatrix<f64>, route: SvdRoute) -> Result<Vec<f64
     }
 }
 
+/// Singular values of M, descending, from its Gram matrix `MᵀM` formed elsewhere (the GPU's
+/// compensated Gram, about as accurate as the f64 one), when [`singular_values`] would trust it
+/// by the same test: λ_min ≥ [`GRAM_MIN_EIGEN_RATIO`] · max(λ_max, `error_scale`).
+/// `error_scale` is what the Gram's rounding error is relative to when that exceeds λ_max: for
+/// a Gram centred as `G − s sᵀ/n`, a bound on the uncentred G's λ_max (its trace), so that
+/// cancellation in the centring is counted; 0 otherwise. `Ok(None)` — a Gram that is not
+/// trustworthy, non-finite, all zero or not converged — means: take the direct SVD of M.
+pub fn singular_values_from_gram(gram: DMatrix<f64>, error_scale: f64) -> Result<Option<Vec<f64>>, SpectrumError> {
+    let n = gram.nrows();
+    if n == 0 || gram.ncols() != n {
+        return Err(SpectrumError::EmptyMatrix);
+    }
+    if gram.iter().any(|v| !v.is_finite()) {
+        return Ok(None);
+    }
+    let Some(eig) = SymmetricEigen::try_new(gram, f64::EPSILON, iteration_cap(n)) else { return Ok(None) };
+    let eigenvalues: Vec<f64> = eig.eigenvalues.iter().copied().collect();
+    let max = eigenvalues.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let min = eigenvalues.iter().copied().fold(f64::INFINITY, f64::min);
+    let trusted = max > 0.0 && min >= GRAM_MIN_EIGEN_RATIO * max.max(error_scale);
+    Ok(trusted.then(|| sigma_from_eigenvalues(eigenvalues)))
+}
+
 /// Singular values of a row-major f32 `rows × cols` buffer (what the readers
 /// decode), converted to f64 before anything else.
 pub fn singular_values_f32(
@@ -871,6 +894,27 @@ mod tests {
             singular_values_with(&deficient, SvdRoute::Direct)
         );
         assert!(sv[11] < 1e-13, "{sv:?}");
+    }
+
+    /// A Gram formed elsewhere is trusted by the same λ-ratio test as the Gram route, and an
+    /// error scale (a centred Gram's uncentred trace) makes that test stricter.
+    #[test]
+    fn gram_from_elsewhere_is_trusted_like_the_gram_route() {
+        let keep = with_spectrum(400, &geometric(12, 10f64.powf(3.9)), 5);
+        let gram = keep.transpose() * &keep;
+        assert_eq!(
+            singular_values_from_gram(gram.clone(), 0.0).expect("valid"),
+            Some(singular_values_with(&keep, SvdRoute::Gram).expect("gram"))
+        );
+        // λ_min ≈ 10^-7.8 λ_max: an error scale 100× λ_max makes it untrustworthy.
+        assert_eq!(singular_values_from_gram(gram, 100.0).expect("valid"), None);
+        let fall = with_spectrum(400, &geometric(12, 10f64.powf(4.1)), 6);
+        assert_eq!(singular_values_from_gram(fall.transpose() * &fall, 0.0).expect("valid"), None);
+        assert_eq!(singular_values_from_gram(DMatrix::zeros(3, 3), 0.0).expect("valid"), None);
+        let mut nan = DMatrix::identity(2, 2);
+        nan[(0, 1)] = f64::NAN;
+        assert_eq!(singular_values_from_gram(nan, 0.0).expect("valid"), None);
+        assert!(singular_values_from_gram(DMatrix::zeros(0, 0), 0.0).is_err());
     }
 
     fn check_right_vectors(m: &DMatrix<f64>, sigma: &[f64], tol: f64) {

@@ -1,33 +1,51 @@
-// Partial Gram products G = XᵀX of X [rows, cols] (row-major f32), one partial per chunk of
-// rows: partial[chunk][i][j] = Σ_{r in chunk} X[r, i]·X[r, j], written as an (hi, lo) f32
-// pair that the CPU adds up in f64. Splitting the rows into chunks gives parallelism when
-// cols is small (64×64 outputs is only 16 workgroups) and keeps each f32 sum short.
+// Partial Gram products G = XᵀX of the column blocks ("heads") of X [rows, stride] (row-major
+// f32): block h is columns h·cols .. (h+1)·cols, and
+//   partial[chunk][h][i][j] = Σ_{r in chunk} X[r, h·cols + i]·X[r, h·cols + j],
+//   sums[chunk][h][j]       = Σ_{r in chunk} X[r, h·cols + j]   (for centring, G − s sᵀ/n),
+// each written as an (hi, lo) f32 pair that the CPU adds up in f64. A plain Gram is one block
+// (stride = cols); the forward pass's token-major [t, heads·d_k] K and Q give every head's
+// d_k × d_k Gram in one dispatch, without a head-major copy. Splitting the rows into chunks
+// gives parallelism when cols is small (64×64 outputs is only 16 workgroups) and keeps each
+// f32 sum short. With `accumulate`, a pass adds to what partial and sums already hold (each
+// eval sequence is one pass; the batch's Gram is their sum), so nothing is read back between
+// sequences.
 //
 // `gram_compensated` keeps each sum as an unevaluated hi + lo pair ("double-f32"):
 //   - the product a·b = p + e exactly (Dekker's TwoProduct), with a and b split into
 //     12-bit halves by masking mantissa bits, so every partial product is exact in f32
 //     whether or not the compiler fuses multiply-adds;
 //   - the sum hi + p = s + err exactly (Knuth's TwoSum), err and e go to lo.
-// `gram_plain` is the naive f32 sum, kept to measure what the compensation buys.
+// `gram_plain` is the naive f32 sum, kept to measure what the compensation buys (its column
+// sums are compensated all the same: they are not what it measures).
 //
 // Only tiles on or above the diagonal (tile j ≥ tile i) are computed; the CPU mirrors them.
+// The diagonal tiles' first row of invocations also sums their columns.
 
 struct Params {
     rows: u32,
+    // Columns of one block (d_k).
     cols: u32,
     chunk_rows: u32,
     // Always 0, but the compiler cannot know it: see `opaque`.
     zero: u32,
+    // X's row length in elements (blocks · cols).
+    stride: u32,
+    blocks: u32,
+    // 1: add to partial/sums instead of overwriting them.
+    accumulate: u32,
+    pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-// [chunks][cols][cols][2]: (hi, lo)
+// [chunks][blocks][cols][cols][2]: (hi, lo)
 @group(0) @binding(2) var<storage, read_write> partial: array<f32>;
+// [chunks][blocks][cols][2]: (hi, lo)
+@group(0) @binding(3) var<storage, read_write> sums: array<f32>;
 
 const TILE: u32 = 16u;
 
-// xi_tile[r][c] = X[r0 + r, i0 + c]; xj_tile[r][c] = X[r0 + r, j0 + c]
+// xi_tile[r][c] = X[r0 + r, i0 + c]; xj_tile[r][c] = X[r0 + r, j0 + c] (within the block)
 var<workgroup> xi_tile: array<array<f32, 16>, 16>;
 var<workgroup> xj_tile: array<array<f32, 16>, 16>;
 
@@ -45,27 +63,67 @@ fn opaque(v: f32) -> f32 {
     return bitcast<f32>(bitcast<u32>(v) ^ params.zero);
 }
 
-fn load_tiles(r0: u32, end: u32, i0: u32, j0: u32, local: vec3<u32>) {
+// (hi, lo) += v with TwoSum: hi + v = s + err exactly; err goes to lo.
+fn add_compensated(hi: ptr<function, f32>, lo: ptr<function, f32>, v: f32) {
+    let s = opaque(*hi + v);
+    let b_virtual = opaque(s - *hi);
+    let err = (*hi - (s - b_virtual)) + (v - b_virtual);
+    *hi = s;
+    *lo += err;
+}
+
+fn load_tiles(r0: u32, end: u32, column0: u32, i0: u32, j0: u32, local: vec3<u32>) {
     let r = r0 + local.y;
     var vi = 0.0;
     var vj = 0.0;
     if (r < end) {
         if (i0 + local.x < params.cols) {
-            vi = x[r * params.cols + i0 + local.x];
+            vi = x[r * params.stride + column0 + i0 + local.x];
         }
         if (j0 + local.x < params.cols) {
-            vj = x[r * params.cols + j0 + local.x];
+            vj = x[r * params.stride + column0 + j0 + local.x];
         }
     }
     xi_tile[local.y][local.x] = vi;
     xj_tile[local.y][local.x] = vj;
 }
 
-fn store(i: u32, j: u32, chunk: u32, hi: f32, lo: f32) {
+// Writes (or, accumulating, adds with TwoSum) a (hi, lo) pair at partial[at], partial[at + 1].
+fn store_partial(at: u32, hi: f32, lo: f32) {
+    var new_hi = hi;
+    var new_lo = lo;
+    if (params.accumulate != 0u) {
+        new_hi = partial[at];
+        new_lo = partial[at + 1u] + lo;
+        add_compensated(&new_hi, &new_lo, hi);
+    }
+    partial[at] = new_hi;
+    partial[at + 1u] = new_lo;
+}
+
+fn store_sum(at: u32, hi: f32, lo: f32) {
+    var new_hi = hi;
+    var new_lo = lo;
+    if (params.accumulate != 0u) {
+        new_hi = sums[at];
+        new_lo = sums[at + 1u] + lo;
+        add_compensated(&new_hi, &new_lo, hi);
+    }
+    sums[at] = new_hi;
+    sums[at + 1u] = new_lo;
+}
+
+// One output (i, j) of one block and chunk: where it goes, and whether it exists.
+fn store(i: u32, j: u32, chunk_block: u32, hi: f32, lo: f32) {
     if (i < params.cols && j < params.cols) {
-        let at = ((chunk * params.cols + i) * params.cols + j) * 2u;
-        partial[at] = hi;
-        partial[at + 1u] = lo;
+        store_partial(((chunk_block * params.cols + i) * params.cols + j) * 2u, hi, lo);
+    }
+}
+
+// The column sum of a diagonal tile's column j, from its first row of invocations.
+fn store_column_sum(diagonal: bool, local: vec3<u32>, j: u32, chunk_block: u32, hi: f32, lo: f32) {
+    if (diagonal && local.y == 0u && j < params.cols) {
+        store_sum((chunk_block * params.cols + j) * 2u, hi, lo);
     }
 }
 
@@ -79,13 +137,19 @@ fn gram_compensated(
     }
     let i0 = group.y * TILE;
     let j0 = group.x * TILE;
-    let chunk = group.z;
+    // z = chunk · blocks + block
+    let chunk_block = group.z;
+    let chunk = chunk_block / params.blocks;
+    let column0 = (chunk_block % params.blocks) * params.cols;
+    let diagonal = group.x == group.y;
     let start = chunk * params.chunk_rows;
     let end = min(params.rows, start + params.chunk_rows);
     var hi = 0.0;
     var lo = 0.0;
+    var sum_hi = 0.0;
+    var sum_lo = 0.0;
     for (var r0 = start; r0 < end; r0 += TILE) {
-        load_tiles(r0, end, i0, j0, local);
+        load_tiles(r0, end, column0, i0, j0, local);
         workgroupBarrier();
         for (var r = 0u; r < TILE; r++) {
             let a = xi_tile[r][local.y];
@@ -100,15 +164,21 @@ fn gram_compensated(
             let b_low = b - b_high;
             // Each partial sum is pinned: reassociated, Dekker's sum is no longer exact.
             let p_err = opaque(opaque(opaque(a_high * b_high - p) + a_high * b_low) + a_low * b_high) + a_low * b_low;
+            // TwoSum written out, not `add_compensated(&hi, &lo, p)`: through the pointers,
+            // lavapipe's λ_min error at κ = 1e4 (tests/parity.rs) grew from 2.7e-10 to 1.2e-7.
             let s = opaque(hi + p);
             let b_virtual = opaque(s - hi);
             let s_err = (hi - (s - b_virtual)) + (p - b_virtual);
             hi = s;
             lo += s_err + p_err;
+            if (diagonal && local.y == 0u) {
+                add_compensated(&sum_hi, &sum_lo, b);
+            }
         }
         workgroupBarrier();
     }
-    store(i0 + local.y, j0 + local.x, chunk, hi, lo);
+    store(i0 + local.y, j0 + local.x, chunk_block, hi, lo);
+    store_column_sum(diagonal, local, j0 + local.x, chunk_block, sum_hi, sum_lo);
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -121,17 +191,26 @@ fn gram_plain(
     }
     let i0 = group.y * TILE;
     let j0 = group.x * TILE;
-    let chunk = group.z;
+    let chunk_block = group.z;
+    let chunk = chunk_block / params.blocks;
+    let column0 = (chunk_block % params.blocks) * params.cols;
+    let diagonal = group.x == group.y;
     let start = chunk * params.chunk_rows;
     let end = min(params.rows, start + params.chunk_rows);
     var sum = 0.0;
+    var sum_hi = 0.0;
+    var sum_lo = 0.0;
     for (var r0 = start; r0 < end; r0 += TILE) {
-        load_tiles(r0, end, i0, j0, local);
+        load_tiles(r0, end, column0, i0, j0, local);
         workgroupBarrier();
         for (var r = 0u; r < TILE; r++) {
             sum += xi_tile[r][local.y] * xj_tile[r][local.x];
+            if (diagonal && local.y == 0u) {
+                add_compensated(&sum_hi, &sum_lo, xj_tile[r][local.x]);
+            }
         }
         workgroupBarrier();
     }
-    store(i0 + local.y, j0 + local.x, chunk, sum, 0.0);
+    store(i0 + local.y, j0 + local.x, chunk_block, sum, 0.0);
+    store_column_sum(diagonal, local, j0 + local.x, chunk_block, sum_hi, sum_lo);
 }
