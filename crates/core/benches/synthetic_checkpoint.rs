@@ -32,14 +32,20 @@ pub const FULL_SIZE: ReferenceShape =
 
 impl ReferenceShape {
     /// FLOPs of one forward pass over `t` tokens (2 per multiply-add): the
-    /// projections, the MLP, causal attention (half of QKᵀ and P·V) and the LM head.
+    /// blocks ([`ReferenceShape::block_flops`]) and the LM head.
     pub fn forward_flops(&self, t: usize) -> f64 {
+        self.block_flops(t) + 2.0 * t as f64 * self.d_model as f64 * self.vocab as f64
+    }
+
+    /// FLOPs of the blocks over `t` tokens, what a pass for K and Q runs: the
+    /// projections, the MLP and causal attention (half of QKᵀ and P·V).
+    pub fn block_flops(&self, t: usize) -> f64 {
         let (t, d, dk, ff) = (t as f64, self.d_model as f64, self.d_k as f64, self.d_ff as f64);
         let (h, kv) = (self.heads as f64, self.kv_heads as f64);
         let projections = 2.0 * t * d * (2.0 * h * dk + 2.0 * kv * dk);
         let mlp = 2.0 * t * 2.0 * d * ff;
         let attention = 2.0 * h * t * t * dk; // causal: ½ · (2·t²·dk) for each of QKᵀ and PV
-        self.layers as f64 * (projections + mlp + attention) + 2.0 * t * d * self.vocab as f64
+        self.layers as f64 * (projections + mlp + attention)
     }
 }
 

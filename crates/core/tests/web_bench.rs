@@ -4,10 +4,13 @@
 #![cfg(target_arch = "wasm32")]
 
 #[path = "../benches/forward_common.rs"]
+#[allow(dead_code)] // each benchmark uses its own part
 mod forward_common;
 
-// The weight benchmark, loaded once (through the forward benchmark, which uses its checkpoint).
-use forward_common::weights_common as common;
+// Both benchmarks' files include the synthetic checkpoint: two copies of it in this test binary.
+#[path = "../benches/weights_common.rs"]
+#[allow(clippy::duplicate_mod)]
+mod common;
 
 use wasm_bindgen_test::*;
 
@@ -30,7 +33,14 @@ fn bench_forward_wasm() {
     let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).expect("performance");
     let now_fn: js_sys::Function = js_sys::Reflect::get(&perf, &"now".into()).expect("now").into();
     let now = move || now_fn.call0(&perf).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
-    web_sys_free_log(&format!("wasm\n{}", forward_common::run(&now)));
+    // Node's environment, so that `scripts/bench.sh` can ask for a length.
+    let variable = js_sys::Reflect::get(&js_sys::global(), &"process".into())
+        .and_then(|process| js_sys::Reflect::get(&process, &"env".into()))
+        .and_then(|env| js_sys::Reflect::get(&env, &"RANKSCOPE_BENCH_TOKENS".into()))
+        .ok()
+        .and_then(|v| v.as_string());
+    let bench = forward_common::measure(&now, forward_common::tokens_from(variable));
+    web_sys_free_log(&format!("wasm (performance.now)\n{}", forward_common::report(&bench, "wasm")));
 }
 
 /// The full surgery sweep (SVD, γ, random × 10 fractions, 5 seeds: 1 baseline

@@ -46,7 +46,7 @@ pub struct SpectraRoutes {
 }
 
 /// [`rankscope_core::analysis::activations::activation_spectra`] with the forward passes on `gpu`:
-/// see [`activation_spectra_gpu_routed`], which also says how each spectrum was taken.
+/// uploads `model` once, then [`activation_spectra_gpu_routed`].
 pub async fn activation_spectra_gpu(
     gpu: &Gpu,
     model: &ModelWeights,
@@ -56,7 +56,16 @@ pub async fn activation_spectra_gpu(
     progress: &mut dyn FnMut(Progress),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<ActivationSpectra, GpuActivationError> {
-    Ok(activation_spectra_gpu_routed(gpu, model, eval, heldout, variants, progress, cancelled).await?.0)
+    // What the CPU would refuse is refused before the upload.
+    check_batch(eval).map_err(ActivationError::from)?;
+    if let Some(batch) = heldout {
+        check_held_out(batch)?;
+    }
+    if cancelled() {
+        return Err(ActivationError::Cancelled.into());
+    }
+    let gpu_model = GpuModel::upload(gpu, model)?;
+    Ok(activation_spectra_gpu_routed(&gpu_model, eval, heldout, variants, progress, cancelled).await?.0)
 }
 
 /// Which activation a spectrum is taken of.
@@ -95,11 +104,11 @@ struct Group {
     heads: Vec<Option<HeadSpectrum>>,
 }
 
-/// The core's activation spectra with the forward passes and the Gram matrices on `gpu`:
-/// uploads `model` once and runs `eval` one sequence at a time; each sequence's K (for
-/// `variants`, all four when empty) and Q per head are summed into per-head Gram matrices and
-/// column sums on the GPU, so nothing is read back between sequences, and all of them are read
-/// back once, `d_k × d_k` per head instead of `B·T × d_k`. The CPU takes each spectrum from its
+/// The core's activation spectra with the forward passes and the Gram matrices on the GPU of
+/// `gpu_model` (weights uploaded by [`GpuModel::upload`]): runs `eval` one sequence at a time;
+/// each sequence's K (for `variants`, all four when empty) and Q per head are summed into
+/// per-head Gram matrices and column sums on the GPU, so nothing is read back between
+/// sequences, and all of them are read back once, `d_k × d_k` per head instead of `B·T × d_k`. The CPU takes each spectrum from its
 /// Gram's eigenvalues in f64 (centred as `G − s sᵀ/n`) where the core's Gram route would trust
 /// it; for the rest (κ > 1e4: collapsed heads) it runs the batch again, reading back only the
 /// layers and matrices those heads are in, and takes the SVD of the block, as the CPU path does.
@@ -107,8 +116,7 @@ struct Group {
 /// the CPU path's stages and order (eval sequences, layers, held-out sequences); a `true` from
 /// `cancelled`, checked as often, ends the work with [`ActivationError::Cancelled`].
 pub async fn activation_spectra_gpu_routed(
-    gpu: &Gpu,
-    model: &ModelWeights,
+    gpu_model: &GpuModel<'_>,
     eval: &TokenBatch,
     heldout: Option<&TokenBatch>,
     variants: &[KeyVariant],
@@ -121,8 +129,7 @@ pub async fn activation_spectra_gpu_routed(
         check_held_out(batch)?;
     }
     check()?;
-    let gpu_model = GpuModel::upload(gpu, model)?;
-    let arch = model.arch();
+    let (gpu, arch) = (gpu_model.gpu(), gpu_model.arch());
     let variants: &[KeyVariant] = if variants.is_empty() { &KeyVariant::ALL } else { variants };
     let keep = Keep {
         k_normed: true,
@@ -188,7 +195,7 @@ pub async fn activation_spectra_gpu_routed(
     drop(layer_grams);
 
     // Pass 2, only for heads whose Gram was not trusted: their blocks, read back.
-    let routes = fill_from_blocks(&gpu_model, eval, &mut layers, d_k, rows, &check).await?;
+    let routes = fill_from_blocks(gpu_model, eval, &mut layers, d_k, rows, &check).await?;
 
     let mut out = Vec::with_capacity(arch.n_layers);
     for (l, groups) in layers.into_iter().enumerate() {
@@ -202,7 +209,7 @@ pub async fn activation_spectra_gpu_routed(
     let mut spectra =
         ActivationSpectra { d_k, d_model: arch.d_model, eval_batch: eval.batch, eval_seq_len: eval.seq_len, layers: out, heldout_loss: None };
     if let Some(batch) = heldout {
-        spectra.heldout_loss = Some(heldout_loss_gpu(&gpu_model, batch, progress, cancelled).await?);
+        spectra.heldout_loss = Some(heldout_loss_gpu(gpu_model, batch, progress, cancelled).await?);
     }
     Ok((spectra, routes))
 }

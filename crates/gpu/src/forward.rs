@@ -174,6 +174,11 @@ impl<'g> GpuModel<'g> {
         })
     }
 
+    /// The GPU the weights live on.
+    pub fn gpu(&self) -> &'g Gpu {
+        self.gpu
+    }
+
     /// The architecture the weights were loaded for.
     pub fn arch(&self) -> &Architecture {
         &self.arch
@@ -181,13 +186,42 @@ impl<'g> GpuModel<'g> {
 
     /// Logits `[t, vocab]` row-major of one sequence (row p predicts token p + 1), as
     /// `ModelWeights::forward` computes them.
+    ///
+    /// The `t × vocab` logits can exceed the adapter's largest buffer (201 MB at t = 1024 with a
+    /// 49152-token vocabulary; WebGPU's default limit is 128 MiB), so the head runs on as many
+    /// rows at a time as fit: see [`GpuModel::logits_in_chunks`].
     pub async fn logits(&self, ids: &[u32]) -> Result<Vec<f32>, GpuError> {
-        let ws = self.run(ids, None)?;
+        let vocab = self.arch.vocab;
+        check_fits(self.gpu, "the logits of one token".into(), vocab)?;
+        let limits = self.gpu.device.limits();
+        let limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let rows = (limit / (4 * vocab.max(1) as u64)).max(1) as usize;
+        self.logits_in_chunks(ids, rows).await
+    }
+
+    /// [`GpuModel::logits`] with the output head run on at most `max_rows` rows at a time, each
+    /// chunk read back before the next (the pass itself runs once).
+    pub async fn logits_in_chunks(&self, ids: &[u32], max_rows: usize) -> Result<Vec<f32>, GpuError> {
+        let ws = self.run(ids, None, self.layers.len())?;
         let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
-        let mut logits = self.gpu.zeros(ids.len(), self.arch.vocab);
         let h = self.final_norm(&ws);
-        self.gpu.linear(h, head, &mut logits, false);
-        self.gpu.read(&logits).await
+        let (t, vocab) = (ids.len(), self.arch.vocab);
+        let rows = max_rows.clamp(1, t);
+        if rows == t {
+            let mut logits = self.gpu.zeros(t, vocab);
+            self.gpu.linear(h, head, &mut logits, false);
+            return self.gpu.read(&logits).await;
+        }
+        let mut out = Vec::with_capacity(t * vocab);
+        for start in (0..t).step_by(rows) {
+            let n = rows.min(t - start);
+            let chunk = self.gpu.zeros(n, self.arch.d_model);
+            self.gpu.copy_rows(h, start, &chunk);
+            let mut logits = self.gpu.zeros(n, vocab);
+            self.gpu.linear(&chunk, head, &mut logits, false);
+            out.extend(self.gpu.read(&logits).await?);
+        }
+        Ok(out)
     }
 
     /// K of every layer and kv-head, after the key norm, before RoPE — what
@@ -207,7 +241,9 @@ impl<'g> GpuModel<'g> {
     /// transfer, so nothing is read mid-pass; the output head is not run.
     pub(crate) async fn probe(&self, ids: &[u32], keep: &[Keep]) -> Result<Vec<ProbedLayer>, GpuError> {
         let mut kept = Vec::with_capacity(self.layers.len());
-        self.run(ids, Some((keep, &mut kept)))?;
+        // The pass stops after the deepest layer anything is kept from.
+        let depth = keep.iter().rposition(|k| k.any()).map_or(0, |l| l + 1);
+        self.run(ids, Some((keep, &mut kept)), depth)?;
         // One read-back for the whole pass: every kept matrix of every layer.
         let tensors: Vec<&GpuTensor> = kept
             .iter()
@@ -251,7 +287,7 @@ impl<'g> GpuModel<'g> {
     /// nothing is read back, so a batch's sequences add up on the GPU.
     pub(crate) fn accumulate_grams(&self, ids: &[u32], keep: Keep, grams: &mut [LayerGrams]) -> Result<(), GpuError> {
         let mut kept = Vec::with_capacity(self.layers.len());
-        self.run(ids, Some((&vec![keep; self.layers.len()], &mut kept)))?;
+        self.run(ids, Some((&vec![keep; self.layers.len()], &mut kept)), self.layers.len())?;
         for (kept, grams) in kept.iter().zip(grams.iter_mut()) {
             let pairs = [
                 (&kept.k_normed, &mut grams.k_normed),
@@ -268,9 +304,15 @@ impl<'g> GpuModel<'g> {
         Ok(())
     }
 
-    /// Queues the whole pass up to the final norm; `keep` receives, per layer, the token-major
-    /// `[t, heads·d_k]` matrices that layer's [`Keep`] asks for.
-    fn run(&self, ids: &[u32], mut keep: Option<(&[Keep], &mut Vec<KeptLayer>)>) -> Result<Workspace, GpuError> {
+    /// Queues the pass through the first `depth` blocks (all of them before the final norm);
+    /// `keep` receives, per layer run, the token-major `[t, heads·d_k]` matrices that layer's
+    /// [`Keep`] asks for.
+    fn run(
+        &self,
+        ids: &[u32],
+        mut keep: Option<(&[Keep], &mut Vec<KeptLayer>)>,
+        depth: usize,
+    ) -> Result<Workspace, GpuError> {
         if ids.is_empty() {
             return Err(GpuError::EmptySequence);
         }
@@ -281,10 +323,10 @@ impl<'g> GpuModel<'g> {
         let gpu = self.gpu;
         let (t, d, d_k, d_ff) = (ids.len(), arch.d_model, arch.d_k, arch.d_ff);
         let (n_heads, n_kv) = (arch.n_heads, arch.n_kv_heads);
-        // The largest activations: every head's probabilities, the MLP's hidden layer, the logits.
+        // The largest activations: every head's probabilities, the MLP's hidden layer (the
+        // logits, when asked for, are made in chunks that fit: `logits`).
         check_fits(gpu, format!("attention probabilities of {t} tokens"), n_heads * t * t)?;
         check_fits(gpu, format!("the MLP activations of {t} tokens"), t * d_ff)?;
-        check_fits(gpu, format!("the logits of {t} tokens"), t * arch.vocab)?;
         let mut ws = Workspace {
             x: gpu.zeros(t, d),
             h: gpu.zeros(t, d),
@@ -305,7 +347,7 @@ impl<'g> GpuModel<'g> {
         let rope_table = self.rope.borrow();
         let rope = rope_table.as_ref().expect("the RoPE table was just made");
 
-        for (l, layer) in self.layers.iter().enumerate() {
+        for (l, layer) in self.layers.iter().enumerate().take(depth) {
             // Attention: h = norm(x); q, k, v; per-head norms; RoPE; softmax(QKᵀ)V; x += attn·W_oᵀ.
             let h = self.norm_or_identity(layer.attn_norm.as_ref(), &ws.x, &ws.h, d);
             // A kept matrix needs a buffer of its own per layer; otherwise the workspace's is reused.
@@ -488,6 +530,13 @@ pub(crate) struct Keep {
     pub k_raw: bool,
     pub k_rope: bool,
     pub q_normed: bool,
+}
+
+impl Keep {
+    /// Whether anything is kept.
+    fn any(&self) -> bool {
+        self.k_normed || self.k_raw || self.k_rope || self.q_normed
+    }
 }
 
 /// A layer's per-head Grams of the matrices a [`Keep`] asks for, summed over sequences on the GPU.

@@ -423,6 +423,15 @@ impl Gpu {
         self.queue.submit([encoder.finish()]);
     }
 
+    /// Queues `dst = src[row0 .. row0 + dst.rows]` (same width) on the GPU.
+    fn copy_rows(&self, src: &GpuTensor, row0: usize, dst: &GpuTensor) {
+        assert!(src.cols == dst.cols && row0 + dst.rows <= src.rows, "copy_rows: rows out of range");
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        let (offset, len) = (4 * row0 * src.cols, 4 * dst.rows * dst.cols);
+        encoder.copy_buffer_to_buffer(&src.buffer, offset as u64, &dst.buffer, 0, len as u64);
+        self.queue.submit([encoder.finish()]);
+    }
+
     /// Copies a tensor back to the host (waits for every kernel queued before it).
     pub async fn read(&self, tensor: &GpuTensor) -> Result<Vec<f32>, GpuError> {
         self.read_buffer(&tensor.buffer, tensor.rows * tensor.cols).await

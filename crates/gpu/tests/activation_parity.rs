@@ -27,7 +27,7 @@ use rankscope_core::analysis::spectrum::mean_metrics;
 use rankscope_core::analysis::study::{checkpoint_value, LayerSel, Matrix, Metric};
 use rankscope_core::analysis::weights::HeadSpectrum;
 use rankscope_core::formats::tokens::TokenBatch;
-use rankscope_gpu::{activation_spectra_gpu, activation_spectra_gpu_routed, SpectraRoutes};
+use rankscope_gpu::{activation_spectra_gpu, activation_spectra_gpu_routed, GpuModel, SpectraRoutes};
 
 mod common;
 use common::{gpu, load, tokens, FIXTURES};
@@ -144,8 +144,7 @@ fn b1_and_a2_final_checkpoints_match_the_cpu_and_the_reference() {
         let mut gpu_progress = Vec::new();
         let mut stage_ends = Vec::new();
         let (got, routes) = pollster::block_on(activation_spectra_gpu_routed(
-            gpu,
-            &model,
+            &GpuModel::upload(gpu, &model).expect("upload"),
             &eval,
             Some(&heldout),
             &[],
@@ -207,7 +206,7 @@ fn ill_conditioned_heads_come_from_their_blocks() {
     let model = load(&format!("runs/{name}"), None);
     let cpu = activation_spectra(&model, &eval, None, &[], &mut |_| {}, &|| false).expect("CPU activation spectra");
     let (got, routes) =
-        pollster::block_on(activation_spectra_gpu_routed(gpu(), &model, &eval, None, &[], &mut |_| {}, &|| false))
+        pollster::block_on(activation_spectra_gpu_routed(&GpuModel::upload(gpu(), &model).expect("upload"), &eval, None, &[], &mut |_| {}, &|| false))
             .expect("GPU activation spectra");
     println!("{name}: spectra from the Gram {}, from the block {}", routes.from_gram, routes.from_block);
     assert!(routes.from_gram > 0 && routes.from_block > 0, "{routes:?}");

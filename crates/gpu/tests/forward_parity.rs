@@ -19,7 +19,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use rankscope_core::analysis::spectrum::singular_values_f32;
-use rankscope_core::model::forward::{KeyCollector, ModelWeights};
+use rankscope_core::model::forward::{KeyCollector, ModelWeights, NoProbe};
 use rankscope_gpu::GpuModel;
 
 mod common;
@@ -80,6 +80,25 @@ fn stories260k_matches_the_cpu_forward_pass() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("config")).expect("config JSON");
     check_model("stories260K (Llama)", &load("stories260K/model.safetensors", Some(&config)));
+}
+
+/// Logits too large for one buffer come in row chunks: 128 tokens in chunks of 7 rows (the
+/// last one short) equal the logits made in one piece, and the CPU's.
+#[test]
+fn logits_in_chunks_equal_the_whole() {
+    let model = load("runs/B1/ckpt_tokens_327680.safetensors", None);
+    let gpu_model = GpuModel::upload(gpu(), &model).expect("upload");
+    let eval = tokens("eval_tokens.safetensors");
+    let ids = eval.row(0);
+    let whole = pollster::block_on(gpu_model.logits(ids)).expect("logits");
+    let chunked = pollster::block_on(gpu_model.logits_in_chunks(ids, 7)).expect("chunked logits");
+    assert_eq!(chunked.len(), whole.len());
+    let scale = whole.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let diff = chunked.iter().zip(&whole).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    eprintln!("logits in chunks of 7 rows vs whole: max |Δ| {diff:.1e} of max |logit| {scale:.2}");
+    assert!(diff <= 1e-6 * scale, "chunked logits differ by {diff}");
+    let cpu = model.forward(ids, &mut NoProbe, None).expect("CPU forward");
+    assert!(relative_max_error(&chunked, &cpu.data) <= LOGIT_TOLERANCE);
 }
 
 /// The stacked K of the whole eval batch (4 × 128 rows) and its singular values, which the

@@ -117,7 +117,8 @@ struct Workspace {
 }
 
 impl Workspace {
-    fn new(arch: &Architecture, t: usize) -> Self {
+    /// Buffers for one sequence of `t` tokens; the `t × vocab` logits only when `logits`.
+    fn new(arch: &Architecture, t: usize, logits: bool) -> Self {
         let q_width = arch.n_heads * arch.d_k;
         let kv = arch.n_kv_heads * arch.d_k * t;
         Self {
@@ -134,7 +135,7 @@ impl Workspace {
             ff_b: vec![0.0; t * arch.d_ff],
             scores: vec![0.0; 64 * t],
             rope: RopeTable::new(t, arch.d_k, arch.rope_theta),
-            logits: vec![0.0; t * arch.vocab],
+            logits: if logits { vec![0.0; t * arch.vocab] } else { Vec::new() },
         }
     }
 }
@@ -152,7 +153,7 @@ impl ModelWeights {
             return Err(ForwardError::EmptySequence);
         }
         self.check_ids(ids, 0)?;
-        let mut ws = Workspace::new(self.arch(), ids.len());
+        let mut ws = Workspace::new(self.arch(), ids.len(), true);
         self.run(ids, probe, surgery, &mut ws);
         Ok(Logits {
             data: ws.logits,
@@ -162,14 +163,16 @@ impl ModelWeights {
     }
 
     /// Runs every sequence of `batch` in order (row `b·T + t` for a
-    /// [`KeyCollector`]), discarding the logits.
+    /// [`KeyCollector`]) for what `probe` sees: the output head is not run
+    /// (at the full reference size it is a quarter of the pass's FLOPs, and its
+    /// `t × vocab` logits 200 MB at t = 1024).
     pub fn run_batch(
         &self,
         batch: &TokenBatch,
         probe: &mut dyn Probe,
         surgery: Option<&dyn KeyTransform>,
     ) -> Result<(), ForwardError> {
-        self.for_each_sequence(batch, probe, surgery, |_, _, _| {})
+        self.for_each_sequence(batch, probe, surgery, false, |_, _, _| {})
     }
 
     /// K and Q per head of every sequence of `batch`, stacked (METRICS.md "Representations").
@@ -195,7 +198,7 @@ impl ModelWeights {
         }
         let vocab = self.arch().vocab;
         let mut total = 0.0f64;
-        self.for_each_sequence(batch, &mut NoProbe, surgery, |_, ids, logits| {
+        self.for_each_sequence(batch, &mut NoProbe, surgery, true, |_, ids, logits| {
             for (t, &target) in ids.iter().enumerate().skip(1) {
                 let row = &logits[(t - 1) * vocab..t * vocab];
                 total += negative_log_likelihood(row, target as usize);
@@ -210,6 +213,7 @@ impl ModelWeights {
         batch: &TokenBatch,
         probe: &mut dyn Probe,
         surgery: Option<&dyn KeyTransform>,
+        logits: bool,
         mut each: impl FnMut(usize, &[u32], &[f32]),
     ) -> Result<(), ForwardError> {
         if batch.seq_len == 0 || batch.batch == 0 {
@@ -225,7 +229,7 @@ impl ModelWeights {
         for b in 0..batch.batch {
             self.check_ids(batch.row(b), b)?;
         }
-        let mut ws = Workspace::new(self.arch(), batch.seq_len);
+        let mut ws = Workspace::new(self.arch(), batch.seq_len, logits);
         for b in 0..batch.batch {
             let ids = batch.row(b);
             self.run(ids, probe, surgery, &mut ws);
@@ -247,7 +251,8 @@ impl ModelWeights {
         }
     }
 
-    /// The forward pass proper; `ids` are checked and `ws` is sized for them.
+    /// The forward pass proper; `ids` are checked and `ws` is sized for them. A workspace
+    /// without room for logits ends the pass after the last block.
     fn run(
         &self,
         ids: &[u32],
@@ -266,6 +271,9 @@ impl ModelWeights {
         for (l, layer) in self.layers.iter().enumerate() {
             self.attention_block(l, layer, probe, surgery, ws);
             self.mlp_block(layer, ws);
+        }
+        if ws.logits.is_empty() {
+            return;
         }
         let eps = arch.norm_eps as f32;
         ws.h.copy_from_slice(&ws.x);
