@@ -8,7 +8,9 @@
 //! "Recommended tolerances". `forward_fixtures.rs` checks the forward pass
 //! itself (logits, surgery); this file checks the API the page and CLI call.
 
-use rankscope_core::analysis::activations::{activation_spectra, ActivationSpectra, KeyVariant, Progress, Stage};
+use rankscope_core::analysis::activations::{
+    activation_spectra, activation_spectra_from_grams, activation_spectra_within, ActivationSpectra, KeyVariant, Progress, Stage,
+};
 use rankscope_core::analysis::collect::collect_activation_spectra;
 use rankscope_core::analysis::spectrum::mean_metrics;
 use rankscope_core::analysis::study::{
@@ -308,4 +310,53 @@ fn bad_batches_and_cancellation_are_errors() {
     assert!(matches!(err, ActivationError::Forward(ForwardError::TooShortForLoss(1))), "{err}");
     let loss = heldout_loss(&model, &ok, &mut |_| {}, &|| false).expect("loss");
     assert!(loss.is_finite() && loss > 0.0);
+}
+
+/// Past the block budget the spectra come from per-head Gram matrices summed sequence by
+/// sequence (`activation_spectra_from_grams`, what a batch too large to hold takes); they equal
+/// the block path's, also on B1 at 40960 tokens, where collapsing heads' Grams are not trusted
+/// and a second pass fetches just their blocks.
+#[test]
+fn gram_path_matches_the_block_path() {
+    let eval = tokens("eval_tokens.safetensors");
+    for name in ["B1/ckpt_tokens_40960.safetensors", "B1/ckpt_tokens_327680.safetensors"] {
+        let model = load(&format!("{FIXTURES}/runs/{name}"), None);
+        let blocks = activation_spectra(&model, &eval, None, &[], &mut |_| {}, &|| false).expect("block path");
+        let mut progress = Vec::new();
+        let (grams, routes) =
+            activation_spectra_from_grams(&model, &eval, &[], &mut |p| progress.push(p), &|| false).expect("Gram path");
+        let within = activation_spectra_within(&model, &eval, None, &[], 0, &mut |_| {}, &|| false).expect("budget 0");
+        assert_eq!(within, grams, "{name}: a zero budget takes the Gram path");
+        let forward_steps = progress.iter().filter(|p| p.stage == Stage::EvalForward).count();
+        let passes = if routes.from_block > 0 { 2 } else { 1 };
+        assert_eq!(forward_steps, passes * eval.batch, "{name}: {routes:?}");
+        let (mut worst_sv, mut worst_metric) = (0.0f64, 0.0f64);
+        for (lg, lb) in grams.layers.iter().zip(&blocks.layers) {
+            let mut pairs: Vec<(&HeadSpectrum, &HeadSpectrum)> = Vec::new();
+            for v in KeyVariant::ALL {
+                pairs.extend(lg.k_heads(v).expect("variant").iter().zip(lb.k_heads(v).expect("variant")));
+            }
+            pairs.extend(lg.q_heads.iter().zip(&lb.q_heads));
+            pairs.extend(lg.q_centered.iter().flatten().zip(lb.q_centered.iter().flatten()));
+            for (g, b) in pairs {
+                let top = b.singular_values[0];
+                for (x, y) in g.singular_values.iter().zip(&b.singular_values) {
+                    worst_sv = worst_sv.max((x - y).abs() / top);
+                }
+                let (m, n) = (&g.metrics.spectrum, &b.metrics.spectrum);
+                for (x, y) in [(m.pr, n.pr), (m.pr_eig, n.pr_eig), (m.cond, n.cond), (m.erank, n.erank)] {
+                    worst_metric = worst_metric.max(rel(x, y));
+                }
+                assert_eq!(m.r90, n.r90);
+            }
+        }
+        println!(
+            "{name}: {} spectra from Grams, {} from blocks; worst |Δσ|/σ_max {worst_sv:.1e}, worst metric rel {worst_metric:.1e}",
+            routes.from_gram, routes.from_block
+        );
+        assert!(worst_sv <= 1e-9 && worst_metric <= 1e-6, "{name}: σ {worst_sv:e}, metrics {worst_metric:e}");
+        if name.contains("40960") {
+            assert!(routes.from_gram > 0 && routes.from_block > 0, "{name}: both routes, {routes:?}");
+        }
+    }
 }

@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 
+use rankscope_core::analysis::gram_spectra::Activation;
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::model::arch::{Architecture, Rope};
 use rankscope_core::model::forward::{rope_cos_sin, MatrixView, MlpView, ModelWeights};
@@ -548,6 +549,16 @@ pub(crate) struct LayerGrams {
 }
 
 impl LayerGrams {
+    /// Each activation's accumulator, `None` where not kept; in a fixed order.
+    pub fn accumulators(&self) -> [(Activation, &Option<GramAccumulator>); 4] {
+        [
+            (Activation::Keys, &self.k_normed),
+            (Activation::RawKeys, &self.k_raw),
+            (Activation::RotatedKeys, &self.k_rope),
+            (Activation::Queries, &self.q_normed),
+        ]
+    }
+
     /// Empty compensated accumulators for sequences of `t` tokens, one per matrix `keep` asks for.
     pub fn new(gpu: &Gpu, arch: &Architecture, keep: Keep, t: usize) -> Self {
         let accumulator =

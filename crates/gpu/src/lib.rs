@@ -21,7 +21,8 @@ mod activations;
 mod engine;
 mod forward;
 
-pub use activations::{activation_spectra_gpu, activation_spectra_gpu_routed, heldout_loss_gpu, GpuActivationError, SpectraRoutes};
+pub use activations::{activation_spectra_gpu, activation_spectra_gpu_routed, heldout_loss_gpu, GpuActivationError};
+pub use rankscope_core::analysis::gram_spectra::{HeadGram, SpectraRoutes};
 pub use forward::GpuModel;
 pub use engine::GpuEngine;
 
@@ -168,14 +169,6 @@ impl GramAccumulator {
     }
 }
 
-/// One head's Gram matrix read back: `gram` is `[cols, cols]` row-major (both triangles),
-/// `sums` its columns' sums, over `rows` rows; all summed in f64 from the GPU's (hi, lo) pairs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HeadGram {
-    pub gram: Vec<f64>,
-    pub sums: Vec<f64>,
-    pub rows: usize,
-}
 
 fn to_u32(n: usize, what: &str) -> u32 {
     u32::try_from(n).unwrap_or_else(|_| panic!("{what} = {n} does not fit the kernels' u32 indices"))

@@ -14,6 +14,7 @@
 //! study figures draw it unchanged; their caption names the source through
 //! [`super::study::Source`].
 
+use super::gram_spectra::{Activation, BlockProbe, GramProbe, PendingSpectra, SpectraRoutes};
 use super::spectrum::{singular_values, singular_values_from_gram, weight_metrics, SpectrumError};
 use super::study::{CheckpointSpectra, RunSpectra};
 use super::weights::{HeadSpectrum, WeightSpectra};
@@ -197,11 +198,17 @@ pub enum ActivationError {
     Cancelled,
 }
 
+/// Most bytes of K and Q blocks [`activation_spectra`] holds at once: past it, a batch's
+/// spectra come from per-head Gram matrices summed sequence by sequence
+/// ([`activation_spectra_from_grams`]), which hold `d_k × d_k` per head whatever the batch.
+pub const BLOCK_BUDGET_BYTES: usize = 256 << 20;
+
 /// Runs `eval` through `model`, collecting K and Q per head, and returns
 /// their spectra for each of `variants` (all four when empty), plus the mean
 /// held-out cross-entropy when `heldout` is given. `progress` is called after
 /// every sequence and layer; `cancelled` is checked as often, and a `true`
-/// ends the work with [`ActivationError::Cancelled`].
+/// ends the work with [`ActivationError::Cancelled`]. Holds the blocks while
+/// they fit [`BLOCK_BUDGET_BYTES`] (see [`activation_spectra_within`]).
 pub fn activation_spectra(
     model: &ModelWeights,
     eval: &TokenBatch,
@@ -210,30 +217,91 @@ pub fn activation_spectra(
     progress: &mut dyn FnMut(Progress),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<ActivationSpectra, ActivationError> {
+    activation_spectra_within(model, eval, heldout, variants, BLOCK_BUDGET_BYTES, progress, cancelled)
+}
+
+/// [`activation_spectra`] holding at most `block_budget` bytes of K and Q blocks. The blocks of
+/// every K variant and Q take `4 · n_layers · (3·n_kv + n_heads) · B·T · d_k` bytes (115 MB for
+/// 22 layers × 1024 tokens at d_k 64, 8/4 heads; 3.7 GB for 32 such sequences). Within the
+/// budget they are collected in one pass and each spectrum is its block's SVD; past it, the
+/// spectra come from Gram matrices ([`activation_spectra_from_grams`]), which may need a second
+/// pass for ill-conditioned heads.
+pub fn activation_spectra_within(
+    model: &ModelWeights,
+    eval: &TokenBatch,
+    heldout: Option<&TokenBatch>,
+    variants: &[KeyVariant],
+    block_budget: usize,
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<ActivationSpectra, ActivationError> {
     let arch = model.arch();
     let check = || if cancelled() { Err(ActivationError::Cancelled) } else { Ok(()) };
 
     check_batch(eval)?;
-    // One sequence at a time into one collector (rows stack as b·T + t), so
-    // progress and cancellation come between sequences. The collector keeps
-    // every K variant and Q (f32, 4 · n_layers · (3·n_kv + n_heads) · B·T · d_k
-    // bytes: 115 MB for 22 layers × 1024 tokens at d_k 64, 8/4 heads).
-    let mut collector = KeyCollector::new(arch);
-    for b in 0..eval.batch {
-        check()?;
-        model.run_batch(&row_batch(eval, b), &mut collector, None)?;
-        progress(Progress { stage: Stage::EvalForward, done: b + 1, total: eval.batch });
-    }
-
-    let mut spectra =
-        activation_spectra_from_collector(arch, eval.batch, eval.seq_len, &collector, variants, progress, cancelled)?;
-    drop(collector);
+    let block_bytes = [arch.n_layers, 3 * arch.n_kv_heads + arch.n_heads, eval.batch, eval.seq_len, arch.d_k]
+        .iter()
+        .try_fold(4usize, |bytes, &n| bytes.checked_mul(n))
+        .unwrap_or(usize::MAX);
+    let mut spectra = if block_bytes > block_budget {
+        activation_spectra_from_grams(model, eval, variants, progress, cancelled)?.0
+    } else {
+        // One sequence at a time into one collector (rows stack as b·T + t), so
+        // progress and cancellation come between sequences.
+        let mut collector = KeyCollector::new(arch);
+        for b in 0..eval.batch {
+            check()?;
+            model.run_batch(&row_batch(eval, b), &mut collector, None)?;
+            progress(Progress { stage: Stage::EvalForward, done: b + 1, total: eval.batch });
+        }
+        activation_spectra_from_collector(arch, eval.batch, eval.seq_len, &collector, variants, progress, cancelled)?
+    };
 
     spectra.heldout_loss = match heldout {
         Some(batch) => Some(heldout_loss(model, batch, progress, cancelled)?),
         None => None,
     };
     Ok(spectra)
+}
+
+/// The spectra of [`activation_spectra`] from per-head Gram matrices: each sequence's K (the
+/// activations `variants` need) and Q are summed into f64 Grams and column sums
+/// ([`GramProbe`]), so memory does not grow with the batch, and each spectrum is taken from its
+/// Gram where the Gram route's trust test allows ([`head_spectrum_from_gram`]). For the rest
+/// (κ > 1e4) the batch runs again, keeping only those heads' blocks ([`BlockProbe`]), and
+/// reporting [`Stage::EvalForward`] again. No held-out loss; the routes say how many spectra
+/// came from each.
+pub fn activation_spectra_from_grams(
+    model: &ModelWeights,
+    eval: &TokenBatch,
+    variants: &[KeyVariant],
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(ActivationSpectra, SpectraRoutes), ActivationError> {
+    let arch = model.arch();
+    let check = || if cancelled() { Err(ActivationError::Cancelled) } else { Ok(()) };
+    check_batch(eval)?;
+    let variants: &[KeyVariant] = if variants.is_empty() { &KeyVariant::ALL } else { variants };
+    let mut grams = GramProbe::new(arch, &Activation::needed_for(variants));
+    for b in 0..eval.batch {
+        check()?;
+        model.run_batch(&row_batch(eval, b), &mut grams, None)?;
+        progress(Progress { stage: Stage::EvalForward, done: b + 1, total: eval.batch });
+    }
+    let mut pending = PendingSpectra::from_grams(arch, variants, &|l, a| grams.grams(l, a), cancelled)?;
+    drop(grams);
+    let needed = pending.needed();
+    if !needed.is_empty() {
+        let mut blocks = BlockProbe::new(&needed);
+        for b in 0..eval.batch {
+            check()?;
+            model.run_batch(&row_batch(eval, b), &mut blocks, None)?;
+            progress(Progress { stage: Stage::EvalForward, done: b + 1, total: eval.batch });
+        }
+        pending.fill(&blocks.blocks, eval.batch * eval.seq_len, cancelled)?;
+    }
+    let routes = pending.routes();
+    Ok((pending.finish(arch, eval.batch, eval.seq_len, progress), routes))
 }
 
 /// The spectra of K and Q already collected over an eval batch of `batch × seq_len` tokens (the

@@ -6,6 +6,7 @@
 //! WeightWatcher reports for weight matrices.
 
 pub mod activations;
+pub mod gram_spectra;
 pub mod powerlaw;
 pub mod spectrum;
 pub mod collect;

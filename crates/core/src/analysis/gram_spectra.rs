@@ -1,0 +1,377 @@
+//! Activation spectra from per-head Gram matrices `XᵀX` (and column sums) summed sequence by
+//! sequence, instead of from the `(B·T) × d_k` blocks themselves: what a batch too large to hold
+//! needs (the CPU path past [`super::activations::BLOCK_BUDGET_BYTES`]) and what the GPU path
+//! reads back (`rankscope-gpu` sums the Grams on the GPU). The eigen-solves, the trust test and
+//! the metrics are [`head_spectrum_from_gram`]'s, the same for both.
+//!
+//! A Gram too ill conditioned to trust (κ > 1e4: collapsed heads) gives no spectrum; the caller
+//! runs the batch again for just those heads' blocks ([`PendingSpectra::needed`],
+//! [`BlockProbe`]) and [`PendingSpectra::fill`]s them with the block's SVD, as the block path does.
+
+use std::collections::{HashMap, HashSet};
+
+use super::activations::{
+    head_spectrum, head_spectrum_from_gram, ActivationError, ActivationLayer, ActivationSpectra, KeyVariant, Progress,
+    Stage, VariantHeads,
+};
+use super::weights::HeadSpectrum;
+use crate::model::arch::Architecture;
+use crate::model::forward::Probe;
+
+/// Which activation of a layer a spectrum is taken of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// K after the key norm, before RoPE (the default and the centred variant).
+    Keys,
+    /// K before the key norm.
+    RawKeys,
+    /// K after RoPE.
+    RotatedKeys,
+    /// Q after the query norm, before RoPE.
+    Queries,
+}
+
+impl Activation {
+    /// The activation a K variant is taken of.
+    pub fn of(variant: KeyVariant) -> Self {
+        match variant {
+            KeyVariant::PostNorm | KeyVariant::Centered => Activation::Keys,
+            KeyVariant::PostRope => Activation::RotatedKeys,
+            KeyVariant::Raw => Activation::RawKeys,
+        }
+    }
+
+    /// The matrix's name in error messages ("K" or "Q").
+    pub fn name(self) -> &'static str {
+        if self == Activation::Queries {
+            "Q"
+        } else {
+            "K"
+        }
+    }
+
+    /// The activations `variants` need (Q always).
+    pub fn needed_for(variants: &[KeyVariant]) -> Vec<Activation> {
+        let mut needed: Vec<Activation> = variants.iter().map(|&v| Activation::of(v)).collect();
+        needed.push(Activation::Queries);
+        let mut seen = HashSet::new();
+        needed.retain(|a| seen.insert(*a));
+        needed
+    }
+}
+
+/// One head's Gram matrix `XᵀX` (`[d_k, d_k]` row-major, both triangles) and column sums, over
+/// `rows` rows, in f64.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadGram {
+    pub gram: Vec<f64>,
+    pub sums: Vec<f64>,
+    pub rows: usize,
+}
+
+impl HeadGram {
+    pub fn zeros(d_k: usize) -> Self {
+        Self { gram: vec![0.0; d_k * d_k], sums: vec![0.0; d_k], rows: 0 }
+    }
+
+    /// Adds a row-major `[rows, d_k]` f32 block: `G += XᵀX` in f64 (one dgemm), sums += column sums.
+    pub fn add_block(&mut self, block: &[f32], d_k: usize) {
+        if d_k == 0 || block.is_empty() {
+            return;
+        }
+        let rows = block.len() / d_k;
+        let x: Vec<f64> = block[..rows * d_k].iter().map(|&v| f64::from(v)).collect();
+        // SAFETY: A = Xᵀ (d_k × rows, strides 1 and d_k) and B = X (rows × d_k, strides d_k and 1)
+        // address exactly x's rows·d_k elements; C is the d_k·d_k row-major gram, unaliased.
+        unsafe {
+            matrixmultiply::dgemm(
+                d_k,
+                rows,
+                d_k,
+                1.0,
+                x.as_ptr(),
+                1,
+                d_k as isize,
+                x.as_ptr(),
+                d_k as isize,
+                1,
+                1.0,
+                self.gram.as_mut_ptr(),
+                d_k as isize,
+                1,
+            );
+        }
+        for row in x.chunks_exact(d_k) {
+            self.sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+        }
+        self.rows += rows;
+    }
+}
+
+/// How many spectra came from Gram matrices, and how many needed their blocks (a Gram not
+/// trusted: κ > 1e4, as the Gram route of `singular_values` also refuses).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpectraRoutes {
+    pub from_gram: usize,
+    pub from_block: usize,
+}
+
+/// One group of a layer's spectra: every head of `activation`, centred or not.
+#[derive(Debug, Clone)]
+struct Group {
+    activation: Activation,
+    centre: bool,
+    /// Per head; `None` until [`PendingSpectra::fill`] (a Gram not trusted).
+    heads: Vec<Option<HeadSpectrum>>,
+}
+
+/// Activation spectra taken from Grams, some perhaps still waiting for their blocks.
+#[derive(Debug, Clone)]
+pub struct PendingSpectra {
+    variants: Vec<KeyVariant>,
+    /// Per layer, in output order: one group per variant (K), then Q, then Q centred when asked.
+    layers: Vec<Vec<Group>>,
+    d_k: usize,
+    routes: SpectraRoutes,
+}
+
+impl PendingSpectra {
+    /// Every spectrum `variants` (all four when empty) ask for, each from its Gram where
+    /// [`head_spectrum_from_gram`] trusts it. `grams(layer, activation)` is that layer's per-head
+    /// Grams (Q per query head, K per kv-head); `cancelled` is checked between layers.
+    pub fn from_grams<'g>(
+        arch: &Architecture,
+        variants: &[KeyVariant],
+        grams: &dyn Fn(usize, Activation) -> &'g [HeadGram],
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Self, ActivationError> {
+        let variants: Vec<KeyVariant> = if variants.is_empty() { KeyVariant::ALL.to_vec() } else { variants.to_vec() };
+        let d_k = arch.d_k;
+        let mut routes = SpectraRoutes::default();
+        let mut group = |l: usize, activation: Activation, centre: bool| -> Result<Group, ActivationError> {
+            let heads = grams(l, activation)
+                .iter()
+                .enumerate()
+                .map(|(h, g)| {
+                    let spectrum = head_spectrum_from_gram(&g.gram, &g.sums, g.rows, d_k, centre).map_err(|source| {
+                        ActivationError::Spectrum { matrix: activation.name(), layer: l, head: h, source }
+                    })?;
+                    match spectrum {
+                        Some(_) => routes.from_gram += 1,
+                        None => routes.from_block += 1,
+                    }
+                    Ok(spectrum)
+                })
+                .collect::<Result<Vec<_>, ActivationError>>()?;
+            Ok(Group { activation, centre, heads })
+        };
+        let mut layers = Vec::with_capacity(arch.n_layers);
+        for l in 0..arch.n_layers {
+            if cancelled() {
+                return Err(ActivationError::Cancelled);
+            }
+            let mut groups = Vec::with_capacity(variants.len() + 2);
+            for &variant in &variants {
+                groups.push(group(l, Activation::of(variant), variant == KeyVariant::Centered)?);
+            }
+            groups.push(group(l, Activation::Queries, false)?);
+            if variants.contains(&KeyVariant::Centered) {
+                groups.push(group(l, Activation::Queries, true)?);
+            }
+            layers.push(groups);
+        }
+        Ok(Self { variants, layers, d_k, routes })
+    }
+
+    /// How the spectra were (and will be) taken.
+    pub fn routes(&self) -> SpectraRoutes {
+        self.routes
+    }
+
+    /// The (layer, activation, head) blocks still needed; empty when every Gram was trusted.
+    pub fn needed(&self) -> HashSet<(usize, Activation, usize)> {
+        let mut needed = HashSet::new();
+        for (l, groups) in self.layers.iter().enumerate() {
+            for group in groups {
+                for (h, head) in group.heads.iter().enumerate() {
+                    if head.is_none() {
+                        needed.insert((l, group.activation, h));
+                    }
+                }
+            }
+        }
+        needed
+    }
+
+    /// Takes every missing spectrum from its `[rows, d_k]` block in `blocks` (the CPU path's
+    /// SVD, [`head_spectrum`]).
+    pub fn fill(
+        &mut self,
+        blocks: &HashMap<(usize, Activation, usize), Vec<f32>>,
+        rows: usize,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(), ActivationError> {
+        let d_k = self.d_k;
+        for (l, groups) in self.layers.iter_mut().enumerate() {
+            if cancelled() {
+                return Err(ActivationError::Cancelled);
+            }
+            for group in groups {
+                for (h, head) in group.heads.iter_mut().enumerate() {
+                    if head.is_some() {
+                        continue;
+                    }
+                    let block = blocks.get(&(l, group.activation, h)).map_or(&[][..], Vec::as_slice);
+                    let spectrum = head_spectrum(block, rows, d_k, group.centre).map_err(|source| {
+                        ActivationError::Spectrum { matrix: group.activation.name(), layer: l, head: h, source }
+                    })?;
+                    *head = Some(spectrum);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The finished spectra of a `[batch, seq_len]` eval batch, reporting one
+    /// [`Stage::Spectra`] step per layer. Every spectrum must be there (see [`PendingSpectra::fill`]).
+    pub fn finish(
+        self,
+        arch: &Architecture,
+        batch: usize,
+        seq_len: usize,
+        progress: &mut dyn FnMut(Progress),
+    ) -> ActivationSpectra {
+        let n_layers = self.layers.len();
+        let mut layers = Vec::with_capacity(n_layers);
+        for (l, groups) in self.layers.into_iter().enumerate() {
+            let mut groups = groups.into_iter().map(|g| {
+                g.heads.into_iter().map(|h| h.expect("PendingSpectra::fill ran before finish")).collect::<Vec<_>>()
+            });
+            let k = self
+                .variants
+                .iter()
+                .map(|&variant| VariantHeads { variant, heads: groups.next().expect("one group per variant") })
+                .collect();
+            let q_heads = groups.next().expect("the Q group");
+            let q_centered = groups.next();
+            layers.push(ActivationLayer { layer: l, k, q_heads, q_centered });
+            progress(Progress { stage: Stage::Spectra, done: l + 1, total: n_layers });
+        }
+        ActivationSpectra {
+            d_k: arch.d_k,
+            d_model: arch.d_model,
+            eval_batch: batch,
+            eval_seq_len: seq_len,
+            layers,
+            heldout_loss: None,
+        }
+    }
+}
+
+/// Sums, per layer, activation and head, the Gram of every block a forward pass hands it
+/// (K after the key norm and Q always; raw and rotated K when asked).
+#[derive(Debug, Clone)]
+pub struct GramProbe {
+    d_k: usize,
+    grams: HashMap<(usize, Activation), Vec<HeadGram>>,
+}
+
+impl GramProbe {
+    pub fn new(arch: &Architecture, activations: &[Activation]) -> Self {
+        let mut grams = HashMap::new();
+        for l in 0..arch.n_layers {
+            for &activation in activations {
+                let heads = if activation == Activation::Queries { arch.n_heads } else { arch.n_kv_heads };
+                grams.insert((l, activation), vec![HeadGram::zeros(arch.d_k); heads]);
+            }
+        }
+        Self { d_k: arch.d_k, grams }
+    }
+
+    /// The per-head Grams of `activation` in `layer` (empty if not summed).
+    pub fn grams(&self, layer: usize, activation: Activation) -> &[HeadGram] {
+        self.grams.get(&(layer, activation)).map_or(&[], Vec::as_slice)
+    }
+
+    fn add(&mut self, layer: usize, activation: Activation, head: usize, block: &[f32]) {
+        if let Some(gram) = self.grams.get_mut(&(layer, activation)).and_then(|heads| heads.get_mut(head)) {
+            gram.add_block(block, self.d_k);
+        }
+    }
+}
+
+impl Probe for GramProbe {
+    fn keys(&mut self, layer: usize, kv_head: usize, keys: &[f32], raw: &[f32], rotated: &[f32]) {
+        self.add(layer, Activation::Keys, kv_head, keys);
+        self.add(layer, Activation::RawKeys, kv_head, raw);
+        self.add(layer, Activation::RotatedKeys, kv_head, rotated);
+    }
+
+    fn queries(&mut self, layer: usize, head: usize, queries: &[f32]) {
+        self.add(layer, Activation::Queries, head, queries);
+    }
+}
+
+/// Stacks only the blocks in `needed` over the sequences of a batch (row `b·T + t`).
+#[derive(Debug, Clone, Default)]
+pub struct BlockProbe {
+    pub blocks: HashMap<(usize, Activation, usize), Vec<f32>>,
+}
+
+impl BlockProbe {
+    pub fn new(needed: &HashSet<(usize, Activation, usize)>) -> Self {
+        Self { blocks: needed.iter().map(|&key| (key, Vec::new())).collect() }
+    }
+
+    /// Appends one sequence's block of (layer, activation, head) when it is needed.
+    pub fn add(&mut self, layer: usize, activation: Activation, head: usize, block: &[f32]) {
+        if let Some(stacked) = self.blocks.get_mut(&(layer, activation, head)) {
+            stacked.extend_from_slice(block);
+        }
+    }
+}
+
+impl Probe for BlockProbe {
+    fn keys(&mut self, layer: usize, kv_head: usize, keys: &[f32], raw: &[f32], rotated: &[f32]) {
+        self.add(layer, Activation::Keys, kv_head, keys);
+        self.add(layer, Activation::RawKeys, kv_head, raw);
+        self.add(layer, Activation::RotatedKeys, kv_head, rotated);
+    }
+
+    fn queries(&mut self, layer: usize, head: usize, queries: &[f32]) {
+        self.add(layer, Activation::Queries, head, queries);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_added_one_by_one_make_the_stacked_gram() {
+        let d = 3;
+        let a: Vec<f32> = (0..12).map(|i| (i * 7 % 5) as f32 - 2.0).collect(); // 4 rows
+        let b: Vec<f32> = (0..6).map(|i| i as f32 * 0.5).collect(); // 2 rows
+        let mut one_by_one = HeadGram::zeros(d);
+        one_by_one.add_block(&a, d);
+        one_by_one.add_block(&b, d);
+        let stacked: Vec<f32> = a.iter().chain(&b).copied().collect();
+        let mut want = HeadGram::zeros(d);
+        for row in stacked.chunks(d) {
+            for i in 0..d {
+                want.sums[i] += row[i] as f64;
+                for j in 0..d {
+                    want.gram[i * d + j] += row[i] as f64 * row[j] as f64;
+                }
+            }
+        }
+        want.rows = 6;
+        assert_eq!(one_by_one, want);
+    }
+
+    #[test]
+    fn activations_needed_by_variants() {
+        assert_eq!(Activation::needed_for(&[KeyVariant::Centered, KeyVariant::PostNorm]), [Activation::Keys, Activation::Queries]);
+        assert_eq!(Activation::needed_for(&KeyVariant::ALL).len(), 4);
+    }
+}
