@@ -61,13 +61,15 @@ pub async fn activation_spectra_gpu(
 /// `gpu_model` (weights uploaded by [`GpuModel::upload`]): runs `eval` one sequence at a time;
 /// each sequence's K (for `variants`, all four when empty) and Q per head are summed into
 /// per-head Gram matrices and column sums on the GPU, so nothing is read back between
-/// sequences, and all of them are read back once, `d_k × d_k` per head instead of `B·T × d_k`. The CPU takes each spectrum from its
-/// Gram's eigenvalues in f64 (centred as `G − s sᵀ/n`) where the core's Gram route would trust
-/// it; for the rest (κ > 1e4: collapsed heads) it runs the batch again, reading back only the
-/// layers and matrices those heads are in, and takes the SVD of the block, as the CPU path does.
-/// With `heldout`, the mean next-token cross-entropy from the GPU's logits. Progress comes in
-/// the CPU path's stages and order (eval sequences, layers, held-out sequences); a `true` from
-/// `cancelled`, checked as often, ends the work with [`ActivationError::Cancelled`].
+/// sequences, and all of them are read back once, `d_k × d_k` per head instead of `B·T × d_k`.
+/// The core's `PendingSpectra` takes each spectrum from its Gram's eigenvalues in f64 (centred
+/// as `G − s sᵀ/n`) where the Gram route's trust test allows; for the rest (κ > 1e4: collapsed
+/// heads) the batch runs again, reading back only the layers and matrices those heads are in
+/// and stopping after the deepest, and each is its block's SVD, as on the CPU. With `heldout`,
+/// the mean next-token cross-entropy from the GPU's logits. Progress comes in the CPU Gram
+/// path's stages and order (eval sequences, again for a second pass, layers, held-out
+/// sequences); a `true` from `cancelled`, checked as often, ends the work with
+/// [`ActivationError::Cancelled`].
 pub async fn activation_spectra_gpu_routed(
     gpu_model: &GpuModel<'_>,
     eval: &TokenBatch,
