@@ -120,10 +120,40 @@ fn store(i: u32, j: u32, chunk_block: u32, hi: f32, lo: f32) {
     }
 }
 
-// The column sum of a diagonal tile's column j, from its first row of invocations.
-fn store_column_sum(diagonal: bool, local: vec3<u32>, j: u32, chunk_block: u32, hi: f32, lo: f32) {
-    if (diagonal && local.y == 0u && j < params.cols) {
-        store_sum((chunk_block * params.cols + j) * 2u, hi, lo);
+// What one workgroup covers: output tile (i0, j0) of one block, over one chunk of rows.
+struct Span {
+    i0: u32,
+    j0: u32,
+    // z = chunk · blocks + block
+    chunk_block: u32,
+    // The block's first column in X.
+    column0: u32,
+    start: u32,
+    end: u32,
+    // Whether this invocation also sums its column: the first row of a diagonal tile.
+    sums_column: bool,
+}
+
+fn span_of(group: vec3<u32>, local: vec3<u32>) -> Span {
+    let chunk = group.z / params.blocks;
+    let start = chunk * params.chunk_rows;
+    return Span(
+        group.y * TILE,
+        group.x * TILE,
+        group.z,
+        (group.z % params.blocks) * params.cols,
+        start,
+        min(params.rows, start + params.chunk_rows),
+        group.x == group.y && local.y == 0u,
+    );
+}
+
+// Stores an invocation's Gram entry and, if it sums one, its column's sum.
+fn store_results(span: Span, local: vec3<u32>, hi: f32, lo: f32, sum_hi: f32, sum_lo: f32) {
+    store(span.i0 + local.y, span.j0 + local.x, span.chunk_block, hi, lo);
+    let j = span.j0 + local.x;
+    if (span.sums_column && j < params.cols) {
+        store_sum((span.chunk_block * params.cols + j) * 2u, sum_hi, sum_lo);
     }
 }
 
@@ -135,21 +165,13 @@ fn gram_compensated(
     if (group.x < group.y) {
         return;
     }
-    let i0 = group.y * TILE;
-    let j0 = group.x * TILE;
-    // z = chunk · blocks + block
-    let chunk_block = group.z;
-    let chunk = chunk_block / params.blocks;
-    let column0 = (chunk_block % params.blocks) * params.cols;
-    let diagonal = group.x == group.y;
-    let start = chunk * params.chunk_rows;
-    let end = min(params.rows, start + params.chunk_rows);
+    let span = span_of(group, local);
     var hi = 0.0;
     var lo = 0.0;
     var sum_hi = 0.0;
     var sum_lo = 0.0;
-    for (var r0 = start; r0 < end; r0 += TILE) {
-        load_tiles(r0, end, column0, i0, j0, local);
+    for (var r0 = span.start; r0 < span.end; r0 += TILE) {
+        load_tiles(r0, span.end, span.column0, span.i0, span.j0, local);
         workgroupBarrier();
         for (var r = 0u; r < TILE; r++) {
             let a = xi_tile[r][local.y];
@@ -171,14 +193,13 @@ fn gram_compensated(
             let s_err = (hi - (s - b_virtual)) + (p - b_virtual);
             hi = s;
             lo += s_err + p_err;
-            if (diagonal && local.y == 0u) {
+            if (span.sums_column) {
                 add_compensated(&sum_hi, &sum_lo, b);
             }
         }
         workgroupBarrier();
     }
-    store(i0 + local.y, j0 + local.x, chunk_block, hi, lo);
-    store_column_sum(diagonal, local, j0 + local.x, chunk_block, sum_hi, sum_lo);
+    store_results(span, local, hi, lo, sum_hi, sum_lo);
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -189,28 +210,20 @@ fn gram_plain(
     if (group.x < group.y) {
         return;
     }
-    let i0 = group.y * TILE;
-    let j0 = group.x * TILE;
-    let chunk_block = group.z;
-    let chunk = chunk_block / params.blocks;
-    let column0 = (chunk_block % params.blocks) * params.cols;
-    let diagonal = group.x == group.y;
-    let start = chunk * params.chunk_rows;
-    let end = min(params.rows, start + params.chunk_rows);
+    let span = span_of(group, local);
     var sum = 0.0;
     var sum_hi = 0.0;
     var sum_lo = 0.0;
-    for (var r0 = start; r0 < end; r0 += TILE) {
-        load_tiles(r0, end, column0, i0, j0, local);
+    for (var r0 = span.start; r0 < span.end; r0 += TILE) {
+        load_tiles(r0, span.end, span.column0, span.i0, span.j0, local);
         workgroupBarrier();
         for (var r = 0u; r < TILE; r++) {
             sum += xi_tile[r][local.y] * xj_tile[r][local.x];
-            if (diagonal && local.y == 0u) {
+            if (span.sums_column) {
                 add_compensated(&sum_hi, &sum_lo, xj_tile[r][local.x]);
             }
         }
         workgroupBarrier();
     }
-    store(i0 + local.y, j0 + local.x, chunk_block, sum, 0.0);
-    store_column_sum(diagonal, local, j0 + local.x, chunk_block, sum_hi, sum_lo);
+    store_results(span, local, sum, 0.0, sum_hi, sum_lo);
 }
