@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use rankscope_core::analysis::activations::{check_batch, ActivationError, ActivationSpectra, KeyVariant, Progress, Stage};
-use rankscope_core::analysis::gram_spectra::{Activation, BlockProbe, HeadGram, PendingSpectra, SpectraRoutes};
+use rankscope_core::analysis::gram_spectra::{Activation, BlockProbe, HeadGram, PendingSpectra, PerActivation, SpectraRoutes};
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::model::forward::{negative_log_likelihood, ForwardError, ModelWeights};
 

@@ -292,23 +292,13 @@ impl GramProbe {
     pub fn grams(&self, layer: usize, activation: Activation) -> &[HeadGram] {
         self.grams.get(&(layer, activation)).map_or(&[], Vec::as_slice)
     }
+}
 
+impl PerActivation for GramProbe {
     fn add(&mut self, layer: usize, activation: Activation, head: usize, block: &[f32]) {
         if let Some(gram) = self.grams.get_mut(&(layer, activation)).and_then(|heads| heads.get_mut(head)) {
             gram.add_block(block, self.d_k);
         }
-    }
-}
-
-impl Probe for GramProbe {
-    fn keys(&mut self, layer: usize, kv_head: usize, keys: &[f32], raw: &[f32], rotated: &[f32]) {
-        self.add(layer, Activation::Keys, kv_head, keys);
-        self.add(layer, Activation::RawKeys, kv_head, raw);
-        self.add(layer, Activation::RotatedKeys, kv_head, rotated);
-    }
-
-    fn queries(&mut self, layer: usize, head: usize, queries: &[f32]) {
-        self.add(layer, Activation::Queries, head, queries);
     }
 }
 
@@ -322,16 +312,25 @@ impl BlockProbe {
     pub fn new(needed: &HashSet<(usize, Activation, usize)>) -> Self {
         Self { blocks: needed.iter().map(|&key| (key, Vec::new())).collect() }
     }
+}
 
+impl PerActivation for BlockProbe {
     /// Appends one sequence's block of (layer, activation, head) when it is needed.
-    pub fn add(&mut self, layer: usize, activation: Activation, head: usize, block: &[f32]) {
+    fn add(&mut self, layer: usize, activation: Activation, head: usize, block: &[f32]) {
         if let Some(stacked) = self.blocks.get_mut(&(layer, activation, head)) {
             stacked.extend_from_slice(block);
         }
     }
 }
 
-impl Probe for BlockProbe {
+/// A [`Probe`] that takes each block by (layer, activation, head): [`GramProbe`] and
+/// [`BlockProbe`], and the GPU path handing its read-back blocks to a `BlockProbe`.
+pub trait PerActivation {
+    /// One sequence's `[T, d_k]` block of `head` of `activation` in `layer`.
+    fn add(&mut self, layer: usize, activation: Activation, head: usize, block: &[f32]);
+}
+
+impl<P: PerActivation> Probe for P {
     fn keys(&mut self, layer: usize, kv_head: usize, keys: &[f32], raw: &[f32], rotated: &[f32]) {
         self.add(layer, Activation::Keys, kv_head, keys);
         self.add(layer, Activation::RawKeys, kv_head, raw);
