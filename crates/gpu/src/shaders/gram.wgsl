@@ -130,11 +130,13 @@ struct Span {
     column0: u32,
     start: u32,
     end: u32,
-    // Whether this invocation also sums its column: the first row of a diagonal tile.
-    sums_column: bool,
+    // A tile on the diagonal: its first row of invocations also sums their columns.
+    diagonal: bool,
 }
 
-fn span_of(group: vec3<u32>, local: vec3<u32>) -> Span {
+// Only from the workgroup id, so the span is uniform: the row loop around workgroupBarrier may
+// depend on it (Chromium's compiler rejects a loop bound that depends on the invocation).
+fn span_of(group: vec3<u32>) -> Span {
     let chunk = group.z / params.blocks;
     let start = chunk * params.chunk_rows;
     return Span(
@@ -144,15 +146,15 @@ fn span_of(group: vec3<u32>, local: vec3<u32>) -> Span {
         (group.z % params.blocks) * params.cols,
         start,
         min(params.rows, start + params.chunk_rows),
-        group.x == group.y && local.y == 0u,
+        group.x == group.y,
     );
 }
 
 // Stores an invocation's Gram entry and, if it sums one, its column's sum.
-fn store_results(span: Span, local: vec3<u32>, hi: f32, lo: f32, sum_hi: f32, sum_lo: f32) {
+fn store_results(span: Span, local: vec3<u32>, sums_column: bool, hi: f32, lo: f32, sum_hi: f32, sum_lo: f32) {
     store(span.i0 + local.y, span.j0 + local.x, span.chunk_block, hi, lo);
     let j = span.j0 + local.x;
-    if (span.sums_column && j < params.cols) {
+    if (sums_column && j < params.cols) {
         store_sum((span.chunk_block * params.cols + j) * 2u, sum_hi, sum_lo);
     }
 }
@@ -165,7 +167,8 @@ fn gram_compensated(
     if (group.x < group.y) {
         return;
     }
-    let span = span_of(group, local);
+    let span = span_of(group);
+    let sums_column = span.diagonal && local.y == 0u;
     var hi = 0.0;
     var lo = 0.0;
     var sum_hi = 0.0;
@@ -193,13 +196,13 @@ fn gram_compensated(
             let s_err = (hi - (s - b_virtual)) + (p - b_virtual);
             hi = s;
             lo += s_err + p_err;
-            if (span.sums_column) {
+            if (sums_column) {
                 add_compensated(&sum_hi, &sum_lo, b);
             }
         }
         workgroupBarrier();
     }
-    store_results(span, local, hi, lo, sum_hi, sum_lo);
+    store_results(span, local, sums_column, hi, lo, sum_hi, sum_lo);
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -210,7 +213,8 @@ fn gram_plain(
     if (group.x < group.y) {
         return;
     }
-    let span = span_of(group, local);
+    let span = span_of(group);
+    let sums_column = span.diagonal && local.y == 0u;
     var sum = 0.0;
     var sum_hi = 0.0;
     var sum_lo = 0.0;
@@ -219,11 +223,11 @@ fn gram_plain(
         workgroupBarrier();
         for (var r = 0u; r < TILE; r++) {
             sum += xi_tile[r][local.y] * xj_tile[r][local.x];
-            if (span.sums_column) {
+            if (sums_column) {
                 add_compensated(&sum_hi, &sum_lo, xj_tile[r][local.x]);
             }
         }
         workgroupBarrier();
     }
-    store_results(span, local, sum, 0.0, sum_hi, sum_lo);
+    store_results(span, local, sums_column, sum, 0.0, sum_hi, sum_lo);
 }
