@@ -1,10 +1,11 @@
 //! The page: header, drop zone, runs, inventory.
 
-use crate::components::{
-    drop_zone::DropZone, figures::Figures, inventory_table::InventoryTable, run_list::RunList, shared_view::SharedView,
-};
 use crate::components::loss_curves::LossCurves;
 use crate::components::study_panel::StudyPanel;
+use crate::components::{
+    drop_zone::DropZone, figures::Figures, inventory_table::InventoryTable, run_list::RunList,
+    shared_view::SharedView,
+};
 use crate::state::AppState;
 use leptos::prelude::*;
 

@@ -6,18 +6,22 @@ use crate::web::files::PickedFile;
 use crate::web::worker_pool::{self, Runner, Task};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use rankscope_core::analysis::activations::{
+    ActivationCheckpoint, ActivationRun, ActivationSpectra,
+};
 use rankscope_core::analysis::collect::SpectraFailure;
+use rankscope_core::analysis::jobs::{
+    job_files, pick_batches, CheckpointJob, JobKind, JobOutput, StudyOptions,
+};
 use rankscope_core::analysis::study::CheckpointSel;
-use rankscope_core::session::{load_session, looks_like_session, Session, SessionError};
-use rankscope_core::share::SourceFile;
-use rankscope_core::AsyncByteSource;
-use rankscope_core::analysis::jobs::{job_files, pick_batches, StudyOptions, CheckpointJob, JobKind, JobOutput};
 use rankscope_core::analysis::study::{CheckpointSpectra, RunSpectra};
-use rankscope_core::analysis::activations::{ActivationCheckpoint, ActivationRun, ActivationSpectra};
 use rankscope_core::analysis::weights::WeightSpectra;
 use rankscope_core::inventory::CheckpointRef;
 use rankscope_core::inventory::{inspect_file, Inventory};
 use rankscope_core::model::arch::Recognition;
+use rankscope_core::session::{load_session, looks_like_session, Session, SessionError};
+use rankscope_core::share::SourceFile;
+use rankscope_core::AsyncByteSource;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -160,7 +164,8 @@ impl AppState {
                 self.blobs.update_value(|b| {
                     b.insert(file.path.clone(), file.file.clone());
                 });
-                self.job_cache.update_value(|c| c.retain(|_, (files, _)| !files.contains(&file.path)));
+                self.job_cache
+                    .update_value(|c| c.retain(|_, (files, _)| !files.contains(&file.path)));
                 let src = BlobSource::new(file.file);
                 // A saved session is opened, not inventoried.
                 if let Some(result) = read_session(&src).await {
@@ -217,7 +222,10 @@ impl AppState {
             self.heldout_choice.get_untracked(),
         );
         let kind = match &eval {
-            Some(e) => JobKind::WeightsAndActivations { eval: e.clone(), heldout: heldout.clone() },
+            Some(e) => JobKind::WeightsAndActivations {
+                eval: e.clone(),
+                heldout: heldout.clone(),
+            },
             None => JobKind::WeightSpectra,
         };
         let mut failures = Vec::new();
@@ -229,7 +237,11 @@ impl AppState {
                 ) {
                     continue; // the inventory already says why
                 }
-                let extra: Vec<&str> = eval.iter().chain(heldout.iter()).map(String::as_str).collect();
+                let extra: Vec<&str> = eval
+                    .iter()
+                    .chain(heldout.iter())
+                    .map(String::as_str)
+                    .collect();
                 let files = job_files(&inventory, c.file, &extra);
                 let paths: Vec<String> = files
                     .iter()
@@ -245,9 +257,20 @@ impl AppState {
                     });
                     continue;
                 };
-                let job = CheckpointJob { checkpoint: c.path.clone(), files: paths, kind: kind.clone() };
+                let job = CheckpointJob {
+                    checkpoint: c.path.clone(),
+                    files: paths,
+                    kind: kind.clone(),
+                };
                 let key = serde_json::to_string(&job).unwrap_or_default();
-                tasks.push((key, Task { job, blobs, gpu: self.use_gpu.get_untracked() }));
+                tasks.push((
+                    key,
+                    Task {
+                        job,
+                        blobs,
+                        gpu: self.use_gpu.get_untracked(),
+                    },
+                ));
                 slots.push((color, run.name.clone(), c.clone()));
             }
         }
@@ -257,7 +280,10 @@ impl AppState {
         let mut to_run = Vec::new();
         let mut to_run_slot = Vec::new();
         for (i, (key, task)) in tasks.into_iter().enumerate() {
-            match self.job_cache.with_value(|c| c.get(&key).map(|(_, out)| out.clone())) {
+            match self
+                .job_cache
+                .with_value(|c| c.get(&key).map(|(_, out)| out.clone()))
+            {
                 Some(out) => cached.push((i, out)),
                 None => {
                     to_run_slot.push((i, key, task.job.files.clone()));
@@ -276,7 +302,8 @@ impl AppState {
         }
         let current = move || self.generation.get_value() == generation;
         let slots = Rc::new(slots);
-        let act_results: Rc<RefCell<Vec<Option<ActivationSpectra>>>> = Rc::new(RefCell::new(vec![None; total]));
+        let act_results: Rc<RefCell<Vec<Option<ActivationSpectra>>>> =
+            Rc::new(RefCell::new(vec![None; total]));
         let results: Rc<RefCell<Vec<Option<WeightSpectra>>>> =
             Rc::new(RefCell::new(vec![None; total]));
         let finished = Rc::new(Cell::new(0usize));
@@ -304,8 +331,13 @@ impl AppState {
             }
         });
         let done = {
-            let (slots, results, act_results, finished, summary) =
-                (slots.clone(), results.clone(), act_results.clone(), finished.clone(), summary.clone());
+            let (slots, results, act_results, finished, summary) = (
+                slots.clone(),
+                results.clone(),
+                act_results.clone(),
+                finished.clone(),
+                summary.clone(),
+            );
             move |i: usize, result: Result<JobOutput, String>| {
                 if !current() {
                     return;
@@ -320,7 +352,11 @@ impl AppState {
                         results.borrow_mut()[i] = Some(ws);
                         self.spectra.set(assemble_runs(&slots, &results.borrow()));
                     }
-                    Ok(JobOutput::WeightsAndActivations { weights, activations, engine }) => {
+                    Ok(JobOutput::WeightsAndActivations {
+                        weights,
+                        activations,
+                        engine,
+                    }) => {
                         if !engine.is_empty() {
                             self.forward_engine.update(|e| match e {
                                 Some(seen) if seen.split("; ").any(|s| s == engine) => {}
@@ -333,10 +369,14 @@ impl AppState {
                         match activations {
                             Ok(a) => {
                                 act_results.borrow_mut()[i] = Some(a);
-                                self.activations.set(assemble_activation_runs(&slots, &act_results.borrow()));
+                                self.activations
+                                    .set(assemble_activation_runs(&slots, &act_results.borrow()));
                             }
                             Err(e) => self.spectra_failures.update(|f| {
-                                f.push(SpectraFailure { path: path.clone(), message: format!("activations: {e}") })
+                                f.push(SpectraFailure {
+                                    path: path.clone(),
+                                    message: format!("activations: {e}"),
+                                })
                             }),
                         }
                     }
@@ -359,7 +399,8 @@ impl AppState {
         }
         if to_run.is_empty() {
             self.spectra_progress.set(None);
-            self.spectra_runner.set(Some(format!("nothing to recompute{reused_note}")));
+            self.spectra_runner
+                .set(Some(format!("nothing to recompute{reused_note}")));
             return;
         }
         // The pool numbers its tasks 0..; map them back to their slots, and
@@ -413,7 +454,9 @@ impl AppState {
             self.heldout_choice.get_untracked(),
         );
         let (Some(eval), Some(heldout)) = (eval, heldout) else {
-            self.notice.set(Some("Figures 3–5 need an eval batch and a different held-out batch".into()));
+            self.notice.set(Some(
+                "Figures 3–5 need an eval batch and a different held-out batch".into(),
+            ));
             return;
         };
         worker_pool::cancel();
@@ -425,7 +468,12 @@ impl AppState {
             let known: Vec<&CheckpointRef> = run
                 .checkpoints
                 .iter()
-                .filter(|c| matches!(inventory.files[c.file].recognition, Some(Recognition::Known(_))))
+                .filter(|c| {
+                    matches!(
+                        inventory.files[c.file].recognition,
+                        Some(Recognition::Known(_))
+                    )
+                })
                 .collect();
             let chosen = match at {
                 CheckpointSel::Final => known.last(),
@@ -433,14 +481,33 @@ impl AppState {
             };
             let Some(c) = chosen else { continue };
             let files = job_files(&inventory, c.file, &[eval.as_str(), heldout.as_str()]);
-            let paths: Vec<String> = files.iter().map(|&i| inventory.files[i].path.clone()).collect();
-            let Some(blobs) = self.blobs.with_value(|b| paths.iter().map(|p| b.get(p).cloned()).collect::<Option<Vec<_>>>())
-            else {
+            let paths: Vec<String> = files
+                .iter()
+                .map(|&i| inventory.files[i].path.clone())
+                .collect();
+            let Some(blobs) = self.blobs.with_value(|b| {
+                paths
+                    .iter()
+                    .map(|p| b.get(p).cloned())
+                    .collect::<Option<Vec<_>>>()
+            }) else {
                 continue;
             };
-            let kind = JobKind::Study { eval: eval.clone(), heldout: heldout.clone(), options: options.clone() };
+            let kind = JobKind::Study {
+                eval: eval.clone(),
+                heldout: heldout.clone(),
+                options: options.clone(),
+            };
             // Study jobs (surgery, bootstrap) run their forward passes on the CPU.
-            tasks.push(Task { job: CheckpointJob { checkpoint: c.path.clone(), files: paths, kind }, blobs, gpu: false });
+            tasks.push(Task {
+                job: CheckpointJob {
+                    checkpoint: c.path.clone(),
+                    files: paths,
+                    kind,
+                },
+                blobs,
+                gpu: false,
+            });
             slots.push((color, run.name.clone(), (*c).clone()));
         }
         let total = tasks.len();
@@ -455,7 +522,11 @@ impl AppState {
         let show = {
             let (finished, lines, slots) = (finished.clone(), lines.clone(), slots.clone());
             move || {
-                let now: Vec<String> = lines.borrow().iter().map(|(i, l)| format!("{}: {l}", slots[*i].1)).collect();
+                let now: Vec<String> = lines
+                    .borrow()
+                    .iter()
+                    .map(|(i, l)| format!("{}: {l}", slots[*i].1))
+                    .collect();
                 self.study_progress.set(Some(format!(
                     "Figures 3–5: {} of {total} runs done{}{}",
                     finished.get(),
@@ -489,7 +560,12 @@ impl AppState {
                     Err(e) => Err(e),
                 };
                 self.study.update(|s| {
-                    s.push(StudyRun { run: run.clone(), color: *color, checkpoint: c.clone(), output });
+                    s.push(StudyRun {
+                        run: run.clone(),
+                        color: *color,
+                        checkpoint: c.clone(),
+                        output,
+                    });
                     s.sort_by_key(|r| r.color);
                 });
                 show();
@@ -504,7 +580,14 @@ impl AppState {
     /// Everything computed, as a session file (the files themselves are not in it).
     pub fn session(self) -> Session {
         let files = self.inventory.with_untracked(|inv| {
-            inv.files.iter().map(|f| SourceFile { name: f.path.clone(), size: f.size, digest: None }).collect()
+            inv.files
+                .iter()
+                .map(|f| SourceFile {
+                    name: f.path.clone(),
+                    size: f.size,
+                    digest: None,
+                })
+                .collect()
         });
         let mut s = Session::new(files);
         s.weights = self.spectra.get_untracked();
@@ -540,7 +623,9 @@ impl AppState {
     /// Stops reading queued files and the running analysis.
     pub fn cancel_all(self) {
         self.cancel.set(true);
-        if self.spectra_progress.with_untracked(Option::is_some) || self.study_progress.with_untracked(Option::is_some) {
+        if self.spectra_progress.with_untracked(Option::is_some)
+            || self.study_progress.with_untracked(Option::is_some)
+        {
             worker_pool::cancel();
             self.generation.set_value(self.generation.get_value() + 1);
             self.spectra_progress.set(None);
@@ -631,10 +716,19 @@ fn assemble_activation_runs(
     let mut runs: Vec<ActivationRun> = Vec::new();
     for ((color, run, c), a) in slots.iter().zip(results) {
         let Some(a) = a else { continue };
-        let checkpoint = ActivationCheckpoint { path: c.path.clone(), step: c.step, tokens: c.tokens, spectra: a.clone() };
+        let checkpoint = ActivationCheckpoint {
+            path: c.path.clone(),
+            step: c.step,
+            tokens: c.tokens,
+            spectra: a.clone(),
+        };
         match runs.iter_mut().find(|r| r.color == *color) {
             Some(r) => r.checkpoints.push(checkpoint),
-            None => runs.push(ActivationRun { run: run.clone(), color: *color, checkpoints: vec![checkpoint] }),
+            None => runs.push(ActivationRun {
+                run: run.clone(),
+                color: *color,
+                checkpoints: vec![checkpoint],
+            }),
         }
     }
     runs

@@ -19,7 +19,9 @@ pub fn DropZone() -> impl IntoView {
             let _ = input.set_attribute("webkitdirectory", "");
         }
     });
-    let busy = move || state.pending.with(|p| !p.is_empty()) || state.spectra_progress.with(Option::is_some);
+    let busy = move || {
+        state.pending.with(|p| !p.is_empty()) || state.spectra_progress.with(Option::is_some)
+    };
 
     let on_drop = move |ev: web_sys::DragEvent| {
         ev.prevent_default();
@@ -45,7 +47,9 @@ pub fn DropZone() -> impl IntoView {
         spawn_local(async move {
             match fetch_example().await {
                 Ok(files) => state.add_files(files),
-                Err(e) => state.notice.set(Some(format!("could not load the example study: {e}"))),
+                Err(e) => state
+                    .notice
+                    .set(Some(format!("could not load the example study: {e}"))),
             }
         });
     };

@@ -2,13 +2,13 @@
 //! (the same one that writes SVG and PNG), its caption, exports (SVG, PNG at
 //! 2× and 4×, CSV) and a link that shows the figure to someone else.
 
-use leptos::prelude::*;
-use plotters::prelude::IntoDrawingArea;
-use crate::web::scaled_text::SvgSizedCanvas;
-use plotters_canvas::CanvasBackend;
 use crate::state::AppState;
 use crate::web::export::{copy_to_clipboard, file_digest, page_address, save_png, save_text};
+use crate::web::scaled_text::SvgSizedCanvas;
+use leptos::prelude::*;
 use leptos::task::spawn_local;
+use plotters::prelude::IntoDrawingArea;
+use plotters_canvas::CanvasBackend;
 use rankscope_core::figures::draw::{draw_figure_framed, to_svg, PlotFrame};
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::figures::to_csv;
@@ -45,16 +45,34 @@ pub fn FigureCanvas(
                 let root = SvgSizedCanvas(backend).into_drawing_area();
                 let result = draw_figure_framed(&root, &spec);
                 frame.set_value(result.as_ref().ok().copied().flatten());
-                error.set(result.err().map(|e| format!("could not draw the figure: {e}")));
+                error.set(
+                    result
+                        .err()
+                        .map(|e| format!("could not draw the figure: {e}")),
+                );
             }
             None => error.set(Some("this browser gave no 2D canvas".into())),
         }
     });
     let n_series = move || spec.with(|s| s.as_ref().map_or(0, |s| s.series.len()));
-    let series_names = move || spec.with(|s| s.as_ref().map(|s| s.series.iter().map(|x| x.name.clone()).collect::<Vec<_>>().join(", ")).unwrap_or_default());
+    let series_names = move || {
+        spec.with(|s| {
+            s.as_ref()
+                .map(|s| {
+                    s.series
+                        .iter()
+                        .map(|x| x.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default()
+        })
+    };
     let svg = move || -> Option<String> {
         let spec = spec.get_untracked()?;
-        to_svg(&spec, WIDTH, HEIGHT).map_err(|e| error.set(Some(format!("could not export SVG: {e}")))).ok()
+        to_svg(&spec, WIDTH, HEIGHT)
+            .map_err(|e| error.set(Some(format!("could not export SVG: {e}"))))
+            .ok()
     };
     let download_svg = move |_| {
         if let Some(svg) = svg() {
@@ -64,7 +82,9 @@ pub fn FigureCanvas(
     let download_png = move |scale: f64| {
         let Some(svg) = svg() else { return };
         spawn_local(async move {
-            if let Err(e) = save_png(&format!("{id}@{scale}x.png"), &svg, WIDTH, HEIGHT, scale).await {
+            if let Err(e) =
+                save_png(&format!("{id}@{scale}x.png"), &svg, WIDTH, HEIGHT, scale).await
+            {
                 error.set(Some(format!("could not export PNG: {e}")));
             }
         });
@@ -80,19 +100,33 @@ pub fn FigureCanvas(
     let link_note = RwSignal::new(None::<String>);
     let state = use_context::<AppState>();
     let copy_link = move |_| {
-        let Some(spec) = spec.get_untracked() else { return };
+        let Some(spec) = spec.get_untracked() else {
+            return;
+        };
         spawn_local(async move {
             // Provenance: each source's size and a digest of its first MiB.
             let mut files = Vec::with_capacity(spec.sources.len());
             for name in &spec.sources {
-                let size = state.and_then(|s| s.inventory.with_untracked(|inv| inv.files.iter().find(|f| &f.path == name).map(|f| f.size)));
+                let size = state.and_then(|s| {
+                    s.inventory.with_untracked(|inv| {
+                        inv.files.iter().find(|f| &f.path == name).map(|f| f.size)
+                    })
+                });
                 let digest = match state.and_then(|s| s.blob(name)) {
                     Some(blob) => file_digest(&blob).await,
                     None => None,
                 };
-                files.push(SourceFile { name: name.clone(), size: size.unwrap_or(0), digest });
+                files.push(SourceFile {
+                    name: name.clone(),
+                    size: size.unwrap_or(0),
+                    digest,
+                });
             }
-            let url = format!("{}#{}", page_address(), encode_link(&SharedFigure::new(spec, files)));
+            let url = format!(
+                "{}#{}",
+                page_address(),
+                encode_link(&SharedFigure::new(spec, files))
+            );
             if url.len() > RECOMMENDED_MAX_LINK_CHARS {
                 link.set(None);
                 link_note.set(Some(format!(
@@ -109,11 +143,16 @@ pub fn FigureCanvas(
         });
     };
     let on_move = move |ev: web_sys::MouseEvent| {
-        let (Some(f), Some(el)) = (readout, canvas.get_untracked()) else { return };
+        let (Some(f), Some(el)) = (readout, canvas.get_untracked()) else {
+            return;
+        };
         let el: &web_sys::HtmlCanvasElement = &el;
         let scale = el.width() as f64 / (el.client_width().max(1) as f64);
         let (px, py) = (ev.offset_x() as f64 * scale, ev.offset_y() as f64 * scale);
-        let text = frame.get_value().and_then(|fr| fr.to_data(px, py)).and_then(|(x, _)| spec.with_untracked(|s| s.as_ref().and_then(|s| f(s, x))));
+        let text = frame
+            .get_value()
+            .and_then(|fr| fr.to_data(px, py))
+            .and_then(|(x, _)| spec.with_untracked(|s| s.as_ref().and_then(|s| f(s, x))));
         hover.set(text);
     };
     view! {

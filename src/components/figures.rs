@@ -9,11 +9,11 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::analysis::activations::KeyVariant;
 use rankscope_core::analysis::jobs::pick_batches;
-use rankscope_core::analysis::study::{
-    results_trajectory_figure, trajectory_figure_from, waterfall_figure_from, CheckpointSel, LayerSel, Matrix, Metric,
-    RunSpectra, Source as StudySource, XAxis,
-};
 use rankscope_core::analysis::losscurve::figures::readout;
+use rankscope_core::analysis::study::{
+    results_trajectory_figure, trajectory_figure_from, waterfall_figure_from, CheckpointSel,
+    LayerSel, Matrix, Metric, RunSpectra, Source as StudySource, XAxis,
+};
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::formats::logs::{LogFormat, Series};
 use rankscope_core::inventory::{Content, Inventory};
@@ -52,7 +52,10 @@ fn parse_source(v: &str) -> Source {
     match v {
         "weights" => Source::Weights,
         "imported" => Source::Imported,
-        v => v.strip_prefix("act:").and_then(KeyVariant::from_key).map_or(Source::Weights, Source::Activations),
+        v => v
+            .strip_prefix("act:")
+            .and_then(KeyVariant::from_key)
+            .map_or(Source::Weights, Source::Activations),
     }
 }
 
@@ -100,9 +103,17 @@ pub fn Figures() -> impl IntoView {
         let hidden = hidden.get();
         match effective_source() {
             Source::Activations(v) => state.activations.with(|runs| {
-                runs.iter().filter(|r| !hidden.contains(&r.run)).map(|r| r.run_spectra(v)).collect()
+                runs.iter()
+                    .filter(|r| !hidden.contains(&r.run))
+                    .map(|r| r.run_spectra(v))
+                    .collect()
             }),
-            _ => state.spectra.with(|runs| runs.iter().filter(|r| !hidden.contains(&r.run)).cloned().collect()),
+            _ => state.spectra.with(|runs| {
+                runs.iter()
+                    .filter(|r| !hidden.contains(&r.run))
+                    .cloned()
+                    .collect()
+            }),
         }
     };
     let study_source = move || match effective_source() {
@@ -129,7 +140,14 @@ pub fn Figures() -> impl IntoView {
             Source::Weights | Source::Activations(_) => {
                 let runs = shown_runs();
                 (!runs.is_empty()).then(|| {
-                    trajectory_figure_from(study_source(), &runs, layer.get(), matrix.get(), metric.get(), x_axis.get())
+                    trajectory_figure_from(
+                        study_source(),
+                        &runs,
+                        layer.get(),
+                        matrix.get(),
+                        metric.get(),
+                        x_axis.get(),
+                    )
                 })
             }
             Source::Imported => imported.with(|list| {
@@ -156,8 +174,17 @@ pub fn Figures() -> impl IntoView {
         } else {
             CheckpointSel::Index(at_index.get())
         };
-        (!runs.is_empty())
-            .then(|| waterfall_figure_from(study_source(), &runs, at, layer.get(), matrix.get(), None, log_y.get()))
+        (!runs.is_empty()).then(|| {
+            waterfall_figure_from(
+                study_source(),
+                &runs,
+                at,
+                layer.get(),
+                matrix.get(),
+                None,
+                log_y.get(),
+            )
+        })
     });
     let all_runs = move || -> Vec<String> {
         let mut names: Vec<String> = state
@@ -171,7 +198,13 @@ pub fn Figures() -> impl IntoView {
 
     // The forward pass's batches: chosen by name unless the user picks.
     let batches = move || state.inventory.with(|inv| inv.token_batches.clone());
-    let picked = move || pick_batches(&batches(), state.eval_choice.get(), state.heldout_choice.get());
+    let picked = move || {
+        pick_batches(
+            &batches(),
+            state.eval_choice.get(),
+            state.heldout_choice.get(),
+        )
+    };
     let choose = move |which: RwSignal<Option<String>>, value: String| {
         which.set((!value.is_empty()).then_some(value));
         spawn_local(state.compute_spectra());

@@ -33,7 +33,11 @@ fn row_of(f: &FileEntry) -> Row {
         size: human_size(f.size),
         dtype: f.dtype.clone().unwrap_or_default(),
         tensors: f.n_tensors.map(|n| n.to_string()).unwrap_or_default(),
-        about: f.architecture.clone().or_else(|| f.detail.clone()).unwrap_or_default(),
+        about: f
+            .architecture
+            .clone()
+            .or_else(|| f.detail.clone())
+            .unwrap_or_default(),
         status: match f.overall_status() {
             Status::Ok => "ok",
             Status::Warning => "warning",
@@ -46,12 +50,24 @@ fn row_of(f: &FileEntry) -> Row {
 #[component]
 pub fn InventoryTable() -> impl IntoView {
     let state = AppState::use_context();
-    let rows = move || state.inventory.with(|inv| inv.files.iter().map(row_of).collect::<Vec<_>>());
+    let rows = move || {
+        state
+            .inventory
+            .with(|inv| inv.files.iter().map(row_of).collect::<Vec<_>>())
+    };
     let counts = move || {
         state.inventory.with(|inv| {
             let n = inv.files.len();
-            let errors = inv.files.iter().filter(|f| f.overall_status() == Status::Error).count();
-            let warnings = inv.files.iter().filter(|f| f.overall_status() == Status::Warning).count();
+            let errors = inv
+                .files
+                .iter()
+                .filter(|f| f.overall_status() == Status::Error)
+                .count();
+            let warnings = inv
+                .files
+                .iter()
+                .filter(|f| f.overall_status() == Status::Warning)
+                .count();
             format!("{n} file(s) · {errors} with errors · {warnings} with warnings")
         })
     };

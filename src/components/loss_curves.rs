@@ -9,17 +9,21 @@ use leptos::prelude::*;
 use rankscope_core::analysis::losscurve::axes::XAxis;
 use rankscope_core::analysis::losscurve::consolidation::ConsolidationConfig;
 use rankscope_core::analysis::losscurve::figures::{
-    consolidation_figure, default_loss_metric, health_figure, log_runs, loss_curve_figure, metric_names, pattern_label,
-    rank_loss_figures, readout, residual_figure, LogRun, LossCurveOptions, RankLossOptions, ResidualFigure, ResidualOptions,
-    DEFAULT_BUCKETS,
+    consolidation_figure, default_loss_metric, health_figure, log_runs, loss_curve_figure,
+    metric_names, pattern_label, rank_loss_figures, readout, residual_figure, LogRun,
+    LossCurveOptions, RankLossOptions, ResidualFigure, ResidualOptions, DEFAULT_BUCKETS,
 };
 use rankscope_core::analysis::losscurve::health::{builtin_rules, HealthReport, Rule};
 use rankscope_core::analysis::losscurve::residual::ResidualConfig;
 use rankscope_core::figures::spec::FigureSpec;
 use std::collections::BTreeSet;
 
-const X_AXES: [(XAxis, &str); 4] =
-    [(XAxis::Step, "step"), (XAxis::Tokens, "tokens"), (XAxis::Progress, "progress"), (XAxis::CumulativeLr, "cumlr")];
+const X_AXES: [(XAxis, &str); 4] = [
+    (XAxis::Step, "step"),
+    (XAxis::Tokens, "tokens"),
+    (XAxis::Progress, "progress"),
+    (XAxis::CumulativeLr, "cumlr"),
+];
 
 /// The settings every figure of the section reads.
 #[derive(Clone, Copy)]
@@ -47,17 +51,35 @@ pub fn LossCurves() -> impl IntoView {
         reference: RwSignal::new(None),
         window: RwSignal::new((0.10, 0.30)),
     };
-    let metric = Memo::new(move |_| s.metric.get().or_else(|| runs.with(|r| default_loss_metric(r))).unwrap_or_default());
+    let metric = Memo::new(move |_| {
+        s.metric
+            .get()
+            .or_else(|| runs.with(|r| default_loss_metric(r)))
+            .unwrap_or_default()
+    });
     let shown = Memo::new(move |_| {
         let hidden = s.hidden.get();
-        runs.with(|r| r.iter().filter(|r| !hidden.contains(&r.name)).cloned().collect::<Vec<LogRun>>())
+        runs.with(|r| {
+            r.iter()
+                .filter(|r| !hidden.contains(&r.name))
+                .cloned()
+                .collect::<Vec<LogRun>>()
+        })
     });
     let reference = Memo::new(move |_| {
-        s.reference.get().unwrap_or_else(|| runs.with(|r| r.first().map(|r| r.name.clone()).into_iter().collect()))
+        s.reference.get().unwrap_or_else(|| {
+            runs.with(|r| r.first().map(|r| r.name.clone()).into_iter().collect())
+        })
     });
 
     let loss = Memo::new(move |_| {
-        let opts = LossCurveOptions { metric: metric.get(), x: s.x.get(), log_y: s.log_y.get(), ema_beta: s.beta.get(), buckets: DEFAULT_BUCKETS };
+        let opts = LossCurveOptions {
+            metric: metric.get(),
+            x: s.x.get(),
+            log_y: s.log_y.get(),
+            ema_beta: s.beta.get(),
+            buckets: DEFAULT_BUCKETS,
+        };
         shown.with(|r| loss_curve_figure(r, &opts))
     });
     let residual = Memo::new(move |_| {
@@ -65,17 +87,35 @@ pub fn LossCurves() -> impl IntoView {
         let opts = ResidualOptions {
             metric: metric.get(),
             reference: reference.get().into_iter().collect(),
-            config: ResidualConfig { window: (w0, w1), ..ResidualConfig::default() },
+            config: ResidualConfig {
+                window: (w0, w1),
+                ..ResidualConfig::default()
+            },
             buckets: DEFAULT_BUCKETS,
         };
         shown.with(|r| residual_figure(r, &opts))
     });
-    let consolidation = Memo::new(move |_| shown.with(|r| consolidation_figure(r, &ConsolidationConfig::default(), DEFAULT_BUCKETS)));
-    let rules_text = RwSignal::new(serde_json::to_string_pretty(&builtin_rules()).unwrap_or_default());
-    let rules = Memo::new(move |_| serde_json::from_str::<Vec<Rule>>(&rules_text.get()).map_err(|e| format!("rules are not valid JSON: {e}")));
-    let health = Memo::new(move |_| rules.get().ok().map(|rules| shown.with(|r| health_figure(r, &rules))));
+    let consolidation = Memo::new(move |_| {
+        shown.with(|r| consolidation_figure(r, &ConsolidationConfig::default(), DEFAULT_BUCKETS))
+    });
+    let rules_text =
+        RwSignal::new(serde_json::to_string_pretty(&builtin_rules()).unwrap_or_default());
+    let rules = Memo::new(move |_| {
+        serde_json::from_str::<Vec<Rule>>(&rules_text.get())
+            .map_err(|e| format!("rules are not valid JSON: {e}"))
+    });
+    let health = Memo::new(move |_| {
+        rules
+            .get()
+            .ok()
+            .map(|rules| shown.with(|r| health_figure(r, &rules)))
+    });
     let rank_loss = Memo::new(move |_| {
-        let opts = RankLossOptions { loss_metric: metric.get(), x: s.x.get(), ..RankLossOptions::default() };
+        let opts = RankLossOptions {
+            loss_metric: metric.get(),
+            x: s.x.get(),
+            ..RankLossOptions::default()
+        };
         shown.with(|r| rank_loss_figures(r, &opts))
     });
 
@@ -118,12 +158,20 @@ pub fn LossCurves() -> impl IntoView {
 /// A muted line (or several), hidden when empty.
 #[component]
 fn Message(id: &'static str, text: Signal<Option<String>>) -> impl IntoView {
-    move || text.get().map(|t| view! { <p class="message" id=id>{t}</p> })
+    move || {
+        text.get()
+            .map(|t| view! { <p class="message" id=id>{t}</p> })
+    }
 }
 
 /// Metric, x-axis, log y, EMA β, runs shown, reference run(s), window.
 #[component]
-fn Controls(s: Settings, runs: Memo<Vec<LogRun>>, metric: Memo<String>, reference: Memo<BTreeSet<String>>) -> impl IntoView {
+fn Controls(
+    s: Settings,
+    runs: Memo<Vec<LogRun>>,
+    metric: Memo<String>,
+    reference: Memo<BTreeSet<String>>,
+) -> impl IntoView {
     let names = move || runs.with(|r| r.iter().map(|r| r.name.clone()).collect::<Vec<_>>());
     let set_window = move |start: bool, v: String| {
         if let Ok(v) = v.trim().parse::<f64>() {
@@ -196,7 +244,12 @@ fn FlagsList(residual: Memo<Result<ResidualFigure, String>>) -> impl IntoView {
                 .map(|r| {
                     r.runs
                         .iter()
-                        .flat_map(|run| run.residual.flags.iter().map(move |f| (run.run.clone(), f.clone())))
+                        .flat_map(|run| {
+                            run.residual
+                                .flags
+                                .iter()
+                                .map(move |f| (run.run.clone(), f.clone()))
+                        })
                         .collect::<Vec<_>>()
                 })
                 .unwrap_or_default()

@@ -25,7 +25,8 @@ pub fn SharedView() -> impl IntoView {
     }
     let live = move || state.inventory.with(|i| !i.files.is_empty());
     let decoded = decode_link(&text);
-    let render = move || match decoded.clone() {
+    let render = move || {
+        match decoded.clone() {
         Ok(shared) => {
             let files = shared.files.clone();
             let n = files.len();
@@ -49,6 +50,7 @@ pub fn SharedView() -> impl IntoView {
             <p class="error" id="shared-error" role="alert">{format!("This figure link cannot be opened: {e}")}</p>
         }
         .into_any(),
+    }
     };
     Some(view! { <Show when=move || !live()>{render.clone()}</Show> })
 }

@@ -7,9 +7,11 @@ use crate::state::{AppState, StudyRun};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::analysis::jobs::{pick_batches, StudyOptions};
-use rankscope_core::analysis::study::CheckpointSel;
-use rankscope_core::analysis::study_figures::{layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun};
 use rankscope_core::analysis::losscurve::figures::readout;
+use rankscope_core::analysis::study::CheckpointSel;
+use rankscope_core::analysis::study_figures::{
+    layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
+};
 use rankscope_core::figures::spec::FigureSpec;
 
 fn checkpoint_label(r: &StudyRun) -> String {
@@ -29,17 +31,40 @@ pub fn StudyPanel() -> impl IntoView {
     let chosen_run = RwSignal::new(None::<String>);
 
     let has_checkpoints = move || {
-        state.inventory.with(|i| i.runs.iter().any(|r| !r.checkpoints.is_empty())) || state.study.with(|s| !s.is_empty())
+        state
+            .inventory
+            .with(|i| i.runs.iter().any(|r| !r.checkpoints.is_empty()))
+            || state.study.with(|s| !s.is_empty())
     };
     let batches = move || {
-        state.inventory.with(|inv| pick_batches(&inv.token_batches, state.eval_choice.get(), state.heldout_choice.get()))
+        state.inventory.with(|inv| {
+            pick_batches(
+                &inv.token_batches,
+                state.eval_choice.get(),
+                state.heldout_choice.get(),
+            )
+        })
     };
     let ready = move || matches!(batches(), (Some(_), Some(_)));
-    let busy = move || state.study_progress.with(Option::is_some) || state.spectra_progress.with(Option::is_some);
-    let max_ckpts = move || state.inventory.with(|i| i.runs.iter().map(|r| r.checkpoints.len()).max().unwrap_or(0));
+    let busy = move || {
+        state.study_progress.with(Option::is_some) || state.spectra_progress.with(Option::is_some)
+    };
+    let max_ckpts = move || {
+        state.inventory.with(|i| {
+            i.runs
+                .iter()
+                .map(|r| r.checkpoints.len())
+                .max()
+                .unwrap_or(0)
+        })
+    };
 
     let start = move |_| {
-        let at = if at_final.get_untracked() { CheckpointSel::Final } else { CheckpointSel::Index(at_index.get_untracked()) };
+        let at = if at_final.get_untracked() {
+            CheckpointSel::Final
+        } else {
+            CheckpointSel::Index(at_index.get_untracked())
+        };
         let mut options = StudyOptions::default();
         options.sweep.seeds = seeds.get_untracked();
         let step = step_pct.get_untracked().clamp(1, 50);
@@ -54,50 +79,73 @@ pub fn StudyPanel() -> impl IntoView {
                 .iter()
                 .filter_map(|r| {
                     let layers = r.output.as_ref().ok()?.layers.as_ref().ok()?.clone();
-                    Some(LayerPrRun { run: r.run.clone(), color: r.color, checkpoint: checkpoint_label(r), layers })
+                    Some(LayerPrRun {
+                        run: r.run.clone(),
+                        color: r.color,
+                        checkpoint: checkpoint_label(r),
+                        layers,
+                    })
                 })
                 .collect();
             let sources = runs.iter().map(|r| r.checkpoint.path.clone()).collect();
             (!ok.is_empty()).then(|| layer_pr_figure(&ok, n_boot, sources))
         })
     });
-    let run_names = move || state.study.with(|runs| runs.iter().map(|r| r.run.clone()).collect::<Vec<_>>());
+    let run_names = move || {
+        state
+            .study
+            .with(|runs| runs.iter().map(|r| r.run.clone()).collect::<Vec<_>>())
+    };
     let selected = move || -> Option<StudyRun> {
         state.study.with(|runs| {
             let want = chosen_run.get();
-            runs.iter().find(|r| Some(&r.run) == want.as_ref()).or(runs.first()).cloned()
+            runs.iter()
+                .find(|r| Some(&r.run) == want.as_ref())
+                .or(runs.first())
+                .cloned()
         })
     };
     let surgery = Signal::derive(move || -> Option<FigureSpec> {
         let r = selected()?;
         let result = r.output.as_ref().ok()?.surgery.as_ref().ok()?;
-        Some(surgery_figure(&r.run, result, vec![r.checkpoint.path.clone()]))
+        Some(surgery_figure(
+            &r.run,
+            result,
+            vec![r.checkpoint.path.clone()],
+        ))
     });
     let scatter = Signal::derive(move || -> Option<FigureSpec> {
         let r = selected()?;
         let importance = r.output.as_ref().ok()?.importance.as_ref().ok()?;
-        Some(scatter_figure(&r.run, importance, vec![r.checkpoint.path.clone()]))
+        Some(scatter_figure(
+            &r.run,
+            importance,
+            vec![r.checkpoint.path.clone()],
+        ))
     });
     // Every part that failed, by run: shown under the controls.
-    let problems = move || -> Vec<String> {
-        state.study.with(|runs| {
-            let mut out = Vec::new();
-            for r in runs {
-                match &r.output {
-                    Err(e) => out.push(format!("{}: {e}", r.run)),
-                    Ok(o) => {
-                        let parts = [
-                            ("layer PR", o.layers.as_ref().err()),
-                            ("importance", o.importance.as_ref().err()),
-                            ("surgery", o.surgery.as_ref().err()),
-                        ];
-                        out.extend(parts.iter().filter_map(|(what, e)| e.map(|e| format!("{}: {what}: {e}", r.run))));
+    let problems =
+        move || -> Vec<String> {
+            state.study.with(|runs| {
+                let mut out = Vec::new();
+                for r in runs {
+                    match &r.output {
+                        Err(e) => out.push(format!("{}: {e}", r.run)),
+                        Ok(o) => {
+                            let parts = [
+                                ("layer PR", o.layers.as_ref().err()),
+                                ("importance", o.importance.as_ref().err()),
+                                ("surgery", o.surgery.as_ref().err()),
+                            ];
+                            out.extend(parts.iter().filter_map(|(what, e)| {
+                                e.map(|e| format!("{}: {what}: {e}", r.run))
+                            }));
+                        }
                     }
                 }
-            }
-            out
-        })
-    };
+                out
+            })
+        };
 
     view! {
         <Show when=has_checkpoints>

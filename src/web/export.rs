@@ -45,13 +45,20 @@ extern "C" {
 }
 
 fn js_message(e: JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"))
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// Offers a Blob as a file download (a Blob URL clicked, then revoked).
 pub fn save_blob(name: &str, blob: &web_sys::Blob) {
-    let Ok(url) = web_sys::Url::create_object_url_with_blob(blob) else { return };
-    let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(blob) else {
+        return;
+    };
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
     if let Ok(a) = doc.create_element("a") {
         let _ = a.set_attribute("href", &url);
         let _ = a.set_attribute("download", name);
@@ -73,8 +80,16 @@ pub fn save_text(name: &str, text: &str, mime: &str) {
 }
 
 /// Rasterises an SVG at `scale` and downloads it as PNG.
-pub async fn save_png(name: &str, svg: &str, width: u32, height: u32, scale: f64) -> Result<(), String> {
-    let blob = JsFuture::from(svg_to_png_blob(svg, width, height, scale)).await.map_err(js_message)?;
+pub async fn save_png(
+    name: &str,
+    svg: &str,
+    width: u32,
+    height: u32,
+    scale: f64,
+) -> Result<(), String> {
+    let blob = JsFuture::from(svg_to_png_blob(svg, width, height, scale))
+        .await
+        .map_err(js_message)?;
     save_blob(name, blob.unchecked_ref());
     Ok(())
 }
@@ -82,19 +97,28 @@ pub async fn save_png(name: &str, svg: &str, width: u32, height: u32, scale: f64
 /// Puts text on the clipboard (needs a secure context: https or localhost).
 pub async fn copy_to_clipboard(text: &str) -> Result<(), String> {
     let promise = copy_text(text).map_err(js_message)?;
-    JsFuture::from(promise).await.map(|_| ()).map_err(js_message)
+    JsFuture::from(promise)
+        .await
+        .map(|_| ())
+        .map_err(js_message)
 }
 
 /// The page's address without its fragment: where a figure link points.
 pub fn page_address() -> String {
-    let Some(location) = web_sys::window().map(|w| w.location()) else { return String::new() };
+    let Some(location) = web_sys::window().map(|w| w.location()) else {
+        return String::new();
+    };
     let href = location.href().unwrap_or_default();
     href.split('#').next().unwrap_or_default().to_string()
 }
 
 /// The current URL fragment without `#`.
 pub fn fragment() -> String {
-    web_sys::window().and_then(|w| w.location().hash().ok()).unwrap_or_default().trim_start_matches('#').to_string()
+    web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default()
+        .trim_start_matches('#')
+        .to_string()
 }
 
 /// How much of a file its link digest covers: all of a log or token batch,

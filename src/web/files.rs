@@ -60,8 +60,13 @@ fn to_picked(array: &js_sys::Array) -> Vec<PickedFile> {
     array
         .iter()
         .filter_map(|item| {
-            let file = js_sys::Reflect::get(&item, &"file".into()).ok()?.dyn_into::<web_sys::Blob>().ok()?;
-            let path = js_sys::Reflect::get(&item, &"path".into()).ok()?.as_string()?;
+            let file = js_sys::Reflect::get(&item, &"file".into())
+                .ok()?
+                .dyn_into::<web_sys::Blob>()
+                .ok()?;
+            let path = js_sys::Reflect::get(&item, &"path".into())
+                .ok()?
+                .as_string()?;
             Some(PickedFile { path, file })
         })
         .collect()
@@ -69,10 +74,14 @@ fn to_picked(array: &js_sys::Array) -> Vec<PickedFile> {
 
 /// Starts collecting a drop. Call it inside the drop handler (synchronously);
 /// await the returned future afterwards.
-pub fn collect_drop(dt: &web_sys::DataTransfer) -> impl std::future::Future<Output = Result<Vec<PickedFile>, String>> {
+pub fn collect_drop(
+    dt: &web_sys::DataTransfer,
+) -> impl std::future::Future<Output = Result<Vec<PickedFile>, String>> {
     let promise = collect_js(dt);
     async move {
-        let value = JsFuture::from(promise).await.map_err(|e| format!("could not read the dropped items: {e:?}"))?;
+        let value = JsFuture::from(promise)
+            .await
+            .map_err(|e| format!("could not read the dropped items: {e:?}"))?;
         Ok(to_picked(&value.unchecked_into()))
     }
 }
@@ -87,25 +96,37 @@ pub fn from_file_list(list: &web_sys::FileList) -> Vec<PickedFile> {
 pub async fn fetch_example() -> Result<Vec<PickedFile>, String> {
     let base = "example/";
     let manifest = fetch_blob(&format!("{base}manifest.json")).await?;
-    let text = JsFuture::from(manifest.text()).await.map_err(|e| format!("{e:?}"))?;
+    let text = JsFuture::from(manifest.text())
+        .await
+        .map_err(|e| format!("{e:?}"))?;
     let text = text.as_string().unwrap_or_default();
-    let paths: Vec<String> =
-        serde_json::from_str(&text).map_err(|e| format!("example/manifest.json is not a list of paths: {e}"))?;
+    let paths: Vec<String> = serde_json::from_str(&text)
+        .map_err(|e| format!("example/manifest.json is not a list of paths: {e}"))?;
     let mut out = Vec::with_capacity(paths.len());
     for path in paths {
         let file = fetch_blob(&format!("{base}{path}")).await?;
-        out.push(PickedFile { path: format!("example/{path}"), file });
+        out.push(PickedFile {
+            path: format!("example/{path}"),
+            file,
+        });
     }
     Ok(out)
 }
 
 async fn fetch_blob(url: &str) -> Result<web_sys::Blob, String> {
     let window = web_sys::window().ok_or("no window")?;
-    let resp = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| format!("fetching {url}: {e:?}"))?;
-    let resp: web_sys::Response = resp.dyn_into().map_err(|_| format!("fetching {url}: not a response"))?;
+    let resp = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(|e| format!("fetching {url}: {e:?}"))?;
+    let resp: web_sys::Response = resp
+        .dyn_into()
+        .map_err(|_| format!("fetching {url}: not a response"))?;
     if !resp.ok() {
         return Err(format!("fetching {url}: HTTP {}", resp.status()));
     }
-    let blob = JsFuture::from(resp.blob().map_err(|e| format!("{e:?}"))?).await.map_err(|e| format!("{e:?}"))?;
-    blob.dyn_into().map_err(|_| format!("fetching {url}: not a blob"))
+    let blob = JsFuture::from(resp.blob().map_err(|e| format!("{e:?}"))?)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    blob.dyn_into()
+        .map_err(|_| format!("fetching {url}: not a blob"))
 }

@@ -3,7 +3,9 @@
 //! engine runs the forward passes on the CPU and its label says why.
 
 use super::blob_source::BlobSource;
-use rankscope_core::analysis::jobs::{run_checkpoint_job, run_checkpoint_job_on, CheckpointJob, JobOutput};
+use rankscope_core::analysis::jobs::{
+    run_checkpoint_job, run_checkpoint_job_on, CheckpointJob, JobOutput,
+};
 use rankscope_gpu::GpuEngine;
 use std::rc::Rc;
 

@@ -10,7 +10,9 @@ pub fn install_hook() {
 
 /// Writes the message into the `#fatal` banner of `index.html`.
 fn show_fatal(message: &str) {
-    let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
+        return;
+    };
     if let Some(el) = doc.get_element_by_id("fatal") {
         el.set_text_content(Some(&format!(
             "rankscope hit an internal error and stopped: {message}. Your files were not sent \

@@ -34,7 +34,11 @@ fn post(scope: &DedicatedWorkerGlobalScope, fields: &[(&str, JsValue)]) {
 fn wasm_memory_bytes() -> f64 {
     wasm_bindgen::memory()
         .dyn_into::<js_sys::WebAssembly::Memory>()
-        .map(|m| m.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as f64)
+        .map(|m| {
+            m.buffer()
+                .unchecked_into::<js_sys::ArrayBuffer>()
+                .byte_length() as f64
+        })
         .unwrap_or(0.0)
 }
 
@@ -96,7 +100,10 @@ async fn handle(scope: DedicatedWorkerGlobalScope, data: JsValue) {
             ],
         );
     };
-    let gpu = Reflect::get(&data, &"gpu".into()).ok().and_then(|g| g.as_bool()).unwrap_or(false);
+    let gpu = Reflect::get(&data, &"gpu".into())
+        .ok()
+        .and_then(|g| g.as_bool())
+        .unwrap_or(false);
     match super::gpu::run_job(&job, &blobs, gpu, &mut progress).await {
         Ok(output) => match serde_json::to_string(&output) {
             Ok(text) => post(

@@ -76,7 +76,12 @@ impl PoolWorker {
                 "done" => {
                     if let Some(bytes) = field(&data, "memory").as_f64() {
                         // For memory tests and the curious (DevTools, verbose level).
-                        web_sys::console::debug_1(&format!("rankscope: worker WebAssembly memory after a job: {bytes} bytes").into());
+                        web_sys::console::debug_1(
+                            &format!(
+                                "rankscope: worker WebAssembly memory after a job: {bytes} bytes"
+                            )
+                            .into(),
+                        );
                     }
                     Ok(field(&data, "output").as_string().unwrap_or_default())
                 }

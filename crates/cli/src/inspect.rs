@@ -36,7 +36,11 @@ pub fn inventory_of(roots: &[PathBuf]) -> Result<(Inventory, Vec<PathBuf>)> {
     for root in roots {
         let base = root.parent().unwrap_or(Path::new("")).to_path_buf();
         for path in walk(root).with_context(|| format!("cannot read {}", root.display()))? {
-            let shown = path.strip_prefix(&base).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            let shown = path
+                .strip_prefix(&base)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
             let entry = match FileSource::open(&path) {
                 Ok(src) => block_on(inspect_file(&shown, &src, &mut |_| {})),
                 Err(e) => {
@@ -63,7 +67,10 @@ fn walk(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir)? {
             let path = entry?.path();
-            let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
             if hidden {
                 continue;
             }
@@ -95,7 +102,10 @@ fn print_table(inv: &Inventory) {
             f.dtype.clone().unwrap_or_default(),
             f.n_tensors.map(|n| n.to_string()).unwrap_or_default(),
             format!("{:?}", f.overall_status()).to_lowercase(),
-            f.architecture.clone().or(f.detail.clone()).unwrap_or_default(),
+            f.architecture
+                .clone()
+                .or(f.detail.clone())
+                .unwrap_or_default(),
         );
         for m in f.all_messages() {
             println!("    ↳ {m}");
@@ -103,15 +113,26 @@ fn print_table(inv: &Inventory) {
     }
     println!();
     for run in &inv.runs {
-        let points: Vec<String> =
-            run.checkpoints.iter().map(|c| c.tokens.or(c.step).map(|x| x.to_string()).unwrap_or("?".into())).collect();
+        let points: Vec<String> = run
+            .checkpoints
+            .iter()
+            .map(|c| {
+                c.tokens
+                    .or(c.step)
+                    .map(|x| x.to_string())
+                    .unwrap_or("?".into())
+            })
+            .collect();
         println!(
             "run {:<14} {} checkpoint(s) [{}], {} log(s){}",
             run.name,
             run.checkpoints.len(),
             points.join(", "),
             run.logs.len(),
-            run.architecture.as_deref().map(|a| format!(" · {a}")).unwrap_or_default()
+            run.architecture
+                .as_deref()
+                .map(|a| format!(" · {a}"))
+                .unwrap_or_default()
         );
     }
 }

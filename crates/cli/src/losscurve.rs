@@ -3,7 +3,9 @@
 
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::losscurve::health::{builtin_rules, evaluate, HealthReport, Rule};
-use rankscope_core::analysis::losscurve::residual::{collapse_residual, progress_of, Reference, Residual, ResidualConfig};
+use rankscope_core::analysis::losscurve::residual::{
+    collapse_residual, progress_of, Reference, Residual, ResidualConfig,
+};
 use rankscope_core::formats::logs::{self, Series};
 use std::path::Path;
 
@@ -11,7 +13,11 @@ use std::path::Path;
 fn read_runs(path: &str) -> Result<Vec<(String, Series)>> {
     let bytes = std::fs::read(path).with_context(|| format!("{path}: cannot read"))?;
     let all = logs::parse(path, &bytes).with_context(|| format!("{path}: not a run log"))?;
-    let stem = Path::new(path).file_stem().and_then(|s| s.to_str()).unwrap_or(path).to_string();
+    let stem = Path::new(path)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(path)
+        .to_string();
     let several = all.len() > 1;
     Ok(all
         .into_iter()
@@ -62,8 +68,13 @@ pub fn run_residual(args: &[String]) -> Result<()> {
             "--metric" => metric = it.next().context("--metric needs a value")?.clone(),
             "--window" => {
                 let v = it.next().context("--window needs a value like 0.1,0.3")?;
-                let (a, b) = v.split_once(',').with_context(|| format!("--window takes START,END, not `{v}`"))?;
-                config.window = (a.trim().parse().context("--window start")?, b.trim().parse().context("--window end")?);
+                let (a, b) = v
+                    .split_once(',')
+                    .with_context(|| format!("--window takes START,END, not `{v}`"))?;
+                config.window = (
+                    a.trim().parse().context("--window start")?,
+                    b.trim().parse().context("--window end")?,
+                );
             }
             "--reference" => {
                 let v = it.next().context("--reference needs a log")?;
@@ -88,7 +99,8 @@ pub fn run_residual(args: &[String]) -> Result<()> {
     let mut ref_curves = Vec::new();
     for path in &refs {
         for (name, s) in read_runs(path)? {
-            let curve = progress_of(&s, &metric).with_context(|| format!("reference {path} ({name})"))?;
+            let curve =
+                progress_of(&s, &metric).with_context(|| format!("reference {path} ({name})"))?;
             ref_curves.push(curve.points);
         }
     }
@@ -100,14 +112,26 @@ pub fn run_residual(args: &[String]) -> Result<()> {
         let runs_of_file = match read_runs(path) {
             Ok(r) => r,
             Err(e) => {
-                errors.push(RunError { file: path.clone(), error: format!("{e:#}") });
+                errors.push(RunError {
+                    file: path.clone(),
+                    error: format!("{e:#}"),
+                });
                 continue;
             }
         };
         for (name, s) in runs_of_file {
-            match progress_of(&s, &metric).and_then(|c| collapse_residual(&reference, &c.points, &config)) {
-                Ok(residual) => results.push(RunResidual { file: path.clone(), run: name, residual }),
-                Err(e) => errors.push(RunError { file: path.clone(), error: format!("{name}: {e}") }),
+            match progress_of(&s, &metric)
+                .and_then(|c| collapse_residual(&reference, &c.points, &config))
+            {
+                Ok(residual) => results.push(RunResidual {
+                    file: path.clone(),
+                    run: name,
+                    residual,
+                }),
+                Err(e) => errors.push(RunError {
+                    file: path.clone(),
+                    error: format!("{name}: {e}"),
+                }),
             }
         }
     }
@@ -148,7 +172,10 @@ pub fn run_residual(args: &[String]) -> Result<()> {
                 res.window_mean_abs
             );
             for f in &res.flags {
-                println!("  {:?} [{:.3}, {:.3}]: {}", f.pattern, f.from, f.to, f.evidence);
+                println!(
+                    "  {:?} [{:.3}, {:.3}]: {}",
+                    f.pattern, f.from, f.to, f.evidence
+                );
                 for c in &f.checks {
                     println!("    - {c}");
                 }
@@ -201,7 +228,9 @@ pub fn run_health(args: &[String]) -> Result<()> {
                 List(Vec<Rule>),
                 Object { rules: Vec<Rule> },
             }
-            match serde_json::from_str::<RulesFile>(&text).with_context(|| format!("{f}: not a list of rules"))? {
+            match serde_json::from_str::<RulesFile>(&text)
+                .with_context(|| format!("{f}: not a list of rules"))?
+            {
                 RulesFile::List(r) | RulesFile::Object { rules: r } => r,
             }
         }
@@ -209,7 +238,10 @@ pub fn run_health(args: &[String]) -> Result<()> {
     let mut reports = Vec::new();
     for path in &paths {
         for (name, s) in read_runs(path)? {
-            reports.push(RunHealth { file: path.clone(), report: evaluate(&rules, &s, &name) });
+            reports.push(RunHealth {
+                file: path.clone(),
+                report: evaluate(&rules, &s, &name),
+            });
         }
     }
     if json {
@@ -219,10 +251,24 @@ pub fn run_health(args: &[String]) -> Result<()> {
     }
     for r in &reports {
         let rep = &r.report;
-        println!("{} ({}): {} rule(s) fired", rep.run, r.file, rep.events.len());
+        println!(
+            "{} ({}): {} rule(s) fired",
+            rep.run,
+            r.file,
+            rep.events.len()
+        );
         for e in &rep.events {
-            let ranges: Vec<String> =
-                e.ranges.iter().map(|[a, b]| if a == b { format!("{a}") } else { format!("{a}–{b}") }).collect();
+            let ranges: Vec<String> = e
+                .ranges
+                .iter()
+                .map(|[a, b]| {
+                    if a == b {
+                        format!("{a}")
+                    } else {
+                        format!("{a}–{b}")
+                    }
+                })
+                .collect();
             println!(
                 "  {:?} {}: first at {x} {} (value {}), worst {}, at {x} {}",
                 e.level,

@@ -60,7 +60,9 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("inspect") => inspect::run(&args[1..]),
         Some("spectra") => spectra::run_spectra(&args[1..]),
-        Some("figure") if args.get(1).is_some_and(|a| a == "layers") => surgery::run_layers(&args[2..]),
+        Some("figure") if args.get(1).is_some_and(|a| a == "layers") => {
+            surgery::run_layers(&args[2..])
+        }
         Some("figure") => spectra::run_figure(&args[1..]),
         Some("probe") => probe::run(&args[1..]),
         Some("surgery") => surgery::run_surgery(&args[1..]),

@@ -28,7 +28,11 @@ fn parse_options(args: &[String]) -> Result<Options> {
         (Vec::new(), None, None, false, Vec::new(), false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value"))
+        };
         match a.as_str() {
             "--json" => json = true,
             "--quiet" | "-q" => quiet = true,
@@ -40,17 +44,18 @@ fn parse_options(args: &[String]) -> Result<Options> {
                     variants.extend(KeyVariant::ALL);
                 } else {
                     let keys: Vec<&str> = KeyVariant::ALL.iter().map(|v| v.key()).collect();
-                    variants.push(
-                        KeyVariant::from_key(&v)
-                            .with_context(|| format!("unknown variant `{v}`; one of {}, all", keys.join(", ")))?,
-                    );
+                    variants.push(KeyVariant::from_key(&v).with_context(|| {
+                        format!("unknown variant `{v}`; one of {}, all", keys.join(", "))
+                    })?);
                 }
             }
             s if s.starts_with("--") => bail!("unknown option `{s}` for probe"),
             s => paths.push(PathBuf::from(s)),
         }
     }
-    let Some(eval) = eval else { bail!("probe needs the eval batch: --eval <tokens file>") };
+    let Some(eval) = eval else {
+        bail!("probe needs the eval batch: --eval <tokens file>")
+    };
     if paths.is_empty() {
         bail!("probe needs at least one checkpoint or folder");
     }
@@ -59,16 +64,29 @@ fn parse_options(args: &[String]) -> Result<Options> {
     }
     variants.sort();
     variants.dedup();
-    Ok(Options { paths, eval, heldout, json, variants, quiet })
+    Ok(Options {
+        paths,
+        eval,
+        heldout,
+        json,
+        variants,
+        quiet,
+    })
 }
 
 /// A token batch (safetensors, .npy or JSON), recognised as the page does.
 fn read_tokens(path: &Path) -> Result<TokenBatch> {
     let (inv, _) = inventory_of(&[path.to_path_buf()])?;
-    let Some(entry) = inv.files.first() else { bail!("{}: not a file", path.display()) };
+    let Some(entry) = inv.files.first() else {
+        bail!("{}: not a file", path.display())
+    };
     match &entry.content {
         Content::TokenBatch(batch) => Ok(batch.clone()),
-        _ => bail!("{}: not a token batch ({})", path.display(), entry.all_messages().join("; ")),
+        _ => bail!(
+            "{}: not a token batch ({})",
+            path.display(),
+            entry.all_messages().join("; ")
+        ),
     }
 }
 
@@ -120,7 +138,11 @@ pub fn run(args: &[String]) -> Result<()> {
 
 fn head_line(label: &str, h: usize, s: &HeadSpectrum) -> String {
     let m = &s.metrics.spectrum;
-    let sv: Vec<String> = s.singular_values.iter().map(|v| format!("{v:.4}")).collect();
+    let sv: Vec<String> = s
+        .singular_values
+        .iter()
+        .map(|v| format!("{v:.4}"))
+        .collect();
     format!(
         "      {label}{h:<3} PR {:>7.4}  PR_eig {:>7.4}  r90 {:>3}  cond {:>10.3}  erank {:>7.4}  stable {:>7.4}  σ [{}]",
         m.pr,
@@ -145,7 +167,11 @@ fn print_text(runs: &[ActivationRun], variants: &[KeyVariant], eval: &TokenBatch
         for c in &run.checkpoints {
             let s = &c.spectra;
             let loss = s.heldout_loss.map_or("–".into(), |l| format!("{l:.6}"));
-            println!("  {}  (tokens {})  held-out loss {loss}", c.path, c.tokens.map_or("?".into(), |t| t.to_string()));
+            println!(
+                "  {}  (tokens {})  held-out loss {loss}",
+                c.path,
+                c.tokens.map_or("?".into(), |t| t.to_string())
+            );
             for l in &s.layers {
                 println!("    layer {}", l.layer);
                 for &v in variants {

@@ -5,8 +5,8 @@ use crate::inspect::inventory_of;
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::collect::{collect_weight_spectra, SpectraFailure};
 use rankscope_core::analysis::study::{
-    checkpoint_value, layer_value, results_trajectory_figure, trajectory_figure, waterfall_figure, CheckpointSel,
-    LayerSel, Matrix, Metric, RunSpectra, XAxis,
+    checkpoint_value, layer_value, results_trajectory_figure, trajectory_figure, waterfall_figure,
+    CheckpointSel, LayerSel, Matrix, Metric, RunSpectra, XAxis,
 };
 use rankscope_core::formats::logs::LogFormat;
 use rankscope_core::inventory::{Content, Inventory};
@@ -44,7 +44,11 @@ fn parse_options(args: &[String]) -> Result<Options> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value"))
+        };
         match a.as_str() {
             "--json" => o.json = true,
             "--log-y" => o.log_y = true,
@@ -53,13 +57,16 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--metric" => {
                 let v = value("--metric")?;
                 let keys: Vec<&str> = Metric::ALL.iter().map(|m| m.key()).collect();
-                o.metric = Metric::from_key(&v).with_context(|| format!("unknown metric `{v}`; one of {}", keys.join(", ")))?;
+                o.metric = Metric::from_key(&v)
+                    .with_context(|| format!("unknown metric `{v}`; one of {}", keys.join(", ")))?;
             }
             "--layer" => {
                 let v = value("--layer")?;
                 o.layer = match v.as_str() {
                     "mean" => LayerSel::Mean,
-                    n => LayerSel::Layer(n.parse().with_context(|| format!("--layer takes `mean` or a layer index, not `{n}`"))?),
+                    n => LayerSel::Layer(n.parse().with_context(|| {
+                        format!("--layer takes `mean` or a layer index, not `{n}`")
+                    })?),
                 };
             }
             "--matrix" => {
@@ -80,10 +87,18 @@ fn parse_options(args: &[String]) -> Result<Options> {
                 let v = value("--checkpoint")?;
                 o.checkpoint = match v.as_str() {
                     "final" => CheckpointSel::Final,
-                    n => CheckpointSel::Index(n.parse().with_context(|| format!("--checkpoint takes `final` or an index, not `{n}`"))?),
+                    n => CheckpointSel::Index(n.parse().with_context(|| {
+                        format!("--checkpoint takes `final` or an index, not `{n}`")
+                    })?),
                 };
             }
-            "--head" => o.head = Some(value("--head")?.parse().context("--head takes a head index")?),
+            "--head" => {
+                o.head = Some(
+                    value("--head")?
+                        .parse()
+                        .context("--head takes a head index")?,
+                )
+            }
             s if s.starts_with("--") => bail!("unknown option `{s}`"),
             s => o.paths.push(PathBuf::from(s)),
         }
@@ -96,7 +111,11 @@ fn parse_options(args: &[String]) -> Result<Options> {
 
 /// `real[i]` is the path of `inv.files[i]` on disk; each checkpoint is reopened there.
 fn spectra_of(inv: &Inventory, real: &[PathBuf]) -> (Vec<RunSpectra>, Vec<SpectraFailure>) {
-    block_on(collect_weight_spectra(inv, &|i| real.get(i).and_then(|p| FileSource::open(p).ok()), &mut |_, _| {}))
+    block_on(collect_weight_spectra(
+        inv,
+        &|i| real.get(i).and_then(|p| FileSource::open(p).ok()),
+        &mut |_, _| {},
+    ))
 }
 
 /// `rankscope spectra <checkpoints or folders…> [--json]`
@@ -113,10 +132,19 @@ pub fn run_spectra(args: &[String]) -> Result<()> {
         println!("run {}", run.run);
         for c in &run.checkpoints {
             let per_layer: Vec<String> = (0..c.spectra.layers.len())
-                .map(|l| layer_value(&c.spectra, l, o.matrix, o.metric).map_or("–".into(), |v| format!("{v:.4}")))
+                .map(|l| {
+                    layer_value(&c.spectra, l, o.matrix, o.metric)
+                        .map_or("–".into(), |v| format!("{v:.4}"))
+                })
                 .collect();
-            let mean = checkpoint_value(&c.spectra, LayerSel::Mean, o.matrix, o.metric).map_or("–".into(), |v| format!("{v:.4}"));
-            println!("  {:<44} {} per layer [{}]  mean {mean}", c.path, o.metric.key(), per_layer.join(", "));
+            let mean = checkpoint_value(&c.spectra, LayerSel::Mean, o.matrix, o.metric)
+                .map_or("–".into(), |v| format!("{v:.4}"));
+            println!(
+                "  {:<44} {} per layer [{}]  mean {mean}",
+                c.path,
+                o.metric.key(),
+                per_layer.join(", ")
+            );
         }
     }
     for f in &failures {
@@ -127,7 +155,9 @@ pub fn run_spectra(args: &[String]) -> Result<()> {
 
 /// `rankscope figure trajectory|waterfall <paths…> --svg out.svg [--png out.png] …`
 pub fn run_figure(args: &[String]) -> Result<()> {
-    let Some((which, rest)) = args.split_first() else { bail!("figure needs `trajectory` or `waterfall`") };
+    let Some((which, rest)) = args.split_first() else {
+        bail!("figure needs `trajectory` or `waterfall`")
+    };
     let o = parse_options(rest)?;
     if o.svg.is_none() && o.png.is_none() && !o.json {
         bail!("say where the figure goes: --svg FILE, --png FILE or --json");
@@ -145,19 +175,27 @@ pub fn run_figure(args: &[String]) -> Result<()> {
                 .iter()
                 .enumerate()
                 .flat_map(|(color, run)| {
-                    inv.files.iter().filter(move |f| f.run.as_deref() == Some(run.name.as_str())).filter_map(move |f| match &f.content {
-                        Content::RunLog(series) => series
-                            .iter()
-                            .find(|s| s.format == LogFormat::StudyResults)
-                            .map(|s| (run.name.clone(), color, s)),
-                        _ => None,
-                    })
+                    inv.files
+                        .iter()
+                        .filter(move |f| f.run.as_deref() == Some(run.name.as_str()))
+                        .filter_map(move |f| match &f.content {
+                            Content::RunLog(series) => series
+                                .iter()
+                                .find(|s| s.format == LogFormat::StudyResults)
+                                .map(|s| (run.name.clone(), color, s)),
+                            _ => None,
+                        })
                 })
                 .collect();
             if imported.is_empty() {
                 bail!("no recognised checkpoints and no results.json among the inputs");
             }
-            let sources = inv.files.iter().filter(|f| f.path.ends_with(".json")).map(|f| f.path.clone()).collect();
+            let sources = inv
+                .files
+                .iter()
+                .filter(|f| f.path.ends_with(".json"))
+                .map(|f| f.path.clone())
+                .collect();
             results_trajectory_figure(&imported, o.layer, sources)
         }
         "trajectory" => trajectory_figure(&runs, o.layer, o.matrix, o.metric, o.x),

@@ -6,7 +6,9 @@
 
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::importance::{gamma_vs_svd, layer_pr_with_ci, DEFAULT_PERMUTATIONS};
-use rankscope_core::analysis::study_figures::{layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun};
+use rankscope_core::analysis::study_figures::{
+    layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
+};
 use rankscope_core::analysis::surgery::{has_key_norm, run_sweep, SweepOptions};
 use rankscope_core::analysis::weights::Shards;
 use rankscope_core::figures::FigureSpec;
@@ -45,7 +47,11 @@ fn parse(args: &[String]) -> Result<Options> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().with_context(|| format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value"))
+        };
         match a.as_str() {
             "--json" => o.json = true,
             "--eval" => o.eval = Some(value("--eval")?.into()),
@@ -53,13 +59,21 @@ fn parse(args: &[String]) -> Result<Options> {
             "--svg" => o.svg = Some(value("--svg")?.into()),
             "--png" => o.png = Some(value("--png")?.into()),
             "--seeds" => o.seeds = value("--seeds")?.parse().context("--seeds takes a count")?,
-            "--permutations" => o.permutations = value("--permutations")?.parse().context("--permutations takes a count")?,
+            "--permutations" => {
+                o.permutations = value("--permutations")?
+                    .parse()
+                    .context("--permutations takes a count")?
+            }
             "--boot" => o.boot = value("--boot")?.parse().context("--boot takes a count")?,
             "--fractions" => {
                 let v = value("--fractions")?;
                 let list = v
                     .split(',')
-                    .map(|f| f.trim().parse::<f64>().with_context(|| format!("--fractions: `{f}` is not a number")))
+                    .map(|f| {
+                        f.trim()
+                            .parse::<f64>()
+                            .with_context(|| format!("--fractions: `{f}` is not a number"))
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 o.fractions = Some(list);
             }
@@ -76,23 +90,40 @@ fn parse(args: &[String]) -> Result<Options> {
 /// Loads a single-file safetensors checkpoint for the forward pass.
 fn load_model(path: &Path) -> Result<ModelWeights> {
     let src = FileSource::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let header = read_header(&src).with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    let header =
+        read_header(&src).with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let tensors: Vec<_> = header
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
     let config_path = path.with_file_name("config.json");
     let config: Option<serde_json::Value> = match std::fs::read_to_string(&config_path) {
-        Ok(text) => Some(serde_json::from_str(&text).with_context(|| format!("{}: bad JSON", config_path.display()))?),
+        Ok(text) => Some(
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: bad JSON", config_path.display()))?,
+        ),
         Err(_) => None,
     };
     let arch = match recognise(&tensors, &header.metadata, config.as_ref()) {
         Recognition::Known(arch) => arch,
-        _ => bail!("{}: architecture not recognised (see `rankscope inspect`)", path.display()),
+        _ => bail!(
+            "{}: architecture not recognised (see `rankscope inspect`)",
+            path.display()
+        ),
     };
-    block_on(ModelWeights::load(&Shards::single(&header, &src), &arch, &mut |_| {}))
-        .with_context(|| format!("loading {}", path.display()))
+    block_on(ModelWeights::load(
+        &Shards::single(&header, &src),
+        &arch,
+        &mut |_| {},
+    ))
+    .with_context(|| format!("loading {}", path.display()))
 }
 
 fn load_tokens(path: &Option<PathBuf>, flag: &str) -> Result<TokenBatch> {
-    let path = path.as_ref().with_context(|| format!("{flag} FILE is required (a token batch, e.g. eval_tokens.safetensors)"))?;
+    let path = path.as_ref().with_context(|| {
+        format!("{flag} FILE is required (a token batch, e.g. eval_tokens.safetensors)")
+    })?;
     let src = FileSource::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     parse_tokens_safetensors(&src).with_context(|| format!("{}: not a token batch", path.display()))
 }
@@ -108,11 +139,15 @@ fn run_name(path: &Path) -> String {
 fn write_figure(spec: &FigureSpec, o: &Options) -> Result<()> {
     let (w, h) = (900, 560);
     if let Some(path) = &o.svg {
-        std::fs::write(path, rankscope_core::figures::draw::to_svg(spec, w, h)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, rankscope_core::figures::draw::to_svg(spec, w, h)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &o.png {
-        std::fs::write(path, rankscope_core::figures::render::to_png(spec, w, h, 2.0)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(
+            path,
+            rankscope_core::figures::render::to_png(spec, w, h, 2.0)?,
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
@@ -120,8 +155,13 @@ fn write_figure(spec: &FigureSpec, o: &Options) -> Result<()> {
 /// `rankscope surgery --eval E --heldout H <checkpoint> [--fractions 0,0.1,…] [--seeds 5] [--json] [--svg F] [--png F]`
 pub fn run_surgery(args: &[String]) -> Result<()> {
     let o = parse(args)?;
-    let [path] = o.paths.as_slice() else { bail!("surgery takes one checkpoint") };
-    let (eval, heldout) = (load_tokens(&o.eval, "--eval")?, load_tokens(&o.heldout, "--heldout")?);
+    let [path] = o.paths.as_slice() else {
+        bail!("surgery takes one checkpoint")
+    };
+    let (eval, heldout) = (
+        load_tokens(&o.eval, "--eval")?,
+        load_tokens(&o.heldout, "--heldout")?,
+    );
     let model = load_model(path)?;
     let mut options = SweepOptions::for_model(&model);
     if let Some(f) = &o.fractions {
@@ -129,7 +169,10 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
     }
     options.seeds = o.seeds;
     if !has_key_norm(&model) {
-        eprintln!("note: {} has no key norm, so there is no γ strategy", path.display());
+        eprintln!(
+            "note: {} has no key norm, so there is no γ strategy",
+            path.display()
+        );
     }
     let started = std::time::Instant::now();
     let result = run_sweep(
@@ -138,7 +181,11 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
         &heldout,
         &options,
         &mut |p| {
-            let what = if p.done == 0 { "baseline".to_owned() } else { format!("{} p = {:.2}", p.strategy.label(), p.fraction) };
+            let what = if p.done == 0 {
+                "baseline".to_owned()
+            } else {
+                format!("{} p = {:.2}", p.strategy.label(), p.fraction)
+            };
             eprint!("\r{:>3}/{} {what:<16}", p.done + 1, p.total);
         },
         &|| false,
@@ -148,11 +195,20 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
     let spec = surgery_figure(&run, &result, vec![path.display().to_string()]);
     write_figure(&spec, &o)?;
     if o.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "run": run, "surgery": result }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "run": run, "surgery": result }))?
+        );
         return Ok(());
     }
-    println!("{run}: held-out loss after removing m of d_k = {} key dimensions (baseline {:.6})", result.d_k, result.baseline);
-    println!("{:>6} {:>3} {:>10} {:>10} {:>10} {:>10} {:>10}", "p", "m", "SVD", "γ", "random", "rand min", "rand max");
+    println!(
+        "{run}: held-out loss after removing m of d_k = {} key dimensions (baseline {:.6})",
+        result.d_k, result.baseline
+    );
+    println!(
+        "{:>6} {:>3} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "p", "m", "SVD", "γ", "random", "rand min", "rand max"
+    );
     let cell = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.6}"));
     for (i, p) in result.fractions.iter().enumerate() {
         let r = result.random.as_ref();
@@ -172,7 +228,9 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
 /// `rankscope scatter --eval E <checkpoint> [--permutations N] [--json] [--svg F] [--png F]`
 pub fn run_scatter(args: &[String]) -> Result<()> {
     let o = parse(args)?;
-    let [path] = o.paths.as_slice() else { bail!("scatter takes one checkpoint") };
+    let [path] = o.paths.as_slice() else {
+        bail!("scatter takes one checkpoint")
+    };
     let eval = load_tokens(&o.eval, "--eval")?;
     let model = load_model(path)?;
     let keys = model.collect_keys(&eval, None)?;
@@ -181,18 +239,29 @@ pub fn run_scatter(args: &[String]) -> Result<()> {
     let spec = scatter_figure(&run, &imp, vec![path.display().to_string()]);
     write_figure(&spec, &o)?;
     if o.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "run": run, "gamma_vs_svd": imp }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "run": run, "gamma_vs_svd": imp }))?
+        );
         return Ok(());
     }
     if !imp.has_key_norm {
         println!("{run}: no key norm (no γ); leverage only");
     }
     for l in &imp.layers {
-        let rho = l.spearman.as_ref().map_or("–".to_owned(), |s| format!("ρ = {:.6}  p_perm = {:.5}", s.rho, s.p_perm));
-        println!("layer {}: r90 per head {:?}  {rho}", l.layer, l.r90_per_head);
+        let rho = l.spearman.as_ref().map_or("–".to_owned(), |s| {
+            format!("ρ = {:.6}  p_perm = {:.5}", s.rho, s.p_perm)
+        });
+        println!(
+            "layer {}: r90 per head {:?}  {rho}",
+            l.layer, l.r90_per_head
+        );
     }
     if let Some(s) = &imp.overall {
-        println!("overall: ρ = {:.6}  p_perm = {:.5}  (n = {}, {} permutations)", s.rho, s.p_perm, s.n, s.n_perm);
+        println!(
+            "overall: ρ = {:.6}  p_perm = {:.5}  (n = {}, {} permutations)",
+            s.rho, s.p_perm, s.n, s.n_perm
+        );
     }
     Ok(())
 }
@@ -211,10 +280,22 @@ pub fn run_layers(args: &[String]) -> Result<()> {
         let a = model.arch();
         let layers = layer_pr_with_ci(&keys, a.n_layers, a.n_kv_heads, eval.seq_len, o.boot, 0)
             .with_context(|| format!("{}: K spectra", path.display()))?;
-        let checkpoint = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        runs.push(LayerPrRun { run: run_name(path), color, checkpoint, layers });
+        let checkpoint = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        runs.push(LayerPrRun {
+            run: run_name(path),
+            color,
+            checkpoint,
+            layers,
+        });
     }
-    let spec = layer_pr_figure(&runs, o.boot, o.paths.iter().map(|p| p.display().to_string()).collect());
+    let spec = layer_pr_figure(
+        &runs,
+        o.boot,
+        o.paths.iter().map(|p| p.display().to_string()).collect(),
+    );
     write_figure(&spec, &o)?;
     if o.json {
         println!("{}", serde_json::to_string_pretty(&spec)?);

@@ -5,18 +5,33 @@ use std::process::Command;
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
 
 fn inspect(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rankscope")).arg("inspect").args(args).output().expect("run rankscope");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_rankscope"))
+        .arg("inspect")
+        .args(args)
+        .output()
+        .expect("run rankscope");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
 fn json_inventory_of_a_run_folder() {
-    let (ok, stdout, stderr) = inspect(&[&format!("{FIXTURES}/runs/B1"), &format!("{FIXTURES}/eval_tokens.safetensors"), "--json"]);
+    let (ok, stdout, stderr) = inspect(&[
+        &format!("{FIXTURES}/runs/B1"),
+        &format!("{FIXTURES}/eval_tokens.safetensors"),
+        "--json",
+    ]);
     assert!(ok, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
     let files = v["files"].as_array().expect("files");
     assert_eq!(files.len(), 9);
-    let ckpt = files.iter().find(|f| f["path"] == "B1/ckpt_tokens_163840.safetensors").expect("checkpoint row");
+    let ckpt = files
+        .iter()
+        .find(|f| f["path"] == "B1/ckpt_tokens_163840.safetensors")
+        .expect("checkpoint row");
     assert_eq!(ckpt["kind"], "checkpoint");
     assert_eq!(ckpt["run"], "B1");
     assert_eq!(ckpt["tokens"], 163840);
@@ -24,18 +39,27 @@ fn json_inventory_of_a_run_folder() {
     assert_eq!(ckpt["dtype"], "BF16");
     assert_eq!(ckpt["n_tensors"], 30);
     assert_eq!(ckpt["status"], "ok");
-    assert!(ckpt["architecture"].as_str().expect("architecture").contains("4 heads / 2 kv"));
+    assert!(ckpt["architecture"]
+        .as_str()
+        .expect("architecture")
+        .contains("4 heads / 2 kv"));
     let runs = v["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["checkpoints"].as_array().map(Vec::len), Some(6));
-    assert_eq!(v["token_batches"], serde_json::json!(["eval_tokens.safetensors"]));
+    assert_eq!(
+        v["token_batches"],
+        serde_json::json!(["eval_tokens.safetensors"])
+    );
 }
 
 #[test]
 fn table_output_and_bad_arguments() {
     let (ok, stdout, _) = inspect(&[&format!("{FIXTURES}/runs/A2")]);
     assert!(ok);
-    assert!(stdout.contains("run A2") && stdout.contains("6 checkpoint(s)"), "{stdout}");
+    assert!(
+        stdout.contains("run A2") && stdout.contains("6 checkpoint(s)"),
+        "{stdout}"
+    );
     let (ok, _, stderr) = inspect(&[]);
     assert!(!ok && stderr.contains("at least one file"), "{stderr}");
     let (ok, _, stderr) = inspect(&["--frobnicate", FIXTURES]);

@@ -5,8 +5,15 @@ use std::process::Command;
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
 
 fn rankscope(args: &[String]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rankscope")).args(args).output().expect("run rankscope");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out = Command::new(env!("CARGO_BIN_EXE_rankscope"))
+        .args(args)
+        .output()
+        .expect("run rankscope");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn log(name: &str) -> String {
@@ -43,31 +50,65 @@ fn residual_json_per_run() {
         assert!(r["flags"].is_array());
     }
     // Seed against seed: no flag; Adam ends below the Muon shape.
-    assert!(runs[0]["flags"].as_array().unwrap().is_empty(), "{}", runs[0]["flags"]);
+    assert!(
+        runs[0]["flags"].as_array().unwrap().is_empty(),
+        "{}",
+        runs[0]["flags"]
+    );
     assert!(runs[1]["final_residual"].as_f64().unwrap() < 0.0);
-    let adam_flags: Vec<&str> = runs[1]["flags"].as_array().unwrap().iter().map(|f| f["pattern"].as_str().unwrap()).collect();
+    let adam_flags: Vec<&str> = runs[1]["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["pattern"].as_str().unwrap())
+        .collect();
     assert!(adam_flags.contains(&"negative_residual"), "{adam_flags:?}");
-    assert!(runs[1]["flags"][0]["checks"].as_array().is_some_and(|c| !c.is_empty()));
+    assert!(runs[1]["flags"][0]["checks"]
+        .as_array()
+        .is_some_and(|c| !c.is_empty()));
 }
 
 #[test]
 fn residual_against_the_mean_of_two_references() {
     let refs = format!("{},{}", log("muonh_seed1"), log("muonh_seed2"));
-    let (ok, stdout, stderr) = rankscope(&args(&["residual", "--reference", &refs, &log("adamh_seed2"), "--window", "0.1,0.3", "--json"]));
+    let (ok, stdout, stderr) = rankscope(&args(&[
+        "residual",
+        "--reference",
+        &refs,
+        &log("adamh_seed2"),
+        "--window",
+        "0.1,0.3",
+        "--json",
+    ]));
     assert!(ok, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["reference"]["n_runs"], 2);
     let s = v["runs"][0]["s"].as_f64().unwrap();
     assert!((s - 3.30421).abs() < 1e-4, "S = {s}");
     // The `--` form: every path up to `--` is a reference.
-    let (ok, stdout, stderr) =
-        rankscope(&args(&["residual", "--reference", &log("muonh_seed1"), &log("muonh_seed2"), "--", &log("adamh_seed2"), "--json"]));
+    let (ok, stdout, stderr) = rankscope(&args(&[
+        "residual",
+        "--reference",
+        &log("muonh_seed1"),
+        &log("muonh_seed2"),
+        "--",
+        &log("adamh_seed2"),
+        "--json",
+    ]));
     assert!(ok, "{stderr}");
     let w: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(w["runs"][0]["s"], v["runs"][0]["s"]);
     // Text output and a bad argument.
-    let (ok, stdout, _) = rankscope(&args(&["residual", "--reference", &refs, &log("adamh_seed1")]));
-    assert!(ok && stdout.contains("S = 3.30") && stdout.contains("NegativeResidual"), "{stdout}");
+    let (ok, stdout, _) = rankscope(&args(&[
+        "residual",
+        "--reference",
+        &refs,
+        &log("adamh_seed1"),
+    ]));
+    assert!(
+        ok && stdout.contains("S = 3.30") && stdout.contains("NegativeResidual"),
+        "{stdout}"
+    );
     let (ok, _, stderr) = rankscope(&args(&["residual", &log("adamh_seed1")]));
     assert!(!ok && stderr.contains("--reference"), "{stderr}");
 }
@@ -81,14 +122,28 @@ fn health_with_builtin_and_user_rules() {
     let run = &v["runs"][0];
     // The fixture log has none of the RLAN metrics: every rule is reported as not applicable.
     let na = run["not_applicable"].as_array().unwrap();
-    assert!(na.iter().any(|n| n["reason"] == "not applicable (no `adapter_norm` in this log)"), "{na:?}");
-    assert!(na.iter().any(|n| n["reason"] == "not applicable (no `epoch` in this log)"), "{na:?}");
+    assert!(
+        na.iter()
+            .any(|n| n["reason"] == "not applicable (no `adapter_norm` in this log)"),
+        "{na:?}"
+    );
+    assert!(
+        na.iter()
+            .any(|n| n["reason"] == "not applicable (no `epoch` in this log)"),
+        "{na:?}"
+    );
 
     let dir = std::env::temp_dir().join(format!("rankscope-health-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let rules = dir.join("rules.json");
     std::fs::write(&rules, r#"{"rules": [{"name": "grad norm high", "metric": "grad_norm", "comparison": ">", "threshold": 1.0, "level": "critical"}]}"#).unwrap();
-    let (ok, stdout, stderr) = rankscope(&args(&["health", &metrics, "--rules", rules.to_str().unwrap(), "--json"]));
+    let (ok, stdout, stderr) = rankscope(&args(&[
+        "health",
+        &metrics,
+        "--rules",
+        rules.to_str().unwrap(),
+        "--json",
+    ]));
     assert!(ok, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let e = &v["runs"][0]["events"][0];

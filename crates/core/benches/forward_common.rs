@@ -10,14 +10,18 @@
 #[allow(dead_code)]
 pub mod synthetic_checkpoint;
 
-use rankscope_core::analysis::activations::{activation_spectra, ActivationSpectra, KeyVariant, Progress, Stage};
+use rankscope_core::analysis::activations::{
+    activation_spectra, ActivationSpectra, KeyVariant, Progress, Stage,
+};
 use rankscope_core::analysis::weights::Shards;
 use rankscope_core::formats::safetensors::read_header;
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::model::arch::{recognise, Recognition};
 use rankscope_core::model::forward::ModelWeights;
 use rankscope_core::source::{block_on, ByteSource};
-use synthetic_checkpoint::{SyntheticCheckpoint, D_FF, D_K, D_MODEL, FULL_SIZE, HEADS, KV_HEADS, LAYERS, VOCAB};
+use synthetic_checkpoint::{
+    SyntheticCheckpoint, D_FF, D_K, D_MODEL, FULL_SIZE, HEADS, KV_HEADS, LAYERS, VOCAB,
+};
 
 /// Eval tokens: one sequence of this length, unless the caller asks for another.
 pub const TOKENS: usize = 1024;
@@ -63,7 +67,9 @@ impl ForwardBench {
     pub fn parse(line: &str) -> Option<(String, ForwardBench)> {
         let fields = &line[line.find("rankscope-bench ")? + "rankscope-bench ".len()..];
         let value = |key: &str| {
-            fields.split_whitespace().find_map(|f| f.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            fields
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
         };
         let number = |key: &str| value(key)?.parse::<f64>().ok();
         Some((
@@ -85,26 +91,55 @@ pub fn load_model(now_ms: &dyn Fn() -> f64, tokens: usize) -> (ModelWeights, Tok
     let synthetic = SyntheticCheckpoint::new();
     // The checkpoint as bytes in memory (a file in the page cache, a Blob):
     // loading then measures decoding and the bf16 → f32 conversion, not the hash that makes the bytes.
-    let file = synthetic.read_at(0, synthetic.len() as usize).expect("synthetic bytes");
+    let file = synthetic
+        .read_at(0, synthetic.len() as usize)
+        .expect("synthetic bytes");
     drop(synthetic);
     let t0 = now_ms();
     let header = read_header(&file).expect("header");
-    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else { panic!("not recognised") };
-    let model = block_on(ModelWeights::load(&Shards::single(&header, &file), &arch, &mut |_| {})).expect("load");
+    let tensors: Vec<_> = header
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
+    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else {
+        panic!("not recognised")
+    };
+    let model = block_on(ModelWeights::load(
+        &Shards::single(&header, &file),
+        &arch,
+        &mut |_| {},
+    ))
+    .expect("load");
     let load_ms = now_ms() - t0;
-    let ids: Vec<u32> = (0..tokens).map(|i| ((i * 7919 + 13) % VOCAB) as u32).collect();
-    (model, TokenBatch { batch: 1, seq_len: tokens, ids }, load_ms)
+    let ids: Vec<u32> = (0..tokens)
+        .map(|i| ((i * 7919 + 13) % VOCAB) as u32)
+        .collect();
+    (
+        model,
+        TokenBatch {
+            batch: 1,
+            seq_len: tokens,
+            ids,
+        },
+        load_ms,
+    )
 }
 
 /// Mean PR of the default K over every layer and kv-head.
 pub fn mean_k_pr(spectra: &ActivationSpectra) -> f64 {
     let ws = spectra.spectra(KeyVariant::PostNorm).expect("default");
-    ws.layers.iter().flat_map(|l| &l.k_heads).map(|h| h.metrics.spectrum.pr).sum::<f64>() / (LAYERS * KV_HEADS) as f64
+    ws.layers
+        .iter()
+        .flat_map(|l| &l.k_heads)
+        .map(|h| h.metrics.spectrum.pr)
+        .sum::<f64>()
+        / (LAYERS * KV_HEADS) as f64
 }
 
 /// One engine's activation-spectra run, given a progress callback.
-pub type SpectraRun<'a> = dyn FnMut(&mut dyn FnMut(Progress)) -> Result<ActivationSpectra, String> + 'a;
+pub type SpectraRun<'a> =
+    dyn FnMut(&mut dyn FnMut(Progress)) -> Result<ActivationSpectra, String> + 'a;
 
 /// Times `run` twice and keeps the faster forward and spectra, with the mean K PR: `run` gets a
 /// progress callback, and the end of the eval forward pass splits its time.
@@ -135,13 +170,20 @@ pub fn time_activation_spectra(
 pub fn measure(now_ms: &dyn Fn() -> f64, tokens: usize) -> ForwardBench {
     let (model, eval, load_ms) = load_model(now_ms, tokens);
     let (forward_ms, spectra_ms, mean_pr) = time_activation_spectra(now_ms, &mut |progress| {
-        activation_spectra(&model, &eval, None, &KeyVariant::ALL, progress, &|| false).map_err(|e| e.to_string())
+        activation_spectra(&model, &eval, None, &KeyVariant::ALL, progress, &|| false)
+            .map_err(|e| e.to_string())
     })
     .expect("activation spectra");
     let (sgemm_gflops, _) = best_sgemm_gflops(now_ms, 3);
-    ForwardBench { tokens, load_ms, forward_ms, spectra_ms, sgemm_gflops, mean_pr }
+    ForwardBench {
+        tokens,
+        load_ms,
+        forward_ms,
+        spectra_ms,
+        sgemm_gflops,
+        mean_pr,
+    }
 }
-
 
 /// Best single-thread f32 matmul rate (GFLOP/s) over the forward's own shapes:
 /// `[t, d]·[d, d_ff]` (MLP up, weights read transposed as the forward does)
@@ -150,12 +192,18 @@ pub fn measure(now_ms: &dyn Fn() -> f64, tokens: usize) -> ForwardBench {
 /// accurate); the best block counts.
 pub fn best_sgemm_gflops(now_ms: &dyn Fn() -> f64, blocks: usize) -> (f64, String) {
     let mut best = (0.0f64, String::new());
-    for (m, k, n, transposed_b, calls) in [(TOKENS, D_MODEL, D_FF, true, 8), (512, 512, 512, false, 64)] {
+    for (m, k, n, transposed_b, calls) in
+        [(TOKENS, D_MODEL, D_FF, true, 8), (512, 512, 512, false, 64)]
+    {
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 * 0.01).collect();
         let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 17) as f32 * 0.01).collect();
         let mut c = vec![0.0f32; m * n];
         // B as [n, k] row-major read transposed (rs 1, cs k), or [k, n] row-major.
-        let (rsb, csb) = if transposed_b { (1, k as isize) } else { (n as isize, 1) };
+        let (rsb, csb) = if transposed_b {
+            (1, k as isize)
+        } else {
+            (n as isize, 1)
+        };
         for _ in 0..blocks {
             let t = now_ms();
             for _ in 0..calls {
@@ -192,12 +240,22 @@ pub fn best_sgemm_gflops(now_ms: &dyn Fn() -> f64, blocks: usize) -> (f64, Strin
 
 /// The tokens asked for by `RANKSCOPE_BENCH_TOKENS` (as read by the platform), else [`TOKENS`].
 pub fn tokens_from(variable: Option<String>) -> usize {
-    variable.and_then(|v| v.trim().parse().ok()).filter(|&t| t > 0).unwrap_or(TOKENS)
+    variable
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(TOKENS)
 }
 
 /// A readable report of `bench`, then its [`ForwardBench::line`] for `engine`.
 pub fn report(bench: &ForwardBench, engine: &str) -> String {
-    let ForwardBench { tokens, load_ms, forward_ms, spectra_ms, sgemm_gflops, mean_pr } = *bench;
+    let ForwardBench {
+        tokens,
+        load_ms,
+        forward_ms,
+        spectra_ms,
+        sgemm_gflops,
+        mean_pr,
+    } = *bench;
     let params = SyntheticCheckpoint::new().params();
     let n_spectra = LAYERS * (KV_HEADS * (KeyVariant::ALL.len()) + HEADS * 2);
     let fwd_gflops = bench.forward_gflops();

@@ -27,8 +27,15 @@ pub struct ReferenceShape {
 }
 
 /// The study's full size (the constants above).
-pub const FULL_SIZE: ReferenceShape =
-    ReferenceShape { layers: LAYERS, d_model: D_MODEL, heads: HEADS, kv_heads: KV_HEADS, d_k: D_K, d_ff: D_FF, vocab: VOCAB };
+pub const FULL_SIZE: ReferenceShape = ReferenceShape {
+    layers: LAYERS,
+    d_model: D_MODEL,
+    heads: HEADS,
+    kv_heads: KV_HEADS,
+    d_k: D_K,
+    d_ff: D_FF,
+    vocab: VOCAB,
+};
 
 impl ReferenceShape {
     /// FLOPs of one forward pass over `t` tokens (2 per multiply-add): the
@@ -40,7 +47,12 @@ impl ReferenceShape {
     /// FLOPs of the blocks over `t` tokens, what a pass for K and Q runs: the
     /// projections, the MLP and causal attention (half of QKᵀ and P·V).
     pub fn block_flops(&self, t: usize) -> f64 {
-        let (t, d, dk, ff) = (t as f64, self.d_model as f64, self.d_k as f64, self.d_ff as f64);
+        let (t, d, dk, ff) = (
+            t as f64,
+            self.d_model as f64,
+            self.d_k as f64,
+            self.d_ff as f64,
+        );
         let (h, kv) = (self.heads as f64, self.kv_heads as f64);
         let projections = 2.0 * t * d * (2.0 * h * dk + 2.0 * kv * dk);
         let mlp = 2.0 * t * 2.0 * d * ff;
@@ -63,16 +75,31 @@ impl SyntheticCheckpoint {
 
     /// A checkpoint of another size (the GPU benchmark's, which lavapipe must finish).
     pub fn with_shape(shape: ReferenceShape) -> Self {
-        let ReferenceShape { layers, d_model, heads, kv_heads, d_k, d_ff, vocab } = shape;
+        let ReferenceShape {
+            layers,
+            d_model,
+            heads,
+            kv_heads,
+            d_k,
+            d_ff,
+            vocab,
+        } = shape;
         let qkvo = (heads + 2 * kv_heads + heads) * d_k;
-        let mut tensors: Vec<(String, Vec<usize>)> = vec![("token_embedding.weight".into(), vec![vocab, d_model])];
+        let mut tensors: Vec<(String, Vec<usize>)> =
+            vec![("token_embedding.weight".into(), vec![vocab, d_model])];
         for l in 0..layers {
             let p = format!("transformer_blocks.{l}");
             tensors.push((format!("{p}.attention.qkvo_proj"), vec![qkvo, d_model]));
             tensors.push((format!("{p}.attention.q_norm.weight"), vec![d_k]));
             tensors.push((format!("{p}.attention.k_norm.weight"), vec![d_k]));
-            tensors.push((format!("{p}.feed_forward.up_proj.weight"), vec![d_ff, d_model]));
-            tensors.push((format!("{p}.feed_forward.down_proj.weight"), vec![d_model, d_ff]));
+            tensors.push((
+                format!("{p}.feed_forward.up_proj.weight"),
+                vec![d_ff, d_model],
+            ));
+            tensors.push((
+                format!("{p}.feed_forward.down_proj.weight"),
+                vec![d_model, d_ff],
+            ));
             tensors.push((format!("{p}.norm1.weight"), vec![d_model]));
             tensors.push((format!("{p}.norm2.weight"), vec![d_model]));
         }
@@ -84,7 +111,10 @@ impl SyntheticCheckpoint {
         let mut offset = 0usize;
         for (name, shape) in &tensors {
             let bytes = shape.iter().product::<usize>() * 2;
-            json.push_str(&format!(r#","{name}":{{"dtype":"BF16","shape":{shape:?},"data_offsets":[{offset},{}]}}"#, offset + bytes));
+            json.push_str(&format!(
+                r#","{name}":{{"dtype":"BF16","shape":{shape:?},"data_offsets":[{offset},{}]}}"#,
+                offset + bytes
+            ));
             offset += bytes;
         }
         json.push('}');

@@ -17,15 +17,26 @@ pub fn run(now_ms: &dyn Fn() -> f64) -> String {
     let ckpt = SyntheticCheckpoint::new();
     let t0 = now_ms();
     let header = read_header(&ckpt).expect("synthetic header");
-    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else { panic!("synthetic checkpoint not recognised") };
+    let tensors: Vec<_> = header
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
+    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else {
+        panic!("synthetic checkpoint not recognised")
+    };
     let t_header = now_ms() - t0;
 
     // All W_k (4 per layer) and W_q (8 per layer) blocks: 264 matrices of 64 × 512.
     let mut best_spectra = f64::INFINITY;
     for _ in 0..3 {
         let t = now_ms();
-        let ws = block_on(weight_spectra(&Shards::single(&header, &ckpt), &arch, &mut |_| {})).expect("spectra");
+        let ws = block_on(weight_spectra(
+            &Shards::single(&header, &ckpt),
+            &arch,
+            &mut |_| {},
+        ))
+        .expect("spectra");
         best_spectra = best_spectra.min(now_ms() - t);
         assert_eq!(ws.layers.len(), LAYERS);
     }
@@ -38,7 +49,10 @@ pub fn run(now_ms: &dyn Fn() -> f64) -> String {
             start: 0,
             end: (HEADS + KV_HEADS) * D_K,
         };
-        read_only += block_on(Shards::single(&header, &ckpt).read_block(&loc)).expect("read").0.len();
+        read_only += block_on(Shards::single(&header, &ckpt).read_block(&loc))
+            .expect("read")
+            .0
+            .len();
     }
     let t_read = now_ms() - t;
 

@@ -27,9 +27,16 @@ fn main() {
     let wall = move || start.elapsed().as_secs_f64() * 1e3;
     let tokens = forward_common::tokens_from(std::env::var("RANKSCOPE_BENCH_TOKENS").ok());
     let (clock, bench) = if thread_cpu_ms().is_some() {
-        ("thread CPU time", forward_common::measure(&|| thread_cpu_ms().unwrap_or(0.0), tokens))
+        (
+            "thread CPU time",
+            forward_common::measure(&|| thread_cpu_ms().unwrap_or(0.0), tokens),
+        )
     } else {
         ("wall time", forward_common::measure(&wall, tokens))
     };
-    println!("native ({clock}; whole run {:.1} s wall)\n{}", wall() / 1e3, forward_common::report(&bench, "native"));
+    println!(
+        "native ({clock}; whole run {:.1} s wall)\n{}",
+        wall() / 1e3,
+        forward_common::report(&bench, "native")
+    );
 }

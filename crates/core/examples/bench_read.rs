@@ -11,7 +11,9 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use rankscope_core::formats::safetensors::{read_header, read_tensor_bytes, read_tensor_f32, scan_values, Dtype};
+use rankscope_core::formats::safetensors::{
+    read_header, read_tensor_bytes, read_tensor_f32, scan_values, Dtype,
+};
 use rankscope_core::source::FileSource;
 
 const MIB: u64 = 1 << 20;
@@ -35,7 +37,13 @@ fn mib(kib: Option<u64>) -> String {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (path, keep) = match std::env::args().nth(1) {
         Some(p) => (PathBuf::from(p), true),
-        None => (std::env::temp_dir().join(format!("rankscope_bench_{}.safetensors", std::process::id())), false),
+        None => (
+            std::env::temp_dir().join(format!(
+                "rankscope_bench_{}.safetensors",
+                std::process::id()
+            )),
+            false,
+        ),
     };
 
     // Layout: small tensors first, then 16 big ones (BF16 at index 11).
@@ -50,7 +58,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         specs.push((format!("layers.{i}.weight"), dtype, vec![4096, cols]));
     }
     let mut header = serde_json::Map::new();
-    header.insert("__metadata__".into(), serde_json::json!({"format": "pt", "what": "rankscope bench_read"}));
+    header.insert(
+        "__metadata__".into(),
+        serde_json::json!({"format": "pt", "what": "rankscope bench_read"}),
+    );
     let mut offset = 0u64;
     for (name, dtype, shape) in &specs {
         let len = shape.iter().product::<u64>() * dtype.size_bytes() as u64;
@@ -91,8 +102,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         w.flush()?;
     }
     let file_len = std::fs::metadata(&path)?.len();
-    println!("wrote {} ({:.2} GB, {} tensors) in {:.2?}", path.display(), file_len as f64 / 1e9, specs.len(), t0.elapsed());
-    println!("RSS after writing: {}, peak so far {}", mib(status_kib("VmRSS:")), mib(status_kib("VmHWM:")));
+    println!(
+        "wrote {} ({:.2} GB, {} tensors) in {:.2?}",
+        path.display(),
+        file_len as f64 / 1e9,
+        specs.len(),
+        t0.elapsed()
+    );
+    println!(
+        "RSS after writing: {}, peak so far {}",
+        mib(status_kib("VmRSS:")),
+        mib(status_kib("VmHWM:"))
+    );
 
     let result = bench(&path, file_len);
     if !keep {
@@ -112,11 +133,17 @@ fn bench(path: &std::path::Path, file_len: u64) -> Result<(), Box<dyn std::error
         header = read_header(&src)?;
     }
     let per = t.elapsed() / 100;
-    println!("(a) read_header: {} tensors, header {} bytes: first {first:.2?}, mean of 100 {per:.2?}", header.tensors.len(), header.header_len);
+    println!(
+        "(a) read_header: {} tensors, header {} bytes: first {first:.2?}, mean of 100 {per:.2?}",
+        header.tensors.len(),
+        header.header_len
+    );
 
     let can_reset = reset_peak();
     let base = status_kib("VmRSS:");
-    let mid = header.tensor("layers.7.weight").ok_or("no layers.7.weight")?;
+    let mid = header
+        .tensor("layers.7.weight")
+        .ok_or("no layers.7.weight")?;
     let t = Instant::now();
     let values = read_tensor_f32(&src, mid)?;
     let took = t.elapsed();
@@ -144,10 +171,16 @@ fn bench(path: &std::path::Path, file_len: u64) -> Result<(), Box<dyn std::error
     let read_only = t.elapsed();
     let t = Instant::now();
     let scan = scan_values(&raw, mid.dtype);
-    println!("    read_tensor_bytes alone {read_only:.2?}; scan_values {:.2?} ({} non-finite)", t.elapsed(), scan.non_finite());
+    println!(
+        "    read_tensor_bytes alone {read_only:.2?}; scan_values {:.2?} ({} non-finite)",
+        t.elapsed(),
+        scan.non_finite()
+    );
     drop(raw);
 
-    let bf = header.tensor("layers.11.weight").ok_or("no layers.11.weight")?;
+    let bf = header
+        .tensor("layers.11.weight")
+        .ok_or("no layers.11.weight")?;
     let t = Instant::now();
     let values = read_tensor_f32(&src, bf)?;
     println!(

@@ -21,23 +21,44 @@ use rankscope_core::source::block_on;
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a number")).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("a number"))
+        .collect();
     let (seqs, seq_len) = match args[..] {
         [b, t] => (b, t),
         _ => (1, 1024),
     };
     let ckpt = common::SyntheticCheckpoint::new();
     let header = read_header(&ckpt).expect("header");
-    let names: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let Recognition::Known(arch) = recognise(&names, &header.metadata, None) else { panic!("not recognised") };
+    let names: Vec<_> = header
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
+    let Recognition::Known(arch) = recognise(&names, &header.metadata, None) else {
+        panic!("not recognised")
+    };
     let t = Instant::now();
-    let model = block_on(ModelWeights::load(&Shards::single(&header, &ckpt), &arch, &mut |_| {})).expect("load");
-    println!("{} ({} params, BF16), loaded in {:.2?}", arch.summary(), ckpt.params(), t.elapsed());
+    let model = block_on(ModelWeights::load(
+        &Shards::single(&header, &ckpt),
+        &arch,
+        &mut |_| {},
+    ))
+    .expect("load");
+    println!(
+        "{} ({} params, BF16), loaded in {:.2?}",
+        arch.summary(),
+        ckpt.params(),
+        t.elapsed()
+    );
 
     let batch = |salt: usize| TokenBatch {
         batch: seqs,
         seq_len,
-        ids: (0..seqs * seq_len).map(|i| ((i * 7919 + salt * 104_729) % common::VOCAB) as u32).collect(),
+        ids: (0..seqs * seq_len)
+            .map(|i| ((i * 7919 + salt * 104_729) % common::VOCAB) as u32)
+            .collect(),
     };
     let (eval, heldout) = (batch(1), batch(2));
 
@@ -70,7 +91,14 @@ fn main() {
                 }
             }
             // The first call (done = 0) announces the baseline pass, after the SVD bases.
-            last = Some((if p.done == 0 { "baseline" } else { p.strategy.label() }, now));
+            last = Some((
+                if p.done == 0 {
+                    "baseline"
+                } else {
+                    p.strategy.label()
+                },
+                now,
+            ));
         },
         &|| false,
     )
@@ -86,7 +114,10 @@ fn main() {
         }
     }
     for (name, time, n) in &per_strategy {
-        println!("  {name:<8} {n:>2} passes, {:.2?} per pass", *time / *n as u32);
+        println!(
+            "  {name:<8} {n:>2} passes, {:.2?} per pass",
+            *time / *n as u32
+        );
     }
     // + 1: the eval-batch pass that collects K for the SVD bases.
     let forwards = passes + 1;

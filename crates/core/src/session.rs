@@ -113,12 +113,20 @@ pub fn load_session(text: &str) -> Result<Session, SessionError> {
         Some(SESSION_VERSION) => {}
         _ => return Err(SessionError::Damaged("no readable version".into())),
     }
-    let session: Session = serde_json::from_str(text).map_err(|e| SessionError::Damaged(e.to_string()))?;
+    let session: Session =
+        serde_json::from_str(text).map_err(|e| SessionError::Damaged(e.to_string()))?;
     // What serde cannot check: every run's checkpoints agree on the layer count.
     for r in &session.weights {
-        let layers: Vec<usize> = r.checkpoints.iter().map(|c| c.spectra.layers.len()).collect();
+        let layers: Vec<usize> = r
+            .checkpoints
+            .iter()
+            .map(|c| c.spectra.layers.len())
+            .collect();
         if layers.windows(2).any(|w| w[0] != w[1]) {
-            return Err(SessionError::Damaged(format!("run {} has checkpoints with different layer counts", r.run)));
+            return Err(SessionError::Damaged(format!(
+                "run {} has checkpoints with different layer counts",
+                r.run
+            )));
         }
     }
     Ok(session)
@@ -130,15 +138,31 @@ mod tests {
 
     #[test]
     fn round_trip_and_refusals() {
-        let s = Session::new(vec![SourceFile { name: "runs/A1/x.safetensors".into(), size: 3, digest: None }]);
+        let s = Session::new(vec![SourceFile {
+            name: "runs/A1/x.safetensors".into(),
+            size: 3,
+            digest: None,
+        }]);
         let text = s.to_json();
         assert!(looks_like_session(text.as_bytes()));
         assert_eq!(load_session(&text).unwrap(), s);
         assert_eq!(load_session("[1,2]"), Err(SessionError::NotASession));
-        assert_eq!(load_session("{\"format\":\"other\",\"version\":1}"), Err(SessionError::NotASession));
-        assert_eq!(load_session(&text.replace("\"version\":1", "\"version\":2")), Err(SessionError::FutureVersion(2)));
-        assert!(matches!(load_session(&text.replace("\"weights\":[]", "\"weights\":{}")), Err(SessionError::Damaged(_))));
-        assert_eq!(load_session(&text[..text.len() - 3]), Err(SessionError::NotASession));
+        assert_eq!(
+            load_session("{\"format\":\"other\",\"version\":1}"),
+            Err(SessionError::NotASession)
+        );
+        assert_eq!(
+            load_session(&text.replace("\"version\":1", "\"version\":2")),
+            Err(SessionError::FutureVersion(2))
+        );
+        assert!(matches!(
+            load_session(&text.replace("\"weights\":[]", "\"weights\":{}")),
+            Err(SessionError::Damaged(_))
+        ));
+        assert_eq!(
+            load_session(&text[..text.len() - 3]),
+            Err(SessionError::NotASession)
+        );
         assert!(!looks_like_session(b"{\"step\": 1, \"loss\": 2}"));
     }
 }

@@ -57,7 +57,12 @@ pub struct SharedFigure {
 
 impl SharedFigure {
     pub fn new(spec: FigureSpec, files: Vec<SourceFile>) -> Self {
-        Self { format: LINK_VERSION, app_version: env!("CARGO_PKG_VERSION").to_string(), spec, files }
+        Self {
+            format: LINK_VERSION,
+            app_version: env!("CARGO_PKG_VERSION").to_string(),
+            spec,
+            files,
+        }
     }
 }
 
@@ -72,7 +77,9 @@ pub enum LinkError {
     FutureVersion(u32),
     #[error("the link's version tag is not readable (expected `v{LINK_VERSION}.`); it may have been cut or edited")]
     BadVersion,
-    #[error("the link's data is not valid base64url at character {0}; it may have been cut or edited")]
+    #[error(
+        "the link's data is not valid base64url at character {0}; it may have been cut or edited"
+    )]
     BadBase64(usize),
     #[error("the link is cut short: its data ends early; copy the whole link again")]
     Truncated,
@@ -100,7 +107,9 @@ pub fn quantise(x: f64) -> f64 {
         (x / p).round() * p
     };
     // Shortest decimal of the rounded value; parsing it back is exact.
-    format!("{rounded:.*e}", (SIGNIFICANT_DIGITS - 1) as usize).parse().unwrap_or(rounded)
+    format!("{rounded:.*e}", (SIGNIFICANT_DIGITS - 1) as usize)
+        .parse()
+        .unwrap_or(rounded)
 }
 
 /// The spec with every number rounded as a link keeps it.
@@ -128,7 +137,10 @@ pub fn encode_link(figure: &SharedFigure) -> String {
     // Serialising plain data with string keys cannot fail.
     let json = serde_json::to_vec(&figure).unwrap_or_default();
     let packed = miniz_oxide::deflate::compress_to_vec(&json, 9);
-    format!("{FRAGMENT_KEY}v{LINK_VERSION}.{}", URL_SAFE_NO_PAD.encode(packed))
+    format!(
+        "{FRAGMENT_KEY}v{LINK_VERSION}.{}",
+        URL_SAFE_NO_PAD.encode(packed)
+    )
 }
 
 /// Reads a figure from a URL fragment (with or without the leading `#`, or a
@@ -142,27 +154,37 @@ pub fn decode_link(text: &str) -> Result<SharedFigure, LinkError> {
     // Anything after the payload (another fragment parameter) is ignored.
     let rest = rest.split('&').next().unwrap_or_default();
     let (tag, payload) = rest.split_once('.').ok_or(LinkError::BadVersion)?;
-    let version: u32 = tag.strip_prefix('v').and_then(|v| v.parse().ok()).ok_or(LinkError::BadVersion)?;
+    let version: u32 = tag
+        .strip_prefix('v')
+        .and_then(|v| v.parse().ok())
+        .ok_or(LinkError::BadVersion)?;
     if version > LINK_VERSION {
         return Err(LinkError::FutureVersion(version));
     }
     if version != LINK_VERSION {
         return Err(LinkError::BadVersion);
     }
-    let packed = URL_SAFE_NO_PAD.decode(payload.trim_end()).map_err(|e| match e {
-        base64::DecodeError::InvalidByte(at, _) => LinkError::BadBase64(at),
-        base64::DecodeError::InvalidLength(_) | base64::DecodeError::InvalidLastSymbol(_, _) => LinkError::Truncated,
-        base64::DecodeError::InvalidPadding => LinkError::BadBase64(payload.len()),
-    })?;
-    let json = miniz_oxide::inflate::decompress_to_vec_with_limit(&packed, MAX_INFLATED_BYTES).map_err(|e| {
-        use miniz_oxide::inflate::TINFLStatus;
-        match e.status {
-            TINFLStatus::HasMoreOutput => LinkError::TooBig,
-            TINFLStatus::FailedCannotMakeProgress | TINFLStatus::NeedsMoreInput => LinkError::Truncated,
-            other => LinkError::BadDeflate(format!("{other:?}")),
-        }
-    })?;
-    let figure: SharedFigure = serde_json::from_slice(&json).map_err(|e| LinkError::BadFigure(e.to_string()))?;
+    let packed = URL_SAFE_NO_PAD
+        .decode(payload.trim_end())
+        .map_err(|e| match e {
+            base64::DecodeError::InvalidByte(at, _) => LinkError::BadBase64(at),
+            base64::DecodeError::InvalidLength(_)
+            | base64::DecodeError::InvalidLastSymbol(_, _) => LinkError::Truncated,
+            base64::DecodeError::InvalidPadding => LinkError::BadBase64(payload.len()),
+        })?;
+    let json = miniz_oxide::inflate::decompress_to_vec_with_limit(&packed, MAX_INFLATED_BYTES)
+        .map_err(|e| {
+            use miniz_oxide::inflate::TINFLStatus;
+            match e.status {
+                TINFLStatus::HasMoreOutput => LinkError::TooBig,
+                TINFLStatus::FailedCannotMakeProgress | TINFLStatus::NeedsMoreInput => {
+                    LinkError::Truncated
+                }
+                other => LinkError::BadDeflate(format!("{other:?}")),
+            }
+        })?;
+    let figure: SharedFigure =
+        serde_json::from_slice(&json).map_err(|e| LinkError::BadFigure(e.to_string()))?;
     if figure.format > LINK_VERSION {
         return Err(LinkError::FutureVersion(figure.format));
     }
@@ -177,7 +199,9 @@ mod tests {
     fn figure() -> SharedFigure {
         let series = (0..6)
             .map(|r| {
-                let pts = (0..10).map(|c| [c as f64 * 4096.0, 10.0 / (1.0 + c as f64 + r as f64 * 0.37)]).collect();
+                let pts = (0..10)
+                    .map(|c| [c as f64 * 4096.0, 10.0 / (1.0 + c as f64 + r as f64 * 0.37)])
+                    .collect();
                 SeriesSpec::new(format!("run {r} <b>&amp;</b>"), pts, Style::LineMarkers, r)
             })
             .collect();
@@ -190,7 +214,14 @@ mod tests {
             series,
             sources: vec!["runs/A1/ckpt_tokens_0.safetensors".into()],
         };
-        SharedFigure::new(spec, vec![SourceFile { name: "runs/A1/ckpt_tokens_0.safetensors".into(), size: 1234, digest: None }])
+        SharedFigure::new(
+            spec,
+            vec![SourceFile {
+                name: "runs/A1/ckpt_tokens_0.safetensors".into(),
+                size: 1234,
+                digest: None,
+            }],
+        )
     }
 
     #[test]
@@ -202,7 +233,11 @@ mod tests {
         assert!(quantise(f64::NAN).is_nan());
         assert_eq!(quantise(f64::INFINITY), f64::INFINITY);
         for x in [1e-300, 3.3333333e200, 7.0, 0.5, 1.0 / 3.0] {
-            assert!((quantise(x) - x).abs() <= 5e-5 * x.abs(), "{x} → {}", quantise(x));
+            assert!(
+                (quantise(x) - x).abs() <= 5e-5 * x.abs(),
+                "{x} → {}",
+                quantise(x)
+            );
         }
     }
 
@@ -214,7 +249,10 @@ mod tests {
         let back = decode_link(&format!("https://example.org/rankscope/#{link}")).expect("decodes");
         assert_eq!(back.spec, quantise_spec(&f.spec));
         assert_eq!(back.files, f.files);
-        assert_eq!(back.spec.series[0].name, "run 0 <b>&amp;</b>", "names come back as the same text");
+        assert_eq!(
+            back.spec.series[0].name, "run 0 <b>&amp;</b>",
+            "names come back as the same text"
+        );
         // Quantising twice changes nothing: a shared figure re-shared is the same link.
         assert_eq!(encode_link(&back), link);
     }
@@ -223,25 +261,55 @@ mod tests {
     fn broken_links_say_what_is_wrong() {
         let link = encode_link(&figure());
         assert_eq!(decode_link("#nothing"), Err(LinkError::NotALink));
-        assert_eq!(decode_link(&link.replace("v1.", "v9.")), Err(LinkError::FutureVersion(9)));
-        assert_eq!(decode_link(&link.replace("v1.", "x.")), Err(LinkError::BadVersion));
-        for cut in [link.len() / 2, link.len() / 2 + 1, link.len() / 2 + 2, link.len() - 1] {
-            assert_eq!(decode_link(&link[..cut]), Err(LinkError::Truncated), "cut at {cut}");
+        assert_eq!(
+            decode_link(&link.replace("v1.", "v9.")),
+            Err(LinkError::FutureVersion(9))
+        );
+        assert_eq!(
+            decode_link(&link.replace("v1.", "x.")),
+            Err(LinkError::BadVersion)
+        );
+        for cut in [
+            link.len() / 2,
+            link.len() / 2 + 1,
+            link.len() / 2 + 2,
+            link.len() - 1,
+        ] {
+            assert_eq!(
+                decode_link(&link[..cut]),
+                Err(LinkError::Truncated),
+                "cut at {cut}"
+            );
         }
-        assert!(matches!(decode_link(&format!("{link}*")), Err(LinkError::BadBase64(_))));
+        assert!(matches!(
+            decode_link(&format!("{link}*")),
+            Err(LinkError::BadBase64(_))
+        ));
         let huge = format!("figure=v1.{}", "A".repeat(MAX_LINK_CHARS));
         assert!(matches!(decode_link(&huge), Err(LinkError::TooLong(_))));
         // Valid deflate of JSON that is not a figure.
-        let not_figure = format!("figure=v1.{}", URL_SAFE_NO_PAD.encode(miniz_oxide::deflate::compress_to_vec(b"{\"a\":1}", 9)));
-        assert!(matches!(decode_link(&not_figure), Err(LinkError::BadFigure(_))));
+        let not_figure = format!(
+            "figure=v1.{}",
+            URL_SAFE_NO_PAD.encode(miniz_oxide::deflate::compress_to_vec(b"{\"a\":1}", 9))
+        );
+        assert!(matches!(
+            decode_link(&not_figure),
+            Err(LinkError::BadFigure(_))
+        ));
         // A deflate bomb: 64 MiB of zeros packs to a few KB.
         let bomb = miniz_oxide::deflate::compress_to_vec(&vec![b' '; 64 << 20], 9);
-        assert_eq!(decode_link(&format!("figure=v1.{}", URL_SAFE_NO_PAD.encode(bomb))), Err(LinkError::TooBig));
+        assert_eq!(
+            decode_link(&format!("figure=v1.{}", URL_SAFE_NO_PAD.encode(bomb))),
+            Err(LinkError::TooBig)
+        );
         // A figure whose own format field is from the future.
         let mut f = figure();
         f.format = 7;
         let json = serde_json::to_vec(&f).unwrap();
-        let future = format!("figure=v1.{}", URL_SAFE_NO_PAD.encode(miniz_oxide::deflate::compress_to_vec(&json, 9)));
+        let future = format!(
+            "figure=v1.{}",
+            URL_SAFE_NO_PAD.encode(miniz_oxide::deflate::compress_to_vec(&json, 9))
+        );
         assert_eq!(decode_link(&future), Err(LinkError::FutureVersion(7)));
     }
 }

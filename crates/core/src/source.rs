@@ -111,7 +111,6 @@ mod native {
     }
 }
 
-
 /// The same access, awaited: the page reads `Blob.slice(..).arrayBuffer()`,
 /// which is a promise. Every [`ByteSource`] is one too (its futures are ready
 /// at once), so the inventory driver is written once, as `async`, and runs
@@ -123,14 +122,22 @@ pub trait AsyncByteSource {
     /// Total length in bytes.
     fn size(&self) -> u64;
     /// Reads exactly `len` bytes at `offset` (an error, never a short read).
-    fn fetch(&self, offset: u64, len: usize) -> impl std::future::Future<Output = io::Result<Vec<u8>>>;
+    fn fetch(
+        &self,
+        offset: u64,
+        len: usize,
+    ) -> impl std::future::Future<Output = io::Result<Vec<u8>>>;
 }
 
 impl<T: ByteSource + ?Sized> AsyncByteSource for T {
     fn size(&self) -> u64 {
         self.len()
     }
-    fn fetch(&self, offset: u64, len: usize) -> impl std::future::Future<Output = io::Result<Vec<u8>>> {
+    fn fetch(
+        &self,
+        offset: u64,
+        len: usize,
+    ) -> impl std::future::Future<Output = io::Result<Vec<u8>>> {
         std::future::ready(self.read_at(offset, len))
     }
 }
@@ -160,7 +167,13 @@ mod tests {
         let bytes = vec![1u8, 2, 3, 4];
         assert_eq!(bytes.read_at(1, 2).unwrap(), vec![2, 3]);
         assert_eq!(bytes.read_at(4, 0).unwrap(), Vec::<u8>::new());
-        assert_eq!(bytes.read_at(3, 2).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
-        assert_eq!(bytes.read_at(u64::MAX, 1).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            bytes.read_at(3, 2).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+        assert_eq!(
+            bytes.read_at(u64::MAX, 1).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
     }
 }

@@ -9,13 +9,14 @@
 //! itself (logits, surgery); this file checks the API the page and CLI call.
 
 use rankscope_core::analysis::activations::{
-    activation_spectra, activation_spectra_from_grams, activation_spectra_within, ActivationSpectra, KeyVariant, Progress, Stage,
+    activation_spectra, activation_spectra_from_grams, activation_spectra_within,
+    ActivationSpectra, KeyVariant, Progress, Stage,
 };
 use rankscope_core::analysis::collect::collect_activation_spectra;
 use rankscope_core::analysis::spectrum::mean_metrics;
 use rankscope_core::analysis::study::{
-    checkpoint_value, trajectory_figure_from, waterfall_figure_from, CheckpointSel, LayerSel, Matrix, Metric, Source,
-    XAxis,
+    checkpoint_value, trajectory_figure_from, waterfall_figure_from, CheckpointSel, LayerSel,
+    Matrix, Metric, Source, XAxis,
 };
 use rankscope_core::analysis::weights::{HeadSpectrum, Shards};
 use rankscope_core::formats::safetensors::read_header;
@@ -41,20 +42,33 @@ fn json(relative: &str) -> Value {
 fn load(path: &str, config: Option<&Value>) -> ModelWeights {
     let src = FileSource::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let header = read_header(&src).expect("header");
-    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    let tensors: Vec<_> = header
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
     let Recognition::Known(arch) = recognise(&tensors, &header.metadata, config) else {
         panic!("{path} not recognised")
     };
-    block_on(ModelWeights::load(&Shards::single(&header, &src), &arch, &mut |_| {})).expect("load weights")
+    block_on(ModelWeights::load(
+        &Shards::single(&header, &src),
+        &arch,
+        &mut |_| {},
+    ))
+    .expect("load weights")
 }
 
 fn tokens(name: &str) -> TokenBatch {
-    parse_tokens_safetensors(&FileSource::open(format!("{FIXTURES}/{name}")).expect("open tokens")).expect("tokens")
+    parse_tokens_safetensors(&FileSource::open(format!("{FIXTURES}/{name}")).expect("open tokens"))
+        .expect("tokens")
 }
 
 fn checkpoint_path(run: &str, ckpt: &Value) -> String {
     let file = ckpt["file"].as_str().expect("file");
-    format!("{FIXTURES}/runs/{run}/{}", file.rsplit('/').next().expect("name"))
+    format!(
+        "{FIXTURES}/runs/{run}/{}",
+        file.rsplit('/').next().expect("name")
+    )
 }
 
 fn f(v: &Value) -> f64 {
@@ -80,7 +94,10 @@ impl Worst {
     fn see(&mut self, got: f64, want: f64, what: impl FnOnce() -> String) {
         let err = rel(got, want);
         let what = what();
-        assert!(err <= TOL, "{what}: {got} vs {want}, relative error {err:e} > {TOL:e}");
+        assert!(
+            err <= TOL,
+            "{what}: {got} vs {want}, relative error {err:e} > {TOL:e}"
+        );
         if err > self.0 {
             *self = Worst(err, what);
         }
@@ -88,7 +105,13 @@ impl Worst {
 }
 
 /// Compares every head of `got` with the expected `[{sv, pr, pr_eig, r90, cond, erank, stable_rank}]`.
-fn check_heads(got: &[HeadSpectrum], want: &Value, sv: &mut Worst, metrics: &mut Worst, what: &str) {
+fn check_heads(
+    got: &[HeadSpectrum],
+    want: &Value,
+    sv: &mut Worst,
+    metrics: &mut Worst,
+    what: &str,
+) {
     let want = want.as_array().expect("heads");
     assert_eq!(got.len(), want.len(), "{what}: number of heads");
     for (h, (g, w)) in got.iter().zip(want).enumerate() {
@@ -98,17 +121,27 @@ fn check_heads(got: &[HeadSpectrum], want: &Value, sv: &mut Worst, metrics: &mut
             sv.see(*a, f(b), || format!("{what}{h} σ_{i}"));
         }
         let m = &g.metrics.spectrum;
-        assert_eq!(m.r90 as u64, w["r90"].as_u64().expect("r90"), "{what}{h} r90");
-        for (name, got) in
-            [("pr", m.pr), ("pr_eig", m.pr_eig), ("cond", m.cond), ("erank", m.erank), ("stable_rank", m.stable_rank)]
-        {
+        assert_eq!(
+            m.r90 as u64,
+            w["r90"].as_u64().expect("r90"),
+            "{what}{h} r90"
+        );
+        for (name, got) in [
+            ("pr", m.pr),
+            ("pr_eig", m.pr_eig),
+            ("cond", m.cond),
+            ("erank", m.erank),
+            ("stable_rank", m.stable_rank),
+        ] {
             metrics.see(got, f(&w[name]), || format!("{what}{h} {name}"));
         }
     }
 }
 
 fn variant(s: &ActivationSpectra, l: usize, v: KeyVariant) -> &[HeadSpectrum] {
-    s.layers[l].k_heads(v).unwrap_or_else(|| panic!("variant {v} computed"))
+    s.layers[l]
+        .k_heads(v)
+        .unwrap_or_else(|| panic!("variant {v} computed"))
 }
 
 #[test]
@@ -124,66 +157,157 @@ fn activation_spectra_and_heldout_loss_match_every_checkpoint() {
             let name = checkpoint_path(run, ckpt);
             let model = load(&name, None);
             let mut seen = Vec::new();
-            let got = activation_spectra(&model, &eval, Some(&heldout), &[], &mut |p| seen.push(p), &|| false)
-                .expect("activation spectra");
+            let got = activation_spectra(
+                &model,
+                &eval,
+                Some(&heldout),
+                &[],
+                &mut |p| seen.push(p),
+                &|| false,
+            )
+            .expect("activation spectra");
             // Progress: 4 eval sequences, 4 layers, 8 held-out sequences, in that order.
             let stages: Vec<Stage> = seen.iter().map(|p| p.stage).collect();
             assert_eq!(stages.len(), 16, "{name}: {seen:?}");
-            assert_eq!(seen[5], Progress { stage: Stage::Spectra, done: 2, total: 4 });
-            assert_eq!((got.eval_batch, got.eval_seq_len, got.d_k, got.d_model), (4, 128, 16, 64));
+            assert_eq!(
+                seen[5],
+                Progress {
+                    stage: Stage::Spectra,
+                    done: 2,
+                    total: 4
+                }
+            );
+            assert_eq!(
+                (got.eval_batch, got.eval_seq_len, got.d_k, got.d_model),
+                (4, 128, 16, 64)
+            );
 
             let want_loss = f(&ckpt["val_loss"]);
             let got_loss = got.heldout_loss.expect("held-out loss");
-            assert!((got_loss - want_loss).abs() <= 1e-4, "{name} val_loss {got_loss} vs {want_loss}");
+            assert!(
+                (got_loss - want_loss).abs() <= 1e-4,
+                "{name} val_loss {got_loss} vs {want_loss}"
+            );
             loss.see(got_loss, want_loss, || format!("{name} val_loss"));
 
-            for (l, layer) in ckpt["layers"].as_array().expect("layers").iter().enumerate() {
+            for (l, layer) in ckpt["layers"]
+                .as_array()
+                .expect("layers")
+                .iter()
+                .enumerate()
+            {
                 let at = |what: &str| format!("{run}@{} L{l} {what}", ckpt["tokens"]);
-                check_heads(variant(&got, l, KeyVariant::PostNorm), &layer["k_heads"], &mut sv, &mut metrics, &at("K"));
-                check_heads(&got.layers[l].q_heads, &layer["q_heads"], &mut sv, &mut metrics, &at("Q"));
-                for (v, key) in
-                    [(KeyVariant::Raw, "raw"), (KeyVariant::PostRope, "post_rope"), (KeyVariant::Centered, "centered")]
-                {
+                check_heads(
+                    variant(&got, l, KeyVariant::PostNorm),
+                    &layer["k_heads"],
+                    &mut sv,
+                    &mut metrics,
+                    &at("K"),
+                );
+                check_heads(
+                    &got.layers[l].q_heads,
+                    &layer["q_heads"],
+                    &mut sv,
+                    &mut metrics,
+                    &at("Q"),
+                );
+                for (v, key) in [
+                    (KeyVariant::Raw, "raw"),
+                    (KeyVariant::PostRope, "post_rope"),
+                    (KeyVariant::Centered, "centered"),
+                ] {
                     let want = &layer["k_variants"][key]["heads"];
-                    check_heads(variant(&got, l, v), want, &mut sv, &mut metrics, &at(&format!("{key} K")));
+                    check_heads(
+                        variant(&got, l, v),
+                        want,
+                        &mut sv,
+                        &mut metrics,
+                        &at(&format!("{key} K")),
+                    );
                 }
                 // The layer's value is the mean over heads (METRICS.md), as `k_mean`.
-                let per_head: Vec<_> =
-                    variant(&got, l, KeyVariant::PostNorm).iter().map(|h| h.metrics.spectrum.clone()).collect();
+                let per_head: Vec<_> = variant(&got, l, KeyVariant::PostNorm)
+                    .iter()
+                    .map(|h| h.metrics.spectrum.clone())
+                    .collect();
                 let mean = mean_metrics(&per_head).expect("heads");
-                for (name, g) in [("pr", mean.pr), ("r90", mean.r90), ("erank", mean.erank), ("cond", mean.cond)] {
-                    means.see(g, f(&layer["k_mean"][name]), || at(&format!("k_mean.{name}")));
+                for (name, g) in [
+                    ("pr", mean.pr),
+                    ("r90", mean.r90),
+                    ("erank", mean.erank),
+                    ("cond", mean.cond),
+                ] {
+                    means.see(g, f(&layer["k_mean"][name]), || {
+                        at(&format!("k_mean.{name}"))
+                    });
                 }
             }
             // The mean over layers of the layers' mean K PR, through the study's own aggregation.
             let ws = got.spectra(KeyVariant::PostNorm).expect("default variant");
-            let mean_pr = checkpoint_value(&ws, LayerSel::Mean, Matrix::K, Metric::Pr).expect("mean PR");
-            means.see(mean_pr, f(&ckpt["mean_k_pr"]), || format!("{name} mean_k_pr"));
+            let mean_pr =
+                checkpoint_value(&ws, LayerSel::Mean, Matrix::K, Metric::Pr).expect("mean PR");
+            means.see(mean_pr, f(&ckpt["mean_k_pr"]), || {
+                format!("{name} mean_k_pr")
+            });
             checkpoints += 1;
         }
     }
     assert_eq!(checkpoints, 36);
-    for (what, w) in [("σ rel", &sv), ("metric rel", &metrics), ("layer-mean rel", &means), ("val_loss rel", &loss)] {
+    for (what, w) in [
+        ("σ rel", &sv),
+        ("metric rel", &metrics),
+        ("layer-mean rel", &means),
+        ("val_loss rel", &loss),
+    ] {
         println!("worst {what}: {:e} at {}", w.0, w.1);
     }
-    println!("36 checkpoints (forward, 4 K variants + Q, held-out loss) in {:.2?}", started.elapsed());
+    println!(
+        "36 checkpoints (forward, 4 K variants + Q, held-out loss) in {:.2?}",
+        started.elapsed()
+    );
 }
 
 #[test]
 fn stories260k_activation_spectra_match_transformers() {
     let config = json("stories260K/config.json");
-    let model = load(&format!("{FIXTURES}/stories260K/model.safetensors"), Some(&config));
+    let model = load(
+        &format!("{FIXTURES}/stories260K/model.safetensors"),
+        Some(&config),
+    );
     let expected = json("expected/stories260K.json");
-    let ids: Vec<u32> =
-        expected["input_ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("id") as u32).collect();
-    let eval = TokenBatch { batch: 1, seq_len: ids.len(), ids };
-    let got =
-        activation_spectra(&model, &eval, None, &[KeyVariant::PostNorm], &mut |_| {}, &|| false).expect("spectra");
+    let ids: Vec<u32> = expected["input_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_u64().expect("id") as u32)
+        .collect();
+    let eval = TokenBatch {
+        batch: 1,
+        seq_len: ids.len(),
+        ids,
+    };
+    let got = activation_spectra(
+        &model,
+        &eval,
+        None,
+        &[KeyVariant::PostNorm],
+        &mut |_| {},
+        &|| false,
+    )
+    .expect("spectra");
     assert_eq!(got.heldout_loss, None);
-    assert!(got.layers[0].k_heads(KeyVariant::Raw).is_none(), "only the variants asked for");
+    assert!(
+        got.layers[0].k_heads(KeyVariant::Raw).is_none(),
+        "only the variants asked for"
+    );
     assert!(got.spectra(KeyVariant::Centered).is_none());
     let [mut sv, mut metrics] = std::array::from_fn(|_| Worst::default());
-    for (l, layer) in expected["layers"].as_array().expect("layers").iter().enumerate() {
+    for (l, layer) in expected["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .enumerate()
+    {
         check_heads(
             variant(&got, l, KeyVariant::PostNorm),
             &layer["k_heads"],
@@ -191,14 +315,36 @@ fn stories260k_activation_spectra_match_transformers() {
             &mut metrics,
             &format!("L{l} K"),
         );
-        check_heads(&got.layers[l].q_heads, &layer["q_heads"], &mut sv, &mut metrics, &format!("L{l} Q"));
-        let k_pr =
-            checkpoint_value(&got.spectra(KeyVariant::PostNorm).expect("K"), LayerSel::Layer(l), Matrix::K, Metric::Pr);
-        metrics.see(k_pr.expect("layer PR"), f(&layer["k_pr_mean"]), || format!("L{l} k_pr_mean"));
+        check_heads(
+            &got.layers[l].q_heads,
+            &layer["q_heads"],
+            &mut sv,
+            &mut metrics,
+            &format!("L{l} Q"),
+        );
+        let k_pr = checkpoint_value(
+            &got.spectra(KeyVariant::PostNorm).expect("K"),
+            LayerSel::Layer(l),
+            Matrix::K,
+            Metric::Pr,
+        );
+        metrics.see(k_pr.expect("layer PR"), f(&layer["k_pr_mean"]), || {
+            format!("L{l} k_pr_mean")
+        });
     }
-    let mean = checkpoint_value(&got.spectra(KeyVariant::PostNorm).expect("K"), LayerSel::Mean, Matrix::K, Metric::Pr);
-    metrics.see(mean.expect("mean"), f(&expected["mean_k_pr"]), || "mean_k_pr".into());
-    println!("stories260K worst σ rel {:e} at {}; metric rel {:e} at {}", sv.0, sv.1, metrics.0, metrics.1);
+    let mean = checkpoint_value(
+        &got.spectra(KeyVariant::PostNorm).expect("K"),
+        LayerSel::Mean,
+        Matrix::K,
+        Metric::Pr,
+    );
+    metrics.see(mean.expect("mean"), f(&expected["mean_k_pr"]), || {
+        "mean_k_pr".into()
+    });
+    println!(
+        "stories260K worst σ rel {:e} at {}; metric rel {:e} at {}",
+        sv.0, sv.1, metrics.0, metrics.1
+    );
 }
 
 /// The inventory driver: a run folder plus the eval batch, every checkpoint
@@ -217,7 +363,11 @@ fn inventory_driver_reports_progress_and_can_be_cancelled() {
         .iter()
         .map(|p| {
             let shown = format!("B1/{}", p.file_name().expect("name").to_string_lossy());
-            block_on(inspect_file(&shown, &FileSource::open(p).expect("open"), &mut |_| {}))
+            block_on(inspect_file(
+                &shown,
+                &FileSource::open(p).expect("open"),
+                &mut |_| {},
+            ))
         })
         .collect();
     let inv = Inventory::link(files);
@@ -240,10 +390,20 @@ fn inventory_driver_reports_progress_and_can_be_cancelled() {
     let run = &runs[0];
     let tokens: Vec<_> = run.checkpoints.iter().map(|c| c.tokens).collect();
     assert_eq!(tokens, [0, 20480, 40960, 81920, 163840, 327680].map(Some));
-    assert!(lines.contains(&"0/6 loading weights: layer 2 of 4".to_string()), "{lines:?}");
-    assert!(lines.contains(&"5/6 held-out loss: sequence 8 of 8".to_string()), "{lines:?}");
+    assert!(
+        lines.contains(&"0/6 loading weights: layer 2 of 4".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"5/6 held-out loss: sequence 8 of 8".to_string()),
+        "{lines:?}"
+    );
     let expected = json("expected/B1.json");
-    for (c, want) in run.checkpoints.iter().zip(expected["checkpoints"].as_array().expect("checkpoints")) {
+    for (c, want) in run
+        .checkpoints
+        .iter()
+        .zip(expected["checkpoints"].as_array().expect("checkpoints"))
+    {
         let got = c.spectra.heldout_loss.expect("loss");
         assert!((got - f(&want["val_loss"])).abs() <= 1e-4);
     }
@@ -251,13 +411,37 @@ fn inventory_driver_reports_progress_and_can_be_cancelled() {
     let runs_k = [run.run_spectra(KeyVariant::PostRope)];
     assert_eq!(runs_k[0].checkpoints.len(), 6);
     let source = Source::Activations(KeyVariant::PostRope);
-    let fig = trajectory_figure_from(source, &runs_k, LayerSel::Mean, Matrix::K, Metric::Pr, XAxis::Tokens);
+    let fig = trajectory_figure_from(
+        source,
+        &runs_k,
+        LayerSel::Mean,
+        Matrix::K,
+        Metric::Pr,
+        XAxis::Tokens,
+    );
     let caption = serde_json::to_string(&fig).expect("spec");
-    assert!(caption.contains("K = W_k·X on the eval batch (per kv-head, after k_norm and RoPE)"), "{caption}");
-    let fig = waterfall_figure_from(source, &runs_k, CheckpointSel::Final, LayerSel::Layer(1), Matrix::Q, None, true);
+    assert!(
+        caption.contains("K = W_k·X on the eval batch (per kv-head, after k_norm and RoPE)"),
+        "{caption}"
+    );
+    let fig = waterfall_figure_from(
+        source,
+        &runs_k,
+        CheckpointSel::Final,
+        LayerSel::Layer(1),
+        Matrix::Q,
+        None,
+        true,
+    );
     let caption = serde_json::to_string(&fig).expect("spec");
-    assert!(caption.contains("Q = W_q·X on the eval batch (per query head, after q_norm, before RoPE)"), "{caption}");
-    assert!(run.run_spectra(KeyVariant::Raw).checkpoints.is_empty(), "raw was not computed");
+    assert!(
+        caption.contains("Q = W_q·X on the eval batch (per query head, after q_norm, before RoPE)"),
+        "{caption}"
+    );
+    assert!(
+        run.run_spectra(KeyVariant::Raw).checkpoints.is_empty(),
+        "raw was not computed"
+    );
 
     // Cancel once the third checkpoint's forward pass has started.
     let started = Cell::new(0);
@@ -280,34 +464,84 @@ fn inventory_driver_reports_progress_and_can_be_cancelled() {
     assert_eq!(failures[0].path, "B1/ckpt_tokens_40960.safetensors");
 
     // A bad eval batch is a clear error per checkpoint, not a panic.
-    let bad = TokenBatch { batch: 1, seq_len: 3, ids: vec![1, 999, 2] };
-    let (runs, failures) =
-        block_on(collect_activation_spectra(&inv, &open, &bad, None, &[], &mut |_, _, _| {}, &|| false));
+    let bad = TokenBatch {
+        batch: 1,
+        seq_len: 3,
+        ids: vec![1, 999, 2],
+    };
+    let (runs, failures) = block_on(collect_activation_spectra(
+        &inv,
+        &open,
+        &bad,
+        None,
+        &[],
+        &mut |_, _, _| {},
+        &|| false,
+    ));
     assert!(runs.is_empty());
     assert_eq!(failures.len(), 6);
-    assert!(failures[0].message.contains("token id 999"), "{}", failures[0].message);
+    assert!(
+        failures[0].message.contains("token id 999"),
+        "{}",
+        failures[0].message
+    );
 }
 
 #[test]
 fn bad_batches_and_cancellation_are_errors() {
     use rankscope_core::analysis::activations::{heldout_loss, ActivationError};
     use rankscope_core::model::forward::ForwardError;
-    let model = load(&format!("{FIXTURES}/runs/A2/ckpt_tokens_0.safetensors"), None);
+    let model = load(
+        &format!("{FIXTURES}/runs/A2/ckpt_tokens_0.safetensors"),
+        None,
+    );
     let run = |eval: &TokenBatch, heldout: Option<&TokenBatch>, cancel: bool| {
         activation_spectra(&model, eval, heldout, &[], &mut |_| {}, &|| cancel)
     };
-    let ragged = TokenBatch { batch: 2, seq_len: 3, ids: vec![1, 2, 3, 4] };
+    let ragged = TokenBatch {
+        batch: 2,
+        seq_len: 3,
+        ids: vec![1, 2, 3, 4],
+    };
     assert!(matches!(
         run(&ragged, None, false),
-        Err(ActivationError::Forward(ForwardError::MalformedBatch { ids: 4, .. }))
+        Err(ActivationError::Forward(ForwardError::MalformedBatch {
+            ids: 4,
+            ..
+        }))
     ));
-    let empty = TokenBatch { batch: 0, seq_len: 3, ids: vec![] };
-    assert!(matches!(run(&empty, None, false), Err(ActivationError::Forward(ForwardError::EmptySequence))));
-    let ok = TokenBatch { batch: 1, seq_len: 4, ids: vec![1, 2, 3, 4] };
-    assert!(matches!(run(&ok, None, true), Err(ActivationError::Cancelled)));
-    let short = TokenBatch { batch: 2, seq_len: 1, ids: vec![5, 6] };
-    let err = run(&ok, Some(&short), false).expect_err("1-token held-out sequences have no targets");
-    assert!(matches!(err, ActivationError::Forward(ForwardError::TooShortForLoss(1))), "{err}");
+    let empty = TokenBatch {
+        batch: 0,
+        seq_len: 3,
+        ids: vec![],
+    };
+    assert!(matches!(
+        run(&empty, None, false),
+        Err(ActivationError::Forward(ForwardError::EmptySequence))
+    ));
+    let ok = TokenBatch {
+        batch: 1,
+        seq_len: 4,
+        ids: vec![1, 2, 3, 4],
+    };
+    assert!(matches!(
+        run(&ok, None, true),
+        Err(ActivationError::Cancelled)
+    ));
+    let short = TokenBatch {
+        batch: 2,
+        seq_len: 1,
+        ids: vec![5, 6],
+    };
+    let err =
+        run(&ok, Some(&short), false).expect_err("1-token held-out sequences have no targets");
+    assert!(
+        matches!(
+            err,
+            ActivationError::Forward(ForwardError::TooShortForLoss(1))
+        ),
+        "{err}"
+    );
     let loss = heldout_loss(&model, &ok, &mut |_| {}, &|| false).expect("loss");
     assert!(loss.is_finite() && loss > 0.0);
 }
@@ -319,32 +553,56 @@ fn bad_batches_and_cancellation_are_errors() {
 #[test]
 fn gram_path_matches_the_block_path() {
     let eval = tokens("eval_tokens.safetensors");
-    for name in ["B1/ckpt_tokens_40960.safetensors", "B1/ckpt_tokens_327680.safetensors"] {
+    for name in [
+        "B1/ckpt_tokens_40960.safetensors",
+        "B1/ckpt_tokens_327680.safetensors",
+    ] {
         let model = load(&format!("{FIXTURES}/runs/{name}"), None);
-        let blocks = activation_spectra(&model, &eval, None, &[], &mut |_| {}, &|| false).expect("block path");
+        let blocks = activation_spectra(&model, &eval, None, &[], &mut |_| {}, &|| false)
+            .expect("block path");
         let mut progress = Vec::new();
         let (grams, routes) =
-            activation_spectra_from_grams(&model, &eval, &[], &mut |p| progress.push(p), &|| false).expect("Gram path");
-        let within = activation_spectra_within(&model, &eval, None, &[], 0, &mut |_| {}, &|| false).expect("budget 0");
+            activation_spectra_from_grams(&model, &eval, &[], &mut |p| progress.push(p), &|| false)
+                .expect("Gram path");
+        let within = activation_spectra_within(&model, &eval, None, &[], 0, &mut |_| {}, &|| false)
+            .expect("budget 0");
         assert_eq!(within, grams, "{name}: a zero budget takes the Gram path");
-        let forward_steps = progress.iter().filter(|p| p.stage == Stage::EvalForward).count();
+        let forward_steps = progress
+            .iter()
+            .filter(|p| p.stage == Stage::EvalForward)
+            .count();
         let passes = if routes.from_block > 0 { 2 } else { 1 };
         assert_eq!(forward_steps, passes * eval.batch, "{name}: {routes:?}");
         let (mut worst_sv, mut worst_metric) = (0.0f64, 0.0f64);
         for (lg, lb) in grams.layers.iter().zip(&blocks.layers) {
             let mut pairs: Vec<(&HeadSpectrum, &HeadSpectrum)> = Vec::new();
             for v in KeyVariant::ALL {
-                pairs.extend(lg.k_heads(v).expect("variant").iter().zip(lb.k_heads(v).expect("variant")));
+                pairs.extend(
+                    lg.k_heads(v)
+                        .expect("variant")
+                        .iter()
+                        .zip(lb.k_heads(v).expect("variant")),
+                );
             }
             pairs.extend(lg.q_heads.iter().zip(&lb.q_heads));
-            pairs.extend(lg.q_centered.iter().flatten().zip(lb.q_centered.iter().flatten()));
+            pairs.extend(
+                lg.q_centered
+                    .iter()
+                    .flatten()
+                    .zip(lb.q_centered.iter().flatten()),
+            );
             for (g, b) in pairs {
                 let top = b.singular_values[0];
                 for (x, y) in g.singular_values.iter().zip(&b.singular_values) {
                     worst_sv = worst_sv.max((x - y).abs() / top);
                 }
                 let (m, n) = (&g.metrics.spectrum, &b.metrics.spectrum);
-                for (x, y) in [(m.pr, n.pr), (m.pr_eig, n.pr_eig), (m.cond, n.cond), (m.erank, n.erank)] {
+                for (x, y) in [
+                    (m.pr, n.pr),
+                    (m.pr_eig, n.pr_eig),
+                    (m.cond, n.cond),
+                    (m.erank, n.erank),
+                ] {
                     worst_metric = worst_metric.max(rel(x, y));
                 }
                 assert_eq!(m.r90, n.r90);
@@ -354,9 +612,15 @@ fn gram_path_matches_the_block_path() {
             "{name}: {} spectra from Grams, {} from blocks; worst |Δσ|/σ_max {worst_sv:.1e}, worst metric rel {worst_metric:.1e}",
             routes.from_gram, routes.from_block
         );
-        assert!(worst_sv <= 1e-9 && worst_metric <= 1e-6, "{name}: σ {worst_sv:e}, metrics {worst_metric:e}");
+        assert!(
+            worst_sv <= 1e-9 && worst_metric <= 1e-6,
+            "{name}: σ {worst_sv:e}, metrics {worst_metric:e}"
+        );
         if name.contains("40960") {
-            assert!(routes.from_gram > 0 && routes.from_block > 0, "{name}: both routes, {routes:?}");
+            assert!(
+                routes.from_gram > 0 && routes.from_block > 0,
+                "{name}: both routes, {routes:?}"
+            );
         }
     }
 }

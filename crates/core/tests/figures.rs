@@ -14,12 +14,20 @@ const H: u32 = 500;
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
-const RUNS: [&str; 4] = ["A1 QK-norm + Muon", "A2 no QK-norm + Muon", "B1 QK-norm + AdamW", "B2 no QK-norm + AdamW"];
+const RUNS: [&str; 4] = [
+    "A1 QK-norm + Muon",
+    "A2 no QK-norm + Muon",
+    "B1 QK-norm + AdamW",
+    "B2 no QK-norm + AdamW",
+];
 
 /// Decodes a PNG into (width, height, RGBA bytes).
 fn decode(png_bytes: &[u8]) -> (u32, u32, Vec<u8>) {
@@ -32,7 +40,10 @@ fn decode(png_bytes: &[u8]) -> (u32, u32, Vec<u8>) {
     let channels = info.color_type.samples();
     let rgba = match channels {
         4 => buf,
-        3 => buf.chunks(3).flat_map(|c| [c[0], c[1], c[2], 255]).collect(),
+        3 => buf
+            .chunks(3)
+            .flat_map(|c| [c[0], c[1], c[2], 255])
+            .collect(),
         n => panic!("unexpected PNG with {n} channels"),
     };
     (info.width, info.height, rgba)
@@ -43,7 +54,10 @@ fn palette_counts(rgba: &[u8]) -> [usize; SERIES_COLORS] {
     let mut counts = [0; SERIES_COLORS];
     for px in rgba.chunks(4) {
         for (i, (r, g, b)) in OKABE_ITO.iter().take(SERIES_COLORS).enumerate() {
-            let d = (px[0] as i32 - *r as i32).abs().max((px[1] as i32 - *g as i32).abs()).max((px[2] as i32 - *b as i32).abs());
+            let d = (px[0] as i32 - *r as i32)
+                .abs()
+                .max((px[1] as i32 - *g as i32).abs())
+                .max((px[2] as i32 - *b as i32).abs());
             if d <= 8 {
                 counts[i] += 1;
             }
@@ -59,23 +73,47 @@ fn render_and_check(spec: &FigureSpec, file: &str) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/figures_out");
     std::fs::create_dir_all(&dir).expect("output dir");
     std::fs::write(dir.join(file), &png_bytes).expect("write PNG");
-    std::fs::write(dir.join(file.replace(".png", ".svg")), to_svg(spec, W, H).expect("svg")).expect("write SVG");
+    std::fs::write(
+        dir.join(file.replace(".png", ".svg")),
+        to_svg(spec, W, H).expect("svg"),
+    )
+    .expect("write SVG");
 
     let (w, h, rgba) = decode(&png_bytes);
     assert_eq!((w, h), (W, H));
-    let non_white = rgba.chunks(4).filter(|p| p[0] < 240 || p[1] < 240 || p[2] < 240).count();
-    assert!(non_white > (w * h) as usize / 50, "{file}: only {non_white} non-white pixels");
+    let non_white = rgba
+        .chunks(4)
+        .filter(|p| p[0] < 240 || p[1] < 240 || p[2] < 240)
+        .count();
+    assert!(
+        non_white > (w * h) as usize / 50,
+        "{file}: only {non_white} non-white pixels"
+    );
     // Text is drawn (the bundled font works): many near-black pixels.
-    let dark = rgba.chunks(4).filter(|p| p[0] < 60 && p[1] < 60 && p[2] < 60).count();
-    assert!(dark > 1000, "{file}: only {dark} dark pixels, is the text missing?");
+    let dark = rgba
+        .chunks(4)
+        .filter(|p| p[0] < 60 && p[1] < 60 && p[2] < 60)
+        .count();
+    assert!(
+        dark > 1000,
+        "{file}: only {dark} dark pixels, is the text missing?"
+    );
 
     let counts = palette_counts(&rgba);
     let present: Vec<usize> = (0..SERIES_COLORS).filter(|&i| counts[i] >= 40).collect();
-    let mut expected: Vec<usize> = spec.series.iter().map(|s| s.color % SERIES_COLORS).collect();
+    let mut expected: Vec<usize> = spec
+        .series
+        .iter()
+        .map(|s| s.color % SERIES_COLORS)
+        .collect();
     expected.sort_unstable();
     expected.dedup();
     assert_eq!(present, expected, "{file}: palette pixel counts {counts:?}");
-    assert_eq!(present.len(), spec.series.len(), "{file}: one colour per series");
+    assert_eq!(
+        present.len(),
+        spec.series.len(),
+        "{file}: one colour per series"
+    );
 }
 
 fn trajectory_spec() -> FigureSpec {
@@ -110,10 +148,17 @@ fn waterfall_spec() -> FigureSpec {
         .map(|(r, name)| RunSpectrum {
             run: (*name).into(),
             color: r,
-            singular_values: (0..16).map(|i| 10.0 * (-(i as f64) * (0.15 + 0.12 * r as f64)).exp()).collect(),
+            singular_values: (0..16)
+                .map(|i| 10.0 * (-(i as f64) * (0.15 + 0.12 * r as f64)).exp())
+                .collect(),
         })
         .collect();
-    build::waterfall(&runs, true, "σ_i of K (layer mean, final checkpoint), eval batch 8×512; 64 points drawn.", vec![])
+    build::waterfall(
+        &runs,
+        true,
+        "σ_i of K (layer mean, final checkpoint), eval batch 8×512; 64 points drawn.",
+        vec![],
+    )
 }
 
 fn bars_spec() -> FigureSpec {
@@ -124,17 +169,33 @@ fn bars_spec() -> FigureSpec {
             run: (*name).into(),
             color: *color,
             values: (0..4).map(|l| 10.0 + shift + l as f64 * 2.0).collect(),
-            intervals: Some((0..4).map(|l| (8.5 + shift + l as f64 * 2.0, 11.0 + shift + l as f64 * 2.3)).collect()),
+            intervals: Some(
+                (0..4)
+                    .map(|l| (8.5 + shift + l as f64 * 2.0, 11.0 + shift + l as f64 * 2.3))
+                    .collect(),
+            ),
         })
         .collect();
-    build::layer_bars("PR of keys", &runs, "PR per layer, mean over kv-heads, bars = min–max over heads; final checkpoints.", vec![])
+    build::layer_bars(
+        "PR of keys",
+        &runs,
+        "PR per layer, mean over kv-heads, bars = min–max over heads; final checkpoints.",
+        vec![],
+    )
 }
 
 fn surgery_spec() -> FigureSpec {
     let xs: Vec<f64> = (0..10).map(|i| i as f64 * 10.0).collect();
-    let curve = |k: f64| xs.iter().map(|&x| [x, 3.2 + k * (x / 100.0).powi(2)]).collect::<Vec<_>>();
+    let curve = |k: f64| {
+        xs.iter()
+            .map(|&x| [x, 3.2 + k * (x / 100.0).powi(2)])
+            .collect::<Vec<_>>()
+    };
     let random = curve(4.0);
-    let band = random.iter().map(|p| [p[0], p[1] - 0.1 - p[0] / 300.0, p[1] + 0.1 + p[0] / 300.0]).collect();
+    let band = random
+        .iter()
+        .map(|p| [p[0], p[1] - 0.1 - p[0] / 300.0, p[1] + 0.1 + p[0] / 300.0])
+        .collect();
     build::surgery(
         &[
             BandCurve { name: "SVD".into(), color: 0, points: curve(0.6), band: None },
@@ -180,13 +241,31 @@ fn loss_spec() -> FigureSpec {
             points: (0..n)
                 .map(|i| {
                     let step = i as f64;
-                    let spike = if i % 250_000 == 1234 * (r + 1) { 2.0 } else { 0.0 };
-                    [step, 2.8 + 6.0 / (1.0 + step / 2e4).sqrt() + 0.3 * r as f64 + 0.1 * rng.next() + spike]
+                    let spike = if i % 250_000 == 1234 * (r + 1) {
+                        2.0
+                    } else {
+                        0.0
+                    };
+                    [
+                        step,
+                        2.8 + 6.0 / (1.0 + step / 2e4).sqrt()
+                            + 0.3 * r as f64
+                            + 0.1 * rng.next()
+                            + spike,
+                    ]
                 })
                 .collect(),
         })
         .collect();
-    build::loss_curves("training loss (nats/token)", "step", &runs, 400, false, "Raw loss, no smoothing", vec!["A1/log.jsonl".into()])
+    build::loss_curves(
+        "training loss (nats/token)",
+        "step",
+        &runs,
+        400,
+        false,
+        "Raw loss, no smoothing",
+        vec!["A1/log.jsonl".into()],
+    )
 }
 
 #[test]
@@ -221,23 +300,50 @@ fn loss_curve_png() {
         assert!(s.points.len() <= 1600);
         assert_eq!(s.points_total, Some(1_000_000));
         // The spikes survive downsampling.
-        assert!(s.points.iter().any(|p| p[1] > 4.5 && p[0] > 1000.0), "{}: spike lost", s.name);
+        assert!(
+            s.points.iter().any(|p| p[1] > 4.5 && p[0] > 1000.0),
+            "{}: spike lost",
+            s.name
+        );
     }
-    assert!(spec.caption.contains("of 3000000 points drawn"), "{}", spec.caption);
+    assert!(
+        spec.caption.contains("of 3000000 points drawn"),
+        "{}",
+        spec.caption
+    );
     render_and_check(&spec, "loss_curve.png");
 }
 
 #[test]
 fn svg_names_everything() {
-    for spec in [trajectory_spec(), waterfall_spec(), bars_spec(), surgery_spec(), scatter_spec()] {
+    for spec in [
+        trajectory_spec(),
+        waterfall_spec(),
+        bars_spec(),
+        surgery_spec(),
+        scatter_spec(),
+    ] {
         let svg = to_svg(&spec, W, H).expect("svg");
-        assert!(svg.trim_start().starts_with("<svg"), "{}", &svg[..60.min(svg.len())]);
+        assert!(
+            svg.trim_start().starts_with("<svg"),
+            "{}",
+            &svg[..60.min(svg.len())]
+        );
         assert!(svg.trim_end().ends_with("</svg>"));
         let has = |t: &str| svg.contains(t);
         assert!(has(&spec.title), "title {:?} missing", spec.title);
-        assert!(has(&spec.x.label) && has(&spec.y.label), "axis labels missing in {:?}", spec.kind);
+        assert!(
+            has(&spec.x.label) && has(&spec.y.label),
+            "axis labels missing in {:?}",
+            spec.kind
+        );
         for s in &spec.series {
-            assert!(has(&s.name), "series {:?} missing in {:?}", s.name, spec.kind);
+            assert!(
+                has(&s.name),
+                "series {:?} missing in {:?}",
+                s.name,
+                spec.kind
+            );
         }
     }
 }
@@ -275,7 +381,10 @@ fn assert_downsample_ok(pts: &[[f64; 2]], buckets: usize) {
         while j < pts.len() && pts[j] != *p {
             j += 1;
         }
-        assert!(j < pts.len(), "{p:?} is not an input point (or out of order)");
+        assert!(
+            j < pts.len(),
+            "{p:?} is not an input point (or out of order)"
+        );
     }
     // Deterministic.
     assert_eq!(out, min_max_downsample(pts, buckets));
@@ -284,7 +393,9 @@ fn assert_downsample_ok(pts: &[[f64; 2]], buckets: usize) {
 #[test]
 fn downsample_a_million_points() {
     let mut rng = Lcg(1);
-    let pts: Vec<[f64; 2]> = (0..1_000_000).map(|i| [i as f64, (i as f64 / 1e5).sin() + rng.next()]).collect();
+    let pts: Vec<[f64; 2]> = (0..1_000_000)
+        .map(|i| [i as f64, (i as f64 / 1e5).sin() + rng.next()])
+        .collect();
     for buckets in [1, 7, 500, 2000] {
         assert_downsample_ok(&pts, buckets);
     }
@@ -320,14 +431,34 @@ fn bad_values_spec() -> FigureSpec {
         series: vec![
             SeriesSpec::new(
                 "run with bad values",
-                vec![[1.0, 1.0], [2.0, 0.5], [3.0, 0.0], [4.0, -0.1], [5.0, f64::NAN], [6.0, f64::INFINITY], [7.0, 0.01], [0.0, 0.2], [-1.0, 0.2]],
+                vec![
+                    [1.0, 1.0],
+                    [2.0, 0.5],
+                    [3.0, 0.0],
+                    [4.0, -0.1],
+                    [5.0, f64::NAN],
+                    [6.0, f64::INFINITY],
+                    [7.0, 0.01],
+                    [0.0, 0.2],
+                    [-1.0, 0.2],
+                ],
                 Style::LineMarkers,
                 0,
             ),
             SeriesSpec {
-                band: Some(vec![[1.0, 0.5, 1.5], [2.0, f64::NAN, 1.0], [3.0, -1.0, 1.0], [7.0, 0.005, 0.02]]),
+                band: Some(vec![
+                    [1.0, 0.5, 1.5],
+                    [2.0, f64::NAN, 1.0],
+                    [3.0, -1.0, 1.0],
+                    [7.0, 0.005, 0.02],
+                ]),
                 error_bars: Some(vec![[2.0, 0.0, 0.6], [7.0, 0.008, 0.012]]),
-                ..SeriesSpec::new("second run", vec![[1.0, 1.0], [2.0, 0.3], [7.0, 0.01]], Style::LineMarkers, 1)
+                ..SeriesSpec::new(
+                    "second run",
+                    vec![[1.0, 1.0], [2.0, 0.3], [7.0, 0.01]],
+                    Style::LineMarkers,
+                    1,
+                )
             },
         ],
         sources: vec![],
@@ -343,7 +474,10 @@ fn log_axes_drop_bad_values_and_say_so() {
     assert_eq!(d.non_finite, 3, "{d:?}");
     assert_eq!(d.non_positive_on_log, 6, "{d:?}");
     let caption = spec.drawn_caption();
-    assert!(caption.contains("6 point(s) with values ≤ 0 omitted on the log axis"), "{caption}");
+    assert!(
+        caption.contains("6 point(s) with values ≤ 0 omitted on the log axis"),
+        "{caption}"
+    );
     assert!(caption.contains("3 non-finite point(s)"), "{caption}");
     let svg = to_svg(&spec, W, H).expect("svg");
     assert!(svg.contains("omitted on the log axis"));
@@ -393,7 +527,11 @@ fn bar_ranges_draw_a_box_per_bar() {
     let plain = bars_spec();
     let mut boxed = plain.clone();
     for s in &mut boxed.series {
-        s.band = Some((0..4).map(|l| [l as f64, 9.0 + l as f64, 12.5 + l as f64]).collect());
+        s.band = Some(
+            (0..4)
+                .map(|l| [l as f64, 9.0 + l as f64, 12.5 + l as f64])
+                .collect(),
+        );
     }
     let count = |spec: &FigureSpec| to_svg(spec, W, H).expect("svg").matches("<rect").count();
     // Two rectangles (translucent fill + outline) per bar: 2 runs × 4 layers.

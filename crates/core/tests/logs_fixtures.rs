@@ -12,7 +12,10 @@ const RUNS: [&str; 6] = ["A1", "A2", "B1", "B2", "C1", "C2"];
 fn read(rel: &str) -> (String, Vec<u8>) {
     let path = Path::new(FIXTURES).join(rel);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (path.file_name().unwrap().to_string_lossy().into_owned(), bytes)
+    (
+        path.file_name().unwrap().to_string_lossy().into_owned(),
+        bytes,
+    )
 }
 
 fn parse_one(rel: &str) -> Series {
@@ -23,26 +26,81 @@ fn parse_one(rel: &str) -> Series {
 }
 
 fn present(s: &Series, name: &str) -> Vec<f64> {
-    s.metric(name).unwrap_or_else(|| panic!("no metric {name}")).iter().flatten().copied().collect()
+    s.metric(name)
+        .unwrap_or_else(|| panic!("no metric {name}"))
+        .iter()
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// Asserts that `detect` gives `expected` with the real name and with none.
 fn assert_detects(name: &str, bytes: &[u8], expected: LogFormat) {
     let head = &bytes[..bytes.len().min(logs::HEAD_LEN)];
-    assert_eq!(logs::detect(name, head), Some(expected), "{name} with its name");
-    assert_eq!(logs::detect("", head), Some(expected), "{name} without a name");
+    assert_eq!(
+        logs::detect(name, head),
+        Some(expected),
+        "{name} with its name"
+    );
+    assert_eq!(
+        logs::detect("", head),
+        Some(expected),
+        "{name} without a name"
+    );
 }
 
 #[test]
 fn metrics_jsonl_of_every_run() {
     // (run, n_params, first loss, last loss, val_loss at step 25, at step 320)
     let expected = [
-        ("A1", 197312, 5.482927680015564, 1.8140468001365662, 3.187494750159707, 1.728235446689381),
-        ("A2", 197184, 5.482451915740967, 1.885190188884735, 3.191662483731648, 1.889149908698516),
-        ("B1", 197312, 5.482927680015564, 2.5356672406196594, 3.2189097651440313, 2.417719808973484),
-        ("B2", 197184, 5.482451915740967, 2.4971737265586853, 3.2370636719015535, 2.4340840008716023),
-        ("C1", 197312, 5.519146084785461, 0.24252456054091454, 3.444145379644413, 5.859166213974032),
-        ("C2", 197312, 5.316624879837036, 1.5530758500099182, 3.3199222891764903, 2.540033344776101),
+        (
+            "A1",
+            197312,
+            5.482927680015564,
+            1.8140468001365662,
+            3.187494750159707,
+            1.728235446689381,
+        ),
+        (
+            "A2",
+            197184,
+            5.482451915740967,
+            1.885190188884735,
+            3.191662483731648,
+            1.889149908698516,
+        ),
+        (
+            "B1",
+            197312,
+            5.482927680015564,
+            2.5356672406196594,
+            3.2189097651440313,
+            2.417719808973484,
+        ),
+        (
+            "B2",
+            197184,
+            5.482451915740967,
+            2.4971737265586853,
+            3.2370636719015535,
+            2.4340840008716023,
+        ),
+        (
+            "C1",
+            197312,
+            5.519146084785461,
+            0.24252456054091454,
+            3.444145379644413,
+            5.859166213974032,
+        ),
+        (
+            "C2",
+            197312,
+            5.316624879837036,
+            1.5530758500099182,
+            3.3199222891764903,
+            2.540033344776101,
+        ),
     ];
     for (run, n_params, first, last, val25, val320) in expected {
         let rel = format!("runs/{run}/metrics.jsonl");
@@ -55,7 +113,10 @@ fn metrics_jsonl_of_every_run() {
         assert_eq!(s.constants["total_steps"], 320, "{rel}");
         assert!(s.warnings.is_empty(), "{rel}: {:?}", s.warnings);
         for m in ["grad_norm", "lr", "loss"] {
-            assert!(s.metric(m).unwrap().iter().all(Option::is_some), "{rel}: {m} missing on a row");
+            assert!(
+                s.metric(m).unwrap().iter().all(Option::is_some),
+                "{rel}: {m} missing on a row"
+            );
         }
         let val = s.metric("val_loss").unwrap();
         for (i, step) in s.step.iter().enumerate() {
@@ -68,9 +129,17 @@ fn metrics_jsonl_of_every_run() {
         let loss = present(&s, "loss");
         assert_eq!((loss[0], loss[319]), (first, last), "{rel}");
         assert_eq!(s.points("val_loss")[0], (25.0, val25), "{rel}");
-        assert_eq!(*s.points("val_loss").last().unwrap(), (320.0, val320), "{rel}");
+        assert_eq!(
+            *s.points("val_loss").last().unwrap(),
+            (320.0, val320),
+            "{rel}"
+        );
         assert_eq!(present(&s, "val_loss").len(), 13, "{rel}");
-        assert_eq!(s.metric("val_loss_in_domain").is_some(), run.starts_with('C'), "{rel}");
+        assert_eq!(
+            s.metric("val_loss_in_domain").is_some(),
+            run.starts_with('C'),
+            "{rel}"
+        );
     }
 }
 
@@ -79,12 +148,54 @@ fn results_json_of_every_run() {
     // (run, mean_pr[0], mean_pr[5], val_loss[1], val_loss[5], has γ); val_loss[5] equals
     // metrics.jsonl's step-320 val_loss only for the F32 runs (A1, A2), see fixtures/README.
     let expected = [
-        ("A1", 11.47586178779602, 7.2569082379341125, 3.207115446492838, 1.728235446689381, true),
-        ("A2", 11.422767043113708, 6.737811088562012, 3.209567044783794, 1.889149908698516, false),
-        ("B1", 11.475866675376892, 3.2536834478378296, 3.2503240549461925, 2.4177398085897406, true),
-        ("B2", 11.422780513763428, 2.727259933948517, 3.248477010357608, 2.43427695798814, false),
-        ("C1", 11.475900292396545, 7.084072053432465, 3.5152177917774865, 5.85844543621766, true),
-        ("C2", 11.475900292396545, 7.892544776201248, 3.347248055518799, 2.5400088633139744, true),
+        (
+            "A1",
+            11.47586178779602,
+            7.2569082379341125,
+            3.207115446492838,
+            1.728235446689381,
+            true,
+        ),
+        (
+            "A2",
+            11.422767043113708,
+            6.737811088562012,
+            3.209567044783794,
+            1.889149908698516,
+            false,
+        ),
+        (
+            "B1",
+            11.475866675376892,
+            3.2536834478378296,
+            3.2503240549461925,
+            2.4177398085897406,
+            true,
+        ),
+        (
+            "B2",
+            11.422780513763428,
+            2.727259933948517,
+            3.248477010357608,
+            2.43427695798814,
+            false,
+        ),
+        (
+            "C1",
+            11.475900292396545,
+            7.084072053432465,
+            3.5152177917774865,
+            5.85844543621766,
+            true,
+        ),
+        (
+            "C2",
+            11.475900292396545,
+            7.892544776201248,
+            3.347248055518799,
+            2.5400088633139744,
+            true,
+        ),
     ];
     for (run, pr0, pr5, val1, val5, gamma) in expected {
         let rel = format!("runs/{run}/results.json");
@@ -100,13 +211,24 @@ fn results_json_of_every_run() {
         assert_eq!(s.metric("loss").unwrap()[0], None);
         let pr = s.metric("mean_pr").unwrap();
         assert_eq!((pr[0], pr[5]), (Some(pr0), Some(pr5)), "{rel}");
-        let layers = s.metric_names().iter().filter(|m| m.starts_with("layer_pr/")).count();
+        let layers = s
+            .metric_names()
+            .iter()
+            .filter(|m| m.starts_with("layer_pr/"))
+            .count();
         assert_eq!(layers, 4, "{rel}");
-        let cv = s.metric_names().iter().filter(|m| m.starts_with("gamma_cv/")).count();
+        let cv = s
+            .metric_names()
+            .iter()
+            .filter(|m| m.starts_with("gamma_cv/"))
+            .count();
         assert_eq!(cv, if gamma { 4 } else { 0 }, "{rel}");
         assert_eq!(s.constants.contains_key("gamma_final"), gamma, "{rel}");
         if gamma {
-            assert_eq!(s.constants["gamma_final"]["0"].as_array().unwrap().len(), 16);
+            assert_eq!(
+                s.constants["gamma_final"]["0"].as_array().unwrap().len(),
+                16
+            );
         }
         assert_eq!(s.points_vs_tokens("val_loss").len(), 5);
     }
@@ -122,13 +244,20 @@ fn user_study_results() {
         assert_eq!(s.run.as_deref(), Some(tag));
         assert_eq!(s.len(), 26);
         assert_eq!(s.tokens[25], Some(49152000.0));
-        let layers = s.metric_names().iter().filter(|m| m.starts_with("layer_pr/")).count();
+        let layers = s
+            .metric_names()
+            .iter()
+            .filter(|m| m.starts_with("layer_pr/"))
+            .count();
         assert_eq!(layers, 32, "{file}");
         assert_eq!(s.metric("val_loss").unwrap()[0], None);
         assert_eq!(s.metric("val_loss").unwrap()[25], Some(val_last));
         assert_eq!(s.constants.contains_key("gamma_final"), gamma);
         if gamma {
-            assert_eq!(s.constants["gamma_final"]["31"].as_array().unwrap().len(), 128);
+            assert_eq!(
+                s.constants["gamma_final"]["31"].as_array().unwrap().len(),
+                128
+            );
         }
     }
 }
@@ -141,7 +270,14 @@ fn modded_nanogpt_logs() {
         ("adamh_seed2.log", 4915, 40, 10.82584, 3.27482, 4875),
         ("muonh_seed1.log", 3353, 28, 10.82584, 3.27906, 3325),
         ("muonh_seed2.log", 3353, 28, 10.82584, 3.27796, 3325),
-        ("track1_2024-10-10_muon.log", 6251, 51, 10.9264, 3.2785, 6200),
+        (
+            "track1_2024-10-10_muon.log",
+            6251,
+            51,
+            10.9264,
+            3.2785,
+            6200,
+        ),
     ];
     for (file, rows, n_val, first, last, total) in expected {
         let s = parse_one(&format!("logs/modded-nanogpt/{file}"));
@@ -194,8 +330,17 @@ fn detection_with_and_without_the_name() {
     }
     // Not logs.
     let (_, st) = read("eval_tokens.safetensors");
-    assert_eq!(logs::detect("eval_tokens.safetensors", &st[..st.len().min(logs::HEAD_LEN)]), None);
-    assert_eq!(logs::detect("", b"just some prose\nwith no numbers\n"), None);
+    assert_eq!(
+        logs::detect(
+            "eval_tokens.safetensors",
+            &st[..st.len().min(logs::HEAD_LEN)]
+        ),
+        None
+    );
+    assert_eq!(
+        logs::detect("", b"just some prose\nwith no numbers\n"),
+        None
+    );
 }
 
 // ---- synthetic files -------------------------------------------------------
@@ -214,11 +359,19 @@ const METRICS_JSON: &str = r#"{"final_metrics": {"val_loss": 6.4}, "tokens_seen"
 /// non-scalar tensor.
 fn tfevents_file() -> Vec<u8> {
     use prost::Message;
-    let scalar = |tag: &str, v: f32| tfevents::SummaryValue { tag: tag.into(), simple_value: Some(v), tensor: None };
+    let scalar = |tag: &str, v: f32| tfevents::SummaryValue {
+        tag: tag.into(),
+        simple_value: Some(v),
+        tensor: None,
+    };
     let tensor = |tag: &str, vals: Vec<f32>| tfevents::SummaryValue {
         tag: tag.into(),
         simple_value: None,
-        tensor: Some(tfevents::TensorProto { dtype: 1, float_val: vals, ..Default::default() }),
+        tensor: Some(tfevents::TensorProto {
+            dtype: 1,
+            float_val: vals,
+            ..Default::default()
+        }),
     };
     let event = |step: i64, wall: f64, values: Vec<tfevents::SummaryValue>| tfevents::Event {
         wall_time: wall,
@@ -227,10 +380,19 @@ fn tfevents_file() -> Vec<u8> {
         summary: Some(tfevents::Summary { value: values }),
     };
     let events = [
-        tfevents::Event { wall_time: 100.0, step: 0, file_version: Some("brain.Event:2".into()), summary: None },
+        tfevents::Event {
+            wall_time: 100.0,
+            step: 0,
+            file_version: Some("brain.Event:2".into()),
+            summary: None,
+        },
         event(1, 101.0, vec![scalar("loss", 2.5)]),
         event(1, 101.5, vec![tensor("lr", vec![0.25])]),
-        event(2, 102.0, vec![scalar("loss", 2.0), tensor("weights", vec![1.0, 2.0])]),
+        event(
+            2,
+            102.0,
+            vec![scalar("loss", 2.0), tensor("weights", vec![1.0, 2.0])],
+        ),
         event(2, 102.5, vec![tensor("lr", vec![0.125])]),
     ];
     let mut out = Vec::new();
@@ -243,11 +405,27 @@ fn tfevents_file() -> Vec<u8> {
 fn synthetic_files() -> Vec<(&'static str, Vec<u8>, LogFormat)> {
     vec![
         ("train.csv", CSV.as_bytes().to_vec(), LogFormat::Csv),
-        ("wandb_export.csv", WANDB.as_bytes().to_vec(), LogFormat::WandbCsv),
+        (
+            "wandb_export.csv",
+            WANDB.as_bytes().to_vec(),
+            LogFormat::WandbCsv,
+        ),
         ("main.log", LLMC.as_bytes().to_vec(), LogFormat::TextKv),
-        ("metrics.json", METRICS_JSON.as_bytes().to_vec(), LogFormat::StudyMetrics),
-        ("events.out.tfevents.1700000000.host", tfevents_file(), LogFormat::TfEvents),
-        ("log.jsonl", b"{\"step\": 1, \"loss\": 2.0}\n".to_vec(), LogFormat::Jsonl),
+        (
+            "metrics.json",
+            METRICS_JSON.as_bytes().to_vec(),
+            LogFormat::StudyMetrics,
+        ),
+        (
+            "events.out.tfevents.1700000000.host",
+            tfevents_file(),
+            LogFormat::TfEvents,
+        ),
+        (
+            "log.jsonl",
+            b"{\"step\": 1, \"loss\": 2.0}\n".to_vec(),
+            LogFormat::Jsonl,
+        ),
     ]
 }
 
@@ -261,7 +439,10 @@ fn synthetic_csv() {
     assert_eq!(s.step, [Some(0.0), Some(10.0), Some(20.0)]);
     assert_eq!(s.tokens, [None, None, None]);
     assert_eq!(s.metric_names(), ["loss", "lr"]);
-    assert_eq!(s.metric("loss").unwrap(), [Some(3.5), Some(3.25), Some(3.0)]);
+    assert_eq!(
+        s.metric("loss").unwrap(),
+        [Some(3.5), Some(3.25), Some(3.0)]
+    );
     assert_eq!(s.metric("lr").unwrap(), [Some(0.001), None, Some(0.0005)]);
 }
 
@@ -303,7 +484,10 @@ fn synthetic_metrics_json() {
     assert_eq!(s.format, LogFormat::StudyMetrics);
     assert_eq!(s.step, [Some(0.0), Some(50.0), Some(489.0)]);
     assert_eq!(s.metric_names(), ["lr", "val_loss"]);
-    assert_eq!(s.metric("val_loss").unwrap(), [Some(11.2), Some(8.5), Some(6.4)]);
+    assert_eq!(
+        s.metric("val_loss").unwrap(),
+        [Some(11.2), Some(8.5), Some(6.4)]
+    );
     assert_eq!(s.constants["tokens_seen"], 1001472);
     assert_eq!(s.constants["final_metrics"]["val_loss"], 6.4);
 }
@@ -334,7 +518,10 @@ fn synthetic_tfevents_roundtrip() {
     let e = logs::parse("events.out.tfevents.1", &bad).unwrap_err();
     assert_eq!(
         e.to_string(),
-        format!("record 2 at byte {}: bad CRC of the data: the file is corrupted", records[2])
+        format!(
+            "record 2 at byte {}: bad CRC of the data: the file is corrupted",
+            records[2]
+        )
     );
     // A flipped byte in a length.
     let mut bad = bytes.clone();
@@ -342,14 +529,21 @@ fn synthetic_tfevents_roundtrip() {
     let e = logs::parse("events.out.tfevents.1", &bad).unwrap_err();
     assert_eq!(
         e.to_string(),
-        format!("record 1 at byte {}: bad CRC of the length: the file is corrupted", records[1])
+        format!(
+            "record 1 at byte {}: bad CRC of the length: the file is corrupted",
+            records[1]
+        )
     );
     // A cut final record: earlier records kept, with a warning.
     let cut = &bytes[..bytes.len() - 3];
     let s = logs::parse("", cut).unwrap().remove(0);
     assert_eq!(s.step, [Some(1.0), Some(2.0)]);
     assert_eq!(s.metric("lr").unwrap(), [Some(0.25), None]);
-    assert!(s.warnings.iter().any(|w| w.starts_with("record 4 at byte")), "{:?}", s.warnings);
+    assert!(
+        s.warnings.iter().any(|w| w.starts_with("record 4 at byte")),
+        "{:?}",
+        s.warnings
+    );
 }
 
 /// Linear-time check for big logs: 10⁶ JSONL lines. Ignored by default (a
@@ -371,7 +565,11 @@ fn million_line_jsonl() {
     let start = std::time::Instant::now();
     let s = logs::parse("", text.as_bytes()).unwrap().remove(0);
     let elapsed = start.elapsed();
-    eprintln!("parsed {} MB, {} rows in {elapsed:?}", text.len() / 1_000_000, s.len());
+    eprintln!(
+        "parsed {} MB, {} rows in {elapsed:?}",
+        text.len() / 1_000_000,
+        s.len()
+    );
     assert_eq!(s.len(), 1_000_000);
     assert_eq!(s.points("val_loss").len(), 40_000);
 }

@@ -3,9 +3,15 @@
 //! consolidation ratio on the fixture metrics.jsonl, health rules, EMA, transitions.
 
 use rankscope_core::analysis::losscurve::axes::{ema_debiased, progress_points};
-use rankscope_core::analysis::losscurve::consolidation::{consolidation_ratio, ConsolidationConfig, ConsolidationError, VarianceConvention};
-use rankscope_core::analysis::losscurve::health::{builtin_rules, evaluate, Aggregation, Comparison, Level, Rule};
-use rankscope_core::analysis::losscurve::residual::{collapse_residual, series_residual, Pattern, Reference, ResidualConfig};
+use rankscope_core::analysis::losscurve::consolidation::{
+    consolidation_ratio, ConsolidationConfig, ConsolidationError, VarianceConvention,
+};
+use rankscope_core::analysis::losscurve::health::{
+    builtin_rules, evaluate, Aggregation, Comparison, Level, Rule,
+};
+use rankscope_core::analysis::losscurve::residual::{
+    collapse_residual, series_residual, Pattern, Reference, ResidualConfig,
+};
 use rankscope_core::analysis::losscurve::transitions::{sudden_drops, TransitionConfig};
 use rankscope_core::formats::logs::{self, LogFormat, Series};
 
@@ -14,7 +20,9 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fix
 fn read_log(rel: &str) -> Series {
     let path = format!("{FIXTURES}/{rel}");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    logs::parse(&path, &bytes).unwrap_or_else(|e| panic!("{path}: {e}")).remove(0)
+    logs::parse(&path, &bytes)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .remove(0)
 }
 
 // ---------------------------------------------------------------- residual, synthetic
@@ -27,7 +35,11 @@ fn grid() -> Vec<f64> {
 /// Raw reference ℓ_raw(t) = 3 + 2(1 − t)²; its final value is 3, so the
 /// normalised ℓ_ref(t) = 1 + (2/3)(1 − t)² and ℓ_ref(1) = 1.
 fn reference() -> Reference {
-    let r = Reference::from_runs(&[grid().iter().map(|&t| (t, 3.0 + 2.0 * (1.0 - t).powi(2))).collect()]).unwrap();
+    let r = Reference::from_runs(&[grid()
+        .iter()
+        .map(|&t| (t, 3.0 + 2.0 * (1.0 - t).powi(2)))
+        .collect()])
+    .unwrap();
     assert_eq!(*r.value.last().unwrap(), 1.0);
     r
 }
@@ -59,7 +71,10 @@ fn residual_drift_after_half_is_flagged_with_its_start() {
     // L = 2ℓ_ref + 0.1·max(0, t − 0.5): the window [0.1, 0.3] sees exactly 2ℓ_ref,
     // so S = 2 and residual(t) = 0.05·max(0, t − 0.5): 0 up to 0.5, 0.015 at 0.8,
     // 0.025 at 1 (> drift_final 0.005). The hinge fit puts the onset at 0.5.
-    let run: Vec<(f64, f64)> = grid().iter().map(|&t| (t, 2.0 * ell(t) + 0.1 * (t - 0.5).max(0.0))).collect();
+    let run: Vec<(f64, f64)> = grid()
+        .iter()
+        .map(|&t| (t, 2.0 * ell(t) + 0.1 * (t - 0.5).max(0.0)))
+        .collect();
     let r = collapse_residual(&reference(), &run, &ResidualConfig::default()).unwrap();
     assert!((r.s - 2.0).abs() < 1e-14);
     let at = |t: f64| r.points.iter().find(|p| (p.0 - t).abs() < 1e-12).unwrap().1;
@@ -69,15 +84,26 @@ fn residual_drift_after_half_is_flagged_with_its_start() {
     assert!((drift.from - 0.5).abs() < 1e-12, "onset {}", drift.from);
     assert_eq!(drift.to, 1.0);
     assert!((drift.magnitude - 0.025).abs() < 1e-12);
-    assert!(!drift.checks.is_empty() && drift.evidence.contains("0.500"), "{}", drift.evidence);
+    assert!(
+        !drift.checks.is_empty() && drift.evidence.contains("0.500"),
+        "{}",
+        drift.evidence
+    );
 }
 
 #[test]
 fn residual_spike_is_flagged_at_its_x() {
     // L = 2ℓ_ref except L(0.6) += 0.1: S = 2 (the window is untouched), residual
     // 0.05 at t = 0.6 and 0 elsewhere; the rolling median there is 0 with MAD 0.
-    let run: Vec<(f64, f64)> =
-        grid().iter().map(|&t| (t, 2.0 * ell(t) + if (t - 0.6).abs() < 1e-12 { 0.1 } else { 0.0 })).collect();
+    let run: Vec<(f64, f64)> = grid()
+        .iter()
+        .map(|&t| {
+            (
+                t,
+                2.0 * ell(t) + if (t - 0.6).abs() < 1e-12 { 0.1 } else { 0.0 },
+            )
+        })
+        .collect();
     let r = collapse_residual(&reference(), &run, &ResidualConfig::default()).unwrap();
     assert_eq!(patterns(&r), vec![Pattern::Spike], "{:?}", r.flags);
     let f = &r.flags[0];
@@ -89,19 +115,35 @@ fn residual_spike_is_flagged_at_its_x() {
 fn residual_negative_and_non_collapse() {
     // L = 2ℓ_ref − 0.1·max(0, t − 0.5): residual −0.05·max(0, t − 0.5), 0 at 0.5,
     // negative from 0.55 on, −0.025 at the end.
-    let run: Vec<(f64, f64)> = grid().iter().map(|&t| (t, 2.0 * ell(t) - 0.1 * (t - 0.5).max(0.0))).collect();
+    let run: Vec<(f64, f64)> = grid()
+        .iter()
+        .map(|&t| (t, 2.0 * ell(t) - 0.1 * (t - 0.5).max(0.0)))
+        .collect();
     let r = collapse_residual(&reference(), &run, &ResidualConfig::default()).unwrap();
-    assert_eq!(patterns(&r), vec![Pattern::NegativeResidual], "{:?}", r.flags);
+    assert_eq!(
+        patterns(&r),
+        vec![Pattern::NegativeResidual],
+        "{:?}",
+        r.flags
+    );
     assert!((r.flags[0].from - 0.55).abs() < 1e-12 && (r.flags[0].magnitude + 0.025).abs() < 1e-12);
 
     // A flat run L ≡ 2 against a falling reference: S = 2 / mean(ℓ_ref on the window),
     // residual = mean_w(ℓ_ref) − ℓ_ref(t), ≈ +0.43 at the end: nothing collapses.
     let flat: Vec<(f64, f64)> = grid().iter().map(|&t| (t, 2.0)).collect();
     let r = collapse_residual(&reference(), &flat, &ResidualConfig::default()).unwrap();
-    let mean_w = [0.10, 0.15, 0.20, 0.25, 0.30].iter().map(|&t| ell(t)).sum::<f64>() / 5.0;
+    let mean_w = [0.10, 0.15, 0.20, 0.25, 0.30]
+        .iter()
+        .map(|&t| ell(t))
+        .sum::<f64>()
+        / 5.0;
     assert!((r.s - 2.0 / mean_w).abs() < 1e-12);
     assert!((r.final_residual - (mean_w - 1.0)).abs() < 1e-12);
-    assert!(patterns(&r).contains(&Pattern::NonCollapse), "{:?}", r.flags);
+    assert!(
+        patterns(&r).contains(&Pattern::NonCollapse),
+        "{:?}",
+        r.flags
+    );
 
     // Thresholds are adjustable: with a tolerant non-collapse threshold only the drift remains.
     let mut cfg = ResidualConfig::default();
@@ -117,16 +159,32 @@ fn residual_online_from_a_partial_text_log() {
     // t̂ = step/1000, L = 2ℓ_ref(t̂) ⇒ S = 2, the residual up to t̂ = 0.6 is 0.
     let text: String = (0..=12)
         .map(|i| i * 50)
-        .map(|s| format!("step:{s}/1000 val_loss:{} train_time:{s}ms\n", 2.0 * ell(s as f64 / 1000.0)))
+        .map(|s| {
+            format!(
+                "step:{s}/1000 val_loss:{} train_time:{s}ms\n",
+                2.0 * ell(s as f64 / 1000.0)
+            )
+        })
         .collect();
-    let series = logs::parse("partial.log", text.as_bytes()).unwrap().remove(0);
-    let r = series_residual(&reference(), &series, "val_loss", &ResidualConfig::default()).unwrap();
+    let series = logs::parse("partial.log", text.as_bytes())
+        .unwrap()
+        .remove(0);
+    let r = series_residual(
+        &reference(),
+        &series,
+        "val_loss",
+        &ResidualConfig::default(),
+    )
+    .unwrap();
     assert!(r.online && r.window_complete);
     assert_eq!(r.progress, 0.6);
     assert!((r.s - 2.0).abs() < 1e-12);
     assert!(r.points.iter().all(|p| p.1.abs() < 1e-12));
     // A window the log has not reached yet: an error that says so.
-    let cfg = ResidualConfig { window: (0.7, 0.9), ..ResidualConfig::default() };
+    let cfg = ResidualConfig {
+        window: (0.7, 0.9),
+        ..ResidualConfig::default()
+    };
     let err = series_residual(&reference(), &series, "val_loss", &cfg).unwrap_err();
     assert!(err.to_string().contains("0 point(s)"), "{err}");
 }
@@ -137,16 +195,26 @@ fn nanogpt_points(name: &str) -> Vec<(f64, f64)> {
     let s = read_log(&format!("logs/modded-nanogpt/{name}.log"));
     let c = progress_points(&s, "val_loss").expect("val_loss");
     // t̂ = step / total_steps from `step:S/TOTAL`.
-    assert_eq!(c.total_source, rankscope_core::analysis::losscurve::axes::TotalSource::Logged);
+    assert_eq!(
+        c.total_source,
+        rankscope_core::analysis::losscurve::axes::TotalSource::Logged
+    );
     c.points
 }
 
 #[test]
 fn adam_against_muon_reference_on_real_logs() {
-    let reference = Reference::from_runs(&[nanogpt_points("muonh_seed1"), nanogpt_points("muonh_seed2")]).unwrap();
+    let reference =
+        Reference::from_runs(&[nanogpt_points("muonh_seed1"), nanogpt_points("muonh_seed2")])
+            .unwrap();
     assert_eq!(reference.n_runs, 2);
     for (name, s_expected) in [("adamh_seed1", 3.30195), ("adamh_seed2", 3.30421)] {
-        let r = collapse_residual(&reference, &nanogpt_points(name), &ResidualConfig::default()).unwrap();
+        let r = collapse_residual(
+            &reference,
+            &nanogpt_points(name),
+            &ResidualConfig::default(),
+        )
+        .unwrap();
         // S found by an independent hand computation (plain Python, same closed form).
         assert!((r.s - s_expected).abs() < 1e-4, "{name}: S = {}", r.s);
         // 8 val points (every 125 of 4875 steps) lie in t̂ ∈ [0.1, 0.3].
@@ -158,7 +226,11 @@ fn adam_against_muon_reference_on_real_logs() {
         // both seeds. The bound 0.01 (1 %) is well below the residual's size
         // just before the window (+0.04 at t̂ ≈ 0.05–0.08) and the 7 % spread of
         // ℓ_ref across the window, so a mis-scaled S (off by 1 %) would fail it.
-        assert!(r.window_mean_abs < 0.01, "{name}: mean |residual| on the window {}", r.window_mean_abs);
+        assert!(
+            r.window_mean_abs < 0.01,
+            "{name}: mean |residual| on the window {}",
+            r.window_mean_abs
+        );
         // Least squares, checked: at the optimal S the normal equation
         // Σ_window residual·L = 0 holds (d/du Σ (uL − ℓ)² = 2 Σ (uL − ℓ)·L, u = 1/S).
         let run = nanogpt_points(name);
@@ -172,8 +244,16 @@ fn adam_against_muon_reference_on_real_logs() {
         // early phase matches Muon's, the Adam run ends about 0.8 % of the final
         // loss lower than the Muon shape predicts: its late phase (a longer run,
         // 4875 vs 3325 steps) gains relatively more than Muon's. The flag says so.
-        assert!(r.final_residual < -0.005 && r.final_residual > -0.02, "{name}: final {}", r.final_residual);
-        assert!(patterns(&r).contains(&Pattern::NegativeResidual), "{name}: {:?}", r.flags);
+        assert!(
+            r.final_residual < -0.005 && r.final_residual > -0.02,
+            "{name}: final {}",
+            r.final_residual
+        );
+        assert!(
+            patterns(&r).contains(&Pattern::NegativeResidual),
+            "{name}: {:?}",
+            r.flags
+        );
         assert!(!patterns(&r).contains(&Pattern::PositiveDrift));
     }
 }
@@ -181,7 +261,12 @@ fn adam_against_muon_reference_on_real_logs() {
 #[test]
 fn muon_seed_against_the_other_seed_is_small_everywhere() {
     let reference = Reference::from_runs(&[nanogpt_points("muonh_seed2")]).unwrap();
-    let r = collapse_residual(&reference, &nanogpt_points("muonh_seed1"), &ResidualConfig::default()).unwrap();
+    let r = collapse_residual(
+        &reference,
+        &nanogpt_points("muonh_seed1"),
+        &ResidualConfig::default(),
+    )
+    .unwrap();
     // Seed noise only: |residual| ≤ 0.0021 at every point, t̂ = 0 included
     // (hand computation), so 0.003 everywhere and no pattern.
     let worst = r.points.iter().map(|p| p.1.abs()).fold(0.0, f64::max);
@@ -205,24 +290,44 @@ fn consolidation_ratio_matches_a_hand_computation_from_the_json_lines() {
     let mut checked = 0;
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let Some(step) = v["step"].as_f64() else { continue };
+        let Some(step) = v["step"].as_f64() else {
+            continue;
+        };
         if ![25.0, 150.0, 300.0].contains(&step) {
             continue;
         }
-        let (g, gv, lr) = (v["grad_norm"].as_f64().unwrap(), v["grad_var"].as_f64().unwrap(), v["lr"].as_f64().unwrap());
-        let (b, d) = (v["batch_size"].as_f64().unwrap(), v["n_params"].as_f64().unwrap());
+        let (g, gv, lr) = (
+            v["grad_norm"].as_f64().unwrap(),
+            v["grad_var"].as_f64().unwrap(),
+            v["lr"].as_f64().unwrap(),
+        );
+        let (b, d) = (
+            v["batch_size"].as_f64().unwrap(),
+            v["n_params"].as_f64().unwrap(),
+        );
         assert_eq!((b, d), (8.0, 197312.0));
         // fixtures/README: D = α²σ²/(2B) with σ² = 2·grad_var, B = 8, i.e. D = α²·grad_var/8.
         let big_d = lr * lr * gv / 8.0;
         let c = g * g / (2.0 * big_d * d);
         let got = curve.points.iter().find(|p| p.step == step).unwrap();
-        assert!(((got.c - c) / c).abs() < 1e-12, "step {step}: {} vs {c}", got.c);
+        assert!(
+            ((got.c - c) / c).abs() < 1e-12,
+            "step {step}: {} vs {c}",
+            got.c
+        );
         checked += 1;
     }
     assert_eq!(checked, 3);
 
     // Per-sample convention (σ² = grad_var) doubles C.
-    let per_sample = consolidation_ratio(&series, &ConsolidationConfig { variance: VarianceConvention::PerSample, ..Default::default() }).unwrap();
+    let per_sample = consolidation_ratio(
+        &series,
+        &ConsolidationConfig {
+            variance: VarianceConvention::PerSample,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!((per_sample.points[0].c / curve.points[0].c - 2.0).abs() < 1e-12);
 }
 
@@ -232,7 +337,10 @@ fn consolidation_ratio_names_a_missing_field() {
                 {\"step\": 2, \"lr\": 0.1, \"grad_norm\": 0.9, \"batch_size\": 8, \"n_params\": 100}\n";
     let series = logs::parse("m.jsonl", text.as_bytes()).unwrap().remove(0);
     let err = consolidation_ratio(&series, &ConsolidationConfig::default()).unwrap_err();
-    assert_eq!(err, ConsolidationError::MissingFields(vec!["grad_var".into()]));
+    assert_eq!(
+        err,
+        ConsolidationError::MissingFields(vec!["grad_var".into()])
+    );
     assert!(err.to_string().contains("`grad_var`"), "{err}");
 }
 
@@ -254,37 +362,69 @@ fn some(v: &[f64]) -> Vec<Option<f64>> {
 }
 
 fn rule(name: &str) -> Rule {
-    builtin_rules().into_iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no built-in rule {name}"))
+    builtin_rules()
+        .into_iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no built-in rule {name}"))
 }
 
 #[test]
 fn adapter_norm_levels_fire_exactly_above_their_thresholds() {
     let steps: Vec<f64> = (1..=8).map(|i| 10.0 * i as f64).collect();
-    let s = synthetic(&steps, &[("adapter_norm", some(&[0.5, 1.0, 1.2, 1.6, 2.1, 1.5, 0.8, 1.1]))]);
-    let rules = [rule("adapter norm warn"), rule("adapter norm critical"), rule("adapter norm kill")];
+    let s = synthetic(
+        &steps,
+        &[(
+            "adapter_norm",
+            some(&[0.5, 1.0, 1.2, 1.6, 2.1, 1.5, 0.8, 1.1]),
+        )],
+    );
+    let rules = [
+        rule("adapter norm warn"),
+        rule("adapter norm critical"),
+        rule("adapter norm kill"),
+    ];
     let rep = evaluate(&rules, &s, "syn");
     assert_eq!(rep.events.len(), 3);
     // > 1.0: steps 30–60 (1.0 at step 20 does not fire: strict), and 80.
     let warn = &rep.events[0];
-    assert_eq!((warn.level, warn.first_step, warn.count), (Level::Warn, 30.0, 5));
+    assert_eq!(
+        (warn.level, warn.first_step, warn.count),
+        (Level::Warn, 30.0, 5)
+    );
     assert_eq!(warn.ranges, vec![[30.0, 60.0], [80.0, 80.0]]);
     assert_eq!((warn.first_value, warn.value), (1.2, 2.1));
     // > 1.5: steps 40, 50 (1.5 at 60 does not).
     assert_eq!(rep.events[1].ranges, vec![[40.0, 50.0]]);
     // > 2.0: step 50 only.
-    assert_eq!((rep.events[2].level, rep.events[2].ranges.clone()), (Level::Kill, vec![[50.0, 50.0]]));
+    assert_eq!(
+        (rep.events[2].level, rep.events[2].ranges.clone()),
+        (Level::Kill, vec![[50.0, 50.0]])
+    );
 }
 
 #[test]
 fn entropy_and_sharpness_collapse_rules() {
     let s = synthetic(
         &[1.0, 2.0, 3.0, 4.0, 5.0],
-        &[("entropy", some(&[1.0, 2.0, 2.5, 1.9, 2.2])), ("attention_sharpness", some(&[0.5, 0.1, 0.09, 0.05, 0.15]))],
+        &[
+            ("entropy", some(&[1.0, 2.0, 2.5, 1.9, 2.2])),
+            ("attention_sharpness", some(&[0.5, 0.1, 0.09, 0.05, 0.15])),
+        ],
     );
-    let rep = evaluate(&[rule("entropy collapse"), rule("attention sharpness collapse")], &s, "syn");
+    let rep = evaluate(
+        &[
+            rule("entropy collapse"),
+            rule("attention sharpness collapse"),
+        ],
+        &s,
+        "syn",
+    );
     assert_eq!(rep.events[0].ranges, vec![[3.0, 3.0], [5.0, 5.0]]);
     assert_eq!(rep.events[1].ranges, vec![[3.0, 4.0]]);
-    assert_eq!((rep.events[1].level, rep.events[1].value), (Level::Collapse, 0.05));
+    assert_eq!(
+        (rep.events[1].level, rep.events[1].value),
+        (Level::Collapse, 0.05)
+    );
 }
 
 #[test]
@@ -293,24 +433,41 @@ fn nan_batches_per_epoch_abort_fires_on_the_epoch_with_51() {
     let n = 180;
     let steps: Vec<f64> = (0..n).map(|i| i as f64).collect();
     let epoch: Vec<Option<f64>> = (0..n).map(|i| Some((i / 60) as f64)).collect();
-    let loss: Vec<Option<f64>> = (0..n).map(|i| Some(if (i < 50) || (60..111).contains(&i) { f64::NAN } else { 2.0 })).collect();
+    let loss: Vec<Option<f64>> = (0..n)
+        .map(|i| {
+            Some(if (i < 50) || (60..111).contains(&i) {
+                f64::NAN
+            } else {
+                2.0
+            })
+        })
+        .collect();
     let s = synthetic(&steps, &[("loss", loss), ("epoch", epoch)]);
     let rep = evaluate(&[rule("NaN batches per epoch")], &s, "syn");
     assert_eq!(rep.events.len(), 1, "{rep:?}");
     let e = &rep.events[0];
-    assert_eq!((e.level, e.first_step, e.value, e.count), (Level::Abort, 60.0, 51.0, 1));
+    assert_eq!(
+        (e.level, e.first_step, e.value, e.count),
+        (Level::Abort, 60.0, 51.0, 1)
+    );
     assert_eq!(e.ranges, vec![[60.0, 119.0]]);
     // Without an epoch column the rule says why it does not apply.
     let s = synthetic(&[1.0], &[("loss", some(&[1.0]))]);
     let rep = evaluate(&[rule("NaN batches per epoch")], &s, "syn");
-    assert_eq!(rep.not_applicable[0].reason, "not applicable (no `epoch` in this log)");
+    assert_eq!(
+        rep.not_applicable[0].reason,
+        "not applicable (no `epoch` in this log)"
+    );
 }
 
 #[test]
 fn accuracy_drop_from_running_max() {
     // Running max 0.5, 0.8, 0.8, 0.8, 0.9, 0.9, 0.9; relative drops 0, 0, 0.0375,
     // 0.0625, 0, 0.0444, 0.0556: > 5 % at steps 4 and 7.
-    let s = synthetic(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], &[("accuracy", some(&[0.5, 0.8, 0.77, 0.75, 0.9, 0.86, 0.85]))]);
+    let s = synthetic(
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        &[("accuracy", some(&[0.5, 0.8, 0.77, 0.75, 0.9, 0.86, 0.85]))],
+    );
     let rep = evaluate(&[rule("accuracy drop")], &s, "syn");
     let e = &rep.events[0];
     assert_eq!(e.ranges, vec![[4.0, 4.0], [7.0, 7.0]]);
@@ -322,10 +479,16 @@ fn rank_collapse_rule_fires_where_pr_falls_fast() {
     // mean_pr = 10 up to step 50, 5 from step 55, logged every 5 of 100 steps.
     // Fall over 10 % progress (10 steps): 0.5 at steps 55 and 60, 0 elsewhere.
     let steps: Vec<f64> = (0..=20).map(|i| 5.0 * i as f64).collect();
-    let pr: Vec<Option<f64>> = steps.iter().map(|&s| Some(if s <= 50.0 { 10.0 } else { 5.0 })).collect();
+    let pr: Vec<Option<f64>> = steps
+        .iter()
+        .map(|&s| Some(if s <= 50.0 { 10.0 } else { 5.0 }))
+        .collect();
     let mut s = synthetic(&steps, &[("mean_pr", pr)]);
     s.constants.insert("total_steps".into(), 100.into());
-    let r = builtin_rules().into_iter().find(|r| matches!(r.aggregation, Aggregation::FallPerProgress { .. })).unwrap();
+    let r = builtin_rules()
+        .into_iter()
+        .find(|r| matches!(r.aggregation, Aggregation::FallPerProgress { .. }))
+        .unwrap();
     let rep = evaluate(std::slice::from_ref(&r), &s, "syn");
     assert_eq!(rep.events[0].ranges, vec![[55.0, 60.0]], "{rep:?}");
     assert_eq!(rep.events[0].value, 0.5);
@@ -337,7 +500,11 @@ fn absent_metrics_are_reported_not_skipped() {
     let rep = evaluate(&builtin_rules(), &s, "syn");
     assert!(rep.events.is_empty());
     assert_eq!(rep.not_applicable.len(), builtin_rules().len());
-    assert!(rep.not_applicable.iter().any(|n| n.rule == "adapter norm warn" && n.reason == "not applicable (no `adapter_norm` in this log)"));
+    assert!(rep
+        .not_applicable
+        .iter()
+        .any(|n| n.rule == "adapter norm warn"
+            && n.reason == "not applicable (no `adapter_norm` in this log)"));
     // A user rule read from JSON.
     let user: Vec<Rule> = serde_json::from_str(r#"[{"name":"loss high","metric":"loss","comparison":">=","threshold":0.95,"level":"warn"}]"#).unwrap();
     assert_eq!(user[0].comparison, Comparison::Ge);
@@ -364,7 +531,9 @@ fn debiased_ema_of_a_constant_is_that_constant_from_the_first_point() {
 #[test]
 fn sudden_pr_drop_is_marked_at_its_x() {
     // PR wiggles by ±0.1 per point, then falls 3.0 between x = 50 and 60.
-    let mut pts: Vec<(f64, f64)> = (0..10).map(|i| (10.0 * i as f64, 12.0 + if i % 2 == 0 { 0.1 } else { -0.1 })).collect();
+    let mut pts: Vec<(f64, f64)> = (0..10)
+        .map(|i| (10.0 * i as f64, 12.0 + if i % 2 == 0 { 0.1 } else { -0.1 }))
+        .collect();
     for p in pts.iter_mut().skip(6) {
         p.1 -= 3.0;
     }
@@ -381,13 +550,24 @@ fn residual_of_a_long_log_is_fast_and_finds_the_drift_onset() {
     // O(n) (the hinge fit uses suffix sums), so this takes well under a second
     // even unoptimised. L = 2ℓ_ref + 0.1·max(0, t − 0.7) ⇒ onset at t̂ = 0.7.
     let n = 200_000;
-    let pts: Vec<(f64, f64)> = (0..=n).map(|i| i as f64 / n as f64).map(|t| (t, 2.0 * ell(t) + 0.1 * (t - 0.7).max(0.0))).collect();
-    let reference = Reference::from_runs(&[(0..=n).map(|i| i as f64 / n as f64).map(|t| (t, 3.0 * ell(t))).collect()]).unwrap();
+    let pts: Vec<(f64, f64)> = (0..=n)
+        .map(|i| i as f64 / n as f64)
+        .map(|t| (t, 2.0 * ell(t) + 0.1 * (t - 0.7).max(0.0)))
+        .collect();
+    let reference = Reference::from_runs(&[(0..=n)
+        .map(|i| i as f64 / n as f64)
+        .map(|t| (t, 3.0 * ell(t)))
+        .collect()])
+    .unwrap();
     let start = std::time::Instant::now();
     let r = collapse_residual(&reference, &pts, &ResidualConfig::default()).unwrap();
     assert!(start.elapsed().as_secs_f64() < 10.0);
     assert!((r.s - 2.0).abs() < 1e-9);
-    let drift = r.flags.iter().find(|f| f.pattern == Pattern::PositiveDrift).expect("drift");
+    let drift = r
+        .flags
+        .iter()
+        .find(|f| f.pattern == Pattern::PositiveDrift)
+        .expect("drift");
     assert!((drift.from - 0.7).abs() < 1e-4, "onset {}", drift.from);
 }
 
@@ -404,9 +584,19 @@ fn pr_phase_transition_in_the_user_study() {
         let total = pts.last().unwrap().0;
         let drops = sudden_drops(&pts, &TransitionConfig::default());
         assert!(!drops.is_empty(), "{name}");
-        assert!(drops.iter().all(|d| d.x <= 0.2 * total), "{name}: {drops:?}");
-        let largest = drops.iter().max_by(|a, b| a.drop.total_cmp(&b.drop)).unwrap();
-        assert_eq!((largest.x_before, largest.x), (1_966_080.0, 3_932_160.0), "{name}");
+        assert!(
+            drops.iter().all(|d| d.x <= 0.2 * total),
+            "{name}: {drops:?}"
+        );
+        let largest = drops
+            .iter()
+            .max_by(|a, b| a.drop.total_cmp(&b.drop))
+            .unwrap();
+        assert_eq!(
+            (largest.x_before, largest.x),
+            (1_966_080.0, 3_932_160.0),
+            "{name}"
+        );
         assert!(largest.drop > 15.0);
     }
 }
@@ -416,7 +606,8 @@ fn consolidation_ratio_from_header_constants_and_an_explicit_convention() {
     // B, d and micro_batch_size only in the header line; grad_var on one row.
     // Row 2: g = 3, lr = 0.1, grad_var = 0.5. Auto: σ² = 4·0.5 = 2, D = 0.01·2/(2·16)
     // = 6.25e-4, C = 9 / (2·6.25e-4·1000) = 7.2 (consolidating). MicroBatch(1): σ² = 0.5, C = 28.8.
-    let text = "{\"header\": true, \"batch_size\": 16, \"n_params\": 1000, \"micro_batch_size\": 4}\n\
+    let text =
+        "{\"header\": true, \"batch_size\": 16, \"n_params\": 1000, \"micro_batch_size\": 4}\n\
                 {\"step\": 1, \"lr\": 0.1, \"grad_norm\": 2.0}\n\
                 {\"step\": 2, \"lr\": 0.1, \"grad_norm\": 3.0, \"grad_var\": 0.5}\n";
     let series = logs::parse("m.jsonl", text.as_bytes()).unwrap().remove(0);
@@ -424,8 +615,22 @@ fn consolidation_ratio_from_header_constants_and_an_explicit_convention() {
     assert_eq!(c.points.len(), 1);
     assert_eq!(c.points[0].step, 2.0);
     assert!((c.points[0].c - 7.2).abs() < 1e-12, "{}", c.points[0].c);
-    assert_eq!(c.points[0].regime, rankscope_core::analysis::losscurve::consolidation::Regime::Consolidating);
-    assert!(c.convention.contains("micro_batch_size"), "{}", c.convention);
-    let one = consolidation_ratio(&series, &ConsolidationConfig { variance: VarianceConvention::MicroBatch(1.0), ..Default::default() }).unwrap();
+    assert_eq!(
+        c.points[0].regime,
+        rankscope_core::analysis::losscurve::consolidation::Regime::Consolidating
+    );
+    assert!(
+        c.convention.contains("micro_batch_size"),
+        "{}",
+        c.convention
+    );
+    let one = consolidation_ratio(
+        &series,
+        &ConsolidationConfig {
+            variance: VarianceConvention::MicroBatch(1.0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!((one.points[0].c - 28.8).abs() < 1e-12);
 }

@@ -9,11 +9,14 @@ use std::path::Path;
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/malformed/logs");
 
 fn expected() -> Vec<(String, String)> {
-    let tsv = std::fs::read_to_string(Path::new(CORPUS).join("EXPECTED.tsv")).expect("EXPECTED.tsv");
+    let tsv =
+        std::fs::read_to_string(Path::new(CORPUS).join("EXPECTED.tsv")).expect("EXPECTED.tsv");
     tsv.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {
-            let (file, want) = l.split_once('\t').unwrap_or_else(|| panic!("no tab in {l:?}"));
+            let (file, want) = l
+                .split_once('\t')
+                .unwrap_or_else(|| panic!("no tab in {l:?}"));
             (file.to_owned(), want.to_owned())
         })
         .collect()
@@ -25,7 +28,8 @@ fn every_malformed_log_gets_its_message() {
     assert!(cases.len() >= 8, "the corpus should hold at least 8 files");
     let mut failures = Vec::new();
     for (file, want) in &cases {
-        let bytes = std::fs::read(Path::new(CORPUS).join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let bytes =
+            std::fs::read(Path::new(CORPUS).join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let got = catch_unwind(AssertUnwindSafe(|| logs::parse(file, &bytes)));
         let messages: Vec<String> = match got {
             Err(_) => {
@@ -46,7 +50,11 @@ fn every_malformed_log_gets_its_message() {
 fn every_corpus_file_is_listed() {
     let listed: Vec<String> = expected().into_iter().map(|(f, _)| f).collect();
     for entry in std::fs::read_dir(CORPUS).expect("corpus folder") {
-        let name = entry.expect("dir entry").file_name().to_string_lossy().into_owned();
+        let name = entry
+            .expect("dir entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         if name != "EXPECTED.tsv" {
             assert!(listed.contains(&name), "{name} is not in EXPECTED.tsv");
         }
@@ -59,7 +67,10 @@ fn every_corpus_file_is_listed() {
 fn truncations_never_panic() {
     let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
     for (file, _) in expected() {
-        inputs.push((file.clone(), std::fs::read(Path::new(CORPUS).join(&file)).expect("corpus file")));
+        inputs.push((
+            file.clone(),
+            std::fs::read(Path::new(CORPUS).join(&file)).expect("corpus file"),
+        ));
     }
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
     let results = std::fs::read(Path::new(fixtures).join("runs/A1/results.json")).expect("fixture");

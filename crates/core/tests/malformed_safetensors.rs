@@ -6,7 +6,9 @@
 use std::panic::catch_unwind;
 use std::path::{Path, PathBuf};
 
-use rankscope_core::formats::safetensors::{read_header, read_tensor_bytes, scan_values, ValueScan};
+use rankscope_core::formats::safetensors::{
+    read_header, read_tensor_bytes, scan_values, ValueScan,
+};
 use rankscope_core::formats::sharded::parse_index;
 use rankscope_core::formats::tokens::{parse_npy, parse_tokens_json, parse_tokens_safetensors};
 
@@ -28,7 +30,11 @@ fn cases() -> Vec<Case> {
         .map(|l| {
             let cols: Vec<&str> = l.split('\t').collect();
             assert_eq!(cols.len(), 3, "bad EXPECTED.tsv line: {l:?}");
-            Case { file: cols[0].to_string(), kind: cols[1].to_string(), expect: cols[2].to_string() }
+            Case {
+                file: cols[0].to_string(),
+                kind: cols[1].to_string(),
+                expect: cols[2].to_string(),
+            }
         })
         .filter(|c| KINDS.contains(&c.kind.as_str()))
         .collect()
@@ -38,7 +44,9 @@ fn cases() -> Vec<Case> {
 /// parsed (the value scan for `values`), `Err` the error message.
 fn run(kind: &str, file: &str, bytes: &[u8]) -> Result<String, String> {
     match kind {
-        "safetensors" => read_header(bytes).map(|h| format!("{} tensors", h.tensors.len())).map_err(|e| e.to_string()),
+        "safetensors" => read_header(bytes)
+            .map(|h| format!("{} tensors", h.tensors.len()))
+            .map_err(|e| e.to_string()),
         "values" => {
             let h = read_header(bytes).map_err(|e| e.to_string())?;
             let mut total = ValueScan::default();
@@ -49,7 +57,10 @@ fn run(kind: &str, file: &str, bytes: &[u8]) -> Result<String, String> {
                 total.pos_inf += s.pos_inf;
                 total.neg_inf += s.neg_inf;
             }
-            Ok(format!("nan={} pos_inf={} neg_inf={}", total.nan, total.pos_inf, total.neg_inf))
+            Ok(format!(
+                "nan={} pos_inf={} neg_inf={}",
+                total.nan, total.pos_inf, total.neg_inf
+            ))
         }
         "tokens" => {
             let parsed = if file.ends_with(".npy") {
@@ -59,9 +70,13 @@ fn run(kind: &str, file: &str, bytes: &[u8]) -> Result<String, String> {
             } else {
                 parse_tokens_safetensors(bytes)
             };
-            parsed.map(|b| format!("{}x{} tokens", b.batch, b.seq_len)).map_err(|e| e.to_string())
+            parsed
+                .map(|b| format!("{}x{} tokens", b.batch, b.seq_len))
+                .map_err(|e| e.to_string())
         }
-        "shard_index" => parse_index(bytes).map(|i| format!("{} shards", i.shard_files().len())).map_err(|e| e.to_string()),
+        "shard_index" => parse_index(bytes)
+            .map(|i| format!("{} shards", i.shard_files().len()))
+            .map_err(|e| e.to_string()),
         other => panic!("unknown kind {other}"),
     }
 }
@@ -72,15 +87,27 @@ fn every_listed_file_gives_its_expected_result() {
     assert!(cases.len() >= 22, "corpus has only {} entries", cases.len());
     let mut failures = Vec::new();
     for c in &cases {
-        let bytes = std::fs::read(Path::new(CORPUS).join(&c.file)).unwrap_or_else(|e| panic!("{}: {e}", c.file));
+        let bytes = std::fs::read(Path::new(CORPUS).join(&c.file))
+            .unwrap_or_else(|e| panic!("{}: {e}", c.file));
         match (c.kind.as_str(), run(&c.kind, &c.file, &bytes)) {
             ("values", Ok(got)) if got == c.expect => {}
-            ("values", got) => failures.push(format!("{}: expected {:?}, got {got:?}", c.file, c.expect)),
+            ("values", got) => {
+                failures.push(format!("{}: expected {:?}, got {got:?}", c.file, c.expect))
+            }
             (_, Err(msg)) if msg.contains(&c.expect) => {}
-            (_, got) => failures.push(format!("{}: expected an error containing {:?}, got {got:?}", c.file, c.expect)),
+            (_, got) => failures.push(format!(
+                "{}: expected an error containing {:?}, got {got:?}",
+                c.file, c.expect
+            )),
         }
     }
-    assert!(failures.is_empty(), "{} of {} corpus files wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} corpus files wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -88,10 +115,15 @@ fn every_corpus_file_is_listed() {
     let listed: Vec<String> = cases().into_iter().map(|c| c.file).collect();
     for path in corpus_files() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if matches!(name.as_str(), "EXPECTED.tsv" | "make_corpus.py") || path.parent() != Some(Path::new(CORPUS)) {
+        if matches!(name.as_str(), "EXPECTED.tsv" | "make_corpus.py")
+            || path.parent() != Some(Path::new(CORPUS))
+        {
             continue;
         }
-        assert!(listed.contains(&name), "{name} is in the corpus but not in EXPECTED.tsv");
+        assert!(
+            listed.contains(&name),
+            "{name} is in the corpus but not in EXPECTED.tsv"
+        );
     }
 }
 
@@ -132,11 +164,18 @@ fn no_corpus_file_panics_any_reader() {
                 for as_name in ["x.npy", "x.json", "x.safetensors"] {
                     let input = input.clone();
                     if catch_unwind(move || run(kind, as_name, &input)).is_err() {
-                        panicked.push(format!("{name} ({} bytes) as {kind}/{as_name}", bytes.len()));
+                        panicked.push(format!(
+                            "{name} ({} bytes) as {kind}/{as_name}",
+                            bytes.len()
+                        ));
                     }
                 }
             }
         }
     }
-    assert!(panicked.is_empty(), "readers panicked on:\n{}", panicked.join("\n"));
+    assert!(
+        panicked.is_empty(),
+        "readers panicked on:\n{}",
+        panicked.join("\n")
+    );
 }

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rankscope_core::formats::safetensors::{read_header, read_tensor_f32, read_tensor_f64, Dtype, Header};
+use rankscope_core::formats::safetensors::{
+    read_header, read_tensor_f32, read_tensor_f64, Dtype, Header,
+};
 use rankscope_core::formats::tokens::parse_tokens_safetensors;
 use rankscope_core::source::FileSource;
 
@@ -50,7 +52,9 @@ fn every_fixture_header_parses() {
 fn run_checkpoints_have_the_documented_layout() {
     for run in RUNS {
         for tokens in TOKENS {
-            let h = header(&fixture(&format!("runs/{run}/ckpt_tokens_{tokens}.safetensors")));
+            let h = header(&fixture(&format!(
+                "runs/{run}/ckpt_tokens_{tokens}.safetensors"
+            )));
             let ctx = format!("{run} @ {tokens}");
             let want = match run.as_bytes()[0] {
                 b'A' => Dtype::F32,
@@ -58,22 +62,38 @@ fn run_checkpoints_have_the_documented_layout() {
                 _ => Dtype::F16,
             };
             assert_eq!(h.dtypes(), vec![want], "{ctx}");
-            let prefix = if run.starts_with('B') { "_orig_mod." } else { "" };
+            let prefix = if run.starts_with('B') {
+                "_orig_mod."
+            } else {
+                ""
+            };
             for t in &h.tensors {
                 assert!(t.name.starts_with(prefix), "{ctx}: {}", t.name);
                 if prefix.is_empty() {
                     assert!(!t.name.starts_with("_orig_mod."), "{ctx}: {}", t.name);
                 }
             }
-            assert_eq!(h.metadata.get("run").map(String::as_str), Some(run), "{ctx}");
+            assert_eq!(
+                h.metadata.get("run").map(String::as_str),
+                Some(run),
+                "{ctx}"
+            );
             assert_eq!(h.metadata.get("tokens"), Some(&tokens.to_string()), "{ctx}");
-            assert_eq!(h.metadata.get("step"), Some(&(tokens / 1024).to_string()), "{ctx}");
+            assert_eq!(
+                h.metadata.get("step"),
+                Some(&(tokens / 1024).to_string()),
+                "{ctx}"
+            );
             let config: serde_json::Value = serde_json::from_str(&h.metadata["config"]).unwrap();
             let qk_norm = matches!(run, "A1" | "B1" | "C1" | "C2");
             assert_eq!(config["use_qk_norm"], qk_norm, "{ctx}");
 
             for l in 0..4 {
-                let qkvo = h.tensor(&format!("{prefix}transformer_blocks.{l}.attention.qkvo_proj")).unwrap();
+                let qkvo = h
+                    .tensor(&format!(
+                        "{prefix}transformer_blocks.{l}.attention.qkvo_proj"
+                    ))
+                    .unwrap();
                 assert_eq!(qkvo.shape, vec![192, 64], "{ctx}");
                 for norm in ["q_norm", "k_norm"] {
                     let name = format!("{prefix}transformer_blocks.{l}.attention.{norm}.weight");
@@ -91,7 +111,10 @@ fn stories260k_has_47_tensors() {
     assert_eq!(h.tensors.len(), 47);
     assert_eq!(h.dtypes(), vec![Dtype::F32]);
     assert_eq!(h.metadata.get("format").map(String::as_str), Some("pt"));
-    assert_eq!(h.tensor("model.embed_tokens.weight").unwrap().shape, vec![512, 64]);
+    assert_eq!(
+        h.tensor("model.embed_tokens.weight").unwrap().shape,
+        vec![512, 64]
+    );
     assert!(h.tensor("lm_head.weight").is_none());
 }
 
@@ -101,19 +124,36 @@ fn check_final_gamma(run: &str, prefix: &str, dtype: Dtype) {
     let path = fixture(&format!("runs/{run}/ckpt_tokens_327680.safetensors"));
     let src = FileSource::open(&path).unwrap();
     let h = read_header(&src).unwrap();
-    let t = h.tensor(&format!("{prefix}transformer_blocks.0.attention.k_norm.weight")).unwrap();
+    let t = h
+        .tensor(&format!(
+            "{prefix}transformer_blocks.0.attention.k_norm.weight"
+        ))
+        .unwrap();
     assert_eq!((t.dtype, t.shape.as_slice()), (dtype, [16u64].as_slice()));
     let got = read_tensor_f32(&src, t).unwrap();
     let got64 = read_tensor_f64(&src, t).unwrap();
 
     let expected: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture(&format!("expected/{run}.json"))).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(fixture(&format!("expected/{run}.json"))).unwrap())
+            .unwrap();
     let last = expected["checkpoints"].as_array().unwrap().last().unwrap();
-    assert_eq!(last["file"].as_str().unwrap().rsplit('/').next(), Some("ckpt_tokens_327680.safetensors"));
-    let gamma: Vec<f64> = last["layers"][0]["gamma"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(
+        last["file"].as_str().unwrap().rsplit('/').next(),
+        Some("ckpt_tokens_327680.safetensors")
+    );
+    let gamma: Vec<f64> = last["layers"][0]["gamma"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     assert_eq!(gamma.len(), 16);
     for (i, ((&g, &x), &x64)) in gamma.iter().zip(&got).zip(&got64).enumerate() {
-        assert_eq!(f64::from(x), x64, "{run}[{i}]: f32 and f64 decoding disagree");
+        assert_eq!(
+            f64::from(x),
+            x64,
+            "{run}[{i}]: f32 and f64 decoding disagree"
+        );
         if dtype == Dtype::F32 {
             assert_eq!(x, g as f32, "{run}[{i}]");
         } else {
@@ -140,15 +180,27 @@ fn c1_final_gamma_matches_expected_f16() {
 
 #[test]
 fn token_files() {
-    let eval = parse_tokens_safetensors(&FileSource::open(fixture("eval_tokens.safetensors")).unwrap()).unwrap();
+    let eval =
+        parse_tokens_safetensors(&FileSource::open(fixture("eval_tokens.safetensors")).unwrap())
+            .unwrap();
     assert_eq!((eval.batch, eval.seq_len, eval.ids.len()), (4, 128, 512));
     assert!(eval.max_id().unwrap() < 256);
     eval.check_vocab(256).unwrap();
     let h = header(&fixture("eval_tokens.safetensors"));
     let t = h.tensor("input_ids").unwrap();
-    assert_eq!((t.dtype, t.shape.as_slice()), (Dtype::I64, [4u64, 128].as_slice()));
-    for name in ["heldout_tokens", "heldout_tokens_simple", "heldout_tokens_complex"] {
-        let b = parse_tokens_safetensors(&FileSource::open(fixture(&format!("{name}.safetensors"))).unwrap()).unwrap();
+    assert_eq!(
+        (t.dtype, t.shape.as_slice()),
+        (Dtype::I64, [4u64, 128].as_slice())
+    );
+    for name in [
+        "heldout_tokens",
+        "heldout_tokens_simple",
+        "heldout_tokens_complex",
+    ] {
+        let b = parse_tokens_safetensors(
+            &FileSource::open(fixture(&format!("{name}.safetensors"))).unwrap(),
+        )
+        .unwrap();
         assert_eq!((b.batch, b.seq_len), (8, 128), "{name}");
         b.check_vocab(256).unwrap();
     }

@@ -36,9 +36,13 @@ fn peak_rss() -> u64 {
 fn write_padded(original: &[u8], path: &std::path::Path) {
     use std::os::unix::fs::FileExt;
     let n = u64::from_le_bytes(original[..8].try_into().unwrap()) as usize;
-    let header: Map<String, Value> = serde_json::from_slice(&original[8..8 + n]).expect("header JSON");
+    let header: Map<String, Value> =
+        serde_json::from_slice(&original[8..8 + n]).expect("header JSON");
     let mut shifted = Map::new();
-    shifted.insert("zz_padding".into(), json!({"dtype": "U8", "shape": [PADDING], "data_offsets": [0, PADDING]}));
+    shifted.insert(
+        "zz_padding".into(),
+        json!({"dtype": "U8", "shape": [PADDING], "data_offsets": [0, PADDING]}),
+    );
     for (name, mut info) in header {
         if name != "__metadata__" {
             let offsets = info["data_offsets"].as_array().unwrap();
@@ -55,29 +59,68 @@ fn write_padded(original: &[u8], path: &std::path::Path) {
     let mut head = (text.len() as u64).to_le_bytes().to_vec();
     head.extend_from_slice(text.as_bytes());
     file.write_all_at(&head, 0).unwrap();
-    file.write_all_at(&original[8 + n..], head.len() as u64 + PADDING).unwrap();
+    file.write_all_at(&original[8 + n..], head.len() as u64 + PADDING)
+        .unwrap();
 }
 
 fn analyse(path: &str) -> (Value, String, String, Option<f64>) {
     let src = FileSource::open(path).expect("open");
-    let entry = block_on(inspect_file("runs/B1/ckpt_tokens_327680.safetensors", &src, &mut |_| {}));
-    assert_eq!(entry.status, Status::Ok, "{path}: {:?}", entry.all_messages());
+    let entry = block_on(inspect_file(
+        "runs/B1/ckpt_tokens_327680.safetensors",
+        &src,
+        &mut |_| {},
+    ));
+    assert_eq!(
+        entry.status,
+        Status::Ok,
+        "{path}: {:?}",
+        entry.all_messages()
+    );
     let summary = json!({
         "kind": entry.kind, "run": entry.run, "tokens": entry.tokens, "architecture": entry.architecture,
     });
     let inv = Inventory::link(vec![entry]);
-    let weights = block_on(checkpoint_weight_spectra(&inv, 0, &|_| FileSource::open(path).ok(), &mut |_| {}))
-        .expect("weight spectra")
-        .expect("recognised");
-    let Some(Recognition::Known(arch)) = &inv.files[0].recognition else { panic!("{path} not recognised") };
+    let weights = block_on(checkpoint_weight_spectra(
+        &inv,
+        0,
+        &|_| FileSource::open(path).ok(),
+        &mut |_| {},
+    ))
+    .expect("weight spectra")
+    .expect("recognised");
+    let Some(Recognition::Known(arch)) = &inv.files[0].recognition else {
+        panic!("{path} not recognised")
+    };
     let header = read_header(&src).expect("header");
-    let model = block_on(ModelWeights::load(&Shards::single(&header, &src), arch, &mut |_| {})).expect("load");
-    let tokens = |name: &str| parse_tokens_safetensors(&FileSource::open(format!("{FIXTURES}/{name}")).unwrap()).unwrap();
-    let (eval, heldout) = (tokens("eval_tokens.safetensors"), tokens("heldout_tokens.safetensors"));
-    let acts = activation_spectra(&model, &eval, Some(&heldout), &KeyVariant::ALL, &mut |_| {}, &|| false)
-        .expect("activation spectra");
+    let model = block_on(ModelWeights::load(
+        &Shards::single(&header, &src),
+        arch,
+        &mut |_| {},
+    ))
+    .expect("load");
+    let tokens = |name: &str| {
+        parse_tokens_safetensors(&FileSource::open(format!("{FIXTURES}/{name}")).unwrap()).unwrap()
+    };
+    let (eval, heldout) = (
+        tokens("eval_tokens.safetensors"),
+        tokens("heldout_tokens.safetensors"),
+    );
+    let acts = activation_spectra(
+        &model,
+        &eval,
+        Some(&heldout),
+        &KeyVariant::ALL,
+        &mut |_| {},
+        &|| false,
+    )
+    .expect("activation spectra");
     let loss = acts.heldout_loss;
-    (summary, serde_json::to_string(&weights).unwrap(), serde_json::to_string(&acts).unwrap(), loss)
+    (
+        summary,
+        serde_json::to_string(&weights).unwrap(),
+        serde_json::to_string(&acts).unwrap(),
+        loss,
+    )
 }
 
 #[test]
@@ -91,8 +134,17 @@ fn a_checkpoint_over_4_gib_is_analysed_by_byte_range_with_bounded_memory() {
     let size = std::fs::metadata(&big).unwrap().len();
     assert!(size > 4 << 30, "{size} bytes");
     let header = read_header(&FileSource::open(&big).unwrap()).expect("header of the big file");
-    let first = header.tensors.iter().filter(|t| t.name != "zz_padding").map(|t| t.start).min().unwrap();
-    assert!(first > u32::MAX as u64, "model tensors start at {first}, past 4 GiB");
+    let first = header
+        .tensors
+        .iter()
+        .filter(|t| t.name != "zz_padding")
+        .map(|t| t.start)
+        .min()
+        .unwrap();
+    assert!(
+        first > u32::MAX as u64,
+        "model tensors start at {first}, past 4 GiB"
+    );
 
     let before = peak_rss();
     let result = analyse(big.to_str().unwrap());
@@ -104,13 +156,29 @@ fn a_checkpoint_over_4_gib_is_analysed_by_byte_range_with_bounded_memory() {
     assert_eq!(result.1, reference.1, "weight spectra");
     assert_eq!(result.2, reference.2, "activation spectra");
     // Anchor to the user's PyTorch numbers, not only to the small file.
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/expected/B1.json")).unwrap()).unwrap();
-    let want = expected["checkpoints"].as_array().unwrap().last().unwrap()["val_loss"].as_f64().unwrap();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{FIXTURES}/expected/B1.json")).unwrap(),
+    )
+    .unwrap();
+    let want = expected["checkpoints"].as_array().unwrap().last().unwrap()["val_loss"]
+        .as_f64()
+        .unwrap();
     let got = result.3.expect("held-out loss");
-    assert!(((got - want) / want).abs() < 1e-4, "held-out loss {got} vs {want}");
+    assert!(
+        ((got - want) / want).abs() < 1e-4,
+        "held-out loss {got} vs {want}"
+    );
     // Bounded memory: the 4.5 GiB tensor is never read; what is held is the
     // model (≈0.4 MB here) and the forward pass's workspace.
-    assert!(growth < 256 << 20, "peak RSS grew by {} MiB analysing a {} GiB file", growth >> 20, size >> 30);
-    eprintln!("{} GiB file: peak RSS grew by {:.1} MiB", size as f64 / (1u64 << 30) as f64, growth as f64 / (1 << 20) as f64);
+    assert!(
+        growth < 256 << 20,
+        "peak RSS grew by {} MiB analysing a {} GiB file",
+        growth >> 20,
+        size >> 30
+    );
+    eprintln!(
+        "{} GiB file: peak RSS grew by {:.1} MiB",
+        size as f64 / (1u64 << 30) as f64,
+        growth as f64 / (1 << 20) as f64
+    );
 }

@@ -15,7 +15,8 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fix
 
 /// Writes `model-0000{1,2}-of-00002.safetensors` and the index into `dir`.
 fn write_shards(dir: &Path) {
-    let src = FileSource::open(format!("{FIXTURES}/runs/A1/ckpt_tokens_327680.safetensors")).expect("open");
+    let src = FileSource::open(format!("{FIXTURES}/runs/A1/ckpt_tokens_327680.safetensors"))
+        .expect("open");
     let header = read_header(&src).expect("header");
     let mut weight_map = BTreeMap::new();
     #[allow(clippy::type_complexity)] // (name, bytes, shape) per shard
@@ -24,19 +25,32 @@ fn write_shards(dir: &Path) {
         let bytes = read_tensor_bytes(&src, t).expect("tensor bytes");
         let shape = t.shape.iter().map(|&d| d as usize).collect();
         shards[i % 2].push((t.name.clone(), bytes, shape));
-        weight_map.insert(t.name.clone(), format!("model-0000{}-of-00002.safetensors", i % 2 + 1));
+        weight_map.insert(
+            t.name.clone(),
+            format!("model-0000{}-of-00002.safetensors", i % 2 + 1),
+        );
     }
     for (k, tensors) in shards.iter().enumerate() {
         let views: Vec<(String, TensorView)> = tensors
             .iter()
-            .map(|(n, b, s)| (n.clone(), TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("view")))
+            .map(|(n, b, s)| {
+                (
+                    n.clone(),
+                    TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("view"),
+                )
+            })
             .collect();
         let meta: HashMap<String, String> = header.metadata.clone().into_iter().collect();
         let bytes = safetensors::serialize(views, Some(meta)).expect("serialize shard");
-        std::fs::write(dir.join(format!("model-0000{}-of-00002.safetensors", k + 1)), bytes).expect("write shard");
+        std::fs::write(
+            dir.join(format!("model-0000{}-of-00002.safetensors", k + 1)),
+            bytes,
+        )
+        .expect("write shard");
     }
     let index = serde_json::json!({ "metadata": { "total_size": 0 }, "weight_map": weight_map });
-    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).expect("write index");
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string())
+        .expect("write index");
 }
 
 fn inventory_of(dir: &Path, names: &[&str]) -> (Inventory, Vec<PathBuf>) {
@@ -58,36 +72,84 @@ fn shards_are_one_model() {
     let dir = std::env::temp_dir().join(format!("rankscope-shards-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     write_shards(&dir);
-    let names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"];
+    let names = [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+    ];
     let (inv, real) = inventory_of(&dir, &names);
 
-    let index = inv.files.iter().find(|f| f.kind == FileKind::ShardIndex).expect("index entry");
-    assert_eq!(index.overall_status(), Status::Ok, "{:?}", index.all_messages());
-    assert!(index.architecture.as_deref().is_some_and(|a| a.contains("4 layers") && a.contains("QK-norm")), "{:?}", index.architecture);
-    assert_eq!((index.run.as_deref(), index.tokens, index.n_tensors), (Some("A1"), Some(327680), Some(30)));
+    let index = inv
+        .files
+        .iter()
+        .find(|f| f.kind == FileKind::ShardIndex)
+        .expect("index entry");
+    assert_eq!(
+        index.overall_status(),
+        Status::Ok,
+        "{:?}",
+        index.all_messages()
+    );
+    assert!(
+        index
+            .architecture
+            .as_deref()
+            .is_some_and(|a| a.contains("4 layers") && a.contains("QK-norm")),
+        "{:?}",
+        index.architecture
+    );
+    assert_eq!(
+        (index.run.as_deref(), index.tokens, index.n_tensors),
+        (Some("A1"), Some(327680), Some(30))
+    );
     // One run, one checkpoint: the index stands for the model; shards are its parts.
     assert_eq!(inv.runs.len(), 1);
     assert_eq!(inv.runs[0].checkpoints.len(), 1);
-    assert!(inv.files.iter().filter(|f| f.kind == FileKind::Checkpoint).all(|f| f.notes.iter().any(|n| n.text.contains("shard of"))));
+    assert!(inv
+        .files
+        .iter()
+        .filter(|f| f.kind == FileKind::Checkpoint)
+        .all(|f| f.notes.iter().any(|n| n.text.contains("shard of"))));
 
     // Spectra through the shards equal the unsharded checkpoint's.
-    let (runs, failures) =
-        block_on(collect_weight_spectra(&inv, &|i| real.get(i).and_then(|p| FileSource::open(p).ok()), &mut |_, _| {}));
+    let (runs, failures) = block_on(collect_weight_spectra(
+        &inv,
+        &|i| real.get(i).and_then(|p| FileSource::open(p).ok()),
+        &mut |_, _| {},
+    ));
     assert!(failures.is_empty(), "{failures:?}");
     let sharded = &runs[0].checkpoints[0].spectra;
     let whole_dir = std::env::temp_dir().join(format!("rankscope-whole-{}", std::process::id()));
     std::fs::create_dir_all(&whole_dir).expect("temp dir");
-    std::fs::copy(format!("{FIXTURES}/runs/A1/ckpt_tokens_327680.safetensors"), whole_dir.join("ckpt.safetensors")).expect("copy");
+    std::fs::copy(
+        format!("{FIXTURES}/runs/A1/ckpt_tokens_327680.safetensors"),
+        whole_dir.join("ckpt.safetensors"),
+    )
+    .expect("copy");
     let (inv_whole, real_whole) = inventory_of(&whole_dir, &["ckpt.safetensors"]);
-    let (runs_whole, _) =
-        block_on(collect_weight_spectra(&inv_whole, &|i| real_whole.get(i).and_then(|p| FileSource::open(p).ok()), &mut |_, _| {}));
+    let (runs_whole, _) = block_on(collect_weight_spectra(
+        &inv_whole,
+        &|i| real_whole.get(i).and_then(|p| FileSource::open(p).ok()),
+        &mut |_, _| {},
+    ));
     assert_eq!(sharded, &runs_whole[0].checkpoints[0].spectra);
 
     // Without its second shard the index says which one is missing.
     let (inv, _) = inventory_of(&dir, &[names[0], names[2]]);
-    let index = inv.files.iter().find(|f| f.kind == FileKind::ShardIndex).expect("index entry");
+    let index = inv
+        .files
+        .iter()
+        .find(|f| f.kind == FileKind::ShardIndex)
+        .expect("index entry");
     assert_eq!(index.overall_status(), Status::Warning);
-    assert!(index.all_messages().iter().any(|m| m.contains("missing shards: model-00002-of-00002.safetensors")), "{:?}", index.all_messages());
+    assert!(
+        index
+            .all_messages()
+            .iter()
+            .any(|m| m.contains("missing shards: model-00002-of-00002.safetensors")),
+        "{:?}",
+        index.all_messages()
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&whole_dir);
 }

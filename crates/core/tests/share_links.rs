@@ -3,13 +3,16 @@
 //! picture (quantisation below what a figure can show) and stay short.
 
 use rankscope_core::analysis::study::{
-    trajectory_figure, waterfall_figure, CheckpointSel, CheckpointSpectra, LayerSel, Matrix, Metric, RunSpectra, XAxis,
+    trajectory_figure, waterfall_figure, CheckpointSel, CheckpointSpectra, LayerSel, Matrix,
+    Metric, RunSpectra, XAxis,
 };
 use rankscope_core::analysis::weights::{weight_spectra, Shards};
 use rankscope_core::figures::{to_png, Axis, FigureKind, FigureSpec, SeriesSpec, Style};
 use rankscope_core::formats::safetensors::read_header;
 use rankscope_core::model::arch::{recognise, Recognition};
-use rankscope_core::share::{decode_link, encode_link, quantise_spec, SharedFigure, SourceFile, RECOMMENDED_MAX_LINK_CHARS};
+use rankscope_core::share::{
+    decode_link, encode_link, quantise_spec, SharedFigure, SourceFile, RECOMMENDED_MAX_LINK_CHARS,
+};
 use rankscope_core::source::{block_on, FileSource};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
@@ -19,34 +22,71 @@ fn study() -> Vec<RunSpectra> {
         .iter()
         .enumerate()
         .map(|(color, run)| {
-            let mut checkpoints: Vec<CheckpointSpectra> = std::fs::read_dir(format!("{FIXTURES}/runs/{run}"))
-                .unwrap()
-                .filter_map(|e| {
-                    let path = e.unwrap().path();
-                    let name = path.file_name()?.to_str()?.to_string();
-                    let tokens: u64 = name.strip_prefix("ckpt_tokens_")?.strip_suffix(".safetensors")?.parse().ok()?;
-                    let src = FileSource::open(&path).unwrap();
-                    let header = read_header(&src).unwrap();
-                    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-                    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else { panic!("{name}") };
-                    let spectra = block_on(weight_spectra(&Shards::single(&header, &src), &arch, &mut |_| {})).unwrap();
-                    Some(CheckpointSpectra { path: format!("runs/{run}/{name}"), step: None, tokens: Some(tokens), spectra })
-                })
-                .collect();
+            let mut checkpoints: Vec<CheckpointSpectra> =
+                std::fs::read_dir(format!("{FIXTURES}/runs/{run}"))
+                    .unwrap()
+                    .filter_map(|e| {
+                        let path = e.unwrap().path();
+                        let name = path.file_name()?.to_str()?.to_string();
+                        let tokens: u64 = name
+                            .strip_prefix("ckpt_tokens_")?
+                            .strip_suffix(".safetensors")?
+                            .parse()
+                            .ok()?;
+                        let src = FileSource::open(&path).unwrap();
+                        let header = read_header(&src).unwrap();
+                        let tensors: Vec<_> = header
+                            .tensors
+                            .iter()
+                            .map(|t| (t.name.clone(), t.shape.clone()))
+                            .collect();
+                        let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None)
+                        else {
+                            panic!("{name}")
+                        };
+                        let spectra = block_on(weight_spectra(
+                            &Shards::single(&header, &src),
+                            &arch,
+                            &mut |_| {},
+                        ))
+                        .unwrap();
+                        Some(CheckpointSpectra {
+                            path: format!("runs/{run}/{name}"),
+                            step: None,
+                            tokens: Some(tokens),
+                            spectra,
+                        })
+                    })
+                    .collect();
             checkpoints.sort_by_key(|c| c.tokens);
-            RunSpectra { run: run.to_string(), color, checkpoints }
+            RunSpectra {
+                run: run.to_string(),
+                color,
+                checkpoints,
+            }
         })
         .collect()
 }
 
 fn shared(spec: FigureSpec) -> SharedFigure {
-    let files = spec.sources.iter().map(|s| SourceFile { name: s.clone(), size: 0, digest: None }).collect();
+    let files = spec
+        .sources
+        .iter()
+        .map(|s| SourceFile {
+            name: s.clone(),
+            size: 0,
+            digest: None,
+        })
+        .collect();
     SharedFigure::new(spec, files)
 }
 
 /// Fraction of pixels that differ between two renders.
 fn pixel_difference(a: &FigureSpec, b: &FigureSpec) -> f64 {
-    let (pa, pb) = (to_png(a, 800, 500, 1.0).unwrap(), to_png(b, 800, 500, 1.0).unwrap());
+    let (pa, pb) = (
+        to_png(a, 800, 500, 1.0).unwrap(),
+        to_png(b, 800, 500, 1.0).unwrap(),
+    );
     let decode = |bytes: &[u8]| {
         let mut reader = png::Decoder::new(bytes).read_info().unwrap();
         let mut buf = vec![0; reader.output_buffer_size()];
@@ -56,7 +96,11 @@ fn pixel_difference(a: &FigureSpec, b: &FigureSpec) -> f64 {
     };
     let (da, db) = (decode(&pa), decode(&pb));
     assert_eq!(da.len(), db.len());
-    let differing = da.chunks(4).zip(db.chunks(4)).filter(|(x, y)| x != y).count();
+    let differing = da
+        .chunks(4)
+        .zip(db.chunks(4))
+        .filter(|(x, y)| x != y)
+        .count();
     differing as f64 / (da.len() / 4) as f64
 }
 
@@ -65,13 +109,37 @@ fn study_figures_survive_a_link_unchanged_to_the_eye() {
     let runs = study();
     let mut figures = Vec::new();
     for metric in [Metric::Pr, Metric::R90, Metric::Cond, Metric::Alpha] {
-        figures.push(trajectory_figure(&runs, LayerSel::Mean, Matrix::K, metric, XAxis::Tokens));
+        figures.push(trajectory_figure(
+            &runs,
+            LayerSel::Mean,
+            Matrix::K,
+            metric,
+            XAxis::Tokens,
+        ));
     }
-    figures.push(trajectory_figure(&runs, LayerSel::Layer(2), Matrix::Q, Metric::Pr, XAxis::Tokens));
-    figures.push(waterfall_figure(&runs, CheckpointSel::Final, LayerSel::Mean, Matrix::K, None, true));
+    figures.push(trajectory_figure(
+        &runs,
+        LayerSel::Layer(2),
+        Matrix::Q,
+        Metric::Pr,
+        XAxis::Tokens,
+    ));
+    figures.push(waterfall_figure(
+        &runs,
+        CheckpointSel::Final,
+        LayerSel::Mean,
+        Matrix::K,
+        None,
+        true,
+    ));
     for spec in figures {
         let link = encode_link(&shared(spec.clone()));
-        assert!(link.len() < RECOMMENDED_MAX_LINK_CHARS, "{}: link of {} characters", spec.title, link.len());
+        assert!(
+            link.len() < RECOMMENDED_MAX_LINK_CHARS,
+            "{}: link of {} characters",
+            spec.title,
+            link.len()
+        );
         eprintln!("{}: link {} characters", spec.title, link.len());
         let back = decode_link(&link).unwrap_or_else(|e| panic!("{}: {e}", spec.title));
         assert_eq!(back.spec, quantise_spec(&spec), "{}", spec.title);
@@ -86,7 +154,9 @@ fn study_figures_survive_a_link_unchanged_to_the_eye() {
 fn a_full_size_figure_1_link_is_under_8_kb() {
     let mut seed = 0x9e3779b97f4a7c15u64;
     let mut noise = move || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (seed >> 11) as f64 / (1u64 << 53) as f64
     };
     let mut sources = Vec::new();
@@ -96,7 +166,10 @@ fn a_full_size_figure_1_link_is_under_8_kb() {
                 .map(|c| {
                     let tokens = 1_000_000_000u64 * (c + 1) as u64;
                     sources.push(format!("runs/run_{r}/ckpt_tokens_{tokens}.safetensors"));
-                    [tokens as f64, 40.0 * (-(c as f64) / (3.0 + r as f64)).exp() + 8.0 + noise()]
+                    [
+                        tokens as f64,
+                        40.0 * (-(c as f64) / (3.0 + r as f64)).exp() + 8.0 + noise(),
+                    ]
                 })
                 .collect();
             SeriesSpec::new(format!("run_{r}"), points, Style::LineMarkers, r)
@@ -126,16 +199,30 @@ fn a_session_of_the_fixture_study_round_trips_exactly() {
     let text = session.to_json();
     let back = load_session(&text).expect("loads");
     assert_eq!(back, session);
-    let fig = |s: &Session| trajectory_figure(&s.weights, LayerSel::Mean, Matrix::K, Metric::Cond, XAxis::Tokens);
+    let fig = |s: &Session| {
+        trajectory_figure(
+            &s.weights,
+            LayerSel::Mean,
+            Matrix::K,
+            Metric::Cond,
+            XAxis::Tokens,
+        )
+    };
     assert_eq!(fig(&back), fig(&session));
-    eprintln!("session of 36 checkpoints' weight spectra: {} KB", text.len() / 1024);
+    eprintln!(
+        "session of 36 checkpoints' weight spectra: {} KB",
+        text.len() / 1024
+    );
 }
 
 /// Deterministic pseudo-random numbers (Knuth's MMIX LCG).
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
     fn below(&mut self, n: usize) -> usize {
@@ -169,7 +256,14 @@ fn every_figure_kind_round_trips_through_a_link() {
         FigureKind::Scatter,
         FigureKind::LossCurve,
     ];
-    let styles = [Style::Line, Style::LineMarkers, Style::Markers, Style::Bars, Style::HSpan, Style::VSpan];
+    let styles = [
+        Style::Line,
+        Style::LineMarkers,
+        Style::Markers,
+        Style::Bars,
+        Style::HSpan,
+        Style::VSpan,
+    ];
     let mut rng = Lcg(42);
     for case in 0..300 {
         let kind = kinds[case % kinds.len()];
@@ -183,10 +277,18 @@ fn every_figure_kind_round_trips_through_a_link() {
                     rng.below(12),
                 );
                 if rng.below(3) == 0 {
-                    s.band = Some((0..n).map(|_| [rng.value(), rng.value(), rng.value()]).collect());
+                    s.band = Some(
+                        (0..n)
+                            .map(|_| [rng.value(), rng.value(), rng.value()])
+                            .collect(),
+                    );
                 }
                 if rng.below(3) == 0 {
-                    s.error_bars = Some((0..n).map(|_| [rng.value(), rng.value(), rng.value()]).collect());
+                    s.error_bars = Some(
+                        (0..n)
+                            .map(|_| [rng.value(), rng.value(), rng.value()])
+                            .collect(),
+                    );
                 }
                 s.faint = rng.below(2) == 0;
                 s.points_total = (rng.below(2) == 0).then(|| rng.below(1_000_000));
@@ -205,12 +307,19 @@ fn every_figure_kind_round_trips_through_a_link() {
             x,
             y: Axis::log("y"),
             series,
-            sources: (0..rng.below(4)).map(|i| format!("runs/R{i}/ckpt.safetensors")).collect(),
+            sources: (0..rng.below(4))
+                .map(|i| format!("runs/R{i}/ckpt.safetensors"))
+                .collect(),
         };
-        let back = decode_link(&encode_link(&shared(spec.clone()))).unwrap_or_else(|e| panic!("case {case}: {e}"));
+        let back = decode_link(&encode_link(&shared(spec.clone())))
+            .unwrap_or_else(|e| panic!("case {case}: {e}"));
         let q = quantise_spec(&spec);
         // NaN ≠ NaN: compare through the JSON both would write.
-        assert_eq!(serde_json::to_string(&back.spec).unwrap(), serde_json::to_string(&q).unwrap(), "case {case}");
+        assert_eq!(
+            serde_json::to_string(&back.spec).unwrap(),
+            serde_json::to_string(&q).unwrap(),
+            "case {case}"
+        );
         for (a, b) in spec.series.iter().zip(&back.spec.series) {
             for (p, r) in a.points.iter().zip(&b.points) {
                 for (u, v) in p.iter().zip(r) {
@@ -218,7 +327,11 @@ fn every_figure_kind_round_trips_through_a_link() {
                         (u.is_nan() && v.is_nan()) || u == v || (u - v).abs() <= 5e-5 * u.abs(),
                         "case {case}: {u} came back as {v}"
                     );
-                    assert_eq!(quantise(*v).to_bits(), v.to_bits(), "quantised values are fixed points");
+                    assert_eq!(
+                        quantise(*v).to_bits(),
+                        v.to_bits(),
+                        "quantised values are fixed points"
+                    );
                 }
             }
         }

@@ -10,8 +10,10 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-const B1_FINAL: &[u8] = include_bytes!("../../../../shared/fixtures/runs/B1/ckpt_tokens_327680.safetensors");
-const C1_FIRST: &[u8] = include_bytes!("../../../../shared/fixtures/runs/C1/ckpt_tokens_0.safetensors");
+const B1_FINAL: &[u8] =
+    include_bytes!("../../../../shared/fixtures/runs/B1/ckpt_tokens_327680.safetensors");
+const C1_FIRST: &[u8] =
+    include_bytes!("../../../../shared/fixtures/runs/C1/ckpt_tokens_0.safetensors");
 const EVAL: &[u8] = include_bytes!("../../../../shared/fixtures/eval_tokens.safetensors");
 const A1_LOG: &[u8] = include_bytes!("../../../../shared/fixtures/runs/A1/metrics.jsonl");
 const HELDOUT: &[u8] = include_bytes!("../../../../shared/fixtures/heldout_tokens.safetensors");
@@ -20,8 +22,16 @@ const B1_EXPECTED: &str = include_str!("../../../../shared/fixtures/expected/B1.
 #[wasm_bindgen_test]
 fn inventory_matches_native() {
     let files = vec![
-        block_on(inspect_file("runs/B1/ckpt_tokens_327680.safetensors", &B1_FINAL, &mut |_| {})),
-        block_on(inspect_file("runs/C1/ckpt_tokens_0.safetensors", &C1_FIRST, &mut |_| {})),
+        block_on(inspect_file(
+            "runs/B1/ckpt_tokens_327680.safetensors",
+            &B1_FINAL,
+            &mut |_| {},
+        )),
+        block_on(inspect_file(
+            "runs/C1/ckpt_tokens_0.safetensors",
+            &C1_FIRST,
+            &mut |_| {},
+        )),
         block_on(inspect_file("eval_tokens.safetensors", &EVAL, &mut |_| {})),
         block_on(inspect_file("runs/A1/metrics.jsonl", &A1_LOG, &mut |_| {})),
     ];
@@ -29,19 +39,37 @@ fn inventory_matches_native() {
     let b1 = &inv.files[0];
     assert_eq!(b1.kind, FileKind::Checkpoint);
     assert_eq!(b1.overall_status(), Status::Ok, "{:?}", b1.all_messages());
-    assert_eq!((b1.run.as_deref(), b1.step, b1.tokens), (Some("B1"), Some(320), Some(327680)));
+    assert_eq!(
+        (b1.run.as_deref(), b1.step, b1.tokens),
+        (Some("B1"), Some(320), Some(327680))
+    );
     assert_eq!(b1.dtype.as_deref(), Some("BF16"));
-    assert!(b1.architecture.as_deref().is_some_and(|a| a.contains("4 layers")), "{:?}", b1.architecture);
+    assert!(
+        b1.architecture
+            .as_deref()
+            .is_some_and(|a| a.contains("4 layers")),
+        "{:?}",
+        b1.architecture
+    );
     let c1 = &inv.files[1];
-    assert_eq!((c1.run.as_deref(), c1.tokens, c1.dtype.as_deref()), (Some("C1"), Some(0), Some("F16")));
+    assert_eq!(
+        (c1.run.as_deref(), c1.tokens, c1.dtype.as_deref()),
+        (Some("C1"), Some(0), Some("F16"))
+    );
     let eval = &inv.files[2];
     assert_eq!(eval.kind, FileKind::TokenBatch);
     match &eval.content {
-        Content::TokenBatch(b) => assert_eq!((b.batch, b.seq_len, b.max_id().is_some_and(|m| m < 256)), (4, 128, true)),
+        Content::TokenBatch(b) => assert_eq!(
+            (b.batch, b.seq_len, b.max_id().is_some_and(|m| m < 256)),
+            (4, 128, true)
+        ),
         other => panic!("eval tokens parsed as {other:?}"),
     }
     let log = &inv.files[3];
-    assert_eq!((log.kind, log.run.as_deref()), (FileKind::RunLog, Some("A1")));
+    assert_eq!(
+        (log.kind, log.run.as_deref()),
+        (FileKind::RunLog, Some("A1"))
+    );
     match &log.content {
         Content::RunLog(series) => assert_eq!(series[0].len(), 320),
         other => panic!("log parsed as {other:?}"),
@@ -87,9 +115,16 @@ fn header_of_a_file_over_4_gib() {
     let src = FiveGiB { header };
     let h = st::read_header(&src).expect("header of a 5 GiB file parses on wasm32");
     let tail = h.tensor("tail").expect("tail tensor");
-    assert!(tail.start > u32::MAX as u64, "offset {} is past 4 GiB", tail.start);
+    assert!(
+        tail.start > u32::MAX as u64,
+        "offset {} is past 4 GiB",
+        tail.start
+    );
     assert_eq!(tail.start, total - 8);
-    assert_eq!(st::read_tensor_f32(&src, tail).expect("read past 4 GiB"), vec![0.0, 0.0]);
+    assert_eq!(
+        st::read_tensor_f32(&src, tail).expect("read past 4 GiB"),
+        vec![0.0, 0.0]
+    );
 }
 
 /// Activation spectra in wasm equal the native ones and the reference: B1's
@@ -104,8 +139,14 @@ fn activation_spectra_match_the_reference() {
     use rankscope_core::model::arch::{recognise, Recognition};
 
     let header = st::read_header(&B1_FINAL).expect("header");
-    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else { panic!("B1 not recognised") };
+    let tensors: Vec<_> = header
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
+    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else {
+        panic!("B1 not recognised")
+    };
     let eval = parse_tokens_safetensors(&EVAL).expect("eval tokens");
     let heldout = parse_tokens_safetensors(&HELDOUT).expect("held-out tokens");
     let mut steps = 0;
@@ -119,7 +160,11 @@ fn activation_spectra_match_the_reference() {
         &|| false,
     ))
     .expect("activation spectra");
-    assert_eq!(steps, 4 + 4 + 4 + 8, "loading, forward, spectra, held-out progress");
+    assert_eq!(
+        steps,
+        4 + 4 + 4 + 8,
+        "loading, forward, spectra, held-out progress"
+    );
 
     let expected: serde_json::Value = serde_json::from_str(B1_EXPECTED).expect("expected JSON");
     let want = &expected["checkpoints"][5];
@@ -127,16 +172,33 @@ fn activation_spectra_match_the_reference() {
     let rel = |g: f64, w: f64| (g - w).abs() / w.abs();
     let loss = got.heldout_loss.expect("held-out loss");
     let want_loss = want["val_loss"].as_f64().expect("val_loss");
-    assert!((loss - want_loss).abs() <= 1e-4, "held-out loss {loss} vs {want_loss}");
+    assert!(
+        (loss - want_loss).abs() <= 1e-4,
+        "held-out loss {loss} vs {want_loss}"
+    );
     let mut worst = 0.0f64;
-    for (l, layer) in want["layers"].as_array().expect("layers").iter().enumerate() {
+    for (l, layer) in want["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .enumerate()
+    {
         let heads = got.layers[l].k_heads(KeyVariant::PostNorm).expect("K");
-        for (h, w) in layer["k_heads"].as_array().expect("k_heads").iter().enumerate() {
+        for (h, w) in layer["k_heads"]
+            .as_array()
+            .expect("k_heads")
+            .iter()
+            .enumerate()
+        {
             let g = &heads[h];
             let pr = g.metrics.spectrum.pr;
             let err = rel(pr, w["pr"].as_f64().expect("pr"));
             assert!(err <= 1e-4, "L{l} K{h} PR {pr} vs {}", w["pr"]);
-            assert_eq!(g.metrics.spectrum.r90 as u64, w["r90"].as_u64().expect("r90"), "L{l} K{h} r90");
+            assert_eq!(
+                g.metrics.spectrum.r90 as u64,
+                w["r90"].as_u64().expect("r90"),
+                "L{l} K{h} r90"
+            );
             for (i, s) in w["sv"].as_array().expect("sv").iter().enumerate() {
                 let e = rel(g.singular_values[i], s.as_f64().expect("σ"));
                 assert!(e <= 1e-4, "L{l} K{h} σ_{i}");

@@ -18,8 +18,16 @@ use wasm_bindgen_test::*;
 #[ignore = "benchmark: run with --include-ignored"]
 fn bench_weight_spectra_wasm() {
     let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).expect("performance");
-    let now_fn: js_sys::Function = js_sys::Reflect::get(&perf, &"now".into()).expect("now").into();
-    let now = move || now_fn.call0(&perf).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let now_fn: js_sys::Function = js_sys::Reflect::get(&perf, &"now".into())
+        .expect("now")
+        .into();
+    let now = move || {
+        now_fn
+            .call0(&perf)
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0)
+    };
     web_sys_free_log(&format!("wasm\n{}", common::run(&now)));
 }
 
@@ -31,8 +39,16 @@ fn web_sys_free_log(s: &str) {
 #[ignore = "benchmark: run with --include-ignored"]
 fn bench_forward_wasm() {
     let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).expect("performance");
-    let now_fn: js_sys::Function = js_sys::Reflect::get(&perf, &"now".into()).expect("now").into();
-    let now = move || now_fn.call0(&perf).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let now_fn: js_sys::Function = js_sys::Reflect::get(&perf, &"now".into())
+        .expect("now")
+        .into();
+    let now = move || {
+        now_fn
+            .call0(&perf)
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0)
+    };
     // Node's environment, so that `scripts/bench.sh` can ask for a length.
     let variable = js_sys::Reflect::get(&js_sys::global(), &"process".into())
         .and_then(|process| js_sys::Reflect::get(&process, &"env".into()))
@@ -40,7 +56,10 @@ fn bench_forward_wasm() {
         .ok()
         .and_then(|v| v.as_string());
     let bench = forward_common::measure(&now, forward_common::tokens_from(variable));
-    web_sys_free_log(&format!("wasm (performance.now)\n{}", forward_common::report(&bench, "wasm")));
+    web_sys_free_log(&format!(
+        "wasm (performance.now)\n{}",
+        forward_common::report(&bench, "wasm")
+    ));
 }
 
 /// The full surgery sweep (SVD, γ, random × 10 fractions, 5 seeds: 1 baseline
@@ -58,22 +77,51 @@ fn bench_surgery_wasm() {
     use rankscope_core::model::forward::ModelWeights;
     use rankscope_core::source::block_on;
     let perf = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).expect("performance");
-    let now_fn: js_sys::Function = js_sys::Reflect::get(&perf, &"now".into()).expect("now").into();
-    let now = move || now_fn.call0(&perf).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
+    let now_fn: js_sys::Function = js_sys::Reflect::get(&perf, &"now".into())
+        .expect("now")
+        .into();
+    let now = move || {
+        now_fn
+            .call0(&perf)
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0)
+    };
     let ckpt = common::SyntheticCheckpoint::new();
     let header = read_header(&ckpt).expect("header");
-    let names: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let Recognition::Known(arch) = recognise(&names, &header.metadata, None) else { panic!("not recognised") };
-    let model = block_on(ModelWeights::load(&Shards::single(&header, &ckpt), &arch, &mut |_| {})).expect("load");
+    let names: Vec<_> = header
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
+    let Recognition::Known(arch) = recognise(&names, &header.metadata, None) else {
+        panic!("not recognised")
+    };
+    let model = block_on(ModelWeights::load(
+        &Shards::single(&header, &ckpt),
+        &arch,
+        &mut |_| {},
+    ))
+    .expect("load");
     let batch = |salt: usize| TokenBatch {
         batch: 1,
         seq_len: 256,
-        ids: (0..256).map(|i| ((i * 7919 + salt * 104_729) % common::VOCAB) as u32).collect(),
+        ids: (0..256)
+            .map(|i| ((i * 7919 + salt * 104_729) % common::VOCAB) as u32)
+            .collect(),
     };
     let (eval, heldout) = (batch(1), batch(2));
     let t = now();
     let mut passes = 0usize;
-    run_sweep(&model, &eval, &heldout, &SweepOptions::default(), &mut |_| passes += 1, &|| false).expect("sweep");
+    run_sweep(
+        &model,
+        &eval,
+        &heldout,
+        &SweepOptions::default(),
+        &mut |_| passes += 1,
+        &|| false,
+    )
+    .expect("sweep");
     let total = (now() - t) / 1000.0;
     web_sys_free_log(&format!(
         "wasm surgery sweep, 1 × 256 tokens: {passes} forward passes + the eval pass in {total:.1} s = {:.2} s per pass",

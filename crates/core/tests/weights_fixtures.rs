@@ -15,9 +15,20 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fix
 fn spectra_of(path: &str) -> WeightSpectra {
     let src = FileSource::open(path).expect("open checkpoint");
     let header = read_header(&src).expect("header");
-    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else { panic!("{path} not recognised") };
-    block_on(weight_spectra(&Shards::single(&header, &src), &arch, &mut |_| {})).expect("weight spectra")
+    let tensors: Vec<_> = header
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
+    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else {
+        panic!("{path} not recognised")
+    };
+    block_on(weight_spectra(
+        &Shards::single(&header, &src),
+        &arch,
+        &mut |_| {},
+    ))
+    .expect("weight spectra")
 }
 
 fn close(a: f64, b: f64, rel: f64) -> bool {
@@ -35,33 +46,73 @@ fn num(v: &Value) -> f64 {
 fn wk_spectra_match_the_reference_for_every_run_and_checkpoint() {
     let mut blocks = 0;
     for run in ["A1", "A2", "B1", "B2", "C1", "C2"] {
-        let expected: Value =
-            serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/expected/{run}.json")).expect("expected json"))
-                .expect("parse expected");
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{FIXTURES}/expected/{run}.json"))
+                .expect("expected json"),
+        )
+        .expect("parse expected");
         for ckpt in expected["checkpoints"].as_array().expect("checkpoints") {
             let file = ckpt["file"].as_str().expect("file");
             let name = file.rsplit('/').next().expect("file name");
             let ws = spectra_of(&format!("{FIXTURES}/runs/{run}/{name}"));
-            for (l, layer) in ckpt["layers"].as_array().expect("layers").iter().enumerate() {
-                for (h, head) in layer["wk_heads"].as_array().expect("wk_heads").iter().enumerate() {
+            for (l, layer) in ckpt["layers"]
+                .as_array()
+                .expect("layers")
+                .iter()
+                .enumerate()
+            {
+                for (h, head) in layer["wk_heads"]
+                    .as_array()
+                    .expect("wk_heads")
+                    .iter()
+                    .enumerate()
+                {
                     let got = &ws.layers[l].k_heads[h];
-                    let want: Vec<f64> = head["sv"].as_array().expect("sv").iter().map(num).collect();
+                    let want: Vec<f64> =
+                        head["sv"].as_array().expect("sv").iter().map(num).collect();
                     assert_eq!(got.singular_values.len(), want.len());
                     for (i, (g, w)) in got.singular_values.iter().zip(&want).enumerate() {
-                        assert!(close(*g, *w, 1e-6), "{run} {name} layer {l} kv-head {h} σ_{i}: {g} vs {w}");
+                        assert!(
+                            close(*g, *w, 1e-6),
+                            "{run} {name} layer {l} kv-head {h} σ_{i}: {g} vs {w}"
+                        );
                     }
                     let m = &got.metrics;
-                    assert!(close(m.spectral_norm, num(&head["spectral_norm"]), 1e-6), "{run} {name} L{l} H{h} spectral norm");
-                    assert!(close(m.log10_fro2, num(&head["log10_fro2"]), 1e-6), "{run} {name} L{l} H{h} log10_fro2");
-                    assert!(close(m.spectrum.pr, num(&head["pr"]), 1e-6), "{run} {name} L{l} H{h} PR");
-                    assert_eq!(m.spectrum.r90 as f64, num(&head["r90"]), "{run} {name} L{l} H{h} r90");
-                    assert!(close(m.spectrum.cond, num(&head["cond"]), 1e-6), "{run} {name} L{l} H{h} cond");
+                    assert!(
+                        close(m.spectral_norm, num(&head["spectral_norm"]), 1e-6),
+                        "{run} {name} L{l} H{h} spectral norm"
+                    );
+                    assert!(
+                        close(m.log10_fro2, num(&head["log10_fro2"]), 1e-6),
+                        "{run} {name} L{l} H{h} log10_fro2"
+                    );
+                    assert!(
+                        close(m.spectrum.pr, num(&head["pr"]), 1e-6),
+                        "{run} {name} L{l} H{h} PR"
+                    );
+                    assert_eq!(
+                        m.spectrum.r90 as f64,
+                        num(&head["r90"]),
+                        "{run} {name} L{l} H{h} r90"
+                    );
+                    assert!(
+                        close(m.spectrum.cond, num(&head["cond"]), 1e-6),
+                        "{run} {name} L{l} H{h} cond"
+                    );
                     blocks += 1;
                 }
                 // The layer value is the mean over kv-heads, as the reference's wk_mean.
-                for (metric, key) in [(Metric::Pr, "pr"), (Metric::Erank, "erank"), (Metric::StableRank, "stable_rank"), (Metric::R90, "r90")] {
+                for (metric, key) in [
+                    (Metric::Pr, "pr"),
+                    (Metric::Erank, "erank"),
+                    (Metric::StableRank, "stable_rank"),
+                    (Metric::R90, "r90"),
+                ] {
                     let got = layer_value(&ws, l, Matrix::K, metric).expect("layer value");
-                    assert!(close(got, num(&layer["wk_mean"][key]), 1e-6), "{run} {name} L{l} mean {key}: {got}");
+                    assert!(
+                        close(got, num(&layer["wk_mean"][key]), 1e-6),
+                        "{run} {name} L{l} mean {key}: {got}"
+                    );
                 }
                 // γ of the key and query norms, as stored.
                 match (&ws.layers[l].gamma_k, layer["gamma"].as_array()) {
@@ -73,24 +124,45 @@ fn wk_spectra_match_the_reference_for_every_run_and_checkpoint() {
                     (None, None) => {}
                     (got, want) => panic!("{run} {name} L{l}: γ {got:?} vs expected {want:?}"),
                 }
-                assert_eq!(ws.layers[l].gamma_q.is_some(), layer["gamma_q"].is_array(), "{run} γ_q presence");
+                assert_eq!(
+                    ws.layers[l].gamma_q.is_some(),
+                    layer["gamma_q"].is_array(),
+                    "{run} γ_q presence"
+                );
             }
-            let mean = checkpoint_value(&ws, LayerSel::Mean, Matrix::K, Metric::Pr).expect("mean PR");
-            let want = ckpt["layers"].as_array().expect("layers").iter().map(|l| num(&l["wk_mean"]["pr"])).sum::<f64>() / 4.0;
+            let mean =
+                checkpoint_value(&ws, LayerSel::Mean, Matrix::K, Metric::Pr).expect("mean PR");
+            let want = ckpt["layers"]
+                .as_array()
+                .expect("layers")
+                .iter()
+                .map(|l| num(&l["wk_mean"]["pr"]))
+                .sum::<f64>()
+                / 4.0;
             assert!(close(mean, want, 1e-6), "{run} {name} mean over layers");
         }
     }
-    assert_eq!(blocks, 6 * 6 * 4 * 2, "every W_k block of every checkpoint checked");
+    assert_eq!(
+        blocks,
+        6 * 6 * 4 * 2,
+        "every W_k block of every checkpoint checked"
+    );
 }
 
 #[test]
 fn wq_blocks_have_the_query_head_layout() {
-    let ws = spectra_of(&format!("{FIXTURES}/runs/A1/ckpt_tokens_327680.safetensors"));
+    let ws = spectra_of(&format!(
+        "{FIXTURES}/runs/A1/ckpt_tokens_327680.safetensors"
+    ));
     assert_eq!(ws.layers.len(), 4);
     for layer in &ws.layers {
         assert_eq!((layer.k_heads.len(), layer.q_heads.len()), (2, 4));
         for h in layer.q_heads.iter().chain(&layer.k_heads) {
-            assert_eq!(h.singular_values.len(), 16, "d_k × d_model block has d_k singular values");
+            assert_eq!(
+                h.singular_values.len(),
+                16,
+                "d_k × d_model block has d_k singular values"
+            );
             assert!(h.singular_values.windows(2).all(|w| w[0] >= w[1]));
         }
     }
@@ -99,22 +171,41 @@ fn wq_blocks_have_the_query_head_layout() {
 #[test]
 fn stories260k_llama_wk_matches_the_reference() {
     let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("{FIXTURES}/expected/stories260K.json")).expect("expected json"),
+        &std::fs::read_to_string(format!("{FIXTURES}/expected/stories260K.json"))
+            .expect("expected json"),
     )
     .expect("parse");
     let path = format!("{FIXTURES}/stories260K/model.safetensors");
-    let config: Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/stories260K/config.json")).expect("config")).expect("parse");
+    let config: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{FIXTURES}/stories260K/config.json")).expect("config"),
+    )
+    .expect("parse");
     let src = FileSource::open(&path).expect("open");
     let header = read_header(&src).expect("header");
-    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
-    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, Some(&config)) else { panic!("not recognised") };
-    let ws = block_on(weight_spectra(&Shards::single(&header, &src), &arch, &mut |_| {})).expect("spectra");
+    let tensors: Vec<_> = header
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
+    let Recognition::Known(arch) = recognise(&tensors, &header.metadata, Some(&config)) else {
+        panic!("not recognised")
+    };
+    let ws = block_on(weight_spectra(
+        &Shards::single(&header, &src),
+        &arch,
+        &mut |_| {},
+    ))
+    .expect("spectra");
     let layers = expected["layers"].as_array().expect("layers");
     assert_eq!(layers.len(), 5);
     let mut checked = 0;
     for (l, layer) in layers.iter().enumerate() {
-        for (h, head) in layer["wk_heads"].as_array().expect("wk_heads").iter().enumerate() {
+        for (h, head) in layer["wk_heads"]
+            .as_array()
+            .expect("wk_heads")
+            .iter()
+            .enumerate()
+        {
             let want: Vec<f64> = head["sv"].as_array().expect("sv").iter().map(num).collect();
             for (g, w) in ws.layers[l].k_heads[h].singular_values.iter().zip(&want) {
                 assert!(close(*g, *w, 1e-6), "stories260K L{l} H{h}: {g} vs {w}");
@@ -138,24 +229,46 @@ fn a_worker_job_gives_the_same_spectra_as_the_direct_path() {
         kind: JobKind::WeightSpectra,
     };
     let mut lines = Vec::new();
-    let out = block_on(run_checkpoint_job(&job, &[std::fs::read(&b1).unwrap()], &mut |line, _| lines.push(line.to_string())))
-        .expect("job runs");
+    let out = block_on(run_checkpoint_job(
+        &job,
+        &[std::fs::read(&b1).unwrap()],
+        &mut |line, _| lines.push(line.to_string()),
+    ))
+    .expect("job runs");
     assert_eq!(out, JobOutput::WeightSpectra(spectra_of(&b1)));
-    assert_eq!(lines.last().map(String::as_str), Some("weight spectra: layer 4 of 4"));
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("weight spectra: layer 4 of 4")
+    );
 
     // A job whose checkpoint is unreadable says so, naming nothing it was not given.
-    let bad = CheckpointJob { checkpoint: "x.safetensors".into(), files: vec!["x.safetensors".into()], kind: JobKind::WeightSpectra };
-    let out = block_on(run_checkpoint_job(&bad, &[b"not a checkpoint".to_vec()], &mut |_, _| {})).expect("job runs");
+    let bad = CheckpointJob {
+        checkpoint: "x.safetensors".into(),
+        files: vec!["x.safetensors".into()],
+        kind: JobKind::WeightSpectra,
+    };
+    let out = block_on(run_checkpoint_job(
+        &bad,
+        &[b"not a checkpoint".to_vec()],
+        &mut |_, _| {},
+    ))
+    .expect("job runs");
     assert_eq!(out, JobOutput::NotRecognised);
 
     // Hugging Face Llama: the config beside the weights travels with the job.
     let dir = format!("{FIXTURES}/stories260K");
     let job = CheckpointJob {
         checkpoint: "stories260K/model.safetensors".into(),
-        files: vec!["stories260K/model.safetensors".into(), "stories260K/config.json".into()],
+        files: vec![
+            "stories260K/model.safetensors".into(),
+            "stories260K/config.json".into(),
+        ],
         kind: JobKind::WeightSpectra,
     };
-    let sources = [std::fs::read(format!("{dir}/model.safetensors")).unwrap(), std::fs::read(format!("{dir}/config.json")).unwrap()];
+    let sources = [
+        std::fs::read(format!("{dir}/model.safetensors")).unwrap(),
+        std::fs::read(format!("{dir}/config.json")).unwrap(),
+    ];
     match block_on(run_checkpoint_job(&job, &sources, &mut |_, _| {})).expect("job runs") {
         JobOutput::WeightSpectra(ws) => assert_eq!(ws.layers.len(), 5),
         other => panic!("stories260K: {other:?}"),
@@ -168,82 +281,165 @@ fn a_worker_job_gives_the_same_spectra_as_the_direct_path() {
 fn a_worker_job_with_an_eval_batch_gives_the_reference_activations() {
     use rankscope_core::analysis::activations::KeyVariant;
     use rankscope_core::analysis::jobs::{run_checkpoint_job, CheckpointJob, JobKind, JobOutput};
-    let expected: Value = serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/expected/B1.json")).unwrap()).unwrap();
-    let last = expected["checkpoints"].as_array().unwrap().last().expect("final checkpoint");
-    let ckpt = format!("runs/B1/{}", last["file"].as_str().unwrap().rsplit('/').next().unwrap());
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{FIXTURES}/expected/B1.json")).unwrap(),
+    )
+    .unwrap();
+    let last = expected["checkpoints"]
+        .as_array()
+        .unwrap()
+        .last()
+        .expect("final checkpoint");
+    let ckpt = format!(
+        "runs/B1/{}",
+        last["file"].as_str().unwrap().rsplit('/').next().unwrap()
+    );
     let job = CheckpointJob {
         checkpoint: ckpt.clone(),
-        files: vec![ckpt.clone(), "eval_tokens.safetensors".into(), "heldout_tokens.safetensors".into()],
+        files: vec![
+            ckpt.clone(),
+            "eval_tokens.safetensors".into(),
+            "heldout_tokens.safetensors".into(),
+        ],
         kind: JobKind::WeightsAndActivations {
             eval: "eval_tokens.safetensors".into(),
             heldout: Some("heldout_tokens.safetensors".into()),
         },
     };
-    let sources: Vec<Vec<u8>> = job.files.iter().map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap()).collect();
+    let sources: Vec<Vec<u8>> = job
+        .files
+        .iter()
+        .map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap())
+        .collect();
     let mut stages = Vec::new();
-    let out = block_on(run_checkpoint_job(&job, &sources, &mut |line, _| stages.push(line.to_string()))).expect("job runs");
-    let JobOutput::WeightsAndActivations { weights, activations, engine } = out else { panic!("{out:?}") };
+    let out = block_on(run_checkpoint_job(&job, &sources, &mut |line, _| {
+        stages.push(line.to_string())
+    }))
+    .expect("job runs");
+    let JobOutput::WeightsAndActivations {
+        weights,
+        activations,
+        engine,
+    } = out
+    else {
+        panic!("{out:?}")
+    };
     assert_eq!(weights, spectra_of(&format!("{FIXTURES}/{ckpt}")));
     let act = activations.expect("activations");
     let loss = act.heldout_loss.expect("held-out loss");
-    assert!((loss - num(&last["val_loss"])).abs() <= 1e-4, "{loss} vs {}", last["val_loss"]);
+    assert!(
+        (loss - num(&last["val_loss"])).abs() <= 1e-4,
+        "{loss} vs {}",
+        last["val_loss"]
+    );
     let ws = act.spectra(KeyVariant::PostNorm).expect("default variant");
     let pr = checkpoint_value(&ws, LayerSel::Mean, Matrix::K, Metric::Pr).unwrap();
-    assert!(close(pr, num(&last["mean_k_pr"]), 1e-4), "mean K PR {pr} vs {}", last["mean_k_pr"]);
-    assert!(stages.iter().any(|s| s.contains("held-out loss")), "{stages:?}");
+    assert!(
+        close(pr, num(&last["mean_k_pr"]), 1e-4),
+        "mean K PR {pr} vs {}",
+        last["mean_k_pr"]
+    );
+    assert!(
+        stages.iter().any(|s| s.contains("held-out loss")),
+        "{stages:?}"
+    );
     assert_eq!(engine, "CPU (native)");
 
     // A job naming an eval batch it was not given keeps the weights and says why.
     let mut missing = job.clone();
     missing.files.truncate(1);
-    let out = block_on(run_checkpoint_job(&missing, &sources[..1], &mut |_, _| {})).expect("job runs");
-    let JobOutput::WeightsAndActivations { activations: Err(why), .. } = out else { panic!("{out:?}") };
-    assert!(why.contains("eval_tokens.safetensors is not a readable token batch"), "{why}");
+    let out =
+        block_on(run_checkpoint_job(&missing, &sources[..1], &mut |_, _| {})).expect("job runs");
+    let JobOutput::WeightsAndActivations {
+        activations: Err(why),
+        ..
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    assert!(
+        why.contains("eval_tokens.safetensors is not a readable token batch"),
+        "{why}"
+    );
 }
 
 /// Figures 3–5 as a worker computes them: B1's final checkpoint's surgery
 /// losses and Spearman ρ are the reference's; A2 (no key norm) sweeps no γ.
 #[test]
 fn a_study_job_reproduces_the_reference_surgery_and_importance() {
-    use rankscope_core::analysis::jobs::{run_checkpoint_job, CheckpointJob, JobKind, JobOutput, StudyOptions};
-    let mut options = StudyOptions { n_boot: 50, ..StudyOptions::default() };
+    use rankscope_core::analysis::jobs::{
+        run_checkpoint_job, CheckpointJob, JobKind, JobOutput, StudyOptions,
+    };
+    let mut options = StudyOptions {
+        n_boot: 50,
+        ..StudyOptions::default()
+    };
     options.sweep.seeds = 2;
     for run in ["B1", "A2"] {
-        let expected: Value =
-            serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/expected/{run}.json")).unwrap()).unwrap();
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{FIXTURES}/expected/{run}.json")).unwrap(),
+        )
+        .unwrap();
         let last = expected["checkpoints"].as_array().unwrap().last().unwrap();
-        let ckpt = format!("runs/{run}/{}", last["file"].as_str().unwrap().rsplit('/').next().unwrap());
+        let ckpt = format!(
+            "runs/{run}/{}",
+            last["file"].as_str().unwrap().rsplit('/').next().unwrap()
+        );
         let job = CheckpointJob {
             checkpoint: ckpt.clone(),
-            files: vec![ckpt.clone(), "eval_tokens.safetensors".into(), "heldout_tokens.safetensors".into()],
+            files: vec![
+                ckpt.clone(),
+                "eval_tokens.safetensors".into(),
+                "heldout_tokens.safetensors".into(),
+            ],
             kind: JobKind::Study {
                 eval: "eval_tokens.safetensors".into(),
                 heldout: "heldout_tokens.safetensors".into(),
                 options: options.clone(),
             },
         };
-        let sources: Vec<Vec<u8>> = job.files.iter().map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap()).collect();
+        let sources: Vec<Vec<u8>> = job
+            .files
+            .iter()
+            .map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap())
+            .collect();
         let out = block_on(run_checkpoint_job(&job, &sources, &mut |_, _| {})).expect("job runs");
-        let JobOutput::Study(study) = out else { panic!("{run}: {out:?}") };
+        let JobOutput::Study(study) = out else {
+            panic!("{run}: {out:?}")
+        };
         let surgery = study.surgery.expect("surgery");
         let want = &last["final"]["surgery"];
         for (i, got) in surgery.svd.as_ref().unwrap().iter().enumerate() {
-            assert!((got - num(&want["svd"][i])).abs() <= 1e-4, "{run} svd[{i}] {got}");
+            assert!(
+                (got - num(&want["svd"][i])).abs() <= 1e-4,
+                "{run} svd[{i}] {got}"
+            );
         }
         for (seed, losses) in surgery.random.as_ref().unwrap().losses.iter().enumerate() {
             for (i, got) in losses.iter().enumerate() {
-                assert!((got - num(&want["random"]["losses"][seed][i])).abs() <= 1e-4, "{run} random[{seed}][{i}] {got}");
+                assert!(
+                    (got - num(&want["random"]["losses"][seed][i])).abs() <= 1e-4,
+                    "{run} random[{seed}][{i}] {got}"
+                );
             }
         }
         let layers = study.layers.expect("layer PR");
         assert_eq!(layers.len(), 4);
-        assert!(layers.iter().all(|l| l.pr.lo <= l.pr.value && l.pr.value <= l.pr.hi), "{layers:?}");
+        assert!(
+            layers
+                .iter()
+                .all(|l| l.pr.lo <= l.pr.value && l.pr.value <= l.pr.hi),
+            "{layers:?}"
+        );
         let importance = study.importance.expect("importance");
         match run {
             "B1" => {
                 assert_eq!(surgery.gamma.as_ref().unwrap().len(), 10);
                 let rho = importance.overall.as_ref().unwrap().rho;
-                assert!((rho - num(&last["final"]["gamma_vs_svd"]["overall"]["rho"])).abs() <= 1e-6, "ρ {rho}");
+                assert!(
+                    (rho - num(&last["final"]["gamma_vs_svd"]["overall"]["rho"])).abs() <= 1e-6,
+                    "ρ {rho}"
+                );
             }
             _ => {
                 assert_eq!(surgery.gamma, None, "no key norm, no γ sweep");

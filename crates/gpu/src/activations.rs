@@ -8,8 +8,12 @@
 
 use std::collections::HashMap;
 
-use rankscope_core::analysis::activations::{check_batch, ActivationError, ActivationSpectra, KeyVariant, Progress, Stage};
-use rankscope_core::analysis::gram_spectra::{Activation, BlockProbe, HeadGram, PendingSpectra, PerActivation, SpectraRoutes};
+use rankscope_core::analysis::activations::{
+    check_batch, ActivationError, ActivationSpectra, KeyVariant, Progress, Stage,
+};
+use rankscope_core::analysis::gram_spectra::{
+    Activation, BlockProbe, HeadGram, PendingSpectra, PerActivation, SpectraRoutes,
+};
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::model::forward::{negative_log_likelihood, ForwardError, ModelWeights};
 
@@ -30,7 +34,10 @@ pub enum GpuActivationError {
 impl GpuActivationError {
     /// Whether `cancelled` ended the work.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, GpuActivationError::Activation(ActivationError::Cancelled))
+        matches!(
+            self,
+            GpuActivationError::Activation(ActivationError::Cancelled)
+        )
     }
 }
 
@@ -54,7 +61,11 @@ pub async fn activation_spectra_gpu(
         return Err(ActivationError::Cancelled.into());
     }
     let gpu_model = GpuModel::upload(gpu, model)?;
-    Ok(activation_spectra_gpu_routed(&gpu_model, eval, heldout, variants, progress, cancelled).await?.0)
+    Ok(
+        activation_spectra_gpu_routed(&gpu_model, eval, heldout, variants, progress, cancelled)
+            .await?
+            .0,
+    )
 }
 
 /// The core's activation spectra with the forward passes and the Gram matrices on the GPU of
@@ -78,14 +89,24 @@ pub async fn activation_spectra_gpu_routed(
     progress: &mut dyn FnMut(Progress),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(ActivationSpectra, SpectraRoutes), GpuActivationError> {
-    let check = || if cancelled() { Err(ActivationError::Cancelled) } else { Ok(()) };
+    let check = || {
+        if cancelled() {
+            Err(ActivationError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
     check_batch(eval).map_err(ActivationError::from)?;
     if let Some(batch) = heldout {
         check_held_out(batch)?;
     }
     check()?;
     let (gpu, arch) = (gpu_model.gpu(), gpu_model.arch());
-    let variants: &[KeyVariant] = if variants.is_empty() { &KeyVariant::ALL } else { variants };
+    let variants: &[KeyVariant] = if variants.is_empty() {
+        &KeyVariant::ALL
+    } else {
+        variants
+    };
     let keep = Keep {
         k_normed: true,
         k_raw: variants.contains(&KeyVariant::Raw),
@@ -95,28 +116,45 @@ pub async fn activation_spectra_gpu_routed(
     let rows = eval.batch * eval.seq_len;
 
     // Pass 1: every sequence's Grams summed on the GPU, read back once.
-    let mut grams: Vec<LayerGrams> = (0..arch.n_layers).map(|_| LayerGrams::new(gpu, arch, keep, eval.seq_len)).collect();
+    let mut grams: Vec<LayerGrams> = (0..arch.n_layers)
+        .map(|_| LayerGrams::new(gpu, arch, keep, eval.seq_len))
+        .collect();
     for b in 0..eval.batch {
         check()?;
         gpu_model.accumulate_grams(eval.row(b), keep, &mut grams)?;
-        progress(Progress { stage: Stage::EvalForward, done: b + 1, total: eval.batch });
+        progress(Progress {
+            stage: Stage::EvalForward,
+            done: b + 1,
+            total: eval.batch,
+        });
     }
-    let accumulators: Vec<_> =
-        grams.iter().flat_map(|g| g.accumulators()).filter_map(|(_, accumulator)| accumulator.as_ref()).collect();
+    let accumulators: Vec<_> = grams
+        .iter()
+        .flat_map(|g| g.accumulators())
+        .filter_map(|(_, accumulator)| accumulator.as_ref())
+        .collect();
     let mut read = gpu.read_grams(&accumulators).await?.into_iter();
     drop(accumulators);
-    let mut layer_grams: Vec<HashMap<Activation, Vec<HeadGram>>> = Vec::with_capacity(arch.n_layers);
+    let mut layer_grams: Vec<HashMap<Activation, Vec<HeadGram>>> =
+        Vec::with_capacity(arch.n_layers);
     for g in &grams {
         let mut by_activation = HashMap::new();
         for (activation, accumulator) in g.accumulators() {
             if accumulator.is_some() {
-                by_activation.insert(activation, read.next().expect("one read-back per accumulator"));
+                by_activation.insert(
+                    activation,
+                    read.next().expect("one read-back per accumulator"),
+                );
             }
         }
         layer_grams.push(by_activation);
     }
     drop(grams);
-    let grams_of = |l: usize, activation: Activation| layer_grams[l].get(&activation).map_or(&[][..], Vec::as_slice);
+    let grams_of = |l: usize, activation: Activation| {
+        layer_grams[l]
+            .get(&activation)
+            .map_or(&[][..], Vec::as_slice)
+    };
     let mut pending = PendingSpectra::from_grams(arch, variants, &grams_of, cancelled)?;
     drop(layer_grams);
 
@@ -126,7 +164,9 @@ pub async fn activation_spectra_gpu_routed(
         let mut blocks = BlockProbe::new(&needed);
         let keep: Vec<Keep> = (0..arch.n_layers)
             .map(|l| {
-                let wants = |activation: Activation| needed.iter().any(|&(nl, a, _)| nl == l && a == activation);
+                let wants = |activation: Activation| {
+                    needed.iter().any(|&(nl, a, _)| nl == l && a == activation)
+                };
                 Keep {
                     k_normed: wants(Activation::Keys),
                     k_raw: wants(Activation::RawKeys),
@@ -137,7 +177,12 @@ pub async fn activation_spectra_gpu_routed(
             .collect();
         for b in 0..eval.batch {
             check()?;
-            for (l, layer) in gpu_model.probe(eval.row(b), &keep).await?.into_iter().enumerate() {
+            for (l, layer) in gpu_model
+                .probe(eval.row(b), &keep)
+                .await?
+                .into_iter()
+                .enumerate()
+            {
                 for (activation, heads) in [
                     (Activation::Keys, layer.k_normed),
                     (Activation::RawKeys, layer.k_raw),
@@ -149,7 +194,11 @@ pub async fn activation_spectra_gpu_routed(
                     }
                 }
             }
-            progress(Progress { stage: Stage::EvalForward, done: b + 1, total: eval.batch });
+            progress(Progress {
+                stage: Stage::EvalForward,
+                done: b + 1,
+                total: eval.batch,
+            });
         }
         pending.fill(&blocks.blocks, rows, cancelled)?;
     }
@@ -181,10 +230,15 @@ pub async fn heldout_loss_gpu(
         let logits = model.logits(ids).await?;
         let mut sequence = 0.0f64;
         for (t, &target) in ids.iter().enumerate().skip(1) {
-            sequence += negative_log_likelihood(&logits[(t - 1) * vocab..t * vocab], target as usize);
+            sequence +=
+                negative_log_likelihood(&logits[(t - 1) * vocab..t * vocab], target as usize);
         }
         total += sequence / (batch.seq_len - 1) as f64;
-        progress(Progress { stage: Stage::HeldOut, done: b + 1, total: batch.batch });
+        progress(Progress {
+            stage: Stage::HeldOut,
+            done: b + 1,
+            total: batch.batch,
+        });
     }
     Ok(total / batch.batch as f64)
 }

@@ -18,12 +18,17 @@ pub struct GpuEngine {
 impl GpuEngine {
     /// Opens the GPU; never fails (without one, jobs run on the CPU).
     pub async fn new() -> Self {
-        Self { gpu: Gpu::new().await.map_err(|e| e.to_string()) }
+        Self {
+            gpu: Gpu::new().await.map_err(|e| e.to_string()),
+        }
     }
 
     /// The adapter in use, or why there is none.
     pub fn adapter(&self) -> Result<String, String> {
-        self.gpu.as_ref().map(Gpu::adapter_summary).map_err(Clone::clone)
+        self.gpu
+            .as_ref()
+            .map(Gpu::adapter_summary)
+            .map_err(Clone::clone)
     }
 }
 
@@ -36,17 +41,32 @@ impl ForwardEngine for GpuEngine {
         progress: &mut dyn FnMut(Progress),
     ) -> (Result<ActivationSpectra, String>, String) {
         let why_not = match &self.gpu {
-            Ok(gpu) => match activation_spectra_gpu(gpu, model, eval, heldout, &KeyVariant::ALL, progress, &|| false).await {
+            Ok(gpu) => match activation_spectra_gpu(
+                gpu,
+                model,
+                eval,
+                heldout,
+                &KeyVariant::ALL,
+                progress,
+                &|| false,
+            )
+            .await
+            {
                 Ok(spectra) => return (Ok(spectra), format!("GPU: {}", gpu.adapter_summary())),
                 // What the CPU would refuse too (a malformed batch): no second try.
                 Err(GpuActivationError::Activation(e)) => {
-                    return (Err(e.to_string()), format!("GPU: {}", gpu.adapter_summary()))
+                    return (
+                        Err(e.to_string()),
+                        format!("GPU: {}", gpu.adapter_summary()),
+                    )
                 }
                 Err(GpuActivationError::Gpu(e)) => format!("the GPU failed: {e}"),
             },
             Err(why) => why.clone(),
         };
-        let (result, _) = CpuEngine.activation_spectra(model, eval, heldout, progress).await;
+        let (result, _) = CpuEngine
+            .activation_spectra(model, eval, heldout, progress)
+            .await;
         (result, format!("{} ({why_not})", cpu_label()))
     }
 }

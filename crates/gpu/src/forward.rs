@@ -65,8 +65,15 @@ struct ElementParams {
 const ELEMENT_LANES: usize = 64;
 
 enum GpuMlp {
-    SquaredRelu { up: GpuMatrix, down: GpuMatrix },
-    SwiGlu { gate: GpuMatrix, up: GpuMatrix, down: GpuMatrix },
+    SquaredRelu {
+        up: GpuMatrix,
+        down: GpuMatrix,
+    },
+    SwiGlu {
+        gate: GpuMatrix,
+        up: GpuMatrix,
+        down: GpuMatrix,
+    },
 }
 
 /// One block's weights on the GPU; a norm the model does not have is `None` (left out).
@@ -195,14 +202,20 @@ impl<'g> GpuModel<'g> {
         let vocab = self.arch.vocab;
         check_fits(self.gpu, "the logits of one token".into(), vocab)?;
         let limits = self.gpu.device.limits();
-        let limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
         let rows = (limit / (4 * vocab.max(1) as u64)).max(1) as usize;
         self.logits_in_chunks(ids, rows).await
     }
 
     /// [`GpuModel::logits`] with the output head run on at most `max_rows` rows at a time, each
     /// chunk read back before the next (the pass itself runs once).
-    pub async fn logits_in_chunks(&self, ids: &[u32], max_rows: usize) -> Result<Vec<f32>, GpuError> {
+    pub async fn logits_in_chunks(
+        &self,
+        ids: &[u32],
+        max_rows: usize,
+    ) -> Result<Vec<f32>, GpuError> {
         let ws = self.run(ids, None, self.layers.len())?;
         let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
         let h = self.final_norm(&ws);
@@ -230,7 +243,13 @@ impl<'g> GpuModel<'g> {
     /// is `[t, d_k]` row-major. Each layer's K stays in its own buffer during the pass and is
     /// read back after it, in one transfer; the output head is not run.
     pub async fn keys(&self, ids: &[u32]) -> Result<Vec<Vec<Vec<f32>>>, GpuError> {
-        let keep = vec![Keep { k_normed: true, ..Keep::default() }; self.layers.len()];
+        let keep = vec![
+            Keep {
+                k_normed: true,
+                ..Keep::default()
+            };
+            self.layers.len()
+        ];
         let layers = self.probe(ids, &keep).await?;
         Ok(layers.into_iter().map(|l| l.k_normed).collect())
     }
@@ -240,7 +259,11 @@ impl<'g> GpuModel<'g> {
     /// and Q per query head after the query norm before RoPE, each `[head][t·d_k]`. Every kept
     /// matrix gets a buffer of its own during the pass and all are read back after it, in one
     /// transfer, so nothing is read mid-pass; the output head is not run.
-    pub(crate) async fn probe(&self, ids: &[u32], keep: &[Keep]) -> Result<Vec<ProbedLayer>, GpuError> {
+    pub(crate) async fn probe(
+        &self,
+        ids: &[u32],
+        keep: &[Keep],
+    ) -> Result<Vec<ProbedLayer>, GpuError> {
         let mut kept = Vec::with_capacity(self.layers.len());
         // The pass stops after the deepest layer anything is kept from.
         let depth = keep.iter().rposition(|k| k.any()).map_or(0, |l| l + 1);
@@ -255,7 +278,12 @@ impl<'g> GpuModel<'g> {
         let (t, d_k) = (ids.len(), self.arch.d_k);
         let (n_heads, n_kv) = (self.arch.n_heads, self.arch.n_kv_heads);
         let mut heads = |tensor: &Option<GpuTensor>, heads: usize| match tensor {
-            Some(_) => split_heads(&data.next().expect("one read-back per kept matrix"), t, heads, d_k),
+            Some(_) => split_heads(
+                &data.next().expect("one read-back per kept matrix"),
+                t,
+                heads,
+                d_k,
+            ),
             None => Vec::new(),
         };
         let layers = kept
@@ -274,10 +302,13 @@ impl<'g> GpuModel<'g> {
     /// is `[B·T, d_k]` with row `b·T + t` = position t of sequence b, the matrix
     /// `ModelWeights::collect_keys` hands the spectra (METRICS.md "Representations").
     pub async fn batch_keys(&self, batch: &TokenBatch) -> Result<Vec<Vec<Vec<f32>>>, GpuError> {
-        let mut stacked: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); self.arch.n_kv_heads]; self.layers.len()];
+        let mut stacked: Vec<Vec<Vec<f32>>> =
+            vec![vec![Vec::new(); self.arch.n_kv_heads]; self.layers.len()];
         for b in 0..batch.batch {
             for (into, from) in stacked.iter_mut().zip(self.keys(batch.row(b)).await?) {
-                into.iter_mut().zip(from).for_each(|(into, from)| into.extend_from_slice(&from));
+                into.iter_mut()
+                    .zip(from)
+                    .for_each(|(into, from)| into.extend_from_slice(&from));
             }
         }
         Ok(stacked)
@@ -286,9 +317,18 @@ impl<'g> GpuModel<'g> {
     /// Runs one sequence and queues, per layer, each kept matrix's per-head Gram and column
     /// sums into `grams[layer]` (made by [`LayerGrams::new`] with the same `keep` and length);
     /// nothing is read back, so a batch's sequences add up on the GPU.
-    pub(crate) fn accumulate_grams(&self, ids: &[u32], keep: Keep, grams: &mut [LayerGrams]) -> Result<(), GpuError> {
+    pub(crate) fn accumulate_grams(
+        &self,
+        ids: &[u32],
+        keep: Keep,
+        grams: &mut [LayerGrams],
+    ) -> Result<(), GpuError> {
         let mut kept = Vec::with_capacity(self.layers.len());
-        self.run(ids, Some((&vec![keep; self.layers.len()], &mut kept)), self.layers.len())?;
+        self.run(
+            ids,
+            Some((&vec![keep; self.layers.len()], &mut kept)),
+            self.layers.len(),
+        )?;
         for (kept, grams) in kept.iter().zip(grams.iter_mut()) {
             let pairs = [
                 (&kept.k_normed, &mut grams.k_normed),
@@ -319,14 +359,22 @@ impl<'g> GpuModel<'g> {
         }
         let arch = &self.arch;
         if let Some(position) = ids.iter().position(|&id| id as usize >= arch.vocab) {
-            return Err(GpuError::TokenOutOfVocab { id: ids[position], position, vocab: arch.vocab });
+            return Err(GpuError::TokenOutOfVocab {
+                id: ids[position],
+                position,
+                vocab: arch.vocab,
+            });
         }
         let gpu = self.gpu;
         let (t, d, d_k, d_ff) = (ids.len(), arch.d_model, arch.d_k, arch.d_ff);
         let (n_heads, n_kv) = (arch.n_heads, arch.n_kv_heads);
         // The largest activations: every head's probabilities, the MLP's hidden layer (the
         // logits, when asked for, are made in chunks that fit: `logits`).
-        check_fits(gpu, format!("attention probabilities of {t} tokens"), n_heads * t * t)?;
+        check_fits(
+            gpu,
+            format!("attention probabilities of {t} tokens"),
+            n_heads * t * t,
+        )?;
         check_fits(gpu, format!("the MLP activations of {t} tokens"), t * d_ff)?;
         let mut ws = Workspace {
             x: gpu.zeros(t, d),
@@ -352,7 +400,10 @@ impl<'g> GpuModel<'g> {
             // Attention: h = norm(x); q, k, v; per-head norms; RoPE; softmax(QKᵀ)V; x += attn·W_oᵀ.
             let h = self.norm_or_identity(layer.attn_norm.as_ref(), &ws.x, &ws.h, d);
             // A kept matrix needs a buffer of its own per layer; otherwise the workspace's is reused.
-            let what = keep.as_ref().and_then(|(what, _)| what.get(l).copied()).unwrap_or_default();
+            let what = keep
+                .as_ref()
+                .and_then(|(what, _)| what.get(l).copied())
+                .unwrap_or_default();
             let own = |wanted: bool, heads: usize| wanted.then(|| gpu.zeros(t, heads * d_k));
             let mut kept = KeptLayer {
                 k_normed: own(what.k_normed, n_kv),
@@ -407,11 +458,14 @@ impl<'g> GpuModel<'g> {
     }
 
     fn embed(&self, ids: &[u32], x: &GpuTensor) {
-        let ids = self.gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("token ids"),
-            contents: bytemuck::cast_slice(ids),
-            usage: wgpu::BufferUsages::STORAGE,
-        });
+        let ids = self
+            .gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("token ids"),
+                contents: bytemuck::cast_slice(ids),
+                usage: wgpu::BufferUsages::STORAGE,
+            });
         let len = x.rows * x.cols;
         let params = ElementParams {
             len: to_u32(len, "embedding elements"),
@@ -471,7 +525,13 @@ impl<'g> GpuModel<'g> {
 
     /// `out = RoPE(x)` for a token-major `[t, heads·d_k]` buffer, returning `out`; `x` itself
     /// when the model has no RoPE.
-    fn rotate<'a>(&self, table: &RopeTable, x: &'a GpuTensor, out: &'a GpuTensor, heads: usize) -> &'a GpuTensor {
+    fn rotate<'a>(
+        &self,
+        table: &RopeTable,
+        x: &'a GpuTensor,
+        out: &'a GpuTensor,
+        heads: usize,
+    ) -> &'a GpuTensor {
         let style = match self.arch.rope {
             Rope::InterleavedPairs => 0,
             Rope::RotateHalf => 1,
@@ -495,7 +555,15 @@ impl<'g> GpuModel<'g> {
         out
     }
 
-    fn attention(&self, q: &GpuTensor, k: &GpuTensor, v: &GpuTensor, scores: &GpuTensor, out: &GpuTensor, t: usize) {
+    fn attention(
+        &self,
+        q: &GpuTensor,
+        k: &GpuTensor,
+        v: &GpuTensor,
+        scores: &GpuTensor,
+        out: &GpuTensor,
+        t: usize,
+    ) {
         let arch = &self.arch;
         let params = AttentionParams {
             t: to_u32(t, "tokens"),
@@ -515,12 +583,25 @@ impl<'g> GpuModel<'g> {
     }
 
     /// relu² of `values` in place, or silu(`values`)·`up` into `values`.
-    fn activation(&self, pipeline: &wgpu::ComputePipeline, values: &GpuTensor, up: Option<&GpuTensor>) {
+    fn activation(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        values: &GpuTensor,
+        up: Option<&GpuTensor>,
+    ) {
         let len = values.rows * values.cols;
-        let params = ElementParams { len: to_u32(len, "MLP elements"), width: 0, scale: 0.0, pad: 0 };
+        let params = ElementParams {
+            len: to_u32(len, "MLP elements"),
+            width: 0,
+            scale: 0.0,
+            pad: 0,
+        };
         let groups = self.gpu.fold_groups(len.div_ceil(ELEMENT_LANES));
-        let buffers: Vec<&wgpu::Buffer> = std::iter::once(&values.buffer).chain(up.map(|u| &u.buffer)).collect();
-        self.gpu.dispatch(pipeline, bytemuck::bytes_of(&params), &buffers, groups);
+        let buffers: Vec<&wgpu::Buffer> = std::iter::once(&values.buffer)
+            .chain(up.map(|u| &u.buffer))
+            .collect();
+        self.gpu
+            .dispatch(pipeline, bytemuck::bytes_of(&params), &buffers, groups);
     }
 }
 
@@ -561,8 +642,9 @@ impl LayerGrams {
 
     /// Empty compensated accumulators for sequences of `t` tokens, one per matrix `keep` asks for.
     pub fn new(gpu: &Gpu, arch: &Architecture, keep: Keep, t: usize) -> Self {
-        let accumulator =
-            |wanted: bool, heads: usize| wanted.then(|| gpu.gram_accumulator(t, heads, arch.d_k, GramAccumulation::Compensated));
+        let accumulator = |wanted: bool, heads: usize| {
+            wanted.then(|| gpu.gram_accumulator(t, heads, arch.d_k, GramAccumulation::Compensated))
+        };
         Self {
             k_normed: accumulator(keep.k_normed, arch.n_kv_heads),
             k_raw: accumulator(keep.k_raw, arch.n_kv_heads),
@@ -598,14 +680,21 @@ fn keep_copy(gpu: &Gpu, result: &GpuTensor, into: Option<&GpuTensor>) {
 
 /// Token-major `[t, heads·d_k]` to one `[t, d_k]` row-major block per head.
 fn split_heads(data: &[f32], t: usize, heads: usize, d_k: usize) -> Vec<Vec<f32>> {
-    let head = |h: usize| (0..t).flat_map(|p| &data[(p * heads + h) * d_k..][..d_k]).copied().collect();
+    let head = |h: usize| {
+        (0..t)
+            .flat_map(|p| &data[(p * heads + h) * d_k..][..d_k])
+            .copied()
+            .collect()
+    };
     (0..heads).map(head).collect()
 }
 
 /// Whether a buffer of `len` f32 fits the adapter's storage-binding and buffer limits.
 fn check_fits(gpu: &Gpu, what: String, len: usize) -> Result<(), GpuError> {
     let limits = gpu.device.limits();
-    let limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+    let limit = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
     let bytes = 4 * len as u64;
     if bytes > limit {
         return Err(GpuError::TooLarge { what, bytes, limit });

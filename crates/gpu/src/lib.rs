@@ -21,10 +21,12 @@ mod activations;
 mod engine;
 mod forward;
 
-pub use activations::{activation_spectra_gpu, activation_spectra_gpu_routed, heldout_loss_gpu, GpuActivationError};
-pub use rankscope_core::analysis::gram_spectra::{HeadGram, SpectraRoutes};
-pub use forward::GpuModel;
+pub use activations::{
+    activation_spectra_gpu, activation_spectra_gpu_routed, heldout_loss_gpu, GpuActivationError,
+};
 pub use engine::GpuEngine;
+pub use forward::GpuModel;
+pub use rankscope_core::analysis::gram_spectra::{HeadGram, SpectraRoutes};
 
 /// Why no GPU could be used.
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +40,17 @@ pub enum GpuError {
     #[error("the GPU adapter {adapter} could not compile rankscope's kernels: {reason}")]
     Compile { adapter: String, reason: String },
     #[error("{what} needs a buffer of {bytes} bytes; the GPU adapter allows at most {limit}")]
-    TooLarge { what: String, bytes: u64, limit: u64 },
+    TooLarge {
+        what: String,
+        bytes: u64,
+        limit: u64,
+    },
     #[error("token id {id} at position {position} is not below the vocabulary size {vocab}")]
-    TokenOutOfVocab { id: u32, position: usize, vocab: usize },
+    TokenOutOfVocab {
+        id: u32,
+        position: usize,
+        vocab: usize,
+    },
     #[error("an empty sequence has no logits")]
     EmptySequence,
 }
@@ -105,7 +115,9 @@ struct ForwardKernels {
 
 impl fmt::Debug for Gpu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Gpu").field("adapter", &self.adapter_summary()).finish()
+        f.debug_struct("Gpu")
+            .field("adapter", &self.adapter_summary())
+            .finish()
     }
 }
 
@@ -169,9 +181,9 @@ impl GramAccumulator {
     }
 }
 
-
 fn to_u32(n: usize, what: &str) -> u32 {
-    u32::try_from(n).unwrap_or_else(|_| panic!("{what} = {n} does not fit the kernels' u32 indices"))
+    u32::try_from(n)
+        .unwrap_or_else(|_| panic!("{what} = {n} does not fit the kernels' u32 indices"))
 }
 
 impl Gpu {
@@ -181,10 +193,13 @@ impl Gpu {
         // instance the backend cannot serve.
         #[cfg(target_arch = "wasm32")]
         if !wgpu::util::is_browser_webgpu_supported().await {
-            return Err(GpuError::NoAdapter("this browser offers no WebGPU adapter".into()));
+            return Err(GpuError::NoAdapter(
+                "this browser offers no WebGPU adapter".into(),
+            ));
         }
         // WGPU_BACKEND etc. in the environment may narrow the choice (natively).
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -202,7 +217,10 @@ impl Gpu {
                 ..Default::default()
             })
             .await
-            .map_err(|e| GpuError::DeviceRequest { adapter: summary(&info), reason: e.to_string() })?;
+            .map_err(|e| GpuError::DeviceRequest {
+                adapter: summary(&info),
+                reason: e.to_string(),
+            })?;
         let pipeline = |source: &str, entry: &str| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(entry),
@@ -237,7 +255,10 @@ impl Gpu {
             silu_mul: pipeline(elementwise_source, "silu_mul"),
         };
         if let Some(e) = scope.pop().await {
-            return Err(GpuError::Compile { adapter: summary(&info), reason: e.to_string() });
+            return Err(GpuError::Compile {
+                adapter: summary(&info),
+                reason: e.to_string(),
+            });
         }
         Ok(Self {
             max_groups_per_dimension: device.limits().max_compute_workgroups_per_dimension,
@@ -259,23 +280,32 @@ impl Gpu {
     fn storage(&self, label: &str, data: &[f32], extra: wgpu::BufferUsages) -> wgpu::Buffer {
         // wgpu refuses zero-sized bindings: an empty tensor still gets one element.
         let contents: &[f32] = if data.is_empty() { &[0.0] } else { data };
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(contents),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | extra,
-        })
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(contents),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | extra,
+            })
     }
 
     /// Uploads a row-major `[rows, cols]` weight matrix; it stays on the GPU.
     pub fn upload_matrix(&self, data: &[f32], rows: usize, cols: usize) -> GpuMatrix {
         assert_eq!(data.len(), rows * cols, "matrix data is not {rows}×{cols}");
-        GpuMatrix { buffer: self.storage("matrix", data, wgpu::BufferUsages::empty()), rows, cols }
+        GpuMatrix {
+            buffer: self.storage("matrix", data, wgpu::BufferUsages::empty()),
+            rows,
+            cols,
+        }
     }
 
     /// Uploads a row-major `[rows, cols]` activation tensor.
     pub fn upload_tensor(&self, data: &[f32], rows: usize, cols: usize) -> GpuTensor {
         assert_eq!(data.len(), rows * cols, "tensor data is not {rows}×{cols}");
-        GpuTensor { buffer: self.storage("tensor", data, wgpu::BufferUsages::COPY_DST), rows, cols }
+        GpuTensor {
+            buffer: self.storage("tensor", data, wgpu::BufferUsages::COPY_DST),
+            rows,
+            cols,
+        }
     }
 
     /// A zero-filled `[rows, cols]` tensor, e.g. the output of a kernel.
@@ -283,7 +313,9 @@ impl Gpu {
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("tensor"),
             size: (4 * (rows * cols).max(1)) as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         GpuTensor { buffer, rows, cols }
@@ -306,7 +338,14 @@ impl Gpu {
             y.cols
         );
         let flags = if accumulate { ACCUMULATE } else { 0 };
-        self.matmul_nt((x.rows, x.cols, w.rows), &x.buffer, &w.buffer, &y.buffer, flags, 1.0);
+        self.matmul_nt(
+            (x.rows, x.cols, w.rows),
+            &x.buffer,
+            &w.buffer,
+            &y.buffer,
+            flags,
+            1.0,
+        );
     }
 
     /// Attention scores of one head: `S [t, t] = scale · Q Kᵀ` for Q, K `[t, d_k]`, with the
@@ -315,7 +354,13 @@ impl Gpu {
     ///
     /// # Panics
     /// If the shapes do not match.
-    pub fn attention_scores(&self, q: &GpuTensor, k: &GpuTensor, scale: f32, scores: &mut GpuTensor) {
+    pub fn attention_scores(
+        &self,
+        q: &GpuTensor,
+        k: &GpuTensor,
+        scale: f32,
+        scores: &mut GpuTensor,
+    ) {
         assert!(
             q.rows == k.rows && q.cols == k.cols && scores.rows == q.rows && scores.cols == q.rows,
             "attention_scores: Q {}×{}, K {}×{} and S {}×{} do not fit",
@@ -326,7 +371,14 @@ impl Gpu {
             scores.rows,
             scores.cols
         );
-        self.matmul_nt((q.rows, q.cols, k.rows), &q.buffer, &k.buffer, &scores.buffer, CAUSAL, scale);
+        self.matmul_nt(
+            (q.rows, q.cols, k.rows),
+            &q.buffer,
+            &k.buffer,
+            &scores.buffer,
+            CAUSAL,
+            scale,
+        );
     }
 
     fn matmul_nt(
@@ -352,9 +404,17 @@ impl Gpu {
             pad: [0; 2],
         };
         let col_tiles = to_u32(n.div_ceil(MATMUL_TILE), "column tiles");
-        assert!(col_tiles <= self.max_groups_per_dimension, "{n} output columns exceed the device's dispatch limit");
+        assert!(
+            col_tiles <= self.max_groups_per_dimension,
+            "{n} output columns exceed the device's dispatch limit"
+        );
         let (y_groups, z_groups) = self.fold_row_tiles(m.div_ceil(MATMUL_TILE));
-        self.dispatch(&self.matmul, bytemuck::bytes_of(&params), &[x, w, y], (col_tiles, y_groups, z_groups));
+        self.dispatch(
+            &self.matmul,
+            bytemuck::bytes_of(&params),
+            &[x, w, y],
+            (col_tiles, y_groups, z_groups),
+        );
     }
 
     /// Spreads `tiles` row tiles over the y and z dispatch dimensions (y · z ≥ tiles; the
@@ -363,7 +423,10 @@ impl Gpu {
         let max = self.max_groups_per_dimension as usize;
         let z = tiles.div_ceil(max).max(1);
         let y = tiles.div_ceil(z);
-        assert!(z <= max, "{tiles} row tiles exceed the device's dispatch limit");
+        assert!(
+            z <= max,
+            "{tiles} row tiles exceed the device's dispatch limit"
+        );
         (y as u32, z as u32)
     }
 
@@ -373,7 +436,10 @@ impl Gpu {
         let max = self.max_groups_per_dimension as usize;
         let x = groups.clamp(1, max);
         let y = groups.div_ceil(x).max(1);
-        assert!(y <= max, "{groups} workgroups exceed the device's dispatch limit");
+        assert!(
+            y <= max,
+            "{groups} workgroups exceed the device's dispatch limit"
+        );
         (x as u32, y as u32, 1)
     }
 
@@ -384,14 +450,22 @@ impl Gpu {
         buffers: &[&wgpu::Buffer],
         (gx, gy, gz): (u32, u32, u32),
     ) {
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: params,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: params,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
         for (i, buffer) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: buffer.as_entire_binding() });
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: buffer.as_entire_binding(),
+            });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
@@ -410,15 +484,28 @@ impl Gpu {
 
     /// Queues `dst = src` (same shape) on the GPU.
     fn copy(&self, src: &GpuTensor, dst: &GpuTensor) {
-        assert_eq!(src.shape(), dst.shape(), "copy between tensors of different shapes");
+        assert_eq!(
+            src.shape(),
+            dst.shape(),
+            "copy between tensors of different shapes"
+        );
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, (4 * src.rows * src.cols) as u64);
+        encoder.copy_buffer_to_buffer(
+            &src.buffer,
+            0,
+            &dst.buffer,
+            0,
+            (4 * src.rows * src.cols) as u64,
+        );
         self.queue.submit([encoder.finish()]);
     }
 
     /// Queues `dst = src[row0 .. row0 + dst.rows]` (same width) on the GPU.
     fn copy_rows(&self, src: &GpuTensor, row0: usize, dst: &GpuTensor) {
-        assert!(src.cols == dst.cols && row0 + dst.rows <= src.rows, "copy_rows: rows out of range");
+        assert!(
+            src.cols == dst.cols && row0 + dst.rows <= src.rows,
+            "copy_rows: rows out of range"
+        );
         let mut encoder = self.device.create_command_encoder(&Default::default());
         let (offset, len) = (4 * row0 * src.cols, 4 * dst.rows * dst.cols);
         encoder.copy_buffer_to_buffer(&src.buffer, offset as u64, &dst.buffer, 0, len as u64);
@@ -427,22 +514,33 @@ impl Gpu {
 
     /// Copies a tensor back to the host (waits for every kernel queued before it).
     pub async fn read(&self, tensor: &GpuTensor) -> Result<Vec<f32>, GpuError> {
-        self.read_buffer(&tensor.buffer, tensor.rows * tensor.cols).await
+        self.read_buffer(&tensor.buffer, tensor.rows * tensor.cols)
+            .await
     }
 
     /// Copies several tensors back in one transfer: one staging buffer, one map, one wait (each
     /// read-back waits for the whole queue, so a pass's results are cheaper read together).
     pub async fn read_all(&self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<f32>>, GpuError> {
-        let parts: Vec<_> = tensors.iter().map(|t| (&t.buffer, t.rows * t.cols)).collect();
+        let parts: Vec<_> = tensors
+            .iter()
+            .map(|t| (&t.buffer, t.rows * t.cols))
+            .collect();
         self.read_buffers(&parts).await
     }
 
     async fn read_buffer(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
-        Ok(self.read_buffers(&[(buffer, len)]).await?.pop().unwrap_or_default())
+        Ok(self
+            .read_buffers(&[(buffer, len)])
+            .await?
+            .pop()
+            .unwrap_or_default())
     }
 
     /// The first `len` f32 of each buffer, through one staging buffer.
-    async fn read_buffers(&self, parts: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>, GpuError> {
+    async fn read_buffers(
+        &self,
+        parts: &[(&wgpu::Buffer, usize)],
+    ) -> Result<Vec<Vec<f32>>, GpuError> {
         let total: usize = parts.iter().map(|(_, len)| len).sum();
         if total == 0 {
             return Ok(parts.iter().map(|_| Vec::new()).collect());
@@ -457,7 +555,13 @@ impl Gpu {
         let mut at = 0;
         for &(buffer, len) in parts {
             if len > 0 {
-                encoder.copy_buffer_to_buffer(buffer, 0, &staging, (4 * at) as u64, (4 * len) as u64);
+                encoder.copy_buffer_to_buffer(
+                    buffer,
+                    0,
+                    &staging,
+                    (4 * at) as u64,
+                    (4 * len) as u64,
+                );
             }
             at += len;
         }
@@ -469,14 +573,19 @@ impl Gpu {
         // Natively the callback only runs when the device is polled; in the browser the
         // promise resolves by itself and poll is a no-op.
         self.device
-            .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: None,
+            })
             .map_err(|e| GpuError::ReadBack(e.to_string()))?;
         receiver
             .await
             .map_err(|_| GpuError::ReadBack("the map callback was dropped".into()))?
             .map_err(|e| GpuError::ReadBack(e.to_string()))?;
         let data = {
-            let view = staging.get_mapped_range(..).map_err(|e| GpuError::ReadBack(e.to_string()))?;
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| GpuError::ReadBack(e.to_string()))?;
             let all = bytemuck::cast_slice::<u8, f32>(&view);
             let mut at = 0;
             parts
@@ -493,7 +602,12 @@ impl Gpu {
 
     /// `A [m, k] · Bᵀ` for B row-major `[n, k]` (the weights' layout): uploads, runs the
     /// linear kernel, reads back. A convenience for tests and one-off products.
-    pub async fn matmul(&self, a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize)) -> Result<Vec<f32>, GpuError> {
+    pub async fn matmul(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        (m, k, n): (usize, usize, usize),
+    ) -> Result<Vec<f32>, GpuError> {
         let x = self.upload_tensor(a, m, k);
         let w = self.upload_matrix(b, n, k);
         let mut y = self.zeros(m, n);
@@ -518,11 +632,19 @@ impl Gpu {
     /// compensation only survives because the shader hides its intermediates from the
     /// compiler's float rewrites (see `opaque` in gram.wgsl); without that lavapipe fused and
     /// reassociated it back to plain-f32 accuracy.
-    pub async fn gram_with(&self, x: &GpuTensor, accumulation: GramAccumulation) -> Result<Vec<f64>, GpuError> {
+    pub async fn gram_with(
+        &self,
+        x: &GpuTensor,
+        accumulation: GramAccumulation,
+    ) -> Result<Vec<f64>, GpuError> {
         let mut accumulator = self.gram_accumulator(x.rows, 1, x.cols, accumulation);
         self.accumulate_gram(x, &mut accumulator);
         let mut heads = self.read_grams(&[&accumulator]).await?;
-        Ok(heads.pop().and_then(|mut h| h.pop()).map(|h| h.gram).unwrap_or_default())
+        Ok(heads
+            .pop()
+            .and_then(|mut h| h.pop())
+            .map(|h| h.gram)
+            .unwrap_or_default())
     }
 
     /// An empty accumulator for the per-head Grams of `[rows_per_pass, heads·cols]` activations.
@@ -552,7 +674,13 @@ impl Gpu {
     /// # Panics
     /// If x's shape is not the accumulator's, or the dispatch exceeds the device's limits.
     pub fn accumulate_gram(&self, x: &GpuTensor, accumulator: &mut GramAccumulator) {
-        let GramAccumulator { rows_per_pass, heads, cols, chunks, .. } = *accumulator;
+        let GramAccumulator {
+            rows_per_pass,
+            heads,
+            cols,
+            chunks,
+            ..
+        } = *accumulator;
         assert!(
             x.rows == rows_per_pass && x.cols == heads * cols,
             "accumulate_gram: x is {}×{}, the accumulator takes {rows_per_pass}×({heads}·{cols})",
@@ -584,18 +712,36 @@ impl Gpu {
             GramAccumulation::Compensated => &self.gram_compensated,
             GramAccumulation::Plain => &self.gram_plain,
         };
-        let buffers = [&x.buffer, &accumulator.partial.buffer, &accumulator.sums.buffer];
-        self.dispatch(pipeline, bytemuck::bytes_of(&params), &buffers, (tiles, tiles, blocks));
+        let buffers = [
+            &x.buffer,
+            &accumulator.partial.buffer,
+            &accumulator.sums.buffer,
+        ];
+        self.dispatch(
+            pipeline,
+            bytemuck::bytes_of(&params),
+            &buffers,
+            (tiles, tiles, blocks),
+        );
     }
 
     /// Reads every accumulator back in one transfer and sums its chunks in f64:
     /// `result[a][h]` is head h of `accumulators[a]`.
-    pub async fn read_grams(&self, accumulators: &[&GramAccumulator]) -> Result<Vec<Vec<HeadGram>>, GpuError> {
-        let tensors: Vec<&GpuTensor> = accumulators.iter().flat_map(|a| [&a.partial, &a.sums]).collect();
+    pub async fn read_grams(
+        &self,
+        accumulators: &[&GramAccumulator],
+    ) -> Result<Vec<Vec<HeadGram>>, GpuError> {
+        let tensors: Vec<&GpuTensor> = accumulators
+            .iter()
+            .flat_map(|a| [&a.partial, &a.sums])
+            .collect();
         let mut data = self.read_all(&tensors).await?.into_iter();
         let mut out = Vec::with_capacity(accumulators.len());
         for accumulator in accumulators {
-            let (partial, sums) = (data.next().unwrap_or_default(), data.next().unwrap_or_default());
+            let (partial, sums) = (
+                data.next().unwrap_or_default(),
+                data.next().unwrap_or_default(),
+            );
             out.push(head_grams(accumulator, &partial, &sums));
         }
         Ok(out)
@@ -604,7 +750,13 @@ impl Gpu {
 
 /// Sums an accumulator's read-back chunks into one [`HeadGram`] per head, in f64.
 fn head_grams(accumulator: &GramAccumulator, partial: &[f32], sums: &[f32]) -> Vec<HeadGram> {
-    let GramAccumulator { heads, cols, chunks, rows, .. } = *accumulator;
+    let GramAccumulator {
+        heads,
+        cols,
+        chunks,
+        rows,
+        ..
+    } = *accumulator;
     let pair = |data: &[f32], at: usize| data[at] as f64 + data[at + 1] as f64;
     (0..heads)
         .map(|h| {
@@ -616,7 +768,8 @@ fn head_grams(accumulator: &GramAccumulator, partial: &[f32], sums: &[f32]) -> V
                     for i in 0..cols {
                         // Only j ≥ i was computed; the lower triangle mirrors it.
                         for j in i..cols {
-                            gram[i * cols + j] += pair(partial, ((block * cols + i) * cols + j) * 2);
+                            gram[i * cols + j] +=
+                                pair(partial, ((block * cols + i) * cols + j) * 2);
                         }
                         column_sums[i] += pair(sums, (block * cols + i) * 2);
                     }
@@ -627,7 +780,11 @@ fn head_grams(accumulator: &GramAccumulator, partial: &[f32], sums: &[f32]) -> V
                     gram[i * cols + j] = gram[j * cols + i];
                 }
             }
-            HeadGram { gram, sums: column_sums, rows }
+            HeadGram {
+                gram,
+                sums: column_sums,
+                rows,
+            }
         })
         .collect()
 }
@@ -641,6 +798,10 @@ fn summary(info: &wgpu::AdapterInfo) -> String {
         wgpu::Backend::BrowserWebGpu => "WebGPU",
         wgpu::Backend::Noop => "no-op",
     };
-    let name = if info.name.is_empty() { "unnamed adapter" } else { &info.name };
+    let name = if info.name.is_empty() {
+        "unnamed adapter"
+    } else {
+        &info.name
+    };
     format!("{name} ({backend})")
 }

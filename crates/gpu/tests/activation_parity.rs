@@ -27,7 +27,9 @@ use rankscope_core::analysis::spectrum::mean_metrics;
 use rankscope_core::analysis::study::{checkpoint_value, LayerSel, Matrix, Metric};
 use rankscope_core::analysis::weights::HeadSpectrum;
 use rankscope_core::formats::tokens::TokenBatch;
-use rankscope_gpu::{activation_spectra_gpu, activation_spectra_gpu_routed, GpuModel, SpectraRoutes};
+use rankscope_gpu::{
+    activation_spectra_gpu, activation_spectra_gpu_routed, GpuModel, SpectraRoutes,
+};
 
 mod common;
 use common::{gpu, load, tokens, FIXTURES};
@@ -67,7 +69,10 @@ impl Worst {
     fn see(&mut self, got: f64, want: f64, what: impl FnOnce() -> String) {
         let err = rel(got, want);
         let what = what();
-        assert!(err <= TOL, "{what}: {got} vs {want}, relative error {err:e} > {TOL:e}");
+        assert!(
+            err <= TOL,
+            "{what}: {got} vs {want}, relative error {err:e} > {TOL:e}"
+        );
         if err > self.0 {
             *self = Worst(err, what);
         }
@@ -75,10 +80,20 @@ impl Worst {
 }
 
 /// Every head's σ and metrics of `got` (GPU) against `want` (CPU); r90 exactly.
-fn compare_heads(got: &[HeadSpectrum], want: &[HeadSpectrum], sv: &mut Worst, metrics: &mut Worst, what: &str) {
+fn compare_heads(
+    got: &[HeadSpectrum],
+    want: &[HeadSpectrum],
+    sv: &mut Worst,
+    metrics: &mut Worst,
+    what: &str,
+) {
     assert_eq!(got.len(), want.len(), "{what}: number of heads");
     for (h, (g, w)) in got.iter().zip(want).enumerate() {
-        assert_eq!(g.singular_values.len(), w.singular_values.len(), "{what}{h}: number of σ");
+        assert_eq!(
+            g.singular_values.len(),
+            w.singular_values.len(),
+            "{what}{h}: number of σ"
+        );
         for (i, (a, b)) in g.singular_values.iter().zip(&w.singular_values).enumerate() {
             sv.see(*a, *b, || format!("{what}{h} σ_{i}"));
         }
@@ -97,10 +112,28 @@ fn compare_heads(got: &[HeadSpectrum], want: &[HeadSpectrum], sv: &mut Worst, me
 }
 
 /// GPU against CPU, layer by layer, every variant computed.
-fn compare(got: &ActivationSpectra, want: &ActivationSpectra, sv: &mut Worst, metrics: &mut Worst, name: &str) {
+fn compare(
+    got: &ActivationSpectra,
+    want: &ActivationSpectra,
+    sv: &mut Worst,
+    metrics: &mut Worst,
+    name: &str,
+) {
     assert_eq!(
-        (got.d_k, got.d_model, got.eval_batch, got.eval_seq_len, got.layers.len()),
-        (want.d_k, want.d_model, want.eval_batch, want.eval_seq_len, want.layers.len()),
+        (
+            got.d_k,
+            got.d_model,
+            got.eval_batch,
+            got.eval_seq_len,
+            got.layers.len()
+        ),
+        (
+            want.d_k,
+            want.d_model,
+            want.eval_batch,
+            want.eval_seq_len,
+            want.layers.len()
+        ),
         "{name}: shape"
     );
     for (g, w) in got.layers.iter().zip(&want.layers) {
@@ -110,10 +143,26 @@ fn compare(got: &ActivationSpectra, want: &ActivationSpectra, sv: &mut Worst, me
         let want_variants: Vec<_> = w.k.iter().map(|v| v.variant).collect();
         assert_eq!(got_variants, want_variants, "{name} L{l}: variants");
         for (gv, wv) in g.k.iter().zip(&w.k) {
-            compare_heads(&gv.heads, &wv.heads, sv, metrics, &format!("{name} L{l} {} K", wv.variant));
+            compare_heads(
+                &gv.heads,
+                &wv.heads,
+                sv,
+                metrics,
+                &format!("{name} L{l} {} K", wv.variant),
+            );
         }
-        compare_heads(&g.q_heads, &w.q_heads, sv, metrics, &format!("{name} L{l} Q"));
-        assert_eq!(g.q_centered.is_some(), w.q_centered.is_some(), "{name} L{l}: centred Q");
+        compare_heads(
+            &g.q_heads,
+            &w.q_heads,
+            sv,
+            metrics,
+            &format!("{name} L{l} Q"),
+        );
+        assert_eq!(
+            g.q_centered.is_some(),
+            w.q_centered.is_some(),
+            "{name} L{l}: centred Q"
+        );
         if let (Some(g), Some(w)) = (&g.q_centered, &w.q_centered) {
             compare_heads(g, w, sv, metrics, &format!("{name} L{l} centred Q"));
         }
@@ -129,15 +178,26 @@ fn b1_and_a2_final_checkpoints_match_the_cpu_and_the_reference() {
     let mut routes_seen = SpectraRoutes::default();
     for run in ["B1", "A2"] {
         let expected = json(&format!("expected/{run}.json"));
-        let ckpt = expected["checkpoints"].as_array().expect("checkpoints").last().expect("a final checkpoint");
+        let ckpt = expected["checkpoints"]
+            .as_array()
+            .expect("checkpoints")
+            .last()
+            .expect("a final checkpoint");
         let file = ckpt["file"].as_str().expect("file");
         let name = format!("{run}/{}", file.rsplit('/').next().expect("name"));
         let model = load(&format!("runs/{name}"), None);
 
         let started = Instant::now();
         let mut cpu_progress = Vec::new();
-        let cpu = activation_spectra(&model, &eval, Some(&heldout), &[], &mut |p| cpu_progress.push(p), &|| false)
-            .expect("CPU activation spectra");
+        let cpu = activation_spectra(
+            &model,
+            &eval,
+            Some(&heldout),
+            &[],
+            &mut |p| cpu_progress.push(p),
+            &|| false,
+        )
+        .expect("CPU activation spectra");
         let cpu_time = started.elapsed();
         let gpu = gpu();
         let started = Instant::now();
@@ -166,31 +226,63 @@ fn b1_and_a2_final_checkpoints_match_the_cpu_and_the_reference() {
         );
         routes_seen.from_gram += routes.from_gram;
         routes_seen.from_block += routes.from_block;
-        assert_eq!(gpu_progress, cpu_progress, "{name}: progress in the CPU path's stages and order");
+        assert_eq!(
+            gpu_progress, cpu_progress,
+            "{name}: progress in the CPU path's stages and order"
+        );
 
         compare(&got, &cpu, &mut sv, &mut metrics, &name);
-        let (g, c) = (got.heldout_loss.expect("GPU held-out loss"), cpu.heldout_loss.expect("CPU held-out loss"));
-        assert!((g - c).abs() <= LOSS_TOL, "{name} held-out loss: GPU {g} vs CPU {c}");
+        let (g, c) = (
+            got.heldout_loss.expect("GPU held-out loss"),
+            cpu.heldout_loss.expect("CPU held-out loss"),
+        );
+        assert!(
+            (g - c).abs() <= LOSS_TOL,
+            "{name} held-out loss: GPU {g} vs CPU {c}"
+        );
         worst_loss.0 = worst_loss.0.max((g - c).abs());
 
         // Against the user's reference directly: val_loss, each layer's mean K metrics, the mean K PR.
         let want_loss = f(&ckpt["val_loss"]);
-        assert!((g - want_loss).abs() <= LOSS_TOL, "{name} val_loss: GPU {g} vs reference {want_loss}");
+        assert!(
+            (g - want_loss).abs() <= LOSS_TOL,
+            "{name} val_loss: GPU {g} vs reference {want_loss}"
+        );
         worst_loss.1 = worst_loss.1.max((g - want_loss).abs());
-        for (l, layer) in ckpt["layers"].as_array().expect("layers").iter().enumerate() {
-            let heads = got.layers[l].k_heads(KeyVariant::PostNorm).expect("default K");
+        for (l, layer) in ckpt["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .enumerate()
+        {
+            let heads = got.layers[l]
+                .k_heads(KeyVariant::PostNorm)
+                .expect("default K");
             let per_head: Vec<_> = heads.iter().map(|h| h.metrics.spectrum.clone()).collect();
             let mean = mean_metrics(&per_head).expect("heads");
-            for (metric, g) in [("pr", mean.pr), ("r90", mean.r90), ("erank", mean.erank), ("cond", mean.cond)] {
-                reference.see(g, f(&layer["k_mean"][metric]), || format!("{name} L{l} k_mean.{metric}"));
+            for (metric, g) in [
+                ("pr", mean.pr),
+                ("r90", mean.r90),
+                ("erank", mean.erank),
+                ("cond", mean.cond),
+            ] {
+                reference.see(g, f(&layer["k_mean"][metric]), || {
+                    format!("{name} L{l} k_mean.{metric}")
+                });
             }
         }
         let ws = got.spectra(KeyVariant::PostNorm).expect("default variant");
-        let mean_pr = checkpoint_value(&ws, LayerSel::Mean, Matrix::K, Metric::Pr).expect("mean PR");
-        reference.see(mean_pr, f(&ckpt["mean_k_pr"]), || format!("{name} mean_k_pr"));
+        let mean_pr =
+            checkpoint_value(&ws, LayerSel::Mean, Matrix::K, Metric::Pr).expect("mean PR");
+        reference.see(mean_pr, f(&ckpt["mean_k_pr"]), || {
+            format!("{name} mean_k_pr")
+        });
     }
     println!("GPU vs CPU: worst σ rel {:e} at {}", sv.0, sv.1);
-    println!("GPU vs CPU: worst metric rel {:e} at {}", metrics.0, metrics.1);
+    println!(
+        "GPU vs CPU: worst metric rel {:e} at {}",
+        metrics.0, metrics.1
+    );
     println!("GPU vs CPU: worst held-out loss abs {:e}", worst_loss.0);
     let (r, at, loss) = (reference.0, &reference.1, worst_loss.1);
     println!("GPU vs reference: worst layer-mean K rel {r:e} at {at}; val_loss abs {loss:e}");
@@ -204,27 +296,56 @@ fn ill_conditioned_heads_come_from_their_blocks() {
     let eval = tokens("eval_tokens.safetensors");
     let name = "B1/ckpt_tokens_40960.safetensors";
     let model = load(&format!("runs/{name}"), None);
-    let cpu = activation_spectra(&model, &eval, None, &[], &mut |_| {}, &|| false).expect("CPU activation spectra");
-    let (got, routes) =
-        pollster::block_on(activation_spectra_gpu_routed(&GpuModel::upload(gpu(), &model).expect("upload"), &eval, None, &[], &mut |_| {}, &|| false))
-            .expect("GPU activation spectra");
-    println!("{name}: spectra from the Gram {}, from the block {}", routes.from_gram, routes.from_block);
+    let cpu = activation_spectra(&model, &eval, None, &[], &mut |_| {}, &|| false)
+        .expect("CPU activation spectra");
+    let (got, routes) = pollster::block_on(activation_spectra_gpu_routed(
+        &GpuModel::upload(gpu(), &model).expect("upload"),
+        &eval,
+        None,
+        &[],
+        &mut |_| {},
+        &|| false,
+    ))
+    .expect("GPU activation spectra");
+    println!(
+        "{name}: spectra from the Gram {}, from the block {}",
+        routes.from_gram, routes.from_block
+    );
     assert!(routes.from_gram > 0 && routes.from_block > 0, "{routes:?}");
     let [mut sv, mut metrics] = std::array::from_fn(|_| Worst::default());
     compare(&got, &cpu, &mut sv, &mut metrics, name);
-    println!("{name}: worst σ rel {:e} at {}, worst metric rel {:e} at {}", sv.0, sv.1, metrics.0, metrics.1);
+    println!(
+        "{name}: worst σ rel {:e} at {}, worst metric rel {:e} at {}",
+        sv.0, sv.1, metrics.0, metrics.1
+    );
 }
 
 #[test]
 fn only_the_variants_asked_for_and_no_held_out_loss_without_a_batch() {
     let model = load("runs/A2/ckpt_tokens_327680.safetensors", None);
-    let eval = TokenBatch { batch: 2, seq_len: 40, ids: tokens("eval_tokens.safetensors").ids[..80].to_vec() };
+    let eval = TokenBatch {
+        batch: 2,
+        seq_len: 40,
+        ids: tokens("eval_tokens.safetensors").ids[..80].to_vec(),
+    };
     let variants = [KeyVariant::PostRope, KeyVariant::Raw];
-    let cpu = activation_spectra(&model, &eval, None, &variants, &mut |_| {}, &|| false).expect("CPU");
-    let got = pollster::block_on(activation_spectra_gpu(gpu(), &model, &eval, None, &variants, &mut |_| {}, &|| false))
-        .expect("GPU");
+    let cpu =
+        activation_spectra(&model, &eval, None, &variants, &mut |_| {}, &|| false).expect("CPU");
+    let got = pollster::block_on(activation_spectra_gpu(
+        gpu(),
+        &model,
+        &eval,
+        None,
+        &variants,
+        &mut |_| {},
+        &|| false,
+    ))
+    .expect("GPU");
     assert_eq!(got.heldout_loss, None);
-    assert!(got.layers[0].k_heads(KeyVariant::PostNorm).is_none(), "only the variants asked for");
+    assert!(
+        got.layers[0].k_heads(KeyVariant::PostNorm).is_none(),
+        "only the variants asked for"
+    );
     assert!(got.layers[0].q_centered.is_none());
     let [mut sv, mut metrics] = std::array::from_fn(|_| Worst::default());
     compare(&got, &cpu, &mut sv, &mut metrics, "A2 final, 2×40");
@@ -238,11 +359,26 @@ fn cancellation_and_bad_batches_are_errors() {
     let model = load("runs/A2/ckpt_tokens_0.safetensors", None);
     let eval = tokens("eval_tokens.safetensors");
     let run = |eval: &TokenBatch, heldout: Option<&TokenBatch>, cancelled: &dyn Fn() -> bool| {
-        pollster::block_on(activation_spectra_gpu(gpu(), &model, eval, heldout, &[], &mut |_| {}, cancelled))
+        pollster::block_on(activation_spectra_gpu(
+            gpu(),
+            &model,
+            eval,
+            heldout,
+            &[],
+            &mut |_| {},
+            cancelled,
+        ))
     };
 
     let err = run(&eval, None, &|| true).expect_err("cancelled from the start");
-    assert!(err.is_cancelled() && matches!(err, GpuActivationError::Activation(ActivationError::Cancelled)), "{err}");
+    assert!(
+        err.is_cancelled()
+            && matches!(
+                err,
+                GpuActivationError::Activation(ActivationError::Cancelled)
+            ),
+        "{err}"
+    );
     // Cancelled part-way, after the first eval sequence's forward pass.
     let calls = Cell::new(0);
     let err = run(&eval, None, &|| {
@@ -253,19 +389,43 @@ fn cancellation_and_bad_batches_are_errors() {
     assert!(err.is_cancelled(), "{err}");
     assert_eq!(calls.get(), 3);
 
-    let ragged = TokenBatch { batch: 2, seq_len: 3, ids: vec![1, 2, 3, 4] };
+    let ragged = TokenBatch {
+        batch: 2,
+        seq_len: 3,
+        ids: vec![1, 2, 3, 4],
+    };
     assert!(matches!(
         run(&ragged, None, &|| false),
-        Err(GpuActivationError::Activation(ActivationError::Forward(ForwardError::MalformedBatch { ids: 4, .. })))
+        Err(GpuActivationError::Activation(ActivationError::Forward(
+            ForwardError::MalformedBatch { ids: 4, .. }
+        )))
     ));
-    let ok = TokenBatch { batch: 1, seq_len: 4, ids: vec![1, 2, 3, 4] };
-    let short = TokenBatch { batch: 2, seq_len: 1, ids: vec![5, 6] };
-    let err = run(&ok, Some(&short), &|| false).expect_err("1-token held-out sequences have no targets");
+    let ok = TokenBatch {
+        batch: 1,
+        seq_len: 4,
+        ids: vec![1, 2, 3, 4],
+    };
+    let short = TokenBatch {
+        batch: 2,
+        seq_len: 1,
+        ids: vec![5, 6],
+    };
+    let err =
+        run(&ok, Some(&short), &|| false).expect_err("1-token held-out sequences have no targets");
     assert!(
-        matches!(err, GpuActivationError::Activation(ActivationError::Forward(ForwardError::TooShortForLoss(1)))),
+        matches!(
+            err,
+            GpuActivationError::Activation(ActivationError::Forward(
+                ForwardError::TooShortForLoss(1)
+            ))
+        ),
         "{err}"
     );
-    let bad = TokenBatch { batch: 1, seq_len: 3, ids: vec![1, 99_999, 2] };
+    let bad = TokenBatch {
+        batch: 1,
+        seq_len: 3,
+        ids: vec![1, 99_999, 2],
+    };
     let err = run(&bad, None, &|| false).expect_err("a token out of the vocabulary");
     assert!(err.to_string().contains("99999"), "{err}");
 }

@@ -5,7 +5,9 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use rankscope_core::analysis::activations::KeyVariant;
-use rankscope_core::analysis::jobs::{run_checkpoint_job, run_checkpoint_job_on, CheckpointJob, JobKind, JobOutput};
+use rankscope_core::analysis::jobs::{
+    run_checkpoint_job, run_checkpoint_job_on, CheckpointJob, JobKind, JobOutput,
+};
 use rankscope_gpu::GpuEngine;
 
 mod common;
@@ -14,25 +16,44 @@ use common::FIXTURES;
 #[test]
 fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
     let engine = pollster::block_on(GpuEngine::new());
-    let adapter = engine.adapter().unwrap_or_else(|why| panic!("no GPU adapter ({why}): install mesa-vulkan-drivers"));
+    let adapter = engine
+        .adapter()
+        .unwrap_or_else(|why| panic!("no GPU adapter ({why}): install mesa-vulkan-drivers"));
     let ckpt = "runs/B1/ckpt_tokens_327680.safetensors".to_string();
     let job = CheckpointJob {
         checkpoint: ckpt.clone(),
-        files: vec![ckpt, "eval_tokens.safetensors".into(), "heldout_tokens.safetensors".into()],
+        files: vec![
+            ckpt,
+            "eval_tokens.safetensors".into(),
+            "heldout_tokens.safetensors".into(),
+        ],
         kind: JobKind::WeightsAndActivations {
             eval: "eval_tokens.safetensors".into(),
             heldout: Some("heldout_tokens.safetensors".into()),
         },
     };
-    let sources: Vec<Vec<u8>> = job.files.iter().map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap()).collect();
+    let sources: Vec<Vec<u8>> = job
+        .files
+        .iter()
+        .map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap())
+        .collect();
     let run = |gpu: bool| {
         let out = if gpu {
-            pollster::block_on(run_checkpoint_job_on(&job, &sources, &engine, &mut |_, _| {}))
+            pollster::block_on(run_checkpoint_job_on(
+                &job,
+                &sources,
+                &engine,
+                &mut |_, _| {},
+            ))
         } else {
             pollster::block_on(run_checkpoint_job(&job, &sources, &mut |_, _| {}))
         };
         match out.expect("job runs") {
-            JobOutput::WeightsAndActivations { weights, activations, engine } => (weights, activations.expect("activations"), engine),
+            JobOutput::WeightsAndActivations {
+                weights,
+                activations,
+                engine,
+            } => (weights, activations.expect("activations"), engine),
             other => panic!("{other:?}"),
         }
     };
@@ -40,7 +61,10 @@ fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
     let (cpu_weights, cpu, cpu_label) = run(false);
     assert_eq!(gpu_label, format!("GPU: {adapter}"));
     assert_eq!(cpu_label, "CPU (native)");
-    assert_eq!(gpu_weights, cpu_weights, "weight spectra do not use the GPU");
+    assert_eq!(
+        gpu_weights, cpu_weights,
+        "weight spectra do not use the GPU"
+    );
     let (g, c) = (gpu.heldout_loss.unwrap(), cpu.heldout_loss.unwrap());
     assert!((g - c).abs() <= 1e-4, "held-out loss {g} vs {c}");
     let mut worst = 0.0f64;
@@ -54,5 +78,8 @@ fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
             }
         }
     }
-    assert!(worst <= 1e-4, "K singular values differ by {worst:e} relative");
+    assert!(
+        worst <= 1e-4,
+        "K singular values differ by {worst:e} relative"
+    );
 }

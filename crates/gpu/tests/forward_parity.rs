@@ -32,7 +32,9 @@ const KEY_TOLERANCE: f64 = 1e-4;
 fn relative_max_error(got: &[f32], want: &[f32]) -> f64 {
     assert_eq!(got.len(), want.len(), "lengths differ");
     let scale = want.iter().fold(0.0f64, |m, &w| m.max(f64::from(w).abs()));
-    let diff = got.iter().zip(want).fold(0.0f64, |m, (&g, &w)| m.max((f64::from(g) - f64::from(w)).abs()));
+    let diff = got.iter().zip(want).fold(0.0f64, |m, (&g, &w)| {
+        m.max((f64::from(g) - f64::from(w)).abs())
+    });
     diff / scale.max(f64::MIN_POSITIVE)
 }
 
@@ -40,12 +42,17 @@ fn relative_max_error(got: &[f32], want: &[f32]) -> f64 {
 fn check_model(name: &str, model: &ModelWeights) {
     let gpu_model = GpuModel::upload(gpu(), model).expect("upload");
     let eval = tokens("eval_tokens.safetensors");
-    let sequences: [(&str, &[u32]); 3] =
-        [("eval row 0, t=128", eval.row(0)), ("t=1", &eval.row(1)[..1]), ("eval row 1, t=70", &eval.row(1)[..70])];
+    let sequences: [(&str, &[u32]); 3] = [
+        ("eval row 0, t=128", eval.row(0)),
+        ("t=1", &eval.row(1)[..1]),
+        ("eval row 1, t=70", &eval.row(1)[..70]),
+    ];
     let arch = model.arch();
     for (what, ids) in sequences {
         let mut collector = KeyCollector::new(arch);
-        let cpu = model.forward(ids, &mut collector, None).expect("CPU forward");
+        let cpu = model
+            .forward(ids, &mut collector, None)
+            .expect("CPU forward");
         let logits = pollster::block_on(gpu_model.logits(ids)).expect("GPU logits");
         let logit_error = relative_max_error(&logits, &cpu.data);
         let keys = pollster::block_on(gpu_model.keys(ids)).expect("GPU keys");
@@ -55,31 +62,47 @@ fn check_model(name: &str, model: &ModelWeights) {
             assert_eq!(layer.len(), arch.n_kv_heads);
             for (h, k) in layer.iter().enumerate() {
                 let err = relative_max_error(k, collector.keys(l, h));
-                assert!(err <= KEY_TOLERANCE, "{name}, {what}: K of layer {l} kv-head {h}: error {err:e}");
+                assert!(
+                    err <= KEY_TOLERANCE,
+                    "{name}, {what}: K of layer {l} kv-head {h}: error {err:e}"
+                );
                 key_error = key_error.max(err);
             }
         }
         eprintln!("{name}, {what}: max |Δlogit|/max|logit| {logit_error:.2e}, max |ΔK|/max|K| {key_error:.2e}");
-        assert!(logit_error <= LOGIT_TOLERANCE, "{name}, {what}: logits error {logit_error:e}");
+        assert!(
+            logit_error <= LOGIT_TOLERANCE,
+            "{name}, {what}: logits error {logit_error:e}"
+        );
     }
 }
 
 #[test]
 fn b1_final_matches_the_cpu_forward_pass() {
-    check_model("B1 (BF16, QK-norm, GQA)", &load("runs/B1/ckpt_tokens_327680.safetensors", None));
+    check_model(
+        "B1 (BF16, QK-norm, GQA)",
+        &load("runs/B1/ckpt_tokens_327680.safetensors", None),
+    );
 }
 
 #[test]
 fn a2_final_matches_the_cpu_forward_pass() {
-    check_model("A2 (no QK-norm)", &load("runs/A2/ckpt_tokens_327680.safetensors", None));
+    check_model(
+        "A2 (no QK-norm)",
+        &load("runs/A2/ckpt_tokens_327680.safetensors", None),
+    );
 }
 
 #[test]
 fn stories260k_matches_the_cpu_forward_pass() {
     let path = format!("{FIXTURES}/stories260K/config.json");
     let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("config")).expect("config JSON");
-    check_model("stories260K (Llama)", &load("stories260K/model.safetensors", Some(&config)));
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("config"))
+            .expect("config JSON");
+    check_model(
+        "stories260K (Llama)",
+        &load("stories260K/model.safetensors", Some(&config)),
+    );
 }
 
 /// Logits too large for one buffer come in row chunks: 128 tokens in chunks of 7 rows (the
@@ -94,7 +117,11 @@ fn logits_in_chunks_equal_the_whole() {
     let chunked = pollster::block_on(gpu_model.logits_in_chunks(ids, 7)).expect("chunked logits");
     assert_eq!(chunked.len(), whole.len());
     let scale = whole.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let diff = chunked.iter().zip(&whole).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let diff = chunked
+        .iter()
+        .zip(&whole)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     eprintln!("logits in chunks of 7 rows vs whole: max |Δ| {diff:.1e} of max |logit| {scale:.2}");
     assert!(diff <= 1e-6 * scale, "chunked logits differ by {diff}");
     let cpu = model.forward(ids, &mut NoProbe, None).expect("CPU forward");
@@ -114,7 +141,11 @@ fn batch_keys_give_the_cpu_spectra() {
     let (mut key_error, mut sv_error) = (0.0f64, 0.0f64);
     for (l, layer) in keys.iter().enumerate() {
         for (h, k) in layer.iter().enumerate() {
-            assert_eq!(k.len(), eval.batch * eval.seq_len * d_k, "layer {l} kv-head {h}: rows");
+            assert_eq!(
+                k.len(),
+                eval.batch * eval.seq_len * d_k,
+                "layer {l} kv-head {h}: rows"
+            );
             key_error = key_error.max(relative_max_error(k, cpu.keys(l, h)));
             let rows = k.len() / d_k;
             let got = singular_values_f32(k, rows, d_k).expect("svd");
@@ -124,7 +155,9 @@ fn batch_keys_give_the_cpu_spectra() {
             }
         }
     }
-    eprintln!("B1 eval batch: max |ΔK|/max|K| {key_error:.2e}, max σ relative error {sv_error:.2e}");
+    eprintln!(
+        "B1 eval batch: max |ΔK|/max|K| {key_error:.2e}, max σ relative error {sv_error:.2e}"
+    );
     assert!(key_error <= KEY_TOLERANCE, "K error {key_error:e}");
     assert!(sv_error <= 1e-4, "σ error {sv_error:e}");
 }

@@ -28,7 +28,9 @@ impl Rng {
         (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
     }
     fn uniform(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| (2.0 * self.next_f64() - 1.0) as f32).collect()
+        (0..n)
+            .map(|_| (2.0 * self.next_f64() - 1.0) as f32)
+            .collect()
     }
     fn gaussian(&mut self) -> f64 {
         let u = self.next_f64().max(1e-300);
@@ -47,7 +49,12 @@ fn max_scaled_error(got: &[f32], want: &[f64], scale: &[f64]) -> f64 {
 }
 
 /// `y₀ + A Bᵀ` in f64 and its scale `|y₀| + Σ |a||b|`, for B row-major `[n, k]`.
-fn reference_nt(a: &[f32], b: &[f32], y0: &[f32], (m, k, n): (usize, usize, usize)) -> (Vec<f64>, Vec<f64>) {
+fn reference_nt(
+    a: &[f32],
+    b: &[f32],
+    y0: &[f32],
+    (m, k, n): (usize, usize, usize),
+) -> (Vec<f64>, Vec<f64>) {
     let mut want = vec![0.0; m * n];
     let mut scale = vec![0.0; m * n];
     for i in 0..m {
@@ -74,18 +81,29 @@ fn check_linear(accumulate: bool) {
     for (m, k, n) in SHAPES {
         let a = rng.uniform(m * k);
         let b = rng.uniform(n * k);
-        let y0 = if accumulate { rng.uniform(m * n) } else { vec![0.0; m * n] };
+        let y0 = if accumulate {
+            rng.uniform(m * n)
+        } else {
+            vec![0.0; m * n]
+        };
         let x = gpu.upload_tensor(&a, m, k);
         let w = gpu.upload_matrix(&b, n, k);
         // Not accumulating must overwrite, so start from garbage then.
-        let start = if accumulate { y0.clone() } else { vec![f32::NAN; m * n] };
+        let start = if accumulate {
+            y0.clone()
+        } else {
+            vec![f32::NAN; m * n]
+        };
         let mut y = gpu.upload_tensor(&start, m, n);
         gpu.linear(&x, &w, &mut y, accumulate);
         let got = pollster::block_on(gpu.read(&y)).unwrap();
         let (want, scale) = reference_nt(&a, &b, &y0, (m, k, n));
         let err = max_scaled_error(&got, &want, &scale);
         println!("linear {m}×{k}×{n} accumulate={accumulate}: max error {err:.2e} of Σ|a||b|");
-        assert!(err <= PRODUCT_TOLERANCE, "linear {m}×{k}×{n} accumulate={accumulate}: error {err:.2e}");
+        assert!(
+            err <= PRODUCT_TOLERANCE,
+            "linear {m}×{k}×{n} accumulate={accumulate}: error {err:.2e}"
+        );
     }
 }
 
@@ -116,7 +134,12 @@ fn chained_linears_stay_on_the_gpu() {
     let gpu = gpu();
     let mut rng = Rng(11);
     let (t, d, f) = (37, 24, 50);
-    let (xs, w1, w2, y0) = (rng.uniform(t * d), rng.uniform(f * d), rng.uniform(d * f), rng.uniform(t * d));
+    let (xs, w1, w2, y0) = (
+        rng.uniform(t * d),
+        rng.uniform(f * d),
+        rng.uniform(d * f),
+        rng.uniform(t * d),
+    );
     let x = gpu.upload_tensor(&xs, t, d);
     let (g1, g2) = (gpu.upload_matrix(&w1, f, d), gpu.upload_matrix(&w2, d, f));
     let mut hidden = gpu.zeros(t, f);
@@ -149,7 +172,11 @@ fn check_attention(t: usize, d_k: usize) {
         for j in 0..t {
             let at = i * t + j;
             if j > i {
-                assert!(got[at] == f32::NEG_INFINITY, "score ({i}, {j}) above the diagonal is {} not -inf", got[at]);
+                assert!(
+                    got[at] == f32::NEG_INFINITY,
+                    "score ({i}, {j}) above the diagonal is {} not -inf",
+                    got[at]
+                );
             } else {
                 visible.push(got[at]);
                 want.push(dots[at] * scale as f64);
@@ -159,7 +186,10 @@ fn check_attention(t: usize, d_k: usize) {
     }
     let err = max_scaled_error(&visible, &want, &bound);
     println!("attention scores t={t} d_k={d_k}: max error {err:.2e} of scale·Σ|q||k|");
-    assert!(err <= PRODUCT_TOLERANCE, "attention t={t} d_k={d_k}: error {err:.2e}");
+    assert!(
+        err <= PRODUCT_TOLERANCE,
+        "attention t={t} d_k={d_k}: error {err:.2e}"
+    );
 }
 
 #[test]
@@ -187,7 +217,11 @@ fn reference_gram(x: &[f32], rows: usize, cols: usize) -> (Vec<f64>, Vec<f64>) {
 }
 
 fn max_gram_error(got: &[f64], want: &[f64], scale: &[f64]) -> f64 {
-    got.iter().zip(want).zip(scale).map(|((g, w), s)| (g - w).abs() / s.max(f64::MIN_POSITIVE)).fold(0.0, f64::max)
+    got.iter()
+        .zip(want)
+        .zip(scale)
+        .map(|((g, w), s)| (g - w).abs() / s.max(f64::MIN_POSITIVE))
+        .fold(0.0, f64::max)
 }
 
 fn gram_errors(x: &[f32], rows: usize, cols: usize) -> (f64, f64) {
@@ -196,7 +230,10 @@ fn gram_errors(x: &[f32], rows: usize, cols: usize) -> (f64, f64) {
     let (want, scale) = reference_gram(x, rows, cols);
     let compensated = pollster::block_on(gpu.gram(&tensor)).unwrap();
     let plain = pollster::block_on(gpu.gram_with(&tensor, GramAccumulation::Plain)).unwrap();
-    (max_gram_error(&compensated, &want, &scale), max_gram_error(&plain, &want, &scale))
+    (
+        max_gram_error(&compensated, &want, &scale),
+        max_gram_error(&plain, &want, &scale),
+    )
 }
 
 #[test]
@@ -207,7 +244,10 @@ fn gram_matches_f64_reference() {
         let x = rng.uniform(rows * cols);
         let (compensated, plain) = gram_errors(&x, rows, cols);
         println!("gram {rows}×{cols}: max error compensated {compensated:.2e}, plain {plain:.2e} of Σ|x||x|");
-        assert!(compensated <= 1e-12, "gram {rows}×{cols}: compensated error {compensated:.2e}");
+        assert!(
+            compensated <= 1e-12,
+            "gram {rows}×{cols}: compensated error {compensated:.2e}"
+        );
         assert!(plain <= 1e-5, "gram {rows}×{cols}: plain error {plain:.2e}");
     }
 }
@@ -224,19 +264,30 @@ fn head_grams_accumulate_over_passes() {
     for (t, heads, cols, passes) in [(300, 3, 20, 3), (1, 1, 1, 2), (40, 2, 64, 1)] {
         // Columns with a large common mean, as keys often have: the centring test's hard case.
         let xs: Vec<Vec<f32>> = (0..passes)
-            .map(|_| rng.uniform(t * heads * cols).into_iter().enumerate().map(|(i, v)| v + (i % 7) as f32).collect())
+            .map(|_| {
+                rng.uniform(t * heads * cols)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| v + (i % 7) as f32)
+                    .collect()
+            })
             .collect();
         let mut accumulator = gpu.gram_accumulator(t, heads, cols, GramAccumulation::Compensated);
         for x in &xs {
             gpu.accumulate_gram(&gpu.upload_tensor(x, t, heads * cols), &mut accumulator);
         }
         assert_eq!(accumulator.rows(), passes * t);
-        let got = pollster::block_on(gpu.read_grams(&[&accumulator])).unwrap().pop().unwrap();
+        let got = pollster::block_on(gpu.read_grams(&[&accumulator]))
+            .unwrap()
+            .pop()
+            .unwrap();
         for (h, head) in got.iter().enumerate() {
             // Head h's rows of every pass, stacked: [passes·t, cols].
             let stacked: Vec<f32> = xs
                 .iter()
-                .flat_map(|x| (0..t).flat_map(move |r| x[(r * heads + h) * cols..][..cols].iter().copied()))
+                .flat_map(|x| {
+                    (0..t).flat_map(move |r| x[(r * heads + h) * cols..][..cols].iter().copied())
+                })
                 .collect();
             let (want, scale) = reference_gram(&stacked, passes * t, cols);
             let gram_error = max_gram_error(&head.gram, &want, &scale);
@@ -252,7 +303,10 @@ fn head_grams_accumulate_over_passes() {
             );
             assert_eq!(head.rows, passes * t);
             assert!(gram_error <= 1e-12, "head {h}: Gram error {gram_error:.2e}");
-            assert!(sum_error <= 1e-12, "head {h}: column-sum error {sum_error:.2e}");
+            assert!(
+                sum_error <= 1e-12,
+                "head {h}: column-sum error {sum_error:.2e}"
+            );
         }
     }
 }
@@ -265,7 +319,10 @@ fn orthonormal_columns(rng: &mut Rng, rows: usize, cols: usize) -> Vec<f64> {
             let dot: f64 = (0..rows).map(|r| a[r * cols + j] * a[r * cols + p]).sum();
             (0..rows).for_each(|r| a[r * cols + j] -= dot * a[r * cols + p]);
         }
-        let norm = (0..rows).map(|r| a[r * cols + j].powi(2)).sum::<f64>().sqrt();
+        let norm = (0..rows)
+            .map(|r| a[r * cols + j].powi(2))
+            .sum::<f64>()
+            .sqrt();
         (0..rows).for_each(|r| a[r * cols + j] /= norm);
     }
     a
@@ -275,7 +332,10 @@ fn orthonormal_columns(rng: &mut Rng, rows: usize, cols: usize) -> Vec<f64> {
 /// relative precision for the small eigenvalues of a positive definite matrix).
 fn symmetric_eigenvalues(mut a: Vec<f64>, n: usize) -> Vec<f64> {
     for _sweep in 0..50 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * n + j].powi(2)).sum();
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * n + j].powi(2))
+            .sum();
         if off == 0.0 {
             break;
         }
@@ -316,11 +376,15 @@ fn gram_keeps_small_eigenvalues_at_condition_1e4() {
     let mut rng = Rng(0x1e4);
     let u = orthonormal_columns(&mut rng, rows, cols);
     let v = orthonormal_columns(&mut rng, cols, cols);
-    let sigma: Vec<f64> = (0..cols).map(|i| 10f64.powf(-4.0 * i as f64 / (cols - 1) as f64)).collect();
+    let sigma: Vec<f64> = (0..cols)
+        .map(|i| 10f64.powf(-4.0 * i as f64 / (cols - 1) as f64))
+        .collect();
     let x: Vec<f32> = (0..rows * cols)
         .map(|at| {
             let (r, c) = (at / cols, at % cols);
-            (0..cols).map(|p| u[r * cols + p] * sigma[p] * v[c * cols + p]).sum::<f64>() as f32
+            (0..cols)
+                .map(|p| u[r * cols + p] * sigma[p] * v[c * cols + p])
+                .sum::<f64>() as f32
         })
         .collect();
     let gpu = gpu();
@@ -330,7 +394,13 @@ fn gram_keeps_small_eigenvalues_at_condition_1e4() {
     let compensated = pollster::block_on(gpu.gram(&tensor)).unwrap();
     let plain = pollster::block_on(gpu.gram_with(&tensor, GramAccumulation::Plain)).unwrap();
     let max_abs = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let entry_error = |g: &[f64]| g.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / max_abs;
+    let entry_error = |g: &[f64]| {
+        g.iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+            / max_abs
+    };
     let lambda_ref = symmetric_eigenvalues(want.clone(), cols);
     let lambda_min_error = |g: &[f64]| {
         let lambda = symmetric_eigenvalues(g.to_vec(), cols);
@@ -345,5 +415,8 @@ fn gram_keeps_small_eigenvalues_at_condition_1e4() {
         max_gram_error(&compensated, &want, &scale),
     );
     assert!(max_gram_error(&compensated, &want, &scale) <= 1e-12);
-    assert!(comp_lambda <= 1e-4, "compensated Gram lost λ_min: relative error {comp_lambda:.2e}");
+    assert!(
+        comp_lambda <= 1e-4,
+        "compensated Gram lost λ_min: relative error {comp_lambda:.2e}"
+    );
 }

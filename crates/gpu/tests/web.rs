@@ -29,7 +29,13 @@ fn inputs(n: usize, seed: u32) -> Vec<f32> {
 }
 
 /// Largest |got − A Bᵀ| relative to Σ |a||b|, for B row-major `[n, k]`.
-fn product_error(got: &[f32], a: &[f32], b: &[f32], (m, k, n): (usize, usize, usize), scale: f32) -> f64 {
+fn product_error(
+    got: &[f32],
+    a: &[f32],
+    b: &[f32],
+    (m, k, n): (usize, usize, usize),
+    scale: f32,
+) -> f64 {
     let scale = scale as f64;
     let mut worst = 0.0f64;
     for i in 0..m {
@@ -40,7 +46,9 @@ fn product_error(got: &[f32], a: &[f32], b: &[f32], (m, k, n): (usize, usize, us
                 sum += prod;
                 abs += prod.abs();
             }
-            worst = worst.max((got[i * n + j] as f64 - sum * scale).abs() / (abs * scale).max(f64::MIN_POSITIVE));
+            worst = worst.max(
+                (got[i * n + j] as f64 - sum * scale).abs() / (abs * scale).max(f64::MIN_POSITIVE),
+            );
         }
     }
     worst
@@ -53,7 +61,11 @@ async fn linear_matches_f64_reference() {
         let (a, b) = (inputs(m * k, 1), inputs(n * k, 2));
         let got = gpu.matmul(&a, &b, (m, k, n)).await.unwrap();
         let err = product_error(&got, &a, &b, (m, k, n), 1.0);
-        assert!(err <= 1e-5, "linear {m}×{k}×{n} on {}: error {err:.2e}", gpu.adapter_summary());
+        assert!(
+            err <= 1e-5,
+            "linear {m}×{k}×{n} on {}: error {err:.2e}",
+            gpu.adapter_summary()
+        );
     }
 }
 
@@ -64,16 +76,31 @@ async fn attention_scores_match_f64_reference() {
     let (q, k) = (inputs(t * d_k, 3), inputs(t * d_k, 4));
     let scale = 1.0 / (d_k as f32).sqrt();
     let mut scores = gpu.zeros(t, t);
-    gpu.attention_scores(&gpu.upload_tensor(&q, t, d_k), &gpu.upload_tensor(&k, t, d_k), scale, &mut scores);
+    gpu.attention_scores(
+        &gpu.upload_tensor(&q, t, d_k),
+        &gpu.upload_tensor(&k, t, d_k),
+        scale,
+        &mut scores,
+    );
     let got = gpu.read(&scores).await.unwrap();
     let mut err = 0.0f64;
     for i in 0..t {
         for j in i + 1..t {
-            assert_eq!(got[i * t + j], f32::NEG_INFINITY, "score ({i}, {j}) above the diagonal");
+            assert_eq!(
+                got[i * t + j],
+                f32::NEG_INFINITY,
+                "score ({i}, {j}) above the diagonal"
+            );
         }
         // Row i against the keys it may see, 0..=i.
         let row = &got[i * t..i * t + i + 1];
-        err = err.max(product_error(row, &q[i * d_k..(i + 1) * d_k], &k[..(i + 1) * d_k], (1, d_k, i + 1), scale));
+        err = err.max(product_error(
+            row,
+            &q[i * d_k..(i + 1) * d_k],
+            &k[..(i + 1) * d_k],
+            (1, d_k, i + 1),
+            scale,
+        ));
     }
     assert!(err <= 1e-5, "attention scores: error {err:.2e}");
 }
@@ -98,5 +125,9 @@ async fn gram_matches_f64_reference() {
     }
     // Looser than natively (1e-12): the browser's shader compiler is another one, and this
     // test is about the kernel running at all; the native suite pins the compensation down.
-    assert!(worst <= 1e-9, "gram {rows}×{cols} on {}: error {worst:.2e}", gpu.adapter_summary());
+    assert!(
+        worst <= 1e-9,
+        "gram {rows}×{cols} on {}: error {worst:.2e}",
+        gpu.adapter_summary()
+    );
 }

@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Which K (METRICS.md "Representations"); the default is [`KeyVariant::PostNorm`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyVariant {
     /// After the key norm (when the model has one), before RoPE: what the reference probe hooks.
@@ -41,8 +43,12 @@ pub enum KeyVariant {
 }
 
 impl KeyVariant {
-    pub const ALL: [KeyVariant; 4] =
-        [KeyVariant::PostNorm, KeyVariant::PostRope, KeyVariant::Raw, KeyVariant::Centered];
+    pub const ALL: [KeyVariant; 4] = [
+        KeyVariant::PostNorm,
+        KeyVariant::PostRope,
+        KeyVariant::Raw,
+        KeyVariant::Centered,
+    ];
 
     /// The name used on the command line, in JSON and in share links.
     pub fn key(self) -> &'static str {
@@ -111,7 +117,10 @@ pub struct ActivationLayer {
 impl ActivationLayer {
     /// K heads of `variant`, if it was computed.
     pub fn k_heads(&self, variant: KeyVariant) -> Option<&[HeadSpectrum]> {
-        self.k.iter().find(|v| v.variant == variant).map(|v| v.heads.as_slice())
+        self.k
+            .iter()
+            .find(|v| v.variant == variant)
+            .map(|v| v.heads.as_slice())
     }
 }
 
@@ -149,7 +158,11 @@ impl ActivationSpectra {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(WeightSpectra { d_k: self.d_k, d_model: self.d_model, layers })
+        Some(WeightSpectra {
+            d_k: self.d_k,
+            d_model: self.d_model,
+            layers,
+        })
     }
 }
 
@@ -193,7 +206,12 @@ pub enum ActivationError {
     #[error(transparent)]
     Forward(#[from] ForwardError),
     #[error("spectrum of {matrix} head {head} of layer {layer}: {source}")]
-    Spectrum { matrix: &'static str, layer: usize, head: usize, source: SpectrumError },
+    Spectrum {
+        matrix: &'static str,
+        layer: usize,
+        head: usize,
+        source: SpectrumError,
+    },
     #[error("cancelled")]
     Cancelled,
 }
@@ -217,7 +235,15 @@ pub fn activation_spectra(
     progress: &mut dyn FnMut(Progress),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<ActivationSpectra, ActivationError> {
-    activation_spectra_within(model, eval, heldout, variants, BLOCK_BUDGET_BYTES, progress, cancelled)
+    activation_spectra_within(
+        model,
+        eval,
+        heldout,
+        variants,
+        BLOCK_BUDGET_BYTES,
+        progress,
+        cancelled,
+    )
 }
 
 /// [`activation_spectra`] holding at most `block_budget` bytes of K and Q blocks. The blocks of
@@ -236,13 +262,25 @@ pub fn activation_spectra_within(
     cancelled: &dyn Fn() -> bool,
 ) -> Result<ActivationSpectra, ActivationError> {
     let arch = model.arch();
-    let check = || if cancelled() { Err(ActivationError::Cancelled) } else { Ok(()) };
+    let check = || {
+        if cancelled() {
+            Err(ActivationError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
 
     check_batch(eval)?;
-    let block_bytes = [arch.n_layers, 3 * arch.n_kv_heads + arch.n_heads, eval.batch, eval.seq_len, arch.d_k]
-        .iter()
-        .try_fold(4usize, |bytes, &n| bytes.checked_mul(n))
-        .unwrap_or(usize::MAX);
+    let block_bytes = [
+        arch.n_layers,
+        3 * arch.n_kv_heads + arch.n_heads,
+        eval.batch,
+        eval.seq_len,
+        arch.d_k,
+    ]
+    .iter()
+    .try_fold(4usize, |bytes, &n| bytes.checked_mul(n))
+    .unwrap_or(usize::MAX);
     let mut spectra = if block_bytes > block_budget {
         activation_spectra_from_grams(model, eval, variants, progress, cancelled)?.0
     } else {
@@ -252,9 +290,21 @@ pub fn activation_spectra_within(
         for b in 0..eval.batch {
             check()?;
             model.run_batch(&row_batch(eval, b), &mut collector, None)?;
-            progress(Progress { stage: Stage::EvalForward, done: b + 1, total: eval.batch });
+            progress(Progress {
+                stage: Stage::EvalForward,
+                done: b + 1,
+                total: eval.batch,
+            });
         }
-        activation_spectra_from_collector(arch, eval.batch, eval.seq_len, &collector, variants, progress, cancelled)?
+        activation_spectra_from_collector(
+            arch,
+            eval.batch,
+            eval.seq_len,
+            &collector,
+            variants,
+            progress,
+            cancelled,
+        )?
     };
 
     spectra.heldout_loss = match heldout {
@@ -279,16 +329,31 @@ pub fn activation_spectra_from_grams(
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(ActivationSpectra, SpectraRoutes), ActivationError> {
     let arch = model.arch();
-    let check = || if cancelled() { Err(ActivationError::Cancelled) } else { Ok(()) };
+    let check = || {
+        if cancelled() {
+            Err(ActivationError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
     check_batch(eval)?;
-    let variants: &[KeyVariant] = if variants.is_empty() { &KeyVariant::ALL } else { variants };
+    let variants: &[KeyVariant] = if variants.is_empty() {
+        &KeyVariant::ALL
+    } else {
+        variants
+    };
     let mut grams = GramProbe::new(arch, &Activation::needed_for(variants));
     for b in 0..eval.batch {
         check()?;
         model.run_batch(&row_batch(eval, b), &mut grams, None)?;
-        progress(Progress { stage: Stage::EvalForward, done: b + 1, total: eval.batch });
+        progress(Progress {
+            stage: Stage::EvalForward,
+            done: b + 1,
+            total: eval.batch,
+        });
     }
-    let mut pending = PendingSpectra::from_grams(arch, variants, &|l, a| grams.grams(l, a), cancelled)?;
+    let mut pending =
+        PendingSpectra::from_grams(arch, variants, &|l, a| grams.grams(l, a), cancelled)?;
     drop(grams);
     let needed = pending.needed();
     if !needed.is_empty() {
@@ -296,12 +361,19 @@ pub fn activation_spectra_from_grams(
         for b in 0..eval.batch {
             check()?;
             model.run_batch(&row_batch(eval, b), &mut blocks, None)?;
-            progress(Progress { stage: Stage::EvalForward, done: b + 1, total: eval.batch });
+            progress(Progress {
+                stage: Stage::EvalForward,
+                done: b + 1,
+                total: eval.batch,
+            });
         }
         pending.fill(&blocks.blocks, eval.batch * eval.seq_len, cancelled)?;
     }
     let routes = pending.routes();
-    Ok((pending.finish(arch, eval.batch, eval.seq_len, progress), routes))
+    Ok((
+        pending.finish(arch, eval.batch, eval.seq_len, progress),
+        routes,
+    ))
 }
 
 /// The spectra of K and Q already collected over an eval batch of `batch × seq_len` tokens (the
@@ -319,7 +391,11 @@ pub fn activation_spectra_from_collector(
     progress: &mut dyn FnMut(Progress),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<ActivationSpectra, ActivationError> {
-    let variants: &[KeyVariant] = if variants.is_empty() { &KeyVariant::ALL } else { variants };
+    let variants: &[KeyVariant] = if variants.is_empty() {
+        &KeyVariant::ALL
+    } else {
+        variants
+    };
     let (d_k, rows) = (arch.d_k, batch * seq_len);
     let mut layers = Vec::with_capacity(arch.n_layers);
     for l in 0..arch.n_layers {
@@ -335,8 +411,14 @@ pub fn activation_spectra_from_collector(
                         KeyVariant::PostRope => collector.post_rope_keys(l, h),
                         KeyVariant::Raw => collector.raw_keys(l, h),
                     };
-                    head_spectrum(data, rows, d_k, variant == KeyVariant::Centered)
-                        .map_err(|source| ActivationError::Spectrum { matrix: "K", layer: l, head: h, source })
+                    head_spectrum(data, rows, d_k, variant == KeyVariant::Centered).map_err(
+                        |source| ActivationError::Spectrum {
+                            matrix: "K",
+                            layer: l,
+                            head: h,
+                            source,
+                        },
+                    )
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             k.push(VariantHeads { variant, heads });
@@ -344,18 +426,44 @@ pub fn activation_spectra_from_collector(
         let q = |centre: bool| {
             (0..arch.n_heads)
                 .map(|h| {
-                    head_spectrum(collector.queries(l, h), rows, d_k, centre)
-                        .map_err(|source| ActivationError::Spectrum { matrix: "Q", layer: l, head: h, source })
+                    head_spectrum(collector.queries(l, h), rows, d_k, centre).map_err(|source| {
+                        ActivationError::Spectrum {
+                            matrix: "Q",
+                            layer: l,
+                            head: h,
+                            source,
+                        }
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
         let q_heads = q(false)?;
-        let q_centered = if variants.contains(&KeyVariant::Centered) { Some(q(true)?) } else { None };
-        layers.push(ActivationLayer { layer: l, k, q_heads, q_centered });
-        progress(Progress { stage: Stage::Spectra, done: l + 1, total: arch.n_layers });
+        let q_centered = if variants.contains(&KeyVariant::Centered) {
+            Some(q(true)?)
+        } else {
+            None
+        };
+        layers.push(ActivationLayer {
+            layer: l,
+            k,
+            q_heads,
+            q_centered,
+        });
+        progress(Progress {
+            stage: Stage::Spectra,
+            done: l + 1,
+            total: arch.n_layers,
+        });
     }
     let d_model = arch.d_model;
-    Ok(ActivationSpectra { d_k, d_model, eval_batch: batch, eval_seq_len: seq_len, layers, heldout_loss: None })
+    Ok(ActivationSpectra {
+        d_k,
+        d_model,
+        eval_batch: batch,
+        eval_seq_len: seq_len,
+        layers,
+        heldout_loss: None,
+    })
 }
 
 /// Mean next-token cross-entropy over all `B·(T−1)` targets of `batch`
@@ -374,7 +482,11 @@ pub fn heldout_loss(
         }
         // Each row's mean is over the same T−1 targets, so the mean of means is the overall mean.
         total += model.mean_cross_entropy(&row_batch(batch, b), None)?;
-        progress(Progress { stage: Stage::HeldOut, done: b + 1, total: batch.batch });
+        progress(Progress {
+            stage: Stage::HeldOut,
+            done: b + 1,
+            total: batch.batch,
+        });
     }
     Ok(total / batch.batch as f64)
 }
@@ -386,24 +498,40 @@ pub fn check_batch(batch: &TokenBatch) -> Result<(), ForwardError> {
         return Err(ForwardError::EmptySequence);
     }
     if Some(batch.ids.len()) != batch.batch.checked_mul(batch.seq_len) {
-        return Err(ForwardError::MalformedBatch { ids: batch.ids.len(), batch: batch.batch, seq_len: batch.seq_len });
+        return Err(ForwardError::MalformedBatch {
+            ids: batch.ids.len(),
+            batch: batch.batch,
+            seq_len: batch.seq_len,
+        });
     }
     Ok(())
 }
 
 /// Row `b` of `batch` as a batch of one (ids are checked by the forward pass).
 fn row_batch(batch: &TokenBatch, b: usize) -> TokenBatch {
-    TokenBatch { batch: 1, seq_len: batch.seq_len, ids: batch.row(b).to_vec() }
+    TokenBatch {
+        batch: 1,
+        seq_len: batch.seq_len,
+        ids: batch.row(b).to_vec(),
+    }
 }
 
 /// Singular values (f64) and metrics of a row-major `[rows, d_k]` f32 block,
 /// its column means removed first when `centre`.
-pub fn head_spectrum(data: &[f32], rows: usize, d_k: usize, centre: bool) -> Result<HeadSpectrum, SpectrumError> {
+pub fn head_spectrum(
+    data: &[f32],
+    rows: usize,
+    d_k: usize,
+    centre: bool,
+) -> Result<HeadSpectrum, SpectrumError> {
     let m = super::spectrum::matrix_from_row_major_f32(data, rows, d_k)?;
     let m = if centre { centred(m) } else { m };
     let singular_values = singular_values(&m)?;
     let metrics = weight_metrics(&singular_values)?;
-    Ok(HeadSpectrum { singular_values, metrics })
+    Ok(HeadSpectrum {
+        singular_values,
+        metrics,
+    })
 }
 
 /// [`head_spectrum`] from the block's Gram matrix `XᵀX` (`[d_k, d_k]` row-major) and column
@@ -423,7 +551,12 @@ pub fn head_spectrum_from_gram(
     }
     let expected = d_k * d_k;
     if gram.len() != expected || sums.len() != d_k {
-        return Err(SpectrumError::ShapeMismatch { len: gram.len(), rows: d_k, cols: d_k, expected });
+        return Err(SpectrumError::ShapeMismatch {
+            len: gram.len(),
+            rows: d_k,
+            cols: d_k,
+            expected,
+        });
     }
     let mut g = DMatrix::from_row_slice(d_k, d_k, gram);
     let error_scale = if centre {
@@ -434,9 +567,14 @@ pub fn head_spectrum_from_gram(
     } else {
         0.0
     };
-    let Some(singular_values) = singular_values_from_gram(g, error_scale)? else { return Ok(None) };
+    let Some(singular_values) = singular_values_from_gram(g, error_scale)? else {
+        return Ok(None);
+    };
     let metrics = weight_metrics(&singular_values)?;
-    Ok(Some(HeadSpectrum { singular_values, metrics }))
+    Ok(Some(HeadSpectrum {
+        singular_values,
+        metrics,
+    }))
 }
 
 /// Column-centred copy, means in f64.
@@ -509,11 +647,17 @@ mod tests {
     fn centring_removes_a_constant_offset() {
         // Rank-1 data plus a constant offset: centred, one singular value is left.
         let (rows, d) = (40, 3);
-        let data: Vec<f32> = (0..rows * d).map(|i| (i / d) as f32 * [1.0, 2.0, -1.0][i % d] + 5.0).collect();
+        let data: Vec<f32> = (0..rows * d)
+            .map(|i| (i / d) as f32 * [1.0, 2.0, -1.0][i % d] + 5.0)
+            .collect();
         let plain = head_spectrum(&data, rows, d, false).expect("plain");
         let c = head_spectrum(&data, rows, d, true).expect("centred");
         assert!(plain.singular_values[1] > 1e-3);
-        assert!(c.singular_values[1] < 1e-9 * c.singular_values[0], "{:?}", c.singular_values);
+        assert!(
+            c.singular_values[1] < 1e-9 * c.singular_values[0],
+            "{:?}",
+            c.singular_values
+        );
         assert_eq!(c.metrics.spectrum.r90, 1);
     }
 
@@ -536,26 +680,41 @@ mod tests {
             (g, sums)
         };
         // Well conditioned, with a mean of 3 on every column.
-        let data: Vec<f32> = (0..rows * d).map(|i| ((i * 7919) % 101) as f32 / 50.0 + 2.0).collect();
+        let data: Vec<f32> = (0..rows * d)
+            .map(|i| ((i * 7919) % 101) as f32 / 50.0 + 2.0)
+            .collect();
         let (g, sums) = gram_of(&data);
         for centre in [false, true] {
             let want = head_spectrum(&data, rows, d, centre).expect("block");
-            let got = head_spectrum_from_gram(&g, &sums, rows, d, centre).expect("valid").expect("trusted");
+            let got = head_spectrum_from_gram(&g, &sums, rows, d, centre)
+                .expect("valid")
+                .expect("trusted");
             for (a, b) in got.singular_values.iter().zip(&want.singular_values) {
-                assert!((a - b).abs() <= 1e-9 * want.singular_values[0], "centre {centre}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-9 * want.singular_values[0],
+                    "centre {centre}: {a} vs {b}"
+                );
             }
             assert!((got.metrics.spectrum.pr - want.metrics.spectrum.pr).abs() < 1e-9);
         }
         // Rank 1 plus an offset: centred, the Gram is rank 1, so the direct SVD must answer.
-        let data: Vec<f32> = (0..rows * d).map(|i| (i / d) as f32 * [1.0, 2.0, -1.0, 0.5][i % d] + 5.0).collect();
+        let data: Vec<f32> = (0..rows * d)
+            .map(|i| (i / d) as f32 * [1.0, 2.0, -1.0, 0.5][i % d] + 5.0)
+            .collect();
         let (g, sums) = gram_of(&data);
-        assert!(head_spectrum_from_gram(&g, &sums, rows, d, true).expect("valid").is_none());
+        assert!(head_spectrum_from_gram(&g, &sums, rows, d, true)
+            .expect("valid")
+            .is_none());
         assert!(head_spectrum_from_gram(&g, &sums[1..], rows, d, true).is_err());
     }
 
     #[test]
     fn progress_reads_as_a_sentence() {
-        let p = Progress { stage: Stage::Spectra, done: 3, total: 22 };
+        let p = Progress {
+            stage: Stage::Spectra,
+            done: 3,
+            total: 22,
+        };
         assert_eq!(p.to_string(), "activation spectra: layer 3 of 22");
     }
 }

@@ -3,8 +3,8 @@
 //! byte sources are supplied by the caller (files natively, Blobs in the page).
 
 use super::activations::{
-    activation_spectra, ActivationCheckpoint, ActivationError, ActivationRun, ActivationSpectra, KeyVariant, Progress,
-    Stage,
+    activation_spectra, ActivationCheckpoint, ActivationError, ActivationRun, ActivationSpectra,
+    KeyVariant, Progress, Stage,
 };
 use super::study::{CheckpointSpectra, RunSpectra};
 use super::weights::{weight_spectra, Shards, WeightSpectra};
@@ -47,12 +47,19 @@ pub async fn collect_weight_spectra<S: AsyncByteSource>(
                     spectra,
                 }),
                 Ok(None) => {}
-                Err(message) => failures.push(SpectraFailure { path: c.path.clone(), message }),
+                Err(message) => failures.push(SpectraFailure {
+                    path: c.path.clone(),
+                    message,
+                }),
             }
             progress(done, total);
         }
         if !checkpoints.is_empty() {
-            runs.push(RunSpectra { run: run.name.clone(), color, checkpoints });
+            runs.push(RunSpectra {
+                run: run.name.clone(),
+                color,
+                checkpoints,
+            });
         }
     }
     (runs, failures)
@@ -68,15 +75,22 @@ pub async fn checkpoint_weight_spectra<S: AsyncByteSource>(
     open: &dyn Fn(usize) -> Option<S>,
     progress: &mut dyn FnMut(f64),
 ) -> Result<Option<WeightSpectra>, String> {
-    let Some(entry) = inv.files.get(file) else { return Err("not in the inventory".into()) };
+    let Some(entry) = inv.files.get(file) else {
+        return Err("not in the inventory".into());
+    };
     let Some(Recognition::Known(arch)) = &entry.recognition else {
         return Ok(None);
     };
     let Some((headers, sources)) = open_checkpoint(inv, file, open) else {
         return Err("its file is no longer readable".into());
     };
-    let shards = Shards { parts: headers.into_iter().zip(sources.iter()).collect() };
-    weight_spectra(&shards, arch, progress).await.map(Some).map_err(|e| e.to_string())
+    let shards = Shards {
+        parts: headers.into_iter().zip(sources.iter()).collect(),
+    };
+    weight_spectra(&shards, arch, progress)
+        .await
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// The headers and opened sources of the files that hold checkpoint
@@ -121,7 +135,11 @@ pub async fn checkpoint_activation_spectra<S: AsyncByteSource>(
     }
     let total = arch.n_layers;
     let model = ModelWeights::load(shards, arch, &mut |f| {
-        progress(Progress { stage: Stage::Loading, done: (f * total as f64).round() as usize, total })
+        progress(Progress {
+            stage: Stage::Loading,
+            done: (f * total as f64).round() as usize,
+            total,
+        })
     })
     .await?;
     activation_spectra(&model, eval, heldout, variants, progress, cancelled)
@@ -154,11 +172,16 @@ pub async fn collect_activation_spectra<S: AsyncByteSource>(
                 continue;
             };
             let Some((headers, sources)) = open_checkpoint(inv, c.file, open) else {
-                failures.push(SpectraFailure { path: c.path.clone(), message: "its file is no longer readable".into() });
+                failures.push(SpectraFailure {
+                    path: c.path.clone(),
+                    message: "its file is no longer readable".into(),
+                });
                 done += 1;
                 continue;
             };
-            let shards = Shards { parts: headers.into_iter().zip(sources.iter()).collect() };
+            let shards = Shards {
+                parts: headers.into_iter().zip(sources.iter()).collect(),
+            };
             let result = checkpoint_activation_spectra(
                 &shards,
                 arch,
@@ -178,17 +201,31 @@ pub async fn collect_activation_spectra<S: AsyncByteSource>(
                     spectra,
                 }),
                 Err(ActivationError::Cancelled) => {
-                    failures.push(SpectraFailure { path: c.path.clone(), message: "cancelled".into() });
+                    failures.push(SpectraFailure {
+                        path: c.path.clone(),
+                        message: "cancelled".into(),
+                    });
                     if !checkpoints.is_empty() {
-                        runs.push(ActivationRun { run: run.name.clone(), color, checkpoints });
+                        runs.push(ActivationRun {
+                            run: run.name.clone(),
+                            color,
+                            checkpoints,
+                        });
                     }
                     break 'runs;
                 }
-                Err(e) => failures.push(SpectraFailure { path: c.path.clone(), message: e.to_string() }),
+                Err(e) => failures.push(SpectraFailure {
+                    path: c.path.clone(),
+                    message: e.to_string(),
+                }),
             }
         }
         if !checkpoints.is_empty() {
-            runs.push(ActivationRun { run: run.name.clone(), color, checkpoints });
+            runs.push(ActivationRun {
+                run: run.name.clone(),
+                color,
+                checkpoints,
+            });
         }
     }
     (runs, failures)

@@ -11,8 +11,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::activations::{
-    head_spectrum, head_spectrum_from_gram, ActivationError, ActivationLayer, ActivationSpectra, KeyVariant, Progress,
-    Stage, VariantHeads,
+    head_spectrum, head_spectrum_from_gram, ActivationError, ActivationLayer, ActivationSpectra,
+    KeyVariant, Progress, Stage, VariantHeads,
 };
 use super::weights::HeadSpectrum;
 use crate::model::arch::Architecture;
@@ -71,7 +71,11 @@ pub struct HeadGram {
 
 impl HeadGram {
     pub fn zeros(d_k: usize) -> Self {
-        Self { gram: vec![0.0; d_k * d_k], sums: vec![0.0; d_k], rows: 0 }
+        Self {
+            gram: vec![0.0; d_k * d_k],
+            sums: vec![0.0; d_k],
+            rows: 0,
+        }
     }
 
     /// Adds a row-major `[rows, d_k]` f32 block: `G += XᵀX` in f64 (one dgemm), sums += column sums.
@@ -145,26 +149,40 @@ impl PendingSpectra {
         grams: &dyn Fn(usize, Activation) -> &'g [HeadGram],
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Self, ActivationError> {
-        let variants: Vec<KeyVariant> = if variants.is_empty() { KeyVariant::ALL.to_vec() } else { variants.to_vec() };
+        let variants: Vec<KeyVariant> = if variants.is_empty() {
+            KeyVariant::ALL.to_vec()
+        } else {
+            variants.to_vec()
+        };
         let d_k = arch.d_k;
         let mut routes = SpectraRoutes::default();
-        let mut group = |l: usize, activation: Activation, centre: bool| -> Result<Group, ActivationError> {
-            let heads = grams(l, activation)
-                .iter()
-                .enumerate()
-                .map(|(h, g)| {
-                    let spectrum = head_spectrum_from_gram(&g.gram, &g.sums, g.rows, d_k, centre).map_err(|source| {
-                        ActivationError::Spectrum { matrix: activation.name(), layer: l, head: h, source }
-                    })?;
-                    match spectrum {
-                        Some(_) => routes.from_gram += 1,
-                        None => routes.from_block += 1,
-                    }
-                    Ok(spectrum)
+        let mut group =
+            |l: usize, activation: Activation, centre: bool| -> Result<Group, ActivationError> {
+                let heads = grams(l, activation)
+                    .iter()
+                    .enumerate()
+                    .map(|(h, g)| {
+                        let spectrum =
+                            head_spectrum_from_gram(&g.gram, &g.sums, g.rows, d_k, centre)
+                                .map_err(|source| ActivationError::Spectrum {
+                                    matrix: activation.name(),
+                                    layer: l,
+                                    head: h,
+                                    source,
+                                })?;
+                        match spectrum {
+                            Some(_) => routes.from_gram += 1,
+                            None => routes.from_block += 1,
+                        }
+                        Ok(spectrum)
+                    })
+                    .collect::<Result<Vec<_>, ActivationError>>()?;
+                Ok(Group {
+                    activation,
+                    centre,
+                    heads,
                 })
-                .collect::<Result<Vec<_>, ActivationError>>()?;
-            Ok(Group { activation, centre, heads })
-        };
+            };
         let mut layers = Vec::with_capacity(arch.n_layers);
         for l in 0..arch.n_layers {
             if cancelled() {
@@ -172,7 +190,11 @@ impl PendingSpectra {
             }
             let mut groups = Vec::with_capacity(variants.len() + 2);
             for &variant in &variants {
-                groups.push(group(l, Activation::of(variant), variant == KeyVariant::Centered)?);
+                groups.push(group(
+                    l,
+                    Activation::of(variant),
+                    variant == KeyVariant::Centered,
+                )?);
             }
             groups.push(group(l, Activation::Queries, false)?);
             if variants.contains(&KeyVariant::Centered) {
@@ -180,7 +202,12 @@ impl PendingSpectra {
             }
             layers.push(groups);
         }
-        Ok(Self { variants, layers, d_k, routes })
+        Ok(Self {
+            variants,
+            layers,
+            d_k,
+            routes,
+        })
     }
 
     /// How the spectra were (and will be) taken.
@@ -221,10 +248,18 @@ impl PendingSpectra {
                     if head.is_some() {
                         continue;
                     }
-                    let block = blocks.get(&(l, group.activation, h)).map_or(&[][..], Vec::as_slice);
-                    let spectrum = head_spectrum(block, rows, d_k, group.centre).map_err(|source| {
-                        ActivationError::Spectrum { matrix: group.activation.name(), layer: l, head: h, source }
-                    })?;
+                    let block = blocks
+                        .get(&(l, group.activation, h))
+                        .map_or(&[][..], Vec::as_slice);
+                    let spectrum =
+                        head_spectrum(block, rows, d_k, group.centre).map_err(|source| {
+                            ActivationError::Spectrum {
+                                matrix: group.activation.name(),
+                                layer: l,
+                                head: h,
+                                source,
+                            }
+                        })?;
                     *head = Some(spectrum);
                 }
             }
@@ -245,17 +280,32 @@ impl PendingSpectra {
         let mut layers = Vec::with_capacity(n_layers);
         for (l, groups) in self.layers.into_iter().enumerate() {
             let mut groups = groups.into_iter().map(|g| {
-                g.heads.into_iter().map(|h| h.expect("PendingSpectra::fill ran before finish")).collect::<Vec<_>>()
+                g.heads
+                    .into_iter()
+                    .map(|h| h.expect("PendingSpectra::fill ran before finish"))
+                    .collect::<Vec<_>>()
             });
             let k = self
                 .variants
                 .iter()
-                .map(|&variant| VariantHeads { variant, heads: groups.next().expect("one group per variant") })
+                .map(|&variant| VariantHeads {
+                    variant,
+                    heads: groups.next().expect("one group per variant"),
+                })
                 .collect();
             let q_heads = groups.next().expect("the Q group");
             let q_centered = groups.next();
-            layers.push(ActivationLayer { layer: l, k, q_heads, q_centered });
-            progress(Progress { stage: Stage::Spectra, done: l + 1, total: n_layers });
+            layers.push(ActivationLayer {
+                layer: l,
+                k,
+                q_heads,
+                q_centered,
+            });
+            progress(Progress {
+                stage: Stage::Spectra,
+                done: l + 1,
+                total: n_layers,
+            });
         }
         ActivationSpectra {
             d_k: arch.d_k,
@@ -281,22 +331,35 @@ impl GramProbe {
         let mut grams = HashMap::new();
         for l in 0..arch.n_layers {
             for &activation in activations {
-                let heads = if activation == Activation::Queries { arch.n_heads } else { arch.n_kv_heads };
+                let heads = if activation == Activation::Queries {
+                    arch.n_heads
+                } else {
+                    arch.n_kv_heads
+                };
                 grams.insert((l, activation), vec![HeadGram::zeros(arch.d_k); heads]);
             }
         }
-        Self { d_k: arch.d_k, grams }
+        Self {
+            d_k: arch.d_k,
+            grams,
+        }
     }
 
     /// The per-head Grams of `activation` in `layer` (empty if not summed).
     pub fn grams(&self, layer: usize, activation: Activation) -> &[HeadGram] {
-        self.grams.get(&(layer, activation)).map_or(&[], Vec::as_slice)
+        self.grams
+            .get(&(layer, activation))
+            .map_or(&[], Vec::as_slice)
     }
 }
 
 impl PerActivation for GramProbe {
     fn add(&mut self, layer: usize, activation: Activation, head: usize, block: &[f32]) {
-        if let Some(gram) = self.grams.get_mut(&(layer, activation)).and_then(|heads| heads.get_mut(head)) {
+        if let Some(gram) = self
+            .grams
+            .get_mut(&(layer, activation))
+            .and_then(|heads| heads.get_mut(head))
+        {
             gram.add_block(block, self.d_k);
         }
     }
@@ -310,7 +373,9 @@ pub struct BlockProbe {
 
 impl BlockProbe {
     pub fn new(needed: &HashSet<(usize, Activation, usize)>) -> Self {
-        Self { blocks: needed.iter().map(|&key| (key, Vec::new())).collect() }
+        Self {
+            blocks: needed.iter().map(|&key| (key, Vec::new())).collect(),
+        }
     }
 }
 
@@ -370,7 +435,10 @@ mod tests {
 
     #[test]
     fn activations_needed_by_variants() {
-        assert_eq!(Activation::needed_for(&[KeyVariant::Centered, KeyVariant::PostNorm]), [Activation::Keys, Activation::Queries]);
+        assert_eq!(
+            Activation::needed_for(&[KeyVariant::Centered, KeyVariant::PostNorm]),
+            [Activation::Keys, Activation::Queries]
+        );
         assert_eq!(Activation::needed_for(&KeyVariant::ALL).len(), 4);
     }
 }

@@ -9,17 +9,19 @@
 use serde::{Deserialize, Serialize};
 
 use super::numpy_rng::NumpyRng;
+use super::spectrum::right_singular_vectors;
 use super::spectrum::{metrics_from_singular_values, singular_values_f32, SpectrumError};
 use super::surgery::SurgeryError;
 use crate::model::forward::{KeyCollector, ModelWeights};
-use super::spectrum::right_singular_vectors;
 
 /// Permutations for the p-value and their seed, as the reference.
 pub const DEFAULT_PERMUTATIONS: usize = 10_000;
 
 /// Σ_{i<r} V_{d,i}² for every row d of V (columns by descending σ).
 pub fn leverage(v: &nalgebra::DMatrix<f64>, r: usize) -> Vec<f64> {
-    (0..v.nrows()).map(|d| (0..r.min(v.ncols())).map(|i| v[(d, i)] * v[(d, i)]).sum()).collect()
+    (0..v.nrows())
+        .map(|d| (0..r.min(v.ncols())).map(|i| v[(d, i)] * v[(d, i)]).sum())
+        .collect()
 }
 
 /// Ranks 1..n, ties get their average rank.
@@ -123,7 +125,12 @@ pub struct Importance {
 /// Leverage of every coordinate from eval-batch keys, and (with a key norm)
 /// its rank correlation with |γ|. Without a key norm the leverages are still
 /// given and `abs_gamma`/`spearman`/`overall` are `None`.
-pub fn gamma_vs_svd(model: &ModelWeights, keys: &KeyCollector, n_perm: usize, seed: u64) -> Result<Importance, SurgeryError> {
+pub fn gamma_vs_svd(
+    model: &ModelWeights,
+    keys: &KeyCollector,
+    n_perm: usize,
+    seed: u64,
+) -> Result<Importance, SurgeryError> {
     let arch = model.arch();
     let (n_layers, n_kv) = (arch.n_layers, arch.n_kv_heads);
     let has_key_norm = (0..n_layers).all(|l| model.key_norm_weight(l).is_some());
@@ -133,30 +140,62 @@ pub fn gamma_vs_svd(model: &ModelWeights, keys: &KeyCollector, n_perm: usize, se
         let mut r90_per_head = Vec::with_capacity(n_kv);
         let mut leverage_per_head = Vec::with_capacity(n_kv);
         for kv_head in 0..n_kv {
-            let m = super::spectrum::matrix_from_row_major_f32(keys.keys(layer, kv_head), keys.rows(), keys.d_k())
-                .map_err(|source| SurgeryError::Spectrum { layer, kv_head, source })?;
-            let (sv, v) = right_singular_vectors(&m).map_err(|source| SurgeryError::Spectrum { layer, kv_head, source })?;
+            let m = super::spectrum::matrix_from_row_major_f32(
+                keys.keys(layer, kv_head),
+                keys.rows(),
+                keys.d_k(),
+            )
+            .map_err(|source| SurgeryError::Spectrum {
+                layer,
+                kv_head,
+                source,
+            })?;
+            let (sv, v) = right_singular_vectors(&m).map_err(|source| SurgeryError::Spectrum {
+                layer,
+                kv_head,
+                source,
+            })?;
             let r90 = metrics_from_singular_values(&sv)
-                .map_err(|source| SurgeryError::Spectrum { layer, kv_head, source })?
+                .map_err(|source| SurgeryError::Spectrum {
+                    layer,
+                    kv_head,
+                    source,
+                })?
                 .r90;
             r90_per_head.push(r90);
             leverage_per_head.push(leverage(&v, r90));
         }
         let d_k = keys.d_k();
-        let lev: Vec<f64> =
-            (0..d_k).map(|d| leverage_per_head.iter().map(|h| h[d]).sum::<f64>() / n_kv as f64).collect();
+        let lev: Vec<f64> = (0..d_k)
+            .map(|d| leverage_per_head.iter().map(|h| h[d]).sum::<f64>() / n_kv as f64)
+            .collect();
         let abs_gamma: Option<Vec<f64>> = has_key_norm
-            .then(|| model.key_norm_weight(layer).map(|g| g.iter().map(|v| f64::from(v.abs())).collect()))
+            .then(|| {
+                model
+                    .key_norm_weight(layer)
+                    .map(|g| g.iter().map(|v| f64::from(v.abs())).collect())
+            })
             .flatten();
         let spearman = abs_gamma.as_ref().map(|g| {
             all_x.extend_from_slice(g);
             all_y.extend_from_slice(&lev);
             spearman(g, &lev, n_perm, seed)
         });
-        layers.push(LayerImportance { layer, r90_per_head, leverage_per_head, leverage: lev, abs_gamma, spearman });
+        layers.push(LayerImportance {
+            layer,
+            r90_per_head,
+            leverage_per_head,
+            leverage: lev,
+            abs_gamma,
+            spearman,
+        });
     }
     let overall = has_key_norm.then(|| spearman(&all_x, &all_y, n_perm, seed));
-    Ok(Importance { layers, overall, has_key_norm })
+    Ok(Importance {
+        layers,
+        overall,
+        has_key_norm,
+    })
 }
 
 /// A point estimate with its percentile bootstrap interval.
@@ -195,22 +234,43 @@ pub fn bootstrap_interval(
     let mut rng = NumpyRng::new(seed);
     let mut draws: Vec<f64> = (0..n_boot)
         .map(|_| {
-            let pick: Vec<usize> = (0..n_sequences).map(|_| rng.interval(n_sequences as u64 - 1) as usize).collect();
+            let pick: Vec<usize> = (0..n_sequences)
+                .map(|_| rng.interval(n_sequences as u64 - 1) as usize)
+                .collect();
             metric(&pick)
         })
         .filter(|v| v.is_finite())
         .collect();
     if draws.is_empty() {
-        return Interval { value, lo: f64::NAN, hi: f64::NAN };
+        return Interval {
+            value,
+            lo: f64::NAN,
+            hi: f64::NAN,
+        };
     }
     draws.sort_by(f64::total_cmp);
-    Interval { value, lo: quantile(&draws, (1.0 - level) / 2.0), hi: quantile(&draws, (1.0 + level) / 2.0) }
+    Interval {
+        value,
+        lo: quantile(&draws, (1.0 - level) / 2.0),
+        hi: quantile(&draws, (1.0 + level) / 2.0),
+    }
 }
 
 /// K PR of one head from the rows of the chosen sequences (`seq_len` rows each).
-fn head_pr(keys: &[f32], d_k: usize, seq_len: usize, sequences: &[usize]) -> Result<f64, SpectrumError> {
-    let rows: Vec<f32> =
-        sequences.iter().flat_map(|&b| keys[b * seq_len * d_k..(b + 1) * seq_len * d_k].iter().copied()).collect();
+fn head_pr(
+    keys: &[f32],
+    d_k: usize,
+    seq_len: usize,
+    sequences: &[usize],
+) -> Result<f64, SpectrumError> {
+    let rows: Vec<f32> = sequences
+        .iter()
+        .flat_map(|&b| {
+            keys[b * seq_len * d_k..(b + 1) * seq_len * d_k]
+                .iter()
+                .copied()
+        })
+        .collect();
     let sv = singular_values_f32(&rows, sequences.len() * seq_len, d_k)?;
     Ok(metrics_from_singular_values(&sv)?.pr)
 }
@@ -226,7 +286,14 @@ pub struct LayerPr {
 }
 
 /// [`LayerPr`] for every layer of collected eval-batch keys (`seq_len` tokens per sequence).
-pub fn layer_pr_with_ci(keys: &KeyCollector, n_layers: usize, n_kv: usize, seq_len: usize, n_boot: usize, seed: u64) -> Result<Vec<LayerPr>, SpectrumError> {
+pub fn layer_pr_with_ci(
+    keys: &KeyCollector,
+    n_layers: usize,
+    n_kv: usize,
+    seq_len: usize,
+    n_boot: usize,
+    seed: u64,
+) -> Result<Vec<LayerPr>, SpectrumError> {
     let d_k = keys.d_k();
     if seq_len == 0 || !keys.rows().is_multiple_of(seq_len) || keys.rows() == 0 {
         return Err(SpectrumError::EmptyMatrix);
@@ -235,21 +302,29 @@ pub fn layer_pr_with_ci(keys: &KeyCollector, n_layers: usize, n_kv: usize, seq_l
     (0..n_layers)
         .map(|layer| {
             let all: Vec<usize> = (0..n_seq).collect();
-            let heads = (0..n_kv).map(|h| head_pr(keys.keys(layer, h), d_k, seq_len, &all)).collect::<Result<Vec<_>, _>>()?;
+            let heads = (0..n_kv)
+                .map(|h| head_pr(keys.keys(layer, h), d_k, seq_len, &all))
+                .collect::<Result<Vec<_>, _>>()?;
             let mut failed = None;
-            let pr = bootstrap_interval(n_seq, n_boot, 0.95, seed.wrapping_add(layer as u64), &mut |pick| {
-                let mut sum = 0.0;
-                for h in 0..n_kv {
-                    match head_pr(keys.keys(layer, h), d_k, seq_len, pick) {
-                        Ok(v) => sum += v,
-                        Err(e) => {
-                            failed.get_or_insert(e);
-                            return f64::NAN;
+            let pr = bootstrap_interval(
+                n_seq,
+                n_boot,
+                0.95,
+                seed.wrapping_add(layer as u64),
+                &mut |pick| {
+                    let mut sum = 0.0;
+                    for h in 0..n_kv {
+                        match head_pr(keys.keys(layer, h), d_k, seq_len, pick) {
+                            Ok(v) => sum += v,
+                            Err(e) => {
+                                failed.get_or_insert(e);
+                                return f64::NAN;
+                            }
                         }
                     }
-                }
-                sum / n_kv as f64
-            });
+                    sum / n_kv as f64
+                },
+            );
             if let Some(e) = failed.filter(|_| !pr.value.is_finite()) {
                 return Err(e);
             }

@@ -9,13 +9,13 @@
 
 use super::activations::{activation_spectra, ActivationSpectra, KeyVariant, Progress, Stage};
 use super::collect::{checkpoint_weight_spectra, open_checkpoint};
-use crate::formats::tokens::TokenBatch;
 use super::importance::{gamma_vs_svd, layer_pr_with_ci, Importance, LayerPr};
 use super::surgery::{has_key_norm, run_sweep, Strategy, SurgeryResult, SweepOptions};
 use super::weights::{Shards, WeightSpectra};
-use crate::model::forward::ModelWeights;
+use crate::formats::tokens::TokenBatch;
 use crate::inventory::{inspect_file, Content, FileKind, Inventory};
 use crate::model::arch::Recognition;
+use crate::model::forward::ModelWeights;
 use crate::source::AsyncByteSource;
 use serde::{Deserialize, Serialize};
 
@@ -27,11 +27,18 @@ pub enum JobKind {
     /// The weight spectra, then the forward pass on the eval batch: K/Q
     /// activation spectra (all variants) and, with a held-out batch, its loss.
     /// `eval` and `heldout` are paths among the job's files.
-    WeightsAndActivations { eval: String, heldout: Option<String> },
+    WeightsAndActivations {
+        eval: String,
+        heldout: Option<String>,
+    },
     /// Figures 3–5 for one checkpoint: K PR per layer with a bootstrap CI
     /// over eval sequences, γ-vs-SVD importance, and the surgery sweep (basis
     /// from `eval`, loss on `heldout` — never the same batch).
-    Study { eval: String, heldout: String, options: StudyOptions },
+    Study {
+        eval: String,
+        heldout: String,
+        options: StudyOptions,
+    },
 }
 
 /// Settings of a [`JobKind::Study`].
@@ -48,7 +55,11 @@ pub struct StudyOptions {
 
 impl Default for StudyOptions {
     fn default() -> Self {
-        Self { sweep: SweepOptions::default(), n_boot: 1000, n_perm: 10_000 }
+        Self {
+            sweep: SweepOptions::default(),
+            n_boot: 1000,
+            n_perm: 10_000,
+        }
     }
 }
 
@@ -115,14 +126,19 @@ impl ForwardEngine for CpuEngine {
         heldout: Option<&TokenBatch>,
         progress: &mut dyn FnMut(Progress),
     ) -> (Result<ActivationSpectra, String>, String) {
-        let result = activation_spectra(model, eval, heldout, &KeyVariant::ALL, progress, &|| false);
+        let result =
+            activation_spectra(model, eval, heldout, &KeyVariant::ALL, progress, &|| false);
         (result.map_err(|e| e.to_string()), cpu_label())
     }
 }
 
 /// "CPU (WebAssembly)" in the page, "CPU (native)" elsewhere.
 pub fn cpu_label() -> String {
-    if cfg!(target_arch = "wasm32") { "CPU (WebAssembly)".into() } else { "CPU (native)".into() }
+    if cfg!(target_arch = "wasm32") {
+        "CPU (WebAssembly)".into()
+    } else {
+        "CPU (native)".into()
+    }
 }
 
 /// Which files of `inv` the job for `inv.files[checkpoint]` needs: the
@@ -130,7 +146,11 @@ pub fn cpu_label() -> String {
 /// batches named in `extra`.
 pub fn job_files(inv: &Inventory, checkpoint: usize, extra: &[&str]) -> Vec<usize> {
     let mut files = vec![checkpoint];
-    files.extend(extra.iter().filter_map(|p| inv.files.iter().position(|f| f.path == *p)));
+    files.extend(
+        extra
+            .iter()
+            .filter_map(|p| inv.files.iter().position(|f| f.path == *p)),
+    );
     files.extend(inv.shards_of(checkpoint));
     let dir = inv
         .files
@@ -190,14 +210,21 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
         Some(Recognition::Known(arch)) => arch.n_layers,
         _ => 0,
     };
-    if let JobKind::Study { eval, heldout, options } = &job.kind {
+    if let JobKind::Study {
+        eval,
+        heldout,
+        options,
+    } = &job.kind
+    {
         return run_study(&inv, index, &open, eval, heldout, options, progress).await;
     }
     let mut weights_progress = |f: f64| {
         let done = (f * n_layers as f64).round() as usize;
         progress(&format!("weight spectra: layer {done} of {n_layers}"), f);
     };
-    let Some(weights) = checkpoint_weight_spectra(&inv, index, &open, &mut weights_progress).await? else {
+    let Some(weights) =
+        checkpoint_weight_spectra(&inv, index, &open, &mut weights_progress).await?
+    else {
         return Ok(JobOutput::NotRecognised);
     };
     let (eval, heldout) = match &job.kind {
@@ -205,7 +232,12 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
         JobKind::WeightsAndActivations { eval, heldout } => (eval, heldout),
         JobKind::Study { .. } => unreachable!("handled above"),
     };
-    let batch = |path: &str| match inv.files.iter().find(|f| f.path == path).map(|f| &f.content) {
+    let batch = |path: &str| match inv
+        .files
+        .iter()
+        .find(|f| f.path == path)
+        .map(|f| &f.content)
+    {
         Some(Content::TokenBatch(b)) => Ok(b),
         _ => Err(format!("{path} is not a readable token batch")),
     };
@@ -213,22 +245,37 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
     let activations = async {
         let eval = batch(eval)?;
         let heldout = heldout.as_deref().map(batch).transpose()?;
-        let Some(Recognition::Known(arch)) = &inv.files[index].recognition else { unreachable!("checked above") };
-        let (headers, parts) = open_checkpoint(&inv, index, &open).ok_or("its file is no longer readable")?;
-        let shards = Shards { parts: headers.into_iter().zip(parts.iter()).collect() };
+        let Some(Recognition::Known(arch)) = &inv.files[index].recognition else {
+            unreachable!("checked above")
+        };
+        let (headers, parts) =
+            open_checkpoint(&inv, index, &open).ok_or("its file is no longer readable")?;
+        let shards = Shards {
+            parts: headers.into_iter().zip(parts.iter()).collect(),
+        };
         let mut report = |p: Progress| progress(&p.to_string(), 0.0);
         let total = arch.n_layers;
         let model = ModelWeights::load(&shards, arch, &mut |f| {
-            report(Progress { stage: Stage::Loading, done: (f * total as f64).round() as usize, total })
+            report(Progress {
+                stage: Stage::Loading,
+                done: (f * total as f64).round() as usize,
+                total,
+            })
         })
         .await
         .map_err(|e| e.to_string())?;
-        let (result, label) = engine.activation_spectra(&model, eval, heldout, &mut report).await;
+        let (result, label) = engine
+            .activation_spectra(&model, eval, heldout, &mut report)
+            .await;
         engine_label = label;
         result
     }
     .await;
-    Ok(JobOutput::WeightsAndActivations { weights, activations, engine: engine_label })
+    Ok(JobOutput::WeightsAndActivations {
+        weights,
+        activations,
+        engine: engine_label,
+    })
 }
 
 /// The study job: load the model once, collect K on the eval batch, then
@@ -245,24 +292,41 @@ async fn run_study<S: AsyncByteSource + Clone>(
     if eval == heldout {
         return Err("the surgery basis and its loss must come from different batches: choose another held-out batch".into());
     }
-    let batch = |path: &str| match inv.files.iter().find(|f| f.path == path).map(|f| &f.content) {
+    let batch = |path: &str| match inv
+        .files
+        .iter()
+        .find(|f| f.path == path)
+        .map(|f| &f.content)
+    {
         Some(Content::TokenBatch(b)) => Ok(b),
         _ => Err(format!("{path} is not a readable token batch")),
     };
     let (eval, heldout) = (batch(eval)?, batch(heldout)?);
-    let Some(Recognition::Known(arch)) = &inv.files[index].recognition else { return Ok(JobOutput::NotRecognised) };
-    let (headers, parts) = open_checkpoint(inv, index, open).ok_or("its file is no longer readable")?;
-    let shards = Shards { parts: headers.into_iter().zip(parts.iter()).collect() };
+    let Some(Recognition::Known(arch)) = &inv.files[index].recognition else {
+        return Ok(JobOutput::NotRecognised);
+    };
+    let (headers, parts) =
+        open_checkpoint(inv, index, open).ok_or("its file is no longer readable")?;
+    let shards = Shards {
+        parts: headers.into_iter().zip(parts.iter()).collect(),
+    };
     let n = arch.n_layers;
     let model = ModelWeights::load(&shards, arch, &mut |f| {
-        progress(&format!("loading weights: layer {} of {n}", (f * n as f64).round() as usize), 0.0)
+        progress(
+            &format!(
+                "loading weights: layer {} of {n}",
+                (f * n as f64).round() as usize
+            ),
+            0.0,
+        )
     })
     .await
     .map_err(|e| e.to_string())?;
     progress("forward pass on the eval batch", 0.0);
     let keys = model.collect_keys(eval, None).map_err(|e| e.to_string())?;
     progress("layer PR with bootstrap intervals", 0.0);
-    let layers = layer_pr_with_ci(&keys, n, arch.n_kv_heads, eval.seq_len, options.n_boot, 0).map_err(|e| e.to_string());
+    let layers = layer_pr_with_ci(&keys, n, arch.n_kv_heads, eval.seq_len, options.n_boot, 0)
+        .map_err(|e| e.to_string());
     progress("γ vs SVD importance", 0.0);
     let importance = gamma_vs_svd(&model, &keys, options.n_perm, 0).map_err(|e| e.to_string());
     drop(keys);
@@ -277,12 +341,25 @@ async fn run_study<S: AsyncByteSource + Clone>(
         &sweep,
         &mut |p| {
             let f = p.done as f64 / p.total.max(1) as f64;
-            progress(&format!("surgery: {} at {:.0}% pruned ({} of {})", p.strategy.label(), p.fraction * 100.0, p.done, p.total), f)
+            progress(
+                &format!(
+                    "surgery: {} at {:.0}% pruned ({} of {})",
+                    p.strategy.label(),
+                    p.fraction * 100.0,
+                    p.done,
+                    p.total
+                ),
+                f,
+            )
         },
         &|| false,
     )
     .map_err(|e| e.to_string());
-    Ok(JobOutput::Study(Box::new(StudyOutput { layers, importance, surgery })))
+    Ok(JobOutput::Study(Box::new(StudyOutput {
+        layers,
+        importance,
+        surgery,
+    })))
 }
 
 /// The eval and held-out batches for the forward pass: the user's choice,
@@ -301,7 +378,12 @@ pub fn pick_batches(
     };
     let valid = |c: Option<String>| c.filter(|c| batches.contains(c));
     let eval = valid(eval_choice)
-        .or_else(|| batches.iter().find(|p| name(p).contains("eval") && !is_heldout(p)).cloned())
+        .or_else(|| {
+            batches
+                .iter()
+                .find(|p| name(p).contains("eval") && !is_heldout(p))
+                .cloned()
+        })
         .or_else(|| (batches.len() == 1 && !is_heldout(&batches[0])).then(|| batches[0].clone()));
     let heldout = valid(heldout_choice)
         .or_else(|| {
@@ -321,20 +403,39 @@ mod tests {
 
     #[test]
     fn batches_are_picked_by_name_and_never_both_the_same() {
-        let all: Vec<String> = ["eval_tokens.safetensors", "heldout_tokens.safetensors", "heldout_tokens_simple.safetensors"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(pick_batches(&all, None, None), (Some(all[0].clone()), Some(all[1].clone())));
-        assert_eq!(pick_batches(&all, None, Some(all[2].clone())), (Some(all[0].clone()), Some(all[2].clone())));
+        let all: Vec<String> = [
+            "eval_tokens.safetensors",
+            "heldout_tokens.safetensors",
+            "heldout_tokens_simple.safetensors",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            pick_batches(&all, None, None),
+            (Some(all[0].clone()), Some(all[1].clone()))
+        );
+        assert_eq!(
+            pick_batches(&all, None, Some(all[2].clone())),
+            (Some(all[0].clone()), Some(all[2].clone()))
+        );
         // A choice that is not (or no longer) in the inventory falls back to the names.
-        assert_eq!(pick_batches(&all, Some("gone.npy".into()), None).0, Some(all[0].clone()));
+        assert_eq!(
+            pick_batches(&all, Some("gone.npy".into()), None).0,
+            Some(all[0].clone())
+        );
         // One unnamed batch is the eval batch, and not also the held-out one.
         let one = vec!["batch.npy".to_string()];
-        assert_eq!(pick_batches(&one, None, Some(one[0].clone())), (Some(one[0].clone()), None));
+        assert_eq!(
+            pick_batches(&one, None, Some(one[0].clone())),
+            (Some(one[0].clone()), None)
+        );
         assert_eq!(pick_batches(&[], None, None), (None, None));
         // Only a held-out batch: no eval batch, so no forward pass.
-        assert_eq!(pick_batches(&all[1..2], None, None), (None, Some(all[1].clone())));
+        assert_eq!(
+            pick_batches(&all[1..2], None, None),
+            (None, Some(all[1].clone()))
+        );
     }
 
     #[test]

@@ -6,15 +6,15 @@
 //! WeightWatcher reports for weight matrices.
 
 pub mod activations;
-pub mod gram_spectra;
-pub mod powerlaw;
-pub mod spectrum;
 pub mod collect;
+pub mod gram_spectra;
+pub mod importance;
 pub mod jobs;
-pub mod study;
-pub mod weights;
 pub mod losscurve;
 pub mod numpy_rng;
-pub mod surgery;
-pub mod importance;
+pub mod powerlaw;
+pub mod spectrum;
+pub mod study;
 pub mod study_figures;
+pub mod surgery;
+pub mod weights;

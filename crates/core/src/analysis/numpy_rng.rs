@@ -37,7 +37,9 @@ fn seed_sequence_pool(seed: u64) -> [u32; POOL_SIZE] {
         v ^ (v >> XSHIFT)
     };
     let mix = |x: u32, y: u32| {
-        let r = MIX_MULT_L.wrapping_mul(x).wrapping_sub(MIX_MULT_R.wrapping_mul(y));
+        let r = MIX_MULT_L
+            .wrapping_mul(x)
+            .wrapping_sub(MIX_MULT_R.wrapping_mul(y));
         r ^ (r >> XSHIFT)
     };
     let mut pool = [0u32; POOL_SIZE];
@@ -93,7 +95,11 @@ impl NumpyRng {
             .collect();
         let init_state = (u128::from(w64[0]) << 64) | u128::from(w64[1]);
         let init_seq = (u128::from(w64[2]) << 64) | u128::from(w64[3]);
-        let mut rng = Self { state: 0, inc: (init_seq << 1) | 1, spare: None };
+        let mut rng = Self {
+            state: 0,
+            inc: (init_seq << 1) | 1,
+            spare: None,
+        };
         rng.step();
         rng.state = rng.state.wrapping_add(init_state);
         rng.step();
@@ -171,7 +177,13 @@ mod tests {
     #[test]
     fn default_rng_zero_permutes_like_numpy() {
         let mut rng = NumpyRng::new(0);
-        assert_eq!(rng.permutation(16), [2, 11, 3, 10, 0, 4, 7, 5, 14, 12, 6, 9, 13, 8, 1, 15]);
-        assert_eq!(rng.permutation(16), [2, 11, 14, 5, 12, 4, 1, 0, 8, 10, 13, 6, 7, 9, 3, 15]);
+        assert_eq!(
+            rng.permutation(16),
+            [2, 11, 3, 10, 0, 4, 7, 5, 14, 12, 6, 9, 13, 8, 1, 15]
+        );
+        assert_eq!(
+            rng.permutation(16),
+            [2, 11, 14, 5, 12, 4, 1, 0, 8, 10, 13, 6, 7, 9, 3, 15]
+        );
     }
 }

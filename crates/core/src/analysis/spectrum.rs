@@ -248,7 +248,10 @@ pub fn singular_values_with(m: &DMatrix<f64>, route: SvdRoute) -> Result<Vec<f64
 /// a Gram centred as `G − s sᵀ/n`, a bound on the uncentred G's λ_max (its trace), so that
 /// cancellation in the centring is counted; 0 otherwise. `Ok(None)` — a Gram that is not
 /// trustworthy, non-finite, all zero or not converged — means: take the direct SVD of M.
-pub fn singular_values_from_gram(gram: DMatrix<f64>, error_scale: f64) -> Result<Option<Vec<f64>>, SpectrumError> {
+pub fn singular_values_from_gram(
+    gram: DMatrix<f64>,
+    error_scale: f64,
+) -> Result<Option<Vec<f64>>, SpectrumError> {
     let n = gram.nrows();
     if n == 0 || gram.ncols() != n {
         return Err(SpectrumError::EmptyMatrix);
@@ -256,9 +259,14 @@ pub fn singular_values_from_gram(gram: DMatrix<f64>, error_scale: f64) -> Result
     if gram.iter().any(|v| !v.is_finite()) {
         return Ok(None);
     }
-    let Some(eig) = SymmetricEigen::try_new(gram, f64::EPSILON, iteration_cap(n)) else { return Ok(None) };
+    let Some(eig) = SymmetricEigen::try_new(gram, f64::EPSILON, iteration_cap(n)) else {
+        return Ok(None);
+    };
     let eigenvalues: Vec<f64> = eig.eigenvalues.iter().copied().collect();
-    let max = eigenvalues.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let max = eigenvalues
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
     let min = eigenvalues.iter().copied().fold(f64::INFINITY, f64::min);
     let trusted = max > 0.0 && min >= GRAM_MIN_EIGEN_RATIO * max.max(error_scale);
     Ok(trusted.then(|| sigma_from_eigenvalues(eigenvalues)))
@@ -909,8 +917,14 @@ mod tests {
         // λ_min ≈ 10^-7.8 λ_max: an error scale 100× λ_max makes it untrustworthy.
         assert_eq!(singular_values_from_gram(gram, 100.0).expect("valid"), None);
         let fall = with_spectrum(400, &geometric(12, 10f64.powf(4.1)), 6);
-        assert_eq!(singular_values_from_gram(fall.transpose() * &fall, 0.0).expect("valid"), None);
-        assert_eq!(singular_values_from_gram(DMatrix::zeros(3, 3), 0.0).expect("valid"), None);
+        assert_eq!(
+            singular_values_from_gram(fall.transpose() * &fall, 0.0).expect("valid"),
+            None
+        );
+        assert_eq!(
+            singular_values_from_gram(DMatrix::zeros(3, 3), 0.0).expect("valid"),
+            None
+        );
         let mut nan = DMatrix::identity(2, 2);
         nan[(0, 1)] = f64::NAN;
         assert_eq!(singular_values_from_gram(nan, 0.0).expect("valid"), None);

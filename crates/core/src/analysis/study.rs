@@ -132,7 +132,10 @@ impl Source {
                 format!("K = W_k·X on the eval batch (per kv-head, {})", v.k_where())
             }
             (Source::Activations(v), Matrix::Q) => {
-                format!("Q = W_q·X on the eval batch (per query head, {})", v.q_where())
+                format!(
+                    "Q = W_q·X on the eval batch (per query head, {})",
+                    v.q_where()
+                )
             }
         }
     }
@@ -141,7 +144,9 @@ impl Source {
     fn caption_prefix(self) -> &'static str {
         match self {
             Source::Weights => "Weight spectra (no forward pass)",
-            Source::Activations(_) => "Activation spectra (f32 forward pass, not centred unless stated)",
+            Source::Activations(_) => {
+                "Activation spectra (f32 forward pass, not centred unless stated)"
+            }
         }
     }
 }
@@ -202,15 +207,31 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 /// A layer's value: the mean over its heads (∞ if any head's is ∞, as for cond).
-pub fn layer_value(ws: &WeightSpectra, layer: usize, matrix: Matrix, metric: Metric) -> Option<f64> {
-    mean(heads(ws, layer, matrix).iter().filter_map(|h| metric.of(&h.metrics)))
+pub fn layer_value(
+    ws: &WeightSpectra,
+    layer: usize,
+    matrix: Matrix,
+    metric: Metric,
+) -> Option<f64> {
+    mean(
+        heads(ws, layer, matrix)
+            .iter()
+            .filter_map(|h| metric.of(&h.metrics)),
+    )
 }
 
 /// A checkpoint's value for one layer or the mean over layers.
-pub fn checkpoint_value(ws: &WeightSpectra, sel: LayerSel, matrix: Matrix, metric: Metric) -> Option<f64> {
+pub fn checkpoint_value(
+    ws: &WeightSpectra,
+    sel: LayerSel,
+    matrix: Matrix,
+    metric: Metric,
+) -> Option<f64> {
     match sel {
         LayerSel::Layer(l) => layer_value(ws, l, matrix, metric),
-        LayerSel::Mean => mean((0..ws.layers.len()).filter_map(|l| layer_value(ws, l, matrix, metric))),
+        LayerSel::Mean => {
+            mean((0..ws.layers.len()).filter_map(|l| layer_value(ws, l, matrix, metric)))
+        }
     }
 }
 
@@ -222,15 +243,28 @@ fn x_of(c: &CheckpointSpectra, x: XAxis) -> Option<f64> {
 }
 
 fn n_layers(runs: &[RunSpectra]) -> usize {
-    runs.iter().flat_map(|r| r.checkpoints.first()).map(|c| c.spectra.layers.len()).max().unwrap_or(0)
+    runs.iter()
+        .flat_map(|r| r.checkpoints.first())
+        .map(|c| c.spectra.layers.len())
+        .max()
+        .unwrap_or(0)
 }
 
 fn run_names(runs: &[RunSpectra]) -> String {
-    runs.iter().map(|r| r.run.as_str()).collect::<Vec<_>>().join(", ")
+    runs.iter()
+        .map(|r| r.run.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Figure 1 from weights: metric vs training tokens (or step), one line per run.
-pub fn trajectory_figure(runs: &[RunSpectra], sel: LayerSel, matrix: Matrix, metric: Metric, x: XAxis) -> FigureSpec {
+pub fn trajectory_figure(
+    runs: &[RunSpectra],
+    sel: LayerSel,
+    matrix: Matrix,
+    metric: Metric,
+    x: XAxis,
+) -> FigureSpec {
     trajectory_figure_from(Source::Weights, runs, sel, matrix, metric, x)
 }
 
@@ -253,7 +287,10 @@ pub fn trajectory_figure_from(
                 .checkpoints
                 .iter()
                 .filter_map(|c| {
-                    let point = Some([x_of(c, x)?, checkpoint_value(&c.spectra, sel, matrix, metric)?]);
+                    let point = Some([
+                        x_of(c, x)?,
+                        checkpoint_value(&c.spectra, sel, matrix, metric)?,
+                    ]);
                     if point.is_none() {
                         skipped += 1;
                     }
@@ -275,9 +312,16 @@ pub fn trajectory_figure_from(
         sel.label(n_layers(runs)),
         run_names(runs),
         n_ckpt,
-        if skipped > 0 { format!(" ({skipped} without a {x_label} value or metric not shown)") } else { String::new() }
+        if skipped > 0 {
+            format!(" ({skipped} without a {x_label} value or metric not shown)")
+        } else {
+            String::new()
+        }
     );
-    let sources = runs.iter().flat_map(|r| r.checkpoints.iter().map(|c| c.path.clone())).collect();
+    let sources = runs
+        .iter()
+        .flat_map(|r| r.checkpoints.iter().map(|c| c.path.clone()))
+        .collect();
     trajectory(metric.label(), x_label, &lines, &caption, sources)
 }
 
@@ -291,7 +335,12 @@ pub enum CheckpointSel {
 }
 
 /// The mean over heads (and layers, for [`LayerSel::Mean`]) of σ_i/σ_1, or one head's.
-pub fn normalized_spectrum(ws: &WeightSpectra, sel: LayerSel, matrix: Matrix, head: Option<usize>) -> Vec<f64> {
+pub fn normalized_spectrum(
+    ws: &WeightSpectra,
+    sel: LayerSel,
+    matrix: Matrix,
+    head: Option<usize>,
+) -> Vec<f64> {
     let layers: Vec<usize> = match sel {
         LayerSel::Mean => (0..ws.layers.len()).collect(),
         LayerSel::Layer(l) => vec![l],
@@ -303,7 +352,9 @@ pub fn normalized_spectrum(ws: &WeightSpectra, sel: LayerSel, matrix: Matrix, he
             if head.is_some_and(|want| want != h) {
                 continue;
             }
-            let Some(&s1) = spec.singular_values.first().filter(|s| **s > 0.0) else { continue };
+            let Some(&s1) = spec.singular_values.first().filter(|s| **s > 0.0) else {
+                continue;
+            };
             if sum.len() < spec.singular_values.len() {
                 sum.resize(spec.singular_values.len(), 0.0);
             }
@@ -346,9 +397,20 @@ pub fn waterfall_figure_from(
                 CheckpointSel::Final => r.checkpoints.last()?,
                 CheckpointSel::Index(i) => r.checkpoints.get(i).or(r.checkpoints.last())?,
             };
-            let point = c.tokens.map(|t| format!("{t} tokens")).or(c.step.map(|s| format!("step {s}")));
-            chosen.push(format!("{} at {}", r.run, point.unwrap_or_else(|| c.path.clone())));
-            Some(RunSpectrum { run: r.run.clone(), color: r.color, singular_values: normalized_spectrum(&c.spectra, sel, matrix, head) })
+            let point = c
+                .tokens
+                .map(|t| format!("{t} tokens"))
+                .or(c.step.map(|s| format!("step {s}")));
+            chosen.push(format!(
+                "{} at {}",
+                r.run,
+                point.unwrap_or_else(|| c.path.clone())
+            ));
+            Some(RunSpectrum {
+                run: r.run.clone(),
+                color: r.color,
+                singular_values: normalized_spectrum(&c.spectra, sel, matrix, head),
+            })
         })
         .collect();
     let heads_label = match head {
@@ -363,24 +425,44 @@ pub fn waterfall_figure_from(
         sel.label(n_layers(runs)),
         chosen.join(", ")
     );
-    let sources = runs.iter().flat_map(|r| r.checkpoints.last().map(|c| c.path.clone())).collect();
+    let sources = runs
+        .iter()
+        .flat_map(|r| r.checkpoints.last().map(|c| c.path.clone()))
+        .collect();
     waterfall(&spectra, log_y, &caption, sources)
 }
 
 /// Figure 1 from the user's `results.json` files: `mean_pr` (or `layer_pr/<l>`)
 /// vs tokens, as their RankProbe measured it on K activations.
-pub fn results_trajectory_figure(runs: &[(String, usize, &Series)], sel: LayerSel, sources: Vec<String>) -> FigureSpec {
+pub fn results_trajectory_figure(
+    runs: &[(String, usize, &Series)],
+    sel: LayerSel,
+    sources: Vec<String>,
+) -> FigureSpec {
     let metric = match sel {
         LayerSel::Mean => "mean_pr".to_string(),
         LayerSel::Layer(l) => format!("layer_pr/{l}"),
     };
     let lines: Vec<RunPoints> = runs
         .iter()
-        .map(|(run, color, s)| RunPoints { run: run.clone(), color: *color, points: s.points_vs_tokens(&metric).into_iter().map(|(x, y)| [x, y]).collect() })
+        .map(|(run, color, s)| RunPoints {
+            run: run.clone(),
+            color: *color,
+            points: s
+                .points_vs_tokens(&metric)
+                .into_iter()
+                .map(|(x, y)| [x, y])
+                .collect(),
+        })
         .collect();
     let layers = runs
         .iter()
-        .map(|(_, _, s)| s.metric_names().iter().filter(|m| m.starts_with("layer_pr/")).count())
+        .map(|(_, _, s)| {
+            s.metric_names()
+                .iter()
+                .filter(|m| m.starts_with("layer_pr/"))
+                .count()
+        })
         .max()
         .unwrap_or(0);
     let caption = format!(
@@ -389,5 +471,11 @@ pub fn results_trajectory_figure(runs: &[(String, usize, &Series)], sel: LayerSe
         sel.label(layers),
         runs.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", ")
     );
-    trajectory("PR = (Σσ)²/Σσ²", "training tokens", &lines, &caption, sources)
+    trajectory(
+        "PR = (Σσ)²/Σσ²",
+        "training tokens",
+        &lines,
+        &caption,
+        sources,
+    )
 }

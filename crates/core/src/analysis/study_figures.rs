@@ -30,7 +30,10 @@ pub fn layer_pr_figure(runs: &[LayerPrRun], n_boot: usize, sources: Vec<String>)
             intervals: Some(r.layers.iter().map(|l| (l.pr.lo, l.pr.hi)).collect()),
         })
         .collect();
-    let at: Vec<String> = runs.iter().map(|r| format!("{} at {}", r.run, r.checkpoint)).collect();
+    let at: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{} at {}", r.run, r.checkpoint))
+        .collect();
     let caption = format!(
         "K participation ratio (Σσ)²/Σσ² per layer, after the key norm, before RoPE, on the eval batch; \
          bar = mean over kv-heads, box = min–max over kv-heads, whisker = 95% bootstrap CI over eval \
@@ -39,7 +42,13 @@ pub fn layer_pr_figure(runs: &[LayerPrRun], n_boot: usize, sources: Vec<String>)
     );
     let mut spec = build::layer_bars("K PR", &bars, &caption, sources);
     for (s, r) in spec.series.iter_mut().zip(runs) {
-        s.band = Some(r.layers.iter().enumerate().map(|(l, p)| [l as f64, p.head_min, p.head_max]).collect());
+        s.band = Some(
+            r.layers
+                .iter()
+                .enumerate()
+                .map(|(l, p)| [l as f64, p.head_min, p.head_max])
+                .collect(),
+        );
     }
     spec
 }
@@ -48,13 +57,24 @@ pub fn layer_pr_figure(runs: &[LayerPrRun], n_boot: usize, sources: Vec<String>)
 /// (mean over seeds, min–max band). Says when γ is missing.
 pub fn surgery_figure(run: &str, result: &SurgeryResult, sources: Vec<String>) -> FigureSpec {
     let pct = |i: usize| result.fractions[i] * 100.0;
-    let line = |v: &[f64]| -> Vec<[f64; 2]> { v.iter().enumerate().map(|(i, y)| [pct(i), *y]).collect() };
+    let line =
+        |v: &[f64]| -> Vec<[f64; 2]> { v.iter().enumerate().map(|(i, y)| [pct(i), *y]).collect() };
     let mut curves = Vec::new();
     if let Some(v) = &result.svd {
-        curves.push(BandCurve { name: "SVD (top-r of K)".into(), color: 0, points: line(v), band: None });
+        curves.push(BandCurve {
+            name: "SVD (top-r of K)".into(),
+            color: 0,
+            points: line(v),
+            band: None,
+        });
     }
     if let Some(v) = &result.gamma {
-        curves.push(BandCurve { name: "γ (smallest |γ|)".into(), color: 1, points: line(v), band: None });
+        curves.push(BandCurve {
+            name: "γ (smallest |γ|)".into(),
+            color: 1,
+            points: line(v),
+            band: None,
+        });
     }
     let mut seeds = 0;
     if let Some(r) = &result.random {
@@ -63,7 +83,11 @@ pub fn surgery_figure(run: &str, result: &SurgeryResult, sources: Vec<String>) -
             name: format!("random ({seeds} seeds)"),
             color: 2,
             points: line(&r.mean),
-            band: Some((0..r.mean.len()).map(|i| [pct(i), r.min[i], r.max[i]]).collect()),
+            band: Some(
+                (0..r.mean.len())
+                    .map(|i| [pct(i), r.min[i], r.max[i]])
+                    .collect(),
+            ),
         });
     }
     let removed: Vec<String> = result.removed.iter().map(usize::to_string).collect();
@@ -80,7 +104,10 @@ pub fn surgery_figure(run: &str, result: &SurgeryResult, sources: Vec<String>) -
         caption.push_str(" No γ curve: this run has no key norm.");
     }
     if seeds > 0 {
-        caption.push_str(&format!(" Random: numpy default_rng(seed) permutations, seeds 0–{}.", seeds - 1));
+        caption.push_str(&format!(
+            " Random: numpy default_rng(seed) permutations, seeds 0–{}.",
+            seeds - 1
+        ));
     }
     let mut spec = build::surgery(&curves, &caption, sources);
     spec.title = format!("Key-dimension surgery — {run}");
@@ -117,12 +144,29 @@ pub fn scatter_figure(run: &str, importance: &Importance, sources: Vec<String>) 
         let per_layer: Vec<String> = importance
             .layers
             .iter()
-            .filter_map(|l| l.spearman.as_ref().map(|s| format!("L{} ρ = {:.3} ({})", l.layer, s.rho, fmt_p(s.p_perm, s.n_perm))))
+            .filter_map(|l| {
+                l.spearman.as_ref().map(|s| {
+                    format!(
+                        "L{} ρ = {:.3} ({})",
+                        l.layer,
+                        s.rho,
+                        fmt_p(s.p_perm, s.n_perm)
+                    )
+                })
+            })
             .collect();
         let overall = importance
             .overall
             .as_ref()
-            .map(|s| format!("Overall ρ = {:.3} ({}, n = {}, {} permutations).", s.rho, fmt_p(s.p_perm, s.n_perm), s.n, s.n_perm))
+            .map(|s| {
+                format!(
+                    "Overall ρ = {:.3} ({}, n = {}, {} permutations).",
+                    s.rho,
+                    fmt_p(s.p_perm, s.n_perm),
+                    s.n,
+                    s.n_perm
+                )
+            })
             .unwrap_or_default();
         format!(
             "{run}: x = |γ_d| of the key norm, y = Σ_(i ≤ r90) V_di² (leverage of coordinate d in the \
@@ -132,5 +176,12 @@ pub fn scatter_figure(run: &str, importance: &Importance, sources: Vec<String>) 
     } else {
         format!("{run} has no key norm (no γ), so there is nothing to plot against the leverage.")
     };
-    build::scatter(&format!("γ vs SVD importance — {run}"), "|γ_d|", "leverage in top-r90 subspace of K", &groups, &caption, sources)
+    build::scatter(
+        &format!("γ vs SVD importance — {run}"),
+        "|γ_d|",
+        "leverage in top-r90 subspace of K",
+        &groups,
+        &caption,
+        sources,
+    )
 }

@@ -57,7 +57,11 @@ pub enum SurgeryError {
     #[error(transparent)]
     Forward(#[from] ForwardError),
     #[error("SVD of K (layer {layer}, kv-head {kv_head}): {source}")]
-    Spectrum { layer: usize, kv_head: usize, source: SpectrumError },
+    Spectrum {
+        layer: usize,
+        kv_head: usize,
+        source: SpectrumError,
+    },
     /// γ surgery needs the key norm's weight.
     #[error("γ surgery needs a key norm (QK-norm), and this model has none in layer {layer}; use the SVD or random strategy")]
     NoKeyNorm { layer: usize },
@@ -118,7 +122,11 @@ pub fn dims_removed(fraction: f64, d_k: usize) -> usize {
 #[derive(Clone, Debug)]
 pub enum KeyEdit {
     /// k ← k·P, P = `projectors[layer·n_kv + kv_head]` (d_k × d_k, row-major).
-    Project { projectors: Vec<Vec<f32>>, n_kv: usize, d_k: usize },
+    Project {
+        projectors: Vec<Vec<f32>>,
+        n_kv: usize,
+        d_k: usize,
+    },
     /// Zero coordinates `zero[layer]` of every kv-head of the layer.
     Zero { zero: Vec<Vec<usize>>, d_k: usize },
 }
@@ -126,12 +134,20 @@ pub enum KeyEdit {
 impl KeyTransform for KeyEdit {
     fn apply(&self, layer: usize, kv_head: usize, keys: &mut [f32]) {
         match self {
-            KeyEdit::Project { projectors, n_kv, d_k } => {
+            KeyEdit::Project {
+                projectors,
+                n_kv,
+                d_k,
+            } => {
                 let p = &projectors[layer * n_kv + kv_head];
                 let mut out = vec![0.0f32; *d_k];
                 for row in keys.chunks_exact_mut(*d_k) {
                     for (j, o) in out.iter_mut().enumerate() {
-                        *o = row.iter().enumerate().map(|(i, &k)| k * p[i * d_k + j]).sum();
+                        *o = row
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &k)| k * p[i * d_k + j])
+                            .sum();
                     }
                     row.copy_from_slice(&out);
                 }
@@ -148,13 +164,22 @@ impl KeyTransform for KeyEdit {
 
 /// Right singular vectors V (d_k × d_k, columns by descending σ) of K per
 /// (layer, kv-head), index `layer·n_kv + kv_head`, from collected keys.
-pub fn key_bases(keys: &KeyCollector, n_layers: usize, n_kv: usize) -> Result<Vec<DMatrix<f64>>, SurgeryError> {
+pub fn key_bases(
+    keys: &KeyCollector,
+    n_layers: usize,
+    n_kv: usize,
+) -> Result<Vec<DMatrix<f64>>, SurgeryError> {
     let d_k = keys.d_k();
     (0..n_layers * n_kv)
         .map(|i| {
             let (layer, kv_head) = (i / n_kv, i % n_kv);
-            let spectrum = |source| SurgeryError::Spectrum { layer, kv_head, source };
-            let m = matrix_from_row_major_f32(keys.keys(layer, kv_head), keys.rows(), d_k).map_err(spectrum)?;
+            let spectrum = |source| SurgeryError::Spectrum {
+                layer,
+                kv_head,
+                source,
+            };
+            let m = matrix_from_row_major_f32(keys.keys(layer, kv_head), keys.rows(), d_k)
+                .map_err(spectrum)?;
             Ok(right_singular_vectors(&m).map_err(spectrum)?.1)
         })
         .collect()
@@ -164,7 +189,11 @@ pub fn key_bases(keys: &KeyCollector, n_layers: usize, n_kv: usize) -> Result<Ve
 pub fn projector(v: &DMatrix<f64>, r: usize) -> Vec<f32> {
     let d = v.nrows();
     (0..d * d)
-        .map(|ij| (0..r.min(v.ncols())).map(|c| v[(ij / d, c)] * v[(ij % d, c)]).sum::<f64>() as f32)
+        .map(|ij| {
+            (0..r.min(v.ncols()))
+                .map(|c| v[(ij / d, c)] * v[(ij % d, c)])
+                .sum::<f64>() as f32
+        })
         .collect()
 }
 
@@ -172,7 +201,9 @@ pub fn projector(v: &DMatrix<f64>, r: usize) -> Vec<f32> {
 pub fn gamma_orders(model: &ModelWeights) -> Result<Vec<Vec<usize>>, SurgeryError> {
     (0..model.arch().n_layers)
         .map(|layer| {
-            let g = model.key_norm_weight(layer).ok_or(SurgeryError::NoKeyNorm { layer })?;
+            let g = model
+                .key_norm_weight(layer)
+                .ok_or(SurgeryError::NoKeyNorm { layer })?;
             let mut order: Vec<usize> = (0..g.len()).collect();
             order.sort_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs()));
             Ok(order)
@@ -221,7 +252,11 @@ pub struct SurgeryPlan {
 impl SurgeryPlan {
     /// Checks the options and precomputes bases (one forward pass over `eval`
     /// when SVD is swept), γ orders and random permutations.
-    pub fn new(model: &ModelWeights, eval: &TokenBatch, options: &SweepOptions) -> Result<Self, SurgeryError> {
+    pub fn new(
+        model: &ModelWeights,
+        eval: &TokenBatch,
+        options: &SweepOptions,
+    ) -> Result<Self, SurgeryError> {
         if options.fractions.is_empty() {
             return Err(SurgeryError::NoFractions);
         }
@@ -234,17 +269,29 @@ impl SurgeryPlan {
         if wants(Strategy::Random) && options.seeds == 0 {
             return Err(SurgeryError::NoSeeds);
         }
-        let gamma_order = if wants(Strategy::Gamma) { Some(gamma_orders(model)?) } else { None };
+        let gamma_order = if wants(Strategy::Gamma) {
+            Some(gamma_orders(model)?)
+        } else {
+            None
+        };
         let bases = if wants(Strategy::Svd) {
             key_bases(&model.collect_keys(eval, None)?, n_layers, n_kv)?
         } else {
             Vec::new()
         };
-        let random_perms = if wants(Strategy::Random) { random_permutations(options.seeds, n_layers, d_k) } else { Vec::new() };
+        let random_perms = if wants(Strategy::Random) {
+            random_permutations(options.seeds, n_layers, d_k)
+        } else {
+            Vec::new()
+        };
         let mut strategies = options.strategies.clone();
         strategies.dedup();
         Ok(Self {
-            removed: options.fractions.iter().map(|&p| dims_removed(p, d_k)).collect(),
+            removed: options
+                .fractions
+                .iter()
+                .map(|&p| dims_removed(p, d_k))
+                .collect(),
             fractions: options.fractions.clone(),
             strategies,
             d_k,
@@ -266,10 +313,16 @@ impl SurgeryPlan {
                     continue;
                 }
                 match strategy {
-                    Strategy::Random => {
-                        jobs.extend((0..self.random_perms.len()).map(|s| Job { strategy, fraction, seed: Some(s) }))
-                    }
-                    _ => jobs.push(Job { strategy, fraction, seed: None }),
+                    Strategy::Random => jobs.extend((0..self.random_perms.len()).map(|s| Job {
+                        strategy,
+                        fraction,
+                        seed: Some(s),
+                    })),
+                    _ => jobs.push(Job {
+                        strategy,
+                        fraction,
+                        seed: None,
+                    }),
                 }
             }
         }
@@ -289,7 +342,11 @@ impl SurgeryPlan {
         let d_k = self.d_k;
         match strategy {
             Strategy::Svd => KeyEdit::Project {
-                projectors: self.bases.iter().map(|v| projector(v, d_k - m.min(d_k))).collect(),
+                projectors: self
+                    .bases
+                    .iter()
+                    .map(|v| projector(v, d_k - m.min(d_k)))
+                    .collect(),
                 n_kv: self.n_kv,
                 d_k,
             },
@@ -311,7 +368,12 @@ impl SurgeryPlan {
     }
 
     /// Held-out loss of one job.
-    pub fn run_job(&self, model: &ModelWeights, heldout: &TokenBatch, job: &Job) -> Result<f64, SurgeryError> {
+    pub fn run_job(
+        &self,
+        model: &ModelWeights,
+        heldout: &TokenBatch,
+        job: &Job,
+    ) -> Result<f64, SurgeryError> {
         Ok(model.mean_cross_entropy(heldout, Some(&self.edit(job)))?)
     }
 
@@ -327,15 +389,26 @@ impl SurgeryPlan {
                 .map_or(f64::NAN, |(_, l)| *l)
         };
         let n = self.fractions.len();
-        let curve = |s| self.strategies.contains(&s).then(|| (0..n).map(|i| find(s, i, None)).collect());
+        let curve = |s| {
+            self.strategies
+                .contains(&s)
+                .then(|| (0..n).map(|i| find(s, i, None)).collect())
+        };
         let random = self.strategies.contains(&Strategy::Random).then(|| {
-            let per_seed: Vec<Vec<f64>> =
-                (0..self.random_perms.len()).map(|s| (0..n).map(|i| find(Strategy::Random, i, Some(s))).collect()).collect();
+            let per_seed: Vec<Vec<f64>> = (0..self.random_perms.len())
+                .map(|s| (0..n).map(|i| find(Strategy::Random, i, Some(s))).collect())
+                .collect();
             let over = |i: usize| per_seed.iter().map(move |l| l[i]);
             RandomLosses {
-                mean: (0..n).map(|i| over(i).sum::<f64>() / per_seed.len() as f64).collect(),
-                min: (0..n).map(|i| over(i).fold(f64::INFINITY, f64::min)).collect(),
-                max: (0..n).map(|i| over(i).fold(f64::NEG_INFINITY, f64::max)).collect(),
+                mean: (0..n)
+                    .map(|i| over(i).sum::<f64>() / per_seed.len() as f64)
+                    .collect(),
+                min: (0..n)
+                    .map(|i| over(i).fold(f64::INFINITY, f64::min))
+                    .collect(),
+                max: (0..n)
+                    .map(|i| over(i).fold(f64::NEG_INFINITY, f64::max))
+                    .collect(),
                 losses: per_seed,
                 perms: self.random_perms.clone(),
             }
@@ -412,7 +485,13 @@ pub fn run_sweep(
     let jobs = plan.jobs();
     let total = jobs.len() + 1;
     let first = options.strategies.first().copied().unwrap_or(Strategy::Svd);
-    progress(SweepProgress { strategy: first, fraction: 0.0, seed: None, done: 0, total });
+    progress(SweepProgress {
+        strategy: first,
+        fraction: 0.0,
+        seed: None,
+        done: 0,
+        total,
+    });
     let baseline = model.mean_cross_entropy(heldout, None)?;
     let mut losses = Vec::with_capacity(jobs.len());
     for (k, job) in jobs.iter().enumerate() {

@@ -51,13 +51,26 @@ pub enum WeightError {
     #[error("tensor `{tensor}` has shape {shape:?}; a 2-D weight matrix was expected")]
     NotMatrix { tensor: String, shape: Vec<u64> },
     #[error("tensor `{tensor}`: rows/columns {start}..{end} are outside its shape {shape:?}")]
-    BlockOutside { tensor: String, start: usize, end: usize, shape: Vec<u64> },
+    BlockOutside {
+        tensor: String,
+        start: usize,
+        end: usize,
+        shape: Vec<u64>,
+    },
     #[error("reading tensor `{tensor}`: {message}")]
     Read { tensor: String, message: String },
     #[error("tensor `{tensor}`: {source}")]
-    Decode { tensor: String, source: SafetensorsError },
+    Decode {
+        tensor: String,
+        source: SafetensorsError,
+    },
     #[error("spectrum of `{tensor}` rows {start}..{end}: {source}")]
-    Spectrum { tensor: String, start: usize, end: usize, source: SpectrumError },
+    Spectrum {
+        tensor: String,
+        start: usize,
+        end: usize,
+        source: SpectrumError,
+    },
     #[error("too large for this platform: tensor `{0}`")]
     TooLarge(String),
 }
@@ -69,7 +82,9 @@ pub struct Shards<'a, S> {
 
 impl<'a, S: AsyncByteSource> Shards<'a, S> {
     pub fn single(header: &'a Header, source: &'a S) -> Self {
-        Self { parts: vec![(header, source)] }
+        Self {
+            parts: vec![(header, source)],
+        }
     }
 
     fn find(&self, name: &str) -> Result<(&'a TensorInfo, &'a S), WeightError> {
@@ -79,20 +94,38 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
             .ok_or_else(|| WeightError::MissingTensor(name.to_string()))
     }
 
-    async fn read(&self, t: &TensorInfo, src: &S, offset: u64, len: u64) -> Result<Vec<f32>, WeightError> {
+    async fn read(
+        &self,
+        t: &TensorInfo,
+        src: &S,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<f32>, WeightError> {
         let n = usize::try_from(len).map_err(|_| WeightError::TooLarge(t.name.clone()))?;
         let bytes = src
             .fetch(t.start + offset, n)
             .await
-            .map_err(|e| WeightError::Read { tensor: t.name.clone(), message: e.to_string() })?;
-        decode_f32(&bytes, t.dtype).map_err(|source| WeightError::Decode { tensor: t.name.clone(), source })
+            .map_err(|e| WeightError::Read {
+                tensor: t.name.clone(),
+                message: e.to_string(),
+            })?;
+        decode_f32(&bytes, t.dtype).map_err(|source| WeightError::Decode {
+            tensor: t.name.clone(),
+            source,
+        })
     }
 
     /// Reads a weight block as a row-major `[out, in]` f32 matrix.
-    pub async fn read_block(&self, loc: &WeightLoc) -> Result<(Vec<f32>, usize, usize), WeightError> {
+    pub async fn read_block(
+        &self,
+        loc: &WeightLoc,
+    ) -> Result<(Vec<f32>, usize, usize), WeightError> {
         let (t, src) = self.find(loc.tensor())?;
         let [rows, cols] = t.shape[..] else {
-            return Err(WeightError::NotMatrix { tensor: t.name.clone(), shape: t.shape.clone() });
+            return Err(WeightError::NotMatrix {
+                tensor: t.name.clone(),
+                shape: t.shape.clone(),
+            });
         };
         let (rows, cols) = (to_usize(rows, t)?, to_usize(cols, t)?);
         let elem = t.dtype.size_bytes() as u64;
@@ -111,7 +144,14 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
                     return Err(e);
                 }
                 let row_bytes = cols as u64 * elem;
-                let data = self.read(t, src, *start as u64 * row_bytes, (*end - *start) as u64 * row_bytes).await?;
+                let data = self
+                    .read(
+                        t,
+                        src,
+                        *start as u64 * row_bytes,
+                        (*end - *start) as u64 * row_bytes,
+                    )
+                    .await?;
                 Ok((data, end - start, cols))
             }
             WeightLoc::Cols { start, end, .. } => {
@@ -139,7 +179,11 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
     /// Reads a whole tensor (any rank) as row-major f32, with its shape.
     pub async fn read_tensor_f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>), WeightError> {
         let (t, src) = self.find(name)?;
-        let shape = t.shape.iter().map(|&d| to_usize(d, t)).collect::<Result<Vec<_>, _>>()?;
+        let shape = t
+            .shape
+            .iter()
+            .map(|&d| to_usize(d, t))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((self.read(t, src, 0, t.len).await?, shape))
     }
 }
@@ -148,16 +192,27 @@ fn to_usize(v: u64, t: &TensorInfo) -> Result<usize, WeightError> {
     usize::try_from(v).map_err(|_| WeightError::TooLarge(t.name.clone()))
 }
 
-async fn head_spectrum<S: AsyncByteSource>(shards: &Shards<'_, S>, loc: &WeightLoc) -> Result<HeadSpectrum, WeightError> {
+async fn head_spectrum<S: AsyncByteSource>(
+    shards: &Shards<'_, S>,
+    loc: &WeightLoc,
+) -> Result<HeadSpectrum, WeightError> {
     let (data, rows, cols) = shards.read_block(loc).await?;
     let (start, end) = match loc {
         WeightLoc::Rows { start, end, .. } | WeightLoc::Cols { start, end, .. } => (*start, *end),
         WeightLoc::Whole { .. } => (0, rows),
     };
-    let spectrum_err = |source| WeightError::Spectrum { tensor: loc.tensor().to_string(), start, end, source };
+    let spectrum_err = |source| WeightError::Spectrum {
+        tensor: loc.tensor().to_string(),
+        start,
+        end,
+        source,
+    };
     let singular_values = singular_values_f32(&data, rows, cols).map_err(spectrum_err)?;
     let metrics = weight_metrics(&singular_values).map_err(spectrum_err)?;
-    Ok(HeadSpectrum { singular_values, metrics })
+    Ok(HeadSpectrum {
+        singular_values,
+        metrics,
+    })
 }
 
 /// W_k and W_q spectra of every layer and head, and the norms' γ.
@@ -185,8 +240,18 @@ pub async fn weight_spectra<S: AsyncByteSource>(
             Some(name) => Some(shards.read_vector(name).await?),
             None => None,
         };
-        layers.push(LayerWeights { layer: l, k_heads, q_heads, gamma_k, gamma_q });
+        layers.push(LayerWeights {
+            layer: l,
+            k_heads,
+            q_heads,
+            gamma_k,
+            gamma_q,
+        });
         progress((l + 1) as f64 / arch.n_layers.max(1) as f64);
     }
-    Ok(WeightSpectra { d_k: arch.d_k, d_model: arch.d_model, layers })
+    Ok(WeightSpectra {
+        d_k: arch.d_k,
+        d_model: arch.d_model,
+        layers,
+    })
 }

@@ -76,7 +76,12 @@ pub fn trajectory(
 /// Figure 2: σ_i/σ_1 vs i (1-based) per run; `log_y` for a log y axis.
 /// A run whose σ_1 is 0 or not finite gives non-finite ratios, which the
 /// drawing skips and the drawn caption counts.
-pub fn waterfall(runs: &[RunSpectrum], log_y: bool, caption: &str, sources: Vec<String>) -> FigureSpec {
+pub fn waterfall(
+    runs: &[RunSpectrum],
+    log_y: bool,
+    caption: &str,
+    sources: Vec<String>,
+) -> FigureSpec {
     let series = runs
         .iter()
         .map(|r| {
@@ -88,7 +93,11 @@ pub fn waterfall(runs: &[RunSpectrum], log_y: bool, caption: &str, sources: Vec<
                 .map(|(i, s)| [(i + 1) as f64, if s1 > 0.0 { s / s1 } else { f64::NAN }])
                 .collect();
             // Markers stay readable up to a few dozen values per run.
-            let style = if points.len() <= 48 { Style::LineMarkers } else { Style::Line };
+            let style = if points.len() <= 48 {
+                Style::LineMarkers
+            } else {
+                Style::Line
+            };
             SeriesSpec::new(&r.run, points, style, r.color)
         })
         .collect();
@@ -108,16 +117,28 @@ pub fn waterfall(runs: &[RunSpectrum], log_y: bool, caption: &str, sources: Vec<
 }
 
 /// Figure 3: `metric_label` per layer, runs side by side, with interval bars.
-pub fn layer_bars(metric_label: &str, runs: &[RunBars], caption: &str, sources: Vec<String>) -> FigureSpec {
+pub fn layer_bars(
+    metric_label: &str,
+    runs: &[RunBars],
+    caption: &str,
+    sources: Vec<String>,
+) -> FigureSpec {
     let series = runs
         .iter()
         .map(|r| {
-            let points = r.values.iter().enumerate().map(|(l, v)| [l as f64, *v]).collect();
+            let points = r
+                .values
+                .iter()
+                .enumerate()
+                .map(|(l, v)| [l as f64, *v])
+                .collect();
             let mut s = SeriesSpec::new(&r.run, points, Style::Bars, r.color);
-            s.error_bars = r
-                .intervals
-                .as_ref()
-                .map(|iv| iv.iter().enumerate().map(|(l, (lo, hi))| [l as f64, *lo, *hi]).collect());
+            s.error_bars = r.intervals.as_ref().map(|iv| {
+                iv.iter()
+                    .enumerate()
+                    .map(|(l, (lo, hi))| [l as f64, *lo, *hi])
+                    .collect()
+            });
             s
         })
         .collect();
@@ -143,7 +164,8 @@ pub fn surgery(curves: &[BandCurve], caption: &str, sources: Vec<String>) -> Fig
         series: curves
             .iter()
             .map(|c| {
-                let mut s = SeriesSpec::new(&c.name, sorted_by_x(&c.points), Style::LineMarkers, c.color);
+                let mut s =
+                    SeriesSpec::new(&c.name, sorted_by_x(&c.points), Style::LineMarkers, c.color);
                 s.band = c.band.clone();
                 s
             })
@@ -193,7 +215,11 @@ pub fn loss_curves(
     let series: Vec<SeriesSpec> = runs
         .iter()
         .map(|r| {
-            non_finite += r.points.iter().filter(|p| !(p[0].is_finite() && p[1].is_finite())).count();
+            non_finite += r
+                .points
+                .iter()
+                .filter(|p| !(p[0].is_finite() && p[1].is_finite()))
+                .count();
             let points = min_max_downsample(&r.points, buckets);
             drawn += points.len();
             total += r.points.len();
@@ -211,7 +237,9 @@ pub fn loss_curves(
     }
     caption.push_str(&format!("{drawn} of {total} points drawn"));
     if drawn < total {
-        caption.push_str(&format!(" (min–max downsampled, {buckets} buckets per run)"));
+        caption.push_str(&format!(
+            " (min–max downsampled, {buckets} buckets per run)"
+        ));
     }
     if non_finite > 0 {
         caption.push_str(&format!("; {non_finite} non-finite values dropped"));
@@ -239,21 +267,47 @@ mod tests {
     #[test]
     fn waterfall_normalises_by_sigma_1() {
         let f = waterfall(
-            &[RunSpectrum { run: "A1".into(), color: 0, singular_values: vec![4.0, 2.0, 1.0] }],
+            &[RunSpectrum {
+                run: "A1".into(),
+                color: 0,
+                singular_values: vec![4.0, 2.0, 1.0],
+            }],
             true,
             "",
             vec![],
         );
-        assert_eq!(f.series[0].points, vec![[1.0, 1.0], [2.0, 0.5], [3.0, 0.25]]);
+        assert_eq!(
+            f.series[0].points,
+            vec![[1.0, 1.0], [2.0, 0.5], [3.0, 0.25]]
+        );
         assert_eq!(f.y.scale, Scale::Log);
     }
 
     #[test]
     fn loss_curves_say_how_many_points_were_drawn() {
         let pts: Vec<[f64; 2]> = (0..1000).map(|i| [i as f64, (i % 7) as f64]).collect();
-        let f = loss_curves("loss", "step", &[RunPoints { run: "A1".into(), color: 0, points: pts }], 10, false, "EMA off", vec![]);
+        let f = loss_curves(
+            "loss",
+            "step",
+            &[RunPoints {
+                run: "A1".into(),
+                color: 0,
+                points: pts,
+            }],
+            10,
+            false,
+            "EMA off",
+            vec![],
+        );
         assert!(f.series[0].points.len() <= 40);
         assert_eq!(f.series[0].points_total, Some(1000));
-        assert!(f.caption.contains(&format!("{} of 1000 points drawn", f.series[0].points.len())), "{}", f.caption);
+        assert!(
+            f.caption.contains(&format!(
+                "{} of 1000 points drawn",
+                f.series[0].points.len()
+            )),
+            "{}",
+            f.caption
+        );
     }
 }

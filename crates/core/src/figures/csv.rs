@@ -6,7 +6,11 @@ use super::spec::FigureSpec;
 fn field(text: &str) -> String {
     // RFC 4180 quoting; a leading = + - @ is prefixed with ' so a spreadsheet
     // never runs a run name as a formula.
-    let text = if text.starts_with(['=', '+', '-', '@']) { format!("'{text}") } else { text.to_string() };
+    let text = if text.starts_with(['=', '+', '-', '@']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
@@ -15,7 +19,14 @@ fn field(text: &str) -> String {
 }
 
 fn number(v: Option<f64>) -> String {
-    v.map(|v| if v.is_finite() { format!("{v}") } else { v.to_string() }).unwrap_or_default()
+    v.map(|v| {
+        if v.is_finite() {
+            format!("{v}")
+        } else {
+            v.to_string()
+        }
+    })
+    .unwrap_or_default()
 }
 
 /// `series,x,y,band_lo,band_hi,err_lo,err_hi` with the axis labels in a
@@ -27,7 +38,11 @@ pub fn to_csv(spec: &FigureSpec) -> String {
         field(&format!("y: {}", spec.y.label))
     );
     for s in &spec.series {
-        let at = |list: &Option<Vec<[f64; 3]>>, x: f64| list.as_ref().and_then(|l| l.iter().find(|b| b[0] == x)).map(|b| (b[1], b[2]));
+        let at = |list: &Option<Vec<[f64; 3]>>, x: f64| {
+            list.as_ref()
+                .and_then(|l| l.iter().find(|b| b[0] == x))
+                .map(|b| (b[1], b[2]))
+        };
         for p in &s.points {
             let band = at(&s.band, p[0]);
             let err = at(&s.error_bars, p[0]);
@@ -53,7 +68,12 @@ mod tests {
 
     #[test]
     fn rows_per_point_with_bands_and_safe_names() {
-        let mut a = SeriesSpec::new("A1, \"muon\"", vec![[0.0, 1.5], [10.0, f64::NAN]], Style::Line, 0);
+        let mut a = SeriesSpec::new(
+            "A1, \"muon\"",
+            vec![[0.0, 1.5], [10.0, f64::NAN]],
+            Style::Line,
+            0,
+        );
         a.band = Some(vec![[0.0, 1.0, 2.0]]);
         let b = SeriesSpec::new("=cmd()", vec![[1.0, 2.0]], Style::Markers, 1);
         let spec = FigureSpec {

@@ -85,7 +85,12 @@ mod tests {
 
     #[test]
     fn drops_non_finite_and_sorts() {
-        let pts = vec![[2.0, 1.0], [f64::NAN, 3.0], [0.0, f64::INFINITY], [1.0, 2.0]];
+        let pts = vec![
+            [2.0, 1.0],
+            [f64::NAN, 3.0],
+            [0.0, f64::INFINITY],
+            [1.0, 2.0],
+        ];
         assert_eq!(min_max_downsample(&pts, 10), vec![[1.0, 2.0], [2.0, 1.0]]);
     }
 

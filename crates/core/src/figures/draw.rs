@@ -71,7 +71,8 @@ pub(crate) fn wrap(text: &str, width: i32, size: f64) -> Vec<String> {
                 lines.push(word.drain(..max_chars).collect());
             }
             let word: String = word.into_iter().collect();
-            let needed = line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
+            let needed =
+                line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
             if needed > max_chars && !line.is_empty() {
                 lines.push(std::mem::take(&mut line));
             }
@@ -164,14 +165,24 @@ impl AxisMap {
 }
 
 /// Fits an axis range to `values`, or takes the spec's range if it is usable.
-fn fit_range(values: &[f64], log: bool, fixed: Option<(f64, f64)>, include_zero: bool) -> (f64, f64) {
+fn fit_range(
+    values: &[f64],
+    log: bool,
+    fixed: Option<(f64, f64)>,
+    include_zero: bool,
+) -> (f64, f64) {
     if let Some((lo, hi)) = fixed {
         if lo.is_finite() && hi.is_finite() && lo < hi && (!log || lo > 0.0) {
             return (lo, hi);
         }
     }
-    let ok = values.iter().copied().filter(|v| v.is_finite() && (!log || *v > 0.0));
-    let (mut lo, mut hi) = ok.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let ok = values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite() && (!log || *v > 0.0));
+    let (mut lo, mut hi) = ok.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
     if !lo.is_finite() || !hi.is_finite() {
         return if log { (1.0, 10.0) } else { (0.0, 1.0) };
     }
@@ -194,7 +205,11 @@ fn fit_range(values: &[f64], log: bool, fixed: Option<(f64, f64)>, include_zero:
     }
     let pad = (hi - lo) * 0.04;
     // Bars stand on zero: no padding below a zero baseline.
-    let lo = if include_zero && lo == 0.0 { 0.0 } else { lo - pad };
+    let lo = if include_zero && lo == 0.0 {
+        0.0
+    } else {
+        lo - pad
+    };
     (lo, hi + pad)
 }
 
@@ -213,7 +228,12 @@ fn legend_entries(spec: &FigureSpec) -> Vec<LegendEntry<'_>> {
         if shadowed || out.iter().any(|e| e.name == s.name && e.color == s.color) {
             continue;
         }
-        out.push(LegendEntry { name: &s.name, color: s.color, style: s.style, faint: s.faint });
+        out.push(LegendEntry {
+            name: &s.name,
+            color: s.color,
+            style: s.style,
+            faint: s.faint,
+        });
     }
     out
 }
@@ -242,7 +262,10 @@ impl PlotFrame {
             let m = AxisMap { log, lo, hi };
             m.inv(m.t(lo) + f * (m.t(hi) - m.t(lo)))
         };
-        Some((map(self.x, (px - l as f64) / (r - l) as f64), map(self.y, (b as f64 - py) / (b - t) as f64)))
+        Some((
+            map(self.x, (px - l as f64) / (r - l) as f64),
+            map(self.y, (b as f64 - py) / (b - t) as f64),
+        ))
     }
 }
 
@@ -261,17 +284,29 @@ pub fn draw_figure_framed<DB: DrawingBackend>(
 ) -> Result<Option<PlotFrame>, FigureError> {
     let (w, h) = area.dim_in_pixel();
     if w < MIN_SIZE.0 || h < MIN_SIZE.1 {
-        return Err(FigureError::TooSmall { width: w, height: h, min_width: MIN_SIZE.0, min_height: MIN_SIZE.1 });
+        return Err(FigureError::TooSmall {
+            width: w,
+            height: h,
+            min_width: MIN_SIZE.0,
+            min_height: MIN_SIZE.1,
+        });
     }
     let (w, h) = (w as i32, h as i32);
     area.fill(&WHITE).map_err(backend_err)?;
 
     // Title (bold, centred, wrapped) and caption (wrapped, at most a quarter of the height).
-    let title_font = TextStyle::from(FontDesc::new(FontFamily::Name(FONT_FAMILY), TITLE_SIZE, FontStyle::Bold))
-        .color(&BLACK)
-        .pos(Pos::new(HPos::Center, VPos::Top));
+    let title_font = TextStyle::from(FontDesc::new(
+        FontFamily::Name(FONT_FAMILY),
+        TITLE_SIZE,
+        FontStyle::Bold,
+    ))
+    .color(&BLACK)
+    .pos(Pos::new(HPos::Center, VPos::Top));
     let title_line = (px(TITLE_SIZE) * 1.3).ceil() as i32;
-    let title_lines: Vec<String> = wrap(&spec.title, w - 2 * PAD, TITLE_SIZE).into_iter().take(2).collect();
+    let title_lines: Vec<String> = wrap(&spec.title, w - 2 * PAD, TITLE_SIZE)
+        .into_iter()
+        .take(2)
+        .collect();
     let title_h = PAD + title_line * title_lines.len() as i32 + PAD / 2;
 
     let text_line = (px(TEXT_SIZE) * 1.35).ceil() as i32;
@@ -284,29 +319,49 @@ pub fn draw_figure_framed<DB: DrawingBackend>(
             *last = ellipsize(&format!("{last} …"), n + 2);
         }
     }
-    let caption_h = if caption_lines.is_empty() { PAD } else { text_line * caption_lines.len() as i32 + PAD };
+    let caption_h = if caption_lines.is_empty() {
+        PAD
+    } else {
+        text_line * caption_lines.len() as i32 + PAD
+    };
 
     let (top, rest) = area.split_vertically(title_h);
     let (middle, bottom) = rest.split_vertically((h - title_h - caption_h).max(1));
     for (i, line) in title_lines.iter().enumerate() {
-        top.draw_text(line, &title_font, (w / 2, PAD + i as i32 * title_line)).map_err(backend_err)?;
+        top.draw_text(line, &title_font, (w / 2, PAD + i as i32 * title_line))
+            .map_err(backend_err)?;
     }
     let caption_font = font(TEXT_SIZE).pos(Pos::new(HPos::Left, VPos::Top));
     for (i, line) in caption_lines.iter().enumerate() {
-        bottom.draw_text(line, &caption_font, (PAD, 2 + i as i32 * text_line)).map_err(backend_err)?;
+        bottom
+            .draw_text(line, &caption_font, (PAD, 2 + i as i32 * text_line))
+            .map_err(backend_err)?;
     }
 
     // Legend beside the plot, on the right.
     let entries = legend_entries(spec);
     let swatch = 34;
-    let max_name_chars = ((w as f64 * 0.36 - swatch as f64 - 2.0 * PAD as f64) / (CHAR_EM * px(TEXT_SIZE))).max(6.0) as usize;
-    let names: Vec<String> = entries.iter().map(|e| ellipsize(e.name, max_name_chars)).collect();
-    let legend_w = names.iter().map(|n| text_width(n, TEXT_SIZE)).max().map_or(0, |tw| tw + swatch + 2 * PAD);
+    let max_name_chars = ((w as f64 * 0.36 - swatch as f64 - 2.0 * PAD as f64)
+        / (CHAR_EM * px(TEXT_SIZE)))
+    .max(6.0) as usize;
+    let names: Vec<String> = entries
+        .iter()
+        .map(|e| ellipsize(e.name, max_name_chars))
+        .collect();
+    let legend_w = names
+        .iter()
+        .map(|n| text_width(n, TEXT_SIZE))
+        .max()
+        .map_or(0, |tw| tw + swatch + 2 * PAD);
     let (plot_area, legend_area) = middle.split_horizontally((w - legend_w).max(1));
 
     let chart_top = PAD;
     let frame = if !spec.has_data() {
-        let msg = if spec.series.is_empty() { "no data" } else { "no drawable data" };
+        let msg = if spec.series.is_empty() {
+            "no data"
+        } else {
+            "no drawable data"
+        };
         let (pw, ph) = plot_area.dim_in_pixel();
         plot_area
             .draw(&Rectangle::new(
@@ -315,12 +370,20 @@ pub fn draw_figure_framed<DB: DrawingBackend>(
             ))
             .map_err(backend_err)?;
         let style = font(LABEL_SIZE).pos(Pos::new(HPos::Center, VPos::Center));
-        plot_area.draw_text(msg, &style, (pw as i32 / 2, ph as i32 / 2)).map_err(backend_err)?;
+        plot_area
+            .draw_text(msg, &style, (pw as i32 / 2, ph as i32 / 2))
+            .map_err(backend_err)?;
         None
     } else {
         Some(draw_plot_area(&plot_area, spec)?)
     };
-    draw_legend(&legend_area, &entries, &names, chart_top, text_line.max(2 * MARKER_R + 8))?;
+    draw_legend(
+        &legend_area,
+        &entries,
+        &names,
+        chart_top,
+        text_line.max(2 * MARKER_R + 8),
+    )?;
     Ok(frame)
 }
 
@@ -337,30 +400,49 @@ fn draw_legend<DB: DrawingBackend>(
     for (i, (e, name)) in entries.iter().zip(names).enumerate() {
         let y = top + row_h / 2 + i as i32 * row_h;
         if i + 1 == rows && entries.len() > rows {
-            area.draw_text(&format!("+{} more", entries.len() - i), &style, (PAD, y)).map_err(backend_err)?;
+            area.draw_text(&format!("+{} more", entries.len() - i), &style, (PAD, y))
+                .map_err(backend_err)?;
             break;
         }
         let c = palette::color(e.color);
         let (x0, x1) = (PAD, PAD + swatch_len());
         match e.style {
             Style::Bars => {
-                area.draw(&Rectangle::new([(x0 + 6, y - 6), (x1 - 6, y + 6)], c.filled())).map_err(backend_err)?;
+                area.draw(&Rectangle::new(
+                    [(x0 + 6, y - 6), (x1 - 6, y + 6)],
+                    c.filled(),
+                ))
+                .map_err(backend_err)?;
             }
             Style::HSpan | Style::VSpan => {
-                area.draw(&Rectangle::new([(x0, y - 7), (x1, y + 7)], c.mix(SPAN_ALPHA).filled())).map_err(backend_err)?;
+                area.draw(&Rectangle::new(
+                    [(x0, y - 7), (x1, y + 7)],
+                    c.mix(SPAN_ALPHA).filled(),
+                ))
+                .map_err(backend_err)?;
             }
             _ => {
                 let alpha = if e.faint { FAINT_ALPHA } else { 1.0 };
                 if e.style != Style::Markers {
-                    area.draw(&PathElement::new(vec![(x0, y), (x1, y)], c.mix(alpha).stroke_width(LINE_WIDTH)))
-                        .map_err(backend_err)?;
+                    area.draw(&PathElement::new(
+                        vec![(x0, y), (x1, y)],
+                        c.mix(alpha).stroke_width(LINE_WIDTH),
+                    ))
+                    .map_err(backend_err)?;
                 }
                 if matches!(e.style, Style::Markers | Style::LineMarkers) {
-                    draw_marker(area, ((x0 + x1) / 2, y), palette::marker(e.color), MARKER_R, c.mix(alpha))?;
+                    draw_marker(
+                        area,
+                        ((x0 + x1) / 2, y),
+                        palette::marker(e.color),
+                        MARKER_R,
+                        c.mix(alpha),
+                    )?;
                 }
             }
         }
-        area.draw_text(name, &style, (x1 + 8, y)).map_err(backend_err)?;
+        area.draw_text(name, &style, (x1 + 8, y))
+            .map_err(backend_err)?;
     }
     Ok(())
 }
@@ -395,13 +477,17 @@ where
         }
         _ => {
             let poly = shape.polygon(r).unwrap_or_default();
-            area.draw(&(EmptyElement::at(at) + Polygon::new(poly, fill))).map_err(backend_err)
+            area.draw(&(EmptyElement::at(at) + Polygon::new(poly, fill)))
+                .map_err(backend_err)
         }
     }
 }
 
 /// Axis ranges and everything needed to draw the data.
-fn draw_plot_area<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, spec: &FigureSpec) -> Result<PlotFrame, FigureError> {
+fn draw_plot_area<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    spec: &FigureSpec,
+) -> Result<PlotFrame, FigureError> {
     let (xlog, ylog) = (spec.x.scale == Scale::Log, spec.y.scale == Scale::Log);
     let has_bars = spec.series.iter().any(|s| s.style == Style::Bars);
     let mut xs = Vec::new();
@@ -440,13 +526,28 @@ fn draw_plot_area<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, spec: &Figu
     let (y0, y1) = fit_range(&ys, ylog, spec.y.range, has_bars && !ylog);
     let (pw, ph) = area.dim_in_pixel();
     let (nx, ny) = (max_x_ticks(pw), max_y_ticks(ph));
-    let xm = AxisMap { log: xlog, lo: x0, hi: x1 };
-    let ym = AxisMap { log: ylog, lo: y0, hi: y1 };
+    let xm = AxisMap {
+        log: xlog,
+        lo: x0,
+        hi: x1,
+    };
+    let ym = AxisMap {
+        log: ylog,
+        lo: y0,
+        hi: y1,
+    };
     match (xlog, ylog) {
         (false, false) => draw_chart(area, spec, x0..x1, y0..y1, xm, ym),
         (true, false) => draw_chart(area, spec, log_axis(x0, x1, nx), y0..y1, xm, ym),
         (false, true) => draw_chart(area, spec, x0..x1, log_axis(y0, y1, ny), xm, ym),
-        (true, true) => draw_chart(area, spec, log_axis(x0, x1, nx), log_axis(y0, y1, ny), xm, ym),
+        (true, true) => draw_chart(
+            area,
+            spec,
+            log_axis(x0, x1, nx),
+            log_axis(y0, y1, ny),
+            xm,
+            ym,
+        ),
     }
 }
 
@@ -465,7 +566,9 @@ fn max_y_ticks(ph: u32) -> usize {
 /// plotters' own log ticks can leave an axis spanning less than a decade
 /// with a single tick.
 fn log_axis(lo: f64, hi: f64, max_n: usize) -> WithKeyPoints<LogCoord<f64>> {
-    (lo..hi).log_scale().with_key_points(log_ticks(lo, hi, max_n))
+    (lo..hi)
+        .log_scale()
+        .with_key_points(log_ticks(lo, hi, max_n))
 }
 
 pub(crate) fn log_ticks(lo: f64, hi: f64, max_n: usize) -> Vec<f64> {
@@ -479,7 +582,11 @@ pub(crate) fn log_ticks(lo: f64, hi: f64, max_n: usize) -> Vec<f64> {
             .filter(in_range)
             .collect()
     };
-    let all: [&[f64]; 3] = [&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], &[1.0, 2.0, 5.0], &[1.0]];
+    let all: [&[f64]; 3] = [
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+        &[1.0, 2.0, 5.0],
+        &[1.0],
+    ];
     for mults in all {
         let t = ticks(mults, 1);
         if t.len() <= max_n && t.len() >= 2 {
@@ -517,7 +624,8 @@ where
         .max()
         .unwrap_or(4)
         .max(3);
-    let y_area = (tick_chars as f64 * CHAR_EM * px(TEXT_SIZE)) as i32 + (px(LABEL_SIZE) * 1.6) as i32 + 12;
+    let y_area =
+        (tick_chars as f64 * CHAR_EM * px(TEXT_SIZE)) as i32 + (px(LABEL_SIZE) * 1.6) as i32 + 12;
     let x_area = (px(TEXT_SIZE) * 1.3) as i32 + (px(LABEL_SIZE) * 1.3) as i32 + 8;
 
     let mut chart = ChartBuilder::on(area)
@@ -530,11 +638,25 @@ where
         .build_cartesian_2d(xr, yr)
         .map_err(backend_err)?;
 
-    let categories = if has_bars { (xm.hi - xm.lo).round().max(1.0) as usize } else { 0 };
-    let n_x = if has_bars { categories.min(20) } else { max_x_ticks(pw) };
+    let categories = if has_bars {
+        (xm.hi - xm.lo).round().max(1.0) as usize
+    } else {
+        0
+    };
+    let n_x = if has_bars {
+        categories.min(20)
+    } else {
+        max_x_ticks(pw)
+    };
     let n_y = max_y_ticks(ph);
     // A tick a hair off zero (float noise of the tick arithmetic, 2e-18) reads as 0.
-    let snap = |m: AxisMap, v: f64| if !m.log && v.abs() < (m.hi - m.lo).abs() * 1e-9 { 0.0 } else { v };
+    let snap = |m: AxisMap, v: f64| {
+        if !m.log && v.abs() < (m.hi - m.lo).abs() * 1e-9 {
+            0.0
+        } else {
+            v
+        }
+    };
     let x_fmt = move |v: &f64| {
         if has_bars && (v - v.round()).abs() > 1e-6 {
             String::new()
@@ -562,7 +684,11 @@ where
 
     let plot = chart.plotting_area();
     let (xr, yr) = plot.get_pixel_range();
-    let frame = PlotFrame { rect: (xr.start, yr.start, xr.end, yr.end), x: (xm.lo, xm.hi, xm.log), y: (ym.lo, ym.hi, ym.log) };
+    let frame = PlotFrame {
+        rect: (xr.start, yr.start, xr.end, yr.end),
+        x: (xm.lo, xm.hi, xm.log),
+        y: (ym.lo, ym.hi, ym.log),
+    };
     // Shaded spans under everything, then bands, bars, lines, error bars, markers.
     for s in spec.series.iter().filter(|s| s.style.is_span()) {
         draw_spans(plot, s, xm, ym)?;
@@ -573,16 +699,27 @@ where
             draw_band(plot, band, s.color, xm, ym)?;
         }
     }
-    let bar_series: Vec<&SeriesSpec> = spec.series.iter().filter(|s| s.style == Style::Bars).collect();
+    let bar_series: Vec<&SeriesSpec> = spec
+        .series
+        .iter()
+        .filter(|s| s.style == Style::Bars)
+        .collect();
     let group = 0.8;
     let bar_w = group / bar_series.len().max(1) as f64;
     for (k, s) in bar_series.iter().enumerate() {
         let offset = -group / 2.0 + (k as f64 + 0.5) * bar_w;
         let base = if ym.log { ym.lo } else { ym.clamp(0.0) };
-        for p in s.points.iter().filter(|p| xm.valid(p[0]) && ym.valid(p[1]) && xm.contains(p[0])) {
+        for p in s
+            .points
+            .iter()
+            .filter(|p| xm.valid(p[0]) && ym.valid(p[1]) && xm.contains(p[0]))
+        {
             let (xa, xb) = (p[0] + offset - bar_w * 0.45, p[0] + offset + bar_w * 0.45);
-            plot.draw(&Rectangle::new([(xa, base), (xb, ym.clamp(p[1]))], palette::color(s.color).filled()))
-                .map_err(backend_err)?;
+            plot.draw(&Rectangle::new(
+                [(xa, base), (xb, ym.clamp(p[1]))],
+                palette::color(s.color).filled(),
+            ))
+            .map_err(backend_err)?;
         }
         if let Some(ranges) = &s.band {
             draw_bar_ranges(plot, ranges, offset, bar_w * 0.5, xm, ym)?;
@@ -591,12 +728,17 @@ where
             draw_error_bars(plot, errs, offset, xm, ym)?;
         }
     }
-    for s in spec.series.iter().filter(|s| matches!(s.style, Style::Line | Style::LineMarkers)) {
+    for s in spec
+        .series
+        .iter()
+        .filter(|s| matches!(s.style, Style::Line | Style::LineMarkers))
+    {
         let alpha = if s.faint { FAINT_ALPHA } else { 1.0 };
         let width = if s.faint { 1 } else { LINE_WIDTH };
         let style = palette::color(s.color).mix(alpha).stroke_width(width);
         for piece in clip_polyline(&s.points, xm, ym) {
-            plot.draw(&PathElement::new(piece, style)).map_err(backend_err)?;
+            plot.draw(&PathElement::new(piece, style))
+                .map_err(backend_err)?;
         }
     }
     for s in spec.series.iter().filter(|s| s.style != Style::Bars) {
@@ -605,9 +747,15 @@ where
         }
         if matches!(s.style, Style::Markers | Style::LineMarkers) {
             let alpha = if s.faint { FAINT_ALPHA } else { 1.0 };
-            let r = if s.style == Style::Markers && s.points.len() > 200 { MARKER_R - 1 } else { MARKER_R };
+            let r = if s.style == Style::Markers && s.points.len() > 200 {
+                MARKER_R - 1
+            } else {
+                MARKER_R
+            };
             let color = palette::color(s.color).mix(alpha);
-            for p in s.points.iter().filter(|p| xm.valid(p[0]) && ym.valid(p[1]) && xm.contains(p[0]) && ym.contains(p[1])) {
+            for p in s.points.iter().filter(|p| {
+                xm.valid(p[0]) && ym.valid(p[1]) && xm.contains(p[0]) && ym.contains(p[1])
+            }) {
                 draw_marker(plot, (p[0], p[1]), palette::marker(s.color), r, color)?;
             }
         }
@@ -640,8 +788,11 @@ where
     let lo = pts.iter().map(|b| (b[0], ym.clamp(b[1].min(b[2]))));
     let hi = pts.iter().rev().map(|b| (b[0], ym.clamp(b[1].max(b[2]))));
     let outline: Vec<(f64, f64)> = lo.chain(hi).collect();
-    plot.draw(&Polygon::new(outline, palette::color(color).mix(BAND_ALPHA).filled()))
-        .map_err(backend_err)
+    plot.draw(&Polygon::new(
+        outline,
+        palette::color(color).mix(BAND_ALPHA).filled(),
+    ))
+    .map_err(backend_err)
 }
 
 /// Shades a [`Style::HSpan`] or [`Style::VSpan`] series: each point `[lo, hi]`
@@ -672,10 +823,19 @@ where
         }
     };
     let label_color = palette::color(s.color).mix(0.9);
-    let label = font(TEXT_SIZE * 0.85).color(&label_color).pos(Pos::new(HPos::Left, VPos::Top));
+    let label = font(TEXT_SIZE * 0.85)
+        .color(&label_color)
+        .pos(Pos::new(HPos::Left, VPos::Top));
     for (i, p) in s.points.iter().enumerate() {
-        let (m, other) = if s.style == Style::HSpan { (ym, xm) } else { (xm, ym) };
-        let (lo, hi) = (edge(m, p[0].min(p[1]), true), edge(m, p[0].max(p[1]), false));
+        let (m, other) = if s.style == Style::HSpan {
+            (ym, xm)
+        } else {
+            (xm, ym)
+        };
+        let (lo, hi) = (
+            edge(m, p[0].min(p[1]), true),
+            edge(m, p[0].max(p[1]), false),
+        );
         if lo > hi || (lo == hi && s.style != Style::VSpan) {
             continue;
         }
@@ -686,10 +846,14 @@ where
         };
         if lo == hi {
             // A zero-width x range: a thin line.
-            plot.draw(&PathElement::new(vec![corner_a, corner_b], palette::color(s.color).mix(0.6).stroke_width(2)))
-                .map_err(backend_err)?;
+            plot.draw(&PathElement::new(
+                vec![corner_a, corner_b],
+                palette::color(s.color).mix(0.6).stroke_width(2),
+            ))
+            .map_err(backend_err)?;
         } else {
-            plot.draw(&Rectangle::new([corner_a, corner_b], fill)).map_err(backend_err)?;
+            plot.draw(&Rectangle::new([corner_a, corner_b], fill))
+                .map_err(backend_err)?;
         }
         // Horizontal ranges (regimes) are named once inside the plot; vertical
         // ones would collide at the top, the legend names them.
@@ -715,12 +879,22 @@ where
     Y: Ranged<ValueType = f64>,
 {
     let style = RGBColor(40, 40, 40).stroke_width(1);
-    for r in ranges.iter().filter(|r| xm.valid(r[0]) && ym.valid(r[1]) && ym.valid(r[2]) && xm.contains(r[0])) {
+    for r in ranges
+        .iter()
+        .filter(|r| xm.valid(r[0]) && ym.valid(r[1]) && ym.valid(r[2]) && xm.contains(r[0]))
+    {
         let x = r[0] + x_offset;
         let (lo, hi) = (ym.clamp(r[1].min(r[2])), ym.clamp(r[1].max(r[2])));
-        plot.draw(&Rectangle::new([(x - width / 2.0, lo), (x + width / 2.0, hi)], WHITE.mix(0.35).filled()))
-            .map_err(backend_err)?;
-        plot.draw(&Rectangle::new([(x - width / 2.0, lo), (x + width / 2.0, hi)], style)).map_err(backend_err)?;
+        plot.draw(&Rectangle::new(
+            [(x - width / 2.0, lo), (x + width / 2.0, hi)],
+            WHITE.mix(0.35).filled(),
+        ))
+        .map_err(backend_err)?;
+        plot.draw(&Rectangle::new(
+            [(x - width / 2.0, lo), (x + width / 2.0, hi)],
+            style,
+        ))
+        .map_err(backend_err)?;
     }
     Ok(())
 }
@@ -738,10 +912,14 @@ where
 {
     // Dark grey reads on every palette colour and on white.
     let style = RGBColor(40, 40, 40).stroke_width(LINE_WIDTH);
-    for e in errs.iter().filter(|e| xm.valid(e[0]) && ym.valid(e[1]) && ym.valid(e[2]) && xm.contains(e[0])) {
+    for e in errs
+        .iter()
+        .filter(|e| xm.valid(e[0]) && ym.valid(e[1]) && ym.valid(e[2]) && xm.contains(e[0]))
+    {
         let x = e[0] + x_offset;
         let (lo, hi) = (ym.clamp(e[1].min(e[2])), ym.clamp(e[1].max(e[2])));
-        plot.draw(&PathElement::new(vec![(x, lo), (x, hi)], style)).map_err(backend_err)?;
+        plot.draw(&PathElement::new(vec![(x, lo), (x, hi)], style))
+            .map_err(backend_err)?;
         for y in [lo, hi] {
             plot.draw(&(EmptyElement::at((x, y)) + PathElement::new(vec![(-5, 0), (5, 0)], style)))
                 .map_err(backend_err)?;
@@ -797,10 +975,19 @@ type Pt = (f64, f64);
 
 /// Liang–Barsky: the part of segment a→b inside the box, and whether its start
 /// or end was cut.
-fn clip_segment(a: Pt, b: Pt, (x0, x1, y0, y1): (f64, f64, f64, f64)) -> Option<(Pt, Pt, bool, bool)> {
+fn clip_segment(
+    a: Pt,
+    b: Pt,
+    (x0, x1, y0, y1): (f64, f64, f64, f64),
+) -> Option<(Pt, Pt, bool, bool)> {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
     let (mut t0, mut t1) = (0.0f64, 1.0f64);
-    for (p, q) in [(-dx, a.0 - x0), (dx, x1 - a.0), (-dy, a.1 - y0), (dy, y1 - a.1)] {
+    for (p, q) in [
+        (-dx, a.0 - x0),
+        (dx, x1 - a.0),
+        (-dy, a.1 - y0),
+        (dy, y1 - a.1),
+    ] {
         if p == 0.0 {
             if q < 0.0 {
                 return None;
@@ -868,7 +1055,11 @@ mod tests {
 
     #[test]
     fn clipping_keeps_inside_and_cuts_outside() {
-        let m = AxisMap { log: false, lo: 0.0, hi: 1.0 };
+        let m = AxisMap {
+            log: false,
+            lo: 0.0,
+            hi: 1.0,
+        };
         let pieces = clip_polyline(&[[0.5, 0.5], [1.5, 0.5], [1.5, 0.2], [0.5, 0.2]], m, m);
         assert_eq!(pieces.len(), 2);
         assert_eq!(pieces[0], vec![(0.5, 0.5), (1.0, 0.5)]);

@@ -31,7 +31,12 @@ pub enum FigureError {
     Backend(String),
     /// The requested size leaves no room for a readable figure.
     #[error("figure size {width}×{height} px is too small (at least {min_width}×{min_height} px)")]
-    TooSmall { width: u32, height: u32, min_width: u32, min_height: u32 },
+    TooSmall {
+        width: u32,
+        height: u32,
+        min_width: u32,
+        min_height: u32,
+    },
     /// The PNG scale factor is not a positive finite number, or the image would be too large.
     #[error("PNG scale {scale} gives no usable image (scale must be > 0 and the image at most 16384 px a side)")]
     BadScale { scale: f32 },

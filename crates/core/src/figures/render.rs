@@ -40,19 +40,31 @@ pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>, FigureError> {
     let tree = usvg::Tree::from_str(svg, &options).map_err(|e| FigureError::Svg(e.to_string()))?;
     let size = tree.size();
     let (w, h) = (size.width() * scale, size.height() * scale);
-    if !(scale.is_finite() && scale > 0.0 && w >= 1.0 && h >= 1.0 && w <= MAX_SIDE && h <= MAX_SIDE) {
+    if !(scale.is_finite() && scale > 0.0 && w >= 1.0 && h >= 1.0 && w <= MAX_SIDE && h <= MAX_SIDE)
+    {
         return Err(FigureError::BadScale { scale });
     }
     let mut pixmap = tiny_skia::Pixmap::new(w.ceil() as u32, h.ceil() as u32)
         .ok_or(FigureError::BadScale { scale })?;
     pixmap.fill(tiny_skia::Color::WHITE);
-    resvg::render(&tree, tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
-    pixmap.encode_png().map_err(|e| FigureError::Png(e.to_string()))
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::from_scale(scale, scale),
+        &mut pixmap.as_mut(),
+    );
+    pixmap
+        .encode_png()
+        .map_err(|e| FigureError::Png(e.to_string()))
 }
 
 /// Draws `spec` at `width × height` (CSS) pixels and rasterises it at `scale`
 /// (2.0 for a sharp figure in a paper).
-pub fn to_png(spec: &FigureSpec, width: u32, height: u32, scale: f32) -> Result<Vec<u8>, FigureError> {
+pub fn to_png(
+    spec: &FigureSpec,
+    width: u32,
+    height: u32,
+    scale: f32,
+) -> Result<Vec<u8>, FigureError> {
     let svg = super::to_svg(spec, width, height)?;
     svg_to_png(&svg, scale)
 }

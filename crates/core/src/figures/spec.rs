@@ -47,12 +47,20 @@ pub struct Axis {
 impl Axis {
     /// A linear axis that fits the data.
     pub fn linear(label: impl Into<String>) -> Self {
-        Self { label: label.into(), scale: Scale::Linear, range: None }
+        Self {
+            label: label.into(),
+            scale: Scale::Linear,
+            range: None,
+        }
     }
 
     /// A log axis that fits the data.
     pub fn log(label: impl Into<String>) -> Self {
-        Self { label: label.into(), scale: Scale::Log, range: None }
+        Self {
+            label: label.into(),
+            scale: Scale::Log,
+            range: None,
+        }
     }
 }
 
@@ -107,7 +115,13 @@ pub struct SeriesSpec {
 impl SeriesSpec {
     /// A series with the given name, points, style and colour, and nothing else.
     pub fn new(name: impl Into<String>, points: Vec<[f64; 2]>, style: Style, color: usize) -> Self {
-        Self { name: name.into(), points, style, color, ..Self::default() }
+        Self {
+            name: name.into(),
+            points,
+            style,
+            color,
+            ..Self::default()
+        }
     }
 }
 
@@ -168,7 +182,10 @@ impl FigureSpec {
             ));
         }
         if d.non_finite > 0 {
-            notes.push(format!("{} non-finite point(s) (NaN/∞) skipped", d.non_finite));
+            notes.push(format!(
+                "{} non-finite point(s) (NaN/∞) skipped",
+                d.non_finite
+            ));
         }
         let mut caption = self.caption.trim().to_owned();
         if !notes.is_empty() {
@@ -194,10 +211,7 @@ impl FigureSpec {
         let (lx, ly) = (self.x.scale == Scale::Log, self.y.scale == Scale::Log);
         self.series.iter().filter(|s| !s.style.is_span()).any(|s| {
             s.points.iter().any(|p| {
-                p[0].is_finite()
-                    && p[1].is_finite()
-                    && !(lx && p[0] <= 0.0)
-                    && !(ly && p[1] <= 0.0)
+                p[0].is_finite() && p[1].is_finite() && !(lx && p[0] <= 0.0) && !(ly && p[1] <= 0.0)
             })
         })
     }
@@ -212,7 +226,13 @@ fn summarise_sources(sources: &[String]) -> String {
         return sources.join(", ");
     }
     let n = sources.len();
-    format!("{n} files: {}, {}, … {}, {}", sources[0], sources[1], sources[n - 2], sources[n - 1])
+    format!(
+        "{n} files: {}, {}, … {}, {}",
+        sources[0],
+        sources[1],
+        sources[n - 2],
+        sources[n - 1]
+    )
 }
 
 #[cfg(test)]
@@ -222,9 +242,15 @@ mod source_caption_tests {
     #[test]
     fn many_sources_are_summarised_few_are_listed() {
         let names: Vec<String> = (0..36).map(|i| format!("runs/A{i}.safetensors")).collect();
-        assert_eq!(summarise_sources(&names[..2]), "runs/A0.safetensors, runs/A1.safetensors");
+        assert_eq!(
+            summarise_sources(&names[..2]),
+            "runs/A0.safetensors, runs/A1.safetensors"
+        );
         let s = summarise_sources(&names);
-        assert!(s.starts_with("36 files: runs/A0.safetensors, runs/A1.safetensors, … runs/A34"), "{s}");
+        assert!(
+            s.starts_with("36 files: runs/A0.safetensors, runs/A1.safetensors, … runs/A34"),
+            "{s}"
+        );
         assert!(s.ends_with("runs/A35.safetensors"), "{s}");
     }
 }
@@ -267,29 +293,54 @@ mod json_f64 {
     fn read_row<E: serde::de::Error, const N: usize>(row: Vec<Json>) -> Result<[f64; N], E> {
         let n = row.len();
         let values = row.into_iter().map(read).collect::<Result<Vec<f64>, E>>()?;
-        values.try_into().map_err(|_| E::custom(format!("a row of {n} values where {N} were expected")))
+        values
+            .try_into()
+            .map_err(|_| E::custom(format!("a row of {n} values where {N} were expected")))
     }
 
     pub mod rows {
         use super::*;
-        pub fn serialize<S: Serializer, const N: usize>(v: &[[f64; N]], s: S) -> Result<S::Ok, S::Error> {
-            s.collect_seq(v.iter().map(|r| r.iter().map(|&x| write(x)).collect::<Vec<_>>()))
+        pub fn serialize<S: Serializer, const N: usize>(
+            v: &[[f64; N]],
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            s.collect_seq(
+                v.iter()
+                    .map(|r| r.iter().map(|&x| write(x)).collect::<Vec<_>>()),
+            )
         }
-        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<Vec<[f64; N]>, D::Error> {
-            Vec::<Vec<Json>>::deserialize(d)?.into_iter().map(read_row).collect()
+        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+            d: D,
+        ) -> Result<Vec<[f64; N]>, D::Error> {
+            Vec::<Vec<Json>>::deserialize(d)?
+                .into_iter()
+                .map(read_row)
+                .collect()
         }
     }
 
     pub mod opt_rows {
         use super::*;
-        pub fn serialize<S: Serializer, const N: usize>(v: &Option<Vec<[f64; N]>>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer, const N: usize>(
+            v: &Option<Vec<[f64; N]>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match v {
-                Some(rows) => s.serialize_some(&rows.iter().map(|r| r.iter().map(|&x| write(x)).collect::<Vec<_>>()).collect::<Vec<_>>()),
+                Some(rows) => s.serialize_some(
+                    &rows
+                        .iter()
+                        .map(|r| r.iter().map(|&x| write(x)).collect::<Vec<_>>())
+                        .collect::<Vec<_>>(),
+                ),
                 None => s.serialize_none(),
             }
         }
-        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<Option<Vec<[f64; N]>>, D::Error> {
-            Option::<Vec<Vec<Json>>>::deserialize(d)?.map(|rows| rows.into_iter().map(read_row).collect()).transpose()
+        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+            d: D,
+        ) -> Result<Option<Vec<[f64; N]>>, D::Error> {
+            Option::<Vec<Vec<Json>>>::deserialize(d)?
+                .map(|rows| rows.into_iter().map(read_row).collect())
+                .transpose()
         }
     }
 
@@ -301,12 +352,13 @@ mod json_f64 {
                 None => s.serialize_none(),
             }
         }
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<(f64, f64)>, D::Error> {
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<(f64, f64)>, D::Error> {
             match Option::<(Json, Json)>::deserialize(d)? {
                 Some((a, b)) => Ok(Some((read(a)?, read(b)?))),
                 None => Ok(None),
             }
         }
     }
-
 }

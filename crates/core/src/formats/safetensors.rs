@@ -26,7 +26,8 @@ use crate::source::ByteSource;
 
 mod decode;
 pub use decode::{
-    decode_f32, decode_f32_into, decode_f64, decode_f64_into, decode_i64, read_tensor_f32, read_tensor_f64, scan_values, ValueScan,
+    decode_f32, decode_f32_into, decode_f64, decode_f64_into, decode_i64, read_tensor_f32,
+    read_tensor_f64, scan_values, ValueScan,
 };
 
 /// Largest header we read, in bytes: the same cap as the safetensors crate
@@ -181,7 +182,14 @@ impl Dtype {
     pub fn is_integer(self) -> bool {
         matches!(
             self,
-            Dtype::U8 | Dtype::I8 | Dtype::I16 | Dtype::U16 | Dtype::I32 | Dtype::U32 | Dtype::I64 | Dtype::U64
+            Dtype::U8
+                | Dtype::I8
+                | Dtype::I16
+                | Dtype::U16
+                | Dtype::I32
+                | Dtype::U32
+                | Dtype::I64
+                | Dtype::U64
         )
     }
 }
@@ -201,7 +209,8 @@ impl Serialize for Dtype {
 impl<'de> Deserialize<'de> for Dtype {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        Dtype::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown dtype \"{name}\"")))
+        Dtype::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown dtype \"{name}\"")))
     }
 }
 
@@ -221,7 +230,10 @@ impl TensorInfo {
     /// Number of elements. The header parser has checked that this product
     /// does not overflow; for a hand-made `TensorInfo` it saturates.
     pub fn numel(&self) -> u64 {
-        self.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).unwrap_or(u64::MAX)
+        self.shape
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .unwrap_or(u64::MAX)
     }
 
     /// Absolute byte range of the tensor in the file.
@@ -274,17 +286,23 @@ pub enum SafetensorsError {
     TooShort { len: u64 },
     #[error("header length is {header_len} bytes, more than the {max} allowed (not a safetensors file, or corrupt)")]
     HeaderTooLarge { header_len: u64, max: u64 },
-    #[error("header says {header_len} bytes but the file has only {available} after the length prefix")]
+    #[error(
+        "header says {header_len} bytes but the file has only {available} after the length prefix"
+    )]
     HeaderPastEnd { header_len: u64, available: u64 },
     #[error("header is not valid UTF-8 text (bad byte at position {position})")]
     HeaderNotUtf8 { position: u64 },
     #[error("header is not valid JSON: {message}")]
     HeaderNotJson { message: String },
-    #[error("header is JSON {found}, but it must be an object mapping tensor names to their entries")]
+    #[error(
+        "header is JSON {found}, but it must be an object mapping tensor names to their entries"
+    )]
     HeaderNotObject { found: String },
     #[error("\"__metadata__\" must be an object of string values, but it is {found}")]
     MetadataNotObject { found: String },
-    #[error("\"__metadata__\" value of key \"{key}\" is {found}, but metadata values must be strings")]
+    #[error(
+        "\"__metadata__\" value of key \"{key}\" is {found}, but metadata values must be strings"
+    )]
     MetadataValueNotString { key: String, found: String },
     #[error("tensor \"{tensor}\" appears more than once in the header")]
     DuplicateTensor { tensor: String },
@@ -295,27 +313,70 @@ pub enum SafetensorsError {
     #[error("tensor \"{tensor}\" has no \"{field}\"")]
     MissingField { tensor: String, field: String },
     #[error("tensor \"{tensor}\": \"{field}\" must be {expected}, found {found}")]
-    BadField { tensor: String, field: String, expected: String, found: String },
+    BadField {
+        tensor: String,
+        field: String,
+        expected: String,
+        found: String,
+    },
     #[error("tensor \"{tensor}\" has unknown dtype \"{dtype}\"")]
     UnknownDtype { tensor: String, dtype: String },
     #[error("tensor \"{tensor}\": data_offsets [{begin}, {end}] end before they begin")]
-    OffsetsReversed { tensor: String, begin: u64, end: u64 },
-    #[error("tensor \"{tensor}\": shape {shape:?} has too many elements to count in 64 bits (overflow)")]
+    OffsetsReversed {
+        tensor: String,
+        begin: u64,
+        end: u64,
+    },
+    #[error(
+        "tensor \"{tensor}\": shape {shape:?} has too many elements to count in 64 bits (overflow)"
+    )]
     ShapeOverflow { tensor: String, shape: Vec<u64> },
-    #[error("tensor \"{tensor}\": {numel} elements of {dtype} do not fill a whole number of bytes")]
-    MisalignedBits { tensor: String, numel: u64, dtype: Dtype },
+    #[error(
+        "tensor \"{tensor}\": {numel} elements of {dtype} do not fill a whole number of bytes"
+    )]
+    MisalignedBits {
+        tensor: String,
+        numel: u64,
+        dtype: Dtype,
+    },
     #[error("tensor \"{tensor}\": {dtype} {shape:?} needs {expected} bytes but its data_offsets span {actual}")]
-    SizeMismatch { tensor: String, dtype: Dtype, shape: Vec<u64>, expected: u64, actual: u64 },
+    SizeMismatch {
+        tensor: String,
+        dtype: Dtype,
+        shape: Vec<u64>,
+        expected: u64,
+        actual: u64,
+    },
     #[error("tensors \"{first}\" (data bytes {first_begin}..{first_end}) and \"{second}\" (data bytes {second_begin}..{second_end}) overlap")]
-    Overlap { first: String, first_begin: u64, first_end: u64, second: String, second_begin: u64, second_end: u64 },
+    Overlap {
+        first: String,
+        first_begin: u64,
+        first_end: u64,
+        second: String,
+        second_begin: u64,
+        second_end: u64,
+    },
     #[error("gap of {gap} unused bytes (data bytes {from}..{to}) before tensor \"{tensor}\": tensor data must be contiguous")]
-    Gap { tensor: String, from: u64, to: u64, gap: u64 },
+    Gap {
+        tensor: String,
+        from: u64,
+        to: u64,
+        gap: u64,
+    },
     #[error("truncated: expected {expected} bytes of tensor data, found {found}")]
     Truncated { expected: u64, found: u64 },
     #[error("trailing bytes: the tensors use {expected} bytes of data but the file has {found} ({extra} extra)")]
-    TrailingBytes { expected: u64, found: u64, extra: u64 },
+    TrailingBytes {
+        expected: u64,
+        found: u64,
+        extra: u64,
+    },
     #[error("could not read {len} bytes at offset {offset}: {message}")]
-    Io { offset: u64, len: u64, message: String },
+    Io {
+        offset: u64,
+        len: u64,
+        message: String,
+    },
     #[error("{what} is {len} bytes, more than this platform can hold in memory")]
     TooLargeForMemory { what: String, len: u64 },
     #[error("unsupported dtype {dtype}: cannot decode it {target}")]
@@ -330,20 +391,29 @@ pub enum SafetensorsError {
 ///
 /// Checks: at least 8 bytes, `n ≤ MAX_HEADER_LEN`, and `8 + n ≤ file_len`.
 pub fn read_header_len(first8: &[u8], file_len: u64) -> Result<u64, SafetensorsError> {
-    let prefix: [u8; 8] = first8
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(SafetensorsError::TooShort { len: (first8.len() as u64).min(file_len) })?;
+    let prefix: [u8; 8] =
+        first8
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(SafetensorsError::TooShort {
+                len: (first8.len() as u64).min(file_len),
+            })?;
     if file_len < LEN_PREFIX {
         return Err(SafetensorsError::TooShort { len: file_len });
     }
     let n = u64::from_le_bytes(prefix);
     if n > MAX_HEADER_LEN {
-        return Err(SafetensorsError::HeaderTooLarge { header_len: n, max: MAX_HEADER_LEN });
+        return Err(SafetensorsError::HeaderTooLarge {
+            header_len: n,
+            max: MAX_HEADER_LEN,
+        });
     }
     let available = file_len - LEN_PREFIX; // file_len ≥ 8 checked above
     if n > available {
-        return Err(SafetensorsError::HeaderPastEnd { header_len: n, available });
+        return Err(SafetensorsError::HeaderPastEnd {
+            header_len: n,
+            available,
+        });
     }
     Ok(n)
 }
@@ -368,14 +438,21 @@ pub fn read_header(src: &(impl ByteSource + ?Sized)) -> Result<Header, Safetenso
 pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, SafetensorsError> {
     let header_len = json.len() as u64;
     if header_len > MAX_HEADER_LEN {
-        return Err(SafetensorsError::HeaderTooLarge { header_len, max: MAX_HEADER_LEN });
+        return Err(SafetensorsError::HeaderTooLarge {
+            header_len,
+            max: MAX_HEADER_LEN,
+        });
     }
     let data_len = file_len
         .checked_sub(LEN_PREFIX)
         .and_then(|rest| rest.checked_sub(header_len))
-        .ok_or(SafetensorsError::HeaderPastEnd { header_len, available: file_len.saturating_sub(LEN_PREFIX) })?;
-    let text = std::str::from_utf8(json)
-        .map_err(|e| SafetensorsError::HeaderNotUtf8 { position: e.valid_up_to() as u64 })?;
+        .ok_or(SafetensorsError::HeaderPastEnd {
+            header_len,
+            available: file_len.saturating_sub(LEN_PREFIX),
+        })?;
+    let text = std::str::from_utf8(json).map_err(|e| SafetensorsError::HeaderNotUtf8 {
+        position: e.valid_up_to() as u64,
+    })?;
     let entries = parse_entries(text)?;
     // serde_json keeps the last of repeated keys; a file that says two things
     // about one tensor is refused instead.
@@ -425,18 +502,33 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, SafetensorsErr
                 // The tensor starts past the end of the file: the file is cut
                 // short, which is the more useful thing to say than "gap".
                 let expected = tensors.iter().map(|t| t.4).max().unwrap_or(0);
-                return Err(SafetensorsError::Truncated { expected, found: data_len });
+                return Err(SafetensorsError::Truncated {
+                    expected,
+                    found: data_len,
+                });
             }
-            return Err(SafetensorsError::Gap { tensor: name.clone(), from: end_so_far, to: *begin, gap: begin - end_so_far });
+            return Err(SafetensorsError::Gap {
+                tensor: name.clone(),
+                from: end_so_far,
+                to: *begin,
+                gap: begin - end_so_far,
+            });
         }
         end_so_far = *end;
         prev = Some((name, *begin, *end));
     }
     if end_so_far > data_len {
-        return Err(SafetensorsError::Truncated { expected: end_so_far, found: data_len });
+        return Err(SafetensorsError::Truncated {
+            expected: end_so_far,
+            found: data_len,
+        });
     }
     if end_so_far < data_len {
-        return Err(SafetensorsError::TrailingBytes { expected: end_so_far, found: data_len, extra: data_len - end_so_far });
+        return Err(SafetensorsError::TrailingBytes {
+            expected: end_so_far,
+            found: data_len,
+            extra: data_len - end_so_far,
+        });
     }
 
     let tensors = tensors
@@ -450,7 +542,12 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, SafetensorsErr
             len: end - begin,
         })
         .collect();
-    Ok(Header { header_len, file_len, metadata, tensors })
+    Ok(Header {
+        header_len,
+        file_len,
+        metadata,
+        tensors,
+    })
 }
 
 /// The top-level JSON object as a list of entries, keeping duplicate keys
@@ -481,9 +578,13 @@ fn parse_entries(text: &str) -> Result<Vec<(String, Value)>, SafetensorsError> {
         // A type error: the JSON is well-formed but not an object (values
         // are `Value`s, which accept anything).
         Err(e) if e.classify() == serde_json::error::Category::Data => {
-            Err(SafetensorsError::HeaderNotObject { found: describe_json_start(text) })
+            Err(SafetensorsError::HeaderNotObject {
+                found: describe_json_start(text),
+            })
         }
-        Err(e) => Err(SafetensorsError::HeaderNotJson { message: e.to_string() }),
+        Err(e) => Err(SafetensorsError::HeaderNotJson {
+            message: e.to_string(),
+        }),
     }
 }
 
@@ -517,7 +618,10 @@ impl<'de> Deserialize<'de> for FirstDuplicate {
             fn visit_unit<E>(self) -> Result<FirstDuplicate, E> {
                 Ok(FirstDuplicate(None))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<FirstDuplicate, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<FirstDuplicate, A::Error> {
                 let mut found = None;
                 while let Some(FirstDuplicate(inner)) = seq.next_element()? {
                     found = found.or(inner);
@@ -574,7 +678,11 @@ fn parse_metadata(value: Value) -> Result<BTreeMap<String, String>, SafetensorsE
         Value::Object(map) => map,
         // As the safetensors crate (`Option<HashMap<..>>`): null = absent.
         Value::Null => return Ok(BTreeMap::new()),
-        other => return Err(SafetensorsError::MetadataNotObject { found: describe(&other) }),
+        other => {
+            return Err(SafetensorsError::MetadataNotObject {
+                found: describe(&other),
+            })
+        }
     };
     let mut out = BTreeMap::new();
     for (key, v) in map {
@@ -582,17 +690,33 @@ fn parse_metadata(value: Value) -> Result<BTreeMap<String, String>, SafetensorsE
             Value::String(s) => {
                 out.insert(key, s);
             }
-            other => return Err(SafetensorsError::MetadataValueNotString { key, found: describe(&other) }),
+            other => {
+                return Err(SafetensorsError::MetadataValueNotString {
+                    key,
+                    found: describe(&other),
+                })
+            }
         }
     }
     Ok(out)
 }
 
-fn parse_tensor_entry(name: String, value: &Value) -> Result<(String, Dtype, Vec<u64>, u64, u64), SafetensorsError> {
+fn parse_tensor_entry(
+    name: String,
+    value: &Value,
+) -> Result<(String, Dtype, Vec<u64>, u64, u64), SafetensorsError> {
     let Value::Object(obj) = value else {
-        return Err(SafetensorsError::TensorNotObject { tensor: name, found: describe(value) });
+        return Err(SafetensorsError::TensorNotObject {
+            tensor: name,
+            found: describe(value),
+        });
     };
-    let field = |f: &str| obj.get(f).ok_or_else(|| SafetensorsError::MissingField { tensor: name.clone(), field: f.to_string() });
+    let field = |f: &str| {
+        obj.get(f).ok_or_else(|| SafetensorsError::MissingField {
+            tensor: name.clone(),
+            field: f.to_string(),
+        })
+    };
     let bad = |f: &str, expected: &str, v: &Value| SafetensorsError::BadField {
         tensor: name.clone(),
         field: f.to_string(),
@@ -601,11 +725,15 @@ fn parse_tensor_entry(name: String, value: &Value) -> Result<(String, Dtype, Vec
     };
 
     let dtype_v = field("dtype")?;
-    let dtype_s = dtype_v.as_str().ok_or_else(|| bad("dtype", "a string", dtype_v))?;
+    let dtype_s = dtype_v
+        .as_str()
+        .ok_or_else(|| bad("dtype", "a string", dtype_v))?;
     let shape_v = field("shape")?;
     let offsets_v = field("data_offsets")?;
-    let dtype = Dtype::from_name(dtype_s)
-        .ok_or_else(|| SafetensorsError::UnknownDtype { tensor: name.clone(), dtype: dtype_s.to_string() })?;
+    let dtype = Dtype::from_name(dtype_s).ok_or_else(|| SafetensorsError::UnknownDtype {
+        tensor: name.clone(),
+        dtype: dtype_s.to_string(),
+    })?;
 
     const DIMS: &str = "an array of non-negative integers";
     let shape = shape_v
@@ -616,44 +744,86 @@ fn parse_tensor_entry(name: String, value: &Value) -> Result<(String, Dtype, Vec
         .collect::<Result<Vec<u64>, _>>()?;
 
     const OFFSETS: &str = "two non-negative integers [begin, end]";
-    let offsets = offsets_v.as_array().ok_or_else(|| bad("data_offsets", OFFSETS, offsets_v))?;
+    let offsets = offsets_v
+        .as_array()
+        .ok_or_else(|| bad("data_offsets", OFFSETS, offsets_v))?;
     let [begin_v, end_v] = offsets.as_slice() else {
         return Err(bad("data_offsets", OFFSETS, offsets_v));
     };
-    let begin = begin_v.as_u64().ok_or_else(|| bad("data_offsets", OFFSETS, begin_v))?;
-    let end = end_v.as_u64().ok_or_else(|| bad("data_offsets", OFFSETS, end_v))?;
+    let begin = begin_v
+        .as_u64()
+        .ok_or_else(|| bad("data_offsets", OFFSETS, begin_v))?;
+    let end = end_v
+        .as_u64()
+        .ok_or_else(|| bad("data_offsets", OFFSETS, end_v))?;
     if begin > end {
-        return Err(SafetensorsError::OffsetsReversed { tensor: name, begin, end });
+        return Err(SafetensorsError::OffsetsReversed {
+            tensor: name,
+            begin,
+            end,
+        });
     }
 
-    let overflow = || SafetensorsError::ShapeOverflow { tensor: name.clone(), shape: shape.clone() };
-    let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(overflow)?;
+    let overflow = || SafetensorsError::ShapeOverflow {
+        tensor: name.clone(),
+        shape: shape.clone(),
+    };
+    let numel = shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(overflow)?;
     let bits = numel.checked_mul(dtype.size_bits()).ok_or_else(overflow)?;
     if bits % 8 != 0 {
-        return Err(SafetensorsError::MisalignedBits { tensor: name, numel, dtype });
+        return Err(SafetensorsError::MisalignedBits {
+            tensor: name,
+            numel,
+            dtype,
+        });
     }
     let expected = bits / 8;
     let actual = end - begin;
     if expected != actual {
-        return Err(SafetensorsError::SizeMismatch { tensor: name, dtype, shape, expected, actual });
+        return Err(SafetensorsError::SizeMismatch {
+            tensor: name,
+            dtype,
+            shape,
+            expected,
+            actual,
+        });
     }
     Ok((name, dtype, shape, begin, end))
 }
 
-fn read_range(src: &(impl ByteSource + ?Sized), offset: u64, len: u64) -> Result<Vec<u8>, SafetensorsError> {
+fn read_range(
+    src: &(impl ByteSource + ?Sized),
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>, SafetensorsError> {
     let n: usize = len
         .try_into()
-        .map_err(|_| SafetensorsError::TooLargeForMemory { what: format!("a read at offset {offset}"), len })?;
-    src.read_at(offset, n)
-        .map_err(|e| SafetensorsError::Io { offset, len, message: e.to_string() })
+        .map_err(|_| SafetensorsError::TooLargeForMemory {
+            what: format!("a read at offset {offset}"),
+            len,
+        })?;
+    src.read_at(offset, n).map_err(|e| SafetensorsError::Io {
+        offset,
+        len,
+        message: e.to_string(),
+    })
 }
 
 /// Reads the raw bytes of one tensor: one read of exactly `t.byte_range()`.
-pub fn read_tensor_bytes(src: &(impl ByteSource + ?Sized), t: &TensorInfo) -> Result<Vec<u8>, SafetensorsError> {
+pub fn read_tensor_bytes(
+    src: &(impl ByteSource + ?Sized),
+    t: &TensorInfo,
+) -> Result<Vec<u8>, SafetensorsError> {
     let _: usize = t
         .len
         .try_into()
-        .map_err(|_| SafetensorsError::TooLargeForMemory { what: format!("tensor \"{}\"", t.name), len: t.len })?;
+        .map_err(|_| SafetensorsError::TooLargeForMemory {
+            what: format!("tensor \"{}\"", t.name),
+            len: t.len,
+        })?;
     read_range(src, t.start, t.len)
 }
 

@@ -40,12 +40,18 @@ pub enum ShardError {
     #[error("tensor \"{tensor}\" is mapped to shard \"{shard}\" but that shard's header does not contain it")]
     TensorMissing { tensor: String, shard: String },
     #[error("tensor \"{tensor}\" is stored in two shards: \"{first}\" and \"{second}\"")]
-    TensorInTwoShards { tensor: String, first: String, second: String },
+    TensorInTwoShards {
+        tensor: String,
+        first: String,
+        second: String,
+    },
 }
 
 /// Parses a `model.safetensors.index.json`.
 pub fn parse_index(bytes: &[u8]) -> Result<ShardIndex, ShardError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| ShardError::NotJson { message: e.to_string() })?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| ShardError::NotJson {
+        message: e.to_string(),
+    })?;
     let Value::Object(mut top) = value else {
         return Err(ShardError::NotObject);
     };
@@ -68,7 +74,10 @@ pub fn parse_index(bytes: &[u8]) -> Result<ShardIndex, ShardError> {
             _ => return Err(ShardError::ShardNameNotString { tensor }),
         }
     }
-    Ok(ShardIndex { metadata, weight_map })
+    Ok(ShardIndex {
+        metadata,
+        weight_map,
+    })
 }
 
 /// Last path component of a shard name (`/` or `\` separated).
@@ -79,14 +88,22 @@ fn base_name(name: &str) -> &str {
 impl ShardIndex {
     /// The distinct shard files the index refers to, sorted.
     pub fn shard_files(&self) -> Vec<String> {
-        self.weight_map.values().cloned().collect::<BTreeSet<_>>().into_iter().collect()
+        self.weight_map
+            .values()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 
     /// The shard files of the index that are not among `present` (file names;
     /// compared by last path component), sorted.
     pub fn missing_shards(&self, present: &[&str]) -> Vec<String> {
         let present: BTreeSet<&str> = present.iter().map(|p| base_name(p)).collect();
-        self.shard_files().into_iter().filter(|s| !present.contains(base_name(s))).collect()
+        self.shard_files()
+            .into_iter()
+            .filter(|s| !present.contains(base_name(s)))
+            .collect()
     }
 
     /// Checks the index against the headers of the given shards (file name,
@@ -107,11 +124,17 @@ impl ShardIndex {
             }
         }
         for (tensor, shard) in &self.weight_map {
-            let Some((_, header)) = shards.iter().find(|(f, _)| base_name(f) == base_name(shard)) else {
+            let Some((_, header)) = shards
+                .iter()
+                .find(|(f, _)| base_name(f) == base_name(shard))
+            else {
                 continue;
             };
             if header.tensor(tensor).is_none() {
-                return Err(ShardError::TensorMissing { tensor: tensor.clone(), shard: shard.clone() });
+                return Err(ShardError::TensorMissing {
+                    tensor: tensor.clone(),
+                    shard: shard.clone(),
+                });
             }
         }
         Ok(())
@@ -147,39 +170,71 @@ mod tests {
     fn parses_and_lists_shards() {
         let idx = parse_index(INDEX.as_bytes()).unwrap();
         assert_eq!(idx.metadata["total_size"], 123);
-        assert_eq!(idx.shard_files(), vec!["m-1.safetensors", "m-2.safetensors"]);
-        assert_eq!(idx.missing_shards(&["dir/m-1.safetensors"]), vec!["m-2.safetensors"]);
-        assert!(idx.missing_shards(&["m-1.safetensors", "m-2.safetensors"]).is_empty());
+        assert_eq!(
+            idx.shard_files(),
+            vec!["m-1.safetensors", "m-2.safetensors"]
+        );
+        assert_eq!(
+            idx.missing_shards(&["dir/m-1.safetensors"]),
+            vec!["m-2.safetensors"]
+        );
+        assert!(idx
+            .missing_shards(&["m-1.safetensors", "m-2.safetensors"])
+            .is_empty());
     }
 
     #[test]
     fn checks_headers() {
         let idx = parse_index(INDEX.as_bytes()).unwrap();
         let (h1, h2) = (header(&["a", "c"]), header(&["b"]));
-        idx.check_against_headers(&[("m-1.safetensors", &h1), ("m-2.safetensors", &h2)]).unwrap();
+        idx.check_against_headers(&[("m-1.safetensors", &h1), ("m-2.safetensors", &h2)])
+            .unwrap();
         // Only one shard given: the other's tensors are skipped.
-        idx.check_against_headers(&[("m-1.safetensors", &h1)]).unwrap();
+        idx.check_against_headers(&[("m-1.safetensors", &h1)])
+            .unwrap();
 
         let h1_missing = header(&["a"]);
-        let e = idx.check_against_headers(&[("m-1.safetensors", &h1_missing)]).unwrap_err();
-        assert_eq!(e, ShardError::TensorMissing { tensor: "c".into(), shard: "m-1.safetensors".into() });
+        let e = idx
+            .check_against_headers(&[("m-1.safetensors", &h1_missing)])
+            .unwrap_err();
+        assert_eq!(
+            e,
+            ShardError::TensorMissing {
+                tensor: "c".into(),
+                shard: "m-1.safetensors".into()
+            }
+        );
 
         let h2_dup = header(&["b", "a"]);
-        let e = idx.check_against_headers(&[("m-1.safetensors", &h1), ("m-2.safetensors", &h2_dup)]).unwrap_err();
-        assert!(e.to_string().contains("\"a\" is stored in two shards"), "{e}");
+        let e = idx
+            .check_against_headers(&[("m-1.safetensors", &h1), ("m-2.safetensors", &h2_dup)])
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("\"a\" is stored in two shards"),
+            "{e}"
+        );
     }
 
     #[test]
     fn rejects_bad_indexes() {
         assert!(matches!(parse_index(b"{"), Err(ShardError::NotJson { .. })));
         assert_eq!(parse_index(b"[]"), Err(ShardError::NotObject));
-        assert_eq!(parse_index(br#"{"weight_map": []}"#), Err(ShardError::WeightMapNotObject));
-        assert_eq!(parse_index(br#"{"metadata": 1, "weight_map": {}}"#), Err(ShardError::MetadataNotObject));
+        assert_eq!(
+            parse_index(br#"{"weight_map": []}"#),
+            Err(ShardError::WeightMapNotObject)
+        );
+        assert_eq!(
+            parse_index(br#"{"metadata": 1, "weight_map": {}}"#),
+            Err(ShardError::MetadataNotObject)
+        );
         assert_eq!(
             parse_index(br#"{"weight_map": {"x": 3}}"#),
             Err(ShardError::ShardNameNotString { tensor: "x".into() })
         );
         // Empty weight map is legal (nothing to load).
-        assert!(parse_index(br#"{"weight_map": {}}"#).unwrap().shard_files().is_empty());
+        assert!(parse_index(br#"{"weight_map": {}}"#)
+            .unwrap()
+            .shard_files()
+            .is_empty());
     }
 }

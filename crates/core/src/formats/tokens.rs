@@ -27,7 +27,9 @@ pub struct TokenBatch {
 pub enum TokenError {
     #[error(transparent)]
     Safetensors(#[from] SafetensorsError),
-    #[error("no token tensor: expected \"input_ids\" or exactly one integer tensor, found {found:?}")]
+    #[error(
+        "no token tensor: expected \"input_ids\" or exactly one integer tensor, found {found:?}"
+    )]
     NoTokenTensor { found: Vec<String> },
     #[error("tensor \"{tensor}\" is {dtype}, but token ids must be integers")]
     NotIntegerDtype { tensor: String, dtype: Dtype },
@@ -42,14 +44,21 @@ pub enum TokenError {
     #[error("token id {id} at row {row}, column {col} is too large (over 4294967295)")]
     IdTooLarge { id: i128, row: usize, col: usize },
     #[error("token id {id} at row {row}, column {col} is not below the vocabulary size {vocab}")]
-    IdOutOfVocab { id: u32, row: usize, col: usize, vocab: usize },
+    IdOutOfVocab {
+        id: u32,
+        row: usize,
+        col: usize,
+        vocab: usize,
+    },
     #[error("not a .npy file: it does not start with the magic bytes \\x93NUMPY")]
     NpyBadMagic,
     #[error(".npy format version {major}.{minor} is not supported (only 1.0, 2.0 and 3.0)")]
     NpyVersion { major: u8, minor: u8 },
     #[error(".npy header is malformed: {problem}")]
     NpyHeader { problem: String },
-    #[error(".npy array is in Fortran (column-major) order; save it in C order (np.ascontiguousarray)")]
+    #[error(
+        ".npy array is in Fortran (column-major) order; save it in C order (np.ascontiguousarray)"
+    )]
     NpyFortranOrder,
     #[error(".npy dtype \"{descr}\" is not an integer type; token ids must be integers")]
     NpyNotInteger { descr: String },
@@ -59,33 +68,57 @@ pub enum TokenError {
     JsonSyntax { message: String },
     #[error("token JSON must be an array of ids, an array of equal-length arrays, or an object with \"input_ids\", \"tokens\" or \"ids\"")]
     JsonShape,
-    #[error("row {row} has {len} ids but row 0 has {expected}: all rows must have the same length")]
-    JsonRagged { row: usize, len: usize, expected: usize },
+    #[error(
+        "row {row} has {len} ids but row 0 has {expected}: all rows must have the same length"
+    )]
+    JsonRagged {
+        row: usize,
+        len: usize,
+        expected: usize,
+    },
     #[error("value at row {row}, column {col} is {found}, not an integer token id")]
-    JsonNotInteger { row: usize, col: usize, found: String },
+    JsonNotInteger {
+        row: usize,
+        col: usize,
+        found: String,
+    },
 }
 
 impl TokenBatch {
     /// Builds a batch from `[batch, seq_len]` row-major i64 ids, checking each.
-    fn from_i64(batch: usize, seq_len: usize, ids: impl IntoIterator<Item = i128>) -> Result<Self, TokenError> {
+    fn from_i64(
+        batch: usize,
+        seq_len: usize,
+        ids: impl IntoIterator<Item = i128>,
+    ) -> Result<Self, TokenError> {
         let ids = ids
             .into_iter()
             .enumerate()
             .map(|(i, id)| {
                 let (row, col) = (i / seq_len.max(1), i % seq_len.max(1));
                 if id < 0 {
-                    return Err(TokenError::NegativeId { id: id as i64, row, col });
+                    return Err(TokenError::NegativeId {
+                        id: id as i64,
+                        row,
+                        col,
+                    });
                 }
                 u32::try_from(id).map_err(|_| TokenError::IdTooLarge { id, row, col })
             })
             .collect::<Result<Vec<u32>, _>>()?;
-        Ok(TokenBatch { batch, seq_len, ids })
+        Ok(TokenBatch {
+            batch,
+            seq_len,
+            ids,
+        })
     }
 
     /// Row `b` (empty if out of range).
     pub fn row(&self, b: usize) -> &[u32] {
         let start = b.saturating_mul(self.seq_len);
-        self.ids.get(start..start.saturating_add(self.seq_len)).unwrap_or(&[])
+        self.ids
+            .get(start..start.saturating_add(self.seq_len))
+            .unwrap_or(&[])
     }
 
     /// The largest id, `None` for an empty batch.
@@ -113,19 +146,32 @@ fn batch_dims(shape: &[u64]) -> Result<(usize, usize), TokenError> {
     let (b, s) = match shape {
         [s] => (1, *s),
         [b, s] => (*b, *s),
-        _ => return Err(TokenError::BadRank { shape: shape.to_vec() }),
+        _ => {
+            return Err(TokenError::BadRank {
+                shape: shape.to_vec(),
+            })
+        }
     };
-    let numel = b.checked_mul(s).ok_or(TokenError::TooLarge { numel: u64::MAX })?;
+    let numel = b
+        .checked_mul(s)
+        .ok_or(TokenError::TooLarge { numel: u64::MAX })?;
     if numel == 0 {
-        return Err(TokenError::Empty { shape: shape.to_vec() });
+        return Err(TokenError::Empty {
+            shape: shape.to_vec(),
+        });
     }
     let too_large = || TokenError::TooLarge { numel };
-    Ok((b.try_into().map_err(|_| too_large())?, s.try_into().map_err(|_| too_large())?))
+    Ok((
+        b.try_into().map_err(|_| too_large())?,
+        s.try_into().map_err(|_| too_large())?,
+    ))
 }
 
 /// Reads token ids from a safetensors file: the tensor `input_ids`, or else
 /// the only integer tensor if there is exactly one. Rank 1 is one row.
-pub fn parse_tokens_safetensors(src: &(impl ByteSource + ?Sized)) -> Result<TokenBatch, TokenError> {
+pub fn parse_tokens_safetensors(
+    src: &(impl ByteSource + ?Sized),
+) -> Result<TokenBatch, TokenError> {
     let header = read_header(src)?;
     let tensor = match header.tensor("input_ids") {
         Some(t) => t,
@@ -135,14 +181,21 @@ pub fn parse_tokens_safetensors(src: &(impl ByteSource + ?Sized)) -> Result<Toke
                 (Some(t), None) => t,
                 _ => {
                     return Err(TokenError::NoTokenTensor {
-                        found: header.tensors.iter().map(|t| format!("{} ({})", t.name, t.dtype)).collect(),
+                        found: header
+                            .tensors
+                            .iter()
+                            .map(|t| format!("{} ({})", t.name, t.dtype))
+                            .collect(),
                     })
                 }
             }
         }
     };
     if !tensor.dtype.is_integer() {
-        return Err(TokenError::NotIntegerDtype { tensor: tensor.name.clone(), dtype: tensor.dtype });
+        return Err(TokenError::NotIntegerDtype {
+            tensor: tensor.name.clone(),
+            dtype: tensor.dtype,
+        });
     }
     let (batch, seq_len) = batch_dims(&tensor.shape)?;
     let bytes = read_tensor_bytes(src, tensor)?;
@@ -153,7 +206,9 @@ pub fn parse_tokens_safetensors(src: &(impl ByteSource + ?Sized)) -> Result<Toke
 /// Reads token ids from a NumPy `.npy` file (see the module docs for what is
 /// accepted).
 pub fn parse_npy(bytes: &[u8]) -> Result<TokenBatch, TokenError> {
-    let header_err = |p: &str| TokenError::NpyHeader { problem: p.to_string() };
+    let header_err = |p: &str| TokenError::NpyHeader {
+        problem: p.to_string(),
+    };
     if bytes.get(..6) != Some(b"\x93NUMPY".as_slice()) {
         return Err(TokenError::NpyBadMagic);
     }
@@ -166,8 +221,13 @@ pub fn parse_npy(bytes: &[u8]) -> Result<TokenBatch, TokenError> {
         (2, 0) | (3, 0) => (4, 12),
         _ => return Err(TokenError::NpyVersion { major, minor }),
     };
-    let len_bytes = bytes.get(8..8 + len_size).ok_or_else(|| header_err("file ends inside the header length"))?;
-    let header_len = len_bytes.iter().rev().fold(0usize, |a, &b| (a << 8) | usize::from(b));
+    let len_bytes = bytes
+        .get(8..8 + len_size)
+        .ok_or_else(|| header_err("file ends inside the header length"))?;
+    let header_len = len_bytes
+        .iter()
+        .rev()
+        .fold(0usize, |a, &b| (a << 8) | usize::from(b));
     let data_start = header_start
         .checked_add(header_len)
         .ok_or_else(|| header_err("header length overflows"))?;
@@ -195,20 +255,32 @@ pub fn parse_npy(bytes: &[u8]) -> Result<TokenBatch, TokenError> {
         b"u4" => (false, 4),
         b"i8" => (true, 8),
         b"u8" => (false, 8),
-        _ => return Err(TokenError::NpyNotInteger { descr: descr.to_string() }),
+        _ => {
+            return Err(TokenError::NpyNotInteger {
+                descr: descr.to_string(),
+            })
+        }
     };
     let (batch, seq_len) = batch_dims(&dict.shape)?;
-    let numel = batch.checked_mul(seq_len).ok_or(TokenError::TooLarge { numel: u64::MAX })?;
-    let expected = numel.checked_mul(size).ok_or(TokenError::TooLarge { numel: numel as u64 })?;
+    let numel = batch
+        .checked_mul(seq_len)
+        .ok_or(TokenError::TooLarge { numel: u64::MAX })?;
+    let expected = numel.checked_mul(size).ok_or(TokenError::TooLarge {
+        numel: numel as u64,
+    })?;
     let data = bytes.get(data_start..).unwrap_or(&[]);
     if data.len() != expected {
-        return Err(TokenError::NpyDataLen { expected: expected as u64, found: data.len() as u64 });
+        return Err(TokenError::NpyDataLen {
+            expected: expected as u64,
+            found: data.len() as u64,
+        });
     }
     let big_endian = order == b'>';
     let ids = data.chunks_exact(size).map(|c| {
         let mut buf = [0u8; 8];
         // Widen to 8 little-endian bytes, sign-extending signed types.
-        let negative = signed && if big_endian { c.first() } else { c.last() }.is_some_and(|&b| b & 0x80 != 0);
+        let negative =
+            signed && if big_endian { c.first() } else { c.last() }.is_some_and(|&b| b & 0x80 != 0);
         if negative {
             buf = [0xFF; 8];
         }
@@ -236,7 +308,10 @@ struct NpyDict {
 /// Parses the Python dict literal of a `.npy` header, e.g.
 /// `{'descr': '<i8', 'fortran_order': False, 'shape': (4, 128), }`.
 fn parse_npy_dict(text: &str) -> Result<NpyDict, String> {
-    let mut p = Lit { s: text.trim().as_bytes(), i: 0 };
+    let mut p = Lit {
+        s: text.trim().as_bytes(),
+        i: 0,
+    };
     p.expect(b'{')?;
     let (mut descr, mut fortran, mut shape) = (None, None, None);
     loop {
@@ -249,7 +324,12 @@ fn parse_npy_dict(text: &str) -> Result<NpyDict, String> {
         p.expect(b':')?;
         p.skip_ws();
         match key.as_str() {
-            "descr" => descr = Some(p.string().map_err(|_| "'descr' must be a string such as '<i8' (structured dtypes are not token ids)".to_string())?),
+            "descr" => {
+                descr = Some(p.string().map_err(|_| {
+                    "'descr' must be a string such as '<i8' (structured dtypes are not token ids)"
+                        .to_string()
+                })?)
+            }
             "fortran_order" => fortran = Some(p.boolean()?),
             "shape" => shape = Some(p.tuple()?),
             other => return Err(format!("unexpected key '{other}'")),
@@ -298,7 +378,10 @@ impl Lit<'_> {
         }
     }
     fn string(&mut self) -> Result<String, String> {
-        let quote = self.peek().filter(|&q| q == b'\'' || q == b'"').ok_or(format!("expected a string at position {}", self.i))?;
+        let quote = self
+            .peek()
+            .filter(|&q| q == b'\'' || q == b'"')
+            .ok_or(format!("expected a string at position {}", self.i))?;
         self.i += 1;
         let start = self.i;
         while self.peek().is_some_and(|c| c != quote) {
@@ -351,7 +434,9 @@ impl Lit<'_> {
 /// equal-length arrays, or an object whose `input_ids`, `tokens` or `ids` key
 /// holds one of those.
 pub fn parse_tokens_json(bytes: &[u8]) -> Result<TokenBatch, TokenError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| TokenError::JsonSyntax { message: e.to_string() })?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| TokenError::JsonSyntax {
+        message: e.to_string(),
+    })?;
     let value = match value {
         Value::Object(mut map) => ["input_ids", "tokens", "ids"]
             .iter()
@@ -363,7 +448,10 @@ pub fn parse_tokens_json(bytes: &[u8]) -> Result<TokenBatch, TokenError> {
         return Err(TokenError::JsonShape);
     };
     let rows: Vec<&[Value]> = if items.iter().all(|v| v.is_array()) && !items.is_empty() {
-        items.iter().map(|v| v.as_array().map(Vec::as_slice).unwrap_or_default()).collect()
+        items
+            .iter()
+            .map(|v| v.as_array().map(Vec::as_slice).unwrap_or_default())
+            .collect()
     } else if items.iter().any(|v| v.is_array()) {
         return Err(TokenError::JsonShape);
     } else {
@@ -371,11 +459,17 @@ pub fn parse_tokens_json(bytes: &[u8]) -> Result<TokenBatch, TokenError> {
     };
     let seq_len = rows.first().map_or(0, |r| r.len());
     if let Some((row, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != seq_len) {
-        return Err(TokenError::JsonRagged { row, len: r.len(), expected: seq_len });
+        return Err(TokenError::JsonRagged {
+            row,
+            len: r.len(),
+            expected: seq_len,
+        });
     }
     let batch = rows.len();
     if batch * seq_len == 0 {
-        return Err(TokenError::Empty { shape: vec![batch as u64, seq_len as u64] });
+        return Err(TokenError::Empty {
+            shape: vec![batch as u64, seq_len as u64],
+        });
     }
     let mut ids = Vec::with_capacity(batch * seq_len);
     for (row, r) in rows.iter().enumerate() {
@@ -402,7 +496,10 @@ mod tests {
     use super::*;
 
     fn npy(descr: &str, fortran: bool, shape: &str, data: &[u8], version: u8) -> Vec<u8> {
-        let mut h = format!("{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}", if fortran { "True" } else { "False" });
+        let mut h = format!(
+            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+            if fortran { "True" } else { "False" }
+        );
         let pre = if version == 1 { 10 } else { 12 };
         while (pre + h.len() + 1) % 64 != 0 {
             h.push(' ');
@@ -423,8 +520,21 @@ mod tests {
     #[test]
     fn npy_all_integer_dtypes_and_versions() {
         let vals: [i64; 6] = [0, 1, 2, 3, 100, 127];
-        for (descr, size) in [("<i1", 1), ("|u1", 1), ("|i1", 1), ("<i2", 2), ("<u2", 2), ("<i4", 4), ("<u4", 4), ("<i8", 8), ("<u8", 8)] {
-            let data: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()[..size].to_vec()).collect();
+        for (descr, size) in [
+            ("<i1", 1),
+            ("|u1", 1),
+            ("|i1", 1),
+            ("<i2", 2),
+            ("<u2", 2),
+            ("<i4", 4),
+            ("<u4", 4),
+            ("<i8", 8),
+            ("<u8", 8),
+        ] {
+            let data: Vec<u8> = vals
+                .iter()
+                .flat_map(|v| v.to_le_bytes()[..size].to_vec())
+                .collect();
             for version in [1, 2, 3] {
                 let b = parse_npy(&npy(descr, false, "(2, 3)", &data, version)).unwrap();
                 assert_eq!((b.batch, b.seq_len), (2, 3), "{descr}");
@@ -440,20 +550,62 @@ mod tests {
     #[test]
     fn npy_errors() {
         let neg = npy("<i2", false, "(1, 2)", &[5, 0, 0xFE, 0xFF], 1);
-        assert_eq!(parse_npy(&neg), Err(TokenError::NegativeId { id: -2, row: 0, col: 1 }));
-        assert_eq!(parse_npy(&npy("<i2", false, "(1, 2)", &[5, 0], 1)), Err(TokenError::NpyDataLen { expected: 4, found: 2 }));
-        assert_eq!(parse_npy(&npy("<i2", false, "(1, 2, 1)", &[5, 0, 1, 0], 1)), Err(TokenError::BadRank { shape: vec![1, 2, 1] }));
-        assert_eq!(parse_npy(&npy("<i2", false, "()", &[5, 0], 1)), Err(TokenError::BadRank { shape: vec![] }));
-        assert_eq!(parse_npy(&npy("<i2", false, "(0, 5)", &[], 1)), Err(TokenError::Empty { shape: vec![0, 5] }));
+        assert_eq!(
+            parse_npy(&neg),
+            Err(TokenError::NegativeId {
+                id: -2,
+                row: 0,
+                col: 1
+            })
+        );
+        assert_eq!(
+            parse_npy(&npy("<i2", false, "(1, 2)", &[5, 0], 1)),
+            Err(TokenError::NpyDataLen {
+                expected: 4,
+                found: 2
+            })
+        );
+        assert_eq!(
+            parse_npy(&npy("<i2", false, "(1, 2, 1)", &[5, 0, 1, 0], 1)),
+            Err(TokenError::BadRank {
+                shape: vec![1, 2, 1]
+            })
+        );
+        assert_eq!(
+            parse_npy(&npy("<i2", false, "()", &[5, 0], 1)),
+            Err(TokenError::BadRank { shape: vec![] })
+        );
+        assert_eq!(
+            parse_npy(&npy("<i2", false, "(0, 5)", &[], 1)),
+            Err(TokenError::Empty { shape: vec![0, 5] })
+        );
         let mut v4 = npy("<i2", false, "(1,)", &[5, 0], 1);
         v4[6] = 4;
-        assert_eq!(parse_npy(&v4), Err(TokenError::NpyVersion { major: 4, minor: 0 }));
-        assert!(matches!(parse_npy(b"\x93NUMPY\x01\x00\xff\x00{"), Err(TokenError::NpyHeader { .. })));
-        assert!(matches!(parse_npy(b"\x93NUMPY\x01"), Err(TokenError::NpyHeader { .. })));
+        assert_eq!(
+            parse_npy(&v4),
+            Err(TokenError::NpyVersion { major: 4, minor: 0 })
+        );
+        assert!(matches!(
+            parse_npy(b"\x93NUMPY\x01\x00\xff\x00{"),
+            Err(TokenError::NpyHeader { .. })
+        ));
+        assert!(matches!(
+            parse_npy(b"\x93NUMPY\x01"),
+            Err(TokenError::NpyHeader { .. })
+        ));
         let huge = npy("<u8", false, "(1,)", &u64::MAX.to_le_bytes(), 1);
-        assert!(matches!(parse_npy(&huge), Err(TokenError::IdTooLarge { row: 0, col: 0, .. })));
+        assert!(matches!(
+            parse_npy(&huge),
+            Err(TokenError::IdTooLarge { row: 0, col: 0, .. })
+        ));
         // Every truncation of a valid file is an error, never a panic.
-        let good = npy("<i4", false, "(2, 2)", &[1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0], 2);
+        let good = npy(
+            "<i4",
+            false,
+            "(2, 2)",
+            &[1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0],
+            2,
+        );
         for n in 0..good.len() {
             assert!(parse_npy(&good[..n]).is_err());
         }
@@ -468,22 +620,53 @@ mod tests {
         assert_eq!(b.row(1), &[3, 4]);
         assert_eq!(b.row(2), &[] as &[u32]);
         assert!(parse_tokens_json(br#"{"ids": [7]}"#).is_ok());
-        assert_eq!(parse_tokens_json(br#"{"x": [7]}"#), Err(TokenError::JsonShape));
-        assert_eq!(parse_tokens_json(br#"[1, [2]]"#), Err(TokenError::JsonShape));
-        assert_eq!(parse_tokens_json(b"[]"), Err(TokenError::Empty { shape: vec![1, 0] }));
+        assert_eq!(
+            parse_tokens_json(br#"{"x": [7]}"#),
+            Err(TokenError::JsonShape)
+        );
+        assert_eq!(
+            parse_tokens_json(br#"[1, [2]]"#),
+            Err(TokenError::JsonShape)
+        );
+        assert_eq!(
+            parse_tokens_json(b"[]"),
+            Err(TokenError::Empty { shape: vec![1, 0] })
+        );
         assert_eq!(
             parse_tokens_json(b"[[1], [2.5]]"),
-            Err(TokenError::JsonNotInteger { row: 1, col: 0, found: "the number 2.5".into() })
+            Err(TokenError::JsonNotInteger {
+                row: 1,
+                col: 0,
+                found: "the number 2.5".into()
+            })
         );
-        assert!(matches!(parse_tokens_json(b"[1,"), Err(TokenError::JsonSyntax { .. })));
+        assert!(matches!(
+            parse_tokens_json(b"[1,"),
+            Err(TokenError::JsonSyntax { .. })
+        ));
     }
 
     #[test]
     fn vocab_check_names_first_offender() {
-        let b = TokenBatch { batch: 2, seq_len: 3, ids: vec![0, 1, 2, 3, 300, 500] };
+        let b = TokenBatch {
+            batch: 2,
+            seq_len: 3,
+            ids: vec![0, 1, 2, 3, 300, 500],
+        };
         assert!(b.check_vocab(501).is_ok());
         let e = b.check_vocab(256).unwrap_err();
-        assert_eq!(e, TokenError::IdOutOfVocab { id: 300, row: 1, col: 1, vocab: 256 });
-        assert_eq!(e.to_string(), "token id 300 at row 1, column 1 is not below the vocabulary size 256");
+        assert_eq!(
+            e,
+            TokenError::IdOutOfVocab {
+                id: 300,
+                row: 1,
+                col: 1,
+                vocab: 256
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "token id 300 at row 1, column 1 is not below the vocabulary size 256"
+        );
     }
 }

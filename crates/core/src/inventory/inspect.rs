@@ -53,7 +53,10 @@ fn sniff(name: &str, head: &[u8], size: u64) -> Sniffed {
     if let Some(format) = logs::detect(name, head) {
         return Sniffed::Log(format);
     }
-    let trimmed = head.iter().position(|b| !b.is_ascii_whitespace()).and_then(|i| head.get(i));
+    let trimmed = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .and_then(|i| head.get(i));
     if matches!(trimmed, Some(b'{') | Some(b'[')) {
         return Sniffed::Json;
     }
@@ -112,10 +115,17 @@ pub async fn inspect_file(
     entry
 }
 
-async fn read_whole(entry: &mut FileEntry, src: &impl AsyncByteSource, kind: FileKind) -> Option<Vec<u8>> {
+async fn read_whole(
+    entry: &mut FileEntry,
+    src: &impl AsyncByteSource,
+    kind: FileKind,
+) -> Option<Vec<u8>> {
     let size = src.size();
     if size > MAX_WHOLE_FILE {
-        entry.fail(kind, format!("{size} bytes is too large for this format (limit {MAX_WHOLE_FILE})"));
+        entry.fail(
+            kind,
+            format!("{size} bytes is too large for this format (limit {MAX_WHOLE_FILE})"),
+        );
         return None;
     }
     match src.fetch(0, size as usize).await {
@@ -184,9 +194,15 @@ fn inspect_text(entry: &mut FileEntry, bytes: &[u8], looks_like_log: bool) {
 /// A Hugging Face / GPT-2 / the reference's config file.
 fn is_model_config(v: &serde_json::Value) -> bool {
     const KEYS: &[&str] = &[
-        "model_type", "architectures", "num_attention_heads", "n_head", "hidden_size", "n_embd",
+        "model_type",
+        "architectures",
+        "num_attention_heads",
+        "n_head",
+        "hidden_size",
+        "n_embd",
     ];
-    v.as_object().is_some_and(|o| KEYS.iter().any(|k| o.contains_key(*k)))
+    v.as_object()
+        .is_some_and(|o| KEYS.iter().any(|k| o.contains_key(*k)))
 }
 
 /// A JSON array of integers, or of integer arrays, or `{"input_ids": …}`.
@@ -194,7 +210,12 @@ fn is_token_json(v: &serde_json::Value) -> bool {
     let is_int_array = |a: &serde_json::Value| {
         a.as_array().is_some_and(|a| {
             !a.is_empty()
-                && a.iter().all(|x| x.is_i64() || x.is_u64() || x.as_array().is_some_and(|r| r.iter().all(|y| y.is_i64() || y.is_u64())))
+                && a.iter().all(|x| {
+                    x.is_i64()
+                        || x.is_u64()
+                        || x.as_array()
+                            .is_some_and(|r| r.iter().all(|y| y.is_i64() || y.is_u64()))
+                })
         })
     };
     match v {
@@ -208,9 +229,13 @@ fn is_token_json(v: &serde_json::Value) -> bool {
 
 async fn read_header(src: &impl AsyncByteSource) -> Result<st::Header, String> {
     let size = src.size();
-    let first8 = src.fetch(0, size.min(8) as usize).await.map_err(|e| e.to_string())?;
+    let first8 = src
+        .fetch(0, size.min(8) as usize)
+        .await
+        .map_err(|e| e.to_string())?;
     let n = st::read_header_len(&first8, size).map_err(|e| e.to_string())?;
-    let n_usize = usize::try_from(n).map_err(|_| "header too large for this platform".to_string())?;
+    let n_usize =
+        usize::try_from(n).map_err(|_| "header too large for this platform".to_string())?;
     let json = src.fetch(8, n_usize).await.map_err(|e| e.to_string())?;
     st::parse_header(&json, size).map_err(|e| e.to_string())
 }
@@ -233,7 +258,12 @@ async fn inspect_safetensors(
     if all_int && (header.tensor("input_ids").is_some() || header.tensors.len() == 1) {
         let total: u64 = header.tensors.iter().map(|t| t.len).sum();
         if total > MAX_WHOLE_FILE {
-            entry.fail(FileKind::TokenBatch, format!("{total} bytes of token ids is more than rankscope holds ({MAX_WHOLE_FILE})"));
+            entry.fail(
+                FileKind::TokenBatch,
+                format!(
+                    "{total} bytes of token ids is more than rankscope holds ({MAX_WHOLE_FILE})"
+                ),
+            );
             return;
         }
         // Token batches are small: read the file once and parse it.
@@ -242,7 +272,10 @@ async fn inspect_safetensors(
                 Ok(batch) => entry.set_tokens(batch),
                 Err(e) => entry.fail(FileKind::TokenBatch, e.to_string()),
             },
-            Err(e) => entry.fail(FileKind::TokenBatch, format!("could not read the file: {e}")),
+            Err(e) => entry.fail(
+                FileKind::TokenBatch,
+                format!("could not read the file: {e}"),
+            ),
         }
         return;
     }
@@ -250,9 +283,22 @@ async fn inspect_safetensors(
     // A checkpoint: count non-finite values tensor by tensor, in chunks.
     let facts = naming::checkpoint_facts(&entry.path);
     entry.kind = FileKind::Checkpoint;
-    entry.run = header.metadata.get("run").cloned().filter(|r| !r.is_empty()).or(facts.run);
-    entry.step = header.metadata.get("step").and_then(|s| s.trim().parse().ok()).or(facts.step);
-    entry.tokens = header.metadata.get("tokens").and_then(|s| s.trim().parse().ok()).or(facts.tokens);
+    entry.run = header
+        .metadata
+        .get("run")
+        .cloned()
+        .filter(|r| !r.is_empty())
+        .or(facts.run);
+    entry.step = header
+        .metadata
+        .get("step")
+        .and_then(|s| s.trim().parse().ok())
+        .or(facts.step);
+    entry.tokens = header
+        .metadata
+        .get("tokens")
+        .and_then(|s| s.trim().parse().ok())
+        .or(facts.tokens);
 
     let data_bytes: u64 = header.tensors.iter().map(|t| t.len).sum::<u64>().max(1);
     let mut done = 0u64;
@@ -274,7 +320,10 @@ async fn inspect_safetensors(
                         tensor_scan.neg_inf += s.neg_inf;
                     }
                     Err(e) => {
-                        entry.fail(FileKind::Checkpoint, format!("could not read tensor `{}`: {e}", t.name));
+                        entry.fail(
+                            FileKind::Checkpoint,
+                            format!("could not read tensor `{}`: {e}", t.name),
+                        );
                         return;
                     }
                 }
@@ -302,17 +351,28 @@ async fn inspect_safetensors(
             scan.neg_inf,
             bad_tensors.len(),
             shown.join(", "),
-            if more > 0 { format!(" and {more} more") } else { String::new() }
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         ));
     }
     entry.dtype = Some(join_dtypes(&header.dtypes()));
     entry.n_tensors = Some(header.tensors.len());
-    entry.content = Content::Checkpoint { header, values: scan };
+    entry.content = Content::Checkpoint {
+        header,
+        values: scan,
+    };
     if entry.status == Status::Error {
         entry.content = Content::None;
     }
 }
 
 fn join_dtypes(dtypes: &[st::Dtype]) -> String {
-    dtypes.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("+")
+    dtypes
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("+")
 }

@@ -60,7 +60,10 @@ pub enum Status {
 pub enum Content {
     #[default]
     None,
-    Checkpoint { header: Header, values: ValueScan },
+    Checkpoint {
+        header: Header,
+        values: ValueScan,
+    },
     ShardIndex(ShardIndex),
     ModelConfig(serde_json::Value),
     RunLog(Vec<Series>),
@@ -125,12 +128,19 @@ impl FileEntry {
 
     /// The worse of the file's own status and its link notes.
     pub fn overall_status(&self) -> Status {
-        self.notes.iter().map(|n| n.level).fold(self.status, Status::max)
+        self.notes
+            .iter()
+            .map(|n| n.level)
+            .fold(self.status, Status::max)
     }
 
     /// Every message, the file's own first.
     pub fn all_messages(&self) -> Vec<String> {
-        self.messages.iter().cloned().chain(self.notes.iter().map(|n| n.text.clone())).collect()
+        self.messages
+            .iter()
+            .cloned()
+            .chain(self.notes.iter().map(|n| n.text.clone()))
+            .collect()
     }
 
     pub(crate) fn fail(&mut self, kind: FileKind, message: impl Into<String>) {
@@ -146,7 +156,10 @@ impl FileEntry {
     }
 
     fn note(&mut self, level: Status, text: impl Into<String>) {
-        self.notes.push(Note { level, text: text.into() });
+        self.notes.push(Note {
+            level,
+            text: text.into(),
+        });
     }
 
     pub(crate) fn set_tokens(&mut self, batch: TokenBatch) {
@@ -164,7 +177,10 @@ impl FileEntry {
         let metrics: usize = series.iter().map(|s| s.metrics.len()).max().unwrap_or(0);
         let format = series.first().map(|s| s.format.label()).unwrap_or("log");
         self.detail = Some(if series.len() > 1 {
-            format!("{format} · {} runs · {rows} rows · {metrics} metrics", series.len())
+            format!(
+                "{format} · {} runs · {rows} rows · {metrics} metrics",
+                series.len()
+            )
         } else {
             format!("{format} · {rows} rows · {metrics} metrics")
         });
@@ -175,11 +191,24 @@ impl FileEntry {
         }
         // A log names its run when it says so (W&B prefix, results.json tag);
         // else its path does.
-        self.run = series.iter().find_map(|s| s.run.clone()).or_else(|| naming::log_run(&self.path));
-        if let Some(step) = series.iter().flat_map(|s| s.step.iter().flatten()).copied().reduce(f64::max) {
+        self.run = series
+            .iter()
+            .find_map(|s| s.run.clone())
+            .or_else(|| naming::log_run(&self.path));
+        if let Some(step) = series
+            .iter()
+            .flat_map(|s| s.step.iter().flatten())
+            .copied()
+            .reduce(f64::max)
+        {
             self.step = Some(step as u64);
         }
-        if let Some(tokens) = series.iter().flat_map(|s| s.tokens.iter().flatten()).copied().reduce(f64::max) {
+        if let Some(tokens) = series
+            .iter()
+            .flat_map(|s| s.tokens.iter().flatten())
+            .copied()
+            .reduce(f64::max)
+        {
             self.tokens = Some(tokens as u64);
         }
         self.content = Content::RunLog(series);
@@ -233,14 +262,25 @@ impl Inventory {
             .filter(|f| f.kind == FileKind::TokenBatch && f.status != Status::Error)
             .map(|f| f.path.clone())
             .collect();
-        Inventory { files, runs, token_batches }
+        Inventory {
+            files,
+            runs,
+            token_batches,
+        }
     }
 
     /// The files that are shards of the sharded model indexed by `files[index]`.
     pub fn shards_of(&self, index: usize) -> Vec<usize> {
-        let Some(idx) = self.files.get(index) else { return Vec::new() };
+        let Some(idx) = self.files.get(index) else {
+            return Vec::new();
+        };
         let tag = format!("shard of {}", idx.path);
-        self.files.iter().enumerate().filter(|(_, f)| f.notes.iter().any(|n| n.text == tag)).map(|(i, _)| i).collect()
+        self.files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.notes.iter().any(|n| n.text == tag))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Renames a run everywhere (checkpoints and logs), then relinks.
@@ -280,7 +320,8 @@ fn link_shards(files: &mut [FileEntry]) {
         let mut headers = Vec::new();
         for shard in index.shard_files() {
             let found = files.iter().position(|f| {
-                naming::parent_dir(&f.path) == dir && f.path.rsplit(['/', '\\']).next() == Some(shard.as_str())
+                naming::parent_dir(&f.path) == dir
+                    && f.path.rsplit(['/', '\\']).next() == Some(shard.as_str())
             });
             if let Some(j) = found {
                 present.push(shard.clone());
@@ -294,7 +335,10 @@ fn link_shards(files: &mut [FileEntry]) {
         let present_refs: Vec<&str> = present.iter().map(String::as_str).collect();
         let missing = index.missing_shards(&present_refs);
         if !missing.is_empty() {
-            files[i].note(Status::Warning, format!("missing shards: {}", missing.join(", ")));
+            files[i].note(
+                Status::Warning,
+                format!("missing shards: {}", missing.join(", ")),
+            );
         } else {
             let refs: Vec<(&str, &Header)> = headers.iter().map(|(n, h)| (n.as_str(), h)).collect();
             if let Err(e) = index.check_against_headers(&refs) {
@@ -302,15 +346,34 @@ fn link_shards(files: &mut [FileEntry]) {
             }
         }
         let facts = naming::checkpoint_facts(&files[i].path);
-        let first_meta = headers.first().map(|(_, h)| h.metadata.clone()).unwrap_or_default();
+        let first_meta = headers
+            .first()
+            .map(|(_, h)| h.metadata.clone())
+            .unwrap_or_default();
         let entry = &mut files[i];
-        entry.run = entry.run.clone().or(first_meta.get("run").cloned()).or(facts.run);
-        entry.step = entry.step.or(first_meta.get("step").and_then(|s| s.parse().ok())).or(facts.step);
-        entry.tokens = entry.tokens.or(first_meta.get("tokens").and_then(|s| s.parse().ok())).or(facts.tokens);
+        entry.run = entry
+            .run
+            .clone()
+            .or(first_meta.get("run").cloned())
+            .or(facts.run);
+        entry.step = entry
+            .step
+            .or(first_meta.get("step").and_then(|s| s.parse().ok()))
+            .or(facts.step);
+        entry.tokens = entry
+            .tokens
+            .or(first_meta.get("tokens").and_then(|s| s.parse().ok()))
+            .or(facts.tokens);
         entry.n_tensors = Some(index.weight_map.len());
         let mut dtypes: Vec<String> = headers
             .iter()
-            .map(|(_, h)| h.dtypes().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("+"))
+            .map(|(_, h)| {
+                h.dtypes()
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("+")
+            })
             .collect();
         dtypes.dedup();
         if !dtypes.is_empty() {
@@ -329,7 +392,11 @@ fn recognise_checkpoints(files: &mut [FileEntry]) {
     for (i, f) in files.iter().enumerate() {
         let (tensors, metadata) = match &f.content {
             Content::Checkpoint { header, .. } if !is_shard(f) => (
-                header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect::<Vec<_>>(),
+                header
+                    .tensors
+                    .iter()
+                    .map(|t| (t.name.clone(), t.shape.clone()))
+                    .collect::<Vec<_>>(),
                 header.metadata.clone(),
             ),
             Content::ShardIndex(_) => {
@@ -337,9 +404,17 @@ fn recognise_checkpoints(files: &mut [FileEntry]) {
                 let dir = naming::parent_dir(&f.path);
                 let mut tensors = Vec::new();
                 let mut metadata = BTreeMap::new();
-                for g in files.iter().filter(|g| is_shard(g) && naming::parent_dir(&g.path) == dir) {
+                for g in files
+                    .iter()
+                    .filter(|g| is_shard(g) && naming::parent_dir(&g.path) == dir)
+                {
                     if let Content::Checkpoint { header, .. } = &g.content {
-                        tensors.extend(header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())));
+                        tensors.extend(
+                            header
+                                .tensors
+                                .iter()
+                                .map(|t| (t.name.clone(), t.shape.clone())),
+                        );
                         if metadata.is_empty() {
                             metadata = header.metadata.clone();
                         }
@@ -361,7 +436,10 @@ fn recognise_checkpoints(files: &mut [FileEntry]) {
             Recognition::Known(arch) => f.architecture = Some(arch.summary()),
             Recognition::Unknown { reason, .. } => {
                 f.architecture = Some(format!("unknown: {reason}"));
-                f.note(Status::Warning, format!("architecture not recognised: {reason}"));
+                f.note(
+                    Status::Warning,
+                    format!("architecture not recognised: {reason}"),
+                );
             }
         }
         f.recognition = Some(rec);
@@ -372,11 +450,15 @@ fn recognise_checkpoints(files: &mut [FileEntry]) {
 fn group_runs(files: &mut [FileEntry]) -> Vec<RunGroup> {
     let mut runs: BTreeMap<String, RunGroup> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {
-        let is_model = (f.kind == FileKind::Checkpoint && !is_shard(f)) || f.kind == FileKind::ShardIndex;
+        let is_model =
+            (f.kind == FileKind::Checkpoint && !is_shard(f)) || f.kind == FileKind::ShardIndex;
         if f.status == Status::Error || !(is_model || f.kind == FileKind::RunLog) {
             continue;
         }
-        let name = f.run.clone().unwrap_or_else(|| naming::file_stem(&f.path).to_string());
+        let name = f
+            .run
+            .clone()
+            .unwrap_or_else(|| naming::file_stem(&f.path).to_string());
         let group = runs.entry(name.clone()).or_insert_with(|| RunGroup {
             name,
             checkpoints: Vec::new(),
@@ -384,7 +466,12 @@ fn group_runs(files: &mut [FileEntry]) -> Vec<RunGroup> {
             architecture: None,
         });
         if is_model {
-            group.checkpoints.push(CheckpointRef { file: i, path: f.path.clone(), step: f.step, tokens: f.tokens });
+            group.checkpoints.push(CheckpointRef {
+                file: i,
+                path: f.path.clone(),
+                step: f.step,
+                tokens: f.tokens,
+            });
             if group.architecture.is_none() {
                 group.architecture = f.architecture.clone();
             }
@@ -394,11 +481,18 @@ fn group_runs(files: &mut [FileEntry]) -> Vec<RunGroup> {
     }
     let mut out: Vec<RunGroup> = runs.into_values().collect();
     for run in &mut out {
-        run.checkpoints.sort_by_key(|c| (c.tokens.or(c.step).unwrap_or(u64::MAX), c.step, c.path.clone()));
+        run.checkpoints.sort_by_key(|c| {
+            (
+                c.tokens.or(c.step).unwrap_or(u64::MAX),
+                c.step,
+                c.path.clone(),
+            )
+        });
         // Two files claiming the same point of the same run.
         for pair in run.checkpoints.windows(2) {
             let (a, b) = (&pair[0], &pair[1]);
-            if (a.tokens, a.step) == (b.tokens, b.step) && (a.tokens.is_some() || a.step.is_some()) {
+            if (a.tokens, a.step) == (b.tokens, b.step) && (a.tokens.is_some() || a.step.is_some())
+            {
                 let text = format!("same run and training point as {}", a.path);
                 files[b.file].note(Status::Warning, text);
                 let text = format!("same run and training point as {}", b.path);
@@ -414,14 +508,18 @@ fn check_token_vocab(files: &mut [FileEntry]) {
     let mut vocabs: Vec<(usize, String)> = files
         .iter()
         .filter_map(|f| match &f.recognition {
-            Some(Recognition::Known(a)) => Some((a.vocab, f.run.clone().unwrap_or_else(|| f.path.clone()))),
+            Some(Recognition::Known(a)) => {
+                Some((a.vocab, f.run.clone().unwrap_or_else(|| f.path.clone())))
+            }
             _ => None,
         })
         .collect();
     vocabs.sort();
     vocabs.dedup_by(|a, b| a.0 == b.0);
     for f in files.iter_mut() {
-        let Content::TokenBatch(batch) = &f.content else { continue };
+        let Content::TokenBatch(batch) = &f.content else {
+            continue;
+        };
         let mut notes = Vec::new();
         for (vocab, run) in &vocabs {
             if let Err(e) = batch.check_vocab(*vocab) {

@@ -16,8 +16,25 @@ pub struct PathFacts {
 
 /// Folder names that name no run (the run is the folder above them).
 const GENERIC_DIRS: &[&str] = &[
-    "", ".", "runs", "run", "checkpoints", "checkpoint", "ckpt", "ckpts", "models", "model",
-    "weights", "logs", "log", "output", "outputs", "results", "fixtures", "files", "data",
+    "",
+    ".",
+    "runs",
+    "run",
+    "checkpoints",
+    "checkpoint",
+    "ckpt",
+    "ckpts",
+    "models",
+    "model",
+    "weights",
+    "logs",
+    "log",
+    "output",
+    "outputs",
+    "results",
+    "fixtures",
+    "files",
+    "data",
 ];
 
 /// File stems that name no run (a log called `metrics.jsonl` belongs to its folder).
@@ -56,11 +73,17 @@ fn number_after(stem: &str, marker: &str) -> Option<(u64, usize)> {
         let start = from + pos;
         let after = &lower[start + marker.len()..];
         let digits_start = after.trim_start_matches(['_', '-', '=']);
-        let digits: String = digits_start.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let digits: String = digits_start
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
         // `step` must not match inside another word (`steps_total`): demand a
         // separator or a digit right after the marker.
         let boundary_ok = start == 0
-            || !lower.as_bytes().get(start - 1).is_some_and(|b| b.is_ascii_alphabetic());
+            || !lower
+                .as_bytes()
+                .get(start - 1)
+                .is_some_and(|b| b.is_ascii_alphabetic());
         if !digits.is_empty() && boundary_ok {
             if let Ok(n) = digits.parse() {
                 found = Some((n, start));
@@ -108,10 +131,12 @@ pub fn checkpoint_facts(path: &str) -> PathFacts {
     }
     // Run: the stem before the step marker (`A1_step_500`), else the nearest
     // folder that is not a generic name or itself a checkpoint folder.
-    let stem_prefix = prefix_end.and_then(|end| stem.get(..end)).and_then(clean_prefix);
-    let generic_stem = stem_prefix
-        .as_deref()
-        .is_some_and(|p| ["ckpt", "checkpoint", "model"].contains(&p.to_ascii_lowercase().as_str()));
+    let stem_prefix = prefix_end
+        .and_then(|end| stem.get(..end))
+        .and_then(clean_prefix);
+    let generic_stem = stem_prefix.as_deref().is_some_and(|p| {
+        ["ckpt", "checkpoint", "model"].contains(&p.to_ascii_lowercase().as_str())
+    });
     facts.run = match stem_prefix {
         Some(p) if !generic_stem => Some(p),
         _ => run_dirs
@@ -130,7 +155,8 @@ pub fn checkpoint_facts(path: &str) -> PathFacts {
 pub fn log_run(path: &str) -> Option<String> {
     let stem = file_stem(path);
     let lower = stem.to_ascii_lowercase();
-    if !stem.is_empty() && !GENERIC_STEMS.contains(&lower.as_str()) && !lower.starts_with("events") {
+    if !stem.is_empty() && !GENERIC_STEMS.contains(&lower.as_str()) && !lower.starts_with("events")
+    {
         return Some(stem.to_string());
     }
     components(path)
@@ -146,7 +172,11 @@ mod tests {
     use super::*;
 
     fn facts(run: Option<&str>, step: Option<u64>, tokens: Option<u64>) -> PathFacts {
-        PathFacts { run: run.map(str::to_string), step, tokens }
+        PathFacts {
+            run: run.map(str::to_string),
+            step,
+            tokens,
+        }
     }
 
     #[test]
@@ -155,15 +185,30 @@ mod tests {
             checkpoint_facts("runs/A1/ckpt_tokens_4096.safetensors"),
             facts(Some("A1"), None, Some(4096))
         );
-        assert_eq!(checkpoint_facts("A1/ckpt_tokens_0.safetensors"), facts(Some("A1"), None, Some(0)));
+        assert_eq!(
+            checkpoint_facts("A1/ckpt_tokens_0.safetensors"),
+            facts(Some("A1"), None, Some(0))
+        );
     }
 
     #[test]
     fn reads_run_and_step_from_the_stem() {
-        assert_eq!(checkpoint_facts("A1_step_500.safetensors"), facts(Some("A1"), Some(500), None));
-        assert_eq!(checkpoint_facts("x/qk-norm-run-step500.safetensors"), facts(Some("qk-norm-run"), Some(500), None));
-        assert_eq!(checkpoint_facts("base_iter_0005000.safetensors"), facts(Some("base"), Some(5000), None));
-        assert_eq!(checkpoint_facts("exp7/ckpt_1000.safetensors"), facts(Some("exp7"), Some(1000), None));
+        assert_eq!(
+            checkpoint_facts("A1_step_500.safetensors"),
+            facts(Some("A1"), Some(500), None)
+        );
+        assert_eq!(
+            checkpoint_facts("x/qk-norm-run-step500.safetensors"),
+            facts(Some("qk-norm-run"), Some(500), None)
+        );
+        assert_eq!(
+            checkpoint_facts("base_iter_0005000.safetensors"),
+            facts(Some("base"), Some(5000), None)
+        );
+        assert_eq!(
+            checkpoint_facts("exp7/ckpt_1000.safetensors"),
+            facts(Some("exp7"), Some(1000), None)
+        );
     }
 
     #[test]
@@ -173,22 +218,33 @@ mod tests {
             facts(Some("my-run"), Some(500), None)
         );
         assert_eq!(
-            checkpoint_facts("outputs\\qk\\checkpoints\\checkpoint-20\\model-00001-of-00002.safetensors"),
+            checkpoint_facts(
+                "outputs\\qk\\checkpoints\\checkpoint-20\\model-00001-of-00002.safetensors"
+            ),
             facts(Some("qk"), Some(20), None)
         );
     }
 
     #[test]
     fn says_nothing_when_the_path_says_nothing() {
-        assert_eq!(checkpoint_facts("model.safetensors"), facts(None, None, None));
+        assert_eq!(
+            checkpoint_facts("model.safetensors"),
+            facts(None, None, None)
+        );
         assert_eq!(checkpoint_facts("steps_total.safetensors").step, None);
     }
 
     #[test]
     fn log_runs() {
         assert_eq!(log_run("runs/A1/metrics.jsonl").as_deref(), Some("A1"));
-        assert_eq!(log_run("logs/modded-nanogpt/muonh_seed1.log").as_deref(), Some("muonh_seed1"));
-        assert_eq!(log_run("B2/events.out.tfevents.1700000000.host").as_deref(), Some("B2"));
+        assert_eq!(
+            log_run("logs/modded-nanogpt/muonh_seed1.log").as_deref(),
+            Some("muonh_seed1")
+        );
+        assert_eq!(
+            log_run("B2/events.out.tfevents.1700000000.host").as_deref(),
+            Some("B2")
+        );
         assert_eq!(log_run("metrics.jsonl"), None);
     }
 }

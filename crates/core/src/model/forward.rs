@@ -135,7 +135,11 @@ impl Workspace {
             ff_b: vec![0.0; t * arch.d_ff],
             scores: vec![0.0; 64 * t],
             rope: RopeTable::new(t, arch.d_k, arch.rope_theta),
-            logits: if logits { vec![0.0; t * arch.vocab] } else { Vec::new() },
+            logits: if logits {
+                vec![0.0; t * arch.vocab]
+            } else {
+                Vec::new()
+            },
         }
     }
 }

@@ -27,7 +27,10 @@ fn main() {
     use std::time::Instant;
 
     let mut args = std::env::args().skip(1);
-    let (mut tokens, mut wasm_file) = (forward_common::tokens_from(std::env::var("RANKSCOPE_BENCH_TOKENS").ok()), None);
+    let (mut tokens, mut wasm_file) = (
+        forward_common::tokens_from(std::env::var("RANKSCOPE_BENCH_TOKENS").ok()),
+        None,
+    );
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--tokens" => tokens = forward_common::tokens_from(args.next()),
@@ -42,15 +45,17 @@ fn main() {
     let now = move || start.elapsed().as_secs_f64() * 1e3;
 
     let native = forward_common::measure(&now, tokens);
-    let wasm = wasm_file.as_deref().map(|file| match std::fs::read_to_string(file) {
-        Ok(text) => text
-            .lines()
-            .filter_map(ForwardBench::parse)
-            .find(|(engine, bench)| engine == "wasm" && bench.tokens == tokens)
-            .map(|(_, bench)| bench)
-            .ok_or_else(|| format!("no wasm result for {tokens} tokens in {file}")),
-        Err(e) => Err(format!("{file}: {e}")),
-    });
+    let wasm = wasm_file
+        .as_deref()
+        .map(|file| match std::fs::read_to_string(file) {
+            Ok(text) => text
+                .lines()
+                .filter_map(ForwardBench::parse)
+                .find(|(engine, bench)| engine == "wasm" && bench.tokens == tokens)
+                .map(|(_, bench)| bench)
+                .ok_or_else(|| format!("no wasm result for {tokens} tokens in {file}")),
+            Err(e) => Err(format!("{file}: {e}")),
+        });
     let gpu = gpu::measure(&now, tokens);
 
     let params = shape::SyntheticCheckpoint::new().params();
@@ -93,13 +98,23 @@ fn main() {
         None => println!("wasm CPU: not measured (run scripts/bench.sh, which passes --wasm)"),
     }
     match &gpu {
-        Ok(g) => row("WebGPU (wgpu, native backend; adapter below)", &g.bench, Some(g.upload_ms)),
+        Ok(g) => row(
+            "WebGPU (wgpu, native backend; adapter below)",
+            &g.bench,
+            Some(g.upload_ms),
+        ),
         Err(why) => println!("WebGPU: not measured ({why})"),
     }
     println!();
-    println!("yardstick, best single-thread f32 sgemm: native {:.1} GFLOP/s", native.sgemm_gflops);
+    println!(
+        "yardstick, best single-thread f32 sgemm: native {:.1} GFLOP/s",
+        native.sgemm_gflops
+    );
     if let Some(Ok(b)) = &wasm {
-        println!("                                          wasm   {:.1} GFLOP/s", b.sgemm_gflops);
+        println!(
+            "                                          wasm   {:.1} GFLOP/s",
+            b.sgemm_gflops
+        );
     }
     // The same model must give the same numbers everywhere.
     let mut prs = vec![("native", native.mean_pr)];
@@ -114,9 +129,18 @@ fn main() {
             g.routes.from_gram, g.routes.from_block
         );
     }
-    let worst = prs.iter().map(|(_, pr)| (pr - native.mean_pr).abs() / native.mean_pr).fold(0.0, f64::max);
-    let listed: Vec<String> = prs.iter().map(|(engine, pr)| format!("{engine} {pr:.6}")).collect();
-    println!("mean K PR (same model, same numbers): {} — worst relative difference {worst:.1e}", listed.join(", "));
+    let worst = prs
+        .iter()
+        .map(|(_, pr)| (pr - native.mean_pr).abs() / native.mean_pr)
+        .fold(0.0, f64::max);
+    let listed: Vec<String> = prs
+        .iter()
+        .map(|(engine, pr)| format!("{engine} {pr:.6}"))
+        .collect();
+    println!(
+        "mean K PR (same model, same numbers): {} — worst relative difference {worst:.1e}",
+        listed.join(", ")
+    );
 }
 
 /// The WebGPU row: the same load, then the upload, the forward passes and the spectra through
@@ -142,17 +166,32 @@ mod gpu {
         let gpu_model = GpuModel::upload(&gpu, &model).map_err(|e| e.to_string())?;
         let upload_ms = now_ms() - t;
         let mut routes = SpectraRoutes::default();
-        let (forward_ms, spectra_ms, mean_pr) = forward_common::time_activation_spectra(now_ms, &mut |progress| {
-            let run = activation_spectra_gpu_routed(&gpu_model, &eval, None, &KeyVariant::ALL, progress, &|| false);
-            let (spectra, r) = pollster::block_on(run).map_err(|e| e.to_string())?;
-            routes = r;
-            Ok(spectra)
-        })?;
+        let (forward_ms, spectra_ms, mean_pr) =
+            forward_common::time_activation_spectra(now_ms, &mut |progress| {
+                let run = activation_spectra_gpu_routed(
+                    &gpu_model,
+                    &eval,
+                    None,
+                    &KeyVariant::ALL,
+                    progress,
+                    &|| false,
+                );
+                let (spectra, r) = pollster::block_on(run).map_err(|e| e.to_string())?;
+                routes = r;
+                Ok(spectra)
+            })?;
         let sgemm_gflops = f64::NAN; // not a CPU engine
         Ok(GpuBench {
             adapter: gpu.adapter_summary(),
             upload_ms,
-            bench: ForwardBench { tokens, load_ms, forward_ms, spectra_ms, sgemm_gflops, mean_pr },
+            bench: ForwardBench {
+                tokens,
+                load_ms,
+                forward_ms,
+                spectra_ms,
+                sgemm_gflops,
+                mean_pr,
+            },
             routes,
         })
     }

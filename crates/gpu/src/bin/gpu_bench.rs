@@ -16,8 +16,14 @@ fn main() {}
 fn main() {
     use std::time::Instant;
 
-    let reps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(3);
-    let forward_t: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(256);
+    let reps: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let forward_t: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
     let gpu = match pollster::block_on(rankscope_gpu::Gpu::new()) {
         Ok(gpu) => gpu,
         Err(e) => {
@@ -39,7 +45,11 @@ fn main() {
             })
             .collect()
     };
-    for (name, inp, out) in [("qkv 768→2304", 768, 2304), ("ffn up 768→3072", 768, 3072), ("ffn down 3072→768", 3072, 768)] {
+    for (name, inp, out) in [
+        ("qkv 768→2304", 768, 2304),
+        ("ffn up 768→3072", 768, 3072),
+        ("ffn down 3072→768", 3072, 768),
+    ] {
         let x = fill(t * inp);
         let w = fill(out * inp);
         let flops = 2.0 * (t * inp * out) as f64 * reps as f64;
@@ -81,7 +91,11 @@ fn main() {
         }
         let got = pollster::block_on(gpu.read(&yg)).expect("read-back");
         let gpu_rate = flops / start.elapsed().as_secs_f64() / 1e9;
-        let max_diff = got.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let max_diff = got
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         println!(
             "{name:<18} CPU sgemm {cpu:8.2} GFLOP/s   GPU {gpu_rate:8.2} GFLOP/s   GPU/CPU {:6.3}   (max |GPU−CPU| {max_diff:.1e})",
             gpu_rate / cpu
@@ -111,17 +125,33 @@ mod forward_pass {
     use super::synthetic_checkpoint::{ReferenceShape, SyntheticCheckpoint};
 
     /// Small enough for lavapipe to finish: 2 layers of d_model 768, 12 heads (no GQA).
-    const SHAPE: ReferenceShape =
-        ReferenceShape { layers: 2, d_model: 768, heads: 12, kv_heads: 12, d_k: 64, d_ff: 3072, vocab: 4096 };
+    const SHAPE: ReferenceShape = ReferenceShape {
+        layers: 2,
+        d_model: 768,
+        heads: 12,
+        kv_heads: 12,
+        d_k: 64,
+        d_ff: 3072,
+        vocab: 4096,
+    };
 
     pub fn compare(gpu: &Gpu, reps: usize, t: usize) {
         let file = SyntheticCheckpoint::with_shape(SHAPE);
         let header = read_header(&file).expect("generated header");
-        let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+        let tensors: Vec<_> = header
+            .tensors
+            .iter()
+            .map(|t| (t.name.clone(), t.shape.clone()))
+            .collect();
         let Recognition::Known(arch) = recognise(&tensors, &header.metadata, None) else {
             panic!("the generated checkpoint is not recognised")
         };
-        let model = block_on(ModelWeights::load(&Shards::single(&header, &file), &arch, &mut |_| {})).expect("load");
+        let model = block_on(ModelWeights::load(
+            &Shards::single(&header, &file),
+            &arch,
+            &mut |_| {},
+        ))
+        .expect("load");
         let ids: Vec<u32> = (0..t).map(|i| ((i * 7919) % SHAPE.vocab) as u32).collect();
         println!(
             "forward pass: reference family, {} layers, d_model {}, {} heads × d_k {}, d_ff {}, vocab {}, t = {t}, \
@@ -129,10 +159,14 @@ mod forward_pass {
             SHAPE.layers, SHAPE.d_model, SHAPE.heads, SHAPE.d_k, SHAPE.d_ff, SHAPE.vocab
         );
 
-        let cpu_logits = model.forward(&ids, &mut NoProbe, None).expect("CPU forward");
+        let cpu_logits = model
+            .forward(&ids, &mut NoProbe, None)
+            .expect("CPU forward");
         let start = Instant::now();
         for _ in 0..reps {
-            model.forward(&ids, &mut NoProbe, None).expect("CPU forward");
+            model
+                .forward(&ids, &mut NoProbe, None)
+                .expect("CPU forward");
         }
         let cpu_s = start.elapsed().as_secs_f64() / reps as f64;
 
@@ -148,7 +182,11 @@ mod forward_pass {
         let gpu_s = start.elapsed().as_secs_f64() / reps as f64;
 
         let scale = cpu_logits.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let max_diff = gpu_logits.iter().zip(&cpu_logits.data).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let max_diff = gpu_logits
+            .iter()
+            .zip(&cpu_logits.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         let gflop = SHAPE.forward_flops(t) / 1e9;
         println!(
             "CPU forward {:8.1} ms {:8.2} GFLOP/s   GPU forward {:8.1} ms {:8.2} GFLOP/s   GPU/CPU {:6.3}   \

@@ -31,14 +31,24 @@ pub fn load(relative: &str, config: Option<&serde_json::Value>) -> ModelWeights 
     let path = format!("{FIXTURES}/{relative}");
     let src = FileSource::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let header = read_header(&src).expect("header");
-    let tensors: Vec<_> = header.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+    let tensors: Vec<_> = header
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
     let Recognition::Known(arch) = recognise(&tensors, &header.metadata, config) else {
         panic!("{path} not recognised")
     };
-    block_on(ModelWeights::load(&Shards::single(&header, &src), &arch, &mut |_| {})).expect("load weights")
+    block_on(ModelWeights::load(
+        &Shards::single(&header, &src),
+        &arch,
+        &mut |_| {},
+    ))
+    .expect("load weights")
 }
 
 /// The token batch `name` (under the fixtures).
 pub fn tokens(name: &str) -> TokenBatch {
-    parse_tokens_safetensors(&FileSource::open(format!("{FIXTURES}/{name}")).expect("open tokens")).expect("tokens")
+    parse_tokens_safetensors(&FileSource::open(format!("{FIXTURES}/{name}")).expect("open tokens"))
+        .expect("tokens")
 }

@@ -68,7 +68,11 @@ impl ProgressCurve {
 
 /// The total number of steps the log states (`constants["total_steps"]`), if positive.
 pub fn logged_total_steps(series: &Series) -> Option<f64> {
-    series.constants.get("total_steps").and_then(serde_json::Value::as_f64).filter(|t| t.is_finite() && *t > 0.0)
+    series
+        .constants
+        .get("total_steps")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|t| t.is_finite() && *t > 0.0)
 }
 
 /// The total number of tokens the log states (`total_tokens` or `tokens_total`), if positive.
@@ -86,16 +90,27 @@ pub fn logged_total_tokens(series: &Series) -> Option<f64> {
 /// not positive.
 pub fn progress_points(series: &Series, metric: &str) -> Option<ProgressCurve> {
     let (raw, logged, x_axis) = if series.has_steps() || !series.has_tokens() {
-        (series.points(metric), logged_total_steps(series), XAxis::Step)
+        (
+            series.points(metric),
+            logged_total_steps(series),
+            XAxis::Step,
+        )
     } else {
-        (series.points_vs_tokens(metric), logged_total_tokens(series), XAxis::Tokens)
+        (
+            series.points_vs_tokens(metric),
+            logged_total_tokens(series),
+            XAxis::Tokens,
+        )
     };
     if raw.is_empty() {
         return None;
     }
     let (total, total_source) = match logged {
         Some(t) => (t, TotalSource::Logged),
-        None => (raw.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max), TotalSource::LastPoint),
+        None => (
+            raw.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max),
+            TotalSource::LastPoint,
+        ),
     };
     if !(total.is_finite() && total > 0.0) {
         return None;
@@ -167,7 +182,11 @@ pub fn points_on(series: &Series, metric: &str, axis: XAxis) -> Option<Vec<(f64,
 /// 0 nor restarts it. A constant input gives that constant from the first
 /// point on (the point of the debiasing). `beta` is clamped to [0, 1).
 pub fn ema_debiased(values: &[Option<f64>], beta: f64) -> Vec<Option<f64>> {
-    let beta = if beta.is_finite() { beta.clamp(0.0, 1.0 - f64::EPSILON) } else { 0.0 };
+    let beta = if beta.is_finite() {
+        beta.clamp(0.0, 1.0 - f64::EPSILON)
+    } else {
+        0.0
+    };
     let mut m = 0.0;
     let mut beta_n = 1.0;
     values
@@ -191,14 +210,20 @@ mod tests {
         s.step = steps.iter().map(|&x| Some(x)).collect();
         s.tokens = vec![None; steps.len()];
         s.metrics.insert("lr".into(), lr.to_vec());
-        s.metrics.insert("loss".into(), steps.iter().map(|&x| Some(10.0 - x)).collect());
+        s.metrics.insert(
+            "loss".into(),
+            steps.iter().map(|&x| Some(10.0 - x)).collect(),
+        );
         s
     }
 
     #[test]
     fn cumulative_lr_weights_by_step_gaps() {
         // lr logged at steps 1, 2 and 12: 0.1·1 + 0.2·1 + 0.3·10 = 3.3; the row without lr carries 0.3.
-        let s = series(&[1.0, 2.0, 5.0, 12.0], &[Some(0.1), Some(0.2), None, Some(0.3)]);
+        let s = series(
+            &[1.0, 2.0, 5.0, 12.0],
+            &[Some(0.1), Some(0.2), None, Some(0.3)],
+        );
         let c = cumulative_lr(&s).unwrap();
         let want = [0.1, 0.1 + 0.2, 0.1 + 0.2, 0.1 + 0.2 + 3.0];
         for (got, want) in c.iter().zip(want) {

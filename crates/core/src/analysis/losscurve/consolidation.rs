@@ -126,15 +126,27 @@ pub enum ConsolidationError {
 }
 
 fn names(fields: &[String]) -> String {
-    fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+    fields
+        .iter()
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A per-row value of `name`, falling back to a header constant.
 fn field<'a>(series: &'a Series, name: &str) -> Option<Field<'a>> {
-    if let Some(col) = series.metric(name).filter(|c| c.iter().any(|v| v.is_some_and(f64::is_finite))) {
+    if let Some(col) = series
+        .metric(name)
+        .filter(|c| c.iter().any(|v| v.is_some_and(f64::is_finite)))
+    {
         return Some(Field::Column(col));
     }
-    series.constants.get(name).and_then(serde_json::Value::as_f64).filter(|v| v.is_finite()).map(Field::Constant)
+    series
+        .constants
+        .get(name)
+        .and_then(serde_json::Value::as_f64)
+        .filter(|v| v.is_finite())
+        .map(Field::Constant)
 }
 
 enum Field<'a> {
@@ -154,13 +166,22 @@ impl Field<'_> {
 /// C(t) = ‖∇L‖² / (2·D·d), D = α²σ²/(2B), from the log's `grad_norm`,
 /// `grad_var`, `lr`, `batch_size` and `n_params` (columns, or header
 /// constants for the last two; `config` may override B and d).
-pub fn consolidation_ratio(series: &Series, config: &ConsolidationConfig) -> Result<ConsolidationCurve, ConsolidationError> {
+pub fn consolidation_ratio(
+    series: &Series,
+    config: &ConsolidationConfig,
+) -> Result<ConsolidationCurve, ConsolidationError> {
     let get = |name: &str| field(series, name);
     let grad_norm = get("grad_norm");
     let grad_var = get("grad_var");
     let lr = get("lr");
-    let batch = config.batch_size.map(Field::Constant).or_else(|| get("batch_size"));
-    let params = config.n_params.map(Field::Constant).or_else(|| get("n_params"));
+    let batch = config
+        .batch_size
+        .map(Field::Constant)
+        .or_else(|| get("batch_size"));
+    let params = config
+        .n_params
+        .map(Field::Constant)
+        .or_else(|| get("n_params"));
     let missing: Vec<String> = [
         ("grad_norm", grad_norm.is_none()),
         ("grad_var", grad_var.is_none()),
@@ -172,7 +193,9 @@ pub fn consolidation_ratio(series: &Series, config: &ConsolidationConfig) -> Res
     .filter(|(_, m)| *m)
     .map(|(n, _)| n.to_string())
     .collect();
-    let (Some(grad_norm), Some(grad_var), Some(lr), Some(batch), Some(params)) = (grad_norm, grad_var, lr, batch, params) else {
+    let (Some(grad_norm), Some(grad_var), Some(lr), Some(batch), Some(params)) =
+        (grad_norm, grad_var, lr, batch, params)
+    else {
         return Err(ConsolidationError::MissingFields(missing));
     };
     let micro = get("micro_batch_size");
@@ -180,7 +203,13 @@ pub fn consolidation_ratio(series: &Series, config: &ConsolidationConfig) -> Res
     let mut skipped_zero_noise = 0;
     let mut factor_used = None;
     for i in 0..series.len() {
-        let (Some(g), Some(v), Some(a), Some(b), Some(d)) = (grad_norm.at(i), grad_var.at(i), lr.at(i), batch.at(i), params.at(i)) else {
+        let (Some(g), Some(v), Some(a), Some(b), Some(d)) = (
+            grad_norm.at(i),
+            grad_var.at(i),
+            lr.at(i),
+            batch.at(i),
+            params.at(i),
+        ) else {
             continue;
         };
         let factor = match config.variance {
@@ -197,20 +226,35 @@ pub fn consolidation_ratio(series: &Series, config: &ConsolidationConfig) -> Res
             continue;
         }
         let step = series.step.get(i).copied().flatten().unwrap_or(i as f64);
-        points.push(ConsolidationPoint { step, c, d_noise, regime: Regime::of(c) });
+        points.push(ConsolidationPoint {
+            step,
+            c,
+            d_noise,
+            regime: Regime::of(c),
+        });
     }
     let Some(sigma2_factor) = factor_used else {
         return Err(ConsolidationError::NoCompleteRow);
     };
     let convention = match config.variance {
         VarianceConvention::PerSample => "σ² = grad_var (per-sample variance, as set)".to_string(),
-        VarianceConvention::MicroBatch(n) => format!("σ² = {n}·grad_var (variance of micro-batch means over {n} samples, as set)"),
+        VarianceConvention::MicroBatch(n) => {
+            format!("σ² = {n}·grad_var (variance of micro-batch means over {n} samples, as set)")
+        }
         VarianceConvention::Auto if micro.is_some() => {
             format!("σ² = micro_batch_size·grad_var = {sigma2_factor}·grad_var (grad_var = variance of micro-batch gradients, per the log's micro_batch_size)")
         }
-        VarianceConvention::Auto => "σ² = grad_var (the log has no micro_batch_size: grad_var taken as per-sample)".to_string(),
+        VarianceConvention::Auto => {
+            "σ² = grad_var (the log has no micro_batch_size: grad_var taken as per-sample)"
+                .to_string()
+        }
     };
-    Ok(ConsolidationCurve { points, sigma2_factor, convention, skipped_zero_noise })
+    Ok(ConsolidationCurve {
+        points,
+        sigma2_factor,
+        convention,
+        skipped_zero_noise,
+    })
 }
 
 #[cfg(test)]

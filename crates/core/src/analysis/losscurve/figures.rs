@@ -13,7 +13,9 @@
 use super::axes::{ema_debiased, points_on, XAxis};
 use super::consolidation::{consolidation_ratio, ConsolidationConfig};
 use super::health::{evaluate, HealthReport, Rule};
-use super::residual::{collapse_residual, progress_of, Pattern, Reference, Residual, ResidualConfig};
+use super::residual::{
+    collapse_residual, progress_of, Pattern, Reference, Residual, ResidualConfig,
+};
 use super::transitions::{sudden_drops, Transition, TransitionConfig};
 use crate::figures::downsample::min_max_downsample;
 use crate::figures::spec::{Axis, FigureKind, FigureSpec, Scale, SeriesSpec, Style};
@@ -42,10 +44,16 @@ pub struct LogRun {
 pub fn log_runs(inv: &Inventory) -> Vec<LogRun> {
     let mut out: Vec<LogRun> = Vec::new();
     for f in &inv.files {
-        let Content::RunLog(all) = &f.content else { continue };
+        let Content::RunLog(all) = &f.content else {
+            continue;
+        };
         let stem = crate::inventory::naming::file_stem(&f.path).to_string();
         let base = f.run.clone().unwrap_or_else(|| stem.clone());
-        let color_base = inv.runs.iter().position(|r| r.name == base).unwrap_or(out.len());
+        let color_base = inv
+            .runs
+            .iter()
+            .position(|r| r.name == base)
+            .unwrap_or(out.len());
         for (i, s) in all.iter().enumerate() {
             let mut name = match (&s.run, all.len() > 1) {
                 (Some(r), true) => format!("{base}/{r}"),
@@ -60,7 +68,12 @@ pub fn log_runs(inv: &Inventory) -> Vec<LogRun> {
                 name = format!("{base}#{k}");
                 k += 1;
             }
-            out.push(LogRun { name, color: color_base + i, source: f.path.clone(), series: s.clone() });
+            out.push(LogRun {
+                name,
+                color: color_base + i,
+                source: f.path.clone(),
+                series: s.clone(),
+            });
         }
     }
     out
@@ -68,7 +81,11 @@ pub fn log_runs(inv: &Inventory) -> Vec<LogRun> {
 
 /// Metric names logged by any of `runs`, sorted, each once.
 pub fn metric_names(runs: &[LogRun]) -> Vec<String> {
-    let mut names: Vec<String> = runs.iter().flat_map(|r| r.series.metric_names()).map(String::from).collect();
+    let mut names: Vec<String> = runs
+        .iter()
+        .flat_map(|r| r.series.metric_names())
+        .map(String::from)
+        .collect();
     names.sort();
     names.dedup();
     names
@@ -131,7 +148,13 @@ pub struct LossCurveOptions {
 
 impl Default for LossCurveOptions {
     fn default() -> Self {
-        LossCurveOptions { metric: "loss".into(), x: XAxis::Step, log_y: false, ema_beta: 0.9, buckets: DEFAULT_BUCKETS }
+        LossCurveOptions {
+            metric: "loss".into(),
+            x: XAxis::Step,
+            log_y: false,
+            ema_beta: 0.9,
+            buckets: DEFAULT_BUCKETS,
+        }
     }
 }
 
@@ -148,7 +171,11 @@ pub fn loss_curve_figure(runs: &[LogRun], opts: &LossCurveOptions) -> Result<Fig
     let (mut drawn, mut total) = (0usize, 0usize);
     for r in runs {
         let Some(pts) = points_on(&r.series, &opts.metric, opts.x).filter(|p| !p.is_empty()) else {
-            skipped.push(format!("{} ({})", r.name, missing_reason(&r.series, &opts.metric, opts.x)));
+            skipped.push(format!(
+                "{} ({})",
+                r.name,
+                missing_reason(&r.series, &opts.metric, opts.x)
+            ));
             continue;
         };
         used.push(r);
@@ -157,12 +184,25 @@ pub fn loss_curve_figure(runs: &[LogRun], opts: &LossCurveOptions) -> Result<Fig
         drawn += raw_drawn.len();
         total += raw.len();
         if smooth {
-            let ema = ema_debiased(&pts.iter().map(|p| Some(p.1)).collect::<Vec<_>>(), opts.ema_beta);
-            let line: Vec<[f64; 2]> = pts.iter().zip(&ema).filter_map(|(p, e)| Some([p.0, (*e)?])).collect();
-            let mut faint = SeriesSpec::new(format!("{} (raw)", r.name), raw_drawn, Style::Line, r.color);
+            let ema = ema_debiased(
+                &pts.iter().map(|p| Some(p.1)).collect::<Vec<_>>(),
+                opts.ema_beta,
+            );
+            let line: Vec<[f64; 2]> = pts
+                .iter()
+                .zip(&ema)
+                .filter_map(|(p, e)| Some([p.0, (*e)?]))
+                .collect();
+            let mut faint =
+                SeriesSpec::new(format!("{} (raw)", r.name), raw_drawn, Style::Line, r.color);
             faint.faint = true;
             faint.points_total = Some(raw.len());
-            let mut s = SeriesSpec::new(&r.name, min_max_downsample(&line, opts.buckets), Style::Line, r.color);
+            let mut s = SeriesSpec::new(
+                &r.name,
+                min_max_downsample(&line, opts.buckets),
+                Style::Line,
+                r.color,
+            );
             s.points_total = Some(line.len());
             series.push(faint);
             series.push(s);
@@ -175,10 +215,20 @@ pub fn loss_curve_figure(runs: &[LogRun], opts: &LossCurveOptions) -> Result<Fig
     if used.is_empty() {
         return Err(match skipped.len() {
             0 => "no run logs to draw".to_string(),
-            _ => format!("`{}` vs {} cannot be drawn: {}", opts.metric, opts.x.label(), skipped.join("; ")),
+            _ => format!(
+                "`{}` vs {} cannot be drawn: {}",
+                opts.metric,
+                opts.x.label(),
+                skipped.join("; ")
+            ),
         });
     }
-    let mut caption = format!("{} vs {}, {} run(s). ", opts.metric, opts.x.label(), used.len());
+    let mut caption = format!(
+        "{} vs {}, {} run(s). ",
+        opts.metric,
+        opts.x.label(),
+        used.len()
+    );
     if smooth {
         caption.push_str(&format!(
             "Lines: debiased EMA (β = {}) of the logged values, drawn faint behind. ",
@@ -189,7 +239,10 @@ pub fn loss_curve_figure(runs: &[LogRun], opts: &LossCurveOptions) -> Result<Fig
     }
     caption.push_str(&format!("{drawn} of {total} logged points drawn"));
     if drawn < total {
-        caption.push_str(&format!(" (min–max downsampled, {} buckets per run)", opts.buckets));
+        caption.push_str(&format!(
+            " (min–max downsampled, {} buckets per run)",
+            opts.buckets
+        ));
     }
     caption.push('.');
     if opts.log_y {
@@ -203,7 +256,11 @@ pub fn loss_curve_figure(runs: &[LogRun], opts: &LossCurveOptions) -> Result<Fig
         title: format!("{} vs {}", opts.metric, opts.x.label()),
         caption,
         x: Axis::linear(opts.x.label()),
-        y: if opts.log_y { Axis::log(&opts.metric) } else { Axis::linear(&opts.metric) },
+        y: if opts.log_y {
+            Axis::log(&opts.metric)
+        } else {
+            Axis::linear(&opts.metric)
+        },
         series,
         sources: sources(&used),
     })
@@ -231,7 +288,12 @@ pub fn pattern_label(p: Pattern) -> &'static str {
     }
 }
 
-const PATTERNS: [Pattern; 4] = [Pattern::PositiveDrift, Pattern::Spike, Pattern::NegativeResidual, Pattern::NonCollapse];
+const PATTERNS: [Pattern; 4] = [
+    Pattern::PositiveDrift,
+    Pattern::Spike,
+    Pattern::NegativeResidual,
+    Pattern::NonCollapse,
+];
 
 /// What [`residual_figure`] computes.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -276,7 +338,10 @@ pub struct ResidualFigure {
 /// built or no run can be compared.
 pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<ResidualFigure, String> {
     let metric = &opts.metric;
-    let refs: Vec<&LogRun> = runs.iter().filter(|r| opts.reference.contains(&r.name)).collect();
+    let refs: Vec<&LogRun> = runs
+        .iter()
+        .filter(|r| opts.reference.contains(&r.name))
+        .collect();
     if refs.is_empty() {
         return Err("choose a reference run for the collapse residual".into());
     }
@@ -284,11 +349,20 @@ pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<Residu
     for r in &refs {
         match progress_of(&r.series, metric) {
             Ok(c) => curves.push(c.points),
-            Err(_) => return Err(format!("reference {} has no `{metric}` on progress t̂", r.name)),
+            Err(_) => {
+                return Err(format!(
+                    "reference {} has no `{metric}` on progress t̂",
+                    r.name
+                ))
+            }
         }
     }
     let reference = Reference::from_runs(&curves).map_err(|e| format!("reference curve: {e}"))?;
-    let buckets = if opts.buckets == 0 { DEFAULT_BUCKETS } else { opts.buckets };
+    let buckets = if opts.buckets == 0 {
+        DEFAULT_BUCKETS
+    } else {
+        opts.buckets
+    };
     let (w0, w1) = opts.config.window;
     let mut out = Vec::new();
     let mut errors = Vec::new();
@@ -296,8 +370,14 @@ pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<Residu
         if refs.len() == 1 && refs[0].name == r.name {
             continue;
         }
-        match progress_of(&r.series, metric).and_then(|c| collapse_residual(&reference, &c.points, &opts.config)) {
-            Ok(residual) => out.push(RunResidual { run: r.name.clone(), color: r.color, residual }),
+        match progress_of(&r.series, metric)
+            .and_then(|c| collapse_residual(&reference, &c.points, &opts.config))
+        {
+            Ok(residual) => out.push(RunResidual {
+                run: r.name.clone(),
+                color: r.color,
+                residual,
+            }),
             Err(e) => errors.push(format!("{}: {e}", r.name)),
         }
     }
@@ -325,24 +405,56 @@ pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<Residu
         series.push(s);
     }
     for p in PATTERNS {
-        let flagged: Vec<(&RunResidual, f64, f64)> =
-            out.iter().flat_map(|r| r.residual.flags.iter().filter(|f| f.pattern == p).map(move |f| (r, f.from, f.to))).collect();
+        let flagged: Vec<(&RunResidual, f64, f64)> = out
+            .iter()
+            .flat_map(|r| {
+                r.residual
+                    .flags
+                    .iter()
+                    .filter(|f| f.pattern == p)
+                    .map(move |f| (r, f.from, f.to))
+            })
+            .collect();
         if flagged.is_empty() {
             continue;
         }
         let spans = flagged.iter().map(|(_, a, b)| [*a, *b]).collect();
-        series.push(SeriesSpec::new(pattern_label(p), spans, Style::VSpan, pattern_color(p)));
+        series.push(SeriesSpec::new(
+            pattern_label(p),
+            spans,
+            Style::VSpan,
+            pattern_color(p),
+        ));
         let marks = flagged
             .iter()
-            .filter_map(|(r, a, _)| r.residual.points.iter().find(|q| q.0 >= *a).map(|q| [q.0, q.1]))
+            .filter_map(|(r, a, _)| {
+                r.residual
+                    .points
+                    .iter()
+                    .find(|q| q.0 >= *a)
+                    .map(|q| [q.0, q.1])
+            })
             .collect();
-        series.push(SeriesSpec::new(pattern_label(p), marks, Style::Markers, pattern_color(p)));
+        series.push(SeriesSpec::new(
+            pattern_label(p),
+            marks,
+            Style::Markers,
+            pattern_color(p),
+        ));
     }
     // Before the window the curves are not aligned (warm-up): the y range fits
     // the residual from the window start on, so the flagged part is readable.
-    let ys: Vec<f64> = out.iter().flat_map(|r| r.residual.points.iter().filter(|p| p.0 >= w0).map(|p| p.1)).collect();
-    let (lo, hi) = ys.iter().fold((0.0f64, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
-    let early_outside = out.iter().flat_map(|r| r.residual.points.iter()).any(|p| p.0 < w0 && (p.1 < lo || p.1 > hi));
+    let ys: Vec<f64> = out
+        .iter()
+        .flat_map(|r| r.residual.points.iter().filter(|p| p.0 >= w0).map(|p| p.1))
+        .collect();
+    let (lo, hi) = ys
+        .iter()
+        .fold((0.0f64, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let early_outside = out
+        .iter()
+        .flat_map(|r| r.residual.points.iter())
+        .any(|p| p.0 < w0 && (p.1 < lo || p.1 > hi));
     let y_range = (early_outside && hi > lo).then(|| {
         let pad = (hi - lo) * 0.08;
         (lo - pad, hi + pad)
@@ -351,9 +463,16 @@ pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<Residu
     let ref_label = if refs.len() == 1 {
         format!("reference {}", ref_names[0])
     } else {
-        format!("reference = mean of {} ({})", refs.len(), ref_names.join(", "))
+        format!(
+            "reference = mean of {} ({})",
+            refs.len(),
+            ref_names.join(", ")
+        )
     };
-    let s_list: Vec<String> = out.iter().map(|r| format!("{} {}", r.run, fmt_g(r.residual.s))).collect();
+    let s_list: Vec<String> = out
+        .iter()
+        .map(|r| format!("{} {}", r.run, fmt_g(r.residual.s)))
+        .collect();
     let n_flags: usize = out.iter().map(|r| r.residual.flags.len()).sum();
     let mut caption = format!(
         "Collapse residual L/S − ℓ_ref of {metric} vs progress t̂, {ref_label} (final {metric} {} normalised to 1, so 0.01 = 1 %). \
@@ -375,11 +494,26 @@ pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<Residu
         title: format!("Collapse residual of {metric}"),
         caption,
         x: Axis::linear("progress t̂"),
-        y: Axis { label: format!("residual (× reference final {metric})"), scale: Scale::Linear, range: y_range },
+        y: Axis {
+            label: format!("residual (× reference final {metric})"),
+            scale: Scale::Linear,
+            range: y_range,
+        },
         series,
-        sources: sources(&runs.iter().filter(|r| out.iter().any(|o| o.run == r.name) || refs.iter().any(|x| x.name == r.name)).collect::<Vec<_>>()),
+        sources: sources(
+            &runs
+                .iter()
+                .filter(|r| {
+                    out.iter().any(|o| o.run == r.name) || refs.iter().any(|x| x.name == r.name)
+                })
+                .collect::<Vec<_>>(),
+        ),
     };
-    Ok(ResidualFigure { spec, runs: out, errors })
+    Ok(ResidualFigure {
+        spec,
+        runs: out,
+        errors,
+    })
 }
 
 // ------------------------------------------------------------------ consolidation
@@ -405,8 +539,16 @@ pub struct ConsolidationFigure {
 /// C(t) per run on a log y axis with the regimes shaded (C > 20, 1–10, ≈ 1,
 /// < 0.5; 10–20 is left white), x = step. Runs without `grad_norm`,
 /// `grad_var`, `lr`, `batch_size` or `n_params` get a message naming the field.
-pub fn consolidation_figure(runs: &[LogRun], config: &ConsolidationConfig, buckets: usize) -> ConsolidationFigure {
-    let buckets = if buckets == 0 { DEFAULT_BUCKETS } else { buckets };
+pub fn consolidation_figure(
+    runs: &[LogRun],
+    config: &ConsolidationConfig,
+    buckets: usize,
+) -> ConsolidationFigure {
+    let buckets = if buckets == 0 {
+        DEFAULT_BUCKETS
+    } else {
+        buckets
+    };
     let mut messages = Vec::new();
     let mut lines = Vec::new();
     let mut used = Vec::new();
@@ -420,7 +562,11 @@ pub fn consolidation_figure(runs: &[LogRun], config: &ConsolidationConfig, bucke
                 drawn += d.len();
                 total += pts.len();
                 skipped_rows += c.skipped_zero_noise;
-                let style = if d.len() <= 60 { Style::LineMarkers } else { Style::Line };
+                let style = if d.len() <= 60 {
+                    Style::LineMarkers
+                } else {
+                    Style::Line
+                };
                 let mut s = SeriesSpec::new(&r.name, d, style, r.color);
                 s.points_total = Some(pts.len());
                 lines.push(s);
@@ -429,15 +575,23 @@ pub fn consolidation_figure(runs: &[LogRun], config: &ConsolidationConfig, bucke
                     conventions.push(c.convention);
                 }
             }
-            Ok(_) => messages.push(format!("{}: no row with D > 0 (the learning rate is 0 wherever grad_var is logged)", r.name)),
+            Ok(_) => messages.push(format!(
+                "{}: no row with D > 0 (the learning rate is 0 wherever grad_var is logged)",
+                r.name
+            )),
             Err(e) => messages.push(format!("{}: {e}", r.name)),
         }
     }
     if lines.is_empty() {
-        return ConsolidationFigure { spec: None, messages };
+        return ConsolidationFigure {
+            spec: None,
+            messages,
+        };
     }
-    let mut series: Vec<SeriesSpec> =
-        REGIME_SHADES.iter().map(|(name, range, color)| SeriesSpec::new(*name, vec![*range], Style::HSpan, *color)).collect();
+    let mut series: Vec<SeriesSpec> = REGIME_SHADES
+        .iter()
+        .map(|(name, range, color)| SeriesSpec::new(*name, vec![*range], Style::HSpan, *color))
+        .collect();
     series.extend(lines);
     let mut caption = format!(
         "Consolidation ratio C(t) = ‖∇L‖² / (2·D·d), D = α²σ²/(2B), from grad_norm, grad_var, lr, batch_size and n_params, vs step, {} run(s); {}. \
@@ -446,7 +600,9 @@ pub fn consolidation_figure(runs: &[LogRun], config: &ConsolidationConfig, bucke
         conventions.join("; "),
     );
     if skipped_rows > 0 {
-        caption.push_str(&format!(" {skipped_rows} row(s) with lr = 0 (D = 0, C infinite) left out."));
+        caption.push_str(&format!(
+            " {skipped_rows} row(s) with lr = 0 (D = 0, C infinite) left out."
+        ));
     }
     if !messages.is_empty() {
         caption.push_str(&format!(" Not drawn: {}.", messages.join("; ")));
@@ -481,7 +637,10 @@ pub struct HealthFigure {
 /// colour = its place in `rules`), a marker at the start and the end of each
 /// range where it fired.
 pub fn health_figure(runs: &[LogRun], rules: &[Rule]) -> HealthFigure {
-    let reports: Vec<HealthReport> = runs.iter().map(|r| evaluate(rules, &r.series, &r.name)).collect();
+    let reports: Vec<HealthReport> = runs
+        .iter()
+        .map(|r| evaluate(rules, &r.series, &r.name))
+        .collect();
     let mut series = Vec::new();
     for (k, rule) in rules.iter().enumerate() {
         let mut pts = Vec::new();
@@ -496,15 +655,31 @@ pub fn health_figure(runs: &[LogRun], rules: &[Rule]) -> HealthFigure {
             }
         }
         if !pts.is_empty() {
-            series.push(SeriesSpec::new(format!("{} ({:?})", rule.name, rule.level).to_lowercase(), pts, Style::Markers, k));
+            series.push(SeriesSpec::new(
+                format!("{} ({:?})", rule.name, rule.level).to_lowercase(),
+                pts,
+                Style::Markers,
+                k,
+            ));
         }
     }
     if series.is_empty() {
-        return HealthFigure { spec: None, reports };
+        return HealthFigure {
+            spec: None,
+            reports,
+        };
     }
-    let rows: Vec<String> = runs.iter().enumerate().map(|(i, r)| format!("{i} = {}", r.name)).collect();
+    let rows: Vec<String> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("{i} = {}", r.name))
+        .collect();
     let xs: Vec<&str> = reports.iter().map(|r| r.x.as_str()).collect();
-    let x_label = if xs.iter().all(|x| *x == "step") { "step".to_string() } else { "step (tokens or row where a log has no step)".into() };
+    let x_label = if xs.iter().all(|x| *x == "step") {
+        "step".to_string()
+    } else {
+        "step (tokens or row where a log has no step)".into()
+    };
     let fired: usize = reports.iter().map(|r| r.events.len()).sum();
     let na: usize = reports.iter().map(|r| r.not_applicable.len()).sum();
     let n = runs.len() as f64;
@@ -520,7 +695,11 @@ pub fn health_figure(runs: &[LogRun], rules: &[Rule]) -> HealthFigure {
             title: "Health timeline".into(),
             caption,
             x: Axis::linear(x_label),
-            y: Axis { label: "run (row)".into(), scale: Scale::Linear, range: Some((-0.5, n - 0.5)) },
+            y: Axis {
+                label: "run (row)".into(),
+                scale: Scale::Linear,
+                range: Some((-0.5, n - 0.5)),
+            },
             series,
             sources: sources(&runs.iter().collect::<Vec<_>>()),
         }),
@@ -545,7 +724,12 @@ pub struct RankLossOptions {
 
 impl Default for RankLossOptions {
     fn default() -> Self {
-        RankLossOptions { pr_metric: "mean_pr".into(), loss_metric: "loss".into(), x: XAxis::Tokens, transitions: TransitionConfig::default() }
+        RankLossOptions {
+            pr_metric: "mean_pr".into(),
+            loss_metric: "loss".into(),
+            x: XAxis::Tokens,
+            transitions: TransitionConfig::default(),
+        }
     }
 }
 
@@ -564,24 +748,46 @@ pub struct RankLossFigures {
 /// with the same x range; each sudden PR drop ([`sudden_drops`]) is shaded
 /// from the point before it to the point after it on both. `Err` when no run
 /// logs the PR metric on this x.
-pub fn rank_loss_figures(runs: &[LogRun], opts: &RankLossOptions) -> Result<RankLossFigures, String> {
+pub fn rank_loss_figures(
+    runs: &[LogRun],
+    opts: &RankLossOptions,
+) -> Result<RankLossFigures, String> {
     let mut pr_series = Vec::new();
     let mut loss_series = Vec::new();
     let mut transitions = Vec::new();
     let mut used = Vec::new();
     let mut xs = Vec::new();
     for r in runs {
-        let Some(pr) = points_on(&r.series, &opts.pr_metric, opts.x).filter(|p| !p.is_empty()) else { continue };
+        let Some(pr) = points_on(&r.series, &opts.pr_metric, opts.x).filter(|p| !p.is_empty())
+        else {
+            continue;
+        };
         used.push(r);
         xs.extend(pr.iter().map(|p| p.0));
         for t in sudden_drops(&pr, &opts.transitions) {
             transitions.push((r.name.clone(), t));
         }
-        pr_series.push(SeriesSpec::new(&r.name, to_pairs(&pr), Style::LineMarkers, r.color));
-        if let Some(loss) = points_on(&r.series, &opts.loss_metric, opts.x).filter(|p| !p.is_empty()) {
+        pr_series.push(SeriesSpec::new(
+            &r.name,
+            to_pairs(&pr),
+            Style::LineMarkers,
+            r.color,
+        ));
+        if let Some(loss) =
+            points_on(&r.series, &opts.loss_metric, opts.x).filter(|p| !p.is_empty())
+        {
             xs.extend(loss.iter().map(|p| p.0));
-            let style = if loss.len() <= 60 { Style::LineMarkers } else { Style::Line };
-            let mut s = SeriesSpec::new(&r.name, min_max_downsample(&to_pairs(&loss), DEFAULT_BUCKETS), style, r.color);
+            let style = if loss.len() <= 60 {
+                Style::LineMarkers
+            } else {
+                Style::Line
+            };
+            let mut s = SeriesSpec::new(
+                &r.name,
+                min_max_downsample(&to_pairs(&loss), DEFAULT_BUCKETS),
+                style,
+                r.color,
+            );
             s.points_total = Some(loss.len());
             loss_series.push(s);
         }
@@ -598,24 +804,46 @@ pub fn rank_loss_figures(runs: &[LogRun], opts: &RankLossOptions) -> Result<Rank
     if !transitions.is_empty() {
         let spans: Vec<[f64; 2]> = transitions.iter().map(|(_, t)| [t.x_before, t.x]).collect();
         for list in [&mut pr_series, &mut loss_series] {
-            list.insert(0, SeriesSpec::new("sudden PR drop", spans.clone(), Style::VSpan, 6));
+            list.insert(
+                0,
+                SeriesSpec::new("sudden PR drop", spans.clone(), Style::VSpan, 6),
+            );
         }
     }
     let drops: Vec<String> = transitions
         .iter()
-        .map(|(r, t)| format!("{r}: {} → {} between {} and {}", fmt_g(t.y_before), fmt_g(t.y_after), fmt_g(t.x_before), fmt_g(t.x)))
+        .map(|(r, t)| {
+            format!(
+                "{r}: {} → {} between {} and {}",
+                fmt_g(t.y_before),
+                fmt_g(t.y_after),
+                fmt_g(t.x_before),
+                fmt_g(t.x)
+            )
+        })
         .collect();
     let drop_text = if drops.is_empty() {
         "No sudden PR drop".to_string()
     } else {
         format!("Sudden PR drops (shaded on both): {}", drops.join("; "))
     };
-    let rule = format!("a drop > {} × the median |ΔPR| between consecutive points", fmt_g(opts.transitions.k));
-    let x_axis = |label: &str| Axis { label: label.to_string(), scale: Scale::Linear, range };
+    let rule = format!(
+        "a drop > {} × the median |ΔPR| between consecutive points",
+        fmt_g(opts.transitions.k)
+    );
+    let x_axis = |label: &str| Axis {
+        label: label.to_string(),
+        scale: Scale::Linear,
+        range,
+    };
     let rank = FigureSpec {
         kind: FigureKind::Trajectory,
         title: format!("{} vs {}", opts.pr_metric, opts.x.label()),
-        caption: format!("{} per run vs {}, same x range as the loss below. {drop_text} ({rule}).", opts.pr_metric, opts.x.label()),
+        caption: format!(
+            "{} per run vs {}, same x range as the loss below. {drop_text} ({rule}).",
+            opts.pr_metric,
+            opts.x.label()
+        ),
         x: x_axis(opts.x.label()),
         y: Axis::linear(&opts.pr_metric),
         series: pr_series,
@@ -624,13 +852,21 @@ pub fn rank_loss_figures(runs: &[LogRun], opts: &RankLossOptions) -> Result<Rank
     let loss = FigureSpec {
         kind: FigureKind::LossCurve,
         title: format!("{} vs {}", opts.loss_metric, opts.x.label()),
-        caption: format!("{} per run vs {}, same x range as the PR above. {drop_text}.", opts.loss_metric, opts.x.label()),
+        caption: format!(
+            "{} per run vs {}, same x range as the PR above. {drop_text}.",
+            opts.loss_metric,
+            opts.x.label()
+        ),
         x: x_axis(opts.x.label()),
         y: Axis::linear(&opts.loss_metric),
         series: loss_series,
         sources: sources(&used),
     };
-    Ok(RankLossFigures { rank, loss, transitions })
+    Ok(RankLossFigures {
+        rank,
+        loss,
+        transitions,
+    })
 }
 
 // ------------------------------------------------------------------ hover readout
@@ -665,8 +901,18 @@ pub fn readout(spec: &FigureSpec, x: f64) -> Option<String> {
         .iter()
         .filter(|s| !s.style.is_span() && !s.faint)
         .filter_map(|s| {
-            let p = s.points.iter().filter(|p| p[0].is_finite() && p[1].is_finite()).min_by(|a, b| (a[0] - x).abs().total_cmp(&(b[0] - x).abs()))?;
-            Some(format!("{}: {} at {} {}", s.name, fmt_exact(p[1]), spec.x.label, fmt_x(p[0])))
+            let p = s
+                .points
+                .iter()
+                .filter(|p| p[0].is_finite() && p[1].is_finite())
+                .min_by(|a, b| (a[0] - x).abs().total_cmp(&(b[0] - x).abs()))?;
+            Some(format!(
+                "{}: {} at {} {}",
+                s.name,
+                fmt_exact(p[1]),
+                spec.x.label,
+                fmt_x(p[0])
+            ))
         })
         .collect();
     (!parts.is_empty()).then(|| parts.join(" · "))

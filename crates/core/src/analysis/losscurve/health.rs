@@ -54,7 +54,9 @@ impl Comparison {
 }
 
 /// How bad a firing is, in the seed's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// Look at it.
@@ -114,8 +116,21 @@ pub struct Rule {
 }
 
 impl Rule {
-    fn simple(name: &str, metric: &str, comparison: Comparison, threshold: f64, level: Level) -> Rule {
-        Rule { name: name.into(), metric: metric.into(), comparison, threshold, level, aggregation: Aggregation::Value }
+    fn simple(
+        name: &str,
+        metric: &str,
+        comparison: Comparison,
+        threshold: f64,
+        level: Level,
+    ) -> Rule {
+        Rule {
+            name: name.into(),
+            metric: metric.into(),
+            comparison,
+            threshold,
+            level,
+            aggregation: Aggregation::Value,
+        }
     }
 }
 
@@ -128,18 +143,41 @@ pub fn builtin_rules() -> Vec<Rule> {
     use Comparison::{Gt, Lt};
     vec![
         Rule::simple("adapter norm warn", "adapter_norm", Gt, 1.0, Level::Warn),
-        Rule::simple("adapter norm critical", "adapter_norm", Gt, 1.5, Level::Critical),
+        Rule::simple(
+            "adapter norm critical",
+            "adapter_norm",
+            Gt,
+            1.5,
+            Level::Critical,
+        ),
         Rule::simple("adapter norm kill", "adapter_norm", Gt, 2.0, Level::Kill),
         Rule {
-            aggregation: Aggregation::NonFiniteCount { per: "epoch".into() },
+            aggregation: Aggregation::NonFiniteCount {
+                per: "epoch".into(),
+            },
             ..Rule::simple("NaN batches per epoch", "loss", Gt, 50.0, Level::Abort)
         },
-        Rule { aggregation: Aggregation::DropFromMax, ..Rule::simple("accuracy drop", "accuracy", Gt, 0.05, Level::Warn) },
+        Rule {
+            aggregation: Aggregation::DropFromMax,
+            ..Rule::simple("accuracy drop", "accuracy", Gt, 0.05, Level::Warn)
+        },
         Rule::simple("entropy collapse", "entropy", Gt, 2.0, Level::Collapse),
-        Rule::simple("attention sharpness collapse", "attention_sharpness", Lt, 0.1, Level::Collapse),
+        Rule::simple(
+            "attention sharpness collapse",
+            "attention_sharpness",
+            Lt,
+            0.1,
+            Level::Collapse,
+        ),
         Rule {
             aggregation: Aggregation::FallPerProgress { span: 0.1 },
-            ..Rule::simple("rank collapse (PR falls > 25 % per 10 % progress)", "mean_pr", Gt, 0.25, Level::Collapse)
+            ..Rule::simple(
+                "rank collapse (PR falls > 25 % per 10 % progress)",
+                "mean_pr",
+                Gt,
+                0.25,
+                Level::Collapse,
+            )
         },
     ]
 }
@@ -194,7 +232,10 @@ pub struct HealthReport {
 }
 
 fn not_applicable(rule: &Rule, what: &str) -> NotApplicable {
-    NotApplicable { rule: rule.name.clone(), reason: format!("not applicable (no `{what}` in this log)") }
+    NotApplicable {
+        rule: rule.name.clone(),
+        reason: format!("not applicable (no `{what}` in this log)"),
+    }
 }
 
 /// One evaluated value: the step range it covers and the value.
@@ -209,7 +250,13 @@ pub fn evaluate(rules: &[Rule], series: &Series, run: &str) -> HealthReport {
     } else {
         "row"
     };
-    let mut report = HealthReport { run: run.into(), x: x.into(), events: Vec::new(), quiet: Vec::new(), not_applicable: Vec::new() };
+    let mut report = HealthReport {
+        run: run.into(),
+        x: x.into(),
+        events: Vec::new(),
+        quiet: Vec::new(),
+        not_applicable: Vec::new(),
+    };
     for rule in rules {
         match samples(rule, series) {
             Err(na) => report.not_applicable.push(na),
@@ -225,12 +272,18 @@ pub fn evaluate(rules: &[Rule], series: &Series, run: &str) -> HealthReport {
 /// The x of row `i`: its step; for a log without steps its token count (the
 /// same choice as [`progress_points`]); the row index where that is missing.
 fn step_of(series: &Series, i: usize) -> f64 {
-    let col = if series.has_steps() || !series.has_tokens() { &series.step } else { &series.tokens };
+    let col = if series.has_steps() || !series.has_tokens() {
+        &series.step
+    } else {
+        &series.tokens
+    };
     col.get(i).copied().flatten().unwrap_or(i as f64)
 }
 
 fn samples(rule: &Rule, series: &Series) -> Result<Vec<Sample>, NotApplicable> {
-    let col = series.metric(&rule.metric).ok_or_else(|| not_applicable(rule, &rule.metric))?;
+    let col = series
+        .metric(&rule.metric)
+        .ok_or_else(|| not_applicable(rule, &rule.metric))?;
     Ok(match &rule.aggregation {
         Aggregation::Value => col
             .iter()
@@ -244,13 +297,19 @@ fn samples(rule: &Rule, series: &Series) -> Result<Vec<Sample>, NotApplicable> {
                 .filter_map(|(i, v)| {
                     let v = v.filter(|v| v.is_finite())?;
                     max = max.max(v);
-                    let drop = if max != 0.0 { (max - v) / max.abs() } else { 0.0 };
+                    let drop = if max != 0.0 {
+                        (max - v) / max.abs()
+                    } else {
+                        0.0
+                    };
                     Some((step_of(series, i), step_of(series, i), drop))
                 })
                 .collect()
         }
         Aggregation::NonFiniteCount { per } => {
-            let groups = series.metric(per).ok_or_else(|| not_applicable(rule, per))?;
+            let groups = series
+                .metric(per)
+                .ok_or_else(|| not_applicable(rule, per))?;
             let mut out: Vec<Sample> = Vec::new();
             let mut current: Option<f64> = None;
             for (i, v) in col.iter().enumerate() {
@@ -269,7 +328,8 @@ fn samples(rule: &Rule, series: &Series) -> Result<Vec<Sample>, NotApplicable> {
             out
         }
         Aggregation::FallPerProgress { span } => {
-            let curve = progress_points(series, &rule.metric).ok_or_else(|| not_applicable(rule, &rule.metric))?;
+            let curve = progress_points(series, &rule.metric)
+                .ok_or_else(|| not_applicable(rule, &rule.metric))?;
             let pts = &curve.points;
             let mut out = Vec::new();
             for (k, &(t, v)) in pts.iter().enumerate() {
@@ -279,7 +339,11 @@ fn samples(rule: &Rule, series: &Series) -> Result<Vec<Sample>, NotApplicable> {
                 }
                 let j = pts.partition_point(|p| p.0 <= t0);
                 let (a, b) = (pts[j - 1], pts.get(j).copied().unwrap_or(pts[j - 1]));
-                let before = if b.0 > a.0 { a.1 + (t0 - a.0) / (b.0 - a.0) * (b.1 - a.1) } else { a.1 };
+                let before = if b.0 > a.0 {
+                    a.1 + (t0 - a.0) / (b.0 - a.0) * (b.1 - a.1)
+                } else {
+                    a.1
+                };
                 if before != 0.0 {
                     out.push((curve.x[k], curve.x[k], (before - v) / before.abs()));
                 }
@@ -335,11 +399,20 @@ mod tests {
     fn rules_round_trip_through_json() {
         let rules = builtin_rules();
         let json = serde_json::to_string(&rules).unwrap();
-        assert!(json.contains("\">\"") && json.contains("\"non_finite_count\""), "{json}");
+        assert!(
+            json.contains("\">\"") && json.contains("\"non_finite_count\""),
+            "{json}"
+        );
         let back: Vec<Rule> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, rules);
         // A hand-written rule without an aggregation reads as a plain value rule.
-        let r: Rule = serde_json::from_str(r#"{"name":"x","metric":"loss","comparison":"<=","threshold":1,"level":"warn"}"#).unwrap();
-        assert_eq!((r.comparison, r.aggregation), (Comparison::Le, Aggregation::Value));
+        let r: Rule = serde_json::from_str(
+            r#"{"name":"x","metric":"loss","comparison":"<=","threshold":1,"level":"warn"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.comparison, r.aggregation),
+            (Comparison::Le, Aggregation::Value)
+        );
     }
 }

@@ -76,19 +76,39 @@ impl Reference {
         }
         let sorted: Vec<Vec<(f64, f64)>> = runs.iter().map(|r| sorted_unique(r)).collect();
         if let Some(i) = sorted.iter().position(Vec::is_empty) {
-            return Err(ResidualError::NoPoints { run: format!("reference {}", i + 1), metric: "metric".into() });
+            return Err(ResidualError::NoPoints {
+                run: format!("reference {}", i + 1),
+                metric: "metric".into(),
+            });
         }
-        let lo = sorted.iter().map(|r| r[0].0).fold(f64::NEG_INFINITY, f64::max);
-        let hi = sorted.iter().map(|r| r[r.len() - 1].0).fold(f64::INFINITY, f64::min);
+        let lo = sorted
+            .iter()
+            .map(|r| r[0].0)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let hi = sorted
+            .iter()
+            .map(|r| r[r.len() - 1].0)
+            .fold(f64::INFINITY, f64::min);
         if lo > hi {
             return Err(ResidualError::NoOverlap);
         }
-        let mut grid: Vec<f64> = sorted.iter().flatten().map(|p| p.0).filter(|t| (lo..=hi).contains(t)).collect();
+        let mut grid: Vec<f64> = sorted
+            .iter()
+            .flatten()
+            .map(|p| p.0)
+            .filter(|t| (lo..=hi).contains(t))
+            .collect();
         grid.sort_by(f64::total_cmp);
         grid.dedup();
         let mean: Vec<f64> = grid
             .iter()
-            .map(|&t| sorted.iter().map(|r| interpolate(r, t).unwrap_or(f64::NAN)).sum::<f64>() / sorted.len() as f64)
+            .map(|&t| {
+                sorted
+                    .iter()
+                    .map(|r| interpolate(r, t).unwrap_or(f64::NAN))
+                    .sum::<f64>()
+                    / sorted.len() as f64
+            })
             .collect();
         let final_raw = *mean.last().ok_or(ResidualError::NoOverlap)?;
         if !(final_raw.is_finite() && final_raw > 0.0) {
@@ -98,7 +118,12 @@ impl Reference {
         if let Some(last) = value.last_mut() {
             *last = 1.0;
         }
-        Ok(Reference { t: grid, value, final_raw, n_runs: runs.len() })
+        Ok(Reference {
+            t: grid,
+            value,
+            final_raw,
+            n_runs: runs.len(),
+        })
     }
 
     /// ℓ_ref at `t` by linear interpolation; `None` outside the grid.
@@ -174,7 +199,10 @@ pub struct ResidualConfig {
 
 impl Default for ResidualConfig {
     fn default() -> Self {
-        ResidualConfig { window: (0.10, 0.30), thresholds: ResidualThresholds::default() }
+        ResidualConfig {
+            window: (0.10, 0.30),
+            thresholds: ResidualThresholds::default(),
+        }
     }
 }
 
@@ -271,22 +299,36 @@ pub struct Residual {
 }
 
 /// The collapse residual of a run's `(t̂, value)` points against `reference`.
-pub fn collapse_residual(reference: &Reference, run: &[(f64, f64)], config: &ResidualConfig) -> Result<Residual, ResidualError> {
+pub fn collapse_residual(
+    reference: &Reference,
+    run: &[(f64, f64)],
+    config: &ResidualConfig,
+) -> Result<Residual, ResidualError> {
     let (w0, w1) = config.window;
     if !(w0.is_finite() && w1.is_finite() && w0 >= 0.0 && w0 < w1) {
         return Err(ResidualError::BadWindow(w0, w1));
     }
     let run = sorted_unique(run);
     if run.is_empty() {
-        return Err(ResidualError::NoPoints { run: "run".into(), metric: "metric".into() });
+        return Err(ResidualError::NoPoints {
+            run: "run".into(),
+            metric: "metric".into(),
+        });
     }
     // (t̂, L, ℓ_ref) where the reference reaches.
-    let paired: Vec<(f64, f64, f64)> = run.iter().filter_map(|&(t, l)| Some((t, l, reference.at(t)?))).collect();
+    let paired: Vec<(f64, f64, f64)> = run
+        .iter()
+        .filter_map(|&(t, l)| Some((t, l, reference.at(t)?)))
+        .collect();
     let outside_reference = run.len() - paired.len();
     let in_window = |t: f64| t >= w0 && t <= w1;
     let window: Vec<&(f64, f64, f64)> = paired.iter().filter(|p| in_window(p.0)).collect();
     if window.len() < 2 {
-        return Err(ResidualError::WindowTooSparse { found: window.len(), start: w0, end: w1 });
+        return Err(ResidualError::WindowTooSparse {
+            found: window.len(),
+            start: w0,
+            end: w1,
+        });
     }
     let sum_ll: f64 = window.iter().map(|p| p.1 * p.1).sum();
     let sum_lr: f64 = window.iter().map(|p| p.1 * p.2).sum();
@@ -295,7 +337,11 @@ pub fn collapse_residual(reference: &Reference, run: &[(f64, f64)], config: &Res
     }
     let s = sum_ll / sum_lr;
     let points: Vec<(f64, f64)> = paired.iter().map(|&(t, l, r)| (t, l / s - r)).collect();
-    let win_res: Vec<f64> = points.iter().filter(|p| in_window(p.0)).map(|p| p.1).collect();
+    let win_res: Vec<f64> = points
+        .iter()
+        .filter(|p| in_window(p.0))
+        .map(|p| p.1)
+        .collect();
     let post: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0 > w1).collect();
     let &(progress, final_residual) = points.last().expect("the window holds at least two points");
     let mut out = Residual {
@@ -304,7 +350,8 @@ pub fn collapse_residual(reference: &Reference, run: &[(f64, f64)], config: &Res
         window_points: win_res.len(),
         window_mean_abs: win_res.iter().map(|r| r.abs()).sum::<f64>() / win_res.len() as f64,
         window_rms: rms(&win_res),
-        post_window_rms: (!post.is_empty()).then(|| rms(&post.iter().map(|p| p.1).collect::<Vec<_>>())),
+        post_window_rms: (!post.is_empty())
+            .then(|| rms(&post.iter().map(|p| p.1).collect::<Vec<_>>())),
         post_window_slope: (post.len() >= 3).then(|| line_fit(&post).1),
         progress,
         online: progress < 1.0 - 1e-9,
@@ -321,7 +368,12 @@ pub fn collapse_residual(reference: &Reference, run: &[(f64, f64)], config: &Res
 /// The residual of `metric` of a parsed log against `reference`, on t̂ from
 /// [`progress_points`] (a log with a stated total that stops early is in
 /// online mode).
-pub fn series_residual(reference: &Reference, series: &Series, metric: &str, config: &ResidualConfig) -> Result<Residual, ResidualError> {
+pub fn series_residual(
+    reference: &Reference,
+    series: &Series,
+    metric: &str,
+    config: &ResidualConfig,
+) -> Result<Residual, ResidualError> {
     let curve = progress_of(series, metric)?;
     collapse_residual(reference, &curve.points, config)
 }
@@ -345,7 +397,11 @@ fn find_patterns(r: &Residual, th: &ResidualThresholds) -> Vec<Flag> {
         evidence,
         checks: pattern.checks().iter().map(|s| s.to_string()).collect(),
     };
-    let so_far = if r.online { format!(" (so far: the log stops at t̂ = {:.3})", r.progress) } else { String::new() };
+    let so_far = if r.online {
+        format!(" (so far: the log stops at t̂ = {:.3})", r.progress)
+    } else {
+        String::new()
+    };
     let post: Vec<(f64, f64)> = r.points.iter().copied().filter(|p| p.0 > w1).collect();
 
     // Positive drift: a trend after the window, located by a hinge fit.
@@ -387,11 +443,23 @@ fn find_patterns(r: &Residual, th: &ResidualThresholds) -> Vec<Flag> {
                 None => (t, t, t, dev),
             });
         } else if let Some((from, to, pt, pd)) = spike.take() {
-            flags.push(flag(Pattern::Spike, from, to, pd, spike_evidence(from, to, pt, pd)));
+            flags.push(flag(
+                Pattern::Spike,
+                from,
+                to,
+                pd,
+                spike_evidence(from, to, pt, pd),
+            ));
         }
     }
     if let Some((from, to, pt, pd)) = spike {
-        flags.push(flag(Pattern::Spike, from, to, pd, spike_evidence(from, to, pt, pd)));
+        flags.push(flag(
+            Pattern::Spike,
+            from,
+            to,
+            pd,
+            spike_evidence(from, to, pt, pd),
+        ));
     }
 
     // Negative residual: ends or stays below −threshold.
@@ -402,7 +470,10 @@ fn find_patterns(r: &Residual, th: &ResidualThresholds) -> Vec<Flag> {
         if r.final_residual < -th.negative || sustained {
             // From where it stays negative to the end (else the first negative point).
             let stays = post.iter().rposition(|p| p.1 >= 0.0).map_or(0, |i| i + 1);
-            let from = post.get(stays).or_else(|| post.iter().find(|p| p.1 < 0.0)).map_or(post[0].0, |p| p.0);
+            let from = post
+                .get(stays)
+                .or_else(|| post.iter().find(|p| p.1 < 0.0))
+                .map_or(post[0].0, |p| p.0);
             let min = post.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
             flags.push(flag(
                 Pattern::NegativeResidual,
@@ -424,7 +495,12 @@ fn find_patterns(r: &Residual, th: &ResidualThresholds) -> Vec<Flag> {
         let (from, to, m, where_) = if r.window_rms > th.window_rms {
             (w0, w1, r.window_rms, "inside the alignment window")
         } else {
-            (post[0].0, r.progress, post_rms, "after the alignment window")
+            (
+                post[0].0,
+                r.progress,
+                post_rms,
+                "after the alignment window",
+            )
         };
         flags.push(flag(
             Pattern::NonCollapse,
@@ -517,7 +593,12 @@ fn median(v: &[f64]) -> f64 {
 
 /// Finite points sorted by t; of equal t the last one in log order is kept (a restart overrides).
 fn sorted_unique(pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    let mut v: Vec<(usize, (f64, f64))> = pts.iter().copied().enumerate().filter(|(_, p)| p.0.is_finite() && p.1.is_finite()).collect();
+    let mut v: Vec<(usize, (f64, f64))> = pts
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, p)| p.0.is_finite() && p.1.is_finite())
+        .collect();
     v.sort_by(|a, b| a.1 .0.total_cmp(&b.1 .0).then(a.0.cmp(&b.0)));
     let mut out: Vec<(f64, f64)> = Vec::with_capacity(v.len());
     for (_, p) in v {
@@ -563,7 +644,10 @@ mod tests {
 
     #[test]
     fn hinge_finds_the_knot() {
-        let pts: Vec<(f64, f64)> = (0..=10).map(|i| i as f64 / 10.0).map(|t| (t, 0.3 * (t - 0.6).max(0.0))).collect();
+        let pts: Vec<(f64, f64)> = (0..=10)
+            .map(|i| i as f64 / 10.0)
+            .map(|t| (t, 0.3 * (t - 0.6).max(0.0)))
+            .collect();
         let (c, a) = hinge_onset(&pts, 0.3).unwrap();
         assert!((c - 0.6).abs() < 1e-12 && (a - 0.3).abs() < 1e-9, "{c} {a}");
     }

@@ -19,7 +19,10 @@ pub struct TransitionConfig {
 
 impl Default for TransitionConfig {
     fn default() -> Self {
-        TransitionConfig { k: 5.0, min_drop: 0.0 }
+        TransitionConfig {
+            k: 5.0,
+            min_drop: 0.0,
+        }
     }
 }
 
@@ -42,14 +45,22 @@ pub struct Transition {
 
 /// The sudden drops of `(x, y)` points (in x order; non-finite points are left out).
 pub fn sudden_drops(points: &[(f64, f64)], config: &TransitionConfig) -> Vec<Transition> {
-    let pts: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
     if pts.len() < 2 {
         return Vec::new();
     }
     let mut changes: Vec<f64> = pts.windows(2).map(|w| (w[1].1 - w[0].1).abs()).collect();
     changes.sort_by(f64::total_cmp);
     let n = changes.len();
-    let median = if n % 2 == 1 { changes[n / 2] } else { (changes[n / 2 - 1] + changes[n / 2]) / 2.0 };
+    let median = if n % 2 == 1 {
+        changes[n / 2]
+    } else {
+        (changes[n / 2 - 1] + changes[n / 2]) / 2.0
+    };
     pts.windows(2)
         .filter_map(|w| {
             let drop = w[0].1 - w[1].1;
@@ -59,7 +70,11 @@ pub fn sudden_drops(points: &[(f64, f64)], config: &TransitionConfig) -> Vec<Tra
                 y_before: w[0].1,
                 y_after: w[1].1,
                 drop,
-                ratio: if median > 0.0 { drop / median } else { f64::INFINITY },
+                ratio: if median > 0.0 {
+                    drop / median
+                } else {
+                    f64::INFINITY
+                },
             })
         })
         .collect()

@@ -16,7 +16,14 @@
 use super::{utf8, LogError, LogFormat, Series};
 
 /// Column names (compared without case) read as the step.
-const STEP_COLUMNS: [&str; 6] = ["step", "global_step", "_step", "iter", "iteration", "trainer/global_step"];
+const STEP_COLUMNS: [&str; 6] = [
+    "step",
+    "global_step",
+    "_step",
+    "iter",
+    "iteration",
+    "trainer/global_step",
+];
 /// Column names (compared without case) read as the token count.
 const TOKEN_COLUMNS: [&str; 3] = ["tokens", "tokens_seen", "num_tokens"];
 /// What separates the run name from the metric in a W&B export column.
@@ -25,7 +32,10 @@ const WANDB_SEPARATOR: &str = " - ";
 /// Whether `text` starts with a CSV header (at least two fields) followed by a
 /// row with as many fields; [`LogFormat::WandbCsv`] when its columns are `RUN - metric`.
 pub fn detect_header(text: &str) -> Option<LogFormat> {
-    let mut reader = ::csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let mut records = reader.records();
     let header = records.next()?.ok()?;
     if header.len() < 2 {
@@ -58,7 +68,10 @@ struct Table {
 
 fn read_table(bytes: &[u8]) -> Result<Table, LogError> {
     let text = utf8(bytes)?;
-    let mut reader = ::csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let header: Vec<String> = reader
         .headers()
         .map_err(|e| LogError::Csv(e.to_string()))?
@@ -73,7 +86,9 @@ fn read_table(bytes: &[u8]) -> Result<Table, LogError> {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map_or(String::new(), |p| format!("line {}: ", p.line()));
+                let line = e
+                    .position()
+                    .map_or(String::new(), |p| format!("line {}: ", p.line()));
                 return Err(LogError::Csv(format!("{line}{e}")));
             }
         }
@@ -92,7 +107,11 @@ fn read_table(bytes: &[u8]) -> Result<Table, LogError> {
         }
         rows += 1;
     }
-    Ok(Table { header, cells, rows })
+    Ok(Table {
+        header,
+        cells,
+        rows,
+    })
 }
 
 fn parse_cell(cell: &str) -> Option<f64> {
@@ -107,25 +126,36 @@ fn parse_cell(cell: &str) -> Option<f64> {
 /// Reads a CSV log: one [`Series`] for plain CSV, one per run for a W&B export.
 pub fn parse(bytes: &[u8]) -> Result<Vec<Series>, LogError> {
     let table = read_table(bytes)?;
-    let step_col = table.header.iter().position(|h| is_one_of(h, &STEP_COLUMNS));
-    let token_col = table.header.iter().position(|h| is_one_of(h, &TOKEN_COLUMNS));
+    let step_col = table
+        .header
+        .iter()
+        .position(|h| is_one_of(h, &STEP_COLUMNS));
+    let token_col = table
+        .header
+        .iter()
+        .position(|h| is_one_of(h, &TOKEN_COLUMNS));
     let wandb = step_col.is_some() && table.header.iter().any(|h| h.contains(WANDB_SEPARATOR));
     if table.rows == 0 {
         return Err(LogError::NoRows(" (only a header)"));
     }
     let numeric = |c: usize| table.cells[c].iter().any(Option::is_some);
-    let metric_cols: Vec<usize> =
-        (0..table.header.len()).filter(|&c| Some(c) != step_col && Some(c) != token_col && numeric(c)).collect();
+    let metric_cols: Vec<usize> = (0..table.header.len())
+        .filter(|&c| Some(c) != step_col && Some(c) != token_col && numeric(c))
+        .collect();
     if metric_cols.is_empty() {
-        return Err(LogError::NoNumeric { columns: table.header.join(", ") });
+        return Err(LogError::NoNumeric {
+            columns: table.header.join(", "),
+        });
     }
-    let column = |c: Option<usize>| c.map_or_else(|| vec![None; table.rows], |c| table.cells[c].clone());
+    let column =
+        |c: Option<usize>| c.map_or_else(|| vec![None; table.rows], |c| table.cells[c].clone());
     if !wandb {
         let mut s = Series::new(LogFormat::Csv);
         s.step = column(step_col);
         s.tokens = column(token_col);
         for c in metric_cols {
-            s.metrics.insert(table.header[c].clone(), table.cells[c].clone());
+            s.metrics
+                .insert(table.header[c].clone(), table.cells[c].clone());
         }
         return Ok(vec![s]);
     }
@@ -148,17 +178,22 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Series>, LogError> {
     let tokens = column(token_col);
     let mut out = Vec::with_capacity(runs.len());
     for (run, cols) in runs {
-        let keep: Vec<usize> =
-            (0..table.rows).filter(|&r| cols.iter().any(|&(_, c)| table.cells[c][r].is_some())).collect();
+        let keep: Vec<usize> = (0..table.rows)
+            .filter(|&r| cols.iter().any(|&(_, c)| table.cells[c][r].is_some()))
+            .collect();
         let mut s = Series::new(LogFormat::WandbCsv);
         s.run = Some(run);
         s.step = keep.iter().map(|&r| steps[r]).collect();
         s.tokens = keep.iter().map(|&r| tokens[r]).collect();
         for (metric, c) in cols {
-            s.metrics.insert(metric, keep.iter().map(|&r| table.cells[c][r]).collect());
+            s.metrics
+                .insert(metric, keep.iter().map(|&r| table.cells[c][r]).collect());
         }
         if !unprefixed.is_empty() {
-            s.warnings.push(format!("columns without a run prefix were left out: {}", unprefixed.join(", ")));
+            s.warnings.push(format!(
+                "columns without a run prefix were left out: {}",
+                unprefixed.join(", ")
+            ));
         }
         out.push(s);
     }

@@ -11,7 +11,9 @@
 //!   the last line of a file that does not end in a newline: a log read while
 //!   the run still writes it. Its rows before are kept, with a warning.
 
-use super::{json_constant, json_number, parse_json_lenient, utf8, LogError, LogFormat, RowBuilder, Series};
+use super::{
+    json_constant, json_number, parse_json_lenient, utf8, LogError, LogFormat, RowBuilder, Series,
+};
 
 /// Keys read as the step, in order of preference.
 pub const STEP_KEYS: [&str; 5] = ["step", "global_step", "_step", "iter", "iteration"];
@@ -41,11 +43,17 @@ pub fn parse(bytes: &[u8]) -> Result<Series, LogError> {
                     ));
                     break;
                 }
-                return Err(LogError::JsonLine { line: i + 1, message: e.to_string() });
+                return Err(LogError::JsonLine {
+                    line: i + 1,
+                    message: e.to_string(),
+                });
             }
         };
         let serde_json::Value::Object(obj) = value else {
-            return Err(LogError::NotAnObject { line: i + 1, found: json_kind(&value) });
+            return Err(LogError::NotAnObject {
+                line: i + 1,
+                found: json_kind(&value),
+            });
         };
         if obj.get("header") == Some(&serde_json::Value::Bool(true)) {
             let constants = rows.constants();
@@ -78,8 +86,12 @@ pub fn parse(bytes: &[u8]) -> Result<Series, LogError> {
 }
 
 /// The first of `keys` that holds a number.
-fn pick<'k>(obj: &serde_json::Map<String, serde_json::Value>, keys: &[&'k str]) -> Option<(&'k str, f64)> {
-    keys.iter().find_map(|k| Some((*k, json_number(obj.get(*k)?)?)))
+fn pick<'k>(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    keys: &[&'k str],
+) -> Option<(&'k str, f64)> {
+    keys.iter()
+        .find_map(|k| Some((*k, json_number(obj.get(*k)?)?)))
 }
 
 /// Adds `key = v` (flattening objects) to the open row.
@@ -135,7 +147,11 @@ mod tests {
     fn cut_last_line_is_a_warning() {
         let s = parse(b"{\"step\": 1, \"loss\": 2}\n{\"step\": 2, \"lo").unwrap();
         assert_eq!(s.len(), 1);
-        assert!(s.warnings[0].contains("line 2 is cut mid-write"), "{:?}", s.warnings);
+        assert!(
+            s.warnings[0].contains("line 2 is cut mid-write"),
+            "{:?}",
+            s.warnings
+        );
         let e = parse(b"{\"step\": 1, \"loss\": 2}\n{\"step\": 2, \"lo\n").unwrap_err();
         assert!(e.to_string().starts_with("line 2: not valid JSON"), "{e}");
     }

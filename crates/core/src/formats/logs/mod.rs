@@ -18,8 +18,8 @@
 pub mod csv;
 pub mod jsonl;
 pub mod study_json;
-pub mod tfevents;
 pub mod text_kv;
+pub mod tfevents;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -274,7 +274,11 @@ pub const HEAD_LEN: usize = 64 * 1024;
 /// decides; the name only breaks ties (a file too short or too damaged to tell).
 /// `None` = not a log rankscope reads.
 pub fn detect(name: &str, head: &[u8]) -> Option<LogFormat> {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name).to_ascii_lowercase();
+    let base = name
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(name)
+        .to_ascii_lowercase();
     let head = head.get(..HEAD_LEN).unwrap_or(head);
     if tfevents::looks_like(head) {
         return Some(LogFormat::TfEvents);
@@ -282,7 +286,11 @@ pub fn detect(name: &str, head: &[u8]) -> Option<LogFormat> {
     let text = utf8_prefix(head);
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // NUL bytes: binary (a safetensors header is valid UTF-8 for a few bytes).
-    let trimmed = if text.contains('\0') { "" } else { text.trim_start() };
+    let trimmed = if text.contains('\0') {
+        ""
+    } else {
+        text.trim_start()
+    };
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         return detect_json(&base, trimmed);
     }
@@ -324,10 +332,16 @@ fn detect_json(base: &str, text: &str) -> Option<LogFormat> {
     }
     // A multi-line (pretty-printed) document, maybe cut at HEAD_LEN: look for its keys.
     if text.starts_with('{') {
-        if ["\"layer_pr\"", "\"mean_pr\"", "\"gamma_final\""].iter().any(|k| text.contains(k)) {
+        if ["\"layer_pr\"", "\"mean_pr\"", "\"gamma_final\""]
+            .iter()
+            .any(|k| text.contains(k))
+        {
             return Some(LogFormat::StudyResults);
         }
-        if ["\"history\"", "\"final_metrics\""].iter().any(|k| text.contains(k)) {
+        if ["\"history\"", "\"final_metrics\""]
+            .iter()
+            .any(|k| text.contains(k))
+        {
             return Some(LogFormat::StudyMetrics);
         }
     }
@@ -367,7 +381,9 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Series>, LogError> {
     let head = bytes.get(..HEAD_LEN).unwrap_or(bytes);
     let Some(format) = detect(name, head) else {
         return Err(match std::str::from_utf8(head) {
-            Err(e) if e.error_len().is_some() => LogError::NotUtf8 { offset: e.valid_up_to() },
+            Err(e) if e.error_len().is_some() => LogError::NotUtf8 {
+                offset: e.valid_up_to(),
+            },
             _ => LogError::UnknownFormat,
         });
     };
@@ -430,7 +446,9 @@ fn warn_steps_backwards(series: &mut Series) {
 
 /// The whole input as UTF-8, or the offset of the first bad byte.
 pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, LogError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| LogError::NotUtf8 { offset: e.valid_up_to() })?;
+    let text = std::str::from_utf8(bytes).map_err(|e| LogError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
     Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
@@ -478,9 +496,13 @@ fn replace_non_finite(text: &str) -> String {
         } else if c == '"' {
             in_string = true;
         } else {
-            let literal = [("-Infinity", NEG_INF_SENTINEL), ("Infinity", INF_SENTINEL), ("NaN", NAN_SENTINEL)]
-                .into_iter()
-                .find(|(lit, _)| rest.starts_with(lit));
+            let literal = [
+                ("-Infinity", NEG_INF_SENTINEL),
+                ("Infinity", INF_SENTINEL),
+                ("NaN", NAN_SENTINEL),
+            ]
+            .into_iter()
+            .find(|(lit, _)| rest.starts_with(lit));
             if let Some((lit, sentinel)) = literal {
                 out.push('"');
                 out.push_str(&sentinel.replace('\u{1}', "\\u0001"));
@@ -513,13 +535,19 @@ pub(crate) fn json_number(v: &serde_json::Value) -> Option<f64> {
 /// A JSON value to keep in `constants`, with the NaN sentinels turned back into strings.
 pub(crate) fn json_constant(v: &serde_json::Value) -> serde_json::Value {
     match v {
-        serde_json::Value::String(s) if s.starts_with('\u{1}') => {
-            serde_json::Value::String(s.trim_start_matches('\u{1}').trim_start_matches("rankscope:").to_owned())
+        serde_json::Value::String(s) if s.starts_with('\u{1}') => serde_json::Value::String(
+            s.trim_start_matches('\u{1}')
+                .trim_start_matches("rankscope:")
+                .to_owned(),
+        ),
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.iter().map(json_constant).collect())
         }
-        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(json_constant).collect()),
-        serde_json::Value::Object(o) => {
-            serde_json::Value::Object(o.iter().map(|(k, v)| (k.clone(), json_constant(v))).collect())
-        }
+        serde_json::Value::Object(o) => serde_json::Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), json_constant(v)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -534,7 +562,10 @@ pub(crate) struct RowBuilder {
 
 impl RowBuilder {
     pub(crate) fn new(format: LogFormat) -> Self {
-        RowBuilder { series: Series::new(format), seen: BTreeSet::new() }
+        RowBuilder {
+            series: Series::new(format),
+            seen: BTreeSet::new(),
+        }
     }
 
     /// Opens a new row; later calls write into it.
@@ -606,7 +637,9 @@ impl RowBuilder {
         }
         if self.series.metrics.is_empty() {
             let columns: Vec<&str> = self.seen.iter().map(String::as_str).collect();
-            return Err(LogError::NoNumeric { columns: columns.join(", ") });
+            return Err(LogError::NoNumeric {
+                columns: columns.join(", "),
+            });
         }
         for col in self.series.metrics.values_mut() {
             col.resize(n, None);
@@ -621,7 +654,8 @@ mod tests {
 
     #[test]
     fn lenient_json_reads_python_literals() {
-        let v = parse_json_lenient(r#"{"a": NaN, "b": -Infinity, "c": "NaN", "d": Infinity}"#).unwrap();
+        let v =
+            parse_json_lenient(r#"{"a": NaN, "b": -Infinity, "c": "NaN", "d": Infinity}"#).unwrap();
         assert!(json_number(&v["a"]).unwrap().is_nan());
         assert_eq!(json_number(&v["b"]), Some(f64::NEG_INFINITY));
         assert_eq!(json_number(&v["c"]), None);
@@ -635,7 +669,10 @@ mod tests {
         s.step = vec![Some(1.0), Some(2.0), None, Some(1.0), Some(2.0)];
         s.tokens = vec![None; 5];
         warn_steps_backwards(&mut s);
-        assert_eq!(s.warnings, ["steps go backwards at row 4 (step 1 after 2): the log may hold a restart"]);
+        assert_eq!(
+            s.warnings,
+            ["steps go backwards at row 4 (step 1 after 2): the log may hold a restart"]
+        );
     }
 
     #[test]

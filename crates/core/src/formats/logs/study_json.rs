@@ -40,7 +40,10 @@ fn read_object(bytes: &[u8], expected: &str) -> Result<Map<String, Value>, LogEr
     let text = utf8(bytes)?;
     match parse_json_lenient(text).map_err(|e| LogError::Json(e.to_string()))? {
         Value::Object(o) => Ok(o),
-        other => Err(LogError::JsonShape(format!("expected an object {expected}, found {}", json_kind(&other)))),
+        other => Err(LogError::JsonShape(format!(
+            "expected an object {expected}, found {}",
+            json_kind(&other)
+        ))),
     }
 }
 
@@ -48,7 +51,10 @@ fn read_object(bytes: &[u8], expected: &str) -> Result<Map<String, Value>, LogEr
 fn number_array(key: &str, v: &Value) -> Result<Vec<Option<f64>>, LogError> {
     match v {
         Value::Array(a) => Ok(a.iter().map(json_number).collect()),
-        other => Err(LogError::JsonShape(format!("\"{key}\" should be an array, found {}", json_kind(other)))),
+        other => Err(LogError::JsonShape(format!(
+            "\"{key}\" should be an array, found {}",
+            json_kind(other)
+        ))),
     }
 }
 
@@ -70,7 +76,12 @@ pub fn parse_results(bytes: &[u8]) -> Result<Series, LogError> {
     let add = |s: &mut Series, key: String, v: &Value| -> Result<(), LogError> {
         let col = number_array(&key, v)?;
         if col.len() != n {
-            return Err(LogError::UnequalLengths { key, found: col.len(), reference: "tokens", expected: n });
+            return Err(LogError::UnequalLengths {
+                key,
+                found: col.len(),
+                reference: "tokens",
+                expected: n,
+            });
         }
         s.metrics.insert(key, col);
         Ok(())
@@ -99,7 +110,9 @@ pub fn parse_results(bytes: &[u8]) -> Result<Series, LogError> {
     }
     if s.metrics.is_empty() {
         let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
-        return Err(LogError::NoNumeric { columns: keys.join(", ") });
+        return Err(LogError::NoNumeric {
+            columns: keys.join(", "),
+        });
     }
     Ok(s)
 }
@@ -118,14 +131,22 @@ const HISTORY_RENAMES: [(&str, &str); 8] = [
 
 /// Reads a training `metrics.json`.
 pub fn parse_metrics(bytes: &[u8]) -> Result<Series, LogError> {
-    const SHAPE: &str = "{\"final_metrics\": {…}, \"history\": {\"steps\": […], \"val_losses\": […], …}}";
+    const SHAPE: &str =
+        "{\"final_metrics\": {…}, \"history\": {\"steps\": […], \"val_losses\": […], …}}";
     let obj = read_object(bytes, SHAPE)?;
     let history = match obj.get("history") {
         Some(Value::Object(h)) => h,
         Some(other) => {
-            return Err(LogError::JsonShape(format!("\"history\" should be an object, found {}", json_kind(other))))
+            return Err(LogError::JsonShape(format!(
+                "\"history\" should be an object, found {}",
+                json_kind(other)
+            )))
         }
-        None => return Err(LogError::JsonShape(format!("no \"history\" object; expected {SHAPE}"))),
+        None => {
+            return Err(LogError::JsonShape(format!(
+                "no \"history\" object; expected {SHAPE}"
+            )))
+        }
     };
     let mut s = Series::new(LogFormat::StudyMetrics);
     for (key, v) in &obj {
@@ -133,13 +154,21 @@ pub fn parse_metrics(bytes: &[u8]) -> Result<Series, LogError> {
             s.constants.insert(key.clone(), json_constant(v));
         }
     }
-    let steps_key = ["steps", "step"].into_iter().find(|k| history.contains_key(*k));
-    let tokens_key = ["tokens", "tokens_seen"].into_iter().find(|k| history.contains_key(*k));
+    let steps_key = ["steps", "step"]
+        .into_iter()
+        .find(|k| history.contains_key(*k));
+    let tokens_key = ["tokens", "tokens_seen"]
+        .into_iter()
+        .find(|k| history.contains_key(*k));
     let (reference, n) = match steps_key {
         Some(k) => (k, number_array(k, &history[k])?.len()),
         None => {
             // No steps: the longest array sets the rows.
-            let n = history.values().filter_map(|v| v.as_array().map(Vec::len)).max().unwrap_or(0);
+            let n = history
+                .values()
+                .filter_map(|v| v.as_array().map(Vec::len))
+                .max()
+                .unwrap_or(0);
             ("the longest array", n)
         }
     };
@@ -151,7 +180,10 @@ pub fn parse_metrics(bytes: &[u8]) -> Result<Series, LogError> {
         None => vec![None; n],
     };
     s.tokens = match tokens_key {
-        Some(k) => number_array(k, &history[k]).ok().filter(|t| t.len() == n).unwrap_or_else(|| vec![None; n]),
+        Some(k) => number_array(k, &history[k])
+            .ok()
+            .filter(|t| t.len() == n)
+            .unwrap_or_else(|| vec![None; n]),
         None => vec![None; n],
     };
     for (key, v) in history {
@@ -170,12 +202,17 @@ pub fn parse_metrics(bytes: &[u8]) -> Result<Series, LogError> {
         if col.iter().all(Option::is_none) {
             continue;
         }
-        let name = HISTORY_RENAMES.iter().find(|(from, _)| from == key).map_or(key.as_str(), |(_, to)| to);
+        let name = HISTORY_RENAMES
+            .iter()
+            .find(|(from, _)| from == key)
+            .map_or(key.as_str(), |(_, to)| to);
         s.metrics.insert(name.to_owned(), col);
     }
     if s.metrics.is_empty() {
         let keys: Vec<&str> = history.keys().map(String::as_str).collect();
-        return Err(LogError::NoNumeric { columns: keys.join(", ") });
+        return Err(LogError::NoNumeric {
+            columns: keys.join(", "),
+        });
     }
     Ok(s)
 }
@@ -193,13 +230,19 @@ mod tests {
         assert_eq!(s.step, [Some(0.0), Some(50.0), Some(489.0)]);
         assert_eq!(s.metric_names(), ["lr", "val_loss"]);
         assert_eq!(s.constants["actual_steps"], 489);
-        assert_eq!(s.warnings, ["history.train_losses has 2 values but steps has 3: left out"]);
+        assert_eq!(
+            s.warnings,
+            ["history.train_losses has 2 values but steps has 3: left out"]
+        );
     }
 
     #[test]
     fn results_unequal_lengths_name_the_key() {
         let text = r#"{"tag": "X", "tokens": [0, 1], "loss": [null, 2], "layer_pr": {"0": [1, 2], "1": [1]}}"#;
         let e = parse_results(text.as_bytes()).unwrap_err();
-        assert_eq!(e.to_string(), "\"layer_pr/1\" has 1 values but \"tokens\" has 2");
+        assert_eq!(
+            e.to_string(),
+            "\"layer_pr/1\" has 1 values but \"tokens\" has 2"
+        );
     }
 }

@@ -21,7 +21,14 @@ const STEP_KEYS: [&str; 6] = ["step", "s", "iter", "iteration", "global_step", "
 const TOKEN_KEYS: [&str; 3] = ["tokens", "tokens_seen", "num_tokens"];
 /// Unit suffixes stripped from values, and what the metric name gets instead.
 /// Longest first so that `ms` wins over `s`.
-const UNITS: [(&str, &str); 6] = [("min", "_min"), ("ms", "_ms"), ("us", "_us"), ("s", "_s"), ("h", "_h"), ("%", "_pct")];
+const UNITS: [(&str, &str); 6] = [
+    ("min", "_min"),
+    ("ms", "_ms"),
+    ("us", "_us"),
+    ("s", "_s"),
+    ("h", "_h"),
+    ("%", "_pct"),
+];
 
 /// One numeric pair of a line.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,21 +59,38 @@ fn parse_token(token: &str) -> Option<Pair<'_>> {
     }
     if let Some((a, b)) = value.split_once('/') {
         let (a, b) = (parse_number(a)?, parse_number(b)?);
-        return Some(Pair { key, unit: "", value: a, total: Some(b) });
+        return Some(Pair {
+            key,
+            unit: "",
+            value: a,
+            total: Some(b),
+        });
     }
     if let Some(v) = parse_number(value) {
-        return Some(Pair { key, unit: "", value: v, total: None });
+        return Some(Pair {
+            key,
+            unit: "",
+            value: v,
+            total: None,
+        });
     }
     UNITS.iter().find_map(|(suffix, unit)| {
         let v = parse_number(value.strip_suffix(suffix)?)?;
-        Some(Pair { key, unit, value: v, total: None })
+        Some(Pair {
+            key,
+            unit,
+            value: v,
+            total: None,
+        })
     })
 }
 
 /// Identifier-like: a letter or `_` first, then letters, digits, `_ . / -`.
 fn is_key(key: &str) -> bool {
     let mut chars = key.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'))
 }
 
@@ -74,7 +98,10 @@ fn is_key(key: &str) -> bool {
 fn parse_number(s: &str) -> Option<f64> {
     let first = s.chars().next()?;
     let numeric_start = first.is_ascii_digit() || matches!(first, '-' | '+' | '.');
-    let special = matches!(s.to_ascii_lowercase().trim_start_matches(['-', '+']), "nan" | "inf" | "infinity");
+    let special = matches!(
+        s.to_ascii_lowercase().trim_start_matches(['-', '+']),
+        "nan" | "inf" | "infinity"
+    );
     if numeric_start || special {
         s.parse().ok()
     } else {
@@ -108,7 +135,11 @@ pub fn parse(bytes: &[u8]) -> Result<Series, LogError> {
                 rows.set(&name, p.value);
             }
             if let Some(total) = p.total {
-                let key = if STEP_KEYS.contains(&p.key) { "total_steps".to_owned() } else { format!("{}_total", p.key) };
+                let key = if STEP_KEYS.contains(&p.key) {
+                    "total_steps".to_owned()
+                } else {
+                    format!("{}_total", p.key)
+                };
                 let constants = rows.constants();
                 let value = serde_json::Number::from_f64(total).map(serde_json::Value::Number);
                 match constants.get(&key) {
@@ -148,10 +179,14 @@ mod tests {
 
     #[test]
     fn modded_nanogpt_line() {
-        let s = parse(b"step:250/1390 val_loss:4.4525 train_time:7953ms step_avg:31.81ms\n").unwrap();
+        let s =
+            parse(b"step:250/1390 val_loss:4.4525 train_time:7953ms step_avg:31.81ms\n").unwrap();
         assert_eq!(s.step, [Some(250.0)]);
         assert_eq!(s.constants["total_steps"], 1390);
-        assert_eq!(s.metric_names(), ["step_avg_ms", "train_time_ms", "val_loss"]);
+        assert_eq!(
+            s.metric_names(),
+            ["step_avg_ms", "train_time_ms", "val_loss"]
+        );
         assert_eq!(s.metric("train_time_ms").unwrap(), [Some(7953.0)]);
     }
 
@@ -160,6 +195,9 @@ mod tests {
         assert!(!is_kv_line("Note: the run uses lr=0.1"));
         assert!(!is_kv_line("Namespace(lr=0.001, wd=0.1)"));
         assert!(is_kv_line("s:0 trl:10.98"));
-        assert!(matches!(parse(b"hello world\nlr=0.1\n"), Err(LogError::NoKeyValueLines)));
+        assert!(matches!(
+            parse(b"hello world\nlr=0.1\n"),
+            Err(LogError::NoKeyValueLines)
+        ));
     }
 }

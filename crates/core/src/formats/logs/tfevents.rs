@@ -124,7 +124,9 @@ pub fn masked_crc32c(data: &[u8]) -> u32 {
 /// Whether `head` starts with a TFRecord whose length checksum is right.
 pub fn looks_like(head: &[u8]) -> bool {
     match (head.get(0..8), head.get(8..12)) {
-        (Some(len), Some(crc)) => crc.try_into().ok().map(u32::from_le_bytes) == Some(masked_crc32c(len)),
+        (Some(len), Some(crc)) => {
+            crc.try_into().ok().map(u32::from_le_bytes) == Some(masked_crc32c(len))
+        }
         _ => false,
     }
 }
@@ -152,7 +154,12 @@ fn records(bytes: &[u8]) -> Result<Records<'_>, LogError> {
         let offset = pos as u64;
         let truncated = |have: usize, need: u64| {
             if record == 0 {
-                Err(LogError::Truncated { record, offset, have: have as u64, need })
+                Err(LogError::Truncated {
+                    record,
+                    offset,
+                    have: have as u64,
+                    need,
+                })
             } else {
                 Ok(Some(format!(
                     "record {record} at byte {offset} is cut short ({have} of {need} bytes; the run may still be writing): kept the {record} records before it"
@@ -165,7 +172,11 @@ fn records(bytes: &[u8]) -> Result<Records<'_>, LogError> {
         };
         let len_crc = u32::from_le_bytes(len_crc.try_into().expect("4 bytes by the slice above"));
         if masked_crc32c(len_bytes) != len_crc {
-            return Err(LogError::RecordCrc { record, offset, part: "length" });
+            return Err(LogError::RecordCrc {
+                record,
+                offset,
+                part: "length",
+            });
         }
         let len = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes by the slice above"));
         let need = len.checked_add(16).filter(|&n| n <= total - offset);
@@ -173,9 +184,17 @@ fn records(bytes: &[u8]) -> Result<Records<'_>, LogError> {
             return truncated(rest.len(), len.saturating_add(16)).map(|w| (out, w));
         };
         let data = &rest[12..need - 4];
-        let data_crc = u32::from_le_bytes(rest[need - 4..need].try_into().expect("4 bytes by the length check"));
+        let data_crc = u32::from_le_bytes(
+            rest[need - 4..need]
+                .try_into()
+                .expect("4 bytes by the length check"),
+        );
         if masked_crc32c(data) != data_crc {
-            return Err(LogError::RecordCrc { record, offset, part: "data" });
+            return Err(LogError::RecordCrc {
+                record,
+                offset,
+                part: "data",
+            });
         }
         out.push((offset, data));
         pos += need;
@@ -195,12 +214,17 @@ pub fn parse(bytes: &[u8]) -> Result<Series, LogError> {
             offset: *offset,
             message: e.to_string(),
         })?;
-        let Some(summary) = &event.summary else { continue };
+        let Some(summary) = &event.summary else {
+            continue;
+        };
         let scalars: Vec<(&str, f64)> = summary
             .value
             .iter()
             .filter_map(|v| {
-                let x = v.simple_value.map(f64::from).or_else(|| v.tensor.as_ref()?.scalar());
+                let x = v
+                    .simple_value
+                    .map(f64::from)
+                    .or_else(|| v.tensor.as_ref()?.scalar());
                 if x.is_none() {
                     non_scalar.insert(v.tag.clone());
                 }
@@ -210,7 +234,8 @@ pub fn parse(bytes: &[u8]) -> Result<Series, LogError> {
         if scalars.is_empty() {
             continue;
         }
-        let merge = open_step == Some(event.step) && scalars.iter().all(|(tag, _)| !rows.has_in_row(tag));
+        let merge =
+            open_step == Some(event.step) && scalars.iter().all(|(tag, _)| !rows.has_in_row(tag));
         if !merge {
             rows.start_row();
             rows.set_step(event.step as f64);
@@ -226,7 +251,10 @@ pub fn parse(bytes: &[u8]) -> Result<Series, LogError> {
     }
     if !non_scalar.is_empty() {
         let tags: Vec<String> = non_scalar.into_iter().collect();
-        rows.warn(format!("non-scalar summaries left out: {}", tags.join(", ")));
+        rows.warn(format!(
+            "non-scalar summaries left out: {}",
+            tags.join(", ")
+        ));
     }
     if rows.rows() == 0 {
         return Err(LogError::NoScalars(format!("{} records", records.len())));
@@ -242,14 +270,25 @@ mod tests {
     fn masked_crc_matches_tensorflow() {
         // crc32c("123456789") = 0xE3069283 (the standard check value).
         assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
-        assert_eq!(masked_crc32c(b"123456789"), 0xE306_9283u32.rotate_right(15).wrapping_add(0xa282_ead8));
+        assert_eq!(
+            masked_crc32c(b"123456789"),
+            0xE306_9283u32.rotate_right(15).wrapping_add(0xa282_ead8)
+        );
     }
 
     #[test]
     fn tensor_scalars() {
-        let t = TensorProto { dtype: DT_FLOAT, tensor_content: 2.5f32.to_le_bytes().to_vec(), ..Default::default() };
+        let t = TensorProto {
+            dtype: DT_FLOAT,
+            tensor_content: 2.5f32.to_le_bytes().to_vec(),
+            ..Default::default()
+        };
         assert_eq!(t.scalar(), Some(2.5));
-        let t = TensorProto { dtype: DT_FLOAT, float_val: vec![1.0, 2.0], ..Default::default() };
+        let t = TensorProto {
+            dtype: DT_FLOAT,
+            float_val: vec![1.0, 2.0],
+            ..Default::default()
+        };
         assert_eq!(t.scalar(), None);
     }
 }

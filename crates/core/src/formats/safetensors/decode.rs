@@ -19,26 +19,43 @@ pub(super) const DECODE_CHUNK_BYTES: usize = 8 << 20;
 /// Reads one tensor and converts it to `f32`. The tensor is read in chunks of
 /// a few MiB so that peak memory is the converted tensor plus one chunk, not
 /// the raw bytes plus the converted copy.
-pub fn read_tensor_f32(src: &(impl ByteSource + ?Sized), t: &TensorInfo) -> Result<Vec<f32>, SafetensorsError> {
+pub fn read_tensor_f32(
+    src: &(impl ByteSource + ?Sized),
+    t: &TensorInfo,
+) -> Result<Vec<f32>, SafetensorsError> {
     read_tensor_chunked(src, t, decode_f32_into)
 }
 
 /// Reads one tensor and converts it to `f64` (chunked like [`read_tensor_f32`]).
-pub fn read_tensor_f64(src: &(impl ByteSource + ?Sized), t: &TensorInfo) -> Result<Vec<f64>, SafetensorsError> {
+pub fn read_tensor_f64(
+    src: &(impl ByteSource + ?Sized),
+    t: &TensorInfo,
+) -> Result<Vec<f64>, SafetensorsError> {
     read_tensor_chunked(src, t, decode_f64_into)
 }
 
 /// A `decode_*_into` function.
 type DecodeInto<T> = fn(&[u8], Dtype, &mut Vec<T>) -> Result<(), SafetensorsError>;
 
-fn read_tensor_chunked<T>(src: &(impl ByteSource + ?Sized), t: &TensorInfo, decode_into: DecodeInto<T>) -> Result<Vec<T>, SafetensorsError> {
-    let too_large = || SafetensorsError::TooLargeForMemory { what: format!("tensor \"{}\"", t.name), len: t.len };
+fn read_tensor_chunked<T>(
+    src: &(impl ByteSource + ?Sized),
+    t: &TensorInfo,
+    decode_into: DecodeInto<T>,
+) -> Result<Vec<T>, SafetensorsError> {
+    let too_large = || SafetensorsError::TooLargeForMemory {
+        what: format!("tensor \"{}\"", t.name),
+        len: t.len,
+    };
     let numel: usize = t.numel().try_into().map_err(|_| too_large())?;
     // Check the dtype (and the tensor's byte length) once, before any read.
     decode_into(&[], t.dtype, &mut Vec::new())?;
     let size = t.dtype.size_bytes() as u64;
     if t.dtype.size_bits() < 8 || t.len % size > 0 {
-        return Err(SafetensorsError::RaggedBytes { dtype: t.dtype, len: t.len, size });
+        return Err(SafetensorsError::RaggedBytes {
+            dtype: t.dtype,
+            len: t.len,
+            size,
+        });
     }
     let chunk = (DECODE_CHUNK_BYTES as u64 / size) * size;
     let mut out = Vec::new();
@@ -54,9 +71,16 @@ fn read_tensor_chunked<T>(src: &(impl ByteSource + ?Sized), t: &TensorInfo, deco
 }
 
 /// Little-endian elements of `N` bytes; an error if `bytes` ends mid-element.
-fn le<const N: usize>(bytes: &[u8], dtype: Dtype) -> Result<impl Iterator<Item = [u8; N]> + '_, SafetensorsError> {
+fn le<const N: usize>(
+    bytes: &[u8],
+    dtype: Dtype,
+) -> Result<impl Iterator<Item = [u8; N]> + '_, SafetensorsError> {
     if bytes.len() % N > 0 {
-        return Err(SafetensorsError::RaggedBytes { dtype, len: bytes.len() as u64, size: N as u64 });
+        return Err(SafetensorsError::RaggedBytes {
+            dtype,
+            len: bytes.len() as u64,
+            size: N as u64,
+        });
     }
     Ok(bytes.chunks_exact(N).map(|c| {
         let mut a = [0u8; N];
@@ -96,7 +120,10 @@ fn decode_half_into<T: Copy + Default>(
 }
 
 fn unsupported(dtype: Dtype, target: &str) -> SafetensorsError {
-    SafetensorsError::UnsupportedDtype { dtype, target: target.to_string() }
+    SafetensorsError::UnsupportedDtype {
+        dtype,
+        target: target.to_string(),
+    }
 }
 
 /// bf16 bits → f32, exactly as `half::bf16::to_f32` (a NaN gets its quiet bit set).
@@ -115,14 +142,22 @@ pub fn decode_f32(bytes: &[u8], dtype: Dtype) -> Result<Vec<f32>, SafetensorsErr
 }
 
 /// [`decode_f32`], appending to `out`.
-pub fn decode_f32_into(bytes: &[u8], dtype: Dtype, out: &mut Vec<f32>) -> Result<(), SafetensorsError> {
+pub fn decode_f32_into(
+    bytes: &[u8],
+    dtype: Dtype,
+    out: &mut Vec<f32>,
+) -> Result<(), SafetensorsError> {
     match dtype {
         Dtype::F32 => out.extend(le::<4>(bytes, dtype)?.map(f32::from_le_bytes)),
-        Dtype::F16 => decode_half_into(bytes, dtype, out, |b, d| b.reinterpret_cast::<f16>().convert_to_f32_slice(d))?,
+        Dtype::F16 => decode_half_into(bytes, dtype, out, |b, d| {
+            b.reinterpret_cast::<f16>().convert_to_f32_slice(d)
+        })?,
         // bf16 is the top half of an f32, so widening is a shift (NaNs quietened as `half`
         // does): branch-free, it vectorises on every target, where `half`'s slice
         // conversion is a scalar loop on wasm32 (12× slower there).
-        Dtype::BF16 => out.extend(le::<2>(bytes, dtype)?.map(|b| bf16_bits_to_f32(u16::from_le_bytes(b)))),
+        Dtype::BF16 => {
+            out.extend(le::<2>(bytes, dtype)?.map(|b| bf16_bits_to_f32(u16::from_le_bytes(b))))
+        }
         Dtype::F64 => out.extend(le::<8>(bytes, dtype)?.map(|b| f64::from_le_bytes(b) as f32)),
         Dtype::BOOL => out.extend(bytes.iter().map(|&b| f32::from(u8::from(b != 0)))),
         Dtype::U8 => out.extend(bytes.iter().map(|&b| f32::from(b))),
@@ -147,12 +182,20 @@ pub fn decode_f64(bytes: &[u8], dtype: Dtype) -> Result<Vec<f64>, SafetensorsErr
 }
 
 /// [`decode_f64`], appending to `out`.
-pub fn decode_f64_into(bytes: &[u8], dtype: Dtype, out: &mut Vec<f64>) -> Result<(), SafetensorsError> {
+pub fn decode_f64_into(
+    bytes: &[u8],
+    dtype: Dtype,
+    out: &mut Vec<f64>,
+) -> Result<(), SafetensorsError> {
     match dtype {
         Dtype::F64 => out.extend(le::<8>(bytes, dtype)?.map(f64::from_le_bytes)),
         Dtype::F32 => out.extend(le::<4>(bytes, dtype)?.map(|b| f64::from(f32::from_le_bytes(b)))),
-        Dtype::F16 => decode_half_into(bytes, dtype, out, |b, d| b.reinterpret_cast::<f16>().convert_to_f64_slice(d))?,
-        Dtype::BF16 => decode_half_into(bytes, dtype, out, |b, d| b.reinterpret_cast::<bf16>().convert_to_f64_slice(d))?,
+        Dtype::F16 => decode_half_into(bytes, dtype, out, |b, d| {
+            b.reinterpret_cast::<f16>().convert_to_f64_slice(d)
+        })?,
+        Dtype::BF16 => decode_half_into(bytes, dtype, out, |b, d| {
+            b.reinterpret_cast::<bf16>().convert_to_f64_slice(d)
+        })?,
         Dtype::BOOL => out.extend(bytes.iter().map(|&b| f64::from(u8::from(b != 0)))),
         Dtype::U8 => out.extend(bytes.iter().map(|&b| f64::from(b))),
         Dtype::I8 => out.extend(bytes.iter().map(|&b| f64::from(b as i8))),
@@ -173,10 +216,18 @@ pub fn decode_i64(bytes: &[u8], dtype: Dtype) -> Result<Vec<i64>, SafetensorsErr
     Ok(match dtype {
         Dtype::U8 => bytes.iter().map(|&b| i64::from(b)).collect(),
         Dtype::I8 => bytes.iter().map(|&b| i64::from(b as i8)).collect(),
-        Dtype::I16 => le::<2>(bytes, dtype)?.map(|b| i64::from(i16::from_le_bytes(b))).collect(),
-        Dtype::U16 => le::<2>(bytes, dtype)?.map(|b| i64::from(u16::from_le_bytes(b))).collect(),
-        Dtype::I32 => le::<4>(bytes, dtype)?.map(|b| i64::from(i32::from_le_bytes(b))).collect(),
-        Dtype::U32 => le::<4>(bytes, dtype)?.map(|b| i64::from(u32::from_le_bytes(b))).collect(),
+        Dtype::I16 => le::<2>(bytes, dtype)?
+            .map(|b| i64::from(i16::from_le_bytes(b)))
+            .collect(),
+        Dtype::U16 => le::<2>(bytes, dtype)?
+            .map(|b| i64::from(u16::from_le_bytes(b)))
+            .collect(),
+        Dtype::I32 => le::<4>(bytes, dtype)?
+            .map(|b| i64::from(i32::from_le_bytes(b)))
+            .collect(),
+        Dtype::U32 => le::<4>(bytes, dtype)?
+            .map(|b| i64::from(u32::from_le_bytes(b)))
+            .collect(),
         Dtype::I64 => le::<8>(bytes, dtype)?.map(i64::from_le_bytes).collect(),
         Dtype::U64 => le::<8>(bytes, dtype)?
             .map(|b| {
@@ -184,7 +235,12 @@ pub fn decode_i64(bytes: &[u8], dtype: Dtype) -> Result<Vec<i64>, SafetensorsErr
                 i64::try_from(v).map_err(|_| SafetensorsError::IntegerOutOfRange { value: v })
             })
             .collect::<Result<_, _>>()?,
-        _ => return Err(unsupported(dtype, "as integers (it is not an integer type)")),
+        _ => {
+            return Err(unsupported(
+                dtype,
+                "as integers (it is not an integer type)",
+            ))
+        }
     })
 }
 
@@ -228,25 +284,48 @@ pub fn scan_values(bytes: &[u8], dtype: Dtype) -> ValueScan {
             for c in bytes.chunks_exact(8) {
                 let mut a = [0u8; 8];
                 a.copy_from_slice(c);
-                s.add(u64::from_le_bytes(a), 1 << 63, 0x7FF0_0000_0000_0000, 0x000F_FFFF_FFFF_FFFF);
+                s.add(
+                    u64::from_le_bytes(a),
+                    1 << 63,
+                    0x7FF0_0000_0000_0000,
+                    0x000F_FFFF_FFFF_FFFF,
+                );
             }
         }
         Dtype::F32 => {
             for c in bytes.chunks_exact(4) {
                 let mut a = [0u8; 4];
                 a.copy_from_slice(c);
-                s.add(u64::from(u32::from_le_bytes(a)), 1 << 31, 0x7F80_0000, 0x007F_FFFF);
+                s.add(
+                    u64::from(u32::from_le_bytes(a)),
+                    1 << 31,
+                    0x7F80_0000,
+                    0x007F_FFFF,
+                );
             }
         }
         Dtype::F16 | Dtype::BF16 => {
-            let (exp, mant) = if dtype == Dtype::F16 { (0x7C00, 0x03FF) } else { (0x7F80, 0x007F) };
+            let (exp, mant) = if dtype == Dtype::F16 {
+                (0x7C00, 0x03FF)
+            } else {
+                (0x7F80, 0x007F)
+            };
             for c in bytes.chunks_exact(2) {
-                s.add(u64::from(u16::from_le_bytes([c[0], c[1]])), 1 << 15, exp, mant);
+                s.add(
+                    u64::from(u16::from_le_bytes([c[0], c[1]])),
+                    1 << 15,
+                    exp,
+                    mant,
+                );
             }
         }
-        Dtype::F8_E5M2 => bytes.iter().for_each(|&b| s.add(u64::from(b), 0x80, 0x7C, 0x03)),
+        Dtype::F8_E5M2 => bytes
+            .iter()
+            .for_each(|&b| s.add(u64::from(b), 0x80, 0x7C, 0x03)),
         Dtype::F8_E4M3 => s.nan = bytes.iter().filter(|&&b| b & 0x7F == 0x7F).count() as u64,
-        Dtype::F8_E4M3FNUZ | Dtype::F8_E5M2FNUZ => s.nan = bytes.iter().filter(|&&b| b == 0x80).count() as u64,
+        Dtype::F8_E4M3FNUZ | Dtype::F8_E5M2FNUZ => {
+            s.nan = bytes.iter().filter(|&&b| b == 0x80).count() as u64
+        }
         Dtype::F8_E8M0 => s.nan = bytes.iter().filter(|&&b| b == 0xFF).count() as u64,
         _ => {}
     }
@@ -260,7 +339,11 @@ mod bf16_widening {
     fn matches_half_for_every_bit_pattern() {
         for bits in 0..=u16::MAX {
             let want = half::bf16::from_bits(bits).to_f32().to_bits();
-            assert_eq!(super::bf16_bits_to_f32(bits).to_bits(), want, "bits {bits:#06x}");
+            assert_eq!(
+                super::bf16_bits_to_f32(bits).to_bits(),
+                want,
+                "bits {bits:#06x}"
+            );
         }
     }
 }

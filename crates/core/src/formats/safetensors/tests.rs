@@ -37,7 +37,10 @@ fn parses_a_valid_header() {
     assert_eq!(h.tensor("b").unwrap().start, h.data_start() + 16);
     assert_eq!(h.dtypes(), vec![Dtype::F32, Dtype::BF16, Dtype::I64]);
     assert!(h.tensor("nope").is_none());
-    assert_eq!(serde_json::to_value(h.dtypes()).unwrap(), serde_json::json!(["F32", "BF16", "I64"]));
+    assert_eq!(
+        serde_json::to_value(h.dtypes()).unwrap(),
+        serde_json::json!(["F32", "BF16", "I64"])
+    );
 }
 
 #[test]
@@ -53,77 +56,162 @@ fn dtype_names_round_trip() {
     for d in Dtype::ALL {
         assert_eq!(Dtype::from_name(&d.to_string()), Some(d));
         assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{d}\""));
-        assert_eq!(serde_json::from_str::<Dtype>(&format!("\"{d}\"")).unwrap(), d);
+        assert_eq!(
+            serde_json::from_str::<Dtype>(&format!("\"{d}\"")).unwrap(),
+            d
+        );
         assert!(!(d.is_float() && d.is_integer()));
     }
     assert_eq!(Dtype::BF16.to_string(), "BF16");
-    assert_eq!((Dtype::F64.size_bytes(), Dtype::BF16.size_bytes(), Dtype::BOOL.size_bytes()), (8, 2, 1));
+    assert_eq!(
+        (
+            Dtype::F64.size_bytes(),
+            Dtype::BF16.size_bytes(),
+            Dtype::BOOL.size_bytes()
+        ),
+        (8, 2, 1)
+    );
     assert!(Dtype::from_name("bf16").is_none());
 }
 
 #[test]
 fn length_prefix_checks() {
-    assert_eq!(read_header_len(&[1, 0, 0], 3), Err(SafetensorsError::TooShort { len: 3 }));
+    assert_eq!(
+        read_header_len(&[1, 0, 0], 3),
+        Err(SafetensorsError::TooShort { len: 3 })
+    );
     assert_eq!(read_header_len(&2u64.to_le_bytes(), 10), Ok(2));
     assert_eq!(
         read_header_len(&3u64.to_le_bytes(), 10),
-        Err(SafetensorsError::HeaderPastEnd { header_len: 3, available: 2 })
+        Err(SafetensorsError::HeaderPastEnd {
+            header_len: 3,
+            available: 2
+        })
     );
     assert_eq!(
         read_header_len(&u64::MAX.to_le_bytes(), 10),
-        Err(SafetensorsError::HeaderTooLarge { header_len: u64::MAX, max: MAX_HEADER_LEN })
+        Err(SafetensorsError::HeaderTooLarge {
+            header_len: u64::MAX,
+            max: MAX_HEADER_LEN
+        })
     );
-    assert_eq!(read_header_len(&0u64.to_le_bytes(), 4), Err(SafetensorsError::TooShort { len: 4 }));
+    assert_eq!(
+        read_header_len(&0u64.to_le_bytes(), 4),
+        Err(SafetensorsError::TooShort { len: 4 })
+    );
 }
 
 #[test]
 fn metadata_must_be_an_object() {
     let e = err(r#"{"__metadata__":["a"]}"#, 0);
-    assert_eq!(e, SafetensorsError::MetadataNotObject { found: "an array".into() });
+    assert_eq!(
+        e,
+        SafetensorsError::MetadataNotObject {
+            found: "an array".into()
+        }
+    );
 }
 
 #[test]
 fn tensor_entry_must_be_an_object() {
     let e = err(r#"{"w":[1,2]}"#, 0);
-    assert_eq!(e, SafetensorsError::TensorNotObject { tensor: "w".into(), found: "an array".into() });
+    assert_eq!(
+        e,
+        SafetensorsError::TensorNotObject {
+            tensor: "w".into(),
+            found: "an array".into()
+        }
+    );
 }
 
 #[test]
 fn fields_must_have_the_right_type() {
     let cases = [
-        (r#"{"w":{"dtype":7,"shape":[1],"data_offsets":[0,4]}}"#, "dtype"),
-        (r#"{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, "shape"),
-        (r#"{"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}}"#, "shape"),
-        (r#"{"w":{"dtype":"F32","shape":"1","data_offsets":[0,4]}}"#, "shape"),
-        (r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0]}}"#, "data_offsets"),
-        (r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}}"#, "data_offsets"),
-        (r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,"4"]}}"#, "data_offsets"),
-        (r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":{"a":0}}}"#, "data_offsets"),
+        (
+            r#"{"w":{"dtype":7,"shape":[1],"data_offsets":[0,4]}}"#,
+            "dtype",
+        ),
+        (
+            r#"{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#,
+            "shape",
+        ),
+        (
+            r#"{"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}}"#,
+            "shape",
+        ),
+        (
+            r#"{"w":{"dtype":"F32","shape":"1","data_offsets":[0,4]}}"#,
+            "shape",
+        ),
+        (
+            r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0]}}"#,
+            "data_offsets",
+        ),
+        (
+            r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}}"#,
+            "data_offsets",
+        ),
+        (
+            r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,"4"]}}"#,
+            "data_offsets",
+        ),
+        (
+            r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":{"a":0}}}"#,
+            "data_offsets",
+        ),
     ];
     for (json, field) in cases {
         match err(json, 4) {
-            SafetensorsError::BadField { tensor, field: f, .. } => assert_eq!((tensor.as_str(), f.as_str()), ("w", field), "{json}"),
+            SafetensorsError::BadField {
+                tensor, field: f, ..
+            } => assert_eq!((tensor.as_str(), f.as_str()), ("w", field), "{json}"),
             other => panic!("{json}: {other}"),
         }
     }
-    let e = err(r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,-4]}}"#, 4);
-    assert!(e.to_string().contains("\"data_offsets\" must be two non-negative integers"), "{e}");
+    let e = err(
+        r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,-4]}}"#,
+        4,
+    );
+    assert!(
+        e.to_string()
+            .contains("\"data_offsets\" must be two non-negative integers"),
+        "{e}"
+    );
     assert_eq!(
         err(r#"{"w":{"dtype":"F32","data_offsets":[0,4]}}"#, 4),
-        SafetensorsError::MissingField { tensor: "w".into(), field: "shape".into() }
+        SafetensorsError::MissingField {
+            tensor: "w".into(),
+            field: "shape".into()
+        }
     );
     assert_eq!(
         err(r#"{"w":{"dtype":"F32","shape":[1]}}"#, 4),
-        SafetensorsError::MissingField { tensor: "w".into(), field: "data_offsets".into() }
+        SafetensorsError::MissingField {
+            tensor: "w".into(),
+            field: "data_offsets".into()
+        }
     );
 }
 
 #[test]
 fn sub_byte_dtypes_must_fill_whole_bytes() {
-    let e = err(r#"{"w":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}}"#, 2);
-    assert_eq!(e, SafetensorsError::MisalignedBits { tensor: "w".into(), numel: 3, dtype: Dtype::F4 });
+    let e = err(
+        r#"{"w":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}}"#,
+        2,
+    );
+    assert_eq!(
+        e,
+        SafetensorsError::MisalignedBits {
+            tensor: "w".into(),
+            numel: 3,
+            dtype: Dtype::F4
+        }
+    );
     // 4 F4 values = 2 bytes is fine; decoding it is refused, not the header.
-    let bytes = file(r#"{"w":{"dtype":"F4","shape":[4],"data_offsets":[0,2]}}"#, 2);
+    let bytes = file(
+        r#"{"w":{"dtype":"F4","shape":[4],"data_offsets":[0,2]}}"#,
+        2,
+    );
     let h = read_header(&bytes).unwrap();
     let t = h.tensor("w").unwrap();
     let e = read_tensor_f32(&bytes, t).unwrap_err();
@@ -132,7 +220,10 @@ fn sub_byte_dtypes_must_fill_whole_bytes() {
 
 #[test]
 fn unsupported_dtypes_are_refused_only_when_decoding() {
-    let bytes = file(r#"{"w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}}"#, 4);
+    let bytes = file(
+        r#"{"w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}}"#,
+        4,
+    );
     let h = read_header(&bytes).unwrap();
     let t = h.tensor("w").unwrap();
     assert_eq!(read_tensor_bytes(&bytes, t).unwrap().len(), 4);
@@ -141,18 +232,28 @@ fn unsupported_dtypes_are_refused_only_when_decoding() {
         decode_f64(&[0; 4], Dtype::C64).unwrap_err(),
         read_tensor_f64(&bytes, t).unwrap_err(),
     ] {
-        assert!(matches!(e, SafetensorsError::UnsupportedDtype { .. }), "{e}");
+        assert!(
+            matches!(e, SafetensorsError::UnsupportedDtype { .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("unsupported dtype"), "{e}");
     }
     let e = decode_i64(&[0; 4], Dtype::F32).unwrap_err();
-    assert_eq!(e.to_string(), "unsupported dtype F32: cannot decode it as integers (it is not an integer type)");
+    assert_eq!(
+        e.to_string(),
+        "unsupported dtype F32: cannot decode it as integers (it is not an integer type)"
+    );
 }
 
 #[test]
 fn decoders_refuse_partial_elements() {
     assert_eq!(
         decode_f32(&[0; 6], Dtype::F32).unwrap_err(),
-        SafetensorsError::RaggedBytes { dtype: Dtype::F32, len: 6, size: 4 }
+        SafetensorsError::RaggedBytes {
+            dtype: Dtype::F32,
+            len: 6,
+            size: 4
+        }
     );
     assert!(decode_f64(&[0; 3], Dtype::BF16).is_err());
     assert!(decode_i64(&[0; 7], Dtype::I64).is_err());
@@ -162,23 +263,50 @@ fn decoders_refuse_partial_elements() {
 fn u64_over_i64_max_is_refused() {
     let e = decode_i64(&u64::MAX.to_le_bytes(), Dtype::U64).unwrap_err();
     assert_eq!(e, SafetensorsError::IntegerOutOfRange { value: u64::MAX });
-    assert_eq!(decode_i64(&5u64.to_le_bytes(), Dtype::U64).unwrap(), vec![5]);
+    assert_eq!(
+        decode_i64(&5u64.to_le_bytes(), Dtype::U64).unwrap(),
+        vec![5]
+    );
 }
 
 #[test]
 fn decodes_every_supported_dtype() {
-    assert_eq!(decode_f32(&[0, 1, 7], Dtype::BOOL).unwrap(), vec![0.0, 1.0, 1.0]);
+    assert_eq!(
+        decode_f32(&[0, 1, 7], Dtype::BOOL).unwrap(),
+        vec![0.0, 1.0, 1.0]
+    );
     assert_eq!(decode_f32(&[255], Dtype::I8).unwrap(), vec![-1.0]);
     assert_eq!(decode_f64(&[255], Dtype::U8).unwrap(), vec![255.0]);
-    assert_eq!(decode_f32(&(-3i16).to_le_bytes(), Dtype::I16).unwrap(), vec![-3.0]);
-    assert_eq!(decode_i64(&40000u16.to_le_bytes(), Dtype::U16).unwrap(), vec![40000]);
-    assert_eq!(decode_f64(&u32::MAX.to_le_bytes(), Dtype::U32).unwrap(), vec![4294967295.0]);
-    assert_eq!(decode_f64(&0.1f64.to_le_bytes(), Dtype::F64).unwrap(), vec![0.1]);
-    assert_eq!(decode_f32(&0.1f64.to_le_bytes(), Dtype::F64).unwrap(), vec![0.1f32]);
+    assert_eq!(
+        decode_f32(&(-3i16).to_le_bytes(), Dtype::I16).unwrap(),
+        vec![-3.0]
+    );
+    assert_eq!(
+        decode_i64(&40000u16.to_le_bytes(), Dtype::U16).unwrap(),
+        vec![40000]
+    );
+    assert_eq!(
+        decode_f64(&u32::MAX.to_le_bytes(), Dtype::U32).unwrap(),
+        vec![4294967295.0]
+    );
+    assert_eq!(
+        decode_f64(&0.1f64.to_le_bytes(), Dtype::F64).unwrap(),
+        vec![0.1]
+    );
+    assert_eq!(
+        decode_f32(&0.1f64.to_le_bytes(), Dtype::F64).unwrap(),
+        vec![0.1f32]
+    );
     // F16/BF16 across the stack-buffer block boundary (1024 elements).
     let xs: Vec<f32> = (0..2500).map(|i| i as f32 * 0.25 - 300.0).collect();
-    let f16b: Vec<u8> = xs.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect();
-    let bf16b: Vec<u8> = xs.iter().flat_map(|&x| half::bf16::from_f32(x).to_le_bytes()).collect();
+    let f16b: Vec<u8> = xs
+        .iter()
+        .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+        .collect();
+    let bf16b: Vec<u8> = xs
+        .iter()
+        .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
+        .collect();
     let back16 = decode_f32(&f16b, Dtype::F16).unwrap();
     let backbf = decode_f64(&bf16b, Dtype::BF16).unwrap();
     for (i, &x) in xs.iter().enumerate() {
@@ -192,36 +320,89 @@ fn read_tensor_f32_reads_in_chunks_that_match_one_read() {
     // 3 MiB + 3 elements of F32: more than one chunk when the chunk is small
     // enough; here we just check the chunked path against the one-read path.
     let n = (decode::DECODE_CHUNK_BYTES / 4) * 2 + 3;
-    let json = format!(r#"{{"w":{{"dtype":"F32","shape":[{n}],"data_offsets":[0,{}]}}}}"#, n * 4);
+    let json = format!(
+        r#"{{"w":{{"dtype":"F32","shape":[{n}],"data_offsets":[0,{}]}}}}"#,
+        n * 4
+    );
     let mut bytes = file(&json, 0);
     bytes.extend((0..n).flat_map(|i| (i as f32).to_le_bytes()));
     let h = read_header(&bytes).unwrap();
     let t = h.tensor("w").unwrap();
     let v = read_tensor_f32(&bytes, t).unwrap();
     assert_eq!(v.len(), n);
-    assert_eq!(v, decode_f32(&read_tensor_bytes(&bytes, t).unwrap(), Dtype::F32).unwrap());
+    assert_eq!(
+        v,
+        decode_f32(&read_tensor_bytes(&bytes, t).unwrap(), Dtype::F32).unwrap()
+    );
     assert_eq!(read_tensor_f64(&bytes, t).unwrap()[n - 1], (n - 1) as f64);
 }
 
 #[test]
 fn scan_counts_non_finite_bits() {
-    let f32s = [1.0f32, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 60000.0, -f32::NAN];
+    let f32s = [
+        1.0f32,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        60000.0,
+        -f32::NAN,
+    ];
     let b: Vec<u8> = f32s.iter().flat_map(|x| x.to_le_bytes()).collect();
     let s = scan_values(&b, Dtype::F32);
-    assert_eq!(s, ValueScan { nan: 2, pos_inf: 1, neg_inf: 1 });
+    assert_eq!(
+        s,
+        ValueScan {
+            nan: 2,
+            pos_inf: 1,
+            neg_inf: 1
+        }
+    );
     assert_eq!(s.non_finite(), 4);
     let f64s = [f64::NAN, f64::NEG_INFINITY, 2.0, f64::MIN_POSITIVE];
     let b: Vec<u8> = f64s.iter().flat_map(|x| x.to_le_bytes()).collect();
-    assert_eq!(scan_values(&b, Dtype::F64), ValueScan { nan: 1, pos_inf: 0, neg_inf: 1 });
+    assert_eq!(
+        scan_values(&b, Dtype::F64),
+        ValueScan {
+            nan: 1,
+            pos_inf: 0,
+            neg_inf: 1
+        }
+    );
     for (dtype, conv) in [
-        (Dtype::F16, (|x: f32| half::f16::from_f32(x).to_le_bytes()) as fn(f32) -> [u8; 2]),
+        (
+            Dtype::F16,
+            (|x: f32| half::f16::from_f32(x).to_le_bytes()) as fn(f32) -> [u8; 2],
+        ),
         (Dtype::BF16, |x: f32| half::bf16::from_f32(x).to_le_bytes()),
     ] {
         let b: Vec<u8> = f32s.iter().flat_map(|&x| conv(x)).collect();
-        assert_eq!(scan_values(&b, dtype), ValueScan { nan: 2, pos_inf: 1, neg_inf: 1 }, "{dtype}");
-        assert_eq!(decode_f32(&b, dtype).unwrap().iter().filter(|x| x.is_nan()).count(), 2);
+        assert_eq!(
+            scan_values(&b, dtype),
+            ValueScan {
+                nan: 2,
+                pos_inf: 1,
+                neg_inf: 1
+            },
+            "{dtype}"
+        );
+        assert_eq!(
+            decode_f32(&b, dtype)
+                .unwrap()
+                .iter()
+                .filter(|x| x.is_nan())
+                .count(),
+            2
+        );
     }
-    assert_eq!(scan_values(&[0x7C, 0xFC, 0x7D, 0x00], Dtype::F8_E5M2), ValueScan { nan: 1, pos_inf: 1, neg_inf: 1 });
+    assert_eq!(
+        scan_values(&[0x7C, 0xFC, 0x7D, 0x00], Dtype::F8_E5M2),
+        ValueScan {
+            nan: 1,
+            pos_inf: 1,
+            neg_inf: 1
+        }
+    );
     assert_eq!(scan_values(&[0x7F, 0xFF, 0x7E], Dtype::F8_E4M3).nan, 2);
     assert_eq!(scan_values(&[0xFF; 16], Dtype::I64), ValueScan::default());
 }
@@ -240,14 +421,20 @@ impl ByteSource for Huge {
     }
     fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
         self.reads.borrow_mut().push((offset, len));
-        if offset.checked_add(len as u64).is_none_or(|end| end > self.len) {
+        if offset
+            .checked_add(len as u64)
+            .is_none_or(|end| end > self.len)
+        {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "past the end"));
         }
         // Byte i of the file is its offset's low byte, past the header.
         Ok((0..len as u64)
             .map(|i| {
                 let at = offset + i;
-                self.head.get(at as usize).copied().unwrap_or((at % 251) as u8)
+                self.head
+                    .get(at as usize)
+                    .copied()
+                    .unwrap_or((at % 251) as u8)
             })
             .collect())
     }
@@ -264,10 +451,18 @@ fn files_over_4_gib_use_u64_offsets() {
     );
     let mut head = (json.len() as u64).to_le_bytes().to_vec();
     head.extend(json.as_bytes());
-    let src = Huge { len: head.len() as u64 + big + 16, head, reads: RefCell::new(Vec::new()) };
+    let src = Huge {
+        len: head.len() as u64 + big + 16,
+        head,
+        reads: RefCell::new(Vec::new()),
+    };
 
     let h = read_header(&src).unwrap();
-    assert_eq!(*src.reads.borrow(), vec![(0, 8), (8, json.len())], "exactly two reads");
+    assert_eq!(
+        *src.reads.borrow(),
+        vec![(0, 8), (8, json.len())],
+        "exactly two reads"
+    );
     let late = h.tensor("late").unwrap();
     let expected_start = 8 + json.len() as u64 + big;
     assert!(expected_start > 4 * GIB);
@@ -282,7 +477,10 @@ fn files_over_4_gib_use_u64_offsets() {
     // On a 64-bit host the big tensor fits in usize; on wasm32 it would be
     // TooLargeForMemory rather than a wrong read.
     if usize::BITS == 32 {
-        assert!(matches!(read_tensor_bytes(&src, h.tensor("big").unwrap()), Err(SafetensorsError::TooLargeForMemory { .. })));
+        assert!(matches!(
+            read_tensor_bytes(&src, h.tensor("big").unwrap()),
+            Err(SafetensorsError::TooLargeForMemory { .. })
+        ));
     }
 }
 
@@ -303,30 +501,70 @@ fn io_errors_are_reported_with_the_range() {
         }
     }
     let e = read_header(&Liar).unwrap_err();
-    assert_eq!(e, SafetensorsError::Io { offset: 8, len: 2, message: "disk on fire (2)".into() });
-    assert_eq!(e.to_string(), "could not read 2 bytes at offset 8: disk on fire (2)");
+    assert_eq!(
+        e,
+        SafetensorsError::Io {
+            offset: 8,
+            len: 2,
+            message: "disk on fire (2)".into()
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "could not read 2 bytes at offset 8: disk on fire (2)"
+    );
 }
 
 #[test]
 fn too_large_for_memory_is_reported() {
-    let t = TensorInfo { name: "w".into(), dtype: Dtype::U8, shape: vec![u64::MAX], start: 0, len: u64::MAX };
+    let t = TensorInfo {
+        name: "w".into(),
+        dtype: Dtype::U8,
+        shape: vec![u64::MAX],
+        start: 0,
+        len: u64::MAX,
+    };
     let e = read_tensor_f32(&Vec::<u8>::new(), &t).unwrap_err();
     if usize::BITS == 64 {
         // Fits in usize but the allocation is refused, or the read fails.
-        assert!(matches!(e, SafetensorsError::TooLargeForMemory { .. } | SafetensorsError::Io { .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                SafetensorsError::TooLargeForMemory { .. } | SafetensorsError::Io { .. }
+            ),
+            "{e}"
+        );
     } else {
-        assert!(matches!(e, SafetensorsError::TooLargeForMemory { .. }), "{e}");
+        assert!(
+            matches!(e, SafetensorsError::TooLargeForMemory { .. }),
+            "{e}"
+        );
     }
-    let e = SafetensorsError::TooLargeForMemory { what: "tensor \"w\"".into(), len: 5 << 30 };
-    assert_eq!(e.to_string(), "tensor \"w\" is 5368709120 bytes, more than this platform can hold in memory");
+    let e = SafetensorsError::TooLargeForMemory {
+        what: "tensor \"w\"".into(),
+        len: 5 << 30,
+    };
+    assert_eq!(
+        e.to_string(),
+        "tensor \"w\" is 5368709120 bytes, more than this platform can hold in memory"
+    );
 }
 
 #[test]
 fn messages_read_plainly() {
-    let e = err(r#"{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}"#, 20);
-    assert_eq!(e.to_string(), "tensor \"w\": F32 [2, 3] needs 24 bytes but its data_offsets span 20");
+    let e = err(
+        r#"{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}"#,
+        20,
+    );
+    assert_eq!(
+        e.to_string(),
+        "tensor \"w\": F32 [2, 3] needs 24 bytes but its data_offsets span 20"
+    );
     let e = read_header_len(&9000u64.to_le_bytes(), 808).unwrap_err();
-    assert_eq!(e.to_string(), "header says 9000 bytes but the file has only 800 after the length prefix");
+    assert_eq!(
+        e.to_string(),
+        "header says 9000 bytes but the file has only 800 after the length prefix"
+    );
 }
 
 #[test]
@@ -335,7 +573,10 @@ fn no_prefix_of_a_valid_file_panics() {
     let bytes = file(json, 6);
     assert!(read_header(&bytes).is_ok());
     for n in 0..bytes.len() {
-        assert!(read_header(&bytes[..n]).is_err(), "prefix of {n} bytes parsed");
+        assert!(
+            read_header(&bytes[..n]).is_err(),
+            "prefix of {n} bytes parsed"
+        );
     }
     // Flipping any single byte never panics.
     for i in 0..bytes.len() {
@@ -417,30 +658,64 @@ fn round_trip_with_the_safetensors_crate() {
                     }
                 }
             }
-            tensors.push((format!("t{k}.w{}", rng.u32(..)), ours, theirs, shape, bytes, want, want_i));
+            tensors.push((
+                format!("t{k}.w{}", rng.u32(..)),
+                ours,
+                theirs,
+                shape,
+                bytes,
+                want,
+                want_i,
+            ));
         }
-        let meta: HashMap<String, String> = (0..rng.usize(0..3)).map(|i| (format!("k{i}"), format!("v{}", rng.u64(..)))).collect();
+        let meta: HashMap<String, String> = (0..rng.usize(0..3))
+            .map(|i| (format!("k{i}"), format!("v{}", rng.u64(..))))
+            .collect();
         let views: Vec<(String, TensorView)> = tensors
             .iter()
-            .map(|(name, _, theirs, shape, bytes, _, _)| (name.clone(), TensorView::new(*theirs, shape.clone(), bytes).unwrap()))
+            .map(|(name, _, theirs, shape, bytes, _, _)| {
+                (
+                    name.clone(),
+                    TensorView::new(*theirs, shape.clone(), bytes).unwrap(),
+                )
+            })
             .collect();
-        let file = safetensors::serialize(views, if meta.is_empty() { None } else { Some(meta.clone()) }).unwrap();
+        let file = safetensors::serialize(
+            views,
+            if meta.is_empty() {
+                None
+            } else {
+                Some(meta.clone())
+            },
+        )
+        .unwrap();
 
         let h = read_header(&file).unwrap_or_else(|e| panic!("case {case}: {e}"));
         let reference = safetensors::SafeTensors::deserialize(&file).unwrap();
         assert_eq!(h.tensors.len(), n_tensors, "case {case}");
-        assert_eq!(h.metadata, meta.into_iter().collect::<BTreeMap<_, _>>(), "case {case}");
+        assert_eq!(
+            h.metadata,
+            meta.into_iter().collect::<BTreeMap<_, _>>(),
+            "case {case}"
+        );
         for (name, dtype, _, shape, bytes, want, want_i) in &tensors {
             let t = h.tensor(name).unwrap();
             assert_eq!(t.dtype, *dtype);
             assert_eq!(t.shape, shape.iter().map(|&d| d as u64).collect::<Vec<_>>());
             let theirs = reference.tensor(name).unwrap();
-            assert_eq!(read_tensor_bytes(&file, t).unwrap(), theirs.data(), "case {case} {name}");
+            assert_eq!(
+                read_tensor_bytes(&file, t).unwrap(),
+                theirs.data(),
+                "case {case} {name}"
+            );
             assert_eq!(&read_tensor_bytes(&file, t).unwrap(), bytes);
             let got = read_tensor_f64(&file, t).unwrap();
             assert_eq!(got.len(), want.len());
             for (g, w) in got.iter().zip(want) {
-                assert!(g == w || (g.is_nan() && w.is_nan()), "case {case} {name} {dtype}: {g} != {w}");
+                assert!(
+                    g == w || (g.is_nan() && w.is_nan()),
+                    "case {case} {name} {dtype}: {g} != {w}"
+                );
             }
             let got32 = read_tensor_f32(&file, t).unwrap();
             for (g, w) in got32.iter().zip(want) {
@@ -457,13 +732,35 @@ fn round_trip_with_the_safetensors_crate() {
 
 #[test]
 fn repeated_keys_inside_an_entry_are_refused() {
-    let e = err(r#"{"w":{"dtype":"F32","shape":[1],"dtype":"F16","data_offsets":[0,4]}}"#, 4);
-    assert_eq!(e, SafetensorsError::DuplicateKey { entry: "w".into(), key: "dtype".into() });
-    assert_eq!(e.to_string(), "key \"dtype\" appears more than once in the entry of \"w\"");
+    let e = err(
+        r#"{"w":{"dtype":"F32","shape":[1],"dtype":"F16","data_offsets":[0,4]}}"#,
+        4,
+    );
+    assert_eq!(
+        e,
+        SafetensorsError::DuplicateKey {
+            entry: "w".into(),
+            key: "dtype".into()
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "key \"dtype\" appears more than once in the entry of \"w\""
+    );
     let e = err(r#"{"__metadata__":{"run":"A1","run":"B1"}}"#, 0);
-    assert_eq!(e, SafetensorsError::DuplicateKey { entry: "__metadata__".into(), key: "run".into() });
+    assert_eq!(
+        e,
+        SafetensorsError::DuplicateKey {
+            entry: "__metadata__".into(),
+            key: "run".into()
+        }
+    );
     // The same key in different entries is fine.
-    assert!(read_header(&file(r#"{"__metadata__":{"dtype":"x"},"a":{"dtype":"U8","shape":[],"data_offsets":[0,1]}}"#, 1)).is_ok());
+    assert!(read_header(&file(
+        r#"{"__metadata__":{"dtype":"x"},"a":{"dtype":"U8","shape":[],"data_offsets":[0,1]}}"#,
+        1
+    ))
+    .is_ok());
 }
 
 #[test]
@@ -476,5 +773,8 @@ fn null_metadata_is_no_metadata() {
 #[test]
 fn deeply_nested_json_is_an_error_not_a_stack_overflow() {
     let deep = format!("{{\"w\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
-    assert!(matches!(err(&deep, 0), SafetensorsError::HeaderNotJson { .. }));
+    assert!(matches!(
+        err(&deep, 0),
+        SafetensorsError::HeaderNotJson { .. }
+    ));
 }

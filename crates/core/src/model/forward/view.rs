@@ -20,9 +20,16 @@ pub struct MatrixView<'a> {
 #[derive(Debug, Clone, Copy)]
 pub enum MlpView<'a> {
     /// Reference: `down(relu(up(x))²)`.
-    SquaredRelu { up: MatrixView<'a>, down: MatrixView<'a> },
+    SquaredRelu {
+        up: MatrixView<'a>,
+        down: MatrixView<'a>,
+    },
     /// Llama: `down(silu(gate(x)) · up(x))`.
-    SwiGlu { gate: MatrixView<'a>, up: MatrixView<'a>, down: MatrixView<'a> },
+    SwiGlu {
+        gate: MatrixView<'a>,
+        up: MatrixView<'a>,
+        down: MatrixView<'a>,
+    },
 }
 
 /// One transformer block. A norm the architecture does not name is `None` and left out.
@@ -63,7 +70,11 @@ pub struct ModelView<'a> {
 }
 
 fn matrix(m: &Matrix) -> MatrixView<'_> {
-    MatrixView { data: &m.data, rows: m.rows, cols: m.cols }
+    MatrixView {
+        data: &m.data,
+        rows: m.rows,
+        cols: m.cols,
+    }
 }
 
 fn layer(l: &LayerWeights) -> LayerView<'_> {
@@ -77,10 +88,15 @@ fn layer(l: &LayerWeights) -> LayerView<'_> {
         attn_norm: l.attn_norm.as_deref(),
         mlp_norm: l.mlp_norm.as_deref(),
         mlp: match &l.mlp {
-            Mlp::SquaredRelu { up, down } => MlpView::SquaredRelu { up: matrix(up), down: matrix(down) },
-            Mlp::SwiGlu { gate, up, down } => {
-                MlpView::SwiGlu { gate: matrix(gate), up: matrix(up), down: matrix(down) }
-            }
+            Mlp::SquaredRelu { up, down } => MlpView::SquaredRelu {
+                up: matrix(up),
+                down: matrix(down),
+            },
+            Mlp::SwiGlu { gate, up, down } => MlpView::SwiGlu {
+                gate: matrix(gate),
+                up: matrix(up),
+                down: matrix(down),
+            },
         },
     }
 }
