@@ -135,3 +135,17 @@ packed = raw.compress(fj) + raw.flush()
 link = "figure=v1." + base64.urlsafe_b64encode(packed).decode().rstrip("=")
 put("share_link", "link", link.encode())
 put("share_link", "url", ("https://example.org/rankscope/#" + link + "&x=1").encode())
+
+# PyTorch: a file in torch.save's zip format (tests/pytorch/views.pt, written by
+# tests/pytorch/make_files.py: strided views, shared storages, F64/BF16/F16), two
+# hostile ones, and pickles of plain data in every protocol.
+import pickle, zipfile
+ROOT = os.path.join(HERE, "..", "..")
+for name in ["tests/pytorch/views.pt", "tests/malformed/pytorch/os_system.pt", "tests/malformed/pytorch/deep_nesting.pt"]:
+    with open(os.path.join(ROOT, name), "rb") as f:
+        put("pytorch", os.path.basename(name), f.read())
+with zipfile.ZipFile(os.path.join(ROOT, "tests/pytorch/views.pt")) as z:
+    put("pickle", "views_data.pkl", z.read("views/data.pkl"))
+plain = {"a": [1, -2, 3.5, None, True], "b": (b"xy", "s\u00e9"), "big": 2**70, "neg": -300, "nested": {"d": [[{}]]}, "set": {7}}
+for proto in range(6):
+    put("pickle", f"plain_p{proto}.pkl", pickle.dumps(plain, protocol=proto))

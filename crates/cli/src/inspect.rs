@@ -32,10 +32,21 @@ pub fn run(args: &[String]) -> Result<()> {
 /// paths come back too, in the order of `Inventory::files`.
 pub fn inventory_of(roots: &[PathBuf]) -> Result<(Inventory, Vec<PathBuf>)> {
     let mut files = Vec::new();
-    let mut real = Vec::new();
+    let mut real: Vec<PathBuf> = Vec::new();
     for root in roots {
         let base = root.parent().unwrap_or(Path::new("")).to_path_buf();
-        for path in walk(root).with_context(|| format!("cannot read {}", root.display()))? {
+        let mut paths = walk(root).with_context(|| format!("cannot read {}", root.display()))?;
+        // A checkpoint given alone brings the config.json beside it, as a
+        // Hugging Face folder is meant to be read (`model.safetensors` says
+        // its shapes, `config.json` its heads).
+        let beside = root.with_file_name("config.json");
+        if root.is_file() && beside.is_file() && !roots.contains(&beside) && beside != *root {
+            paths.push(beside);
+        }
+        for path in paths {
+            if real.contains(&path) {
+                continue;
+            }
             let shown = path
                 .strip_prefix(&base)
                 .unwrap_or(&path)
@@ -55,6 +66,23 @@ pub fn inventory_of(roots: &[PathBuf]) -> Result<(Inventory, Vec<PathBuf>)> {
         }
     }
     Ok((Inventory::link(files), real))
+}
+
+/// The error for a command that was given files but found no checkpoint to
+/// analyse: every input file with why it gives nothing.
+pub fn nothing_to_analyse(inv: &Inventory) -> anyhow::Error {
+    let reasons = inv.why_no_checkpoints();
+    if reasons.is_empty() {
+        return anyhow::anyhow!("nothing to analyse: no files among the inputs");
+    }
+    let lines: Vec<String> = reasons
+        .iter()
+        .map(|(path, why)| format!("  {path}: {why}"))
+        .collect();
+    anyhow::anyhow!(
+        "nothing to analyse: no recognised checkpoint among the inputs\n{}",
+        lines.join("\n")
+    )
 }
 
 /// Files under `root` (or `root` itself), sorted, hidden files skipped.
@@ -107,6 +135,11 @@ fn print_table(inv: &Inventory) {
                 .or(f.detail.clone())
                 .unwrap_or_default(),
         );
+        // A checkpoint's own line says what its container held (a PyTorch
+        // file's state dict, pickled config, metrics).
+        if let (Some(_), Some(detail)) = (&f.architecture, &f.detail) {
+            println!("    ↳ {detail}");
+        }
         for m in f.all_messages() {
             println!("    ↳ {m}");
         }

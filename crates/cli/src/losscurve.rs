@@ -244,6 +244,9 @@ pub fn run_health(args: &[String]) -> Result<()> {
             });
         }
     }
+    if reports.is_empty() {
+        bail!("nothing to analyse: no run in {}", paths.join(", "));
+    }
     if json {
         let out = serde_json::json!({ "rules": rules, "runs": reports });
         println!("{}", serde_json::to_string_pretty(&out)?);

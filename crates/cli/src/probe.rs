@@ -3,7 +3,7 @@
 //! "Representations"), singular values in f64 and every rank metric — and the
 //! held-out loss, as the page computes them.
 
-use crate::inspect::inventory_of;
+use crate::inspect::{inventory_of, nothing_to_analyse};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
 use rankscope_core::analysis::collect::collect_activation_spectra;
@@ -115,6 +115,12 @@ pub fn run(args: &[String]) -> Result<()> {
     if show_progress {
         eprintln!();
     }
+    if runs.is_empty() {
+        for f in &failures {
+            eprintln!("{}: {}", f.path, f.message);
+        }
+        return Err(nothing_to_analyse(&inv));
+    }
     if o.json {
         let out = serde_json::json!({
             "eval": { "path": o.eval, "batch": eval.batch, "seq_len": eval.seq_len },
@@ -129,9 +135,6 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     for f in &failures {
         eprintln!("{}: {}", f.path, f.message);
-    }
-    if runs.is_empty() && !failures.is_empty() {
-        bail!("no checkpoint could be probed");
     }
     Ok(())
 }

@@ -1,12 +1,12 @@
 //! `rankscope spectra` and `rankscope figure`: weight spectra of checkpoints,
 //! and Figures 1–2 as SVG/PNG, with the page's numbers.
 
-use crate::inspect::inventory_of;
+use crate::inspect::{inventory_of, nothing_to_analyse};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::collect::{collect_weight_spectra, SpectraFailure};
 use rankscope_core::analysis::study::{
     checkpoint_value, layer_value, results_trajectory_figure, trajectory_figure, waterfall_figure,
-    CheckpointSel, LayerSel, Matrix, Metric, RunSpectra, XAxis,
+    CheckpointSel, CheckpointSpectra, LayerSel, Matrix, Metric, RunSpectra, XAxis,
 };
 use rankscope_core::formats::logs::LogFormat;
 use rankscope_core::inventory::{Content, Inventory};
@@ -123,6 +123,12 @@ pub fn run_spectra(args: &[String]) -> Result<()> {
     let o = parse_options(args)?;
     let (inv, real) = inventory_of(&o.paths)?;
     let (runs, failures) = spectra_of(&inv, &real);
+    if runs.is_empty() {
+        for f in &failures {
+            eprintln!("{}: {}", f.path, f.message);
+        }
+        return Err(nothing_to_analyse(&inv));
+    }
     if o.json {
         let out = serde_json::json!({ "runs": runs, "failures": failures });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -188,7 +194,9 @@ pub fn run_figure(args: &[String]) -> Result<()> {
                 })
                 .collect();
             if imported.is_empty() {
-                bail!("no recognised checkpoints and no results.json among the inputs");
+                return Err(
+                    nothing_to_analyse(&inv).context("and no results.json among the inputs")
+                );
             }
             let sources = inv
                 .files
@@ -198,8 +206,38 @@ pub fn run_figure(args: &[String]) -> Result<()> {
                 .collect();
             results_trajectory_figure(&imported, o.layer, sources)
         }
-        "trajectory" => trajectory_figure(&runs, o.layer, o.matrix, o.metric, o.x),
-        "waterfall" if runs.is_empty() => bail!("the waterfall needs checkpoints"),
+        "trajectory" => {
+            // A trajectory places checkpoints by their training point: with
+            // none known, it would be an empty plot.
+            let x_of = |c: &CheckpointSpectra| match o.x {
+                XAxis::Tokens => c.tokens,
+                XAxis::Step => c.step,
+            };
+            let placed = runs
+                .iter()
+                .flat_map(|r| &r.checkpoints)
+                .any(|c| x_of(c).is_some());
+            if !placed {
+                let axis = if o.x == XAxis::Tokens {
+                    "token count"
+                } else {
+                    "step"
+                };
+                let files: Vec<&str> = runs
+                    .iter()
+                    .flat_map(|r| r.checkpoints.iter().map(|c| c.path.as_str()))
+                    .collect();
+                bail!(
+                    "nothing to draw on a trajectory: {} {} no training {axis} (none in the metadata, the pickle or the file name), \
+                     so there is no x to place {} at; `rankscope figure waterfall` shows the spectrum, `rankscope spectra` the numbers",
+                    files.join(", "),
+                    if files.len() == 1 { "has" } else { "have" },
+                    if files.len() == 1 { "it" } else { "them" }
+                );
+            }
+            trajectory_figure(&runs, o.layer, o.matrix, o.metric, o.x)
+        }
+        "waterfall" if runs.is_empty() => return Err(nothing_to_analyse(&inv)),
         "waterfall" => waterfall_figure(&runs, o.checkpoint, o.layer, o.matrix, o.head, o.log_y),
         other => bail!("unknown figure `{other}`: trajectory or waterfall"),
     };

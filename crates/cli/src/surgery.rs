@@ -1,9 +1,10 @@
 //! `rankscope surgery`, `rankscope scatter` and `rankscope figure layers`:
 //! key-dimension surgery (Figure 4), γ vs SVD importance (Figure 5) and
 //! per-layer K PR with bootstrap CIs (Figure 3), computed by the forward pass
-//! on a single-file safetensors checkpoint (a `config.json` beside it is used
-//! when present).
+//! on a single-file checkpoint, safetensors or PyTorch (a `config.json`
+//! beside it is used when present).
 
+use crate::inspect::inventory_of;
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::importance::{gamma_vs_svd, layer_pr_with_ci, DEFAULT_PERMUTATIONS};
 use rankscope_core::analysis::study_figures::{
@@ -12,9 +13,9 @@ use rankscope_core::analysis::study_figures::{
 use rankscope_core::analysis::surgery::{has_key_norm, run_sweep, SweepOptions};
 use rankscope_core::analysis::weights::Shards;
 use rankscope_core::figures::FigureSpec;
-use rankscope_core::formats::safetensors::read_header;
 use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
-use rankscope_core::model::arch::{recognise, Recognition};
+use rankscope_core::inventory::Content;
+use rankscope_core::model::arch::Recognition;
 use rankscope_core::model::forward::ModelWeights;
 use rankscope_core::source::{block_on, FileSource};
 use std::path::{Path, PathBuf};
@@ -82,39 +83,34 @@ fn parse(args: &[String]) -> Result<Options> {
         }
     }
     if o.paths.is_empty() {
-        bail!("give a checkpoint (.safetensors)");
+        bail!("give a checkpoint (.safetensors, .pt, .pth or .bin)");
     }
     Ok(o)
 }
 
-/// Loads a single-file safetensors checkpoint for the forward pass.
+/// Loads a single-file checkpoint (safetensors or PyTorch, with the
+/// `config.json` beside it) for the forward pass, recognised as `inspect` does.
 fn load_model(path: &Path) -> Result<ModelWeights> {
+    let (inv, _) = inventory_of(&[path.to_path_buf()])?;
+    let entry = inv
+        .files
+        .first()
+        .with_context(|| format!("{}: not a file", path.display()))?;
+    let (Content::Checkpoint { header, .. }, Some(Recognition::Known(arch))) =
+        (&entry.content, &entry.recognition)
+    else {
+        let why = inv
+            .why_no_checkpoints()
+            .into_iter()
+            .next()
+            .map(|(_, why)| why)
+            .unwrap_or_default();
+        bail!("{}: {why}", path.display());
+    };
     let src = FileSource::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let header =
-        read_header(&src).with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    let tensors: Vec<_> = header
-        .tensors
-        .iter()
-        .map(|t| (t.name.clone(), t.shape.clone()))
-        .collect();
-    let config_path = path.with_file_name("config.json");
-    let config: Option<serde_json::Value> = match std::fs::read_to_string(&config_path) {
-        Ok(text) => Some(
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: bad JSON", config_path.display()))?,
-        ),
-        Err(_) => None,
-    };
-    let arch = match recognise(&tensors, &header.metadata, config.as_ref()) {
-        Recognition::Known(arch) => arch,
-        _ => bail!(
-            "{}: architecture not recognised (see `rankscope inspect`)",
-            path.display()
-        ),
-    };
     block_on(ModelWeights::load(
-        &Shards::single(&header, &src),
-        &arch,
+        &Shards::single(header, &src),
+        arch,
         &mut |_| {},
     ))
     .with_context(|| format!("loading {}", path.display()))

@@ -287,10 +287,9 @@ pub fn trajectory_figure_from(
                 .checkpoints
                 .iter()
                 .filter_map(|c| {
-                    let point = Some([
-                        x_of(c, x)?,
-                        checkpoint_value(&c.spectra, sel, matrix, metric)?,
-                    ]);
+                    let point = x_of(c, x)
+                        .zip(checkpoint_value(&c.spectra, sel, matrix, metric))
+                        .map(|(x, y)| [x, y]);
                     if point.is_none() {
                         skipped += 1;
                     }

@@ -9,7 +9,9 @@
 //! (file seeks, through `block_on`) share it.
 
 use super::spectrum::{singular_values_f32, weight_metrics, SpectrumError, WeightMetrics};
-use crate::formats::safetensors::{decode_f32, Header, SafetensorsError, TensorInfo};
+use crate::formats::safetensors::{
+    decode_f32, row_major_bytes, Header, SafetensorsError, TensorInfo,
+};
 use crate::model::arch::{Architecture, WeightLoc};
 use crate::source::AsyncByteSource;
 use serde::{Deserialize, Serialize};
@@ -94,6 +96,7 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
             .ok_or_else(|| WeightError::MissingTensor(name.to_string()))
     }
 
+    /// Bytes `offset..offset + len` of the tensor's row-major data, as f32.
     async fn read(
         &self,
         t: &TensorInfo,
@@ -102,13 +105,34 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
         len: u64,
     ) -> Result<Vec<f32>, WeightError> {
         let n = usize::try_from(len).map_err(|_| WeightError::TooLarge(t.name.clone()))?;
-        let bytes = src
-            .fetch(t.start + offset, n)
-            .await
-            .map_err(|e| WeightError::Read {
+        let fetch = |at: u64, n: usize| async move {
+            src.fetch(at, n).await.map_err(|e| WeightError::Read {
                 tensor: t.name.clone(),
                 message: e.to_string(),
+            })
+        };
+        let bytes = if t.strides.is_some() {
+            // A strided view (a transposed PyTorch tensor): gather it whole,
+            // then take the requested rows.
+            let all = usize::try_from(t.len).map_err(|_| WeightError::TooLarge(t.name.clone()))?;
+            let dense = row_major_bytes(t, fetch(t.start, all).await?).map_err(|source| {
+                WeightError::Decode {
+                    tensor: t.name.clone(),
+                    source,
+                }
             })?;
+            let from =
+                usize::try_from(offset).map_err(|_| WeightError::TooLarge(t.name.clone()))?;
+            dense
+                .get(from..from.saturating_add(n))
+                .ok_or_else(|| WeightError::Read {
+                    tensor: t.name.clone(),
+                    message: format!("bytes {from}..+{n} are outside the tensor"),
+                })?
+                .to_vec()
+        } else {
+            fetch(t.start + offset, n).await?
+        };
         decode_f32(&bytes, t.dtype).map_err(|source| WeightError::Decode {
             tensor: t.name.clone(),
             source,
@@ -138,7 +162,7 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
             })
         };
         match loc {
-            WeightLoc::Whole { .. } => Ok((self.read(t, src, 0, t.len).await?, rows, cols)),
+            WeightLoc::Whole { .. } => Ok((self.read(t, src, 0, data_len(t)).await?, rows, cols)),
             WeightLoc::Rows { start, end, .. } => {
                 if let Some(e) = outside(*start, *end, rows) {
                     return Err(e);
@@ -160,7 +184,7 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
                 if let Some(e) = outside(*start, *end, cols) {
                     return Err(e);
                 }
-                let all = self.read(t, src, 0, t.len).await?;
+                let all = self.read(t, src, 0, data_len(t)).await?;
                 let out_rows = end - start;
                 let mut block = Vec::with_capacity(out_rows * rows);
                 for c in *start..*end {
@@ -173,7 +197,7 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
 
     async fn read_vector(&self, name: &str) -> Result<Vec<f32>, WeightError> {
         let (t, src) = self.find(name)?;
-        self.read(t, src, 0, t.len).await
+        self.read(t, src, 0, data_len(t)).await
     }
 
     /// Reads a whole tensor (any rank) as row-major f32, with its shape.
@@ -184,7 +208,15 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
             .iter()
             .map(|&d| to_usize(d, t))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((self.read(t, src, 0, t.len).await?, shape))
+        Ok((self.read(t, src, 0, data_len(t)).await?, shape))
+    }
+}
+
+/// Bytes of the tensor's row-major data (`len` is the span of a strided view).
+fn data_len(t: &TensorInfo) -> u64 {
+    match t.strides {
+        None => t.len,
+        Some(_) => t.numel().saturating_mul(t.dtype.size_bytes() as u64),
     }
 }
 

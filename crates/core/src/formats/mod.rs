@@ -3,6 +3,7 @@
 //! parsers take bytes or a [`crate::ByteSource`].
 
 pub mod logs;
+pub mod pytorch;
 pub mod safetensors;
 pub mod sharded;
 pub mod tokens;

@@ -26,8 +26,8 @@ use crate::source::ByteSource;
 
 mod decode;
 pub use decode::{
-    decode_f32, decode_f32_into, decode_f64, decode_f64_into, decode_i64, read_tensor_f32,
-    read_tensor_f64, scan_values, ValueScan,
+    decode_f32, decode_f32_into, decode_f64, decode_f64_into, decode_i64, gather_strided,
+    read_tensor_f32, read_tensor_f64, scan_values, ValueScan,
 };
 
 /// Largest header we read, in bytes: the same cap as the safetensors crate
@@ -222,8 +222,15 @@ pub struct TensorInfo {
     pub shape: Vec<u64>,
     /// Absolute file offset of the first byte (data offset + 8 + header length).
     pub start: u64,
-    /// Length in bytes.
+    /// Length in bytes: the tensor's data, or for a strided view every byte
+    /// from its first element to its last.
     pub len: u64,
+    /// Element strides of a tensor that is a strided view of its storage (a
+    /// transposed PyTorch tensor): its elements are gathered from
+    /// `start..start + len` by [`gather_strided`]. `None` for row-major data,
+    /// which every safetensors tensor is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strides: Option<Vec<u64>>,
 }
 
 impl TensorInfo {
@@ -383,6 +390,13 @@ pub enum SafetensorsError {
     UnsupportedDtype { dtype: Dtype, target: String },
     #[error("{len} bytes is not a whole number of {dtype} elements ({size} bytes each)")]
     RaggedBytes { dtype: Dtype, len: u64, size: u64 },
+    #[error("tensor \"{tensor}\": shape {shape:?} with strides {strides:?} reaches past its {len} bytes")]
+    StridedOutside {
+        tensor: String,
+        shape: Vec<u64>,
+        strides: Vec<u64>,
+        len: u64,
+    },
     #[error("value {value} of a U64 tensor is too large for a signed 64-bit integer")]
     IntegerOutOfRange { value: u64 },
 }
@@ -540,6 +554,7 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, SafetensorsErr
             // begin ≤ end ≤ data_len, so data_start + begin ≤ file_len.
             start: data_start + begin,
             len: end - begin,
+            strides: None,
         })
         .collect();
     Ok(Header {
@@ -812,7 +827,8 @@ fn read_range(
     })
 }
 
-/// Reads the raw bytes of one tensor: one read of exactly `t.byte_range()`.
+/// Reads the raw bytes of one tensor, row-major: one read of exactly
+/// `t.byte_range()` (gathered, for a strided view).
 pub fn read_tensor_bytes(
     src: &(impl ByteSource + ?Sized),
     t: &TensorInfo,
@@ -824,7 +840,25 @@ pub fn read_tensor_bytes(
             what: format!("tensor \"{}\"", t.name),
             len: t.len,
         })?;
-    read_range(src, t.start, t.len)
+    let raw = read_range(src, t.start, t.len)?;
+    row_major_bytes(t, raw)
+}
+
+/// `raw` (the bytes of `t.byte_range()`) as the tensor's row-major bytes.
+pub fn row_major_bytes(t: &TensorInfo, raw: Vec<u8>) -> Result<Vec<u8>, SafetensorsError> {
+    match &t.strides {
+        None => Ok(raw),
+        Some(strides) => {
+            gather_strided(&raw, t.dtype.size_bytes(), &t.shape, strides).ok_or_else(|| {
+                SafetensorsError::StridedOutside {
+                    tensor: t.name.clone(),
+                    shape: t.shape.clone(),
+                    strides: strides.clone(),
+                    len: t.len,
+                }
+            })
+        }
+    }
 }
 
 #[cfg(test)]

@@ -158,6 +158,7 @@ mod tests {
                     shape: vec![0],
                     start: 8,
                     len: 0,
+                    strides: None,
                 })
                 .collect(),
         }

@@ -6,7 +6,7 @@
 
 use super::naming;
 use super::{Content, FileEntry, FileKind, Status};
-use crate::formats::{logs, safetensors as st, sharded, tokens};
+use crate::formats::{logs, pytorch, safetensors as st, sharded, tokens};
 use crate::source::AsyncByteSource;
 
 /// Bytes read to recognise a file.
@@ -22,6 +22,8 @@ const SCAN_CHUNK: u64 = 16 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sniffed {
     Safetensors,
+    /// `torch.save`: a zip archive, or the legacy format's magic number.
+    PyTorch,
     Npy,
     Json,
     Log(logs::LogFormat),
@@ -31,6 +33,9 @@ enum Sniffed {
 fn sniff(name: &str, head: &[u8], size: u64) -> Sniffed {
     if head.starts_with(b"\x93NUMPY") {
         return Sniffed::Npy;
+    }
+    if pytorch::zip::looks_like_zip(head) || pytorch::is_legacy(head) {
+        return Sniffed::PyTorch;
     }
     // safetensors: u64 LE header length that fits the file, then a JSON object.
     if let Some(first8) = head.get(..8) {
@@ -49,6 +54,10 @@ fn sniff(name: &str, head: &[u8], size: u64) -> Sniffed {
     }
     if lower.ends_with(".npy") {
         return Sniffed::Npy;
+    }
+    // A pickle (protocol 2+) named like a checkpoint: let the reader say what it is.
+    if (lower.ends_with(".pt") || lower.ends_with(".pth")) && head.first() == Some(&0x80) {
+        return Sniffed::PyTorch;
     }
     if let Some(format) = logs::detect(name, head) {
         return Sniffed::Log(format);
@@ -87,6 +96,7 @@ pub async fn inspect_file(
     };
     match sniff(path, &head, size) {
         Sniffed::Safetensors => inspect_safetensors(&mut entry, src, progress).await,
+        Sniffed::PyTorch => inspect_pytorch(&mut entry, src, progress).await,
         Sniffed::Npy => {
             if let Some(bytes) = read_whole(&mut entry, src, FileKind::TokenBatch).await {
                 match tokens::parse_npy(&bytes) {
@@ -107,8 +117,8 @@ pub async fn inspect_file(
         }
         Sniffed::Unknown => entry.fail(
             FileKind::Unknown,
-            "not a format rankscope reads (looked for safetensors, .npy, JSON, JSONL, CSV, \
-             TensorBoard events and text logs)",
+            "not a format rankscope reads (looked for safetensors, PyTorch checkpoints, .npy, JSON, \
+             JSONL, CSV, TensorBoard events and text logs)",
         ),
     }
     progress(1.0);
@@ -191,7 +201,8 @@ fn inspect_text(entry: &mut FileEntry, bytes: &[u8], looks_like_log: bool) {
     }
 }
 
-/// A Hugging Face / GPT-2 / the reference's config file.
+/// A Hugging Face / GPT-2 / the reference trainer's config file (the
+/// reference's `LLMConfig` fields, as a `.pt` checkpoint pickles them).
 fn is_model_config(v: &serde_json::Value) -> bool {
     const KEYS: &[&str] = &[
         "model_type",
@@ -200,6 +211,8 @@ fn is_model_config(v: &serde_json::Value) -> bool {
         "n_head",
         "hidden_size",
         "n_embd",
+        "n_heads",
+        "d_model",
     ];
     v.as_object()
         .is_some_and(|o| KEYS.iter().any(|k| o.contains_key(*k)))
@@ -280,7 +293,73 @@ async fn inspect_safetensors(
         return;
     }
 
-    // A checkpoint: count non-finite values tensor by tensor, in chunks.
+    inspect_checkpoint(entry, src, header, progress).await;
+}
+
+/// A PyTorch checkpoint (`torch.save`, zip or legacy): located through its
+/// pickle, then treated as a safetensors checkpoint is.
+async fn inspect_pytorch(
+    entry: &mut FileEntry,
+    src: &impl AsyncByteSource,
+    progress: &mut dyn FnMut(f64),
+) {
+    let ckpt = match pytorch::read_checkpoint(src).await {
+        Ok(c) => c,
+        Err(e) => {
+            entry.fail(FileKind::Checkpoint, format!("PyTorch checkpoint: {e}"));
+            return;
+        }
+    };
+    progress(0.02);
+    if ckpt.header.tensors.is_empty() {
+        entry.fail(
+            FileKind::Checkpoint,
+            "PyTorch checkpoint: its state dict holds no tensors rankscope reads",
+        );
+        return;
+    }
+    let mut detail = vec![match ckpt.format {
+        pytorch::PtFormat::Zip => "torch.save".to_string(),
+        pytorch::PtFormat::Legacy => "torch.save (legacy format)".to_string(),
+    }];
+    if !ckpt.state_dict_at.is_empty() {
+        detail.push(format!("state dict under `{}`", ckpt.state_dict_at));
+    }
+    if let Some(class) = &ckpt.config_class {
+        detail.push(format!("config from the checkpoint's pickled {class}"));
+    }
+    detail.extend(
+        ckpt.metrics
+            .iter()
+            .take(4)
+            .map(|(k, v)| format!("{k} {v:.4}")),
+    );
+    entry.detail = Some(detail.join(" · "));
+    if !ckpt.skipped.is_empty() {
+        let shown: Vec<&str> = ckpt.skipped.iter().take(3).map(String::as_str).collect();
+        let more = ckpt.skipped.len().saturating_sub(3);
+        entry.warn(format!(
+            "{} state-dict entries skipped: {}{}",
+            ckpt.skipped.len(),
+            shown.join("; "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    inspect_checkpoint(entry, src, ckpt.header, progress).await;
+}
+
+/// A checkpoint's header, read: run and training point from its metadata (or
+/// its path), and non-finite values counted tensor by tensor, in chunks.
+async fn inspect_checkpoint(
+    entry: &mut FileEntry,
+    src: &impl AsyncByteSource,
+    header: st::Header,
+    progress: &mut dyn FnMut(f64),
+) {
     let facts = naming::checkpoint_facts(&entry.path);
     entry.kind = FileKind::Checkpoint;
     entry.run = header
@@ -307,6 +386,8 @@ async fn inspect_safetensors(
     for t in &header.tensors {
         let mut tensor_scan = st::ValueScan::default();
         if t.dtype.is_float() {
+            // A strided view's span is scanned as stored: a value it skips
+            // over is still a value in the file.
             let elem = t.dtype.size_bytes().max(1) as u64;
             let chunk = (SCAN_CHUNK / elem).max(1) * elem;
             let mut off = 0;

@@ -283,6 +283,41 @@ impl Inventory {
             .collect()
     }
 
+    /// Why nothing in the inventory can be analysed as a checkpoint, file by
+    /// file (`(path, reason)`), for the "nothing to analyse" answer: a command
+    /// given files must say why it found nothing rather than print an empty
+    /// result. Shards are left out (their index speaks for them).
+    pub fn why_no_checkpoints(&self) -> Vec<(String, String)> {
+        self.files
+            .iter()
+            .filter(|f| !is_shard(f))
+            .map(|f| {
+                let messages = f.all_messages().join("; ");
+                let reason = match (f.kind, &f.recognition) {
+                    _ if f.status == Status::Error => messages,
+                    (
+                        FileKind::Checkpoint | FileKind::ShardIndex,
+                        Some(Recognition::Unknown { reason, .. }),
+                    ) => {
+                        format!(
+                            "a {} whose architecture is not recognised: {reason}",
+                            f.kind.label()
+                        )
+                    }
+                    (FileKind::Checkpoint | FileKind::ShardIndex, _) if !messages.is_empty() => {
+                        messages
+                    }
+                    (FileKind::Checkpoint | FileKind::ShardIndex, _) => {
+                        format!("a {} with nothing to analyse", f.kind.label())
+                    }
+                    (FileKind::Unknown, _) => messages,
+                    (kind, _) => format!("a {}, not a checkpoint", kind.label()),
+                };
+                (f.path.clone(), reason)
+            })
+            .collect()
+    }
+
     /// Renames a run everywhere (checkpoints and logs), then relinks.
     pub fn rename_run(self, from: &str, to: &str) -> Self {
         let mut files = self.files;
@@ -488,6 +523,18 @@ fn group_runs(files: &mut [FileEntry]) -> Vec<RunGroup> {
                 c.path.clone(),
             )
         });
+        // A lone model (a Hugging Face `model.safetensors`) is a run of one
+        // checkpoint: say so, rather than leave the user to wonder where its
+        // trajectory went.
+        if let [c] = run.checkpoints.as_slice() {
+            if c.step.is_none() && c.tokens.is_none() {
+                files[c.file].note(
+                    Status::Ok,
+                    "a checkpoint with no training point (no step or token count in its metadata or name): \
+                     analysed as a one-checkpoint run, with spectra but no trajectory",
+                );
+            }
+        }
         // Two files claiming the same point of the same run.
         for pair in run.checkpoints.windows(2) {
             let (a, b) = (&pair[0], &pair[1]);

@@ -42,6 +42,13 @@ fn read_tensor_chunked<T>(
     t: &TensorInfo,
     decode_into: DecodeInto<T>,
 ) -> Result<Vec<T>, SafetensorsError> {
+    if t.strides.is_some() {
+        // A strided view is gathered whole, then converted.
+        let bytes = super::read_tensor_bytes(src, t)?;
+        let mut out = Vec::new();
+        decode_into(&bytes, t.dtype, &mut out)?;
+        return Ok(out);
+    }
     let too_large = || SafetensorsError::TooLargeForMemory {
         what: format!("tensor \"{}\"", t.name),
         len: t.len,
@@ -68,6 +75,53 @@ fn read_tensor_chunked<T>(
         offset += len;
     }
     Ok(out)
+}
+
+/// The row-major bytes of a strided view: element `i` (multi-index) of the
+/// result is the `elem`-byte element at `Σ i_d · strides[d]` (in elements)
+/// of `raw`. `None` when an element falls outside `raw` or the sizes
+/// overflow; a stride of 0 (a broadcast view) repeats elements.
+pub fn gather_strided(raw: &[u8], elem: usize, shape: &[u64], strides: &[u64]) -> Option<Vec<u8>> {
+    if shape.len() != strides.len() {
+        return None;
+    }
+    let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
+    let total = usize::try_from(numel.checked_mul(elem as u64)?).ok()?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(total).ok()?;
+    if numel == 0 {
+        return Some(out);
+    }
+    let (last_dim, last_stride) = (*shape.last()?, *strides.last()?);
+    let mut index = vec![0u64; shape.len()];
+    loop {
+        // The row along the last dimension starting at `index`.
+        let base: u64 = index
+            .iter()
+            .zip(strides)
+            .try_fold(0u64, |a, (&i, &s)| a.checked_add(i.checked_mul(s)?))?;
+        for j in 0..last_dim {
+            let at = usize::try_from(
+                base.checked_add(j.checked_mul(last_stride)?)?
+                    .checked_mul(elem as u64)?,
+            )
+            .ok()?;
+            out.extend_from_slice(raw.get(at..at.checked_add(elem)?)?);
+        }
+        // Odometer over the leading dimensions.
+        let mut d = shape.len() - 1;
+        loop {
+            if d == 0 {
+                return Some(out);
+            }
+            d -= 1;
+            index[d] += 1;
+            if index[d] < shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
 }
 
 /// Little-endian elements of `N` bytes; an error if `bytes` ends mid-element.

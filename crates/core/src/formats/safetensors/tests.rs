@@ -523,6 +523,7 @@ fn too_large_for_memory_is_reported() {
         shape: vec![u64::MAX],
         start: 0,
         len: u64::MAX,
+        strides: None,
     };
     let e = read_tensor_f32(&Vec::<u8>::new(), &t).unwrap_err();
     if usize::BITS == 64 {
