@@ -3,6 +3,10 @@
 //! `rankscope inspect <files or folders…> [--json]` prints the inventory the
 //! page shows after a drop: what each file is, its run, training point, dtype,
 //! tensors, architecture and status.
+//!
+//! Every command takes `--threads N` (default: every core): checkpoints, bootstrap resamples,
+//! layers and surgery passes are spread over a rayon pool of that size; the results are the
+//! same, in the same order, for any N.
 
 mod inspect;
 mod losscurve;
@@ -10,7 +14,7 @@ mod probe;
 mod spectra;
 mod surgery;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 const USAGE: &str = "\
 rankscope — rank-collapse and loss-curve analysis of training runs
@@ -52,11 +56,44 @@ COMMANDS:
     health     health rules (built-in RLAN + rank-collapse set, or --rules FILE.json)
                and the steps where each fired
 
+OPTIONS (every command):
+    --threads N    analyse on N threads (default: every core); results do not depend on N
+
 METRICS: pr, pr_eig, r90, cond, erank, stable_rank, spectral_norm, log10_fro2, alpha
 ";
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (threads, args) = take_threads(std::env::args().skip(1).collect())?;
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        pool = pool.num_threads(n);
+    }
+    pool.build()
+        .context("cannot start the worker threads")?
+        .install(|| dispatch(&args))
+}
+
+/// Removes `--threads N` (anywhere on the line) from `args`: `None` when not given.
+fn take_threads(mut args: Vec<String>) -> Result<(Option<usize>, Vec<String>)> {
+    let Some(at) = args.iter().position(|a| a == "--threads") else {
+        return Ok((None, args));
+    };
+    let Some(value) = args.get(at + 1) else {
+        bail!("--threads needs a value")
+    };
+    let n: usize = value
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .with_context(|| format!("--threads takes a count ≥ 1, not `{value}`"))?;
+    args.drain(at..at + 2);
+    if args.iter().any(|a| a == "--threads") {
+        bail!("--threads is given twice");
+    }
+    Ok((Some(n), args))
+}
+
+fn dispatch(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("inspect") => inspect::run(&args[1..]),
         Some("spectra") => spectra::run_spectra(&args[1..]),

@@ -6,11 +6,11 @@
 use crate::inspect::{inventory_of, nothing_to_analyse};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
-use rankscope_core::analysis::collect::collect_activation_spectra;
+use rankscope_core::analysis::collect::collect_activation_spectra_blocking;
 use rankscope_core::analysis::weights::HeadSpectrum;
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::inventory::Content;
-use rankscope_core::source::{block_on, FileSource};
+use rankscope_core::source::FileSource;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -96,22 +96,24 @@ pub fn run(args: &[String]) -> Result<()> {
     let eval = read_tokens(&o.eval)?;
     let heldout = o.heldout.as_deref().map(read_tokens).transpose()?;
     let (inv, real) = inventory_of(&o.paths)?;
-    let mut stderr = std::io::stderr();
     // Progress only on a terminal: one overwritten line on stderr, so stdout stays clean for --json.
-    let show_progress = !o.quiet && stderr.is_terminal();
-    let (runs, failures) = block_on(collect_activation_spectra(
+    let show_progress = !o.quiet && std::io::stderr().is_terminal();
+    // Checkpoints run on the `--threads` pool; each reports when it is finished.
+    let (runs, failures) = collect_activation_spectra_blocking(
         &inv,
         &|i| real.get(i).and_then(|p| FileSource::open(p).ok()),
         &eval,
         heldout.as_ref(),
         &o.variants,
-        &mut |done, total, p| {
+        &|done, total| {
             if show_progress {
-                let _ = write!(stderr, "\r\x1b[2Kcheckpoint {} of {total}: {p}", done + 1);
+                let _ = write!(
+                    std::io::stderr(),
+                    "\r\x1b[2K{done} of {total} checkpoints probed"
+                );
             }
         },
-        &|| false,
-    ));
+    );
     if show_progress {
         eprintln!();
     }

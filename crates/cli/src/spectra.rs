@@ -3,14 +3,14 @@
 
 use crate::inspect::{inventory_of, nothing_to_analyse};
 use anyhow::{bail, Context, Result};
-use rankscope_core::analysis::collect::{collect_weight_spectra, SpectraFailure};
+use rankscope_core::analysis::collect::{collect_weight_spectra_blocking, SpectraFailure};
 use rankscope_core::analysis::study::{
     checkpoint_value, layer_value, results_trajectory_figure, trajectory_figure, waterfall_figure,
     CheckpointSel, CheckpointSpectra, LayerSel, Matrix, Metric, RunSpectra, XAxis,
 };
 use rankscope_core::formats::logs::LogFormat;
 use rankscope_core::inventory::{Content, Inventory};
-use rankscope_core::source::{block_on, FileSource};
+use rankscope_core::source::FileSource;
 use std::path::PathBuf;
 
 /// The options both commands share, parsed from `--key value` pairs.
@@ -109,13 +109,10 @@ fn parse_options(args: &[String]) -> Result<Options> {
     Ok(o)
 }
 
-/// `real[i]` is the path of `inv.files[i]` on disk; each checkpoint is reopened there.
+/// `real[i]` is the path of `inv.files[i]` on disk; each checkpoint is reopened there, the
+/// checkpoints on the `--threads` pool.
 fn spectra_of(inv: &Inventory, real: &[PathBuf]) -> (Vec<RunSpectra>, Vec<SpectraFailure>) {
-    block_on(collect_weight_spectra(
-        inv,
-        &|i| real.get(i).and_then(|p| FileSource::open(p).ok()),
-        &mut |_, _| {},
-    ))
+    collect_weight_spectra_blocking(inv, &|i| real.get(i).and_then(|p| FileSource::open(p).ok()))
 }
 
 /// `rankscope spectra <checkpoints or folders…> [--json]`

@@ -17,6 +17,7 @@ use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
 use rankscope_core::inventory::Content;
 use rankscope_core::model::arch::Recognition;
 use rankscope_core::model::forward::ModelWeights;
+use rankscope_core::parallel;
 use rankscope_core::source::{block_on, FileSource};
 use std::path::{Path, PathBuf};
 
@@ -269,8 +270,9 @@ pub fn run_layers(args: &[String]) -> Result<()> {
         bail!("say where the figure goes: --svg FILE, --png FILE or --json");
     }
     let eval = load_tokens(&o.eval, "--eval")?;
-    let mut runs = Vec::new();
-    for (color, path) in o.paths.iter().enumerate() {
+    // Checkpoints on the `--threads` pool (and each one's resamples too), in the given order.
+    let indexed: Vec<(usize, &PathBuf)> = o.paths.iter().enumerate().collect();
+    let runs = parallel::map(&indexed, |&(color, path)| -> Result<LayerPrRun> {
         let model = load_model(path)?;
         let keys = model.collect_keys(&eval, None)?;
         let a = model.arch();
@@ -280,13 +282,15 @@ pub fn run_layers(args: &[String]) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        runs.push(LayerPrRun {
+        Ok(LayerPrRun {
             run: run_name(path),
             color,
             checkpoint,
             layers,
-        });
-    }
+        })
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
     let spec = layer_pr_figure(
         &runs,
         o.boot,

@@ -13,14 +13,12 @@
 #[allow(dead_code)] // each benchmark uses its own part
 mod forward_common;
 
-use std::time::Instant;
+#[path = "../benches/cpu_clock.rs"]
+#[allow(dead_code)]
+mod cpu_clock;
 
-/// CPU time of the calling thread in ms, from `/proc/thread-self/schedstat`.
-fn thread_cpu_ms() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: f64 = stat.split_whitespace().next()?.parse().ok()?;
-    Some(ns / 1e6)
-}
+use cpu_clock::thread_cpu_ms;
+use std::time::Instant;
 
 fn main() {
     let start = Instant::now();

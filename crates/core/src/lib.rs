@@ -10,6 +10,7 @@ pub mod figures;
 pub mod formats;
 pub mod inventory;
 pub mod model;
+pub mod parallel;
 pub mod session;
 pub mod share;
 pub mod source;

@@ -10,10 +10,10 @@ use super::study::{CheckpointSpectra, RunSpectra};
 use super::weights::{weight_spectra, Shards, WeightSpectra};
 use crate::formats::safetensors::Header;
 use crate::formats::tokens::TokenBatch;
-use crate::inventory::{Content, Inventory};
+use crate::inventory::{CheckpointRef, Content, Inventory, RunGroup};
 use crate::model::arch::{Architecture, Recognition};
 use crate::model::forward::ModelWeights;
-use crate::source::AsyncByteSource;
+use crate::source::{block_on, AsyncByteSource};
 
 /// A checkpoint whose spectra could not be computed, and why.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -31,36 +31,116 @@ pub async fn collect_weight_spectra<S: AsyncByteSource>(
     open: &dyn Fn(usize) -> Option<S>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> (Vec<RunSpectra>, Vec<SpectraFailure>) {
-    let total: usize = inv.runs.iter().map(|r| r.checkpoints.len()).sum();
-    let mut done = 0;
-    let mut runs = Vec::new();
-    let mut failures = Vec::new();
-    for (color, run) in inv.runs.iter().enumerate() {
-        let mut checkpoints = Vec::new();
-        for c in &run.checkpoints {
-            done += 1;
-            match checkpoint_weight_spectra(inv, c.file, open, &mut |_| {}).await {
-                Ok(Some(spectra)) => checkpoints.push(CheckpointSpectra {
+    let plan = planned(inv);
+    let mut outcomes = Vec::with_capacity(plan.len());
+    for (_, c) in &plan {
+        outcomes.push(Outcome::from(
+            checkpoint_weight_spectra(inv, c.file, open, &mut |_| {}).await,
+        ));
+        progress(outcomes.len(), plan.len());
+    }
+    weight_runs(inv, outcomes)
+}
+
+/// [`collect_weight_spectra`] for sources whose reads complete at once (files, natively),
+/// the checkpoints spread over [`crate::parallel::map`]; the same runs, checkpoints and
+/// failures in the same order, whatever the thread count.
+pub fn collect_weight_spectra_blocking<S: AsyncByteSource>(
+    inv: &Inventory,
+    open: &(dyn Fn(usize) -> Option<S> + Sync),
+) -> (Vec<RunSpectra>, Vec<SpectraFailure>) {
+    let outcomes = crate::parallel::map(&planned(inv), |(_, c)| {
+        Outcome::from(block_on(checkpoint_weight_spectra(
+            inv,
+            c.file,
+            open,
+            &mut |_| {},
+        )))
+    });
+    weight_runs(inv, outcomes)
+}
+
+fn weight_runs(
+    inv: &Inventory,
+    outcomes: Vec<Outcome<WeightSpectra>>,
+) -> (Vec<RunSpectra>, Vec<SpectraFailure>) {
+    let (runs, failures) = assemble(inv, outcomes);
+    let runs = runs
+        .into_iter()
+        .map(|(color, run, checkpoints)| RunSpectra {
+            run: run.name.clone(),
+            color,
+            checkpoints: checkpoints
+                .into_iter()
+                .map(|(c, spectra)| CheckpointSpectra {
                     path: c.path.clone(),
                     step: c.step,
                     tokens: c.tokens,
                     spectra,
-                }),
-                Ok(None) => {}
-                Err(message) => failures.push(SpectraFailure {
-                    path: c.path.clone(),
-                    message,
-                }),
+                })
+                .collect(),
+        })
+        .collect();
+    (runs, failures)
+}
+
+/// What became of one checkpoint.
+enum Outcome<T> {
+    Done(T),
+    /// Its architecture is not recognised: the inventory already says so, no failure is listed.
+    NotRecognised,
+    Failed(String),
+    Cancelled,
+}
+
+impl<T> From<Result<Option<T>, String>> for Outcome<T> {
+    fn from(result: Result<Option<T>, String>) -> Self {
+        match result {
+            Ok(Some(t)) => Outcome::Done(t),
+            Ok(None) => Outcome::NotRecognised,
+            Err(message) => Outcome::Failed(message),
+        }
+    }
+}
+
+/// Every checkpoint of every run, in the order the collectors return them, with the run's
+/// palette index (its index in `inv.runs`).
+fn planned(inv: &Inventory) -> Vec<(usize, &CheckpointRef)> {
+    inv.runs
+        .iter()
+        .enumerate()
+        .flat_map(|(color, run)| run.checkpoints.iter().map(move |c| (color, c)))
+        .collect()
+}
+
+/// A run's palette index, the run, and its checkpoints that have a result.
+type Assembled<'a, T> = Vec<(usize, &'a RunGroup, Vec<(&'a CheckpointRef, T)>)>;
+
+/// Groups the outcomes of the first `outcomes.len()` [`planned`] checkpoints by run (runs
+/// without a result left out) and lists the failures, in plan order.
+fn assemble<T>(
+    inv: &Inventory,
+    outcomes: Vec<Outcome<T>>,
+) -> (Assembled<'_, T>, Vec<SpectraFailure>) {
+    let mut runs: Assembled<'_, T> = Vec::new();
+    let mut failures = Vec::new();
+    for ((color, c), outcome) in planned(inv).into_iter().zip(outcomes) {
+        let message = match outcome {
+            Outcome::Done(t) => {
+                match runs.last_mut() {
+                    Some((last, _, checkpoints)) if *last == color => checkpoints.push((c, t)),
+                    _ => runs.push((color, &inv.runs[color], vec![(c, t)])),
+                }
+                continue;
             }
-            progress(done, total);
-        }
-        if !checkpoints.is_empty() {
-            runs.push(RunSpectra {
-                run: run.name.clone(),
-                color,
-                checkpoints,
-            });
-        }
+            Outcome::NotRecognised => continue,
+            Outcome::Failed(message) => message,
+            Outcome::Cancelled => "cancelled".into(),
+        };
+        failures.push(SpectraFailure {
+            path: c.path.clone(),
+            message,
+        });
     }
     (runs, failures)
 }
@@ -160,73 +240,115 @@ pub async fn collect_activation_spectra<S: AsyncByteSource>(
     progress: &mut dyn FnMut(usize, usize, Progress),
     cancelled: &dyn Fn() -> bool,
 ) -> (Vec<ActivationRun>, Vec<SpectraFailure>) {
-    let total: usize = inv.runs.iter().map(|r| r.checkpoints.len()).sum();
-    let mut done = 0;
-    let mut runs = Vec::new();
-    let mut failures = Vec::new();
-    'runs: for (color, run) in inv.runs.iter().enumerate() {
-        let mut checkpoints = Vec::new();
-        for c in &run.checkpoints {
-            let Some(Recognition::Known(arch)) = &inv.files[c.file].recognition else {
-                done += 1;
-                continue;
-            };
-            let Some((headers, sources)) = open_checkpoint(inv, c.file, open) else {
-                failures.push(SpectraFailure {
-                    path: c.path.clone(),
-                    message: "its file is no longer readable".into(),
-                });
-                done += 1;
-                continue;
-            };
-            let shards = Shards {
-                parts: headers.into_iter().zip(sources.iter()).collect(),
-            };
-            let result = checkpoint_activation_spectra(
-                &shards,
-                arch,
-                eval,
-                heldout,
-                variants,
-                &mut |p| progress(done, total, p),
-                cancelled,
-            )
-            .await;
-            done += 1;
-            match result {
-                Ok(spectra) => checkpoints.push(ActivationCheckpoint {
+    let plan = planned(inv);
+    let total = plan.len();
+    let mut outcomes = Vec::with_capacity(total);
+    for (_, c) in &plan {
+        let done = outcomes.len();
+        let outcome = activation_outcome(
+            inv,
+            c,
+            open,
+            eval,
+            heldout,
+            variants,
+            &mut |p| progress(done, total, p),
+            cancelled,
+        )
+        .await;
+        let stop = matches!(outcome, Outcome::Cancelled);
+        outcomes.push(outcome);
+        if stop {
+            break;
+        }
+    }
+    activation_runs(inv, outcomes)
+}
+
+/// [`collect_activation_spectra`] for sources whose reads complete at once (files, natively),
+/// the checkpoints spread over [`crate::parallel::map`]; the same runs, checkpoints and
+/// failures in the same order, whatever the thread count. `finished(done, total)` is called
+/// (from the worker threads) as each checkpoint finishes.
+pub fn collect_activation_spectra_blocking<S: AsyncByteSource>(
+    inv: &Inventory,
+    open: &(dyn Fn(usize) -> Option<S> + Sync),
+    eval: &TokenBatch,
+    heldout: Option<&TokenBatch>,
+    variants: &[KeyVariant],
+    finished: &(dyn Fn(usize, usize) + Sync),
+) -> (Vec<ActivationRun>, Vec<SpectraFailure>) {
+    let plan = planned(inv);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let outcomes = crate::parallel::map(&plan, |(_, c)| {
+        let outcome = block_on(activation_outcome(
+            inv,
+            c,
+            open,
+            eval,
+            heldout,
+            variants,
+            &mut |_| {},
+            &|| false,
+        ));
+        finished(
+            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+            plan.len(),
+        );
+        outcome
+    });
+    activation_runs(inv, outcomes)
+}
+
+/// Loads checkpoint `c` and takes its activation spectra ([`checkpoint_activation_spectra`]).
+#[allow(clippy::too_many_arguments)]
+async fn activation_outcome<S: AsyncByteSource>(
+    inv: &Inventory,
+    c: &CheckpointRef,
+    open: &dyn Fn(usize) -> Option<S>,
+    eval: &TokenBatch,
+    heldout: Option<&TokenBatch>,
+    variants: &[KeyVariant],
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Outcome<ActivationSpectra> {
+    let Some(Recognition::Known(arch)) = &inv.files[c.file].recognition else {
+        return Outcome::NotRecognised;
+    };
+    let Some((headers, sources)) = open_checkpoint(inv, c.file, open) else {
+        return Outcome::Failed("its file is no longer readable".into());
+    };
+    let shards = Shards {
+        parts: headers.into_iter().zip(sources.iter()).collect(),
+    };
+    match checkpoint_activation_spectra(&shards, arch, eval, heldout, variants, progress, cancelled)
+        .await
+    {
+        Ok(spectra) => Outcome::Done(spectra),
+        Err(ActivationError::Cancelled) => Outcome::Cancelled,
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+fn activation_runs(
+    inv: &Inventory,
+    outcomes: Vec<Outcome<ActivationSpectra>>,
+) -> (Vec<ActivationRun>, Vec<SpectraFailure>) {
+    let (runs, failures) = assemble(inv, outcomes);
+    let runs = runs
+        .into_iter()
+        .map(|(color, run, checkpoints)| ActivationRun {
+            run: run.name.clone(),
+            color,
+            checkpoints: checkpoints
+                .into_iter()
+                .map(|(c, spectra)| ActivationCheckpoint {
                     path: c.path.clone(),
                     step: c.step,
                     tokens: c.tokens,
                     spectra,
-                }),
-                Err(ActivationError::Cancelled) => {
-                    failures.push(SpectraFailure {
-                        path: c.path.clone(),
-                        message: "cancelled".into(),
-                    });
-                    if !checkpoints.is_empty() {
-                        runs.push(ActivationRun {
-                            run: run.name.clone(),
-                            color,
-                            checkpoints,
-                        });
-                    }
-                    break 'runs;
-                }
-                Err(e) => failures.push(SpectraFailure {
-                    path: c.path.clone(),
-                    message: e.to_string(),
-                }),
-            }
-        }
-        if !checkpoints.is_empty() {
-            runs.push(ActivationRun {
-                run: run.name.clone(),
-                color,
-                checkpoints,
-            });
-        }
-    }
+                })
+                .collect(),
+        })
+        .collect();
     (runs, failures)
 }

@@ -110,6 +110,48 @@ impl HeadGram {
         }
         self.rows += rows;
     }
+
+    /// One Gram per sequence of a row-major `[rows, d_k]` block whose row `b·seq_len + t` is
+    /// token t of sequence b (how [`crate::model::forward::KeyCollector`] stacks a batch).
+    pub fn per_sequence(block: &[f32], seq_len: usize, d_k: usize) -> Vec<HeadGram> {
+        if seq_len == 0 || d_k == 0 {
+            return Vec::new();
+        }
+        block
+            .chunks(seq_len * d_k)
+            .map(|sequence| {
+                let mut gram = HeadGram::zeros(d_k);
+                gram.add_block(sequence, d_k);
+                gram
+            })
+            .collect()
+    }
+
+    /// `Σ_i copies[i] · parts[i]`: the Gram of the rows of `parts[i]` stacked `copies[i]` times
+    /// each, i.e. of a bootstrap resample that picked sequence i `copies[i]` times. Summing
+    /// d_k × d_k Grams instead of multiplying the resample's `(n·T) × d_k` block costs a factor
+    /// T less. `parts` must all be `d_k × d_k`; a part without copies is skipped.
+    pub fn weighted_sum(parts: &[HeadGram], copies: &[usize], d_k: usize) -> HeadGram {
+        let mut total = HeadGram::zeros(d_k);
+        for (part, &n) in parts.iter().zip(copies) {
+            if n == 0 {
+                continue;
+            }
+            let w = n as f64;
+            total
+                .gram
+                .iter_mut()
+                .zip(&part.gram)
+                .for_each(|(t, g)| *t += w * g);
+            total
+                .sums
+                .iter_mut()
+                .zip(&part.sums)
+                .for_each(|(t, s)| *t += w * s);
+            total.rows += n * part.rows;
+        }
+        total
+    }
 }
 
 /// How many spectra came from Gram matrices, and how many needed their blocks (a Gram not
@@ -431,6 +473,33 @@ mod tests {
         }
         want.rows = 6;
         assert_eq!(one_by_one, want);
+    }
+
+    #[test]
+    fn a_weighted_sum_of_sequence_grams_is_the_gram_of_the_resample() {
+        let (d, t) = (3, 4);
+        let block: Vec<f32> = (0..3 * t * d)
+            .map(|i| ((i * 13 % 11) as f32 - 5.0) * 0.25)
+            .collect();
+        let parts = HeadGram::per_sequence(&block, t, d);
+        assert_eq!(parts.len(), 3);
+        // Sequence 2 twice, sequence 0 once: the Gram of those rows stacked.
+        let resample: Vec<f32> = [2, 0, 2]
+            .iter()
+            .flat_map(|&b| block[b * t * d..(b + 1) * t * d].iter().copied())
+            .collect();
+        let mut want = HeadGram::zeros(d);
+        want.add_block(&resample, d);
+        let got = HeadGram::weighted_sum(&parts, &[1, 0, 2], d);
+        assert_eq!(got.rows, want.rows);
+        for (a, b) in got
+            .gram
+            .iter()
+            .chain(&got.sums)
+            .zip(want.gram.iter().chain(&want.sums))
+        {
+            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+        }
     }
 
     #[test]

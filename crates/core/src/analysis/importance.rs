@@ -8,9 +8,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use nalgebra::DMatrix;
+
+use super::gram_spectra::{HeadGram, SpectraRoutes};
 use super::numpy_rng::NumpyRng;
-use super::spectrum::right_singular_vectors;
-use super::spectrum::{metrics_from_singular_values, singular_values_f32, SpectrumError};
+use super::spectrum::{
+    matrix_from_row_major_f32, metrics_from_singular_values, right_singular_vectors,
+    singular_values_from_gram, singular_values_with, SpectrumError, SvdRoute,
+};
 use super::surgery::SurgeryError;
 use crate::model::forward::{KeyCollector, ModelWeights};
 
@@ -124,77 +129,90 @@ pub struct Importance {
 
 /// Leverage of every coordinate from eval-batch keys, and (with a key norm)
 /// its rank correlation with |γ|. Without a key norm the leverages are still
-/// given and `abs_gamma`/`spearman`/`overall` are `None`.
+/// given and `abs_gamma`/`spearman`/`overall` are `None`. Layers run on
+/// [`crate::parallel::map`] (each with its own permutations of `seed`).
 pub fn gamma_vs_svd(
     model: &ModelWeights,
     keys: &KeyCollector,
     n_perm: usize,
     seed: u64,
 ) -> Result<Importance, SurgeryError> {
-    let arch = model.arch();
-    let (n_layers, n_kv) = (arch.n_layers, arch.n_kv_heads);
+    let n_layers = model.arch().n_layers;
     let has_key_norm = (0..n_layers).all(|l| model.key_norm_weight(l).is_some());
-    let mut layers = Vec::with_capacity(n_layers);
-    let (mut all_x, mut all_y) = (Vec::new(), Vec::new());
-    for layer in 0..n_layers {
-        let mut r90_per_head = Vec::with_capacity(n_kv);
-        let mut leverage_per_head = Vec::with_capacity(n_kv);
-        for kv_head in 0..n_kv {
-            let m = super::spectrum::matrix_from_row_major_f32(
-                keys.keys(layer, kv_head),
-                keys.rows(),
-                keys.d_k(),
-            )
+    let indices: Vec<usize> = (0..n_layers).collect();
+    let layers = crate::parallel::map(&indices, |&layer| {
+        layer_importance(model, keys, layer, has_key_norm, n_perm, seed)
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+    let overall = has_key_norm.then(|| {
+        let (mut all_x, mut all_y) = (Vec::new(), Vec::new());
+        for l in &layers {
+            all_x.extend_from_slice(l.abs_gamma.as_deref().unwrap_or_default());
+            all_y.extend_from_slice(&l.leverage);
+        }
+        spearman(&all_x, &all_y, n_perm, seed)
+    });
+    Ok(Importance {
+        layers,
+        overall,
+        has_key_norm,
+    })
+}
+
+/// One layer of [`gamma_vs_svd`].
+fn layer_importance(
+    model: &ModelWeights,
+    keys: &KeyCollector,
+    layer: usize,
+    has_key_norm: bool,
+    n_perm: usize,
+    seed: u64,
+) -> Result<LayerImportance, SurgeryError> {
+    let n_kv = model.arch().n_kv_heads;
+    let mut r90_per_head = Vec::with_capacity(n_kv);
+    let mut leverage_per_head = Vec::with_capacity(n_kv);
+    for kv_head in 0..n_kv {
+        let m = matrix_from_row_major_f32(keys.keys(layer, kv_head), keys.rows(), keys.d_k())
             .map_err(|source| SurgeryError::Spectrum {
                 layer,
                 kv_head,
                 source,
             })?;
-            let (sv, v) = right_singular_vectors(&m).map_err(|source| SurgeryError::Spectrum {
+        let (sv, v) = right_singular_vectors(&m).map_err(|source| SurgeryError::Spectrum {
+            layer,
+            kv_head,
+            source,
+        })?;
+        let r90 = metrics_from_singular_values(&sv)
+            .map_err(|source| SurgeryError::Spectrum {
                 layer,
                 kv_head,
                 source,
-            })?;
-            let r90 = metrics_from_singular_values(&sv)
-                .map_err(|source| SurgeryError::Spectrum {
-                    layer,
-                    kv_head,
-                    source,
-                })?
-                .r90;
-            r90_per_head.push(r90);
-            leverage_per_head.push(leverage(&v, r90));
-        }
-        let d_k = keys.d_k();
-        let lev: Vec<f64> = (0..d_k)
-            .map(|d| leverage_per_head.iter().map(|h| h[d]).sum::<f64>() / n_kv as f64)
-            .collect();
-        let abs_gamma: Option<Vec<f64>> = has_key_norm
-            .then(|| {
-                model
-                    .key_norm_weight(layer)
-                    .map(|g| g.iter().map(|v| f64::from(v.abs())).collect())
-            })
-            .flatten();
-        let spearman = abs_gamma.as_ref().map(|g| {
-            all_x.extend_from_slice(g);
-            all_y.extend_from_slice(&lev);
-            spearman(g, &lev, n_perm, seed)
-        });
-        layers.push(LayerImportance {
-            layer,
-            r90_per_head,
-            leverage_per_head,
-            leverage: lev,
-            abs_gamma,
-            spearman,
-        });
+            })?
+            .r90;
+        r90_per_head.push(r90);
+        leverage_per_head.push(leverage(&v, r90));
     }
-    let overall = has_key_norm.then(|| spearman(&all_x, &all_y, n_perm, seed));
-    Ok(Importance {
-        layers,
-        overall,
-        has_key_norm,
+    let d_k = keys.d_k();
+    let lev: Vec<f64> = (0..d_k)
+        .map(|d| leverage_per_head.iter().map(|h| h[d]).sum::<f64>() / n_kv as f64)
+        .collect();
+    let abs_gamma: Option<Vec<f64>> = has_key_norm
+        .then(|| {
+            model
+                .key_norm_weight(layer)
+                .map(|g| g.iter().map(|v| f64::from(v.abs())).collect())
+        })
+        .flatten();
+    let spearman = abs_gamma.as_ref().map(|g| spearman(g, &lev, n_perm, seed));
+    Ok(LayerImportance {
+        layer,
+        r90_per_head,
+        leverage_per_head,
+        leverage: lev,
+        abs_gamma,
+        spearman,
     })
 }
 
@@ -217,30 +235,23 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
-/// Percentile bootstrap over sequences: `metric(sequences)` gets the indices
-/// of a resample (n_sequences draws with replacement, `default_rng(seed)`);
-/// `value` is the metric on all sequences in order; the interval is the
-/// (1−level)/2 and (1+level)/2 quantiles of `n_boot` resamples. Non-finite
-/// resample values are dropped.
-pub fn bootstrap_interval(
-    n_sequences: usize,
-    n_boot: usize,
-    level: f64,
-    seed: u64,
-    metric: &mut dyn FnMut(&[usize]) -> f64,
-) -> Interval {
-    let all: Vec<usize> = (0..n_sequences).collect();
-    let value = metric(&all);
+/// The sequences of `n_boot` bootstrap resamples: each `n_sequences` draws with replacement
+/// from `numpy.random.default_rng(seed)` (`rng.integers(0, n)` one at a time), in draw order.
+pub fn bootstrap_picks(n_sequences: usize, n_boot: usize, seed: u64) -> Vec<Vec<usize>> {
     let mut rng = NumpyRng::new(seed);
-    let mut draws: Vec<f64> = (0..n_boot)
+    (0..n_boot)
         .map(|_| {
-            let pick: Vec<usize> = (0..n_sequences)
+            (0..n_sequences)
                 .map(|_| rng.interval(n_sequences as u64 - 1) as usize)
-                .collect();
-            metric(&pick)
+                .collect()
         })
-        .filter(|v| v.is_finite())
-        .collect();
+        .collect()
+}
+
+/// `value` with the (1−level)/2 and (1+level)/2 quantiles of the resample values `draws`;
+/// non-finite draws are dropped (NaN bounds when none is left).
+pub fn percentile_interval(value: f64, mut draws: Vec<f64>, level: f64) -> Interval {
+    draws.retain(|v| v.is_finite());
     if draws.is_empty() {
         return Interval {
             value,
@@ -256,23 +267,23 @@ pub fn bootstrap_interval(
     }
 }
 
-/// K PR of one head from the rows of the chosen sequences (`seq_len` rows each).
-fn head_pr(
-    keys: &[f32],
-    d_k: usize,
-    seq_len: usize,
-    sequences: &[usize],
-) -> Result<f64, SpectrumError> {
-    let rows: Vec<f32> = sequences
+/// Percentile bootstrap over sequences: `metric(sequences)` gets the indices
+/// of a resample ([`bootstrap_picks`]); `value` is the metric on all sequences in order; the
+/// interval is [`percentile_interval`] of the `n_boot` resamples.
+pub fn bootstrap_interval(
+    n_sequences: usize,
+    n_boot: usize,
+    level: f64,
+    seed: u64,
+    metric: &mut dyn FnMut(&[usize]) -> f64,
+) -> Interval {
+    let all: Vec<usize> = (0..n_sequences).collect();
+    let value = metric(&all);
+    let draws = bootstrap_picks(n_sequences, n_boot, seed)
         .iter()
-        .flat_map(|&b| {
-            keys[b * seq_len * d_k..(b + 1) * seq_len * d_k]
-                .iter()
-                .copied()
-        })
+        .map(|pick| metric(pick))
         .collect();
-    let sv = singular_values_f32(&rows, sequences.len() * seq_len, d_k)?;
-    Ok(metrics_from_singular_values(&sv)?.pr)
+    percentile_interval(value, draws, level)
 }
 
 /// Per layer: K PR (mean over kv-heads), the min and max over heads, and a
@@ -285,7 +296,8 @@ pub struct LayerPr {
     pub head_max: f64,
 }
 
-/// [`LayerPr`] for every layer of collected eval-batch keys (`seq_len` tokens per sequence).
+/// [`LayerPr`] for every layer of collected eval-batch keys (`seq_len` tokens per sequence):
+/// [`layer_pr_of_heads`] of each layer's kv-heads, resampled with seed `seed + layer`.
 pub fn layer_pr_with_ci(
     keys: &KeyCollector,
     n_layers: usize,
@@ -294,48 +306,118 @@ pub fn layer_pr_with_ci(
     n_boot: usize,
     seed: u64,
 ) -> Result<Vec<LayerPr>, SpectrumError> {
-    let d_k = keys.d_k();
-    if seq_len == 0 || !keys.rows().is_multiple_of(seq_len) || keys.rows() == 0 {
-        return Err(SpectrumError::EmptyMatrix);
-    }
-    let n_seq = keys.rows() / seq_len;
     (0..n_layers)
         .map(|layer| {
-            let all: Vec<usize> = (0..n_seq).collect();
-            let heads = (0..n_kv)
-                .map(|h| head_pr(keys.keys(layer, h), d_k, seq_len, &all))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut failed = None;
-            let pr = bootstrap_interval(
-                n_seq,
-                n_boot,
-                0.95,
-                seed.wrapping_add(layer as u64),
-                &mut |pick| {
-                    let mut sum = 0.0;
-                    for h in 0..n_kv {
-                        match head_pr(keys.keys(layer, h), d_k, seq_len, pick) {
-                            Ok(v) => sum += v,
-                            Err(e) => {
-                                failed.get_or_insert(e);
-                                return f64::NAN;
-                            }
-                        }
-                    }
-                    sum / n_kv as f64
-                },
-            );
-            if let Some(e) = failed.filter(|_| !pr.value.is_finite()) {
-                return Err(e);
-            }
-            Ok(LayerPr {
+            let heads: Vec<&[f32]> = (0..n_kv).map(|h| keys.keys(layer, h)).collect();
+            let (pr, _) = layer_pr_of_heads(
                 layer,
-                pr,
-                head_min: heads.iter().copied().fold(f64::INFINITY, f64::min),
-                head_max: heads.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            })
+                &heads,
+                keys.d_k(),
+                seq_len,
+                n_boot,
+                seed.wrapping_add(layer as u64),
+            )?;
+            Ok(pr)
         })
         .collect()
+}
+
+/// One layer's [`LayerPr`] from its kv-heads' stacked keys (`heads[h]` is `[n·seq_len, d_k]`
+/// row-major, row `b·seq_len + t`), with the bootstrap over the n sequences seeded by `seed`,
+/// and how many head spectra took each route.
+///
+/// A resample only reweights the sequences, so each head's Gram `KᵀK` is summed once per
+/// sequence ([`HeadGram::per_sequence`]) and a resample's Gram is their sum with multiplicity
+/// ([`HeadGram::weighted_sum`]): d_k × d_k work per sequence instead of T·d_k², then one
+/// symmetric eigen-solve. Where the Gram route's trust test ([`singular_values_from_gram`])
+/// refuses a resample's Gram (κ > 1e4: a collapsed head), that head's PR comes from the SVD
+/// of the resample's stacked rows, as it always did. Resamples run on [`crate::parallel::map`].
+pub fn layer_pr_of_heads(
+    layer: usize,
+    heads: &[&[f32]],
+    d_k: usize,
+    seq_len: usize,
+    n_boot: usize,
+    seed: u64,
+) -> Result<(LayerPr, SpectraRoutes), SpectrumError> {
+    let rows = heads.first().map_or(0, |k| k.len() / d_k.max(1));
+    if heads.is_empty() || d_k == 0 || seq_len == 0 || rows == 0 || !rows.is_multiple_of(seq_len) {
+        return Err(SpectrumError::EmptyMatrix);
+    }
+    if let Some(k) = heads.iter().find(|k| k.len() != rows * d_k) {
+        return Err(SpectrumError::ShapeMismatch {
+            len: k.len(),
+            rows,
+            cols: d_k,
+            expected: rows * d_k,
+        });
+    }
+    let n_seq = rows / seq_len;
+    let grams: Vec<Vec<HeadGram>> =
+        crate::parallel::map(heads, |k| HeadGram::per_sequence(k, seq_len, d_k));
+    let resample = |pick: &[usize]| -> (Result<Vec<f64>, SpectrumError>, SpectraRoutes) {
+        let mut copies = vec![0usize; n_seq];
+        pick.iter().for_each(|&b| copies[b] += 1);
+        let mut routes = SpectraRoutes::default();
+        let prs = heads
+            .iter()
+            .zip(&grams)
+            .map(|(keys, grams)| {
+                resampled_head_pr(keys, grams, d_k, seq_len, pick, &copies, &mut routes)
+            })
+            .collect();
+        (prs, routes)
+    };
+    let all: Vec<usize> = (0..n_seq).collect();
+    let (per_head, mut routes) = resample(&all);
+    let per_head = per_head?;
+    let mean = |prs: &[f64]| prs.iter().sum::<f64>() / prs.len() as f64;
+    let picks = bootstrap_picks(n_seq, n_boot, seed);
+    let mut draws = Vec::with_capacity(n_boot);
+    for (prs, r) in crate::parallel::map(&picks, |pick| resample(pick)) {
+        routes.from_gram += r.from_gram;
+        routes.from_block += r.from_block;
+        // A resample whose spectrum fails (all-zero rows) is dropped, as a non-finite draw.
+        draws.push(prs.map_or(f64::NAN, |prs| mean(&prs)));
+    }
+    let pr = LayerPr {
+        layer,
+        pr: percentile_interval(mean(&per_head), draws, 0.95),
+        head_min: per_head.iter().copied().fold(f64::INFINITY, f64::min),
+        head_max: per_head.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    };
+    Ok((pr, routes))
+}
+
+/// K PR of one head over the sequences of `pick` (`copies[b]` = how often b was picked): from
+/// the sum of their Grams when the trust test passes, else from the stacked rows' direct SVD.
+fn resampled_head_pr(
+    keys: &[f32],
+    grams: &[HeadGram],
+    d_k: usize,
+    seq_len: usize,
+    pick: &[usize],
+    copies: &[usize],
+    routes: &mut SpectraRoutes,
+) -> Result<f64, SpectrumError> {
+    let gram = HeadGram::weighted_sum(grams, copies, d_k);
+    let sv = match singular_values_from_gram(DMatrix::from_row_slice(d_k, d_k, &gram.gram), 0.0)? {
+        Some(sv) => {
+            routes.from_gram += 1;
+            sv
+        }
+        None => {
+            routes.from_block += 1;
+            let block = seq_len * d_k;
+            let rows: Vec<f32> = pick
+                .iter()
+                .flat_map(|&b| keys[b * block..(b + 1) * block].iter().copied())
+                .collect();
+            let m = matrix_from_row_major_f32(&rows, pick.len() * seq_len, d_k)?;
+            singular_values_with(&m, SvdRoute::Direct)?
+        }
+    };
+    Ok(metrics_from_singular_values(&sv)?.pr)
 }
 
 #[cfg(test)]

@@ -494,18 +494,27 @@ pub fn run_sweep(
     });
     let baseline = model.mean_cross_entropy(heldout, None)?;
     let mut losses = Vec::with_capacity(jobs.len());
-    for (k, job) in jobs.iter().enumerate() {
-        if cancel() {
-            return Err(SurgeryError::Cancelled);
+    // As many passes at a time as there are threads (one without the `parallel` feature): each
+    // is announced (after a check for cancellation) before its chunk runs, as one at a time
+    // would be; each pass's loss is the same whichever thread runs it.
+    for chunk in jobs.chunks(crate::parallel::width()) {
+        for (i, job) in chunk.iter().enumerate() {
+            if cancel() {
+                return Err(SurgeryError::Cancelled);
+            }
+            progress(SweepProgress {
+                strategy: job.strategy,
+                fraction: plan.fractions[job.fraction],
+                seed: job.seed,
+                done: losses.len() + i + 1,
+                total,
+            });
         }
-        progress(SweepProgress {
-            strategy: job.strategy,
-            fraction: plan.fractions[job.fraction],
-            seed: job.seed,
-            done: k + 1,
-            total,
-        });
-        losses.push((*job, plan.run_job(model, heldout, job)?));
+        for (job, loss) in chunk.iter().zip(crate::parallel::map(chunk, |job| {
+            plan.run_job(model, heldout, job)
+        })) {
+            losses.push((*job, loss?));
+        }
     }
     Ok(plan.result(baseline, &losses))
 }
