@@ -8,6 +8,8 @@
 //! layers and surgery passes are spread over a rayon pool of that size; the results are the
 //! same, in the same order, for any N.
 
+mod consolidation;
+mod curves;
 mod inspect;
 mod losscurve;
 mod probe;
@@ -32,8 +34,16 @@ USAGE:
     rankscope scatter --eval E <checkpoint> [--permutations 10000] [--json] [--svg F] [--png F]
     rankscope probe --eval <tokens> [--heldout <tokens>] <checkpoints or folders…> [--json]
                     [--variant post_norm|post_rope|raw|centered|all]… [--quiet]
-    rankscope residual --reference <logs…> <logs…> [--metric val_loss] [--window 0.1,0.3] [--json]
+    rankscope residual [--reference <logs…>] <logs…> [--metric val_loss] [--window 0.1,0.3] [--json]
+                       [--drift-slope 0.02] [--drift-final 0.005] [--spike-k 5] [--spike-min 0.005]
+                       [--spike-window 3] [--negative 0.005] [--non-collapse-rms 0.02] [--window-rms 0.015]
     rankscope health <logs…> [--rules FILE.json] [--json]
+    rankscope consolidation <logs…> [--batch-size B] [--n-params D] [--convention auto|per-sample|micro:N]
+                       [--noise per-row|warmup[:STEPS]] [--near-one 0.5] [--window 3] [--loss M]
+                       [--sharp-drop 0.5] [--plateau-tolerance 0.01] [--svg F] [--png F] [--json]
+    rankscope curves <logs…> [--figure loss|residual|consolidation|health|geometry|geometry-ratios|rank|rank-loss]
+                       [--metric M] [--x step|tokens|progress|cumlr] [--smooth 0.9] [--log-y]
+                       [--reference RUN]… [--svg F] [--png F] [--csv F] [--json]
 
 COMMANDS:
     inspect    recognise every file (checkpoints, run logs, token batches,
@@ -52,9 +62,17 @@ COMMANDS:
     scatter    |γ| vs leverage in the top-r90 subspace of K, Spearman ρ (Figure 5)
     residual   collapse residual of runs against a reference (Early-Align, closed-form S)
                and its patterns; --reference takes one log per use or a comma list
-               (`--reference A B -- RUNS…` takes all up to `--`); several are averaged
-    health     health rules (built-in RLAN + rank-collapse set, or --rules FILE.json)
-               and the steps where each fired
+               (`--reference A B -- RUNS…` takes all up to `--`); several are averaged;
+               without it the first of the largest group of comparable runs with the
+               metric is the reference; every pattern threshold is a flag
+    health     health rules (built-in RLAN set by its metric names, rank collapse and
+               gradient geometry, or --rules FILE.json): when each first fired, how long
+               it stayed, and the action it names
+    consolidation
+               consolidation ratio C(t) = ‖∇L‖²/(2·D·d): regimes, alerts (sharp drop,
+               grokking threshold, stuck, sharp minimum, Kramers escape), α_opt = 2D/λ_max
+    curves     any loss-curve figure of the page (loss vs step/tokens/t̂/∫lr with EMA,
+               residual, C(t), health timeline, gradient geometry, rank vs loss)
 
 OPTIONS (every command):
     --threads N    analyse on N threads (default: every core); results do not depend on N
@@ -106,6 +124,8 @@ fn dispatch(args: &[String]) -> Result<()> {
         Some("scatter") => surgery::run_scatter(&args[1..]),
         Some("residual") => losscurve::run_residual(&args[1..]),
         Some("health") => losscurve::run_health(&args[1..]),
+        Some("consolidation") => consolidation::run(&args[1..]),
+        Some("curves") => curves::run(&args[1..]),
         Some("-h") | Some("--help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -7,6 +7,7 @@
 use crate::inspect::inventory_of;
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::importance::{gamma_vs_svd, layer_pr_with_ci, DEFAULT_PERMUTATIONS};
+use rankscope_core::analysis::jobs::check_distinct_batches;
 use rankscope_core::analysis::study_figures::{
     layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
 };
@@ -159,6 +160,8 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
         load_tokens(&o.eval, "--eval")?,
         load_tokens(&o.heldout, "--heldout")?,
     );
+    // The page's check (core): a held-out batch with the eval batch's content is refused.
+    check_distinct_batches(&eval, &heldout).map_err(anyhow::Error::msg)?;
     let model = load_model(path)?;
     let mut options = SweepOptions::for_model(&model);
     if let Some(f) = &o.fractions {

@@ -378,10 +378,11 @@ fn adapter_norm_levels_fire_exactly_above_their_thresholds() {
             some(&[0.5, 1.0, 1.2, 1.6, 2.1, 1.5, 0.8, 1.1]),
         )],
     );
+    // The RLAN report names the metric `lora_norm`; `adapter_norm` is its alias (issue 18).
     let rules = [
-        rule("adapter norm warn"),
-        rule("adapter norm critical"),
-        rule("adapter norm kill"),
+        rule("lora_norm warn"),
+        rule("lora_norm critical"),
+        rule("lora_norm kill"),
     ];
     let rep = evaluate(&rules, &s, "syn");
     assert_eq!(rep.events.len(), 3);
@@ -443,7 +444,7 @@ fn nan_batches_per_epoch_abort_fires_on_the_epoch_with_51() {
         })
         .collect();
     let s = synthetic(&steps, &[("loss", loss), ("epoch", epoch)]);
-    let rep = evaluate(&[rule("NaN batches per epoch")], &s, "syn");
+    let rep = evaluate(&[rule("NaN losses per epoch")], &s, "syn");
     assert_eq!(rep.events.len(), 1, "{rep:?}");
     let e = &rep.events[0];
     assert_eq!(
@@ -453,7 +454,7 @@ fn nan_batches_per_epoch_abort_fires_on_the_epoch_with_51() {
     assert_eq!(e.ranges, vec![[60.0, 119.0]]);
     // Without an epoch column the rule says why it does not apply.
     let s = synthetic(&[1.0], &[("loss", some(&[1.0]))]);
-    let rep = evaluate(&[rule("NaN batches per epoch")], &s, "syn");
+    let rep = evaluate(&[rule("NaN losses per epoch")], &s, "syn");
     assert_eq!(
         rep.not_applicable[0].reason,
         "not applicable (no `epoch` in this log)"
@@ -503,8 +504,7 @@ fn absent_metrics_are_reported_not_skipped() {
     assert!(rep
         .not_applicable
         .iter()
-        .any(|n| n.rule == "adapter norm warn"
-            && n.reason == "not applicable (no `adapter_norm` in this log)"));
+        .any(|n| n.rule == "lora_norm warn" && n.reason == "not applicable (no `lora_norm` (or `adapter_norm`, `lora_weight_norm`) in this log)"));
     // A user rule read from JSON.
     let user: Vec<Rule> = serde_json::from_str(r#"[{"name":"loss high","metric":"loss","comparison":">=","threshold":0.95,"level":"warn"}]"#).unwrap();
     assert_eq!(user[0].comparison, Comparison::Ge);

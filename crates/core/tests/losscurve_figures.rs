@@ -289,22 +289,24 @@ fn consolidation_figure_shades_regimes_or_names_the_missing_field() {
     let c = consolidation_figure(&runs, &ConsolidationConfig::default(), 0);
     let spec = c.spec.expect("C(t) from the fixture logs");
     assert!(c.messages.is_empty(), "{:?}", c.messages);
+    // Four regimes and (issue 18) the grokking threshold C = 1.5 as a band of its own.
     let spans: Vec<&SeriesSpec> = spec
         .series
         .iter()
         .filter(|s| s.style == Style::HSpan)
         .collect();
-    assert_eq!(spans.len(), 4);
-    assert_eq!(spec.series.len(), 6);
-    assert_eq!(spec.series[4].name, "A1");
+    assert_eq!(spans.len(), 5);
+    assert!(spans[4].name.starts_with("grokking threshold"));
+    let lines: Vec<&SeriesSpec> = spec
+        .series
+        .iter()
+        .filter(|s| s.style == Style::LineMarkers)
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].name, "A1");
     // grad_var every 25 steps (lr 0 at step 1 never has grad_var): 320 / 25 = 12 points.
-    assert_eq!(
-        spec.series[4].points.len(),
-        12,
-        "{:?}",
-        spec.series[4].points
-    );
-    assert_eq!(spec.series[4].points[0][0], 25.0);
+    assert_eq!(lines[0].points.len(), 12, "{:?}", lines[0].points);
+    assert_eq!(lines[0].points[0][0], 25.0);
     assert!(
         spec.caption.contains("σ² = micro_batch_size·grad_var"),
         "{}",
@@ -344,13 +346,13 @@ fn health_markers_sit_where_rules_fire() {
     let warn = spec
         .series
         .iter()
-        .find(|s| s.name.starts_with("adapter norm warn"))
+        .find(|s| s.name.starts_with("lora_norm warn"))
         .unwrap();
     assert_eq!(warn.points, vec![[20.0, 0.0], [30.0, 0.0], [10.0, 1.0]]);
     let kill = spec
         .series
         .iter()
-        .find(|s| s.name.starts_with("adapter norm kill"))
+        .find(|s| s.name.starts_with("lora_norm kill"))
         .unwrap();
     assert_eq!(kill.points, vec![[10.0, 1.0]]);
     assert!(spec.series.iter().all(|s| s.style == Style::Markers));
@@ -366,6 +368,8 @@ fn health_markers_sit_where_rules_fire() {
         threshold: 4.0,
         level: Level::Warn,
         aggregation: Default::default(),
+        aliases: vec![],
+        action: String::new(),
     };
     let h = health_figure(&nanogpt(), &[rule]);
     assert_eq!(h.spec.as_ref().unwrap().series.len(), 1);

@@ -302,6 +302,7 @@ async fn run_study<S: AsyncByteSource + Clone>(
         _ => Err(format!("{path} is not a readable token batch")),
     };
     let (eval, heldout) = (batch(eval)?, batch(heldout)?);
+    check_distinct_batches(eval, heldout)?;
     let Some(Recognition::Known(arch)) = &inv.files[index].recognition else {
         return Ok(JobOutput::NotRecognised);
     };
@@ -360,6 +361,21 @@ async fn run_study<S: AsyncByteSource + Clone>(
         importance,
         surgery,
     })))
+}
+
+/// Refuses an eval batch that is also the held-out batch: the surgery's
+/// basis comes from the eval batch, so its loss must be measured on other
+/// tokens. Compares content digests ([`TokenBatch::content_digest`]), so a
+/// copy under another name is refused too.
+pub fn check_distinct_batches(eval: &TokenBatch, heldout: &TokenBatch) -> Result<(), String> {
+    let digest = eval.content_digest();
+    if digest == heldout.content_digest() {
+        return Err(format!(
+            "the eval and held-out batches hold the same tokens (content digest {}…): the surgery basis and its loss must come from different batches; choose another held-out batch",
+            &digest[..12]
+        ));
+    }
+    Ok(())
 }
 
 /// The eval and held-out batches for the forward pass: the user's choice,

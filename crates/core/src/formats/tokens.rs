@@ -85,6 +85,19 @@ pub enum TokenError {
 }
 
 impl TokenBatch {
+    /// SHA-256 (hex) of the batch's content — its shape and ids, not its file
+    /// name — so two files holding the same tokens have the same digest.
+    pub fn content_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update((self.batch as u64).to_le_bytes());
+        h.update((self.seq_len as u64).to_le_bytes());
+        for id in &self.ids {
+            h.update(id.to_le_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Builds a batch from `[batch, seq_len]` row-major i64 ids, checking each.
     fn from_i64(
         batch: usize,

@@ -11,10 +11,13 @@
 //! | [`rank_loss_figures`] | PR trajectory and loss on the same x range, sudden PR drops marked on both |
 
 use super::axes::{ema_debiased, points_on, XAxis};
-use super::consolidation::{consolidation_ratio, ConsolidationConfig};
-use super::health::{evaluate, HealthReport, Rule};
+use super::consolidation::{
+    consolidation_ratio, AlertKind, ConsolidationConfig, ConsolidationCurve, Regime, RegimeBounds,
+};
+use super::health::{evaluate, healthy_range_of, HealthReport, Rule};
 use super::residual::{
-    collapse_residual, progress_of, Pattern, Reference, Residual, ResidualConfig,
+    annotate_timescales, collapse_residual, progress_of, timescale, Pattern, Reference, Residual,
+    ResidualConfig,
 };
 use super::transitions::{sudden_drops, Transition, TransitionConfig};
 use crate::figures::downsample::min_max_downsample;
@@ -223,12 +226,28 @@ pub fn loss_curve_figure(runs: &[LogRun], opts: &LossCurveOptions) -> Result<Fig
             ),
         });
     }
+    let healthy = healthy_range_of(&opts.metric);
+    if let Some(h) = healthy
+        .as_ref()
+        .filter(|h| h.lo.is_some() || h.hi.is_some())
+    {
+        // An open end reaches the plot's edge (see Style::HSpan).
+        let band = [h.lo.unwrap_or(-1e300), h.hi.unwrap_or(1e300)];
+        series.insert(0, SeriesSpec::new(&h.label, vec![band], Style::HSpan, 2));
+    }
     let mut caption = format!(
         "{} vs {}, {} run(s). ",
         opts.metric,
         opts.x.label(),
         used.len()
     );
+    if let Some(h) = &healthy {
+        caption.push_str(&format!(
+            "{} (the RLAN report's healthy range{}). ",
+            h.label,
+            if h.rising { "; not a band" } else { ", shaded" }
+        ));
+    }
     if smooth {
         caption.push_str(&format!(
             "Lines: debiased EMA (β = {}) of the logged values, drawn faint behind. ",
@@ -330,6 +349,33 @@ pub struct ResidualFigure {
     pub errors: Vec<String>,
 }
 
+/// The reference a residual starts with: among the runs that have `metric`
+/// on progress t̂ (at least two points — never a run without the metric),
+/// the largest group of comparable runs (same x: steps or tokens, and the
+/// same total within 1 %), and in it the first run. `None` when no run has
+/// the metric.
+pub fn default_reference(runs: &[LogRun], metric: &str) -> Option<String> {
+    let mut groups: Vec<((super::axes::XAxis, f64), Vec<&LogRun>)> = Vec::new();
+    for r in runs {
+        let Ok(c) = progress_of(&r.series, metric) else {
+            continue;
+        };
+        if c.points.len() < 2 {
+            continue;
+        }
+        match groups
+            .iter_mut()
+            .find(|(k, _)| k.0 == c.x_axis && (k.1 - c.total).abs() <= 0.01 * k.1.abs())
+        {
+            Some((_, members)) => members.push(r),
+            None => groups.push(((c.x_axis, c.total), vec![r])),
+        }
+    }
+    // The first of the largest groups (max_by_key keeps the last of equals, so compare reversed).
+    let best = groups.iter().rev().max_by_key(|(_, m)| m.len())?;
+    Some(best.1[0].name.clone())
+}
+
 /// The collapse residual L/S − ℓ_ref of every run in `runs` against the
 /// reference (one run, or the mean of several), on progress t̂: one line per
 /// run (a single reference run is left out: its residual is 0), the alignment
@@ -358,6 +404,7 @@ pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<Residu
         }
     }
     let reference = Reference::from_runs(&curves).map_err(|e| format!("reference curve: {e}"))?;
+    let ref_scale = timescale(&refs[0].series);
     let buckets = if opts.buckets == 0 {
         DEFAULT_BUCKETS
     } else {
@@ -373,11 +420,14 @@ pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<Residu
         match progress_of(&r.series, metric)
             .and_then(|c| collapse_residual(&reference, &c.points, &opts.config))
         {
-            Ok(residual) => out.push(RunResidual {
-                run: r.name.clone(),
-                color: r.color,
-                residual,
-            }),
+            Ok(mut residual) => {
+                annotate_timescales(&mut residual, &timescale(&r.series), &ref_scale);
+                out.push(RunResidual {
+                    run: r.name.clone(),
+                    color: r.color,
+                    residual,
+                })
+            }
             Err(e) => errors.push(format!("{}: {e}", r.name)),
         }
     }
@@ -418,13 +468,27 @@ pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<Residu
         if flagged.is_empty() {
             continue;
         }
-        let spans = flagged.iter().map(|(_, a, b)| [*a, *b]).collect();
-        series.push(SeriesSpec::new(
-            pattern_label(p),
-            spans,
-            Style::VSpan,
-            pattern_color(p),
-        ));
+        // Shading stops at the window's edge so the window stays visible; a
+        // flag inside the window keeps only its marker.
+        let spans: Vec<[f64; 2]> = flagged
+            .iter()
+            .filter_map(|(_, a, b)| {
+                let (a, b) = if *a < w1 && *b > w0 {
+                    (w1, *b)
+                } else {
+                    (*a, *b)
+                };
+                (b > a || (b == a && (a > w1 || a < w0))).then_some([a, b])
+            })
+            .collect();
+        if !spans.is_empty() {
+            series.push(SeriesSpec::new(
+                pattern_label(p),
+                spans,
+                Style::VSpan,
+                pattern_color(p),
+            ));
+        }
         let marks = flagged
             .iter()
             .filter_map(|(r, a, _)| {
@@ -483,6 +547,18 @@ pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<Residu
         fmt_g(w1),
         s_list.join(", "),
     );
+    let scales: Vec<String> = std::iter::once(format!("reference {}", ref_scale.describe()))
+        .chain(out.iter().filter_map(|r| {
+            let t = timescale(&runs.iter().find(|x| x.name == r.run)?.series);
+            (t.tau.is_some() || t.tpp.is_some()).then(|| format!("{} {}", r.run, t.describe()))
+        }))
+        .collect();
+    if ref_scale.tau.is_some() || ref_scale.tpp.is_some() || scales.len() > 1 {
+        caption.push_str(&format!(
+            " AdamW timescale and tokens per parameter: {}.",
+            scales.join("; ")
+        ));
+    }
     if y_range.is_some() {
         caption.push_str(&format!(" The y range fits t̂ ≥ {}: the warm-up before the window reaches beyond it and is clipped.", fmt_g(w0)));
     }
@@ -518,13 +594,46 @@ pub fn residual_figure(runs: &[LogRun], opts: &ResidualOptions) -> Result<Residu
 
 // ------------------------------------------------------------------ consolidation
 
-/// The regimes shaded on the C(t) figure: (name, [lo, hi], palette index).
-/// An open end is 0 (below) or 1e300 (above): both reach the plot's edge.
-pub const REGIME_SHADES: [(&str, [f64; 2], usize); 4] = [
-    ("C > 20 signal-dominated", [20.0, 1e300], 1),
-    ("C 1–10 consolidating", [1.5, 10.0], 2),
-    ("C ≈ 1 balanced", [0.5, 1.5], 4),
-    ("C < 0.5 noise-dominated", [0.0, 0.5], 5),
+/// The regimes shaded on the C(t) figure for these bounds: (label, [lo, hi],
+/// palette index), labels made from the same bounds as the regimes. An open
+/// end is 0 (below) or 1e300 (above): both reach the plot's edge. The
+/// 10–20 gap (and the gap below a narrow ≈ 1 band) is left white.
+pub fn regime_shades(bounds: &RegimeBounds) -> Vec<(String, [f64; 2], usize)> {
+    [
+        (Regime::SignalDominated, 1),
+        (Regime::Consolidating, 2),
+        (Regime::Balanced, 4),
+        (Regime::NoiseDominated, 5),
+    ]
+    .iter()
+    .filter_map(|&(r, color)| {
+        let (lo, hi) = r.range(bounds)?;
+        Some((
+            r.label(bounds),
+            [lo, if hi.is_finite() { hi } else { 1e300 }],
+            color,
+        ))
+    })
+    .collect()
+}
+
+/// The colour (palette index) of an alert's markers on the C(t) figure.
+pub fn alert_color(kind: AlertKind) -> usize {
+    match kind {
+        AlertKind::SharpDrop => 6,
+        AlertKind::GrokkingThreshold => 3,
+        AlertKind::Stuck => 5,
+        AlertKind::SharpMinimum => 1,
+        AlertKind::KramersEscape => 0,
+    }
+}
+
+const ALERT_KINDS: [AlertKind; 5] = [
+    AlertKind::SharpDrop,
+    AlertKind::GrokkingThreshold,
+    AlertKind::Stuck,
+    AlertKind::SharpMinimum,
+    AlertKind::KramersEscape,
 ];
 
 /// The C(t) figure, or why there is none.
@@ -534,11 +643,18 @@ pub struct ConsolidationFigure {
     pub spec: Option<FigureSpec>,
     /// One line per run that has no C(t), naming the missing field(s).
     pub messages: Vec<String>,
+    /// Per run: its curve (points, alerts, conventions).
+    pub curves: Vec<(String, ConsolidationCurve)>,
 }
 
-/// C(t) per run on a log y axis with the regimes shaded (C > 20, 1–10, ≈ 1,
-/// < 0.5; 10–20 is left white), x = step. Runs without `grad_norm`,
-/// `grad_var`, `lr`, `batch_size` or `n_params` get a message naming the field.
+/// C(t) per run on a log y axis with the regimes shaded (labels from the
+/// same bounds as the regimes; the ≈ 1 band's width is
+/// [`ConsolidationConfig::near_one`]), the grokking threshold as a thin band
+/// of its own, and a marker per alert where it fired; x = step. Runs without
+/// `grad_norm`, `grad_var`, `lr`, `batch_size` or `n_params` get a message
+/// naming the field. The caption names the variance convention (and says
+/// when it is assumed), how D was obtained, α_opt = 2D/λ_max where λ_max is
+/// logged, and why the values are where they are.
 pub fn consolidation_figure(
     runs: &[LogRun],
     config: &ConsolidationConfig,
@@ -552,6 +668,7 @@ pub fn consolidation_figure(
     let mut messages = Vec::new();
     let mut lines = Vec::new();
     let mut used = Vec::new();
+    let mut curves = Vec::new();
     let mut conventions: Vec<String> = Vec::new();
     let (mut drawn, mut total, mut skipped_rows) = (0, 0, 0);
     for r in runs {
@@ -571,9 +688,12 @@ pub fn consolidation_figure(
                 s.points_total = Some(pts.len());
                 lines.push(s);
                 used.push(r);
-                if !conventions.contains(&c.convention) {
-                    conventions.push(c.convention);
+                for text in [&c.convention, &c.noise] {
+                    if !conventions.contains(text) {
+                        conventions.push(text.clone());
+                    }
                 }
+                curves.push((r.name.clone(), c));
             }
             Ok(_) => messages.push(format!(
                 "{}: no row with D > 0 (the learning rate is 0 wherever grad_var is logged)",
@@ -586,19 +706,77 @@ pub fn consolidation_figure(
         return ConsolidationFigure {
             spec: None,
             messages,
+            curves,
         };
     }
-    let mut series: Vec<SeriesSpec> = REGIME_SHADES
-        .iter()
-        .map(|(name, range, color)| SeriesSpec::new(*name, vec![*range], Style::HSpan, *color))
+    let bounds = curves[0].1.bounds;
+    let g = config.alerts.grokking;
+    let mut series: Vec<SeriesSpec> = regime_shades(&bounds)
+        .into_iter()
+        .map(|(name, range, color)| SeriesSpec::new(name, vec![range], Style::HSpan, color))
         .collect();
+    series.push(SeriesSpec::new(
+        format!("grokking threshold C = {}", fmt_g(g)),
+        vec![[g / 1.03, g * 1.03]],
+        Style::HSpan,
+        3,
+    ));
     series.extend(lines);
+    for kind in ALERT_KINDS {
+        let marks: Vec<[f64; 2]> = curves
+            .iter()
+            .flat_map(|(_, c)| {
+                c.alerts
+                    .iter()
+                    .filter(move |a| a.kind == kind)
+                    .filter_map(|a| {
+                        c.points
+                            .iter()
+                            .find(|p| p.step == a.step)
+                            .map(|p| [p.step, p.c])
+                    })
+            })
+            .collect();
+        if !marks.is_empty() {
+            series.push(SeriesSpec::new(
+                kind.label(),
+                marks,
+                Style::Markers,
+                alert_color(kind),
+            ));
+        }
+    }
+    let labels: Vec<String> = regime_shades(&bounds)
+        .into_iter()
+        .map(|(l, ..)| l)
+        .collect();
     let mut caption = format!(
         "Consolidation ratio C(t) = ‖∇L‖² / (2·D·d), D = α²σ²/(2B), from grad_norm, grad_var, lr, batch_size and n_params, vs step, {} run(s); {}. \
-         Regimes shaded: C > 20, 1–10, ≈ 1 (0.5–1.5), < 0.5. {drawn} of {total} points drawn.",
+         Regimes shaded: {} (the ≈ 1 band's half-width is {}); the grokking threshold C = {} is the thin band. {drawn} of {total} points drawn.",
         used.len(),
         conventions.join("; "),
+        labels.join(", "),
+        fmt_g(config.near_one),
+        fmt_g(g),
     );
+    let n_alerts: usize = curves.iter().map(|(_, c)| c.alerts.len()).sum();
+    caption.push_str(&format!(" {n_alerts} alert(s), marked where they fired."));
+    for (name, c) in &curves {
+        if !c.scale_note.is_empty() {
+            caption.push_str(&format!(" {name}: {}", c.scale_note));
+        }
+        let opt: Vec<f64> = c.points.iter().filter_map(|p| p.alpha_opt).collect();
+        if let (Some(first), Some(last)) = (opt.first(), opt.last()) {
+            caption.push_str(&format!(
+                " {name}: α_opt = 2D/λ_max from {} (first) to {} (last).",
+                fmt_g(*first),
+                fmt_g(*last)
+            ));
+        }
+        for n in &c.notes {
+            caption.push_str(&format!(" {name}: {n}."));
+        }
+    }
     if skipped_rows > 0 {
         caption.push_str(&format!(
             " {skipped_rows} row(s) with lr = 0 (D = 0, C infinite) left out."
@@ -618,6 +796,7 @@ pub fn consolidation_figure(
             sources: sources(&used),
         }),
         messages,
+        curves,
     }
 }
 

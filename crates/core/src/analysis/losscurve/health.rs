@@ -1,12 +1,18 @@
 //! Health rules: thresholds over logged metrics, and where each one fires.
 //!
 //! A [`Rule`] is plain data (serde, JSON) so that users can edit the list.
-//! [`builtin_rules`] holds the thresholds of the seed "RLAN training collapse"
-//! (issue 6) plus a rank-collapse rule. A rule whose metric (or grouping
-//! column) is absent from a log is reported as not applicable, never
-//! skipped in silence.
+//! [`builtin_rules`] holds the RLAN collapse report's rules under the names
+//! that report gives its metrics (`lora_norm`, `lora_norm_ema`, NaN batches
+//! per epoch, accuracy, entropy, attention sharpness; issue 18), each with
+//! the action it names, plus a rank-collapse rule and the gradient-geometry
+//! rules of [`super::geometry`]. A rule reads its metric or, when the log
+//! lacks it, the first of its aliases the log has (`adapter_norm` for
+//! `lora_norm`). A rule whose metric (or grouping column) is absent from a
+//! log is reported as not applicable, never skipped in silence.
+//! [`healthy_ranges`] are the report's healthy ranges, as data a figure draws
+//! as bands.
 
-use super::axes::progress_points;
+use super::axes::{ema_debiased, progress_points};
 use crate::formats::logs::Series;
 
 /// How a value is compared with the threshold.
@@ -69,6 +75,8 @@ pub enum Level {
     Abort,
     /// The model has collapsed.
     Collapse,
+    /// Stop early and keep the last checkpoint before the firing.
+    EarlyStop,
 }
 
 /// What the rule compares: the metric itself or a quantity derived from it.
@@ -95,6 +103,12 @@ pub enum Aggregation {
         /// Progress span (0.1 = 10 % of training).
         span: f64,
     },
+    /// The debiased exponential moving average of the metric
+    /// ([`ema_debiased`]), so that one noisy value does not fire the rule.
+    Ema {
+        /// β of the average (0.9: about the last 10 values).
+        beta: f64,
+    },
 }
 
 /// One health rule.
@@ -113,6 +127,12 @@ pub struct Rule {
     /// What is compared (default: the value itself).
     #[serde(default)]
     pub aggregation: Aggregation,
+    /// Other names of the metric, tried in order when the log lacks `metric`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// What to do when it fires, in the source's words.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub action: String,
 }
 
 impl Rule {
@@ -130,56 +150,169 @@ impl Rule {
             threshold,
             level,
             aggregation: Aggregation::Value,
+            aliases: Vec::new(),
+            action: String::new(),
         }
+    }
+
+    pub(crate) fn with(mut self, aliases: &[&str], action: &str) -> Rule {
+        self.aliases = aliases.iter().map(|a| a.to_string()).collect();
+        self.action = action.into();
+        self
+    }
+
+    /// The name this rule reads in `series`: its metric, else the first alias the log has.
+    pub fn resolve<'a>(&'a self, series: &Series) -> Option<&'a str> {
+        std::iter::once(&self.metric)
+            .chain(&self.aliases)
+            .find(|m| series.metric(m).is_some())
+            .map(String::as_str)
+    }
+
+    /// The metric and its aliases, for messages: "`lora_norm` (or `adapter_norm`)".
+    fn names(&self) -> String {
+        let mut s = format!("`{}`", self.metric);
+        if !self.aliases.is_empty() {
+            s.push_str(&format!(
+                " (or {})",
+                self.aliases
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        s
     }
 }
 
-/// The built-in rules: the seed "RLAN training collapse" thresholds (adapter
-/// norm warn > 1.0, critical > 1.5, kill > 2.0; NaN batches per epoch > 50
-/// abort; accuracy drop > 5 % warn; entropy > 2.0 collapse; attention
-/// sharpness < 0.1 collapse) and rank collapse (mean PR falling by more than
-/// 25 % of its value within 10 % of training).
+/// The lora_norm aliases: older logs call the adapter's norm `adapter_norm`.
+const LORA_NORM_ALIASES: [&str; 2] = ["adapter_norm", "lora_weight_norm"];
+
+/// The built-in rules: the RLAN collapse report's thresholds and actions
+/// under its metric names — `lora_norm` warn > 1.0, critical > 1.5, kill >
+/// 2.0; early stop on `lora_norm_ema` > 1.5; NaN batches per epoch > 50 →
+/// abort (a logged `nan_batches` count, or the NaN losses counted per
+/// `epoch`); accuracy drop > 5 % → warning; entropy > 2.0 → collapse;
+/// attention sharpness < 0.1 → collapse — plus rank collapse (mean PR falling
+/// by more than 25 % of its value within 10 % of training) and the
+/// gradient-geometry rules ([`super::geometry::geometry_rules`]).
 pub fn builtin_rules() -> Vec<Rule> {
     use Comparison::{Gt, Lt};
-    vec![
-        Rule::simple("adapter norm warn", "adapter_norm", Gt, 1.0, Level::Warn),
-        Rule::simple(
-            "adapter norm critical",
-            "adapter_norm",
-            Gt,
-            1.5,
-            Level::Critical,
+    let mut rules = vec![
+        Rule::simple("lora_norm warn", "lora_norm", Gt, 1.0, Level::Warn)
+            .with(&LORA_NORM_ALIASES, "warn: watch the adapter norm; if it keeps growing lower the LR or raise the adapter's weight decay"),
+        Rule::simple("lora_norm critical", "lora_norm", Gt, 1.5, Level::Critical)
+            .with(&LORA_NORM_ALIASES, "critical: intervene now (lower the LR, clip or rescale the adapter)"),
+        Rule::simple("lora_norm kill", "lora_norm", Gt, 2.0, Level::Kill)
+            .with(&LORA_NORM_ALIASES, "kill the run; restart from the last healthy checkpoint"),
+        Rule::simple("lora_norm_ema early stop", "lora_norm_ema", Gt, 1.5, Level::EarlyStop)
+            .with(&["adapter_norm_ema"], "early stop: keep the last checkpoint before the EMA passed 1.5"),
+        Rule::simple("NaN batches per epoch", "nan_batches", Gt, 50.0, Level::Abort).with(
+            &["nan_batches_per_epoch", "num_nan_batches", "nan_count"],
+            "abort: numerical failure (check the LR, the loss scale and the data)",
         ),
-        Rule::simple("adapter norm kill", "adapter_norm", Gt, 2.0, Level::Kill),
         Rule {
-            aggregation: Aggregation::NonFiniteCount {
-                per: "epoch".into(),
-            },
-            ..Rule::simple("NaN batches per epoch", "loss", Gt, 50.0, Level::Abort)
+            aggregation: Aggregation::NonFiniteCount { per: "epoch".into() },
+            ..Rule::simple("NaN losses per epoch", "loss", Gt, 50.0, Level::Abort)
+                .with(&["train_loss"], "abort: numerical failure (check the LR, the loss scale and the data)")
         },
         Rule {
             aggregation: Aggregation::DropFromMax,
             ..Rule::simple("accuracy drop", "accuracy", Gt, 0.05, Level::Warn)
+                .with(&["acc", "val_accuracy", "val_acc", "eval_accuracy"], "warning: accuracy fell more than 5 % below its best")
         },
-        Rule::simple("entropy collapse", "entropy", Gt, 2.0, Level::Collapse),
-        Rule::simple(
-            "attention sharpness collapse",
-            "attention_sharpness",
-            Lt,
-            0.1,
-            Level::Collapse,
-        ),
+        Rule::simple("entropy collapse", "entropy", Gt, 2.0, Level::Collapse)
+            .with(&["attention_entropy", "attn_entropy"], "collapse: attention has spread out; roll back and lower the LR"),
+        Rule::simple("attention sharpness collapse", "attention_sharpness", Lt, 0.1, Level::Collapse)
+            .with(&["attn_sharpness"], "collapse: attention has gone flat; roll back and lower the LR"),
         Rule {
             aggregation: Aggregation::FallPerProgress { span: 0.1 },
-            ..Rule::simple(
-                "rank collapse (PR falls > 25 % per 10 % progress)",
-                "mean_pr",
-                Gt,
-                0.25,
-                Level::Collapse,
-            )
+            ..Rule::simple("rank collapse (PR falls > 25 % per 10 % progress)", "mean_pr", Gt, 0.25, Level::Collapse)
+                .with(&[], "the representation is losing rank: look at the rank figures of the checkpoints")
         },
+    ];
+    rules.extend(super::geometry::geometry_rules());
+    rules
+}
+
+/// A healthy range of a metric (the RLAN report's), drawn as a band on the
+/// metric's figure.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HealthyRange {
+    /// The metric.
+    pub metric: String,
+    /// Its other names.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Lowest healthy value (`None`: no lower bound).
+    pub lo: Option<f64>,
+    /// Highest healthy value (`None`: no upper bound).
+    pub hi: Option<f64>,
+    /// Healthy when rising rather than within bounds (accuracy).
+    #[serde(default)]
+    pub rising: bool,
+    /// "NaN batches 0–10".
+    pub label: String,
+}
+
+/// The report's healthy ranges: NaN batches 0–10, entropy < 0.5, attention
+/// sharpness > 0.5, accuracy rising.
+pub fn healthy_ranges() -> Vec<HealthyRange> {
+    let range = |metric: &str,
+                 aliases: &[&str],
+                 lo: Option<f64>,
+                 hi: Option<f64>,
+                 rising: bool,
+                 label: &str| HealthyRange {
+        metric: metric.into(),
+        aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        lo,
+        hi,
+        rising,
+        label: label.into(),
+    };
+    vec![
+        range(
+            "nan_batches",
+            &["nan_batches_per_epoch", "num_nan_batches", "nan_count"],
+            Some(0.0),
+            Some(10.0),
+            false,
+            "healthy: NaN batches 0–10",
+        ),
+        range(
+            "entropy",
+            &["attention_entropy", "attn_entropy"],
+            None,
+            Some(0.5),
+            false,
+            "healthy: entropy < 0.5",
+        ),
+        range(
+            "attention_sharpness",
+            &["attn_sharpness"],
+            Some(0.5),
+            None,
+            false,
+            "healthy: sharpness > 0.5",
+        ),
+        range(
+            "accuracy",
+            &["acc", "val_accuracy", "val_acc", "eval_accuracy"],
+            None,
+            None,
+            true,
+            "healthy: accuracy rising",
+        ),
     ]
+}
+
+/// The healthy range of `metric` (by its name or an alias).
+pub fn healthy_range_of(metric: &str) -> Option<HealthyRange> {
+    healthy_ranges()
+        .into_iter()
+        .find(|r| r.metric == metric || r.aliases.iter().any(|a| a == metric))
 }
 
 /// Where a rule fired in one run.
@@ -191,10 +324,18 @@ pub struct Event {
     pub level: Level,
     /// The run.
     pub run: String,
-    /// The metric read.
+    /// The metric read (the rule's metric or the alias the log has).
     pub metric: String,
     /// The first step where it fired (in the unit of the report's `x`).
     pub first_step: f64,
+    /// The end of the last range where it fired.
+    pub last_step: f64,
+    /// How long it stayed: the summed length of its ranges, in x units
+    /// (0 for firings at single points; `count` says how many).
+    pub duration: f64,
+    /// What the rule says to do.
+    #[serde(default)]
+    pub action: String,
     /// `[from, to]` step ranges of consecutive firings (a group's first and
     /// last step for per-group rules).
     pub ranges: Vec<[f64; 2]>,
@@ -234,7 +375,7 @@ pub struct HealthReport {
 fn not_applicable(rule: &Rule, what: &str) -> NotApplicable {
     NotApplicable {
         rule: rule.name.clone(),
-        reason: format!("not applicable (no `{what}` in this log)"),
+        reason: format!("not applicable (no {what} in this log)"),
     }
 }
 
@@ -260,7 +401,7 @@ pub fn evaluate(rules: &[Rule], series: &Series, run: &str) -> HealthReport {
     for rule in rules {
         match samples(rule, series) {
             Err(na) => report.not_applicable.push(na),
-            Ok(samples) => match event(rule, run, &samples) {
+            Ok((metric, samples)) => match event(rule, run, metric, &samples) {
                 Some(e) => report.events.push(e),
                 None => report.quiet.push(rule.name.clone()),
             },
@@ -280,11 +421,14 @@ fn step_of(series: &Series, i: usize) -> f64 {
     col.get(i).copied().flatten().unwrap_or(i as f64)
 }
 
-fn samples(rule: &Rule, series: &Series) -> Result<Vec<Sample>, NotApplicable> {
+fn samples<'r>(rule: &'r Rule, series: &Series) -> Result<(&'r str, Vec<Sample>), NotApplicable> {
+    let metric = rule
+        .resolve(series)
+        .ok_or_else(|| not_applicable(rule, &rule.names()))?;
     let col = series
-        .metric(&rule.metric)
-        .ok_or_else(|| not_applicable(rule, &rule.metric))?;
-    Ok(match &rule.aggregation {
+        .metric(metric)
+        .ok_or_else(|| not_applicable(rule, &rule.names()))?;
+    let samples = match &rule.aggregation {
         Aggregation::Value => col
             .iter()
             .enumerate()
@@ -309,7 +453,7 @@ fn samples(rule: &Rule, series: &Series) -> Result<Vec<Sample>, NotApplicable> {
         Aggregation::NonFiniteCount { per } => {
             let groups = series
                 .metric(per)
-                .ok_or_else(|| not_applicable(rule, per))?;
+                .ok_or_else(|| not_applicable(rule, &format!("`{per}`")))?;
             let mut out: Vec<Sample> = Vec::new();
             let mut current: Option<f64> = None;
             for (i, v) in col.iter().enumerate() {
@@ -328,8 +472,8 @@ fn samples(rule: &Rule, series: &Series) -> Result<Vec<Sample>, NotApplicable> {
             out
         }
         Aggregation::FallPerProgress { span } => {
-            let curve = progress_points(series, &rule.metric)
-                .ok_or_else(|| not_applicable(rule, &rule.metric))?;
+            let curve = progress_points(series, metric)
+                .ok_or_else(|| not_applicable(rule, &rule.names()))?;
             let pts = &curve.points;
             let mut out = Vec::new();
             for (k, &(t, v)) in pts.iter().enumerate() {
@@ -350,10 +494,16 @@ fn samples(rule: &Rule, series: &Series) -> Result<Vec<Sample>, NotApplicable> {
             }
             out
         }
-    })
+        Aggregation::Ema { beta } => ema_debiased(col, *beta)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (step_of(series, i), step_of(series, i), v)))
+            .collect(),
+    };
+    Ok((metric, samples))
 }
 
-fn event(rule: &Rule, run: &str, samples: &[Sample]) -> Option<Event> {
+fn event(rule: &Rule, run: &str, metric: &str, samples: &[Sample]) -> Option<Event> {
     let mut ranges: Vec<[f64; 2]> = Vec::new();
     let mut open = false;
     let mut first: Option<(f64, f64)> = None;
@@ -382,8 +532,11 @@ fn event(rule: &Rule, run: &str, samples: &[Sample]) -> Option<Event> {
         rule: rule.name.clone(),
         level: rule.level,
         run: run.into(),
-        metric: rule.metric.clone(),
+        metric: metric.into(),
         first_step,
+        last_step: ranges.last().map_or(first_step, |r| r[1]),
+        duration: ranges.iter().map(|r| r[1] - r[0]).sum(),
+        action: rule.action.clone(),
         ranges,
         count,
         first_value,

@@ -8,8 +8,12 @@
 //! Because ℓ_ref ends at 1, a residual of 0.01 is 1 % of the reference's final
 //! loss.
 //!
-//! Four patterns are flagged, each with its evidence and suggested checks
-//! ([`Pattern`]); their thresholds live in [`ResidualThresholds`].
+//! Four patterns are flagged, each with its evidence, the manual's root
+//! causes and remediations, and suggested checks ([`Pattern`]); their
+//! thresholds live in [`ResidualThresholds`]. Positive drift means what the
+//! manual says: after the window the residual stays above 0 and grows.
+//! [`timescale`] reads a run's AdamW timescale τ = 1/(lr·wd) and tokens per
+//! parameter, so that the non-collapse check compares numbers.
 
 use super::axes::{progress_points, ProgressCurve};
 use crate::formats::logs::Series;
@@ -147,11 +151,12 @@ impl Reference {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct ResidualThresholds {
-    /// Positive drift: least-squares slope of the residual over t̂ > window end
-    /// above this (default 0.02: the residual would grow by 2 % of the final
-    /// loss over a whole run) …
+    /// Positive drift: after the window the residual stays above 0 (the
+    /// stretch after its last point ≤ 0, at least 3 points) and grows: the
+    /// least-squares slope over that stretch above this (default 0.02: 2 % of
+    /// the final loss per unit t̂) …
     pub drift_slope: f64,
-    /// … or the final residual above this (default 0.005).
+    /// … and the final residual above this (default 0.005).
     pub drift_final: f64,
     /// Spikes: |residual − rolling median| > `spike_k` · 1.4826 · MAD (the
     /// MAD scaled to σ of a normal; default 5) …
@@ -221,6 +226,46 @@ pub enum Pattern {
 }
 
 impl Pattern {
+    /// The manual's root causes of the pattern.
+    pub fn causes(self) -> &'static [&'static str] {
+        match self {
+            Pattern::PositiveDrift => &[
+                "precision loss in BF16 or in kernels (accumulations, fused ops)",
+                "data-quality decay later in training",
+            ],
+            Pattern::Spike => &[
+                "silent data corruption (a faulty host, memory or disk)",
+                "gradient desynchronisation between data-parallel workers",
+            ],
+            Pattern::NegativeResidual => &[
+                "a better setting than the reference's (the change helps)",
+                "a different evaluation set or budget, or evaluation leakage",
+            ],
+            Pattern::NonCollapse => &[
+                "the AdamW timescale τ = 1/(lr·wd) does not match the reference's",
+                "a tokens-per-parameter (TPP) mismatch with the reference",
+            ],
+        }
+    }
+
+    /// The manual's remediations.
+    pub fn remediations(self) -> &'static [&'static str] {
+        match self {
+            Pattern::PositiveDrift => &[
+                "audit the kernels: rerun a stretch in FP32 or with reference kernels and compare",
+                "audit the data: inspect the shards read after the onset",
+            ],
+            Pattern::Spike => &[
+                "find the faulty node by the dispersion of per-node gradient norms at the spike",
+                "replay the step's batch on other nodes",
+            ],
+            Pattern::NegativeResidual => &["confirm that both runs use the same data, evaluation set and budget before claiming the gain"],
+            Pattern::NonCollapse => {
+                &["recalibrate τ ∝ TPP: scale lr·wd so that τ (as a fraction of training) matches the reference's at this TPP"]
+            }
+        }
+    }
+
     /// What to check when the pattern shows up, in short sentences.
     pub fn checks(self) -> &'static [&'static str] {
         match self {
@@ -263,6 +308,12 @@ pub struct Flag {
     pub evidence: String,
     /// Suggested checks ([`Pattern::checks`]).
     pub checks: Vec<String>,
+    /// The manual's root causes ([`Pattern::causes`]).
+    #[serde(default)]
+    pub causes: Vec<String>,
+    /// The manual's remediations ([`Pattern::remediations`]).
+    #[serde(default)]
+    pub remediations: Vec<String>,
 }
 
 /// The residual of one run.
@@ -386,6 +437,130 @@ pub fn progress_of(series: &Series, metric: &str) -> Result<ProgressCurve, Resid
     })
 }
 
+/// A run's AdamW timescale and tokens per parameter, read from its log.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct RunTimescale {
+    /// Peak learning rate (the largest logged `lr`, else a logged constant).
+    pub lr: Option<f64>,
+    /// Weight decay (`weight_decay` or `wd`, a column or a constant).
+    pub weight_decay: Option<f64>,
+    /// Training tokens (the logged total, else the last `tokens`, else total_steps × tokens_per_step).
+    pub tokens: Option<f64>,
+    /// Parameter count (`n_params`).
+    pub n_params: Option<f64>,
+    /// τ = 1/(lr·wd), in steps.
+    pub tau: Option<f64>,
+    /// τ as a fraction of the run's steps (the logged total, else the last step).
+    pub tau_fraction: Option<f64>,
+    /// Tokens per parameter.
+    pub tpp: Option<f64>,
+    /// Fields the log lacks for τ or TPP.
+    pub missing: Vec<String>,
+}
+
+impl RunTimescale {
+    /// "τ = 1/(lr·wd) = 2000 steps (0.5 of training), TPP = 20", or what is missing.
+    pub fn describe(&self) -> String {
+        let g = crate::figures::draw::format_tick;
+        let tau = match (self.tau, self.tau_fraction) {
+            (Some(t), Some(f)) => format!("τ = 1/(lr·wd) = {} steps ({} of training)", g(t), g(f)),
+            (Some(t), None) => format!("τ = 1/(lr·wd) = {} steps", g(t)),
+            _ => "τ unknown".to_string(),
+        };
+        let tpp = self
+            .tpp
+            .map_or("TPP unknown".to_string(), |t| format!("TPP = {}", g(t)));
+        let missing = if self.missing.is_empty() {
+            String::new()
+        } else {
+            format!(" (no {})", self.missing.join(", "))
+        };
+        format!("{tau}, {tpp}{missing}")
+    }
+}
+
+fn first_number(series: &Series, names: &[&str], peak: bool) -> Option<f64> {
+    for n in names {
+        if let Some(col) = series.metric(n) {
+            let vals = col.iter().flatten().copied().filter(|v| v.is_finite());
+            let v = if peak {
+                vals.fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+            } else {
+                vals.into_iter().next()
+            };
+            if v.is_some() {
+                return v;
+            }
+        }
+        if let Some(v) = series
+            .constants
+            .get(*n)
+            .and_then(serde_json::Value::as_f64)
+            .filter(|v| v.is_finite())
+        {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// τ = 1/(lr·wd) and TPP of a run, from what its log carries.
+pub fn timescale(series: &Series) -> RunTimescale {
+    let lr = first_number(series, &["lr", "learning_rate"], true).filter(|v| *v > 0.0);
+    let weight_decay = first_number(series, &["weight_decay", "wd"], false).filter(|v| *v > 0.0);
+    let n_params = first_number(series, &["n_params", "num_params"], false).filter(|v| *v > 0.0);
+    let total_steps = super::axes::logged_total_steps(series)
+        .or_else(|| series.step.iter().flatten().copied().reduce(f64::max));
+    let tokens = super::axes::logged_total_tokens(series)
+        .or_else(|| series.tokens.iter().flatten().copied().reduce(f64::max))
+        .or_else(|| {
+            Some(
+                super::axes::logged_total_steps(series)?
+                    * first_number(series, &["tokens_per_step"], false)?,
+            )
+        });
+    let tau = lr.zip(weight_decay).map(|(a, w)| 1.0 / (a * w));
+    let mut missing = Vec::new();
+    for (name, v) in [
+        ("`lr`", lr),
+        ("`weight_decay`", weight_decay),
+        ("tokens", tokens),
+        ("`n_params`", n_params),
+    ] {
+        if v.is_none() {
+            missing.push(name.to_string());
+        }
+    }
+    RunTimescale {
+        lr,
+        weight_decay,
+        tokens,
+        n_params,
+        tau,
+        tau_fraction: tau
+            .zip(total_steps.filter(|t| *t > 0.0))
+            .map(|(t, n)| t / n),
+        tpp: tokens.zip(n_params).map(|(t, d)| t / d),
+        missing,
+    }
+}
+
+/// Adds the run's and the reference's τ and TPP to a non-collapse flag's
+/// evidence, so the check is a number ("τ/T 0.5 vs the reference's 0.25").
+pub fn annotate_timescales(residual: &mut Residual, run: &RunTimescale, reference: &RunTimescale) {
+    for f in residual
+        .flags
+        .iter_mut()
+        .filter(|f| f.pattern == Pattern::NonCollapse)
+    {
+        f.evidence.push_str(&format!(
+            "; this run {}; the reference {}",
+            run.describe(),
+            reference.describe()
+        ));
+    }
+}
+
 fn find_patterns(r: &Residual, th: &ResidualThresholds) -> Vec<Flag> {
     let (w0, w1) = r.window;
     let mut flags = Vec::new();
@@ -396,6 +571,12 @@ fn find_patterns(r: &Residual, th: &ResidualThresholds) -> Vec<Flag> {
         magnitude,
         evidence,
         checks: pattern.checks().iter().map(|s| s.to_string()).collect(),
+        causes: pattern.causes().iter().map(|s| s.to_string()).collect(),
+        remediations: pattern
+            .remediations()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     };
     let so_far = if r.online {
         format!(" (so far: the log stops at t̂ = {:.3})", r.progress)
@@ -404,20 +585,31 @@ fn find_patterns(r: &Residual, th: &ResidualThresholds) -> Vec<Flag> {
     };
     let post: Vec<(f64, f64)> = r.points.iter().copied().filter(|p| p.0 > w1).collect();
 
-    // Positive drift: a trend after the window, located by a hinge fit.
-    let slope = r.post_window_slope.unwrap_or(0.0);
-    if !post.is_empty() && (slope > th.drift_slope || r.final_residual > th.drift_final) {
-        let fitted: Vec<(f64, f64)> = r.points.iter().copied().filter(|p| p.0 >= w0).collect();
-        let (onset, rate) = hinge_onset(&fitted, w1).unwrap_or((post[0].0, slope));
-        if rate > 0.0 || r.final_residual > th.drift_final {
+    // Positive drift: after the window the residual stays above 0 and grows.
+    // The stretch is what follows the last post-window point ≤ 0; its onset
+    // is located by a hinge fit with the knot no earlier than that point.
+    let tail_start = post.iter().rposition(|p| p.1 <= 0.0).map_or(0, |i| i + 1);
+    let tail = &post[tail_start..];
+    if tail.len() >= 3 {
+        let slope = line_fit(tail).1;
+        if slope > th.drift_slope && r.final_residual > th.drift_final {
+            let min_knot = if tail_start > 0 {
+                post[tail_start - 1].0
+            } else {
+                w1
+            };
+            let fitted: Vec<(f64, f64)> = r.points.iter().copied().filter(|p| p.0 >= w0).collect();
+            let (onset, rate) = hinge_onset(&fitted, min_knot)
+                .filter(|h| h.1 > 0.0)
+                .unwrap_or((tail[0].0, slope));
             flags.push(flag(
                 Pattern::PositiveDrift,
                 onset,
                 r.progress,
                 r.final_residual,
                 format!(
-                    "the residual rises from t̂ ≈ {onset:.3} at {rate:.4} per unit t̂ (slope after the window {slope:.4}) and reaches {:+.4} at t̂ = {:.3}{so_far}",
-                    r.final_residual, r.progress
+                    "the residual stays above 0 from t̂ ≈ {:.3} and grows from t̂ ≈ {onset:.3} at {rate:.4} per unit t̂ (least-squares slope over the positive stretch {slope:.4} > {}), reaching {:+.4} at t̂ = {:.3}{so_far}",
+                    tail[0].0, th.drift_slope, r.final_residual, r.progress
                 ),
             ));
         }
