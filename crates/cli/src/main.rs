@@ -4,6 +4,8 @@
 //! page shows after a drop: what each file is, its run, training point, dtype,
 //! tensors, architecture and status.
 
+mod collapse;
+mod compare;
 mod inspect;
 mod losscurve;
 mod probe;
@@ -30,6 +32,10 @@ USAGE:
                     [--variant post_norm|post_rope|raw|centered|all]… [--quiet]
     rankscope residual --reference <logs…> <logs…> [--metric val_loss] [--window 0.1,0.3] [--json]
     rankscope health <logs…> [--rules FILE.json] [--json]
+    rankscope compare --eval E [--heldout H] <checkpoints or folders…> [--pair X,Y]… [--group NAME=RUN,RUN…]…
+                     [--metric pr] [--matrix k|q] [--variant post_norm] [--margin 5%|ABS] [--level 0.95]
+                     [--boot 1000] [--json]
+    rankscope collapse --eval E <checkpoints or folders…> [--metric pr] [--fraction 0.3] [--sudden 0.5] [--json]
 
 COMMANDS:
     inspect    recognise every file (checkpoints, run logs, token batches,
@@ -49,6 +55,14 @@ COMMANDS:
     residual   collapse residual of runs against a reference (Early-Align, closed-form S)
                and its patterns; --reference takes one log per use or a comma list
                (`--reference A B -- RUNS…` takes all up to `--`); several are averaged
+    compare    the plan's comparisons of conditions (A1/A2, A1/B1, C1/C2, A2/B2, or --pair):
+               runs grouped by name (A1, A1_seed43, A1-s2, A1/seed3), metadata/log seed or --group;
+               effect at the final shared checkpoint, over the trajectory and per layer; Welch and
+               exact permutation tests across seeds, else the eval-sequence bootstrap; Wilcoxon
+               across (layer, head) units with one seed; Holm; verdicts (METRICS.md)
+    collapse   when each run's rank collapses on its activation trajectory: onset (first checkpoint
+               ≤ (1 − f)·first value), steepest drop, sudden (≥ s of the total drop in one
+               interval) or gradual, and the recovery after the minimum
     health     health rules (built-in RLAN + rank-collapse set, or --rules FILE.json)
                and the steps where each fired
 
@@ -69,6 +83,8 @@ fn main() -> Result<()> {
         Some("scatter") => surgery::run_scatter(&args[1..]),
         Some("residual") => losscurve::run_residual(&args[1..]),
         Some("health") => losscurve::run_health(&args[1..]),
+        Some("compare") => compare::run(&args[1..]),
+        Some("collapse") => collapse::run(&args[1..]),
         Some("-h") | Some("--help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -88,7 +88,7 @@ fn parse(args: &[String]) -> Result<Options> {
 }
 
 /// Loads a single-file safetensors checkpoint for the forward pass.
-fn load_model(path: &Path) -> Result<ModelWeights> {
+pub(crate) fn load_model(path: &Path) -> Result<ModelWeights> {
     let src = FileSource::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let header =
         read_header(&src).with_context(|| format!("{}: not a safetensors file", path.display()))?;
