@@ -8,6 +8,8 @@
 //! layers and surgery passes are spread over a rayon pool of that size; the results are the
 //! same, in the same order, for any N.
 
+mod collapse;
+mod compare;
 mod consolidation;
 mod curves;
 mod inspect;
@@ -44,6 +46,10 @@ USAGE:
     rankscope curves <logs…> [--figure loss|residual|consolidation|health|geometry|geometry-ratios|rank|rank-loss]
                        [--metric M] [--x step|tokens|progress|cumlr] [--smooth 0.9] [--log-y]
                        [--reference RUN]… [--svg F] [--png F] [--csv F] [--json]
+    rankscope compare --eval E [--heldout H] <checkpoints or folders…> [--pair X,Y]… [--group NAME=RUN,RUN…]…
+                     [--metric pr] [--matrix k|q] [--variant post_norm] [--margin 5%|ABS] [--level 0.95]
+                     [--boot 1000] [--json]
+    rankscope collapse --eval E <checkpoints or folders…> [--metric pr] [--fraction 0.3] [--sudden 0.5] [--json]
 
 COMMANDS:
     inspect    recognise every file (checkpoints, run logs, token batches,
@@ -73,6 +79,14 @@ COMMANDS:
                grokking threshold, stuck, sharp minimum, Kramers escape), α_opt = 2D/λ_max
     curves     any loss-curve figure of the page (loss vs step/tokens/t̂/∫lr with EMA,
                residual, C(t), health timeline, gradient geometry, rank vs loss)
+    compare    the plan's comparisons of conditions (A1/A2, A1/B1, C1/C2, A2/B2, or --pair):
+               runs grouped by name (A1, A1_seed43, A1-s2, A1/seed3), metadata/log seed or --group;
+               effect at the final shared checkpoint, over the trajectory and per layer; Welch and
+               exact permutation tests across seeds, else the eval-sequence bootstrap; Wilcoxon
+               across (layer, head) units with one seed; Holm; verdicts (METRICS.md)
+    collapse   when each run's rank collapses on its activation trajectory: onset (first checkpoint
+               ≤ (1 − f)·first value), steepest drop, sudden (≥ s of the total drop in one
+               interval) or gradual, and the recovery after the minimum
 
 OPTIONS (every command):
     --threads N    analyse on N threads (default: every core); results do not depend on N
@@ -126,6 +140,8 @@ fn dispatch(args: &[String]) -> Result<()> {
         Some("health") => losscurve::run_health(&args[1..]),
         Some("consolidation") => consolidation::run(&args[1..]),
         Some("curves") => curves::run(&args[1..]),
+        Some("compare") => compare::run(&args[1..]),
+        Some("collapse") => collapse::run(&args[1..]),
         Some("-h") | Some("--help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -75,7 +75,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
 }
 
 /// A token batch (safetensors, .npy or JSON), recognised as the page does.
-fn read_tokens(path: &Path) -> Result<TokenBatch> {
+pub(crate) fn read_tokens(path: &Path) -> Result<TokenBatch> {
     let (inv, _) = inventory_of(&[path.to_path_buf()])?;
     let Some(entry) = inv.files.first() else {
         bail!("{}: not a file", path.display())

@@ -92,7 +92,7 @@ fn parse(args: &[String]) -> Result<Options> {
 
 /// Loads a single-file checkpoint (safetensors or PyTorch, with the
 /// `config.json` beside it) for the forward pass, recognised as `inspect` does.
-fn load_model(path: &Path) -> Result<ModelWeights> {
+pub(crate) fn load_model(path: &Path) -> Result<ModelWeights> {
     let (inv, _) = inventory_of(&[path.to_path_buf()])?;
     let entry = inv
         .files

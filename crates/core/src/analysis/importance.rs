@@ -235,17 +235,22 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
+/// The `n_boot` resamples of a bootstrap over `n_sequences` sequences: each `n_sequences` indices
+/// drawn with replacement by `numpy.random.default_rng(seed)`. The same seed gives the same
+/// resamples, so metrics of two runs on one eval batch resampled with one seed are paired.
+pub fn resamples(n_sequences: usize, n_boot: usize, seed: u64) -> impl Iterator<Item = Vec<usize>> {
+    let mut rng = NumpyRng::new(seed);
+    (0..n_boot).map(move |_| {
+        (0..n_sequences)
+            .map(|_| rng.interval(n_sequences as u64 - 1) as usize)
+            .collect()
+    })
+}
+
 /// The sequences of `n_boot` bootstrap resamples: each `n_sequences` draws with replacement
 /// from `numpy.random.default_rng(seed)` (`rng.integers(0, n)` one at a time), in draw order.
 pub fn bootstrap_picks(n_sequences: usize, n_boot: usize, seed: u64) -> Vec<Vec<usize>> {
-    let mut rng = NumpyRng::new(seed);
-    (0..n_boot)
-        .map(|_| {
-            (0..n_sequences)
-                .map(|_| rng.interval(n_sequences as u64 - 1) as usize)
-                .collect()
-        })
-        .collect()
+    resamples(n_sequences, n_boot, seed).collect()
 }
 
 /// `value` with the (1−level)/2 and (1+level)/2 quantiles of the resample values `draws`;
@@ -262,8 +267,8 @@ pub fn percentile_interval(value: f64, mut draws: Vec<f64>, level: f64) -> Inter
     draws.sort_by(f64::total_cmp);
     Interval {
         value,
-        lo: quantile(&draws, (1.0 - level) / 2.0),
-        hi: quantile(&draws, (1.0 + level) / 2.0),
+        lo: quantile(draws, (1.0 - level) / 2.0),
+        hi: quantile(draws, (1.0 + level) / 2.0),
     }
 }
 
@@ -284,6 +289,61 @@ pub fn bootstrap_interval(
         .map(|pick| metric(pick))
         .collect();
     percentile_interval(value, draws, level)
+}
+
+/// Singular values (f64) of one head's K from the rows of the chosen sequences (`seq_len` rows each).
+fn head_singular_values(
+    keys: &[f32],
+    d_k: usize,
+    seq_len: usize,
+    sequences: &[usize],
+) -> Result<Vec<f64>, SpectrumError> {
+    let rows: Vec<f32> = sequences
+        .iter()
+        .flat_map(|&b| {
+            keys[b * seq_len * d_k..(b + 1) * seq_len * d_k]
+                .iter()
+                .copied()
+        })
+        .collect();
+    singular_values_f32(&rows, sequences.len() * seq_len, d_k)
+}
+
+/// A checkpoint's value of a per-head K metric (the mean over layers of the mean over kv-heads,
+/// as Figure 1) on every resample of [`resamples`]`(n_sequences, n_boot, seed)` of the eval
+/// batch's sequences (keys as collected: after the key norm, before RoPE). `metric` maps a head's
+/// singular values to its value (`None` where undefined); a resample where it is undefined for
+/// some head gives NaN.
+pub fn layer_mean_resamples(
+    keys: &KeyCollector,
+    n_layers: usize,
+    n_kv: usize,
+    seq_len: usize,
+    n_boot: usize,
+    seed: u64,
+    metric: &dyn Fn(&[f64]) -> Option<f64>,
+) -> Result<Vec<f64>, SpectrumError> {
+    if seq_len == 0
+        || !keys.rows().is_multiple_of(seq_len)
+        || keys.rows() == 0
+        || n_layers == 0
+        || n_kv == 0
+    {
+        return Err(SpectrumError::EmptyMatrix);
+    }
+    let d_k = keys.d_k();
+    resamples(keys.rows() / seq_len, n_boot, seed)
+        .map(|pick| {
+            let mut sum = 0.0;
+            for layer in 0..n_layers {
+                for h in 0..n_kv {
+                    let sv = head_singular_values(keys.keys(layer, h), d_k, seq_len, &pick)?;
+                    sum += metric(&sv).unwrap_or(f64::NAN);
+                }
+            }
+            Ok(sum / (n_layers * n_kv) as f64)
+        })
+        .collect()
 }
 
 /// Per layer: K PR (mean over kv-heads), the min and max over heads, and a

@@ -6,7 +6,10 @@
 //! WeightWatcher reports for weight matrices.
 
 pub mod activations;
+pub mod collapse;
 pub mod collect;
+pub mod compare;
+pub mod conditions;
 pub mod gram_spectra;
 pub mod importance;
 pub mod jobs;
@@ -14,6 +17,7 @@ pub mod losscurve;
 pub mod numpy_rng;
 pub mod powerlaw;
 pub mod spectrum;
+pub mod stats;
 pub mod study;
 pub mod study_figures;
 pub mod surgery;

@@ -5,6 +5,9 @@
 //! `A1_step_500.safetensors` (run = stem before the marker, step),
 //! `run/checkpoint-500/model.safetensors` (Hugging Face Trainer folders),
 //! `iter_0005000`, `step500`, `ckpt_1000` (a bare number after `ckpt` is a step).
+//! A folder that names only a seed (`A1/seed3/ckpt_500.safetensors`) is named with its parent,
+//! `A1/seed3`, so seed replicates in such folders stay apart (and group into condition `A1`, see
+//! [`crate::analysis::conditions`]).
 
 /// What a path says about its file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -139,15 +142,33 @@ pub fn checkpoint_facts(path: &str) -> PathFacts {
     });
     facts.run = match stem_prefix {
         Some(p) if !generic_stem => Some(p),
-        _ => run_dirs
-            .iter()
-            .find(|d| {
-                let lower = d.to_ascii_lowercase();
-                !GENERIC_DIRS.contains(&lower.as_str()) && number_after(d, "checkpoint").is_none()
-            })
-            .map(|d| d.to_string()),
+        _ => run_from_dirs(run_dirs, |d| number_after(d, "checkpoint").is_none()),
     };
     facts
+}
+
+/// Whether a folder name is only a seed marker (`seed3`, `seed_43`, `s2`).
+fn is_seed_dir(dir: &str) -> bool {
+    let lower = dir.to_ascii_lowercase();
+    let digits = match lower.strip_prefix("seed") {
+        Some(rest) => rest.trim_start_matches(['_', '-', '=']),
+        None => lower.strip_prefix('s').unwrap_or(""),
+    };
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The run named by the nearest folder (innermost first) that is not generic and passes `usable`;
+/// a seed folder is named with the folder above it (`A1/seed3`).
+fn run_from_dirs(dirs: &[&str], usable: impl Fn(&str) -> bool) -> Option<String> {
+    let ok = |d: &&str| !GENERIC_DIRS.contains(&d.to_ascii_lowercase().as_str()) && usable(d);
+    let at = dirs.iter().position(ok)?;
+    let run = dirs[at];
+    if is_seed_dir(run) {
+        if let Some(parent) = dirs[at + 1..].iter().find(|d| ok(d)) {
+            return Some(format!("{parent}/{run}"));
+        }
+    }
+    Some(run.to_string())
 }
 
 /// The run a log file belongs to, from its path: the stem unless it is
@@ -159,12 +180,8 @@ pub fn log_run(path: &str) -> Option<String> {
     {
         return Some(stem.to_string());
     }
-    components(path)
-        .iter()
-        .rev()
-        .skip(1)
-        .find(|d| !GENERIC_DIRS.contains(&d.to_ascii_lowercase().as_str()))
-        .map(|d| d.to_string())
+    let dirs: Vec<&str> = components(path).into_iter().rev().skip(1).collect();
+    run_from_dirs(&dirs, |_| true)
 }
 
 #[cfg(test)]
@@ -222,6 +239,36 @@ mod tests {
                 "outputs\\qk\\checkpoints\\checkpoint-20\\model-00001-of-00002.safetensors"
             ),
             facts(Some("qk"), Some(20), None)
+        );
+    }
+
+    #[test]
+    fn names_seed_folders_with_their_parent() {
+        assert_eq!(
+            checkpoint_facts("A1/seed3/ckpt_tokens_0.safetensors"),
+            facts(Some("A1/seed3"), None, Some(0))
+        );
+        assert_eq!(
+            checkpoint_facts("runs/B1/s2/checkpoints/step_10.safetensors")
+                .run
+                .as_deref(),
+            Some("B1/s2")
+        );
+        assert_eq!(
+            checkpoint_facts("seed3/ckpt_tokens_0.safetensors")
+                .run
+                .as_deref(),
+            Some("seed3")
+        );
+        assert_eq!(
+            log_run("A1/seed3/metrics.jsonl").as_deref(),
+            Some("A1/seed3")
+        );
+        assert_eq!(
+            checkpoint_facts("season1/ckpt_tokens_0.safetensors")
+                .run
+                .as_deref(),
+            Some("season1")
         );
     }
 

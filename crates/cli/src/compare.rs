@@ -1,0 +1,476 @@
+//! `rankscope compare`: the study's comparisons of conditions (METRICS.md "Statistics across runs")
+//! from checkpoints — runs grouped into conditions, the activation metric of Figure 1 (and the
+//! held-out loss) computed by the same code as `probe`, then the core's effects, tests, Holm's
+//! correction and verdicts ([`rankscope_core::analysis::compare`]).
+
+use crate::inspect::inventory_of;
+use crate::probe::read_tokens;
+use crate::surgery::load_model;
+use anyhow::{bail, Context, Result};
+use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
+use rankscope_core::analysis::collect::{collect_activation_spectra, SpectraFailure};
+use rankscope_core::analysis::compare::inputs::{activation_metric_values, heldout_loss_values};
+use rankscope_core::analysis::compare::verdict::num;
+use rankscope_core::analysis::compare::{
+    compare_all, plan_pairs, CompareOptions, Comparison, ComparisonSet, Effect, Margin,
+    MetricValues, Pair, Resampling,
+};
+use rankscope_core::analysis::conditions::{group_conditions, run_seeds, Condition, UserGroup};
+use rankscope_core::analysis::importance::layer_mean_resamples;
+use rankscope_core::analysis::spectrum::weight_metrics;
+use rankscope_core::analysis::study::{Matrix, Metric};
+use rankscope_core::formats::tokens::TokenBatch;
+use rankscope_core::inventory::Inventory;
+use rankscope_core::source::{block_on, FileSource};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+struct Options {
+    paths: Vec<PathBuf>,
+    eval: Option<PathBuf>,
+    heldout: Option<PathBuf>,
+    pairs: Vec<Pair>,
+    groups: Vec<UserGroup>,
+    metric: Metric,
+    matrix: Matrix,
+    variant: KeyVariant,
+    compare: CompareOptions,
+    boot: usize,
+    json: bool,
+}
+
+fn parse_pair(v: &str) -> Result<Pair> {
+    match v.split_once(',') {
+        Some((x, y)) if !x.trim().is_empty() && !y.trim().is_empty() => Ok(Pair {
+            x: x.trim().to_string(),
+            y: y.trim().to_string(),
+        }),
+        _ => bail!("--pair takes two conditions, `X,Y` (got `{v}`)"),
+    }
+}
+
+fn parse_group(v: &str) -> Result<UserGroup> {
+    let Some((name, runs)) = v.split_once('=') else {
+        bail!("--group takes `NAME=RUN,RUN…` (got `{v}`)")
+    };
+    let runs: Vec<String> = runs
+        .split(',')
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .collect();
+    if name.trim().is_empty() || runs.is_empty() {
+        bail!("--group takes `NAME=RUN,RUN…` (got `{v}`)");
+    }
+    Ok(UserGroup {
+        name: name.trim().to_string(),
+        runs,
+    })
+}
+
+fn parse(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        paths: Vec::new(),
+        eval: None,
+        heldout: None,
+        pairs: Vec::new(),
+        groups: Vec::new(),
+        metric: Metric::Pr,
+        matrix: Matrix::K,
+        variant: KeyVariant::PostNorm,
+        compare: CompareOptions::default(),
+        boot: 1000,
+        json: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--json" => o.json = true,
+            "--eval" => o.eval = Some(value("--eval")?.into()),
+            "--heldout" => o.heldout = Some(value("--heldout")?.into()),
+            "--pair" => o.pairs.push(parse_pair(&value("--pair")?)?),
+            "--group" => o.groups.push(parse_group(&value("--group")?)?),
+            "--metric" => {
+                let v = value("--metric")?;
+                o.metric = Metric::from_key(&v).with_context(|| format!("unknown metric `{v}`"))?;
+            }
+            "--matrix" => {
+                o.matrix = match value("--matrix")?.as_str() {
+                    "k" => Matrix::K,
+                    "q" => Matrix::Q,
+                    v => bail!("--matrix is k or q, not `{v}`"),
+                }
+            }
+            "--variant" => {
+                let v = value("--variant")?;
+                o.variant =
+                    KeyVariant::from_key(&v).with_context(|| format!("unknown variant `{v}`"))?;
+            }
+            "--margin" => {
+                let v = value("--margin")?;
+                o.compare.margin = match v.strip_suffix('%') {
+                    Some(pct) => Margin::FractionOfPooledMean(
+                        pct.parse::<f64>().context("--margin: `N%` or a number")? / 100.0,
+                    ),
+                    None => Margin::Absolute(
+                        v.parse()
+                            .context("--margin: `N%` (of the pooled mean) or a number")?,
+                    ),
+                };
+            }
+            "--level" => {
+                o.compare.level = value("--level")?
+                    .parse()
+                    .context("--level takes a number like 0.95")?
+            }
+            "--boot" => o.boot = value("--boot")?.parse().context("--boot takes a count")?,
+            s if s.starts_with("--") => bail!("unknown option `{s}` for compare"),
+            s => o.paths.push(PathBuf::from(s)),
+        }
+    }
+    if o.paths.is_empty() {
+        bail!("compare needs the runs' checkpoints or folders");
+    }
+    if !(o.compare.level > 0.0 && o.compare.level < 1.0) {
+        bail!("--level must lie between 0 and 1");
+    }
+    Ok(o)
+}
+
+/// `rankscope compare <paths…> --eval E [--heldout H] [--pair X,Y]… [--group NAME=RUN,…]…`
+pub fn run(args: &[String]) -> Result<()> {
+    let o = parse(args)?;
+    let Some(eval_path) = &o.eval else {
+        bail!(
+            "compare needs the eval batch (--eval <tokens file>): the default metric, K PR of the activations, and \
+             the held-out loss both come from forward passes"
+        )
+    };
+    let eval = read_tokens(eval_path)?;
+    let heldout = o.heldout.as_deref().map(read_tokens).transpose()?;
+    let (inv, real) = inventory_of(&o.paths)?;
+    let conditions = group_conditions(&run_seeds(&inv), &o.groups)?;
+    let names: Vec<&str> = conditions.iter().map(|c| c.name.as_str()).collect();
+    let pairs = if o.pairs.is_empty() {
+        plan_pairs(&names)
+    } else {
+        o.pairs.clone()
+    };
+    if pairs.is_empty() {
+        bail!(
+            "none of the plan's pairs (A1/A2, A1/B1, C1/C2, A2/B2) is among the conditions ({}); name one with --pair X,Y",
+            names.join(", ")
+        );
+    }
+    let wanted = runs_of(&conditions, &pairs);
+    let mut needed = inv.clone();
+    needed.runs.retain(|r| wanted.contains(&r.name));
+    let (runs, failures) = spectra(&needed, &real, &eval, heldout.as_ref(), o.variant);
+    let mut pr = activation_metric_values(&runs, o.variant, o.matrix, o.metric);
+    let mut notes = Vec::new();
+    attach_resamples(
+        &mut pr,
+        &conditions,
+        &pairs,
+        &needed,
+        &real,
+        &eval,
+        &o,
+        &mut notes,
+    );
+    let mut tables = vec![pr];
+    if heldout.is_some() {
+        tables.push(heldout_loss_values(&runs));
+    }
+    let set = compare_all(&conditions, &tables, &pairs, o.compare);
+    if o.json {
+        let out = serde_json::json!({
+            "eval": { "path": eval_path, "batch": eval.batch, "seq_len": eval.seq_len },
+            "heldout": o.heldout,
+            "conditions": conditions,
+            "comparisons": set,
+            "notes": notes,
+            "failures": failures,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_text(&conditions, &set, &notes);
+    }
+    for f in &failures {
+        eprintln!("{}: {}", f.path, f.message);
+    }
+    if set.comparisons.is_empty() {
+        bail!(
+            "no comparison could be made: {}",
+            set.failed
+                .iter()
+                .map(|f| f.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// The runs of every condition in `pairs`.
+fn runs_of(conditions: &[Condition], pairs: &[Pair]) -> Vec<String> {
+    conditions
+        .iter()
+        .filter(|c| pairs.iter().any(|p| p.x == c.name || p.y == c.name))
+        .flat_map(|c| c.run_names())
+        .collect()
+}
+
+/// Activation spectra (and held-out loss) of every checkpoint of `inv`, as `probe` computes them.
+pub(crate) fn spectra(
+    inv: &Inventory,
+    real: &[PathBuf],
+    eval: &TokenBatch,
+    heldout: Option<&TokenBatch>,
+    variant: KeyVariant,
+) -> (Vec<ActivationRun>, Vec<SpectraFailure>) {
+    let mut stderr = std::io::stderr();
+    let show = stderr.is_terminal();
+    let result = block_on(collect_activation_spectra(
+        inv,
+        &|i| real.get(i).and_then(|p| FileSource::open(p).ok()),
+        eval,
+        heldout,
+        &[variant],
+        &mut |done, total, p| {
+            if show {
+                let _ = write!(stderr, "\r\x1b[2Kcheckpoint {} of {total}: {p}", done + 1);
+            }
+        },
+        &|| false,
+    ));
+    if show {
+        eprintln!();
+    }
+    result
+}
+
+/// With fewer than two seeds on a side of some pair, each run of that pair gets its metric on
+/// resampled eval sequences at every checkpoint (Figure 3's bootstrap, one seed for all runs so
+/// the draws are paired). Only for K after the key norm (the keys the forward pass collects).
+#[allow(clippy::too_many_arguments)]
+fn attach_resamples(
+    values: &mut MetricValues,
+    conditions: &[Condition],
+    pairs: &[Pair],
+    inv: &Inventory,
+    real: &[PathBuf],
+    eval: &TokenBatch,
+    o: &Options,
+    notes: &mut Vec<String>,
+) {
+    let size = |name: &str| {
+        conditions
+            .iter()
+            .find(|c| c.name == name)
+            .map_or(0, |c| c.runs.len())
+    };
+    let thin: Vec<&Pair> = pairs
+        .iter()
+        .filter(|p| size(&p.x) < 2 || size(&p.y) < 2)
+        .collect();
+    if thin.is_empty() || o.boot == 0 {
+        return;
+    }
+    if o.matrix != Matrix::K || o.variant != KeyVariant::PostNorm {
+        notes.push(format!(
+            "no eval-sequence bootstrap for {} (it resamples K after the key norm only)",
+            values.metric.short
+        ));
+        return;
+    }
+    let runs = runs_of(conditions, &thin.into_iter().cloned().collect::<Vec<_>>());
+    let seed = 0;
+    let metric = o.metric;
+    for run in inv.runs.iter().filter(|r| runs.contains(&r.name)) {
+        let Some(rm) = values.runs.iter_mut().find(|v| v.run == run.name) else {
+            continue;
+        };
+        for c in &run.checkpoints {
+            let Some(point) = rm
+                .points
+                .iter_mut()
+                .find(|p| p.tokens == c.tokens && p.step == c.step)
+            else {
+                continue;
+            };
+            let drawn = real.get(c.file).context("file not found").and_then(|path| {
+                let model = load_model(path)?;
+                let keys = model.collect_keys(eval, None)?;
+                let a = model.arch();
+                let f = |sv: &[f64]| metric.of(&weight_metrics(sv).ok()?);
+                Ok(layer_mean_resamples(
+                    &keys,
+                    a.n_layers,
+                    a.n_kv_heads,
+                    eval.seq_len,
+                    o.boot,
+                    seed,
+                    &f,
+                )?)
+            });
+            match drawn {
+                Ok(d) => point.resamples = Some(d),
+                Err(e) => notes.push(format!("{}: no eval-sequence bootstrap: {e:#}", c.path)),
+            }
+        }
+    }
+    values.resampling = Some(Resampling {
+        n_boot: o.boot,
+        n_sequences: eval.batch,
+        seed,
+    });
+}
+
+fn print_text(conditions: &[Condition], set: &ComparisonSet, notes: &[String]) {
+    println!("conditions:");
+    for c in conditions {
+        let runs: Vec<String> = c
+            .runs
+            .iter()
+            .map(|r| match r.seed {
+                Some(s) => format!("{} (seed {s} from its {})", r.run, r.seed_from.label()),
+                None => format!("{} (seed not stated)", r.run),
+            })
+            .collect();
+        println!(
+            "  {} = {}  [{}]",
+            c.name,
+            runs.join(", "),
+            c.grouped_by.label()
+        );
+    }
+    for c in &set.comparisons {
+        print_comparison(c);
+    }
+    for f in &set.failed {
+        println!(
+            "\n{} vs {} ({}): not compared: {}",
+            f.x, f.y, f.metric, f.message
+        );
+    }
+    if !set.holm_family.is_empty() {
+        println!(
+            "\nHolm's correction over {} tests: {}",
+            set.holm_family.len(),
+            set.holm_family.join("; ")
+        );
+    }
+    for n in notes {
+        println!("note: {n}");
+    }
+}
+
+fn print_comparison(c: &Comparison) {
+    println!();
+    let q = c
+        .question
+        .as_ref()
+        .map_or(String::new(), |q| format!(" — {}", q.question));
+    println!("{} vs {}{q}", c.x, c.y);
+    println!("  metric: {}", c.metric.label);
+    println!(
+        "  runs: {} vs {}; {} shared checkpoints",
+        c.runs_x.join(", "),
+        c.runs_y.join(", "),
+        c.shared.len()
+    );
+    print_effect(&c.final_effect);
+    if let Some(t) = &c.trajectory {
+        print_effect(t);
+    }
+    if !c.layers.is_empty() {
+        let cells: Vec<String> = c
+            .layers
+            .iter()
+            .map(|l| {
+                let ci = l.interval.map_or(String::new(), |[lo, hi]| {
+                    format!(" [{}, {}]", num(lo), num(hi))
+                });
+                format!("layer {}: {}{ci}", l.layer, num(l.difference))
+            })
+            .collect();
+        println!(
+            "  per layer at the final checkpoint (x − y, uncorrected): {}",
+            cells.join("; ")
+        );
+    }
+    if let Some(u) = &c.units {
+        println!(
+            "  units: Wilcoxon signed-rank {} vs {} at {}: T = {}, p = {} (n = {}, {} zeros dropped{}); {}",
+            u.run_x,
+            u.run_y,
+            u.at,
+            u.test.statistic,
+            num(u.test.p),
+            u.test.n,
+            u.test.zeros,
+            if u.test.ties { ", ties at average ranks" } else { "" },
+            u.caveat
+        );
+    }
+    for n in &c.notes {
+        println!("  note: {n}");
+    }
+}
+
+fn print_effect(e: &Effect) {
+    let ci = e.interval.map_or("no interval".to_string(), |[lo, hi]| {
+        format!(
+            "{:.0}% interval [{}, {}]",
+            e.level * 100.0,
+            num(lo),
+            num(hi)
+        )
+    });
+    println!(
+        "  {}: {} vs {}, difference {}, {ci}",
+        e.what,
+        num(e.mean_x),
+        num(e.mean_y),
+        num(e.difference)
+    );
+    let mut tests = Vec::new();
+    if let Some(w) = &e.welch {
+        tests.push(format!(
+            "Welch t = {}, df = {}, p = {}",
+            num(w.t),
+            num(w.df),
+            num(w.p)
+        ));
+    }
+    if let Some(p) = e.p_holm {
+        tests.push(format!("Holm p = {}", num(p)));
+    }
+    if let Some(p) = &e.permutation {
+        tests.push(format!(
+            "exact permutation p = {} ({} relabelings)",
+            num(p.p),
+            p.relabelings
+        ));
+    }
+    if let Some(eq) = &e.equivalence {
+        let tost = eq
+            .tost
+            .map_or(String::new(), |t| format!(", TOST p = {}", num(t.p)));
+        tests.push(format!(
+            "equivalence at ±{}: {}{tost}",
+            num(eq.margin),
+            if eq.passed { "passed" } else { "not shown" }
+        ));
+    }
+    if !tests.is_empty() {
+        println!("    {}", tests.join("; "));
+    }
+    println!("    uncertainty: {}", e.uncertainty.describe());
+    println!("    verdict: {} ({})", e.verdict.sentence, e.verdict.reason);
+}

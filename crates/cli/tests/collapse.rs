@@ -1,0 +1,78 @@
+//! `rankscope collapse` on the fixtures: onset, steepest drop, sudden/gradual and recovery of the
+//! K PR trajectory, against values computed by hand (Python) from `expected/*.json`'s `mean_k_pr`.
+
+use serde_json::Value;
+use std::process::Command;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+
+fn collapse(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rankscope"))
+        .arg("collapse")
+        .args(args)
+        .output()
+        .expect("run rankscope");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn times_the_fixture_runs() {
+    let eval = format!("{FIXTURES}/eval_tokens.safetensors");
+    let (a1, b1, b2) = (
+        format!("{FIXTURES}/runs/A1"),
+        format!("{FIXTURES}/runs/B1"),
+        format!("{FIXTURES}/runs/B2"),
+    );
+    let (ok, stdout, stderr) = collapse(&["--eval", &eval, &a1, &b1, &b2, "--json"]);
+    assert!(ok, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).expect("JSON");
+    // (run, steepest share of the total drop, index of the minimum, last − minimum), from expected/*.json.
+    let want = [
+        ("A1", 1.0, 1, 2.7300401699294774),
+        ("B1", 0.9224066788624912, 3, 1.839047045349453),
+        ("B2", 0.974343538318076, 2, 1.4730689968693442),
+    ];
+    for (t, (run, share, min_index, recovery)) in
+        v["runs"].as_array().expect("runs").iter().zip(want)
+    {
+        assert_eq!(t["run"], run);
+        assert_eq!(t["onset"]["tokens"], 20480, "{run}");
+        assert_eq!(t["pattern"], "sudden", "{run}");
+        assert_eq!(
+            (
+                t["steepest"]["from"]["tokens"].as_u64(),
+                t["steepest"]["to"]["tokens"].as_u64()
+            ),
+            (Some(0), Some(20480))
+        );
+        assert!(
+            (t["steepest"]["share"].as_f64().unwrap() - share).abs() < 1e-4,
+            "{run}: {}",
+            t["steepest"]
+        );
+        assert_eq!(t["minimum"]["index"], min_index, "{run}");
+        assert!(
+            (t["recovery"].as_f64().unwrap() - recovery).abs() < 1e-4 * recovery,
+            "{run}: {}",
+            t["recovery"]
+        );
+    }
+    assert!(v["rule"].as_str().unwrap().contains("≤ (1 − 0.3)"));
+}
+
+#[test]
+fn refuses_a_metric_that_does_not_fall_with_collapse() {
+    let eval = format!("{FIXTURES}/eval_tokens.safetensors");
+    let a1 = format!("{FIXTURES}/runs/A1/ckpt_tokens_0.safetensors");
+    let (ok, _, stderr) = collapse(&["--eval", &eval, &a1, "--metric", "cond"]);
+    assert!(!ok && stderr.contains("`cond` is not one"), "{stderr}");
+    let (ok, stdout, stderr) = collapse(&["--eval", &eval, &a1]);
+    assert!(
+        !ok && stdout.contains("A1: not timed: run `A1` has 1 checkpoint(s)"),
+        "{stdout}\n{stderr}"
+    );
+}

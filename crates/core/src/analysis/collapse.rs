@@ -1,0 +1,330 @@
+//! Collapse timing of one run's rank trajectory (METRICS.md "Statistics across runs"):
+//!
+//! - **onset**: the first checkpoint where the metric ≤ (1 − f)·its value at the first checkpoint
+//!   (f = 0.3 by default);
+//! - **steepest drop**: the largest decrease between two consecutive checkpoints;
+//! - **sudden** when that drop is ≥ s of the total drop (first value − minimum; s = 0.5 by
+//!   default), else **gradual**; "no drop" when the metric never falls below its first value;
+//! - **recovery**: how much of the minimum the run wins back by its last checkpoint.
+//!
+//! The input is a run's per-checkpoint values ([`RunMetric`], the comparisons' input), so the page
+//! and the CLI time collapse on the same trajectory they draw in Figure 1.
+
+use super::compare::{MetricPoint, RunMetric};
+use serde::{Deserialize, Serialize};
+
+/// The thresholds of the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CollapseRule {
+    /// f: onset when the metric has lost this fraction of its first value.
+    pub fraction: f64,
+    /// s: sudden when one interval holds at least this share of the total drop.
+    pub sudden_share: f64,
+}
+
+impl Default for CollapseRule {
+    fn default() -> Self {
+        CollapseRule {
+            fraction: 0.3,
+            sudden_share: 0.5,
+        }
+    }
+}
+
+impl CollapseRule {
+    /// The rule in words, for captions.
+    pub fn describe(&self) -> String {
+        format!(
+            "onset = first checkpoint where the metric ≤ (1 − {f})·its value at the first checkpoint; sudden when the \
+             largest drop between consecutive checkpoints is ≥ {s}% of the total drop (first value − minimum), else \
+             gradual",
+            f = self.fraction,
+            s = self.sudden_share * 100.0
+        )
+    }
+}
+
+/// A checkpoint named by where it sits in training.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct At {
+    pub index: usize,
+    pub tokens: Option<u64>,
+    pub step: Option<u64>,
+    pub value: f64,
+}
+
+impl At {
+    fn of(index: usize, p: &MetricPoint) -> At {
+        At {
+            index,
+            tokens: p.tokens,
+            step: p.step,
+            value: p.value,
+        }
+    }
+
+    /// "20480 tokens", "step 20" or "checkpoint 3".
+    pub fn label(&self) -> String {
+        match (self.tokens, self.step) {
+            (Some(t), _) => format!("{t} tokens"),
+            (None, Some(s)) => format!("step {s}"),
+            _ => format!("checkpoint {}", self.index),
+        }
+    }
+}
+
+/// How the metric fell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    Sudden,
+    Gradual,
+    NoDrop,
+}
+
+/// The largest decrease between consecutive checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Drop {
+    pub from: At,
+    pub to: At,
+    pub drop: f64,
+    /// drop / total drop.
+    pub share: f64,
+}
+
+/// One run's collapse timing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollapseTiming {
+    pub run: String,
+    pub first: At,
+    pub minimum: At,
+    pub last: At,
+    /// first − minimum (0 when the metric never falls).
+    pub total_drop: f64,
+    /// `None` when the metric never reaches (1 − f)·first.
+    pub onset: Option<At>,
+    pub steepest: Option<Drop>,
+    pub pattern: Pattern,
+    /// last − minimum: what the run wins back after its minimum.
+    pub recovery: f64,
+    pub rule: CollapseRule,
+    /// One sentence: "A1: collapse onset at 20480 tokens (…); sudden: …".
+    pub summary: String,
+}
+
+/// Why a run cannot be timed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CollapseError {
+    #[error("run `{run}` has {n} checkpoint(s); collapse timing needs at least 2")]
+    TooFew { run: String, n: usize },
+    #[error("run `{run}`: the value at {at} is not a finite number")]
+    NotFinite { run: String, at: String },
+    #[error("the rule's fraction and share must lie strictly between 0 and 1 (got {fraction} and {share})")]
+    BadRule { fraction: f64, share: f64 },
+}
+
+/// Times the collapse of one run (checkpoints in training order).
+pub fn collapse_timing(
+    run: &RunMetric,
+    rule: CollapseRule,
+) -> Result<CollapseTiming, CollapseError> {
+    let valid = |v: f64| v > 0.0 && v < 1.0;
+    if !valid(rule.fraction) || !valid(rule.sudden_share) {
+        return Err(CollapseError::BadRule {
+            fraction: rule.fraction,
+            share: rule.sudden_share,
+        });
+    }
+    let points: Vec<At> = run
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| At::of(i, p))
+        .collect();
+    if points.len() < 2 {
+        return Err(CollapseError::TooFew {
+            run: run.run.clone(),
+            n: points.len(),
+        });
+    }
+    if let Some(bad) = points.iter().find(|p| !p.value.is_finite()) {
+        return Err(CollapseError::NotFinite {
+            run: run.run.clone(),
+            at: bad.label(),
+        });
+    }
+    let (first, last) = (points[0], points[points.len() - 1]);
+    let minimum = *points
+        .iter()
+        .min_by(|a, b| a.value.total_cmp(&b.value))
+        .expect("two points at least");
+    let total_drop = (first.value - minimum.value).max(0.0);
+    let threshold = (1.0 - rule.fraction) * first.value;
+    let onset = points.iter().find(|p| p.value <= threshold).copied();
+    let steepest = points
+        .windows(2)
+        .map(|w| (w[0], w[1], w[0].value - w[1].value))
+        .filter(|(_, _, d)| *d > 0.0)
+        .max_by(|a, b| a.2.total_cmp(&b.2))
+        .map(|(from, to, drop)| Drop {
+            from,
+            to,
+            drop,
+            share: if total_drop > 0.0 {
+                drop / total_drop
+            } else {
+                0.0
+            },
+        });
+    let pattern = match steepest {
+        _ if total_drop <= 0.0 => Pattern::NoDrop,
+        Some(d) if d.share >= rule.sudden_share => Pattern::Sudden,
+        _ => Pattern::Gradual,
+    };
+    let recovery = last.value - minimum.value;
+    let summary = summarise(
+        &run.run, first, minimum, last, onset, steepest, pattern, rule,
+    );
+    Ok(CollapseTiming {
+        run: run.run.clone(),
+        first,
+        minimum,
+        last,
+        total_drop,
+        onset,
+        steepest,
+        pattern,
+        recovery,
+        rule,
+        summary,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summarise(
+    run: &str,
+    first: At,
+    minimum: At,
+    last: At,
+    onset: Option<At>,
+    steepest: Option<Drop>,
+    pattern: Pattern,
+    rule: CollapseRule,
+) -> String {
+    let v = super::compare::verdict::num;
+    let onset = match onset {
+        Some(o) => format!(
+            "onset at {} ({} ≤ {:.0}% of {} at {})",
+            o.label(),
+            v(o.value),
+            (1.0 - rule.fraction) * 100.0,
+            v(first.value),
+            first.label()
+        ),
+        None => format!(
+            "no onset (never ≤ {:.0}% of its first value {})",
+            (1.0 - rule.fraction) * 100.0,
+            v(first.value)
+        ),
+    };
+    let shape = match (pattern, steepest) {
+        (Pattern::NoDrop, _) | (_, None) => "no drop below its first value".to_string(),
+        (p, Some(d)) => format!(
+            "{}: the steepest drop, {} → {} between {} and {}, is {:.0}% of the total drop",
+            if p == Pattern::Sudden {
+                "sudden"
+            } else {
+                "gradual"
+            },
+            v(d.from.value),
+            v(d.to.value),
+            d.from.label(),
+            d.to.label(),
+            d.share * 100.0
+        ),
+    };
+    let recovery = if last.index != minimum.index && last.value > minimum.value {
+        format!(
+            "; minimum {} at {}, back to {} at {}",
+            v(minimum.value),
+            minimum.label(),
+            v(last.value),
+            last.label()
+        )
+    } else {
+        String::new()
+    };
+    format!("{run}: {onset}; {shape}{recovery}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(values: &[f64]) -> RunMetric {
+        RunMetric {
+            run: "r".into(),
+            points: values
+                .iter()
+                .enumerate()
+                .map(|(i, &value)| MetricPoint {
+                    tokens: Some(1000 * i as u64),
+                    step: None,
+                    value,
+                    layers: Vec::new(),
+                    units: Vec::new(),
+                    resamples: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn sudden_gradual_and_no_drop() {
+        let t = collapse_timing(&run(&[10.0, 9.5, 4.0, 3.8, 5.0]), CollapseRule::default())
+            .expect("valid");
+        assert_eq!(
+            (t.pattern, t.onset.map(|o| o.index)),
+            (Pattern::Sudden, Some(2))
+        );
+        let d = t.steepest.expect("a drop");
+        assert_eq!((d.from.index, d.to.index), (1, 2));
+        assert!((d.share - 5.5 / 6.2).abs() < 1e-12 && (t.recovery - 1.2).abs() < 1e-12);
+        assert!(
+            t.summary.contains("onset at 2000 tokens") && t.summary.contains("sudden"),
+            "{}",
+            t.summary
+        );
+        let g = collapse_timing(&run(&[10.0, 9.0, 8.0, 7.0, 6.0]), CollapseRule::default())
+            .expect("valid");
+        assert_eq!(
+            (g.pattern, g.onset.map(|o| o.index)),
+            (Pattern::Gradual, Some(3))
+        );
+        let n = collapse_timing(&run(&[5.0, 6.0, 7.0]), CollapseRule::default()).expect("valid");
+        assert_eq!(
+            (n.pattern, n.onset, n.steepest),
+            (Pattern::NoDrop, None, None)
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_time() {
+        assert!(matches!(
+            collapse_timing(&run(&[1.0]), CollapseRule::default()),
+            Err(CollapseError::TooFew { .. })
+        ));
+        assert!(matches!(
+            collapse_timing(&run(&[1.0, f64::NAN]), CollapseRule::default()),
+            Err(CollapseError::NotFinite { .. })
+        ));
+        let bad = CollapseRule {
+            fraction: 1.5,
+            sudden_share: 0.5,
+        };
+        assert!(matches!(
+            collapse_timing(&run(&[2.0, 1.0]), bad),
+            Err(CollapseError::BadRule { .. })
+        ));
+    }
+}

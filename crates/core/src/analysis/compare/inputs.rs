@@ -1,0 +1,128 @@
+//! [`MetricValues`] from the activation spectra every figure uses ([`ActivationRun`], from
+//! [`crate::analysis::collect::collect_activation_spectra`]): a run's value at a checkpoint is
+//! Figure 1's ([`checkpoint_value`], mean over layers of the mean over heads), per layer
+//! [`layer_value`], and per unit each head's metric; or the held-out loss.
+
+use super::{MetricInfo, MetricPoint, MetricValues, RunMetric};
+use crate::analysis::activations::{ActivationRun, KeyVariant};
+use crate::analysis::study::{checkpoint_value, layer_value, LayerSel, Matrix, Metric, Source};
+
+/// What an activation metric is called in comparisons.
+pub fn activation_metric_info(variant: KeyVariant, matrix: Matrix, metric: Metric) -> MetricInfo {
+    let name = match matrix {
+        Matrix::K => "K",
+        Matrix::Q => "Q",
+    };
+    let short_metric = match metric {
+        Metric::Pr => "PR",
+        m => m.key(),
+    };
+    MetricInfo {
+        key: format!(
+            "{}_{}_{}",
+            name.to_ascii_lowercase(),
+            metric.key(),
+            variant.key()
+        ),
+        label: format!(
+            "{} of {}, mean over layers and heads",
+            metric.label(),
+            Source::Activations(variant).matrix_label(matrix)
+        ),
+        short: format!("{name} {short_metric}"),
+        rank_like: matches!(
+            metric,
+            Metric::Pr | Metric::PrEig | Metric::R90 | Metric::Erank | Metric::StableRank
+        ),
+        trajectory: true,
+    }
+}
+
+/// A metric of the activation spectra of every run (checkpoints without `variant`, or where the
+/// metric is undefined, are left out; a run left with none has no points).
+pub fn activation_metric_values(
+    runs: &[ActivationRun],
+    variant: KeyVariant,
+    matrix: Matrix,
+    metric: Metric,
+) -> MetricValues {
+    let runs = runs
+        .iter()
+        .map(|r| {
+            let spectra = r.run_spectra(variant);
+            let points = spectra
+                .checkpoints
+                .iter()
+                .filter_map(|c| {
+                    let ws = &c.spectra;
+                    let value = checkpoint_value(ws, LayerSel::Mean, matrix, metric)?;
+                    let layers = (0..ws.layers.len())
+                        .map(|l| layer_value(ws, l, matrix, metric))
+                        .collect::<Option<Vec<_>>>()?;
+                    let units = ws
+                        .layers
+                        .iter()
+                        .flat_map(|l| match matrix {
+                            Matrix::K => &l.k_heads,
+                            Matrix::Q => &l.q_heads,
+                        })
+                        .map(|h| metric.of(&h.metrics))
+                        .collect::<Option<Vec<_>>>()?;
+                    Some(MetricPoint {
+                        tokens: c.tokens,
+                        step: c.step,
+                        value,
+                        layers,
+                        units,
+                        resamples: None,
+                    })
+                })
+                .collect();
+            RunMetric {
+                run: r.run.clone(),
+                points,
+            }
+        })
+        .collect();
+    MetricValues {
+        metric: activation_metric_info(variant, matrix, metric),
+        runs,
+        resampling: None,
+    }
+}
+
+/// The held-out loss of every checkpoint that has one.
+pub fn heldout_loss_values(runs: &[ActivationRun]) -> MetricValues {
+    let runs = runs
+        .iter()
+        .map(|r| RunMetric {
+            run: r.run.clone(),
+            points: r
+                .checkpoints
+                .iter()
+                .filter_map(|c| {
+                    let value = c.spectra.heldout_loss?;
+                    Some(MetricPoint {
+                        tokens: c.tokens,
+                        step: c.step,
+                        value,
+                        layers: Vec::new(),
+                        units: Vec::new(),
+                        resamples: None,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    MetricValues {
+        metric: MetricInfo {
+            key: "heldout_loss".into(),
+            label: "held-out loss (mean next-token cross-entropy, nats)".into(),
+            short: "held-out loss".into(),
+            rank_like: false,
+            trajectory: false,
+        },
+        runs,
+        resampling: None,
+    }
+}
