@@ -1,6 +1,7 @@
 //! `rankscope residual` and `rankscope health`: the loss-curve diagnostics of
 //! run logs (collapse residual against a reference, health rules).
 
+use crate::text::outln;
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::losscurve::health::{builtin_rules, evaluate, HealthReport, Rule};
 use rankscope_core::analysis::losscurve::residual::{
@@ -150,9 +151,9 @@ pub fn run_residual(args: &[String]) -> Result<()> {
             "runs": results,
             "errors": errors,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::text::print_json(&out)?;
     } else {
-        println!(
+        outln!(
             "reference: {} ({} run(s), final {metric} {:.5}); window t̂ ∈ [{}, {}]",
             refs.join(", "),
             reference.n_runs,
@@ -162,7 +163,7 @@ pub fn run_residual(args: &[String]) -> Result<()> {
         );
         for r in &results {
             let res = &r.residual;
-            println!(
+            outln!(
                 "{}: S = {:.5}, final residual {:+.5} at t̂ = {:.3}{}, mean |residual| on the window {:.5}",
                 r.run,
                 res.s,
@@ -172,17 +173,20 @@ pub fn run_residual(args: &[String]) -> Result<()> {
                 res.window_mean_abs
             );
             for f in &res.flags {
-                println!(
+                outln!(
                     "  {:?} [{:.3}, {:.3}]: {}",
-                    f.pattern, f.from, f.to, f.evidence
+                    f.pattern,
+                    f.from,
+                    f.to,
+                    f.evidence
                 );
                 for c in &f.checks {
-                    println!("    - {c}");
+                    outln!("    - {c}");
                 }
             }
         }
         for e in &errors {
-            println!("{}: {}", e.file, e.error);
+            outln!("{}: {}", e.file, e.error);
         }
     }
     if results.is_empty() {
@@ -246,12 +250,12 @@ pub fn run_health(args: &[String]) -> Result<()> {
     }
     if json {
         let out = serde_json::json!({ "rules": rules, "runs": reports });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::text::print_json(&out)?;
         return Ok(());
     }
     for r in &reports {
         let rep = &r.report;
-        println!(
+        outln!(
             "{} ({}): {} rule(s) fired",
             rep.run,
             r.file,
@@ -269,7 +273,7 @@ pub fn run_health(args: &[String]) -> Result<()> {
                     }
                 })
                 .collect();
-            println!(
+            outln!(
                 "  {:?} {}: first at {x} {} (value {}), worst {}, at {x} {}",
                 e.level,
                 e.rule,
@@ -281,7 +285,7 @@ pub fn run_health(args: &[String]) -> Result<()> {
             );
         }
         for n in &rep.not_applicable {
-            println!("  {}: {}", n.rule, n.reason);
+            outln!("  {}: {}", n.rule, n.reason);
         }
     }
     Ok(())

@@ -9,8 +9,11 @@ mod losscurve;
 mod probe;
 mod spectra;
 mod surgery;
+mod text;
 
 use anyhow::{bail, Result};
+use std::process::ExitCode;
+use text::{errln, outln};
 
 const USAGE: &str = "\
 rankscope — rank-collapse and loss-curve analysis of training runs
@@ -55,7 +58,18 @@ COMMANDS:
 METRICS: pr, pr_eig, r90, cond, erank, stable_rank, spectral_norm, log10_fro2, alpha
 ";
 
-fn main() -> Result<()> {
+/// Runs the command; an error is printed (escaped, like all output) with its causes.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            errln!("Error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("inspect") => inspect::run(&args[1..]),
@@ -74,7 +88,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("--version") | Some("-V") => {
-            println!("rankscope {}", env!("CARGO_PKG_VERSION"));
+            outln!("rankscope {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
