@@ -19,7 +19,7 @@ use rankscope_core::analysis::weights::WeightSpectra;
 use rankscope_core::inventory::CheckpointRef;
 use rankscope_core::inventory::{inspect_file, Inventory};
 use rankscope_core::model::arch::Recognition;
-use rankscope_core::session::{load_session, looks_like_session, Session, SessionError};
+use rankscope_core::session::{Session, SessionError};
 use rankscope_core::share::SourceFile;
 use rankscope_core::AsyncByteSource;
 use std::cell::{Cell, RefCell};
@@ -734,16 +734,9 @@ fn assemble_activation_runs(
     runs
 }
 
-/// `Some` when the file is a session file (recognised by its first bytes):
-/// the session, or why it cannot be opened.
+/// `Some` when the file is a session file (its top-level `format` tag, not
+/// the word anywhere in its head): the session, or why it cannot be opened
+/// (a size over the limit is refused before the file is read).
 async fn read_session(src: &BlobSource) -> Option<Result<Session, SessionError>> {
-    let head = src.fetch(0, src.size().min(256) as usize).await.ok()?;
-    if !looks_like_session(&head) {
-        return None;
-    }
-    let bytes = match src.fetch(0, src.size() as usize).await {
-        Ok(b) => b,
-        Err(e) => return Some(Err(SessionError::Damaged(e.to_string()))),
-    };
-    Some(load_session(&String::from_utf8_lossy(&bytes)))
+    rankscope_core::session::read_session(src).await
 }

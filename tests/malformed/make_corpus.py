@@ -118,6 +118,11 @@ put("tokens_npy_short_data.npy", npy("<i4", [2, 2], b"\x00" * 8), T,
 put("tokens_json_ragged.json", b"[[1, 2, 3], [4, 5]]", T, "row 1 has 2 ids but row 0 has 3")
 put("tokens_json_negative.json", b'{"input_ids": [[1, 2], [3, -4]]}', T, "negative token id -4 at row 1, column 1")
 put("tokens_json_not_tokens.json", b'{"text": "hello"}', T, "must be an array of ids")
+put("tokens_json_float_in_row.json", b"[[1, 2], [3, 4.5]]", T, "value at row 1, column 1 is the number 4.5, not an integer token id")
+put("tokens_json_rows_then_id.json", b"[[1, 2], 3]", T, "must be an array of ids, an array of equal-length arrays")
+put("tokens_json_id_too_large.json", b"[[1, 4294967296]]", T, "token id 4294967296 at row 0, column 1 is too large")
+put("tokens_json_trailing.json", b"[[1, 2]] [[3, 4]]", T, "token JSON is not valid JSON: trailing characters")
+put("tokens_json_string_id.json", b'{"input_ids": [["1", "2"]]}', T, 'value at row 0, column 0 is "1", not an integer token id')
 put("tokens_float_dtype.safetensors", st({"input_ids": t("F32", [1, 2], 0, 8)}, b"\x00" * 8), T,
     'tensor "input_ids" is F32, but token ids must be integers')
 put("tokens_no_integer_tensor.safetensors", st({"x": t("F16", [2], 0, 4)}, b"\x00" * 4), T, "no token tensor")

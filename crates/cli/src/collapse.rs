@@ -4,6 +4,7 @@
 use crate::compare::spectra;
 use crate::inspect::inventory_of;
 use crate::probe::read_tokens;
+use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::activations::KeyVariant;
 use rankscope_core::analysis::collapse::{collapse_timing, CollapseRule};
@@ -87,19 +88,19 @@ pub fn run(args: &[String]) -> Result<()> {
             })
             .collect();
         let doc = serde_json::json!({ "metric": values.metric, "rule": rule.describe(), "runs": out, "failures": failures });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        crate::text::print_json(&doc)?;
     } else {
-        println!("{}", values.metric.label);
-        println!("rule: {}", rule.describe());
+        outln!("{}", values.metric.label);
+        outln!("rule: {}", rule.describe());
         for (run, t) in &timings {
             match t {
-                Ok(t) => println!("{}", t.summary),
-                Err(e) => println!("{run}: not timed: {e}"),
+                Ok(t) => outln!("{}", t.summary),
+                Err(e) => outln!("{run}: not timed: {e}"),
             }
         }
     }
     for f in &failures {
-        eprintln!("{}: {}", f.path, f.message);
+        errln!("{}: {}", f.path, f.message);
     }
     if timings.iter().all(|(_, t)| t.is_err()) {
         bail!("no run could be timed");

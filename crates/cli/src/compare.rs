@@ -6,6 +6,7 @@
 use crate::inspect::inventory_of;
 use crate::probe::read_tokens;
 use crate::surgery::load_model;
+use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
 use rankscope_core::analysis::collect::{collect_activation_spectra, SpectraFailure};
@@ -196,12 +197,12 @@ pub fn run(args: &[String]) -> Result<()> {
             "notes": notes,
             "failures": failures,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::text::print_json(&out)?;
     } else {
         print_text(&conditions, &set, &notes);
     }
     for f in &failures {
-        eprintln!("{}: {}", f.path, f.message);
+        errln!("{}: {}", f.path, f.message);
     }
     if set.comparisons.is_empty() {
         bail!(
@@ -249,7 +250,7 @@ pub(crate) fn spectra(
         &|| false,
     ));
     if show {
-        eprintln!();
+        errln!();
     }
     result
 }
@@ -332,7 +333,7 @@ fn attach_resamples(
 }
 
 fn print_text(conditions: &[Condition], set: &ComparisonSet, notes: &[String]) {
-    println!("conditions:");
+    outln!("conditions:");
     for c in conditions {
         let runs: Vec<String> = c
             .runs
@@ -342,7 +343,7 @@ fn print_text(conditions: &[Condition], set: &ComparisonSet, notes: &[String]) {
                 None => format!("{} (seed not stated)", r.run),
             })
             .collect();
-        println!(
+        outln!(
             "  {} = {}  [{}]",
             c.name,
             runs.join(", "),
@@ -353,32 +354,35 @@ fn print_text(conditions: &[Condition], set: &ComparisonSet, notes: &[String]) {
         print_comparison(c);
     }
     for f in &set.failed {
-        println!(
+        outln!(
             "\n{} vs {} ({}): not compared: {}",
-            f.x, f.y, f.metric, f.message
+            f.x,
+            f.y,
+            f.metric,
+            f.message
         );
     }
     if !set.holm_family.is_empty() {
-        println!(
+        outln!(
             "\nHolm's correction over {} tests: {}",
             set.holm_family.len(),
             set.holm_family.join("; ")
         );
     }
     for n in notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
 }
 
 fn print_comparison(c: &Comparison) {
-    println!();
+    outln!();
     let q = c
         .question
         .as_ref()
         .map_or(String::new(), |q| format!(" — {}", q.question));
-    println!("{} vs {}{q}", c.x, c.y);
-    println!("  metric: {}", c.metric.label);
-    println!(
+    outln!("{} vs {}{q}", c.x, c.y);
+    outln!("  metric: {}", c.metric.label);
+    outln!(
         "  runs: {} vs {}; {} shared checkpoints",
         c.runs_x.join(", "),
         c.runs_y.join(", "),
@@ -399,13 +403,13 @@ fn print_comparison(c: &Comparison) {
                 format!("layer {}: {}{ci}", l.layer, num(l.difference))
             })
             .collect();
-        println!(
+        outln!(
             "  per layer at the final checkpoint (x − y, uncorrected): {}",
             cells.join("; ")
         );
     }
     if let Some(u) = &c.units {
-        println!(
+        outln!(
             "  units: Wilcoxon signed-rank {} vs {} at {}: T = {}, p = {} (n = {}, {} zeros dropped{}); {}",
             u.run_x,
             u.run_y,
@@ -419,7 +423,7 @@ fn print_comparison(c: &Comparison) {
         );
     }
     for n in &c.notes {
-        println!("  note: {n}");
+        outln!("  note: {n}");
     }
 }
 
@@ -432,7 +436,7 @@ fn print_effect(e: &Effect) {
             num(hi)
         )
     });
-    println!(
+    outln!(
         "  {}: {} vs {}, difference {}, {ci}",
         e.what,
         num(e.mean_x),
@@ -469,8 +473,8 @@ fn print_effect(e: &Effect) {
         ));
     }
     if !tests.is_empty() {
-        println!("    {}", tests.join("; "));
+        outln!("    {}", tests.join("; "));
     }
-    println!("    uncertainty: {}", e.uncertainty.describe());
-    println!("    verdict: {} ({})", e.verdict.sentence, e.verdict.reason);
+    outln!("    uncertainty: {}", e.uncertainty.describe());
+    outln!("    verdict: {} ({})", e.verdict.sentence, e.verdict.reason);
 }

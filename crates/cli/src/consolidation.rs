@@ -2,6 +2,7 @@
 //! logs with its regimes and alerts, as text, JSON or a figure.
 
 use crate::losscurve::{parse_value, read_log_runs, write_figure};
+use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::losscurve::consolidation::{
     ConsolidationConfig, NoiseSource, Regime, VarianceConvention,
@@ -83,7 +84,7 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(spec) = &fig.spec {
         write_figure(spec, svg.as_deref(), png.as_deref())?;
     } else if svg.is_some() || png.is_some() {
-        eprintln!("no figure written: no run has C(t)");
+        errln!("no figure written: no run has C(t)");
     }
     if json {
         let curves: Vec<serde_json::Value> = fig
@@ -97,10 +98,10 @@ pub fn run(args: &[String]) -> Result<()> {
             "errors": fig.messages,
             "caption": fig.spec.as_ref().map(|s| s.caption.clone()),
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::text::print_json(&out)?;
     } else {
         for (run, c) in &fig.curves {
-            println!(
+            outln!(
                 "{run}: {} point(s); {}; {}",
                 c.points.len(),
                 c.convention,
@@ -109,11 +110,11 @@ pub fn run(args: &[String]) -> Result<()> {
             for r in Regime::ALL {
                 let n = c.points.iter().filter(|p| p.regime == r).count();
                 if n > 0 {
-                    println!("  {n:>5} in {}", r.label(&c.bounds));
+                    outln!("  {n:>5} in {}", r.label(&c.bounds));
                 }
             }
             if !c.scale_note.is_empty() {
-                println!("  {}", c.scale_note);
+                outln!("  {}", c.scale_note);
             }
             let opt: Vec<(f64, f64)> = c
                 .points
@@ -121,20 +122,23 @@ pub fn run(args: &[String]) -> Result<()> {
                 .filter_map(|p| Some((p.step, p.alpha_opt?)))
                 .collect();
             if let (Some(a), Some(b)) = (opt.first(), opt.last()) {
-                println!(
+                outln!(
                     "  α_opt = 2D/λ_max: {:.4e} at step {} … {:.4e} at step {}",
-                    a.1, a.0, b.1, b.0
+                    a.1,
+                    a.0,
+                    b.1,
+                    b.0
                 );
             }
             for a in &c.alerts {
-                println!("  alert at step {}: {}", a.step, a.message);
+                outln!("  alert at step {}: {}", a.step, a.message);
             }
             for n in &c.notes {
-                println!("  note: {n}");
+                outln!("  note: {n}");
             }
         }
         for m in &fig.messages {
-            println!("{m}");
+            outln!("{m}");
         }
     }
     if fig.curves.is_empty() {

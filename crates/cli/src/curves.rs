@@ -3,6 +3,7 @@
 //! SVG, PNG, CSV (the drawn points) or the figure's JSON.
 
 use crate::losscurve::{parse_value, read_log_runs, write_figure};
+use crate::text::outln;
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::losscurve::axes::XAxis;
 use rankscope_core::analysis::losscurve::consolidation::ConsolidationConfig;
@@ -188,9 +189,9 @@ pub fn run(args: &[String]) -> Result<()> {
         write_csv(&spec, path)?;
     }
     if o.json {
-        println!("{}", serde_json::to_string_pretty(&spec)?);
+        crate::text::print_json(&spec)?;
     } else {
-        println!("{}", spec.caption);
+        outln!("{}", spec.caption);
     }
     Ok(())
 }

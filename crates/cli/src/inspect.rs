@@ -1,7 +1,8 @@
 //! `rankscope inspect`: the inventory of files and folders.
 
+use crate::text::outln;
 use anyhow::{bail, Context, Result};
-use rankscope_core::inventory::{inspect_file, FileEntry, Inventory};
+use rankscope_core::inventory::{add_file, inspect_file, FileEntry, Inventory, Status};
 use rankscope_core::source::{block_on, FileSource};
 use std::path::{Path, PathBuf};
 
@@ -20,7 +21,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let (inventory, _) = inventory_of(&roots)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&inventory)?);
+        crate::text::print_json(&inventory)?;
     } else {
         print_table(&inventory);
     }
@@ -29,21 +30,23 @@ pub fn run(args: &[String]) -> Result<()> {
 
 /// Inspects every file under `roots` and links them. Paths are shown relative
 /// to each root's parent, as a dropped folder shows them in the page; the real
-/// paths come back too, in the order of `Inventory::files`.
+/// paths come back too, in the order of `Inventory::files`. What the walk
+/// skipped (FIFOs, sockets, devices, symbolic links to folders) is listed
+/// with the reason, never opened.
 pub fn inventory_of(roots: &[PathBuf]) -> Result<(Inventory, Vec<PathBuf>)> {
     let mut files = Vec::new();
     let mut real: Vec<PathBuf> = Vec::new();
     for root in roots {
         let base = root.parent().unwrap_or(Path::new("")).to_path_buf();
-        let mut paths = walk(root).with_context(|| format!("cannot read {}", root.display()))?;
+        let mut walked = walk(root).with_context(|| format!("cannot read {}", root.display()))?;
         // A checkpoint given alone brings the config.json beside it, as a
         // Hugging Face folder is meant to be read (`model.safetensors` says
         // its shapes, `config.json` its heads).
         let beside = root.with_file_name("config.json");
         if root.is_file() && beside.is_file() && !roots.contains(&beside) && beside != *root {
-            paths.push(beside);
+            walked.push((beside, None));
         }
-        for path in paths {
+        for (path, skipped) in walked {
             if real.contains(&path) {
                 continue;
             }
@@ -52,16 +55,24 @@ pub fn inventory_of(roots: &[PathBuf]) -> Result<(Inventory, Vec<PathBuf>)> {
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .replace('\\', "/");
-            let entry = match FileSource::open(&path) {
-                Ok(src) => block_on(inspect_file(&shown, &src, &mut |_| {})),
-                Err(e) => {
+            let entry = match skipped {
+                Some(why) => {
                     let mut entry = FileEntry::new(&shown, 0);
-                    entry.status = rankscope_core::inventory::Status::Error;
-                    entry.messages.push(format!("cannot open: {e}"));
+                    entry.status = Status::Warning;
+                    entry.messages.push(format!("skipped: {why}"));
                     entry
                 }
+                None => match FileSource::open(&path) {
+                    Ok(src) => block_on(inspect_file(&shown, &src, &mut |_| {})),
+                    Err(e) => {
+                        let mut entry = FileEntry::new(&shown, 0);
+                        entry.status = Status::Error;
+                        entry.messages.push(format!("cannot open: {e}"));
+                        entry
+                    }
+                },
             };
-            files.push(entry);
+            add_file(&mut files, entry);
             real.push(path);
         }
     }
@@ -85,10 +96,69 @@ pub fn nothing_to_analyse(inv: &Inventory) -> anyhow::Error {
     )
 }
 
-/// Files under `root` (or `root` itself), sorted, hidden files skipped.
-fn walk(root: &Path) -> std::io::Result<Vec<PathBuf>> {
-    if root.is_file() {
-        return Ok(vec![root.to_path_buf()]);
+/// What the walk does with a directory entry.
+enum Found {
+    File,
+    Folder,
+    Skip(&'static str),
+}
+
+/// Classifies `path` without following a symbolic link to a folder (two
+/// links to `.` would make the walk endless) and without opening anything
+/// that is not a regular file (opening a FIFO blocks until a writer comes).
+fn classify(path: &Path) -> std::io::Result<Found> {
+    let meta = std::fs::symlink_metadata(path)?;
+    let target = if meta.file_type().is_symlink() {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => {
+                return Ok(Found::Skip("a symbolic link to a folder (not followed)"))
+            }
+            Ok(m) => m,
+            Err(_) => return Ok(Found::Skip("a broken symbolic link")),
+        }
+    } else {
+        meta
+    };
+    let t = target.file_type();
+    Ok(if t.is_dir() {
+        Found::Folder
+    } else if t.is_file() {
+        Found::File
+    } else {
+        Found::Skip(special_kind(&t))
+    })
+}
+
+#[cfg(unix)]
+fn special_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "a FIFO (named pipe), not a regular file"
+    } else if t.is_socket() {
+        "a socket, not a regular file"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device, not a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::FileType) -> &'static str {
+    "not a regular file"
+}
+
+/// Files under `root` (or `root` itself), sorted, hidden files skipped; with
+/// each, why it is not read (`None`: read it). A root given by the user is
+/// followed even when it is a symbolic link.
+fn walk(root: &Path) -> std::io::Result<Vec<(PathBuf, Option<&'static str>)>> {
+    let meta = std::fs::metadata(root)?;
+    if !meta.is_dir() {
+        let skip = match classify(root)? {
+            Found::Skip(why) => Some(why),
+            _ => None,
+        };
+        return Ok(vec![(root.to_path_buf(), skip)]);
     }
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -102,10 +172,10 @@ fn walk(root: &Path) -> std::io::Result<Vec<PathBuf>> {
             if hidden {
                 continue;
             }
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
+            match classify(&path)? {
+                Found::Folder => stack.push(path),
+                Found::File => out.push((path, None)),
+                Found::Skip(why) => out.push((path, Some(why))),
             }
         }
     }
@@ -114,13 +184,20 @@ fn walk(root: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn print_table(inv: &Inventory) {
-    println!(
+    outln!(
         "{:<48} {:<12} {:<12} {:>9} {:>10} {:<9} {:>7}  {:<7} architecture / detail",
-        "file", "kind", "run", "tokens", "size", "dtype", "tensors", "status"
+        "file",
+        "kind",
+        "run",
+        "tokens",
+        "size",
+        "dtype",
+        "tensors",
+        "status"
     );
     for f in &inv.files {
         let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
-        println!(
+        outln!(
             "{:<48} {:<12} {:<12} {:>9} {:>10} {:<9} {:>7}  {:<7} {}",
             f.path,
             f.kind.label(),
@@ -138,13 +215,13 @@ fn print_table(inv: &Inventory) {
         // A checkpoint's own line says what its container held (a PyTorch
         // file's state dict, pickled config, metrics).
         if let (Some(_), Some(detail)) = (&f.architecture, &f.detail) {
-            println!("    ↳ {detail}");
+            outln!("    ↳ {detail}");
         }
         for m in f.all_messages() {
-            println!("    ↳ {m}");
+            outln!("    ↳ {m}");
         }
     }
-    println!();
+    outln!();
     for run in &inv.runs {
         let points: Vec<String> = run
             .checkpoints
@@ -156,7 +233,7 @@ fn print_table(inv: &Inventory) {
                     .unwrap_or("?".into())
             })
             .collect();
-        println!(
+        outln!(
             "run {:<14} {} checkpoint(s) [{}], {} log(s){}",
             run.name,
             run.checkpoints.len(),

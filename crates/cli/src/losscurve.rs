@@ -2,6 +2,7 @@
 //! run logs (collapse residual against a reference, health rules), and the
 //! helpers the other log commands share (reading logs, writing figures).
 
+use crate::text::outln;
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::losscurve::figures::{default_reference, LogRun};
 use rankscope_core::analysis::losscurve::health::{builtin_rules, evaluate, HealthReport, Rule};
@@ -240,9 +241,9 @@ pub fn run_residual(args: &[String]) -> Result<()> {
             "runs": results,
             "errors": errors,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::text::print_json(&out)?;
     } else {
-        println!(
+        outln!(
             "reference: {}{} ({} run(s), final {metric} {:.5}; {}); window t̂ ∈ [{}, {}]",
             refs.join(", "),
             chosen.as_ref().map_or(String::new(), |c| format!(
@@ -255,13 +256,13 @@ pub fn run_residual(args: &[String]) -> Result<()> {
             config.window.1
         );
         let t = &config.thresholds;
-        println!(
+        outln!(
             "thresholds: drift slope {} and final {}, spike {}·σ and {} (half-window {}), negative {}, non-collapse RMS {} (window RMS {})",
             t.drift_slope, t.drift_final, t.spike_k, t.spike_min, t.spike_half_window, t.negative, t.non_collapse_rms, t.window_rms
         );
         for r in &results {
             let res = &r.residual;
-            println!(
+            outln!(
                 "{}: S = {:.5}, final residual {:+.5} at t̂ = {:.3}{}, mean |residual| on the window {:.5}",
                 r.run,
                 res.s,
@@ -270,21 +271,24 @@ pub fn run_residual(args: &[String]) -> Result<()> {
                 if res.online { " (online: partial log)" } else { "" },
                 res.window_mean_abs
             );
-            println!("  {}", r.timescale.describe());
+            outln!("  {}", r.timescale.describe());
             for f in &res.flags {
-                println!(
+                outln!(
                     "  {:?} [{:.3}, {:.3}]: {}",
-                    f.pattern, f.from, f.to, f.evidence
+                    f.pattern,
+                    f.from,
+                    f.to,
+                    f.evidence
                 );
-                println!("    root causes: {}", f.causes.join("; "));
-                println!("    remediations: {}", f.remediations.join("; "));
+                outln!("    root causes: {}", f.causes.join("; "));
+                outln!("    remediations: {}", f.remediations.join("; "));
                 for c in &f.checks {
-                    println!("    - {c}");
+                    outln!("    - {c}");
                 }
             }
         }
         for e in &errors {
-            println!("{}: {}", e.file, e.error);
+            outln!("{}: {}", e.file, e.error);
         }
     }
     if results.is_empty() {
@@ -351,12 +355,12 @@ pub fn run_health(args: &[String]) -> Result<()> {
     }
     if json {
         let out = serde_json::json!({ "rules": rules, "runs": reports });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::text::print_json(&out)?;
         return Ok(());
     }
     for r in &reports {
         let rep = &r.report;
-        println!(
+        outln!(
             "{} ({}): {} rule(s) fired",
             rep.run,
             r.file,
@@ -374,7 +378,7 @@ pub fn run_health(args: &[String]) -> Result<()> {
                     }
                 })
                 .collect();
-            println!(
+            outln!(
                 "  {:?} {} [{}]: first at {x} {} (value {}), until {x} {} ({} firing(s), {} {x}s in all), worst {}, at {x} {}",
                 e.level,
                 e.rule,
@@ -389,11 +393,11 @@ pub fn run_health(args: &[String]) -> Result<()> {
                 x = rep.x
             );
             if !e.action.is_empty() {
-                println!("    action: {}", e.action);
+                outln!("    action: {}", e.action);
             }
         }
         for n in &rep.not_applicable {
-            println!("  {}: {}", n.rule, n.reason);
+            outln!("  {}: {}", n.rule, n.reason);
         }
     }
     Ok(())

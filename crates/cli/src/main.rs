@@ -17,8 +17,11 @@ mod losscurve;
 mod probe;
 mod spectra;
 mod surgery;
+mod text;
 
 use anyhow::{bail, Context, Result};
+use std::process::ExitCode;
+use text::{errln, outln};
 
 const USAGE: &str = "\
 rankscope — rank-collapse and loss-curve analysis of training runs
@@ -94,7 +97,19 @@ OPTIONS (every command):
 METRICS: pr, pr_eig, r90, cond, erank, stable_rank, spectral_norm, log10_fro2, alpha
 ";
 
-fn main() -> Result<()> {
+/// Runs the command; an error is printed (escaped, like all output) with its causes.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            errln!("Error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Takes `--threads`, then runs the command on a rayon pool of that size.
+fn run() -> Result<()> {
     let (threads, args) = take_threads(std::env::args().skip(1).collect())?;
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = threads {
@@ -147,7 +162,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             Ok(())
         }
         Some("--version") | Some("-V") => {
-            println!("rankscope {}", env!("CARGO_PKG_VERSION"));
+            outln!("rankscope {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),

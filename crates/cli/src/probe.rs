@@ -4,12 +4,15 @@
 //! held-out loss, as the page computes them.
 
 use crate::inspect::{inventory_of, nothing_to_analyse};
+use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
 use rankscope_core::analysis::collect::collect_activation_spectra_blocking;
 use rankscope_core::analysis::weights::HeadSpectrum;
 use rankscope_core::formats::tokens::TokenBatch;
-use rankscope_core::inventory::Content;
+use rankscope_core::inventory::batches::{misfit, narrow_ids};
+use rankscope_core::inventory::{Content, Inventory};
+use rankscope_core::model::arch::Recognition;
 use rankscope_core::source::FileSource;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -98,6 +101,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let (inv, real) = inventory_of(&o.paths)?;
     // Progress only on a terminal: one overwritten line on stderr, so stdout stays clean for --json.
     let show_progress = !o.quiet && std::io::stderr().is_terminal();
+    warn_narrow_ids(&inv, &o.eval, &eval);
     // Checkpoints run on the `--threads` pool; each reports when it is finished.
     let (runs, failures) = collect_activation_spectra_blocking(
         &inv,
@@ -115,11 +119,11 @@ pub fn run(args: &[String]) -> Result<()> {
         },
     );
     if show_progress {
-        eprintln!();
+        errln!();
     }
     if runs.is_empty() {
         for f in &failures {
-            eprintln!("{}: {}", f.path, f.message);
+            errln!("{}: {}", f.path, f.message);
         }
         return Err(nothing_to_analyse(&inv));
     }
@@ -131,14 +135,59 @@ pub fn run(args: &[String]) -> Result<()> {
             "runs": runs,
             "failures": failures,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::text::print_json(&out)?;
     } else {
         print_text(&runs, &o.variants, &eval);
     }
     for f in &failures {
-        eprintln!("{}: {}", f.path, f.message);
+        errln!(
+            "{}: {}",
+            f.path,
+            batch_blame(&inv, &f.path, &o, &eval, heldout.as_ref())
+                .unwrap_or_else(|| f.message.clone())
+        );
     }
     Ok(())
+}
+
+/// When the checkpoint at `path` failed because a batch does not fit it,
+/// the message that names the batch file (the forward pass only knows the
+/// checkpoint).
+fn batch_blame(
+    inv: &Inventory,
+    path: &str,
+    o: &Options,
+    eval: &TokenBatch,
+    heldout: Option<&TokenBatch>,
+) -> Option<String> {
+    let f = inv.files.iter().find(|f| f.path == path)?;
+    let Some(Recognition::Known(arch)) = &f.recognition else {
+        return None;
+    };
+    misfit(&o.eval.display().to_string(), eval, arch).or_else(|| {
+        let shown = o.heldout.as_ref()?.display().to_string();
+        misfit(&shown, heldout?, arch)
+    })
+}
+
+/// Warns once per vocabulary size when the eval batch's ids use under 1 % of
+/// a model's vocabulary (byte ids under a BPE model).
+fn warn_narrow_ids(inv: &Inventory, path: &Path, eval: &TokenBatch) {
+    let mut vocabs: Vec<usize> = inv
+        .files
+        .iter()
+        .filter_map(|f| match &f.recognition {
+            Some(Recognition::Known(a)) => Some(a.vocab),
+            _ => None,
+        })
+        .collect();
+    vocabs.sort_unstable();
+    vocabs.dedup();
+    for v in vocabs {
+        if let Some(w) = narrow_ids(&path.display().to_string(), eval, v) {
+            errln!("warning: {w}");
+        }
+    }
 }
 
 fn head_line(label: &str, h: usize, s: &HeadSpectrum) -> String {
@@ -161,35 +210,35 @@ fn head_line(label: &str, h: usize, s: &HeadSpectrum) -> String {
 }
 
 fn print_text(runs: &[ActivationRun], variants: &[KeyVariant], eval: &TokenBatch) {
-    println!(
+    outln!(
         "eval batch {}×{} tokens; K per kv-head, Q per query head; rows of each matrix = {}; SVD in f64, not centred unless stated",
         eval.batch,
         eval.seq_len,
         eval.batch * eval.seq_len
     );
     for run in runs {
-        println!("run {}", run.run);
+        outln!("run {}", run.run);
         for c in &run.checkpoints {
             let s = &c.spectra;
             let loss = s.heldout_loss.map_or("–".into(), |l| format!("{l:.6}"));
-            println!(
+            outln!(
                 "  {}  (tokens {})  held-out loss {loss}",
                 c.path,
                 c.tokens.map_or("?".into(), |t| t.to_string())
             );
             for l in &s.layers {
-                println!("    layer {}", l.layer);
+                outln!("    layer {}", l.layer);
                 for &v in variants {
                     if let Some(heads) = l.k_heads(v) {
-                        println!("     K ({})", v.k_where());
+                        outln!("     K ({})", v.k_where());
                         for (h, spec) in heads.iter().enumerate() {
-                            println!("{}", head_line("K", h, spec));
+                            outln!("{}", head_line("K", h, spec));
                         }
                     }
                 }
-                println!("     Q (after q_norm, before RoPE)");
+                outln!("     Q (after q_norm, before RoPE)");
                 for (h, spec) in l.q_heads.iter().enumerate() {
-                    println!("{}", head_line("Q", h, spec));
+                    outln!("{}", head_line("Q", h, spec));
                 }
             }
         }

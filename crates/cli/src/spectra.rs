@@ -2,6 +2,7 @@
 //! and Figures 1–2 as SVG/PNG, with the page's numbers.
 
 use crate::inspect::{inventory_of, nothing_to_analyse};
+use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::collect::{collect_weight_spectra_blocking, SpectraFailure};
 use rankscope_core::analysis::study::{
@@ -122,17 +123,17 @@ pub fn run_spectra(args: &[String]) -> Result<()> {
     let (runs, failures) = spectra_of(&inv, &real);
     if runs.is_empty() {
         for f in &failures {
-            eprintln!("{}: {}", f.path, f.message);
+            errln!("{}: {}", f.path, f.message);
         }
         return Err(nothing_to_analyse(&inv));
     }
     if o.json {
         let out = serde_json::json!({ "runs": runs, "failures": failures });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::text::print_json(&out)?;
         return Ok(());
     }
     for run in &runs {
-        println!("run {}", run.run);
+        outln!("run {}", run.run);
         for c in &run.checkpoints {
             let per_layer: Vec<String> = (0..c.spectra.layers.len())
                 .map(|l| {
@@ -142,7 +143,7 @@ pub fn run_spectra(args: &[String]) -> Result<()> {
                 .collect();
             let mean = checkpoint_value(&c.spectra, LayerSel::Mean, o.matrix, o.metric)
                 .map_or("–".into(), |v| format!("{v:.4}"));
-            println!(
+            outln!(
                 "  {:<44} {} per layer [{}]  mean {mean}",
                 c.path,
                 o.metric.key(),
@@ -151,7 +152,7 @@ pub fn run_spectra(args: &[String]) -> Result<()> {
         }
     }
     for f in &failures {
-        eprintln!("{}: {}", f.path, f.message);
+        errln!("{}: {}", f.path, f.message);
     }
     Ok(())
 }
@@ -168,7 +169,7 @@ pub fn run_figure(args: &[String]) -> Result<()> {
     let (inv, real) = inventory_of(&o.paths)?;
     let (runs, failures) = spectra_of(&inv, &real);
     for f in &failures {
-        eprintln!("{}: {}", f.path, f.message);
+        errln!("{}: {}", f.path, f.message);
     }
     let spec = match which.as_str() {
         "trajectory" if runs.is_empty() => {
@@ -248,7 +249,7 @@ pub fn run_figure(args: &[String]) -> Result<()> {
         std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))?;
     }
     if o.json {
-        println!("{}", serde_json::to_string_pretty(&spec)?);
+        crate::text::print_json(&spec)?;
     }
     Ok(())
 }

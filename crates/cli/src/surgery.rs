@@ -5,6 +5,7 @@
 //! beside it is used when present).
 
 use crate::inspect::inventory_of;
+use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::importance::{gamma_vs_svd, layer_pr_with_ci, DEFAULT_PERMUTATIONS};
 use rankscope_core::analysis::jobs::check_distinct_batches;
@@ -15,8 +16,9 @@ use rankscope_core::analysis::surgery::{has_key_norm, run_sweep, SweepOptions};
 use rankscope_core::analysis::weights::Shards;
 use rankscope_core::figures::FigureSpec;
 use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
+use rankscope_core::inventory::batches::{misfit, narrow_ids};
 use rankscope_core::inventory::Content;
-use rankscope_core::model::arch::Recognition;
+use rankscope_core::model::arch::{Architecture, Recognition};
 use rankscope_core::model::forward::ModelWeights;
 use rankscope_core::parallel;
 use rankscope_core::source::{block_on, FileSource};
@@ -126,6 +128,22 @@ fn load_tokens(path: &Option<PathBuf>, flag: &str) -> Result<TokenBatch> {
     parse_tokens_safetensors(&src).with_context(|| format!("{}: not a token batch", path.display()))
 }
 
+/// Refuses a batch whose ids do not fit the model (naming the batch file, not
+/// the checkpoint) and warns when its ids use under 1 % of the vocabulary.
+fn check_fit(path: &Option<PathBuf>, batch: &TokenBatch, arch: &Architecture) -> Result<()> {
+    let shown = path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if let Some(why) = misfit(&shown, batch, arch) {
+        bail!(why);
+    }
+    if let Some(warning) = narrow_ids(&shown, batch, arch.vocab) {
+        errln!("warning: {warning}");
+    }
+    Ok(())
+}
+
 /// The run's name: the checkpoint's folder (runs/B1/ckpt.safetensors → B1).
 fn run_name(path: &Path) -> String {
     path.parent()
@@ -163,13 +181,15 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
     // The page's check (core): a held-out batch with the eval batch's content is refused.
     check_distinct_batches(&eval, &heldout).map_err(anyhow::Error::msg)?;
     let model = load_model(path)?;
+    check_fit(&o.eval, &eval, model.arch())?;
+    check_fit(&o.heldout, &heldout, model.arch())?;
     let mut options = SweepOptions::for_model(&model);
     if let Some(f) = &o.fractions {
         options.fractions = f.clone();
     }
     options.seeds = o.seeds;
     if !has_key_norm(&model) {
-        eprintln!(
+        errln!(
             "note: {} has no key norm, so there is no γ strategy",
             path.display()
         );
@@ -190,29 +210,33 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
         },
         &|| false,
     )?;
-    eprintln!("\rdone in {:.1?}{:30}", started.elapsed(), "");
+    errln!("\rdone in {:.1?}{:30}", started.elapsed(), "");
     let run = run_name(path);
     let spec = surgery_figure(&run, &result, vec![path.display().to_string()]);
     write_figure(&spec, &o)?;
     if o.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "run": run, "surgery": result }))?
-        );
+        crate::text::print_json(&serde_json::json!({ "run": run, "surgery": result }))?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{run}: held-out loss after removing m of d_k = {} key dimensions (baseline {:.6})",
-        result.d_k, result.baseline
+        result.d_k,
+        result.baseline
     );
-    println!(
+    outln!(
         "{:>6} {:>3} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "p", "m", "SVD", "γ", "random", "rand min", "rand max"
+        "p",
+        "m",
+        "SVD",
+        "γ",
+        "random",
+        "rand min",
+        "rand max"
     );
     let cell = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.6}"));
     for (i, p) in result.fractions.iter().enumerate() {
         let r = result.random.as_ref();
-        println!(
+        outln!(
             "{p:>6.2} {:>3} {:>10} {:>10} {:>10} {:>10} {:>10}",
             result.removed[i],
             cell(result.svd.as_ref().map(|v| v[i])),
@@ -233,34 +257,36 @@ pub fn run_scatter(args: &[String]) -> Result<()> {
     };
     let eval = load_tokens(&o.eval, "--eval")?;
     let model = load_model(path)?;
+    check_fit(&o.eval, &eval, model.arch())?;
     let keys = model.collect_keys(&eval, None)?;
     let imp = gamma_vs_svd(&model, &keys, o.permutations, 0)?;
     let run = run_name(path);
     let spec = scatter_figure(&run, &imp, vec![path.display().to_string()]);
     write_figure(&spec, &o)?;
     if o.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "run": run, "gamma_vs_svd": imp }))?
-        );
+        crate::text::print_json(&serde_json::json!({ "run": run, "gamma_vs_svd": imp }))?;
         return Ok(());
     }
     if !imp.has_key_norm {
-        println!("{run}: no key norm (no γ); leverage only");
+        outln!("{run}: no key norm (no γ); leverage only");
     }
     for l in &imp.layers {
         let rho = l.spearman.as_ref().map_or("–".to_owned(), |s| {
             format!("ρ = {:.6}  p_perm = {:.5}", s.rho, s.p_perm)
         });
-        println!(
+        outln!(
             "layer {}: r90 per head {:?}  {rho}",
-            l.layer, l.r90_per_head
+            l.layer,
+            l.r90_per_head
         );
     }
     if let Some(s) = &imp.overall {
-        println!(
+        outln!(
             "overall: ρ = {:.6}  p_perm = {:.5}  (n = {}, {} permutations)",
-            s.rho, s.p_perm, s.n, s.n_perm
+            s.rho,
+            s.p_perm,
+            s.n,
+            s.n_perm
         );
     }
     Ok(())
@@ -277,6 +303,7 @@ pub fn run_layers(args: &[String]) -> Result<()> {
     let indexed: Vec<(usize, &PathBuf)> = o.paths.iter().enumerate().collect();
     let runs = parallel::map(&indexed, |&(color, path)| -> Result<LayerPrRun> {
         let model = load_model(path)?;
+        check_fit(&o.eval, &eval, model.arch())?;
         let keys = model.collect_keys(&eval, None)?;
         let a = model.arch();
         let layers = layer_pr_with_ci(&keys, a.n_layers, a.n_kv_heads, eval.seq_len, o.boot, 0)
@@ -301,7 +328,7 @@ pub fn run_layers(args: &[String]) -> Result<()> {
     );
     write_figure(&spec, &o)?;
     if o.json {
-        println!("{}", serde_json::to_string_pretty(&spec)?);
+        crate::text::print_json(&spec)?;
     }
     Ok(())
 }

@@ -8,8 +8,10 @@ use crate::analysis::activations::ActivationRun;
 use crate::analysis::collect::SpectraFailure;
 use crate::analysis::jobs::StudyOutput;
 use crate::analysis::study::RunSpectra;
+use crate::formats::json_outline;
 use crate::inventory::CheckpointRef;
 use crate::share::SourceFile;
+use crate::source::AsyncByteSource;
 use serde::{Deserialize, Serialize};
 
 /// The `format` field that marks a session file.
@@ -76,27 +78,76 @@ impl Session {
 /// Why a session file could not be opened.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SessionError {
-    #[error("the file is {0} bytes; session files over {MAX_SESSION_BYTES} bytes are refused")]
-    TooBig(usize),
+    #[error("the file is {0} bytes; session files over {MAX_SESSION_BYTES} bytes are refused (it was not read)")]
+    TooBig(u64),
     #[error("this is not a rankscope session file")]
     NotASession,
     #[error("the session was saved by a newer rankscope (session format v{0}); this page reads v{SESSION_VERSION}")]
     FutureVersion(u32),
+    #[error("the session file is truncated: it ends after {0} bytes, in the middle of its data (was it copied or downloaded completely?)")]
+    Truncated(usize),
     #[error("the session file is damaged: {0}")]
     Damaged(String),
+    #[error("the session file could not be read: {0}")]
+    Unreadable(String),
 }
 
-/// Whether the start of a file looks like a session (for recognising a
-/// dropped file by content).
+/// Bytes of a file's start that [`looks_like_session`] needs: the writer
+/// puts `format` first, so a few hundred suffice.
+pub const SESSION_HEAD: usize = 4096;
+
+/// Whether the start of a file is a session's: a JSON object whose top-level
+/// `format` is [`SESSION_FORMAT`] (among the keys the head holds). A log
+/// that merely mentions the word (a run named `rankscope-session-test`) is
+/// not one.
 pub fn looks_like_session(head: &[u8]) -> bool {
-    let head = String::from_utf8_lossy(&head[..head.len().min(256)]);
-    head.trim_start().starts_with('{') && head.contains(SESSION_FORMAT)
+    json_outline::head_keys(head)
+        .is_some_and(|(_, format)| format.as_deref() == Some(SESSION_FORMAT))
+}
+
+/// Opens a dropped file as a session if it is one: `None` when it is not (it
+/// goes to the inventory), else the session or why it cannot be opened. The
+/// size is checked before anything beyond the head is read.
+pub async fn read_session(src: &impl AsyncByteSource) -> Option<Result<Session, SessionError>> {
+    let size = src.size();
+    let head = src
+        .fetch(0, size.min(SESSION_HEAD as u64) as usize)
+        .await
+        .ok()?;
+    if !looks_like_session(&head) {
+        return None;
+    }
+    if size > MAX_SESSION_BYTES as u64 {
+        return Some(Err(SessionError::TooBig(size)));
+    }
+    Some(match src.fetch(0, size as usize).await {
+        Ok(bytes) => load_session_bytes(&bytes),
+        Err(e) => Err(SessionError::Unreadable(e.to_string())),
+    })
+}
+
+/// [`load_session`] of bytes (not UTF-8 is damage).
+pub fn load_session_bytes(bytes: &[u8]) -> Result<Session, SessionError> {
+    if bytes.len() > MAX_SESSION_BYTES {
+        return Err(SessionError::TooBig(bytes.len() as u64));
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => load_session(text),
+        // A cut inside a multi-byte character is a cut all the same.
+        Err(e) if e.error_len().is_none() && looks_like_session(bytes) => {
+            Err(SessionError::Truncated(bytes.len()))
+        }
+        Err(e) => Err(SessionError::Damaged(format!(
+            "not UTF-8 text: invalid byte at offset {}",
+            e.valid_up_to()
+        ))),
+    }
 }
 
 /// Reads a session file, checking its format tag and version before its schema.
 pub fn load_session(text: &str) -> Result<Session, SessionError> {
     if text.len() > MAX_SESSION_BYTES {
-        return Err(SessionError::TooBig(text.len()));
+        return Err(SessionError::TooBig(text.len() as u64));
     }
     // The header first, so a future version says so rather than failing on a field.
     #[derive(Deserialize)]
@@ -104,7 +155,12 @@ pub fn load_session(text: &str) -> Result<Session, SessionError> {
         format: Option<String>,
         version: Option<u32>,
     }
-    let header: Header = serde_json::from_str(text).map_err(|_| SessionError::NotASession)?;
+    let header: Header = match serde_json::from_str(text) {
+        Ok(h) => h,
+        Err(_) if !looks_like_session(text.as_bytes()) => return Err(SessionError::NotASession),
+        Err(e) if e.is_eof() => return Err(SessionError::Truncated(text.len())),
+        Err(e) => return Err(SessionError::Damaged(e.to_string())),
+    };
     if header.format.as_deref() != Some(SESSION_FORMAT) {
         return Err(SessionError::NotASession);
     }
@@ -161,8 +217,13 @@ mod tests {
         ));
         assert_eq!(
             load_session(&text[..text.len() - 3]),
-            Err(SessionError::NotASession)
+            Err(SessionError::Truncated(text.len() - 3))
         );
         assert!(!looks_like_session(b"{\"step\": 1, \"loss\": 2}"));
+        // The word alone (a run name in a log) is not a session.
+        let log = b"{\"run\": \"rankscope-session-test\", \"step\": 1, \"loss\": 2}\n{\"step\": 2, \"loss\": 1}\n";
+        assert!(!looks_like_session(log));
+        assert_eq!(crate::source::block_on(read_session(&log.to_vec())), None);
+        assert!(looks_like_session(&text.as_bytes()[..60]));
     }
 }

@@ -29,6 +29,13 @@ pub const MAX_INFLATED_BYTES: usize = 16 * 1024 * 1024;
 pub const RECOMMENDED_MAX_LINK_CHARS: usize = 8 * 1024;
 /// Precision kept in links.
 pub const SIGNIFICANT_DIGITS: i32 = 5;
+/// Most series a link may hold. The page's figures have at most a few
+/// hundred (a run per line, a faint raw line behind each smoothed one); a
+/// link of 200 000 faint series (48 KB) froze the page for a minute.
+pub const MAX_LINK_SERIES: usize = 2_000;
+/// Most points (plus band and error-bar rows) a link may hold over all its
+/// series: loss curves are downsampled to ≤ 2 000 points a series.
+pub const MAX_LINK_POINTS: usize = 250_000;
 
 /// A file a figure's numbers came from.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -89,6 +96,8 @@ pub enum LinkError {
     TooBig,
     #[error("the link's figure is not readable: {0}")]
     BadFigure(String),
+    #[error("the link's figure is refused: {0}; it may have been edited")]
+    Unreasonable(String),
 }
 
 /// Rounds to [`SIGNIFICANT_DIGITS`] significant digits (non-finite values pass through).
@@ -188,7 +197,37 @@ pub fn decode_link(text: &str) -> Result<SharedFigure, LinkError> {
     if figure.format > LINK_VERSION {
         return Err(LinkError::FutureVersion(figure.format));
     }
+    check_bounds(&figure.spec).map_err(LinkError::Unreasonable)?;
     Ok(figure)
+}
+
+/// What a link may ask the page to draw: a bounded number of series and
+/// points. A fixed axis range that cannot be drawn (reversed, infinite, of
+/// infinite width like [-1.7e308, 1.7e308], ≤ 0 on a log axis) is kept as
+/// written, so the link round-trips; the drawing fits that axis to the data
+/// instead and its caption says so (`FigureSpec::drawn_caption`).
+fn check_bounds(spec: &FigureSpec) -> Result<(), String> {
+    if spec.series.len() > MAX_LINK_SERIES {
+        return Err(format!(
+            "it has {} series (at most {MAX_LINK_SERIES})",
+            spec.series.len()
+        ));
+    }
+    let points: usize = spec
+        .series
+        .iter()
+        .map(|s| {
+            s.points.len()
+                + s.band.as_ref().map_or(0, Vec::len)
+                + s.error_bars.as_ref().map_or(0, Vec::len)
+        })
+        .sum();
+    if points > MAX_LINK_POINTS {
+        return Err(format!(
+            "it has {points} points (at most {MAX_LINK_POINTS})"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -153,3 +153,46 @@ fn shards_are_one_model() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&whole_dir);
 }
+
+/// Shard names with a folder part in the index (`sub/model-00001-….safetensors`)
+/// match the dropped shards by their last component, beside the index or in
+/// that folder, as `formats::sharded` says; they used to be reported missing.
+#[test]
+fn shard_names_with_a_folder_part_match_by_last_component() {
+    let dir = std::env::temp_dir().join(format!("rankscope-shards-sub-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    write_shards(&dir);
+    let index_path = dir.join("model.safetensors.index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
+    for v in index["weight_map"].as_object_mut().unwrap().values_mut() {
+        *v = serde_json::json!(format!("sub/{}", v.as_str().unwrap()));
+    }
+    std::fs::write(&index_path, index.to_string()).unwrap();
+    let names = [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+    ];
+    let (inv, real) = inventory_of(&dir, &names);
+    let idx = inv
+        .files
+        .iter()
+        .find(|f| f.kind == FileKind::ShardIndex)
+        .expect("index entry");
+    assert_eq!(idx.overall_status(), Status::Ok, "{:?}", idx.all_messages());
+    assert!(
+        idx.architecture
+            .as_deref()
+            .is_some_and(|a| a.contains("4 layers")),
+        "{:?}",
+        idx.architecture
+    );
+    let (runs, failures) = block_on(collect_weight_spectra(
+        &inv,
+        &|i| real.get(i).and_then(|p| FileSource::open(p).ok()),
+        &mut |_, _| {},
+    ));
+    assert!(failures.is_empty() && runs.len() == 1, "{failures:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,6 +13,7 @@ use super::importance::{gamma_vs_svd, layer_pr_with_ci, Importance, LayerPr};
 use super::surgery::{has_key_norm, run_sweep, Strategy, SurgeryResult, SweepOptions};
 use super::weights::{Shards, WeightSpectra};
 use crate::formats::tokens::TokenBatch;
+use crate::inventory::batches::misfit;
 use crate::inventory::{inspect_file, Content, FileKind, Inventory};
 use crate::model::arch::Recognition;
 use crate::model::forward::ModelWeights;
@@ -243,11 +244,19 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
     };
     let mut engine_label = String::new();
     let activations = async {
+        let eval_path = eval;
         let eval = batch(eval)?;
+        let heldout_path = heldout.as_deref().unwrap_or_default();
         let heldout = heldout.as_deref().map(batch).transpose()?;
         let Some(Recognition::Known(arch)) = &inv.files[index].recognition else {
             unreachable!("checked above")
         };
+        // An id beyond the vocabulary is the batch's fault: say which file.
+        if let Some(why) = misfit(eval_path, eval, arch)
+            .or_else(|| heldout.and_then(|h| misfit(heldout_path, h, arch)))
+        {
+            return Err(why);
+        }
         let (headers, parts) =
             open_checkpoint(&inv, index, &open).ok_or("its file is no longer readable")?;
         let shards = Shards {
@@ -301,11 +310,16 @@ async fn run_study<S: AsyncByteSource + Clone>(
         Some(Content::TokenBatch(b)) => Ok(b),
         _ => Err(format!("{path} is not a readable token batch")),
     };
+    let (eval_path, heldout_path) = (eval, heldout);
     let (eval, heldout) = (batch(eval)?, batch(heldout)?);
     check_distinct_batches(eval, heldout)?;
     let Some(Recognition::Known(arch)) = &inv.files[index].recognition else {
         return Ok(JobOutput::NotRecognised);
     };
+    if let Some(why) = misfit(eval_path, eval, arch).or_else(|| misfit(heldout_path, heldout, arch))
+    {
+        return Err(why);
+    }
     let (headers, parts) =
         open_checkpoint(inv, index, open).ok_or("its file is no longer readable")?;
     let shards = Shards {

@@ -4,9 +4,9 @@
 use super::spec::FigureSpec;
 
 fn field(text: &str) -> String {
-    // RFC 4180 quoting; a leading = + - @ is prefixed with ' so a spreadsheet
-    // never runs a run name as a formula.
-    let text = if text.starts_with(['=', '+', '-', '@']) {
+    // RFC 4180 quoting; a leading = + - @ TAB or CR is prefixed with ' so a
+    // spreadsheet never runs a run name as a formula (OWASP's CSV-injection list).
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {
         text.to_string()
@@ -38,14 +38,18 @@ pub fn to_csv(spec: &FigureSpec) -> String {
         field(&format!("y: {}", spec.y.label))
     );
     for s in &spec.series {
-        let at = |list: &Option<Vec<[f64; 3]>>, x: f64| {
-            list.as_ref()
-                .and_then(|l| l.iter().find(|b| b[0] == x))
-                .map(|b| (b[1], b[2]))
+        // x → (lo, hi), first row per x wins; a lookup per point, not a scan.
+        let by_x = |list: &Option<Vec<[f64; 3]>>| {
+            let mut m = std::collections::HashMap::new();
+            for b in list.iter().flatten() {
+                m.entry(b[0].to_bits()).or_insert((b[1], b[2]));
+            }
+            m
         };
+        let (bands, errs) = (by_x(&s.band), by_x(&s.error_bars));
         for p in &s.points {
-            let band = at(&s.band, p[0]);
-            let err = at(&s.error_bars, p[0]);
+            let band = bands.get(&p[0].to_bits()).copied();
+            let err = errs.get(&p[0].to_bits()).copied();
             out.push_str(&format!(
                 "{},{},{},{},{},{},{}\n",
                 field(&s.name),
@@ -76,13 +80,15 @@ mod tests {
         );
         a.band = Some(vec![[0.0, 1.0, 2.0]]);
         let b = SeriesSpec::new("=cmd()", vec![[1.0, 2.0]], Style::Markers, 1);
+        let tab = SeriesSpec::new("\tcmd", vec![[1.0, 2.0]], Style::Markers, 2);
+        let cr = SeriesSpec::new("\r=1", vec![[1.0, 2.0]], Style::Markers, 3);
         let spec = FigureSpec {
             kind: FigureKind::Surgery,
             title: String::new(),
             caption: String::new(),
             x: Axis::linear("% pruned"),
             y: Axis::linear("held-out loss"),
-            series: vec![a, b],
+            series: vec![a, b, tab, cr],
             sources: vec![],
         };
         assert_eq!(
@@ -90,7 +96,9 @@ mod tests {
             "series,x: % pruned,y: held-out loss,band_lo,band_hi,error_lo,error_hi\n\
              \"A1, \"\"muon\"\"\",0,1.5,1,2,,\n\
              \"A1, \"\"muon\"\"\",10,NaN,,,,\n\
-             '=cmd(),1,2,,,,\n"
+             '=cmd(),1,2,,,,\n\
+             '\tcmd,1,2,,,,\n\
+             \"'\r=1\",1,2,,,,\n"
         );
     }
 }

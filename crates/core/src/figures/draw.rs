@@ -164,7 +164,44 @@ impl AxisMap {
     }
 }
 
-/// Fits an axis range to `values`, or takes the spec's range if it is usable.
+/// Smallest and largest powers of ten a log axis spans: normal, finite f64s,
+/// so neither end underflows to 0 nor overflows to ∞ once padded.
+const LOG_MIN_DECADE: f64 = -307.0;
+const LOG_MAX_DECADE: f64 = 308.0;
+
+/// Whether `[lo, hi]` can be drawn as it is: finite ends in order, a width
+/// that is itself finite (plotters' tick search never ends on an infinite
+/// width) and not lost in rounding, and on a log axis ends within
+/// [`LOG_MIN_DECADE`, `LOG_MAX_DECADE`] at least a hair apart.
+pub(crate) fn usable_range(lo: f64, hi: f64, log: bool) -> bool {
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        return false;
+    }
+    if log {
+        let (a, b) = (lo.log10(), hi.log10());
+        lo > 0.0 && a >= LOG_MIN_DECADE && b <= LOG_MAX_DECADE && b - a >= 1e-9
+    } else {
+        let width = hi - lo;
+        width.is_finite() && width > 1e-12 * lo.abs().max(hi.abs())
+    }
+}
+
+/// A linear range with finite ends and a finite width. Padding can push an
+/// end past ±f64::MAX, and data at −1e308 and 1e308 spans more than an f64
+/// can hold: then the axis keeps the widest finite span around the middle
+/// of the data (what lies beyond is clipped at the frame).
+fn bounded_linear(lo: f64, hi: f64) -> (f64, f64) {
+    let (lo, hi) = (lo.max(-f64::MAX), hi.min(f64::MAX));
+    if (hi - lo).is_finite() {
+        return (lo, hi);
+    }
+    let mid = lo / 2.0 + hi / 2.0;
+    let half = f64::MAX / 2.0 * 0.99;
+    (mid - half, mid + half)
+}
+
+/// Fits an axis range to `values`, or takes the spec's range if it is usable
+/// (see [`usable_range`]). The result is always usable.
 fn fit_range(
     values: &[f64],
     log: bool,
@@ -172,7 +209,7 @@ fn fit_range(
     include_zero: bool,
 ) -> (f64, f64) {
     if let Some((lo, hi)) = fixed {
-        if lo.is_finite() && hi.is_finite() && lo < hi && (!log || lo > 0.0) {
+        if usable_range(lo, hi, log) {
             return (lo, hi);
         }
     }
@@ -187,13 +224,7 @@ fn fit_range(
         return if log { (1.0, 10.0) } else { (0.0, 1.0) };
     }
     if log {
-        let (mut a, mut b) = (lo.log10(), hi.log10());
-        if b - a < 1e-9 {
-            a -= 0.5;
-            b += 0.5;
-        }
-        let pad = (b - a) * 0.05;
-        return (10f64.powf(a - pad), 10f64.powf(b + pad));
+        return fit_log_range(lo.log10(), hi.log10());
     }
     if include_zero {
         lo = lo.min(0.0);
@@ -201,16 +232,39 @@ fn fit_range(
     }
     if hi - lo < 1e-12 * lo.abs().max(1.0) {
         let d = (lo.abs() * 0.1).max(1.0);
-        return (lo - d, hi + d);
+        return bounded_linear(lo - d, hi + d);
     }
-    let pad = (hi - lo) * 0.04;
+    // Half-widths: (hi − lo) itself may overflow.
+    let pad = (hi / 2.0 - lo / 2.0) * 0.08;
     // Bars stand on zero: no padding below a zero baseline.
     let lo = if include_zero && lo == 0.0 {
         0.0
     } else {
         lo - pad
     };
-    (lo, hi + pad)
+    bounded_linear(lo, hi + pad)
+}
+
+/// A log range over decades `a..b` (log10 of the data's ends), padded by 5 %
+/// and kept within [`LOG_MIN_DECADE`, `LOG_MAX_DECADE`], so 1e-310 and 1e300
+/// give finite, positive ends and a bounded number of decades to tick.
+fn fit_log_range(a: f64, b: f64) -> (f64, f64) {
+    let (mut a, mut b) = (a, b);
+    if b - a < 1e-9 {
+        a -= 0.5;
+        b += 0.5;
+    }
+    let pad = (b - a) * 0.05;
+    let (a, b) = ((a - pad).max(LOG_MIN_DECADE), (b + pad).min(LOG_MAX_DECADE));
+    // All data beyond one end (below 1e-307, say): one decade at that end.
+    let (a, b) = if b - a >= 1e-9 {
+        (a, b)
+    } else if a >= LOG_MAX_DECADE - 1.0 {
+        (LOG_MAX_DECADE - 1.0, LOG_MAX_DECADE)
+    } else {
+        (a, a + 1.0)
+    };
+    (10f64.powf(a), 10f64.powf(b))
 }
 
 /// One entry of the legend.
@@ -222,10 +276,19 @@ struct LegendEntry<'a> {
 }
 
 fn legend_entries(spec: &FigureSpec) -> Vec<LegendEntry<'_>> {
+    // Sets, not scans of the series: a figure (or a link) with 10⁵ series
+    // must not take quadratic time before anything is drawn.
+    let solid_colors: std::collections::HashSet<usize> = spec
+        .series
+        .iter()
+        .filter(|s| !s.faint)
+        .map(|s| s.color)
+        .collect();
+    let mut listed: std::collections::HashSet<(&str, usize)> = std::collections::HashSet::new();
     let mut out: Vec<LegendEntry<'_>> = Vec::new();
     for s in &spec.series {
-        let shadowed = s.faint && spec.series.iter().any(|o| !o.faint && o.color == s.color);
-        if shadowed || out.iter().any(|e| e.name == s.name && e.color == s.color) {
+        let shadowed = s.faint && solid_colors.contains(&s.color);
+        if shadowed || !listed.insert((s.name.as_str(), s.color)) {
             continue;
         }
         out.push(LegendEntry {
@@ -516,7 +579,7 @@ fn draw_plot_area<DB: DrawingBackend>(
             let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             if lo.is_finite() && hi.is_finite() {
-                (lo - 0.5, hi + 0.5)
+                bounded_linear(lo - 0.5, hi + 0.5)
             } else {
                 (-0.5, 0.5)
             }
@@ -573,7 +636,13 @@ fn log_axis(lo: f64, hi: f64, max_n: usize) -> WithKeyPoints<LogCoord<f64>> {
 
 pub(crate) fn log_ticks(lo: f64, hi: f64, max_n: usize) -> Vec<f64> {
     let max_n = max_n.max(2);
-    let (d0, d1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    if !(lo > 0.0 && hi.is_finite() && lo < hi) {
+        return Vec::new();
+    }
+    // Decades clamped to those of finite f64s: at most ~630 of them, however
+    // the ends were computed (log10(0) = −∞ would ask for 2³¹ decades).
+    let decade = |v: f64| v.clamp(-330.0, 330.0) as i32;
+    let (d0, d1) = (decade(lo.log10().floor()), decade(hi.log10().ceil()));
     let in_range = |v: &f64| *v >= lo * (1.0 - 1e-12) && *v <= hi * (1.0 + 1e-12);
     let ticks = |mults: &[f64], step: i32| -> Vec<f64> {
         (d0..=d1)
@@ -1016,7 +1085,21 @@ pub fn to_svg(spec: &FigureSpec, width: u32, height: u32) -> Result<String, Figu
         draw_figure(&root, spec)?;
         root.present().map_err(backend_err)?;
     }
-    Ok(svg)
+    Ok(xml_safe(svg))
+}
+
+/// The SVG with every character XML 1.0 forbids (C0 controls other than tab,
+/// newline and carriage return; U+FFFE, U+FFFF) replaced by U+FFFD. plotters
+/// escapes markup in text but passes control characters through, and a run
+/// named with one would make the file unreadable (and its PNG export fail).
+fn xml_safe(svg: String) -> String {
+    let forbidden = |c: char| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    };
+    if !svg.contains(forbidden) {
+        return svg;
+    }
+    svg.replace(forbidden, "\u{FFFD}")
 }
 
 #[cfg(test)]

@@ -187,6 +187,13 @@ impl FigureSpec {
                 d.non_finite
             ));
         }
+        for (name, axis) in [("x", &self.x), ("y", &self.y)] {
+            let Some((lo, hi)) = axis.range else { continue };
+            if !super::draw::usable_range(lo, hi, axis.scale == Scale::Log) {
+                let (lo, hi) = (short_number(lo), short_number(hi));
+                notes.push(format!("the fixed {name} range [{lo}, {hi}] cannot be drawn, so {name} is fitted to the data"));
+            }
+        }
         let mut caption = self.caption.trim().to_owned();
         if !notes.is_empty() {
             if !caption.is_empty() {
@@ -214,6 +221,15 @@ impl FigureSpec {
                 p[0].is_finite() && p[1].is_finite() && !(lx && p[0] <= 0.0) && !(ly && p[1] <= 0.0)
             })
         })
+    }
+}
+
+/// A number as a caption shows it: `1.7e308`, not 309 digits.
+fn short_number(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
     }
 }
 

@@ -81,7 +81,7 @@ pub fn parse_index(bytes: &[u8]) -> Result<ShardIndex, ShardError> {
 }
 
 /// Last path component of a shard name (`/` or `\` separated).
-fn base_name(name: &str) -> &str {
+pub fn base_name(name: &str) -> &str {
     name.rsplit(['/', '\\']).next().unwrap_or(name)
 }
 

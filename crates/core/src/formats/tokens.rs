@@ -9,7 +9,6 @@
 //! little-endian, the byte order of every machine NumPy writes on in practice.
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::safetensors::{decode_i64, read_header, read_tensor_bytes, Dtype, SafetensorsError};
 use crate::source::ByteSource;
@@ -445,63 +444,349 @@ impl Lit<'_> {
 
 /// Reads token ids from JSON: a flat array (one row), an array of
 /// equal-length arrays, or an object whose `input_ids`, `tokens` or `ids` key
-/// holds one of those.
+/// holds one of those (the first such key in the file; other keys are
+/// skipped unread).
+///
+/// The ids are read as a stream straight into the batch (serde visitors, no
+/// `serde_json::Value`): memory is 4 bytes an id, not the ~40 bytes an id of
+/// a generic JSON tree, so a 200 MB `[0,0,…]` costs ~400 MB, not 8 GB.
 pub fn parse_tokens_json(bytes: &[u8]) -> Result<TokenBatch, TokenError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| TokenError::JsonSyntax {
-        message: e.to_string(),
-    })?;
-    let value = match value {
-        Value::Object(mut map) => ["input_ids", "tokens", "ids"]
-            .iter()
-            .find_map(|k| map.remove(*k))
-            .ok_or(TokenError::JsonShape)?,
-        v => v,
-    };
-    let Value::Array(items) = value else {
-        return Err(TokenError::JsonShape);
-    };
-    let rows: Vec<&[Value]> = if items.iter().all(|v| v.is_array()) && !items.is_empty() {
-        items
-            .iter()
-            .map(|v| v.as_array().map(Vec::as_slice).unwrap_or_default())
-            .collect()
-    } else if items.iter().any(|v| v.is_array()) {
-        return Err(TokenError::JsonShape);
-    } else {
-        vec![items.as_slice()]
-    };
-    let seq_len = rows.first().map_or(0, |r| r.len());
-    if let Some((row, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != seq_len) {
-        return Err(TokenError::JsonRagged {
-            row,
-            len: r.len(),
-            expected: seq_len,
+    let mut reader = json_ids::Reader::default();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = serde::de::DeserializeSeed::deserialize(json_ids::Top(&mut reader), &mut de)
+        .and_then(|()| de.end());
+    if let Some(e) = reader.error.take() {
+        return Err(e);
+    }
+    if let Err(e) = parsed {
+        return Err(TokenError::JsonSyntax {
+            message: e.to_string(),
         });
     }
-    let batch = rows.len();
+    if !reader.found {
+        return Err(TokenError::JsonShape);
+    }
+    let seq_len = reader.row_len.unwrap_or(reader.ids.len());
+    let batch = if reader.nested { reader.rows } else { 1 };
     if batch * seq_len == 0 {
         return Err(TokenError::Empty {
             shape: vec![batch as u64, seq_len as u64],
         });
     }
-    let mut ids = Vec::with_capacity(batch * seq_len);
-    for (row, r) in rows.iter().enumerate() {
-        for (col, v) in r.iter().enumerate() {
-            let id = match (v.as_i64(), v.as_u64()) {
-                (Some(i), _) => i128::from(i),
-                (None, Some(u)) => i128::from(u),
-                _ => {
-                    let found = match v {
-                        Value::Number(n) => format!("the number {n}"),
-                        other => other.to_string(),
-                    };
-                    return Err(TokenError::JsonNotInteger { row, col, found });
-                }
-            };
-            ids.push(id);
+    Ok(TokenBatch {
+        batch,
+        seq_len,
+        ids: reader.ids,
+    })
+}
+
+/// The serde visitors behind [`parse_tokens_json`]. A problem with the
+/// content (a negative id, a ragged row) is kept in [`Reader::error`] and
+/// stops the parse through a serde error whose text is not used.
+mod json_ids {
+    use super::TokenError;
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    #[derive(Default)]
+    pub(super) struct Reader {
+        pub ids: Vec<u32>,
+        /// Rows read so far (array-of-arrays form).
+        pub rows: usize,
+        /// Length of row 0.
+        pub row_len: Option<usize>,
+        /// Whether the ids come in rows (`[[…], […]]`) rather than flat.
+        pub nested: bool,
+        /// Whether the ids array was found (top level, or under a key).
+        pub found: bool,
+        pub error: Option<TokenError>,
+    }
+
+    impl Reader {
+        fn fail<E: de::Error>(&mut self, e: TokenError) -> E {
+            self.error = Some(e);
+            E::custom("token ids")
         }
     }
-    TokenBatch::from_i64(batch, seq_len, ids)
+
+    const KEYS: [&str; 3] = ["input_ids", "tokens", "ids"];
+
+    /// The whole document: the ids array, or an object holding it.
+    pub(super) struct Top<'a>(pub &'a mut Reader);
+
+    impl<'de> DeserializeSeed<'de> for Top<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Top<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array of token ids or an object with \"input_ids\"")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+            Ids(self.0).visit_seq(seq)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if !self.0.found && KEYS.contains(&key.as_ref()) {
+                    map.next_value_seed(IdsSeed(self.0))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+        // Any other document (a number, a string, …) has no ids: `found` stays false.
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+
+    /// The ids array under a key: it must be an array.
+    struct IdsSeed<'a>(&'a mut Reader);
+
+    impl<'de> DeserializeSeed<'de> for IdsSeed<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(Ids(self.0))
+        }
+    }
+
+    /// The ids array: flat ids, or rows of ids (decided by its first element).
+    struct Ids<'a>(&'a mut Reader);
+
+    impl<'de> Visitor<'de> for Ids<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array of token ids")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let r = self.0;
+            r.found = true;
+            while seq.next_element_seed(Element(r))?.is_some() {}
+            Ok(())
+        }
+        // A key that holds no array: the document has the wrong shape.
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+            Err(self.0.fail(TokenError::JsonShape))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Err(self.0.fail(TokenError::JsonShape))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Err(self.0.fail(TokenError::JsonShape))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Err(self.0.fail(TokenError::JsonShape))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Err(self.0.fail(TokenError::JsonShape))
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Err(self.0.fail(TokenError::JsonShape))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Err(self.0.fail(TokenError::JsonShape))
+        }
+    }
+
+    /// One element of the ids array: an id (flat form) or a row.
+    struct Element<'a>(&'a mut Reader);
+
+    impl<'de> DeserializeSeed<'de> for Element<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Element<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a token id or a row of token ids")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let r = self.0;
+            // Rows after flat ids (`[1, [2]]`) mix the two forms.
+            if !r.nested && !r.ids.is_empty() {
+                return Err(r.fail(TokenError::JsonShape));
+            }
+            r.nested = true;
+            let row = r.rows;
+            let mut col = 0;
+            while seq
+                .next_element_seed(Id {
+                    r: &mut *r,
+                    row,
+                    col,
+                })?
+                .is_some()
+            {
+                col += 1;
+            }
+            match r.row_len {
+                None => r.row_len = Some(col),
+                Some(expected) if expected != col => {
+                    return Err(r.fail(TokenError::JsonRagged {
+                        row,
+                        len: col,
+                        expected,
+                    }));
+                }
+                Some(_) => {}
+            }
+            r.rows += 1;
+            Ok(())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+            self.flat(i128::from(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+            self.flat(i128::from(v))
+        }
+        fn visit_f64<E: de::Error>(mut self, v: f64) -> Result<(), E> {
+            let col = self.0.ids.len();
+            self.flat_check()?;
+            Err(self.0.fail(TokenError::JsonNotInteger {
+                row: 0,
+                col,
+                found: format!("the number {v:?}"),
+            }))
+        }
+        fn visit_str<E: de::Error>(mut self, v: &str) -> Result<(), E> {
+            let col = self.0.ids.len();
+            self.flat_check()?;
+            Err(self.0.fail(TokenError::JsonNotInteger {
+                row: 0,
+                col,
+                found: format!("{v:?}"),
+            }))
+        }
+        fn visit_bool<E: de::Error>(mut self, v: bool) -> Result<(), E> {
+            let col = self.0.ids.len();
+            self.flat_check()?;
+            Err(self.0.fail(TokenError::JsonNotInteger {
+                row: 0,
+                col,
+                found: v.to_string(),
+            }))
+        }
+        fn visit_unit<E: de::Error>(mut self) -> Result<(), E> {
+            let col = self.0.ids.len();
+            self.flat_check()?;
+            Err(self.0.fail(TokenError::JsonNotInteger {
+                row: 0,
+                col,
+                found: "null".into(),
+            }))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+            Err(self.0.fail(TokenError::JsonShape))
+        }
+    }
+
+    impl Element<'_> {
+        /// A scalar after rows (`[[1], 2]`) mixes the two forms.
+        fn flat_check<E: de::Error>(&mut self) -> Result<(), E> {
+            if self.0.nested {
+                return Err(self.0.fail(TokenError::JsonShape));
+            }
+            Ok(())
+        }
+        fn flat<E: de::Error>(mut self, id: i128) -> Result<(), E> {
+            self.flat_check()?;
+            let col = self.0.ids.len();
+            let id = checked_id(id, 0, col).map_err(|e| self.0.fail(e))?;
+            self.0.ids.push(id);
+            Ok(())
+        }
+    }
+
+    /// One id of a row.
+    struct Id<'a> {
+        r: &'a mut Reader,
+        row: usize,
+        col: usize,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Id<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Id<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a token id")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+            self.push(i128::from(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+            self.push(i128::from(v))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+            self.not_integer(format!("the number {v:?}"))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+            self.not_integer(format!("{v:?}"))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+            self.not_integer(v.to_string())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            self.not_integer("null".into())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+            self.not_integer("an array".into())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+            self.not_integer("an object".into())
+        }
+    }
+
+    impl Id<'_> {
+        fn push<E: de::Error>(self, id: i128) -> Result<(), E> {
+            let id = checked_id(id, self.row, self.col).map_err(|e| self.r.fail(e))?;
+            self.r.ids.push(id);
+            Ok(())
+        }
+        fn not_integer<E: de::Error>(self, found: String) -> Result<(), E> {
+            let (row, col) = (self.row, self.col);
+            Err(self.r.fail(TokenError::JsonNotInteger { row, col, found }))
+        }
+    }
+
+    fn checked_id(id: i128, row: usize, col: usize) -> Result<u32, TokenError> {
+        if id < 0 {
+            return Err(TokenError::NegativeId {
+                id: id as i64,
+                row,
+                col,
+            });
+        }
+        u32::try_from(id).map_err(|_| TokenError::IdTooLarge { id, row, col })
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 
 use super::naming;
 use super::{Content, FileEntry, FileKind, Status};
-use crate::formats::{logs, pytorch, safetensors as st, sharded, tokens};
+use crate::formats::json_outline::{self, First, Outline};
+use crate::formats::{logs, pytorch, safetensors as st, sharded, tokens, MAX_JSON_DOCUMENT};
 use crate::source::AsyncByteSource;
 
 /// Bytes read to recognise a file.
@@ -118,7 +119,7 @@ pub async fn inspect_file(
         Sniffed::Unknown => entry.fail(
             FileKind::Unknown,
             "not a format rankscope reads (looked for safetensors, PyTorch checkpoints, .npy, JSON, \
-             JSONL, CSV, TensorBoard events and text logs)",
+             JSONL, CSV, TensorBoard events and text logs, and found none of their signs)",
         ),
     }
     progress(1.0);
@@ -147,63 +148,134 @@ async fn read_whole(
     }
 }
 
-/// JSON and text: a shard index, a model config, a token array, or a run log.
+/// Keys a tokenizer's output holds beside `input_ids` (`tokenizer(...).data`
+/// saved as JSON): an object with `input_ids` and only these is a token batch.
+const TOKENIZER_KEYS: &[&str] = &[
+    "input_ids",
+    "tokens",
+    "ids",
+    "attention_mask",
+    "token_type_ids",
+    "labels",
+    "position_ids",
+    "special_tokens_mask",
+    "length",
+    "offset_mapping",
+    "overflow_to_sample_mapping",
+];
+
+/// JSON and text: a shard index, a model config, a token batch, or a run
+/// log — each recognised by its own positive evidence, never by elimination.
 /// `looks_like_log`: the log detector recognised the first bytes, so a parse
 /// failure is a broken log rather than some other JSON.
 fn inspect_text(entry: &mut FileEntry, bytes: &[u8], looks_like_log: bool) {
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
-        if value.get("weight_map").is_some() {
-            match sharded::parse_index(bytes) {
-                Ok(index) => {
-                    entry.kind = FileKind::ShardIndex;
-                    entry.detail = Some(format!(
-                        "{} tensors in {} shards",
-                        index.weight_map.len(),
-                        index.shard_files().len()
-                    ));
-                    entry.content = Content::ShardIndex(index);
-                }
-                Err(e) => entry.fail(FileKind::ShardIndex, e.to_string()),
-            }
-            return;
-        }
-        if is_model_config(&value) {
-            entry.kind = FileKind::ModelConfig;
-            entry.detail = value
-                .get("model_type")
-                .and_then(|v| v.as_str())
-                .map(|t| format!("model_type {t}"));
-            entry.content = Content::ModelConfig(value);
-            return;
-        }
-        // The study formats carry a `tokens` array too: a log detector's
-        // verdict wins over the token-batch heuristic.
-        let head = &bytes[..bytes.len().min(logs::HEAD_LEN)];
-        let is_log = matches!(
-            logs::detect(&entry.path, head),
-            Some(logs::LogFormat::StudyResults | logs::LogFormat::StudyMetrics)
-        );
-        if !is_log && is_token_json(&value) {
-            match tokens::parse_tokens_json(bytes) {
-                Ok(batch) => entry.set_tokens(batch),
-                Err(e) => entry.fail(FileKind::TokenBatch, e.to_string()),
-            }
+    // One pass over the text that keeps nothing but the top-level keys: a
+    // JSON lines log stops it at its second line.
+    let outline = json_outline::outline(bytes).ok();
+    if let Some(outline) = &outline {
+        if inspect_json(entry, bytes, outline) {
             return;
         }
     }
     match logs::parse(&entry.path, bytes) {
         Ok(series) => entry.set_log(series),
         Err(e) if looks_like_log => entry.fail(FileKind::RunLog, e.to_string()),
-        Err(_) => entry.fail(
-            FileKind::Unknown,
-            "JSON, but not a run log, model config, shard index or token batch that rankscope reads",
-        ),
+        Err(_) => entry.fail(FileKind::Unknown, not_read_reason(outline.as_ref())),
     }
+}
+
+/// Reads a JSON document that is a shard index, model config or token
+/// batch; `false` when it is none of them (it may still be a log).
+fn inspect_json(entry: &mut FileEntry, bytes: &[u8], outline: &Outline) -> bool {
+    let too_big = bytes.len() > MAX_JSON_DOCUMENT;
+    if outline.has_key("weight_map") {
+        if too_big {
+            entry.fail(
+                FileKind::ShardIndex,
+                format!(
+                    "{} bytes is too large for a shard index (limit {MAX_JSON_DOCUMENT})",
+                    bytes.len()
+                ),
+            );
+            return true;
+        }
+        match sharded::parse_index(bytes) {
+            Ok(index) => {
+                entry.kind = FileKind::ShardIndex;
+                entry.detail = Some(format!(
+                    "{} tensors in {} shards",
+                    index.weight_map.len(),
+                    index.shard_files().len()
+                ));
+                entry.content = Content::ShardIndex(index);
+            }
+            Err(e) => entry.fail(FileKind::ShardIndex, e.to_string()),
+        }
+        return true;
+    }
+    if let Outline::Object {
+        format: Some(f), ..
+    } = outline
+    {
+        if f == crate::session::SESSION_FORMAT {
+            entry.fail(FileKind::Unknown, "a rankscope session file (saved by the page): open it in the page; it holds results, not inputs");
+            return true;
+        }
+    }
+    if is_model_config(outline) {
+        if too_big {
+            entry.fail(
+                FileKind::ModelConfig,
+                format!(
+                    "{} bytes is too large for a model config (limit {MAX_JSON_DOCUMENT})",
+                    bytes.len()
+                ),
+            );
+            return true;
+        }
+        match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(value) => {
+                entry.kind = FileKind::ModelConfig;
+                entry.detail = value
+                    .get("model_type")
+                    .and_then(|v| v.as_str())
+                    .map(|t| format!("model_type {t}"));
+                entry.content = Content::ModelConfig(value);
+            }
+            Err(e) => entry.fail(FileKind::ModelConfig, format!("not valid JSON: {e}")),
+        }
+        return true;
+    }
+    if is_token_json(outline) {
+        match tokens::parse_tokens_json(bytes) {
+            Ok(batch) => entry.set_tokens(batch),
+            Err(e) => entry.fail(FileKind::TokenBatch, e.to_string()),
+        }
+        return true;
+    }
+    false
+}
+
+/// Why a JSON or text file is none of the formats, from what its top level is.
+fn not_read_reason(outline: Option<&Outline>) -> String {
+    let what = match outline {
+        Some(Outline::Array(First::Integer)) => {
+            "a JSON array of integers, but a token batch is an array of equal-length rows ([[ids…], …]) or an object with \"input_ids\""
+        }
+        Some(Outline::Array(_)) => "a JSON array, but not of rows of integer token ids",
+        Some(Outline::Object { keys, .. }) if keys.iter().any(|k| k == "input_ids") => {
+            "a JSON object with \"input_ids\" among other keys (a results file?), not a token batch, run log, model config or shard index"
+        }
+        Some(Outline::Object { .. }) => "a JSON object, but not a run log, model config, shard index or token batch",
+        Some(Outline::Scalar) => "a single JSON value",
+        None => "text, but not a run log rankscope reads",
+    };
+    format!("not a format rankscope reads: {what}")
 }
 
 /// A Hugging Face / GPT-2 / the reference trainer's config file (the
 /// reference's `LLMConfig` fields, as a `.pt` checkpoint pickles them).
-fn is_model_config(v: &serde_json::Value) -> bool {
+fn is_model_config(outline: &Outline) -> bool {
     const KEYS: &[&str] = &[
         "model_type",
         "architectures",
@@ -214,29 +286,21 @@ fn is_model_config(v: &serde_json::Value) -> bool {
         "n_heads",
         "d_model",
     ];
-    v.as_object()
-        .is_some_and(|o| KEYS.iter().any(|k| o.contains_key(*k)))
+    KEYS.iter().any(|k| outline.has_key(k))
 }
 
-/// A JSON array of integers, or of integer arrays, or `{"input_ids": …}`.
-fn is_token_json(v: &serde_json::Value) -> bool {
-    let is_int_array = |a: &serde_json::Value| {
-        a.as_array().is_some_and(|a| {
-            !a.is_empty()
-                && a.iter().all(|x| {
-                    x.is_i64()
-                        || x.is_u64()
-                        || x.as_array()
-                            .is_some_and(|r| r.iter().all(|y| y.is_i64() || y.is_u64()))
-                })
-        })
-    };
-    match v {
-        serde_json::Value::Array(_) => is_int_array(v),
-        serde_json::Value::Object(o) => ["input_ids", "tokens", "ids"]
-            .iter()
-            .any(|k| o.get(*k).is_some_and(is_int_array)),
-        _ => false,
+/// Positive evidence of a token batch: an array whose first element is a row
+/// of integers (the reader checks every row), or an object with `input_ids`
+/// (or `tokens`/`ids`) and nothing but what a tokenizer writes beside it.
+fn is_token_json(outline: &Outline) -> bool {
+    match outline {
+        Outline::Array(first) => *first == First::IntegerRow,
+        Outline::Object { keys, .. } => {
+            keys.iter()
+                .any(|k| matches!(k.as_str(), "input_ids" | "tokens" | "ids"))
+                && keys.iter().all(|k| TOKENIZER_KEYS.contains(&k.as_str()))
+        }
+        Outline::Scalar => false,
     }
 }
 

@@ -8,6 +8,7 @@
 //! token ids to the vocabulary of the models. One bad file never spoils the
 //! others.
 
+pub mod batches;
 mod inspect;
 pub mod naming;
 
@@ -15,7 +16,7 @@ pub use inspect::{inspect_file, MAX_WHOLE_FILE};
 
 use crate::formats::logs::Series;
 use crate::formats::safetensors::{Header, ValueScan};
-use crate::formats::sharded::ShardIndex;
+use crate::formats::sharded::{self, ShardIndex};
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::{recognise, Recognition};
 use serde::Serialize;
@@ -330,6 +331,33 @@ impl Inventory {
     }
 }
 
+/// Adds an inspected file to `files`. Two different files never silently
+/// replace each other: when the path is taken (two dropped folders with the
+/// same name, two roots given to the CLI), the new file is listed as
+/// `path (2)` (`(3)`, …) and both say so. A caller that knows the new file
+/// *is* the listed one (dropped again) removes the old entry first. Returns
+/// the new file's index.
+pub fn add_file(files: &mut Vec<FileEntry>, mut entry: FileEntry) -> usize {
+    if let Some(first) = files.iter().position(|f| f.path == entry.path) {
+        let original = entry.path.clone();
+        let taken = |p: &str| files.iter().any(|f| f.path == p);
+        let renamed = (2..)
+            .map(|n| format!("{original} ({n})"))
+            .find(|p| !taken(p))
+            .unwrap_or_default();
+        entry.warn(format!(
+            "another file has the same path {original} ({} bytes); this one ({} bytes) is listed as {renamed}",
+            files[first].size, entry.size
+        ));
+        files[first].warn(format!(
+            "another file has the same path; it is listed as {renamed}"
+        ));
+        entry.path = renamed;
+    }
+    files.push(entry);
+    files.len() - 1
+}
+
 /// The config.json in the same folder as `path`, if one was dropped.
 fn config_beside<'a>(files: &'a [FileEntry], path: &str) -> Option<&'a serde_json::Value> {
     let dir = naming::parent_dir(path);
@@ -354,9 +382,24 @@ fn link_shards(files: &mut [FileEntry]) {
         let mut present = Vec::new();
         let mut headers = Vec::new();
         for shard in index.shard_files() {
+            // By last component (sharded.rs): `sub/model-00001….safetensors` in
+            // the index is a dropped `model-00001….safetensors` beside the
+            // index, or in its `sub/` folder.
+            let base = sharded::base_name(&shard);
+            let sub_dir = shard
+                .strip_suffix(base)
+                .unwrap_or("")
+                .trim_end_matches(['/', '\\'])
+                .replace('\\', "/");
+            let in_sub = if dir.is_empty() {
+                sub_dir.clone()
+            } else {
+                format!("{dir}/{sub_dir}")
+            };
             let found = files.iter().position(|f| {
-                naming::parent_dir(&f.path) == dir
-                    && f.path.rsplit(['/', '\\']).next() == Some(shard.as_str())
+                let parent = naming::parent_dir(&f.path);
+                (parent == dir || (!sub_dir.is_empty() && parent == in_sub))
+                    && f.path.rsplit(['/', '\\']).next() == Some(base)
             });
             if let Some(j) = found {
                 present.push(shard.clone());
@@ -436,12 +479,12 @@ fn recognise_checkpoints(files: &mut [FileEntry]) {
             ),
             Content::ShardIndex(_) => {
                 // The union of its shards' tensors.
-                let dir = naming::parent_dir(&f.path);
+                let tag = format!("shard of {}", f.path);
                 let mut tensors = Vec::new();
                 let mut metadata = BTreeMap::new();
                 for g in files
                     .iter()
-                    .filter(|g| is_shard(g) && naming::parent_dir(&g.path) == dir)
+                    .filter(|g| g.notes.iter().any(|n| n.text == tag))
                 {
                     if let Content::Checkpoint { header, .. } = &g.content {
                         tensors.extend(

@@ -171,9 +171,10 @@ pub fn loss_curve_figure(runs: &[LogRun], opts: &LossCurveOptions) -> Result<Fig
     let mut series = Vec::new();
     let mut skipped = Vec::new();
     let mut used = Vec::new();
-    let (mut drawn, mut total) = (0usize, 0usize);
+    let (mut drawn, mut total, mut non_finite) = (0usize, 0usize, 0usize);
     for r in runs {
-        let Some(pts) = points_on(&r.series, &opts.metric, opts.x).filter(|p| !p.is_empty()) else {
+        let Some(mut pts) = points_on(&r.series, &opts.metric, opts.x).filter(|p| !p.is_empty())
+        else {
             skipped.push(format!(
                 "{} ({})",
                 r.name,
@@ -181,6 +182,19 @@ pub fn loss_curve_figure(runs: &[LogRun], opts: &LossCurveOptions) -> Result<Fig
             ));
             continue;
         };
+        // NaN/∞ values (and points whose x is not finite) are logged but never
+        // drawn: counted apart, not among the points drawn or downsampled.
+        let nan_values = r
+            .series
+            .metric(&opts.metric)
+            .map_or(0, |c| c.iter().flatten().filter(|v| !v.is_finite()).count());
+        let before = pts.len();
+        pts.retain(|p| p.0.is_finite() && p.1.is_finite());
+        non_finite += nan_values + (before - pts.len());
+        if pts.is_empty() {
+            skipped.push(format!("{} (no finite `{}`)", r.name, opts.metric));
+            continue;
+        }
         used.push(r);
         let raw = to_pairs(&pts);
         let raw_drawn = min_max_downsample(&raw, opts.buckets);
@@ -261,6 +275,11 @@ pub fn loss_curve_figure(runs: &[LogRun], opts: &LossCurveOptions) -> Result<Fig
         caption.push_str(&format!(
             " (min–max downsampled, {} buckets per run)",
             opts.buckets
+        ));
+    }
+    if non_finite > 0 {
+        caption.push_str(&format!(
+            "; {non_finite} non-finite value(s) (NaN/∞) not drawn"
         ));
     }
     caption.push('.');

@@ -12,6 +12,9 @@
 //!   only the rows where it has at least one value (runs logged on different
 //!   step grids share one export).
 //! - A row with a different number of fields than the header is an error naming its line.
+//! - The delimiter is the one the header line uses most of `,` `;` TAB
+//!   (spreadsheets in many locales write `;`); with `;` or TAB, a decimal
+//!   comma (`2,5`) is read as a decimal point.
 
 use super::{utf8, LogError, LogFormat, Series};
 
@@ -35,6 +38,7 @@ pub fn detect_header(text: &str) -> Option<LogFormat> {
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
+        .delimiter(delimiter(text))
         .from_reader(text.as_bytes());
     let mut records = reader.records();
     let header = records.next()?.ok()?;
@@ -54,6 +58,27 @@ pub fn detect_header(text: &str) -> Option<LogFormat> {
     }
 }
 
+/// The delimiter of a CSV text: whichever of `,` `;` TAB its first line holds
+/// most of, outside quotes (`,` on a tie or when there is none).
+pub fn delimiter(text: &str) -> u8 {
+    let first = text.lines().next().unwrap_or("");
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0)];
+    let mut quoted = false;
+    for b in first.bytes() {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            if let Some(c) = counts.iter_mut().find(|c| c.0 == b) {
+                c.1 += 1;
+            }
+        }
+    }
+    counts
+        .iter()
+        .fold((b',', 0), |best, c| if c.1 > best.1 { *c } else { best })
+        .0
+}
+
 fn is_one_of(name: &str, names: &[&str]) -> bool {
     names.iter().any(|n| n.eq_ignore_ascii_case(name.trim()))
 }
@@ -64,13 +89,18 @@ struct Table {
     /// Column-major: `cells[c][r]`.
     cells: Vec<Vec<Option<f64>>>,
     rows: usize,
+    /// How the fields were separated (other than `,`) and how many decimal
+    /// commas were read, for a warning that says so.
+    note: Option<String>,
 }
 
 fn read_table(bytes: &[u8]) -> Result<Table, LogError> {
     let text = utf8(bytes)?;
+    let delimiter = delimiter(text);
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
+        .delimiter(delimiter)
         .from_reader(text.as_bytes());
     let header: Vec<String> = reader
         .headers()
@@ -80,6 +110,7 @@ fn read_table(bytes: &[u8]) -> Result<Table, LogError> {
         .collect();
     let mut cells: Vec<Vec<Option<f64>>> = vec![Vec::new(); header.len()];
     let mut rows = 0usize;
+    let mut decimal_commas = 0usize;
     let mut record = ::csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -100,26 +131,50 @@ fn read_table(bytes: &[u8]) -> Result<Table, LogError> {
                 line: record.position().map_or(0, |p| p.line()),
                 found: record.len(),
                 expected: header.len(),
+                delimiter: delimiter as char,
             });
         }
         for (col, cell) in cells.iter_mut().zip(record.iter()) {
-            col.push(parse_cell(cell));
+            let (value, comma) = parse_cell(cell, delimiter != b',');
+            decimal_commas += usize::from(comma);
+            col.push(value);
         }
         rows += 1;
     }
+    let note = (delimiter != b',').then(|| {
+        let commas = if decimal_commas > 0 {
+            format!("; {decimal_commas} decimal comma(s) read as decimal points")
+        } else {
+            String::new()
+        };
+        format!(
+            "read as fields separated by {:?}{commas}",
+            delimiter as char
+        )
+    });
     Ok(Table {
         header,
         cells,
         rows,
+        note,
     })
 }
 
-fn parse_cell(cell: &str) -> Option<f64> {
+/// A cell's number, and whether it was written with a decimal comma;
+/// `decimal_comma`: `2,5` is 2.5 (a `;`- or TAB-separated file from a locale
+/// that writes decimal commas).
+fn parse_cell(cell: &str, decimal_comma: bool) -> (Option<f64>, bool) {
     let cell = cell.trim();
     if cell.is_empty() {
-        None
-    } else {
-        cell.parse().ok()
+        return (None, false);
+    }
+    match cell.parse() {
+        Ok(v) => (Some(v), false),
+        Err(_) if decimal_comma && cell.matches(',').count() == 1 && !cell.contains('.') => {
+            let v = cell.replace(',', ".").parse().ok();
+            (v, v.is_some())
+        }
+        Err(_) => (None, false),
     }
 }
 
@@ -157,10 +212,12 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Series>, LogError> {
             s.metrics
                 .insert(table.header[c].clone(), table.cells[c].clone());
         }
+        s.warnings.extend(table.note.clone());
         return Ok(vec![s]);
     }
     // W&B: group the columns by run, in the order the runs first appear.
     let mut runs: Vec<(String, Vec<(String, usize)>)> = Vec::new();
+    let mut run_index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut unprefixed = Vec::new();
     for c in metric_cols {
         let h = &table.header[c];
@@ -169,9 +226,12 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Series>, LogError> {
             continue;
         };
         let metric = wandb_metric_name(metric);
-        match runs.iter_mut().find(|(r, _)| r == run) {
-            Some((_, cols)) => cols.push((metric, c)),
-            None => runs.push((run.to_owned(), vec![(metric, c)])),
+        match run_index.get(run) {
+            Some(&i) => runs[i].1.push((metric, c)),
+            None => {
+                run_index.insert(run, runs.len());
+                runs.push((run.to_owned(), vec![(metric, c)]));
+            }
         }
     }
     let steps = column(step_col);
@@ -189,6 +249,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Series>, LogError> {
             s.metrics
                 .insert(metric, keep.iter().map(|&r| table.cells[c][r]).collect());
         }
+        s.warnings.extend(table.note.clone());
         if !unprefixed.is_empty() {
             s.warnings.push(format!(
                 "columns without a run prefix were left out: {}",
@@ -226,6 +287,39 @@ mod tests {
     #[test]
     fn ragged_row_names_its_line() {
         let e = parse(b"step,loss\n1,2\n2,3,4\n").unwrap_err();
-        assert_eq!(e.to_string(), "line 3: 3 fields, but the header has 2");
+        assert_eq!(
+            e.to_string(),
+            "line 3: 3 fields, but the header has 2 (fields separated by ',')"
+        );
+    }
+
+    #[test]
+    fn semicolons_and_decimal_commas() {
+        for text in [
+            "step;loss\n1;2.5\n2;3\n",
+            "step;loss\n1;2,5\n2;3\n",
+            "step\tloss\n1\t2,5\n2\t3\n",
+        ] {
+            let s = parse(text.as_bytes()).unwrap();
+            assert_eq!(
+                s[0].metric("loss").unwrap(),
+                [Some(2.5), Some(3.0)],
+                "{text:?}"
+            );
+            assert!(
+                s[0].warnings[0].starts_with("read as fields separated by"),
+                "{:?}",
+                s[0].warnings
+            );
+            assert_eq!(detect_header(text), Some(LogFormat::Csv));
+        }
+        // A quoted comma in a `,` file is not a decimal comma.
+        let s = parse(b"step,loss,note\n1,2,\"3,5\"\n").unwrap();
+        assert_eq!(s[0].metric_names(), ["loss"]);
+        let e = parse(b"step;loss\n1;2\n2;3;4\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 3: 3 fields, but the header has 2 (fields separated by ';')"
+        );
     }
 }

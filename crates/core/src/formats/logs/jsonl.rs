@@ -23,7 +23,7 @@ pub const TOKEN_KEYS: [&str; 3] = ["tokens", "tokens_seen", "num_tokens"];
 /// Reads a JSON-lines log.
 pub fn parse(bytes: &[u8]) -> Result<Series, LogError> {
     let text = utf8(bytes)?;
-    let mut rows = RowBuilder::new(LogFormat::Jsonl);
+    let mut rows = RowBuilder::new(LogFormat::Jsonl, bytes.len());
     let ends_with_newline = text.ends_with('\n');
     let mut lines = text.lines().enumerate().peekable();
     while let Some((i, line)) = lines.next() {

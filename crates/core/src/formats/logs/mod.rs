@@ -215,7 +215,7 @@ pub enum LogError {
     #[error("no data rows{0}")]
     NoRows(&'static str),
     /// A CSV row whose number of fields differs from the header's.
-    #[error("line {line}: {found} fields, but the header has {expected}")]
+    #[error("line {line}: {found} fields, but the header has {expected} (fields separated by {delimiter:?})")]
     CsvFieldCount {
         /// 1-based line number.
         line: u64,
@@ -223,6 +223,8 @@ pub enum LogError {
         found: usize,
         /// Fields in the header.
         expected: usize,
+        /// The delimiter the header line was read with.
+        delimiter: char,
     },
     /// Any other CSV problem (bad quoting, …).
     #[error("CSV: {0}")]
@@ -249,6 +251,18 @@ pub enum LogError {
         /// Bytes needed.
         need: u64,
     },
+    /// The first TFRecord claims a length no file of this size can hold.
+    #[error("record {record} at byte {offset} claims {len} bytes, more than the whole file ({total} bytes): the file is damaged, not cut short")]
+    RecordTooLong {
+        /// 0-based record index.
+        record: usize,
+        /// Byte offset of the record's start.
+        offset: u64,
+        /// The length it claims.
+        len: u64,
+        /// The file's size.
+        total: u64,
+    },
     /// A TFRecord whose data is not an `Event` proto.
     #[error("record {record} at byte {offset}: not a TensorBoard Event ({message})")]
     BadEvent {
@@ -262,6 +276,14 @@ pub enum LogError {
     /// An event file with no scalar values.
     #[error("no scalar values in the event file ({0})")]
     NoScalars(String),
+    /// A whole-document JSON log too large to read as a tree.
+    #[error("{bytes} bytes is too large for a JSON document read whole (limit {limit}); JSON lines are read without a limit")]
+    TooLarge {
+        /// The file's size.
+        bytes: usize,
+        /// [`super::MAX_JSON_DOCUMENT`].
+        limit: usize,
+    },
     /// A text log with no `key:value` line.
     #[error("no numeric key:value lines found")]
     NoKeyValueLines,
@@ -328,7 +350,17 @@ fn detect_json(base: &str, text: &str) -> Option<LogFormat> {
         if study_json::is_metrics_keys(obj.keys().map(String::as_str)) {
             return Some(LogFormat::StudyMetrics);
         }
-        return Some(LogFormat::Jsonl);
+        // One object is a log record only with a sign of one (a step or
+        // token count, or the .jsonl name): a results or manifest file
+        // written on one line is not a one-row log.
+        let is_record = jsonl::STEP_KEYS
+            .iter()
+            .chain(&jsonl::TOKEN_KEYS)
+            .any(|k| obj.get(*k).is_some_and(|v| v.is_number()));
+        if is_record || base.ends_with(".jsonl") {
+            return Some(LogFormat::Jsonl);
+        }
+        return None;
     }
     // A multi-line (pretty-printed) document, maybe cut at HEAD_LEN: look for its keys.
     if text.starts_with('{') {
@@ -392,6 +424,13 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Series>, LogError> {
 
 /// Reads a run log whose format is already known.
 pub fn parse_as(format: LogFormat, bytes: &[u8]) -> Result<Vec<Series>, LogError> {
+    let whole_document = matches!(format, LogFormat::StudyResults | LogFormat::StudyMetrics);
+    if whole_document && bytes.len() > super::MAX_JSON_DOCUMENT {
+        return Err(LogError::TooLarge {
+            bytes: bytes.len(),
+            limit: super::MAX_JSON_DOCUMENT,
+        });
+    }
     let mut all = match format {
         LogFormat::Jsonl => vec![jsonl::parse(bytes)?],
         LogFormat::Csv | LogFormat::WandbCsv => csv::parse(bytes)?,
@@ -552,19 +591,37 @@ pub(crate) fn json_constant(v: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// Builds a [`Series`] row by row without quadratic work: a column is padded
-/// with `None` only when it is next written, and once at the end.
+/// Dense cells ([`Series`] columns × rows) a log may fill without a
+/// question: 4 M cells (64 MB), or 8 per byte of the log, whichever is more.
+/// A dense log holds at least a separator per cell, so it never reaches this;
+/// a log that adds a new key on every line would (20 000 lines with a new key
+/// each are 498 KB of JSONL and 400 M cells).
+pub const MIN_CELL_BUDGET: usize = 4 << 20;
+/// Cells allowed per byte of input beyond [`MIN_CELL_BUDGET`].
+pub const CELLS_PER_BYTE: usize = 8;
+
+/// Builds a [`Series`] row by row in memory linear in the input: values are
+/// kept per column as (row, value) pairs while reading, and laid out as
+/// full columns once at the end, within a cell budget
+/// ([`MIN_CELL_BUDGET`], [`CELLS_PER_BYTE`]) — the sparsest columns beyond it
+/// are left out, with a warning saying which.
 pub(crate) struct RowBuilder {
     series: Series,
+    /// (row, value) per column, rows increasing.
+    sparse: BTreeMap<String, Vec<(usize, f64)>>,
     /// Every column name seen, numeric or not (for "no numeric values" messages).
     seen: BTreeSet<String>,
+    /// Bytes of the log being read (sets the cell budget).
+    input_len: usize,
 }
 
 impl RowBuilder {
-    pub(crate) fn new(format: LogFormat) -> Self {
+    pub(crate) fn new(format: LogFormat, input_len: usize) -> Self {
         RowBuilder {
             series: Series::new(format),
+            sparse: BTreeMap::new(),
             seen: BTreeSet::new(),
+            input_len,
         }
     }
 
@@ -599,25 +656,28 @@ impl RowBuilder {
 
     /// Writes `name = v` into the open row (a repeated key overwrites).
     pub(crate) fn set(&mut self, name: &str, v: f64) {
-        let n = self.series.step.len();
-        if n == 0 {
+        let Some(row) = self.series.step.len().checked_sub(1) else {
             return;
-        }
-        let col = match self.series.metrics.get_mut(name) {
-            Some(col) => col,
-            None => self.series.metrics.entry(name.to_owned()).or_default(),
         };
-        col.resize(n - 1, None);
-        col.push(Some(v));
+        let col = match self.sparse.get_mut(name) {
+            Some(col) => col,
+            None => self.sparse.entry(name.to_owned()).or_default(),
+        };
+        match col.last_mut() {
+            Some(last) if last.0 == row => last.1 = v,
+            _ => col.push((row, v)),
+        }
     }
 
     /// Whether `name` already has a value in the open row.
     pub(crate) fn has_in_row(&self, name: &str) -> bool {
         let n = self.series.step.len();
-        self.series
-            .metrics
-            .get(name)
-            .is_some_and(|c| c.len() == n && c.last().is_some_and(Option::is_some))
+        n > 0
+            && self
+                .sparse
+                .get(name)
+                .and_then(|c| c.last())
+                .is_some_and(|last| last.0 == n - 1)
     }
 
     pub(crate) fn constants(&mut self) -> &mut BTreeMap<String, serde_json::Value> {
@@ -628,21 +688,52 @@ impl RowBuilder {
         self.series.warnings.push(message);
     }
 
-    /// The series, every column padded to the row count. Errors when there is
+    /// The series, every column laid out over all rows. Errors when there is
     /// no row or no numeric value.
     pub(crate) fn finish(mut self, no_rows_hint: &'static str) -> Result<Series, LogError> {
         let n = self.series.step.len();
         if n == 0 {
             return Err(LogError::NoRows(no_rows_hint));
         }
-        if self.series.metrics.is_empty() {
+        if self.sparse.is_empty() {
             let columns: Vec<&str> = self.seen.iter().map(String::as_str).collect();
             return Err(LogError::NoNumeric {
                 columns: columns.join(", "),
             });
         }
-        for col in self.series.metrics.values_mut() {
-            col.resize(n, None);
+        let budget = MIN_CELL_BUDGET.max(self.input_len.saturating_mul(CELLS_PER_BYTE));
+        let keep = (budget / n).max(1);
+        let total_columns = self.sparse.len();
+        let mut columns: Vec<(String, Vec<(usize, f64)>)> =
+            std::mem::take(&mut self.sparse).into_iter().collect();
+        if total_columns > keep {
+            // The fullest columns first; ties by name, so the choice is stable.
+            columns.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+            let dropped: Vec<String> = columns
+                .split_off(keep)
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+            let shown: Vec<&str> = dropped.iter().take(3).map(String::as_str).collect();
+            let more = dropped.len().saturating_sub(shown.len());
+            self.series.warnings.push(format!(
+                "{} of {total_columns} columns left out ({}{}): {n} rows × {total_columns} columns is more than \
+                 the {budget} values kept for a log of {} bytes; the log adds new keys on most lines, and the \
+                 columns with the fewest values were dropped",
+                dropped.len(),
+                shown.join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() },
+                self.input_len,
+            ));
+        }
+        for (name, values) in columns {
+            let mut col = vec![None; n];
+            for (row, v) in values {
+                if let Some(slot) = col.get_mut(row) {
+                    *slot = Some(v);
+                }
+            }
+            self.series.metrics.insert(name, col);
         }
         Ok(self.series)
     }
@@ -677,7 +768,7 @@ mod tests {
 
     #[test]
     fn builder_pads_columns() {
-        let mut b = RowBuilder::new(LogFormat::Jsonl);
+        let mut b = RowBuilder::new(LogFormat::Jsonl, 0);
         b.start_row();
         b.set("a", 1.0);
         b.start_row();

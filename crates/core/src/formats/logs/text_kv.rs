@@ -112,7 +112,7 @@ fn parse_number(s: &str) -> Option<f64> {
 /// Reads a text key:value log.
 pub fn parse(bytes: &[u8]) -> Result<Series, LogError> {
     let text = utf8(bytes)?;
-    let mut rows = RowBuilder::new(LogFormat::TextKv);
+    let mut rows = RowBuilder::new(LogFormat::TextKv, bytes.len());
     let mut name = String::new();
     let mut total_warned = false;
     for line in text.lines() {

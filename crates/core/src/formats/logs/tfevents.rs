@@ -179,6 +179,22 @@ fn records(bytes: &[u8]) -> Result<Records<'_>, LogError> {
             });
         }
         let len = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes by the slice above"));
+        if len > total {
+            // Not a record still being written: no file ever held it.
+            if record == 0 {
+                return Err(LogError::RecordTooLong {
+                    record,
+                    offset,
+                    len,
+                    total,
+                });
+            }
+            let w = format!(
+                "record {record} at byte {offset} claims {len} bytes, more than the whole file ({total} bytes): \
+                 the file is damaged there; kept the {record} records before it"
+            );
+            return Ok((out, Some(w)));
+        }
         let need = len.checked_add(16).filter(|&n| n <= total - offset);
         let Some(need) = need.and_then(|n| usize::try_from(n).ok()) else {
             return truncated(rest.len(), len.saturating_add(16)).map(|w| (out, w));
@@ -205,7 +221,7 @@ fn records(bytes: &[u8]) -> Result<Records<'_>, LogError> {
 /// Reads the scalars of a TensorBoard event file.
 pub fn parse(bytes: &[u8]) -> Result<Series, LogError> {
     let (records, cut) = records(bytes)?;
-    let mut rows = RowBuilder::new(LogFormat::TfEvents);
+    let mut rows = RowBuilder::new(LogFormat::TfEvents, bytes.len());
     let mut non_scalar = std::collections::BTreeSet::new();
     let mut open_step: Option<i64> = None;
     for (record, (offset, data)) in records.iter().enumerate() {
@@ -246,8 +262,8 @@ pub fn parse(bytes: &[u8]) -> Result<Series, LogError> {
             rows.set(tag, x);
         }
     }
-    if let Some(w) = cut {
-        rows.warn(w);
+    if let Some(w) = &cut {
+        rows.warn(w.clone());
     }
     if !non_scalar.is_empty() {
         let tags: Vec<String> = non_scalar.into_iter().collect();
@@ -257,7 +273,11 @@ pub fn parse(bytes: &[u8]) -> Result<Series, LogError> {
         ));
     }
     if rows.rows() == 0 {
-        return Err(LogError::NoScalars(format!("{} records", records.len())));
+        let why = cut.map(|w| format!("; {w}")).unwrap_or_default();
+        return Err(LogError::NoScalars(format!(
+            "{} records{why}",
+            records.len()
+        )));
     }
     rows.finish("")
 }

@@ -67,6 +67,44 @@ impl Config {
         })
     }
 
+    /// [`Self::f64`] for a normalisation's ε: finite and ≥ 0. A negative ε
+    /// (`norm_eps: -1`) would make every normalised activation NaN, and the
+    /// failure would surface far away as "non-finite K entries".
+    pub fn norm_eps(&self, keys: &[&str]) -> Result<Option<f64>, String> {
+        self.checked(
+            keys,
+            |v| v.is_finite() && v >= 0.0,
+            "a finite number ≥ 0 (the normalisation's ε)",
+        )
+    }
+
+    /// [`Self::f64`] for RoPE's base θ: finite and > 0.
+    pub fn rope_theta(&self, keys: &[&str]) -> Result<Option<f64>, String> {
+        self.checked(
+            keys,
+            |v| v.is_finite() && v > 0.0,
+            "a finite number > 0 (RoPE's base θ)",
+        )
+    }
+
+    fn checked(
+        &self,
+        keys: &[&str],
+        ok: fn(f64) -> bool,
+        expected: &str,
+    ) -> Result<Option<f64>, String> {
+        match self.f64(keys)? {
+            Some(v) if !ok(v) => {
+                let key = self.first(keys).map_or("?", |(k, _)| k);
+                Err(format!(
+                    "{} field `{key}` is {v}, expected {expected}",
+                    self.source
+                ))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// The first of `keys` present, as a boolean.
     pub fn bool(&self, keys: &[&str]) -> Result<Option<bool>, String> {
         let Some((key, value)) = self.first(keys) else {

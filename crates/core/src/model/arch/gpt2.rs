@@ -164,7 +164,7 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         qk_norm: false,
         rope: Rope::None,
         rope_theta: 0.0,
-        norm_eps: c.f64(&["layer_norm_epsilon"])?.unwrap_or(DEFAULT_EPS),
+        norm_eps: c.norm_eps(&["layer_norm_epsilon"])?.unwrap_or(DEFAULT_EPS),
         tied_lm_head,
         embedding: wte.name,
         lm_head,

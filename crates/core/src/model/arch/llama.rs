@@ -213,9 +213,9 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
 
     let (rope_theta, norm_eps) = match config {
         Some(c) => (
-            c.f64(&["rope_theta", "rope_parameters.rope_theta"])?
+            c.rope_theta(&["rope_theta", "rope_parameters.rope_theta"])?
                 .unwrap_or(DEFAULT_THETA),
-            c.f64(&["rms_norm_eps"])?.unwrap_or(DEFAULT_EPS),
+            c.norm_eps(&["rms_norm_eps"])?.unwrap_or(DEFAULT_EPS),
         ),
         None => (DEFAULT_THETA, DEFAULT_EPS),
     };

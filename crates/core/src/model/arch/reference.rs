@@ -245,9 +245,9 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
 
     let (rope_theta, norm_eps) = match config {
         Some(c) => (
-            c.f64(&["rope_theta", "rope_base"])?
+            c.rope_theta(&["rope_theta", "rope_base"])?
                 .unwrap_or(DEFAULT_THETA),
-            c.f64(&["norm_eps", "rms_norm_eps", "eps"])?
+            c.norm_eps(&["norm_eps", "rms_norm_eps", "eps"])?
                 .unwrap_or(DEFAULT_EPS),
         ),
         None => (DEFAULT_THETA, DEFAULT_EPS),

@@ -1,0 +1,189 @@
+//! Messages that point at the right thing (issue 19): a bad `norm_eps` is
+//! named as such, ids beyond a model's vocabulary are the batch file's
+//! fault, an oversized session is refused before it is read, a loss caption
+//! does not count NaN values as drawn, and token batches go to the model
+//! they belong to (nearest folder, then name, only if they fit).
+
+use rankscope_core::analysis::losscurve::figures::{loss_curve_figure, LogRun, LossCurveOptions};
+use rankscope_core::formats::logs;
+use rankscope_core::formats::tokens::TokenBatch;
+use rankscope_core::inventory::batches::{match_batches, misfit};
+use rankscope_core::inventory::{inspect_file, FileEntry, Inventory};
+use rankscope_core::model::arch::Recognition;
+use rankscope_core::session::{read_session, SessionError, MAX_SESSION_BYTES, SESSION_HEAD};
+use rankscope_core::source::{block_on, ByteSource, FileSource};
+use std::cell::Cell;
+use std::path::Path;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+
+fn fixture(rel: &str, shown: &str) -> FileEntry {
+    let src = FileSource::open(Path::new(FIXTURES).join(rel)).expect("fixture");
+    block_on(inspect_file(shown, &src, &mut |_| {}))
+}
+
+fn bytes(shown: &str, data: Vec<u8>) -> FileEntry {
+    block_on(inspect_file(shown, &data, &mut |_| {}))
+}
+
+#[test]
+fn a_negative_norm_eps_is_named_in_the_config() {
+    let text =
+        std::fs::read_to_string(Path::new(FIXTURES).join("stories260K/config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    config["rms_norm_eps"] = serde_json::json!(-1);
+    let inv = Inventory::link(vec![
+        fixture("stories260K/model.safetensors", "s/model.safetensors"),
+        bytes("s/config.json", config.to_string().into_bytes()),
+    ]);
+    let model = &inv.files[0];
+    let Some(Recognition::Unknown { reason, .. }) = &model.recognition else {
+        panic!("{:?}", model.architecture)
+    };
+    assert!(
+        reason.contains("config.json field `rms_norm_eps` is -1, expected a finite number ≥ 0"),
+        "{reason}"
+    );
+}
+
+/// A folder of two studies: the 4-layer byte-level B1 (vocabulary 256) with
+/// the eval batch at the root, stories260K (vocabulary 512) with its own
+/// batch in `s/`, and a deliberately wrong batch beside B1.
+#[test]
+fn batches_go_to_their_own_model_and_misfits_name_the_batch() {
+    let ids_to_511: Vec<u32> = (0..128).map(|i| (i * 4) as u32 % 512).collect();
+    let own = serde_json::json!({ "input_ids": [ids_to_511.clone()] }).to_string();
+    let bad = serde_json::json!({ "input_ids": [[1, 2, 300, 4]] }).to_string();
+    let inv = Inventory::link(vec![
+        fixture("eval_tokens.safetensors", "eval_tokens.safetensors"),
+        fixture("heldout_tokens.safetensors", "heldout_tokens.safetensors"),
+        fixture(
+            "runs/B1/ckpt_tokens_327680.safetensors",
+            "B1/ckpt_tokens_327680.safetensors",
+        ),
+        bytes("B1/eval_wrong.json", bad.into_bytes()),
+        fixture("stories260K/model.safetensors", "s/model.safetensors"),
+        fixture("stories260K/config.json", "s/config.json"),
+        bytes("s/eval_tokens.json", own.into_bytes()),
+    ]);
+    let index = |p: &str| {
+        inv.files
+            .iter()
+            .position(|f| f.path == p)
+            .unwrap_or_else(|| panic!("{p}"))
+    };
+    let matches = match_batches(&inv);
+    let of = |model: &str| {
+        matches
+            .iter()
+            .find(|m| m.model == index(model))
+            .expect("a match per model")
+    };
+
+    let s = of("s/model.safetensors");
+    assert_eq!(
+        s.eval,
+        Some(index("s/eval_tokens.json")),
+        "stories260K takes the batch in its own folder"
+    );
+    assert_eq!(s.heldout, Some(index("heldout_tokens.safetensors")));
+
+    let b1 = of("B1/ckpt_tokens_327680.safetensors");
+    assert_eq!(
+        b1.eval,
+        Some(index("eval_tokens.safetensors")),
+        "the nearer batch does not fit B1"
+    );
+    assert!(
+        b1.warnings.iter().any(|w| w.contains("nearer eval batch not used: token batch B1/eval_wrong.json: token id 300 at row 0, column 2 is not below the vocabulary size 256")),
+        "{:?}",
+        b1.warnings
+    );
+    // The misfit names the batch file, and says whose vocabulary.
+    let Some(Recognition::Known(arch)) =
+        &inv.files[index("B1/ckpt_tokens_327680.safetensors")].recognition
+    else {
+        panic!()
+    };
+    let batch = TokenBatch {
+        batch: 1,
+        seq_len: 4,
+        ids: vec![1, 2, 300, 4],
+    };
+    assert_eq!(
+        misfit("B1/eval_wrong.json", &batch, arch).unwrap(),
+        "token batch B1/eval_wrong.json: token id 300 at row 0, column 2 is not below the vocabulary size 256 of this model"
+    );
+}
+
+/// A source that says it is huge and counts what is read from it.
+struct Huge {
+    head: Vec<u8>,
+    size: u64,
+    most_read: Cell<usize>,
+}
+
+impl ByteSource for Huge {
+    fn len(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        self.most_read.set(self.most_read.get().max(len));
+        let end = offset as usize + len;
+        if end > self.head.len() {
+            return Err(std::io::Error::other("the test source holds only its head"));
+        }
+        Ok(self.head[offset as usize..end].to_vec())
+    }
+}
+
+#[test]
+fn oversized_sessions_are_refused_before_reading() {
+    let head = br#"{"format":"rankscope-session","version":1,"app_version":"0.1.0","files":[{"name":"a","size":1}"#.to_vec();
+    for size in [1_100_000_000u64, 2_500_000_000] {
+        let src = Huge {
+            head: head
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(b' ', SESSION_HEAD))
+                .collect(),
+            size,
+            most_read: Cell::new(0),
+        };
+        let got = block_on(read_session(&src));
+        assert_eq!(got, Some(Err(SessionError::TooBig(size))));
+        assert!(
+            src.most_read.get() <= SESSION_HEAD,
+            "read {} bytes",
+            src.most_read.get()
+        );
+        let msg = SessionError::TooBig(size).to_string();
+        assert!(msg.contains(&format!("{size} bytes; session files over {MAX_SESSION_BYTES} bytes are refused (it was not read)")), "{msg}");
+    }
+}
+
+#[test]
+fn loss_captions_do_not_count_nan_as_drawn() {
+    let text = b"{\"step\": 1, \"loss\": 3.0}\n{\"step\": 2, \"loss\": NaN}\n{\"step\": 3, \"loss\": 2.0}\n{\"step\": 4, \"loss\": Infinity}\n";
+    let series = logs::parse("metrics.jsonl", text).unwrap().remove(0);
+    let runs = vec![LogRun {
+        name: "a".into(),
+        color: 0,
+        source: "metrics.jsonl".into(),
+        series,
+    }];
+    let spec = loss_curve_figure(
+        &runs,
+        &LossCurveOptions {
+            ema_beta: 0.0,
+            ..LossCurveOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        spec.caption
+            .contains("2 of 2 logged points drawn; 2 non-finite value(s) (NaN/∞) not drawn."),
+        "{}",
+        spec.caption
+    );
+}
