@@ -14,7 +14,7 @@ use super::gram_spectra::{HeadGram, SpectraRoutes};
 use super::numpy_rng::NumpyRng;
 use super::spectrum::{
     matrix_from_row_major_f32, metrics_from_singular_values, right_singular_vectors,
-    singular_values_from_gram, singular_values_with, SpectrumError, SvdRoute,
+    singular_values_f32, singular_values_from_gram, singular_values_with, SpectrumError, SvdRoute,
 };
 use super::surgery::SurgeryError;
 use crate::model::forward::{KeyCollector, ModelWeights};
@@ -267,8 +267,8 @@ pub fn percentile_interval(value: f64, mut draws: Vec<f64>, level: f64) -> Inter
     draws.sort_by(f64::total_cmp);
     Interval {
         value,
-        lo: quantile(draws, (1.0 - level) / 2.0),
-        hi: quantile(draws, (1.0 + level) / 2.0),
+        lo: quantile(&draws, (1.0 - level) / 2.0),
+        hi: quantile(&draws, (1.0 + level) / 2.0),
     }
 }
 
