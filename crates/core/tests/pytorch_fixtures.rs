@@ -306,3 +306,40 @@ fn stories260k_pytorch_bin_equals_its_safetensors_twin() {
     );
     assert_eq!(a[0].checkpoints[0].spectra, b[0].checkpoints[0].spectra);
 }
+
+#[test]
+fn a_lone_checkpoints_trajectory_says_why_it_is_empty() {
+    use rankscope_core::analysis::study::{trajectory_figure, LayerSel, Matrix, Metric, XAxis};
+    let inv = inventory(&[
+        "pt/stories260K/pytorch_model.bin",
+        "pt/stories260K/config.json",
+    ]);
+    let note = inv.files[0].all_messages().join("; ");
+    assert!(note.contains("analysed as a one-checkpoint run"), "{note}");
+    let runs = weights(&inv);
+    let fig = trajectory_figure(&runs, LayerSel::Mean, Matrix::K, Metric::Pr, XAxis::Tokens);
+    assert!(
+        fig.caption
+            .starts_with("No checkpoint has a training tokens value"),
+        "{}",
+        fig.caption
+    );
+    assert!(
+        fig.caption.contains("(1 without a training tokens value"),
+        "{}",
+        fig.caption
+    );
+    // With a training point there is no such note.
+    let placed = trajectory_figure(
+        &weights(&inventory(&["pt/A1_final_model.pt"])),
+        LayerSel::Mean,
+        Matrix::K,
+        Metric::Pr,
+        XAxis::Step,
+    );
+    assert!(
+        !placed.caption.contains("No checkpoint"),
+        "{}",
+        placed.caption
+    );
+}

@@ -303,7 +303,7 @@ pub fn trajectory_figure_from(
         XAxis::Tokens => "training tokens",
         XAxis::Step => "training step",
     };
-    let caption = format!(
+    let mut caption = format!(
         "{}: {} of {}, mean over heads, {}; runs {}; {} checkpoints{}. SVD in f64.",
         source.caption_prefix(),
         metric.label(),
@@ -317,6 +317,20 @@ pub fn trajectory_figure_from(
             String::new()
         }
     );
+    // Nothing placed: say why instead of leaving an empty plot unexplained
+    // (a lone model has no training point; its spectrum is in the waterfall).
+    if n_ckpt > 0
+        && lines.iter().all(|l| l.points.is_empty())
+        && runs
+            .iter()
+            .flat_map(|r| &r.checkpoints)
+            .all(|c| x_of(c, x).is_none())
+    {
+        caption = format!(
+            "No checkpoint has a {x_label} value, so none can be placed on this axis: a checkpoint with no training point \
+             is a one-checkpoint run, whose spectrum the waterfall shows. {caption}"
+        );
+    }
     let sources = runs
         .iter()
         .flat_map(|r| r.checkpoints.iter().map(|c| c.path.clone()))

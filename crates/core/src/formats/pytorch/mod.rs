@@ -280,13 +280,12 @@ fn holds_tensors(v: &Value) -> bool {
         .is_some_and(|items| items.iter().any(|(_, x)| tensor_ref(x).is_some()))
 }
 
+/// A dict's entries, as the pickle gives them.
+type Entries = [(Value, Value)];
+
 /// The state dict inside `root`, with the key path to it.
-fn find_state_dict(root: &Value) -> Result<(&[(Value, Value)], String), PtError> {
-    fn search<'v>(
-        v: &'v Value,
-        path: String,
-        depth: usize,
-    ) -> Option<(&'v [(Value, Value)], String)> {
+fn find_state_dict(root: &Value) -> Result<(&Entries, String), PtError> {
+    fn search(v: &Value, path: String, depth: usize) -> Option<(&Entries, String)> {
         if holds_tensors(v) {
             return v.dict_items().map(|items| (items, path));
         }

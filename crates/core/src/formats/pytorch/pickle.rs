@@ -513,7 +513,7 @@ impl<'a> Machine<'a> {
     }
 
     fn pairs(&self, flat: Vec<Id>, at: usize) -> Result<Vec<(Id, Id)>, PickleError> {
-        if flat.len() % 2 != 0 {
+        if flat.len() & 1 == 1 {
             return Err(self.malformed(at, "a dict built from an odd number of keys and values"));
         }
         Ok(flat.chunks_exact(2).map(|c| (c[0], c[1])).collect())

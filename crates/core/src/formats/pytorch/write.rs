@@ -13,13 +13,16 @@ use std::io::{self, Write};
 
 use crate::formats::safetensors::Dtype;
 
+/// Writes a tensor's bytes into the file.
+pub type WriteData<'a, W> = Box<dyn FnOnce(&mut W) -> io::Result<()> + 'a>;
+
 /// One tensor to write: its name, shape, dtype, and a function that writes
 /// its `numel · size` bytes (row-major, little-endian).
 pub struct TensorOut<'a, W> {
     pub name: String,
     pub shape: Vec<u64>,
     pub dtype: Dtype,
-    pub write: Box<dyn FnOnce(&mut W) -> io::Result<()> + 'a>,
+    pub write: WriteData<'a, W>,
 }
 
 fn storage_class(dtype: Dtype) -> io::Result<&'static str> {
