@@ -7,14 +7,17 @@ use super::figure_canvas::FigureCanvas;
 use crate::state::AppState;
 use leptos::prelude::*;
 use rankscope_core::analysis::losscurve::axes::XAxis;
-use rankscope_core::analysis::losscurve::consolidation::ConsolidationConfig;
-use rankscope_core::analysis::losscurve::figures::{
-    consolidation_figure, default_loss_metric, health_figure, log_runs, loss_curve_figure,
-    metric_names, pattern_label, rank_loss_figures, readout, residual_figure, LogRun,
-    LossCurveOptions, RankLossOptions, ResidualFigure, ResidualOptions, DEFAULT_BUCKETS,
+use rankscope_core::analysis::losscurve::consolidation::{
+    ConsolidationConfig, NoiseSource, VarianceConvention,
 };
+use rankscope_core::analysis::losscurve::figures::{
+    consolidation_figure, default_loss_metric, default_reference, health_figure, log_runs,
+    loss_curve_figure, metric_names, pattern_label, rank_loss_figures, readout, residual_figure,
+    LogRun, LossCurveOptions, RankLossOptions, ResidualFigure, ResidualOptions, DEFAULT_BUCKETS,
+};
+use rankscope_core::analysis::losscurve::geometry::geometry_figures;
 use rankscope_core::analysis::losscurve::health::{builtin_rules, HealthReport, Rule};
-use rankscope_core::analysis::losscurve::residual::ResidualConfig;
+use rankscope_core::analysis::losscurve::residual::{ResidualConfig, ResidualThresholds};
 use rankscope_core::figures::spec::FigureSpec;
 use std::collections::BTreeSet;
 
@@ -33,9 +36,13 @@ struct Settings {
     log_y: RwSignal<bool>,
     beta: RwSignal<f64>,
     hidden: RwSignal<BTreeSet<String>>,
-    /// `None` until the user picks: the first run.
+    /// `None` until the user picks: the first of the largest group of comparable runs with the metric.
     reference: RwSignal<Option<BTreeSet<String>>>,
     window: RwSignal<(f64, f64)>,
+    /// The residual's pattern thresholds.
+    thresholds: RwSignal<ResidualThresholds>,
+    /// C(t)'s settings (B, d, convention, noise source, ≈ 1 band, window).
+    consolidation: RwSignal<ConsolidationConfig>,
 }
 
 #[component]
@@ -50,6 +57,8 @@ pub fn LossCurves() -> impl IntoView {
         hidden: RwSignal::new(BTreeSet::new()),
         reference: RwSignal::new(None),
         window: RwSignal::new((0.10, 0.30)),
+        thresholds: RwSignal::new(ResidualThresholds::default()),
+        consolidation: RwSignal::new(ConsolidationConfig::default()),
     };
     let metric = Memo::new(move |_| {
         s.metric
@@ -68,7 +77,7 @@ pub fn LossCurves() -> impl IntoView {
     });
     let reference = Memo::new(move |_| {
         s.reference.get().unwrap_or_else(|| {
-            runs.with(|r| r.first().map(|r| r.name.clone()).into_iter().collect())
+            runs.with(|r| default_reference(r, &metric.get()).into_iter().collect())
         })
     });
 
@@ -89,14 +98,23 @@ pub fn LossCurves() -> impl IntoView {
             reference: reference.get().into_iter().collect(),
             config: ResidualConfig {
                 window: (w0, w1),
-                ..ResidualConfig::default()
+                thresholds: s.thresholds.get(),
             },
             buckets: DEFAULT_BUCKETS,
         };
         shown.with(|r| residual_figure(r, &opts))
     });
     let consolidation = Memo::new(move |_| {
-        shown.with(|r| consolidation_figure(r, &ConsolidationConfig::default(), DEFAULT_BUCKETS))
+        let config = s.consolidation.get();
+        shown.with(|r| consolidation_figure(r, &config, DEFAULT_BUCKETS))
+    });
+    let geometry = Memo::new(move |_| {
+        let x = if s.x.get() == XAxis::CumulativeLr {
+            XAxis::CumulativeLr
+        } else {
+            XAxis::Step
+        };
+        shown.with(|r| geometry_figures(r, x))
     });
     let rules_text =
         RwSignal::new(serde_json::to_string_pretty(&builtin_rules()).unwrap_or_default());
@@ -138,14 +156,20 @@ pub fn LossCurves() -> impl IntoView {
                 <h3>"Collapse residual"</h3>
                 <Message id="residual-message" text=Signal::derive(move || residual.get().err())/>
                 <FigureCanvas id="figure-residual" readout=readout spec=residual_spec empty_text="Pick a reference run and a metric both log."/>
+                <ResidualThresholdInputs s=s/>
                 <FlagsList residual=residual/>
                 <h3>"Consolidation ratio C(t)"</h3>
+                <ConsolidationInputs s=s/>
                 <Message id="consolidation-message" text=Signal::derive(move || consolidation.with(|c| (!c.messages.is_empty()).then(|| c.messages.join("\n"))))/>
                 <FigureCanvas id="figure-consolidation" readout=readout spec=c_spec empty_text="C(t) needs grad_norm, grad_var, lr, batch_size and n_params in a log."/>
                 <h3>"Health rules"</h3>
                 <RulesEditor text=rules_text error=Signal::derive(move || rules.get().err())/>
                 <FigureCanvas id="figure-health" spec=health_spec empty_text="No rule fired in the runs shown."/>
                 <HealthEvents reports=Signal::derive(move || health.get().map(|h| h.reports).unwrap_or_default())/>
+                <h3>"Gradient geometry"</h3>
+                <FigureCanvas id="figure-geometry" readout=readout spec=Signal::derive(move || geometry.get().cosines)
+                    empty_text="No run logs a gradient-geometry cosine (cos_ep_bptt, self_cos, cos_ce_jac, cos_ce_total)."/>
+                <FigureCanvas id="figure-geometry-ratios" readout=readout spec=Signal::derive(move || geometry.get().ratios) empty_text=""/>
                 <h3>"Rank vs loss"</h3>
                 <Message id="rank-message" text=Signal::derive(move || rank_loss.get().err())/>
                 <FigureCanvas id="figure-rank" readout=readout spec=rank_spec empty_text="Rank vs loss needs a PR trajectory (mean_pr, e.g. the study's results.json)."/>
@@ -266,6 +290,7 @@ fn FlagsList(residual: Memo<Result<ResidualFigure, String>>) -> impl IntoView {
                     <li class="flag" data-run=run.clone() data-pattern=pattern_label(f.pattern)>
                         <strong>{format!("{run}: {}", pattern_label(f.pattern))}</strong>
                         {format!(" (t̂ {:.3}–{:.3}) — {}", f.from, f.to, f.evidence)}
+                        <p class="causes">{format!("Root causes: {}. Remediations: {}.", f.causes.join("; "), f.remediations.join("; "))}</p>
                         <ul class="checks">{f.checks.into_iter().map(|c| view! { <li>{c}</li> }).collect_view()}</ul>
                     </li>
                 }).collect_view().into_any()
@@ -307,7 +332,11 @@ fn HealthEvents(reports: Signal<Vec<HealthReport>>) -> impl IntoView {
                         <ul>
                             {events.into_iter().map(|e| view! {
                                 <li class="event" data-rule=e.rule.clone()>
-                                    {format!("{} ({:?}): first at {} {} ({} = {}), {} firing(s), worst {}", e.rule, e.level, x, e.first_step, e.metric, e.first_value, e.count, e.value)}
+                                    {format!(
+                                        "{} ({:?}): first at {x} {} ({} = {}), until {x} {} ({} firing(s), {} {x}s in all), worst {}{}",
+                                        e.rule, e.level, e.first_step, e.metric, e.first_value, e.last_step, e.count, e.duration, e.value,
+                                        if e.action.is_empty() { String::new() } else { format!(" — action: {}", e.action) }
+                                    )}
                                 </li>
                             }).collect_view()}
                         </ul>
@@ -316,5 +345,97 @@ fn HealthEvents(reports: Signal<Vec<HealthReport>>) -> impl IntoView {
                 }
             }).collect_view()}
         </ul>
+    }
+}
+
+/// A number input that writes a parsed, finite value through `set` (anything else is ignored).
+#[component]
+fn NumberInput(
+    id: &'static str,
+    label: &'static str,
+    step: &'static str,
+    get: Signal<f64>,
+    set: Callback<f64>,
+) -> impl IntoView {
+    view! {
+        <label>{label}" "
+            <input id=id class="num" type="number" step=step prop:value=move || get.get().to_string()
+                on:change=move |ev| { if let Ok(v) = event_target_value(&ev).trim().parse::<f64>() { if v.is_finite() { set.run(v) } } }/>
+        </label>
+    }
+}
+
+/// The residual's pattern thresholds (METRICS.md: the user's to adjust).
+#[component]
+fn ResidualThresholdInputs(s: Settings) -> impl IntoView {
+    let t = s.thresholds;
+    let field = move |id: &'static str,
+                      label: &'static str,
+                      step: &'static str,
+                      get: fn(&ResidualThresholds) -> f64,
+                      put: fn(&mut ResidualThresholds, f64)| {
+        view! { <NumberInput id=id label=label step=step get=Signal::derive(move || t.with(get)) set=Callback::new(move |v| t.update(|x| put(x, v)))/> }
+    };
+    view! {
+        <details class="controls thresholds" id="residual-thresholds">
+            <summary>"Pattern thresholds"</summary>
+            {field("lc-th-drift-slope", "drift slope >", "0.005", |x| x.drift_slope, |x, v| x.drift_slope = v)}
+            {field("lc-th-drift-final", "drift final >", "0.001", |x| x.drift_final, |x, v| x.drift_final = v)}
+            {field("lc-th-spike-k", "spike k·σ, k =", "0.5", |x| x.spike_k, |x, v| x.spike_k = v)}
+            {field("lc-th-spike-min", "spike size >", "0.001", |x| x.spike_min, |x, v| x.spike_min = v)}
+            {field("lc-th-spike-window", "spike half-window (points)", "1", |x| x.spike_half_window as f64, |x, v| x.spike_half_window = v.max(1.0) as usize)}
+            {field("lc-th-negative", "negative below −", "0.001", |x| x.negative, |x, v| x.negative = v)}
+            {field("lc-th-non-collapse", "non-collapse RMS >", "0.005", |x| x.non_collapse_rms, |x, v| x.non_collapse_rms = v)}
+            {field("lc-th-window-rms", "window RMS >", "0.005", |x| x.window_rms, |x, v| x.window_rms = v)}
+            <button class="link" on:click=move |_| t.set(ResidualThresholds::default())>"reset"</button>
+        </details>
+    }
+}
+
+/// C(t)'s settings: B, d, the variance convention, where D comes from, the ≈ 1 band and the window.
+#[component]
+fn ConsolidationInputs(s: Settings) -> impl IntoView {
+    let c = s.consolidation;
+    let optional = move |id: &'static str,
+                         label: &'static str,
+                         get: fn(&ConsolidationConfig) -> Option<f64>,
+                         put: fn(&mut ConsolidationConfig, Option<f64>)| {
+        view! {
+            <label>{label}" "
+                <input id=id class="num" type="number" placeholder="from the log" prop:value=move || c.with(get).map(|v| v.to_string()).unwrap_or_default()
+                    on:change=move |ev| { let v = event_target_value(&ev).trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0); c.update(|x| put(x, v)) }/>
+            </label>
+        }
+    };
+    let convention = move || match c.with(|x| x.variance) {
+        VarianceConvention::Auto => "auto".to_string(),
+        VarianceConvention::PerSample => "per-sample".to_string(),
+        VarianceConvention::MicroBatch(n) => format!("micro:{n}"),
+    };
+    view! {
+        <details class="controls consolidation-settings" id="consolidation-settings">
+            <summary>"C(t) settings"</summary>
+            {optional("lc-c-batch", "B", |x| x.batch_size, |x, v| x.batch_size = v)}
+            {optional("lc-c-params", "d", |x| x.n_params, |x, v| x.n_params = v)}
+            <label>"grad_var is (auto, per-sample, micro:N) "
+                <input id="lc-c-convention" type="text" prop:value=convention on:change=move |ev| {
+                    let v = event_target_value(&ev);
+                    let conv = match v.trim() {
+                        "auto" => Some(VarianceConvention::Auto),
+                        "per-sample" => Some(VarianceConvention::PerSample),
+                        other => other.strip_prefix("micro:").and_then(|n| n.parse::<f64>().ok()).filter(|n| *n > 0.0).map(VarianceConvention::MicroBatch),
+                    };
+                    if let Some(conv) = conv { c.update(|x| x.variance = conv) }
+                }/>
+            </label>
+            <label><input id="lc-c-warmup" type="checkbox" prop:checked=move || matches!(c.with(|x| x.noise), NoiseSource::Warmup { .. })
+                on:change=move |_| c.update(|x| x.noise = match x.noise { NoiseSource::PerRow => NoiseSource::Warmup { steps: None }, NoiseSource::Warmup { .. } => NoiseSource::PerRow })/>
+                " D once from the warm-up"</label>
+            <NumberInput id="lc-c-near-one" label="≈ 1 band half-width" step="0.1" get=Signal::derive(move || c.with(|x| x.near_one))
+                set=Callback::new(move |v: f64| c.update(|x| x.near_one = v))/>
+            <NumberInput id="lc-c-window" label="window (points)" step="1" get=Signal::derive(move || c.with(|x| x.window as f64))
+                set=Callback::new(move |v: f64| c.update(|x| x.window = v.max(2.0) as usize))/>
+            <button class="link" on:click=move |_| c.set(ConsolidationConfig::default())>"reset"</button>
+        </details>
     }
 }

@@ -106,10 +106,12 @@ test('modded-nanogpt logs: loss curves, residual vs the Muon runs, flags, C(t) m
 test('metrics.jsonl with grad_norm/grad_var: C(t) with regimes; an edited health rule fires', async () => {
   const { page, errors } = await openPage(browser, url);
   await drop(page, ['runs/A1/metrics.jsonl', 'runs/B1/metrics.jsonl']);
-  // Four regime shades + one line per run.
-  await page.waitForSelector('#figure-consolidation[data-series="6"] canvas', { timeout: 60_000 });
+  // Four regime shades (labels from the regimes' own bounds), the grokking threshold, one line per
+  // run and the alerts that fire on these runs (issue 18).
+  await page.waitForSelector('#figure-consolidation[data-series="9"] canvas', { timeout: 60_000 });
   const names = await page.$eval('#figure-consolidation', (f) => f.dataset.seriesNames);
-  assert.match(names, /^C > 20 signal-dominated, C 1–10 consolidating, C ≈ 1 balanced, C < 0\.5 noise-dominated, A1, B1$/);
+  assert.match(names, /^converging fast \(C > 20\), exploring vs exploiting, optimal \(1\.5 < C < 10\), C ≈ 1, phase transition imminent \(0\.5 ≤ C ≤ 1\.5\), stuck in a bad minimum \(C < 0\.5\), grokking threshold C = 1\.5, A1, B1, sharp drop of C, sharp minimum \(C high, not decreasing\)$/);
+  assert.match(await caption(page, 'figure-consolidation'), /the gradient SNR itself is only ≈ 1\.452/);
   assert.match(await caption(page, 'figure-consolidation'), /σ² = micro_batch_size·grad_var = 2·grad_var/);
   assert.equal(await page.$('#consolidation-message'), null);
   assert.ok(await inked(page, 'figure-consolidation') > 5000);
@@ -120,7 +122,7 @@ test('metrics.jsonl with grad_norm/grad_var: C(t) with regimes; an edited health
 
   // Built-in rules: nothing they read is logged here.
   assert.equal(await page.$eval('#figure-health', (f) => f.dataset.series), '0');
-  assert.match(await page.$eval('#health-events', (u) => u.textContent), /not applicable \(metric not logged\): adapter norm warn/);
+  assert.match(await page.$eval('#health-events', (u) => u.textContent), /not applicable \(metric not logged\): lora_norm warn/);
   // A user rule on grad_norm (clipped at 1.0 in these runs).
   await page.click('#rules-editor summary');
   await setValue(page, '#rules-json', JSON.stringify([
