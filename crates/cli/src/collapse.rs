@@ -7,9 +7,13 @@ use crate::probe::read_tokens;
 use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::activations::KeyVariant;
-use rankscope_core::analysis::collapse::{collapse_timing, CollapseRule};
+use rankscope_core::analysis::collapse::{
+    collapse_timing, drop_vs_plateau, loss_plateaus, CollapseRule, CollapseTiming, DropVsPlateau,
+    PlateauRule,
+};
 use rankscope_core::analysis::compare::inputs::activation_metric_values;
 use rankscope_core::analysis::study::{Matrix, Metric};
+use rankscope_core::inventory::{Content, Inventory};
 use std::path::PathBuf;
 
 /// `rankscope collapse --eval E <checkpoints or folders…> [--metric pr] [--fraction 0.3] [--sudden 0.5] [--json]`
@@ -79,22 +83,37 @@ pub fn run(args: &[String]) -> Result<()> {
         .iter()
         .map(|r| (r.run.clone(), collapse_timing(r, rule)))
         .collect();
+    let plateau_rule = PlateauRule::default();
     if json {
         let out: Vec<serde_json::Value> = timings
             .iter()
             .map(|(run, t)| match t {
-                Ok(t) => serde_json::to_value(t).unwrap_or_default(),
+                Ok(t) => {
+                    let mut v = serde_json::to_value(t).unwrap_or_default();
+                    v["loss_plateaus"] = plateaus_json(&inv, t, plateau_rule);
+                    v
+                }
                 Err(e) => serde_json::json!({ "run": run, "error": e.to_string() }),
             })
             .collect();
-        let doc = serde_json::json!({ "metric": values.metric, "rule": rule.describe(), "runs": out, "failures": failures });
+        let doc = serde_json::json!({
+            "metric": values.metric,
+            "rule": rule.describe(),
+            "plateau_rule": plateau_rule.describe(),
+            "runs": out,
+            "failures": failures,
+        });
         crate::text::print_json(&doc)?;
     } else {
         outln!("{}", values.metric.label);
         outln!("rule: {}", rule.describe());
+        outln!("plateaus: {}", plateau_rule.describe());
         for (run, t) in &timings {
             match t {
-                Ok(t) => outln!("{}", t.summary),
+                Ok(t) => {
+                    outln!("{}", t.summary);
+                    outln!("  {}", plateaus_text(&inv, t, plateau_rule));
+                }
                 Err(e) => outln!("{run}: not timed: {e}"),
             }
         }
@@ -106,4 +125,72 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("no run could be timed");
     }
     Ok(())
+}
+
+/// The training loss `(tokens, loss)` of a run's first log that has one, and the log's path.
+fn run_loss(inv: &Inventory, run: &str) -> Option<(String, Vec<(f64, f64)>)> {
+    let group = inv.runs.iter().find(|r| r.name == run)?;
+    inv.files
+        .iter()
+        .filter(|f| group.logs.contains(&f.path))
+        .find_map(|f| match &f.content {
+            Content::RunLog(series) => series
+                .iter()
+                .map(|s| s.points_vs_tokens("loss"))
+                .find(|p| !p.is_empty())
+                .map(|p| (f.path.clone(), p)),
+            _ => None,
+        })
+}
+
+/// The steepest rank drop as a token interval.
+fn drop_tokens(t: &CollapseTiming) -> Option<(f64, f64)> {
+    t.steepest
+        .and_then(|d| Some((d.from.tokens? as f64, d.to.tokens? as f64)))
+}
+
+/// Loss plateaus of the run's log with where the steepest rank drop falls relative to each.
+fn plateaus_json(inv: &Inventory, t: &CollapseTiming, rule: PlateauRule) -> serde_json::Value {
+    let Some((log, points)) = run_loss(inv, &t.run) else {
+        return serde_json::json!({ "error": "no run log with a `loss` column and token counts for this run" });
+    };
+    let drop = drop_tokens(t);
+    let plateaus: Vec<serde_json::Value> = loss_plateaus(&points, rule)
+        .iter()
+        .map(|p| serde_json::json!({ "plateau": p, "steepest_drop": drop.map(|(a, b)| drop_vs_plateau(a, b, p)) }))
+        .collect();
+    serde_json::json!({ "log": log, "plateaus": plateaus })
+}
+
+fn plateaus_text(inv: &Inventory, t: &CollapseTiming, rule: PlateauRule) -> String {
+    let Some((log, points)) = run_loss(inv, &t.run) else {
+        return "no run log with a `loss` column and token counts: no loss plateaus".to_string();
+    };
+    let plateaus = loss_plateaus(&points, rule);
+    if plateaus.is_empty() {
+        return format!("loss plateaus ({log}): none");
+    }
+    let drop = drop_tokens(t);
+    let parts: Vec<String> = plateaus
+        .iter()
+        .map(|p| {
+            let when = match drop.map(|(a, b)| drop_vs_plateau(a, b, p)) {
+                Some(DropVsPlateau::Overlaps { tokens }) => {
+                    format!("the steepest rank drop overlaps it by {tokens:.0} tokens")
+                }
+                Some(DropVsPlateau::Before { lag }) => {
+                    format!("the steepest rank drop ends {lag:.0} tokens before it")
+                }
+                Some(DropVsPlateau::After { lag }) => {
+                    format!("the steepest rank drop starts {lag:.0} tokens after it")
+                }
+                None => "no rank drop to place".to_string(),
+            };
+            format!(
+                "{:.0}–{:.0} tokens (loss {:.3} → {:.3}): {when}",
+                p.start_tokens, p.end_tokens, p.start_loss, p.end_loss
+            )
+        })
+        .collect();
+    format!("loss plateaus ({log}): {}", parts.join("; "))
 }

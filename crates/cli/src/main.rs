@@ -35,7 +35,7 @@ USAGE:
                      [--layer mean|N] [--head N] [--matrix k|q] [--log-y]
     rankscope figure layers --eval E <checkpoints…> [--svg F] [--png F] [--json] [--boot 1000]
     rankscope surgery --eval E --heldout H <checkpoint> [--fractions 0,0.1,…] [--seeds 5]
-                     [--json] [--svg F] [--png F]
+                     [--margin 0.25] [--json] [--svg F] [--png F]
     rankscope scatter --eval E <checkpoint> [--permutations 10000] [--json] [--svg F] [--png F]
     rankscope probe --eval <tokens> [--heldout <tokens>] <checkpoints or folders…> [--json]
                     [--variant post_norm|post_rope|raw|centered|all]… [--quiet]
@@ -67,7 +67,8 @@ COMMANDS:
                K per kv-head (after k_norm, before RoPE by default; --variant for
                post_rope, raw, centered) and Q per query head, every layer; with
                --heldout, the mean next-token cross-entropy on the held-out set
-    surgery    held-out loss after pruning key dimensions (SVD, γ, random; Figure 4)
+    surgery    held-out loss after pruning key dimensions (SVD, γ, random; Figure 4), the area
+               under each loss-increase curve and the plan's verdict (γ a reliable proxy / misleads)
     scatter    |γ| vs leverage in the top-r90 subspace of K, Spearman ρ (Figure 5)
     residual   collapse residual of runs against a reference (Early-Align, closed-form S)
                and its patterns; --reference takes one log per use or a comma list

@@ -13,6 +13,7 @@ use rankscope_core::analysis::study_figures::{
     layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
 };
 use rankscope_core::analysis::surgery::{has_key_norm, run_sweep, SweepOptions};
+use rankscope_core::analysis::surgery_verdict::surgery_verdict;
 use rankscope_core::analysis::weights::Shards;
 use rankscope_core::figures::FigureSpec;
 use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
@@ -32,6 +33,8 @@ struct Options {
     seeds: usize,
     permutations: usize,
     boot: usize,
+    /// The surgery verdict's margin m (share of SVD's advantage over random).
+    margin: f64,
     json: bool,
     svg: Option<PathBuf>,
     png: Option<PathBuf>,
@@ -46,6 +49,7 @@ fn parse(args: &[String]) -> Result<Options> {
         seeds: 5,
         permutations: DEFAULT_PERMUTATIONS,
         boot: 1000,
+        margin: 0.25,
         json: false,
         svg: None,
         png: None,
@@ -70,6 +74,11 @@ fn parse(args: &[String]) -> Result<Options> {
                     .context("--permutations takes a count")?
             }
             "--boot" => o.boot = value("--boot")?.parse().context("--boot takes a count")?,
+            "--margin" => {
+                o.margin = value("--margin")?
+                    .parse()
+                    .context("--margin takes a number like 0.25")?
+            }
             "--fractions" => {
                 let v = value("--fractions")?;
                 let list = v
@@ -214,8 +223,14 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
     let run = run_name(path);
     let spec = surgery_figure(&run, &result, vec![path.display().to_string()]);
     write_figure(&spec, &o)?;
+    if !(o.margin > 0.0 && o.margin < 0.5) {
+        bail!("--margin must lie between 0 and 0.5");
+    }
+    let verdict = surgery_verdict(&result, o.margin);
     if o.json {
-        crate::text::print_json(&serde_json::json!({ "run": run, "surgery": result }))?;
+        crate::text::print_json(
+            &serde_json::json!({ "run": run, "surgery": result, "verdict": verdict }),
+        )?;
         return Ok(());
     }
     outln!(
@@ -246,6 +261,30 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
             cell(r.map(|r| r.max[i])),
         );
     }
+    let a = &verdict.areas;
+    let range = a
+        .random_min
+        .zip(a.random_max)
+        .map_or(String::new(), |(lo, hi)| {
+            format!(" (seeds {lo:.4} … {hi:.4})")
+        });
+    outln!(
+        "area of loss(p) − loss(0) over p ∈ [0, {}]: SVD {}, γ {}, random {}{range}",
+        a.p_max,
+        cell(a.svd),
+        cell(a.gamma),
+        cell(a.random_mean)
+    );
+    if let (Some(d), Some([lo, hi])) = (
+        verdict.gamma_minus_random,
+        verdict.gamma_minus_random_interval,
+    ) {
+        outln!("γ − random {d:.4}, 95% interval over the random seeds [{lo:.4}, {hi:.4}]");
+    }
+    if let Some(d) = verdict.svd_minus_gamma {
+        outln!("SVD − γ {d:.4} (no interval: both deterministic; held-out resampling needs per-sequence losses)");
+    }
+    outln!("verdict: {}\nrule: {}", verdict.sentence, verdict.rule);
     Ok(())
 }
 

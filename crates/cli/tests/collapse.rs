@@ -62,6 +62,23 @@ fn times_the_fixture_runs() {
         );
     }
     assert!(v["rule"].as_str().unwrap().contains("≤ (1 − 0.3)"));
+    // Loss plateaus of runs/A1/metrics.jsonl, as a separate Python implementation of the same rule
+    // finds them: only the warm-up's first steps (lr 0 at step 1), which the 0 → 20480 drop spans.
+    let a1 = &v["runs"][0]["loss_plateaus"];
+    assert_eq!(a1["log"], "A1/metrics.jsonl");
+    let p = &a1["plateaus"][0];
+    assert_eq!(
+        (
+            p["plateau"]["start_tokens"].as_f64(),
+            p["plateau"]["end_tokens"].as_f64()
+        ),
+        (Some(1024.0), Some(3072.0))
+    );
+    assert_eq!(
+        p["steepest_drop"],
+        serde_json::json!({ "when": "overlaps", "tokens": 2048.0 })
+    );
+    assert_eq!(a1["plateaus"].as_array().map(Vec::len), Some(1));
 }
 
 #[test]

@@ -70,6 +70,27 @@ fn surgery_json_matches_the_reference_at_half_pruned() {
         want["surgery"]["random"]["losses"][1][5].as_f64().unwrap(),
     );
     assert!((g - w).abs() < 1e-4, "random seed 1: {g} vs {w}");
+    // The verdict's areas over p ∈ [0, 0.5]: one trapezoid, (loss(0.5) − loss(0))·0.5/2, from the reference losses.
+    let base = want["surgery"]["baseline_val_loss"].as_f64().unwrap();
+    for key in ["svd", "gamma"] {
+        let area = (want["surgery"][key][5].as_f64().unwrap() - base) * 0.25;
+        let got_area = got["verdict"]["areas"][key].as_f64().expect("area");
+        assert!(
+            (got_area - area).abs() < 1e-4,
+            "{key} area: {got_area} vs {area}"
+        );
+    }
+    assert_eq!(
+        got["verdict"]["areas"]["random"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert!(
+        got["verdict"]["sentence"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{}",
+        got["verdict"]
+    );
     assert!(std::fs::read_to_string(&svg)
         .expect("svg written")
         .contains("<svg"));

@@ -328,3 +328,174 @@ mod tests {
         ));
     }
 }
+
+/// How loss plateaus are found in a run log (defaults in [`PlateauRule::default`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlateauRule {
+    /// β of the debiased EMA that smooths the loss.
+    pub beta: f64,
+    /// The slope at a point is taken to the first point at least this many decades of tokens later.
+    pub window_decades: f64,
+    /// Flat when |slope| ≤ this many nats per decade of tokens.
+    pub max_slope: f64,
+    /// A plateau spans at least this many decades.
+    pub min_span_decades: f64,
+}
+
+impl Default for PlateauRule {
+    fn default() -> Self {
+        PlateauRule {
+            beta: 0.9,
+            window_decades: 0.1,
+            max_slope: 0.1,
+            min_span_decades: 0.3,
+        }
+    }
+}
+
+impl PlateauRule {
+    /// The rule in words, for captions.
+    pub fn describe(&self) -> String {
+        format!(
+            "loss plateau = a stretch of at least {} decades of tokens where the slope of the loss (debiased EMA, β = \
+             {}) against log10(tokens), taken over {} decades, stays within ±{} nats per decade",
+            self.min_span_decades, self.beta, self.window_decades, self.max_slope
+        )
+    }
+}
+
+/// A stretch of training where the smoothed loss is flat against log-tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Plateau {
+    pub start_tokens: f64,
+    pub end_tokens: f64,
+    /// Smoothed loss at the start and the end.
+    pub start_loss: f64,
+    pub end_loss: f64,
+}
+
+/// Where the collapse's steepest drop falls relative to a plateau.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "when", rename_all = "snake_case")]
+pub enum DropVsPlateau {
+    /// The drop's interval and the plateau overlap by `tokens`.
+    Overlaps { tokens: f64 },
+    /// The drop ends `lag` tokens before the plateau starts.
+    Before { lag: f64 },
+    /// The drop starts `lag` tokens after the plateau ends.
+    After { lag: f64 },
+}
+
+/// Loss plateaus of a run log's `(tokens, loss)` points (tokens > 0, in order; others skipped).
+pub fn loss_plateaus(points: &[(f64, f64)], rule: PlateauRule) -> Vec<Plateau> {
+    let kept: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(t, l)| *t > 0.0 && l.is_finite())
+        .collect();
+    let smooth = super::losscurve::axes::ema_debiased(
+        &kept.iter().map(|p| Some(p.1)).collect::<Vec<_>>(),
+        rule.beta,
+    );
+    let pts: Vec<(f64, f64, f64)> = kept
+        .iter()
+        .zip(smooth)
+        .filter_map(|(&(t, _), s)| Some((t, t.log10(), s?)))
+        .collect();
+    // flat[i]: the slope from i to the first point `window` decades later; the plateau reaches that point.
+    let flat: Vec<Option<usize>> = (0..pts.len())
+        .map(|i| {
+            let j = (i + 1..pts.len()).find(|&j| pts[j].1 >= pts[i].1 + rule.window_decades)?;
+            let slope = (pts[j].2 - pts[i].2) / (pts[j].1 - pts[i].1);
+            (slope.abs() <= rule.max_slope).then_some(j)
+        })
+        .collect();
+    let mut out: Vec<Plateau> = Vec::new();
+    let mut i = 0;
+    while i < pts.len() {
+        let Some(mut reach) = flat[i] else {
+            i += 1;
+            continue;
+        };
+        let start = i;
+        while i + 1 < pts.len() && flat[i + 1].is_some() {
+            i += 1;
+            reach = reach.max(flat[i].unwrap_or(reach));
+        }
+        if pts[reach].1 - pts[start].1 >= rule.min_span_decades {
+            out.push(Plateau {
+                start_tokens: pts[start].0,
+                end_tokens: pts[reach].0,
+                start_loss: pts[start].2,
+                end_loss: pts[reach].2,
+            });
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Where a drop between `from` and `to` tokens falls relative to `plateau`.
+pub fn drop_vs_plateau(from: f64, to: f64, plateau: &Plateau) -> DropVsPlateau {
+    if to <= plateau.start_tokens {
+        DropVsPlateau::Before {
+            lag: plateau.start_tokens - to,
+        }
+    } else if from >= plateau.end_tokens {
+        DropVsPlateau::After {
+            lag: from - plateau.end_tokens,
+        }
+    } else {
+        DropVsPlateau::Overlaps {
+            tokens: to.min(plateau.end_tokens) - from.max(plateau.start_tokens),
+        }
+    }
+}
+
+#[cfg(test)]
+mod plateau_tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_flat_stretch_between_two_falls() {
+        // Falls over 1e3..1e4 tokens, flat over 1e4..1e5, falls again to 1e6 (per decade: −1, 0, −1).
+        let points: Vec<(f64, f64)> = (0..=60)
+            .map(|k| {
+                let x = 3.0 + k as f64 / 20.0;
+                let loss = if x < 4.0 {
+                    6.0 - (x - 3.0)
+                } else if x < 5.0 {
+                    5.0
+                } else {
+                    5.0 - (x - 5.0)
+                };
+                (10f64.powf(x), loss)
+            })
+            .collect();
+        let rule = PlateauRule {
+            beta: 0.0,
+            ..PlateauRule::default()
+        };
+        let p = loss_plateaus(&points, rule);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            (p[0].start_tokens.log10() - 4.0).abs() < 0.06
+                && (p[0].end_tokens.log10() - 5.0).abs() < 0.06,
+            "{p:?}"
+        );
+        assert_eq!(
+            drop_vs_plateau(1e3, 5e3, &p[0]),
+            DropVsPlateau::Before {
+                lag: p[0].start_tokens - 5e3
+            }
+        );
+        assert!(matches!(
+            drop_vs_plateau(5e3, 2e4, &p[0]),
+            DropVsPlateau::Overlaps { .. }
+        ));
+        assert!(matches!(
+            drop_vs_plateau(2e5, 3e5, &p[0]),
+            DropVsPlateau::After { .. }
+        ));
+    }
+}

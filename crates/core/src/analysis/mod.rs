@@ -21,4 +21,5 @@ pub mod stats;
 pub mod study;
 pub mod study_figures;
 pub mod surgery;
+pub mod surgery_verdict;
 pub mod weights;

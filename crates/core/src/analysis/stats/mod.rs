@@ -20,7 +20,7 @@ pub mod wilcoxon;
 
 pub use holm::holm;
 pub use permutation::{exact_permutation, Permutation, MAX_RELABELINGS};
-pub use welch::{welch, Tost, Welch};
+pub use welch::{mean_interval, welch, Tost, Welch};
 pub use wilcoxon::{signed_rank, SignedRank};
 
 /// Why a test could not be computed.

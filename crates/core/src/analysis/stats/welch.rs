@@ -102,6 +102,22 @@ impl Welch {
     }
 }
 
+/// The two-sided `level` interval of a mean from its sample, mean ± t_{(1+level)/2, n−1}·s/√n
+/// (`scipy.stats.t.interval(level, n − 1, loc=mean, scale=sem)`); n ≥ 2, and a constant sample
+/// gives the zero-width interval at its value.
+pub fn mean_interval(values: &[f64], level: f64) -> Result<[f64; 2], StatsError> {
+    check_sample("interval of a mean", "the sample", values, 2)?;
+    if !(level > 0.0 && level < 1.0) {
+        return Err(StatsError::OutOfRange {
+            what: "the confidence level",
+            value: level,
+        });
+    }
+    let (m, n) = (mean(values), values.len() as f64);
+    let half = student(n - 1.0).inverse_cdf((1.0 + level) / 2.0) * (variance(values) / n).sqrt();
+    Ok([m - half, m + half])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
