@@ -510,9 +510,8 @@ pub fn run_sweep(
                 total,
             });
         }
-        for (job, loss) in chunk.iter().zip(crate::parallel::map(chunk, |job| {
-            plan.run_job(model, heldout, job)
-        })) {
+        let chunk_losses = crate::parallel::map(chunk, |job| plan.run_job(model, heldout, job));
+        for (job, loss) in chunk.iter().zip(chunk_losses) {
             losses.push((*job, loss?));
         }
     }
