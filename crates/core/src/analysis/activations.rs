@@ -7,214 +7,26 @@
 //! centred** by default, taken after the key norm and before RoPE; the
 //! variants of METRICS.md are [`KeyVariant`]. Q is per query head after the
 //! query norm, before RoPE (column-centred too for [`KeyVariant::Centered`]).
-//! Every SVD is f64 ([`singular_values`]); the forward pass is f32.
+//! Every SVD is f64 ([`super::spectrum::singular_values`]); the forward pass is f32.
 //!
-//! The result reuses [`HeadSpectrum`]: [`ActivationSpectra::spectra`] gives a
-//! [`WeightSpectra`] whose `k_heads`/`q_heads` are the activations, so the
+//! The result reuses [`super::weights::HeadSpectrum`]: [`ActivationSpectra::spectra`] gives a
+//! [`super::weights::WeightSpectra`] whose `k_heads`/`q_heads` are the activations, so the
 //! study figures draw it unchanged; their caption names the source through
 //! [`super::study::Source`].
 
 use super::gram_spectra::{Activation, BlockProbe, GramProbe, PendingSpectra, SpectraRoutes};
-use super::spectrum::{singular_values, singular_values_from_gram, weight_metrics, SpectrumError};
+// The result types and the head-spectrum functions live apart from this module (results.rs,
+// gram_spectra.rs), so that no two analysis modules import each other; re-exported here, where
+// callers have always found them.
+pub use super::gram_spectra::{head_spectrum, head_spectrum_from_gram};
+pub use super::results::{
+    ActivationError, ActivationLayer, ActivationSpectra, KeyVariant, Progress, Stage, VariantHeads,
+};
 use super::study::{CheckpointSpectra, RunSpectra};
-use super::weights::{HeadSpectrum, WeightSpectra};
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::Architecture;
 use crate::model::forward::{ForwardError, KeyCollector, ModelWeights};
-use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// Which K (METRICS.md "Representations"); the default is [`KeyVariant::PostNorm`].
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyVariant {
-    /// After the key norm (when the model has one), before RoPE: what the reference probe hooks.
-    #[default]
-    PostNorm,
-    /// After RoPE (what attention uses).
-    PostRope,
-    /// The projection before the key norm.
-    Raw,
-    /// The default K with its column means removed.
-    Centered,
-}
-
-impl KeyVariant {
-    pub const ALL: [KeyVariant; 4] = [
-        KeyVariant::PostNorm,
-        KeyVariant::PostRope,
-        KeyVariant::Raw,
-        KeyVariant::Centered,
-    ];
-
-    /// The name used on the command line, in JSON and in share links.
-    pub fn key(self) -> &'static str {
-        match self {
-            KeyVariant::PostNorm => "post_norm",
-            KeyVariant::PostRope => "post_rope",
-            KeyVariant::Raw => "raw",
-            KeyVariant::Centered => "centered",
-        }
-    }
-
-    /// Parses [`KeyVariant::key`] (also `default`, `post-rope`, `centred`).
-    pub fn from_key(key: &str) -> Option<KeyVariant> {
-        match key {
-            "default" | "post-norm" => Some(KeyVariant::PostNorm),
-            "post-rope" => Some(KeyVariant::PostRope),
-            "centred" => Some(KeyVariant::Centered),
-            k => KeyVariant::ALL.into_iter().find(|v| v.key() == k),
-        }
-    }
-
-    /// Where K is taken, for captions: "after k_norm, before RoPE", ….
-    pub fn k_where(self) -> &'static str {
-        match self {
-            KeyVariant::PostNorm => "after k_norm, before RoPE",
-            KeyVariant::PostRope => "after k_norm and RoPE",
-            KeyVariant::Raw => "raw projection, before k_norm and RoPE",
-            KeyVariant::Centered => "after k_norm, before RoPE, column-centred",
-        }
-    }
-
-    /// Where Q is taken for this variant (only centring applies to Q).
-    pub fn q_where(self) -> &'static str {
-        match self {
-            KeyVariant::Centered => "after q_norm, before RoPE, column-centred",
-            _ => "after q_norm, before RoPE",
-        }
-    }
-}
-
-impl fmt::Display for KeyVariant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.key())
-    }
-}
-
-/// One variant's K spectra of a layer, per kv-head.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VariantHeads {
-    pub variant: KeyVariant,
-    pub heads: Vec<HeadSpectrum>,
-}
-
-/// Activation spectra of one layer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ActivationLayer {
-    pub layer: usize,
-    /// K per kv-head, one entry per computed variant (in the order asked).
-    pub k: Vec<VariantHeads>,
-    /// Q per query head, after the query norm, before RoPE.
-    pub q_heads: Vec<HeadSpectrum>,
-    /// Q column-centred, when [`KeyVariant::Centered`] was computed.
-    pub q_centered: Option<Vec<HeadSpectrum>>,
-}
-
-impl ActivationLayer {
-    /// K heads of `variant`, if it was computed.
-    pub fn k_heads(&self, variant: KeyVariant) -> Option<&[HeadSpectrum]> {
-        self.k
-            .iter()
-            .find(|v| v.variant == variant)
-            .map(|v| v.heads.as_slice())
-    }
-}
-
-/// Every layer's K and Q activation spectra of one checkpoint on one eval batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ActivationSpectra {
-    pub d_k: usize,
-    pub d_model: usize,
-    /// Eval batch shape `[B, T]`; every K/Q matrix has B·T rows.
-    pub eval_batch: usize,
-    pub eval_seq_len: usize,
-    pub layers: Vec<ActivationLayer>,
-    /// Mean next-token cross-entropy (nats) over the held-out set, when one was given.
-    pub heldout_loss: Option<f64>,
-}
-
-impl ActivationSpectra {
-    /// The spectra of `variant` in the shape the study figures take (K in
-    /// `k_heads`, Q in `q_heads`, no γ); `None` if the variant was not computed.
-    pub fn spectra(&self, variant: KeyVariant) -> Option<WeightSpectra> {
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| {
-                let q = match variant {
-                    KeyVariant::Centered => l.q_centered.clone()?,
-                    _ => l.q_heads.clone(),
-                };
-                Some(super::weights::LayerWeights {
-                    layer: l.layer,
-                    k_heads: l.k_heads(variant)?.to_vec(),
-                    q_heads: q,
-                    gamma_k: None,
-                    gamma_q: None,
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(WeightSpectra {
-            d_k: self.d_k,
-            d_model: self.d_model,
-            layers,
-        })
-    }
-}
-
-/// What a long computation is doing, for a progress line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    /// Reading and converting weights, one layer at a time.
-    Loading,
-    /// The forward pass over the eval batch, one sequence at a time.
-    EvalForward,
-    /// SVDs, one layer at a time.
-    Spectra,
-    /// The held-out loss, one sequence at a time.
-    HeldOut,
-}
-
-/// Progress: `done` of `total` units of `stage` (layers or sequences).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Progress {
-    pub stage: Stage,
-    pub done: usize,
-    pub total: usize,
-}
-
-impl fmt::Display for Progress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (what, unit) = match self.stage {
-            Stage::Loading => ("loading weights", "layer"),
-            Stage::EvalForward => ("forward pass on the eval batch", "sequence"),
-            Stage::Spectra => ("activation spectra", "layer"),
-            Stage::HeldOut => ("held-out loss", "sequence"),
-        };
-        write!(f, "{what}: {unit} {} of {}", self.done, self.total)
-    }
-}
-
-/// Why activation spectra could not be computed.
-#[derive(Debug, thiserror::Error)]
-pub enum ActivationError {
-    #[error(transparent)]
-    Forward(#[from] ForwardError),
-    #[error("spectrum of {matrix} head {head} of layer {layer}: {source}")]
-    Spectrum {
-        matrix: &'static str,
-        layer: usize,
-        head: usize,
-        source: SpectrumError,
-    },
-    #[error("cancelled")]
-    Cancelled,
-}
 
 /// Most bytes of K and Q blocks [`activation_spectra`] holds at once: past it, a batch's
 /// spectra come from per-head Gram matrices summed sequence by sequence
@@ -514,77 +326,6 @@ fn row_batch(batch: &TokenBatch, b: usize) -> TokenBatch {
         seq_len: batch.seq_len,
         ids: batch.row(b).to_vec(),
     }
-}
-
-/// Singular values (f64) and metrics of a row-major `[rows, d_k]` f32 block,
-/// its column means removed first when `centre`.
-pub fn head_spectrum(
-    data: &[f32],
-    rows: usize,
-    d_k: usize,
-    centre: bool,
-) -> Result<HeadSpectrum, SpectrumError> {
-    let m = super::spectrum::matrix_from_row_major_f32(data, rows, d_k)?;
-    let m = if centre { centred(m) } else { m };
-    let singular_values = singular_values(&m)?;
-    let metrics = weight_metrics(&singular_values)?;
-    Ok(HeadSpectrum {
-        singular_values,
-        metrics,
-    })
-}
-
-/// [`head_spectrum`] from the block's Gram matrix `XᵀX` (`[d_k, d_k]` row-major) and column
-/// sums over `rows` rows instead of the block itself — what the GPU path sums on the GPU. Centred,
-/// the Gram is `XᵀX − s sᵀ/rows`, and the trust test counts the cancellation that can cost
-/// (its error scale is the uncentred trace). `Ok(None)` when the Gram cannot be trusted (see
-/// [`singular_values_from_gram`]): then [`head_spectrum`] of the block gives the answer.
-pub fn head_spectrum_from_gram(
-    gram: &[f64],
-    sums: &[f64],
-    rows: usize,
-    d_k: usize,
-    centre: bool,
-) -> Result<Option<HeadSpectrum>, SpectrumError> {
-    if d_k == 0 || rows == 0 {
-        return Err(SpectrumError::EmptyMatrix);
-    }
-    let expected = d_k * d_k;
-    if gram.len() != expected || sums.len() != d_k {
-        return Err(SpectrumError::ShapeMismatch {
-            len: gram.len(),
-            rows: d_k,
-            cols: d_k,
-            expected,
-        });
-    }
-    let mut g = DMatrix::from_row_slice(d_k, d_k, gram);
-    let error_scale = if centre {
-        let trace = g.trace();
-        let n = rows as f64;
-        g -= DMatrix::from_fn(d_k, d_k, |i, j| sums[i] * sums[j] / n);
-        trace
-    } else {
-        0.0
-    };
-    let Some(singular_values) = singular_values_from_gram(g, error_scale)? else {
-        return Ok(None);
-    };
-    let metrics = weight_metrics(&singular_values)?;
-    Ok(Some(HeadSpectrum {
-        singular_values,
-        metrics,
-    }))
-}
-
-/// Column-centred copy, means in f64.
-fn centred(mut m: DMatrix<f64>) -> DMatrix<f64> {
-    let rows = m.nrows() as f64;
-    for mut col in m.column_iter_mut() {
-        let mean = col.iter().sum::<f64>() / rows;
-        col.iter_mut().for_each(|v| *v -= mean);
-    }
-    m
 }
 
 /// A checkpoint's activation spectra and where it sits in training.

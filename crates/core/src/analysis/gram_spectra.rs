@@ -10,13 +10,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::activations::{
-    head_spectrum, head_spectrum_from_gram, ActivationError, ActivationLayer, ActivationSpectra,
-    KeyVariant, Progress, Stage, VariantHeads,
+use super::results::{
+    ActivationError, ActivationLayer, ActivationSpectra, KeyVariant, Progress, Stage, VariantHeads,
 };
+use super::spectrum::{singular_values, singular_values_from_gram, weight_metrics, SpectrumError};
 use super::weights::HeadSpectrum;
 use crate::model::arch::Architecture;
 use crate::model::forward::Probe;
+use nalgebra::DMatrix;
 
 /// Which activation of a layer a spectrum is taken of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -447,6 +448,77 @@ impl<P: PerActivation> Probe for P {
     fn queries(&mut self, layer: usize, head: usize, queries: &[f32]) {
         self.add(layer, Activation::Queries, head, queries);
     }
+}
+
+/// Singular values (f64) and metrics of a row-major `[rows, d_k]` f32 block,
+/// its column means removed first when `centre`.
+pub fn head_spectrum(
+    data: &[f32],
+    rows: usize,
+    d_k: usize,
+    centre: bool,
+) -> Result<HeadSpectrum, SpectrumError> {
+    let m = super::spectrum::matrix_from_row_major_f32(data, rows, d_k)?;
+    let m = if centre { centred(m) } else { m };
+    let singular_values = singular_values(&m)?;
+    let metrics = weight_metrics(&singular_values)?;
+    Ok(HeadSpectrum {
+        singular_values,
+        metrics,
+    })
+}
+
+/// [`head_spectrum`] from the block's Gram matrix `XᵀX` (`[d_k, d_k]` row-major) and column
+/// sums over `rows` rows instead of the block itself — what the GPU path sums on the GPU. Centred,
+/// the Gram is `XᵀX − s sᵀ/rows`, and the trust test counts the cancellation that can cost
+/// (its error scale is the uncentred trace). `Ok(None)` when the Gram cannot be trusted (see
+/// [`singular_values_from_gram`]): then [`head_spectrum`] of the block gives the answer.
+pub fn head_spectrum_from_gram(
+    gram: &[f64],
+    sums: &[f64],
+    rows: usize,
+    d_k: usize,
+    centre: bool,
+) -> Result<Option<HeadSpectrum>, SpectrumError> {
+    if d_k == 0 || rows == 0 {
+        return Err(SpectrumError::EmptyMatrix);
+    }
+    let expected = d_k * d_k;
+    if gram.len() != expected || sums.len() != d_k {
+        return Err(SpectrumError::ShapeMismatch {
+            len: gram.len(),
+            rows: d_k,
+            cols: d_k,
+            expected,
+        });
+    }
+    let mut g = DMatrix::from_row_slice(d_k, d_k, gram);
+    let error_scale = if centre {
+        let trace = g.trace();
+        let n = rows as f64;
+        g -= DMatrix::from_fn(d_k, d_k, |i, j| sums[i] * sums[j] / n);
+        trace
+    } else {
+        0.0
+    };
+    let Some(singular_values) = singular_values_from_gram(g, error_scale)? else {
+        return Ok(None);
+    };
+    let metrics = weight_metrics(&singular_values)?;
+    Ok(Some(HeadSpectrum {
+        singular_values,
+        metrics,
+    }))
+}
+
+/// Column-centred copy, means in f64.
+fn centred(mut m: DMatrix<f64>) -> DMatrix<f64> {
+    let rows = m.nrows() as f64;
+    for mut col in m.column_iter_mut() {
+        let mean = col.iter().sum::<f64>() / rows;
+        col.iter_mut().for_each(|v| *v -= mean);
+    }
+    m
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod losscurve;
 pub mod numpy_rng;
 pub mod powerlaw;
+pub mod results;
 pub mod spectrum;
 pub mod stats;
 pub mod study;

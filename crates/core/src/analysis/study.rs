@@ -4,7 +4,7 @@
 //! heads unless the figure says otherwise"). Also Figure 1 straight from the
 //! user's imported `results.json` (activation PR from their RankProbe).
 
-use super::activations::KeyVariant;
+use super::results::KeyVariant;
 use super::spectrum::WeightMetrics;
 use super::weights::{HeadSpectrum, WeightSpectra};
 use crate::figures::build::{trajectory, waterfall, RunPoints, RunSpectrum};

@@ -25,9 +25,9 @@ pub use load::ModelWeights;
 pub use probe::{KeyCollector, KeyTransform, NoProbe, Probe};
 pub use view::{rope_cos_sin, LayerView, MatrixView, MlpView, ModelView};
 
-use crate::analysis::weights::WeightError;
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::Architecture;
+use crate::model::tensors::TensorError;
 use kernels::{causal_attention, relu_squared, rms_norm_rows, silu_mul, RopeTable};
 use load::{LayerWeights, Mlp};
 
@@ -62,13 +62,13 @@ pub enum ForwardError {
     #[error("sequences of {0} tokens have no next-token targets (at least 2 are needed)")]
     TooShortForLoss(usize),
     #[error(transparent)]
-    Read(WeightError),
+    Read(TensorError),
 }
 
-impl From<WeightError> for ForwardError {
-    fn from(e: WeightError) -> Self {
+impl From<TensorError> for ForwardError {
+    fn from(e: TensorError) -> Self {
         match e {
-            WeightError::MissingTensor(name) => ForwardError::MissingTensor(name),
+            TensorError::MissingTensor(name) => ForwardError::MissingTensor(name),
             other => ForwardError::Read(other),
         }
     }

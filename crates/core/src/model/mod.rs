@@ -4,3 +4,4 @@
 pub mod arch;
 pub mod forward;
 pub mod names;
+pub mod tensors;

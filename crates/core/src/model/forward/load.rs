@@ -4,8 +4,8 @@
 
 use super::kernels::Matrix;
 use super::ForwardError;
-use crate::analysis::weights::Shards;
 use crate::model::arch::{Architecture, Family, WeightLoc};
+use crate::model::tensors::Shards;
 use crate::source::AsyncByteSource;
 
 /// The MLP of one block.
