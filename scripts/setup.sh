@@ -46,8 +46,8 @@ if [[ "${1:-}" == "--browser" ]]; then
     apt-get update -qq
     apt-get install -y -qq mesa-vulkan-drivers libvulkan1
   fi
-  if [[ ! -d tests/e2e/node_modules/playwright-core ]]; then
-    log "installing playwright-core (npm)"
+  if [[ ! -d tests/e2e/node_modules/playwright-core || ! -d tests/e2e/node_modules/@axe-core/playwright ]]; then
+    log "installing playwright-core and @axe-core/playwright (npm)"
     (cd tests/e2e && npm install --no-audit --no-fund --silent)
   fi
 fi

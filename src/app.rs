@@ -1,4 +1,4 @@
-//! The page: header, drop zone, runs, inventory.
+//! The page: header (with the theme choice), drop zone, runs, figures, inventory.
 
 use crate::components::loss_curves::LossCurves;
 use crate::components::study_panel::StudyPanel;
@@ -15,11 +15,14 @@ pub fn App() -> impl IntoView {
     provide_context(state);
     view! {
         <header class="top">
-            <h1>"rankscope"</h1>
-            <p class="tagline">
-                "Rank-collapse and loss-curve analysis of your training runs, computed in this "
-                "page. Nothing is uploaded."
-            </p>
+            <div class="title">
+                <h1>"rankscope"</h1>
+                <p class="tagline">
+                    "Rank-collapse and loss-curve analysis of your training runs, computed in this "
+                    "page. Nothing is uploaded."
+                </p>
+            </div>
+            <ThemeChoice/>
         </header>
         <main>
             <SharedView/>
@@ -41,11 +44,48 @@ fn Notice() -> impl IntoView {
     move || {
         state.notice.get().map(|text| {
             view! {
-                <p class="notice" id="notice">
+                <p class="notice" id="notice" role="status">
                     {text}
                     <button class="link" on:click=move |_| state.notice.set(None)>"dismiss"</button>
                 </p>
             }
         })
+    }
+}
+
+const THEME_KEY: &str = "rankscope-theme";
+
+/// Light, dark, or the system's choice (`prefers-color-scheme`), kept in
+/// localStorage; `index.html` applies a kept choice before the page loads.
+/// Exported figures stay light whatever the theme.
+#[component]
+fn ThemeChoice() -> impl IntoView {
+    let storage = || web_sys::window().and_then(|w| w.local_storage().ok().flatten());
+    let initial = storage()
+        .and_then(|s| s.get_item(THEME_KEY).ok().flatten())
+        .unwrap_or_else(|| "system".into());
+    let apply = move |theme: &str| {
+        let root = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.document_element());
+        if let Some(root) = root {
+            let _ = match theme {
+                "light" | "dark" => root.set_attribute("data-theme", theme),
+                _ => root.remove_attribute("data-theme"),
+            };
+        }
+        if let Some(s) = storage() {
+            let _ = s.set_item(THEME_KEY, theme);
+        }
+    };
+    let chosen = initial.clone();
+    view! {
+        <label class="theme">"Theme "
+            <select id="theme" on:change=move |ev| apply(&event_target_value(&ev))>
+                {[("system", "as the system"), ("light", "light"), ("dark", "dark")].into_iter().map(|(value, label)| {
+                    view! { <option value=value selected=chosen == value>{label}</option> }
+                }).collect_view()}
+            </select>
+        </label>
     }
 }

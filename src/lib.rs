@@ -4,6 +4,7 @@
 mod app;
 mod components;
 mod state;
+pub mod status;
 pub mod web;
 
 /// Mounts the page (called by the `rankscope-app` binary that Trunk builds).

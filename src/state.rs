@@ -1,6 +1,7 @@
 //! The page's shared state (a Leptos context) and the one action that changes
 //! it: inspecting picked files, one after another, into the inventory.
 
+use crate::status::{classify_engine, Engine, JobsProgress, RunnerNote};
 use crate::web::blob_source::BlobSource;
 use crate::web::files::PickedFile;
 use crate::web::worker_pool::{self, Runner, Task};
@@ -22,8 +23,8 @@ use rankscope_core::model::arch::Recognition;
 use rankscope_core::session::{Session, SessionError};
 use rankscope_core::share::SourceFile;
 use rankscope_core::AsyncByteSource;
-use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
 /// A file waiting for, or under, inspection.
@@ -49,10 +50,16 @@ pub struct AppState {
     /// Weight spectra of every recognised checkpoint, per run (Figures 1–2).
     pub spectra: RwSignal<Vec<RunSpectra>>,
     pub spectra_failures: RwSignal<Vec<SpectraFailure>>,
-    /// "computing weight spectra on 2 workers: 12 of 36 checkpoints" while it runs.
-    pub spectra_progress: RwSignal<Option<String>>,
-    /// Checkpoints being analysed now → "layer 3 of 22".
-    pub spectra_active: RwSignal<BTreeMap<String, String>>,
+    /// The checkpoint jobs while they run: counts, the running jobs' stages
+    /// and shares, for the progress bar and the time left.
+    pub spectra_progress: RwSignal<Option<JobsProgress>>,
+    /// Whether the running analysis computes activation spectra: Figure 1
+    /// waits for them instead of showing the weights meanwhile.
+    pub expecting_activations: RwSignal<bool>,
+    /// Runs hidden in Figures 1–2 (by name; a rename carries it over).
+    pub hidden_runs: RwSignal<BTreeSet<String>>,
+    /// The example study's download while it runs (one job per file).
+    pub example_progress: RwSignal<Option<JobsProgress>>,
     /// Activation spectra (K/Q on the eval batch) and held-out loss, per run,
     /// when an eval token batch is in the inventory.
     pub activations: RwSignal<Vec<ActivationRun>>,
@@ -62,15 +69,15 @@ pub struct AppState {
     pub heldout_choice: RwSignal<Option<String>>,
     /// Figures 3–5: per run, the study job's output at the chosen checkpoint.
     pub study: RwSignal<Vec<StudyRun>>,
-    /// "Figures 3–5: 1 of 4 runs — A1: surgery: SVD at 30% pruned (4 of 46)".
-    pub study_progress: RwSignal<Option<String>>,
-    /// Where the last analysis ran ("2 Web Workers" or "the main thread (…)").
-    pub spectra_runner: RwSignal<Option<String>>,
+    /// Figures 3–5's jobs while they run (one per run; the surgery sweep reports per pass).
+    pub study_progress: RwSignal<Option<JobsProgress>>,
+    /// Where the last analysis ran (workers or the main thread) and how much it reused.
+    pub spectra_runner: RwSignal<Option<RunnerNote>>,
     /// Run forward passes on WebGPU where a worker can open an adapter (the user may turn it off).
     pub use_gpu: RwSignal<bool>,
-    /// Where the forward passes of the last analysis ran ("GPU: <adapter> (WebGPU)", or the
-    /// CPU with the reason WebGPU was not used); several when checkpoints differed.
-    pub forward_engine: RwSignal<Option<String>>,
+    /// Where the forward passes of the last analysis ran, with how many
+    /// checkpoints ran on each engine (one status line per engine).
+    pub forward_engine: RwSignal<BTreeMap<Engine, usize>>,
     /// The dropped files by path: handles only (a `File` is not its bytes),
     /// so tensors can be read again by byte range.
     blobs: StoredValue<HashMap<String, web_sys::Blob>, LocalStorage>,
@@ -94,10 +101,12 @@ impl AppState {
             spectra: RwSignal::new(Vec::new()),
             spectra_failures: RwSignal::new(Vec::new()),
             spectra_progress: RwSignal::new(None),
-            spectra_active: RwSignal::new(BTreeMap::new()),
+            expecting_activations: RwSignal::new(false),
+            hidden_runs: RwSignal::new(BTreeSet::new()),
+            example_progress: RwSignal::new(None),
             spectra_runner: RwSignal::new(None),
             use_gpu: RwSignal::new(true),
-            forward_engine: RwSignal::new(None),
+            forward_engine: RwSignal::new(BTreeMap::new()),
             activations: RwSignal::new(Vec::new()),
             study: RwSignal::new(Vec::new()),
             study_progress: RwSignal::new(None),
@@ -293,9 +302,9 @@ impl AppState {
         }
         self.spectra.set(Vec::new());
         self.activations.set(Vec::new());
-        self.forward_engine.set(None);
+        self.forward_engine.set(BTreeMap::new());
         self.spectra_failures.set(failures);
-        self.spectra_active.set(BTreeMap::new());
+        self.expecting_activations.set(eval.is_some() && total > 0);
         if total == 0 {
             self.spectra_progress.set(None);
             return;
@@ -306,47 +315,45 @@ impl AppState {
             Rc::new(RefCell::new(vec![None; total]));
         let results: Rc<RefCell<Vec<Option<WeightSpectra>>>> =
             Rc::new(RefCell::new(vec![None; total]));
-        let finished = Rc::new(Cell::new(0usize));
-        let runner = Rc::new(RefCell::new(String::new()));
-        let summary = {
-            let (finished, runner) = (finished.clone(), runner.clone());
-            move || {
-                format!(
-                    "computing weight spectra {}: {} of {total} checkpoints",
-                    runner.borrow(),
-                    finished.get()
-                )
-            }
+        let title = if eval.is_some() {
+            "Weight spectra, then forward passes on the eval batch (activation spectra and held-out loss)"
+        } else {
+            "Weight spectra (no eval batch: no forward passes)"
         };
-        self.spectra_progress.set(Some(summary()));
+        let gpu_asked = self.use_gpu.get_untracked();
+        let webgpu_offered = webgpu_offered();
+        let mut jobs = JobsProgress::new(title, ("checkpoint", "checkpoints"), total, now_ms());
+        // Reused results count as done from the start, and do not speed up the estimate.
+        jobs.total -= cached.len();
+        self.spectra_progress.set(Some(jobs));
 
-        let active = self.spectra_active;
+        let spectra_progress = self.spectra_progress;
         let progress_slots = slots.clone();
-        let progress = Rc::new(move |i: usize, line: &str, _f: f64| {
+        let progress = Rc::new(move |i: usize, line: &str, f: f64| {
             if current() {
-                let path = progress_slots[i].2.path.clone();
-                active.update(|a| {
-                    a.insert(path, line.to_string());
+                let label = checkpoint_label(&progress_slots[i].1, &progress_slots[i].2);
+                spectra_progress.update(|p| {
+                    if let Some(p) = p {
+                        p.report(i, &label, line, f, now_ms());
+                    }
                 });
             }
         });
         let done = {
-            let (slots, results, act_results, finished, summary) = (
-                slots.clone(),
-                results.clone(),
-                act_results.clone(),
-                finished.clone(),
-                summary.clone(),
-            );
-            move |i: usize, result: Result<JobOutput, String>| {
+            let (slots, results, act_results) =
+                (slots.clone(), results.clone(), act_results.clone());
+            move |i: usize, result: Result<JobOutput, String>, fresh: bool| {
                 if !current() {
                     return;
                 }
-                finished.set(finished.get() + 1);
+                if fresh {
+                    spectra_progress.update(|p| {
+                        if let Some(p) = p {
+                            p.finish(i);
+                        }
+                    });
+                }
                 let path = slots[i].2.path.clone();
-                active.update(|a| {
-                    a.remove(&path);
-                });
                 match result {
                     Ok(JobOutput::WeightSpectra(ws)) => {
                         results.borrow_mut()[i] = Some(ws);
@@ -358,11 +365,9 @@ impl AppState {
                         engine,
                     }) => {
                         if !engine.is_empty() {
-                            self.forward_engine.update(|e| match e {
-                                Some(seen) if seen.split("; ").any(|s| s == engine) => {}
-                                Some(seen) => *seen = format!("{seen}; {engine}"),
-                                None => *e = Some(engine),
-                            });
+                            let engine = classify_engine(&engine, gpu_asked, webgpu_offered);
+                            self.forward_engine
+                                .update(|e| *e.entry(engine).or_insert(0) += 1);
                         }
                         results.borrow_mut()[i] = Some(weights);
                         self.spectra.set(assemble_runs(&slots, &results.borrow()));
@@ -385,27 +390,25 @@ impl AppState {
                         .spectra_failures
                         .update(|f| f.push(SpectraFailure { path, message })),
                 }
-                self.spectra_progress.set(Some(summary()));
             }
         };
         let reused = cached.len();
-        let reused_note = match reused {
-            0 => String::new(),
-            1 => "; 1 unchanged checkpoint's results reused".to_string(),
-            n => format!("; {n} unchanged checkpoints' results reused"),
-        };
         for (i, out) in cached {
-            done(i, Ok(out));
+            done(i, Ok(out), false);
         }
         if to_run.is_empty() {
             self.spectra_progress.set(None);
-            self.spectra_runner
-                .set(Some(format!("nothing to recompute{reused_note}")));
+            self.expecting_activations.set(false);
+            self.spectra_runner.set(Some(RunnerNote {
+                reused,
+                ..RunnerNote::default()
+            }));
             return;
         }
         // The pool numbers its tasks 0..; map them back to their slots, and
         // keep what succeeds for the next batch.
         let to_run_slot = Rc::new(to_run_slot);
+        let computed = to_run_slot.len();
         let progress = {
             let to_run_slot = to_run_slot.clone();
             Rc::new(move |j: usize, line: &str, f: f64| progress(to_run_slot[j].0, line, f))
@@ -418,28 +421,30 @@ impl AppState {
                     c.insert(key.clone(), (files.clone(), out.clone()));
                 });
             }
-            done(*i, result);
+            done(*i, result, true);
         });
-        let (progress_line, runner_line) = (self.spectra_progress, self.spectra_runner);
+        let runner_line = self.spectra_runner;
         worker_pool::run_tasks(to_run, progress, done, |r| {
-            let (short, long) = match r {
-                Runner::Workers(n) => {
-                    let n = format!("{n} Web Worker{}", if *n == 1 { "" } else { "s" });
-                    (format!("on {n}"), format!("CPU (WebAssembly) on {n}"))
-                }
-                Runner::MainThread(why) => (
-                    "on the main thread".into(),
-                    format!("CPU (WebAssembly) on the main thread: workers did not start ({why})"),
-                ),
+            let note = match r {
+                Runner::Workers(n) => RunnerNote {
+                    workers: Some(*n),
+                    computed,
+                    reused,
+                    ..RunnerNote::default()
+                },
+                Runner::MainThread(why) => RunnerNote {
+                    main_thread_why: Some(why.clone()),
+                    computed,
+                    reused,
+                    ..RunnerNote::default()
+                },
             };
-            *runner.borrow_mut() = short;
-            runner_line.set(Some(format!("{long}{reused_note}")));
-            progress_line.set(Some(summary()));
+            runner_line.set(Some(note));
         })
         .await;
         if current() {
             self.spectra_progress.set(None);
-            self.spectra_active.set(BTreeMap::new());
+            self.expecting_activations.set(false);
         }
     }
 
@@ -517,42 +522,37 @@ impl AppState {
         }
         let current = move || self.generation.get_value() == generation;
         let slots = Rc::new(slots);
-        let finished = Rc::new(Cell::new(0usize));
-        let lines: Rc<RefCell<BTreeMap<usize, String>>> = Rc::new(RefCell::new(BTreeMap::new()));
-        let show = {
-            let (finished, lines, slots) = (finished.clone(), lines.clone(), slots.clone());
-            move || {
-                let now: Vec<String> = lines
-                    .borrow()
-                    .iter()
-                    .map(|(i, l)| format!("{}: {l}", slots[*i].1))
-                    .collect();
-                self.study_progress.set(Some(format!(
-                    "Figures 3–5: {} of {total} runs done{}{}",
-                    finished.get(),
-                    if now.is_empty() { "" } else { " — " },
-                    now.join("; ")
-                )));
-            }
-        };
-        show();
+        let study_progress = self.study_progress;
+        study_progress.set(Some(JobsProgress::new(
+            "Figures 3–5: model loaded once per run, K on the eval batch, then the surgery sweep (one forward pass per strategy, fraction and seed)",
+            ("run", "runs"),
+            total,
+            now_ms(),
+        )));
         let progress = {
-            let (lines, show) = (lines.clone(), show.clone());
-            Rc::new(move |i: usize, line: &str, _f: f64| {
+            let slots = slots.clone();
+            Rc::new(move |i: usize, line: &str, f: f64| {
                 if current() {
-                    lines.borrow_mut().insert(i, line.to_string());
-                    show();
+                    let label = checkpoint_label(&slots[i].1, &slots[i].2);
+                    study_progress.update(|p| {
+                        if let Some(p) = p {
+                            p.report(i, &label, line, f, now_ms());
+                        }
+                    });
                 }
             })
         };
         let done = {
-            let (slots, finished, lines) = (slots.clone(), finished.clone(), lines.clone());
+            let slots = slots.clone();
             Rc::new(move |i: usize, result: Result<JobOutput, String>| {
                 if !current() {
                     return;
                 }
-                finished.set(finished.get() + 1);
-                lines.borrow_mut().remove(&i);
+                study_progress.update(|p| {
+                    if let Some(p) = p {
+                        p.finish(i);
+                    }
+                });
                 let (color, run, c) = &slots[i];
                 let output = match result {
                     Ok(JobOutput::Study(out)) => Ok(*out),
@@ -568,7 +568,6 @@ impl AppState {
                     });
                     s.sort_by_key(|r| r.color);
                 });
-                show();
             })
         };
         worker_pool::run_tasks(tasks, progress, done, |_| {}).await;
@@ -630,14 +629,17 @@ impl AppState {
             self.generation.set_value(self.generation.get_value() + 1);
             self.spectra_progress.set(None);
             self.study_progress.set(None);
-            self.spectra_active.set(BTreeMap::new());
+            self.expecting_activations.set(false);
             self.notice.set(Some(
                 "cancelled: the analysis stopped; figures show the checkpoints done so far".into(),
             ));
         }
     }
 
-    /// Renames a run everywhere, now and for files dropped later.
+    /// Renames a run everywhere at once — the inventory, every computed
+    /// result (weights, activations, Figures 3–5), the hidden runs and the
+    /// renames applied to files dropped later — so figures, legends and exports
+    /// show the new name without recomputing anything.
     pub fn rename_run(self, from: String, to: String) {
         let to = to.trim().to_string();
         if to.is_empty() || to == from {
@@ -654,9 +656,12 @@ impl AppState {
         });
         self.inventory
             .update(|inv| *inv = std::mem::take(inv).rename_run(&from, &to));
-        self.spectra.update(|runs| {
-            for r in runs.iter_mut().filter(|r| r.run == from) {
-                r.run.clone_from(&to);
+        self.spectra.update(|runs| rename_in(runs, &from, &to));
+        self.activations.update(|runs| rename_in(runs, &from, &to));
+        self.study.update(|runs| rename_in(runs, &from, &to));
+        self.hidden_runs.update(|h| {
+            if h.remove(&from) {
+                h.insert(to.clone());
             }
         });
     }
@@ -674,12 +679,67 @@ impl AppState {
         self.generation.set_value(self.generation.get_value() + 1);
         worker_pool::cancel();
         self.spectra_progress.set(None);
-        self.spectra_active.set(BTreeMap::new());
+        self.study_progress.set(None);
+        self.expecting_activations.set(false);
+        self.forward_engine.set(BTreeMap::new());
+        self.spectra_runner.set(None);
     }
 }
 
 /// One run's Figures 3–5 numbers at the chosen checkpoint (as a session stores it).
 pub use rankscope_core::session::StudyRunRecord as StudyRun;
+
+/// A computed result that names its run (so a rename reaches all of them the same way).
+trait NamesRun {
+    fn run_name(&mut self) -> &mut String;
+}
+
+impl NamesRun for RunSpectra {
+    fn run_name(&mut self) -> &mut String {
+        &mut self.run
+    }
+}
+
+impl NamesRun for ActivationRun {
+    fn run_name(&mut self) -> &mut String {
+        &mut self.run
+    }
+}
+
+impl NamesRun for StudyRun {
+    fn run_name(&mut self) -> &mut String {
+        &mut self.run
+    }
+}
+
+fn rename_in<T: NamesRun>(list: &mut [T], from: &str, to: &str) {
+    for r in list.iter_mut() {
+        if *r.run_name() == from {
+            *r.run_name() = to.to_string();
+        }
+    }
+}
+
+/// Milliseconds since the epoch (`Date.now()`), for elapsed times.
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Whether this browser has WebGPU at all (`navigator.gpu`).
+fn webgpu_offered() -> bool {
+    web_sys::window()
+        .map(|w| js_sys::Reflect::has(&w.navigator(), &"gpu".into()).unwrap_or(false))
+        .unwrap_or(false)
+}
+
+/// A checkpoint as a progress line names it: "A1 · 81920 tokens".
+fn checkpoint_label(run: &str, c: &CheckpointRef) -> String {
+    match (c.tokens, c.step) {
+        (Some(t), _) => format!("{run} · {t} tokens"),
+        (None, Some(s)) => format!("{run} · step {s}"),
+        _ => format!("{run} · {}", c.path),
+    }
+}
 
 /// The finished checkpoints as runs in inventory order (a run's palette colour
 /// is its index there), each in training order.

@@ -56,3 +56,130 @@ async fn inspects_a_checkpoint_from_a_blob() {
         "progress {seen:?}"
     );
 }
+
+// Status lines (src/status.rs): said once, in a browser user's terms.
+mod status {
+    use rankscope_app::status::*;
+    use rankscope_core::analysis::collect::SpectraFailure;
+    use std::collections::BTreeMap;
+    use wasm_bindgen_test::*;
+
+    const NO_ADAPTER: &str = "CPU (WebAssembly) (no GPU adapter found (no adapter); natively, install a Vulkan driver (e.g. mesa-vulkan-drivers for lavapipe); in the browser, WebGPU must be enabled)";
+
+    #[wasm_bindgen_test]
+    fn engines_are_read_in_a_browser_users_terms() {
+        assert_eq!(
+            classify_engine("GPU: llvmpipe (WebGPU)", true, true),
+            Engine::Gpu("llvmpipe (WebGPU)".into())
+        );
+        assert_eq!(
+            classify_engine("CPU (WebAssembly)", false, true),
+            Engine::Cpu(CpuReason::Chosen)
+        );
+        assert_eq!(
+            classify_engine(NO_ADAPTER, true, false),
+            Engine::Cpu(CpuReason::NotOffered)
+        );
+        assert_eq!(
+            classify_engine(NO_ADAPTER, true, true),
+            Engine::Cpu(CpuReason::NoAdapter)
+        );
+        assert_eq!(
+            classify_engine(
+                "CPU (WebAssembly) (the GPU failed: out of memory; natively, install X)",
+                true,
+                true
+            ),
+            Engine::Cpu(CpuReason::Other("the GPU failed: out of memory".into()))
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn one_line_per_engine_with_counts() {
+        let mut counts = BTreeMap::new();
+        for _ in 0..36 {
+            *counts
+                .entry(classify_engine(NO_ADAPTER, true, false))
+                .or_insert(0) += 1;
+        }
+        let lines = engine_lines(&counts);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            lines[0].text,
+            "CPU (WebAssembly): 36 checkpoints; WebGPU not offered by this browser"
+        );
+        assert!(lines[0].how_to.is_some());
+        assert!(!lines[0].text.contains("Vulkan"));
+        counts.insert(Engine::Gpu("Apple M2 (WebGPU)".into()), 1);
+        let lines = engine_lines(&counts);
+        assert_eq!(
+            lines[0].text, "GPU Apple M2 (WebGPU): 1 checkpoint",
+            "GPU first"
+        );
+        let note = RunnerNote {
+            workers: Some(4),
+            computed: 12,
+            reused: 24,
+            main_thread_why: None,
+        };
+        assert_eq!(note.line(), "CPU (WebAssembly), 4 Web Workers: 12 checkpoints; 24 unchanged checkpoints' results reused");
+    }
+
+    #[wasm_bindgen_test]
+    fn failures_with_one_message_are_said_once() {
+        let f = |p: &str, m: &str| SpectraFailure {
+            path: p.into(),
+            message: m.into(),
+        };
+        let groups = group_failures(&[
+            f("a", "activations: x"),
+            f("b", "other"),
+            f("c", "activations: x"),
+        ]);
+        assert_eq!(
+            groups,
+            vec![
+                ("activations: x".into(), vec!["a".into(), "c".into()]),
+                ("other".into(), vec!["b".into()])
+            ]
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn progress_fraction_and_time_left() {
+        let mut p = JobsProgress::new("t", ("checkpoint", "checkpoints"), 4, 0.0);
+        assert_eq!(p.fraction(), 0.0);
+        p.report(
+            0,
+            "A1",
+            "forward pass on the eval batch: sequence 1 of 4",
+            0.5,
+            1000.0,
+        );
+        p.report(1, "A2", "weight spectra: layer 1 of 4", 0.5, 1000.0);
+        assert_eq!(p.fraction(), 0.25);
+        assert_eq!(
+            p.stages_now(),
+            vec![
+                "forward pass on the eval batch".to_string(),
+                "weight spectra".to_string()
+            ]
+        );
+        // A stage restarting at 0 does not move the bar back.
+        p.report(0, "A1", "held-out loss: sequence 0 of 4", 0.1, 2000.0);
+        assert_eq!(p.fraction(), 0.25);
+        p.finish(0);
+        p.finish(1);
+        assert_eq!(
+            (p.finished, p.fraction(), p.count_text()),
+            (2, 0.5, "2 of 4 checkpoints done".to_string())
+        );
+        // Half done in 10 s: about 10 s left.
+        assert_eq!(p.time_left_ms(10_000.0), Some(10_000.0));
+        assert_eq!(time_left_text(p.time_left_ms(10_000.0)), "about 10 s left");
+        assert_eq!(time_left_text(Some(200_000.0)), "about 3 min left");
+        assert_eq!(time_left_text(Some(3_900_000.0)), "about 1 h 5 min left");
+        assert_eq!(time_left_text(None), "estimating the time left");
+        assert_eq!(time_left_ms(0.5, 500.0), None, "too soon to say");
+    }
+}

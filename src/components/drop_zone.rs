@@ -1,7 +1,10 @@
 //! Where files come in: drop files or folders, pick them in a dialog, or open
-//! the built-in example study.
+//! the built-in example study. The dialogs open from ordinary buttons (the
+//! file inputs themselves are hidden), so the keyboard reaches every way in.
 
-use crate::state::AppState;
+use super::progress_panel::ProgressPanel;
+use crate::state::{now_ms, AppState};
+use crate::status::JobsProgress;
 use crate::web::files::{collect_drop, fetch_example, from_file_list};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -14,14 +17,19 @@ pub fn DropZone() -> impl IntoView {
     // `webkitdirectory` (pick a whole folder) is not in Leptos' typed
     // attributes for <input>: set it on the element once it exists.
     let folder_input = NodeRef::<leptos::html::Input>::new();
+    let files_input = NodeRef::<leptos::html::Input>::new();
+    let open_dialog = move |input: NodeRef<leptos::html::Input>| {
+        if let Some(input) = input.get_untracked() {
+            input.click();
+        }
+    };
     Effect::new(move |_| {
         if let Some(input) = folder_input.get() {
             let _ = input.set_attribute("webkitdirectory", "");
         }
     });
-    let busy = move || {
-        state.pending.with(|p| !p.is_empty()) || state.spectra_progress.with(Option::is_some)
-    };
+    // The analysis and the download have their own Cancel beside their bars.
+    let reading = move || state.pending.with(|p| !p.is_empty());
 
     let on_drop = move |ev: web_sys::DragEvent| {
         ev.prevent_default();
@@ -44,9 +52,31 @@ pub fn DropZone() -> impl IntoView {
         input.set_value("");
     };
     let open_example = move |_| {
+        if state.example_progress.with_untracked(Option::is_some) {
+            return; // already downloading
+        }
+        state.cancel.set(false);
         spawn_local(async move {
-            match fetch_example().await {
-                Ok(files) => state.add_files(files),
+            let progress = state.example_progress;
+            let mut on_file = |done: usize, total: usize| {
+                if state.cancel.get_untracked() {
+                    return false;
+                }
+                progress.update(|p| {
+                    let p = p.get_or_insert_with(|| {
+                        JobsProgress::new("Downloading the example study (six runs, 36 checkpoints, logs and token batches)", ("file", "files"), total, now_ms())
+                    });
+                    p.finished = done;
+                });
+                true
+            };
+            let result = fetch_example(&mut on_file).await;
+            progress.set(None);
+            match result {
+                Ok(Some(files)) => state.add_files(files),
+                Ok(None) => state.notice.set(Some(
+                    "cancelled: the example study was not downloaded".into(),
+                )),
                 Err(e) => state
                     .notice
                     .set(Some(format!("could not load the example study: {e}"))),
@@ -72,24 +102,26 @@ pub fn DropZone() -> impl IntoView {
                 "text logs · results.json · .npy / JSON token ids"
             </p>
             <div class="actions">
-                <label class="button">
+                <button id="choose-files" class="button" type="button" on:click=move |_| open_dialog(files_input)>
                     "Choose files…"
-                    <input id="pick-files" type="file" multiple on:change=on_pick/>
-                </label>
-                <label class="button">
+                </button>
+                <button id="choose-folder" class="button" type="button" on:click=move |_| open_dialog(folder_input)>
                     "Choose a folder…"
-                    <input id="pick-folder" type="file" multiple node_ref=folder_input on:change=on_pick/>
-                </label>
-                <button id="open-example" class="button primary" on:click=open_example>
+                </button>
+                // Opened by the buttons above; out of the tab order and the accessibility tree.
+                <input id="pick-files" class="file-input" type="file" multiple tabindex="-1" aria-hidden="true" node_ref=files_input on:change=on_pick/>
+                <input id="pick-folder" class="file-input" type="file" multiple tabindex="-1" aria-hidden="true" node_ref=folder_input on:change=on_pick/>
+                <button id="open-example" class="button primary" type="button" on:click=open_example>
                     "Open the example study"
                 </button>
-                <Show when=busy>
-                    <button id="cancel" class="button" on:click=move |_| state.cancel_all()>"Cancel"</button>
+                <Show when=reading>
+                    <button id="cancel" class="button" on:click=move |_| state.cancel_all()>"Cancel reading"</button>
                 </Show>
                 <Show when=move || state.inventory.with(|i| !i.files.is_empty())>
                     <button id="clear" class="button" on:click=move |_| state.clear()>"Clear"</button>
                 </Show>
             </div>
+            <ProgressPanel id="example-progress" progress=state.example_progress/>
         </section>
     }
 }

@@ -1,10 +1,14 @@
 //! One figure: a `FigureSpec` drawn on a canvas by the core's plotters routine
 //! (the same one that writes SVG and PNG), its caption, exports (SVG, PNG at
-//! 2× and 4×, CSV) and a link that shows the figure to someone else.
+//! 2× and 4×, CSV) and a link that shows the figure to someone else. The
+//! canvas's backing store is its shown size times the device pixel ratio
+//! (sharp on HiDPI screens, redrawn when either changes), and the figure has a
+//! text alternative: its title and caption, and its numbers as a table on demand.
 
 use crate::state::AppState;
 use crate::web::export::{copy_to_clipboard, file_digest, page_address, save_png, save_text};
 use crate::web::scaled_text::SvgSizedCanvas;
+use crate::web::screen;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use plotters::prelude::IntoDrawingArea;
@@ -15,9 +19,12 @@ use rankscope_core::figures::to_csv;
 use rankscope_core::share::{encode_link, SharedFigure, SourceFile, RECOMMENDED_MAX_LINK_CHARS};
 use wasm_bindgen::JsCast;
 
-/// Canvas size in pixels (the page scales it down on narrow screens).
+/// The size a figure is laid out at, in CSS pixels (the page scales it down
+/// on narrow screens; the backing store follows the shown size).
 const WIDTH: u32 = 900;
 const HEIGHT: u32 = 560;
+/// The data table shows at most this many rows (the CSV has them all).
+const TABLE_ROWS: usize = 2000;
 
 #[component]
 pub fn FigureCanvas(
@@ -36,13 +43,44 @@ pub fn FigureCanvas(
     let error = RwSignal::new(None::<String>);
     let frame = StoredValue::new(None::<PlotFrame>);
     let hover = RwSignal::new(None::<String>);
+    // Bumped when the canvas's shown size or the pixel ratio changes.
+    let resized = RwSignal::new(0u64);
+    let watch = StoredValue::new_local(None::<screen::Watch>);
     Effect::new(move |_| {
+        if let Some(el) = canvas.get() {
+            let el: &web_sys::HtmlCanvasElement = &el;
+            let seen = std::cell::Cell::new((el.client_width(), screen::device_pixel_ratio()));
+            let target = el.clone();
+            watch.set_value(Some(screen::watch(el, move || {
+                let now = (target.client_width(), screen::device_pixel_ratio());
+                if now != seen.get() {
+                    seen.set(now);
+                    resized.update(|n| *n += 1);
+                }
+            })));
+        }
+    });
+    // The watch stops when the figure goes: dropping the stored guard disconnects it.
+    Effect::new(move |_| {
+        resized.track();
         let Some(el) = canvas.get() else { return };
         let Some(spec) = spec.get() else { return };
         let el: web_sys::HtmlCanvasElement = el.unchecked_into();
+        let scale = screen::backing_scale(el.client_width(), WIDTH);
+        el.set_width((WIDTH as f64 * scale).round() as u32);
+        el.set_height((HEIGHT as f64 * scale).round() as u32);
+        // Setting the size reset the context: scale it so the figure's layout fills the backing store.
+        if let Some(ctx) = el
+            .get_context("2d")
+            .ok()
+            .flatten()
+            .and_then(|c| c.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
+        {
+            let _ = ctx.set_transform(scale, 0.0, 0.0, scale, 0.0, 0.0);
+        }
         match CanvasBackend::with_canvas_object(el) {
             Some(backend) => {
-                let root = SvgSizedCanvas(backend).into_drawing_area();
+                let root = SvgSizedCanvas(backend, (WIDTH, HEIGHT)).into_drawing_area();
                 let result = draw_figure_framed(&root, &spec);
                 frame.set_value(result.as_ref().ok().copied().flatten());
                 error.set(
@@ -147,7 +185,8 @@ pub fn FigureCanvas(
             return;
         };
         let el: &web_sys::HtmlCanvasElement = &el;
-        let scale = el.width() as f64 / (el.client_width().max(1) as f64);
+        // The plot frame is in layout pixels.
+        let scale = WIDTH as f64 / (el.client_width().max(1) as f64);
         let (px, py) = (ev.offset_x() as f64 * scale, ev.offset_y() as f64 * scale);
         let text = frame
             .get_value()
@@ -161,11 +200,14 @@ pub fn FigureCanvas(
                 when=move || spec.with(Option::is_some)
                 fallback=move || view! { <p class="empty">{empty_text}</p> }
             >
-                <canvas node_ref=canvas width=WIDTH height=HEIGHT on:mousemove=on_move on:mouseleave=move |_| hover.set(None)></canvas>
+                <canvas node_ref=canvas width=WIDTH height=HEIGHT role="img"
+                    aria-label=move || spec.with(|s| s.as_ref().map(|s| s.title.clone()).unwrap_or_default())
+                    aria-describedby=format!("{id}-caption")
+                    on:mousemove=on_move on:mouseleave=move |_| hover.set(None)></canvas>
                 {move || readout.is_some().then(|| view! {
                     <p class="readout" id=format!("{id}-readout")>{move || hover.get().unwrap_or_else(|| "hover the plot for exact values".into())}</p>
                 })}
-                <figcaption>
+                <figcaption id=format!("{id}-caption")>
                     <span class="caption-text">
                         {move || spec.with(|s| s.as_ref().map(|s| s.caption.clone()).unwrap_or_default())}
                     </span>
@@ -178,10 +220,88 @@ pub fn FigureCanvas(
                     <button class="link export-png4" on:click=move |_| download_png(4.0)>"PNG 4×"</button>
                     <button class="link export-csv" on:click=download_csv>"CSV"</button>
                 </div>
-                {move || link_note.get().map(|n| view! { <p class="link-note">{n}</p> })}
-                {move || link.get().map(|l| view! { <input class="share-link" readonly value=l/> })}
+                <DataTable id=id spec=spec/>
+                {move || link_note.get().map(|n| view! { <p class="link-note" role="status">{n}</p> })}
+                {move || link.get().map(|l| view! { <input class="share-link" readonly aria-label="link to this figure" value=l/> })}
             </Show>
-            {move || error.get().map(|e| view! { <p class="error">{e}</p> })}
+            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
         </figure>
+    }
+}
+
+/// The figure's numbers as a table, built only when the user opens it.
+#[component]
+fn DataTable(id: &'static str, spec: Signal<Option<FigureSpec>>) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let n_points = move || {
+        spec.with(|s| {
+            s.as_ref().map_or(0, |s| {
+                s.series.iter().map(|x| x.points.len()).sum::<usize>()
+            })
+        })
+    };
+    let rows = move || -> Vec<(String, String, String)> {
+        spec.with(|s| {
+            let Some(s) = s else { return Vec::new() };
+            s.series
+                .iter()
+                .flat_map(|series| {
+                    series
+                        .points
+                        .iter()
+                        .map(move |p| (series.name.clone(), number(p[0]), number(p[1])))
+                })
+                .take(TABLE_ROWS)
+                .collect()
+        })
+    };
+    view! {
+        <details class="data-table" id=format!("{id}-data") on:toggle=move |ev| {
+            let el: web_sys::HtmlDetailsElement = event_target(&ev);
+            open.set(el.open());
+        }>
+            <summary>{move || format!("Data table ({} points)", n_points())}</summary>
+            {move || open.get().then(|| {
+                let (x, y) = spec.with(|s| s.as_ref().map(|s| (s.x.label.clone(), s.y.label.clone())).unwrap_or_default());
+                let shown = rows();
+                let note = (n_points() > shown.len()).then(|| format!("The first {} of {} points; the CSV download has them all.", shown.len(), n_points()));
+                view! {
+                    {note.map(|n| view! { <p class="note">{n}</p> })}
+                    <div class="table-scroll" tabindex="0" role="region" aria-label="figure data">
+                        <table>
+                            <caption>{move || spec.with(|s| s.as_ref().map(|s| s.title.clone()).unwrap_or_default())}</caption>
+                            <thead><tr><th scope="col">"series"</th><th scope="col">{x}</th><th scope="col">{y}</th></tr></thead>
+                            <tbody>
+                                {shown.into_iter().map(|(name, x, y)| view! {
+                                    <tr><td>{name}</td><td class="num">{x}</td><td class="num">{y}</td></tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }
+            })}
+        </details>
+    }
+}
+
+/// A number as a table cell shows it: five significant digits, no float noise.
+fn number(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    if (-4..6).contains(&magnitude) {
+        let decimals = (4 - magnitude).max(0) as usize;
+        let text = format!("{v:.decimals$}");
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text
+        }
+    } else {
+        format!("{v:.4e}")
     }
 }

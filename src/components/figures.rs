@@ -2,6 +2,7 @@
 //! matrix (W_k / W_q), layer or mean, x-axis, runs shown, checkpoint, log y.
 //! Figure 1 can also come from imported `results.json` files alone.
 
+use super::analysis_status::AnalysisStatus;
 use super::figure_canvas::FigureCanvas;
 use crate::state::AppState;
 use crate::web::export::save_text;
@@ -17,7 +18,6 @@ use rankscope_core::analysis::study::{
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::formats::logs::{LogFormat, Series};
 use rankscope_core::inventory::{Content, Inventory};
-use std::collections::BTreeSet;
 
 /// Where Figure 1's numbers come from.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,7 @@ pub fn Figures() -> impl IntoView {
     let x_axis = RwSignal::new(XAxis::Tokens);
     // The plan's proper measurement (K on the eval batch) is the default when it exists.
     let source = RwSignal::new(Source::Activations(KeyVariant::PostNorm));
-    let hidden = RwSignal::new(BTreeSet::<String>::new());
+    let hidden = state.hidden_runs;
     let at_final = RwSignal::new(true);
     let at_index = RwSignal::new(0usize);
     let log_y = RwSignal::new(true);
@@ -88,7 +88,12 @@ pub fn Figures() -> impl IntoView {
     let has_activations = move || state.activations.with(|r| !r.is_empty());
     let has_imported = move || imported.with(|i| !i.is_empty());
     // With results.json but no checkpoints, Figure 1 shows the imported numbers.
+    // While activation spectra are on their way it waits for them rather than
+    // showing the weights and then swapping its data source.
     let effective_source = move || match source.get() {
+        Source::Activations(v) if !has_activations() && state.expecting_activations.get() => {
+            Source::Activations(v)
+        }
         Source::Activations(_) if !has_activations() => {
             if has_spectra() {
                 Source::Weights
@@ -209,8 +214,6 @@ pub fn Figures() -> impl IntoView {
         which.set((!value.is_empty()).then_some(value));
         spawn_local(state.compute_spectra());
     };
-    let active_jobs =
-        move || -> Vec<(String, String)> { state.spectra_active.get().into_iter().collect() };
 
     view! {
         <Show when=move || has_spectra() || has_imported() || state.spectra_progress.with(Option::is_some)>
@@ -222,22 +225,12 @@ pub fn Figures() -> impl IntoView {
                     }>"Save session"</button>
                     <span class="note">" everything computed, as one file: drop it here later, or send it to a collaborator"</span>
                 </div>
-                {move || state.spectra_progress.get().map(|p| view! { <p class="progress" id="spectra-progress">{p}</p> })}
-                {move || state.spectra_runner.get().map(|r| view! { <p class="runner" id="spectra-runner">"Computed with: " {r}</p> })}
-                {move || state.forward_engine.get().map(|e| view! { <p class="runner" id="forward-engine">"Forward passes on: " {e}</p> })}
+                <AnalysisStatus/>
                 <label class="note use-gpu">
                     <input type="checkbox" id="use-gpu" prop:checked=move || state.use_gpu.get()
                         on:change=move |ev| state.set_use_gpu(event_target_checked(&ev))/>
                     " forward passes on the GPU (WebGPU) when the browser has one"
                 </label>
-                <ul class="active-jobs">
-                    <For each=active_jobs key=|(path, line)| format!("{path}\u{0}{line}") let:job>
-                        <li class="progress">{format!("{}: {}", job.0, job.1)}</li>
-                    </For>
-                </ul>
-                <For each=move || state.spectra_failures.get() key=|f| f.path.clone() let:f>
-                    <p class="error">{format!("{}: {}", f.path, f.message)}</p>
-                </For>
                 <Show when=move || !batches().is_empty()>
                     <div class="controls" id="batches">
                         <label>"eval batch (K, Q) "
@@ -268,7 +261,7 @@ pub fn Figures() -> impl IntoView {
                     <label>"source "
                         <select id="source" on:change=move |ev| source.set(parse_source(&event_target_value(&ev)))>
                             {KeyVariant::ALL.into_iter().map(|v| view! {
-                                <option value=format!("act:{}", v.key()) selected=move || effective_source() == Source::Activations(v) disabled=move || !has_activations()>
+                                <option value=format!("act:{}", v.key()) selected=move || effective_source() == Source::Activations(v) disabled=move || !has_activations() && !state.expecting_activations.get()>
                                     {format!("activations: K {} (eval batch)", v.key())}
                                 </option>
                             }).collect_view()}
@@ -305,7 +298,7 @@ pub fn Figures() -> impl IntoView {
                                 let toggled = run.clone();
                                 view! {
                                     <label class="run-toggle">
-                                        <input type="checkbox" checked=move || !hidden.with(|h| h.contains(&name))
+                                        <input type="checkbox" prop:checked=move || !hidden.with(|h| h.contains(&name))
                                             on:change=move |_| hidden.update(|h| if !h.remove(&toggled) { h.insert(toggled.clone()); })/>
                                         {run}
                                     </label>

@@ -74,6 +74,8 @@ pub fn InventoryTable() -> impl IntoView {
     view! {
         <section class="inventory">
             <h2>"Files" <span class="count" id="inventory-count">{counts}</span></h2>
+            // Scrolls sideways inside itself on narrow windows; focusable so the keyboard can scroll it.
+            <div class="table-scroll" tabindex="0" role="region" aria-label="files table">
             <table id="inventory">
                 <thead>
                     <tr>
@@ -98,6 +100,7 @@ pub fn InventoryTable() -> impl IntoView {
                     </For>
                 </tbody>
             </table>
+            </div>
         </section>
     }
 }
@@ -115,7 +118,7 @@ fn PendingRow(
             <td colspan="4"></td>
             <td class="num">{human_size(pending.size)}</td>
             <td colspan="3">
-                <progress max="1" value=move || progress.get()></progress>
+                <progress max="1" value=move || progress.get() aria-label=format!("reading {}", pending.path)></progress>
             </td>
             <td class="status">{move || format!("reading {:.0}%", progress.get() * 100.0)}</td>
         </tr>

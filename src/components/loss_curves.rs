@@ -226,10 +226,10 @@ fn Controls(
                     on:change=move |ev| { if let Ok(b) = event_target_value(&ev).parse::<f64>() { s.beta.set(b.clamp(0.0, 0.999)) } }/>
             </label>
             <label>"window t̂ "
-                <input id="lc-w0" class="num" type="number" min="0" max="1" step="0.05" prop:value=move || s.window.get().0.to_string()
+                <input id="lc-w0" aria-label="window start (t̂, fraction of training)" class="num" type="number" min="0" max="1" step="0.05" prop:value=move || s.window.get().0.to_string()
                     on:change=move |ev| set_window(true, event_target_value(&ev))/>
                 " – "
-                <input id="lc-w1" class="num" type="number" min="0" max="1" step="0.05" prop:value=move || s.window.get().1.to_string()
+                <input id="lc-w1" aria-label="window end (t̂, fraction of training)" class="num" type="number" min="0" max="1" step="0.05" prop:value=move || s.window.get().1.to_string()
                     on:change=move |ev| set_window(false, event_target_value(&ev))/>
             </label>
         </div>
@@ -239,12 +239,13 @@ fn Controls(
                 <For each=names key=|n| n.clone() let:name>
                     {
                         let (a, b, c, d, attr) = (name.clone(), name.clone(), name.clone(), name.clone(), name.clone());
+                        let (show_label, ref_label) = (format!("show {name}"), format!("use {name} as a reference"));
                         view! {
                             <tr data-run=attr>
                                 <td>{name}</td>
-                                <td><input class="lc-show" type="checkbox" prop:checked=move || !s.hidden.with(|h| h.contains(&a))
+                                <td><input class="lc-show" type="checkbox" aria-label=show_label prop:checked=move || !s.hidden.with(|h| h.contains(&a))
                                     on:change=move |_| s.hidden.update(|h| if !h.remove(&b) { h.insert(b.clone()); })/></td>
-                                <td><input class="lc-ref" type="checkbox" prop:checked=move || reference.with(|r| r.contains(&c))
+                                <td><input class="lc-ref" type="checkbox" aria-label=ref_label prop:checked=move || reference.with(|r| r.contains(&c))
                                     on:change=move |_| {
                                         let mut r = reference.get_untracked();
                                         if !r.remove(&d) { r.insert(d.clone()); }
@@ -305,11 +306,11 @@ fn RulesEditor(text: RwSignal<String>, error: Signal<Option<String>>) -> impl In
     view! {
         <details class="rules" id="rules-editor">
             <summary>"Edit rules (JSON: name, metric, comparison > >= < <=, threshold, level, optional aggregation)"</summary>
-            <textarea id="rules-json" rows="12" spellcheck="false" prop:value=move || text.get()
+            <textarea id="rules-json" aria-label="health rules as JSON" rows="12" spellcheck="false" prop:value=move || text.get()
                 on:change=move |ev| text.set(event_target_value(&ev))></textarea>
             <button class="link" on:click=move |_| text.set(serde_json::to_string_pretty(&builtin_rules()).unwrap_or_default())>"reset to the built-in rules"</button>
         </details>
-        {move || error.get().map(|e| view! { <p class="error" id="rules-error">{e}</p> })}
+        {move || error.get().map(|e| view! { <p class="error" id="rules-error" role="alert">{e}</p> })}
     }
 }
 

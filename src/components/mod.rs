@@ -1,10 +1,12 @@
 //! Small Leptos components; state lives in [`crate::state::AppState`].
 
+pub mod analysis_status;
 pub mod drop_zone;
 pub mod figure_canvas;
 pub mod figures;
 pub mod inventory_table;
 pub mod loss_curves;
+pub mod progress_panel;
 pub mod run_list;
 pub mod shared_view;
 pub mod study_panel;

@@ -51,7 +51,7 @@ fn RunItem(
     };
     view! {
         <li class="run" data-run=name.clone()>
-            <input class="run-name" title="rename this run" value=name.clone() on:change=on_change/>
+            <input class="run-name" title="rename this run" aria-label=format!("name of run {name} (edit to rename)") value=name.clone() on:change=on_change/>
             <span class="ckpts">{format!("{} checkpoint(s)", run.checkpoints.len())}</span>
             <span class="points">{points.join(" · ")}</span>
             <span class="logs">{format!("{} log(s)", run.logs.len())}</span>

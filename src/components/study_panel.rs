@@ -3,6 +3,7 @@
 //! to 65 per run), so the user starts them and can cancel.
 
 use super::figure_canvas::FigureCanvas;
+use super::progress_panel::ProgressPanel;
 use crate::state::{AppState, StudyRun};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -28,7 +29,8 @@ pub fn StudyPanel() -> impl IntoView {
     let at_index = RwSignal::new(0usize);
     let seeds = RwSignal::new(5usize);
     let step_pct = RwSignal::new(10usize);
-    let chosen_run = RwSignal::new(None::<String>);
+    // By the run's palette index, which a rename does not change.
+    let chosen_run = RwSignal::new(None::<usize>);
 
     let has_checkpoints = move || {
         state
@@ -92,15 +94,17 @@ pub fn StudyPanel() -> impl IntoView {
         })
     });
     let run_names = move || {
-        state
-            .study
-            .with(|runs| runs.iter().map(|r| r.run.clone()).collect::<Vec<_>>())
+        state.study.with(|runs| {
+            runs.iter()
+                .map(|r| (r.color, r.run.clone()))
+                .collect::<Vec<_>>()
+        })
     };
     let selected = move || -> Option<StudyRun> {
         state.study.with(|runs| {
             let want = chosen_run.get();
             runs.iter()
-                .find(|r| Some(&r.run) == want.as_ref())
+                .find(|r| Some(r.color) == want)
                 .or(runs.first())
                 .cloned()
         })
@@ -183,16 +187,20 @@ pub fn StudyPanel() -> impl IntoView {
                         <span class="note">"needs an eval batch and a different held-out batch (see the batch choice above)"</span>
                     })}
                 </div>
-                {move || state.study_progress.get().map(|p| view! { <p class="progress" id="study-progress">{p}</p> })}
-                <For each=problems key=|p| p.clone() let:p>
-                    <p class="error">{p}</p>
-                </For>
+                <ProgressPanel id="study-progress" progress=state.study_progress/>
+                <div class="failures" role="alert">
+                    <For each=problems key=|p| p.clone() let:p>
+                        <p class="error">{p}</p>
+                    </For>
+                </div>
                 <h3>"Figure 3 — K PR per layer"</h3>
                 <FigureCanvas id="figure-layers" readout=readout spec=layers empty_text="Compute Figures 3–5 to see PR per layer, runs side by side."/>
                 <div class="controls">
                     <label>"run (Figures 4 and 5) "
-                        <select id="study-run" on:change=move |ev| chosen_run.set(Some(event_target_value(&ev)))>
-                            {move || run_names().into_iter().map(|r| view! { <option value=r.clone()>{r.clone()}</option> }).collect_view()}
+                        <select id="study-run" on:change=move |ev| chosen_run.set(event_target_value(&ev).parse().ok())>
+                            {move || run_names().into_iter().map(|(color, r)| view! {
+                                <option value=color.to_string() selected=move || selected().map(|s| s.color) == Some(color)>{r}</option>
+                            }).collect_view()}
                         </select>
                     </label>
                 </div>

@@ -92,8 +92,13 @@ pub fn from_file_list(list: &web_sys::FileList) -> Vec<PickedFile> {
 }
 
 /// The built-in example study: `example/manifest.json` lists its files,
-/// fetched from the same static server (no network beyond it).
-pub async fn fetch_example() -> Result<Vec<PickedFile>, String> {
+/// fetched one after another from the same static server (no network beyond
+/// it). `on_file(done, total)` is called before each
+/// file and at the end; when it returns `false` the download stops (cancel)
+/// and `Ok(None)` comes back.
+pub async fn fetch_example(
+    on_file: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<Option<Vec<PickedFile>>, String> {
     let base = "example/";
     let manifest = fetch_blob(&format!("{base}manifest.json")).await?;
     let text = JsFuture::from(manifest.text())
@@ -103,14 +108,18 @@ pub async fn fetch_example() -> Result<Vec<PickedFile>, String> {
     let paths: Vec<String> = serde_json::from_str(&text)
         .map_err(|e| format!("example/manifest.json is not a list of paths: {e}"))?;
     let mut out = Vec::with_capacity(paths.len());
-    for path in paths {
+    for (i, path) in paths.iter().enumerate() {
+        if !on_file(i, paths.len()) {
+            return Ok(None);
+        }
         let file = fetch_blob(&format!("{base}{path}")).await?;
         out.push(PickedFile {
             path: format!("example/{path}"),
             file,
         });
     }
-    Ok(out)
+    on_file(paths.len(), paths.len());
+    Ok(Some(out))
 }
 
 async fn fetch_blob(url: &str) -> Result<web_sys::Blob, String> {

@@ -1,5 +1,6 @@
 //! Browser plumbing: reading Blobs by byte range, collecting dropped files and
-//! folders, fetching the built-in example, and the panic hook.
+//! folders, fetching the built-in example, the screen canvases are drawn for,
+//! and the panic hook.
 
 pub mod blob_source;
 pub mod export;
@@ -8,5 +9,6 @@ pub mod gpu;
 pub mod offline;
 pub mod panic;
 pub mod scaled_text;
+pub mod screen;
 pub mod worker_main;
 pub mod worker_pool;

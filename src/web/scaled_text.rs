@@ -5,6 +5,11 @@
 //! larger than the layout (and the exported SVG) assumed — long captions and
 //! legend names ran past the right edge. This wrapper scales the text size by
 //! 1/1.24 and passes everything else through unchanged.
+//!
+//! It also reports the figure's layout size rather than the canvas's backing
+//! store: on a HiDPI screen the backing store is larger and the context is
+//! scaled to match (see `web::screen`), so the figure is laid out as everywhere
+//! else and drawn with every device pixel.
 
 use plotters_backend::text_anchor::Pos;
 use plotters_backend::{
@@ -16,7 +21,8 @@ use plotters_canvas::CanvasBackend;
 /// The SVG backend's divisor (plotters-svg `style.size() / 1.24`).
 const SVG_FONT_DIVISOR: f64 = 1.24;
 
-pub struct SvgSizedCanvas(pub CanvasBackend);
+/// The backend and the size the figure is laid out at (CSS pixels).
+pub struct SvgSizedCanvas(pub CanvasBackend, pub (u32, u32));
 
 struct Scaled<'a, S>(&'a S);
 
@@ -58,7 +64,7 @@ type Result2<T> = Result<T, DrawingErrorKind<<CanvasBackend as DrawingBackend>::
 impl DrawingBackend for SvgSizedCanvas {
     type ErrorType = <CanvasBackend as DrawingBackend>::ErrorType;
     fn get_size(&self) -> (u32, u32) {
-        self.0.get_size()
+        self.1
     }
     fn ensure_prepared(&mut self) -> Result2<()> {
         self.0.ensure_prepared()

@@ -27,7 +27,9 @@ export async function launchWebGpu() {
 
 /** Opens the page and waits for the app to mount; fails on any page error. */
 export async function openPage(browser, url) {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  // A context of its own (as browser.newPage gives), made explicitly: the accessibility audit needs one.
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
@@ -78,4 +80,33 @@ export async function readInventory(page) {
       return row;
     });
   });
+}
+
+/** Opens the built-in example study and waits until its analysis has finished. */
+export async function openExample(page, timeout = 600_000) {
+  await page.click('#open-example');
+  await page.waitForSelector('#inventory tr.file', { timeout: 120_000 });
+  await settled(page, timeout);
+}
+
+/** Waits until no file is being read and no analysis runs, with Figure 1 drawn. */
+export async function settled(page, timeout = 300_000) {
+  await page.waitForFunction(() => document.querySelectorAll('#inventory tr.pending').length === 0
+    && !document.querySelector('#example-progress') && !document.querySelector('#spectra-progress')
+    && document.querySelector('#figure-trajectory canvas'), null, { timeout });
+}
+
+/**
+ * An accessibility audit of the page as it is (axe-core, WCAG 2.x A/AA rules
+ * and best practices): the violations by impact, and the serious or critical
+ * ones in full for the test's message.
+ */
+export async function audit(page) {
+  const { default: AxeBuilder } = await import('@axe-core/playwright');
+  const result = await new AxeBuilder({ page }).analyze();
+  const counts = { critical: 0, serious: 0, moderate: 0, minor: 0 };
+  for (const v of result.violations) counts[v.impact] = (counts[v.impact] ?? 0) + v.nodes.length;
+  const severe = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.impact} ${v.id}: ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+  return { counts, severe, rules: result.violations.map((v) => `${v.impact} ${v.id} (${v.nodes.length})`), passes: result.passes.length };
 }

@@ -49,7 +49,7 @@ test('Figures 1 and 2 appear for A1–B2 from their checkpoints', async () => {
   await page.hover('#figure-trajectory canvas', { position: { x: 300, y: 250 } });
   assert.match(await page.$eval('#figure-trajectory-readout', (r) => r.textContent), /A1: [0-9.]+ at training tokens \d+ · A2: /);
   // The spectra were computed off the main thread, on the worker pool.
-  assert.match(await page.$eval('#spectra-runner', (p) => p.textContent), /CPU \(WebAssembly\) on \d+ Web Workers?$/);
+  assert.match(await page.$eval('#spectra-runner', (p) => p.textContent), /^Computed with: CPU \(WebAssembly\), \d+ Web Workers?: 24 checkpoints$/);
   const caption = await page.$eval('#figure-trajectory figcaption', (c) => c.textContent);
   assert.match(caption, /PR = \(Σσ\)²\/Σσ² of W_k/);
   assert.match(caption, /mean over 4 layers/);

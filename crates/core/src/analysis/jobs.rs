@@ -219,9 +219,18 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
     {
         return run_study(&inv, index, &open, eval, heldout, options, progress).await;
     }
+    let with_activations = matches!(job.kind, JobKind::WeightsAndActivations { .. });
     let mut weights_progress = |f: f64| {
         let done = (f * n_layers as f64).round() as usize;
-        progress(&format!("weight spectra: layer {done} of {n_layers}"), f);
+        let share = if with_activations {
+            job_share(None, f)
+        } else {
+            f
+        };
+        progress(
+            &format!("weight spectra: layer {done} of {n_layers}"),
+            share,
+        );
     };
     let Some(weights) =
         checkpoint_weight_spectra(&inv, index, &open, &mut weights_progress).await?
@@ -262,7 +271,10 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
         let shards = Shards {
             parts: headers.into_iter().zip(parts.iter()).collect(),
         };
-        let mut report = |p: Progress| progress(&p.to_string(), 0.0);
+        let mut report = |p: Progress| {
+            let share = job_share(Some(p.stage), p.done as f64 / p.total.max(1) as f64);
+            progress(&p.to_string(), share)
+        };
         let total = arch.n_layers;
         let model = ModelWeights::load(&shards, arch, &mut |f| {
             report(Progress {
@@ -285,6 +297,21 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
         activations,
         engine: engine_label,
     })
+}
+
+/// The share of a weights-and-activations job done when `stage` (`None`: the
+/// weight spectra) is `f` done: each stage gets a rough share of the job's
+/// time (the forward pass the most), so the page's bar moves on and its
+/// estimate of the time left means something.
+fn job_share(stage: Option<Stage>, f: f64) -> f64 {
+    let (start, width) = match stage {
+        None => (0.0, 0.1),
+        Some(Stage::Loading) => (0.1, 0.1),
+        Some(Stage::EvalForward) => (0.2, 0.5),
+        Some(Stage::Spectra) => (0.7, 0.2),
+        Some(Stage::HeldOut) => (0.9, 0.1),
+    };
+    start + width * f.clamp(0.0, 1.0)
 }
 
 /// The study job: load the model once, collect K on the eval batch, then
