@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of rankscope on a fresh machine (installs what is missing):
+#   0. cargo fmt --check of the workspace
 #   1. native: cargo test of the core and the CLI (fixtures in ../shared/fixtures), the GPU
 #      kernels' parity tests on lavapipe, then a fuzz smoke run of every parser of
 #      untrusted input (scripts/fuzz.sh)
@@ -17,6 +18,9 @@ if [[ ! -d ../shared/fixtures ]]; then
 fi
 
 step() { echo; echo "=== $* ==="; }
+
+step "formatting (rustfmt's default style)"
+cargo fmt --all --check
 
 step "native tests"
 cargo test --locked -p rankscope-core -p rankscope-cli
