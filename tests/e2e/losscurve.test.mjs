@@ -20,7 +20,9 @@ fs.mkdirSync(outDir, { recursive: true });
 
 let server, url, browser;
 before(async () => {
-  ({ server, url } = await startServer({ dist: path.join(repo, 'dist'), fixtures }));
+  ({ server, url } = await startServer({
+    dist: path.join(repo, 'dist'), fixtures, testdata: path.join(repo, 'crates/core/tests/data'),
+  }));
   browser = await launch();
 });
 after(async () => { await browser?.close(); server?.close(); });
@@ -152,5 +154,44 @@ test('user-study results.json: rank vs loss share x and mark the PR drop', async
   assert.ok(await inked(page, 'figure-rank') > 5000);
   await page.locator('#figure-rank').screenshot({ path: path.join(outDir, 'losscurve-rank.png') });
   await page.locator('#figure-rank-loss').screenshot({ path: path.join(outDir, 'losscurve-rank-loss.png') });
+  assert.deepEqual(errors, []);
+});
+
+test('residual thresholds are the user\'s: raising "negative below" clears the flags, lowering it brings them back', async () => {
+  const { page, errors } = await openPage(browser, url);
+  await drop(page, NANOGPT.map((n) => `logs/modded-nanogpt/${n}.log`));
+  await page.waitForSelector('#figure-residual canvas', { timeout: 60_000 });
+  await page.click('#lc-runs tr[data-run="muonh_seed2"] input.lc-ref');
+  await page.waitForFunction(() => /mean of 2 \(muonh_seed1, muonh_seed2\)/.test(document.querySelector('#figure-residual figcaption').textContent));
+  const flags = () => page.$$eval('#residual-flags li.flag', (ls) => ls.map((l) => `${l.dataset.run}: ${l.dataset.pattern}`));
+  const count = (n) => page.waitForFunction((n) => document.querySelectorAll('#residual-flags li.flag').length === n, n);
+  await count(2);
+  assert.deepEqual(await flags(), ['adamh_seed1: negative residual', 'adamh_seed2: negative residual']);
+  // The settings sit in a closed <details>; open it as a user would.
+  await page.click('#residual-thresholds summary');
+  await setValue(page, '#lc-th-negative', '10');
+  await count(0);
+  await page.waitForSelector('#figure-residual[data-series="5"]');
+  await setValue(page, '#lc-th-negative', '0.001');
+  await count(2);
+  assert.deepEqual(await flags(), ['adamh_seed1: negative residual', 'adamh_seed2: negative residual']);
+  assert.deepEqual(errors, []);
+});
+
+test('an RLAN-style log: the health timeline names each rule, when it first fired, how long, and its action', async () => {
+  const { page, errors } = await openPage(browser, url);
+  await dropFiles(page, [{ url: `${url}__testdata/rlan_collapse.jsonl`, path: 'rlan/rlan_collapse.jsonl' }]);
+  await waitForInventory(page, 1);
+  await page.waitForSelector('#health-events li.event', { timeout: 60_000 });
+  const events = await page.$$eval('#health-events li.event', (ls) => Object.fromEntries(ls.map((l) => [l.dataset.rule, l.textContent])));
+  // Hand-computed in crates/core/tests/losscurve_sources.rs: lora_norm 0.5 0.8 1.1 1.3 1.6 1.7 2.2
+  // 1.9 1.4 1.0 0.9 0.8 at steps 1–12 → > 1.0 at 3–9, > 1.5 at 5–8, > 2.0 at 7.
+  assert.match(events['lora_norm warn'] ?? '', /first at step 3 \(lora_norm = 1\.1\), until step 9 \(7 firing\(s\), 6 steps in all\).* — action: warn/);
+  assert.match(events['lora_norm critical'] ?? '', /first at step 5 .*until step 8/);
+  assert.match(events['lora_norm kill'] ?? '', /first at step 7 .*until step 7 .*worst 2\.2 — action: .*kill/);
+  assert.ok('lora_norm_ema early stop' in events, Object.keys(events).join(', '));
+  assert.ok(Number(await page.$eval('#figure-health', (f) => f.dataset.series)) >= 1);
+  assert.ok(await inked(page, 'figure-health') > 1000);
+  await page.locator('#figure-health').screenshot({ path: path.join(outDir, 'losscurve-health-rlan.png') });
   assert.deepEqual(errors, []);
 });

@@ -23,12 +23,17 @@ function listFiles(root, dir) {
 }
 
 /** `base`: the sub-path the page is served at (default `/`), as on a project page. */
-export async function startServer({ dist, fixtures, base = '/' }) {
+export async function startServer({ dist, fixtures, testdata, base = '/' }) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     let root = dist;
     let rel = decodeURIComponent(url.pathname);
-    if (rel.startsWith('/__fixtures/')) {
+    if (testdata && rel.startsWith('/__testdata/')) {
+      // The core's small made-up logs (crates/core/tests/data), for sources the fixtures lack.
+      root = testdata;
+      rel = rel.slice('/__testdata'.length);
+    }
+    else if (rel.startsWith('/__fixtures/')) {
       root = fixtures;
       rel = rel.slice('/__fixtures'.length);
       if (rel === '/__list') {
