@@ -121,11 +121,25 @@ pub fn run(args: &[String]) -> Result<()> {
     if show_progress {
         errln!();
     }
-    if runs.is_empty() {
+    let report_failures = || {
         for f in &failures {
-            errln!("{}: {}", f.path, f.message);
+            errln!(
+                "{}: {}",
+                f.path,
+                batch_blame(&inv, &f.path, &o, &eval, heldout.as_ref())
+                    .unwrap_or_else(|| f.message.clone())
+            );
         }
-        return Err(nothing_to_analyse(&inv));
+    };
+    if runs.is_empty() {
+        report_failures();
+        if failures.is_empty() {
+            return Err(nothing_to_analyse(&inv));
+        }
+        bail!(
+            "no checkpoint could be probed ({} failed, above)",
+            failures.len()
+        );
     }
     if o.json {
         let out = serde_json::json!({
@@ -139,14 +153,7 @@ pub fn run(args: &[String]) -> Result<()> {
     } else {
         print_text(&runs, &o.variants, &eval);
     }
-    for f in &failures {
-        errln!(
-            "{}: {}",
-            f.path,
-            batch_blame(&inv, &f.path, &o, &eval, heldout.as_ref())
-                .unwrap_or_else(|| f.message.clone())
-        );
-    }
+    report_failures();
     Ok(())
 }
 

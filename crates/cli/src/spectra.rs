@@ -125,7 +125,13 @@ pub fn run_spectra(args: &[String]) -> Result<()> {
         for f in &failures {
             errln!("{}: {}", f.path, f.message);
         }
-        return Err(nothing_to_analyse(&inv));
+        if failures.is_empty() {
+            return Err(nothing_to_analyse(&inv));
+        }
+        bail!(
+            "no checkpoint could be analysed ({} failed, above)",
+            failures.len()
+        );
     }
     if o.json {
         let out = serde_json::json!({ "runs": runs, "failures": failures });
