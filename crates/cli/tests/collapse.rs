@@ -1,22 +1,12 @@
 //! `rankscope collapse` on the fixtures: onset, steepest drop, sudden/gradual and recovery of the
 //! K PR trajectory, against values computed by hand (Python) from `expected/*.json`'s `mean_k_pr`.
 
+mod common;
+use common::{rankscope, FIXTURES};
 use serde_json::Value;
-use std::process::Command;
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
 
 fn collapse(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rankscope"))
-        .arg("collapse")
-        .args(args)
-        .output()
-        .expect("run rankscope");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    rankscope(&[&["collapse"], args].concat())
 }
 
 #[test]

@@ -4,22 +4,12 @@
 //! seed per side it says which test it used and why; the other plan pairs give verdicts or say why
 //! not; bad input says what is missing.
 
+mod common;
+use common::{rankscope, FIXTURES};
 use serde_json::Value;
-use std::process::Command;
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
 
 fn compare(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rankscope"))
-        .arg("compare")
-        .args(args)
-        .output()
-        .expect("run rankscope");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    rankscope(&[&["compare"], args].concat())
 }
 
 fn f(p: &str) -> String {

@@ -3,23 +3,11 @@
 //! timeline's actions, and `surgery` refusing a held-out batch with the eval
 //! batch's content.
 
+mod common;
+use common::{rankscope, FIXTURES};
 use std::path::PathBuf;
-use std::process::Command;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/tests/data");
-
-fn rankscope(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rankscope"))
-        .args(args)
-        .output()
-        .expect("run rankscope");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
 
 fn data(name: &str) -> String {
     format!("{DATA}/{name}")

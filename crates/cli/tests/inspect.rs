@@ -1,20 +1,9 @@
 //! `rankscope inspect --json` prints the inventory the page shows.
 
-use std::process::Command;
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
-
+mod common;
+use common::{rankscope, FIXTURES};
 fn inspect(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rankscope"))
-        .arg("inspect")
-        .args(args)
-        .output()
-        .expect("run rankscope");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    rankscope(&[&["inspect"], args].concat())
 }
 
 #[test]

@@ -1,21 +1,10 @@
 //! `rankscope probe` prints the activation spectra and held-out loss of the
 //! fixtures' checkpoints, equal to `expected/<RUN>.json` within the README's tolerances.
 
-use std::process::Command;
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
-
+mod common;
+use common::{rankscope, FIXTURES};
 fn probe(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rankscope"))
-        .arg("probe")
-        .args(args)
-        .output()
-        .expect("run rankscope");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    rankscope(&[&["probe"], args].concat())
 }
 
 fn expected(run: &str) -> serde_json::Value {
