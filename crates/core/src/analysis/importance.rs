@@ -14,7 +14,7 @@ use super::gram_spectra::{HeadGram, SpectraRoutes};
 use super::numpy_rng::NumpyRng;
 use super::spectrum::{
     matrix_from_row_major_f32, metrics_from_singular_values, right_singular_vectors,
-    singular_values_f32, singular_values_from_gram, singular_values_with, SpectrumError, SvdRoute,
+    singular_values_from_gram, singular_values_with, SpectrumError, SvdRoute,
 };
 use super::surgery::SurgeryError;
 use crate::model::forward::{KeyCollector, ModelWeights};
@@ -291,24 +291,6 @@ pub fn bootstrap_interval(
     percentile_interval(value, draws, level)
 }
 
-/// Singular values (f64) of one head's K from the rows of the chosen sequences (`seq_len` rows each).
-fn head_singular_values(
-    keys: &[f32],
-    d_k: usize,
-    seq_len: usize,
-    sequences: &[usize],
-) -> Result<Vec<f64>, SpectrumError> {
-    let rows: Vec<f32> = sequences
-        .iter()
-        .flat_map(|&b| {
-            keys[b * seq_len * d_k..(b + 1) * seq_len * d_k]
-                .iter()
-                .copied()
-        })
-        .collect();
-    singular_values_f32(&rows, sequences.len() * seq_len, d_k)
-}
-
 /// A checkpoint's value of a per-head K metric (the mean over layers of the mean over kv-heads,
 /// as Figure 1) on every resample of [`resamples`]`(n_sequences, n_boot, seed)` of the eval
 /// batch's sequences (keys as collected: after the key norm, before RoPE). `metric` maps a head's
@@ -332,16 +314,35 @@ pub fn layer_mean_resamples(
         return Err(SpectrumError::EmptyMatrix);
     }
     let d_k = keys.d_k();
-    resamples(keys.rows() / seq_len, n_boot, seed)
+    let n_seq = keys.rows() / seq_len;
+    // Each head's per-sequence Grams once; a resample only reweights them (as Figure 3's
+    // bootstrap, [`layer_pr_of_heads`]).
+    let heads: Vec<(&[f32], Vec<HeadGram>)> = (0..n_layers)
+        .flat_map(|layer| (0..n_kv).map(move |h| (layer, h)))
+        .map(|(layer, h)| {
+            let k = keys.keys(layer, h);
+            (k, HeadGram::per_sequence(k, seq_len, d_k))
+        })
+        .collect();
+    let mut routes = SpectraRoutes::default();
+    resamples(n_seq, n_boot, seed)
         .map(|pick| {
+            let mut copies = vec![0usize; n_seq];
+            pick.iter().for_each(|&b| copies[b] += 1);
             let mut sum = 0.0;
-            for layer in 0..n_layers {
-                for h in 0..n_kv {
-                    let sv = head_singular_values(keys.keys(layer, h), d_k, seq_len, &pick)?;
-                    sum += metric(&sv).unwrap_or(f64::NAN);
-                }
+            for (k, grams) in &heads {
+                let sv = resampled_head_singular_values(
+                    k,
+                    grams,
+                    d_k,
+                    seq_len,
+                    &pick,
+                    &copies,
+                    &mut routes,
+                )?;
+                sum += metric(&sv).unwrap_or(f64::NAN);
             }
-            Ok(sum / (n_layers * n_kv) as f64)
+            Ok(sum / heads.len() as f64)
         })
         .collect()
 }
@@ -449,8 +450,7 @@ pub fn layer_pr_of_heads(
     Ok((pr, routes))
 }
 
-/// K PR of one head over the sequences of `pick` (`copies[b]` = how often b was picked): from
-/// the sum of their Grams when the trust test passes, else from the stacked rows' direct SVD.
+/// K PR of one head over the sequences of `pick` ([`resampled_head_singular_values`]).
 fn resampled_head_pr(
     keys: &[f32],
     grams: &[HeadGram],
@@ -460,11 +460,27 @@ fn resampled_head_pr(
     copies: &[usize],
     routes: &mut SpectraRoutes,
 ) -> Result<f64, SpectrumError> {
+    let sv = resampled_head_singular_values(keys, grams, d_k, seq_len, pick, copies, routes)?;
+    Ok(metrics_from_singular_values(&sv)?.pr)
+}
+
+/// Singular values of one head's K over the sequences of `pick` (`copies[b]` = how often b was
+/// picked): from the sum of their per-sequence Grams when the trust test passes, else from the
+/// stacked rows' direct SVD. `routes` counts which route each spectrum took.
+fn resampled_head_singular_values(
+    keys: &[f32],
+    grams: &[HeadGram],
+    d_k: usize,
+    seq_len: usize,
+    pick: &[usize],
+    copies: &[usize],
+    routes: &mut SpectraRoutes,
+) -> Result<Vec<f64>, SpectrumError> {
     let gram = HeadGram::weighted_sum(grams, copies, d_k);
-    let sv = match singular_values_from_gram(DMatrix::from_row_slice(d_k, d_k, &gram.gram), 0.0)? {
+    match singular_values_from_gram(DMatrix::from_row_slice(d_k, d_k, &gram.gram), 0.0)? {
         Some(sv) => {
             routes.from_gram += 1;
-            sv
+            Ok(sv)
         }
         None => {
             routes.from_block += 1;
@@ -474,10 +490,9 @@ fn resampled_head_pr(
                 .flat_map(|&b| keys[b * block..(b + 1) * block].iter().copied())
                 .collect();
             let m = matrix_from_row_major_f32(&rows, pick.len() * seq_len, d_k)?;
-            singular_values_with(&m, SvdRoute::Direct)?
+            singular_values_with(&m, SvdRoute::Direct)
         }
-    };
-    Ok(metrics_from_singular_values(&sv)?.pr)
+    }
 }
 
 #[cfg(test)]
