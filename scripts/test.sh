@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of rankscope on a fresh machine (installs what is missing):
-#   0. cargo fmt --check of the workspace
+#   0. cargo fmt --check of the workspace, clippy -D warnings on the core and the CLI
 #   1. native: cargo test of the core and the CLI (fixtures in ../shared/fixtures), the GPU
 #      kernels' parity tests on lavapipe, then a fuzz smoke run of every parser of
 #      untrusted input (scripts/fuzz.sh)
@@ -19,8 +19,9 @@ fi
 
 step() { echo; echo "=== $* ==="; }
 
-step "formatting (rustfmt's default style)"
+step "formatting (rustfmt's default style) and lints of the core and the CLI"
 cargo fmt --all --check
+cargo clippy --locked -p rankscope-core -p rankscope-cli --all-targets -- -D warnings
 
 step "native tests"
 cargo test --locked -p rankscope-core -p rankscope-cli
