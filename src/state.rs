@@ -22,7 +22,6 @@ use rankscope_core::inventory::{inspect_file, Inventory};
 use rankscope_core::model::arch::Recognition;
 use rankscope_core::session::{Session, SessionError};
 use rankscope_core::share::SourceFile;
-use rankscope_core::AsyncByteSource;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
