@@ -8,12 +8,13 @@ use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::activations::KeyVariant;
 use rankscope_core::analysis::collapse::{
-    collapse_timing, drop_vs_plateau, loss_plateaus, CollapseRule, CollapseTiming, DropVsPlateau,
-    PlateauRule,
+    collapse_timing, place_plateaus, CollapseRule, PlateauRule, RunPlateaus,
 };
 use rankscope_core::analysis::compare::inputs::activation_metric_values;
+use rankscope_core::analysis::compare::MetricValues;
 use rankscope_core::analysis::study::{Matrix, Metric};
 use rankscope_core::inventory::{Content, Inventory};
+use rankscope_core::report::{CollapseRun, Part};
 use std::path::PathBuf;
 
 /// `rankscope collapse --eval E <checkpoints or folders…> [--metric pr] [--fraction 0.3] [--sudden 0.5] [--json]`
@@ -78,22 +79,21 @@ pub fn run(args: &[String]) -> Result<()> {
     if !values.metric.rank_like {
         bail!("collapse timing reads a fall of a rank metric (pr, pr_eig, r90, erank, stable_rank); `{}` is not one", metric.key());
     }
-    let timings: Vec<_> = values
-        .runs
-        .iter()
-        .map(|r| (r.run.clone(), collapse_timing(r, rule)))
-        .collect();
     let plateau_rule = PlateauRule::default();
+    let runs = collapse_runs(&inv, &values, rule, plateau_rule);
     if json {
-        let out: Vec<serde_json::Value> = timings
+        let out: Vec<serde_json::Value> = runs
             .iter()
-            .map(|(run, t)| match t {
-                Ok(t) => {
+            .map(|r| match &r.timing {
+                Part::Computed(t) => {
                     let mut v = serde_json::to_value(t).unwrap_or_default();
-                    v["loss_plateaus"] = plateaus_json(&inv, t, plateau_rule);
+                    v["loss_plateaus"] = match &r.plateaus {
+                        Part::Computed(p) => serde_json::to_value(p).unwrap_or_default(),
+                        Part::NotComputed(why) => serde_json::json!({ "error": why }),
+                    };
                     v
                 }
-                Err(e) => serde_json::json!({ "run": run, "error": e.to_string() }),
+                Part::NotComputed(e) => serde_json::json!({ "run": r.run, "error": e }),
             })
             .collect();
         let doc = serde_json::json!({
@@ -108,23 +108,54 @@ pub fn run(args: &[String]) -> Result<()> {
         outln!("{}", values.metric.label);
         outln!("rule: {}", rule.describe());
         outln!("plateaus: {}", plateau_rule.describe());
-        for (run, t) in &timings {
-            match t {
-                Ok(t) => {
+        for r in &runs {
+            match &r.timing {
+                Part::Computed(t) => {
                     outln!("{}", t.summary);
-                    outln!("  {}", plateaus_text(&inv, t, plateau_rule));
+                    outln!("  {}", plateaus_text(&r.plateaus));
                 }
-                Err(e) => outln!("{run}: not timed: {e}"),
+                Part::NotComputed(e) => outln!("{}: not timed: {e}", r.run),
             }
         }
     }
     for f in &failures {
         errln!("{}: {}", f.path, f.message);
     }
-    if timings.iter().all(|(_, t)| t.is_err()) {
+    if runs.iter().all(|r| r.timing.computed().is_none()) {
         bail!("no run could be timed");
     }
     Ok(())
+}
+
+/// Every run of `values` timed by `rule`, with its log's loss plateaus placed against the
+/// steepest drop (`collapse` and `report`).
+pub(crate) fn collapse_runs(
+    inv: &Inventory,
+    values: &MetricValues,
+    rule: CollapseRule,
+    plateau_rule: PlateauRule,
+) -> Vec<CollapseRun> {
+    values
+        .runs
+        .iter()
+        .map(|r| {
+            let timing = collapse_timing(r, rule);
+            let plateaus = match (&timing, run_loss(inv, &r.run)) {
+                (Ok(t), Some((log, points))) => {
+                    Part::Computed(place_plateaus(t, &log, &points, plateau_rule))
+                }
+                (Ok(_), None) => Part::NotComputed(
+                    "no run log with a `loss` column and token counts for this run".into(),
+                ),
+                (Err(_), _) => Part::NotComputed("the run was not timed".into()),
+            };
+            CollapseRun {
+                run: r.run.clone(),
+                timing: timing.into(),
+                plateaus,
+            }
+        })
+        .collect()
 }
 
 /// The training loss `(tokens, loss)` of a run's first log that has one, and the log's path.
@@ -143,54 +174,18 @@ fn run_loss(inv: &Inventory, run: &str) -> Option<(String, Vec<(f64, f64)>)> {
         })
 }
 
-/// The steepest rank drop as a token interval.
-fn drop_tokens(t: &CollapseTiming) -> Option<(f64, f64)> {
-    t.steepest
-        .and_then(|d| Some((d.from.tokens? as f64, d.to.tokens? as f64)))
-}
-
-/// Loss plateaus of the run's log with where the steepest rank drop falls relative to each.
-fn plateaus_json(inv: &Inventory, t: &CollapseTiming, rule: PlateauRule) -> serde_json::Value {
-    let Some((log, points)) = run_loss(inv, &t.run) else {
-        return serde_json::json!({ "error": "no run log with a `loss` column and token counts for this run" });
-    };
-    let drop = drop_tokens(t);
-    let plateaus: Vec<serde_json::Value> = loss_plateaus(&points, rule)
-        .iter()
-        .map(|p| serde_json::json!({ "plateau": p, "steepest_drop": drop.map(|(a, b)| drop_vs_plateau(a, b, p)) }))
-        .collect();
-    serde_json::json!({ "log": log, "plateaus": plateaus })
-}
-
-fn plateaus_text(inv: &Inventory, t: &CollapseTiming, rule: PlateauRule) -> String {
-    let Some((log, points)) = run_loss(inv, &t.run) else {
-        return "no run log with a `loss` column and token counts: no loss plateaus".to_string();
-    };
-    let plateaus = loss_plateaus(&points, rule);
-    if plateaus.is_empty() {
-        return format!("loss plateaus ({log}): none");
+fn plateaus_text(plateaus: &Part<RunPlateaus>) -> String {
+    match plateaus {
+        Part::NotComputed(why) => format!("no loss plateaus: {why}"),
+        Part::Computed(p) if p.plateaus.is_empty() => format!("loss plateaus ({}): none", p.log),
+        Part::Computed(p) => format!(
+            "loss plateaus ({}): {}",
+            p.log,
+            p.plateaus
+                .iter()
+                .map(|p| p.describe())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
     }
-    let drop = drop_tokens(t);
-    let parts: Vec<String> = plateaus
-        .iter()
-        .map(|p| {
-            let when = match drop.map(|(a, b)| drop_vs_plateau(a, b, p)) {
-                Some(DropVsPlateau::Overlaps { tokens }) => {
-                    format!("the steepest rank drop overlaps it by {tokens:.0} tokens")
-                }
-                Some(DropVsPlateau::Before { lag }) => {
-                    format!("the steepest rank drop ends {lag:.0} tokens before it")
-                }
-                Some(DropVsPlateau::After { lag }) => {
-                    format!("the steepest rank drop starts {lag:.0} tokens after it")
-                }
-                None => "no rank drop to place".to_string(),
-            };
-            format!(
-                "{:.0}–{:.0} tokens (loss {:.3} → {:.3}): {when}",
-                p.start_tokens, p.end_tokens, p.start_loss, p.end_loss
-            )
-        })
-        .collect();
-    format!("loss plateaus ({log}): {}", parts.join("; "))
 }

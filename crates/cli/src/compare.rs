@@ -40,7 +40,7 @@ struct Options {
     json: bool,
 }
 
-fn parse_pair(v: &str) -> Result<Pair> {
+pub(crate) fn parse_pair(v: &str) -> Result<Pair> {
     match v.split_once(',') {
         Some((x, y)) if !x.trim().is_empty() && !y.trim().is_empty() => Ok(Pair {
             x: x.trim().to_string(),
@@ -50,7 +50,7 @@ fn parse_pair(v: &str) -> Result<Pair> {
     }
 }
 
-fn parse_group(v: &str) -> Result<UserGroup> {
+pub(crate) fn parse_group(v: &str) -> Result<UserGroup> {
     let Some((name, runs)) = v.split_once('=') else {
         bail!("--group takes `NAME=RUN,RUN…` (got `{v}`)")
     };
@@ -154,40 +154,28 @@ pub fn run(args: &[String]) -> Result<()> {
     let eval = read_tokens(eval_path)?;
     let heldout = o.heldout.as_deref().map(read_tokens).transpose()?;
     let (inv, real) = inventory_of(&o.paths)?;
-    let conditions = group_conditions(&run_seeds(&inv), &o.groups)?;
-    let names: Vec<&str> = conditions.iter().map(|c| c.name.as_str()).collect();
-    let pairs = if o.pairs.is_empty() {
-        plan_pairs(&names)
-    } else {
-        o.pairs.clone()
-    };
-    if pairs.is_empty() {
-        bail!(
-            "none of the plan's pairs (A1/A2, A1/B1, C1/C2, A2/B2) is among the conditions ({}); name one with --pair X,Y",
-            names.join(", ")
-        );
-    }
+    let (conditions, pairs) = conditions_and_pairs(&inv, &o.groups, &o.pairs)?;
     let wanted = runs_of(&conditions, &pairs);
     let mut needed = inv.clone();
     needed.runs.retain(|r| wanted.contains(&r.name));
     let (runs, failures) = spectra(&needed, &real, &eval, heldout.as_ref(), o.variant);
-    let mut pr = activation_metric_values(&runs, o.variant, o.matrix, o.metric);
-    let mut notes = Vec::new();
-    attach_resamples(
-        &mut pr,
+    let choice = MetricChoice {
+        metric: o.metric,
+        matrix: o.matrix,
+        variant: o.variant,
+    };
+    let (set, notes) = comparisons(
         &conditions,
         &pairs,
+        &runs,
         &needed,
         &real,
         &eval,
-        &o,
-        &mut notes,
+        heldout.is_some(),
+        choice,
+        o.boot,
+        o.compare,
     );
-    let mut tables = vec![pr];
-    if heldout.is_some() {
-        tables.push(heldout_loss_values(&runs));
-    }
-    let set = compare_all(&conditions, &tables, &pairs, o.compare);
     if o.json {
         let out = serde_json::json!({
             "eval": { "path": eval_path, "batch": eval.batch, "seq_len": eval.seq_len },
@@ -217,8 +205,75 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Which activation metric is compared (and timed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct MetricChoice {
+    pub metric: Metric,
+    pub matrix: Matrix,
+    pub variant: KeyVariant,
+}
+
+/// The runs grouped into conditions (names, seeds, `groups`) and the pairs to compare: `pairs`,
+/// or the plan's pairs among the conditions (`compare` and `report`).
+pub(crate) fn conditions_and_pairs(
+    inv: &Inventory,
+    groups: &[UserGroup],
+    pairs: &[Pair],
+) -> Result<(Vec<Condition>, Vec<Pair>)> {
+    let conditions = group_conditions(&run_seeds(inv), groups)?;
+    let names: Vec<&str> = conditions.iter().map(|c| c.name.as_str()).collect();
+    let pairs = if pairs.is_empty() {
+        plan_pairs(&names)
+    } else {
+        pairs.to_vec()
+    };
+    if pairs.is_empty() {
+        bail!(
+            "none of the plan's pairs (A1/A2, A1/B1, C1/C2, A2/B2) is among the conditions ({}); name one with --pair X,Y",
+            names.join(", ")
+        );
+    }
+    Ok((conditions, pairs))
+}
+
+/// The comparisons of `pairs` on the chosen activation metric, and on the held-out loss when
+/// `heldout` (the runs' checkpoints carry it), Holm-corrected together; with the notes on the
+/// eval-sequence bootstrap (`compare` and `report`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn comparisons(
+    conditions: &[Condition],
+    pairs: &[Pair],
+    runs: &[ActivationRun],
+    inv: &Inventory,
+    real: &[PathBuf],
+    eval: &TokenBatch,
+    heldout: bool,
+    choice: MetricChoice,
+    boot: usize,
+    options: CompareOptions,
+) -> (ComparisonSet, Vec<String>) {
+    let mut values = activation_metric_values(runs, choice.variant, choice.matrix, choice.metric);
+    let mut notes = Vec::new();
+    attach_resamples(
+        &mut values,
+        conditions,
+        pairs,
+        inv,
+        real,
+        eval,
+        choice,
+        boot,
+        &mut notes,
+    );
+    let mut tables = vec![values];
+    if heldout {
+        tables.push(heldout_loss_values(runs));
+    }
+    (compare_all(conditions, &tables, pairs, options), notes)
+}
+
 /// The runs of every condition in `pairs`.
-fn runs_of(conditions: &[Condition], pairs: &[Pair]) -> Vec<String> {
+pub(crate) fn runs_of(conditions: &[Condition], pairs: &[Pair]) -> Vec<String> {
     conditions
         .iter()
         .filter(|c| pairs.iter().any(|p| p.x == c.name || p.y == c.name))
@@ -266,7 +321,8 @@ fn attach_resamples(
     inv: &Inventory,
     real: &[PathBuf],
     eval: &TokenBatch,
-    o: &Options,
+    choice: MetricChoice,
+    boot: usize,
     notes: &mut Vec<String>,
 ) {
     let size = |name: &str| {
@@ -279,10 +335,10 @@ fn attach_resamples(
         .iter()
         .filter(|p| size(&p.x) < 2 || size(&p.y) < 2)
         .collect();
-    if thin.is_empty() || o.boot == 0 {
+    if thin.is_empty() || boot == 0 {
         return;
     }
-    if o.matrix != Matrix::K || o.variant != KeyVariant::PostNorm {
+    if choice.matrix != Matrix::K || choice.variant != KeyVariant::PostNorm {
         notes.push(format!(
             "no eval-sequence bootstrap for {} (it resamples K after the key norm only)",
             values.metric.short
@@ -291,7 +347,7 @@ fn attach_resamples(
     }
     let runs = runs_of(conditions, &thin.into_iter().cloned().collect::<Vec<_>>());
     let seed = 0;
-    let metric = o.metric;
+    let metric = choice.metric;
     for run in inv.runs.iter().filter(|r| runs.contains(&r.name)) {
         let Some(rm) = values.runs.iter_mut().find(|v| v.run == run.name) else {
             continue;
@@ -314,7 +370,7 @@ fn attach_resamples(
                     a.n_layers,
                     a.n_kv_heads,
                     eval.seq_len,
-                    o.boot,
+                    boot,
                     seed,
                     &f,
                 )?)
@@ -326,7 +382,7 @@ fn attach_resamples(
         }
     }
     values.resampling = Some(Resampling {
-        n_boot: o.boot,
+        n_boot: boot,
         n_sequences: eval.batch,
         seed,
     });

@@ -15,6 +15,7 @@ mod curves;
 mod inspect;
 mod losscurve;
 mod probe;
+mod report;
 mod spectra;
 mod surgery;
 mod text;
@@ -53,6 +54,10 @@ USAGE:
                      [--metric pr] [--matrix k|q] [--variant post_norm] [--margin 5%|ABS] [--level 0.95]
                      [--boot 1000] [--json]
     rankscope collapse --eval E <checkpoints or folders…> [--metric pr] [--fraction 0.3] [--sudden 0.5] [--json]
+    rankscope report --eval E [--heldout H] <checkpoints or folders…> [-o report.html] [--title T]
+                     [--pair X,Y]… [--group NAME=RUN,RUN…]… [--metric pr] [--margin 5%|ABS] [--level 0.95]
+                     [--boot 1000] [--fraction 0.3] [--sudden 0.5] [--surgery CHECKPOINT [--fractions 0,0.1,…]
+                     [--seeds 5] [--surgery-margin 0.25] [--permutations 10000]]
 
 COMMANDS:
     inspect    recognise every file (checkpoints, run logs, token batches,
@@ -91,6 +96,12 @@ COMMANDS:
     collapse   when each run's rank collapses on its activation trajectory: onset (first checkpoint
                ≤ (1 − f)·first value), steepest drop, sudden (≥ s of the total drop in one
                interval) or gradual, and the recovery after the minimum
+    report     the study report: report.html (self-contained: inline SVG figures and CSS, no external
+               requests, prints well) and report.md beside it (with its figures as SVG files): the
+               figures, a table per comparison, the collapse timing, the surgery verdict (only with
+               --surgery: it is slow), the methods, and a summary that claims only what the
+               statistics support, each claim linked to its table row; every part not computed is
+               listed with the reason
 
 OPTIONS (every command):
     --threads N    analyse on N threads (default: every core); results do not depend on N
@@ -158,6 +169,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         Some("curves") => curves::run(&args[1..]),
         Some("compare") => compare::run(&args[1..]),
         Some("collapse") => collapse::run(&args[1..]),
+        Some("report") => report::run(&args[1..]),
         Some("-h") | Some("--help") | None => {
             print!("{USAGE}");
             Ok(())

@@ -7,13 +7,15 @@
 use crate::inspect::inventory_of;
 use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
-use rankscope_core::analysis::importance::{gamma_vs_svd, layer_pr_with_ci, DEFAULT_PERMUTATIONS};
+use rankscope_core::analysis::importance::{
+    gamma_vs_svd, layer_pr_with_ci, Importance, DEFAULT_PERMUTATIONS,
+};
 use rankscope_core::analysis::jobs::check_distinct_batches;
 use rankscope_core::analysis::study_figures::{
     layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
 };
-use rankscope_core::analysis::surgery::{has_key_norm, run_sweep, SweepOptions};
-use rankscope_core::analysis::surgery_verdict::surgery_verdict;
+use rankscope_core::analysis::surgery::{has_key_norm, run_sweep, SurgeryResult, SweepOptions};
+use rankscope_core::analysis::surgery_verdict::{surgery_verdict, SurgeryVerdict};
 use rankscope_core::analysis::weights::Shards;
 use rankscope_core::figures::FigureSpec;
 use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
@@ -177,26 +179,40 @@ fn write_figure(spec: &FigureSpec, o: &Options) -> Result<()> {
     Ok(())
 }
 
-/// `rankscope surgery --eval E --heldout H <checkpoint> [--fractions 0,0.1,…] [--seeds 5] [--json] [--svg F] [--png F]`
-pub fn run_surgery(args: &[String]) -> Result<()> {
-    let o = parse(args)?;
-    let [path] = o.paths.as_slice() else {
-        bail!("surgery takes one checkpoint")
-    };
-    let (eval, heldout) = (
-        load_tokens(&o.eval, "--eval")?,
-        load_tokens(&o.heldout, "--heldout")?,
-    );
-    // The page's check (core): a held-out batch with the eval batch's content is refused.
-    check_distinct_batches(&eval, &heldout).map_err(anyhow::Error::msg)?;
-    let model = load_model(path)?;
-    check_fit(&o.eval, &eval, model.arch())?;
-    check_fit(&o.heldout, &heldout, model.arch())?;
-    let mut options = SweepOptions::for_model(&model);
-    if let Some(f) = &o.fractions {
-        options.fractions = f.clone();
+/// One checkpoint's surgery sweep, its verdict and Figure 4 (`surgery` and `report`).
+pub(crate) struct Sweep {
+    pub run: String,
+    pub result: SurgeryResult,
+    pub verdict: SurgeryVerdict,
+    pub spec: FigureSpec,
+}
+
+/// Sweeps `path` (fractions: the core's default when `None`), after the checks the page makes:
+/// distinct eval and held-out batches, ids that fit the model, a margin in (0, 0.5).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sweep(
+    path: &Path,
+    eval: &TokenBatch,
+    eval_path: &Option<PathBuf>,
+    heldout: &TokenBatch,
+    heldout_path: &Option<PathBuf>,
+    fractions: Option<&[f64]>,
+    seeds: usize,
+    margin: f64,
+) -> Result<Sweep> {
+    if !(margin > 0.0 && margin < 0.5) {
+        bail!("--margin must lie between 0 and 0.5");
     }
-    options.seeds = o.seeds;
+    // The page's check (core): a held-out batch with the eval batch's content is refused.
+    check_distinct_batches(eval, heldout).map_err(anyhow::Error::msg)?;
+    let model = load_model(path)?;
+    check_fit(eval_path, eval, model.arch())?;
+    check_fit(heldout_path, heldout, model.arch())?;
+    let mut options = SweepOptions::for_model(&model);
+    if let Some(f) = fractions {
+        options.fractions = f.to_vec();
+    }
+    options.seeds = seeds;
     if !has_key_norm(&model) {
         errln!(
             "note: {} has no key norm, so there is no γ strategy",
@@ -206,8 +222,8 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
     let started = std::time::Instant::now();
     let result = run_sweep(
         &model,
-        &eval,
-        &heldout,
+        eval,
+        heldout,
         &options,
         &mut |p| {
             let what = if p.done == 0 {
@@ -222,11 +238,41 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
     errln!("\rdone in {:.1?}{:30}", started.elapsed(), "");
     let run = run_name(path);
     let spec = surgery_figure(&run, &result, vec![path.display().to_string()]);
+    let verdict = surgery_verdict(&result, margin);
+    Ok(Sweep {
+        run,
+        result,
+        verdict,
+        spec,
+    })
+}
+
+/// `rankscope surgery --eval E --heldout H <checkpoint> [--fractions 0,0.1,…] [--seeds 5] [--json] [--svg F] [--png F]`
+pub fn run_surgery(args: &[String]) -> Result<()> {
+    let o = parse(args)?;
+    let [path] = o.paths.as_slice() else {
+        bail!("surgery takes one checkpoint")
+    };
+    let (eval, heldout) = (
+        load_tokens(&o.eval, "--eval")?,
+        load_tokens(&o.heldout, "--heldout")?,
+    );
+    let Sweep {
+        run,
+        result,
+        verdict,
+        spec,
+    } = sweep(
+        path,
+        &eval,
+        &o.eval,
+        &heldout,
+        &o.heldout,
+        o.fractions.as_deref(),
+        o.seeds,
+        o.margin,
+    )?;
     write_figure(&spec, &o)?;
-    if !(o.margin > 0.0 && o.margin < 0.5) {
-        bail!("--margin must lie between 0 and 0.5");
-    }
-    let verdict = surgery_verdict(&result, o.margin);
     if o.json {
         crate::text::print_json(
             &serde_json::json!({ "run": run, "surgery": result, "verdict": verdict }),
@@ -288,6 +334,22 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// |γ| vs SVD leverage of one checkpoint and Figure 5 (`scatter` and `report`).
+pub(crate) fn scatter(
+    path: &Path,
+    eval: &TokenBatch,
+    eval_path: &Option<PathBuf>,
+    permutations: usize,
+) -> Result<(String, Importance, FigureSpec)> {
+    let model = load_model(path)?;
+    check_fit(eval_path, eval, model.arch())?;
+    let keys = model.collect_keys(eval, None)?;
+    let imp = gamma_vs_svd(&model, &keys, permutations, 0)?;
+    let run = run_name(path);
+    let spec = scatter_figure(&run, &imp, vec![path.display().to_string()]);
+    Ok((run, imp, spec))
+}
+
 /// `rankscope scatter --eval E <checkpoint> [--permutations N] [--json] [--svg F] [--png F]`
 pub fn run_scatter(args: &[String]) -> Result<()> {
     let o = parse(args)?;
@@ -295,12 +357,7 @@ pub fn run_scatter(args: &[String]) -> Result<()> {
         bail!("scatter takes one checkpoint")
     };
     let eval = load_tokens(&o.eval, "--eval")?;
-    let model = load_model(path)?;
-    check_fit(&o.eval, &eval, model.arch())?;
-    let keys = model.collect_keys(&eval, None)?;
-    let imp = gamma_vs_svd(&model, &keys, o.permutations, 0)?;
-    let run = run_name(path);
-    let spec = scatter_figure(&run, &imp, vec![path.display().to_string()]);
+    let (run, imp, spec) = scatter(path, &eval, &o.eval, o.permutations)?;
     write_figure(&spec, &o)?;
     if o.json {
         crate::text::print_json(&serde_json::json!({ "run": run, "gamma_vs_svd": imp }))?;
@@ -331,6 +388,32 @@ pub fn run_scatter(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// One checkpoint's K PR per layer with bootstrap CIs, for Figure 3 (`figure layers` and `report`).
+pub(crate) fn layer_pr_run(
+    path: &Path,
+    color: usize,
+    eval: &TokenBatch,
+    eval_path: &Option<PathBuf>,
+    boot: usize,
+) -> Result<LayerPrRun> {
+    let model = load_model(path)?;
+    check_fit(eval_path, eval, model.arch())?;
+    let keys = model.collect_keys(eval, None)?;
+    let a = model.arch();
+    let layers = layer_pr_with_ci(&keys, a.n_layers, a.n_kv_heads, eval.seq_len, boot, 0)
+        .with_context(|| format!("{}: K spectra", path.display()))?;
+    let checkpoint = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(LayerPrRun {
+        run: run_name(path),
+        color,
+        checkpoint,
+        layers,
+    })
+}
+
 /// `rankscope figure layers --eval E <checkpoints…> [--boot N] [--json] [--svg F] [--png F]`
 pub fn run_layers(args: &[String]) -> Result<()> {
     let o = parse(args)?;
@@ -340,23 +423,8 @@ pub fn run_layers(args: &[String]) -> Result<()> {
     let eval = load_tokens(&o.eval, "--eval")?;
     // Checkpoints on the `--threads` pool (and each one's resamples too), in the given order.
     let indexed: Vec<(usize, &PathBuf)> = o.paths.iter().enumerate().collect();
-    let runs = parallel::map(&indexed, |&(color, path)| -> Result<LayerPrRun> {
-        let model = load_model(path)?;
-        check_fit(&o.eval, &eval, model.arch())?;
-        let keys = model.collect_keys(&eval, None)?;
-        let a = model.arch();
-        let layers = layer_pr_with_ci(&keys, a.n_layers, a.n_kv_heads, eval.seq_len, o.boot, 0)
-            .with_context(|| format!("{}: K spectra", path.display()))?;
-        let checkpoint = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Ok(LayerPrRun {
-            run: run_name(path),
-            color,
-            checkpoint,
-            layers,
-        })
+    let runs = parallel::map(&indexed, |&(color, path)| {
+        layer_pr_run(path, color, &eval, &o.eval, o.boot)
     })
     .into_iter()
     .collect::<Result<Vec<_>>>()?;

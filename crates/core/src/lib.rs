@@ -11,6 +11,7 @@ pub mod formats;
 pub mod inventory;
 pub mod model;
 pub mod parallel;
+pub mod report;
 pub mod session;
 pub mod share;
 pub mod source;

@@ -452,6 +452,76 @@ pub fn drop_vs_plateau(from: f64, to: f64, plateau: &Plateau) -> DropVsPlateau {
     }
 }
 
+/// A loss plateau and where the run's steepest rank drop falls relative to it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlacedPlateau {
+    pub plateau: Plateau,
+    /// `None` when the run has no drop, or its checkpoints have no token counts.
+    pub steepest_drop: Option<DropVsPlateau>,
+}
+
+/// A run's loss plateaus, from the log they were found in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPlateaus {
+    /// The log's path, as the inventory names it.
+    pub log: String,
+    pub plateaus: Vec<PlacedPlateau>,
+}
+
+/// The loss plateaus of a run's `(tokens, loss)` log points, each placed against the steepest
+/// drop of its collapse timing (the CLI's `collapse` and the report read the same answer).
+pub fn place_plateaus(
+    timing: &CollapseTiming,
+    log: &str,
+    points: &[(f64, f64)],
+    rule: PlateauRule,
+) -> RunPlateaus {
+    let drop = timing
+        .steepest
+        .and_then(|d| Some((d.from.tokens? as f64, d.to.tokens? as f64)));
+    RunPlateaus {
+        log: log.to_string(),
+        plateaus: loss_plateaus(points, rule)
+            .into_iter()
+            .map(|plateau| PlacedPlateau {
+                plateau,
+                steepest_drop: drop.map(|(a, b)| drop_vs_plateau(a, b, &plateau)),
+            })
+            .collect(),
+    }
+}
+
+impl DropVsPlateau {
+    /// "the steepest rank drop overlaps it by 2048 tokens".
+    pub fn describe(&self) -> String {
+        match self {
+            DropVsPlateau::Overlaps { tokens } => {
+                format!("the steepest rank drop overlaps it by {tokens:.0} tokens")
+            }
+            DropVsPlateau::Before { lag } => {
+                format!("the steepest rank drop ends {lag:.0} tokens before it")
+            }
+            DropVsPlateau::After { lag } => {
+                format!("the steepest rank drop starts {lag:.0} tokens after it")
+            }
+        }
+    }
+}
+
+impl PlacedPlateau {
+    /// "1024–3072 tokens (loss 5.545 → 5.545): the steepest rank drop overlaps it by 2048 tokens".
+    pub fn describe(&self) -> String {
+        let p = &self.plateau;
+        let when = self
+            .steepest_drop
+            .map_or("no rank drop to place".to_string(), |d| d.describe());
+        format!(
+            "{:.0}–{:.0} tokens (loss {:.3} → {:.3}): {when}",
+            p.start_tokens, p.end_tokens, p.start_loss, p.end_loss
+        )
+    }
+}
+
 #[cfg(test)]
 mod plateau_tests {
     use super::*;
