@@ -250,7 +250,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 .as_deref()
                 .zip(heldout.as_ref())
                 .map(|(p, b)| BatchFacts::of(file_name(p), b)),
-            definitions: definitions(&values.metric.short, &values.metric.label, o.metric),
+            definitions: definitions(&values.metric.short, &values.metric.label),
             software: software(),
         },
         notes,
@@ -458,15 +458,9 @@ fn surgery_parts(
 }
 
 /// What the methods define: the compared metric, the held-out loss and the figures' measures.
-fn definitions(short: &str, label: &str, metric: Metric) -> Vec<Definition> {
+fn definitions(short: &str, label: &str) -> Vec<Definition> {
     vec![
-        Definition::new(
-            short,
-            format!(
-                "{label}; {} of the singular values σ of each head's keys on the eval batch (METRICS.md)",
-                metric.label()
-            ),
-        ),
+        Definition::new(short, format!("{label} (METRICS.md)")),
         Definition::new(
             "held-out loss",
             "mean next-token cross-entropy (nats) of the checkpoint on the held-out batch",

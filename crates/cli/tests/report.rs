@@ -298,20 +298,42 @@ fn bad_input_says_what_is_missing() {
         !ok && stderr.contains("--surgery needs the held-out batch"),
         "{stderr}"
     );
-    // One checkpoint: no pair to compare, nothing to time; the figures still render and the
-    // report lists each missing part with the reason.
+    // One checkpoint, with a tiny surgery sweep: no pair to compare, nothing to time; the five
+    // figures and the surgery verdict still render and the report lists each missing part with
+    // the reason.
+    let ckpt = f("runs/A1/ckpt_tokens_327680.safetensors");
     let (ok, stdout, stderr) = rankscope(&[
         "report",
         "--eval",
         &f("eval_tokens.safetensors"),
-        &f("runs/A1/ckpt_tokens_327680.safetensors"),
+        "--heldout",
+        &f("heldout_tokens.safetensors"),
+        &ckpt,
         "--boot",
         "10",
+        "--surgery",
+        &ckpt,
+        "--fractions",
+        "0,0.5",
+        "--seeds",
+        "2",
+        "--permutations",
+        "100",
         "-o",
         out,
     ]);
     assert!(ok, "{stdout}\n{stderr}");
     let html = std::fs::read_to_string(dir.join("r.html")).expect("html");
+    assert_eq!(html.matches("<svg").count(), 5, "every figure computed");
+    assert!(!html.contains("class=\"missing\""));
+    let verdict = html_table(&html, "surgery-table")
+        .into_iter()
+        .find(|(id, _)| id.as_deref() == Some("surgery-verdict"))
+        .expect("verdict row");
+    assert!(!verdict.1[1].0.is_empty(), "{verdict:?}");
+    assert!(html.contains(
+        "A1 (ckpt_tokens_327680.safetensors): held-out loss after removing key dimensions"
+    ));
     assert!(
         stdout.contains("Comparisons: not computed: none of the plan's pairs"),
         "{stdout}"

@@ -254,12 +254,20 @@ fn draw_figures(input: &ReportInput, options: &ReportOptions) -> Vec<DrawnFigure
                 MarkdownFigures::Inline => None,
             };
             let (svg, caption) = match &slot.figure {
-                Part::Computed(spec) => (
-                    to_svg(spec, options.figure_width, options.figure_height)
-                        .map(|s| responsive(&s))
-                        .map_err(|e| format!("could not be drawn: {e}")),
-                    spec.drawn_caption(),
-                ),
+                Part::Computed(spec) => {
+                    // The caption is written beside the figure in full (text a reader can select
+                    // and search); drawn inside too, it would repeat it, cut to a quarter of the
+                    // height. Notes on dropped points are still drawn.
+                    let mut bare = spec.clone();
+                    bare.caption.clear();
+                    bare.sources.clear();
+                    (
+                        to_svg(&bare, options.figure_width, options.figure_height)
+                            .map(|s| responsive(&s))
+                            .map_err(|e| format!("could not be drawn: {e}")),
+                        spec.drawn_caption(),
+                    )
+                }
                 Part::NotComputed(why) => (Err(format!("not computed: {why}")), String::new()),
             };
             DrawnFigure {
