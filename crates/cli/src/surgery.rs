@@ -235,7 +235,9 @@ pub(crate) fn sweep(
         },
         &|| false,
     )?;
-    errln!("\rdone in {:.1?}{:30}", started.elapsed(), "");
+    // `errln!` shows control characters as escapes, so the carriage return goes out on its own.
+    eprint!("\r");
+    errln!("done in {:.1?}{:30}", started.elapsed(), "");
     let run = run_name(path);
     let spec = surgery_figure(&run, &result, vec![path.display().to_string()]);
     let verdict = surgery_verdict(&result, margin);

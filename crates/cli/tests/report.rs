@@ -27,8 +27,11 @@ fn unescape_html(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// The cells of the HTML table `id`, row by row: text and `data-value`.
-fn html_table(html: &str, id: &str) -> Vec<(Option<String>, Vec<(String, Option<f64>)>)> {
+/// A table row: its anchor, and each cell's text and `data-value`.
+type Row = (Option<String>, Vec<(String, Option<f64>)>);
+
+/// The rows of the HTML table `id`.
+fn html_table(html: &str, id: &str) -> Vec<Row> {
     let start = html
         .find(&format!("<table id=\"{id}\">"))
         .unwrap_or_else(|| panic!("no table {id}"));
@@ -199,7 +202,7 @@ fn report_on_three_seeds_per_side() {
             .expect("JSON");
     let k = html_table(&html, "cmp-1-table");
     let loss = html_table(&html, "cmp-2-table");
-    let row = |t: &[(Option<String>, Vec<(String, Option<f64>)>)], id: &str| {
+    let row = |t: &[Row], id: &str| {
         t.iter()
             .find(|(rid, _)| rid.as_deref() == Some(id))
             .unwrap_or_else(|| panic!("row {id}"))
