@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of rankscope on a fresh machine (installs what is missing):
-#   0. cargo fmt --check of the workspace, clippy -D warnings on the core and the CLI
+#   0. cargo fmt --check of the workspace, clippy -D warnings on every crate (native and wasm32)
 #   1. native: cargo test of the core and the CLI (fixtures in ../shared/fixtures), the GPU
 #      kernels' parity tests on lavapipe, then a fuzz smoke run of every parser of
 #      untrusted input (scripts/fuzz.sh)
@@ -19,9 +19,11 @@ fi
 
 step() { echo; echo "=== $* ==="; }
 
-step "formatting (rustfmt's default style) and lints of the core and the CLI"
+step "formatting (rustfmt's default style) and lints (workspace [lints] + clippy, warnings denied)"
 cargo fmt --all --check
-cargo clippy --locked -p rankscope-core -p rankscope-cli --all-targets -- -D warnings
+cargo clippy --locked -p rankscope-core -p rankscope-cli -p rankscope-gpu --all-targets -- -D warnings
+# The page and the GPU crate's browser half only build for wasm32.
+cargo clippy --locked -p rankscope-app -p rankscope-gpu --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 step "native tests"
 cargo test --locked -p rankscope-core -p rankscope-cli

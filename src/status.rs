@@ -206,7 +206,7 @@ pub fn time_left_text(ms: Option<f64>) -> String {
     let s = (ms / 1000.0).ceil() as u64;
     match s {
         0..=4 => "a few seconds left".into(),
-        5..=89 => format!("about {} s left", (s + 4) / 5 * 5),
+        5..=89 => format!("about {} s left", s.div_ceil(5) * 5),
         90..=3599 => format!("about {} min left", (s + 30) / 60),
         _ => format!("about {} h {} min left", s / 3600, (s % 3600 + 30) / 60),
     }

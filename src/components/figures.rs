@@ -8,16 +8,21 @@ use crate::state::AppState;
 use crate::web::export::save_text;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use rankscope_core::analysis::activations::KeyVariant;
+use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
 use rankscope_core::analysis::jobs::pick_batches;
 use rankscope_core::analysis::losscurve::figures::readout;
 use rankscope_core::analysis::study::{
-    results_trajectory_figure, trajectory_figure_from, waterfall_figure_from, CheckpointSel,
-    LayerSel, Matrix, Metric, RunSpectra, Source as StudySource, XAxis,
+    layer_menu, results_depths, results_trajectory_figure, run_depths, trajectory_figure_from,
+    waterfall_figure_from, CheckpointSel, LayerSel, Matrix, Metric, RunSpectra,
+    Source as StudySource, XAxis,
 };
+use rankscope_core::analysis::study_figures::heldout_loss_figure;
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::formats::logs::{LogFormat, Series};
 use rankscope_core::inventory::{Content, Inventory};
+
+/// The metric menu's value for the held-out loss (not a per-head [`Metric`]).
+const HELDOUT_KEY: &str = "heldout_loss";
 
 /// Where Figure 1's numbers come from.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -59,9 +64,14 @@ fn parse_source(v: &str) -> Source {
     }
 }
 
-fn layer_options(n: usize) -> Vec<(String, String)> {
-    std::iter::once(("mean".to_string(), "mean over layers".to_string()))
-        .chain((0..n).map(|l| (l.to_string(), format!("layer {l}"))))
+/// The layer menu from each run's own depth (the core says which runs lack a layer).
+fn layer_options(depths: &[(String, usize)]) -> Vec<(String, String)> {
+    layer_menu(depths)
+        .into_iter()
+        .map(|(sel, label)| match sel {
+            LayerSel::Mean => ("mean".to_string(), label),
+            LayerSel::Layer(l) => (l.to_string(), label),
+        })
         .collect()
 }
 
@@ -73,6 +83,15 @@ fn parse_layer(v: &str) -> LayerSel {
 pub fn Figures() -> impl IntoView {
     let state = AppState::use_context();
     let metric = RwSignal::new(Metric::Pr);
+    // Figure 1 shows the held-out loss instead of a spectral metric.
+    let heldout_metric = RwSignal::new(false);
+    let has_heldout = move || {
+        state.activations.with(|runs| {
+            runs.iter()
+                .flat_map(|r| &r.checkpoints)
+                .any(|c| c.spectra.heldout_loss.is_some())
+        })
+    };
     let matrix = RwSignal::new(Matrix::K);
     let layer = RwSignal::new(LayerSel::Mean);
     let x_axis = RwSignal::new(XAxis::Tokens);
@@ -125,14 +144,19 @@ pub fn Figures() -> impl IntoView {
         Source::Activations(v) => StudySource::Activations(v),
         _ => StudySource::Weights,
     };
-    let n_layers = move || {
-        state.spectra.with(|runs| {
-            runs.iter()
-                .flat_map(|r| r.checkpoints.first())
-                .map(|c| c.spectra.layers.len())
-                .max()
-                .unwrap_or(0)
-        })
+    // Each run's own depth (checkpoints' spectra, else the imported results.json series).
+    let depths = move || -> Vec<(String, usize)> {
+        let mut d = state.spectra.with(|runs| run_depths(runs));
+        imported.with(|list| {
+            let runs: Vec<(String, usize, &Series)> =
+                list.iter().map(|(r, c, s)| (r.clone(), *c, s)).collect();
+            for (run, n) in results_depths(&runs) {
+                if !d.iter().any(|(r, _)| *r == run) {
+                    d.push((run, n));
+                }
+            }
+        });
+        d
     };
     let max_ckpts = move || {
         state
@@ -140,7 +164,27 @@ pub fn Figures() -> impl IntoView {
             .with(|runs| runs.iter().map(|r| r.checkpoints.len()).max().unwrap_or(0))
     };
 
+    let batches = move || state.inventory.with(|inv| inv.token_batches.clone());
+    let picked = move || {
+        pick_batches(
+            &batches(),
+            state.eval_choice.get(),
+            state.heldout_choice.get(),
+        )
+    };
     let trajectory = Signal::derive(move || -> Option<FigureSpec> {
+        if heldout_metric.get() {
+            // The held-out loss is per checkpoint (not per head), from the activation pass.
+            let runs: Vec<ActivationRun> = state.activations.with(|runs| {
+                let hidden = hidden.get();
+                runs.iter()
+                    .filter(|r| !hidden.contains(&r.run))
+                    .cloned()
+                    .collect()
+            });
+            let heldout = picked().1.unwrap_or_else(|| "(none)".into());
+            return (!runs.is_empty()).then(|| heldout_loss_figure(&runs, x_axis.get(), &heldout));
+        }
         match effective_source() {
             Source::Weights | Source::Activations(_) => {
                 let runs = shown_runs();
@@ -202,14 +246,6 @@ pub fn Figures() -> impl IntoView {
     };
 
     // The forward pass's batches: chosen by name unless the user picks.
-    let batches = move || state.inventory.with(|inv| inv.token_batches.clone());
-    let picked = move || {
-        pick_batches(
-            &batches(),
-            state.eval_choice.get(),
-            state.heldout_choice.get(),
-        )
-    };
     let choose = move |which: RwSignal<Option<String>>, value: String| {
         which.set((!value.is_empty()).then_some(value));
         spawn_local(state.compute_spectra());
@@ -270,8 +306,13 @@ pub fn Figures() -> impl IntoView {
                         </select>
                     </label>
                     <label>"metric "
-                        <select id="metric" on:change=move |ev| if let Some(m) = Metric::from_key(&event_target_value(&ev)) { metric.set(m) }>
-                            {Metric::ALL.into_iter().map(|m| view! { <option value=m.key() selected=move || metric.get() == m>{m.label()}</option> }).collect_view()}
+                        <select id="metric" on:change=move |ev| {
+                            let v = event_target_value(&ev);
+                            heldout_metric.set(v == HELDOUT_KEY);
+                            if let Some(m) = Metric::from_key(&v) { metric.set(m) }
+                        }>
+                            {Metric::ALL.into_iter().map(|m| view! { <option value=m.key() selected=move || !heldout_metric.get() && metric.get() == m>{m.label()}</option> }).collect_view()}
+                            <option value=HELDOUT_KEY disabled=move || !has_heldout() selected=move || heldout_metric.get()>"held-out loss (per checkpoint)"</option>
                         </select>
                     </label>
                     <label>"matrix "
@@ -282,7 +323,7 @@ pub fn Figures() -> impl IntoView {
                     </label>
                     <label>"layer "
                         <select id="layer" on:change=move |ev| layer.set(parse_layer(&event_target_value(&ev)))>
-                            {move || layer_options(n_layers().max(imported.with(|i| i.iter().map(|(_, _, s)| s.metric_names().iter().filter(|m| m.starts_with("layer_pr/")).count()).max().unwrap_or(0)))).into_iter().map(|(v, label)| view! { <option value=v>{label}</option> }).collect_view()}
+                            {move || layer_options(&depths()).into_iter().map(|(v, label)| view! { <option value=v>{label}</option> }).collect_view()}
                         </select>
                     </label>
                     <label>"x "

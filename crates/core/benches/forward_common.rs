@@ -190,6 +190,8 @@ pub fn measure(now_ms: &dyn Fn() -> f64, tokens: usize) -> ForwardBench {
 /// and a square 512³. Each shape is timed in `blocks` blocks of several calls
 /// (≈ 2–20 GFLOP per block, so a coarse clock such as thread CPU time is
 /// accurate); the best block counts.
+// The sgemm yardstick calls matrixmultiply directly (raw pointers; SAFETY comment inside).
+#[allow(unsafe_code)]
 pub fn best_sgemm_gflops(now_ms: &dyn Fn() -> f64, blocks: usize) -> (f64, String) {
     let mut best = (0.0f64, String::new());
     for (m, k, n, transposed_b, calls) in

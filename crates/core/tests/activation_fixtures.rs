@@ -18,6 +18,7 @@ use rankscope_core::analysis::study::{
     checkpoint_value, trajectory_figure_from, waterfall_figure_from, CheckpointSel, LayerSel,
     Matrix, Metric, Source, XAxis,
 };
+use rankscope_core::analysis::study_figures::heldout_loss_figure;
 use rankscope_core::analysis::weights::{HeadSpectrum, Shards};
 use rankscope_core::formats::safetensors::read_header;
 use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
@@ -407,6 +408,29 @@ fn inventory_driver_reports_progress_and_can_be_cancelled() {
         let got = c.spectra.heldout_loss.expect("loss");
         assert!((got - f(&want["val_loss"])).abs() <= 1e-4);
     }
+    // Figure 1 with the held-out loss as its metric: one point per checkpoint at its tokens,
+    // the user's own val_loss within the fixtures' tolerance.
+    let fig = heldout_loss_figure(&runs, XAxis::Tokens, "heldout_tokens.safetensors");
+    assert_eq!(fig.series.len(), 1);
+    let points = &fig.series[0].points;
+    assert_eq!(points.len(), 6);
+    for (p, want) in points
+        .iter()
+        .zip(expected["checkpoints"].as_array().expect("checkpoints"))
+    {
+        assert_eq!(p[0], f(&want["tokens"]));
+        assert!((p[1] - f(&want["val_loss"])).abs() <= 1e-4);
+    }
+    assert!(
+        fig.caption.contains("heldout_tokens.safetensors"),
+        "{}",
+        fig.caption
+    );
+    assert!(
+        !fig.caption.contains("have no held-out loss"),
+        "{}",
+        fig.caption
+    );
 
     let runs_k = [run.run_spectra(KeyVariant::PostRope)];
     assert_eq!(runs_k[0].checkpoints.len(), 6);

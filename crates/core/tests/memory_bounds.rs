@@ -4,6 +4,9 @@
 //! below what the old readers took (a 498 KB JSONL that adds a key per line
 //! took 6.8 GB; a JSON token array took ~40× its size).
 
+// A global allocator is `unsafe impl` by definition; it only forwards to `System`.
+#![allow(unsafe_code)]
+
 use rankscope_core::formats::logs;
 use rankscope_core::formats::tokens::parse_tokens_json;
 use std::alloc::{GlobalAlloc, Layout, System};

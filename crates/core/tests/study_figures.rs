@@ -102,6 +102,12 @@ fn figure4_and_5_surgery_and_scatter() {
         let spec = surgery_figure(run, &result, vec![format!("runs/{run}/{FINAL}")]);
         assert_eq!(spec.series.len(), if run == "A2" { 2 } else { 3 });
         assert_eq!(spec.caption.contains("no key norm"), run == "A2");
+        // x is the fraction actually removed (m/d_k), not the nominal one.
+        for series in &spec.series {
+            for (p, m) in series.points.iter().zip(&result.removed) {
+                assert!((p[0] - *m as f64 / result.d_k as f64 * 100.0).abs() < 1e-12);
+            }
+        }
         assert!(
             spec.series.last().unwrap().band.is_some(),
             "random has its band"

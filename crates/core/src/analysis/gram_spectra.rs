@@ -80,6 +80,8 @@ impl HeadGram {
     }
 
     /// Adds a row-major `[rows, d_k]` f32 block: `G += XᵀX` in f64 (one dgemm), sums += column sums.
+    // matrixmultiply's gemm takes raw pointers; the SAFETY comment below says why the call is sound.
+    #[allow(unsafe_code)]
     pub fn add_block(&mut self, block: &[f32], d_k: usize) {
         if d_k == 0 || block.is_empty() {
             return;

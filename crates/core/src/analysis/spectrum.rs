@@ -406,6 +406,8 @@ fn direct_singular_values(m: &DMatrix<f64>) -> Result<Vec<f64>, SpectrumError> {
 /// One blocked gemm reading M through strides, with no transposed copy: for
 /// a 32768×64 M the copy that `transpose()` + `*` makes costs nearly as much
 /// as the product, and nalgebra's `tr_mul` (dot products) is several times slower.
+// matrixmultiply's gemm takes raw pointers; the SAFETY comment below says why the call is sound.
+#[allow(unsafe_code)]
 fn gram_matrix(m: &DMatrix<f64>) -> DMatrix<f64> {
     let (rows, cols) = m.shape();
     let n = rows.min(cols);

@@ -160,12 +160,92 @@ pub enum LayerSel {
 }
 
 impl LayerSel {
-    fn label(self, n_layers: usize) -> String {
+    /// The caption's words for this choice, from each run's own depth (`(run, layers)`), so a
+    /// 4-layer run drawn beside a 30-layer model is never captioned "mean over 30 layers".
+    pub fn label(self, depths: &[(String, usize)]) -> String {
+        let groups = depth_groups(depths);
         match self {
-            LayerSel::Mean => format!("mean over {n_layers} layers"),
-            LayerSel::Layer(l) => format!("layer {l}"),
+            LayerSel::Mean => match groups.as_slice() {
+                [] => "mean over layers".to_string(),
+                [(n, _)] => format!("mean over {n} layers"),
+                _ => format!(
+                    "mean over each run's own layers ({}; depths differ, so a value is a mean over \
+                     a different number of layers per run)",
+                    groups_text(&groups)
+                ),
+            },
+            LayerSel::Layer(l) => {
+                let missing: Vec<&(String, usize)> =
+                    depths.iter().filter(|(_, n)| *n <= l).collect();
+                if missing.is_empty() {
+                    format!("layer {l}")
+                } else {
+                    let missing: Vec<(String, usize)> = missing.into_iter().cloned().collect();
+                    let runs_first: Vec<String> = depth_groups(&missing)
+                        .iter()
+                        .map(|(n, runs)| format!("{}: {n} layers", runs.join(", ")))
+                        .collect();
+                    format!("layer {l} (not drawn for {})", runs_first.join("; "))
+                }
+            }
         }
     }
+}
+
+/// Runs grouped by depth, shallowest first: `[(layers, [runs…])]`.
+fn depth_groups(depths: &[(String, usize)]) -> Vec<(usize, Vec<&str>)> {
+    let mut groups: Vec<(usize, Vec<&str>)> = Vec::new();
+    for (run, n) in depths {
+        match groups.iter_mut().find(|(m, _)| m == n) {
+            Some((_, runs)) => runs.push(run),
+            None => groups.push((*n, vec![run])),
+        }
+    }
+    groups.sort_by_key(|(n, _)| *n);
+    groups
+}
+
+/// "4 layers: A1, A2; 30 layers: smollm".
+fn groups_text(groups: &[(usize, Vec<&str>)]) -> String {
+    groups
+        .iter()
+        .map(|(n, runs)| {
+            format!(
+                "{n} layer{}: {}",
+                if *n == 1 { "" } else { "s" },
+                runs.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Figure 1–2's layer menu from each run's own depth: "mean over layers", then every layer of the
+/// deepest run, each saying which runs lack it ("layer 7 (smollm only)", "layer 5 (not in A1, A2)").
+pub fn layer_menu(depths: &[(String, usize)]) -> Vec<(LayerSel, String)> {
+    let deepest = depths.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    std::iter::once((LayerSel::Mean, "mean over layers".to_string()))
+        .chain((0..deepest).map(|l| {
+            let have: Vec<&str> = depths
+                .iter()
+                .filter(|(_, n)| *n > l)
+                .map(|(r, _)| r.as_str())
+                .collect();
+            let lack: Vec<&str> = depths
+                .iter()
+                .filter(|(_, n)| *n <= l)
+                .map(|(r, _)| r.as_str())
+                .collect();
+            let label = if lack.is_empty() {
+                format!("layer {l}")
+            } else if have.len() <= lack.len() {
+                format!("layer {l} ({} only)", have.join(", "))
+            } else {
+                format!("layer {l} (not in {})", lack.join(", "))
+            };
+            (LayerSel::Layer(l), label)
+        }))
+        .collect()
 }
 
 /// The x-axis of a trajectory.
@@ -242,12 +322,15 @@ fn x_of(c: &CheckpointSpectra, x: XAxis) -> Option<f64> {
     }
 }
 
-fn n_layers(runs: &[RunSpectra]) -> usize {
+/// Each run's own depth (its first checkpoint's layers), for captions and layer menus.
+pub fn run_depths(runs: &[RunSpectra]) -> Vec<(String, usize)> {
     runs.iter()
-        .flat_map(|r| r.checkpoints.first())
-        .map(|c| c.spectra.layers.len())
-        .max()
-        .unwrap_or(0)
+        .filter_map(|r| {
+            r.checkpoints
+                .first()
+                .map(|c| (r.run.clone(), c.spectra.layers.len()))
+        })
+        .collect()
 }
 
 fn run_names(runs: &[RunSpectra]) -> String {
@@ -308,7 +391,7 @@ pub fn trajectory_figure_from(
         source.caption_prefix(),
         metric.label(),
         source.matrix_label(matrix),
-        sel.label(n_layers(runs)),
+        sel.label(&run_depths(runs)),
         run_names(runs),
         n_ckpt,
         if skipped > 0 {
@@ -435,7 +518,7 @@ pub fn waterfall_figure_from(
         source.caption_prefix(),
         source.matrix_label(matrix),
         heads_label,
-        sel.label(n_layers(runs)),
+        sel.label(&run_depths(runs)),
         chosen.join(", ")
     );
     let sources = runs
@@ -443,6 +526,20 @@ pub fn waterfall_figure_from(
         .flat_map(|r| r.checkpoints.last().map(|c| c.path.clone()))
         .collect();
     waterfall(&spectra, log_y, &caption, sources)
+}
+
+/// Each imported run's depth: how many `layer_pr/<l>` series its `results.json` has.
+pub fn results_depths(runs: &[(String, usize, &Series)]) -> Vec<(String, usize)> {
+    runs.iter()
+        .map(|(run, _, s)| {
+            let n = s
+                .metric_names()
+                .iter()
+                .filter(|m| m.starts_with("layer_pr/"))
+                .count();
+            (run.clone(), n)
+        })
+        .collect()
 }
 
 /// Figure 1 from the user's `results.json` files: `mean_pr` (or `layer_pr/<l>`)
@@ -468,20 +565,11 @@ pub fn results_trajectory_figure(
                 .collect(),
         })
         .collect();
-    let layers = runs
-        .iter()
-        .map(|(_, _, s)| {
-            s.metric_names()
-                .iter()
-                .filter(|m| m.starts_with("layer_pr/"))
-                .count()
-        })
-        .max()
-        .unwrap_or(0);
+    let layers = results_depths(runs);
     let caption = format!(
         "Imported results.json (the user's RankProbe, float32 SVD): PR = (Σσ)²/Σσ² of K activations \
          after the key norm on the eval batch, mean over kv-heads, {}; runs {}.",
-        sel.label(layers),
+        sel.label(&layers),
         runs.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", ")
     );
     trajectory(
@@ -491,4 +579,41 @@ pub fn results_trajectory_figure(
         &caption,
         sources,
     )
+}
+
+#[cfg(test)]
+mod layer_label_tests {
+    use super::*;
+
+    fn depths(list: &[(&str, usize)]) -> Vec<(String, usize)> {
+        list.iter().map(|(r, n)| (r.to_string(), *n)).collect()
+    }
+
+    #[test]
+    fn captions_name_each_runs_own_depth() {
+        let same = depths(&[("A1", 4), ("A2", 4)]);
+        assert_eq!(LayerSel::Mean.label(&same), "mean over 4 layers");
+        assert_eq!(LayerSel::Layer(3).label(&same), "layer 3");
+        let mixed = depths(&[("A1", 4), ("smollm", 30), ("A2", 4)]);
+        let mean = LayerSel::Mean.label(&mixed);
+        assert!(
+            mean.contains("4 layers: A1, A2; 30 layers: smollm"),
+            "{mean}"
+        );
+        assert!(!mean.contains("mean over 30 layers"), "{mean}");
+        let deep = LayerSel::Layer(12).label(&mixed);
+        assert_eq!(deep, "layer 12 (not drawn for A1, A2: 4 layers)");
+    }
+
+    #[test]
+    fn the_menu_says_which_runs_lack_a_layer() {
+        let mixed = depths(&[("A1", 4), ("smollm", 30), ("A2", 3)]);
+        let menu = layer_menu(&mixed);
+        assert_eq!(menu.len(), 31);
+        assert_eq!(menu[0], (LayerSel::Mean, "mean over layers".to_string()));
+        assert_eq!(menu[1].1, "layer 0");
+        assert_eq!(menu[4].1, "layer 3 (not in A2)");
+        assert_eq!(menu[5].1, "layer 4 (smollm only)");
+        assert!(layer_menu(&[]).len() == 1);
+    }
 }

@@ -2,7 +2,9 @@
 //! (runs side by side), the surgery curves and the γ-vs-SVD scatter. Pure:
 //! results in, [`FigureSpec`] out (built with [`crate::figures::build`]).
 
+use super::activations::ActivationRun;
 use super::importance::{Importance, LayerPr};
+use super::study::XAxis;
 use super::surgery::SurgeryResult;
 use crate::figures::build::{self, BandCurve, RunBars, RunPoints};
 use crate::figures::spec::FigureSpec;
@@ -53,10 +55,80 @@ pub fn layer_pr_figure(runs: &[LayerPrRun], n_boot: usize, sources: Vec<String>)
     spec
 }
 
+/// Figure 1 with the held-out loss as its metric: the mean next-token cross-entropy of each
+/// checkpoint on the held-out batch (computed with the activation spectra), vs training tokens
+/// or step. Says which checkpoints have no value and why.
+pub fn heldout_loss_figure(runs: &[ActivationRun], x: XAxis, heldout: &str) -> FigureSpec {
+    let x_label = match x {
+        XAxis::Tokens => "training tokens",
+        XAxis::Step => "training step",
+    };
+    let mut no_loss = 0;
+    let mut no_x = 0;
+    let lines: Vec<RunPoints> = runs
+        .iter()
+        .map(|r| RunPoints {
+            run: r.run.clone(),
+            color: r.color,
+            points: r
+                .checkpoints
+                .iter()
+                .filter_map(|c| {
+                    let Some(loss) = c.spectra.heldout_loss else {
+                        no_loss += 1;
+                        return None;
+                    };
+                    let at = match x {
+                        XAxis::Tokens => c.tokens,
+                        XAxis::Step => c.step,
+                    };
+                    let Some(at) = at else {
+                        no_x += 1;
+                        return None;
+                    };
+                    Some([at as f64, loss])
+                })
+                .collect(),
+        })
+        .collect();
+    let n_ckpt: usize = runs.iter().map(|r| r.checkpoints.len()).sum();
+    let mut caption = format!(
+        "Held-out loss: mean next-token cross-entropy (nats/token) of each checkpoint on the \
+         held-out batch {heldout}, from the same forward pass as the activation spectra; runs {}; \
+         {n_ckpt} checkpoints.",
+        runs.iter()
+            .map(|r| r.run.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if no_loss > 0 {
+        caption.push_str(&format!(
+            " {no_loss} checkpoint(s) have no held-out loss (no held-out batch matched their \
+             model, or it was not computed)."
+        ));
+    }
+    if no_x > 0 {
+        caption.push_str(&format!(" {no_x} checkpoint(s) have no {x_label} value."));
+    }
+    let sources = runs
+        .iter()
+        .flat_map(|r| r.checkpoints.iter().map(|c| c.path.clone()))
+        .collect();
+    build::trajectory(
+        "held-out loss (nats/token)",
+        x_label,
+        &lines,
+        &caption,
+        sources,
+    )
+}
+
 /// Figure 4: held-out loss vs % of key dimensions pruned: SVD, γ, random
 /// (mean over seeds, min–max band). Says when γ is missing.
 pub fn surgery_figure(run: &str, result: &SurgeryResult, sources: Vec<String>) -> FigureSpec {
-    let pct = |i: usize| result.fractions[i] * 100.0;
+    // x is the share actually removed, m/d_k (m rounds p·d_k half up), not the nominal p: with
+    // d_k = 8, p = 0.1 removes 1 of 8 = 12.5 %, and the curve must sit there.
+    let pct = |i: usize| result.removed[i] as f64 / result.d_k.max(1) as f64 * 100.0;
     let line =
         |v: &[f64]| -> Vec<[f64; 2]> { v.iter().enumerate().map(|(i, y)| [pct(i), *y]).collect() };
     let mut curves = Vec::new();
@@ -93,7 +165,7 @@ pub fn surgery_figure(run: &str, result: &SurgeryResult, sources: Vec<String>) -
     let removed: Vec<String> = result.removed.iter().map(usize::to_string).collect();
     let mut caption = format!(
         "{run}: mean next-token cross-entropy on the held-out set after removing m of d_k = {} key \
-         dimensions per kv-head in all {} layers at once (m = {}), applied after the key norm, before \
+         dimensions per kv-head in all {} layers at once (m = {}; x is m/d_k), applied after the key norm, before \
          RoPE; SVD basis from the eval batch. Unpruned loss {:.4}.",
         result.d_k,
         result.n_layers,

@@ -159,7 +159,7 @@ pub fn surgery(curves: &[BandCurve], caption: &str, sources: Vec<String>) -> Fig
         kind: FigureKind::Surgery,
         title: "Held-out loss vs key dimensions pruned".to_owned(),
         caption: caption.to_owned(),
-        x: Axis::linear("key dimensions pruned (%)"),
+        x: Axis::linear("key dimensions removed, m/d_k (%)"),
         y: Axis::linear("held-out loss (nats/token)"),
         series: curves
             .iter()

@@ -13,6 +13,8 @@
 fn main() {}
 
 #[cfg(not(target_arch = "wasm32"))]
+// matrixmultiply's gemm takes raw pointers; the SAFETY comment below says why the call is sound.
+#[allow(unsafe_code)]
 fn main() {
     use std::time::Instant;
 

@@ -38,6 +38,8 @@ impl Strides {
 /// # Panics
 /// If a view reaches past its slice — an internal invariant: every call site
 /// sizes its buffers from the shape-checked weights.
+// matrixmultiply's gemm takes raw pointers; the SAFETY comment below says why the call is sound.
+#[allow(unsafe_code)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm(
     (m, k, n): (usize, usize, usize),
