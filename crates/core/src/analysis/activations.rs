@@ -150,6 +150,29 @@ pub async fn streamed_activation_spectra<S: AsyncByteSource>(
     progress: &mut dyn FnMut(Progress),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<ActivationSpectra, ActivationError> {
+    streamed_activation_spectra_within(
+        model,
+        eval,
+        heldout,
+        variants,
+        BLOCK_BUDGET_BYTES,
+        progress,
+        cancelled,
+    )
+    .await
+}
+
+/// [`streamed_activation_spectra`] holding at most `block_budget` bytes of K and Q blocks
+/// (past it, the Gram route of [`activation_spectra_within`]).
+pub async fn streamed_activation_spectra_within<S: AsyncByteSource>(
+    model: &StreamedModel<'_, '_, S>,
+    eval: &TokenBatch,
+    heldout: Option<&TokenBatch>,
+    variants: &[KeyVariant],
+    block_budget: usize,
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<ActivationSpectra, ActivationError> {
     let arch = model.arch();
     check_batch(eval)?;
     if let Some(h) = heldout {
@@ -163,7 +186,7 @@ pub async fn streamed_activation_spectra<S: AsyncByteSource>(
     } else {
         variants
     };
-    let use_grams = block_bytes(arch, eval) > BLOCK_BUDGET_BYTES;
+    let use_grams = block_bytes(arch, eval) > block_budget;
     let mut collector = (!use_grams).then(|| KeyCollector::new(arch));
     let mut grams = use_grams.then(|| GramProbe::new(arch, &Activation::needed_for(variants)));
     let progress = std::cell::RefCell::new(progress);

@@ -175,9 +175,11 @@ pub(super) struct EmbeddingRows {
 }
 
 impl EmbeddingRows {
-    /// Reads the rows of `ids` (checked below the vocabulary) in runs of nearby ids, each run
-    /// one byte range of at most [`EMBEDDING_CHUNK_BYTES`] (as f32), so that a batch touching
-    /// every id costs at most one chunk more than its rows.
+    /// Reads the rows of `ids` (checked below the vocabulary) in runs of nearby ids (at most
+    /// [`EMBEDDING_GAP_ROWS`] apart), each run one byte range of at most
+    /// [`EMBEDDING_CHUNK_BYTES`] (as f32): few reads for a batch touching most of the
+    /// vocabulary, little read besides the rows for a short batch, never more than a chunk
+    /// held besides the rows.
     pub async fn read<S: AsyncByteSource>(
         shards: &Shards<'_, S>,
         arch: &Architecture,
@@ -200,9 +202,12 @@ impl EmbeddingRows {
         let mut i = 0;
         while i < ids.len() {
             let first = ids[i] as usize;
-            let run = ids[i..]
-                .iter()
-                .take_while(|&&id| (id as usize) < first + per_chunk)
+            let run = 1 + ids[i..]
+                .windows(2)
+                .take_while(|w| {
+                    (w[1] - w[0]) as usize <= EMBEDDING_GAP_ROWS
+                        && (w[1] as usize) < first + per_chunk
+                })
                 .count();
             let last = ids[i + run - 1] as usize;
             let loc = WeightLoc::Rows {
@@ -231,6 +236,10 @@ impl EmbeddingRows {
 
 /// Most bytes (as f32) of embedding rows read at once by [`EmbeddingRows::read`].
 const EMBEDDING_CHUNK_BYTES: usize = 16 << 20;
+
+/// Rows between two ids read in one range rather than two (a read's own cost is worth a few
+/// rows, more for a Blob or an HTTP range request than for a file).
+const EMBEDDING_GAP_ROWS: usize = 16;
 
 fn whole(name: &str) -> WeightLoc {
     WeightLoc::Whole {
