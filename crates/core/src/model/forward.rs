@@ -17,7 +17,8 @@
 //! of them into a [`ModelWeights`] (surgery, importance, the GPU upload), or
 //! one block at a time by a [`StreamedModel`], which runs its batches through
 //! each block and drops it before reading the next (peak memory one block plus
-//! the activations: a 7B model on a laptop or in a wasm worker). Activations are f32; matrix products go through `matrixmultiply::sgemm`.
+//! the activations: a 7B model on a laptop or in a wasm worker). Activations
+//! are f32; matrix products go through `matrixmultiply::sgemm`.
 
 mod kernels;
 mod load;
@@ -323,8 +324,8 @@ impl<'a> Pass<'a> {
     ) {
         let d = self.arch.d_model;
         let scale = view::embedding_scale(self.arch);
+        // The residual buffers of the sequences before, reused.
         let mut spare = std::mem::take(&mut self.rows);
-        self.rows.clear();
         for ids in sequences {
             debug_assert_eq!(ids.len(), self.ws.t);
             let mut x = spare
@@ -349,8 +350,8 @@ impl<'a> Pass<'a> {
     ) {
         for (_, x) in &mut self.rows {
             std::mem::swap(x, &mut self.ws.x);
-            attention_block(self.arch, l, layer, probe, surgery, &mut self.ws);
-            mlp_block(self.arch, layer, &mut self.ws);
+            Self::attention_block(self.arch, l, layer, probe, surgery, &mut self.ws);
+            Self::mlp_block(self.arch, layer, &mut self.ws);
             std::mem::swap(x, &mut self.ws.x);
         }
     }
@@ -375,103 +376,107 @@ impl<'a> Pass<'a> {
     }
 }
 
-fn attention_block(
-    arch: &Architecture,
-    l: usize,
-    layer: &LayerWeights,
-    probe: &mut dyn Probe,
-    surgery: Option<&dyn KeyTransform>,
-    ws: &mut Workspace,
-) {
-    let (t, d, d_k) = (ws.t, arch.d_model, arch.d_k);
-    let eps = arch.norm_eps as f32;
-    let head = t * d_k;
-    let probing = probe.active();
-    ws.h.copy_from_slice(&ws.x);
-    if let Some(g) = &layer.attn_norm {
-        rms_norm_rows(&mut ws.h, d, g, eps);
-    }
+/// One block's two halves over the sequence in `ws` (associated functions of [`Pass`], which
+/// runs them; `arch` and the weights come from whoever holds them).
+impl Pass<'_> {
+    fn attention_block(
+        arch: &Architecture,
+        l: usize,
+        layer: &LayerWeights,
+        probe: &mut dyn Probe,
+        surgery: Option<&dyn KeyTransform>,
+        ws: &mut Workspace,
+    ) {
+        let (t, d, d_k) = (ws.t, arch.d_model, arch.d_k);
+        let eps = arch.norm_eps as f32;
+        let head = t * d_k;
+        let probing = probe.active();
+        ws.h.copy_from_slice(&ws.x);
+        if let Some(g) = &layer.attn_norm {
+            rms_norm_rows(&mut ws.h, d, g, eps);
+        }
 
-    // One product per projection (the activations are packed once, not
-    // once per head), then a scatter into head-major `[head][t][d_k]`.
-    let width = arch.n_heads * d_k;
-    layer.w_q.apply(&ws.h, t, &mut ws.attn, false);
-    to_head_major(&ws.attn, t, arch.n_heads, d_k, &mut ws.q);
-    for h in 0..arch.n_heads {
-        let q = &mut ws.q[h * head..(h + 1) * head];
-        if let Some(g) = &layer.q_norm {
-            rms_norm_rows(q, d_k, g, eps);
+        // One product per projection (the activations are packed once, not
+        // once per head), then a scatter into head-major `[head][t][d_k]`.
+        let width = arch.n_heads * d_k;
+        layer.w_q.apply(&ws.h, t, &mut ws.attn, false);
+        to_head_major(&ws.attn, t, arch.n_heads, d_k, &mut ws.q);
+        for h in 0..arch.n_heads {
+            let q = &mut ws.q[h * head..(h + 1) * head];
+            if let Some(g) = &layer.q_norm {
+                rms_norm_rows(q, d_k, g, eps);
+            }
+            if probing {
+                probe.queries(l, h, q);
+            }
+            ws.rope.apply(q, d_k, arch.rope);
         }
-        if probing {
-            probe.queries(l, h, q);
+        let kv_width = arch.n_kv_heads * d_k;
+        let tmp = &mut ws.attn[..t * kv_width];
+        layer.w_k.apply(&ws.h, t, tmp, false);
+        to_head_major(tmp, t, arch.n_kv_heads, d_k, &mut ws.k_raw);
+        layer.w_v.apply(&ws.h, t, tmp, false);
+        to_head_major(tmp, t, arch.n_kv_heads, d_k, &mut ws.v);
+        for h in 0..arch.n_kv_heads {
+            let range = h * head..(h + 1) * head;
+            let k = &mut ws.k[range.clone()];
+            k.copy_from_slice(&ws.k_raw[range.clone()]);
+            if let Some(g) = &layer.k_norm {
+                rms_norm_rows(k, d_k, g, eps);
+            }
+            if let Some(s) = surgery {
+                s.apply(l, h, k);
+            }
+            let k_rope = &mut ws.k_rope[range.clone()];
+            k_rope.copy_from_slice(k);
+            ws.rope.apply(k_rope, d_k, arch.rope);
+            if probing {
+                probe.keys(
+                    l,
+                    h,
+                    &ws.k[range.clone()],
+                    &ws.k_raw[range.clone()],
+                    &ws.k_rope[range],
+                );
+            }
         }
-        ws.rope.apply(q, d_k, arch.rope);
-    }
-    let kv_width = arch.n_kv_heads * d_k;
-    let tmp = &mut ws.attn[..t * kv_width];
-    layer.w_k.apply(&ws.h, t, tmp, false);
-    to_head_major(tmp, t, arch.n_kv_heads, d_k, &mut ws.k_raw);
-    layer.w_v.apply(&ws.h, t, tmp, false);
-    to_head_major(tmp, t, arch.n_kv_heads, d_k, &mut ws.v);
-    for h in 0..arch.n_kv_heads {
-        let range = h * head..(h + 1) * head;
-        let k = &mut ws.k[range.clone()];
-        k.copy_from_slice(&ws.k_raw[range.clone()]);
-        if let Some(g) = &layer.k_norm {
-            rms_norm_rows(k, d_k, g, eps);
-        }
-        if let Some(s) = surgery {
-            s.apply(l, h, k);
-        }
-        let k_rope = &mut ws.k_rope[range.clone()];
-        k_rope.copy_from_slice(k);
-        ws.rope.apply(k_rope, d_k, arch.rope);
-        if probing {
-            probe.keys(
-                l,
-                h,
-                &ws.k[range.clone()],
-                &ws.k_raw[range.clone()],
-                &ws.k_rope[range],
+
+        let scale = 1.0 / (d_k as f32).sqrt();
+        for h in 0..arch.n_heads {
+            let kv = arch.kv_head_of(h);
+            causal_attention(
+                &ws.q[h * head..(h + 1) * head],
+                &ws.k_rope[kv * head..(kv + 1) * head],
+                &ws.v[kv * head..(kv + 1) * head],
+                t,
+                d_k,
+                scale,
+                &mut ws.scores,
+                &mut ws.attn[h * d_k..],
+                width,
             );
         }
+        layer.w_o.apply(&ws.attn, t, &mut ws.x, true);
     }
 
-    let scale = 1.0 / (d_k as f32).sqrt();
-    for h in 0..arch.n_heads {
-        let kv = arch.kv_head_of(h);
-        causal_attention(
-            &ws.q[h * head..(h + 1) * head],
-            &ws.k_rope[kv * head..(kv + 1) * head],
-            &ws.v[kv * head..(kv + 1) * head],
-            t,
-            d_k,
-            scale,
-            &mut ws.scores,
-            &mut ws.attn[h * d_k..],
-            width,
-        );
-    }
-    layer.w_o.apply(&ws.attn, t, &mut ws.x, true);
-}
-
-fn mlp_block(arch: &Architecture, layer: &LayerWeights, ws: &mut Workspace) {
-    let (t, d) = (ws.t, arch.d_model);
-    ws.h.copy_from_slice(&ws.x);
-    if let Some(g) = &layer.mlp_norm {
-        rms_norm_rows(&mut ws.h, d, g, arch.norm_eps as f32);
-    }
-    match &layer.mlp {
-        Mlp::SquaredRelu { up, down } => {
-            up.apply(&ws.h, t, &mut ws.ff_a, false);
-            relu_squared(&mut ws.ff_a);
-            down.apply(&ws.ff_a, t, &mut ws.x, true);
+    fn mlp_block(arch: &Architecture, layer: &LayerWeights, ws: &mut Workspace) {
+        let (t, d) = (ws.t, arch.d_model);
+        ws.h.copy_from_slice(&ws.x);
+        if let Some(g) = &layer.mlp_norm {
+            rms_norm_rows(&mut ws.h, d, g, arch.norm_eps as f32);
         }
-        Mlp::SwiGlu { gate, up, down } => {
-            gate.apply(&ws.h, t, &mut ws.ff_a, false);
-            up.apply(&ws.h, t, &mut ws.ff_b, false);
-            silu_mul(&mut ws.ff_a, &ws.ff_b);
-            down.apply(&ws.ff_a, t, &mut ws.x, true);
+        match &layer.mlp {
+            Mlp::SquaredRelu { up, down } => {
+                up.apply(&ws.h, t, &mut ws.ff_a, false);
+                relu_squared(&mut ws.ff_a);
+                down.apply(&ws.ff_a, t, &mut ws.x, true);
+            }
+            Mlp::SwiGlu { gate, up, down } => {
+                gate.apply(&ws.h, t, &mut ws.ff_a, false);
+                up.apply(&ws.h, t, &mut ws.ff_b, false);
+                silu_mul(&mut ws.ff_a, &ws.ff_b);
+                down.apply(&ws.ff_a, t, &mut ws.x, true);
+            }
         }
     }
 }
