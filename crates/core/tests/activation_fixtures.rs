@@ -699,7 +699,7 @@ fn streamed_pass_equals_the_loaded_model_bit_for_bit() {
             ))
             .expect("streamed");
             // The Gram route, with a zero budget, may stream a second pass.
-            assert!(layers_seen.len() % arch.n_layers == 0 && !layers_seen.is_empty());
+            assert!(layers_seen.len().is_multiple_of(arch.n_layers) && !layers_seen.is_empty());
             assert_eq!(got, want, "{path}: budget {budget}");
             assert!(got.heldout_loss.expect("loss").is_finite());
         }

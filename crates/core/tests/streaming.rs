@@ -206,7 +206,7 @@ fn llama2_7b_shaped_activation_spectra_in_bounded_memory() {
         &[],
         &mut |p| {
             let now = start.elapsed();
-            if p.done == p.total || p.done % 8 == 0 {
+            if p.done == p.total || p.done.is_multiple_of(8) {
                 println!("{:>7.1} s  {p}", now.as_secs_f64());
             }
             last = now;

@@ -63,7 +63,7 @@ fn llama2_7b_shaped_activation_spectra_in_wasm() {
         Some(&heldout),
         &[],
         &mut |p| {
-            if p.done == p.total || p.done % 8 == 0 {
+            if p.done == p.total || p.done.is_multiple_of(8) {
                 console_log!("{:>7.1} s  {p}", (now() - start) / 1e3);
             }
         },

@@ -87,6 +87,9 @@ impl Shape {
     }
 }
 
+/// The reads of a [`Synthetic`]: `(offset, len, live bytes)` each.
+pub type ReadLog = Mutex<Vec<(u64, usize, usize)>>;
+
 /// A safetensors file whose data bytes are computed from their offset (module doc).
 pub struct Synthetic {
     pub header: Vec<u8>,
@@ -95,7 +98,7 @@ pub struct Synthetic {
     pub len: u64,
     /// Every read `(offset, len, live())` when recording, `live` the caller's count of bytes
     /// allocated at the time.
-    pub reads: Option<(Mutex<Vec<(u64, usize, usize)>>, fn() -> usize)>,
+    pub reads: Option<(ReadLog, fn() -> usize)>,
 }
 
 impl Synthetic {
@@ -115,7 +118,7 @@ impl Synthetic {
             at += bytes;
         }
         let mut text = serde_json::to_vec(&json).expect("json");
-        while (text.len() + 8) % 8 != 0 {
+        while !text.len().is_multiple_of(8) {
             text.push(b' ');
         }
         let mut header = (text.len() as u64).to_le_bytes().to_vec();

@@ -22,8 +22,11 @@ pub struct BatchRun<'a> {
     pub probe: &'a mut dyn Probe,
     /// Called after the last block with `(sequence, ids, logits [T, vocab])`, in batch order;
     /// `None`: the output head is not read nor run for this batch.
-    pub logits: Option<&'a mut dyn FnMut(usize, &[u32], &[f32])>,
+    pub logits: Option<&'a mut LogitsSink<'a>>,
 }
+
+/// What takes a streamed batch's logits: `(sequence, ids, logits [T, vocab])`.
+pub type LogitsSink<'a> = dyn FnMut(usize, &[u32], &[f32]) + 'a;
 
 /// A checkpoint whose forward passes read each block's weights when they reach it.
 pub struct StreamedModel<'s, 'a, S> {
