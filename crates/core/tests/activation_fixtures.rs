@@ -8,6 +8,7 @@
 //! "Recommended tolerances". `forward_fixtures.rs` checks the forward pass
 //! itself (logits, surgery); this file checks the API the page and CLI call.
 
+use rankscope_core::analysis::activations::streamed_activation_spectra_within;
 use rankscope_core::analysis::activations::{
     activation_spectra, activation_spectra_from_grams, activation_spectra_within,
     ActivationSpectra, KeyVariant, Progress, Stage,
@@ -24,7 +25,7 @@ use rankscope_core::formats::safetensors::read_header;
 use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
 use rankscope_core::inventory::{inspect_file, Inventory};
 use rankscope_core::model::arch::{recognise, Recognition};
-use rankscope_core::model::forward::ModelWeights;
+use rankscope_core::model::forward::{ModelWeights, StreamedModel};
 use rankscope_core::source::{block_on, FileSource};
 use serde_json::Value;
 use std::cell::Cell;
@@ -392,7 +393,7 @@ fn inventory_driver_reports_progress_and_can_be_cancelled() {
     let tokens: Vec<_> = run.checkpoints.iter().map(|c| c.tokens).collect();
     assert_eq!(tokens, [0, 20480, 40960, 81920, 163840, 327680].map(Some));
     assert!(
-        lines.contains(&"0/6 loading weights: layer 2 of 4".to_string()),
+        lines.contains(&"0/6 forward pass, weights read block by block: layer 2 of 4".to_string()),
         "{lines:?}"
     );
     assert!(
@@ -476,7 +477,7 @@ fn inventory_driver_reports_progress_and_can_be_cancelled() {
         None,
         &[],
         &mut |done, _, p| {
-            if p.stage == Stage::EvalForward {
+            if p.stage == Stage::Streaming {
                 started.set(done + 1);
             }
         },
@@ -645,6 +646,86 @@ fn gram_path_matches_the_block_path() {
                 routes.from_gram > 0 && routes.from_block > 0,
                 "{name}: both routes, {routes:?}"
             );
+        }
+    }
+}
+
+/// The streamed pass (one block's weights in memory at a time, the eval and held-out batches
+/// through each block together) gives the loaded model's numbers bit for bit: the block route
+/// and the Gram route (budget 0, with its second pass), with the held-out loss, on a reference
+/// checkpoint (BF16, `_orig_mod.`, QK-norm) and on stories260K (Llama layout).
+#[test]
+fn streamed_pass_equals_the_loaded_model_bit_for_bit() {
+    let eval = tokens("eval_tokens.safetensors");
+    let heldout = tokens("heldout_tokens.safetensors");
+    let stories_config = json("stories260K/config.json");
+    for (path, config) in [
+        (
+            format!("{FIXTURES}/runs/B1/ckpt_tokens_40960.safetensors"),
+            None,
+        ),
+        (
+            format!("{FIXTURES}/runs/C2/ckpt_tokens_327680.safetensors"),
+            None,
+        ),
+        (
+            format!("{FIXTURES}/stories260K/model.safetensors"),
+            Some(&stories_config),
+        ),
+    ] {
+        let src = FileSource::open(&path).expect("open");
+        let header = read_header(&src).expect("header");
+        let tensors: Vec<_> = header
+            .tensors
+            .iter()
+            .map(|t| (t.name.clone(), t.shape.clone()))
+            .collect();
+        let Recognition::Known(arch) = recognise(&tensors, &header.metadata, config) else {
+            panic!("{path} not recognised")
+        };
+        let shards = Shards::single(&header, &src);
+        let streamed = StreamedModel::new(&shards, &arch).expect("streamed");
+        let loaded = block_on(streamed.load(&mut |_| {})).expect("load");
+        // stories260K's vocabulary is 512: keep the ids below it.
+        let fit = |b: &TokenBatch| TokenBatch {
+            batch: b.batch.min(4),
+            seq_len: b.seq_len.min(64),
+            ids: (0..b.batch.min(4))
+                .flat_map(|r| b.row(r)[..b.seq_len.min(64)].to_vec())
+                .map(|id| id % arch.vocab as u32)
+                .collect(),
+        };
+        let (eval, heldout) = (fit(&eval), fit(&heldout));
+        for budget in [usize::MAX, 0] {
+            let want = activation_spectra_within(
+                &loaded,
+                &eval,
+                Some(&heldout),
+                &[],
+                budget,
+                &mut |_| {},
+                &|| false,
+            )
+            .expect("loaded");
+            let mut layers_seen = Vec::new();
+            let got = block_on(streamed_activation_spectra_within(
+                &streamed,
+                &eval,
+                Some(&heldout),
+                &[],
+                budget,
+                &mut |p| {
+                    if p.stage == Stage::Streaming {
+                        layers_seen.push(p.done)
+                    }
+                },
+                &|| false,
+            ))
+            .expect("streamed");
+            // The Gram route, with a zero budget, may stream a second pass.
+            assert!(layers_seen.len().is_multiple_of(arch.n_layers) && !layers_seen.is_empty());
+            assert_eq!(got, want, "{path}: budget {budget}");
+            assert!(got.heldout_loss.expect("loss").is_finite());
         }
     }
 }

@@ -25,7 +25,11 @@ pub use super::results::{
 use super::study::{CheckpointSpectra, RunSpectra};
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::Architecture;
-use crate::model::forward::{ForwardError, KeyCollector, ModelWeights};
+use crate::model::forward::{
+    negative_log_likelihood, BatchRun, ForwardError, KeyCollector, ModelWeights, NoProbe, Probe,
+    StreamedModel,
+};
+use crate::source::AsyncByteSource;
 use serde::{Deserialize, Serialize};
 
 /// Most bytes of K and Q blocks [`activation_spectra`] holds at once: past it, a batch's
@@ -83,17 +87,7 @@ pub fn activation_spectra_within(
     };
 
     check_batch(eval)?;
-    let block_bytes = [
-        arch.n_layers,
-        3 * arch.n_kv_heads + arch.n_heads,
-        eval.batch,
-        eval.seq_len,
-        arch.d_k,
-    ]
-    .iter()
-    .try_fold(4usize, |bytes, &n| bytes.checked_mul(n))
-    .unwrap_or(usize::MAX);
-    let mut spectra = if block_bytes > block_budget {
+    let mut spectra = if block_bytes(arch, eval) > block_budget {
         activation_spectra_from_grams(model, eval, variants, progress, cancelled)?.0
     } else {
         // One sequence at a time into one collector (rows stack as b·T + t), so
@@ -123,6 +117,172 @@ pub fn activation_spectra_within(
         Some(batch) => Some(heldout_loss(model, batch, progress, cancelled)?),
         None => None,
     };
+    Ok(spectra)
+}
+
+/// Bytes of the K (every variant) and Q blocks of `eval`: `4 · n_layers · (3·n_kv + n_heads) ·
+/// B·T · d_k`.
+fn block_bytes(arch: &Architecture, eval: &TokenBatch) -> usize {
+    [
+        arch.n_layers,
+        3 * arch.n_kv_heads + arch.n_heads,
+        eval.batch,
+        eval.seq_len,
+        arch.d_k,
+    ]
+    .iter()
+    .try_fold(4usize, |bytes, &n| bytes.checked_mul(n))
+    .unwrap_or(usize::MAX)
+}
+
+/// [`activation_spectra`] on a [`StreamedModel`], which holds one block's weights at a time:
+/// the eval batch and the held-out batch go through each block together, so the checkpoint is
+/// read once (twice when the Gram route needs its second pass), and peak memory is one block
+/// plus the activations (the K/Q blocks, or their Grams past [`BLOCK_BUDGET_BYTES`]). The same
+/// numbers as [`activation_spectra`] on the loaded model, bit for bit. `progress` gets
+/// [`Stage::Streaming`] after each block, then [`Stage::HeldOut`] per held-out sequence and
+/// [`Stage::Spectra`] per layer; `cancelled` is checked after every block.
+pub async fn streamed_activation_spectra<S: AsyncByteSource>(
+    model: &StreamedModel<'_, '_, S>,
+    eval: &TokenBatch,
+    heldout: Option<&TokenBatch>,
+    variants: &[KeyVariant],
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<ActivationSpectra, ActivationError> {
+    streamed_activation_spectra_within(
+        model,
+        eval,
+        heldout,
+        variants,
+        BLOCK_BUDGET_BYTES,
+        progress,
+        cancelled,
+    )
+    .await
+}
+
+/// [`streamed_activation_spectra`] holding at most `block_budget` bytes of K and Q blocks
+/// (past it, the Gram route of [`activation_spectra_within`]).
+pub async fn streamed_activation_spectra_within<S: AsyncByteSource>(
+    model: &StreamedModel<'_, '_, S>,
+    eval: &TokenBatch,
+    heldout: Option<&TokenBatch>,
+    variants: &[KeyVariant],
+    block_budget: usize,
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<ActivationSpectra, ActivationError> {
+    let arch = model.arch();
+    check_batch(eval)?;
+    if let Some(h) = heldout {
+        check_batch(h)?;
+        if h.seq_len < 2 {
+            return Err(ForwardError::TooShortForLoss(h.seq_len).into());
+        }
+    }
+    let variants: &[KeyVariant] = if variants.is_empty() {
+        &KeyVariant::ALL
+    } else {
+        variants
+    };
+    let use_grams = block_bytes(arch, eval) > block_budget;
+    let mut collector = (!use_grams).then(|| KeyCollector::new(arch));
+    let mut grams = use_grams.then(|| GramProbe::new(arch, &Activation::needed_for(variants)));
+    let progress = std::cell::RefCell::new(progress);
+    let n_layers = arch.n_layers;
+    let mut after_block = |l: usize| {
+        (progress.borrow_mut())(Progress {
+            stage: Stage::Streaming,
+            done: l + 1,
+            total: n_layers,
+        });
+        !cancelled()
+    };
+    // Each held-out row's mean over its T−1 targets, summed in batch order: the same sums as
+    // `heldout_loss` (the mean of the rows' `mean_cross_entropy`).
+    let mut loss_total = 0.0f64;
+    let mut row_loss = |b: usize, ids: &[u32], logits: &[f32]| {
+        let vocab = arch.vocab;
+        let mut total = 0.0f64;
+        for (t, &target) in ids.iter().enumerate().skip(1) {
+            total += negative_log_likelihood(&logits[(t - 1) * vocab..t * vocab], target as usize);
+        }
+        loss_total += total / (ids.len() - 1) as f64;
+        (progress.borrow_mut())(Progress {
+            stage: Stage::HeldOut,
+            done: b + 1,
+            total: heldout.map_or(0, |h| h.batch),
+        });
+    };
+    let probe: &mut dyn Probe = match (&mut collector, &mut grams) {
+        (Some(c), _) => c,
+        (None, Some(g)) => g,
+        (None, None) => unreachable!("one of the two is made"),
+    };
+    let mut runs = vec![BatchRun {
+        batch: eval,
+        probe,
+        logits: None,
+    }];
+    let mut no_probe = NoProbe;
+    if let Some(h) = heldout {
+        runs.push(BatchRun {
+            batch: h,
+            probe: &mut no_probe,
+            logits: Some(&mut row_loss),
+        });
+    }
+    let stopped = |e: ForwardError| match e {
+        ForwardError::Cancelled => ActivationError::Cancelled,
+        e => e.into(),
+    };
+    model
+        .run(&mut runs, None, &mut after_block)
+        .await
+        .map_err(stopped)?;
+    drop(runs);
+    let progress = progress.into_inner();
+    let mut spectra = match (collector, grams) {
+        (Some(collector), _) => activation_spectra_from_collector(
+            arch,
+            eval.batch,
+            eval.seq_len,
+            &collector,
+            variants,
+            progress,
+            cancelled,
+        )?,
+        (None, Some(grams)) => {
+            let mut pending =
+                PendingSpectra::from_grams(arch, variants, &|l, a| grams.grams(l, a), cancelled)?;
+            drop(grams);
+            let needed = pending.needed();
+            if !needed.is_empty() {
+                let mut blocks = BlockProbe::new(&needed);
+                let mut runs = [BatchRun {
+                    batch: eval,
+                    probe: &mut blocks,
+                    logits: None,
+                }];
+                model
+                    .run(&mut runs, None, &mut |l| {
+                        progress(Progress {
+                            stage: Stage::Streaming,
+                            done: l + 1,
+                            total: n_layers,
+                        });
+                        !cancelled()
+                    })
+                    .await
+                    .map_err(stopped)?;
+                pending.fill(&blocks.blocks, eval.batch * eval.seq_len, cancelled)?;
+            }
+            pending.finish(arch, eval.batch, eval.seq_len, progress)
+        }
+        (None, None) => unreachable!("one of the two is made"),
+    };
+    spectra.heldout_loss = heldout.map(|h| loss_total / h.batch as f64);
     Ok(spectra)
 }
 

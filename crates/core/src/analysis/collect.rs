@@ -3,8 +3,8 @@
 //! byte sources are supplied by the caller (files natively, Blobs in the page).
 
 use super::activations::{
-    activation_spectra, ActivationCheckpoint, ActivationError, ActivationRun, ActivationSpectra,
-    KeyVariant, Progress, Stage,
+    streamed_activation_spectra, ActivationCheckpoint, ActivationError, ActivationRun,
+    ActivationSpectra, KeyVariant, Progress,
 };
 use super::study::{CheckpointSpectra, RunSpectra};
 use super::weights::{weight_spectra, Shards, WeightSpectra};
@@ -12,7 +12,7 @@ use crate::formats::safetensors::Header;
 use crate::formats::tokens::TokenBatch;
 use crate::inventory::{CheckpointRef, Content, Inventory, RunGroup};
 use crate::model::arch::{Architecture, Recognition};
-use crate::model::forward::ModelWeights;
+use crate::model::forward::StreamedModel;
 use crate::source::{block_on, AsyncByteSource};
 
 /// A checkpoint whose spectra could not be computed, and why.
@@ -196,11 +196,10 @@ pub(crate) fn open_checkpoint<'a, S>(
     (headers.len() == parts.len()).then_some((headers, sources))
 }
 
-/// Loads one checkpoint (layer by layer, by byte range) and computes its
-/// activation spectra on `eval` and, when given, the held-out loss: see
-/// [`activation_spectra`]. `progress` reports "loading weights: layer i of n",
-/// then the forward pass, spectra and held-out loss; `cancelled` is checked
-/// between layers and sequences.
+/// One checkpoint's activation spectra on `eval` and, when given, the held-out loss, its
+/// forward pass streamed block by block ([`streamed_activation_spectra`]: one block's
+/// weights in memory at a time). `progress` reports each block, then the held-out loss and
+/// the spectra; `cancelled` is checked between blocks and layers.
 pub async fn checkpoint_activation_spectra<S: AsyncByteSource>(
     shards: &Shards<'_, S>,
     arch: &Architecture,
@@ -213,16 +212,8 @@ pub async fn checkpoint_activation_spectra<S: AsyncByteSource>(
     if cancelled() {
         return Err(ActivationError::Cancelled);
     }
-    let total = arch.n_layers;
-    let model = ModelWeights::load(shards, arch, &mut |f| {
-        progress(Progress {
-            stage: Stage::Loading,
-            done: (f * total as f64).round() as usize,
-            total,
-        })
-    })
-    .await?;
-    activation_spectra(&model, eval, heldout, variants, progress, cancelled)
+    let model = StreamedModel::new(shards, arch)?;
+    streamed_activation_spectra(&model, eval, heldout, variants, progress, cancelled).await
 }
 
 /// Activation spectra (and held-out loss) of every recognised checkpoint in

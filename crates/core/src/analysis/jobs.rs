@@ -7,7 +7,9 @@
 //! code as on the main thread. Run names and training points stay with the
 //! caller, who knows the user's renames.
 
-use super::activations::{activation_spectra, ActivationSpectra, KeyVariant, Progress, Stage};
+use super::activations::{
+    streamed_activation_spectra, ActivationSpectra, KeyVariant, Progress, Stage,
+};
 use super::collect::{checkpoint_weight_spectra, open_checkpoint};
 use super::importance::{gamma_vs_svd, layer_pr_with_ci, Importance, LayerPr};
 use super::surgery::{has_key_norm, run_sweep, Strategy, SurgeryResult, SweepOptions};
@@ -16,7 +18,7 @@ use crate::formats::tokens::TokenBatch;
 use crate::inventory::batches::misfit;
 use crate::inventory::{inspect_file, Content, FileKind, Inventory};
 use crate::model::arch::Recognition;
-use crate::model::forward::ModelWeights;
+use crate::model::forward::{ModelWeights, StreamedModel};
 use crate::source::AsyncByteSource;
 use serde::{Deserialize, Serialize};
 
@@ -103,32 +105,37 @@ pub enum JobOutput {
 
 /// Where a job's forward passes run. The core's own is [`CpuEngine`]; the page
 /// plugs in WebGPU (crates/gpu), which falls back to the CPU by itself when it
-/// has no adapter. Given the loaded model, it returns the activation spectra
-/// and a label of where they were computed.
+/// has no adapter. Given the model (read as the engine needs it: block by block
+/// on the CPU, whole for an upload), it returns the activation spectra and a
+/// label of where they were computed.
 #[allow(async_fn_in_trait)] // used with concrete types only, on one thread
 pub trait ForwardEngine {
-    async fn activation_spectra(
+    async fn activation_spectra<S: AsyncByteSource>(
         &self,
-        model: &ModelWeights,
+        model: &StreamedModel<'_, '_, S>,
         eval: &TokenBatch,
         heldout: Option<&TokenBatch>,
         progress: &mut dyn FnMut(Progress),
     ) -> (Result<ActivationSpectra, String>, String);
 }
 
-/// The forward pass on the CPU (`model::forward`): natively, or in WebAssembly.
+/// The forward pass on the CPU (`model::forward`): natively, or in WebAssembly; streamed,
+/// one block's weights in memory at a time.
 pub struct CpuEngine;
 
 impl ForwardEngine for CpuEngine {
-    async fn activation_spectra(
+    async fn activation_spectra<S: AsyncByteSource>(
         &self,
-        model: &ModelWeights,
+        model: &StreamedModel<'_, '_, S>,
         eval: &TokenBatch,
         heldout: Option<&TokenBatch>,
         progress: &mut dyn FnMut(Progress),
     ) -> (Result<ActivationSpectra, String>, String) {
         let result =
-            activation_spectra(model, eval, heldout, &KeyVariant::ALL, progress, &|| false);
+            streamed_activation_spectra(model, eval, heldout, &KeyVariant::ALL, progress, &|| {
+                false
+            })
+            .await;
         (result.map_err(|e| e.to_string()), cpu_label())
     }
 }
@@ -275,16 +282,7 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
             let share = job_share(Some(p.stage), p.done as f64 / p.total.max(1) as f64);
             progress(&p.to_string(), share)
         };
-        let total = arch.n_layers;
-        let model = ModelWeights::load(&shards, arch, &mut |f| {
-            report(Progress {
-                stage: Stage::Loading,
-                done: (f * total as f64).round() as usize,
-                total,
-            })
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        let model = StreamedModel::new(&shards, arch).map_err(|e| e.to_string())?;
         let (result, label) = engine
             .activation_spectra(&model, eval, heldout, &mut report)
             .await;
@@ -308,6 +306,8 @@ fn job_share(stage: Option<Stage>, f: f64) -> f64 {
         None => (0.0, 0.1),
         Some(Stage::Loading) => (0.1, 0.1),
         Some(Stage::EvalForward) => (0.2, 0.5),
+        // Loading and the forward pass together.
+        Some(Stage::Streaming) => (0.1, 0.6),
         Some(Stage::Spectra) => (0.7, 0.2),
         Some(Stage::HeldOut) => (0.9, 0.1),
     };

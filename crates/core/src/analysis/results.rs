@@ -157,6 +157,9 @@ pub enum Stage {
     Loading,
     /// The forward pass over the eval batch, one sequence at a time.
     EvalForward,
+    /// A streamed forward pass (`model::forward::StreamedModel`): each layer's weights read,
+    /// the eval (and held-out) batch run through them, the weights dropped; one layer at a time.
+    Streaming,
     /// SVDs, one layer at a time.
     Spectra,
     /// The held-out loss, one sequence at a time.
@@ -176,6 +179,7 @@ impl fmt::Display for Progress {
         let (what, unit) = match self.stage {
             Stage::Loading => ("loading weights", "layer"),
             Stage::EvalForward => ("forward pass on the eval batch", "sequence"),
+            Stage::Streaming => ("forward pass, weights read block by block", "layer"),
             Stage::Spectra => ("activation spectra", "layer"),
             Stage::HeldOut => ("held-out loss", "sequence"),
         };

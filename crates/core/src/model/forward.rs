@@ -13,22 +13,28 @@
 //! `down(silu(gate(x))·up(x))` (Llama). GPT-2 is recognised but not run yet.
 //! A norm whose weight the architecture does not name is left out.
 //!
-//! Weights are read layer by layer by byte range and upcast to f32 once;
-//! activations are f32; matrix products go through `matrixmultiply::sgemm`.
+//! Weights are read layer by layer by byte range and upcast to f32 once: all
+//! of them into a [`ModelWeights`] (surgery, importance, the GPU upload), or
+//! one block at a time by a [`StreamedModel`], which runs its batches through
+//! each block and drops it before reading the next (peak memory one block plus
+//! the activations: a 7B model on a laptop or in a wasm worker). Activations
+//! are f32; matrix products go through `matrixmultiply::sgemm`.
 
 mod kernels;
 mod load;
 mod probe;
+mod stream;
 mod view;
 
 pub use load::ModelWeights;
 pub use probe::{KeyCollector, KeyTransform, NoProbe, Probe};
+pub use stream::{BatchRun, StreamedModel};
 pub use view::{rope_cos_sin, LayerView, MatrixView, MlpView, ModelView};
 
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::Architecture;
 use crate::model::tensors::TensorError;
-use kernels::{causal_attention, relu_squared, rms_norm_rows, silu_mul, RopeTable};
+use kernels::{causal_attention, relu_squared, rms_norm_rows, silu_mul, Matrix, RopeTable};
 use load::{LayerWeights, Mlp};
 
 /// Why a model could not be loaded or run.
@@ -63,6 +69,9 @@ pub enum ForwardError {
     TooShortForLoss(usize),
     #[error(transparent)]
     Read(TensorError),
+    /// A streamed pass stopped between blocks because its caller asked it to.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl From<TensorError> for ForwardError {
@@ -156,11 +165,12 @@ impl ModelWeights {
         if ids.is_empty() {
             return Err(ForwardError::EmptySequence);
         }
-        self.check_ids(ids, 0)?;
-        let mut ws = Workspace::new(self.arch(), ids.len(), true);
-        self.run(ids, probe, surgery, &mut ws);
+        check_ids(self.arch(), ids, 0)?;
+        let mut pass = Pass::new(self.arch(), ids.len(), true);
+        self.run(&mut pass, ids, probe, surgery);
+        pass.head(self.final_norm.as_deref(), self.lm_head(), |_, _, _| {});
         Ok(Logits {
-            data: ws.logits,
+            data: pass.ws.logits,
             positions: ids.len(),
             vocab: self.arch().vocab,
         })
@@ -211,7 +221,8 @@ impl ModelWeights {
         Ok(total / (batch.batch * (batch.seq_len - 1)) as f64)
     }
 
-    /// Runs each row of `batch` through one shared workspace; `each(b, ids, logits)`.
+    /// Runs each row of `batch` through every block, one row at a time with one shared
+    /// workspace; `each(b, ids, logits)` when `logits`.
     fn for_each_sequence(
         &self,
         batch: &TokenBatch,
@@ -220,82 +231,162 @@ impl ModelWeights {
         logits: bool,
         mut each: impl FnMut(usize, &[u32], &[f32]),
     ) -> Result<(), ForwardError> {
-        if batch.seq_len == 0 || batch.batch == 0 {
-            return Err(ForwardError::EmptySequence);
-        }
-        if Some(batch.ids.len()) != batch.batch.checked_mul(batch.seq_len) {
-            return Err(ForwardError::MalformedBatch {
-                ids: batch.ids.len(),
-                batch: batch.batch,
-                seq_len: batch.seq_len,
-            });
-        }
+        check_tokens(self.arch(), batch)?;
+        let mut pass = Pass::new(self.arch(), batch.seq_len, logits);
         for b in 0..batch.batch {
-            self.check_ids(batch.row(b), b)?;
-        }
-        let mut ws = Workspace::new(self.arch(), batch.seq_len, logits);
-        for b in 0..batch.batch {
-            let ids = batch.row(b);
-            self.run(ids, probe, surgery, &mut ws);
-            each(b, ids, &ws.logits);
+            self.run(&mut pass, batch.row(b), probe, surgery);
+            if logits {
+                pass.head(self.final_norm.as_deref(), self.lm_head(), |_, ids, l| {
+                    each(b, ids, l)
+                });
+            }
         }
         Ok(())
     }
 
-    fn check_ids(&self, ids: &[u32], sequence: usize) -> Result<(), ForwardError> {
-        let vocab = self.arch().vocab;
-        match ids.iter().position(|&id| id as usize >= vocab) {
-            Some(position) => Err(ForwardError::TokenOutOfVocab {
-                id: ids[position],
-                sequence,
-                position,
-                vocab,
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// The forward pass proper; `ids` are checked and `ws` is sized for them. A workspace
-    /// without room for logits ends the pass after the last block.
-    fn run(
-        &self,
-        ids: &[u32],
+    /// The forward pass proper of one checked sequence, up to the last block.
+    fn run<'a>(
+        &'a self,
+        pass: &mut Pass<'a>,
+        ids: &'a [u32],
         probe: &mut dyn Probe,
         surgery: Option<&dyn KeyTransform>,
-        ws: &mut Workspace,
     ) {
-        let arch = self.arch();
-        let (t, d) = (ws.t, arch.d_model);
-        debug_assert_eq!(ids.len(), t);
-        let scale = view::embedding_scale(arch);
-        for (row, &id) in ws.x.chunks_exact_mut(d).zip(ids) {
-            let e = &self.embedding.data[id as usize * d..(id as usize + 1) * d];
-            row.iter_mut().zip(e).for_each(|(x, &e)| *x = e * scale);
-        }
+        let d = self.arch().d_model;
+        pass.embed([ids], |id| {
+            &self.embedding.data[id as usize * d..(id as usize + 1) * d]
+        });
         for (l, layer) in self.layers.iter().enumerate() {
-            self.attention_block(l, layer, probe, surgery, ws);
-            self.mlp_block(layer, ws);
+            pass.block(l, layer, probe, surgery);
         }
-        if ws.logits.is_empty() {
-            return;
+    }
+}
+
+/// A batch that is not empty, holds exactly `batch × seq_len` ids, all below the vocabulary.
+fn check_tokens(arch: &Architecture, batch: &TokenBatch) -> Result<(), ForwardError> {
+    if batch.seq_len == 0 || batch.batch == 0 {
+        return Err(ForwardError::EmptySequence);
+    }
+    if Some(batch.ids.len()) != batch.batch.checked_mul(batch.seq_len) {
+        return Err(ForwardError::MalformedBatch {
+            ids: batch.ids.len(),
+            batch: batch.batch,
+            seq_len: batch.seq_len,
+        });
+    }
+    for b in 0..batch.batch {
+        check_ids(arch, batch.row(b), b)?;
+    }
+    Ok(())
+}
+
+fn check_ids(arch: &Architecture, ids: &[u32], sequence: usize) -> Result<(), ForwardError> {
+    let vocab = arch.vocab;
+    match ids.iter().position(|&id| id as usize >= vocab) {
+        Some(position) => Err(ForwardError::TokenOutOfVocab {
+            id: ids[position],
+            sequence,
+            position,
+            vocab,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Sequences on their way through the blocks: each one's residual stream between blocks, and
+/// one workspace for the block in progress. The in-memory pass takes one sequence at a time
+/// through every block; a streamed pass ([`StreamedModel`]) takes every sequence of its batches
+/// through a block before it reads the next block's weights. The arithmetic of each sequence is
+/// the same either way (sequences never mix), so both give the same numbers bit for bit.
+struct Pass<'a> {
+    arch: &'a Architecture,
+    ws: Workspace,
+    /// The token ids of each sequence in flight and its residual stream `[t, d_model]`.
+    rows: Vec<(&'a [u32], Vec<f32>)>,
+}
+
+impl<'a> Pass<'a> {
+    /// A pass for sequences of `t` tokens; the `t × vocab` logits only when `logits`.
+    fn new(arch: &'a Architecture, t: usize, logits: bool) -> Self {
+        Self {
+            arch,
+            ws: Workspace::new(arch, t, logits),
+            rows: Vec::new(),
         }
-        let eps = arch.norm_eps as f32;
-        ws.h.copy_from_slice(&ws.x);
-        if let Some(g) = &self.final_norm {
-            rms_norm_rows(&mut ws.h, d, g, eps);
-        }
-        self.lm_head().apply(&ws.h, t, &mut ws.logits, false);
     }
 
+    /// Puts `sequences` (checked ids of `t` tokens each) in flight, replacing those before:
+    /// x = embedding[id] · scale, the rows given by `row_of(id)`.
+    fn embed<'e>(
+        &mut self,
+        sequences: impl IntoIterator<Item = &'a [u32]>,
+        row_of: impl Fn(u32) -> &'e [f32],
+    ) {
+        let d = self.arch.d_model;
+        let scale = view::embedding_scale(self.arch);
+        // The residual buffers of the sequences before, reused.
+        let mut spare = std::mem::take(&mut self.rows);
+        for ids in sequences {
+            debug_assert_eq!(ids.len(), self.ws.t);
+            let mut x = spare
+                .pop()
+                .map(|(_, x)| x)
+                .unwrap_or_else(|| vec![0.0; self.ws.t * d]);
+            for (row, &id) in x.chunks_exact_mut(d).zip(ids) {
+                let e = row_of(id);
+                row.iter_mut().zip(e).for_each(|(x, &e)| *x = e * scale);
+            }
+            self.rows.push((ids, x));
+        }
+    }
+
+    /// Runs block `l` over every sequence in flight, in order.
+    fn block(
+        &mut self,
+        l: usize,
+        layer: &LayerWeights,
+        probe: &mut dyn Probe,
+        surgery: Option<&dyn KeyTransform>,
+    ) {
+        for (_, x) in &mut self.rows {
+            std::mem::swap(x, &mut self.ws.x);
+            Self::attention_block(self.arch, l, layer, probe, surgery, &mut self.ws);
+            Self::mlp_block(self.arch, layer, &mut self.ws);
+            std::mem::swap(x, &mut self.ws.x);
+        }
+    }
+
+    /// The final norm and output head over each sequence in flight: `each(i, ids, logits)`.
+    fn head(
+        &mut self,
+        final_norm: Option<&[f32]>,
+        lm_head: &Matrix,
+        mut each: impl FnMut(usize, &[u32], &[f32]),
+    ) {
+        let (t, d) = (self.ws.t, self.arch.d_model);
+        let eps = self.arch.norm_eps as f32;
+        for (i, (ids, x)) in self.rows.iter().enumerate() {
+            self.ws.h.copy_from_slice(x);
+            if let Some(g) = final_norm {
+                rms_norm_rows(&mut self.ws.h, d, g, eps);
+            }
+            lm_head.apply(&self.ws.h, t, &mut self.ws.logits, false);
+            each(i, ids, &self.ws.logits);
+        }
+    }
+}
+
+/// One block's two halves over the sequence in `ws` (associated functions of [`Pass`], which
+/// runs them; `arch` and the weights come from whoever holds them).
+impl Pass<'_> {
     fn attention_block(
-        &self,
+        arch: &Architecture,
         l: usize,
         layer: &LayerWeights,
         probe: &mut dyn Probe,
         surgery: Option<&dyn KeyTransform>,
         ws: &mut Workspace,
     ) {
-        let arch = self.arch();
         let (t, d, d_k) = (ws.t, arch.d_model, arch.d_k);
         let eps = arch.norm_eps as f32;
         let head = t * d_k;
@@ -368,8 +459,7 @@ impl ModelWeights {
         layer.w_o.apply(&ws.attn, t, &mut ws.x, true);
     }
 
-    fn mlp_block(&self, layer: &LayerWeights, ws: &mut Workspace) {
-        let arch = self.arch();
+    fn mlp_block(arch: &Architecture, layer: &LayerWeights, ws: &mut Workspace) {
         let (t, d) = (ws.t, arch.d_model);
         ws.h.copy_from_slice(&ws.x);
         if let Some(g) = &layer.mlp_norm {

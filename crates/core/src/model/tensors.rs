@@ -160,6 +160,12 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
         self.read(t, src, 0, data_len(t)).await
     }
 
+    /// A tensor's shape, read from its header (no data is read).
+    pub fn shape(&self, name: &str) -> Result<Vec<usize>, TensorError> {
+        let (t, _) = self.find(name)?;
+        t.shape.iter().map(|&d| to_usize(d, t)).collect()
+    }
+
     /// Reads a whole tensor (any rank) as row-major f32, with its shape.
     pub async fn read_tensor_f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>), TensorError> {
         let (t, src) = self.find(name)?;

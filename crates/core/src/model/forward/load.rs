@@ -58,11 +58,9 @@ impl ModelWeights {
         if arch.family == Family::Gpt2 {
             return Err(ForwardError::Unsupported(arch.family.label()));
         }
-        let (d, d_k, d_ff) = (arch.d_model, arch.d_k, arch.d_ff);
-        let q_rows = arch.n_heads * d_k;
-        let kv_rows = arch.n_kv_heads * d_k;
+        let d = arch.d_model;
         let embedding = matrix(shards, &whole(&arch.embedding), [arch.vocab, d]).await?;
-        let lm_head = if arch.lm_head != arch.embedding && !arch.tied_lm_head {
+        let lm_head = if has_own_lm_head(arch) {
             Some(matrix(shards, &whole(&arch.lm_head), [arch.vocab, d]).await?)
         } else {
             None
@@ -70,35 +68,8 @@ impl ModelWeights {
         let final_norm = optional_vector(shards, arch.final_norm.as_deref(), d).await?;
 
         let mut layers = Vec::with_capacity(arch.n_layers);
-        for (l, t) in arch.layers.iter().enumerate() {
-            let mlp_name = |i: usize| {
-                t.mlp.get(i).ok_or_else(|| {
-                    ForwardError::MissingTensor(format!("layer {l} MLP weight #{i}"))
-                })
-            };
-            let mlp = match arch.family {
-                Family::Reference => Mlp::SquaredRelu {
-                    up: matrix(shards, &whole(mlp_name(0)?), [d_ff, d]).await?,
-                    down: matrix(shards, &whole(mlp_name(1)?), [d, d_ff]).await?,
-                },
-                Family::Llama => Mlp::SwiGlu {
-                    gate: matrix(shards, &whole(mlp_name(0)?), [d_ff, d]).await?,
-                    up: matrix(shards, &whole(mlp_name(1)?), [d_ff, d]).await?,
-                    down: matrix(shards, &whole(mlp_name(2)?), [d, d_ff]).await?,
-                },
-                Family::Gpt2 => return Err(ForwardError::Unsupported(arch.family.label())),
-            };
-            layers.push(LayerWeights {
-                w_q: matrix(shards, &t.w_q, [q_rows, d]).await?,
-                w_k: matrix(shards, &t.w_k, [kv_rows, d]).await?,
-                w_v: matrix(shards, &t.w_v, [kv_rows, d]).await?,
-                w_o: matrix(shards, &t.w_o, [d, q_rows]).await?,
-                q_norm: optional_vector(shards, t.q_norm.as_deref(), d_k).await?,
-                k_norm: optional_vector(shards, t.k_norm.as_deref(), d_k).await?,
-                attn_norm: optional_vector(shards, t.attn_norm.as_deref(), d).await?,
-                mlp_norm: optional_vector(shards, t.mlp_norm.as_deref(), d).await?,
-                mlp,
-            });
+        for l in 0..arch.n_layers {
+            layers.push(read_layer(shards, arch, l).await?);
             progress((l + 1) as f64 / arch.n_layers.max(1) as f64);
         }
         Ok(Self {
@@ -125,6 +96,150 @@ impl ModelWeights {
         self.lm_head.as_ref().unwrap_or(&self.embedding)
     }
 }
+
+/// Reads block `l`'s weights (checked against `arch`'s shapes), f32: what
+/// [`ModelWeights::load`] keeps for every block and a streamed pass holds for one.
+pub(super) async fn read_layer<S: AsyncByteSource>(
+    shards: &Shards<'_, S>,
+    arch: &Architecture,
+    l: usize,
+) -> Result<LayerWeights, ForwardError> {
+    let (d, d_k, d_ff) = (arch.d_model, arch.d_k, arch.d_ff);
+    let q_rows = arch.n_heads * d_k;
+    let kv_rows = arch.n_kv_heads * d_k;
+    let t = arch
+        .layers
+        .get(l)
+        .ok_or_else(|| ForwardError::MissingTensor(format!("layer {l}")))?;
+    let mlp_name = |i: usize| {
+        t.mlp
+            .get(i)
+            .ok_or_else(|| ForwardError::MissingTensor(format!("layer {l} MLP weight #{i}")))
+    };
+    let mlp = match arch.family {
+        Family::Reference => Mlp::SquaredRelu {
+            up: matrix(shards, &whole(mlp_name(0)?), [d_ff, d]).await?,
+            down: matrix(shards, &whole(mlp_name(1)?), [d, d_ff]).await?,
+        },
+        Family::Llama => Mlp::SwiGlu {
+            gate: matrix(shards, &whole(mlp_name(0)?), [d_ff, d]).await?,
+            up: matrix(shards, &whole(mlp_name(1)?), [d_ff, d]).await?,
+            down: matrix(shards, &whole(mlp_name(2)?), [d, d_ff]).await?,
+        },
+        Family::Gpt2 => return Err(ForwardError::Unsupported(arch.family.label())),
+    };
+    Ok(LayerWeights {
+        w_q: matrix(shards, &t.w_q, [q_rows, d]).await?,
+        w_k: matrix(shards, &t.w_k, [kv_rows, d]).await?,
+        w_v: matrix(shards, &t.w_v, [kv_rows, d]).await?,
+        w_o: matrix(shards, &t.w_o, [d, q_rows]).await?,
+        q_norm: optional_vector(shards, t.q_norm.as_deref(), d_k).await?,
+        k_norm: optional_vector(shards, t.k_norm.as_deref(), d_k).await?,
+        attn_norm: optional_vector(shards, t.attn_norm.as_deref(), d).await?,
+        mlp_norm: optional_vector(shards, t.mlp_norm.as_deref(), d).await?,
+        mlp,
+    })
+}
+
+/// Whether the output head is a tensor of its own (else it is the embedding).
+fn has_own_lm_head(arch: &Architecture) -> bool {
+    arch.lm_head != arch.embedding && !arch.tied_lm_head
+}
+
+/// The final norm and the output head `[vocab, d_model]` (the embedding when tied), f32:
+/// what a streamed pass reads after the last block, only when it needs logits.
+pub(super) async fn read_head<S: AsyncByteSource>(
+    shards: &Shards<'_, S>,
+    arch: &Architecture,
+) -> Result<(Option<Vec<f32>>, Matrix), ForwardError> {
+    let d = arch.d_model;
+    let name = if has_own_lm_head(arch) {
+        &arch.lm_head
+    } else {
+        &arch.embedding
+    };
+    let head = matrix(shards, &whole(name), [arch.vocab, d]).await?;
+    let final_norm = optional_vector(shards, arch.final_norm.as_deref(), d).await?;
+    Ok((final_norm, head))
+}
+
+/// The embedding rows of some token ids, f32: all a streamed pass needs of the embedding
+/// (4 KB a token at d_model 1024, where the whole table is 64 MB–1 GB).
+#[derive(Debug, Default)]
+pub(super) struct EmbeddingRows {
+    /// Sorted, distinct.
+    ids: Vec<u32>,
+    /// `[ids.len(), d_model]`.
+    data: Vec<f32>,
+    d: usize,
+}
+
+impl EmbeddingRows {
+    /// Reads the rows of `ids` (checked below the vocabulary) in runs of nearby ids (at most
+    /// [`EMBEDDING_GAP_ROWS`] apart), each run one byte range of at most
+    /// [`EMBEDDING_CHUNK_BYTES`] (as f32): few reads for a batch touching most of the
+    /// vocabulary, little read besides the rows for a short batch, never more than a chunk
+    /// held besides the rows.
+    pub async fn read<S: AsyncByteSource>(
+        shards: &Shards<'_, S>,
+        arch: &Architecture,
+        ids: impl IntoIterator<Item = u32>,
+    ) -> Result<Self, ForwardError> {
+        let d = arch.d_model;
+        let shape = shards.shape(&arch.embedding)?;
+        if shape != [arch.vocab, d] {
+            return Err(ForwardError::ShapeMismatch {
+                tensor: arch.embedding.clone(),
+                expected: vec![arch.vocab, d],
+                found: shape,
+            });
+        }
+        let mut ids: Vec<u32> = ids.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let per_chunk = (EMBEDDING_CHUNK_BYTES / (4 * d.max(1))).max(1);
+        let mut data = Vec::with_capacity(ids.len() * d);
+        let mut i = 0;
+        while i < ids.len() {
+            let first = ids[i] as usize;
+            let run = 1 + ids[i..]
+                .windows(2)
+                .take_while(|w| {
+                    (w[1] - w[0]) as usize <= EMBEDDING_GAP_ROWS
+                        && (w[1] as usize) < first + per_chunk
+                })
+                .count();
+            let last = ids[i + run - 1] as usize;
+            let loc = WeightLoc::Rows {
+                tensor: arch.embedding.clone(),
+                start: first,
+                end: last + 1,
+            };
+            let block = matrix(shards, &loc, [last + 1 - first, d]).await?;
+            for &id in &ids[i..i + run] {
+                let at = (id as usize - first) * d;
+                data.extend_from_slice(&block.data[at..at + d]);
+            }
+            i += run;
+        }
+        Ok(Self { ids, data, d })
+    }
+
+    /// The row of `id`, which [`EmbeddingRows::read`] was given.
+    pub fn row(&self, id: u32) -> &[f32] {
+        match self.ids.binary_search(&id) {
+            Ok(i) => &self.data[i * self.d..(i + 1) * self.d],
+            Err(_) => &[],
+        }
+    }
+}
+
+/// Most bytes (as f32) of embedding rows read at once by [`EmbeddingRows::read`].
+const EMBEDDING_CHUNK_BYTES: usize = 16 << 20;
+
+/// Rows between two ids read in one range rather than two (a read's own cost is worth a few
+/// rows, more for a Blob or an HTTP range request than for a file).
+const EMBEDDING_GAP_ROWS: usize = 16;
 
 fn whole(name: &str) -> WeightLoc {
     WeightLoc::Whole {

@@ -1,0 +1,133 @@
+//! [`StreamedModel`]: forward passes that hold one block's weights at a time, so that a
+//! model larger than memory (a 7B checkpoint in a 4 GB wasm worker) runs in about one block
+//! plus the activations. Block `l` is read by byte range, every sequence of every batch goes
+//! through it, and it is dropped before block `l + 1` is read; the embedding is read only for
+//! the batches' token ids, and the output head only when logits are asked for, after the last
+//! block. The arithmetic is the in-memory pass's ([`super::Pass`]), sequence by sequence, so
+//! the numbers are the same bit for bit; a pass over the whole checkpoint costs one read of
+//! every weight it uses.
+
+use super::load::{read_head, read_layer, EmbeddingRows};
+use super::{check_tokens, ForwardError, KeyTransform, ModelWeights, Pass, Probe};
+use crate::formats::tokens::TokenBatch;
+use crate::model::arch::{Architecture, Family};
+use crate::model::tensors::Shards;
+use crate::source::AsyncByteSource;
+
+/// One batch of a streamed pass and what it wants from it.
+pub struct BatchRun<'a> {
+    pub batch: &'a TokenBatch,
+    /// Sees every layer's Q and K per head, sequence by sequence in batch order (row `b·T + t`
+    /// for a [`super::KeyCollector`], as in the in-memory pass).
+    pub probe: &'a mut dyn Probe,
+    /// Called after the last block with `(sequence, ids, logits [T, vocab])`, in batch order;
+    /// `None`: the output head is not read nor run for this batch.
+    pub logits: Option<&'a mut LogitsSink<'a>>,
+}
+
+/// What takes a streamed batch's logits: `(sequence, ids, logits [T, vocab])`.
+pub type LogitsSink<'a> = dyn FnMut(usize, &[u32], &[f32]) + 'a;
+
+/// A checkpoint whose forward passes read each block's weights when they reach it.
+pub struct StreamedModel<'s, 'a, S> {
+    shards: &'s Shards<'a, S>,
+    arch: &'s Architecture,
+}
+
+impl<'s, 'a, S: AsyncByteSource> StreamedModel<'s, 'a, S> {
+    /// The model `arch` describes, read from `shards` as passes need it (nothing is read
+    /// here). GPT-2 is [`ForwardError::Unsupported`], as for [`super::ModelWeights::load`].
+    pub fn new(shards: &'s Shards<'a, S>, arch: &'s Architecture) -> Result<Self, ForwardError> {
+        if arch.family == Family::Gpt2 {
+            return Err(ForwardError::Unsupported(arch.family.label()));
+        }
+        Ok(Self { shards, arch })
+    }
+
+    /// The architecture the passes run.
+    pub fn arch(&self) -> &Architecture {
+        self.arch
+    }
+
+    /// Every weight read into memory at once, for what needs the whole model (the GPU
+    /// upload, surgery): [`ModelWeights::load`] (`progress` 0..=1 after each layer).
+    pub async fn load(&self, progress: &mut dyn FnMut(f64)) -> Result<ModelWeights, ForwardError> {
+        ModelWeights::load(self.shards, self.arch, progress).await
+    }
+
+    /// Bytes of every weight the pass uses, as f32: what [`StreamedModel::load`] would hold
+    /// (27 GB for Llama-2-7B); a streamed pass holds one block of it.
+    pub fn f32_bytes(&self) -> u64 {
+        let a = self.arch;
+        let (d, d_k, d_ff) = (a.d_model as u64, a.d_k as u64, a.d_ff as u64);
+        let (heads, kv) = (a.n_heads as u64, a.n_kv_heads as u64);
+        let heads_of_lm = if a.lm_head != a.embedding && !a.tied_lm_head {
+            2
+        } else {
+            1
+        };
+        let mlp = match a.family {
+            Family::Reference => 2,
+            _ => 3,
+        };
+        let block = 2 * heads * d_k * d + 2 * kv * d_k * d + mlp * d * d_ff + 2 * d + 2 * d_k;
+        4 * (heads_of_lm * a.vocab as u64 * d + d + a.n_layers as u64 * block)
+    }
+
+    /// Runs every batch of `runs` through the model, block by block (see the module doc).
+    /// `surgery` edits the keys of every batch. `after_block(l)` is called once block `l` has
+    /// run over every sequence and been dropped; `false` stops the pass with
+    /// [`ForwardError::Cancelled`]. Every batch is checked before anything is read.
+    pub async fn run(
+        &self,
+        runs: &mut [BatchRun<'_>],
+        surgery: Option<&dyn KeyTransform>,
+        after_block: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<(), ForwardError> {
+        let arch = self.arch;
+        for run in runs.iter() {
+            check_tokens(arch, run.batch)?;
+        }
+        let embedding = EmbeddingRows::read(
+            self.shards,
+            arch,
+            runs.iter().flat_map(|r| r.batch.ids.iter().copied()),
+        )
+        .await?;
+        let mut passes: Vec<Pass<'_>> = runs
+            .iter()
+            .map(|run| {
+                let batch: &TokenBatch = run.batch;
+                let mut pass = Pass::new(arch, batch.seq_len, run.logits.is_some());
+                pass.embed((0..batch.batch).map(|b| batch.row(b)), |id| {
+                    embedding.row(id)
+                });
+                pass
+            })
+            .collect();
+        drop(embedding);
+
+        for l in 0..arch.n_layers {
+            let layer = read_layer(self.shards, arch, l).await?;
+            for (pass, run) in passes.iter_mut().zip(runs.iter_mut()) {
+                pass.block(l, &layer, run.probe, surgery);
+            }
+            drop(layer);
+            if !after_block(l) {
+                return Err(ForwardError::Cancelled);
+            }
+        }
+
+        if runs.iter().any(|r| r.logits.is_some()) {
+            let (final_norm, head) = read_head(self.shards, arch).await?;
+            for (pass, run) in passes.iter_mut().zip(runs.iter_mut()) {
+                if let Some(each) = run.logits.as_mut() {
+                    pass.head(final_norm.as_deref(), &head, |b, ids, logits| {
+                        each(b, ids, logits)
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
