@@ -6,6 +6,8 @@ use crate::components::{
     drop_zone::DropZone, figures::Figures, inventory_table::InventoryTable, run_list::RunList,
     shared_view::SharedView,
 };
+use crate::comparisons::Comparisons;
+use crate::components::comparison_cards::ComparisonCards;
 use crate::state::AppState;
 use leptos::prelude::*;
 
@@ -13,6 +15,7 @@ use leptos::prelude::*;
 pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
+    provide_context(Comparisons::new());
     view! {
         <header class="top">
             <div class="title">
@@ -30,6 +33,7 @@ pub fn App() -> impl IntoView {
             <Notice/>
             <RunList/>
             <Figures/>
+            <ComparisonCards/>
             <StudyPanel/>
             <LossCurves/>
             <InventoryTable/>

@@ -4,11 +4,15 @@
 
 use super::analysis_status::AnalysisStatus;
 use super::figure_canvas::FigureCanvas;
+use crate::comparisons::Comparisons;
 use crate::state::AppState;
 use crate::web::export::save_text;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::analysis::activations::KeyVariant;
+use rankscope_core::analysis::collapse::CollapseRule;
+use rankscope_core::analysis::collapse_figure::with_collapse_marks;
+use rankscope_core::analysis::replicate_figures::by_condition;
 use rankscope_core::analysis::jobs::pick_batches;
 use rankscope_core::analysis::losscurve::figures::readout;
 use rankscope_core::analysis::study::{
@@ -72,6 +76,7 @@ fn parse_layer(v: &str) -> LayerSel {
 #[component]
 pub fn Figures() -> impl IntoView {
     let state = AppState::use_context();
+    let cmp = Comparisons::use_context();
     let metric = RwSignal::new(Metric::Pr);
     let matrix = RwSignal::new(Matrix::K);
     let layer = RwSignal::new(LayerSel::Mean);
@@ -145,14 +150,28 @@ pub fn Figures() -> impl IntoView {
             Source::Weights | Source::Activations(_) => {
                 let runs = shown_runs();
                 (!runs.is_empty()).then(|| {
-                    trajectory_figure_from(
+                    let spec = trajectory_figure_from(
                         study_source(),
                         &runs,
                         layer.get(),
                         matrix.get(),
                         metric.get(),
                         x_axis.get(),
-                    )
+                    );
+                    let spec = by_condition(
+                        spec,
+                        &cmp.conditions_or_none(state),
+                        cmp.show_seeds.get(),
+                    );
+                    if cmp.mark_collapse.get() && metric.get().is_rank_like() {
+                        with_collapse_marks(
+                            spec,
+                            CollapseRule::default(),
+                            x_axis.get() == XAxis::Tokens,
+                        )
+                    } else {
+                        spec
+                    }
                 })
             }
             Source::Imported => imported.with(|list| {
@@ -180,7 +199,7 @@ pub fn Figures() -> impl IntoView {
             CheckpointSel::Index(at_index.get())
         };
         (!runs.is_empty()).then(|| {
-            waterfall_figure_from(
+            let spec = waterfall_figure_from(
                 study_source(),
                 &runs,
                 at,
@@ -188,6 +207,11 @@ pub fn Figures() -> impl IntoView {
                 matrix.get(),
                 None,
                 log_y.get(),
+            );
+            by_condition(
+                spec,
+                &cmp.conditions_or_none(state),
+                cmp.show_seeds.get(),
             )
         })
     });
@@ -290,6 +314,16 @@ pub fn Figures() -> impl IntoView {
                             <option value="tokens">"training tokens"</option>
                             <option value="step">"step"</option>
                         </select>
+                    </label>
+                    <label title="with two or more seeds of a condition, Figures 1–3 draw its mean with a ± 1 SD band">
+                        <input type="checkbox" id="show-seeds" prop:checked=move || cmp.show_seeds.get()
+                            on:change=move |ev| cmp.show_seeds.set(event_target_checked(&ev))/>
+                        " each seed as a thin line"
+                    </label>
+                    <label>
+                        <input type="checkbox" id="mark-collapse" prop:checked=move || cmp.mark_collapse.get()
+                            on:change=move |ev| cmp.mark_collapse.set(event_target_checked(&ev))/>
+                        " mark collapse onset and steepest drop"
                     </label>
                     <span class="run-toggles">
                         <For each=all_runs key=|r| r.clone() let:run>

@@ -42,10 +42,7 @@ pub fn metric_info(source: Source, matrix: Matrix, metric: Metric) -> MetricInfo
             source.matrix_label(matrix)
         ),
         short: format!("{name} {short_metric}"),
-        rank_like: matches!(
-            metric,
-            Metric::Pr | Metric::PrEig | Metric::R90 | Metric::Erank | Metric::StableRank
-        ),
+        rank_like: metric.is_rank_like(),
         trajectory: true,
     }
 }
