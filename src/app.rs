@@ -1,13 +1,13 @@
 //! The page: header (with the theme choice), drop zone, runs, figures, inventory.
 
+use crate::comparisons::Comparisons;
+use crate::components::comparison_cards::ComparisonCards;
 use crate::components::loss_curves::LossCurves;
 use crate::components::study_panel::StudyPanel;
 use crate::components::{
     drop_zone::DropZone, figures::Figures, inventory_table::InventoryTable, run_list::RunList,
     shared_view::SharedView,
 };
-use crate::comparisons::Comparisons;
-use crate::components::comparison_cards::ComparisonCards;
 use crate::state::AppState;
 use leptos::prelude::*;
 

@@ -81,9 +81,11 @@ impl Comparisons {
             .spectra
             .with(|r| r.iter().map(|r| r.run.clone()).collect::<Vec<_>>())
             .into_iter()
-            .chain(state.activations.with(|r| {
-                r.iter().map(|r| r.run.clone()).collect::<Vec<_>>()
-            }))
+            .chain(
+                state
+                    .activations
+                    .with(|r| r.iter().map(|r| r.run.clone()).collect::<Vec<_>>()),
+            )
             .collect();
         for run in computed {
             if !seeds.iter().any(|s| s.run == run) {

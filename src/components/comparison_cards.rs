@@ -39,9 +39,12 @@ pub fn ComparisonCards() -> impl IntoView {
             .map(|c| c.name)
             .collect::<Vec<_>>()
     });
-    let has_runs = move || state.inventory.with(|i| !i.runs.is_empty()) || state.spectra.with(|s| !s.is_empty());
+    let has_runs = move || {
+        state.inventory.with(|i| !i.runs.is_empty()) || state.spectra.with(|s| !s.is_empty())
+    };
     let pick = move |which: usize, v: String| {
-        cmp.extra.update(|p| if which == 0 { p.0 = v } else { p.1 = v })
+        cmp.extra
+            .update(|p| if which == 0 { p.0 = v } else { p.1 = v })
     };
     view! {
         <Show when=has_runs>
@@ -134,9 +137,9 @@ fn Card(c: Comparison) -> impl IntoView {
         c.layers
             .iter()
             .map(|l| {
-                let ci = l
-                    .interval
-                    .map_or(String::new(), |[lo, hi]| format!(" [{}, {}]", num(lo), num(hi)));
+                let ci = l.interval.map_or(String::new(), |[lo, hi]| {
+                    format!(" [{}, {}]", num(lo), num(hi))
+                });
                 format!("L{}: {}{ci}", l.layer, num(l.difference))
             })
             .collect::<Vec<_>>()
@@ -144,7 +147,7 @@ fn Card(c: Comparison) -> impl IntoView {
     });
     let units = c.units.as_ref().map(|u| {
         format!(
-            "Paired Wilcoxon signed-rank test across (layer, head) units, {} vs {} at {}: T = {}, p = {} (n = {}{}). {}.",
+            "Paired Wilcoxon signed-rank test across (layer, head) units, {} vs {} at {}: T = {}, p = {} (n = {}{}); {}.",
             u.run_x,
             u.run_y,
             u.at,
@@ -191,14 +194,19 @@ fn EffectRow(kind: &'static str, e: Effect) -> impl IntoView {
         tests.push(format!("Welch t = {}, df = {}", num(w.t), num(w.df)));
     }
     if let Some(p) = &e.permutation {
-        tests.push(format!("exact permutation p = {} ({} relabelings)", num(p.p), p.relabelings));
+        tests.push(format!(
+            "exact permutation p = {} ({} relabelings)",
+            num(p.p),
+            p.relabelings
+        ));
     }
     if let Some(eq) = &e.equivalence {
         tests.push(format!(
             "equivalence at ±{}: {}{}",
             num(eq.margin),
             if eq.passed { "passed" } else { "not shown" },
-            eq.tost.map_or(String::new(), |t| format!(" (TOST p = {})", num(t.p)))
+            eq.tost
+                .map_or(String::new(), |t| format!(" (TOST p = {})", num(t.p)))
         ));
     }
     let verdict = if e.verdict.sentence.is_empty() {
@@ -218,7 +226,7 @@ fn EffectRow(kind: &'static str, e: Effect) -> impl IntoView {
             <td>{num(e.mean_y)}</td>
             <td>{num(e.difference)}</td>
             <td>{interval}</td>
-            <td class="test">{tests.join("; ")}<span class="uncertainty">{format!(" Uncertainty {}.", e.uncertainty.describe())}</span></td>
+            <td class="test">{tests.join("; ")}<span class="uncertainty">{format!(" Uncertainty: {}.", e.uncertainty.describe())}</span></td>
             <td>{e.p.map_or("—".into(), num)}</td>
             <td>{e.p_holm.map_or("—".into(), num)}</td>
             <td class="verdict">{verdict}</td>

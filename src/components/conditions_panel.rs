@@ -40,7 +40,14 @@ pub fn ConditionsPanel() -> impl IntoView {
         grouped.with(|g| match g {
             Ok(c) => c
                 .iter()
-                .map(|c| format!("{} ({} seed{})", c.name, c.runs.len(), if c.runs.len() == 1 { "" } else { "s" }))
+                .map(|c| {
+                    format!(
+                        "{} ({} seed{})",
+                        c.name,
+                        c.runs.len(),
+                        if c.runs.len() == 1 { "" } else { "s" }
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             Err(_) => String::new(),

@@ -12,9 +12,9 @@ use leptos::task::spawn_local;
 use rankscope_core::analysis::activations::KeyVariant;
 use rankscope_core::analysis::collapse::CollapseRule;
 use rankscope_core::analysis::collapse_figure::with_collapse_marks;
-use rankscope_core::analysis::replicate_figures::by_condition;
 use rankscope_core::analysis::jobs::pick_batches;
 use rankscope_core::analysis::losscurve::figures::readout;
+use rankscope_core::analysis::replicate_figures::by_condition;
 use rankscope_core::analysis::study::{
     results_trajectory_figure, trajectory_figure_from, waterfall_figure_from, CheckpointSel,
     LayerSel, Matrix, Metric, RunSpectra, Source as StudySource, XAxis,
@@ -158,11 +158,8 @@ pub fn Figures() -> impl IntoView {
                         metric.get(),
                         x_axis.get(),
                     );
-                    let spec = by_condition(
-                        spec,
-                        &cmp.conditions_or_none(state),
-                        cmp.show_seeds.get(),
-                    );
+                    let spec =
+                        by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get());
                     if cmp.mark_collapse.get() && metric.get().is_rank_like() {
                         with_collapse_marks(
                             spec,
@@ -208,11 +205,7 @@ pub fn Figures() -> impl IntoView {
                 None,
                 log_y.get(),
             );
-            by_condition(
-                spec,
-                &cmp.conditions_or_none(state),
-                cmp.show_seeds.get(),
-            )
+            by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get())
         })
     });
     let all_runs = move || -> Vec<String> {

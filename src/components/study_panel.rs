@@ -10,13 +10,13 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::analysis::compare::verdict::num;
 use rankscope_core::analysis::jobs::{pick_batches, StudyOptions};
-use rankscope_core::analysis::replicate_figures::by_condition;
-use rankscope_core::analysis::surgery_verdict::{surgery_verdict, SurgeryVerdict};
 use rankscope_core::analysis::losscurve::figures::readout;
+use rankscope_core::analysis::replicate_figures::by_condition;
 use rankscope_core::analysis::study::CheckpointSel;
 use rankscope_core::analysis::study_figures::{
     layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
 };
+use rankscope_core::analysis::surgery_verdict::{surgery_verdict, SurgeryVerdict};
 use rankscope_core::figures::spec::FigureSpec;
 
 fn checkpoint_label(r: &StudyRun) -> String {
@@ -81,23 +81,25 @@ pub fn StudyPanel() -> impl IntoView {
 
     let n_boot = StudyOptions::default().n_boot;
     let layers = Signal::derive(move || -> Option<FigureSpec> {
-        state.study.with(|runs| {
-            let ok: Vec<LayerPrRun> = runs
-                .iter()
-                .filter_map(|r| {
-                    let layers = r.output.as_ref().ok()?.layers.as_ref().ok()?.clone();
-                    Some(LayerPrRun {
-                        run: r.run.clone(),
-                        color: r.color,
-                        checkpoint: checkpoint_label(r),
-                        layers,
+        state
+            .study
+            .with(|runs| {
+                let ok: Vec<LayerPrRun> = runs
+                    .iter()
+                    .filter_map(|r| {
+                        let layers = r.output.as_ref().ok()?.layers.as_ref().ok()?.clone();
+                        Some(LayerPrRun {
+                            run: r.run.clone(),
+                            color: r.color,
+                            checkpoint: checkpoint_label(r),
+                            layers,
+                        })
                     })
-                })
-                .collect();
-            let sources = runs.iter().map(|r| r.checkpoint.path.clone()).collect();
-            (!ok.is_empty()).then(|| layer_pr_figure(&ok, n_boot, sources))
-        })
-        .map(|spec| by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get()))
+                    .collect();
+                let sources = runs.iter().map(|r| r.checkpoint.path.clone()).collect();
+                (!ok.is_empty()).then(|| layer_pr_figure(&ok, n_boot, sources))
+            })
+            .map(|spec| by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get()))
     });
     let run_names = move || {
         state.study.with(|runs| {
@@ -236,12 +238,24 @@ fn SurgeryVerdictView(run: String, v: SurgeryVerdict) -> impl IntoView {
     let a = &v.areas;
     let o = |x: Option<f64>| x.map_or("—".to_string(), num);
     let random = match (a.random_mean, a.random_min, a.random_max) {
-        (Some(m), Some(lo), Some(hi)) => format!("{} (min {}, max {} over {} seeds)", num(m), num(lo), num(hi), a.random.len()),
+        (Some(m), Some(lo), Some(hi)) => format!(
+            "{} (min {}, max {} over {} seeds)",
+            num(m),
+            num(lo),
+            num(hi),
+            a.random.len()
+        ),
         _ => "—".into(),
     };
     let interval = v
         .gamma_minus_random_interval
-        .map_or(String::new(), |[lo, hi]| format!(", 95% interval over the random seeds [{}, {}]", num(lo), num(hi)));
+        .map_or(String::new(), |[lo, hi]| {
+            format!(
+                ", 95% interval over the random seeds [{}, {}]",
+                num(lo),
+                num(hi)
+            )
+        });
     let outcome = format!("{:?}", v.outcome).to_lowercase();
     view! {
         <div class="surgery-verdict" id="surgery-verdict" data-outcome=outcome>

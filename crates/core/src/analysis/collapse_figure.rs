@@ -99,7 +99,13 @@ mod tests {
         assert_eq!(out.series.len(), 3);
         assert_eq!(out.series[1].points, vec![[200.0, 200.0]]);
         assert_eq!(out.series[2].points, vec![[100.0, 200.0]]);
-        assert!(out.series[1..].iter().all(|s| s.style == Style::VSpan && s.color == 3));
-        assert!(out.caption.contains("onset at 200 tokens"), "{}", out.caption);
+        assert!(out.series[1..]
+            .iter()
+            .all(|s| s.style == Style::VSpan && s.color == 3));
+        assert!(
+            out.caption.contains("onset at 200 tokens"),
+            "{}",
+            out.caption
+        );
     }
 }

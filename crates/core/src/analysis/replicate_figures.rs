@@ -87,7 +87,8 @@ pub fn by_condition(spec: FigureSpec, conditions: &[Condition], show_seeds: bool
         let mut out = vec![mean];
         if show_seeds && !bars {
             out.extend(series.iter().map(|s| {
-                let mut thin = SeriesSpec::new(s.name.clone(), s.points.clone(), Style::Line, s.color);
+                let mut thin =
+                    SeriesSpec::new(s.name.clone(), s.points.clone(), Style::Line, s.color);
                 thin.faint = true;
                 thin.color = first.color;
                 thin
@@ -106,7 +107,10 @@ pub fn by_condition(spec: FigureSpec, conditions: &[Condition], show_seeds: bool
         ));
         replaced.push((members[0], out));
     }
-    let drop: Vec<usize> = grouped.iter().flat_map(|(_, m)| m.iter().copied()).collect();
+    let drop: Vec<usize> = grouped
+        .iter()
+        .flat_map(|(_, m)| m.iter().copied())
+        .collect();
     let mut series = Vec::new();
     for (i, s) in std::mem::take(&mut spec.series).into_iter().enumerate() {
         if let Some((_, out)) = replaced.iter_mut().find(|(at, _)| *at == i) {
@@ -169,9 +173,17 @@ mod tests {
         let s = spec(vec![
             SeriesSpec::new("A1", vec![[0.0, 1.0], [1.0, 4.0]], Style::LineMarkers, 0),
             SeriesSpec::new("B1", vec![[0.0, 9.0]], Style::LineMarkers, 1),
-            SeriesSpec::new("A1_seed43", vec![[0.0, 3.0], [1.0, 6.0], [2.0, 1.0]], Style::LineMarkers, 2),
+            SeriesSpec::new(
+                "A1_seed43",
+                vec![[0.0, 3.0], [1.0, 6.0], [2.0, 1.0]],
+                Style::LineMarkers,
+                2,
+            ),
         ]);
-        let conditions = [condition("A1", &["A1", "A1_seed43"]), condition("B1", &["B1"])];
+        let conditions = [
+            condition("A1", &["A1", "A1_seed43"]),
+            condition("B1", &["B1"]),
+        ];
         let out = by_condition(s, &conditions, true);
         let names: Vec<&str> = out.series.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["A1 (mean of 2 seeds)", "A1", "A1_seed43", "B1"]);
@@ -181,13 +193,22 @@ mod tests {
         let sd = 2f64.sqrt();
         assert_eq!(mean.band.as_ref().unwrap()[0], [0.0, 2.0 - sd, 2.0 + sd]);
         assert!(out.series[1].faint && out.series[2].faint);
-        assert!(out.caption.contains("1 point(s) not shared"), "{}", out.caption);
+        assert!(
+            out.caption.contains("1 point(s) not shared"),
+            "{}",
+            out.caption
+        );
         assert!(out.caption.contains("mean ± 1 standard deviation"));
     }
 
     #[test]
     fn one_seed_conditions_are_untouched() {
-        let s = spec(vec![SeriesSpec::new("A1", vec![[0.0, 1.0]], Style::Line, 0)]);
+        let s = spec(vec![SeriesSpec::new(
+            "A1",
+            vec![[0.0, 1.0]],
+            Style::Line,
+            0,
+        )]);
         let out = by_condition(s.clone(), &[condition("A1", &["A1"])], true);
         assert_eq!(out, s);
     }
