@@ -1,5 +1,7 @@
 //! The page: header (with the theme choice), drop zone, runs, figures, inventory.
 
+use crate::comparisons::Comparisons;
+use crate::components::comparison_cards::ComparisonCards;
 use crate::components::loss_curves::LossCurves;
 use crate::components::study_panel::StudyPanel;
 use crate::components::{
@@ -13,6 +15,7 @@ use leptos::prelude::*;
 pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
+    provide_context(Comparisons::new());
     view! {
         <header class="top">
             <div class="title">
@@ -30,6 +33,7 @@ pub fn App() -> impl IntoView {
             <Notice/>
             <RunList/>
             <Figures/>
+            <ComparisonCards/>
             <StudyPanel/>
             <LossCurves/>
             <InventoryTable/>

@@ -2,6 +2,7 @@
 //! `rankscope-core`; this crate only reads dropped files and shows results.
 
 mod app;
+mod comparisons;
 mod components;
 mod state;
 pub mod status;

@@ -4,13 +4,17 @@
 
 use super::analysis_status::AnalysisStatus;
 use super::figure_canvas::FigureCanvas;
+use crate::comparisons::Comparisons;
 use crate::state::AppState;
 use crate::web::export::save_text;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
+use rankscope_core::analysis::collapse::CollapseRule;
+use rankscope_core::analysis::collapse_figure::with_collapse_marks;
 use rankscope_core::analysis::jobs::pick_batches;
 use rankscope_core::analysis::losscurve::figures::readout;
+use rankscope_core::analysis::replicate_figures::by_condition;
 use rankscope_core::analysis::study::{
     layer_menu, results_depths, results_trajectory_figure, run_depths, trajectory_figure_from,
     waterfall_figure_from, CheckpointSel, LayerSel, Matrix, Metric, RunSpectra,
@@ -82,6 +86,7 @@ fn parse_layer(v: &str) -> LayerSel {
 #[component]
 pub fn Figures() -> impl IntoView {
     let state = AppState::use_context();
+    let cmp = Comparisons::use_context();
     let metric = RwSignal::new(Metric::Pr);
     // Figure 1 shows the held-out loss instead of a spectral metric.
     let heldout_metric = RwSignal::new(false);
@@ -183,20 +188,34 @@ pub fn Figures() -> impl IntoView {
                     .collect()
             });
             let heldout = picked().1.unwrap_or_else(|| "(none)".into());
-            return (!runs.is_empty()).then(|| heldout_loss_figure(&runs, x_axis.get(), &heldout));
+            return (!runs.is_empty()).then(|| {
+                let spec = heldout_loss_figure(&runs, x_axis.get(), &heldout);
+                by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get())
+            });
         }
         match effective_source() {
             Source::Weights | Source::Activations(_) => {
                 let runs = shown_runs();
                 (!runs.is_empty()).then(|| {
-                    trajectory_figure_from(
+                    let spec = trajectory_figure_from(
                         study_source(),
                         &runs,
                         layer.get(),
                         matrix.get(),
                         metric.get(),
                         x_axis.get(),
-                    )
+                    );
+                    let spec =
+                        by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get());
+                    if cmp.mark_collapse.get() && metric.get().is_rank_like() {
+                        with_collapse_marks(
+                            spec,
+                            CollapseRule::default(),
+                            x_axis.get() == XAxis::Tokens,
+                        )
+                    } else {
+                        spec
+                    }
                 })
             }
             Source::Imported => imported.with(|list| {
@@ -224,7 +243,7 @@ pub fn Figures() -> impl IntoView {
             CheckpointSel::Index(at_index.get())
         };
         (!runs.is_empty()).then(|| {
-            waterfall_figure_from(
+            let spec = waterfall_figure_from(
                 study_source(),
                 &runs,
                 at,
@@ -232,7 +251,8 @@ pub fn Figures() -> impl IntoView {
                 matrix.get(),
                 None,
                 log_y.get(),
-            )
+            );
+            by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get())
         })
     });
     let all_runs = move || -> Vec<String> {
@@ -331,6 +351,16 @@ pub fn Figures() -> impl IntoView {
                             <option value="tokens">"training tokens"</option>
                             <option value="step">"step"</option>
                         </select>
+                    </label>
+                    <label title="with two or more seeds of a condition, Figures 1–3 draw its mean with a ± 1 SD band">
+                        <input type="checkbox" id="show-seeds" prop:checked=move || cmp.show_seeds.get()
+                            on:change=move |ev| cmp.show_seeds.set(event_target_checked(&ev))/>
+                        " each seed as a thin line"
+                    </label>
+                    <label>
+                        <input type="checkbox" id="mark-collapse" prop:checked=move || cmp.mark_collapse.get()
+                            on:change=move |ev| cmp.mark_collapse.set(event_target_checked(&ev))/>
+                        " mark collapse onset and steepest drop"
                     </label>
                     <span class="run-toggles">
                         <For each=all_runs key=|r| r.clone() let:run>

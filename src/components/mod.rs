@@ -1,6 +1,8 @@
 //! Small Leptos components; state lives in [`crate::state::AppState`].
 
 pub mod analysis_status;
+pub mod comparison_cards;
+pub mod conditions_panel;
 pub mod drop_zone;
 pub mod figure_canvas;
 pub mod figures;

@@ -1,6 +1,7 @@
 //! The runs found among the files, with their checkpoints in training order
 //! and logs; each run's name can be edited.
 
+use super::conditions_panel::ConditionsPanel;
 use crate::state::AppState;
 use leptos::prelude::*;
 use rankscope_core::inventory::RunGroup;
@@ -23,6 +24,7 @@ pub fn RunList() -> impl IntoView {
                     "Token batches: "
                     {move || { let t = tokens(); if t.is_empty() { "none yet".to_string() } else { t.join(", ") } }}
                 </p>
+                <ConditionsPanel/>
             </section>
         </Show>
     }

@@ -4,15 +4,19 @@
 
 use super::figure_canvas::FigureCanvas;
 use super::progress_panel::ProgressPanel;
+use crate::comparisons::Comparisons;
 use crate::state::{AppState, StudyRun};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use rankscope_core::analysis::compare::verdict::num;
 use rankscope_core::analysis::jobs::{pick_batches, StudyOptions};
 use rankscope_core::analysis::losscurve::figures::readout;
+use rankscope_core::analysis::replicate_figures::by_condition;
 use rankscope_core::analysis::study::CheckpointSel;
 use rankscope_core::analysis::study_figures::{
     layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
 };
+use rankscope_core::analysis::surgery_verdict::{surgery_verdict, SurgeryVerdict};
 use rankscope_core::figures::spec::FigureSpec;
 
 fn checkpoint_label(r: &StudyRun) -> String {
@@ -25,6 +29,7 @@ fn checkpoint_label(r: &StudyRun) -> String {
 #[component]
 pub fn StudyPanel() -> impl IntoView {
     let state = AppState::use_context();
+    let cmp = Comparisons::use_context();
     let at_final = RwSignal::new(true);
     let at_index = RwSignal::new(0usize);
     let seeds = RwSignal::new(5usize);
@@ -76,22 +81,25 @@ pub fn StudyPanel() -> impl IntoView {
 
     let n_boot = StudyOptions::default().n_boot;
     let layers = Signal::derive(move || -> Option<FigureSpec> {
-        state.study.with(|runs| {
-            let ok: Vec<LayerPrRun> = runs
-                .iter()
-                .filter_map(|r| {
-                    let layers = r.output.as_ref().ok()?.layers.as_ref().ok()?.clone();
-                    Some(LayerPrRun {
-                        run: r.run.clone(),
-                        color: r.color,
-                        checkpoint: checkpoint_label(r),
-                        layers,
+        state
+            .study
+            .with(|runs| {
+                let ok: Vec<LayerPrRun> = runs
+                    .iter()
+                    .filter_map(|r| {
+                        let layers = r.output.as_ref().ok()?.layers.as_ref().ok()?.clone();
+                        Some(LayerPrRun {
+                            run: r.run.clone(),
+                            color: r.color,
+                            checkpoint: checkpoint_label(r),
+                            layers,
+                        })
                     })
-                })
-                .collect();
-            let sources = runs.iter().map(|r| r.checkpoint.path.clone()).collect();
-            (!ok.is_empty()).then(|| layer_pr_figure(&ok, n_boot, sources))
-        })
+                    .collect();
+                let sources = runs.iter().map(|r| r.checkpoint.path.clone()).collect();
+                (!ok.is_empty()).then(|| layer_pr_figure(&ok, n_boot, sources))
+            })
+            .map(|spec| by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get()))
     });
     let run_names = move || {
         state.study.with(|runs| {
@@ -118,6 +126,12 @@ pub fn StudyPanel() -> impl IntoView {
             vec![r.checkpoint.path.clone()],
         ))
     });
+    // The plan's rule on the chosen run's sweep (default margin), shown under Figure 4.
+    let verdict = move || -> Option<(String, SurgeryVerdict)> {
+        let r = selected()?;
+        let result = r.output.as_ref().ok()?.surgery.as_ref().ok()?;
+        Some((r.run.clone(), surgery_verdict(result, SURGERY_MARGIN)))
+    };
     let scatter = Signal::derive(move || -> Option<FigureSpec> {
         let r = selected()?;
         let importance = r.output.as_ref().ok()?.importance.as_ref().ok()?;
@@ -206,9 +220,52 @@ pub fn StudyPanel() -> impl IntoView {
                 </div>
                 <h3>"Figure 4 — key-dimension surgery"</h3>
                 <FigureCanvas id="figure-surgery" readout=readout spec=surgery empty_text="Compute Figures 3–5 to see held-out loss vs % of key dimensions pruned."/>
+                {move || verdict().map(|(run, v)| view! { <SurgeryVerdictView run=run v=v/> })}
                 <h3>"Figure 5 — |γ| vs SVD importance"</h3>
                 <FigureCanvas id="figure-scatter" spec=scatter empty_text="Figure 5 needs a run with a key norm (γ); compute Figures 3–5 first."/>
             </section>
         </Show>
+    }
+}
+
+/// The surgery rule's margin m (the core's default): γ "≈ SVD" when it recovers ≥ 1 − m of SVD's
+/// advantage over random, "misleads" when ≤ m.
+const SURGERY_MARGIN: f64 = 0.25;
+
+/// The plan's surgery verdict for one run: areas, differences, the sentence and the rule.
+#[component]
+fn SurgeryVerdictView(run: String, v: SurgeryVerdict) -> impl IntoView {
+    let a = &v.areas;
+    let o = |x: Option<f64>| x.map_or("—".to_string(), num);
+    let random = match (a.random_mean, a.random_min, a.random_max) {
+        (Some(m), Some(lo), Some(hi)) => format!(
+            "{} (min {}, max {} over {} seeds)",
+            num(m),
+            num(lo),
+            num(hi),
+            a.random.len()
+        ),
+        _ => "—".into(),
+    };
+    let interval = v
+        .gamma_minus_random_interval
+        .map_or(String::new(), |[lo, hi]| {
+            format!(
+                ", 95% interval over the random seeds [{}, {}]",
+                num(lo),
+                num(hi)
+            )
+        });
+    let outcome = format!("{:?}", v.outcome).to_lowercase();
+    view! {
+        <div class="surgery-verdict" id="surgery-verdict" data-outcome=outcome>
+            <p><strong>{format!("Surgery verdict for {run}: {}", v.sentence)}</strong></p>
+            <p class="note">{format!(
+                "Area under the loss-increase curve: SVD {}, γ {}, random {}; SVD − γ = {} (both deterministic, no interval); \
+                 γ − random = {}{interval}; γ's share of SVD's advantage s = {}.",
+                o(a.svd), o(a.gamma), random, o(v.svd_minus_gamma), o(v.gamma_minus_random), o(v.gamma_share)
+            )}</p>
+            <p class="note">{format!("Rule: {}.", v.rule)}</p>
+        </div>
     }
 }

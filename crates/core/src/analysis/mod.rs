@@ -7,6 +7,7 @@
 
 pub mod activations;
 pub mod collapse;
+pub mod collapse_figure;
 pub mod collect;
 pub mod compare;
 pub mod conditions;
@@ -16,6 +17,7 @@ pub mod jobs;
 pub mod losscurve;
 pub mod numpy_rng;
 pub mod powerlaw;
+pub mod replicate_figures;
 pub mod results;
 pub mod spectrum;
 pub mod stats;

@@ -74,6 +74,15 @@ impl Metric {
         }
     }
 
+    /// Whether lower values mean more collapse (a rank metric), so collapse timing and the plan's
+    /// implications apply.
+    pub fn is_rank_like(self) -> bool {
+        matches!(
+            self,
+            Metric::Pr | Metric::PrEig | Metric::R90 | Metric::Erank | Metric::StableRank
+        )
+    }
+
     /// The metric of one weight block; `None` where undefined (α of too few σ).
     pub fn of(self, m: &WeightMetrics) -> Option<f64> {
         let s = &m.spectrum;

@@ -5,35 +5,44 @@
 
 use super::{MetricInfo, MetricPoint, MetricValues, RunMetric};
 use crate::analysis::activations::{ActivationRun, KeyVariant};
-use crate::analysis::study::{checkpoint_value, layer_value, LayerSel, Matrix, Metric, Source};
+use crate::analysis::study::{
+    checkpoint_value, layer_value, LayerSel, Matrix, Metric, RunSpectra, Source,
+};
 
 /// What an activation metric is called in comparisons.
 pub fn activation_metric_info(variant: KeyVariant, matrix: Matrix, metric: Metric) -> MetricInfo {
-    let name = match matrix {
-        Matrix::K => "K",
-        Matrix::Q => "Q",
+    metric_info(Source::Activations(variant), matrix, metric)
+}
+
+/// What a metric of Figure 1 (weights or activations) is called in comparisons.
+pub fn metric_info(source: Source, matrix: Matrix, metric: Metric) -> MetricInfo {
+    let name = match (source, matrix) {
+        (Source::Activations(_), Matrix::K) => "K",
+        (Source::Activations(_), Matrix::Q) => "Q",
+        (Source::Weights, Matrix::K) => "W_k",
+        (Source::Weights, Matrix::Q) => "W_q",
     };
     let short_metric = match metric {
         Metric::Pr => "PR",
         m => m.key(),
     };
+    let variant = match source {
+        Source::Activations(v) => v.key(),
+        Source::Weights => "weights",
+    };
     MetricInfo {
         key: format!(
-            "{}_{}_{}",
-            name.to_ascii_lowercase(),
+            "{}_{}_{variant}",
+            name.to_ascii_lowercase().replace('_', ""),
             metric.key(),
-            variant.key()
         ),
         label: format!(
             "{} of {}, mean over layers and heads",
             metric.label(),
-            Source::Activations(variant).matrix_label(matrix)
+            source.matrix_label(matrix)
         ),
         short: format!("{name} {short_metric}"),
-        rank_like: matches!(
-            metric,
-            Metric::Pr | Metric::PrEig | Metric::R90 | Metric::Erank | Metric::StableRank
-        ),
+        rank_like: metric.is_rank_like(),
         trajectory: true,
     }
 }
@@ -46,10 +55,21 @@ pub fn activation_metric_values(
     matrix: Matrix,
     metric: Metric,
 ) -> MetricValues {
+    let spectra: Vec<RunSpectra> = runs.iter().map(|r| r.run_spectra(variant)).collect();
+    spectra_metric_values(&spectra, Source::Activations(variant), matrix, metric)
+}
+
+/// A metric of Figure 1 from spectra of `source` (weights, or one activation variant), per run;
+/// checkpoints where the metric is undefined are left out.
+pub fn spectra_metric_values(
+    runs: &[RunSpectra],
+    source: Source,
+    matrix: Matrix,
+    metric: Metric,
+) -> MetricValues {
     let runs = runs
         .iter()
-        .map(|r| {
-            let spectra = r.run_spectra(variant);
+        .map(|spectra| {
             let points = spectra
                 .checkpoints
                 .iter()
@@ -79,13 +99,13 @@ pub fn activation_metric_values(
                 })
                 .collect();
             RunMetric {
-                run: r.run.clone(),
+                run: spectra.run.clone(),
                 points,
             }
         })
         .collect();
     MetricValues {
-        metric: activation_metric_info(variant, matrix, metric),
+        metric: metric_info(source, matrix, metric),
         runs,
         resampling: None,
     }
