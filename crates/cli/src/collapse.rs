@@ -7,14 +7,10 @@ use crate::probe::read_tokens;
 use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::activations::KeyVariant;
-use rankscope_core::analysis::collapse::{
-    collapse_timing, place_plateaus, CollapseRule, PlateauRule, RunPlateaus,
-};
+use rankscope_core::analysis::collapse::{CollapseRule, PlateauRule, RunPlateaus};
 use rankscope_core::analysis::compare::inputs::activation_metric_values;
-use rankscope_core::analysis::compare::MetricValues;
 use rankscope_core::analysis::study::{Matrix, Metric};
-use rankscope_core::inventory::{Content, Inventory};
-use rankscope_core::report::{CollapseRun, Part};
+use rankscope_core::report::{collapse_section, Part};
 use std::path::PathBuf;
 
 /// `rankscope collapse --eval E <checkpoints or folders…> [--metric pr] [--fraction 0.3] [--sudden 0.5] [--json]`
@@ -80,7 +76,7 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("collapse timing reads a fall of a rank metric (pr, pr_eig, r90, erank, stable_rank); `{}` is not one", metric.key());
     }
     let plateau_rule = PlateauRule::default();
-    let runs = collapse_runs(&inv, &values, rule, plateau_rule);
+    let runs = collapse_section(&inv, &values, rule, plateau_rule).runs;
     if json {
         let out: Vec<serde_json::Value> = runs
             .iter()
@@ -125,53 +121,6 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("no run could be timed");
     }
     Ok(())
-}
-
-/// Every run of `values` timed by `rule`, with its log's loss plateaus placed against the
-/// steepest drop (`collapse` and `report`).
-pub(crate) fn collapse_runs(
-    inv: &Inventory,
-    values: &MetricValues,
-    rule: CollapseRule,
-    plateau_rule: PlateauRule,
-) -> Vec<CollapseRun> {
-    values
-        .runs
-        .iter()
-        .map(|r| {
-            let timing = collapse_timing(r, rule);
-            let plateaus = match (&timing, run_loss(inv, &r.run)) {
-                (Ok(t), Some((log, points))) => {
-                    Part::Computed(place_plateaus(t, &log, &points, plateau_rule))
-                }
-                (Ok(_), None) => Part::NotComputed(
-                    "no run log with a `loss` column and token counts for this run".into(),
-                ),
-                (Err(_), _) => Part::NotComputed("the run was not timed".into()),
-            };
-            CollapseRun {
-                run: r.run.clone(),
-                timing: timing.into(),
-                plateaus,
-            }
-        })
-        .collect()
-}
-
-/// The training loss `(tokens, loss)` of a run's first log that has one, and the log's path.
-fn run_loss(inv: &Inventory, run: &str) -> Option<(String, Vec<(f64, f64)>)> {
-    let group = inv.runs.iter().find(|r| r.name == run)?;
-    inv.files
-        .iter()
-        .filter(|f| group.logs.contains(&f.path))
-        .find_map(|f| match &f.content {
-            Content::RunLog(series) => series
-                .iter()
-                .map(|s| s.points_vs_tokens("loss"))
-                .find(|p| !p.is_empty())
-                .map(|p| (f.path.clone(), p)),
-            _ => None,
-        })
 }
 
 fn plateaus_text(plateaus: &Part<RunPlateaus>) -> String {

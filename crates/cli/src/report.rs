@@ -4,7 +4,6 @@
 //! and every part reads them; the surgery (slow: a forward pass per fraction, strategy and seed)
 //! runs only with `--surgery CHECKPOINT`, and the report says so when it did not.
 
-use crate::collapse::collapse_runs;
 use crate::compare::{
     comparisons, conditions_and_pairs, parse_group, parse_pair, spectra, MetricChoice,
 };
@@ -28,7 +27,7 @@ use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::inventory::Inventory;
 use rankscope_core::parallel;
 use rankscope_core::report::{
-    render, software, BatchFacts, CollapseSection, Definition, FigureSlot, MarkdownFigures,
+    collapse_section, render, software, BatchFacts, Definition, FigureSlot, MarkdownFigures,
     Methods, Part, ReportInput, ReportOptions, SurgerySection,
 };
 use std::path::{Path, PathBuf};
@@ -219,12 +218,12 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let values = activation_metric_values(&runs, variant, choice.matrix, choice.metric);
     let collapse = if values.metric.rank_like {
-        Part::Computed(CollapseSection {
-            metric: values.metric.label.clone(),
-            rule: o.collapse,
-            plateau_rule: PlateauRule::default(),
-            runs: collapse_runs(&inv, &values, o.collapse, PlateauRule::default()),
-        })
+        Part::Computed(collapse_section(
+            &inv,
+            &values,
+            o.collapse,
+            PlateauRule::default(),
+        ))
     } else {
         Part::NotComputed(format!(
             "collapse timing reads a fall of a rank metric (pr, pr_eig, r90, erank, stable_rank); `{}` is not one",

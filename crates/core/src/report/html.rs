@@ -29,6 +29,8 @@ ul { margin: 6px 0; padding-left: 22px; }
   body { max-width: none; padding: 0; font-size: 10.5pt; }
   h2 { break-after: avoid; }
   h3 { break-after: avoid; }
+  /* A comparison's heading, its sentence and its table stay together. */
+  h3 + p, h3 + table, p + table { break-before: avoid; }
   figure, tr { break-inside: avoid; }
   thead { display: table-header-group; }
   table { font-size: 8.5pt; }

@@ -33,7 +33,8 @@
 //!     ],
 //!     conditions,                                   // analysis::conditions::group_conditions
 //!     comparisons: Part::Computed(comparison_set),  // analysis::compare::compare_all
-//!     collapse: Part::Computed(CollapseSection { metric, rule, plateau_rule, runs }),
+//!     // The timing of every run of `values` (analysis::compare::inputs::activation_metric_values):
+//!     collapse: Part::Computed(collapse_section(&inventory, &values, rule, PlateauRule::default())),
 //!     surgery: Part::NotComputed("surgery was not run".into()),
 //!     methods: Methods {
 //!         eval: Some(BatchFacts::of("eval_tokens.safetensors", &eval_batch)),
@@ -55,10 +56,13 @@
 //! everywhere and keeps the Markdown readable and diffable.
 
 mod claims;
+mod collapse;
 mod doc;
 pub mod escape;
 mod html;
 mod markdown;
+
+pub use collapse::collapse_section;
 
 use crate::analysis::collapse::{CollapseRule, CollapseTiming, PlateauRule, RunPlateaus};
 use crate::analysis::compare::ComparisonSet;
