@@ -17,6 +17,9 @@
 //! tokens, with the peak memory (VmHWM and the counting allocator's peak) printed and bounded by
 //! 1.5 GB. Run: `cargo test -p rankscope-core --test streaming -- --ignored --nocapture`.
 
+// The counting global allocator is `unsafe impl` by definition; it only forwards to `System`.
+#![allow(unsafe_code)]
+
 use rankscope_core::analysis::activations::{
     activation_spectra, streamed_activation_spectra, KeyVariant,
 };
