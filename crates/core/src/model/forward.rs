@@ -10,8 +10,12 @@
 //! for the reference model, rotate-half for Llama, whose q/k rows are already
 //! permuted for it), GQA (query head h reads kv-head h / (n_heads/n_kv)),
 //! causal softmax scaled 1/√d_k. MLP: `down(relu(up(x))²)` (reference) or
-//! `down(silu(gate(x))·up(x))` (Llama). GPT-2 is recognised but not run yet.
-//! A norm whose weight the architecture does not name is left out.
+//! `down(silu(gate(x))·up(x))` (Llama). Family options on the same loop:
+//! projection biases (Qwen2, GPT-2), per-head q/k RMSNorm (Qwen3), a sliding
+//! window (Mistral), and GPT-2's LayerNorm with β, learned positions added to
+//! the embedding, no RoPE and `c_proj(gelu(c_fc(x)))`. A norm whose weight the
+//! architecture does not name is left out. A recognised model whose config asks
+//! for more ([`Architecture::no_forward_pass`]) is refused when loaded.
 //!
 //! Weights are read layer by layer by byte range and upcast to f32 once;
 //! activations are f32; matrix products go through `matrixmultiply::sgemm`.
@@ -28,7 +32,7 @@ pub use view::{rope_cos_sin, LayerView, MatrixView, MlpView, ModelView};
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::Architecture;
 use crate::model::tensors::TensorError;
-use kernels::{causal_attention, relu_squared, rms_norm_rows, silu_mul, RopeTable};
+use kernels::{activate_all, causal_attention, gated, relu_squared, rms_norm_rows, RopeTable};
 use load::{LayerWeights, Mlp};
 
 /// Why a model could not be loaded or run.
@@ -49,8 +53,10 @@ pub enum ForwardError {
         position: usize,
         vocab: usize,
     },
-    #[error("the forward pass does not support the {0} family yet")]
-    Unsupported(&'static str),
+    #[error("the forward pass cannot run this {family} model: {why}")]
+    Unsupported { family: &'static str, why: String },
+    #[error("a sequence of {len} tokens is longer than the model's {max} learned positions")]
+    TooManyPositions { len: usize, max: usize },
     #[error("an empty sequence or batch has no logits")]
     EmptySequence,
     #[error("a token batch of {batch} × {seq_len} holds {ids} ids")]
@@ -243,6 +249,14 @@ impl ModelWeights {
     }
 
     fn check_ids(&self, ids: &[u32], sequence: usize) -> Result<(), ForwardError> {
+        if let Some(p) = &self.position_embedding {
+            if ids.len() > p.rows {
+                return Err(ForwardError::TooManyPositions {
+                    len: ids.len(),
+                    max: p.rows,
+                });
+            }
+        }
         let vocab = self.arch().vocab;
         match ids.iter().position(|&id| id as usize >= vocab) {
             Some(position) => Err(ForwardError::TokenOutOfVocab {
@@ -272,6 +286,10 @@ impl ModelWeights {
             let e = &self.embedding.data[id as usize * d..(id as usize + 1) * d];
             row.iter_mut().zip(e).for_each(|(x, &e)| *x = e * scale);
         }
+        if let Some(p) = &self.position_embedding {
+            // Rows 0..t exist: `check_ids` refused longer sequences.
+            ws.x.iter_mut().zip(&p.data).for_each(|(x, &e)| *x += e);
+        }
         for (l, layer) in self.layers.iter().enumerate() {
             self.attention_block(l, layer, probe, surgery, ws);
             self.mlp_block(layer, ws);
@@ -282,7 +300,7 @@ impl ModelWeights {
         let eps = arch.norm_eps as f32;
         ws.h.copy_from_slice(&ws.x);
         if let Some(g) = &self.final_norm {
-            rms_norm_rows(&mut ws.h, d, g, eps);
+            g.apply(&mut ws.h, d, eps);
         }
         self.lm_head().apply(&ws.h, t, &mut ws.logits, false);
     }
@@ -302,7 +320,7 @@ impl ModelWeights {
         let probing = probe.active();
         ws.h.copy_from_slice(&ws.x);
         if let Some(g) = &layer.attn_norm {
-            rms_norm_rows(&mut ws.h, d, g, eps);
+            g.apply(&mut ws.h, d, eps);
         }
 
         // One product per projection (the activations are packed once, not
@@ -360,6 +378,7 @@ impl ModelWeights {
                 t,
                 d_k,
                 scale,
+                layer.window,
                 &mut ws.scores,
                 &mut ws.attn[h * d_k..],
                 width,
@@ -373,7 +392,7 @@ impl ModelWeights {
         let (t, d) = (ws.t, arch.d_model);
         ws.h.copy_from_slice(&ws.x);
         if let Some(g) = &layer.mlp_norm {
-            rms_norm_rows(&mut ws.h, d, g, arch.norm_eps as f32);
+            g.apply(&mut ws.h, d, arch.norm_eps as f32);
         }
         match &layer.mlp {
             Mlp::SquaredRelu { up, down } => {
@@ -384,8 +403,13 @@ impl ModelWeights {
             Mlp::SwiGlu { gate, up, down } => {
                 gate.apply(&ws.h, t, &mut ws.ff_a, false);
                 up.apply(&ws.h, t, &mut ws.ff_b, false);
-                silu_mul(&mut ws.ff_a, &ws.ff_b);
+                gated(&mut ws.ff_a, &ws.ff_b, arch.activation);
                 down.apply(&ws.ff_a, t, &mut ws.x, true);
+            }
+            Mlp::Plain { fc, proj } => {
+                fc.apply(&ws.h, t, &mut ws.ff_a, false);
+                activate_all(&mut ws.ff_a, arch.activation);
+                proj.apply(&ws.ff_a, t, &mut ws.x, true);
             }
         }
     }
