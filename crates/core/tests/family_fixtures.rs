@@ -243,3 +243,55 @@ fn gpt2_refuses_sequences_longer_than_its_positions() {
         other => panic!("expected TooManyPositions, got {:?}", other.map(|_| ())),
     }
 }
+
+/// The inventory of a folder's `model.safetensors` and `config.json`: the checkpoint's entry.
+fn inventory_entry(dir: &std::path::Path) -> rankscope_core::inventory::FileEntry {
+    use rankscope_core::inventory::{inspect_file, Inventory};
+    let entries = ["model.safetensors", "config.json"]
+        .iter()
+        .map(|name| {
+            let src = FileSource::open(dir.join(name)).expect("open");
+            block_on(inspect_file(&format!("case/{name}"), &src, &mut |_| {}))
+        })
+        .collect();
+    let inv = Inventory::link(entries);
+    inv.files
+        .into_iter()
+        .find(|f| f.path == "case/model.safetensors")
+        .expect("checkpoint entry")
+}
+
+#[test]
+fn the_inventory_names_the_family_and_says_when_there_is_no_forward_pass() {
+    use rankscope_core::inventory::Status;
+    let entry = inventory_entry(std::path::Path::new(&format!("{DATA}/qwen3")));
+    let summary = entry.architecture.clone().unwrap_or_default();
+    assert!(
+        summary.starts_with("llama · 2 layers · d_model 64 · 4 heads / 2 kv · d_k 32 · QK-norm"),
+        "{summary}"
+    );
+    assert!(!summary.contains("no forward pass"), "{summary}");
+
+    // The same weights with a config asking for llama3 RoPE scaling.
+    let dir = std::env::temp_dir().join(format!("rankscope-family-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::copy(
+        format!("{DATA}/llama_noprefix/model.safetensors"),
+        dir.join("model.safetensors"),
+    )
+    .expect("copy");
+    let mut cfg = config("llama_noprefix");
+    cfg["rope_parameters"]["rope_type"] = Value::String("llama3".into());
+    std::fs::write(dir.join("config.json"), cfg.to_string()).expect("write config");
+    let entry = inventory_entry(&dir);
+    std::fs::remove_dir_all(&dir).ok();
+    let summary = entry.architecture.clone().unwrap_or_default();
+    assert!(summary.contains("· no forward pass: config.json asks for RoPE scaling `llama3`"), "{summary}");
+    assert!(
+        entry.notes.iter().any(|n| n.level == Status::Warning
+            && n.text.contains("the forward pass cannot run it")
+            && n.text.contains("weight spectra only")),
+        "{:?}",
+        entry.notes.iter().map(|n| &n.text).collect::<Vec<_>>()
+    );
+}
