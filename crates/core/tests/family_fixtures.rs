@@ -97,11 +97,19 @@ fn check_case(case: &str, arch: &Architecture) -> f64 {
     let batch = &expected.batch;
     let want_logits = expected.tensor("logits");
     let per_seq = batch.seq_len * arch.vocab;
-    assert_eq!(want_logits.len(), batch.batch * per_seq, "{case}: logits shape");
+    assert_eq!(
+        want_logits.len(),
+        batch.batch * per_seq,
+        "{case}: logits shape"
+    );
     let mut worst_logit = 0.0f64;
     for b in 0..batch.batch {
         let got = model
-            .forward(batch.row(b), &mut rankscope_core::model::forward::NoProbe, None)
+            .forward(
+                batch.row(b),
+                &mut rankscope_core::model::forward::NoProbe,
+                None,
+            )
             .unwrap_or_else(|e| panic!("{case}: forward: {e}"));
         let err = max_abs_diff(&got.data, &want_logits[b * per_seq..(b + 1) * per_seq]);
         assert!(
@@ -118,12 +126,19 @@ fn check_case(case: &str, arch: &Architecture) -> f64 {
     let mut check = |what: String, got: &[f32], want: &[f32]| {
         let scale = want.iter().fold(1.0f64, |m, &v| m.max(f64::from(v).abs()));
         let err = max_abs_diff(got, want) / scale;
-        assert!(err <= KQ_TOL, "{case}: {what} differs by {err:e} (relative to max |entry|)");
+        assert!(
+            err <= KQ_TOL,
+            "{case}: {what} differs by {err:e} (relative to max |entry|)"
+        );
         worst_kq = worst_kq.max(err);
     };
     for l in 0..arch.n_layers {
         for h in 0..arch.n_kv_heads {
-            check(format!("K layer {l} kv-head {h}"), keys.keys(l, h), &expected.tensor(&format!("k.{l}.{h}")));
+            check(
+                format!("K layer {l} kv-head {h}"),
+                keys.keys(l, h),
+                &expected.tensor(&format!("k.{l}.{h}")),
+            );
             if arch.qk_norm {
                 check(
                     format!("raw K layer {l} kv-head {h}"),
@@ -133,7 +148,11 @@ fn check_case(case: &str, arch: &Architecture) -> f64 {
             }
         }
         for h in 0..arch.n_heads {
-            check(format!("Q layer {l} head {h}"), keys.queries(l, h), &expected.tensor(&format!("q.{l}.{h}")));
+            check(
+                format!("Q layer {l} head {h}"),
+                keys.queries(l, h),
+                &expected.tensor(&format!("q.{l}.{h}")),
+            );
         }
     }
     println!("{case}: worst |Δ logit| {worst_logit:e}, worst K/Q error {worst_kq:e} (relative to max |entry|)");
@@ -146,7 +165,10 @@ fn gpt2_matches_transformers() {
     let arch = arch_of("gpt2", &cfg);
     assert_eq!(arch.family, Family::Gpt2);
     assert!(arch.no_forward_pass.is_none(), "{:?}", arch.no_forward_pass);
-    assert!(arch.layers.iter().all(|l| l.biases.q.is_some() && l.biases.attn_norm.is_some()));
+    assert!(arch
+        .layers
+        .iter()
+        .all(|l| l.biases.q.is_some() && l.biases.attn_norm.is_some()));
     check_case("gpt2", &arch);
 }
 
@@ -154,7 +176,10 @@ fn gpt2_matches_transformers() {
 fn qwen2_with_qkv_biases_matches_transformers() {
     let cfg = config("qwen2");
     let arch = arch_of("qwen2", &cfg);
-    assert_eq!((arch.family, arch.n_heads, arch.n_kv_heads), (Family::Llama, 4, 2));
+    assert_eq!(
+        (arch.family, arch.n_heads, arch.n_kv_heads),
+        (Family::Llama, 4, 2)
+    );
     let b = &arch.layers[0].biases;
     assert!(b.q.is_some() && b.k.is_some() && b.v.is_some() && b.o.is_none());
     assert!(!arch.tied_lm_head);
@@ -166,7 +191,11 @@ fn qwen3_with_per_head_qk_norm_matches_transformers() {
     let cfg = config("qwen3");
     let arch = arch_of("qwen3", &cfg);
     assert!(arch.qk_norm);
-    assert_eq!((arch.d_k, arch.d_model), (32, 64), "head_dim from the config");
+    assert_eq!(
+        (arch.d_k, arch.d_model),
+        (32, 64),
+        "head_dim from the config"
+    );
     check_case("qwen3", &arch);
 }
 
@@ -184,11 +213,18 @@ fn mistral_sliding_window_matches_transformers() {
     let model = load("mistral", &arch).expect("load");
     let expected = Expected::open("mistral");
     let got = model
-        .forward(expected.batch.row(0), &mut rankscope_core::model::forward::NoProbe, None)
+        .forward(
+            expected.batch.row(0),
+            &mut rankscope_core::model::forward::NoProbe,
+            None,
+        )
         .expect("forward");
     let want = expected.tensor("logits");
     let err = max_abs_diff(&got.data, &want[..got.data.len()]);
-    assert!(err > 1e-2, "without the window the logits still match ({err:e})");
+    assert!(
+        err > 1e-2,
+        "without the window the logits still match ({err:e})"
+    );
 }
 
 #[test]
@@ -226,8 +262,9 @@ fn a_setting_the_pass_lacks_is_named_in_the_summary_and_refused_when_loaded() {
     cfg["activation_function"] = Value::String("quick_gelu".into());
     let arch = arch_of("gpt2", &cfg);
     assert!(
-        arch.summary()
-            .contains("no forward pass: config.json activation_function `quick_gelu` has no kernel"),
+        arch.summary().contains(
+            "no forward pass: config.json activation_function `quick_gelu` has no kernel"
+        ),
         "{}",
         arch.summary()
     );
@@ -286,7 +323,10 @@ fn the_inventory_names_the_family_and_says_when_there_is_no_forward_pass() {
     let entry = inventory_entry(&dir);
     std::fs::remove_dir_all(&dir).ok();
     let summary = entry.architecture.clone().unwrap_or_default();
-    assert!(summary.contains("· no forward pass: config.json asks for RoPE scaling `llama3`"), "{summary}");
+    assert!(
+        summary.contains("· no forward pass: config.json asks for RoPE scaling `llama3`"),
+        "{summary}"
+    );
     assert!(
         entry.notes.iter().any(|n| n.level == Status::Warning
             && n.text.contains("the forward pass cannot run it")

@@ -586,7 +586,13 @@ fn loading_names_the_missing_or_misshapen_tensor() {
     scaled.no_forward_pass = Some("config.json asks for RoPE scaling `yarn`".into());
     let err = try_load(&scaled).expect_err("unsupported");
     assert!(
-        matches!(&err, ForwardError::Unsupported { family: "reference", .. }),
+        matches!(
+            &err,
+            ForwardError::Unsupported {
+                family: "reference",
+                ..
+            }
+        ),
         "{err}"
     );
     assert_eq!(

@@ -9,8 +9,8 @@
 use super::config::{agree, Config};
 use super::lookup::{matrix, mul, vector, Lookup};
 use super::{
-    Activation, Architecture, BiasLoc, Family, LayerBiases, LayerTensors, NormKind, Rope, WeightLoc,
-    HEADS_UNKNOWN,
+    Activation, Architecture, BiasLoc, Family, LayerBiases, LayerTensors, NormKind, Rope,
+    WeightLoc, HEADS_UNKNOWN,
 };
 
 /// `GPT2Config.layer_norm_epsilon` default.
@@ -233,7 +233,10 @@ fn pass_settings(c: &Config) -> Result<(Activation, Option<String>), String> {
         .string(&["activation_function"])?
         .unwrap_or_else(|| "gelu_new".to_string());
     let activation = Activation::from_hf_name(&name).unwrap_or_else(|| {
-        why.push(format!("{} activation_function `{name}` has no kernel", c.source));
+        why.push(format!(
+            "{} activation_function `{name}` has no kernel",
+            c.source
+        ));
         Activation::GeluTanh
     });
     if c.bool(&["scale_attn_by_inverse_layer_idx"])? == Some(true) {
@@ -243,7 +246,10 @@ fn pass_settings(c: &Config) -> Result<(Activation, Option<String>), String> {
         ));
     }
     if c.bool(&["scale_attn_weights"])? == Some(false) {
-        why.push(format!("{} scale_attn_weights false is not implemented", c.source));
+        why.push(format!(
+            "{} scale_attn_weights false is not implemented",
+            c.source
+        ));
     }
     Ok((activation, (!why.is_empty()).then(|| why.join("; "))))
 }

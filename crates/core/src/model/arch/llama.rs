@@ -14,8 +14,8 @@
 use super::config::{agree, Config};
 use super::lookup::{matrix, mul, vector, Lookup};
 use super::{
-    Activation, Architecture, BiasLoc, Family, LayerBiases, LayerTensors, NormKind, Rope, WeightLoc,
-    HEADS_UNKNOWN,
+    Activation, Architecture, BiasLoc, Family, LayerBiases, LayerTensors, NormKind, Rope,
+    WeightLoc, HEADS_UNKNOWN,
 };
 
 /// `LlamaConfig.rms_norm_eps` default.
@@ -343,10 +343,16 @@ fn pass_settings(c: &Config) -> Result<(Activation, Option<String>), String> {
         "rope_parameters.rope_type",
     ])?;
     if let Some(kind) = rope_type.filter(|k| k != "default") {
-        why.push(format!("{} asks for RoPE scaling `{kind}`, which is not implemented", c.source));
+        why.push(format!(
+            "{} asks for RoPE scaling `{kind}`, which is not implemented",
+            c.source
+        ));
     }
     if let Some(p) = c.f64(&["partial_rotary_factor"])?.filter(|&p| p != 1.0) {
-        why.push(format!("{} partial_rotary_factor {p} is not implemented", c.source));
+        why.push(format!(
+            "{} partial_rotary_factor {p} is not implemented",
+            c.source
+        ));
     }
     Ok((activation, (!why.is_empty()).then(|| why.join("; "))))
 }
@@ -359,8 +365,7 @@ fn layer_biases(
     [q_rows, k_rows, d_model, d_ff]: [usize; 4],
 ) -> Result<LayerBiases, String> {
     let mut bias = |name: &str, len: usize| -> Result<Option<BiasLoc>, String> {
-        Ok(t
-            .optional(&format!("{block}{name}.bias"), &[len])?
+        Ok(t.optional(&format!("{block}{name}.bias"), &[len])?
             .map(|tensor| BiasLoc {
                 tensor,
                 start: 0,

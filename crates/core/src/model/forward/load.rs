@@ -130,8 +130,14 @@ impl ModelWeights {
                     d,
                 )
                 .await?,
-                mlp_norm: norm(shards, arch, t.mlp_norm.as_deref(), b.mlp_norm.as_deref(), d)
-                    .await?,
+                mlp_norm: norm(
+                    shards,
+                    arch,
+                    t.mlp_norm.as_deref(),
+                    b.mlp_norm.as_deref(),
+                    d,
+                )
+                .await?,
                 mlp,
                 window: t.window,
             });

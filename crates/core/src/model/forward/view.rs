@@ -134,16 +134,25 @@ fn extensions(w: &ModelWeights) -> Vec<&'static str> {
         }
         note(mats.iter().any(|m| m.bias.is_some()), "biases");
         note(l.window.is_some(), "sliding-window attention");
-        note(matches!(l.mlp, Mlp::Plain { .. }), "a plain (non-gated) MLP");
+        note(
+            matches!(l.mlp, Mlp::Plain { .. }),
+            "a plain (non-gated) MLP",
+        );
     }
     note(arch.norm != NormKind::Rms, "LayerNorm");
-    note(w.position_embedding.is_some(), "learned position embeddings");
+    note(
+        w.position_embedding.is_some(),
+        "learned position embeddings",
+    );
     let own = match arch.family {
         Family::Reference => Activation::ReluSquared,
         Family::Llama => Activation::Silu,
         Family::Gpt2 => Activation::GeluTanh,
     };
-    note(arch.activation != own, "an activation other than the family's own");
+    note(
+        arch.activation != own,
+        "an activation other than the family's own",
+    );
     found
 }
 
