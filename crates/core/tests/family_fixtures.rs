@@ -335,3 +335,62 @@ fn the_inventory_names_the_family_and_says_when_there_is_no_forward_pass() {
         entry.notes.iter().map(|n| &n.text).collect::<Vec<_>>()
     );
 }
+
+/// Which layers get a window follows transformers 5's rules per model type.
+#[test]
+fn sliding_windows_follow_the_config_as_transformers_reads_it() {
+    let windows = |edit: &dyn Fn(&mut Value)| {
+        let mut cfg = config("qwen2");
+        edit(&mut cfg);
+        arch_of("qwen2", &cfg)
+            .layers
+            .iter()
+            .map(|l| l.window)
+            .collect::<Vec<_>>()
+    };
+    // As saved: use_sliding_window false, layer_types all full.
+    assert_eq!(windows(&|_| {}), [None, None]);
+    // Qwen2 without layer_types: windows from max_window_layers on.
+    assert_eq!(
+        windows(&|c| {
+            c.as_object_mut().unwrap().remove("layer_types");
+            c["use_sliding_window"] = Value::Bool(true);
+            c["sliding_window"] = 4.into();
+            c["max_window_layers"] = 1.into();
+        }),
+        [None, Some(4)]
+    );
+    // layer_types decides where given.
+    assert_eq!(
+        windows(&|c| {
+            c["layer_types"] = serde_json::json!(["sliding_attention", "full_attention"]);
+            c["sliding_window"] = 5.into();
+        }),
+        [Some(5), None]
+    );
+    // LlamaModel has no window whatever the config carries; MistralModel ignores layer_types.
+    assert_eq!(
+        windows(&|c| {
+            c["model_type"] = "llama".into();
+            c["sliding_window"] = 4.into();
+            c["layer_types"] = serde_json::json!(["sliding_attention", "sliding_attention"]);
+        }),
+        [None, None]
+    );
+    assert_eq!(
+        windows(&|c| {
+            c["model_type"] = "mistral".into();
+            c["sliding_window"] = 3.into();
+        }),
+        [Some(3), Some(3)]
+    );
+    // A sliding layer without a size is an error that names the field.
+    let mut cfg = config("qwen2");
+    cfg["layer_types"] = serde_json::json!(["sliding_attention", "full_attention"]);
+    match recognition("qwen2", &cfg) {
+        Recognition::Unknown { reason, .. } => {
+            assert!(reason.contains("no sliding_window size"), "{reason}")
+        }
+        Recognition::Known(_) => panic!("recognised without a window size"),
+    }
+}

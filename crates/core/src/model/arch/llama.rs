@@ -281,11 +281,20 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
 }
 
 /// The window of each layer, `n_layers` long, from the config, as transformers
-/// decides it: `layer_types` (`"sliding_attention"` / `"full_attention"`) when
-/// given; else Qwen2/3's `use_sliding_window` (false: no window; true: layers
-/// from `max_window_layers` on); else `sliding_window` for every layer (Mistral).
+/// 5 decides it: `LlamaModel` has no window (a stray `sliding_window` is
+/// ignored); `MistralModel` applies `sliding_window` to every layer (it ignores
+/// `layer_types`); otherwise `layer_types` (`"sliding_attention"` /
+/// `"full_attention"`) when given, else Qwen2/3's `use_sliding_window` (false:
+/// no window; true: layers from `max_window_layers` on), else `sliding_window`
+/// for every layer.
 fn sliding_windows(c: &Config, n_layers: usize) -> Result<Vec<Option<usize>>, String> {
     let window = c.usize(&["sliding_window"])?;
+    let model_type = c.string(&["model_type"])?;
+    match model_type.as_deref() {
+        Some("llama") => return Ok(vec![None; n_layers]),
+        Some("mistral") => return Ok(vec![window.filter(|&w| w > 0); n_layers]),
+        _ => {}
+    }
     if let Some(types) = c.strings(&["layer_types"])? {
         if types.len() != n_layers {
             return Err(format!(
