@@ -581,12 +581,24 @@ fn loading_names_the_missing_or_misshapen_tensor() {
         "tensor `transformer_blocks.0.feed_forward.up_proj.weight` has shape [256, 64], expected [512, 64]"
     );
 
-    let mut gpt2 = arch.clone();
-    gpt2.family = rankscope_core::model::arch::Family::Gpt2;
-    assert!(matches!(
-        try_load(&gpt2),
-        Err(ForwardError::Unsupported("gpt2"))
-    ));
+    // A recognised model whose config asks for what the pass lacks is refused before any read.
+    let mut scaled = arch.clone();
+    scaled.no_forward_pass = Some("config.json asks for RoPE scaling `yarn`".into());
+    let err = try_load(&scaled).expect_err("unsupported");
+    assert!(
+        matches!(
+            &err,
+            ForwardError::Unsupported {
+                family: "reference",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the forward pass cannot run this reference model: config.json asks for RoPE scaling `yarn`"
+    );
 }
 
 /// Zeroes the listed key coordinates of each layer (all its kv-heads); rows of 16 (the runs' d_k).

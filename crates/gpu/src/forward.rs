@@ -132,8 +132,18 @@ struct Workspace {
 impl<'g> GpuModel<'g> {
     /// Uploads every weight of `weights` once: matrices as [`GpuMatrix`], norms' γ as
     /// one-row matrices. A tied head shares the embedding's buffer.
+    /// A model that needs more than the views carry ([`ModelView::extensions`]: biases,
+    /// LayerNorm, …) is [`GpuError::UnsupportedModel`] before anything is uploaded.
+    ///
+    /// [`ModelView::extensions`]: rankscope_core::model::forward::ModelView::extensions
     pub fn upload(gpu: &'g Gpu, weights: &ModelWeights) -> Result<Self, GpuError> {
         let view = weights.view();
+        if !view.extensions.is_empty() {
+            return Err(GpuError::UnsupportedModel {
+                family: view.arch.family.label(),
+                needs: view.extensions.join(", "),
+            });
+        }
         let matrix = |what: String, m: MatrixView<'_>| -> Result<GpuMatrix, GpuError> {
             check_fits(gpu, what, m.data.len())?;
             Ok(gpu.upload_matrix(m.data, m.rows, m.cols))
@@ -152,6 +162,13 @@ impl<'g> GpuModel<'g> {
                     up: matrix(name("MLP up"), up)?,
                     down: matrix(name("MLP down"), down)?,
                 },
+                // Listed in `view.extensions`, refused above.
+                MlpView::Plain { .. } => {
+                    return Err(GpuError::UnsupportedModel {
+                        family: view.arch.family.label(),
+                        needs: "a plain (non-gated) MLP".into(),
+                    })
+                }
             };
             layers.push(GpuLayer {
                 w_q: matrix(name("W_q"), layer.w_q)?,

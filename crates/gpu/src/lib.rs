@@ -53,6 +53,10 @@ pub enum GpuError {
     },
     #[error("an empty sequence has no logits")]
     EmptySequence,
+    /// The model needs what only the CPU pass implements (`ModelView::extensions`); the
+    /// engine runs it on the CPU instead, and its label says why.
+    #[error("the GPU forward pass does not implement this {family} model's {needs}")]
+    UnsupportedModel { family: &'static str, needs: String },
 }
 
 /// How [`Gpu::gram_with`] accumulates its sums.

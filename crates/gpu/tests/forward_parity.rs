@@ -20,10 +20,10 @@
 
 use rankscope_core::analysis::spectrum::singular_values_f32;
 use rankscope_core::model::forward::{KeyCollector, ModelWeights, NoProbe};
-use rankscope_gpu::GpuModel;
+use rankscope_gpu::{GpuError, GpuModel};
 
 mod common;
-use common::{gpu, load, tokens, FIXTURES};
+use common::{gpu, load, load_path, tokens, FAMILIES, FIXTURES};
 
 const LOGIT_TOLERANCE: f64 = 1e-4;
 const KEY_TOLERANCE: f64 = 1e-4;
@@ -169,4 +169,62 @@ fn bad_input_is_an_error() {
     assert!(pollster::block_on(gpu_model.logits(&[])).is_err());
     let vocab = model.arch().vocab as u32;
     assert!(pollster::block_on(gpu_model.logits(&[1, vocab])).is_err());
+}
+
+/// A family case of the core's test data: its model (with its config.json) and token batch.
+fn family(case: &str) -> (ModelWeights, rankscope_core::formats::tokens::TokenBatch) {
+    let dir = format!("{FAMILIES}/{case}");
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{dir}/config.json")).expect("config"),
+    )
+    .expect("config JSON");
+    let model = load_path(&format!("{dir}/model.safetensors"), Some(&config));
+    let src = rankscope_core::source::FileSource::open(format!("{dir}/expected.safetensors"))
+        .expect("open expected");
+    let batch = rankscope_core::formats::tokens::parse_tokens_safetensors(&src).expect("tokens");
+    (model, batch)
+}
+
+/// Qwen3 (per-head q/k norm, head_dim 32 ≠ d_model/heads, rotate-half RoPE) needs nothing the
+/// GPU pass lacks: its logits and K match the CPU pass (itself checked against transformers).
+#[test]
+fn qwen3_matches_the_cpu_forward_pass() {
+    let (model, batch) = family("qwen3");
+    let gpu_model = GpuModel::upload(gpu(), &model).expect("upload");
+    let ids = batch.row(0);
+    let mut collector = KeyCollector::new(model.arch());
+    let cpu = model
+        .forward(ids, &mut collector, None)
+        .expect("CPU forward");
+    let logits = pollster::block_on(gpu_model.logits(ids)).expect("GPU logits");
+    let logit_error = relative_max_error(&logits, &cpu.data);
+    let keys = pollster::block_on(gpu_model.keys(ids)).expect("GPU keys");
+    let mut key_error = 0.0f64;
+    for (l, layer) in keys.iter().enumerate() {
+        for (h, k) in layer.iter().enumerate() {
+            key_error = key_error.max(relative_max_error(k, collector.keys(l, h)));
+        }
+    }
+    eprintln!("qwen3: max |Δlogit|/max|logit| {logit_error:.2e}, max |ΔK|/max|K| {key_error:.2e}");
+    assert!(logit_error <= LOGIT_TOLERANCE && key_error <= KEY_TOLERANCE);
+}
+
+/// Families needing what the GPU pass does not implement are refused with a typed error that
+/// names it (the engine then runs them on the CPU), never computed without it.
+#[test]
+fn families_the_gpu_pass_lacks_are_refused() {
+    for (case, needs) in [
+        ("gpt2", "LayerNorm"),
+        ("qwen2", "biases"),
+        ("mistral", "sliding-window attention"),
+    ] {
+        let (model, _) = family(case);
+        match GpuModel::upload(gpu(), &model) {
+            Err(e @ GpuError::UnsupportedModel { .. }) => {
+                assert!(e.to_string().contains(needs), "{case}: {e}")
+            }
+            Err(e) => panic!("{case}: expected UnsupportedModel, got {e}"),
+            Ok(_) => panic!("{case}: the GPU pass accepted a model it cannot run"),
+        }
+    }
 }

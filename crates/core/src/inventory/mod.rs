@@ -511,7 +511,18 @@ fn recognise_checkpoints(files: &mut [FileEntry]) {
     for (i, rec) in results {
         let f = &mut files[i];
         match &rec {
-            Recognition::Known(arch) => f.architecture = Some(arch.summary()),
+            Recognition::Known(arch) => {
+                f.architecture = Some(arch.summary());
+                if let Some(why) = &arch.no_forward_pass {
+                    f.note(
+                        Status::Warning,
+                        format!(
+                            "recognised as {}, but the forward pass cannot run it ({why}): weight spectra only, no activation spectra or loss",
+                            arch.family.label()
+                        ),
+                    );
+                }
+            }
             Recognition::Unknown { reason, .. } => {
                 f.architecture = Some(format!("unknown: {reason}"));
                 f.note(

@@ -9,8 +9,14 @@
 //!
 //! Families (one file each under `arch/`):
 //! - [`Family::Reference`]: the user's MinimalLLM, merged `qkvo_proj`.
-//! - [`Family::Llama`]: Hugging Face Llama / Mistral / Qwen3 names.
+//! - [`Family::Llama`]: Hugging Face Llama / Mistral / Qwen2 / Qwen3 names,
+//!   with or without the `model.` prefix.
 //! - [`Family::Gpt2`]: GPT-2, fused Conv1D `c_attn`.
+//!
+//! Recognition and the forward pass are separate questions: a recognised
+//! checkpoint whose config asks for something the pass does not do (a RoPE
+//! scaling, an activation it has no kernel for) says so in
+//! [`Architecture::no_forward_pass`] and still gets its weight spectra.
 //!
 //! Recognition never guesses: a missing or misshapen tensor, a gap in the
 //! layers, a config that disagrees with the shapes, or a head count that the
@@ -34,7 +40,7 @@ use lookup::Lookup;
 pub enum Family {
     /// The user's MinimalLLM: merged `qkvo_proj [q+k+v+o, d_model]`.
     Reference,
-    /// Hugging Face Llama / Qwen3 / Mistral names (separate q/k/v/o projections).
+    /// Hugging Face Llama / Mistral / Qwen2 / Qwen3 names (separate q/k/v/o projections).
     Llama,
     /// GPT-2: fused Conv1D `c_attn [d_model, 3·d_model]`.
     Gpt2,
@@ -116,6 +122,69 @@ impl WeightLoc {
     }
 }
 
+/// The normalisation of the pre-norms and the final norm (per-head q/k norms are always RMSNorm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum NormKind {
+    /// `x / √(mean(x²) + ε) · γ` (reference, Llama family).
+    Rms,
+    /// `(x − mean) / √(var + ε) · γ + β` (GPT-2).
+    Layer,
+}
+
+/// The MLP's nonlinearity: applied to the gate of a gated MLP (Llama family)
+/// or to the hidden layer of a plain one (GPT-2, reference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Activation {
+    /// `relu(x)²` (the reference model).
+    ReluSquared,
+    /// `x · sigmoid(x)` (`silu`, Llama's SwiGLU).
+    Silu,
+    /// The tanh approximation of GELU (`gelu_new`, `gelu_pytorch_tanh`; GPT-2).
+    GeluTanh,
+    /// Exact GELU with erf (`gelu`).
+    Gelu,
+    /// `max(x, 0)`.
+    Relu,
+}
+
+impl Activation {
+    /// The activation a Hugging Face config names (`hidden_act`, `activation_function`);
+    /// `None` for one the forward pass has no kernel for.
+    pub fn from_hf_name(name: &str) -> Option<Activation> {
+        match name {
+            "silu" | "swish" => Some(Activation::Silu),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(Activation::GeluTanh),
+            "gelu" => Some(Activation::Gelu),
+            "relu" => Some(Activation::Relu),
+            _ => None,
+        }
+    }
+}
+
+/// A bias vector, or the range `start..end` of a stored vector (GPT-2's fused
+/// `c_attn.bias [3·d]` holds the q, k and v biases one after the other).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BiasLoc {
+    pub tensor: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The biases of one block, where the family has them (none for the reference
+/// model and bias-free Llama; q/k/v for Qwen2; everything for GPT-2).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct LayerBiases {
+    pub q: Option<BiasLoc>,
+    pub k: Option<BiasLoc>,
+    pub v: Option<BiasLoc>,
+    pub o: Option<BiasLoc>,
+    /// LayerNorm β of the pre-attention / pre-MLP norm (GPT-2).
+    pub attn_norm: Option<String>,
+    pub mlp_norm: Option<String>,
+    /// One per tensor of [`LayerTensors::mlp`], same order.
+    pub mlp: Vec<Option<BiasLoc>>,
+}
+
 /// The tensors of one transformer block (names as stored).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LayerTensors {
@@ -142,6 +211,11 @@ pub struct LayerTensors {
     /// (`rotary_emb.inv_freq`, GPT-2 `attn.bias`). Empty for the reference
     /// model and bias-free Llama. Any other extra tensor makes the checkpoint `Unknown`.
     pub other: Vec<String>,
+    /// The biases among those tensors that the forward pass adds, by role.
+    pub biases: LayerBiases,
+    /// Sliding-window attention: a position sees itself and the `window − 1`
+    /// positions before it (Mistral; Qwen2/3 with `use_sliding_window`). `None`: all earlier ones.
+    pub window: Option<usize>,
 }
 
 /// A recognised checkpoint: family, sizes and where every tensor lives.
@@ -161,6 +235,10 @@ pub struct Architecture {
     pub rope_theta: f64,
     /// Epsilon of every norm (RMSNorm; LayerNorm for GPT-2).
     pub norm_eps: f64,
+    /// RMSNorm or LayerNorm for the pre-norms and the final norm.
+    pub norm: NormKind,
+    /// The MLP's nonlinearity.
+    pub activation: Activation,
     /// Whether the output head is the embedding (see each family's module for the rule).
     pub tied_lm_head: bool,
     /// Token embedding `[vocab, d_model]`.
@@ -168,8 +246,13 @@ pub struct Architecture {
     /// The tensor that actually holds the output head (== `embedding` when tied and stored once).
     pub lm_head: String,
     pub final_norm: Option<String>,
-    /// Learned position embedding (GPT-2 `wpe`).
+    /// Learned position embedding (GPT-2 `wpe`), `[n_positions, d_model]`.
     pub position_embedding: Option<String>,
+    /// LayerNorm β of the final norm (GPT-2 `ln_f.bias`).
+    pub final_norm_bias: Option<String>,
+    /// Why the forward pass cannot run this recognised model (a config
+    /// setting it does not implement); `None` when it can. Weight spectra need no forward pass.
+    pub no_forward_pass: Option<String>,
     pub layers: Vec<LayerTensors>,
     /// Model-level tensors outside the fields above that the layout allows (GPT-2 `ln_f.bias`).
     pub other: Vec<String>,
@@ -246,9 +329,10 @@ impl Architecture {
         head / group
     }
 
-    /// One line, e.g. `reference · 4 layers · d_model 64 · 4 heads / 2 kv · d_k 16 · QK-norm · vocab 256`.
+    /// One line, e.g. `reference · 4 layers · d_model 64 · 4 heads / 2 kv · d_k 16 · QK-norm · vocab 256`,
+    /// ending in `· no forward pass: <why>` when [`Self::no_forward_pass`] says so.
     pub fn summary(&self) -> String {
-        format!(
+        let mut line = format!(
             "{} · {} layers · d_model {} · {} heads / {} kv · d_k {} · {} · vocab {}",
             self.family.label(),
             self.n_layers,
@@ -262,7 +346,12 @@ impl Architecture {
                 "no QK-norm"
             },
             self.vocab
-        )
+        );
+        if let Some(why) = &self.no_forward_pass {
+            line.push_str(" · no forward pass: ");
+            line.push_str(why);
+        }
+        line
     }
 }
 

@@ -10,8 +10,12 @@
 //! for the reference model, rotate-half for Llama, whose q/k rows are already
 //! permuted for it), GQA (query head h reads kv-head h / (n_heads/n_kv)),
 //! causal softmax scaled 1/√d_k. MLP: `down(relu(up(x))²)` (reference) or
-//! `down(silu(gate(x))·up(x))` (Llama). GPT-2 is recognised but not run yet.
-//! A norm whose weight the architecture does not name is left out.
+//! `down(silu(gate(x))·up(x))` (Llama). Family options on the same loop:
+//! projection biases (Qwen2, GPT-2), per-head q/k RMSNorm (Qwen3), a sliding
+//! window (Mistral), and GPT-2's LayerNorm with β, learned positions added to
+//! the embedding, no RoPE and `c_proj(gelu(c_fc(x)))`. A norm whose weight the
+//! architecture does not name is left out. A recognised model whose config asks
+//! for more ([`Architecture::no_forward_pass`]) is refused when loaded.
 //!
 //! Weights are read layer by layer by byte range and upcast to f32 once: all
 //! of them into a [`ModelWeights`] (surgery, importance, the GPU upload), or
@@ -34,7 +38,9 @@ pub use view::{rope_cos_sin, LayerView, MatrixView, MlpView, ModelView};
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::Architecture;
 use crate::model::tensors::TensorError;
-use kernels::{causal_attention, relu_squared, rms_norm_rows, silu_mul, Matrix, RopeTable};
+use kernels::{
+    activate_all, causal_attention, gated, relu_squared, rms_norm_rows, Matrix, Norm, RopeTable,
+};
 use load::{LayerWeights, Mlp};
 
 /// Why a model could not be loaded or run.
@@ -55,8 +61,10 @@ pub enum ForwardError {
         position: usize,
         vocab: usize,
     },
-    #[error("the forward pass does not support the {0} family yet")]
-    Unsupported(&'static str),
+    #[error("the forward pass cannot run this {family} model: {why}")]
+    Unsupported { family: &'static str, why: String },
+    #[error("a sequence of {len} tokens is longer than the model's {max} learned positions")]
+    TooManyPositions { len: usize, max: usize },
     #[error("an empty sequence or batch has no logits")]
     EmptySequence,
     #[error("a token batch of {batch} × {seq_len} holds {ids} ids")]
@@ -166,9 +174,10 @@ impl ModelWeights {
             return Err(ForwardError::EmptySequence);
         }
         check_ids(self.arch(), ids, 0)?;
+        check_positions(ids.len(), self.position_embedding.as_ref())?;
         let mut pass = Pass::new(self.arch(), ids.len(), true);
         self.run(&mut pass, ids, probe, surgery);
-        pass.head(self.final_norm.as_deref(), self.lm_head(), |_, _, _| {});
+        pass.head(self.final_norm.as_ref(), self.lm_head(), |_, _, _| {});
         Ok(Logits {
             data: pass.ws.logits,
             positions: ids.len(),
@@ -232,11 +241,12 @@ impl ModelWeights {
         mut each: impl FnMut(usize, &[u32], &[f32]),
     ) -> Result<(), ForwardError> {
         check_tokens(self.arch(), batch)?;
+        check_positions(batch.seq_len, self.position_embedding.as_ref())?;
         let mut pass = Pass::new(self.arch(), batch.seq_len, logits);
         for b in 0..batch.batch {
             self.run(&mut pass, batch.row(b), probe, surgery);
             if logits {
-                pass.head(self.final_norm.as_deref(), self.lm_head(), |_, ids, l| {
+                pass.head(self.final_norm.as_ref(), self.lm_head(), |_, ids, l| {
                     each(b, ids, l)
                 });
             }
@@ -253,9 +263,11 @@ impl ModelWeights {
         surgery: Option<&dyn KeyTransform>,
     ) {
         let d = self.arch().d_model;
-        pass.embed([ids], |id| {
-            &self.embedding.data[id as usize * d..(id as usize + 1) * d]
-        });
+        pass.embed(
+            [ids],
+            |id| &self.embedding.data[id as usize * d..(id as usize + 1) * d],
+            self.position_embedding.as_ref(),
+        );
         for (l, layer) in self.layers.iter().enumerate() {
             pass.block(l, layer, probe, surgery);
         }
@@ -278,6 +290,14 @@ fn check_tokens(arch: &Architecture, batch: &TokenBatch) -> Result<(), ForwardEr
         check_ids(arch, batch.row(b), b)?;
     }
     Ok(())
+}
+
+/// Sequences of `len` tokens fit the learned position table, when the model has one.
+fn check_positions(len: usize, positions: Option<&Matrix>) -> Result<(), ForwardError> {
+    match positions {
+        Some(p) if len > p.rows => Err(ForwardError::TooManyPositions { len, max: p.rows }),
+        _ => Ok(()),
+    }
 }
 
 fn check_ids(arch: &Architecture, ids: &[u32], sequence: usize) -> Result<(), ForwardError> {
@@ -316,11 +336,13 @@ impl<'a> Pass<'a> {
     }
 
     /// Puts `sequences` (checked ids of `t` tokens each) in flight, replacing those before:
-    /// x = embedding[id] · scale, the rows given by `row_of(id)`.
+    /// x = embedding[id] · scale, the rows given by `row_of(id)`, plus the learned position
+    /// rows 0..t when the model has them (GPT-2; `check_positions` refused longer sequences).
     fn embed<'e>(
         &mut self,
         sequences: impl IntoIterator<Item = &'a [u32]>,
         row_of: impl Fn(u32) -> &'e [f32],
+        positions: Option<&Matrix>,
     ) {
         let d = self.arch.d_model;
         let scale = view::embedding_scale(self.arch);
@@ -335,6 +357,9 @@ impl<'a> Pass<'a> {
             for (row, &id) in x.chunks_exact_mut(d).zip(ids) {
                 let e = row_of(id);
                 row.iter_mut().zip(e).for_each(|(x, &e)| *x = e * scale);
+            }
+            if let Some(p) = positions {
+                x.iter_mut().zip(&p.data).for_each(|(x, &e)| *x += e);
             }
             self.rows.push((ids, x));
         }
@@ -359,7 +384,7 @@ impl<'a> Pass<'a> {
     /// The final norm and output head over each sequence in flight: `each(i, ids, logits)`.
     fn head(
         &mut self,
-        final_norm: Option<&[f32]>,
+        final_norm: Option<&Norm>,
         lm_head: &Matrix,
         mut each: impl FnMut(usize, &[u32], &[f32]),
     ) {
@@ -368,7 +393,7 @@ impl<'a> Pass<'a> {
         for (i, (ids, x)) in self.rows.iter().enumerate() {
             self.ws.h.copy_from_slice(x);
             if let Some(g) = final_norm {
-                rms_norm_rows(&mut self.ws.h, d, g, eps);
+                g.apply(&mut self.ws.h, d, eps);
             }
             lm_head.apply(&self.ws.h, t, &mut self.ws.logits, false);
             each(i, ids, &self.ws.logits);
@@ -393,7 +418,7 @@ impl Pass<'_> {
         let probing = probe.active();
         ws.h.copy_from_slice(&ws.x);
         if let Some(g) = &layer.attn_norm {
-            rms_norm_rows(&mut ws.h, d, g, eps);
+            g.apply(&mut ws.h, d, eps);
         }
 
         // One product per projection (the activations are packed once, not
@@ -451,6 +476,7 @@ impl Pass<'_> {
                 t,
                 d_k,
                 scale,
+                layer.window,
                 &mut ws.scores,
                 &mut ws.attn[h * d_k..],
                 width,
@@ -463,7 +489,7 @@ impl Pass<'_> {
         let (t, d) = (ws.t, arch.d_model);
         ws.h.copy_from_slice(&ws.x);
         if let Some(g) = &layer.mlp_norm {
-            rms_norm_rows(&mut ws.h, d, g, arch.norm_eps as f32);
+            g.apply(&mut ws.h, d, arch.norm_eps as f32);
         }
         match &layer.mlp {
             Mlp::SquaredRelu { up, down } => {
@@ -474,8 +500,13 @@ impl Pass<'_> {
             Mlp::SwiGlu { gate, up, down } => {
                 gate.apply(&ws.h, t, &mut ws.ff_a, false);
                 up.apply(&ws.h, t, &mut ws.ff_b, false);
-                silu_mul(&mut ws.ff_a, &ws.ff_b);
+                gated(&mut ws.ff_a, &ws.ff_b, arch.activation);
                 down.apply(&ws.ff_a, t, &mut ws.x, true);
+            }
+            Mlp::Plain { fc, proj } => {
+                fc.apply(&ws.h, t, &mut ws.ff_a, false);
+                activate_all(&mut ws.ff_a, arch.activation);
+                proj.apply(&ws.ff_a, t, &mut ws.x, true);
             }
         }
     }

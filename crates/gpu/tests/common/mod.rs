@@ -13,6 +13,8 @@ use rankscope_core::source::{block_on, FileSource};
 use rankscope_gpu::Gpu;
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+/// The core's tiny transformers-made models of other families (`make_family_cases.py`).
+pub const FAMILIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/tests/data/families");
 
 /// The GPU adapter; a machine without one fails the test that asks, naming the fix.
 pub fn gpu() -> &'static Gpu {
@@ -28,8 +30,12 @@ pub fn gpu() -> &'static Gpu {
 
 /// The model at `relative` (under the fixtures), recognised with `config` when given.
 pub fn load(relative: &str, config: Option<&serde_json::Value>) -> ModelWeights {
-    let path = format!("{FIXTURES}/{relative}");
-    let src = FileSource::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    load_path(&format!("{FIXTURES}/{relative}"), config)
+}
+
+/// The model at `path`, recognised with `config` when given.
+pub fn load_path(path: &str, config: Option<&serde_json::Value>) -> ModelWeights {
+    let src = FileSource::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let header = read_header(&src).expect("header");
     let tensors: Vec<_> = header
         .tensors

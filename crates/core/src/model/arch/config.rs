@@ -118,6 +118,33 @@ impl Config {
         })
     }
 
+    /// The first of `keys` present, as a string.
+    pub fn string(&self, keys: &[&str]) -> Result<Option<String>, String> {
+        let Some((key, value)) = self.first(keys) else {
+            return Ok(None);
+        };
+        value.as_str().map(|s| Some(s.to_string())).ok_or_else(|| {
+            format!(
+                "{} field `{key}` is {value}, expected a string",
+                self.source
+            )
+        })
+    }
+
+    /// The first of `keys` present, as a list of strings.
+    pub fn strings(&self, keys: &[&str]) -> Result<Option<Vec<String>>, String> {
+        let Some((key, value)) = self.first(keys) else {
+            return Ok(None);
+        };
+        let bad = || format!("{} field `{key}` is not a list of strings", self.source);
+        let items = value.as_array().ok_or_else(bad)?;
+        items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(bad))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     fn first<'k>(&self, keys: &[&'k str]) -> Option<(&'k str, &Value)> {
         keys.iter().find_map(|key| {
             let mut value = &self.value;

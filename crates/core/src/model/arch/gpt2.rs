@@ -2,12 +2,16 @@
 //! as `GPT2LMHeadModel` stores it): `h.{l}.attn.c_attn.weight [d, 3·d]` is a
 //! Conv1D stored `[in, out]`, so Q, K, V are column blocks and each
 //! `[out, in]` matrix is the transpose of its block ([`WeightLoc::Cols`]).
-//! LayerNorm with biases, learned positions `wpe`, no RoPE, n_kv = n_heads.
+//! LayerNorm with biases, learned positions `wpe`, no RoPE, n_kv = n_heads,
+//! MLP `c_proj(act(c_fc(x)))` (Conv1D too) with `activation_function`, all with biases.
 //! The head count is in the config (`n_head`) only: it cannot be told from shapes.
 
 use super::config::{agree, Config};
 use super::lookup::{matrix, mul, vector, Lookup};
-use super::{Architecture, Family, LayerTensors, Rope, WeightLoc, HEADS_UNKNOWN};
+use super::{
+    Activation, Architecture, BiasLoc, Family, LayerBiases, LayerTensors, NormKind, Rope,
+    WeightLoc, HEADS_UNKNOWN,
+};
 
 /// `GPT2Config.layer_norm_epsilon` default.
 const DEFAULT_EPS: f64 = 1e-5;
@@ -125,6 +129,8 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
                 t.require(&format!("{block}mlp.c_proj.weight"), &[d_ff, d_model])?,
             ],
             other: t.layer_extras(&block, allowed_extra)?,
+            biases: layer_biases(t, &block, d_model, d_ff)?,
+            window: None,
         });
     }
 
@@ -138,6 +144,7 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
     }
     let final_norm = Some(t.require(&format!("{stem}ln_f.weight"), &[d_model])?);
     let mut other = Vec::new();
+    let mut final_norm_bias = None;
     if let Some(bias) = t.get(&format!("{stem}ln_f.bias")) {
         if vector(&bias)? != d_model {
             return Err(format!(
@@ -145,8 +152,10 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
                 bias.name, bias.shape
             ));
         }
-        other.push(bias.name);
+        other.push(bias.name.clone());
+        final_norm_bias = Some(bias.name);
     }
+    let (activation, no_forward_pass) = pass_settings(c)?;
     let (lm_head, tied_lm_head) = match t.optional("lm_head.weight", &[vocab, d_model])? {
         Some(name) => (name, config_tied != Some(false)),
         None => (wte.name.clone(), true),
@@ -165,15 +174,82 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         rope: Rope::None,
         rope_theta: 0.0,
         norm_eps: c.norm_eps(&["layer_norm_epsilon"])?.unwrap_or(DEFAULT_EPS),
+        norm: NormKind::Layer,
+        activation,
         tied_lm_head,
         embedding: wte.name,
         lm_head,
         final_norm,
         position_embedding: Some(wpe.name),
+        final_norm_bias,
+        no_forward_pass,
         layers,
         prefix_removed: None,
         source_of_heads: c.source.to_string(),
         other,
         unused: Vec::new(),
     })
+}
+
+/// The block's biases (each optional; a present one must have its shape):
+/// `attn.c_attn.bias [3·d]` split into q, k, v; `attn.c_proj.bias`; `ln_{1,2}.bias`;
+/// `mlp.c_fc.bias [d_ff]`, `mlp.c_proj.bias [d]`.
+fn layer_biases(
+    t: &mut Lookup,
+    block: &str,
+    d_model: usize,
+    d_ff: usize,
+) -> Result<LayerBiases, String> {
+    let mut whole = |name: &str, len: usize| -> Result<Option<String>, String> {
+        t.optional(&format!("{block}{name}.bias"), &[len])
+    };
+    let part = |tensor: &Option<String>, start: usize, len: usize| {
+        tensor.as_ref().map(|tensor| BiasLoc {
+            tensor: tensor.clone(),
+            start,
+            end: start + len,
+        })
+    };
+    let c_attn = whole("attn.c_attn", 3 * d_model)?;
+    let c_proj = whole("attn.c_proj", d_model)?;
+    let c_fc = whole("mlp.c_fc", d_ff)?;
+    let mlp_proj = whole("mlp.c_proj", d_model)?;
+    Ok(LayerBiases {
+        q: part(&c_attn, 0, d_model),
+        k: part(&c_attn, d_model, d_model),
+        v: part(&c_attn, 2 * d_model, d_model),
+        o: part(&c_proj, 0, d_model),
+        attn_norm: whole("ln_1", d_model)?,
+        mlp_norm: whole("ln_2", d_model)?,
+        mlp: vec![part(&c_fc, 0, d_ff), part(&mlp_proj, 0, d_model)],
+    })
+}
+
+/// `activation_function` (default `gelu_new`), and why the forward pass cannot
+/// run the model, if the config asks for what it does not implement.
+fn pass_settings(c: &Config) -> Result<(Activation, Option<String>), String> {
+    let mut why = Vec::new();
+    let name = c
+        .string(&["activation_function"])?
+        .unwrap_or_else(|| "gelu_new".to_string());
+    let activation = Activation::from_hf_name(&name).unwrap_or_else(|| {
+        why.push(format!(
+            "{} activation_function `{name}` has no kernel",
+            c.source
+        ));
+        Activation::GeluTanh
+    });
+    if c.bool(&["scale_attn_by_inverse_layer_idx"])? == Some(true) {
+        why.push(format!(
+            "{} scale_attn_by_inverse_layer_idx is not implemented",
+            c.source
+        ));
+    }
+    if c.bool(&["scale_attn_weights"])? == Some(false) {
+        why.push(format!(
+            "{} scale_attn_weights false is not implemented",
+            c.source
+        ));
+    }
+    Ok((activation, (!why.is_empty()).then(|| why.join("; "))))
 }

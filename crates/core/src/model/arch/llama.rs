@@ -1,7 +1,11 @@
 //! Hugging Face Llama layout (also Mistral, Qwen2/Qwen3 and llama2.c's
 //! `hf_export`): `model.layers.{l}.self_attn.{q,k,v,o}_proj.weight` stored
 //! `[out, in]`, optional per-head `self_attn.{q,k}_norm.weight [head_dim]`
-//! (Qwen3), SwiGLU `mlp.{gate,up,down}_proj`, rotate-half RoPE.
+//! (Qwen3), optional projection biases (Qwen2's q/k/v; `attention_bias`,
+//! `mlp_bias`), SwiGLU `mlp.{gate,up,down}_proj`, rotate-half RoPE, and a
+//! sliding window where the config asks for one (Mistral; Qwen2/3 with
+//! `use_sliding_window`). The base model saved alone (`LlamaModel`,
+//! `Qwen2Model`, …) has the same names without `model.`.
 //!
 //! `lm_head.weight` absent means tied to `model.embed_tokens.weight`.
 //! Sizes come from the config (`num_attention_heads`, `num_key_value_heads`,
@@ -9,17 +13,30 @@
 
 use super::config::{agree, Config};
 use super::lookup::{matrix, mul, vector, Lookup};
-use super::{Architecture, Family, LayerTensors, Rope, WeightLoc, HEADS_UNKNOWN};
+use super::{
+    Activation, Architecture, BiasLoc, Family, LayerBiases, LayerTensors, NormKind, Rope,
+    WeightLoc, HEADS_UNKNOWN,
+};
 
-const LAYERS: &str = "model.layers.";
 /// `LlamaConfig.rms_norm_eps` default.
 const DEFAULT_EPS: f64 = 1e-6;
 const DEFAULT_THETA: f64 = 10_000.0;
 
-/// Whether the names look like this family (any `model.layers.{l}.self_attn.q_proj.weight`).
+/// Whether the names look like this family (any `[model.]layers.{l}.self_attn.q_proj.weight`).
 pub(super) fn matches(t: &Lookup) -> bool {
-    t.names()
-        .any(|n| n.starts_with(LAYERS) && n.ends_with(".self_attn.q_proj.weight"))
+    t.names().any(|n| {
+        let n = n.strip_prefix("model.").unwrap_or(n);
+        n.starts_with("layers.") && n.ends_with(".self_attn.q_proj.weight")
+    })
+}
+
+/// `"model."` when the names carry it (a `…ForCausalLM`), else `""` (the base model alone).
+fn stem(t: &Lookup) -> &'static str {
+    if t.names().any(|n| n.starts_with("model.layers.")) {
+        "model."
+    } else {
+        ""
+    }
 }
 
 /// Extras a Llama-like block may carry: projection biases (Qwen2) and the rotary buffer.
@@ -28,11 +45,14 @@ fn allowed_extra(name: &str) -> bool {
 }
 
 pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Architecture, String> {
-    let n_layers = t.layer_count(LAYERS)?;
-    let embed = t.require_any("model.embed_tokens.weight", "token embedding")?;
+    let stem = stem(t);
+    let layers_prefix = format!("{stem}layers.");
+    let layers_prefix = layers_prefix.as_str();
+    let n_layers = t.layer_count(layers_prefix)?;
+    let embed = t.require_any(&format!("{stem}embed_tokens.weight"), "token embedding")?;
     let (vocab, d_model) = matrix(&embed)?;
 
-    let attn0 = format!("{LAYERS}0.self_attn.");
+    let attn0 = format!("{layers_prefix}0.self_attn.");
     let q0 = t.require_any(&format!("{attn0}q_proj.weight"), "query projection")?;
     let k0 = t.require_any(&format!("{attn0}k_proj.weight"), "key projection")?;
     let (q_rows, q_cols) = matrix(&q0)?;
@@ -108,7 +128,7 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
     }
 
     let gate0 = t.require_any(
-        &format!("{LAYERS}0.mlp.gate_proj.weight"),
+        &format!("{layers_prefix}0.mlp.gate_proj.weight"),
         "MLP gate projection",
     )?;
     let (d_ff, _) = matrix(&gate0)?;
@@ -158,9 +178,17 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         None => (embed.name.clone(), true),
     };
 
+    let windows = match config {
+        Some(c) => sliding_windows(c, n_layers)?,
+        None => Vec::new(),
+    };
+    let (activation, no_forward_pass) = match config {
+        Some(c) => pass_settings(c)?,
+        None => (Activation::Silu, None),
+    };
     let mut layers = Vec::with_capacity(n_layers);
     for l in 0..n_layers {
-        let block = format!("{LAYERS}{l}.");
+        let block = format!("{layers_prefix}{l}.");
         let whole = |tensor: String| WeightLoc::Whole { tensor };
         let w_q = whole(t.require(
             &format!("{block}self_attn.q_proj.weight"),
@@ -207,9 +235,11 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
                 t.require(&format!("{block}mlp.down_proj.weight"), &[d_model, d_ff])?,
             ],
             other: t.layer_extras(&block, allowed_extra)?,
+            biases: layer_biases(t, &block, [q_rows, k_rows, d_model, d_ff])?,
+            window: windows.get(l).copied().flatten(),
         });
     }
-    let final_norm = Some(t.require("model.norm.weight", &[d_model])?);
+    let final_norm = Some(t.require(&format!("{stem}norm.weight"), &[d_model])?);
 
     let (rope_theta, norm_eps) = match config {
         Some(c) => (
@@ -233,15 +263,135 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         rope: Rope::RotateHalf,
         rope_theta,
         norm_eps,
+        norm: NormKind::Rms,
+        activation,
         tied_lm_head,
         embedding: embed.name,
         lm_head,
         final_norm,
         position_embedding: None,
+        final_norm_bias: None,
+        no_forward_pass,
         layers,
         prefix_removed: None,
         source_of_heads,
         other: Vec::new(),
         unused: Vec::new(),
+    })
+}
+
+/// The window of each layer, `n_layers` long, from the config, as transformers
+/// 5 decides it: `LlamaModel` has no window (a stray `sliding_window` is
+/// ignored); `MistralModel` applies `sliding_window` to every layer (it ignores
+/// `layer_types`); otherwise `layer_types` (`"sliding_attention"` /
+/// `"full_attention"`) when given, else Qwen2/3's `use_sliding_window` (false:
+/// no window; true: layers from `max_window_layers` on), else `sliding_window`
+/// for every layer.
+fn sliding_windows(c: &Config, n_layers: usize) -> Result<Vec<Option<usize>>, String> {
+    let window = c.usize(&["sliding_window"])?;
+    let model_type = c.string(&["model_type"])?;
+    match model_type.as_deref() {
+        Some("llama") => return Ok(vec![None; n_layers]),
+        Some("mistral") => return Ok(vec![window.filter(|&w| w > 0); n_layers]),
+        _ => {}
+    }
+    if let Some(types) = c.strings(&["layer_types"])? {
+        if types.len() != n_layers {
+            return Err(format!(
+                "{} lists {} layer_types for {n_layers} layers",
+                c.source,
+                types.len()
+            ));
+        }
+        return types
+            .iter()
+            .map(|kind| match kind.as_str() {
+                "full_attention" => Ok(None),
+                "sliding_attention" => match window {
+                    Some(w) if w > 0 => Ok(Some(w)),
+                    _ => Err(format!(
+                        "{} has a sliding_attention layer but no sliding_window size",
+                        c.source
+                    )),
+                },
+                other => Err(format!(
+                    "{} layer_types has `{other}`; known: full_attention, sliding_attention",
+                    c.source
+                )),
+            })
+            .collect();
+    }
+    let Some(w) = window.filter(|&w| w > 0) else {
+        return Ok(vec![None; n_layers]);
+    };
+    match c.bool(&["use_sliding_window"])? {
+        Some(false) => Ok(vec![None; n_layers]),
+        Some(true) => {
+            let first = c.usize(&["max_window_layers"])?.unwrap_or(0);
+            Ok((0..n_layers).map(|l| (l >= first).then_some(w)).collect())
+        }
+        None => Ok(vec![Some(w); n_layers]),
+    }
+}
+
+/// The MLP activation (`hidden_act`), and why the forward pass cannot run the
+/// model, if a setting asks for what it does not implement (a RoPE scaling, an
+/// activation without a kernel). Recognition still succeeds: weight spectra need no forward pass.
+fn pass_settings(c: &Config) -> Result<(Activation, Option<String>), String> {
+    let mut why = Vec::new();
+    let activation = match c.string(&["hidden_act", "hidden_activation"])? {
+        None => Activation::Silu,
+        Some(name) => Activation::from_hf_name(&name).unwrap_or_else(|| {
+            why.push(format!("{} hidden_act `{name}` has no kernel", c.source));
+            Activation::Silu
+        }),
+    };
+    let rope_type = c.string(&[
+        "rope_scaling.rope_type",
+        "rope_scaling.type",
+        "rope_parameters.rope_type",
+    ])?;
+    if let Some(kind) = rope_type.filter(|k| k != "default") {
+        why.push(format!(
+            "{} asks for RoPE scaling `{kind}`, which is not implemented",
+            c.source
+        ));
+    }
+    if let Some(p) = c.f64(&["partial_rotary_factor"])?.filter(|&p| p != 1.0) {
+        why.push(format!(
+            "{} partial_rotary_factor {p} is not implemented",
+            c.source
+        ));
+    }
+    Ok((activation, (!why.is_empty()).then(|| why.join("; "))))
+}
+
+/// The block's projection biases, each optional (Qwen2 has q/k/v; Llama's
+/// `attention_bias` adds o, `mlp_bias` the MLP's); a present one must have its shape.
+fn layer_biases(
+    t: &mut Lookup,
+    block: &str,
+    [q_rows, k_rows, d_model, d_ff]: [usize; 4],
+) -> Result<LayerBiases, String> {
+    let mut bias = |name: &str, len: usize| -> Result<Option<BiasLoc>, String> {
+        Ok(t.optional(&format!("{block}{name}.bias"), &[len])?
+            .map(|tensor| BiasLoc {
+                tensor,
+                start: 0,
+                end: len,
+            }))
+    };
+    Ok(LayerBiases {
+        q: bias("self_attn.q_proj", q_rows)?,
+        k: bias("self_attn.k_proj", k_rows)?,
+        v: bias("self_attn.v_proj", k_rows)?,
+        o: bias("self_attn.o_proj", d_model)?,
+        attn_norm: None,
+        mlp_norm: None,
+        mlp: vec![
+            bias("mlp.gate_proj", d_ff)?,
+            bias("mlp.up_proj", d_ff)?,
+            bias("mlp.down_proj", d_model)?,
+        ],
     })
 }

@@ -14,7 +14,10 @@
 
 use super::config::{agree, Config};
 use super::lookup::{matrix, mul, vector, Lookup};
-use super::{Architecture, Family, LayerTensors, Rope, WeightLoc, HEADS_UNKNOWN};
+use super::{
+    Activation, Architecture, Family, LayerBiases, LayerTensors, NormKind, Rope, WeightLoc,
+    HEADS_UNKNOWN,
+};
 
 const BLOCKS: &str = "transformer_blocks.";
 /// RMSNorm eps = None in the user's code: `torch.finfo(torch.float32).eps`.
@@ -239,6 +242,8 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
                 )?,
             ],
             other: t.layer_extras(&block, |_| false)?,
+            biases: LayerBiases::default(),
+            window: None,
         });
     }
     let final_norm = Some(t.require("norm.weight", &[d_model])?);
@@ -266,11 +271,15 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         rope: Rope::InterleavedPairs,
         rope_theta,
         norm_eps,
+        norm: NormKind::Rms,
+        activation: Activation::ReluSquared,
         tied_lm_head,
         embedding: table.name,
         lm_head,
         final_norm,
         position_embedding: None,
+        final_norm_bias: None,
+        no_forward_pass: None,
         layers,
         prefix_removed: None,
         source_of_heads,

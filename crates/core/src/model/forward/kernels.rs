@@ -5,7 +5,7 @@
 //! Every function writes into a caller's buffer, so a forward pass allocates
 //! its workspace once and nothing per token.
 
-use crate::model::arch::Rope;
+use crate::model::arch::{Activation, NormKind, Rope};
 
 /// A strided view of a row-major-ish matrix: element (i, j) at `i·rs + j·cs`.
 #[derive(Clone, Copy)]
@@ -112,18 +112,67 @@ pub(super) fn linear(
     );
 }
 
-/// A weight matrix, row-major `[rows (out), cols (in)]`, upcast to f32.
+/// A linear layer: a weight matrix, row-major `[rows (out), cols (in)]`, upcast to f32,
+/// and its bias `[rows]` where the model has one.
 #[derive(Debug, Clone)]
 pub(super) struct Matrix {
     pub data: Vec<f32>,
     pub rows: usize,
     pub cols: usize,
+    pub bias: Option<Vec<f32>>,
 }
 
 impl Matrix {
-    /// `y [t, rows] = x [t, cols] · selfᵀ` (+ `y` when `accumulate`).
+    /// `y [t, rows] = x [t, cols] · selfᵀ + bias` (+ `y` when `accumulate`).
     pub fn apply(&self, x: &[f32], t: usize, y: &mut [f32], accumulate: bool) {
         linear(x, t, &self.data, (self.rows, self.cols), y, accumulate);
+        if let Some(bias) = &self.bias {
+            for row in y.chunks_exact_mut(self.rows).take(t) {
+                row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
+            }
+        }
+    }
+}
+
+/// A pre-norm or final norm: γ, and β for a LayerNorm that has one.
+#[derive(Debug, Clone)]
+pub(super) struct Norm {
+    pub kind: NormKind,
+    pub gamma: Vec<f32>,
+    pub beta: Option<Vec<f32>>,
+}
+
+impl Norm {
+    /// Normalises each `width`-long row of `x` in place.
+    pub fn apply(&self, x: &mut [f32], width: usize, eps: f32) {
+        match self.kind {
+            NormKind::Rms => rms_norm_rows(x, width, &self.gamma, eps),
+            NormKind::Layer => layer_norm_rows(x, width, &self.gamma, self.beta.as_deref(), eps),
+        }
+    }
+}
+
+/// LayerNorm of each `width`-long row of `x`, in place: `(x − mean) / √(var + eps) · γ + β`,
+/// with the biased variance (as `torch.nn.LayerNorm`); mean and variance accumulated in f64.
+pub(super) fn layer_norm_rows(
+    x: &mut [f32],
+    width: usize,
+    gamma: &[f32],
+    beta: Option<&[f32]>,
+    eps: f32,
+) {
+    for row in x.chunks_exact_mut(width) {
+        let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / width as f64;
+        let var = row
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / width as f64;
+        let inv = 1.0 / (var as f32 + eps).sqrt();
+        let mean = mean as f32;
+        for (i, v) in row.iter_mut().enumerate() {
+            *v = (*v - mean) * inv * gamma[i] + beta.map_or(0.0, |b| b[i]);
+        }
     }
 }
 
@@ -208,7 +257,8 @@ impl RopeTable {
 /// `[t, n_heads·d_k]` attention output). Rows are processed in blocks of
 /// `BLOCK` so that each block only scores the keys it may see (0..end of
 /// block): half the work of a full `t × t` product. `scores` holds at least
-/// `BLOCK · t` values.
+/// `BLOCK · t` values. With a sliding `window`, position i sees only keys
+/// `i + 1 − window ..= i` (transformers: `kv_idx > q_idx − sliding_window`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn causal_attention(
     q: &[f32],
@@ -217,6 +267,7 @@ pub(super) fn causal_attention(
     t: usize,
     d_k: usize,
     scale: f32,
+    window: Option<usize>,
     scores: &mut [f32],
     out: &mut [f32],
     out_rs: usize,
@@ -241,7 +292,10 @@ pub(super) fn causal_attention(
         );
         for (r, row) in s.chunks_exact_mut(width).enumerate() {
             let visible = start + r + 1;
-            let (seen, masked) = row.split_at_mut(visible);
+            let first = window.map_or(0, |w| visible.saturating_sub(w));
+            let (before, row) = row.split_at_mut(first);
+            before.iter_mut().for_each(|x| *x = 0.0);
+            let (seen, masked) = row.split_at_mut(visible - first);
             let max = seen
                 .iter()
                 .fold(f32::NEG_INFINITY, |m, &x| m.max(x * scale));
@@ -277,12 +331,37 @@ pub(super) fn relu_squared(x: &mut [f32]) {
     });
 }
 
-/// `silu(gate) · up` into `gate` (SwiGLU).
-pub(super) fn silu_mul(gate: &mut [f32], up: &[f32]) {
+/// `act(gate) · up` into `gate` (SwiGLU with `Silu`).
+pub(super) fn gated(gate: &mut [f32], up: &[f32], act: Activation) {
     gate.iter_mut().zip(up).for_each(|(g, &u)| {
-        let s = *g / (1.0 + (-*g).exp());
-        *g = s * u;
+        *g = activate(*g, act) * u;
     });
+}
+
+/// `act(x)` in place (a plain MLP's hidden layer).
+pub(super) fn activate_all(x: &mut [f32], act: Activation) {
+    x.iter_mut().for_each(|v| *v = activate(*v, act));
+}
+
+fn activate(x: f32, act: Activation) -> f32 {
+    match act {
+        Activation::Silu => x / (1.0 + (-x).exp()),
+        Activation::Relu => x.max(0.0),
+        Activation::ReluSquared => {
+            let r = x.max(0.0);
+            r * r
+        }
+        // transformers' NewGELUActivation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+        Activation::GeluTanh => {
+            let c = (2.0 / std::f32::consts::PI).sqrt();
+            0.5 * x * (1.0 + (c * (x + 0.044_715 * x * x * x)).tanh())
+        }
+        // Exact GELU, 0.5·x·(1 + erf(x/√2)); erf from statrs (f64).
+        Activation::Gelu => {
+            let x64 = f64::from(x);
+            (0.5 * x64 * (1.0 + statrs::function::erf::erf(x64 / std::f64::consts::SQRT_2))) as f32
+        }
+    }
 }
 
 #[cfg(test)]
@@ -307,6 +386,7 @@ mod tests {
             data: (0..out * inp).map(|i| (i as f32 * 0.11).cos()).collect(),
             rows: out,
             cols: inp,
+            bias: None,
         };
         let mut wt = vec![0.0; inp * out];
         for o in 0..out {
@@ -334,7 +414,7 @@ mod tests {
         let v: Vec<f32> = (0..t * d).map(|i| (i as f32 * 0.13).sin()).collect();
         let mut scores = vec![0.0; 64 * t];
         let mut out = vec![0.0; t * d];
-        causal_attention(&q, &k, &v, t, d, 0.5, &mut scores, &mut out, d);
+        causal_attention(&q, &k, &v, t, d, 0.5, None, &mut scores, &mut out, d);
         for i in 0..t {
             let s: Vec<f64> = (0..=i)
                 .map(|j| {

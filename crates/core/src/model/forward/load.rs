@@ -2,9 +2,9 @@
 //! (never the whole file at once), each fetched by name with a shape check
 //! and upcast to f32 once.
 
-use super::kernels::Matrix;
+use super::kernels::{Matrix, Norm};
 use super::ForwardError;
-use crate::model::arch::{Architecture, Family, WeightLoc};
+use crate::model::arch::{Architecture, BiasLoc, Family, LayerTensors, WeightLoc};
 use crate::model::tensors::Shards;
 use crate::source::AsyncByteSource;
 
@@ -13,12 +13,14 @@ use crate::source::AsyncByteSource;
 pub(super) enum Mlp {
     /// Reference: `down(relu(up(x))²)`.
     SquaredRelu { up: Matrix, down: Matrix },
-    /// Llama: `down(silu(gate(x)) · up(x))`.
+    /// Llama: `down(act(gate(x)) · up(x))`, act = silu for SwiGLU.
     SwiGlu {
         gate: Matrix,
         up: Matrix,
         down: Matrix,
     },
+    /// GPT-2: `proj(act(fc(x)))`.
+    Plain { fc: Matrix, proj: Matrix },
 }
 
 /// One transformer block's weights, f32.
@@ -30,9 +32,11 @@ pub(super) struct LayerWeights {
     pub w_o: Matrix,
     pub q_norm: Option<Vec<f32>>,
     pub k_norm: Option<Vec<f32>>,
-    pub attn_norm: Option<Vec<f32>>,
-    pub mlp_norm: Option<Vec<f32>>,
+    pub attn_norm: Option<Norm>,
+    pub mlp_norm: Option<Norm>,
     pub mlp: Mlp,
+    /// Sliding-window size ([`LayerTensors::window`]).
+    pub window: Option<usize>,
 }
 
 /// A model ready to run: its [`Architecture`] and every weight in f32.
@@ -42,21 +46,27 @@ pub struct ModelWeights {
     pub(super) embedding: Matrix,
     /// The output head when it is not the embedding.
     lm_head: Option<Matrix>,
-    pub(super) final_norm: Option<Vec<f32>>,
+    pub(super) final_norm: Option<Norm>,
+    /// Learned positions `[n_positions, d_model]` (GPT-2), added to the token embedding.
+    pub(super) position_embedding: Option<Matrix>,
     pub(super) layers: Vec<LayerWeights>,
 }
 
 impl ModelWeights {
     /// Reads every weight `arch` names from `shards`, one layer at a time;
-    /// `progress` gets 0..=1 after each layer. GPT-2 is
-    /// [`ForwardError::Unsupported`] for now.
+    /// `progress` gets 0..=1 after each layer. A model whose
+    /// [`Architecture::no_forward_pass`] says why it cannot run is
+    /// [`ForwardError::Unsupported`] before anything is read.
     pub async fn load<S: AsyncByteSource>(
         shards: &Shards<'_, S>,
         arch: &Architecture,
         progress: &mut dyn FnMut(f64),
     ) -> Result<Self, ForwardError> {
-        if arch.family == Family::Gpt2 {
-            return Err(ForwardError::Unsupported(arch.family.label()));
+        if let Some(why) = &arch.no_forward_pass {
+            return Err(ForwardError::Unsupported {
+                family: arch.family.label(),
+                why: why.clone(),
+            });
         }
         let d = arch.d_model;
         let embedding = matrix(shards, &whole(&arch.embedding), [arch.vocab, d]).await?;
@@ -65,7 +75,8 @@ impl ModelWeights {
         } else {
             None
         };
-        let final_norm = optional_vector(shards, arch.final_norm.as_deref(), d).await?;
+        let final_norm = final_norm(shards, arch).await?;
+        let position_embedding = position_embedding(shards, arch).await?;
 
         let mut layers = Vec::with_capacity(arch.n_layers);
         for l in 0..arch.n_layers {
@@ -77,6 +88,7 @@ impl ModelWeights {
             embedding,
             lm_head,
             final_norm,
+            position_embedding,
             layers,
         })
     }
@@ -126,19 +138,67 @@ pub(super) async fn read_layer<S: AsyncByteSource>(
             up: matrix(shards, &whole(mlp_name(1)?), [d_ff, d]).await?,
             down: matrix(shards, &whole(mlp_name(2)?), [d, d_ff]).await?,
         },
-        Family::Gpt2 => return Err(ForwardError::Unsupported(arch.family.label())),
+        // Conv1D `[in, out]`: the `[out, in]` matrix is the transpose of all its columns.
+        Family::Gpt2 => Mlp::Plain {
+            fc: matrix(shards, &all_cols(mlp_name(0)?, d_ff), [d_ff, d]).await?,
+            proj: matrix(shards, &all_cols(mlp_name(1)?, d), [d, d_ff]).await?,
+        },
     };
+    let mlp = with_mlp_biases(shards, t, mlp).await?;
+    let b = &t.biases;
     Ok(LayerWeights {
-        w_q: matrix(shards, &t.w_q, [q_rows, d]).await?,
-        w_k: matrix(shards, &t.w_k, [kv_rows, d]).await?,
-        w_v: matrix(shards, &t.w_v, [kv_rows, d]).await?,
-        w_o: matrix(shards, &t.w_o, [d, q_rows]).await?,
+        w_q: biased(shards, matrix(shards, &t.w_q, [q_rows, d]).await?, &b.q).await?,
+        w_k: biased(shards, matrix(shards, &t.w_k, [kv_rows, d]).await?, &b.k).await?,
+        w_v: biased(shards, matrix(shards, &t.w_v, [kv_rows, d]).await?, &b.v).await?,
+        w_o: biased(shards, matrix(shards, &t.w_o, [d, q_rows]).await?, &b.o).await?,
         q_norm: optional_vector(shards, t.q_norm.as_deref(), d_k).await?,
         k_norm: optional_vector(shards, t.k_norm.as_deref(), d_k).await?,
-        attn_norm: optional_vector(shards, t.attn_norm.as_deref(), d).await?,
-        mlp_norm: optional_vector(shards, t.mlp_norm.as_deref(), d).await?,
+        attn_norm: norm(
+            shards,
+            arch,
+            t.attn_norm.as_deref(),
+            b.attn_norm.as_deref(),
+            d,
+        )
+        .await?,
+        mlp_norm: norm(
+            shards,
+            arch,
+            t.mlp_norm.as_deref(),
+            b.mlp_norm.as_deref(),
+            d,
+        )
+        .await?,
         mlp,
+        window: t.window,
     })
+}
+
+/// The final norm (γ and, for LayerNorm, β), when the architecture names one.
+async fn final_norm<S: AsyncByteSource>(
+    shards: &Shards<'_, S>,
+    arch: &Architecture,
+) -> Result<Option<Norm>, ForwardError> {
+    norm(
+        shards,
+        arch,
+        arch.final_norm.as_deref(),
+        arch.final_norm_bias.as_deref(),
+        arch.d_model,
+    )
+    .await
+}
+
+/// The learned position table (GPT-2), when the architecture has one; small
+/// (`n_positions × d_model`), so a streamed pass reads it whole too.
+pub(super) async fn position_embedding<S: AsyncByteSource>(
+    shards: &Shards<'_, S>,
+    arch: &Architecture,
+) -> Result<Option<Matrix>, ForwardError> {
+    match &arch.position_embedding {
+        Some(name) => Ok(Some(position_table(shards, name, arch.d_model).await?)),
+        None => Ok(None),
+    }
 }
 
 /// Whether the output head is a tensor of its own (else it is the embedding).
@@ -151,7 +211,7 @@ fn has_own_lm_head(arch: &Architecture) -> bool {
 pub(super) async fn read_head<S: AsyncByteSource>(
     shards: &Shards<'_, S>,
     arch: &Architecture,
-) -> Result<(Option<Vec<f32>>, Matrix), ForwardError> {
+) -> Result<(Option<Norm>, Matrix), ForwardError> {
     let d = arch.d_model;
     let name = if has_own_lm_head(arch) {
         &arch.lm_head
@@ -159,8 +219,7 @@ pub(super) async fn read_head<S: AsyncByteSource>(
         &arch.embedding
     };
     let head = matrix(shards, &whole(name), [arch.vocab, d]).await?;
-    let final_norm = optional_vector(shards, arch.final_norm.as_deref(), d).await?;
-    Ok((final_norm, head))
+    Ok((final_norm(shards, arch).await?, head))
 }
 
 /// The embedding rows of some token ids, f32: all a streamed pass needs of the embedding
@@ -261,7 +320,106 @@ async fn matrix<S: AsyncByteSource>(
             found: vec![r, c],
         });
     }
-    Ok(Matrix { data, rows, cols })
+    Ok(Matrix {
+        data,
+        rows,
+        cols,
+        bias: None,
+    })
+}
+
+/// All columns `0..out` of a Conv1D tensor stored `[in, out]`.
+fn all_cols(name: &str, out: usize) -> WeightLoc {
+    WeightLoc::Cols {
+        tensor: name.to_string(),
+        start: 0,
+        end: out,
+    }
+}
+
+/// `m` with its bias, when the architecture names one (`[m.rows]`, a range of a stored vector).
+async fn biased<S: AsyncByteSource>(
+    shards: &Shards<'_, S>,
+    mut m: Matrix,
+    bias: &Option<BiasLoc>,
+) -> Result<Matrix, ForwardError> {
+    if let Some(loc) = bias {
+        let (data, shape) = shards.read_tensor_f32(&loc.tensor).await?;
+        let block = data
+            .get(loc.start..loc.end)
+            .filter(|b| b.len() == m.rows && shape.len() == 1)
+            .ok_or_else(|| ForwardError::ShapeMismatch {
+                tensor: format!("{} [{}..{}]", loc.tensor, loc.start, loc.end),
+                expected: vec![m.rows],
+                found: shape.clone(),
+            })?;
+        m.bias = Some(block.to_vec());
+    }
+    Ok(m)
+}
+
+/// The MLP with the biases of [`LayerTensors::biases`] (one per MLP tensor, same order).
+async fn with_mlp_biases<S: AsyncByteSource>(
+    shards: &Shards<'_, S>,
+    t: &LayerTensors,
+    mlp: Mlp,
+) -> Result<Mlp, ForwardError> {
+    let b = |i: usize| t.biases.mlp.get(i).cloned().flatten();
+    Ok(match mlp {
+        Mlp::SquaredRelu { up, down } => Mlp::SquaredRelu {
+            up: biased(shards, up, &b(0)).await?,
+            down: biased(shards, down, &b(1)).await?,
+        },
+        Mlp::SwiGlu { gate, up, down } => Mlp::SwiGlu {
+            gate: biased(shards, gate, &b(0)).await?,
+            up: biased(shards, up, &b(1)).await?,
+            down: biased(shards, down, &b(2)).await?,
+        },
+        Mlp::Plain { fc, proj } => Mlp::Plain {
+            fc: biased(shards, fc, &b(0)).await?,
+            proj: biased(shards, proj, &b(1)).await?,
+        },
+    })
+}
+
+/// A pre-norm / final norm of the architecture's kind: γ `[len]` and an optional β `[len]`.
+async fn norm<S: AsyncByteSource>(
+    shards: &Shards<'_, S>,
+    arch: &Architecture,
+    gamma: Option<&str>,
+    beta: Option<&str>,
+    len: usize,
+) -> Result<Option<Norm>, ForwardError> {
+    let Some(gamma) = optional_vector(shards, gamma, len).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Norm {
+        kind: arch.norm,
+        gamma,
+        beta: optional_vector(shards, beta, len).await?,
+    }))
+}
+
+/// The learned position table `[n_positions, d_model]`.
+async fn position_table<S: AsyncByteSource>(
+    shards: &Shards<'_, S>,
+    name: &str,
+    d: usize,
+) -> Result<Matrix, ForwardError> {
+    let (data, shape) = shards.read_tensor_f32(name).await?;
+    match shape[..] {
+        [rows, cols] if cols == d => Ok(Matrix {
+            data,
+            rows,
+            cols,
+            bias: None,
+        }),
+        _ => Err(ForwardError::ShapeMismatch {
+            tensor: name.to_string(),
+            expected: vec![0, d],
+            found: shape,
+        }),
+    }
 }
 
 /// A norm weight `[len]`, when the architecture names one.

@@ -7,8 +7,10 @@
 //! the numbers are the same bit for bit; a pass over the whole checkpoint costs one read of
 //! every weight it uses.
 
-use super::load::{read_head, read_layer, EmbeddingRows};
-use super::{check_tokens, ForwardError, KeyTransform, ModelWeights, Pass, Probe};
+use super::load::{position_embedding, read_head, read_layer, EmbeddingRows};
+use super::{
+    check_positions, check_tokens, ForwardError, KeyTransform, ModelWeights, Pass, Probe,
+};
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::{Architecture, Family};
 use crate::model::tensors::Shards;
@@ -36,10 +38,14 @@ pub struct StreamedModel<'s, 'a, S> {
 
 impl<'s, 'a, S: AsyncByteSource> StreamedModel<'s, 'a, S> {
     /// The model `arch` describes, read from `shards` as passes need it (nothing is read
-    /// here). GPT-2 is [`ForwardError::Unsupported`], as for [`super::ModelWeights::load`].
+    /// here). A model whose [`Architecture::no_forward_pass`] says why it cannot run is
+    /// [`ForwardError::Unsupported`], as for [`super::ModelWeights::load`].
     pub fn new(shards: &'s Shards<'a, S>, arch: &'s Architecture) -> Result<Self, ForwardError> {
-        if arch.family == Family::Gpt2 {
-            return Err(ForwardError::Unsupported(arch.family.label()));
+        if let Some(why) = &arch.no_forward_pass {
+            return Err(ForwardError::Unsupported {
+                family: arch.family.label(),
+                why: why.clone(),
+            });
         }
         Ok(Self { shards, arch })
     }
@@ -85,8 +91,11 @@ impl<'s, 'a, S: AsyncByteSource> StreamedModel<'s, 'a, S> {
         after_block: &mut dyn FnMut(usize) -> bool,
     ) -> Result<(), ForwardError> {
         let arch = self.arch;
+        // GPT-2's learned positions: small (n_positions × d_model), read whole.
+        let positions = position_embedding(self.shards, arch).await?;
         for run in runs.iter() {
             check_tokens(arch, run.batch)?;
+            check_positions(run.batch.seq_len, positions.as_ref())?;
         }
         let embedding = EmbeddingRows::read(
             self.shards,
@@ -99,13 +108,16 @@ impl<'s, 'a, S: AsyncByteSource> StreamedModel<'s, 'a, S> {
             .map(|run| {
                 let batch: &TokenBatch = run.batch;
                 let mut pass = Pass::new(arch, batch.seq_len, run.logits.is_some());
-                pass.embed((0..batch.batch).map(|b| batch.row(b)), |id| {
-                    embedding.row(id)
-                });
+                pass.embed(
+                    (0..batch.batch).map(|b| batch.row(b)),
+                    |id| embedding.row(id),
+                    positions.as_ref(),
+                );
                 pass
             })
             .collect();
         drop(embedding);
+        drop(positions);
 
         for l in 0..arch.n_layers {
             let layer = read_layer(self.shards, arch, l).await?;
@@ -122,7 +134,7 @@ impl<'s, 'a, S: AsyncByteSource> StreamedModel<'s, 'a, S> {
             let (final_norm, head) = read_head(self.shards, arch).await?;
             for (pass, run) in passes.iter_mut().zip(runs.iter_mut()) {
                 if let Some(each) = run.logits.as_mut() {
-                    pass.head(final_norm.as_deref(), &head, |b, ids, logits| {
+                    pass.head(final_norm.as_ref(), &head, |b, ids, logits| {
                         each(b, ids, logits)
                     });
                 }

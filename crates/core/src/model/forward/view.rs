@@ -6,7 +6,7 @@
 use super::kernels::{Matrix, RopeTable};
 use super::load::{LayerWeights, Mlp};
 use super::ModelWeights;
-use crate::model::arch::{Architecture, Family};
+use crate::model::arch::{Activation, Architecture, Family, NormKind};
 
 /// A weight matrix, row-major `[rows (out), cols (in)]`, f32.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +29,11 @@ pub enum MlpView<'a> {
         gate: MatrixView<'a>,
         up: MatrixView<'a>,
         down: MatrixView<'a>,
+    },
+    /// GPT-2: `proj(act(fc(x)))` with `arch.activation`.
+    Plain {
+        fc: MatrixView<'a>,
+        proj: MatrixView<'a>,
     },
 }
 
@@ -67,6 +72,12 @@ pub struct ModelView<'a> {
     /// ε of every RMSNorm, as the CPU pass uses it (f32).
     pub norm_eps: f32,
     pub layers: Vec<LayerView<'a>>,
+    /// What the model needs beyond what the views above describe (biases,
+    /// LayerNorm, learned positions, a sliding window, an activation other
+    /// than the family's own), e.g. `["biases", "LayerNorm"]`. Empty for the
+    /// reference and plain Llama models. A pass that reads only the views must
+    /// refuse a model with any of these rather than compute something else.
+    pub extensions: Vec<&'static str>,
 }
 
 fn matrix(m: &Matrix) -> MatrixView<'_> {
@@ -85,8 +96,8 @@ fn layer(l: &LayerWeights) -> LayerView<'_> {
         w_o: matrix(&l.w_o),
         q_norm: l.q_norm.as_deref(),
         k_norm: l.k_norm.as_deref(),
-        attn_norm: l.attn_norm.as_deref(),
-        mlp_norm: l.mlp_norm.as_deref(),
+        attn_norm: l.attn_norm.as_ref().map(|n| n.gamma.as_slice()),
+        mlp_norm: l.mlp_norm.as_ref().map(|n| n.gamma.as_slice()),
         mlp: match &l.mlp {
             Mlp::SquaredRelu { up, down } => MlpView::SquaredRelu {
                 up: matrix(up),
@@ -97,8 +108,52 @@ fn layer(l: &LayerWeights) -> LayerView<'_> {
                 up: matrix(up),
                 down: matrix(down),
             },
+            Mlp::Plain { fc, proj } => MlpView::Plain {
+                fc: matrix(fc),
+                proj: matrix(proj),
+            },
         },
     }
+}
+
+/// [`ModelView::extensions`] of `w`.
+fn extensions(w: &ModelWeights) -> Vec<&'static str> {
+    let arch = w.arch();
+    let mut found = Vec::new();
+    let mut note = |yes: bool, what: &'static str| {
+        if yes && !found.contains(&what) {
+            found.push(what);
+        }
+    };
+    for l in &w.layers {
+        let mut mats = vec![&l.w_q, &l.w_k, &l.w_v, &l.w_o];
+        match &l.mlp {
+            Mlp::SquaredRelu { up, down } => mats.extend([up, down]),
+            Mlp::SwiGlu { gate, up, down } => mats.extend([gate, up, down]),
+            Mlp::Plain { fc, proj } => mats.extend([fc, proj]),
+        }
+        note(mats.iter().any(|m| m.bias.is_some()), "biases");
+        note(l.window.is_some(), "sliding-window attention");
+        note(
+            matches!(l.mlp, Mlp::Plain { .. }),
+            "a plain (non-gated) MLP",
+        );
+    }
+    note(arch.norm != NormKind::Rms, "LayerNorm");
+    note(
+        w.position_embedding.is_some(),
+        "learned position embeddings",
+    );
+    let own = match arch.family {
+        Family::Reference => Activation::ReluSquared,
+        Family::Llama => Activation::Silu,
+        Family::Gpt2 => Activation::GeluTanh,
+    };
+    note(
+        arch.activation != own,
+        "an activation other than the family's own",
+    );
+    found
 }
 
 /// The factor the embedding rows are multiplied by: √d_model for the reference model, 1 otherwise.
@@ -126,9 +181,10 @@ impl ModelWeights {
             embedding_scale: embedding_scale(arch),
             lm_head: matrix(self.lm_head()),
             lm_head_is_embedding: std::ptr::eq(self.lm_head(), &self.embedding),
-            final_norm: self.final_norm.as_deref(),
+            final_norm: self.final_norm.as_ref().map(|n| n.gamma.as_slice()),
             norm_eps: arch.norm_eps as f32,
             layers: self.layers.iter().map(layer).collect(),
+            extensions: extensions(self),
         }
     }
 }

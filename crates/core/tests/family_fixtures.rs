@@ -1,0 +1,396 @@
+//! The forward pass on more model families against Hugging Face `transformers`
+//! (`tests/data/families/<case>/`, made by `scripts/reference/make_family_cases.py`):
+//! GPT-2, Qwen2 (q/k/v biases), Qwen3 (per-head q_norm/k_norm, head_dim ≠ d_model/heads),
+//! Mistral (sliding window 6 < T = 16) and a Llama base model saved without `model.`.
+//! Weights are BF16 as stored; both sides compute in f32 from the upcast weights.
+//!
+//! Tolerances (measured worst: logits 1.3e-6, K/Q 6.8e-7): logits 2e-5 absolute (max |logit| ≈ 2.8
+//! here; the fixtures README allows 1e-4); K and Q per head 1e-5 × max(1, max |entry| of that head).
+//! Each case prints its worst errors.
+
+use rankscope_core::analysis::weights::Shards;
+use rankscope_core::formats::safetensors::{read_header, Header};
+use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
+use rankscope_core::model::arch::{recognise, Architecture, Family, Recognition};
+use rankscope_core::model::forward::{ForwardError, ModelWeights};
+use rankscope_core::source::{block_on, FileSource};
+use serde_json::Value;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/families");
+const LOGIT_TOL: f64 = 2e-5;
+const KQ_TOL: f64 = 1e-5;
+
+fn config(case: &str) -> Value {
+    let path = format!("{DATA}/{case}/config.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn open(path: &str) -> (FileSource, Header) {
+    let src = FileSource::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let header = read_header(&src).unwrap_or_else(|e| panic!("{path}: {e}"));
+    (src, header)
+}
+
+fn recognition(case: &str, config: &Value) -> Recognition {
+    let (_, header) = open(&format!("{DATA}/{case}/model.safetensors"));
+    let tensors: Vec<_> = header
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
+    recognise(&tensors, &header.metadata, Some(config))
+}
+
+fn arch_of(case: &str, config: &Value) -> Architecture {
+    match recognition(case, config) {
+        Recognition::Known(arch) => arch,
+        Recognition::Unknown { reason, .. } => panic!("{case} not recognised: {reason}"),
+    }
+}
+
+fn load(case: &str, arch: &Architecture) -> Result<ModelWeights, ForwardError> {
+    let (src, header) = open(&format!("{DATA}/{case}/model.safetensors"));
+    block_on(ModelWeights::load(
+        &Shards::single(&header, &src),
+        arch,
+        &mut |_| {},
+    ))
+}
+
+/// The expected tensors of a case: (data as f32, shape) by name, and the token batch.
+struct Expected {
+    src: FileSource,
+    header: Header,
+    batch: TokenBatch,
+}
+
+impl Expected {
+    fn open(case: &str) -> Self {
+        let path = format!("{DATA}/{case}/expected.safetensors");
+        let (src, header) = open(&path);
+        let batch = parse_tokens_safetensors(&src).unwrap_or_else(|e| panic!("{path}: {e}"));
+        Self { src, header, batch }
+    }
+
+    fn tensor(&self, name: &str) -> Vec<f32> {
+        block_on(Shards::single(&self.header, &self.src).read_tensor_f32(name))
+            .unwrap_or_else(|e| panic!("expected tensor {name}: {e}"))
+            .0
+    }
+}
+
+/// Largest |a − b| over two equally long slices.
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Runs a case: logits of every sequence, K (and raw K with a key norm) per kv-head and Q per
+/// head, each against transformers. Returns the worst logit error.
+fn check_case(case: &str, arch: &Architecture) -> f64 {
+    let model = load(case, arch).unwrap_or_else(|e| panic!("{case}: load: {e}"));
+    let expected = Expected::open(case);
+    let batch = &expected.batch;
+    let want_logits = expected.tensor("logits");
+    let per_seq = batch.seq_len * arch.vocab;
+    assert_eq!(
+        want_logits.len(),
+        batch.batch * per_seq,
+        "{case}: logits shape"
+    );
+    let mut worst_logit = 0.0f64;
+    for b in 0..batch.batch {
+        let got = model
+            .forward(
+                batch.row(b),
+                &mut rankscope_core::model::forward::NoProbe,
+                None,
+            )
+            .unwrap_or_else(|e| panic!("{case}: forward: {e}"));
+        let err = max_abs_diff(&got.data, &want_logits[b * per_seq..(b + 1) * per_seq]);
+        assert!(
+            err <= LOGIT_TOL,
+            "{case}: sequence {b} logits differ by {err:e} > {LOGIT_TOL:e}"
+        );
+        worst_logit = worst_logit.max(err);
+    }
+
+    let keys = model
+        .collect_keys(batch, None)
+        .unwrap_or_else(|e| panic!("{case}: keys: {e}"));
+    let mut worst_kq = 0.0f64;
+    let mut check = |what: String, got: &[f32], want: &[f32]| {
+        let scale = want.iter().fold(1.0f64, |m, &v| m.max(f64::from(v).abs()));
+        let err = max_abs_diff(got, want) / scale;
+        assert!(
+            err <= KQ_TOL,
+            "{case}: {what} differs by {err:e} (relative to max |entry|)"
+        );
+        worst_kq = worst_kq.max(err);
+    };
+    for l in 0..arch.n_layers {
+        for h in 0..arch.n_kv_heads {
+            check(
+                format!("K layer {l} kv-head {h}"),
+                keys.keys(l, h),
+                &expected.tensor(&format!("k.{l}.{h}")),
+            );
+            if arch.qk_norm {
+                check(
+                    format!("raw K layer {l} kv-head {h}"),
+                    keys.raw_keys(l, h),
+                    &expected.tensor(&format!("k_raw.{l}.{h}")),
+                );
+            }
+        }
+        for h in 0..arch.n_heads {
+            check(
+                format!("Q layer {l} head {h}"),
+                keys.queries(l, h),
+                &expected.tensor(&format!("q.{l}.{h}")),
+            );
+        }
+    }
+    println!("{case}: worst |Δ logit| {worst_logit:e}, worst K/Q error {worst_kq:e} (relative to max |entry|)");
+    worst_logit
+}
+
+#[test]
+fn gpt2_matches_transformers() {
+    let cfg = config("gpt2");
+    let arch = arch_of("gpt2", &cfg);
+    assert_eq!(arch.family, Family::Gpt2);
+    assert!(arch.no_forward_pass.is_none(), "{:?}", arch.no_forward_pass);
+    assert!(arch
+        .layers
+        .iter()
+        .all(|l| l.biases.q.is_some() && l.biases.attn_norm.is_some()));
+    check_case("gpt2", &arch);
+}
+
+#[test]
+fn qwen2_with_qkv_biases_matches_transformers() {
+    let cfg = config("qwen2");
+    let arch = arch_of("qwen2", &cfg);
+    assert_eq!(
+        (arch.family, arch.n_heads, arch.n_kv_heads),
+        (Family::Llama, 4, 2)
+    );
+    let b = &arch.layers[0].biases;
+    assert!(b.q.is_some() && b.k.is_some() && b.v.is_some() && b.o.is_none());
+    assert!(!arch.tied_lm_head);
+    check_case("qwen2", &arch);
+}
+
+#[test]
+fn qwen3_with_per_head_qk_norm_matches_transformers() {
+    let cfg = config("qwen3");
+    let arch = arch_of("qwen3", &cfg);
+    assert!(arch.qk_norm);
+    assert_eq!(
+        (arch.d_k, arch.d_model),
+        (32, 64),
+        "head_dim from the config"
+    );
+    check_case("qwen3", &arch);
+}
+
+#[test]
+fn mistral_sliding_window_matches_transformers() {
+    let cfg = config("mistral");
+    let arch = arch_of("mistral", &cfg);
+    assert!(arch.layers.iter().all(|l| l.window == Some(6)));
+    check_case("mistral", &arch);
+
+    // The window matters at T = 16: without it the logits are not transformers'.
+    let mut full = cfg.clone();
+    full["sliding_window"] = Value::Null;
+    let arch = arch_of("mistral", &full);
+    let model = load("mistral", &arch).expect("load");
+    let expected = Expected::open("mistral");
+    let got = model
+        .forward(
+            expected.batch.row(0),
+            &mut rankscope_core::model::forward::NoProbe,
+            None,
+        )
+        .expect("forward");
+    let want = expected.tensor("logits");
+    let err = max_abs_diff(&got.data, &want[..got.data.len()]);
+    assert!(
+        err > 1e-2,
+        "without the window the logits still match ({err:e})"
+    );
+}
+
+#[test]
+fn llama_base_model_without_model_prefix_matches_transformers() {
+    let cfg = config("llama_noprefix");
+    let arch = arch_of("llama_noprefix", &cfg);
+    assert_eq!(arch.family, Family::Llama);
+    assert_eq!(arch.embedding, "embed_tokens.weight");
+    assert!(arch.tied_lm_head && arch.layers[0].w_q.tensor().starts_with("layers.0."));
+    check_case("llama_noprefix", &arch);
+}
+
+#[test]
+fn a_setting_the_pass_lacks_is_named_in_the_summary_and_refused_when_loaded() {
+    let mut cfg = config("llama_noprefix");
+    cfg["rope_parameters"] = serde_json::json!({
+        "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+        "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192
+    });
+    let arch = arch_of("llama_noprefix", &cfg);
+    let summary = arch.summary();
+    assert!(
+        summary.contains("no forward pass: config.json asks for RoPE scaling `llama3`"),
+        "{summary}"
+    );
+    match load("llama_noprefix", &arch) {
+        Err(e @ ForwardError::Unsupported { .. }) => {
+            assert!(e.to_string().contains("llama3"), "{e}")
+        }
+        other => panic!("expected Unsupported, got {:?}", other.map(|_| ())),
+    }
+
+    let mut cfg = config("gpt2");
+    cfg["activation_function"] = Value::String("quick_gelu".into());
+    let arch = arch_of("gpt2", &cfg);
+    assert!(
+        arch.summary().contains(
+            "no forward pass: config.json activation_function `quick_gelu` has no kernel"
+        ),
+        "{}",
+        arch.summary()
+    );
+}
+
+#[test]
+fn gpt2_refuses_sequences_longer_than_its_positions() {
+    let arch = arch_of("gpt2", &config("gpt2"));
+    let model = load("gpt2", &arch).expect("load");
+    let ids = vec![1u32; 33]; // n_positions 32
+    match model.forward(&ids, &mut rankscope_core::model::forward::NoProbe, None) {
+        Err(ForwardError::TooManyPositions { len: 33, max: 32 }) => {}
+        other => panic!("expected TooManyPositions, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// The inventory of a folder's `model.safetensors` and `config.json`: the checkpoint's entry.
+fn inventory_entry(dir: &std::path::Path) -> rankscope_core::inventory::FileEntry {
+    use rankscope_core::inventory::{inspect_file, Inventory};
+    let entries = ["model.safetensors", "config.json"]
+        .iter()
+        .map(|name| {
+            let src = FileSource::open(dir.join(name)).expect("open");
+            block_on(inspect_file(&format!("case/{name}"), &src, &mut |_| {}))
+        })
+        .collect();
+    let inv = Inventory::link(entries);
+    inv.files
+        .into_iter()
+        .find(|f| f.path == "case/model.safetensors")
+        .expect("checkpoint entry")
+}
+
+#[test]
+fn the_inventory_names_the_family_and_says_when_there_is_no_forward_pass() {
+    use rankscope_core::inventory::Status;
+    let entry = inventory_entry(std::path::Path::new(&format!("{DATA}/qwen3")));
+    let summary = entry.architecture.clone().unwrap_or_default();
+    assert!(
+        summary.starts_with("llama · 2 layers · d_model 64 · 4 heads / 2 kv · d_k 32 · QK-norm"),
+        "{summary}"
+    );
+    assert!(!summary.contains("no forward pass"), "{summary}");
+
+    // The same weights with a config asking for llama3 RoPE scaling.
+    let dir = std::env::temp_dir().join(format!("rankscope-family-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::copy(
+        format!("{DATA}/llama_noprefix/model.safetensors"),
+        dir.join("model.safetensors"),
+    )
+    .expect("copy");
+    let mut cfg = config("llama_noprefix");
+    cfg["rope_parameters"]["rope_type"] = Value::String("llama3".into());
+    std::fs::write(dir.join("config.json"), cfg.to_string()).expect("write config");
+    let entry = inventory_entry(&dir);
+    std::fs::remove_dir_all(&dir).ok();
+    let summary = entry.architecture.clone().unwrap_or_default();
+    assert!(
+        summary.contains("· no forward pass: config.json asks for RoPE scaling `llama3`"),
+        "{summary}"
+    );
+    assert!(
+        entry.notes.iter().any(|n| n.level == Status::Warning
+            && n.text.contains("the forward pass cannot run it")
+            && n.text.contains("weight spectra only")),
+        "{:?}",
+        entry.notes.iter().map(|n| &n.text).collect::<Vec<_>>()
+    );
+}
+
+/// Which layers get a window follows transformers 5's rules per model type.
+#[test]
+fn sliding_windows_follow_the_config_as_transformers_reads_it() {
+    let windows = |edit: &dyn Fn(&mut Value)| {
+        let mut cfg = config("qwen2");
+        edit(&mut cfg);
+        arch_of("qwen2", &cfg)
+            .layers
+            .iter()
+            .map(|l| l.window)
+            .collect::<Vec<_>>()
+    };
+    // As saved: use_sliding_window false, layer_types all full.
+    assert_eq!(windows(&|_| {}), [None, None]);
+    // Qwen2 without layer_types: windows from max_window_layers on.
+    assert_eq!(
+        windows(&|c| {
+            c.as_object_mut().unwrap().remove("layer_types");
+            c["use_sliding_window"] = Value::Bool(true);
+            c["sliding_window"] = 4.into();
+            c["max_window_layers"] = 1.into();
+        }),
+        [None, Some(4)]
+    );
+    // layer_types decides where given.
+    assert_eq!(
+        windows(&|c| {
+            c["layer_types"] = serde_json::json!(["sliding_attention", "full_attention"]);
+            c["sliding_window"] = 5.into();
+        }),
+        [Some(5), None]
+    );
+    // LlamaModel has no window whatever the config carries; MistralModel ignores layer_types.
+    assert_eq!(
+        windows(&|c| {
+            c["model_type"] = "llama".into();
+            c["sliding_window"] = 4.into();
+            c["layer_types"] = serde_json::json!(["sliding_attention", "sliding_attention"]);
+        }),
+        [None, None]
+    );
+    assert_eq!(
+        windows(&|c| {
+            c["model_type"] = "mistral".into();
+            c["sliding_window"] = 3.into();
+        }),
+        [Some(3), Some(3)]
+    );
+    // A sliding layer without a size is an error that names the field.
+    let mut cfg = config("qwen2");
+    cfg["layer_types"] = serde_json::json!(["sliding_attention", "full_attention"]);
+    match recognition("qwen2", &cfg) {
+        Recognition::Unknown { reason, .. } => {
+            assert!(reason.contains("no sliding_window size"), "{reason}")
+        }
+        Recognition::Known(_) => panic!("recognised without a window size"),
+    }
+}

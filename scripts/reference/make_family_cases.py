@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Reference cases for rankscope's forward pass on more model families, computed with Hugging Face
+transformers, written to crates/core/tests/data/families/<case>/.
+
+Run from the repository root:  python3 scripts/reference/make_family_cases.py
+Needs: pip install torch transformers safetensors numpy. The Rust tests (crates/core/tests/
+family_fixtures.rs) read the outputs; they never run Python.
+
+Per case: a tiny random model (2 layers, d_model 64, 4 heads, 2 kv-heads where the family has GQA,
+vocab 128; seed fixed), every parameter perturbed after init so that norms' gamma are not all ones
+and biases are not all zeros (else a pass that ignored them would pass too), rounded to BF16 and
+saved with `save_pretrained` (model.safetensors BF16 + config.json). The expected values are computed
+on the weights as stored (BF16 upcast to float32), forward in float32, eager attention:
+
+- `logits` [B, T, vocab] float32 for the token batch `input_ids` [B, T] (I64);
+- `k.{l}.{h}` [B*T, d_k]: K of kv-head h of layer l, rows b*T + t, as METRICS.md defines it: the
+  key projection's output (bias included) after the key norm when the model has one (Qwen3's
+  `k_norm`), before RoPE; `k_raw.{l}.{h}` before the key norm (Qwen3 only);
+- `q.{l}.{h}` [B*T, d_k]: Q of query head h likewise (after `q_norm`, before RoPE).
+
+Cases:
+- gpt2: GPT2LMHeadModel (`transformer.` names, fused Conv1D c_attn, LayerNorm with biases, learned
+  positions, gelu_new MLP with biases, tied head).
+- qwen2: Qwen2ForCausalLM (q/k/v biases, untied head, GQA 4/2).
+- qwen3: Qwen3ForCausalLM (per-head q_norm/k_norm, head_dim 32 != d_model/heads, tied head).
+- mistral: MistralForCausalLM with sliding_window 6 < T = 16, so the window matters.
+- llama_noprefix: LlamaModel alone (`model.model.save_pretrained`): names without `model.`, no
+  lm_head (tied); logits from the LlamaForCausalLM around it.
+"""
+import json
+import pathlib
+
+import numpy as np
+import safetensors
+import torch
+import transformers
+from safetensors.numpy import save_file
+
+OUT = pathlib.Path("crates/core/tests/data/families")
+B, T, VOCAB = 2, 16, 128
+SEED = 1234
+
+
+def perturb(model, seed):
+    """Moves every parameter off its init: norms' gamma to 1 + 0.3·N(0,1), biases to 0.2·N(0,1),
+    matrices scaled up so the attention is not uniform."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g)
+            if p.ndim == 1 and ("norm" in name or "ln_" in name) and name.endswith("weight"):
+                p.copy_(1.0 + 0.3 * noise)
+            elif p.ndim == 1:
+                p.copy_(0.2 * noise)
+            else:
+                p.copy_(0.08 * noise)
+
+
+def round_bf16(model):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.to(torch.bfloat16).to(torch.float32))
+
+
+def hook_heads(module, store, key, heads, d_k):
+    """Stores module's output, [B, T, heads*d_k] or [B, T, heads, d_k], as key.{h} [B*T, d_k]."""
+
+    def hook(_mod, _inp, out):
+        x = out.detach().reshape(B, T, heads, d_k)
+        for h in range(heads):
+            store[f"{key}.{h}"] = x[:, :, h, :].reshape(B * T, d_k).numpy().astype(np.float32).copy()
+
+    return module.register_forward_hook(hook)
+
+
+def hook_gpt2(module, store, layer, heads, d_k):
+    """GPT-2's fused c_attn output [B, T, 3d]: Q, K, V column blocks, heads inside each."""
+    d = heads * d_k
+
+    def hook(_mod, _inp, out):
+        x = out.detach()
+        for name, start in (("q", 0), ("k", d)):
+            block = x[:, :, start : start + d].reshape(B, T, heads, d_k)
+            for h in range(heads):
+                store[f"{name}.{layer}.{h}"] = (
+                    block[:, :, h, :].reshape(B * T, d_k).numpy().astype(np.float32).copy()
+                )
+
+    return module.register_forward_hook(hook)
+
+
+def llama_like_hooks(layers, store, cfg, qk_norm):
+    heads, kv = cfg.num_attention_heads, cfg.num_key_value_heads
+    d_k = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    handles = []
+    for l, layer in enumerate(layers):
+        attn = layer.self_attn
+        if qk_norm:
+            handles.append(hook_heads(attn.q_norm, store, f"q.{l}", heads, d_k))
+            handles.append(hook_heads(attn.k_norm, store, f"k.{l}", kv, d_k))
+            handles.append(hook_heads(attn.k_proj, store, f"k_raw.{l}", kv, d_k))
+        else:
+            handles.append(hook_heads(attn.q_proj, store, f"q.{l}", heads, d_k))
+            handles.append(hook_heads(attn.k_proj, store, f"k.{l}", kv, d_k))
+    return handles
+
+
+def common(**extra):
+    return dict(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        rms_norm_eps=1e-5,
+        rope_theta=10000.0,
+        **extra,
+    )
+
+
+def cases():
+    yield "gpt2", lambda: transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(
+            vocab_size=VOCAB,
+            n_positions=32,
+            n_embd=64,
+            n_layer=2,
+            n_head=4,
+            n_inner=128,
+            activation_function="gelu_new",
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            layer_norm_epsilon=1e-5,
+        )
+    )
+    yield "qwen2", lambda: transformers.Qwen2ForCausalLM(
+        transformers.Qwen2Config(**common(tie_word_embeddings=False, use_sliding_window=False))
+    )
+    yield "qwen3", lambda: transformers.Qwen3ForCausalLM(
+        transformers.Qwen3Config(
+            **common(head_dim=32, tie_word_embeddings=True, use_sliding_window=False, attention_bias=False)
+        )
+    )
+    yield "mistral", lambda: transformers.MistralForCausalLM(
+        transformers.MistralConfig(**common(sliding_window=6, tie_word_embeddings=False))
+    )
+    yield "llama_noprefix", lambda: transformers.LlamaForCausalLM(
+        transformers.LlamaConfig(**common(tie_word_embeddings=True))
+    )
+
+
+def main():
+    torch.manual_seed(SEED)
+    ids = torch.from_numpy(np.random.default_rng(SEED).integers(0, VOCAB, size=(B, T))).to(torch.int64)
+    for i, (name, make) in enumerate(cases()):
+        torch.manual_seed(SEED + i)
+        model = make()
+        model.config._attn_implementation = "eager"
+        model.eval()
+        perturb(model, SEED + 100 + i)
+        if model.config.tie_word_embeddings:
+            model.tie_weights()
+        round_bf16(model)
+
+        store = {}
+        cfg = model.config
+        if name == "gpt2":
+            d_k = cfg.n_embd // cfg.n_head
+            handles = [
+                hook_gpt2(block.attn.c_attn, store, l, cfg.n_head, d_k)
+                for l, block in enumerate(model.transformer.h)
+            ]
+        else:
+            handles = llama_like_hooks(model.model.layers, store, cfg, qk_norm=name == "qwen3")
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits.float().numpy()
+        for h in handles:
+            h.remove()
+
+        folder = OUT / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            old.unlink()
+        to_save = model.model if name == "llama_noprefix" else model
+        to_save.to(torch.bfloat16).save_pretrained(folder, safe_serialization=True)
+        for extra in ("generation_config.json",):
+            (folder / extra).unlink(missing_ok=True)
+        expected = {"logits": logits.astype(np.float32), "input_ids": ids.numpy()}
+        expected.update(store)
+        save_file(
+            expected,
+            str(folder / "expected.safetensors"),
+            metadata={
+                "case": name,
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "safetensors": safetensors.__version__,
+                "numpy": np.__version__,
+                "seed": str(SEED),
+            },
+        )
+        print(name, "max |logit|", float(np.abs(logits).max()), "tensors", len(store))
+
+
+if __name__ == "__main__":
+    main()
