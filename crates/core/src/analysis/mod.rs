@@ -17,6 +17,7 @@ pub mod losscurve;
 pub mod numpy_rng;
 pub mod powerlaw;
 pub mod results;
+pub mod shard;
 pub mod spectrum;
 pub mod stats;
 pub mod study;
