@@ -20,6 +20,7 @@ mod text;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
+use std::ffi::OsString;
 use std::process::ExitCode;
 use text::errln;
 
@@ -84,19 +85,49 @@ fn main() -> ExitCode {
     }
 }
 
-/// The parsed command line. `residual --reference A B -- RUNS…` takes every log up to `--` as a
-/// reference (the old interface, kept); without a `--` on the line `--reference` takes one value
-/// per use, so `--reference A B` leaves B a run.
-fn parse(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, clap::Error> {
-    let argv: Vec<_> = argv.into_iter().collect();
-    let mut cmd = Cli::command();
-    if argv.iter().any(|a| a == "--") {
-        cmd = cmd.mut_subcommand("residual", |c| {
-            c.mut_arg("reference", |a| a.num_args(1..).value_terminator("--"))
-        });
+/// The parsed command line.
+fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(legacy_references(argv.into_iter().collect()))
+}
+
+/// `residual --reference A B -- RUNS… [options]`, the interface before clap, is kept: every log
+/// from `--reference` up to `--` is a reference, and options still count after the `--`. clap
+/// stops reading options at `--`, so the line is rewritten first as
+/// `--reference A --reference B RUNS… [options]`. Any other line is left as it is.
+fn legacy_references(argv: Vec<OsString>) -> Vec<OsString> {
+    // The command: the first word that is not an option or the value of `--threads`.
+    let mut words = argv.iter().enumerate().skip(1);
+    let command = loop {
+        match words.next() {
+            Some((_, a)) if a == "--threads" => {
+                words.next();
+            }
+            Some((_, a)) if a.to_string_lossy().starts_with('-') => {}
+            other => break other,
+        }
+    };
+    let (Some((at, name)), Some(end)) = (command, argv.iter().position(|a| a == "--")) else {
+        return argv;
+    };
+    if name != "residual" || end < at {
+        return argv;
     }
-    let matches = cmd.try_get_matches_from(argv)?;
-    <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
+    let mut out: Vec<OsString> = argv[..=at].to_vec();
+    let mut in_references = false;
+    for (i, a) in argv.iter().enumerate().skip(at + 1) {
+        let option = a.to_string_lossy().starts_with('-');
+        if i == end {
+            in_references = false;
+            continue;
+        }
+        if i < end && in_references && !option && out.last().is_some_and(|l| l != "--reference") {
+            out.push("--reference".into());
+        }
+        let flag = a == "--reference" || a.to_string_lossy().starts_with("--reference=");
+        in_references = (in_references && !option) || (i < end && flag);
+        out.push(a.clone());
+    }
+    out
 }
 
 /// Runs the command on a rayon pool of `--threads` threads.
@@ -130,10 +161,19 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Compare(a) => compare::run(a),
         Command::Collapse(a) => collapse::run(a),
         Command::Merge(a) => merge::run(a),
-        Command::Completions(c) => {
-            clap_complete::generate(c.shell, &mut Cli::command(), "rankscope", &mut std::io::stdout());
-            Ok(())
-        }
+        Command::Completions(c) => completions(c.shell),
+    }
+}
+
+/// Prints the completion script. Through a buffer: clap_complete panics when its writer fails,
+/// and a reader that stops early (`| head`) is no error.
+fn completions(shell: clap_complete::Shell) -> Result<()> {
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "rankscope", &mut script);
+    match std::io::stdout().write_all(&script) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -158,8 +198,16 @@ mod tests {
     fn references_up_to_a_double_dash_and_options_after_it() {
         let a = residual(&["--reference", "a,b", "c", "--", "d", "--json"]);
         assert!(a.json);
-        assert_eq!((a.reference, a.runs), (vec!["a", "b", "c"], vec!["d"]));
+        assert_eq!(a.reference, ["a", "b", "c"]);
+        assert_eq!(a.runs, ["d"]);
         let a = residual(&["--reference", "a", "c", "--reference=b", "--json"]);
-        assert_eq!((a.reference, a.runs), (vec!["a", "b"], vec!["c"]));
+        assert!(a.json);
+        assert_eq!(a.reference, ["a", "b"]);
+        assert_eq!(a.runs, ["c"]);
+        let a = residual(&["x", "--json", "--reference", "a", "b", "--", "--metric", "m", "c"]);
+        assert_eq!((a.reference, a.runs), (vec!["a".to_string(), "b".into()], vec!["x".to_string(), "c".into()]));
+        // Only residual's line is rewritten.
+        let line: Vec<OsString> = ["rankscope", "--threads", "2", "inspect", "--", "x"].map(Into::into).to_vec();
+        assert_eq!(legacy_references(line.clone()), line);
     }
 }

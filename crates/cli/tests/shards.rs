@@ -17,7 +17,7 @@ fn session(path: &Path) -> serde_json::Value {
 }
 
 fn run_ok(args: &[&str]) -> String {
-    let (ok, out, err) = rankscope(args);
+    let (ok, _, err) = rankscope(args);
     assert!(ok, "{args:?}: {err}");
     err
 }
