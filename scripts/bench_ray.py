@@ -92,7 +92,7 @@ def main():
     print(f"rankscope {' '.join(command)}")
     print(f"  one process, {cpus} thread(s):             {t_single:8.2f} s")
     print(f"  Ray: {a.shards} shard task(s) × {a.threads} thread(s): {t_shards:8.2f} s "
-          f"(+ merge: {t_total:.2f} s; Ray start-up {t_init:.2f} s not counted)")
+          f"(with the merge: {t_total:.2f} s; Ray start-up {t_init:.2f} s not counted)")
     for i, (_, t) in enumerate(results, 1):
         print(f"    shard {i}/{a.shards}: {t:.2f} s")
     print(f"  merged session equals the unsharded one: {'yes' if same else 'NO'}")

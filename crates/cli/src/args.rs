@@ -89,7 +89,11 @@ pub fn matrix() -> Choice<Matrix> {
 
 /// `--variant`: where K is taken (METRICS.md "Representations").
 pub fn variant() -> Choice<KeyVariant> {
-    Choice::new("variant", KeyVariant::ALL.map(KeyVariant::key), KeyVariant::from_key)
+    Choice::new(
+        "variant",
+        KeyVariant::ALL.map(KeyVariant::key),
+        KeyVariant::from_key,
+    )
 }
 
 /// `--layer mean|N`.

@@ -1,11 +1,11 @@
 //! `rankscope collapse`: when each run's rank collapses (onset, steepest drop, sudden or gradual;
 //! METRICS.md "Statistics across runs"), timed on the activation trajectory of Figure 1.
 
+use crate::args;
 use crate::compare::spectra;
 use crate::inspect::inventory_of;
 use crate::probe::read_tokens;
 use crate::text::{errln, outln};
-use crate::args;
 use anyhow::{bail, Result};
 use rankscope_core::analysis::activations::KeyVariant;
 use rankscope_core::analysis::collapse::{

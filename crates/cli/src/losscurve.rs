@@ -168,7 +168,12 @@ fn window(v: &str) -> Result<(f64, f64), String> {
 /// chosen among the given runs that have the metric ([`default_reference`]: the first of the
 /// largest group of comparable runs) and the others are compared with it.
 pub fn run_residual(a: ResidualArgs) -> Result<()> {
-    let mut refs: Vec<String> = a.reference.iter().filter(|r| !r.is_empty()).cloned().collect();
+    let mut refs: Vec<String> = a
+        .reference
+        .iter()
+        .filter(|r| !r.is_empty())
+        .cloned()
+        .collect();
     let mut runs = a.runs.clone();
     let metric = a.metric.clone();
     let mut config = ResidualConfig {

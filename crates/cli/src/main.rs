@@ -204,10 +204,28 @@ mod tests {
         assert!(a.json);
         assert_eq!(a.reference, ["a", "b"]);
         assert_eq!(a.runs, ["c"]);
-        let a = residual(&["x", "--json", "--reference", "a", "b", "--", "--metric", "m", "c"]);
-        assert_eq!((a.reference, a.runs), (vec!["a".to_string(), "b".into()], vec!["x".to_string(), "c".into()]));
+        let a = residual(&[
+            "x",
+            "--json",
+            "--reference",
+            "a",
+            "b",
+            "--",
+            "--metric",
+            "m",
+            "c",
+        ]);
+        assert_eq!(
+            (a.reference, a.runs),
+            (
+                vec!["a".to_string(), "b".into()],
+                vec!["x".to_string(), "c".into()]
+            )
+        );
         // Only residual's line is rewritten.
-        let line: Vec<OsString> = ["rankscope", "--threads", "2", "inspect", "--", "x"].map(Into::into).to_vec();
+        let line: Vec<OsString> = ["rankscope", "--threads", "2", "inspect", "--", "x"]
+            .map(Into::into)
+            .to_vec();
         assert_eq!(legacy_references(line.clone()), line);
     }
 }

@@ -98,7 +98,8 @@ pub struct Args {
 
 fn read(path: &Path) -> Result<Session> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    load_session_bytes(&bytes).with_context(|| format!("{}: not a session to merge", path.display()))
+    load_session_bytes(&bytes)
+        .with_context(|| format!("{}: not a session to merge", path.display()))
 }
 
 /// `rankscope merge a.session.json b.session.json … -o all.session.json`

@@ -54,7 +54,10 @@ pub struct Args {
 struct Variants(Vec<KeyVariant>);
 
 fn variants() -> Choice<Variants> {
-    let names = KeyVariant::ALL.map(KeyVariant::key).into_iter().chain(["all"]);
+    let names = KeyVariant::ALL
+        .map(KeyVariant::key)
+        .into_iter()
+        .chain(["all"]);
     Choice::new("variant", names, |v| match v {
         "all" => Some(Variants(KeyVariant::ALL.to_vec())),
         v => KeyVariant::from_key(v).map(|v| Variants(vec![v])),

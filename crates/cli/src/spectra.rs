@@ -11,8 +11,8 @@ use rankscope_core::analysis::study::{
     checkpoint_value, layer_value, results_trajectory_figure, trajectory_figure, waterfall_figure,
     CheckpointSel, CheckpointSpectra, LayerSel, Matrix, Metric, RunSpectra, XAxis,
 };
-use rankscope_core::formats::logs::LogFormat;
 use rankscope_core::figures::FigureSpec;
+use rankscope_core::formats::logs::LogFormat;
 use rankscope_core::inventory::{Content, Inventory};
 use rankscope_core::source::FileSource;
 use std::path::PathBuf;
@@ -220,67 +220,64 @@ fn trajectory(o: TrajectoryArgs) -> Result<()> {
         errln!("{}: {}", f.path, f.message);
     }
     let spec = if runs.is_empty() {
-            // No checkpoints: draw the user's imported results.json files.
-            let imported: Vec<(String, usize, &rankscope_core::formats::logs::Series)> = inv
-                .runs
-                .iter()
-                .enumerate()
-                .flat_map(|(color, run)| {
-                    inv.files
-                        .iter()
-                        .filter(move |f| f.run.as_deref() == Some(run.name.as_str()))
-                        .filter_map(move |f| match &f.content {
-                            Content::RunLog(series) => series
-                                .iter()
-                                .find(|s| s.format == LogFormat::StudyResults)
-                                .map(|s| (run.name.clone(), color, s)),
-                            _ => None,
-                        })
-                })
-                .collect();
-            if imported.is_empty() {
-                return Err(
-                    nothing_to_analyse(&inv).context("and no results.json among the inputs")
-                );
-            }
-            let sources = inv
-                .files
-                .iter()
-                .filter(|f| f.path.ends_with(".json"))
-                .map(|f| f.path.clone())
-                .collect();
-            results_trajectory_figure(&imported, o.layer, sources)
-    } else {
-            // A trajectory places checkpoints by their training point: with
-            // none known, it would be an empty plot.
-            let x_of = |c: &CheckpointSpectra| match o.x {
-                XAxis::Tokens => c.tokens,
-                XAxis::Step => c.step,
-            };
-            let placed = runs
-                .iter()
-                .flat_map(|r| &r.checkpoints)
-                .any(|c| x_of(c).is_some());
-            if !placed {
-                let axis = if o.x == XAxis::Tokens {
-                    "token count"
-                } else {
-                    "step"
-                };
-                let files: Vec<&str> = runs
+        // No checkpoints: draw the user's imported results.json files.
+        let imported: Vec<(String, usize, &rankscope_core::formats::logs::Series)> = inv
+            .runs
+            .iter()
+            .enumerate()
+            .flat_map(|(color, run)| {
+                inv.files
                     .iter()
-                    .flat_map(|r| r.checkpoints.iter().map(|c| c.path.as_str()))
-                    .collect();
-                bail!(
+                    .filter(move |f| f.run.as_deref() == Some(run.name.as_str()))
+                    .filter_map(move |f| match &f.content {
+                        Content::RunLog(series) => series
+                            .iter()
+                            .find(|s| s.format == LogFormat::StudyResults)
+                            .map(|s| (run.name.clone(), color, s)),
+                        _ => None,
+                    })
+            })
+            .collect();
+        if imported.is_empty() {
+            return Err(nothing_to_analyse(&inv).context("and no results.json among the inputs"));
+        }
+        let sources = inv
+            .files
+            .iter()
+            .filter(|f| f.path.ends_with(".json"))
+            .map(|f| f.path.clone())
+            .collect();
+        results_trajectory_figure(&imported, o.layer, sources)
+    } else {
+        // A trajectory places checkpoints by their training point: with
+        // none known, it would be an empty plot.
+        let x_of = |c: &CheckpointSpectra| match o.x {
+            XAxis::Tokens => c.tokens,
+            XAxis::Step => c.step,
+        };
+        let placed = runs
+            .iter()
+            .flat_map(|r| &r.checkpoints)
+            .any(|c| x_of(c).is_some());
+        if !placed {
+            let axis = if o.x == XAxis::Tokens {
+                "token count"
+            } else {
+                "step"
+            };
+            let files: Vec<&str> = runs
+                .iter()
+                .flat_map(|r| r.checkpoints.iter().map(|c| c.path.as_str()))
+                .collect();
+            bail!(
                     "nothing to draw on a trajectory: {} {} no training {axis} (none in the metadata, the pickle or the file name), \
                      so there is no x to place {} at; `rankscope figure waterfall` shows the spectrum, `rankscope spectra` the numbers",
                     files.join(", "),
                     if files.len() == 1 { "has" } else { "have" },
                     if files.len() == 1 { "it" } else { "them" }
                 );
-            }
-            trajectory_figure(&runs, o.layer, o.matrix, o.metric, o.x)
+        }
+        trajectory_figure(&runs, o.layer, o.matrix, o.metric, o.x)
     };
     emit(&spec, &o.files, o.json)
 }
-

@@ -331,7 +331,10 @@ pub fn run_layers(o: LayersArgs) -> Result<()> {
     let spec = layer_pr_figure(
         &runs,
         o.boot,
-        o.checkpoints.iter().map(|p| p.display().to_string()).collect(),
+        o.checkpoints
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
     );
     o.files.write(&spec)?;
     if o.json {

@@ -8,22 +8,48 @@ fn every_command_has_help() {
     let (ok, out, err) = rankscope(&["--help"]);
     assert!(ok, "{err}");
     let commands = [
-        "inspect", "spectra", "figure", "probe", "surgery", "scatter", "residual", "health",
-        "consolidation", "curves", "compare", "collapse", "merge", "completions",
+        "inspect",
+        "spectra",
+        "figure",
+        "probe",
+        "surgery",
+        "scatter",
+        "residual",
+        "health",
+        "consolidation",
+        "curves",
+        "compare",
+        "collapse",
+        "merge",
+        "completions",
     ];
     for c in commands {
         assert!(out.contains(&format!("\n  {c} ")), "{c} not listed: {out}");
     }
-    let figures = [["figure", "trajectory"], ["figure", "waterfall"], ["figure", "layers"]];
-    for args in commands.iter().map(|c| vec![*c]).chain(figures.iter().map(|f| f.to_vec())) {
+    let figures = [
+        ["figure", "trajectory"],
+        ["figure", "waterfall"],
+        ["figure", "layers"],
+    ];
+    for args in commands
+        .iter()
+        .map(|c| vec![*c])
+        .chain(figures.iter().map(|f| f.to_vec()))
+    {
         for flag in ["--help", "-h"] {
             let (ok, out, err) = rankscope(&[&args[..], &[flag]].concat());
             assert!(ok, "{args:?} {flag}: {err}");
-            assert!(out.contains(&format!("Usage: rankscope {}", args.join(" "))), "{args:?}: {out}");
+            assert!(
+                out.contains(&format!("Usage: rankscope {}", args.join(" "))),
+                "{args:?}: {out}"
+            );
         }
     }
     let (_, out, _) = rankscope(&["spectra", "--help"]);
-    assert!(out.contains("--shard <I/N>") && out.contains("possible values: pr, pr_eig"), "{out}");
+    assert!(
+        out.contains("--shard <I/N>") && out.contains("possible values: pr, pr_eig"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -31,11 +57,18 @@ fn options_take_their_value_after_a_space_or_an_equals_sign() {
     let a2 = format!("{FIXTURES}/runs/A2/ckpt_tokens_0.safetensors");
     let (ok, spaced, err) = rankscope(&["spectra", &a2, "--metric", "r90", "--matrix", "q"]);
     assert!(ok, "{err}");
-    let (ok, joined, err) = rankscope(&["spectra", &a2, "--metric=r90", "--matrix=q", "--threads=1"]);
+    let (ok, joined, err) =
+        rankscope(&["spectra", &a2, "--metric=r90", "--matrix=q", "--threads=1"]);
     assert!(ok, "{err}");
-    assert!(spaced == joined && spaced.contains(" r90 per layer ["), "{spaced}");
+    assert!(
+        spaced == joined && spaced.contains(" r90 per layer ["),
+        "{spaced}"
+    );
     let (ok, _, err) = rankscope(&["spectra", &a2, "--metric=nope"]);
-    assert!(!ok && err.contains("unknown metric `nope`; --metric takes pr, pr_eig"), "{err}");
+    assert!(
+        !ok && err.contains("unknown metric `nope`; --metric takes pr, pr_eig"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -48,7 +81,10 @@ fn completions_for_each_shell() {
         let (ok, out, err) = rankscope(&["completions", shell]);
         assert!(ok && out.contains(marker), "{shell}: {err}");
         // Subcommands, flags and the named values of --metric are completed.
-        assert!(out.contains("probe") && out.contains("shard") && out.contains("stable_rank"), "{shell}");
+        assert!(
+            out.contains("probe") && out.contains("shard") && out.contains("stable_rank"),
+            "{shell}"
+        );
     }
     let (ok, _, err) = rankscope(&["completions", "tcsh"]);
     assert!(!ok && err.contains("invalid value 'tcsh'"), "{err}");

@@ -80,10 +80,19 @@ mod tests {
     fn parses_and_refuses() {
         assert_eq!("3/8".parse(), Ok(Shard { index: 3, count: 8 }));
         assert_eq!(Shard { index: 3, count: 8 }.to_string(), "3/8");
-        assert!(matches!("0/8".parse::<Shard>(), Err(ShardError::OutOfRange { .. })));
-        assert!(matches!("9/8".parse::<Shard>(), Err(ShardError::OutOfRange { .. })));
+        assert!(matches!(
+            "0/8".parse::<Shard>(),
+            Err(ShardError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            "9/8".parse::<Shard>(),
+            Err(ShardError::OutOfRange { .. })
+        ));
         for bad in ["3", "a/8", "3/", "-1/8", ""] {
-            assert!(matches!(bad.parse::<Shard>(), Err(ShardError::Syntax(_))), "{bad}");
+            assert!(
+                matches!(bad.parse::<Shard>(), Err(ShardError::Syntax(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -206,13 +206,19 @@ fn common_batches(
     };
     for (file, s) in &with {
         if s.eval.is_none() {
-            let other = with.iter().find(|(f, _)| f != file).map_or(first, |(f, _)| f);
+            let other = with
+                .iter()
+                .find(|(f, _)| f != file)
+                .map_or(first, |(f, _)| f);
             return Err(MergeError::UnrecordedBatch {
                 file: file.clone(),
                 other: other.clone(),
             });
         }
-        for (which, a, b) in [("eval", &s0.eval, &s.eval), ("held-out", &s0.heldout, &s.heldout)] {
+        for (which, a, b) in [
+            ("eval", &s0.eval, &s.eval),
+            ("held-out", &s0.heldout, &s.heldout),
+        ] {
             let digest = |r: &Option<BatchRecord>| r.as_ref().map(|r| r.digest.clone());
             if digest(a) != digest(b) {
                 return Err(MergeError::Batches {
@@ -362,8 +368,7 @@ pub fn merge_sessions(mut inputs: Vec<(String, Session)>) -> Result<Merged, Merg
         .iter()
         .map(|(f, s)| (f.as_str(), s.activations.as_slice()))
         .collect();
-    merged.activations =
-        join_runs("activation spectra", &activations, &colors, &mut duplicates)?;
+    merged.activations = join_runs("activation spectra", &activations, &colors, &mut duplicates)?;
 
     let mut study: Vec<(StudyRunRecord, &str)> = Vec::new();
     for (input, s) in &inputs {
@@ -465,7 +470,9 @@ mod tests {
         ])
         .unwrap_err();
         assert!(matches!(e, MergeError::Disagree { .. }), "{e}");
-        assert!(e.to_string().contains("checkpoint runs/A/ckpt_tokens_100.safetensors"));
+        assert!(e
+            .to_string()
+            .contains("checkpoint runs/A/ckpt_tokens_100.safetensors"));
 
         let mut other = shard(2, vec![ckpt(200, 1)]);
         other.1.app_version = "0.0.1".into();
