@@ -121,7 +121,7 @@ impl Args {
 pub fn run(a: Args) -> Result<()> {
     let config = a.config();
     let (paths, json) = (&a.paths, a.json);
-    let runs = read_log_runs(&paths)?;
+    let runs = read_log_runs(paths)?;
     let fig = consolidation_figure(&runs, &config, DEFAULT_BUCKETS);
     if let Some(spec) = &fig.spec {
         a.files.write(spec)?;

@@ -113,14 +113,17 @@ pub fn run(a: Args) -> Result<()> {
     let s = &merged.session;
     std::fs::write(&a.output, s.to_json())
         .with_context(|| format!("writing {}", a.output.display()))?;
-    let count = |n: usize| n.to_string();
+    let mut runs: Vec<&str> = s.weights.iter().map(|r| r.run.as_str()).collect();
+    runs.extend(s.activations.iter().map(|r| r.run.as_str()));
+    runs.sort_unstable();
+    runs.dedup();
+    let weights: usize = s.weights.iter().map(|r| r.checkpoints.len()).sum();
+    let activations: usize = s.activations.iter().map(|r| r.checkpoints.len()).sum();
     outln!(
-        "{}: {} session(s) joined: {} run(s); {} checkpoint(s) with weight spectra, {} with activation spectra, {} failure(s)",
+        "{}: {} session(s) joined: {} run(s); {weights} checkpoint(s) with weight spectra, {activations} with activation spectra, {} failure(s)",
         a.output.display(),
         a.sessions.len(),
-        s.weights.len().max(s.activations.len()),
-        count(s.weights.iter().map(|r| r.checkpoints.len()).sum()),
-        count(s.activations.iter().map(|r| r.checkpoints.len()).sum()),
+        runs.len(),
         s.failures.len()
     );
     for n in &merged.notes {
