@@ -1,11 +1,12 @@
 //! `rankscope collapse`: when each run's rank collapses (onset, steepest drop, sudden or gradual;
 //! METRICS.md "Statistics across runs"), timed on the activation trajectory of Figure 1.
 
+use crate::args;
 use crate::compare::spectra;
 use crate::inspect::inventory_of;
 use crate::probe::read_tokens;
 use crate::text::{errln, outln};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rankscope_core::analysis::activations::KeyVariant;
 use rankscope_core::analysis::collapse::{CollapseRule, PlateauRule, RunPlateaus};
 use rankscope_core::analysis::compare::inputs::activation_metric_values;
@@ -13,61 +14,53 @@ use rankscope_core::analysis::study::{Matrix, Metric};
 use rankscope_core::report::{collapse_section, Part};
 use std::path::PathBuf;
 
+/// When each run's rank collapses on its activation trajectory
+///
+/// When each run's rank collapses on its activation trajectory: onset (first checkpoint
+/// ≤ (1 − f)·first value), steepest drop, sudden (≥ s of the total drop in one interval) or
+/// gradual, and the recovery after the minimum
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The runs' checkpoints or folders
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// The eval batch (collapse is timed on the activation trajectory)
+    #[arg(long, value_name = "TOKENS")]
+    eval: PathBuf,
+    /// A rank metric (pr, pr_eig, r90, erank, stable_rank)
+    #[arg(long, value_parser = args::metric(), default_value = "pr")]
+    metric: Metric,
+    #[arg(long, value_parser = args::matrix(), default_value = "k")]
+    matrix: Matrix,
+    /// Where K is taken
+    #[arg(long, value_parser = args::variant(), default_value = "post_norm")]
+    variant: KeyVariant,
+    /// f: onset when the metric has lost this fraction of its first value
+    #[arg(long, default_value_t = CollapseRule::default().fraction)]
+    fraction: f64,
+    /// s: sudden when one interval holds at least this share of the total drop
+    #[arg(long, default_value_t = CollapseRule::default().sudden_share)]
+    sudden: f64,
+    /// Print the timings as JSON
+    #[arg(long)]
+    json: bool,
+}
+
 /// `rankscope collapse --eval E <checkpoints or folders…> [--metric pr] [--fraction 0.3] [--sudden 0.5] [--json]`
-pub fn run(args: &[String]) -> Result<()> {
-    let (mut paths, mut eval, mut json) = (Vec::new(), None, false);
-    let (mut metric, mut matrix, mut variant, mut rule) = (
-        Metric::Pr,
-        Matrix::K,
-        KeyVariant::PostNorm,
-        CollapseRule::default(),
-    );
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "--json" => json = true,
-            "--eval" => eval = Some(PathBuf::from(value("--eval")?)),
-            "--metric" => {
-                let v = value("--metric")?;
-                metric = Metric::from_key(&v).with_context(|| format!("unknown metric `{v}`"))?;
-            }
-            "--matrix" => {
-                matrix = match value("--matrix")?.as_str() {
-                    "k" => Matrix::K,
-                    "q" => Matrix::Q,
-                    v => bail!("--matrix is k or q, not `{v}`"),
-                }
-            }
-            "--variant" => {
-                let v = value("--variant")?;
-                variant =
-                    KeyVariant::from_key(&v).with_context(|| format!("unknown variant `{v}`"))?;
-            }
-            "--fraction" => {
-                rule.fraction = value("--fraction")?
-                    .parse()
-                    .context("--fraction takes a number like 0.3")?
-            }
-            "--sudden" => {
-                rule.sudden_share = value("--sudden")?
-                    .parse()
-                    .context("--sudden takes a number like 0.5")?
-            }
-            s if s.starts_with("--") => bail!("unknown option `{s}` for collapse"),
-            s => paths.push(PathBuf::from(s)),
-        }
-    }
-    let Some(eval_path) = eval else {
-        bail!("collapse needs the eval batch (--eval <tokens file>): it times the activation trajectory")
+pub fn run(a: Args) -> Result<()> {
+    let Args {
+        paths,
+        eval: eval_path,
+        metric,
+        matrix,
+        variant,
+        json,
+        ..
+    } = a;
+    let rule = CollapseRule {
+        fraction: a.fraction,
+        sudden_share: a.sudden,
     };
-    if paths.is_empty() {
-        bail!("collapse needs the runs' checkpoints or folders");
-    }
     let eval = read_tokens(&eval_path)?;
     let (inv, real) = inventory_of(&paths)?;
     let (runs, failures) = spectra(&inv, &real, &eval, None, variant);

@@ -3,6 +3,7 @@
 //! held-out loss) computed by the same code as `probe`, then the core's effects, tests, Holm's
 //! correction and verdicts ([`rankscope_core::analysis::compare`]).
 
+use crate::args;
 use crate::inspect::inventory_of;
 use crate::probe::read_tokens;
 use crate::surgery::load_model;
@@ -26,18 +27,83 @@ use rankscope_core::source::{block_on, FileSource};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-struct Options {
+/// The plan's comparisons of conditions: effects, tests, verdicts
+///
+/// The plan's comparisons of conditions (A1/A2, A1/B1, C1/C2, A2/B2, or --pair): runs grouped by
+/// name (A1, A1_seed43, A1-s2, A1/seed3), metadata/log seed or --group; effect at the final
+/// shared checkpoint, over the trajectory and per layer; Welch and exact permutation tests across
+/// seeds, else the eval-sequence bootstrap; Wilcoxon across (layer, head) units with one seed;
+/// Holm; verdicts (METRICS.md)
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The runs' checkpoints or folders
+    #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
-    eval: Option<PathBuf>,
+    /// The eval batch: the default metric (K PR of the activations) and the held-out loss both
+    /// come from forward passes
+    #[arg(long, value_name = "TOKENS")]
+    eval: PathBuf,
+    /// A held-out batch: compares the held-out loss too
+    #[arg(long, value_name = "TOKENS")]
     heldout: Option<PathBuf>,
+    /// Compare conditions X and Y (repeatable; default: the plan's pairs present)
+    #[arg(long = "pair", value_name = "X,Y", value_parser = parse_pair)]
     pairs: Vec<Pair>,
+    /// A condition made of the named runs (repeatable)
+    #[arg(long = "group", value_name = "NAME=RUN,RUN…", value_parser = parse_group)]
     groups: Vec<UserGroup>,
+    #[arg(long, value_parser = args::metric(), default_value = "pr")]
     metric: Metric,
+    #[arg(long, value_parser = args::matrix(), default_value = "k")]
     matrix: Matrix,
+    /// Where K is taken
+    #[arg(long, value_parser = args::variant(), default_value = "post_norm")]
     variant: KeyVariant,
-    compare: CompareOptions,
+    /// Equivalence margin: `N%` of the pooled mean, or an absolute difference [default: 5%]
+    #[arg(long, value_name = "N%|ABS", value_parser = parse_margin)]
+    margin: Option<Margin>,
+    /// Confidence level of the intervals, in (0, 1)
+    #[arg(long, default_value_t = CompareOptions::default().level, value_parser = parse_level)]
+    level: f64,
+    /// Bootstrap resamples of the eval sequences (0: none)
+    #[arg(long, default_value_t = 1000)]
     boot: usize,
+    /// Print conditions and comparisons as JSON
+    #[arg(long)]
     json: bool,
+}
+
+impl Args {
+    fn compare_options(&self) -> CompareOptions {
+        let mut o = CompareOptions {
+            level: self.level,
+            ..CompareOptions::default()
+        };
+        if let Some(m) = self.margin {
+            o.margin = m;
+        }
+        o
+    }
+}
+
+pub(crate) fn parse_margin(v: &str) -> Result<Margin, String> {
+    match v.strip_suffix('%') {
+        Some(pct) => pct
+            .parse::<f64>()
+            .map(|p| Margin::FractionOfPooledMean(p / 100.0))
+            .map_err(|_| format!("`{v}`: `N%` or a number")),
+        None => v
+            .parse()
+            .map(Margin::Absolute)
+            .map_err(|_| format!("`{v}`: `N%` (of the pooled mean) or a number")),
+    }
+}
+
+pub(crate) fn parse_level(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(l) if l > 0.0 && l < 1.0 => Ok(l),
+        _ => Err(format!("must lie between 0 and 1, not `{v}`")),
+    }
 }
 
 pub(crate) fn parse_pair(v: &str) -> Result<Pair> {
@@ -68,89 +134,9 @@ pub(crate) fn parse_group(v: &str) -> Result<UserGroup> {
     })
 }
 
-fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options {
-        paths: Vec::new(),
-        eval: None,
-        heldout: None,
-        pairs: Vec::new(),
-        groups: Vec::new(),
-        metric: Metric::Pr,
-        matrix: Matrix::K,
-        variant: KeyVariant::PostNorm,
-        compare: CompareOptions::default(),
-        boot: 1000,
-        json: false,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "--json" => o.json = true,
-            "--eval" => o.eval = Some(value("--eval")?.into()),
-            "--heldout" => o.heldout = Some(value("--heldout")?.into()),
-            "--pair" => o.pairs.push(parse_pair(&value("--pair")?)?),
-            "--group" => o.groups.push(parse_group(&value("--group")?)?),
-            "--metric" => {
-                let v = value("--metric")?;
-                o.metric = Metric::from_key(&v).with_context(|| format!("unknown metric `{v}`"))?;
-            }
-            "--matrix" => {
-                o.matrix = match value("--matrix")?.as_str() {
-                    "k" => Matrix::K,
-                    "q" => Matrix::Q,
-                    v => bail!("--matrix is k or q, not `{v}`"),
-                }
-            }
-            "--variant" => {
-                let v = value("--variant")?;
-                o.variant =
-                    KeyVariant::from_key(&v).with_context(|| format!("unknown variant `{v}`"))?;
-            }
-            "--margin" => {
-                let v = value("--margin")?;
-                o.compare.margin = match v.strip_suffix('%') {
-                    Some(pct) => Margin::FractionOfPooledMean(
-                        pct.parse::<f64>().context("--margin: `N%` or a number")? / 100.0,
-                    ),
-                    None => Margin::Absolute(
-                        v.parse()
-                            .context("--margin: `N%` (of the pooled mean) or a number")?,
-                    ),
-                };
-            }
-            "--level" => {
-                o.compare.level = value("--level")?
-                    .parse()
-                    .context("--level takes a number like 0.95")?
-            }
-            "--boot" => o.boot = value("--boot")?.parse().context("--boot takes a count")?,
-            s if s.starts_with("--") => bail!("unknown option `{s}` for compare"),
-            s => o.paths.push(PathBuf::from(s)),
-        }
-    }
-    if o.paths.is_empty() {
-        bail!("compare needs the runs' checkpoints or folders");
-    }
-    if !(o.compare.level > 0.0 && o.compare.level < 1.0) {
-        bail!("--level must lie between 0 and 1");
-    }
-    Ok(o)
-}
-
 /// `rankscope compare <paths…> --eval E [--heldout H] [--pair X,Y]… [--group NAME=RUN,…]…`
-pub fn run(args: &[String]) -> Result<()> {
-    let o = parse(args)?;
-    let Some(eval_path) = &o.eval else {
-        bail!(
-            "compare needs the eval batch (--eval <tokens file>): the default metric, K PR of the activations, and \
-             the held-out loss both come from forward passes"
-        )
-    };
+pub fn run(o: Args) -> Result<()> {
+    let eval_path = &o.eval;
     let eval = read_tokens(eval_path)?;
     let heldout = o.heldout.as_deref().map(read_tokens).transpose()?;
     let (inv, real) = inventory_of(&o.paths)?;
@@ -174,7 +160,7 @@ pub fn run(args: &[String]) -> Result<()> {
         heldout.is_some(),
         choice,
         o.boot,
-        o.compare,
+        o.compare_options(),
     );
     if o.json {
         let out = serde_json::json!({

@@ -1,7 +1,8 @@
 //! `rankscope consolidation <logs…>`: the consolidation ratio C(t) of run
 //! logs with its regimes and alerts, as text, JSON or a figure.
 
-use crate::losscurve::{parse_value, read_log_runs, write_figure};
+use crate::args::FigureFiles;
+use crate::losscurve::read_log_runs;
 use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::losscurve::consolidation::{
@@ -48,42 +49,83 @@ fn noise(v: &str) -> Result<NoiseSource> {
     })
 }
 
+/// Consolidation ratio C(t) of run logs: regimes, alerts, α_opt
+///
+/// Consolidation ratio C(t) = ‖∇L‖²/(2·D·d): regimes, alerts (sharp drop, grokking threshold,
+/// stuck, sharp minimum, Kramers escape), α_opt = 2D/λ_max
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Run logs
+    #[arg(required = true, value_name = "LOG")]
+    paths: Vec<String>,
+    /// Batch size B, overriding the log's `batch_size`
+    #[arg(long, value_name = "B")]
+    batch_size: Option<f64>,
+    /// Parameter count d, overriding the log's `n_params`
+    #[arg(long, value_name = "d")]
+    n_params: Option<f64>,
+    /// What the logged `grad_var` is the variance of: auto, per-sample or micro:N [default: auto]
+    #[arg(long, value_parser = convention)]
+    convention: Option<VarianceConvention>,
+    /// Where the noise scale D comes from: per-row, warmup or warmup:STEPS [default: per-row]
+    #[arg(long, value_parser = noise)]
+    noise: Option<NoiseSource>,
+    /// Half-width w of the "C ≈ 1" band [max(0.5, 1 − w), 1 + w] [default: 0.5]
+    #[arg(long, value_name = "W")]
+    near_one: Option<f64>,
+    /// Points of C looked at together by the sharp-minimum and plateau checks [default: 3]
+    #[arg(long, value_name = "N")]
+    window: Option<usize>,
+    /// The loss the plateau check reads [default: loss]
+    #[arg(long, value_name = "M")]
+    loss: Option<String>,
+    /// Sharp drop: (C_prev − C)/C_prev above this [default: 0.5]
+    #[arg(long)]
+    sharp_drop: Option<f64>,
+    /// Plateau: the loss's relative range over the window below this [default: 0.01]
+    #[arg(long)]
+    plateau_tolerance: Option<f64>,
+    #[command(flatten)]
+    files: FigureFiles,
+    /// Print every run's C(t), regimes and alerts as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    /// The core's defaults with what was given.
+    fn config(&self) -> ConsolidationConfig {
+        let mut c = ConsolidationConfig::default();
+        c.batch_size = self.batch_size.or(c.batch_size);
+        c.n_params = self.n_params.or(c.n_params);
+        if let Some(v) = self.convention {
+            c.variance = v;
+        }
+        if let Some(n) = self.noise {
+            c.noise = n;
+        }
+        c.near_one = self.near_one.unwrap_or(c.near_one);
+        c.window = self.window.unwrap_or(c.window);
+        if let Some(l) = &self.loss {
+            c.loss_metric = l.clone();
+        }
+        c.alerts.sharp_drop = self.sharp_drop.unwrap_or(c.alerts.sharp_drop);
+        c.alerts.plateau_tolerance = self.plateau_tolerance.unwrap_or(c.alerts.plateau_tolerance);
+        c
+    }
+}
+
 /// `rankscope consolidation <logs…> [--batch-size B] [--n-params D]
 /// [--convention auto|per-sample|micro:N] [--noise per-row|warmup[:STEPS]]
 /// [--near-one W] [--window N] [--loss M] [--svg F] [--png F] [--json]`.
-pub fn run(args: &[String]) -> Result<()> {
-    let mut paths = Vec::new();
-    let mut config = ConsolidationConfig::default();
-    let (mut json, mut svg, mut png) = (false, None, None);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--json" => json = true,
-            "--svg" => svg = Some(parse_value::<String>(a, it.next())?),
-            "--png" => png = Some(parse_value::<String>(a, it.next())?),
-            "--batch-size" => config.batch_size = Some(parse_value(a, it.next())?),
-            "--n-params" => config.n_params = Some(parse_value(a, it.next())?),
-            "--convention" => {
-                config.variance = convention(it.next().context("--convention needs a value")?)?
-            }
-            "--noise" => config.noise = noise(it.next().context("--noise needs a value")?)?,
-            "--near-one" => config.near_one = parse_value(a, it.next())?,
-            "--window" => config.window = parse_value(a, it.next())?,
-            "--loss" => config.loss_metric = parse_value(a, it.next())?,
-            "--sharp-drop" => config.alerts.sharp_drop = parse_value(a, it.next())?,
-            "--plateau-tolerance" => config.alerts.plateau_tolerance = parse_value(a, it.next())?,
-            s if s.starts_with("--") => bail!("unknown option `{s}` for consolidation"),
-            _ => paths.push(a.clone()),
-        }
-    }
-    if paths.is_empty() {
-        bail!("consolidation needs at least one run log");
-    }
-    let runs = read_log_runs(&paths)?;
+pub fn run(a: Args) -> Result<()> {
+    let config = a.config();
+    let (paths, json) = (&a.paths, a.json);
+    let runs = read_log_runs(paths)?;
     let fig = consolidation_figure(&runs, &config, DEFAULT_BUCKETS);
     if let Some(spec) = &fig.spec {
-        write_figure(spec, svg.as_deref(), png.as_deref())?;
-    } else if svg.is_some() || png.is_some() {
+        a.files.write(spec)?;
+    } else if a.files.any() {
         errln!("no figure written: no run has C(t)");
     }
     if json {

@@ -2,7 +2,8 @@
 //! same core builders (`analysis::losscurve::figures` and `::geometry`), as
 //! SVG, PNG, CSV (the drawn points) or the figure's JSON.
 
-use crate::losscurve::{parse_value, read_log_runs, write_figure};
+use crate::args::{Choice, FigureFiles};
+use crate::losscurve::read_log_runs;
 use crate::text::outln;
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::losscurve::axes::XAxis;
@@ -15,35 +16,105 @@ use rankscope_core::analysis::losscurve::figures::{
 use rankscope_core::analysis::losscurve::geometry::geometry_figures;
 use rankscope_core::analysis::losscurve::health::builtin_rules;
 use rankscope_core::figures::FigureSpec;
+use std::path::{Path, PathBuf};
 
-const FIGURES: &str =
-    "loss, residual, consolidation, health, geometry, geometry-ratios, rank, rank-loss";
+/// Which figure: the page's loss-curve figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Loss,
+    Residual,
+    Consolidation,
+    Health,
+    Geometry,
+    GeometryRatios,
+    Rank,
+    RankLoss,
+}
 
-fn x_axis(v: &str) -> Result<XAxis> {
-    Ok(match v {
-        "step" => XAxis::Step,
-        "tokens" => XAxis::Tokens,
-        "progress" => XAxis::Progress,
-        "cumlr" => XAxis::CumulativeLr,
-        _ => bail!("--x takes step, tokens, progress or cumlr, not `{v}`"),
+fn figure() -> Choice<Which> {
+    let names = [
+        "loss",
+        "residual",
+        "consolidation",
+        "health",
+        "geometry",
+        "geometry-ratios",
+        "rank",
+        "rank-loss",
+    ];
+    Choice::new("figure", names, |v| {
+        Some(match v {
+            "loss" => Which::Loss,
+            "residual" => Which::Residual,
+            "consolidation" => Which::Consolidation,
+            "health" => Which::Health,
+            "geometry" => Which::Geometry,
+            "geometry-ratios" => Which::GeometryRatios,
+            "rank" => Which::Rank,
+            "rank-loss" => Which::RankLoss,
+            _ => return None,
+        })
     })
 }
 
-struct Options {
-    figure: String,
+fn x_axis() -> Choice<XAxis> {
+    Choice::new("x axis", ["step", "tokens", "progress", "cumlr"], |v| {
+        Some(match v {
+            "step" => XAxis::Step,
+            "tokens" => XAxis::Tokens,
+            "progress" => XAxis::Progress,
+            "cumlr" => XAxis::CumulativeLr,
+            _ => return None,
+        })
+    })
+}
+
+fn smoothing(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(b) if (0.0..1.0).contains(&b) => Ok(b),
+        _ => Err(format!("takes β in [0, 1) (0: raw values), not `{v}`")),
+    }
+}
+
+/// Any loss-curve figure of the page as SVG, PNG, CSV or JSON
+///
+/// Any loss-curve figure of the page (loss vs step/tokens/t̂/∫lr with EMA, residual, C(t),
+/// health timeline, gradient geometry, rank vs loss) as SVG, PNG, CSV (the drawn points) or JSON
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Run logs
+    #[arg(required = true, value_name = "LOG")]
+    paths: Vec<String>,
+    /// The figure
+    #[arg(long, value_parser = figure(), default_value = "loss")]
+    figure: Which,
+    /// The metric drawn (default: the logs' loss)
+    #[arg(long, value_name = "M")]
     metric: Option<String>,
+    /// The x axis: step, tokens, progress t̂ or cumulative learning rate
+    #[arg(long, value_parser = x_axis(), default_value = "step")]
     x: XAxis,
+    /// EMA smoothing β in [0, 1) (0: raw values)
+    #[arg(long, value_name = "β", default_value_t = 0.9, value_parser = smoothing)]
     smooth: f64,
+    /// Logarithmic y axis
+    #[arg(long)]
     log_y: bool,
+    /// The residual figure's reference run(s) (repeatable; default: chosen as `residual` does)
+    #[arg(long, value_name = "RUN")]
     reference: Vec<String>,
-    svg: Option<String>,
-    png: Option<String>,
-    csv: Option<String>,
+    #[command(flatten)]
+    files: FigureFiles,
+    /// Write the drawn points as CSV (series, x, y) to FILE
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Print the figure as JSON
+    #[arg(long)]
     json: bool,
 }
 
 /// The figure asked for, built by the page's builder.
-fn build(runs: &[LogRun], o: &Options) -> Result<FigureSpec> {
+fn build(runs: &[LogRun], o: &Args) -> Result<FigureSpec> {
     let metric = || {
         o.metric
             .clone()
@@ -60,8 +131,8 @@ fn build(runs: &[LogRun], o: &Options) -> Result<FigureSpec> {
             }
         )
     };
-    match o.figure.as_str() {
-        "loss" => loss_curve_figure(
+    match o.figure {
+        Which::Loss => loss_curve_figure(
             runs,
             &LossCurveOptions {
                 metric: metric()?,
@@ -72,7 +143,7 @@ fn build(runs: &[LogRun], o: &Options) -> Result<FigureSpec> {
             },
         )
         .map_err(anyhow::Error::msg),
-        "residual" => {
+        Which::Residual => {
             let metric = metric()?;
             let reference = if o.reference.is_empty() {
                 vec![default_reference(runs, &metric).with_context(|| {
@@ -91,23 +162,23 @@ fn build(runs: &[LogRun], o: &Options) -> Result<FigureSpec> {
                 .map(|f| f.spec)
                 .map_err(anyhow::Error::msg)
         }
-        "consolidation" => {
+        Which::Consolidation => {
             let f = consolidation_figure(runs, &ConsolidationConfig::default(), DEFAULT_BUCKETS);
             f.spec.ok_or_else(|| none("C(t)", f.messages))
         }
-        "health" => health_figure(runs, &builtin_rules())
+        Which::Health => health_figure(runs, &builtin_rules())
             .spec
             .context("no health rule fired in these logs"),
-        "geometry" | "geometry-ratios" => {
+        Which::Geometry | Which::GeometryRatios => {
             let f = geometry_figures(runs, o.x);
-            let spec = if o.figure == "geometry" {
+            let spec = if o.figure == Which::Geometry {
                 f.cosines
             } else {
                 f.ratios
             };
             spec.ok_or_else(|| none("gradient-geometry", f.messages))
         }
-        "rank" | "rank-loss" => {
+        Which::Rank | Which::RankLoss => {
             let mut opts = RankLossOptions {
                 x: o.x,
                 ..RankLossOptions::default()
@@ -116,75 +187,38 @@ fn build(runs: &[LogRun], o: &Options) -> Result<FigureSpec> {
                 opts.loss_metric = m.clone();
             }
             let f = rank_loss_figures(runs, &opts).map_err(anyhow::Error::msg)?;
-            Ok(if o.figure == "rank" { f.rank } else { f.loss })
+            Ok(if o.figure == Which::Rank {
+                f.rank
+            } else {
+                f.loss
+            })
         }
-        other => bail!("--figure takes one of {FIGURES}, not `{other}`"),
     }
 }
 
 /// The drawn points of every data series (no shaded ranges) as CSV: series, x, y.
-fn write_csv(spec: &FigureSpec, path: &str) -> Result<()> {
-    let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {path}"))?;
+fn write_csv(spec: &FigureSpec, path: &Path) -> Result<()> {
+    let shown = path.display();
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {shown}"))?;
     w.write_record(["series", spec.x.label.as_str(), spec.y.label.as_str()])?;
     for s in spec.series.iter().filter(|s| !s.style.is_span()) {
         for p in &s.points {
             w.write_record([s.name.clone(), p[0].to_string(), p[1].to_string()])?;
         }
     }
-    w.flush().with_context(|| format!("writing {path}"))?;
+    w.flush().with_context(|| format!("writing {shown}"))?;
     Ok(())
 }
 
 /// `rankscope curves <logs…> [--figure F] [--metric M] [--x step|tokens|progress|cumlr]
 /// [--smooth β] [--log-y] [--reference RUN]… [--svg F] [--png F] [--csv F] [--json]`.
-pub fn run(args: &[String]) -> Result<()> {
-    let mut o = Options {
-        figure: "loss".into(),
-        metric: None,
-        x: XAxis::Step,
-        smooth: 0.9,
-        log_y: false,
-        reference: Vec::new(),
-        svg: None,
-        png: None,
-        csv: None,
-        json: false,
-    };
-    let mut paths = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--figure" => o.figure = parse_value(a, it.next())?,
-            "--metric" => o.metric = Some(parse_value(a, it.next())?),
-            "--x" => o.x = x_axis(it.next().context("--x needs a value")?)?,
-            "--smooth" => {
-                o.smooth = parse_value(a, it.next())?;
-                if !(0.0..1.0).contains(&o.smooth) {
-                    bail!(
-                        "--smooth takes β in [0, 1) (0: raw values), not {}",
-                        o.smooth
-                    );
-                }
-            }
-            "--log-y" => o.log_y = true,
-            "--reference" => o.reference.push(parse_value(a, it.next())?),
-            "--svg" => o.svg = Some(parse_value(a, it.next())?),
-            "--png" => o.png = Some(parse_value(a, it.next())?),
-            "--csv" => o.csv = Some(parse_value(a, it.next())?),
-            "--json" => o.json = true,
-            s if s.starts_with("--") => bail!("unknown option `{s}` for curves"),
-            _ => paths.push(a.clone()),
-        }
-    }
-    if paths.is_empty() {
-        bail!("curves needs at least one run log");
-    }
-    if o.svg.is_none() && o.png.is_none() && o.csv.is_none() && !o.json {
+pub fn run(o: Args) -> Result<()> {
+    if !o.files.any() && o.csv.is_none() && !o.json {
         bail!("say where the figure goes: --svg FILE, --png FILE, --csv FILE or --json");
     }
-    let runs = read_log_runs(&paths)?;
+    let runs = read_log_runs(&o.paths)?;
     let spec = build(&runs, &o)?;
-    write_figure(&spec, o.svg.as_deref(), o.png.as_deref())?;
+    o.files.write(&spec)?;
     if let Some(path) = &o.csv {
         write_csv(&spec, path)?;
     }

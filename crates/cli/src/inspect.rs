@@ -1,26 +1,29 @@
 //! `rankscope inspect`: the inventory of files and folders.
 
 use crate::text::outln;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use rankscope_core::inventory::{add_file, inspect_file, FileEntry, Inventory, Status};
 use rankscope_core::source::{block_on, FileSource};
 use std::path::{Path, PathBuf};
 
-pub fn run(args: &[String]) -> Result<()> {
-    let mut json = false;
-    let mut roots = Vec::new();
-    for a in args {
-        match a.as_str() {
-            "--json" => json = true,
-            s if s.starts_with("--") => bail!("unknown option `{s}` for inspect"),
-            s => roots.push(PathBuf::from(s)),
-        }
-    }
-    if roots.is_empty() {
-        bail!("inspect needs at least one file or folder");
-    }
-    let (inventory, _) = inventory_of(&roots)?;
-    if json {
+/// Recognise every file and print the inventory
+///
+/// Recognise every file (checkpoints, run logs, token batches, configs) and print the inventory
+/// the page shows after a drop: each file's kind, run, training point, dtype, tensors,
+/// architecture and status
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Files or folders (folders are walked recursively)
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Print the inventory as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let (inventory, _) = inventory_of(&a.paths)?;
+    if a.json {
         crate::text::print_json(&inventory)?;
     } else {
         print_table(&inventory);

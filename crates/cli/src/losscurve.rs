@@ -8,9 +8,8 @@ use rankscope_core::analysis::losscurve::figures::{default_reference, LogRun};
 use rankscope_core::analysis::losscurve::health::{builtin_rules, evaluate, HealthReport, Rule};
 use rankscope_core::analysis::losscurve::residual::{
     annotate_timescales, collapse_residual, progress_of, timescale, Reference, Residual,
-    ResidualConfig, RunTimescale,
+    ResidualConfig, ResidualThresholds, RunTimescale,
 };
-use rankscope_core::figures::FigureSpec;
 use rankscope_core::formats::logs::{self, Series};
 use std::path::Path;
 
@@ -31,30 +30,6 @@ pub(crate) fn read_log_runs(paths: &[String]) -> Result<Vec<LogRun>> {
         }
     }
     Ok(out)
-}
-
-/// Writes `spec` as SVG and/or PNG (900 × 560, PNG at 2×).
-pub(crate) fn write_figure(spec: &FigureSpec, svg: Option<&str>, png: Option<&str>) -> Result<()> {
-    let (w, h) = (900, 560);
-    if let Some(path) = svg {
-        std::fs::write(path, rankscope_core::figures::draw::to_svg(spec, w, h)?)
-            .with_context(|| format!("writing {path}"))?;
-    }
-    if let Some(path) = png {
-        std::fs::write(
-            path,
-            rankscope_core::figures::render::to_png(spec, w, h, 2.0)?,
-        )
-        .with_context(|| format!("writing {path}"))?;
-    }
-    Ok(())
-}
-
-/// The value after a flag, parsed.
-pub(crate) fn parse_value<T: std::str::FromStr>(flag: &str, v: Option<&String>) -> Result<T> {
-    let v = v.with_context(|| format!("{flag} needs a value"))?;
-    v.parse()
-        .map_err(|_| anyhow::anyhow!("{flag}: `{v}` is not a valid value"))
 }
 
 /// The runs of one log file, each with a display name.
@@ -103,61 +78,112 @@ struct RunError {
     error: String,
 }
 
-/// `rankscope residual [--reference REF[,REF…]] <logs…> [--metric M] [--window A,B] [threshold flags] [--json]`.
+/// Collapse residual of runs against a reference, and its patterns
 ///
-/// `--reference` takes one path per occurrence (repeat it, or separate paths
-/// with commas); `--reference A B -- RUNS…` takes every path up to `--`.
-/// Several references are averaged on a common t̂ grid. Without
-/// `--reference` the reference is chosen among the given runs that have the
-/// metric ([`default_reference`]: the first of the largest group of
-/// comparable runs) and the others are compared with it. Every pattern
-/// threshold has a flag: `--drift-slope`, `--drift-final`, `--spike-k`,
-/// `--spike-min`, `--spike-window`, `--negative`, `--non-collapse-rms`,
-/// `--window-rms`.
-pub fn run_residual(args: &[String]) -> Result<()> {
-    let mut refs: Vec<String> = Vec::new();
-    let mut runs: Vec<String> = Vec::new();
-    let mut metric = "val_loss".to_string();
-    let mut config = ResidualConfig::default();
-    let mut json = false;
-    let greedy = args.iter().any(|a| a == "--");
-    let mut it = args.iter().peekable();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--json" => json = true,
-            "--" => {}
-            "--metric" => metric = it.next().context("--metric needs a value")?.clone(),
-            "--drift-slope" => config.thresholds.drift_slope = parse_value(a, it.next())?,
-            "--drift-final" => config.thresholds.drift_final = parse_value(a, it.next())?,
-            "--spike-k" => config.thresholds.spike_k = parse_value(a, it.next())?,
-            "--spike-min" => config.thresholds.spike_min = parse_value(a, it.next())?,
-            "--spike-window" => config.thresholds.spike_half_window = parse_value(a, it.next())?,
-            "--negative" => config.thresholds.negative = parse_value(a, it.next())?,
-            "--non-collapse-rms" => config.thresholds.non_collapse_rms = parse_value(a, it.next())?,
-            "--window-rms" => config.thresholds.window_rms = parse_value(a, it.next())?,
-            "--window" => {
-                let v = it.next().context("--window needs a value like 0.1,0.3")?;
-                let (a, b) = v
-                    .split_once(',')
-                    .with_context(|| format!("--window takes START,END, not `{v}`"))?;
-                config.window = (
-                    a.trim().parse().context("--window start")?,
-                    b.trim().parse().context("--window end")?,
-                );
-            }
-            "--reference" => {
-                let v = it.next().context("--reference needs a log")?;
-                refs.extend(v.split(',').filter(|s| !s.is_empty()).map(String::from));
-                if greedy {
-                    while let Some(next) = it.next_if(|n| !n.starts_with("--")) {
-                        refs.push(next.clone());
-                    }
-                }
-            }
-            s if s.starts_with("--") => bail!("unknown option `{s}` for residual"),
-            _ => runs.push(a.clone()),
+/// Collapse residual of runs against a reference (Early-Align, closed-form S) and its patterns;
+/// without --reference the first of the largest group of comparable runs with the metric is the
+/// reference; every pattern threshold is a flag
+#[derive(clap::Args, Debug)]
+pub struct ResidualArgs {
+    /// Run logs
+    #[arg(value_name = "LOG")]
+    pub runs: Vec<String>,
+    /// Reference log(s): one per use or a comma list; `--reference A B -- RUNS…` takes every log
+    /// up to `--`; several are averaged on a common t̂ grid
+    #[arg(long, value_name = "LOG", value_delimiter = ',')]
+    pub reference: Vec<String>,
+    /// The metric compared
+    #[arg(long, default_value = "val_loss")]
+    metric: String,
+    /// The alignment window on t̂, START,END [default: 0.1,0.3]
+    #[arg(long, value_name = "START,END", value_parser = window)]
+    window: Option<(f64, f64)>,
+    #[command(flatten)]
+    thresholds: ThresholdArgs,
+    /// Print the reference and every run's residual as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The residual's pattern thresholds (defaults: the core's).
+#[derive(clap::Args, Debug)]
+struct ThresholdArgs {
+    /// Drift: slope of the residual over t̂ above this
+    #[arg(long, default_value_t = ResidualThresholds::default().drift_slope)]
+    drift_slope: f64,
+    /// Drift: final residual above this
+    #[arg(long, default_value_t = ResidualThresholds::default().drift_final)]
+    drift_final: f64,
+    /// Spike: a jump of k robust σ …
+    #[arg(long, default_value_t = ResidualThresholds::default().spike_k)]
+    spike_k: f64,
+    /// … and at least this much
+    #[arg(long, default_value_t = ResidualThresholds::default().spike_min)]
+    spike_min: f64,
+    /// Spike: half-window in points
+    #[arg(long, default_value_t = ResidualThresholds::default().spike_half_window)]
+    spike_window: usize,
+    /// Negative residual: below minus this
+    #[arg(long, default_value_t = ResidualThresholds::default().negative)]
+    negative: f64,
+    /// Non-collapse: RMS residual above this
+    #[arg(long, default_value_t = ResidualThresholds::default().non_collapse_rms)]
+    non_collapse_rms: f64,
+    /// Non-collapse: RMS on the alignment window above this
+    #[arg(long, default_value_t = ResidualThresholds::default().window_rms)]
+    window_rms: f64,
+}
+
+impl From<&ThresholdArgs> for ResidualThresholds {
+    fn from(t: &ThresholdArgs) -> Self {
+        ResidualThresholds {
+            drift_slope: t.drift_slope,
+            drift_final: t.drift_final,
+            spike_k: t.spike_k,
+            spike_min: t.spike_min,
+            spike_half_window: t.spike_window,
+            negative: t.negative,
+            non_collapse_rms: t.non_collapse_rms,
+            window_rms: t.window_rms,
         }
     }
+}
+
+/// `--window START,END`.
+fn window(v: &str) -> Result<(f64, f64), String> {
+    let (a, b) = v
+        .split_once(',')
+        .ok_or_else(|| format!("takes START,END, not `{v}`"))?;
+    let num = |x: &str| {
+        x.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("`{x}` is not a number"))
+    };
+    Ok((num(a)?, num(b)?))
+}
+
+/// `rankscope residual [--reference REF[,REF…]] <logs…> [--metric M] [--window A,B] [threshold flags] [--json]`.
+///
+/// Several references are averaged on a common t̂ grid. Without `--reference` the reference is
+/// chosen among the given runs that have the metric ([`default_reference`]: the first of the
+/// largest group of comparable runs) and the others are compared with it.
+pub fn run_residual(a: ResidualArgs) -> Result<()> {
+    let mut refs: Vec<String> = a
+        .reference
+        .iter()
+        .filter(|r| !r.is_empty())
+        .cloned()
+        .collect();
+    let mut runs = a.runs.clone();
+    let metric = a.metric.clone();
+    let mut config = ResidualConfig {
+        thresholds: (&a.thresholds).into(),
+        ..ResidualConfig::default()
+    };
+    if let Some(w) = a.window {
+        config.window = w;
+    }
+    let json = a.json;
     // Without --reference: the default among the given runs; that run's file is the reference.
     let mut chosen: Option<String> = None;
     if refs.is_empty() {
@@ -304,26 +330,30 @@ struct RunHealth {
     report: HealthReport,
 }
 
-/// `rankscope health <logs…> [--rules FILE.json] [--json]`.
+/// Health rules over run logs: when each fired and the action it names
 ///
-/// The rules file is a JSON array of rules (or `{"rules": [...]}`); without it
-/// the built-in set is used.
-pub fn run_health(args: &[String]) -> Result<()> {
-    let mut paths = Vec::new();
-    let mut rules_file: Option<String> = None;
-    let mut json = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--json" => json = true,
-            "--rules" => rules_file = Some(it.next().context("--rules needs a JSON file")?.clone()),
-            s if s.starts_with("--") => bail!("unknown option `{s}` for health"),
-            _ => paths.push(a.clone()),
-        }
-    }
-    if paths.is_empty() {
-        bail!("health needs at least one run log");
-    }
+/// Health rules (built-in RLAN set by its metric names, rank collapse and gradient geometry, or
+/// --rules FILE.json): when each first fired, how long it stayed, and the action it names
+#[derive(clap::Args, Debug)]
+pub struct HealthArgs {
+    /// Run logs
+    #[arg(required = true, value_name = "LOG")]
+    paths: Vec<String>,
+    /// A JSON array of rules (or `{"rules": [...]}`) instead of the built-in set
+    #[arg(long, value_name = "FILE.json")]
+    rules: Option<String>,
+    /// Print the rules and every event as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// `rankscope health <logs…> [--rules FILE.json] [--json]`.
+pub fn run_health(a: HealthArgs) -> Result<()> {
+    let HealthArgs {
+        paths,
+        rules: rules_file,
+        json,
+    } = a;
     let rules: Vec<Rule> = match &rules_file {
         None => builtin_rules(),
         Some(f) => {

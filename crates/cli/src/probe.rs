@@ -3,9 +3,11 @@
 //! "Representations"), singular values in f64 and every rank metric — and the
 //! held-out loss, as the page computes them.
 
+use crate::args::Choice;
 use crate::inspect::{inventory_of, nothing_to_analyse};
+use crate::merge::SessionArgs;
 use crate::text::{errln, outln};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
 use rankscope_core::analysis::collect::collect_activation_spectra_blocking;
 use rankscope_core::analysis::weights::HeadSpectrum;
@@ -13,68 +15,66 @@ use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::inventory::batches::{misfit, narrow_ids};
 use rankscope_core::inventory::{Content, Inventory};
 use rankscope_core::model::arch::Recognition;
+use rankscope_core::session::BatchRecord;
 use rankscope_core::source::FileSource;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-struct Options {
+/// Activation spectra of K and Q on an eval batch, and the held-out loss
+///
+/// Forward pass on the eval batch: singular values (f64) and rank metrics of K per kv-head
+/// (after k_norm, before RoPE by default; --variant for post_rope, raw, centered) and Q per
+/// query head, every layer; with --heldout, the mean next-token cross-entropy on the held-out set
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Checkpoints or folders (folders are walked recursively)
+    #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
+    /// The eval batch (token ids: safetensors, .npy or JSON)
+    #[arg(long, value_name = "TOKENS")]
     eval: PathBuf,
+    /// A held-out batch: adds each checkpoint's held-out loss
+    #[arg(long, value_name = "TOKENS")]
     heldout: Option<PathBuf>,
+    /// Print every spectrum and metric as JSON
+    #[arg(long)]
     json: bool,
-    variants: Vec<KeyVariant>,
+    /// Where K is taken (repeat for several; `all` for every one)
+    #[arg(long = "variant", value_name = "VARIANT", value_parser = variants())]
+    variant_sets: Vec<Variants>,
+    /// No progress line on the terminal
+    #[arg(short, long)]
     quiet: bool,
+    #[command(flatten)]
+    session: SessionArgs,
 }
 
-fn parse_options(args: &[String]) -> Result<Options> {
-    let (mut paths, mut eval, mut heldout, mut json, mut variants, mut quiet) =
-        (Vec::new(), None, None, false, Vec::new(), false);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "--json" => json = true,
-            "--quiet" | "-q" => quiet = true,
-            "--eval" => eval = Some(PathBuf::from(value("--eval")?)),
-            "--heldout" => heldout = Some(PathBuf::from(value("--heldout")?)),
-            "--variant" => {
-                let v = value("--variant")?;
-                if v == "all" {
-                    variants.extend(KeyVariant::ALL);
-                } else {
-                    let keys: Vec<&str> = KeyVariant::ALL.iter().map(|v| v.key()).collect();
-                    variants.push(KeyVariant::from_key(&v).with_context(|| {
-                        format!("unknown variant `{v}`; one of {}, all", keys.join(", "))
-                    })?);
-                }
-            }
-            s if s.starts_with("--") => bail!("unknown option `{s}` for probe"),
-            s => paths.push(PathBuf::from(s)),
-        }
-    }
-    let Some(eval) = eval else {
-        bail!("probe needs the eval batch: --eval <tokens file>")
-    };
-    if paths.is_empty() {
-        bail!("probe needs at least one checkpoint or folder");
-    }
-    if variants.is_empty() {
-        variants.push(KeyVariant::default());
-    }
-    variants.sort();
-    variants.dedup();
-    Ok(Options {
-        paths,
-        eval,
-        heldout,
-        json,
-        variants,
-        quiet,
+/// The key variants one `--variant` names (`all`: every one).
+#[derive(Debug, Clone)]
+struct Variants(Vec<KeyVariant>);
+
+fn variants() -> Choice<Variants> {
+    let names = KeyVariant::ALL
+        .map(KeyVariant::key)
+        .into_iter()
+        .chain(["all"]);
+    Choice::new("variant", names, |v| match v {
+        "all" => Some(Variants(KeyVariant::ALL.to_vec())),
+        v => KeyVariant::from_key(v).map(|v| Variants(vec![v])),
     })
+}
+
+impl Args {
+    /// The variants asked for, in their order and each once (the default alone if none).
+    fn variants(&self) -> Vec<KeyVariant> {
+        let mut v: Vec<KeyVariant> = self.variant_sets.iter().flat_map(|s| s.0.clone()).collect();
+        if v.is_empty() {
+            v.push(KeyVariant::default());
+        }
+        v.sort();
+        v.dedup();
+        v
+    }
 }
 
 /// A token batch (safetensors, .npy or JSON), recognised as the page does.
@@ -93,22 +93,25 @@ pub(crate) fn read_tokens(path: &Path) -> Result<TokenBatch> {
     }
 }
 
-/// `rankscope probe --eval <tokens> [--heldout <tokens>] <checkpoints or folders…> [--json] [--variant V]…`
-pub fn run(args: &[String]) -> Result<()> {
-    let o = parse_options(args)?;
+/// `rankscope probe --eval <tokens> [--heldout <tokens>] <checkpoints or folders…> [--json] [--variant V]…
+/// [--shard I/N] [--session FILE]`
+pub fn run(o: Args) -> Result<()> {
+    let variants = o.variants();
     let eval = read_tokens(&o.eval)?;
     let heldout = o.heldout.as_deref().map(read_tokens).transpose()?;
     let (inv, real) = inventory_of(&o.paths)?;
+    let selected = o.session.select(inv);
+    let inv = &selected.inv;
     // Progress only on a terminal: one overwritten line on stderr, so stdout stays clean for --json.
     let show_progress = !o.quiet && std::io::stderr().is_terminal();
-    warn_narrow_ids(&inv, &o.eval, &eval);
+    warn_narrow_ids(inv, &o.eval, &eval);
     // Checkpoints run on the `--threads` pool; each reports when it is finished.
     let (runs, failures) = collect_activation_spectra_blocking(
-        &inv,
+        inv,
         &|i| real.get(i).and_then(|p| FileSource::open(p).ok()),
         &eval,
         heldout.as_ref(),
-        &o.variants,
+        &variants,
         &|done, total| {
             if show_progress {
                 let _ = write!(
@@ -121,20 +124,32 @@ pub fn run(args: &[String]) -> Result<()> {
     if show_progress {
         errln!();
     }
+    // Written even when every checkpoint failed: the merged session lists the failures.
+    o.session.write(&selected, |s| {
+        s.activations = runs.clone();
+        s.failures = failures.clone();
+        s.eval = Some(BatchRecord::of(&o.eval.display().to_string(), &eval));
+        s.heldout = o
+            .heldout
+            .as_ref()
+            .zip(heldout.as_ref())
+            .map(|(p, h)| BatchRecord::of(&p.display().to_string(), h));
+    })?;
     let report_failures = || {
         for f in &failures {
             errln!(
                 "{}: {}",
                 f.path,
-                batch_blame(&inv, &f.path, &o, &eval, heldout.as_ref())
+                batch_blame(inv, &f.path, &o, &eval, heldout.as_ref())
                     .unwrap_or_else(|| f.message.clone())
             );
         }
     };
-    if runs.is_empty() {
+    // An empty shard (more shards than checkpoints) is not an error.
+    if runs.is_empty() && !(selected.checkpoints == 0 && o.session.shard.is_some()) {
         report_failures();
         if failures.is_empty() {
-            return Err(nothing_to_analyse(&inv));
+            return Err(nothing_to_analyse(inv));
         }
         bail!(
             "no checkpoint could be probed ({} failed, above)",
@@ -145,13 +160,13 @@ pub fn run(args: &[String]) -> Result<()> {
         let out = serde_json::json!({
             "eval": { "path": o.eval, "batch": eval.batch, "seq_len": eval.seq_len },
             "heldout": heldout.as_ref().map(|h| serde_json::json!({ "path": o.heldout, "batch": h.batch, "seq_len": h.seq_len })),
-            "variants": o.variants,
+            "variants": variants,
             "runs": runs,
             "failures": failures,
         });
         crate::text::print_json(&out)?;
     } else {
-        print_text(&runs, &o.variants, &eval);
+        print_text(&runs, &variants, &eval);
     }
     report_failures();
     Ok(())
@@ -163,7 +178,7 @@ pub fn run(args: &[String]) -> Result<()> {
 fn batch_blame(
     inv: &Inventory,
     path: &str,
-    o: &Options,
+    o: &Args,
     eval: &TokenBatch,
     heldout: Option<&TokenBatch>,
 ) -> Option<String> {

@@ -4,8 +4,10 @@
 //! and every part reads them; the surgery (slow: a forward pass per fraction, strategy and seed)
 //! runs only with `--surgery CHECKPOINT`, and the report says so when it did not.
 
+use crate::args;
 use crate::compare::{
-    comparisons, conditions_and_pairs, parse_group, parse_pair, spectra, MetricChoice,
+    comparisons, conditions_and_pairs, parse_group, parse_level, parse_margin, parse_pair, spectra,
+    MetricChoice,
 };
 use crate::inspect::inventory_of;
 use crate::probe::read_tokens;
@@ -32,131 +34,89 @@ use rankscope_core::report::{
 };
 use std::path::{Path, PathBuf};
 
-struct Options {
+/// The study report: HTML (self-contained) and its Markdown twin
+///
+/// report.html (self-contained: inline SVG figures and CSS, no external requests, prints well)
+/// and report.md beside it (with its figures as SVG files): the figures, a table per comparison,
+/// the collapse timing, the surgery verdict (only with --surgery: it is slow), the methods, and a
+/// summary that claims only what the statistics support, each claim linked to its table row;
+/// every part not computed is listed with the reason.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The runs' checkpoints or folders
+    #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
-    eval: Option<PathBuf>,
+    /// The eval batch: every figure and comparison reads the activation spectra of the forward
+    /// pass on it
+    #[arg(long, value_name = "TOKENS")]
+    eval: PathBuf,
+    /// A held-out batch: the held-out loss is compared too, and the surgery needs it
+    #[arg(long, value_name = "TOKENS")]
     heldout: Option<PathBuf>,
+    /// The HTML file; the Markdown twin (and its SVG figures) is written beside it
+    #[arg(short = 'o', long = "out", value_name = "FILE", default_value = "report.html")]
     out: PathBuf,
+    /// The report's title
+    #[arg(long, default_value = "Rank-collapse study")]
     title: String,
+    /// Compare conditions X and Y (repeatable; default: the plan's pairs present)
+    #[arg(long = "pair", value_name = "X,Y", value_parser = parse_pair)]
     pairs: Vec<Pair>,
+    /// A condition made of the named runs (repeatable)
+    #[arg(long = "group", value_name = "NAME=RUN,RUN…", value_parser = parse_group)]
     groups: Vec<UserGroup>,
+    #[arg(long, value_parser = args::metric(), default_value = "pr")]
     metric: Metric,
-    compare: CompareOptions,
+    /// Equivalence margin: `N%` of the pooled mean, or an absolute difference [default: 5%]
+    #[arg(long, value_name = "N%|ABS", value_parser = parse_margin)]
+    margin: Option<Margin>,
+    /// Confidence level of the intervals, in (0, 1)
+    #[arg(long, default_value_t = CompareOptions::default().level, value_parser = parse_level)]
+    level: f64,
+    /// Bootstrap resamples of the eval sequences (0: none)
+    #[arg(long, default_value_t = 1000)]
     boot: usize,
-    collapse: CollapseRule,
+    /// Collapse onset: the first checkpoint at or below (1 − f) × the first value
+    #[arg(long, default_value_t = CollapseRule::default().fraction)]
+    fraction: f64,
+    /// A drop is sudden when one interval holds at least this share of the total drop
+    #[arg(long, default_value_t = CollapseRule::default().sudden_share)]
+    sudden: f64,
+    /// Run the surgery (Figures 4–5 and the verdict) on this checkpoint (slow; needs --heldout)
+    #[arg(long, value_name = "CHECKPOINT", requires = "heldout")]
     surgery: Option<PathBuf>,
+    /// The surgery's pruned fractions [default: 0, 0.1, …, 0.9]
+    #[arg(long, value_name = "P,P,…", value_delimiter = ',')]
     fractions: Option<Vec<f64>>,
+    /// Random-mask seeds of the surgery
+    #[arg(long, default_value_t = 5)]
     seeds: usize,
+    /// The surgery verdict's margin, in (0, 0.5)
+    #[arg(long, default_value_t = 0.25)]
     surgery_margin: f64,
+    /// Permutations of the Spearman test of Figure 5
+    #[arg(long, default_value_t = DEFAULT_PERMUTATIONS)]
     permutations: usize,
 }
 
-fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options {
-        paths: Vec::new(),
-        eval: None,
-        heldout: None,
-        out: PathBuf::from("report.html"),
-        title: "Rank-collapse study".into(),
-        pairs: Vec::new(),
-        groups: Vec::new(),
-        metric: Metric::Pr,
-        compare: CompareOptions::default(),
-        boot: 1000,
-        collapse: CollapseRule::default(),
-        surgery: None,
-        fractions: None,
-        seeds: 5,
-        surgery_margin: 0.25,
-        permutations: DEFAULT_PERMUTATIONS,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value"))
+impl Args {
+    fn compare_options(&self) -> CompareOptions {
+        let mut o = CompareOptions {
+            level: self.level,
+            ..CompareOptions::default()
         };
-        match a.as_str() {
-            "--eval" => o.eval = Some(value("--eval")?.into()),
-            "--heldout" => o.heldout = Some(value("--heldout")?.into()),
-            "-o" | "--out" => o.out = value("-o")?.into(),
-            "--title" => o.title = value("--title")?,
-            "--pair" => o.pairs.push(parse_pair(&value("--pair")?)?),
-            "--group" => o.groups.push(parse_group(&value("--group")?)?),
-            "--metric" => {
-                let v = value("--metric")?;
-                o.metric = Metric::from_key(&v).with_context(|| format!("unknown metric `{v}`"))?;
-            }
-            "--margin" => {
-                let v = value("--margin")?;
-                o.compare.margin = match v.strip_suffix('%') {
-                    Some(pct) => Margin::FractionOfPooledMean(
-                        pct.parse::<f64>().context("--margin: `N%` or a number")? / 100.0,
-                    ),
-                    None => Margin::Absolute(
-                        v.parse()
-                            .context("--margin: `N%` (of the pooled mean) or a number")?,
-                    ),
-                };
-            }
-            "--level" => {
-                o.compare.level = value("--level")?
-                    .parse()
-                    .context("--level takes a number like 0.95")?
-            }
-            "--boot" => o.boot = value("--boot")?.parse().context("--boot takes a count")?,
-            "--fraction" => {
-                o.collapse.fraction = value("--fraction")?
-                    .parse()
-                    .context("--fraction takes a number like 0.3")?
-            }
-            "--sudden" => {
-                o.collapse.sudden_share = value("--sudden")?
-                    .parse()
-                    .context("--sudden takes a number like 0.5")?
-            }
-            "--surgery" => o.surgery = Some(value("--surgery")?.into()),
-            "--fractions" => {
-                let v = value("--fractions")?;
-                o.fractions = Some(
-                    v.split(',')
-                        .map(|f| {
-                            f.trim()
-                                .parse::<f64>()
-                                .with_context(|| format!("--fractions: `{f}` is not a number"))
-                        })
-                        .collect::<Result<Vec<_>>>()?,
-                );
-            }
-            "--seeds" => o.seeds = value("--seeds")?.parse().context("--seeds takes a count")?,
-            "--surgery-margin" => {
-                o.surgery_margin = value("--surgery-margin")?
-                    .parse()
-                    .context("--surgery-margin takes a number like 0.25")?
-            }
-            "--permutations" => {
-                o.permutations = value("--permutations")?
-                    .parse()
-                    .context("--permutations takes a count")?
-            }
-            s if s.starts_with('-') => bail!("unknown option `{s}` for report"),
-            s => o.paths.push(PathBuf::from(s)),
+        if let Some(m) = self.margin {
+            o.margin = m;
+        }
+        o
+    }
+
+    fn collapse_rule(&self) -> CollapseRule {
+        CollapseRule {
+            fraction: self.fraction,
+            sudden_share: self.sudden,
         }
     }
-    if o.paths.is_empty() {
-        bail!("report needs the runs' checkpoints or folders");
-    }
-    if !(o.compare.level > 0.0 && o.compare.level < 1.0) {
-        bail!("--level must lie between 0 and 1");
-    }
-    if o.surgery.is_some() && o.heldout.is_none() {
-        bail!("--surgery needs the held-out batch (--heldout <tokens file>): the surgery measures the held-out loss");
-    }
-    if o.out.extension().is_some_and(|e| e == "md") {
-        bail!("-o names the HTML file (report.html); the Markdown twin is written beside it");
-    }
-    Ok(o)
 }
 
 fn file_name(path: &Path) -> String {
@@ -166,14 +126,11 @@ fn file_name(path: &Path) -> String {
 }
 
 /// `rankscope report <checkpoints or folders…> --eval E [--heldout H] [-o report.html] …`
-pub fn run(args: &[String]) -> Result<()> {
-    let o = parse(args)?;
-    let Some(eval_path) = &o.eval else {
-        bail!(
-            "report needs the eval batch (--eval <tokens file>): every figure and comparison reads the activation \
-             spectra of the forward pass on it"
-        )
-    };
+pub fn run(o: Args) -> Result<()> {
+    if o.out.extension().is_some_and(|e| e == "md") {
+        bail!("-o names the HTML file (report.html); the Markdown twin is written beside it");
+    }
+    let eval_path = &o.eval;
     let eval = read_tokens(eval_path)?;
     let heldout = o.heldout.as_deref().map(read_tokens).transpose()?;
     let (inv, real) = inventory_of(&o.paths)?;
@@ -208,7 +165,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 heldout.is_some(),
                 choice,
                 o.boot,
-                o.compare,
+                o.compare_options(),
             );
             notes.append(&mut n);
             Part::Computed(set)
@@ -221,7 +178,7 @@ pub fn run(args: &[String]) -> Result<()> {
         Part::Computed(collapse_section(
             &inv,
             &values,
-            o.collapse,
+            o.collapse_rule(),
             PlateauRule::default(),
         ))
     } else {
@@ -292,7 +249,7 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 /// Figures 1 and 2 from the activation spectra every part shares.
-fn trajectory_figures(runs: &[RunSpectra], o: &Options, variant: KeyVariant) -> Vec<FigureSlot> {
+fn trajectory_figures(runs: &[RunSpectra], o: &Args, variant: KeyVariant) -> Vec<FigureSlot> {
     let source = Source::Activations(variant);
     let (t1, t2) = (
         "Figure 1: rank trajectory (K of the activations vs training tokens)",
@@ -348,7 +305,7 @@ fn layers_figure(
     real: &[PathBuf],
     conditions: &[Condition],
     eval: &TokenBatch,
-    o: &Options,
+    o: &Args,
 ) -> FigureSlot {
     let title = "Figure 3: K PR per layer at the final checkpoint";
     let data_pair: Vec<String> = ["C1", "C2"]
@@ -400,7 +357,7 @@ fn layers_figure(
 
 /// Figures 4 and 5 and the surgery verdict, on `--surgery CHECKPOINT`; each says why when absent.
 fn surgery_parts(
-    o: &Options,
+    o: &Args,
     eval: &TokenBatch,
     heldout: Option<&TokenBatch>,
     figures: &mut Vec<FigureSlot>,
@@ -424,7 +381,7 @@ fn surgery_parts(
         eval,
         &o.eval,
         heldout,
-        &o.heldout,
+        o.heldout.as_deref().unwrap_or(path),
         o.fractions.as_deref(),
         o.seeds,
         o.surgery_margin,

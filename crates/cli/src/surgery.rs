@@ -4,20 +4,20 @@
 //! on a single-file checkpoint, safetensors or PyTorch (a `config.json`
 //! beside it is used when present).
 
+use crate::args::{self, FigureFiles};
 use crate::inspect::inventory_of;
 use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
-use rankscope_core::analysis::importance::{
-    gamma_vs_svd, layer_pr_with_ci, Importance, DEFAULT_PERMUTATIONS,
-};
+use rankscope_core::analysis::importance::{gamma_vs_svd, layer_pr_with_ci, DEFAULT_PERMUTATIONS};
 use rankscope_core::analysis::jobs::check_distinct_batches;
 use rankscope_core::analysis::study_figures::{
     layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
 };
+use rankscope_core::analysis::importance::Importance;
 use rankscope_core::analysis::surgery::{has_key_norm, run_sweep, SurgeryResult, SweepOptions};
 use rankscope_core::analysis::surgery_verdict::{surgery_verdict, SurgeryVerdict};
-use rankscope_core::analysis::weights::Shards;
 use rankscope_core::figures::FigureSpec;
+use rankscope_core::analysis::weights::Shards;
 use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
 use rankscope_core::inventory::batches::{misfit, narrow_ids};
 use rankscope_core::inventory::Content;
@@ -27,80 +27,83 @@ use rankscope_core::parallel;
 use rankscope_core::source::{block_on, FileSource};
 use std::path::{Path, PathBuf};
 
-struct Options {
-    paths: Vec<PathBuf>,
-    eval: Option<PathBuf>,
-    heldout: Option<PathBuf>,
+/// Figure 4: held-out loss after pruning key dimensions, and the verdict
+///
+/// Held-out loss after pruning key dimensions (SVD, γ, random; Figure 4), the area under each
+/// loss-increase curve and the plan's verdict (γ a reliable proxy / misleads)
+#[derive(clap::Args, Debug)]
+pub struct SurgeryArgs {
+    /// A single-file checkpoint (.safetensors, .pt, .pth or .bin; a config.json beside it is used)
+    #[arg(value_name = "CHECKPOINT")]
+    checkpoint: PathBuf,
+    /// The eval batch: the K spectra that rank the key dimensions
+    #[arg(long, value_name = "TOKENS")]
+    eval: PathBuf,
+    /// The held-out batch the loss is measured on (not the eval batch)
+    #[arg(long, value_name = "TOKENS")]
+    heldout: PathBuf,
+    /// Fractions of d_k to remove [default: 0, 0.1, …, 0.9]
+    #[arg(long, value_delimiter = ',', value_name = "P,P,…", value_parser = args::number)]
     fractions: Option<Vec<f64>>,
+    /// Random-mask seeds
+    #[arg(long, default_value_t = 5)]
     seeds: usize,
-    permutations: usize,
-    boot: usize,
-    /// The surgery verdict's margin m (share of SVD's advantage over random).
+    /// The verdict's margin m (share of SVD's advantage over random), in (0, 0.5)
+    #[arg(long, default_value_t = 0.25, value_parser = margin)]
     margin: f64,
+    /// Print the sweep and verdict as JSON
+    #[arg(long)]
     json: bool,
-    svg: Option<PathBuf>,
-    png: Option<PathBuf>,
+    #[command(flatten)]
+    files: FigureFiles,
 }
 
-fn parse(args: &[String]) -> Result<Options> {
-    let mut o = Options {
-        paths: Vec::new(),
-        eval: None,
-        heldout: None,
-        fractions: None,
-        seeds: 5,
-        permutations: DEFAULT_PERMUTATIONS,
-        boot: 1000,
-        margin: 0.25,
-        json: false,
-        svg: None,
-        png: None,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "--json" => o.json = true,
-            "--eval" => o.eval = Some(value("--eval")?.into()),
-            "--heldout" => o.heldout = Some(value("--heldout")?.into()),
-            "--svg" => o.svg = Some(value("--svg")?.into()),
-            "--png" => o.png = Some(value("--png")?.into()),
-            "--seeds" => o.seeds = value("--seeds")?.parse().context("--seeds takes a count")?,
-            "--permutations" => {
-                o.permutations = value("--permutations")?
-                    .parse()
-                    .context("--permutations takes a count")?
-            }
-            "--boot" => o.boot = value("--boot")?.parse().context("--boot takes a count")?,
-            "--margin" => {
-                o.margin = value("--margin")?
-                    .parse()
-                    .context("--margin takes a number like 0.25")?
-            }
-            "--fractions" => {
-                let v = value("--fractions")?;
-                let list = v
-                    .split(',')
-                    .map(|f| {
-                        f.trim()
-                            .parse::<f64>()
-                            .with_context(|| format!("--fractions: `{f}` is not a number"))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                o.fractions = Some(list);
-            }
-            s if s.starts_with("--") => bail!("unknown option `{s}`"),
-            s => o.paths.push(PathBuf::from(s)),
-        }
+fn margin(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(m) if m > 0.0 && m < 0.5 => Ok(m),
+        _ => Err(format!("must lie between 0 and 0.5, not `{v}`")),
     }
-    if o.paths.is_empty() {
-        bail!("give a checkpoint (.safetensors, .pt, .pth or .bin)");
-    }
-    Ok(o)
+}
+
+/// |γ| vs leverage in the top-r90 subspace of K, Spearman ρ with a permutation p (Figure 5)
+#[derive(clap::Args, Debug)]
+pub struct ScatterArgs {
+    /// A single-file checkpoint
+    #[arg(value_name = "CHECKPOINT")]
+    checkpoint: PathBuf,
+    /// The eval batch
+    #[arg(long, value_name = "TOKENS")]
+    eval: PathBuf,
+    /// Permutations of the Spearman test
+    #[arg(long, default_value_t = DEFAULT_PERMUTATIONS)]
+    permutations: usize,
+    /// Print ρ per layer and overall as JSON
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    files: FigureFiles,
+}
+
+/// Figure 3: K PR per layer, runs side by side, with bootstrap CIs
+///
+/// Figure 3: K PR per layer, runs side by side, with the head range and a bootstrap CI over
+/// eval sequences
+#[derive(clap::Args, Debug)]
+pub struct LayersArgs {
+    /// Single-file checkpoints, one per run
+    #[arg(required = true, value_name = "CHECKPOINT")]
+    checkpoints: Vec<PathBuf>,
+    /// The eval batch
+    #[arg(long, value_name = "TOKENS")]
+    eval: PathBuf,
+    /// Bootstrap resamples of the eval sequences
+    #[arg(long, default_value_t = 1000)]
+    boot: usize,
+    /// Print the figure as JSON
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    files: FigureFiles,
 }
 
 /// Loads a single-file checkpoint (safetensors or PyTorch, with the
@@ -131,21 +134,15 @@ pub(crate) fn load_model(path: &Path) -> Result<ModelWeights> {
     .with_context(|| format!("loading {}", path.display()))
 }
 
-fn load_tokens(path: &Option<PathBuf>, flag: &str) -> Result<TokenBatch> {
-    let path = path.as_ref().with_context(|| {
-        format!("{flag} FILE is required (a token batch, e.g. eval_tokens.safetensors)")
-    })?;
+fn load_tokens(path: &Path) -> Result<TokenBatch> {
     let src = FileSource::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     parse_tokens_safetensors(&src).with_context(|| format!("{}: not a token batch", path.display()))
 }
 
 /// Refuses a batch whose ids do not fit the model (naming the batch file, not
 /// the checkpoint) and warns when its ids use under 1 % of the vocabulary.
-fn check_fit(path: &Option<PathBuf>, batch: &TokenBatch, arch: &Architecture) -> Result<()> {
-    let shown = path
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+fn check_fit(path: &Path, batch: &TokenBatch, arch: &Architecture) -> Result<()> {
+    let shown = path.display().to_string();
     if let Some(why) = misfit(&shown, batch, arch) {
         bail!(why);
     }
@@ -163,22 +160,6 @@ fn run_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-fn write_figure(spec: &FigureSpec, o: &Options) -> Result<()> {
-    let (w, h) = (900, 560);
-    if let Some(path) = &o.svg {
-        std::fs::write(path, rankscope_core::figures::draw::to_svg(spec, w, h)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    if let Some(path) = &o.png {
-        std::fs::write(
-            path,
-            rankscope_core::figures::render::to_png(spec, w, h, 2.0)?,
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
-}
-
 /// One checkpoint's surgery sweep, its verdict and Figure 4 (`surgery` and `report`).
 pub(crate) struct Sweep {
     pub run: String,
@@ -193,9 +174,9 @@ pub(crate) struct Sweep {
 pub(crate) fn sweep(
     path: &Path,
     eval: &TokenBatch,
-    eval_path: &Option<PathBuf>,
+    eval_path: &Path,
     heldout: &TokenBatch,
-    heldout_path: &Option<PathBuf>,
+    heldout_path: &Path,
     fractions: Option<&[f64]>,
     seeds: usize,
     margin: f64,
@@ -250,22 +231,15 @@ pub(crate) fn sweep(
 }
 
 /// `rankscope surgery --eval E --heldout H <checkpoint> [--fractions 0,0.1,…] [--seeds 5] [--json] [--svg F] [--png F]`
-pub fn run_surgery(args: &[String]) -> Result<()> {
-    let o = parse(args)?;
-    let [path] = o.paths.as_slice() else {
-        bail!("surgery takes one checkpoint")
-    };
-    let (eval, heldout) = (
-        load_tokens(&o.eval, "--eval")?,
-        load_tokens(&o.heldout, "--heldout")?,
-    );
+pub fn run_surgery(o: SurgeryArgs) -> Result<()> {
+    let (eval, heldout) = (load_tokens(&o.eval)?, load_tokens(&o.heldout)?);
     let Sweep {
         run,
         result,
         verdict,
         spec,
     } = sweep(
-        path,
+        &o.checkpoint,
         &eval,
         &o.eval,
         &heldout,
@@ -274,7 +248,7 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
         o.seeds,
         o.margin,
     )?;
-    write_figure(&spec, &o)?;
+    o.files.write(&spec)?;
     if o.json {
         crate::text::print_json(
             &serde_json::json!({ "run": run, "surgery": result, "verdict": verdict }),
@@ -340,7 +314,7 @@ pub fn run_surgery(args: &[String]) -> Result<()> {
 pub(crate) fn scatter(
     path: &Path,
     eval: &TokenBatch,
-    eval_path: &Option<PathBuf>,
+    eval_path: &Path,
     permutations: usize,
 ) -> Result<(String, Importance, FigureSpec)> {
     let model = load_model(path)?;
@@ -353,14 +327,10 @@ pub(crate) fn scatter(
 }
 
 /// `rankscope scatter --eval E <checkpoint> [--permutations N] [--json] [--svg F] [--png F]`
-pub fn run_scatter(args: &[String]) -> Result<()> {
-    let o = parse(args)?;
-    let [path] = o.paths.as_slice() else {
-        bail!("scatter takes one checkpoint")
-    };
-    let eval = load_tokens(&o.eval, "--eval")?;
-    let (run, imp, spec) = scatter(path, &eval, &o.eval, o.permutations)?;
-    write_figure(&spec, &o)?;
+pub fn run_scatter(o: ScatterArgs) -> Result<()> {
+    let eval = load_tokens(&o.eval)?;
+    let (run, imp, spec) = scatter(&o.checkpoint, &eval, &o.eval, o.permutations)?;
+    o.files.write(&spec)?;
     if o.json {
         crate::text::print_json(&serde_json::json!({ "run": run, "gamma_vs_svd": imp }))?;
         return Ok(());
@@ -395,7 +365,7 @@ pub(crate) fn layer_pr_run(
     path: &Path,
     color: usize,
     eval: &TokenBatch,
-    eval_path: &Option<PathBuf>,
+    eval_path: &Path,
     boot: usize,
 ) -> Result<LayerPrRun> {
     let model = load_model(path)?;
@@ -417,14 +387,13 @@ pub(crate) fn layer_pr_run(
 }
 
 /// `rankscope figure layers --eval E <checkpoints…> [--boot N] [--json] [--svg F] [--png F]`
-pub fn run_layers(args: &[String]) -> Result<()> {
-    let o = parse(args)?;
-    if o.svg.is_none() && o.png.is_none() && !o.json {
+pub fn run_layers(o: LayersArgs) -> Result<()> {
+    if !o.files.any() && !o.json {
         bail!("say where the figure goes: --svg FILE, --png FILE or --json");
     }
-    let eval = load_tokens(&o.eval, "--eval")?;
+    let eval = load_tokens(&o.eval)?;
     // Checkpoints on the `--threads` pool (and each one's resamples too), in the given order.
-    let indexed: Vec<(usize, &PathBuf)> = o.paths.iter().enumerate().collect();
+    let indexed: Vec<(usize, &PathBuf)> = o.checkpoints.iter().enumerate().collect();
     let runs = parallel::map(&indexed, |&(color, path)| {
         layer_pr_run(path, color, &eval, &o.eval, o.boot)
     })
@@ -433,9 +402,12 @@ pub fn run_layers(args: &[String]) -> Result<()> {
     let spec = layer_pr_figure(
         &runs,
         o.boot,
-        o.paths.iter().map(|p| p.display().to_string()).collect(),
+        o.checkpoints
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
     );
-    write_figure(&spec, &o)?;
+    o.files.write(&spec)?;
     if o.json {
         crate::text::print_json(&spec)?;
     }

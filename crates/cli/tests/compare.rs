@@ -248,7 +248,8 @@ fn bad_input_says_what_is_missing() {
     let (a1, a2) = (f("runs/A1"), f("runs/A2"));
     let (ok, _, stderr) = compare(&[&a1, &a2]);
     assert!(
-        !ok && stderr.contains("compare needs the eval batch (--eval"),
+        !ok && stderr.contains("required arguments were not provided")
+            && stderr.contains("--eval <TOKENS>"),
         "{stderr}"
     );
     let (ok, stdout, stderr) = compare(&["--eval", &eval, &a1, &a2, "--pair", "A1,Z9"]);

@@ -271,7 +271,7 @@ fn residual_thresholds_are_flags_and_the_reference_defaults_to_a_comparable_run(
     assert!(stdout.contains("thresholds: drift slope 0.02"), "{stdout}");
     let (ok, _, stderr) = rankscope(&["residual", &nanogpt("muonh_seed1"), "--drift-slope", "x"]);
     assert!(
-        !ok && stderr.contains("--drift-slope: `x` is not a valid value"),
+        !ok && stderr.contains("invalid value 'x' for '--drift-slope <DRIFT_SLOPE>'"),
         "{stderr}"
     );
 }

@@ -7,12 +7,16 @@
 use crate::analysis::activations::ActivationRun;
 use crate::analysis::collect::SpectraFailure;
 use crate::analysis::jobs::StudyOutput;
+use crate::analysis::shard::Shard;
 use crate::analysis::study::RunSpectra;
 use crate::formats::json_outline;
+use crate::formats::tokens::TokenBatch;
 use crate::inventory::CheckpointRef;
 use crate::share::SourceFile;
 use crate::source::AsyncByteSource;
 use serde::{Deserialize, Serialize};
+
+pub mod merge;
 
 /// The `format` field that marks a session file.
 pub const SESSION_FORMAT: &str = "rankscope-session";
@@ -29,6 +33,36 @@ pub struct StudyRunRecord {
     pub color: usize,
     pub checkpoint: CheckpointRef,
     pub output: Result<StudyOutput, String>,
+}
+
+/// A token batch the numbers came from: its name as given, its shape and its content digest
+/// ([`TokenBatch::content_digest`]), so that joined sessions can be checked to share it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchRecord {
+    pub name: String,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub digest: String,
+}
+
+impl BatchRecord {
+    pub fn of(name: &str, tokens: &TokenBatch) -> Self {
+        Self {
+            name: name.into(),
+            batch: tokens.batch,
+            seq_len: tokens.seq_len,
+            digest: tokens.content_digest(),
+        }
+    }
+}
+
+/// Which slice of a folder's checkpoints a session holds (`--shard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    #[serde(flatten)]
+    pub shard: Shard,
+    /// The whole folder's checkpoints, over all shards.
+    pub of_checkpoints: usize,
 }
 
 /// Everything a session file holds.
@@ -52,6 +86,15 @@ pub struct Session {
     /// View settings (control values), opaque to the core.
     #[serde(default)]
     pub view: serde_json::Value,
+    /// The eval batch of `activations` (the CLI writes it; the page leaves it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<BatchRecord>,
+    /// The held-out batch of the activations' held-out loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heldout: Option<BatchRecord>,
+    /// The slice of a folder this session holds; none when it holds the whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRecord>,
 }
 
 impl Session {
@@ -66,6 +109,9 @@ impl Session {
             study: Vec::new(),
             failures: Vec::new(),
             view: serde_json::Value::Null,
+            eval: None,
+            heldout: None,
+            shard: None,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod numpy_rng;
 pub mod powerlaw;
 pub mod replicate_figures;
 pub mod results;
+pub mod shard;
 pub mod spectrum;
 pub mod stats;
 pub mod study;

@@ -535,6 +535,16 @@ fn recognise_checkpoints(files: &mut [FileEntry]) {
     }
 }
 
+/// The sort key of a run's checkpoints: by training point (tokens, else step; none last), then
+/// by name. Session merges order checkpoints by it too.
+pub fn training_order(
+    tokens: Option<u64>,
+    step: Option<u64>,
+    path: &str,
+) -> (u64, Option<u64>, &str) {
+    (tokens.or(step).unwrap_or(u64::MAX), step, path)
+}
+
 /// Groups checkpoints and logs into runs, checkpoints in training order.
 fn group_runs(files: &mut [FileEntry]) -> Vec<RunGroup> {
     let mut runs: BTreeMap<String, RunGroup> = BTreeMap::new();
@@ -570,12 +580,9 @@ fn group_runs(files: &mut [FileEntry]) -> Vec<RunGroup> {
     }
     let mut out: Vec<RunGroup> = runs.into_values().collect();
     for run in &mut out {
-        run.checkpoints.sort_by_key(|c| {
-            (
-                c.tokens.or(c.step).unwrap_or(u64::MAX),
-                c.step,
-                c.path.clone(),
-            )
+        run.checkpoints.sort_by(|a, b| {
+            training_order(a.tokens, a.step, &a.path)
+                .cmp(&training_order(b.tokens, b.step, &b.path))
         });
         // A lone model (a Hugging Face `model.safetensors`) is a run of one
         // checkpoint: say so, rather than leave the user to wonder where its
