@@ -1,6 +1,7 @@
 //! Small Leptos components; state lives in [`crate::state::AppState`].
 
 pub mod analysis_status;
+pub mod download_panel;
 pub mod drop_zone;
 pub mod figure_canvas;
 pub mod figures;
