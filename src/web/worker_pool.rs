@@ -268,13 +268,15 @@ async fn lease(n: usize, batch: u64) -> (Vec<Rc<PoolWorker>>, String) {
 }
 
 /// Gives a worker back to the pool after its batch, or lets it go when it
-/// crashed or grew too big.
+/// crashed, grew too big, or is one too many (batches that overlapped while
+/// workers started).
 fn release(worker: &Rc<PoolWorker>, batch: u64) {
     if worker.lease.get().is_some_and(|b| b != batch) {
         return; // freed by a cancel and already working for a newer batch
     }
     worker.lease.set(None);
-    if worker.crashed.get() || worker.memory.get() > RETIRE_BYTES {
+    let too_many = POOL.with(|p| p.borrow().len()) > MAX_WORKERS;
+    if worker.crashed.get() || worker.memory.get() > RETIRE_BYTES || too_many {
         POOL.with(|p| p.borrow_mut().retain(|w| !Rc::ptr_eq(w, worker)));
         worker.stop();
     }
