@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/setup.sh
+# wasm-opt from npm's binaryen (see scripts/setup.sh and Trunk.toml).
+export PATH="$PWD/.tools/binaryen/node_modules/.bin:$PATH"
 exec trunk serve --release --address 127.0.0.1 --port "${PORT:-8080}"

@@ -5,7 +5,7 @@
 #      kernels' parity tests on lavapipe, then a fuzz smoke run of every parser of
 #      untrusted input (scripts/fuzz.sh)
 #   2. wasm:   the core and the page's browser code in headless Chromium
-#   3. build:  trunk build --release → dist/
+#   3. build:  trunk build --release → dist/ (wasm-opt on), the wasm size budget
 #   4. e2e:    the built page in Chromium: drop files and folders, read the inventory
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,8 +42,8 @@ cargo test --locked -p rankscope-app --target wasm32-unknown-unknown --test brow
 # WebGPU on SwiftShader (flags in crates/gpu/webdriver.json).
 cargo test --locked -p rankscope-gpu --target wasm32-unknown-unknown --test web
 
-step "trunk build --release"
-trunk build --release
+step "trunk build --release (wasm-opt from npm binaryen), then the wasm size budget"
+bash scripts/build.sh
 
 step "end-to-end in Chromium"
 (cd tests/e2e && node --test --test-concurrency=1 ./*.test.mjs)

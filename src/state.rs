@@ -57,8 +57,8 @@ pub struct AppState {
     pub expecting_activations: RwSignal<bool>,
     /// Runs hidden in Figures 1–2 (by name; a rename carries it over).
     pub hidden_runs: RwSignal<BTreeSet<String>>,
-    /// The example study's download while it runs (one job per file).
-    pub example_progress: RwSignal<Option<JobsProgress>>,
+    /// The example study's download while it runs (bytes received).
+    pub example_progress: RwSignal<Option<crate::web::files::Download>>,
     /// Activation spectra (K/Q on the eval batch) and held-out loss, per run,
     /// when an eval token batch is in the inventory.
     pub activations: RwSignal<Vec<ActivationRun>>,

@@ -3,6 +3,7 @@
 pub mod analysis_status;
 pub mod comparison_cards;
 pub mod conditions_panel;
+pub mod download_panel;
 pub mod drop_zone;
 pub mod figure_canvas;
 pub mod figures;

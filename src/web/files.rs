@@ -91,13 +91,106 @@ pub fn from_file_list(list: &web_sys::FileList) -> Vec<PickedFile> {
     to_picked(&from_list_js(list))
 }
 
-/// The built-in example study: `example/manifest.json` lists its files,
-/// fetched one after another from the same static server (no network beyond
-/// it). `on_file(done, total)` is called before each
-/// file and at the end; when it returns `false` the download stops (cancel)
-/// and `Ok(None)` comes back.
+/// The example study's download so far: shown as a progress bar in bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Download {
+    pub bytes_done: f64,
+    pub bytes_total: f64,
+    pub files_done: usize,
+    pub files_total: usize,
+    /// When it started (ms, `Date.now()`), for the time left.
+    pub started_ms: f64,
+}
+
+impl Download {
+    /// The share of the bytes received, 0..=1.
+    pub fn fraction(&self) -> f64 {
+        if self.bytes_total <= 0.0 {
+            return 0.0;
+        }
+        (self.bytes_done / self.bytes_total).clamp(0.0, 1.0)
+    }
+}
+
+/// One file of the example's manifest.
+#[derive(serde::Deserialize)]
+struct ExampleFile {
+    path: String,
+    /// Its size, so the progress bar knows the whole download from the start.
+    bytes: u64,
+}
+
+/// How many files are fetched at once: the connections a browser opens to one
+/// server over HTTP/1.1.
+const PARALLEL_FETCHES: u32 = 6;
+
+// Fetching many files with a byte count as they stream in is far shorter in
+// JS than through web-sys (ReadableStream readers). `cancelled()` is asked
+// between chunks; it aborts every fetch.
+#[wasm_bindgen(inline_js = r#"
+export async function fetch_all(base, paths, total, parallel, on_progress, cancelled) {
+  const out = new Array(paths.length);
+  const controller = new AbortController();
+  let next = 0, bytes = 0, files = 0;
+  const report = () => on_progress(bytes, Math.max(total, bytes), files);
+  const one = async (i) => {
+    const url = base + paths[i];
+    const resp = await fetch(url, { signal: controller.signal });
+    if (!resp.ok) throw new Error(`fetching ${url}: HTTP ${resp.status}`);
+    let blob;
+    if (resp.body) {
+      const chunks = [];
+      const reader = resp.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        bytes += value.byteLength;
+        report();
+        if (cancelled()) { controller.abort(); return; }
+      }
+      blob = new Blob(chunks);
+    } else {
+      blob = await resp.blob();
+      bytes += blob.size;
+    }
+    out[i] = blob;
+    files += 1;
+    report();
+  };
+  const lane = async () => {
+    while (next < paths.length && !cancelled()) await one(next++);
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(parallel, paths.length) }, lane));
+  } catch (e) {
+    controller.abort();
+    if (cancelled()) return null;
+    throw (e instanceof Error ? e.message : String(e));
+  }
+  return cancelled() ? null : out;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = fetch_all, catch)]
+    async fn fetch_all_js(
+        base: &str,
+        paths: &js_sys::Array,
+        total: f64,
+        parallel: u32,
+        on_progress: &Closure<dyn FnMut(f64, f64, u32)>,
+        cancelled: &Closure<dyn FnMut() -> bool>,
+    ) -> Result<JsValue, JsValue>;
+}
+
+/// The built-in example study: `example/manifest.json` lists its files with
+/// their sizes; they are fetched [`PARALLEL_FETCHES`] at a time from the same
+/// static server (no network beyond it). `progress` gets the bytes received
+/// as they stream in; when `cancelled()` turns true the download stops and
+/// `Ok(None)` comes back.
 pub async fn fetch_example(
-    on_file: &mut dyn FnMut(usize, usize) -> bool,
+    progress: impl Fn(Download) + 'static,
+    cancelled: impl Fn() -> bool + 'static,
 ) -> Result<Option<Vec<PickedFile>>, String> {
     let base = "example/";
     let manifest = fetch_blob(&format!("{base}manifest.json")).await?;
@@ -105,21 +198,60 @@ pub async fn fetch_example(
         .await
         .map_err(|e| format!("{e:?}"))?;
     let text = text.as_string().unwrap_or_default();
-    let paths: Vec<String> = serde_json::from_str(&text)
-        .map_err(|e| format!("example/manifest.json is not a list of paths: {e}"))?;
-    let mut out = Vec::with_capacity(paths.len());
-    for (i, path) in paths.iter().enumerate() {
-        if !on_file(i, paths.len()) {
-            return Ok(None);
-        }
-        let file = fetch_blob(&format!("{base}{path}")).await?;
-        out.push(PickedFile {
-            path: format!("example/{path}"),
-            file,
-        });
+    let files: Vec<ExampleFile> = serde_json::from_str(&text).map_err(|e| {
+        format!("example/manifest.json is not a list of {{\"path\", \"bytes\"}}: {e}")
+    })?;
+    let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+    let total = files.iter().map(|f| f.bytes as f64).sum::<f64>();
+    let started_ms = js_sys::Date::now();
+    let files_total = files.len();
+    let start = Download {
+        bytes_done: 0.0,
+        bytes_total: total,
+        files_done: 0,
+        files_total,
+        started_ms,
+    };
+    progress(start);
+    let on_progress = Closure::<dyn FnMut(f64, f64, u32)>::new(move |done, total, files| {
+        progress(Download {
+            bytes_done: done,
+            bytes_total: total,
+            files_done: files as usize,
+            files_total,
+            started_ms,
+        })
+    });
+    let cancelled = Closure::<dyn FnMut() -> bool>::new(cancelled);
+    let js_paths: js_sys::Array = paths.iter().map(|p| JsValue::from_str(p)).collect();
+    let blobs = fetch_all_js(
+        base,
+        &js_paths,
+        total,
+        PARALLEL_FETCHES,
+        &on_progress,
+        &cancelled,
+    )
+    .await
+    .map_err(|e| e.as_string().unwrap_or_else(|| format!("{e:?}")))?;
+    if blobs.is_null() {
+        return Ok(None);
     }
-    on_file(paths.len(), paths.len());
-    Ok(Some(out))
+    let blobs: js_sys::Array = blobs.unchecked_into();
+    paths
+        .into_iter()
+        .zip(blobs.iter())
+        .map(|(path, blob)| {
+            let file = blob
+                .dyn_into::<web_sys::Blob>()
+                .map_err(|_| format!("fetching {base}{path}: not a blob"))?;
+            Ok(PickedFile {
+                path: format!("example/{path}"),
+                file,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map(Some)
 }
 
 async fn fetch_blob(url: &str) -> Result<web_sys::Blob, String> {

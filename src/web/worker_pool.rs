@@ -1,18 +1,21 @@
 //! A pool of Web Workers (one per core, at most [`MAX_WORKERS`]) that run
 //! checkpoint jobs off the main thread, so the page stays responsive.
 //!
-//! Each worker loads `worker_loader.js` (Trunk's shim for the `worker`
-//! binary) and says "ready"; jobs are then pulled from a shared queue, so
-//! checkpoints spread over the workers. Cancelling terminates the workers at
-//! once (a job mid-layer stops too). Where workers cannot start (no worker
-//! script, e.g. in the wasm unit tests), jobs run on the main thread with the
-//! same core code.
+//! The workers live for the session: each loads `worker_loader.js` (Trunk's
+//! shim for the `worker` binary) once and says "ready", and later analyses
+//! reuse it — its compiled module and the GPU adapter it opened
+//! (src/web/gpu.rs) included. A batch's jobs are pulled from a shared queue,
+//! so checkpoints spread over the workers, and each result is handed on as it
+//! arrives. Cancelling terminates the workers that are running a job (the only
+//! way to stop a job mid-layer); idle ones stay. Where workers cannot start
+//! (no worker script, e.g. in the wasm unit tests), jobs run on the main
+//! thread with the same core code.
 
 use super::blob_source::BlobSource;
 use futures::channel::oneshot;
 use js_sys::{Array, Object, Reflect};
 use rankscope_core::analysis::jobs::{CheckpointJob, JobOutput};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -42,7 +45,11 @@ struct PoolWorker {
     worker: Worker,
     waiting: Rc<RefCell<Option<Reply>>>,
     /// Set when the worker threw (a panic traps the wasm instance): it takes no more jobs.
-    crashed: Rc<std::cell::Cell<bool>>,
+    crashed: Rc<Cell<bool>>,
+    /// The batch this worker works for now; `None` when idle.
+    lease: Cell<Option<u64>>,
+    /// Its WebAssembly memory after its last job, in bytes.
+    memory: Rc<Cell<f64>>,
     progress: Rc<RefCell<Option<Report>>>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_error: Closure<dyn FnMut(ErrorEvent)>,
@@ -67,7 +74,8 @@ impl PoolWorker {
         let (ready_tx, ready_rx) = oneshot::channel();
         *waiting.borrow_mut() = Some(ready_tx);
 
-        let (w, p) = (waiting.clone(), progress.clone());
+        let memory = Rc::new(Cell::new(0.0));
+        let (w, p, m) = (waiting.clone(), progress.clone(), memory.clone());
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
             let data = ev.data();
             let kind = field(&data, "type").as_string().unwrap_or_default();
@@ -75,6 +83,7 @@ impl PoolWorker {
                 "ready" => Ok(String::new()),
                 "done" => {
                     if let Some(bytes) = field(&data, "memory").as_f64() {
+                        m.set(bytes);
                         // For memory tests and the curious (DevTools, verbose level).
                         web_sys::console::debug_1(
                             &format!(
@@ -103,7 +112,7 @@ impl PoolWorker {
                 let _ = reply.send(result);
             }
         });
-        let (w, crashed) = (waiting.clone(), Rc::new(std::cell::Cell::new(false)));
+        let (w, crashed) = (waiting.clone(), Rc::new(Cell::new(false)));
         let c = crashed.clone();
         let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |ev: ErrorEvent| {
             ev.prevent_default();
@@ -124,6 +133,8 @@ impl PoolWorker {
             worker,
             waiting,
             crashed,
+            lease: Cell::new(None),
+            memory,
             progress,
             _on_message: on_message,
             _on_error: on_error,
@@ -133,6 +144,11 @@ impl PoolWorker {
             Ok(Err(e)) => Err(e),
             Err(_) => Err("the worker went away".into()),
         }
+    }
+
+    /// Whether a job (or the worker's start) waits for its reply now.
+    fn in_flight(&self) -> bool {
+        self.waiting.borrow().is_some()
     }
 
     /// Terminates the worker; what it was doing comes back as "cancelled".
@@ -154,9 +170,10 @@ impl PoolWorker {
         let (tx, rx) = oneshot::channel();
         *self.waiting.borrow_mut() = Some(tx);
         *self.progress.borrow_mut() = Some(report);
-        self.worker
-            .post_message(&msg)
-            .map_err(|e| format!("{e:?}"))?;
+        if let Err(e) = self.worker.post_message(&msg) {
+            self.waiting.borrow_mut().take();
+            return Err(format!("{e:?}"));
+        }
         let reply = rx.await.unwrap_or_else(|_| Err("cancelled".into()));
         *self.progress.borrow_mut() = None;
         let text = reply?;
@@ -166,19 +183,42 @@ impl PoolWorker {
 }
 
 thread_local! {
-    /// Workers of the running batch, so [`cancel`] can stop them.
-    static LIVE: RefCell<Vec<Rc<PoolWorker>>> = const { RefCell::new(Vec::new()) };
-    /// Set by [`cancel`] for the main-thread fallback, which checks it between jobs.
-    static CANCELLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Every worker of the session, idle or running a job: started when a
+    /// batch needs them and kept (with its compiled module and its GPU
+    /// adapter) until cancelling stops its job, it crashes, or its memory grew
+    /// past [`RETIRE_BYTES`].
+    static POOL: RefCell<Vec<Rc<PoolWorker>>> = const { RefCell::new(Vec::new()) };
+    /// The running batch: [`cancel`] and every new batch move it on, and a
+    /// loop of an older batch stops before its next job.
+    static BATCH: Cell<u64> = const { Cell::new(0) };
+}
+
+/// WebAssembly memory only grows: a worker that needed more than this for a
+/// big model is let go after its batch, so the tab does not keep it for the
+/// session (the next batch starts a fresh one).
+const RETIRE_BYTES: f64 = 1024.0 * 1024.0 * 1024.0;
+
+fn batch() -> u64 {
+    BATCH.with(Cell::get)
 }
 
 /// Stops every running job now; their results come back as "cancelled" and
-/// queued jobs are not started.
+/// queued jobs are not started. A running job can only be stopped by
+/// terminating its worker; idle workers stay for the next batch.
 pub fn cancel() {
-    CANCELLED.with(|c| c.set(true));
-    for w in LIVE.with(|l| std::mem::take(&mut *l.borrow_mut())) {
+    BATCH.with(|b| b.set(b.get() + 1));
+    let stopped: Vec<Rc<PoolWorker>> = POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        let (running, idle): (Vec<_>, Vec<_>) = pool.drain(..).partition(|w| w.in_flight());
+        *pool = idle;
+        running
+    });
+    for w in &stopped {
         w.stop();
     }
+    // The idle ones are free for the next batch (their old batch's loop ends
+    // without touching them again).
+    POOL.with(|p| p.borrow().iter().for_each(|w| w.lease.set(None)));
 }
 
 /// How many workers to use: one per logical core, at least 1, at most
@@ -197,9 +237,55 @@ pub enum Runner {
     MainThread(String),
 }
 
-/// Runs every task, each once, on a pool of workers (or the main thread
-/// when no worker starts). `progress(i, line, fraction)` reports task i;
-/// `done(i, result)` is called as each finishes.
+/// `n` workers for batch `batch`: the pool's idle ones first, then new ones
+/// (started together). Fewer when workers fail to start, with the reason.
+async fn lease(n: usize, batch: u64) -> (Vec<Rc<PoolWorker>>, String) {
+    let mut leased: Vec<Rc<PoolWorker>> = POOL.with(|p| {
+        p.borrow()
+            .iter()
+            .filter(|w| w.lease.get().is_none() && !w.crashed.get())
+            .take(n)
+            .cloned()
+            .collect()
+    });
+    for w in &leased {
+        w.lease.set(Some(batch));
+    }
+    let mut why_not = String::new();
+    let starts = (leased.len()..n).map(|_| PoolWorker::start());
+    for started in futures::future::join_all(starts).await {
+        match started {
+            Ok(w) => {
+                let w = Rc::new(w);
+                w.lease.set(Some(batch));
+                POOL.with(|p| p.borrow_mut().push(w.clone()));
+                leased.push(w);
+            }
+            Err(e) => why_not = e,
+        }
+    }
+    (leased, why_not)
+}
+
+/// Gives a worker back to the pool after its batch, or lets it go when it
+/// crashed, grew too big, or is one too many (batches that overlapped while
+/// workers started).
+fn release(worker: &Rc<PoolWorker>, batch: u64) {
+    if worker.lease.get().is_some_and(|b| b != batch) {
+        return; // freed by a cancel and already working for a newer batch
+    }
+    worker.lease.set(None);
+    let too_many = POOL.with(|p| p.borrow().len()) > MAX_WORKERS;
+    if worker.crashed.get() || worker.memory.get() > RETIRE_BYTES || too_many {
+        POOL.with(|p| p.borrow_mut().retain(|w| !Rc::ptr_eq(w, worker)));
+        worker.stop();
+    }
+}
+
+/// Runs every task, each once, on the session's workers (or the main thread
+/// when no worker starts). One batch at a time: a running batch is
+/// cancelled first. `progress(i, line, fraction)` reports task i;
+/// `done(i, result)` is called as each finishes, so results show as they come.
 pub async fn run_tasks(
     tasks: Vec<Task>,
     progress: Progress,
@@ -209,62 +295,51 @@ pub async fn run_tasks(
     if tasks.is_empty() {
         return;
     }
-    CANCELLED.with(|c| c.set(false));
-    let n = pool_size(tasks.len());
-    let mut workers = Vec::new();
-    let mut why_not = String::new();
-    for _ in 0..n {
-        match PoolWorker::start().await {
-            Ok(w) => workers.push(Rc::new(w)),
-            Err(e) => {
-                why_not = e;
-                break;
-            }
-        }
-    }
+    cancel();
+    let this = batch();
+    let current = move || batch() == this;
+    let (workers, why_not) = lease(pool_size(tasks.len()), this).await;
     let tasks = Rc::new(tasks);
     let queue = Rc::new(RefCell::new((0..tasks.len()).collect::<VecDeque<usize>>()));
-    if workers.is_empty() {
+    if !current() {
+        // Cancelled while the workers started: they wait, idle, for the next batch.
+        workers.iter().for_each(|w| release(w, this));
+    } else if workers.is_empty() {
         started(&Runner::MainThread(why_not));
-        run_on_main_thread(&tasks, &progress, &done).await;
-        return;
-    }
-    started(&Runner::Workers(workers.len()));
-    LIVE.with(|l| *l.borrow_mut() = workers.clone());
-    let loops = workers.into_iter().map(|worker| {
-        let (tasks, queue, progress, done) =
-            (tasks.clone(), queue.clone(), progress.clone(), done.clone());
-        async move {
-            loop {
-                // A cancelled batch has no live workers: leave the rest queued.
-                if !LIVE.with(|l| l.borrow().iter().any(|w| Rc::ptr_eq(w, &worker))) {
-                    break;
+        run_on_main_thread(&tasks, &queue, &progress, &done, current).await;
+    } else {
+        started(&Runner::Workers(workers.len()));
+        let loops = workers.into_iter().map(|worker| {
+            let (tasks, queue, progress, done) =
+                (tasks.clone(), queue.clone(), progress.clone(), done.clone());
+            async move {
+                while current() {
+                    let Some(i) = queue.borrow_mut().pop_front() else {
+                        break;
+                    };
+                    let p = progress.clone();
+                    let result = worker
+                        .run(&tasks[i], Box::new(move |line, f| p(i, line, f)))
+                        .await;
+                    done(
+                        i,
+                        result.map_err(|e| {
+                            if worker.crashed.get() {
+                                format!("the worker crashed: {e}")
+                            } else {
+                                e
+                            }
+                        }),
+                    );
+                    if worker.crashed.get() {
+                        break;
+                    }
                 }
-                let Some(i) = queue.borrow_mut().pop_front() else {
-                    break;
-                };
-                let p = progress.clone();
-                let result = worker
-                    .run(&tasks[i], Box::new(move |line, f| p(i, line, f)))
-                    .await;
-                done(
-                    i,
-                    result.map_err(|e| {
-                        if worker.crashed.get() {
-                            format!("the worker crashed: {e}")
-                        } else {
-                            e
-                        }
-                    }),
-                );
-                if worker.crashed.get() {
-                    break;
-                }
+                release(&worker, this);
             }
-        }
-    });
-    futures::future::join_all(loops).await;
-    LIVE.with(|l| l.borrow_mut().clear());
+        });
+        futures::future::join_all(loops).await;
+    }
     // Left in the queue: cancelled, or every worker crashed.
     for i in queue.borrow_mut().drain(..) {
         done(
@@ -276,13 +351,16 @@ pub async fn run_tasks(
 
 async fn run_on_main_thread(
     tasks: &[Task],
+    queue: &RefCell<VecDeque<usize>>,
     progress: &Progress,
     done: &Rc<dyn Fn(usize, Result<JobOutput, String>)>,
+    current: impl Fn() -> bool,
 ) {
-    for (i, task) in tasks.iter().enumerate() {
-        if CANCELLED.with(|c| c.get()) {
+    while current() {
+        let Some(i) = queue.borrow_mut().pop_front() else {
             break;
-        }
+        };
+        let task = &tasks[i];
         let sources: Vec<BlobSource> = task.blobs.iter().cloned().map(BlobSource::new).collect();
         let mut report = |line: &str, f: f64| progress(i, line, f);
         let result = super::gpu::run_job(&task.job, &sources, task.gpu, &mut report).await;
