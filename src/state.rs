@@ -11,12 +11,11 @@ use rankscope_core::analysis::activations::{
     ActivationCheckpoint, ActivationRun, ActivationSpectra,
 };
 use rankscope_core::analysis::collect::SpectraFailure;
-use rankscope_core::analysis::jobs::{
-    job_files, pick_batches, CheckpointJob, JobKind, JobOutput, StudyOptions,
-};
+use rankscope_core::analysis::jobs::{job_files, CheckpointJob, JobKind, JobOutput, StudyOptions};
 use rankscope_core::analysis::study::CheckpointSel;
 use rankscope_core::analysis::study::{CheckpointSpectra, RunSpectra};
 use rankscope_core::analysis::weights::WeightSpectra;
+use rankscope_core::inventory::batches::{run_batches, BatchChoice, RunBatches};
 use rankscope_core::inventory::CheckpointRef;
 use rankscope_core::inventory::{inspect_file, Inventory};
 use rankscope_core::model::arch::Recognition;
@@ -62,10 +61,11 @@ pub struct AppState {
     /// Activation spectra (K/Q on the eval batch) and held-out loss, per run,
     /// when an eval token batch is in the inventory.
     pub activations: RwSignal<Vec<ActivationRun>>,
-    /// The token batches the forward pass uses; `None` = chosen by name
-    /// (see [`pick_batches`]).
-    pub eval_choice: RwSignal<Option<String>>,
-    pub heldout_choice: RwSignal<Option<String>>,
+    /// The user's choice of token batches, by run name (unchosen roles are
+    /// matched by `inventory::batches`: folder, then name, then fit).
+    pub batch_choices: RwSignal<BTreeMap<String, BatchChoice>>,
+    /// The batches each run's last analysis used (captions and exports name them).
+    pub batches: RwSignal<Vec<RunBatches>>,
     /// Figures 3–5: per run, the study job's output at the chosen checkpoint.
     pub study: RwSignal<Vec<StudyRun>>,
     /// Figures 3–5's jobs while they run (one per run; the surgery sweep reports per pass).
@@ -109,8 +109,8 @@ impl AppState {
             activations: RwSignal::new(Vec::new()),
             study: RwSignal::new(Vec::new()),
             study_progress: RwSignal::new(None),
-            eval_choice: RwSignal::new(None),
-            heldout_choice: RwSignal::new(None),
+            batch_choices: RwSignal::new(BTreeMap::new()),
+            batches: RwSignal::new(Vec::new()),
             blobs: StoredValue::new_local(HashMap::new()),
             next_id: StoredValue::new(0),
             job_cache: StoredValue::new_local(HashMap::new()),
@@ -224,20 +224,20 @@ impl AppState {
         let inventory = self.inventory.get_untracked();
         let mut tasks = Vec::new();
         let mut slots = Vec::new(); // per task: (run index, run name, checkpoint)
-        let (eval, heldout) = pick_batches(
-            &inventory.token_batches,
-            self.eval_choice.get_untracked(),
-            self.heldout_choice.get_untracked(),
-        );
-        let kind = match &eval {
-            Some(e) => JobKind::WeightsAndActivations {
-                eval: e.clone(),
-                heldout: heldout.clone(),
-            },
-            None => JobKind::WeightSpectra,
-        };
+        let batches = run_batches(&inventory, &self.batch_choices.get_untracked());
+        self.batches.set(batches.clone());
+        let mut any_eval = false;
         let mut failures = Vec::new();
         for (color, run) in inventory.runs.iter().enumerate() {
+            let (eval, heldout) = batch_paths(&batches, &run.name);
+            any_eval |= eval.is_some();
+            let kind = match &eval {
+                Some(e) => JobKind::WeightsAndActivations {
+                    eval: e.clone(),
+                    heldout: heldout.clone(),
+                },
+                None => JobKind::WeightSpectra,
+            };
             for c in &run.checkpoints {
                 if !matches!(
                     inventory.files[c.file].recognition,
@@ -303,7 +303,7 @@ impl AppState {
         self.activations.set(Vec::new());
         self.forward_engine.set(BTreeMap::new());
         self.spectra_failures.set(failures);
-        self.expecting_activations.set(eval.is_some() && total > 0);
+        self.expecting_activations.set(any_eval && total > 0);
         if total == 0 {
             self.spectra_progress.set(None);
             return;
@@ -314,7 +314,7 @@ impl AppState {
             Rc::new(RefCell::new(vec![None; total]));
         let results: Rc<RefCell<Vec<Option<WeightSpectra>>>> =
             Rc::new(RefCell::new(vec![None; total]));
-        let title = if eval.is_some() {
+        let title = if any_eval {
             "Weight spectra, then forward passes on the eval batch (activation spectra and held-out loss)"
         } else {
             "Weight spectra (no eval batch: no forward passes)"
@@ -452,17 +452,21 @@ impl AppState {
     /// PR with bootstrap CI; γ-vs-SVD importance; the surgery sweep).
     pub async fn compute_study(self, at: CheckpointSel, options: StudyOptions) {
         let inventory = self.inventory.get_untracked();
-        let (eval, heldout) = pick_batches(
-            &inventory.token_batches,
-            self.eval_choice.get_untracked(),
-            self.heldout_choice.get_untracked(),
-        );
-        let (Some(eval), Some(heldout)) = (eval, heldout) else {
-            self.notice.set(Some(
-                "Figures 3–5 need an eval batch and a different held-out batch".into(),
-            ));
-            return;
-        };
+        let batches = run_batches(&inventory, &self.batch_choices.get_untracked());
+        self.batches.set(batches.clone());
+        let lacking: Vec<&str> = inventory
+            .runs
+            .iter()
+            .filter(|r| !matches!(batch_paths(&batches, &r.name), (Some(_), Some(_))))
+            .filter(|r| batches.iter().any(|b| b.run == r.name))
+            .map(|r| r.name.as_str())
+            .collect();
+        if !lacking.is_empty() {
+            self.notice.set(Some(format!(
+                "Figures 3–5 need an eval batch and a different held-out batch that fit the model; left out: {}",
+                lacking.join(", ")
+            )));
+        }
         worker_pool::cancel();
         let generation = self.generation.get_value() + 1;
         self.generation.set_value(generation);
@@ -484,6 +488,9 @@ impl AppState {
                 CheckpointSel::Index(i) => known.get(i.min(known.len().saturating_sub(1))),
             };
             let Some(c) = chosen else { continue };
+            let (Some(eval), Some(heldout)) = batch_paths(&batches, &run.name) else {
+                continue;
+            };
             let files = job_files(&inventory, c.file, &[eval.as_str(), heldout.as_str()]);
             let paths: Vec<String> = files
                 .iter()
@@ -592,9 +599,9 @@ impl AppState {
         s.activations = self.activations.get_untracked();
         s.study = self.study.get_untracked();
         s.failures = self.spectra_failures.get_untracked();
+        s.batches = self.batches.get_untracked();
         s.view = serde_json::json!({
-            "eval_batch": self.eval_choice.get_untracked(),
-            "heldout_batch": self.heldout_choice.get_untracked(),
+            "batch_choices": self.batch_choices.get_untracked(),
         });
         s
     }
@@ -611,6 +618,7 @@ impl AppState {
         self.activations.set(session.activations);
         self.study.set(session.study);
         self.spectra_failures.set(session.failures);
+        self.batches.set(session.batches);
         self.notice.set(Some(format!(
             "Opened {name}: a session saved by rankscope {} with {n_runs} run(s) and {n_ckpts} checkpoint(s), computed from {} file(s) that are not part of it.",
             session.app_version,
@@ -658,6 +666,12 @@ impl AppState {
         self.spectra.update(|runs| rename_in(runs, &from, &to));
         self.activations.update(|runs| rename_in(runs, &from, &to));
         self.study.update(|runs| rename_in(runs, &from, &to));
+        self.batches.update(|runs| rename_in(runs, &from, &to));
+        self.batch_choices.update(|c| {
+            if let Some(v) = c.remove(&from) {
+                c.insert(to.clone(), v);
+            }
+        });
         self.hidden_runs.update(|h| {
             if h.remove(&from) {
                 h.insert(to.clone());
@@ -673,6 +687,7 @@ impl AppState {
         self.activations.set(Vec::new());
         self.study.set(Vec::new());
         self.spectra_failures.set(Vec::new());
+        self.batches.set(Vec::new());
         self.blobs.update_value(HashMap::clear);
         self.job_cache.update_value(HashMap::clear);
         self.generation.set_value(self.generation.get_value() + 1);
@@ -705,6 +720,12 @@ impl NamesRun for ActivationRun {
     }
 }
 
+impl NamesRun for RunBatches {
+    fn run_name(&mut self) -> &mut String {
+        &mut self.run
+    }
+}
+
 impl NamesRun for StudyRun {
     fn run_name(&mut self) -> &mut String {
         &mut self.run
@@ -717,6 +738,20 @@ fn rename_in<T: NamesRun>(list: &mut [T], from: &str, to: &str) {
             *r.run_name() = to.to_string();
         }
     }
+}
+
+/// The eval and held-out batch paths of `run` (as matched for it).
+fn batch_paths(batches: &[RunBatches], run: &str) -> (Option<String>, Option<String>) {
+    batches
+        .iter()
+        .find(|b| b.run == run)
+        .map(|b| {
+            (
+                b.eval.as_ref().map(|x| x.path.clone()),
+                b.heldout.as_ref().map(|x| x.path.clone()),
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// Milliseconds since the epoch (`Date.now()`), for elapsed times.

@@ -7,9 +7,7 @@ use super::figure_canvas::FigureCanvas;
 use crate::state::AppState;
 use crate::web::export::save_text;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use rankscope_core::analysis::activations::KeyVariant;
-use rankscope_core::analysis::jobs::pick_batches;
 use rankscope_core::analysis::losscurve::figures::readout;
 use rankscope_core::analysis::study::{
     results_trajectory_figure, trajectory_figure_from, waterfall_figure_from, CheckpointSel,
@@ -17,6 +15,7 @@ use rankscope_core::analysis::study::{
 };
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::formats::logs::{LogFormat, Series};
+use rankscope_core::inventory::batches::name_batches;
 use rankscope_core::inventory::{Content, Inventory};
 
 /// Where Figure 1's numbers come from.
@@ -121,6 +120,14 @@ pub fn Figures() -> impl IntoView {
             }),
         }
     };
+    // Activation figures name each run's eval batch (file, digest, shape).
+    let with_batches = move |mut spec: FigureSpec, runs: &[RunSpectra]| {
+        if matches!(effective_source(), Source::Activations(_)) {
+            let names: Vec<String> = runs.iter().map(|r| r.run.clone()).collect();
+            state.batches.with(|b| name_batches(&mut spec, b, &names, false));
+        }
+        spec
+    };
     let study_source = move || match effective_source() {
         Source::Activations(v) => StudySource::Activations(v),
         _ => StudySource::Weights,
@@ -145,14 +152,15 @@ pub fn Figures() -> impl IntoView {
             Source::Weights | Source::Activations(_) => {
                 let runs = shown_runs();
                 (!runs.is_empty()).then(|| {
-                    trajectory_figure_from(
+                    let spec = trajectory_figure_from(
                         study_source(),
                         &runs,
                         layer.get(),
                         matrix.get(),
                         metric.get(),
                         x_axis.get(),
-                    )
+                    );
+                    with_batches(spec, &runs)
                 })
             }
             Source::Imported => imported.with(|list| {
@@ -180,7 +188,7 @@ pub fn Figures() -> impl IntoView {
             CheckpointSel::Index(at_index.get())
         };
         (!runs.is_empty()).then(|| {
-            waterfall_figure_from(
+            let spec = waterfall_figure_from(
                 study_source(),
                 &runs,
                 at,
@@ -188,7 +196,8 @@ pub fn Figures() -> impl IntoView {
                 matrix.get(),
                 None,
                 log_y.get(),
-            )
+            );
+            with_batches(spec, &runs)
         })
     });
     let all_runs = move || -> Vec<String> {
@@ -199,20 +208,6 @@ pub fn Figures() -> impl IntoView {
             names = imported.with(|i| i.iter().map(|(r, _, _)| r.clone()).collect());
         }
         names
-    };
-
-    // The forward pass's batches: chosen by name unless the user picks.
-    let batches = move || state.inventory.with(|inv| inv.token_batches.clone());
-    let picked = move || {
-        pick_batches(
-            &batches(),
-            state.eval_choice.get(),
-            state.heldout_choice.get(),
-        )
-    };
-    let choose = move |which: RwSignal<Option<String>>, value: String| {
-        which.set((!value.is_empty()).then_some(value));
-        spawn_local(state.compute_spectra());
     };
 
     view! {
@@ -231,32 +226,6 @@ pub fn Figures() -> impl IntoView {
                         on:change=move |ev| state.set_use_gpu(event_target_checked(&ev))/>
                     " forward passes on the GPU (WebGPU) when the browser has one"
                 </label>
-                <Show when=move || !batches().is_empty()>
-                    <div class="controls" id="batches">
-                        <label>"eval batch (K, Q) "
-                            <select id="eval-batch" on:change=move |ev| choose(state.eval_choice, event_target_value(&ev))>
-                                <option value="">"by name"</option>
-                                {move || batches().into_iter().map(|b| {
-                                    let chosen = b.clone();
-                                    view! { <option value=b.clone() selected=move || picked().0.as_ref() == Some(&chosen)>{b.clone()}</option> }
-                                }).collect_view()}
-                            </select>
-                        </label>
-                        <label>"held-out batch (loss) "
-                            <select id="heldout-batch" on:change=move |ev| choose(state.heldout_choice, event_target_value(&ev))>
-                                <option value="">"by name"</option>
-                                {move || batches().into_iter().map(|b| {
-                                    let chosen = b.clone();
-                                    view! { <option value=b.clone() selected=move || picked().1.as_ref() == Some(&chosen)>{b.clone()}</option> }
-                                }).collect_view()}
-                            </select>
-                        </label>
-                        {move || match picked() {
-                            (Some(_), _) => None,
-                            (None, _) => Some(view! { <span class="note">"no eval batch: activation spectra need one (a batch named eval…)"</span> }),
-                        }}
-                    </div>
-                </Show>
                 <div class="controls">
                     <label>"source "
                         <select id="source" on:change=move |ev| source.set(parse_source(&event_target_value(&ev)))>

@@ -9,6 +9,7 @@ use crate::analysis::collect::SpectraFailure;
 use crate::analysis::jobs::StudyOutput;
 use crate::analysis::study::RunSpectra;
 use crate::formats::json_outline;
+use crate::inventory::batches::RunBatches;
 use crate::inventory::CheckpointRef;
 use crate::share::SourceFile;
 use crate::source::AsyncByteSource;
@@ -49,6 +50,9 @@ pub struct Session {
     pub study: Vec<StudyRunRecord>,
     #[serde(default)]
     pub failures: Vec<SpectraFailure>,
+    /// The token batches each run's numbers came from (file, digest, shape).
+    #[serde(default)]
+    pub batches: Vec<RunBatches>,
     /// View settings (control values), opaque to the core.
     #[serde(default)]
     pub view: serde_json::Value,
@@ -65,6 +69,7 @@ impl Session {
             activations: Vec::new(),
             study: Vec::new(),
             failures: Vec::new(),
+            batches: Vec::new(),
             view: serde_json::Value::Null,
         }
     }
