@@ -19,7 +19,7 @@ use rankscope_core::inventory::batches::{run_batches, BatchChoice, RunBatches};
 use rankscope_core::inventory::CheckpointRef;
 use rankscope_core::inventory::{inspect_file, Inventory};
 use rankscope_core::model::arch::Recognition;
-use rankscope_core::session::{Session, SessionError};
+use rankscope_core::session::{Session, SessionError, SessionLog};
 use rankscope_core::share::SourceFile;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -45,6 +45,14 @@ pub struct AppState {
     pub cancel: RwSignal<bool>,
     /// A one-line message above the table (errors of the drop itself, cancels).
     pub notice: RwSignal<Option<String>>,
+    /// One line per event of the last drop that the user must know of
+    /// (each session opened or refused, files of the same path): all kept.
+    pub notices: RwSignal<Vec<String>>,
+    /// The loss-curve section's settings as a session stores them (written by
+    /// the section on every change).
+    pub loss_view: RwSignal<serde_json::Value>,
+    /// Set when a session is opened: the section applies it and clears it.
+    pub loss_view_restore: RwSignal<Option<serde_json::Value>>,
     /// Weight spectra of every recognised checkpoint, per run (Figures 1–2).
     pub spectra: RwSignal<Vec<RunSpectra>>,
     pub spectra_failures: RwSignal<Vec<SpectraFailure>>,
@@ -97,6 +105,9 @@ impl AppState {
             renames: RwSignal::new(BTreeMap::new()),
             cancel: RwSignal::new(false),
             notice: RwSignal::new(None),
+            notices: RwSignal::new(Vec::new()),
+            loss_view: RwSignal::new(serde_json::Value::Null),
+            loss_view_restore: RwSignal::new(None),
             spectra: RwSignal::new(Vec::new()),
             spectra_failures: RwSignal::new(Vec::new()),
             spectra_progress: RwSignal::new(None),
@@ -144,6 +155,7 @@ impl AppState {
             return;
         }
         self.cancel.set(false);
+        self.notices.set(duplicate_paths(&files));
         let queued: Vec<(Pending, PickedFile)> = files
             .into_iter()
             .map(|f| {
@@ -180,7 +192,9 @@ impl AppState {
                     self.pending.update(|p| p.retain(|q| q.id != pending.id));
                     match result {
                         Ok(session) => self.open_session(session, &file.path),
-                        Err(e) => self.notice.set(Some(format!("{}: {e}", file.path))),
+                        Err(e) => self
+                            .notices
+                            .update(|n| n.push(format!("{}: {e}", file.path))),
                     }
                     continue;
                 }
@@ -193,6 +207,17 @@ impl AppState {
                     .and_then(|r| self.renames.with_untracked(|m| m.get(r).cloned()))
                 {
                     entry.run = Some(new);
+                }
+                if self
+                    .inventory
+                    .with_untracked(|inv| inv.files.iter().any(|f| f.path == entry.path))
+                {
+                    self.notices.update(|n| {
+                        n.push(format!(
+                            "{}: replaces the file of the same path dropped before",
+                            entry.path
+                        ))
+                    });
                 }
                 self.inventory.update(|inv| {
                     let mut files = std::mem::take(&mut inv.files);
@@ -600,8 +625,14 @@ impl AppState {
         s.study = self.study.get_untracked();
         s.failures = self.spectra_failures.get_untracked();
         s.batches = self.batches.get_untracked();
+        s.logs = self
+            .inventory
+            .with_untracked(|inv| inv.files.iter().filter_map(SessionLog::of).collect());
+        s.renames = self.renames.get_untracked();
         s.view = serde_json::json!({
             "batch_choices": self.batch_choices.get_untracked(),
+            "hidden_runs": self.hidden_runs.get_untracked(),
+            "loss_curves": self.loss_view.get_untracked(),
         });
         s
     }
@@ -619,8 +650,25 @@ impl AppState {
         self.study.set(session.study);
         self.spectra_failures.set(session.failures);
         self.batches.set(session.batches);
-        self.notice.set(Some(format!(
-            "Opened {name}: a session saved by rankscope {} with {n_runs} run(s) and {n_ckpts} checkpoint(s), computed from {} file(s) that are not part of it.",
+        // The logs come back as inventory entries (their runs, their loss curves).
+        let n_logs = session.logs.len();
+        self.inventory.set(Inventory::link(
+            session.logs.iter().map(SessionLog::entry).collect(),
+        ));
+        self.renames.set(session.renames);
+        let view = &session.view;
+        if let Ok(c) = serde_json::from_value(view["batch_choices"].clone()) {
+            self.batch_choices.set(c);
+        }
+        if let Ok(h) = serde_json::from_value(view["hidden_runs"].clone()) {
+            self.hidden_runs.set(h);
+        }
+        if !view["loss_curves"].is_null() {
+            self.loss_view_restore
+                .set(Some(view["loss_curves"].clone()));
+        }
+        self.notices.update(|n| n.push(format!(
+            "Opened {name}: a session saved by rankscope {} with {n_runs} run(s), {n_ckpts} checkpoint(s) and {n_logs} log(s), computed from {} file(s) that are not part of it.",
             session.app_version,
             session.files.len()
         )));
@@ -683,6 +731,7 @@ impl AppState {
         self.cancel.set(true);
         self.inventory.set(Inventory::default());
         self.notice.set(None);
+        self.notices.set(Vec::new());
         self.spectra.set(Vec::new());
         self.activations.set(Vec::new());
         self.study.set(Vec::new());
@@ -752,6 +801,19 @@ fn batch_paths(batches: &[RunBatches], run: &str) -> (Option<String>, Option<Str
             )
         })
         .unwrap_or_default()
+}
+
+/// One notice per path that more than one dropped file has (the last one is kept).
+fn duplicate_paths(files: &[PickedFile]) -> Vec<String> {
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in files {
+        *count.entry(f.path.as_str()).or_insert(0) += 1;
+    }
+    count
+        .into_iter()
+        .filter(|&(_, n)| n > 1)
+        .map(|(p, n)| format!("{p}: {n} dropped files have this path; only the last one is read"))
+        .collect()
 }
 
 /// Milliseconds since the epoch (`Date.now()`), for elapsed times.

@@ -124,7 +124,9 @@ pub fn Figures() -> impl IntoView {
     let with_batches = move |mut spec: FigureSpec, runs: &[RunSpectra]| {
         if matches!(effective_source(), Source::Activations(_)) {
             let names: Vec<String> = runs.iter().map(|r| r.run.clone()).collect();
-            state.batches.with(|b| name_batches(&mut spec, b, &names, false));
+            state
+                .batches
+                .with(|b| name_batches(&mut spec, b, &names, false));
         }
         spec
     };

@@ -73,9 +73,11 @@ fn RunBatchesRow(run: String) -> impl IntoView {
         let run = run.clone();
         Memo::new(move |_| -> Option<RunBatches> {
             let choices = state.batch_choices.get();
-            state
-                .inventory
-                .with(|inv| run_batches(inv, &choices).into_iter().find(|b| b.run == run))
+            state.inventory.with(|inv| {
+                run_batches(inv, &choices)
+                    .into_iter()
+                    .find(|b| b.run == run)
+            })
         })
     };
     let all = move || state.inventory.with(|inv| inv.token_batches.clone());
@@ -83,7 +85,13 @@ fn RunBatchesRow(run: String) -> impl IntoView {
         let run = run.clone();
         let what = if heldout { "held-out" } else { "eval" };
         let label = format!("{what} batch of run {run}");
-        let pick = move |b: &RunBatches| if heldout { b.heldout.clone() } else { b.eval.clone() };
+        let pick = move |b: &RunBatches| {
+            if heldout {
+                b.heldout.clone()
+            } else {
+                b.eval.clone()
+            }
+        };
         let on_change = {
             let run = run.clone();
             move |ev: web_sys::Event| {
@@ -104,8 +112,13 @@ fn RunBatchesRow(run: String) -> impl IntoView {
             let run = run.clone();
             move || {
                 state.batch_choices.with(|c| {
-                    c.get(&run)
-                        .and_then(|x| if heldout { x.heldout.clone() } else { x.eval.clone() })
+                    c.get(&run).and_then(|x| {
+                        if heldout {
+                            x.heldout.clone()
+                        } else {
+                            x.eval.clone()
+                        }
+                    })
                 })
             }
         };
@@ -126,7 +139,8 @@ fn RunBatchesRow(run: String) -> impl IntoView {
             </label>
         }
     };
-    let warnings = move || current.with(|c| c.as_ref().map(|c| c.warnings.clone()).unwrap_or_default());
+    let warnings =
+        move || current.with(|c| c.as_ref().map(|c| c.warnings.clone()).unwrap_or_default());
     view! {
         <Show when=move || current.with(Option::is_some)>
             <div class="run-batches">

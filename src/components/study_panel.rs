@@ -8,13 +8,13 @@ use crate::state::{AppState, StudyRun};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::analysis::jobs::StudyOptions;
-use rankscope_core::inventory::batches::{name_batches, run_batches};
 use rankscope_core::analysis::losscurve::figures::readout;
 use rankscope_core::analysis::study::CheckpointSel;
 use rankscope_core::analysis::study_figures::{
     layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
 };
 use rankscope_core::figures::spec::FigureSpec;
+use rankscope_core::inventory::batches::{name_batches, run_batches};
 
 fn checkpoint_label(r: &StudyRun) -> String {
     match r.checkpoint.tokens {
@@ -93,7 +93,9 @@ pub fn StudyPanel() -> impl IntoView {
             (!ok.is_empty()).then(|| {
                 let mut spec = layer_pr_figure(&ok, n_boot, sources);
                 let names: Vec<String> = ok.iter().map(|r| r.run.clone()).collect();
-                state.batches.with(|b| name_batches(&mut spec, b, &names, false));
+                state
+                    .batches
+                    .with(|b| name_batches(&mut spec, b, &names, false));
                 spec
             })
         })

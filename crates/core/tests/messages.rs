@@ -141,29 +141,59 @@ fn run_batches_take_choices_that_fit_and_captions_name_them() {
     // eval_tokens and eval_other are equally near: a visible tie, never silent.
     assert_eq!(b1.eval.as_ref().unwrap().path, "eval_other.json");
     assert!(
-        b1.warnings.iter().any(|w| w.contains("ambiguous eval batch: eval_other.json and eval_tokens.safetensors")),
+        b1.warnings.iter().any(
+            |w| w.contains("ambiguous eval batch: eval_other.json and eval_tokens.safetensors")
+        ),
         "{:?}",
         b1.warnings
     );
-    assert_eq!(b1.heldout.as_ref().unwrap().path, "heldout_tokens.safetensors");
-    assert_eq!((b1.heldout.as_ref().unwrap().batch, b1.heldout.as_ref().unwrap().seq_len), (8, 128));
+    assert_eq!(
+        b1.heldout.as_ref().unwrap().path,
+        "heldout_tokens.safetensors"
+    );
+    assert_eq!(
+        (
+            b1.heldout.as_ref().unwrap().batch,
+            b1.heldout.as_ref().unwrap().seq_len
+        ),
+        (8, 128)
+    );
 
     // The user's choice settles the tie; a choice that does not fit is refused aloud.
     let mut choices = std::collections::BTreeMap::new();
     choices.insert(
         "B1".to_string(),
-        BatchChoice { eval: Some("eval_tokens.safetensors".into()), heldout: None },
+        BatchChoice {
+            eval: Some("eval_tokens.safetensors".into()),
+            heldout: None,
+        },
     );
     let chosen = run_batches(&inv, &choices);
     let eval = chosen[0].eval.clone().unwrap();
     assert_eq!(eval.path, "eval_tokens.safetensors");
-    assert!(!chosen[0].warnings.iter().any(|w| w.contains("ambiguous eval")), "{:?}", chosen[0].warnings);
+    assert!(
+        !chosen[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("ambiguous eval")),
+        "{:?}",
+        chosen[0].warnings
+    );
     choices.insert(
         "B1".to_string(),
-        BatchChoice { eval: Some("B1/eval_wrong.json".into()), heldout: None },
+        BatchChoice {
+            eval: Some("B1/eval_wrong.json".into()),
+            heldout: None,
+        },
     );
     let refused = run_batches(&inv, &choices);
-    assert!(refused[0].warnings.iter().any(|w| w.starts_with("chosen eval batch not used: token batch B1/eval_wrong.json: token id 300")), "{:?}", refused[0].warnings);
+    assert!(
+        refused[0].warnings.iter().any(|w| w.starts_with(
+            "chosen eval batch not used: token batch B1/eval_wrong.json: token id 300"
+        )),
+        "{:?}",
+        refused[0].warnings
+    );
     assert_ne!(refused[0].eval.as_ref().unwrap().path, "B1/eval_wrong.json");
 
     // The digest is the batch content's SHA-256 (hex) as the captions cite it.

@@ -11,8 +11,8 @@
 //! of real text under a BPE tokenizer uses ids across it.
 
 use super::{Content, FileKind, Inventory, Status};
-use crate::formats::tokens::TokenBatch;
 use crate::figures::spec::FigureSpec;
+use crate::formats::tokens::TokenBatch;
 use crate::model::arch::{Architecture, Recognition};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -99,7 +99,13 @@ pub fn match_batches(inv: &Inventory) -> Vec<BatchMatch> {
             let Some(Recognition::Known(arch)) = &inv.files[c.file].recognition else {
                 continue;
             };
-            out.push(match_model(&batches, c.file, &c.path, arch, &BatchChoice::default()));
+            out.push(match_model(
+                &batches,
+                c.file,
+                &c.path,
+                arch,
+                &BatchChoice::default(),
+            ));
         }
     }
     out
@@ -144,7 +150,9 @@ fn match_model(
     let chosen = |want: &Option<String>, what: &str, warnings: &mut Vec<String>| {
         let want = want.as_deref()?;
         let Some(&(i, p, b)) = batches.iter().find(|x| x.1 == want) else {
-            warnings.push(format!("chosen {what} batch {want} is no longer among the files"));
+            warnings.push(format!(
+                "chosen {what} batch {want} is no longer among the files"
+            ));
             return None;
         };
         match misfit(p, b, arch) {
@@ -191,7 +199,10 @@ impl BatchRef {
     /// `eval_tokens.safetensors (sha256 1a2b3c4d5e6f, 4×128)`.
     pub fn label(&self) -> String {
         let short: String = self.digest.chars().take(12).collect();
-        format!("{} (sha256 {short}, {}×{})", self.path, self.batch, self.seq_len)
+        format!(
+            "{} (sha256 {short}, {}×{})",
+            self.path, self.batch, self.seq_len
+        )
     }
 }
 
