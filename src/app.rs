@@ -45,7 +45,18 @@ pub fn App() -> impl IntoView {
 #[component]
 fn Notice() -> impl IntoView {
     let state = AppState::use_context();
-    move || {
+    let notices = move || {
+        let list = state.notices.get();
+        (!list.is_empty()).then(|| {
+            view! {
+                <div class="notice" id="notices" role="status">
+                    <ul>{list.into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}</ul>
+                    <button class="link" on:click=move |_| state.notices.set(Vec::new())>"dismiss"</button>
+                </div>
+            }
+        })
+    };
+    let notice = move || {
         state.notice.get().map(|text| {
             view! {
                 <p class="notice" id="notice" role="status">
@@ -54,7 +65,8 @@ fn Notice() -> impl IntoView {
                 </p>
             }
         })
-    }
+    };
+    view! { {notice} {notices} }
 }
 
 const THEME_KEY: &str = "rankscope-theme";

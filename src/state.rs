@@ -11,16 +11,15 @@ use rankscope_core::analysis::activations::{
     ActivationCheckpoint, ActivationRun, ActivationSpectra,
 };
 use rankscope_core::analysis::collect::SpectraFailure;
-use rankscope_core::analysis::jobs::{
-    job_files, pick_batches, CheckpointJob, JobKind, JobOutput, StudyOptions,
-};
+use rankscope_core::analysis::jobs::{job_files, CheckpointJob, JobKind, JobOutput, StudyOptions};
 use rankscope_core::analysis::study::CheckpointSel;
 use rankscope_core::analysis::study::{CheckpointSpectra, RunSpectra};
 use rankscope_core::analysis::weights::WeightSpectra;
+use rankscope_core::inventory::batches::{run_batches, BatchChoice, RunBatches};
 use rankscope_core::inventory::CheckpointRef;
 use rankscope_core::inventory::{inspect_file, Inventory};
 use rankscope_core::model::arch::Recognition;
-use rankscope_core::session::{Session, SessionError};
+use rankscope_core::session::{Session, SessionError, SessionLog};
 use rankscope_core::share::SourceFile;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -46,6 +45,14 @@ pub struct AppState {
     pub cancel: RwSignal<bool>,
     /// A one-line message above the table (errors of the drop itself, cancels).
     pub notice: RwSignal<Option<String>>,
+    /// One line per event of the last drop that the user must know of
+    /// (each session opened or refused, files of the same path): all kept.
+    pub notices: RwSignal<Vec<String>>,
+    /// The loss-curve section's settings as a session stores them (written by
+    /// the section on every change).
+    pub loss_view: RwSignal<serde_json::Value>,
+    /// Set when a session is opened: the section applies it and clears it.
+    pub loss_view_restore: RwSignal<Option<serde_json::Value>>,
     /// Weight spectra of every recognised checkpoint, per run (Figures 1–2).
     pub spectra: RwSignal<Vec<RunSpectra>>,
     pub spectra_failures: RwSignal<Vec<SpectraFailure>>,
@@ -62,10 +69,11 @@ pub struct AppState {
     /// Activation spectra (K/Q on the eval batch) and held-out loss, per run,
     /// when an eval token batch is in the inventory.
     pub activations: RwSignal<Vec<ActivationRun>>,
-    /// The token batches the forward pass uses; `None` = chosen by name
-    /// (see [`pick_batches`]).
-    pub eval_choice: RwSignal<Option<String>>,
-    pub heldout_choice: RwSignal<Option<String>>,
+    /// The user's choice of token batches, by run name (unchosen roles are
+    /// matched by `inventory::batches`: folder, then name, then fit).
+    pub batch_choices: RwSignal<BTreeMap<String, BatchChoice>>,
+    /// The batches each run's last analysis used (captions and exports name them).
+    pub batches: RwSignal<Vec<RunBatches>>,
     /// Figures 3–5: per run, the study job's output at the chosen checkpoint.
     pub study: RwSignal<Vec<StudyRun>>,
     /// Figures 3–5's jobs while they run (one per run; the surgery sweep reports per pass).
@@ -97,6 +105,9 @@ impl AppState {
             renames: RwSignal::new(BTreeMap::new()),
             cancel: RwSignal::new(false),
             notice: RwSignal::new(None),
+            notices: RwSignal::new(Vec::new()),
+            loss_view: RwSignal::new(serde_json::Value::Null),
+            loss_view_restore: RwSignal::new(None),
             spectra: RwSignal::new(Vec::new()),
             spectra_failures: RwSignal::new(Vec::new()),
             spectra_progress: RwSignal::new(None),
@@ -109,8 +120,8 @@ impl AppState {
             activations: RwSignal::new(Vec::new()),
             study: RwSignal::new(Vec::new()),
             study_progress: RwSignal::new(None),
-            eval_choice: RwSignal::new(None),
-            heldout_choice: RwSignal::new(None),
+            batch_choices: RwSignal::new(BTreeMap::new()),
+            batches: RwSignal::new(Vec::new()),
             blobs: StoredValue::new_local(HashMap::new()),
             next_id: StoredValue::new(0),
             job_cache: StoredValue::new_local(HashMap::new()),
@@ -144,6 +155,7 @@ impl AppState {
             return;
         }
         self.cancel.set(false);
+        self.notices.set(duplicate_paths(&files));
         let queued: Vec<(Pending, PickedFile)> = files
             .into_iter()
             .map(|f| {
@@ -180,7 +192,9 @@ impl AppState {
                     self.pending.update(|p| p.retain(|q| q.id != pending.id));
                     match result {
                         Ok(session) => self.open_session(session, &file.path),
-                        Err(e) => self.notice.set(Some(format!("{}: {e}", file.path))),
+                        Err(e) => self
+                            .notices
+                            .update(|n| n.push(format!("{}: {e}", file.path))),
                     }
                     continue;
                 }
@@ -193,6 +207,17 @@ impl AppState {
                     .and_then(|r| self.renames.with_untracked(|m| m.get(r).cloned()))
                 {
                     entry.run = Some(new);
+                }
+                if self
+                    .inventory
+                    .with_untracked(|inv| inv.files.iter().any(|f| f.path == entry.path))
+                {
+                    self.notices.update(|n| {
+                        n.push(format!(
+                            "{}: replaces the file of the same path dropped before",
+                            entry.path
+                        ))
+                    });
                 }
                 self.inventory.update(|inv| {
                     let mut files = std::mem::take(&mut inv.files);
@@ -224,20 +249,20 @@ impl AppState {
         let inventory = self.inventory.get_untracked();
         let mut tasks = Vec::new();
         let mut slots = Vec::new(); // per task: (run index, run name, checkpoint)
-        let (eval, heldout) = pick_batches(
-            &inventory.token_batches,
-            self.eval_choice.get_untracked(),
-            self.heldout_choice.get_untracked(),
-        );
-        let kind = match &eval {
-            Some(e) => JobKind::WeightsAndActivations {
-                eval: e.clone(),
-                heldout: heldout.clone(),
-            },
-            None => JobKind::WeightSpectra,
-        };
+        let batches = run_batches(&inventory, &self.batch_choices.get_untracked());
+        self.batches.set(batches.clone());
+        let mut any_eval = false;
         let mut failures = Vec::new();
         for (color, run) in inventory.runs.iter().enumerate() {
+            let (eval, heldout) = batch_paths(&batches, &run.name);
+            any_eval |= eval.is_some();
+            let kind = match &eval {
+                Some(e) => JobKind::WeightsAndActivations {
+                    eval: e.clone(),
+                    heldout: heldout.clone(),
+                },
+                None => JobKind::WeightSpectra,
+            };
             for c in &run.checkpoints {
                 if !matches!(
                     inventory.files[c.file].recognition,
@@ -303,7 +328,7 @@ impl AppState {
         self.activations.set(Vec::new());
         self.forward_engine.set(BTreeMap::new());
         self.spectra_failures.set(failures);
-        self.expecting_activations.set(eval.is_some() && total > 0);
+        self.expecting_activations.set(any_eval && total > 0);
         if total == 0 {
             self.spectra_progress.set(None);
             return;
@@ -314,7 +339,7 @@ impl AppState {
             Rc::new(RefCell::new(vec![None; total]));
         let results: Rc<RefCell<Vec<Option<WeightSpectra>>>> =
             Rc::new(RefCell::new(vec![None; total]));
-        let title = if eval.is_some() {
+        let title = if any_eval {
             "Weight spectra, then forward passes on the eval batch (activation spectra and held-out loss)"
         } else {
             "Weight spectra (no eval batch: no forward passes)"
@@ -452,17 +477,21 @@ impl AppState {
     /// PR with bootstrap CI; γ-vs-SVD importance; the surgery sweep).
     pub async fn compute_study(self, at: CheckpointSel, options: StudyOptions) {
         let inventory = self.inventory.get_untracked();
-        let (eval, heldout) = pick_batches(
-            &inventory.token_batches,
-            self.eval_choice.get_untracked(),
-            self.heldout_choice.get_untracked(),
-        );
-        let (Some(eval), Some(heldout)) = (eval, heldout) else {
-            self.notice.set(Some(
-                "Figures 3–5 need an eval batch and a different held-out batch".into(),
-            ));
-            return;
-        };
+        let batches = run_batches(&inventory, &self.batch_choices.get_untracked());
+        self.batches.set(batches.clone());
+        let lacking: Vec<&str> = inventory
+            .runs
+            .iter()
+            .filter(|r| !matches!(batch_paths(&batches, &r.name), (Some(_), Some(_))))
+            .filter(|r| batches.iter().any(|b| b.run == r.name))
+            .map(|r| r.name.as_str())
+            .collect();
+        if !lacking.is_empty() {
+            self.notice.set(Some(format!(
+                "Figures 3–5 need an eval batch and a different held-out batch that fit the model; left out: {}",
+                lacking.join(", ")
+            )));
+        }
         worker_pool::cancel();
         let generation = self.generation.get_value() + 1;
         self.generation.set_value(generation);
@@ -484,6 +513,9 @@ impl AppState {
                 CheckpointSel::Index(i) => known.get(i.min(known.len().saturating_sub(1))),
             };
             let Some(c) = chosen else { continue };
+            let (Some(eval), Some(heldout)) = batch_paths(&batches, &run.name) else {
+                continue;
+            };
             let files = job_files(&inventory, c.file, &[eval.as_str(), heldout.as_str()]);
             let paths: Vec<String> = files
                 .iter()
@@ -592,9 +624,15 @@ impl AppState {
         s.activations = self.activations.get_untracked();
         s.study = self.study.get_untracked();
         s.failures = self.spectra_failures.get_untracked();
+        s.batches = self.batches.get_untracked();
+        s.logs = self
+            .inventory
+            .with_untracked(|inv| inv.files.iter().filter_map(SessionLog::of).collect());
+        s.renames = self.renames.get_untracked();
         s.view = serde_json::json!({
-            "eval_batch": self.eval_choice.get_untracked(),
-            "heldout_batch": self.heldout_choice.get_untracked(),
+            "batch_choices": self.batch_choices.get_untracked(),
+            "hidden_runs": self.hidden_runs.get_untracked(),
+            "loss_curves": self.loss_view.get_untracked(),
         });
         s
     }
@@ -611,8 +649,26 @@ impl AppState {
         self.activations.set(session.activations);
         self.study.set(session.study);
         self.spectra_failures.set(session.failures);
-        self.notice.set(Some(format!(
-            "Opened {name}: a session saved by rankscope {} with {n_runs} run(s) and {n_ckpts} checkpoint(s), computed from {} file(s) that are not part of it.",
+        self.batches.set(session.batches);
+        // The logs come back as inventory entries (their runs, their loss curves).
+        let n_logs = session.logs.len();
+        self.inventory.set(Inventory::link(
+            session.logs.iter().map(SessionLog::entry).collect(),
+        ));
+        self.renames.set(session.renames);
+        let view = &session.view;
+        if let Ok(c) = serde_json::from_value(view["batch_choices"].clone()) {
+            self.batch_choices.set(c);
+        }
+        if let Ok(h) = serde_json::from_value(view["hidden_runs"].clone()) {
+            self.hidden_runs.set(h);
+        }
+        if !view["loss_curves"].is_null() {
+            self.loss_view_restore
+                .set(Some(view["loss_curves"].clone()));
+        }
+        self.notices.update(|n| n.push(format!(
+            "Opened {name}: a session saved by rankscope {} with {n_runs} run(s), {n_ckpts} checkpoint(s) and {n_logs} log(s), computed from {} file(s) that are not part of it.",
             session.app_version,
             session.files.len()
         )));
@@ -658,6 +714,12 @@ impl AppState {
         self.spectra.update(|runs| rename_in(runs, &from, &to));
         self.activations.update(|runs| rename_in(runs, &from, &to));
         self.study.update(|runs| rename_in(runs, &from, &to));
+        self.batches.update(|runs| rename_in(runs, &from, &to));
+        self.batch_choices.update(|c| {
+            if let Some(v) = c.remove(&from) {
+                c.insert(to.clone(), v);
+            }
+        });
         self.hidden_runs.update(|h| {
             if h.remove(&from) {
                 h.insert(to.clone());
@@ -669,10 +731,12 @@ impl AppState {
         self.cancel.set(true);
         self.inventory.set(Inventory::default());
         self.notice.set(None);
+        self.notices.set(Vec::new());
         self.spectra.set(Vec::new());
         self.activations.set(Vec::new());
         self.study.set(Vec::new());
         self.spectra_failures.set(Vec::new());
+        self.batches.set(Vec::new());
         self.blobs.update_value(HashMap::clear);
         self.job_cache.update_value(HashMap::clear);
         self.generation.set_value(self.generation.get_value() + 1);
@@ -705,6 +769,12 @@ impl NamesRun for ActivationRun {
     }
 }
 
+impl NamesRun for RunBatches {
+    fn run_name(&mut self) -> &mut String {
+        &mut self.run
+    }
+}
+
 impl NamesRun for StudyRun {
     fn run_name(&mut self) -> &mut String {
         &mut self.run
@@ -717,6 +787,33 @@ fn rename_in<T: NamesRun>(list: &mut [T], from: &str, to: &str) {
             *r.run_name() = to.to_string();
         }
     }
+}
+
+/// The eval and held-out batch paths of `run` (as matched for it).
+fn batch_paths(batches: &[RunBatches], run: &str) -> (Option<String>, Option<String>) {
+    batches
+        .iter()
+        .find(|b| b.run == run)
+        .map(|b| {
+            (
+                b.eval.as_ref().map(|x| x.path.clone()),
+                b.heldout.as_ref().map(|x| x.path.clone()),
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// One notice per path that more than one dropped file has (the last one is kept).
+fn duplicate_paths(files: &[PickedFile]) -> Vec<String> {
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in files {
+        *count.entry(f.path.as_str()).or_insert(0) += 1;
+    }
+    count
+        .into_iter()
+        .filter(|&(_, n)| n > 1)
+        .map(|(p, n)| format!("{p}: {n} dropped files have this path; only the last one is read"))
+        .collect()
 }
 
 /// Milliseconds since the epoch (`Date.now()`), for elapsed times.

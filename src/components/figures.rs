@@ -8,11 +8,9 @@ use crate::comparisons::Comparisons;
 use crate::state::AppState;
 use crate::web::export::save_text;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
 use rankscope_core::analysis::collapse::CollapseRule;
 use rankscope_core::analysis::collapse_figure::with_collapse_marks;
-use rankscope_core::analysis::jobs::pick_batches;
 use rankscope_core::analysis::losscurve::figures::readout;
 use rankscope_core::analysis::replicate_figures::by_condition;
 use rankscope_core::analysis::study::{
@@ -23,6 +21,7 @@ use rankscope_core::analysis::study::{
 use rankscope_core::analysis::study_figures::heldout_loss_figure;
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::formats::logs::{LogFormat, Series};
+use rankscope_core::inventory::batches::name_batches;
 use rankscope_core::inventory::{Content, Inventory};
 
 /// The metric menu's value for the held-out loss (not a per-head [`Metric`]).
@@ -145,6 +144,16 @@ pub fn Figures() -> impl IntoView {
             }),
         }
     };
+    // Activation figures name each run's eval batch (file, digest, shape).
+    let with_batches = move |mut spec: FigureSpec, runs: &[RunSpectra]| {
+        if matches!(effective_source(), Source::Activations(_)) {
+            let names: Vec<String> = runs.iter().map(|r| r.run.clone()).collect();
+            state
+                .batches
+                .with(|b| name_batches(&mut spec, b, &names, false));
+        }
+        spec
+    };
     let study_source = move || match effective_source() {
         Source::Activations(v) => StudySource::Activations(v),
         _ => StudySource::Weights,
@@ -169,14 +178,6 @@ pub fn Figures() -> impl IntoView {
             .with(|runs| runs.iter().map(|r| r.checkpoints.len()).max().unwrap_or(0))
     };
 
-    let batches = move || state.inventory.with(|inv| inv.token_batches.clone());
-    let picked = move || {
-        pick_batches(
-            &batches(),
-            state.eval_choice.get(),
-            state.heldout_choice.get(),
-        )
-    };
     let trajectory = Signal::derive(move || -> Option<FigureSpec> {
         if heldout_metric.get() {
             // The held-out loss is per checkpoint (not per head), from the activation pass.
@@ -187,9 +188,12 @@ pub fn Figures() -> impl IntoView {
                     .cloned()
                     .collect()
             });
-            let heldout = picked().1.unwrap_or_else(|| "(none)".into());
             return (!runs.is_empty()).then(|| {
-                let spec = heldout_loss_figure(&runs, x_axis.get(), &heldout);
+                let mut spec = heldout_loss_figure(&runs, x_axis.get(), "of each run (named at the end)");
+                let names: Vec<String> = runs.iter().map(|r| r.run.clone()).collect();
+                state
+                    .batches
+                    .with(|b| name_batches(&mut spec, b, &names, true));
                 by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get())
             });
         }
@@ -205,6 +209,7 @@ pub fn Figures() -> impl IntoView {
                         metric.get(),
                         x_axis.get(),
                     );
+                    let spec = with_batches(spec, &runs);
                     let spec =
                         by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get());
                     if cmp.mark_collapse.get() && metric.get().is_rank_like() {
@@ -252,7 +257,11 @@ pub fn Figures() -> impl IntoView {
                 None,
                 log_y.get(),
             );
-            by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get())
+            by_condition(
+                with_batches(spec, &runs),
+                &cmp.conditions_or_none(state),
+                cmp.show_seeds.get(),
+            )
         })
     });
     let all_runs = move || -> Vec<String> {
@@ -263,12 +272,6 @@ pub fn Figures() -> impl IntoView {
             names = imported.with(|i| i.iter().map(|(r, _, _)| r.clone()).collect());
         }
         names
-    };
-
-    // The forward pass's batches: chosen by name unless the user picks.
-    let choose = move |which: RwSignal<Option<String>>, value: String| {
-        which.set((!value.is_empty()).then_some(value));
-        spawn_local(state.compute_spectra());
     };
 
     view! {
@@ -287,32 +290,6 @@ pub fn Figures() -> impl IntoView {
                         on:change=move |ev| state.set_use_gpu(event_target_checked(&ev))/>
                     " forward passes on the GPU (WebGPU) when the browser has one"
                 </label>
-                <Show when=move || !batches().is_empty()>
-                    <div class="controls" id="batches">
-                        <label>"eval batch (K, Q) "
-                            <select id="eval-batch" on:change=move |ev| choose(state.eval_choice, event_target_value(&ev))>
-                                <option value="">"by name"</option>
-                                {move || batches().into_iter().map(|b| {
-                                    let chosen = b.clone();
-                                    view! { <option value=b.clone() selected=move || picked().0.as_ref() == Some(&chosen)>{b.clone()}</option> }
-                                }).collect_view()}
-                            </select>
-                        </label>
-                        <label>"held-out batch (loss) "
-                            <select id="heldout-batch" on:change=move |ev| choose(state.heldout_choice, event_target_value(&ev))>
-                                <option value="">"by name"</option>
-                                {move || batches().into_iter().map(|b| {
-                                    let chosen = b.clone();
-                                    view! { <option value=b.clone() selected=move || picked().1.as_ref() == Some(&chosen)>{b.clone()}</option> }
-                                }).collect_view()}
-                            </select>
-                        </label>
-                        {move || match picked() {
-                            (Some(_), _) => None,
-                            (None, _) => Some(view! { <span class="note">"no eval batch: activation spectra need one (a batch named eval…)"</span> }),
-                        }}
-                    </div>
-                </Show>
                 <div class="controls">
                     <label>"source "
                         <select id="source" on:change=move |ev| source.set(parse_source(&event_target_value(&ev)))>

@@ -118,6 +118,37 @@ pub fn LossCurves() -> impl IntoView {
     });
     let rules_text =
         RwSignal::new(serde_json::to_string_pretty(&builtin_rules()).unwrap_or_default());
+    // The section's settings travel in sessions; an opened session's come back here.
+    Effect::new(move |_| {
+        state.loss_view.set(serde_json::json!({
+            "metric": s.metric.get(),
+            "x": s.x.get(),
+            "log_y": s.log_y.get(),
+            "beta": s.beta.get(),
+            "hidden": s.hidden.get(),
+            "reference": s.reference.get(),
+            "window": s.window.get(),
+            "thresholds": s.thresholds.get(),
+            "consolidation": s.consolidation.get(),
+            "rules": rules_text.get(),
+        }));
+    });
+    Effect::new(move |_| {
+        let Some(v) = state.loss_view_restore.get() else {
+            return;
+        };
+        state.loss_view_restore.set(None);
+        restore(s.metric, &v["metric"]);
+        restore(s.x, &v["x"]);
+        restore(s.log_y, &v["log_y"]);
+        restore(s.beta, &v["beta"]);
+        restore(s.hidden, &v["hidden"]);
+        restore(s.reference, &v["reference"]);
+        restore(s.window, &v["window"]);
+        restore(s.thresholds, &v["thresholds"]);
+        restore(s.consolidation, &v["consolidation"]);
+        restore(rules_text, &v["rules"]);
+    });
     let rules = Memo::new(move |_| {
         serde_json::from_str::<Vec<Rule>>(&rules_text.get())
             .map_err(|e| format!("rules are not valid JSON: {e}"))
@@ -438,5 +469,16 @@ fn ConsolidationInputs(s: Settings) -> impl IntoView {
                 set=Callback::new(move |v: f64| c.update(|x| x.window = v.max(2.0) as usize))/>
             <button class="link" on:click=move |_| c.set(ConsolidationConfig::default())>"reset"</button>
         </details>
+    }
+}
+
+/// Sets `signal` from a session's saved value when it reads as one (a value
+/// from another version that does not is left at its current setting).
+fn restore<T: serde::de::DeserializeOwned + Send + Sync + 'static>(
+    signal: RwSignal<T>,
+    saved: &serde_json::Value,
+) {
+    if let Ok(v) = serde_json::from_value(saved.clone()) {
+        signal.set(v);
     }
 }

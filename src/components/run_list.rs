@@ -4,6 +4,8 @@
 use super::conditions_panel::ConditionsPanel;
 use crate::state::AppState;
 use leptos::prelude::*;
+use leptos::task::spawn_local;
+use rankscope_core::inventory::batches::{run_batches, BatchChoice, BatchRef, RunBatches};
 use rankscope_core::inventory::RunGroup;
 
 #[component]
@@ -58,6 +60,100 @@ fn RunItem(
             <span class="points">{points.join(" · ")}</span>
             <span class="logs">{format!("{} log(s)", run.logs.len())}</span>
             <span class="arch">{run.architecture.clone().unwrap_or_default()}</span>
+            <RunBatchesRow run=name.clone()/>
         </li>
+    }
+}
+
+/// A run's eval and held-out batch, matched by `inventory::batches` (folder,
+/// then name, then fit), each with a picker; the matching's warnings
+/// (ambiguous, incompatible, a narrow batch) beside them, never a silent choice.
+#[component]
+fn RunBatchesRow(run: String) -> impl IntoView {
+    let state = AppState::use_context();
+    let current = {
+        let run = run.clone();
+        Memo::new(move |_| -> Option<RunBatches> {
+            let choices = state.batch_choices.get();
+            state.inventory.with(|inv| {
+                run_batches(inv, &choices)
+                    .into_iter()
+                    .find(|b| b.run == run)
+            })
+        })
+    };
+    let all = move || state.inventory.with(|inv| inv.token_batches.clone());
+    let picker = move |heldout: bool| {
+        let run = run.clone();
+        let what = if heldout { "held-out" } else { "eval" };
+        let label = format!("{what} batch of run {run}");
+        let pick = move |b: &RunBatches| {
+            if heldout {
+                b.heldout.clone()
+            } else {
+                b.eval.clone()
+            }
+        };
+        let on_change = {
+            let run = run.clone();
+            move |ev: web_sys::Event| {
+                let v = event_target_value(&ev);
+                let v = (!v.is_empty()).then_some(v);
+                state.batch_choices.update(|c| {
+                    let e = c.entry(run.clone()).or_insert_with(BatchChoice::default);
+                    if heldout {
+                        e.heldout = v;
+                    } else {
+                        e.eval = v;
+                    }
+                });
+                spawn_local(state.compute_spectra());
+            }
+        };
+        let chosen_by_user = {
+            let run = run.clone();
+            move || {
+                state.batch_choices.with(|c| {
+                    c.get(&run).and_then(|x| {
+                        if heldout {
+                            x.heldout.clone()
+                        } else {
+                            x.eval.clone()
+                        }
+                    })
+                })
+            }
+        };
+        let chosen_for_options = chosen_by_user.clone();
+        view! {
+            <label class=format!("batch batch-{}", if heldout { "heldout" } else { "eval" })>
+                {format!("{what}: ")}
+                <select aria-label=label on:change=on_change>
+                    <option value="" selected=move || chosen_by_user().is_none()>
+                        {move || format!("matched: {}", current.with(|c| c.as_ref().and_then(&pick).map_or("none".to_string(), |b: BatchRef| b.label())))}
+                    </option>
+                    {move || all().into_iter().map(|p| {
+                        let is = p.clone();
+                        let chosen = chosen_for_options.clone();
+                        view! { <option value=p.clone() selected=move || chosen().as_deref() == Some(is.as_str())>{p.clone()}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+        }
+    };
+    let warnings =
+        move || current.with(|c| c.as_ref().map(|c| c.warnings.clone()).unwrap_or_default());
+    view! {
+        <Show when=move || current.with(Option::is_some)>
+            <div class="run-batches">
+                {picker.clone()(false)}
+                {picker.clone()(true)}
+                <ul class="batch-warnings" role="status">
+                    <For each=warnings key=|w| w.clone() let:w>
+                        <li class="warning">{w}</li>
+                    </For>
+                </ul>
+            </div>
+        </Show>
     }
 }

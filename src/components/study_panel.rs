@@ -9,7 +9,7 @@ use crate::state::{AppState, StudyRun};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::analysis::compare::verdict::num;
-use rankscope_core::analysis::jobs::{pick_batches, StudyOptions};
+use rankscope_core::analysis::jobs::StudyOptions;
 use rankscope_core::analysis::losscurve::figures::readout;
 use rankscope_core::analysis::replicate_figures::by_condition;
 use rankscope_core::analysis::study::CheckpointSel;
@@ -18,6 +18,7 @@ use rankscope_core::analysis::study_figures::{
 };
 use rankscope_core::analysis::surgery_verdict::{surgery_verdict, SurgeryVerdict};
 use rankscope_core::figures::spec::FigureSpec;
+use rankscope_core::inventory::batches::{name_batches, run_batches};
 
 fn checkpoint_label(r: &StudyRun) -> String {
     match r.checkpoint.tokens {
@@ -43,16 +44,15 @@ pub fn StudyPanel() -> impl IntoView {
             .with(|i| i.runs.iter().any(|r| !r.checkpoints.is_empty()))
             || state.study.with(|s| !s.is_empty())
     };
-    let batches = move || {
+    // Ready when some run has both batches (each run's own: see the runs panel).
+    let ready = move || {
+        let choices = state.batch_choices.get();
         state.inventory.with(|inv| {
-            pick_batches(
-                &inv.token_batches,
-                state.eval_choice.get(),
-                state.heldout_choice.get(),
-            )
+            run_batches(inv, &choices)
+                .iter()
+                .any(|b| b.eval.is_some() && b.heldout.is_some())
         })
     };
-    let ready = move || matches!(batches(), (Some(_), Some(_)));
     let busy = move || {
         state.study_progress.with(Option::is_some) || state.spectra_progress.with(Option::is_some)
     };
@@ -97,7 +97,14 @@ pub fn StudyPanel() -> impl IntoView {
                     })
                     .collect();
                 let sources = runs.iter().map(|r| r.checkpoint.path.clone()).collect();
-                (!ok.is_empty()).then(|| layer_pr_figure(&ok, n_boot, sources))
+                (!ok.is_empty()).then(|| {
+                    let mut spec = layer_pr_figure(&ok, n_boot, sources);
+                    let names: Vec<String> = ok.iter().map(|r| r.run.clone()).collect();
+                    state
+                        .batches
+                        .with(|b| name_batches(&mut spec, b, &names, false));
+                    spec
+                })
             })
             .map(|spec| by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get()))
     });
@@ -120,11 +127,11 @@ pub fn StudyPanel() -> impl IntoView {
     let surgery = Signal::derive(move || -> Option<FigureSpec> {
         let r = selected()?;
         let result = r.output.as_ref().ok()?.surgery.as_ref().ok()?;
-        Some(surgery_figure(
-            &r.run,
-            result,
-            vec![r.checkpoint.path.clone()],
-        ))
+        let mut spec = surgery_figure(&r.run, result, vec![r.checkpoint.path.clone()]);
+        state
+            .batches
+            .with(|b| name_batches(&mut spec, b, std::slice::from_ref(&r.run), true));
+        Some(spec)
     });
     // The plan's rule on the chosen run's sweep (default margin), shown under Figure 4.
     let verdict = move || -> Option<(String, SurgeryVerdict)> {
@@ -135,11 +142,11 @@ pub fn StudyPanel() -> impl IntoView {
     let scatter = Signal::derive(move || -> Option<FigureSpec> {
         let r = selected()?;
         let importance = r.output.as_ref().ok()?.importance.as_ref().ok()?;
-        Some(scatter_figure(
-            &r.run,
-            importance,
-            vec![r.checkpoint.path.clone()],
-        ))
+        let mut spec = scatter_figure(&r.run, importance, vec![r.checkpoint.path.clone()]);
+        state
+            .batches
+            .with(|b| name_batches(&mut spec, b, std::slice::from_ref(&r.run), false));
+        Some(spec)
     });
     // Every part that failed, by run: shown under the controls.
     let problems =
@@ -198,7 +205,7 @@ pub fn StudyPanel() -> impl IntoView {
                         "Compute Figures 3–5"
                     </button>
                     {move || (!ready()).then(|| view! {
-                        <span class="note">"needs an eval batch and a different held-out batch (see the batch choice above)"</span>
+                        <span class="note">"needs an eval batch and a different held-out batch (each run's batches: see the runs panel)"</span>
                     })}
                 </div>
                 <ProgressPanel id="study-progress" progress=state.study_progress/>

@@ -325,7 +325,7 @@ pub async fn run_tasks(
                         i,
                         result.map_err(|e| {
                             if worker.crashed.get() {
-                                format!("the worker crashed: {e}")
+                                crash_message(&e, &tasks[i].job.files)
                             } else {
                                 e
                             }
@@ -366,4 +366,18 @@ async fn run_on_main_thread(
         let result = super::gpu::run_job(&task.job, &sources, task.gpu, &mut report).await;
         done(i, result);
     }
+}
+
+/// What a worker's error event means, naming the job's files. A WebAssembly
+/// abort (`unreachable`: Rust's out-of-memory handler aborts; a failed
+/// `Memory.grow`) never reaches the panic banner, so it is said here, on the
+/// files the job was reading.
+fn crash_message(error: &str, files: &[String]) -> String {
+    let lower = error.to_ascii_lowercase();
+    let what = if lower.contains("unreachable") || lower.contains("memory") {
+        "the worker ran out of memory (or aborted) while reading"
+    } else {
+        "the worker crashed while reading"
+    };
+    format!("{what} {}: {error}", files.join(", "))
 }

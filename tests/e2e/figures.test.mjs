@@ -97,8 +97,12 @@ test('with the eval and held-out batches, Figure 1 shows activation PR (K on the
   await page.waitForFunction(() => /K = W_k·X on the eval batch/.test(document.querySelector('#figure-trajectory figcaption')?.textContent ?? ''), null, { timeout: 120_000 });
   await page.waitForFunction(() => !document.querySelector('#spectra-progress'), null, { timeout: 120_000 });
   assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'A1, A2, B1, B2');
-  assert.equal(await page.$eval('#eval-batch', (s) => s.value), 'eval_tokens.safetensors');
-  assert.equal(await page.$eval('#heldout-batch', (s) => s.value), 'heldout_tokens.safetensors');
+  // Each run's batches, as the runs panel names them (matched by folder, then name, then fit).
+  for (const run of ['A1', 'A2', 'B1', 'B2']) {
+    const shown = await page.$eval(`li.run[data-run="${run}"] .run-batches`, (d) => [...d.querySelectorAll('select')].map((s) => s.selectedOptions[0].textContent));
+    assert.match(shown[0], /^matched: eval_tokens\.safetensors \(sha256 [0-9a-f]{12}, 4×128\)$/);
+    assert.match(shown[1], /^matched: heldout_tokens\.safetensors \(sha256 [0-9a-f]{12}, 8×128\)$/);
+  }
   const caption = await page.$eval('#figure-trajectory figcaption', (c) => c.textContent);
   assert.match(caption, /after k_norm, before RoPE/);
   assert.deepEqual(await page.$$eval('#figures p.error, section.figures p.error', (e) => e.map((x) => x.textContent)), []);

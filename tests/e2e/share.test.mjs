@@ -136,19 +136,23 @@ test('a saved session opens in a fresh browser with the same figures and no file
     zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
   }, text);
   await viewer.waitForSelector('#figure-trajectory[data-series="2"] canvas', { timeout: 60_000 });
-  assert.match(await viewer.$eval('#notice', (n) => n.textContent), /session saved by rankscope .* 2 run\(s\) and 12 checkpoint\(s\), computed from 14 file\(s\)/);
+  assert.match(await viewer.$eval('#notices', (n) => n.textContent), /session saved by rankscope .* 2 run\(s\), 12 checkpoint\(s\) and 0 log\(s\), computed from 14 file\(s\)/);
   assert.equal(await viewer.$$eval('#inventory tr.file', (r) => r.length), 0, 'no files were needed');
   const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
   assert.ok(same(await pixels(viewer, 'figure-trajectory'), trajectory), 'Figure 1 pixels match');
   assert.ok(same(await pixels(viewer, 'figure-waterfall'), waterfall), 'Figure 2 pixels match');
 
-  // A damaged or future session says so.
-  await viewer.evaluate((text) => {
+  // A future session says so, and every session's notice of one drop survives.
+  await viewer.evaluate(([newer, ok]) => {
     const dt = new DataTransfer();
-    dt.items.add(new File([text], 'newer.json'));
+    dt.items.add(new File([newer], 'newer.json'));
+    dt.items.add(new File([ok], 'again.json'));
     document.querySelector('#dropzone').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-  }, text.replace('"version":1', '"version":9'));
-  await viewer.waitForFunction(() => /newer rankscope \(session format v9\)/.test(document.querySelector('#notice')?.textContent ?? ''));
+  }, [text.replace('"version":1', '"version":9'), text]);
+  await viewer.waitForFunction(() => document.querySelectorAll('#notices li').length === 2);
+  const notes = await viewer.$$eval('#notices li', (l) => l.map((x) => x.textContent));
+  assert.match(notes[0], /^newer\.json: .*newer rankscope \(session format v9\)/);
+  assert.match(notes[1], /^Opened again\.json: /);
   await fresh.close();
   assert.deepEqual(errors, []);
 });

@@ -11,10 +11,14 @@ use crate::analysis::shard::Shard;
 use crate::analysis::study::RunSpectra;
 use crate::formats::json_outline;
 use crate::formats::tokens::TokenBatch;
+use crate::formats::logs::Series;
+use crate::inventory::batches::RunBatches;
 use crate::inventory::CheckpointRef;
+use crate::inventory::{Content, FileEntry};
 use crate::share::SourceFile;
 use crate::source::AsyncByteSource;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 pub mod merge;
 
@@ -83,7 +87,17 @@ pub struct Session {
     pub study: Vec<StudyRunRecord>,
     #[serde(default)]
     pub failures: Vec<SpectraFailure>,
-    /// View settings (control values), opaque to the core.
+    /// The token batches each run's numbers came from (file, digest, shape).
+    #[serde(default)]
+    pub batches: Vec<RunBatches>,
+    /// The run logs as parsed series: the loss-curve figures redraw without the log files.
+    #[serde(default)]
+    pub logs: Vec<SessionLog>,
+    /// Run renames the user made (old name → new).
+    #[serde(default)]
+    pub renames: BTreeMap<String, String>,
+    /// View settings (control values: batch choices, the loss-curve section's
+    /// health rules and residual settings), opaque to the core.
     #[serde(default)]
     pub view: serde_json::Value,
     /// The eval batch of `activations` (the CLI writes it; the page leaves it out).
@@ -108,6 +122,9 @@ impl Session {
             activations: Vec::new(),
             study: Vec::new(),
             failures: Vec::new(),
+            batches: Vec::new(),
+            logs: Vec::new(),
+            renames: BTreeMap::new(),
             view: serde_json::Value::Null,
             eval: None,
             heldout: None,
@@ -118,6 +135,42 @@ impl Session {
     pub fn to_json(&self) -> String {
         // Plain data with string keys: serialising cannot fail.
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A run log as the page read it. NaN and ±inf values of the log become
+/// missing values (JSON has no number for them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionLog {
+    pub path: String,
+    pub size: u64,
+    /// The run it belongs to (after renames).
+    pub run: Option<String>,
+    pub series: Vec<Series>,
+}
+
+impl SessionLog {
+    /// The log of an inventory entry, if it is one.
+    pub fn of(entry: &FileEntry) -> Option<Self> {
+        match &entry.content {
+            Content::RunLog(series) => Some(Self {
+                path: entry.path.clone(),
+                size: entry.size,
+                run: entry.run.clone(),
+                series: series.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Back into an inventory entry, as inspecting the log file made it.
+    pub fn entry(&self) -> FileEntry {
+        let mut e = FileEntry::new(&self.path, self.size);
+        e.set_log(self.series.clone());
+        if self.run.is_some() {
+            e.run.clone_from(&self.run);
+        }
+        e
     }
 }
 
@@ -271,5 +324,40 @@ mod tests {
         assert!(!looks_like_session(log));
         assert_eq!(crate::source::block_on(read_session(&log.to_vec())), None);
         assert!(looks_like_session(&text.as_bytes()[..60]));
+    }
+
+    /// Logs, renames and view settings survive a round trip; a session written
+    /// before they existed (the committed corpus file, and one with its new
+    /// keys removed) still opens.
+    #[test]
+    fn logs_and_renames_round_trip_and_old_sessions_open() {
+        let log = b"{\"step\": 1, \"loss\": 2.5}\n{\"step\": 2, \"loss\": 2.0}\n".to_vec();
+        let entry = crate::source::block_on(crate::inventory::inspect_file(
+            "runs/A1/metrics.jsonl",
+            &log,
+            &mut |_| {},
+        ));
+        let mut s = Session::new(vec![]);
+        s.logs.push(SessionLog::of(&entry).expect("a log"));
+        s.renames.insert("A1".into(), "muon".into());
+        s.view = serde_json::json!({"loss_curves": {"beta": 0.5}});
+        let back = load_session(&s.to_json()).unwrap();
+        assert_eq!(back, s);
+        let again = back.logs[0].entry();
+        assert_eq!(again.kind, entry.kind);
+        assert_eq!(again.run.as_deref(), Some("A1"));
+        let crate::inventory::Content::RunLog(series) = &again.content else {
+            panic!("not a log")
+        };
+        assert_eq!(series[0].metrics["loss"], vec![Some(2.5), Some(2.0)]);
+
+        let old = include_str!("../../../tests/malformed/hostile/session_ok.json");
+        let opened = load_session(old).unwrap();
+        assert!(opened.logs.is_empty() && opened.renames.is_empty() && opened.batches.is_empty());
+        let mut value: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        for key in ["logs", "renames", "batches"] {
+            value.as_object_mut().unwrap().remove(key);
+        }
+        assert!(load_session(&value.to_string()).unwrap().logs.is_empty());
     }
 }

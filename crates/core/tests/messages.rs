@@ -7,7 +7,9 @@
 use rankscope_core::analysis::losscurve::figures::{loss_curve_figure, LogRun, LossCurveOptions};
 use rankscope_core::formats::logs;
 use rankscope_core::formats::tokens::TokenBatch;
-use rankscope_core::inventory::batches::{match_batches, misfit};
+use rankscope_core::inventory::batches::{
+    match_batches, misfit, name_batches, run_batches, BatchChoice,
+};
 use rankscope_core::inventory::{inspect_file, FileEntry, Inventory};
 use rankscope_core::model::arch::Recognition;
 use rankscope_core::session::{read_session, SessionError, MAX_SESSION_BYTES, SESSION_HEAD};
@@ -114,6 +116,97 @@ fn batches_go_to_their_own_model_and_misfits_name_the_batch() {
         misfit("B1/eval_wrong.json", &batch, arch).unwrap(),
         "token batch B1/eval_wrong.json: token id 300 at row 0, column 2 is not below the vocabulary size 256 of this model"
     );
+}
+
+/// Per run, with the user's choices: the runs panel's and the captions' view
+/// of the same matching.
+#[test]
+fn run_batches_take_choices_that_fit_and_captions_name_them() {
+    let bad = serde_json::json!({ "input_ids": [[1, 2, 300, 4]] }).to_string();
+    let other = serde_json::json!({ "input_ids": [[1, 2, 3, 4], [5, 6, 7, 8]] }).to_string();
+    let inv = Inventory::link(vec![
+        fixture("eval_tokens.safetensors", "eval_tokens.safetensors"),
+        fixture("heldout_tokens.safetensors", "heldout_tokens.safetensors"),
+        fixture(
+            "runs/B1/ckpt_tokens_327680.safetensors",
+            "B1/ckpt_tokens_327680.safetensors",
+        ),
+        bytes("B1/eval_wrong.json", bad.into_bytes()),
+        bytes("eval_other.json", other.into_bytes()),
+    ]);
+    let auto = run_batches(&inv, &Default::default());
+    assert_eq!(auto.len(), 1);
+    let b1 = &auto[0];
+    assert_eq!(b1.run, "B1");
+    // eval_tokens and eval_other are equally near: a visible tie, never silent.
+    assert_eq!(b1.eval.as_ref().unwrap().path, "eval_other.json");
+    assert!(
+        b1.warnings.iter().any(
+            |w| w.contains("ambiguous eval batch: eval_other.json and eval_tokens.safetensors")
+        ),
+        "{:?}",
+        b1.warnings
+    );
+    assert_eq!(
+        b1.heldout.as_ref().unwrap().path,
+        "heldout_tokens.safetensors"
+    );
+    assert_eq!(
+        (
+            b1.heldout.as_ref().unwrap().batch,
+            b1.heldout.as_ref().unwrap().seq_len
+        ),
+        (8, 128)
+    );
+
+    // The user's choice settles the tie; a choice that does not fit is refused aloud.
+    let mut choices = std::collections::BTreeMap::new();
+    choices.insert(
+        "B1".to_string(),
+        BatchChoice {
+            eval: Some("eval_tokens.safetensors".into()),
+            heldout: None,
+        },
+    );
+    let chosen = run_batches(&inv, &choices);
+    let eval = chosen[0].eval.clone().unwrap();
+    assert_eq!(eval.path, "eval_tokens.safetensors");
+    assert!(
+        !chosen[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("ambiguous eval")),
+        "{:?}",
+        chosen[0].warnings
+    );
+    choices.insert(
+        "B1".to_string(),
+        BatchChoice {
+            eval: Some("B1/eval_wrong.json".into()),
+            heldout: None,
+        },
+    );
+    let refused = run_batches(&inv, &choices);
+    assert!(
+        refused[0].warnings.iter().any(|w| w.starts_with(
+            "chosen eval batch not used: token batch B1/eval_wrong.json: token id 300"
+        )),
+        "{:?}",
+        refused[0].warnings
+    );
+    assert_ne!(refused[0].eval.as_ref().unwrap().path, "B1/eval_wrong.json");
+
+    // The digest is the batch content's SHA-256 (hex) as the captions cite it.
+    assert_eq!(eval.digest.len(), 64);
+    let mut spec =
+        rankscope_core::figures::build::layer_bars("K PR", &[], "K PR on the eval batch", vec![]);
+    name_batches(&mut spec, &chosen, &["B1".to_string()], true);
+    let short = &eval.digest[..12];
+    assert_eq!(
+        spec.caption,
+        format!("K PR on the eval batch. Eval batch eval_tokens.safetensors (sha256 {short}, 4×128), held-out batch heldout_tokens.safetensors (sha256 {}, 8×128).", &chosen[0].heldout.as_ref().unwrap().digest[..12])
+    );
+    assert_eq!(spec.sources.len(), 1);
 }
 
 /// A source that says it is huge and counts what is read from it.

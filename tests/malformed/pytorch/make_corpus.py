@@ -119,6 +119,13 @@ open(case("legacy_truncated.pt", "truncated"), "wb").write(legacy)
 open(case("protocol_6.pt", "pickle protocol 6"), "wb").write(
     b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.\x80\x06N.")
 
+# One tuple of 1000 ints memoised, then fetched into 1000 slots of a list:
+# 5 KB that unfold to a million values (the fuzzer found a 1 KB DUP variant
+# that took 1.4 GB); refused by the sharing budget.
+fan_out = (b"\x80\x02(" + b"K\x01" * 1000 + b"tq\x000](" + b"h\x00" * 1000 + b"e.")
+with zipfile.ZipFile(case("shared_fan_out.pt", "beyond its own by repeating shared ones"), "w") as z:
+    z.writestr(zipfile.ZipInfo("archive/data.pkl", date_time=(2026, 1, 1, 0, 0, 0)), fan_out)
+
 with open("EXPECTED.tsv", "w") as f:
     f.write("# file\tkind\texpected substring (written by make_corpus.py)\n")
     for r in rows:

@@ -11,9 +11,11 @@
 //! of real text under a BPE tokenizer uses ids across it.
 
 use super::{Content, FileKind, Inventory, Status};
+use crate::figures::spec::FigureSpec;
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::{Architecture, Recognition};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// What a batch is for, by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -90,8 +92,28 @@ fn folder_distance(from: &str, to: &str) -> usize {
 /// (`eval…`/`heldout…`), of those the ones that fit. Every candidate nearer
 /// than the one taken that does not fit, and a tie, is a warning.
 pub fn match_batches(inv: &Inventory) -> Vec<BatchMatch> {
-    let batches: Vec<(usize, &str, &TokenBatch)> = inv
-        .files
+    let batches = token_batches(inv);
+    let mut out = Vec::new();
+    for run in &inv.runs {
+        for c in &run.checkpoints {
+            let Some(Recognition::Known(arch)) = &inv.files[c.file].recognition else {
+                continue;
+            };
+            out.push(match_model(
+                &batches,
+                c.file,
+                &c.path,
+                arch,
+                &BatchChoice::default(),
+            ));
+        }
+    }
+    out
+}
+
+/// The inventory's readable token batches: (file index, path, batch).
+fn token_batches(inv: &Inventory) -> Vec<(usize, &str, &TokenBatch)> {
+    inv.files
         .iter()
         .enumerate()
         .filter(|(_, f)| f.kind == FileKind::TokenBatch && f.status != Status::Error)
@@ -99,35 +121,185 @@ pub fn match_batches(inv: &Inventory) -> Vec<BatchMatch> {
             Content::TokenBatch(b) => Some((i, f.path.as_str(), b)),
             _ => None,
         })
-        .collect();
-    let mut out = Vec::new();
-    for run in &inv.runs {
-        for c in &run.checkpoints {
-            let Some(Recognition::Known(arch)) = &inv.files[c.file].recognition else {
-                continue;
-            };
-            let mut m = BatchMatch {
-                model: c.file,
-                eval: None,
-                heldout: None,
-                warnings: Vec::new(),
-            };
-            m.eval = pick(&batches, &c.path, arch, Role::Eval, None, &mut m.warnings);
-            m.heldout = pick(
-                &batches,
-                &c.path,
-                arch,
-                Role::Heldout,
-                m.eval,
-                &mut m.warnings,
-            );
-            if let Some((_, path, b)) = m.eval.and_then(|e| batches.iter().find(|x| x.0 == e)) {
-                m.warnings.extend(narrow_ids(path, b, arch.vocab));
+        .collect()
+}
+
+/// The user's choice of batches for one run (paths; `None` = matched as above).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchChoice {
+    pub eval: Option<String>,
+    pub heldout: Option<String>,
+}
+
+/// One model's batches: the user's choice for a role when it fits (a choice
+/// that does not fit is a warning, and the role is matched as if unchosen),
+/// else the nearest fitting batch (see [`match_batches`]).
+fn match_model(
+    batches: &[(usize, &str, &TokenBatch)],
+    model: usize,
+    path: &str,
+    arch: &Architecture,
+    choice: &BatchChoice,
+) -> BatchMatch {
+    let mut m = BatchMatch {
+        model,
+        eval: None,
+        heldout: None,
+        warnings: Vec::new(),
+    };
+    let chosen = |want: &Option<String>, what: &str, warnings: &mut Vec<String>| {
+        let want = want.as_deref()?;
+        let Some(&(i, p, b)) = batches.iter().find(|x| x.1 == want) else {
+            warnings.push(format!(
+                "chosen {what} batch {want} is no longer among the files"
+            ));
+            return None;
+        };
+        match misfit(p, b, arch) {
+            Some(why) => {
+                warnings.push(format!("chosen {what} batch not used: {why}"));
+                None
             }
-            out.push(m);
+            None => Some(i),
+        }
+    };
+    m.eval = chosen(&choice.eval, "eval", &mut m.warnings)
+        .or_else(|| pick(batches, path, arch, Role::Eval, None, &mut m.warnings));
+    m.heldout = chosen(&choice.heldout, "held-out", &mut m.warnings)
+        .filter(|h| Some(*h) != m.eval)
+        .or_else(|| pick(batches, path, arch, Role::Heldout, m.eval, &mut m.warnings));
+    for i in [m.eval, m.heldout].into_iter().flatten() {
+        if let Some((_, p, b)) = batches.iter().find(|x| x.0 == i) {
+            m.warnings.extend(narrow_ids(p, b, arch.vocab));
         }
     }
+    m
+}
+
+/// A token batch as captions and exports name it: file, content digest, shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRef {
+    pub path: String,
+    /// [`TokenBatch::content_digest`] (SHA-256 hex of shape and ids).
+    pub digest: String,
+    pub batch: usize,
+    pub seq_len: usize,
+}
+
+impl BatchRef {
+    fn of(path: &str, b: &TokenBatch) -> Self {
+        Self {
+            path: path.to_owned(),
+            digest: b.content_digest(),
+            batch: b.batch,
+            seq_len: b.seq_len,
+        }
+    }
+
+    /// `eval_tokens.safetensors (sha256 1a2b3c4d5e6f, 4×128)`.
+    pub fn label(&self) -> String {
+        let short: String = self.digest.chars().take(12).collect();
+        format!(
+            "{} (sha256 {short}, {}×{})",
+            self.path, self.batch, self.seq_len
+        )
+    }
+}
+
+/// The batches one run's forward passes use, and the warnings about them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunBatches {
+    pub run: String,
+    pub eval: Option<BatchRef>,
+    pub heldout: Option<BatchRef>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// [`RunBatches`] for every run with a recognised checkpoint, with the
+/// user's choices (by run name). A run's batches are its last recognised
+/// checkpoint's match; a checkpoint elsewhere that would match differently
+/// is a warning (its forward pass uses the run's batches all the same).
+pub fn run_batches(inv: &Inventory, choices: &BTreeMap<String, BatchChoice>) -> Vec<RunBatches> {
+    let batches = token_batches(inv);
+    let by_index = |i: Option<usize>| {
+        i.and_then(|i| batches.iter().find(|x| x.0 == i))
+            .map(|&(_, p, b)| BatchRef::of(p, b))
+    };
+    let mut out = Vec::new();
+    for run in &inv.runs {
+        let choice = choices.get(&run.name).cloned().unwrap_or_default();
+        let matches: Vec<BatchMatch> = run
+            .checkpoints
+            .iter()
+            .filter_map(|c| match &inv.files[c.file].recognition {
+                Some(Recognition::Known(arch)) => {
+                    Some(match_model(&batches, c.file, &c.path, arch, &choice))
+                }
+                _ => None,
+            })
+            .collect();
+        let Some(last) = matches.last() else { continue };
+        let mut warnings = last.warnings.clone();
+        for m in &matches {
+            if (m.eval, m.heldout) != (last.eval, last.heldout) {
+                warnings.push(format!(
+                    "checkpoint {} would take other batches than the run's last checkpoint; all use the run's",
+                    inv.files[m.model].path
+                ));
+            }
+        }
+        out.push(RunBatches {
+            run: run.name.clone(),
+            eval: by_index(last.eval),
+            heldout: by_index(last.heldout),
+            warnings,
+        });
+    }
     out
+}
+
+/// Appends to a figure's caption, and to its sources, which batch each of
+/// `runs` was run on (`heldout`: the held-out batch too): one sentence when
+/// every run shares them, else one clause per run.
+pub fn name_batches(spec: &mut FigureSpec, batches: &[RunBatches], runs: &[String], heldout: bool) {
+    let label = |b: &Option<BatchRef>| b.as_ref().map_or("none".to_owned(), BatchRef::label);
+    let per_run: Vec<(&str, String)> = runs
+        .iter()
+        .filter_map(|r| batches.iter().find(|b| &b.run == r))
+        .map(|b| {
+            let mut s = format!("eval batch {}", label(&b.eval));
+            if heldout {
+                s.push_str(&format!(", held-out batch {}", label(&b.heldout)));
+            }
+            (b.run.as_str(), s)
+        })
+        .collect();
+    if per_run.is_empty() {
+        return;
+    }
+    let text = if per_run.iter().all(|(_, s)| *s == per_run[0].1) {
+        let mut s = per_run[0].1.clone();
+        s[..1].make_ascii_uppercase();
+        s
+    } else {
+        per_run
+            .iter()
+            .map(|(r, s)| format!("{r}: {s}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let caption = spec.caption.trim_end();
+    spec.caption = if caption.is_empty() {
+        format!("{text}.")
+    } else if caption.ends_with('.') {
+        format!("{caption} {text}.")
+    } else {
+        format!("{caption}. {text}.")
+    };
+    for (r, s) in per_run {
+        spec.sources.push(format!("{r}: {s}"));
+    }
 }
 
 /// The batch for `role` (see [`match_batches`]); warnings go to `warnings`.

@@ -29,6 +29,11 @@ use std::collections::HashMap;
 pub const MAX_DEPTH: usize = 256;
 /// Most values in the unfolded result.
 pub const MAX_VALUES: usize = 8_000_000;
+/// Most values unfolded beyond the arena's own size, i.e. from sharing (a
+/// memo entry or a DUP fetched again): a checkpoint shares little (storages,
+/// a few objects), while a 1 KB pickle that DUPs one tuple into every slot
+/// would otherwise unfold to [`MAX_VALUES`] (1.4 GB, 18 s; found by the fuzzer).
+pub const MAX_SHARED: usize = 250_000;
 /// Longest string or byte string.
 pub const MAX_STRING: u64 = 64 << 20;
 /// Most memo entries.
@@ -209,7 +214,7 @@ pub enum PickleError {
     CodeGlobal { module: String, name: String },
     #[error("the pickle nests deeper than {MAX_DEPTH} levels (or refers to itself)")]
     TooDeep,
-    #[error("the pickle unfolds to more than {MAX_VALUES} values")]
+    #[error("the pickle unfolds to more than {MAX_VALUES} values, or to more than {MAX_SHARED} beyond its own by repeating shared ones")]
     TooManyValues,
     #[error("a string of {len} bytes at byte {at} is longer than the {MAX_STRING} allowed")]
     StringTooLong { len: u64, at: usize },
@@ -323,7 +328,7 @@ pub fn parse(data: &[u8]) -> Result<(Value, usize), PickleError> {
         memo: HashMap::new(),
     };
     let root = m.run()?;
-    let mut budget = MAX_VALUES;
+    let mut budget = m.arena.len().saturating_add(MAX_SHARED).min(MAX_VALUES);
     let value = m.unfold(root, 0, &mut budget)?;
     Ok((value, m.pos))
 }
