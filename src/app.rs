@@ -1,5 +1,6 @@
 //! The page: header (with the theme choice), drop zone, runs, figures, inventory.
 
+use crate::components::esd_panel::EsdPanel;
 use crate::components::loss_curves::LossCurves;
 use crate::components::study_panel::StudyPanel;
 use crate::components::{
@@ -13,6 +14,7 @@ use leptos::prelude::*;
 pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
+    provide_context(crate::view_state::ViewState::new());
     view! {
         <header class="top">
             <div class="title">
@@ -30,6 +32,7 @@ pub fn App() -> impl IntoView {
             <Notice/>
             <RunList/>
             <Figures/>
+            <EsdPanel/>
             <StudyPanel/>
             <LossCurves/>
             <InventoryTable/>

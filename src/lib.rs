@@ -4,6 +4,7 @@
 mod app;
 mod components;
 mod state;
+mod view_state;
 pub mod status;
 pub mod web;
 

@@ -2,6 +2,7 @@
 
 pub mod analysis_status;
 pub mod drop_zone;
+pub mod esd_panel;
 pub mod figure_canvas;
 pub mod figures;
 pub mod inventory_table;

@@ -25,7 +25,9 @@ fn x_axis(v: &str) -> Result<XAxis> {
         "tokens" => XAxis::Tokens,
         "progress" => XAxis::Progress,
         "cumlr" => XAxis::CumulativeLr,
-        _ => bail!("--x takes step, tokens, progress or cumlr, not `{v}`"),
+        "reltime" => XAxis::RelativeTime,
+        "wall" => XAxis::WallTime,
+        _ => bail!("--x takes step, tokens, progress, cumlr, reltime or wall, not `{v}`"),
     })
 }
 
@@ -135,7 +137,7 @@ fn write_csv(spec: &FigureSpec, path: &str) -> Result<()> {
     Ok(())
 }
 
-/// `rankscope curves <logs…> [--figure F] [--metric M] [--x step|tokens|progress|cumlr]
+/// `rankscope curves <logs…> [--figure F] [--metric M] [--x step|tokens|progress|cumlr|reltime|wall]
 /// [--smooth β] [--log-y] [--reference RUN]… [--svg F] [--png F] [--csv F] [--json]`.
 pub fn run(args: &[String]) -> Result<()> {
     let mut o = Options {

@@ -47,7 +47,7 @@ USAGE:
                        [--noise per-row|warmup[:STEPS]] [--near-one 0.5] [--window 3] [--loss M]
                        [--sharp-drop 0.5] [--plateau-tolerance 0.01] [--svg F] [--png F] [--json]
     rankscope curves <logs…> [--figure loss|residual|consolidation|health|geometry|geometry-ratios|rank|rank-loss]
-                       [--metric M] [--x step|tokens|progress|cumlr] [--smooth 0.9] [--log-y]
+                       [--metric M] [--x step|tokens|progress|cumlr|reltime|wall] [--smooth 0.9] [--log-y]
                        [--reference RUN]… [--svg F] [--png F] [--csv F] [--json]
     rankscope compare --eval E [--heldout H] <checkpoints or folders…> [--pair X,Y]… [--group NAME=RUN,RUN…]…
                      [--metric pr] [--matrix k|q] [--variant post_norm] [--margin 5%|ABS] [--level 0.95]
