@@ -4,8 +4,8 @@
 mod app;
 mod components;
 mod state;
-mod view_state;
 pub mod status;
+mod view_state;
 pub mod web;
 
 /// Mounts the page (called by the `rankscope-app` binary that Trunk builds).

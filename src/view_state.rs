@@ -32,7 +32,8 @@ impl ViewState {
 
     /// The view of figure `id` (tracked).
     pub fn get(self, id: &str) -> View {
-        self.figures.with(|f| f.get(id).copied().unwrap_or_default())
+        self.figures
+            .with(|f| f.get(id).copied().unwrap_or_default())
     }
 
     /// Changes the view of figure `id`; a view that changes nothing is forgotten.

@@ -25,45 +25,82 @@ pub fn EsdPanel() -> impl IntoView {
     let matrix = RwSignal::new(Matrix::K);
     let head = RwSignal::new(0usize);
 
-    let runs = move || state.spectra.with(|r| r.iter().map(|r| r.run.clone()).collect::<Vec<_>>());
+    let runs = move || {
+        state
+            .spectra
+            .with(|r| r.iter().map(|r| r.run.clone()).collect::<Vec<_>>())
+    };
     // What the controls offer, from the chosen run's own checkpoint (its own model).
     let shape = move || {
         state.spectra.with(|runs| {
             let r = runs.get(run.get())?;
             let n_ckpt = r.checkpoints.len();
-            let c = r.checkpoints.get(checkpoint.get().unwrap_or(n_ckpt.saturating_sub(1)).min(n_ckpt.saturating_sub(1)))?;
+            let c = r.checkpoints.get(
+                checkpoint
+                    .get()
+                    .unwrap_or(n_ckpt.saturating_sub(1))
+                    .min(n_ckpt.saturating_sub(1)),
+            )?;
             let layers = c.spectra.layers.len();
-            let heads = c.spectra.layers.get(layer.get()).map_or(0, |l| match matrix.get() {
-                Matrix::K => l.k_heads.len(),
-                Matrix::Q => l.q_heads.len(),
-            });
+            let heads = c
+                .spectra
+                .layers
+                .get(layer.get())
+                .map_or(0, |l| match matrix.get() {
+                    Matrix::K => l.k_heads.len(),
+                    Matrix::Q => l.q_heads.len(),
+                });
             Some((n_ckpt, layers, heads))
         })
     };
     let result = Memo::new(move |_| -> Result<FigureSpec, String> {
         state.spectra.with(|runs| {
             let r = runs.get(run.get()).ok_or("no run has weight spectra yet")?;
-            let last = r.checkpoints.len().checked_sub(1).ok_or_else(|| format!("run {} has no checkpoint", r.run))?;
+            let last = r
+                .checkpoints
+                .len()
+                .checked_sub(1)
+                .ok_or_else(|| format!("run {} has no checkpoint", r.run))?;
             let ci = checkpoint.get().unwrap_or(last).min(last);
             let c = &r.checkpoints[ci];
             let l = c.spectra.layers.get(layer.get()).ok_or_else(|| {
-                format!("{} has {} layers; layer {} does not exist", c.path, c.spectra.layers.len(), layer.get())
+                format!(
+                    "{} has {} layers; layer {} does not exist",
+                    c.path,
+                    c.spectra.layers.len(),
+                    layer.get()
+                )
             })?;
             let (name, heads) = match matrix.get() {
                 Matrix::K => ("W_k", &l.k_heads),
                 Matrix::Q => ("W_q", &l.q_heads),
             };
             let h = heads.get(head.get()).ok_or_else(|| {
-                format!("layer {} of {} has {} {name} heads; head {} does not exist", layer.get(), c.path, heads.len(), head.get())
+                format!(
+                    "layer {} of {} has {} {name} heads; head {} does not exist",
+                    layer.get(),
+                    c.path,
+                    heads.len(),
+                    head.get()
+                )
             })?;
-            let what = format!("{}, checkpoint {} of {}, layer {}, {name} head {}", r.run, ci + 1, last + 1, layer.get(), head.get());
+            let what = format!(
+                "{}, checkpoint {} of {}, layer {}, {name} head {}",
+                r.run,
+                ci + 1,
+                last + 1,
+                layer.get(),
+                head.get()
+            );
             esd_figure(&what, &h.singular_values, &c.path)
                 .map(|(spec, _)| spec)
                 .map_err(|e| e.to_string())
         })
     });
     let options = |n: usize, label: fn(usize) -> String| {
-        (0..n).map(move |i| view! { <option value=i.to_string()>{label(i)}</option> }).collect_view()
+        (0..n)
+            .map(move |i| view! { <option value=i.to_string()>{label(i)}</option> })
+            .collect_view()
     };
     view! {
         <Show when=move || state.spectra.with(|r| !r.is_empty())>

@@ -226,7 +226,10 @@ pub fn FigureCanvas(
             drag.set(Some((start, end)));
         }
         cursor_x.set(None);
-        let x = frame.get_value().and_then(|fr| fr.to_data(px, py)).map(|(x, _)| x);
+        let x = frame
+            .get_value()
+            .and_then(|fr| fr.to_data(px, py))
+            .map(|(x, _)| x);
         match x {
             Some(x) => show_readout(x),
             None => hover.set(None),
@@ -244,7 +247,9 @@ pub fn FigureCanvas(
         if !wide && !tall {
             return;
         }
-        let (Some(da), Some(db)) = (fr.to_data(a.0, a.1), fr.to_data(b.0, b.1)) else { return };
+        let (Some(da), Some(db)) = (fr.to_data(a.0, a.1), fr.to_data(b.0, b.1)) else {
+            return;
+        };
         let order = |u: f64, v: f64| (u.min(v), u.max(v));
         views.update(id, |v| {
             if wide {
@@ -393,7 +398,8 @@ fn ViewControls(
     reset: impl Fn() + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
     let views = ViewState::use_context();
-    let allowed = move || spec.with(|s| s.as_ref().map_or((false, false), |s| s.kind.log_allowed()));
+    let allowed =
+        move || spec.with(|s| s.as_ref().map_or((false, false), |s| s.kind.log_allowed()));
     let is_log = move |y: bool| {
         spec.with(|s| {
             s.as_ref()

@@ -32,7 +32,9 @@ pub fn log_density(eigenvalues: &[f64]) -> Vec<[f64; 2]> {
     let n = eigenvalues.len();
     let (lo, hi) = eigenvalues
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     if n == 0 || !(lo > 0.0 && hi.is_finite()) {
         return Vec::new();
     }
@@ -54,7 +56,10 @@ pub fn log_density(eigenvalues: &[f64]) -> Vec<[f64; 2]> {
         .enumerate()
         .filter(|(_, &c)| c > 0)
         .map(|(k, &c)| {
-            let (e0, e1) = (10f64.powf(a + k as f64 * step), 10f64.powf(a + (k + 1) as f64 * step));
+            let (e0, e1) = (
+                10f64.powf(a + k as f64 * step),
+                10f64.powf(a + (k + 1) as f64 * step),
+            );
             [(e0 * e1).sqrt(), c as f64 / (n as f64 * (e1 - e0))]
         })
         .collect()
@@ -81,7 +86,12 @@ pub fn esd_figure(
     let n = eig.len();
     let density = log_density(&eig);
     let fit = fit_power_law(&eig);
-    let mut series = vec![SeriesSpec::new("ESD (histogram, log bins)", density, Style::LineMarkers, ESD_COLOR)];
+    let mut series = vec![SeriesSpec::new(
+        "ESD (histogram, log bins)",
+        density,
+        Style::LineMarkers,
+        ESD_COLOR,
+    )];
     let caption = match &fit {
         Some(f) => {
             let max = eig.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -139,7 +149,10 @@ mod tests {
         let eig: Vec<f64> = pareto_singular_values(400).iter().map(|s| s * s).collect();
         let d = log_density(&eig);
         // Rebuild the bin widths from the geometric centres: every bin has the same log width.
-        let (lo, hi) = (eig.iter().copied().fold(f64::INFINITY, f64::min), eig.iter().copied().fold(0.0, f64::max));
+        let (lo, hi) = (
+            eig.iter().copied().fold(f64::INFINITY, f64::min),
+            eig.iter().copied().fold(0.0, f64::max),
+        );
         let bins = 20;
         let step = (hi.log10() - lo.log10()) / bins as f64;
         let total: f64 = d
@@ -151,7 +164,12 @@ mod tests {
 
     #[test]
     fn figure_draws_the_fit_from_x_min_with_its_numbers() {
-        let (spec, fit) = esd_figure("run A1, layer 0, W_k head 0", &pareto_singular_values(400), "a.safetensors").unwrap();
+        let (spec, fit) = esd_figure(
+            "run A1, layer 0, W_k head 0",
+            &pareto_singular_values(400),
+            "a.safetensors",
+        )
+        .unwrap();
         let fit = fit.expect("400 Pareto eigenvalues are enough for a fit");
         assert!((fit.alpha - 2.5).abs() < 0.15, "α = {}", fit.alpha);
         let line = &spec.series[1];
@@ -159,7 +177,9 @@ mod tests {
         let expected = fit.n_tail as f64 / 400.0 * (fit.alpha - 1.0) / fit.x_min;
         assert!((line.points[0][1] / expected - 1.0).abs() < 1e-12);
         assert!(spec.caption.contains(&format!("α = {:.3}", fit.alpha)));
-        assert!(spec.caption.contains(&format!("KS distance = {:.3}", fit.ks_distance)));
+        assert!(spec
+            .caption
+            .contains(&format!("KS distance = {:.3}", fit.ks_distance)));
         assert!(spec.caption.contains("x_min = "));
         assert!(spec.has_data());
     }
@@ -169,10 +189,16 @@ mod tests {
         let (spec, fit) = esd_figure("a 16-value head", &pareto_singular_values(16), "f").unwrap();
         assert!(fit.is_none());
         assert_eq!(spec.series.len(), 1);
-        assert!(spec.caption.contains("16 eigenvalues are too few"), "{}", spec.caption);
+        assert!(
+            spec.caption.contains("16 eigenvalues are too few"),
+            "{}",
+            spec.caption
+        );
         assert_eq!(
             esd_figure("zeros", &[0.0, f64::NAN], "f").unwrap_err(),
-            EsdError::Empty { what: "zeros".into() }
+            EsdError::Empty {
+                what: "zeros".into()
+            }
         );
     }
 }

@@ -318,7 +318,11 @@ impl PlotFrame {
     /// The horizontal backend pixel of data x, `None` outside the x range or undrawable.
     pub fn x_to_pixel(&self, x: f64) -> Option<f64> {
         let (l, _, r, _) = self.rect;
-        let m = AxisMap { log: self.x.2, lo: self.x.0, hi: self.x.1 };
+        let m = AxisMap {
+            log: self.x.2,
+            lo: self.x.0,
+            hi: self.x.1,
+        };
         if !m.valid(x) || !m.contains(x) {
             return None;
         }
@@ -504,10 +508,17 @@ fn draw_legend<DB: DrawingBackend>(
             _ => {
                 let alpha = if e.faint { FAINT_ALPHA } else { 1.0 };
                 if e.style != Style::Markers {
-                    let pattern = if e.faint { &[][..] } else { palette::dash(e.color) };
+                    let pattern = if e.faint {
+                        &[][..]
+                    } else {
+                        palette::dash(e.color)
+                    };
                     for piece in dashed(&[(x0, y), (x1, y)], pattern) {
-                        area.draw(&PathElement::new(piece, c.mix(alpha).stroke_width(LINE_WIDTH)))
-                            .map_err(backend_err)?;
+                        area.draw(&PathElement::new(
+                            piece,
+                            c.mix(alpha).stroke_width(LINE_WIDTH),
+                        ))
+                        .map_err(backend_err)?;
                     }
                 }
                 if matches!(e.style, Style::Markers | Style::LineMarkers) {
@@ -620,7 +631,10 @@ fn draw_plot_area<DB: DrawingBackend>(
         hi: y1,
     };
     if spec.x.scale == Scale::UnixTime {
-        let xr = (x0..x1).with_key_points(time_ticks(x0, x1, nx).0);
+        let xr = TimeCoord {
+            range: x0..x1,
+            ticks: time_ticks(x0, x1, nx).0,
+        };
         return if ylog {
             draw_chart(area, spec, xr, log_axis(y0, y1, ny), xm, ym)
         } else {
@@ -662,10 +676,60 @@ fn log_axis(lo: f64, hi: f64, max_n: usize) -> WithKeyPoints<LogCoord<f64>> {
         .with_key_points(log_ticks(lo, hi, max_n))
 }
 
+/// A linear axis over Unix seconds whose ticks are round times
+/// ([`time_ticks`]); its labels come from the mesh's formatter
+/// ([`format_time`]). plotters' `WithKeyPoints` over a plain f64 range has no
+/// default formatting, which the chart builder needs, hence this small type.
+#[derive(Clone)]
+struct TimeCoord {
+    range: std::ops::Range<f64>,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for TimeCoord {
+    type FormatOption = plotters::coord::ranged1d::DefaultFormatting;
+    type ValueType = f64;
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let f = (value - self.range.start) / (self.range.end - self.range.start);
+        limit.0 + (f * (limit.1 - limit.0) as f64).round() as i32
+    }
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        let max = hint.max_num_points();
+        if max == 0 {
+            return Vec::new();
+        }
+        let step = self.ticks.len().div_ceil(max).max(1);
+        self.ticks.iter().copied().step_by(step).collect()
+    }
+    fn range(&self) -> std::ops::Range<f64> {
+        self.range.clone()
+    }
+}
+
 /// Steps of a wall-clock axis, in seconds: round seconds, minutes, hours, days.
 const TIME_STEPS: [f64; 22] = [
-    1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
-    10800.0, 21600.0, 43200.0, 86400.0, 172800.0, 604800.0, 2_592_000.0, 31_536_000.0,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    15.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    900.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    10800.0,
+    21600.0,
+    43200.0,
+    86400.0,
+    172800.0,
+    604800.0,
+    2_592_000.0,
+    31_536_000.0,
 ];
 
 /// Ticks of a wall-clock axis over Unix seconds `lo..hi`: multiples of the
@@ -902,7 +966,11 @@ where
         let alpha = if s.faint { FAINT_ALPHA } else { 1.0 };
         let width = if s.faint { 1 } else { LINE_WIDTH };
         let style = palette::color(s.color).mix(alpha).stroke_width(width);
-        let pattern = if s.faint { &[][..] } else { palette::dash(s.color) };
+        let pattern = if s.faint {
+            &[][..]
+        } else {
+            palette::dash(s.color)
+        };
         for piece in clip_polyline(&s.points, xm, ym) {
             if pattern.is_empty() {
                 plot.draw(&PathElement::new(piece, style))
@@ -958,7 +1026,11 @@ fn dashed(points: &[(i32, i32)], pattern: &[u32]) -> Vec<Vec<(i32, i32)>> {
     let mut current: Vec<(f64, f64)> = Vec::new();
     let (mut k, mut left) = (0usize, pattern[0] as f64);
     let on = |k: usize| k % 2 == 0;
-    let round = |p: &[(f64, f64)]| p.iter().map(|&(x, y)| (x.round() as i32, y.round() as i32)).collect::<Vec<_>>();
+    let round = |p: &[(f64, f64)]| {
+        p.iter()
+            .map(|&(x, y)| (x.round() as i32, y.round() as i32))
+            .collect::<Vec<_>>()
+    };
     let mut a = (points[0].0 as f64, points[0].1 as f64);
     current.push(a);
     for &(bx, by) in &points[1..] {
@@ -1311,7 +1383,10 @@ mod tests {
         assert_eq!(format_time(1_728_518_400.0, 21_600.0), "10-10");
         let (ticks, step) = time_ticks(1_728_569_000.0, 1_728_569_000.0 + 3.0 * 3600.0, 6);
         assert_eq!(step, 1800.0);
-        assert!(ticks.iter().all(|t| t % 1800.0 == 0.0) && ticks.len() <= 7, "{ticks:?}");
+        assert!(
+            ticks.iter().all(|t| t % 1800.0 == 0.0) && ticks.len() <= 7,
+            "{ticks:?}"
+        );
         let (ticks, _) = time_ticks(0.0, 1e12, 5);
         assert!(ticks.len() <= 6);
     }
@@ -1320,7 +1395,14 @@ mod tests {
     fn dashes_follow_the_pattern_across_vertices() {
         assert_eq!(dashed(&[(0, 0), (30, 0)], &[]), vec![vec![(0, 0), (30, 0)]]);
         let pieces = dashed(&[(0, 0), (30, 0)], &[8, 4]);
-        assert_eq!(pieces, vec![vec![(0, 0), (8, 0)], vec![(12, 0), (20, 0)], vec![(24, 0), (30, 0)]]);
+        assert_eq!(
+            pieces,
+            vec![
+                vec![(0, 0), (8, 0)],
+                vec![(12, 0), (20, 0)],
+                vec![(24, 0), (30, 0)]
+            ]
+        );
         // A dash that turns a corner keeps its length: 3 px along x, 5 px along y.
         let pieces = dashed(&[(0, 0), (3, 0), (3, 20)], &[8, 4]);
         assert_eq!(pieces[0], vec![(0, 0), (3, 0), (3, 5)]);

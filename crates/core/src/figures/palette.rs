@@ -120,8 +120,17 @@ impl Marker {
             Marker::Pentagon => Some(regular(5, t as f64, 0.0)),
             Marker::Star => {
                 // Alternating outer and inner points of a five-pointed star.
-                let (outer, inner) = (regular(5, t as f64 * 1.15, 0.0), regular(5, t as f64 * 0.5, 36.0));
-                Some(outer.into_iter().zip(inner).flat_map(|(a, b)| [a, b]).collect())
+                let (outer, inner) = (
+                    regular(5, t as f64 * 1.15, 0.0),
+                    regular(5, t as f64 * 0.5, 36.0),
+                );
+                Some(
+                    outer
+                        .into_iter()
+                        .zip(inner)
+                        .flat_map(|(a, b)| [a, b])
+                        .collect(),
+                )
             }
         }
     }
@@ -218,7 +227,10 @@ mod tests {
             let light = contrast_ratio(c, WHITE);
             let dark = contrast_ratio(dark_theme_shown(c), dark_bg);
             assert!(light >= 3.0, "colour {i} {c:?}: {light:.2}:1 on white");
-            assert!(dark >= 3.0, "colour {i} {c:?}: {dark:.2}:1 in the dark theme");
+            assert!(
+                dark >= 3.0,
+                "colour {i} {c:?}: {dark:.2}:1 in the dark theme"
+            );
         }
     }
 
@@ -226,9 +238,14 @@ mod tests {
     #[test]
     fn dark_theme_filter_is_the_one_modelled() {
         let css = include_str!("../../../../style/main.css");
-        let rules = css.matches("filter: invert(0.9) hue-rotate(180deg)").count();
+        let rules = css
+            .matches("filter: invert(0.9) hue-rotate(180deg)")
+            .count();
         let all = css.matches("filter:").count();
-        assert!(rules >= 1 && rules == all, "style/main.css changed its canvas filter: update dark_theme_shown");
+        assert!(
+            rules >= 1 && rules == all,
+            "style/main.css changed its canvas filter: update dark_theme_shown"
+        );
     }
 
     /// Colours stay apart: no two closer than ΔE*ab 20 (CIELAB, D65).
@@ -237,19 +254,34 @@ mod tests {
         fn lab(c: (u8, u8, u8)) -> [f64; 3] {
             let lin = |c: u8| {
                 let c = c as f64 / 255.0;
-                if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+                if c <= 0.04045 {
+                    c / 12.92
+                } else {
+                    ((c + 0.055) / 1.055).powf(2.4)
+                }
             };
             let (r, g, b) = (lin(c.0), lin(c.1), lin(c.2));
             let x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047;
             let y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
             let z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883;
-            let f = |t: f64| if t > 0.008856 { t.cbrt() } else { 7.787 * t + 16.0 / 116.0 };
-            [116.0 * f(y) - 16.0, 500.0 * (f(x) - f(y)), 200.0 * (f(y) - f(z))]
+            let f = |t: f64| {
+                if t > 0.008856 {
+                    t.cbrt()
+                } else {
+                    7.787 * t + 16.0 / 116.0
+                }
+            };
+            [
+                116.0 * f(y) - 16.0,
+                500.0 * (f(x) - f(y)),
+                200.0 * (f(y) - f(z)),
+            ]
         }
         for i in 0..COLORS.len() {
             for j in i + 1..COLORS.len() {
                 let (a, b) = (lab(COLORS[i]), lab(COLORS[j]));
-                let d = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt();
+                let d =
+                    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt();
                 assert!(d >= 20.0, "colours {i} and {j} are only ΔE {d:.1} apart");
             }
         }

@@ -49,10 +49,18 @@ pub struct View {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_y: Option<bool>,
     /// Zoomed x range (data units, lo < hi).
-    #[serde(with = "json_f64::opt_pair", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "json_f64::opt_pair",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub x_range: Option<(f64, f64)>,
     /// Zoomed y range (data units, lo < hi).
-    #[serde(with = "json_f64::opt_pair", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "json_f64::opt_pair",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub y_range: Option<(f64, f64)>,
 }
 
@@ -231,7 +239,8 @@ impl FigureSpec {
                 }
             }
         }
-        let zoomed = |a: &Axis, b: &Axis, r: Option<(f64, f64)>| r.is_some() && a.range == r && b.range != r;
+        let zoomed =
+            |a: &Axis, b: &Axis, r: Option<(f64, f64)>| r.is_some() && a.range == r && b.range != r;
         if zoomed(&spec.x, &self.x, view.x_range) || zoomed(&spec.y, &self.y, view.y_range) {
             let note = "Zoomed in: points outside the shown ranges are not drawn.";
             spec.caption = format!("{} {note}", spec.caption.trim_end());
@@ -483,7 +492,12 @@ mod view_tests {
                 range: Some((0.0, 1.0)),
                 ..Axis::linear("y")
             },
-            series: vec![SeriesSpec::new("s", vec![[0.0, 0.1], [1.0, 0.5], [10.0, 0.9]], Style::Line, 0)],
+            series: vec![SeriesSpec::new(
+                "s",
+                vec![[0.0, 0.1], [1.0, 0.5], [10.0, 0.9]],
+                Style::Line,
+                0,
+            )],
             sources: Vec::new(),
         }
     }
@@ -496,7 +510,11 @@ mod view_tests {
 
     #[test]
     fn log_toggles_follow_what_the_kind_allows() {
-        let log = View { log_x: Some(true), log_y: Some(true), ..View::default() };
+        let log = View {
+            log_x: Some(true),
+            log_y: Some(true),
+            ..View::default()
+        };
         let t = spec(FigureKind::Trajectory).with_view(&log);
         assert_eq!((t.x.scale, t.y.scale), (Scale::Log, Scale::Log));
         // The figure's own 0..1 y range cannot be drawn on a log axis: y fits the data instead.
@@ -507,32 +525,72 @@ mod view_tests {
         let surgery = spec(FigureKind::Surgery).with_view(&log);
         assert_eq!(surgery.x.scale, Scale::Linear);
         // Switching back to linear keeps the figure's own range.
-        let lin = View { log_y: Some(false), ..View::default() };
-        assert_eq!(spec(FigureKind::Waterfall).with_view(&lin).y.range, Some((0.0, 1.0)));
+        let lin = View {
+            log_y: Some(false),
+            ..View::default()
+        };
+        assert_eq!(
+            spec(FigureKind::Waterfall).with_view(&lin).y.range,
+            Some((0.0, 1.0))
+        );
     }
 
     #[test]
     fn zoom_sets_ranges_and_says_so_but_only_bounded_ones() {
-        let z = View { x_range: Some((1.0, 5.0)), y_range: Some((0.2, 0.6)), ..View::default() };
+        let z = View {
+            x_range: Some((1.0, 5.0)),
+            y_range: Some((0.2, 0.6)),
+            ..View::default()
+        };
         let s = spec(FigureKind::Trajectory).with_view(&z);
         assert_eq!((s.x.range, s.y.range), (Some((1.0, 5.0)), Some((0.2, 0.6))));
-        assert!(s.caption.ends_with("Zoomed in: points outside the shown ranges are not drawn."), "{}", s.caption);
-        for bad in [(5.0, 1.0), (f64::NAN, 1.0), (0.0, f64::INFINITY), (-f64::MAX, f64::MAX), (2.0, 2.0)] {
-            let v = View { x_range: Some(bad), ..View::default() };
+        assert!(
+            s.caption
+                .ends_with("Zoomed in: points outside the shown ranges are not drawn."),
+            "{}",
+            s.caption
+        );
+        for bad in [
+            (5.0, 1.0),
+            (f64::NAN, 1.0),
+            (0.0, f64::INFINITY),
+            (-f64::MAX, f64::MAX),
+            (2.0, 2.0),
+        ] {
+            let v = View {
+                x_range: Some(bad),
+                ..View::default()
+            };
             let s2 = spec(FigureKind::Trajectory).with_view(&v);
             assert_eq!(s2.x.range, None, "{bad:?}");
             assert_eq!(s2.caption, "c.");
         }
         // A range with 0 in it is fine on a linear axis, not on a log one.
-        let v = View { log_x: Some(true), x_range: Some((0.0, 5.0)), ..View::default() };
+        let v = View {
+            log_x: Some(true),
+            x_range: Some((0.0, 5.0)),
+            ..View::default()
+        };
         assert_eq!(spec(FigureKind::Trajectory).with_view(&v).x.range, None);
-        let v = View { log_x: Some(true), x_range: Some((1e-300, 1e300)), ..View::default() };
-        assert_eq!(spec(FigureKind::Trajectory).with_view(&v).x.range, Some((1e-300, 1e300)));
+        let v = View {
+            log_x: Some(true),
+            x_range: Some((1e-300, 1e300)),
+            ..View::default()
+        };
+        assert_eq!(
+            spec(FigureKind::Trajectory).with_view(&v).x.range,
+            Some((1e-300, 1e300))
+        );
     }
 
     #[test]
     fn views_travel_as_json() {
-        let v = View { log_x: Some(true), log_y: None, x_range: Some((1.0, 2.5)), y_range: None };
+        let v = View {
+            log_x: Some(true),
+            log_y: None,
+            x_range: Some((1.0, 2.5)),
+            y_range: None,
+        };
         let text = serde_json::to_string(&v).unwrap();
         assert_eq!(text, r#"{"log_x":true,"x_range":[1.0,2.5]}"#);
         assert_eq!(serde_json::from_str::<View>(&text).unwrap(), v);

@@ -229,7 +229,11 @@ pub fn wall_times(series: &Series) -> Option<Vec<Option<f64>>> {
             .into_iter()
             .find(|u| (PLAUSIBLE_UNIX_S.0..PLAUSIBLE_UNIX_S.1).contains(&(first * u)))?;
         let plausible = |v: f64| (PLAUSIBLE_UNIX_S.0..PLAUSIBLE_UNIX_S.1).contains(&v);
-        Some(col.iter().map(|v| v.map(|v| v * unit).filter(|v| plausible(*v))).collect())
+        Some(
+            col.iter()
+                .map(|v| v.map(|v| v * unit).filter(|v| plausible(*v)))
+                .collect(),
+        )
     })
 }
 
@@ -239,10 +243,11 @@ pub fn wall_times(series: &Series) -> Option<Vec<Option<f64>>> {
 pub fn relative_minutes(series: &Series) -> Option<Vec<Option<f64>>> {
     let elapsed = ELAPSED_COLUMNS.iter().find_map(|(name, unit)| {
         let col = series.metric(name)?;
-        col.iter()
-            .flatten()
-            .any(|v| v.is_finite())
-            .then(|| col.iter().map(|v| v.filter(|v| v.is_finite()).map(|v| v * unit / 60.0)).collect())
+        col.iter().flatten().any(|v| v.is_finite()).then(|| {
+            col.iter()
+                .map(|v| v.filter(|v| v.is_finite()).map(|v| v * unit / 60.0))
+                .collect()
+        })
     });
     elapsed.or_else(|| {
         let wall = wall_times(series)?;
@@ -282,6 +287,46 @@ pub fn ema_debiased(values: &[Option<f64>], beta: f64) -> Vec<Option<f64>> {
 mod tests {
     use super::*;
     use crate::formats::logs::LogFormat;
+
+    #[test]
+    fn time_axes_read_the_formats_time_columns() {
+        // modded-nanogpt's `train_time:5.418s` (text reader: train_time_s), no wall clock.
+        let log = crate::formats::logs::text_kv::parse(
+            b"step:0/10 val_loss:10.8 train_time:0.000s\nstep:1/10 train_time:90.0s\nstep:2/10 val_loss:9.5 train_time:180.0s\n",
+        )
+        .unwrap();
+        let s = &log;
+        assert_eq!(
+            relative_minutes(s).unwrap(),
+            vec![Some(0.0), Some(1.5), Some(3.0)]
+        );
+        assert_eq!(wall_times(s), None);
+        assert_eq!(
+            points_on(s, "val_loss", XAxis::RelativeTime).unwrap(),
+            vec![(0.0, 10.8), (3.0, 9.5)]
+        );
+        assert_eq!(points_on(s, "val_loss", XAxis::WallTime), None);
+        // W&B's `_timestamp` in milliseconds: read as seconds; relative time from it.
+        let mut w = Series::new(LogFormat::Jsonl);
+        w.step = vec![Some(0.0), Some(1.0)];
+        w.tokens = vec![None, None];
+        w.metrics.insert(
+            "_timestamp".into(),
+            vec![Some(1_728_569_000_000.0), Some(1_728_569_120_000.0)],
+        );
+        w.metrics.insert("loss".into(), vec![Some(3.0), Some(2.0)]);
+        assert_eq!(
+            wall_times(&w).unwrap(),
+            vec![Some(1_728_569_000.0), Some(1_728_569_120.0)]
+        );
+        assert_eq!(relative_minutes(&w).unwrap(), vec![Some(0.0), Some(2.0)]);
+        // A "timestamp" that is a step counter is no wall clock.
+        let mut c = Series::new(LogFormat::Csv);
+        c.step = vec![Some(0.0)];
+        c.tokens = vec![None];
+        c.metrics.insert("timestamp".into(), vec![Some(12.0)]);
+        assert_eq!(wall_times(&c), None);
+    }
 
     fn series(steps: &[f64], lr: &[Option<f64>]) -> Series {
         let mut s = Series::new(LogFormat::Jsonl);

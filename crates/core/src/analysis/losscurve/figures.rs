@@ -296,7 +296,10 @@ pub fn loss_curve_figure(runs: &[LogRun], opts: &LossCurveOptions) -> Result<Fig
         title: format!("{} vs {}", opts.metric, opts.x.label()),
         caption,
         x: if opts.x == XAxis::WallTime {
-            Axis { scale: crate::figures::spec::Scale::UnixTime, ..Axis::linear(opts.x.label()) }
+            Axis {
+                scale: crate::figures::spec::Scale::UnixTime,
+                ..Axis::linear(opts.x.label())
+            }
         } else {
             Axis::linear(opts.x.label())
         },
