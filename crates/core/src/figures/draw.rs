@@ -1025,7 +1025,7 @@ fn dashed(points: &[(i32, i32)], pattern: &[u32]) -> Vec<Vec<(i32, i32)>> {
     let mut pieces = Vec::new();
     let mut current: Vec<(f64, f64)> = Vec::new();
     let (mut k, mut left) = (0usize, pattern[0] as f64);
-    let on = |k: usize| k % 2 == 0;
+    let on = |k: usize| k.is_multiple_of(2);
     let round = |p: &[(f64, f64)]| {
         p.iter()
             .map(|&(x, y)| (x.round() as i32, y.round() as i32))
