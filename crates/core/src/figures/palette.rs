@@ -277,9 +277,9 @@ mod tests {
                 200.0 * (f(y) - f(z)),
             ]
         }
-        for i in 0..COLORS.len() {
-            for j in i + 1..COLORS.len() {
-                let (a, b) = (lab(COLORS[i]), lab(COLORS[j]));
+        for (i, &ci) in COLORS.iter().enumerate() {
+            for (j, &cj) in COLORS.iter().enumerate().skip(i + 1) {
+                let (a, b) = (lab(ci), lab(cj));
                 let d =
                     ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt();
                 assert!(d >= 20.0, "colours {i} and {j} are only ΔE {d:.1} apart");
