@@ -2,6 +2,7 @@
 
 use crate::comparisons::Comparisons;
 use crate::components::comparison_cards::ComparisonCards;
+use crate::components::esd_panel::EsdPanel;
 use crate::components::loss_curves::LossCurves;
 use crate::components::study_panel::StudyPanel;
 use crate::components::{
@@ -16,6 +17,7 @@ pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
     provide_context(Comparisons::new());
+    provide_context(crate::view_state::ViewState::new());
     view! {
         <header class="top">
             <div class="title">
@@ -34,6 +36,7 @@ pub fn App() -> impl IntoView {
             <RunList/>
             <Figures/>
             <ComparisonCards/>
+            <EsdPanel/>
             <StudyPanel/>
             <LossCurves/>
             <InventoryTable/>

@@ -6,6 +6,7 @@ mod comparisons;
 mod components;
 mod state;
 pub mod status;
+mod view_state;
 pub mod web;
 
 /// Mounts the page (called by the `rankscope-app` binary that Trunk builds).

@@ -6,6 +6,7 @@
 //! text alternative: its title and caption, and its numbers as a table on demand.
 
 use crate::state::AppState;
+use crate::view_state::ViewState;
 use crate::web::export::{copy_to_clipboard, file_digest, page_address, save_png, save_text};
 use crate::web::scaled_text::SvgSizedCanvas;
 use crate::web::screen;
@@ -14,7 +15,7 @@ use leptos::task::spawn_local;
 use plotters::prelude::IntoDrawingArea;
 use plotters_canvas::CanvasBackend;
 use rankscope_core::figures::draw::{draw_figure_framed, to_svg, PlotFrame};
-use rankscope_core::figures::spec::FigureSpec;
+use rankscope_core::figures::spec::{FigureSpec, Scale, View};
 use rankscope_core::figures::to_csv;
 use rankscope_core::share::{encode_link, SharedFigure, SourceFile, RECOMMENDED_MAX_LINK_CHARS};
 use wasm_bindgen::JsCast;
@@ -38,7 +39,18 @@ pub fn FigureCanvas(
     /// line shown below the canvas (`id`-readout).
     #[prop(optional)]
     readout: Option<fn(&FigureSpec, f64) -> Option<String>>,
+    /// The figure has its own log-y control next to it: no second one here.
+    #[prop(optional)]
+    own_log_y: bool,
 ) -> impl IntoView {
+    // What is drawn, exported and linked: the figure as the reader's view
+    // (log axes, zoom) shows it.
+    let views = ViewState::use_context();
+    let built = spec;
+    let spec = Signal::derive(move || {
+        let view = views.get(id);
+        built.with(|s| s.as_ref().map(|s| s.with_view(&view)))
+    });
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     let error = RwSignal::new(None::<String>);
     let frame = StoredValue::new(None::<PlotFrame>);
@@ -180,19 +192,158 @@ pub fn FigureCanvas(
             }));
         });
     };
+    // The canvas is laid out at WIDTH and may be shown smaller: CSS px × this = layout px.
+    let layout_scale = move || {
+        canvas
+            .get_untracked()
+            .map(|el| WIDTH as f64 / (el.client_width().max(1) as f64))
+            .unwrap_or(1.0)
+    };
+    // Drag to zoom: where the drag started and where the pointer is, in layout px.
+    let drag = RwSignal::new(None::<((f64, f64), (f64, f64))>);
+    // Keyboard readout: the index into the figure's distinct x values.
+    let cursor = RwSignal::new(None::<usize>);
+    let cursor_x = RwSignal::new(None::<f64>);
+    let show_readout = move |x: f64| {
+        if let Some(f) = readout {
+            hover.set(spec.with_untracked(|s| s.as_ref().and_then(|s| f(s, x))));
+        }
+    };
+    let on_down = move |ev: web_sys::MouseEvent| {
+        let Some(fr) = frame.get_value() else { return };
+        let k = layout_scale();
+        let p = (ev.offset_x() as f64 * k, ev.offset_y() as f64 * k);
+        if ev.button() == 0 && fr.to_data(p.0, p.1).is_some() {
+            ev.prevent_default();
+            drag.set(Some((p, p)));
+        }
+    };
     let on_move = move |ev: web_sys::MouseEvent| {
-        let (Some(f), Some(el)) = (readout, canvas.get_untracked()) else {
-            return;
-        };
-        let el: &web_sys::HtmlCanvasElement = &el;
-        // The plot frame is in layout pixels.
-        let scale = WIDTH as f64 / (el.client_width().max(1) as f64);
-        let (px, py) = (ev.offset_x() as f64 * scale, ev.offset_y() as f64 * scale);
-        let text = frame
+        let k = layout_scale();
+        let (px, py) = (ev.offset_x() as f64 * k, ev.offset_y() as f64 * k);
+        if let Some((start, _)) = drag.get_untracked() {
+            let end = frame.get_value().map_or((px, py), |fr| fr.clamp(px, py));
+            drag.set(Some((start, end)));
+        }
+        cursor_x.set(None);
+        let x = frame
             .get_value()
             .and_then(|fr| fr.to_data(px, py))
-            .and_then(|(x, _)| spec.with_untracked(|s| s.as_ref().and_then(|s| f(s, x))));
-        hover.set(text);
+            .map(|(x, _)| x);
+        match x {
+            Some(x) => show_readout(x),
+            None => hover.set(None),
+        }
+    };
+    let on_up = move |_: web_sys::MouseEvent| {
+        let (Some((a, b)), Some(fr)) = (drag.get_untracked(), frame.get_value()) else {
+            drag.set(None);
+            return;
+        };
+        drag.set(None);
+        // A drag narrower than a few pixels is a click, not a zoom; a flat one zooms x only.
+        const MIN_DRAG: f64 = 6.0;
+        let (wide, tall) = ((a.0 - b.0).abs() >= MIN_DRAG, (a.1 - b.1).abs() >= MIN_DRAG);
+        if !wide && !tall {
+            return;
+        }
+        let (Some(da), Some(db)) = (fr.to_data(a.0, a.1), fr.to_data(b.0, b.1)) else {
+            return;
+        };
+        let order = |u: f64, v: f64| (u.min(v), u.max(v));
+        views.update(id, |v| {
+            if wide {
+                v.x_range = Some(order(da.0, db.0));
+            }
+            if tall {
+                v.y_range = Some(order(da.1, db.1));
+            }
+        });
+    };
+    let reset_zoom = move || {
+        views.update(id, |v| {
+            v.x_range = None;
+            v.y_range = None;
+        })
+    };
+    // The distinct x values of the drawn data, in order, within the shown x range.
+    let data_xs = move || -> Vec<f64> {
+        spec.with_untracked(|s| {
+            let Some(s) = s else { return Vec::new() };
+            let mut xs: Vec<f64> = s
+                .series
+                .iter()
+                .filter(|se| !se.style.is_span() && !se.faint)
+                .flat_map(|se| se.points.iter().map(|p| p[0]))
+                .filter(|x| x.is_finite() && s.x.range.is_none_or(|(lo, hi)| *x >= lo && *x <= hi))
+                .filter(|x| s.x.scale != Scale::Log || *x > 0.0)
+                .collect();
+            xs.sort_by(f64::total_cmp);
+            xs.dedup();
+            xs
+        })
+    };
+    let on_key = move |ev: web_sys::KeyboardEvent| {
+        if readout.is_none() {
+            return;
+        }
+        let xs = data_xs();
+        if xs.is_empty() {
+            return;
+        }
+        let last = xs.len() - 1;
+        let at = cursor.get_untracked().map(|i| i.min(last));
+        let big = (xs.len() / 10).max(1);
+        let next = match ev.key().as_str() {
+            "ArrowRight" | "ArrowUp" => at.map_or(0, |i| (i + 1).min(last)),
+            "ArrowLeft" | "ArrowDown" => at.map_or(last, |i| i.saturating_sub(1)),
+            "PageUp" => at.map_or(0, |i| (i + big).min(last)),
+            "PageDown" => at.map_or(last, |i| i.saturating_sub(big)),
+            "Home" => 0,
+            "End" => last,
+            "Escape" => {
+                cursor.set(None);
+                cursor_x.set(None);
+                hover.set(None);
+                return;
+            }
+            _ => return,
+        };
+        ev.prevent_default();
+        cursor.set(Some(next));
+        cursor_x.set(Some(xs[next]));
+        show_readout(xs[next]);
+    };
+    // Overlays in CSS px over the canvas: the zoom selection and the keyboard cursor.
+    let zoom_box = move || {
+        let ((x0, y0), (x1, y1)) = drag.get()?;
+        let k = layout_scale();
+        Some(format!(
+            "left:{:.1}px;top:{:.1}px;width:{:.1}px;height:{:.1}px",
+            x0.min(x1) / k,
+            y0.min(y1) / k,
+            (x0 - x1).abs() / k,
+            (y0 - y1).abs() / k
+        ))
+    };
+    let cursor_line = move || {
+        let x = cursor_x.get()?;
+        spec.track();
+        let fr = frame.get_value()?;
+        let px = fr.x_to_pixel(x)?;
+        let k = layout_scale();
+        Some(format!(
+            "left:{:.1}px;top:{:.1}px;height:{:.1}px",
+            px / k,
+            fr.rect.1 as f64 / k,
+            (fr.rect.3 - fr.rect.1) as f64 / k
+        ))
+    };
+    let zoomed = move || views.get(id).is_zoomed();
+    let hint = if readout.is_some() {
+        "; arrow keys step through the points; drag to zoom, double-click to reset"
+    } else {
+        "; drag to zoom, double-click to reset"
     };
     view! {
         <figure id=id class="figure" data-series=n_series data-series-names=series_names>
@@ -200,12 +351,20 @@ pub fn FigureCanvas(
                 when=move || spec.with(Option::is_some)
                 fallback=move || view! { <p class="empty">{empty_text}</p> }
             >
-                <canvas node_ref=canvas width=WIDTH height=HEIGHT role="img"
-                    aria-label=move || spec.with(|s| s.as_ref().map(|s| s.title.clone()).unwrap_or_default())
-                    aria-describedby=format!("{id}-caption")
-                    on:mousemove=on_move on:mouseleave=move |_| hover.set(None)></canvas>
+                <ViewControls id=id spec=spec own_log_y=own_log_y zoomed=Signal::derive(zoomed) reset=reset_zoom/>
+                <div class="canvas-wrap">
+                    <canvas node_ref=canvas width=WIDTH height=HEIGHT role="img" tabindex="0"
+                        aria-label=move || spec.with(|s| s.as_ref().map(|s| format!("{}{hint}", s.title)).unwrap_or_default())
+                        aria-describedby=format!("{id}-caption")
+                        on:mousedown=on_down on:mousemove=on_move on:mouseup=on_up
+                        on:mouseleave=move |_| { drag.set(None); hover.set(None) }
+                        on:dblclick=move |_| reset_zoom()
+                        on:keydown=on_key on:blur=move |_| cursor_x.set(None)></canvas>
+                    {move || zoom_box().map(|style| view! { <div class="zoom-box" style=style></div> })}
+                    {move || cursor_line().map(|style| view! { <div class="cursor-line" style=style></div> })}
+                </div>
                 {move || readout.is_some().then(|| view! {
-                    <p class="readout" id=format!("{id}-readout")>{move || hover.get().unwrap_or_else(|| "hover the plot for exact values".into())}</p>
+                    <p class="readout" id=format!("{id}-readout") aria-live="polite">{move || hover.get().unwrap_or_else(|| "hover the plot, or focus it and use the arrow keys, for exact values".into())}</p>
                 })}
                 <figcaption id=format!("{id}-caption")>
                     <span class="caption-text">
@@ -226,6 +385,52 @@ pub fn FigureCanvas(
             </Show>
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
         </figure>
+    }
+}
+
+/// Log x / log y toggles (where the figure's kind allows them) and "reset zoom".
+#[component]
+fn ViewControls(
+    id: &'static str,
+    spec: Signal<Option<FigureSpec>>,
+    own_log_y: bool,
+    zoomed: Signal<bool>,
+    reset: impl Fn() + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let views = ViewState::use_context();
+    let allowed =
+        move || spec.with(|s| s.as_ref().map_or((false, false), |s| s.kind.log_allowed()));
+    let is_log = move |y: bool| {
+        spec.with(|s| {
+            s.as_ref()
+                .is_some_and(|s| if y { s.y.scale } else { s.x.scale } == Scale::Log)
+        })
+    };
+    let toggle = move |y: bool, on: bool| {
+        views.update(id, |v: &mut View| {
+            if y {
+                v.log_y = Some(on);
+                v.y_range = None;
+            } else {
+                v.log_x = Some(on);
+                v.x_range = None;
+            }
+        })
+    };
+    view! {
+        <div class="figure-view">
+            {move || allowed().0.then(|| view! {
+                <label><input type="checkbox" id=format!("{id}-log-x") prop:checked=move || is_log(false)
+                    on:change=move |ev| toggle(false, event_target_checked(&ev))/>" log x"</label>
+            })}
+            {move || (allowed().1 && !own_log_y).then(|| view! {
+                <label><input type="checkbox" id=format!("{id}-log-y") prop:checked=move || is_log(true)
+                    on:change=move |ev| toggle(true, event_target_checked(&ev))/>" log y"</label>
+            })}
+            {move || zoomed.get().then(|| view! {
+                <button class="link reset-zoom" id=format!("{id}-reset-zoom") on:click=move |_| reset()>"reset zoom"</button>
+            })}
+        </div>
     }
 }
 

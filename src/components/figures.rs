@@ -370,7 +370,7 @@ pub fn Figures() -> impl IntoView {
                     </label>
                     <label><input id="log-y" type="checkbox" checked=move || log_y.get() on:change=move |_| log_y.update(|v| *v = !*v)/>" log y"</label>
                 </div>
-                <FigureCanvas id="figure-waterfall" readout=readout spec=waterfall empty_text="The waterfall needs checkpoints."/>
+                <FigureCanvas id="figure-waterfall" readout=readout own_log_y=true spec=waterfall empty_text="The waterfall needs checkpoints."/>
             </section>
         </Show>
     }

@@ -21,11 +21,13 @@ use rankscope_core::analysis::losscurve::residual::{ResidualConfig, ResidualThre
 use rankscope_core::figures::spec::FigureSpec;
 use std::collections::BTreeSet;
 
-const X_AXES: [(XAxis, &str); 4] = [
+const X_AXES: [(XAxis, &str); 6] = [
     (XAxis::Step, "step"),
     (XAxis::Tokens, "tokens"),
     (XAxis::Progress, "progress"),
     (XAxis::CumulativeLr, "cumlr"),
+    (XAxis::RelativeTime, "reltime"),
+    (XAxis::WallTime, "wall"),
 ];
 
 /// The settings every figure of the section reads.
@@ -183,7 +185,7 @@ pub fn LossCurves() -> impl IntoView {
                 <Controls s=s runs=runs metric=metric reference=reference/>
                 <h3>"Loss curve"</h3>
                 <Message id="loss-message" text=Signal::derive(move || loss.get().err())/>
-                <FigureCanvas id="figure-loss" readout=readout spec=loss_spec empty_text="No run log has this metric on this x-axis."/>
+                <FigureCanvas id="figure-loss" readout=readout own_log_y=true spec=loss_spec empty_text="No run log has this metric on this x-axis."/>
                 <h3>"Collapse residual"</h3>
                 <Message id="residual-message" text=Signal::derive(move || residual.get().err())/>
                 <FigureCanvas id="figure-residual" readout=readout spec=residual_spec empty_text="Pick a reference run and a metric both log."/>

@@ -5,6 +5,7 @@ pub mod comparison_cards;
 pub mod conditions_panel;
 pub mod download_panel;
 pub mod drop_zone;
+pub mod esd_panel;
 pub mod figure_canvas;
 pub mod figures;
 pub mod inventory_table;

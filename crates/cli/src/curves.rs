@@ -58,12 +58,15 @@ fn figure() -> Choice<Which> {
 }
 
 fn x_axis() -> Choice<XAxis> {
-    Choice::new("x axis", ["step", "tokens", "progress", "cumlr"], |v| {
+    let names = ["step", "tokens", "progress", "cumlr", "reltime", "wall"];
+    Choice::new("x axis", names, |v| {
         Some(match v {
             "step" => XAxis::Step,
             "tokens" => XAxis::Tokens,
             "progress" => XAxis::Progress,
             "cumlr" => XAxis::CumulativeLr,
+            "reltime" => XAxis::RelativeTime,
+            "wall" => XAxis::WallTime,
             _ => return None,
         })
     })
@@ -210,7 +213,7 @@ fn write_csv(spec: &FigureSpec, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `rankscope curves <logs…> [--figure F] [--metric M] [--x step|tokens|progress|cumlr]
+/// `rankscope curves <logs…> [--figure F] [--metric M] [--x step|tokens|progress|cumlr|reltime|wall]
 /// [--smooth β] [--log-y] [--reference RUN]… [--svg F] [--png F] [--csv F] [--json]`.
 pub fn run(o: Args) -> Result<()> {
     if !o.files.any() && o.csv.is_none() && !o.json {

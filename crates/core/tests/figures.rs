@@ -2,7 +2,7 @@
 //! The PNGs land in `tests/figures_out/` for a person to look at.
 
 use rankscope_core::figures::build::{self, BandCurve, RunBars, RunPoints, RunSpectrum};
-use rankscope_core::figures::palette::{OKABE_ITO, SERIES_COLORS};
+use rankscope_core::figures::palette::{COLORS, SERIES_COLORS};
 use rankscope_core::figures::{
     min_max_downsample, to_png, to_svg, Axis, FigureKind, FigureSpec, Scale, SeriesSpec, Style,
 };
@@ -53,7 +53,7 @@ fn decode(png_bytes: &[u8]) -> (u32, u32, Vec<u8>) {
 fn palette_counts(rgba: &[u8]) -> [usize; SERIES_COLORS] {
     let mut counts = [0; SERIES_COLORS];
     for px in rgba.chunks(4) {
-        for (i, (r, g, b)) in OKABE_ITO.iter().take(SERIES_COLORS).enumerate() {
+        for (i, (r, g, b)) in COLORS.iter().enumerate() {
             let d = (px[0] as i32 - *r as i32)
                 .abs()
                 .max((px[1] as i32 - *g as i32).abs())

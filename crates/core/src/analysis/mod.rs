@@ -11,6 +11,7 @@ pub mod collapse_figure;
 pub mod collect;
 pub mod compare;
 pub mod conditions;
+pub mod esd;
 pub mod gram_spectra;
 pub mod importance;
 pub mod jobs;

@@ -315,6 +315,27 @@ pub struct PlotFrame {
 }
 
 impl PlotFrame {
+    /// The horizontal backend pixel of data x, `None` outside the x range or undrawable.
+    pub fn x_to_pixel(&self, x: f64) -> Option<f64> {
+        let (l, _, r, _) = self.rect;
+        let m = AxisMap {
+            log: self.x.2,
+            lo: self.x.0,
+            hi: self.x.1,
+        };
+        if !m.valid(x) || !m.contains(x) {
+            return None;
+        }
+        let f = (m.t(x) - m.t(m.lo)) / (m.t(m.hi) - m.t(m.lo));
+        Some(l as f64 + f * (r - l) as f64)
+    }
+
+    /// The nearest point of the plot rectangle to backend pixel (`px`, `py`).
+    pub fn clamp(&self, px: f64, py: f64) -> (f64, f64) {
+        let (l, t, r, b) = self.rect;
+        (px.clamp(l as f64, r as f64), py.clamp(t as f64, b as f64))
+    }
+
     /// The data point under backend pixel (`px`, `py`), `None` outside the plot.
     pub fn to_data(&self, px: f64, py: f64) -> Option<(f64, f64)> {
         let (l, t, r, b) = self.rect;
@@ -487,11 +508,18 @@ fn draw_legend<DB: DrawingBackend>(
             _ => {
                 let alpha = if e.faint { FAINT_ALPHA } else { 1.0 };
                 if e.style != Style::Markers {
-                    area.draw(&PathElement::new(
-                        vec![(x0, y), (x1, y)],
-                        c.mix(alpha).stroke_width(LINE_WIDTH),
-                    ))
-                    .map_err(backend_err)?;
+                    let pattern = if e.faint {
+                        &[][..]
+                    } else {
+                        palette::dash(e.color)
+                    };
+                    for piece in dashed(&[(x0, y), (x1, y)], pattern) {
+                        area.draw(&PathElement::new(
+                            piece,
+                            c.mix(alpha).stroke_width(LINE_WIDTH),
+                        ))
+                        .map_err(backend_err)?;
+                    }
                 }
                 if matches!(e.style, Style::Markers | Style::LineMarkers) {
                     draw_marker(
@@ -530,6 +558,9 @@ where
     match shape {
         Marker::Circle => area
             .draw(&(EmptyElement::at(at) + Circle::new((0, 0), r, fill)))
+            .map_err(backend_err),
+        Marker::Ring => area
+            .draw(&(EmptyElement::at(at) + Circle::new((0, 0), r, stroke)))
             .map_err(backend_err),
         Marker::Cross | Marker::Plus => {
             for [a, b] in shape.strokes(r) {
@@ -599,6 +630,17 @@ fn draw_plot_area<DB: DrawingBackend>(
         lo: y0,
         hi: y1,
     };
+    if spec.x.scale == Scale::UnixTime {
+        let xr = TimeCoord {
+            range: x0..x1,
+            ticks: time_ticks(x0, x1, nx).0,
+        };
+        return if ylog {
+            draw_chart(area, spec, xr, log_axis(y0, y1, ny), xm, ym)
+        } else {
+            draw_chart(area, spec, xr, y0..y1, xm, ym)
+        };
+    }
     match (xlog, ylog) {
         (false, false) => draw_chart(area, spec, x0..x1, y0..y1, xm, ym),
         (true, false) => draw_chart(area, spec, log_axis(x0, x1, nx), y0..y1, xm, ym),
@@ -632,6 +674,122 @@ fn log_axis(lo: f64, hi: f64, max_n: usize) -> WithKeyPoints<LogCoord<f64>> {
     (lo..hi)
         .log_scale()
         .with_key_points(log_ticks(lo, hi, max_n))
+}
+
+/// A linear axis over Unix seconds whose ticks are round times
+/// ([`time_ticks`]); its labels come from the mesh's formatter
+/// ([`format_time`]). plotters' `WithKeyPoints` over a plain f64 range has no
+/// default formatting, which the chart builder needs, hence this small type.
+#[derive(Clone)]
+struct TimeCoord {
+    range: std::ops::Range<f64>,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for TimeCoord {
+    type FormatOption = plotters::coord::ranged1d::DefaultFormatting;
+    type ValueType = f64;
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let f = (value - self.range.start) / (self.range.end - self.range.start);
+        limit.0 + (f * (limit.1 - limit.0) as f64).round() as i32
+    }
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        let max = hint.max_num_points();
+        if max == 0 {
+            return Vec::new();
+        }
+        let step = self.ticks.len().div_ceil(max).max(1);
+        self.ticks.iter().copied().step_by(step).collect()
+    }
+    fn range(&self) -> std::ops::Range<f64> {
+        self.range.clone()
+    }
+}
+
+/// Steps of a wall-clock axis, in seconds: round seconds, minutes, hours, days.
+const TIME_STEPS: [f64; 22] = [
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    15.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    900.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    10800.0,
+    21600.0,
+    43200.0,
+    86400.0,
+    172800.0,
+    604800.0,
+    2_592_000.0,
+    31_536_000.0,
+];
+
+/// Ticks of a wall-clock axis over Unix seconds `lo..hi`: multiples of the
+/// smallest [`TIME_STEPS`] step that gives at most `max_n` ticks (whole
+/// minutes, hours, UTC days), and that step.
+pub(crate) fn time_ticks(lo: f64, hi: f64, max_n: usize) -> (Vec<f64>, f64) {
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        return (Vec::new(), 1.0);
+    }
+    let span = hi - lo;
+    let step = TIME_STEPS
+        .iter()
+        .copied()
+        .find(|s| span / s <= max_n.max(2) as f64)
+        // Longer than the table: whole multiples of a year, bounded in number.
+        .unwrap_or_else(|| (span / max_n.max(2) as f64 / 31_536_000.0).ceil() * 31_536_000.0);
+    let first = (lo / step).ceil() * step;
+    let ticks = (0..=max_n.max(2))
+        .map(|k| first + k as f64 * step)
+        .take_while(|t| *t <= hi)
+        .collect();
+    (ticks, step)
+}
+
+/// A Unix time as a tick label in UTC, as fine as the tick step needs:
+/// `2024-10-10` (days), `10-10 14:00` (hours over several days), `14:05`,
+/// `14:05:30`.
+pub fn format_time(unix_s: f64, step: f64) -> String {
+    if !unix_s.is_finite() || unix_s.abs() > 1e13 {
+        return String::new();
+    }
+    let secs = unix_s.round() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    if step >= 86_400.0 {
+        format!("{y:04}-{m:02}-{d:02}")
+    } else if step >= 3600.0 && rem == 0 {
+        format!("{m:02}-{d:02}")
+    } else if step >= 60.0 {
+        format!("{hh:02}:{mm:02}")
+    } else {
+        format!("{hh:02}:{mm:02}:{ss:02}")
+    }
+}
+
+/// (year, month, day) of the day `days` after 1970-01-01, proleptic
+/// Gregorian: Howard Hinnant's `civil_from_days` (public domain). Written
+/// here because ten lines are cheaper than a date crate for tick labels.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 pub(crate) fn log_ticks(lo: f64, hi: f64, max_n: usize) -> Vec<f64> {
@@ -726,8 +884,11 @@ where
             v
         }
     };
+    let time_step = (spec.x.scale == Scale::UnixTime).then(|| time_ticks(xm.lo, xm.hi, n_x).1);
     let x_fmt = move |v: &f64| {
-        if has_bars && (v - v.round()).abs() > 1e-6 {
+        if let Some(step) = time_step {
+            format_time(*v, step)
+        } else if has_bars && (v - v.round()).abs() > 1e-6 {
             String::new()
         } else {
             format_tick(snap(xm, *v))
@@ -805,9 +966,31 @@ where
         let alpha = if s.faint { FAINT_ALPHA } else { 1.0 };
         let width = if s.faint { 1 } else { LINE_WIDTH };
         let style = palette::color(s.color).mix(alpha).stroke_width(width);
+        let pattern = if s.faint {
+            &[][..]
+        } else {
+            palette::dash(s.color)
+        };
         for piece in clip_polyline(&s.points, xm, ym) {
-            plot.draw(&PathElement::new(piece, style))
-                .map_err(backend_err)?;
+            if pattern.is_empty() {
+                plot.draw(&PathElement::new(piece, style))
+                    .map_err(backend_err)?;
+                continue;
+            }
+            // Dashes are laid out in pixels, so a pattern looks the same at any zoom.
+            let pixels: Vec<(i32, i32)> = piece
+                .iter()
+                .map(|&p| {
+                    let (x, y) = plot.map_coordinate(&p);
+                    (x - frame.rect.0, y - frame.rect.1)
+                })
+                .collect();
+            let pixel_area = plot.strip_coord_spec();
+            for dash in dashed(&pixels, pattern) {
+                pixel_area
+                    .draw(&PathElement::new(dash, style))
+                    .map_err(backend_err)?;
+            }
         }
     }
     for s in spec.series.iter().filter(|s| s.style != Style::Bars) {
@@ -830,6 +1013,57 @@ where
         }
     }
     Ok(frame)
+}
+
+/// Cuts a pixel polyline into the "on" pieces of a dash `pattern`
+/// (alternating on/off lengths in pixels, continued across vertices; empty =
+/// one solid piece).
+fn dashed(points: &[(i32, i32)], pattern: &[u32]) -> Vec<Vec<(i32, i32)>> {
+    if pattern.is_empty() || pattern.iter().all(|&l| l == 0) || points.len() < 2 {
+        return vec![points.to_vec()];
+    }
+    let mut pieces = Vec::new();
+    let mut current: Vec<(f64, f64)> = Vec::new();
+    let (mut k, mut left) = (0usize, pattern[0] as f64);
+    let on = |k: usize| k.is_multiple_of(2);
+    let round = |p: &[(f64, f64)]| {
+        p.iter()
+            .map(|&(x, y)| (x.round() as i32, y.round() as i32))
+            .collect::<Vec<_>>()
+    };
+    let mut a = (points[0].0 as f64, points[0].1 as f64);
+    current.push(a);
+    for &(bx, by) in &points[1..] {
+        let b = (bx as f64, by as f64);
+        let mut seg = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+        while seg > left {
+            let t = left / seg;
+            let cut = (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1));
+            if on(k) {
+                current.push(cut);
+                pieces.push(round(&current));
+                current.clear();
+            } else {
+                current.push(cut);
+            }
+            seg -= left;
+            a = cut;
+            k = (k + 1) % pattern.len().max(2);
+            left = pattern.get(k).copied().unwrap_or(pattern[0]) as f64;
+            if !on(k) {
+                current.clear();
+            }
+        }
+        left -= seg;
+        a = b;
+        if on(k) {
+            current.push(b);
+        }
+    }
+    if on(k) && current.len() >= 2 {
+        pieces.push(round(&current));
+    }
+    pieces
 }
 
 type Plot<'a, DB, X, Y> = DrawingArea<DB, Cartesian2d<X, Y>>;
@@ -1134,6 +1368,45 @@ mod tests {
         let max = (100.0 / (CHAR_EM * px(TEXT_SIZE))).floor() as usize;
         assert!(lines.iter().all(|l| l.chars().count() <= max));
         assert_eq!(lines.join(" "), text);
+    }
+
+    #[test]
+    fn wall_clock_ticks_are_round_utc_times() {
+        // Checked with `date -u -d @1728569000`: Thu Oct 10 14:03:20 UTC 2024.
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_006), (2024, 10, 10));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(format_time(1_728_569_000.0, 60.0), "14:03");
+        assert_eq!(format_time(1_728_569_000.0, 10.0), "14:03:20");
+        assert_eq!(format_time(1_728_518_400.0, 86_400.0), "2024-10-10");
+        assert_eq!(format_time(1_728_518_400.0, 21_600.0), "10-10");
+        let (ticks, step) = time_ticks(1_728_569_000.0, 1_728_569_000.0 + 3.0 * 3600.0, 6);
+        assert_eq!(step, 1800.0);
+        assert!(
+            ticks.iter().all(|t| t % 1800.0 == 0.0) && ticks.len() <= 7,
+            "{ticks:?}"
+        );
+        let (ticks, _) = time_ticks(0.0, 1e12, 5);
+        assert!(ticks.len() <= 6);
+    }
+
+    #[test]
+    fn dashes_follow_the_pattern_across_vertices() {
+        assert_eq!(dashed(&[(0, 0), (30, 0)], &[]), vec![vec![(0, 0), (30, 0)]]);
+        let pieces = dashed(&[(0, 0), (30, 0)], &[8, 4]);
+        assert_eq!(
+            pieces,
+            vec![
+                vec![(0, 0), (8, 0)],
+                vec![(12, 0), (20, 0)],
+                vec![(24, 0), (30, 0)]
+            ]
+        );
+        // A dash that turns a corner keeps its length: 3 px along x, 5 px along y.
+        let pieces = dashed(&[(0, 0), (3, 0), (3, 20)], &[8, 4]);
+        assert_eq!(pieces[0], vec![(0, 0), (3, 0), (3, 5)]);
+        assert_eq!(pieces[1], vec![(3, 9), (3, 17)]);
     }
 
     #[test]

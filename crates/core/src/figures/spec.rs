@@ -21,6 +21,59 @@ pub enum FigureKind {
     Scatter,
     /// Loss curves of many runs (min/max-preserving downsampled).
     LossCurve,
+    /// Empirical spectral density of a weight matrix (log-log) with its
+    /// fitted power-law tail.
+    Esd,
+}
+
+impl FigureKind {
+    /// Whether the reader may switch the x and the y axis to a log scale.
+    /// Not where an axis is categories (layer bars' x) or holds 0 as its
+    /// natural start (surgery's "% pruned").
+    pub fn log_allowed(self) -> (bool, bool) {
+        match self {
+            FigureKind::LayerBars | FigureKind::Surgery => (false, true),
+            _ => (true, true),
+        }
+    }
+}
+
+/// How the reader chose to look at a figure: log axes and a zoomed range.
+/// `None` keeps what the figure itself chose. Applied by
+/// [`FigureSpec::with_view`] before drawing, exporting or linking, so the
+/// canvas, SVG/PNG/CSV exports and share links all show the same view.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Default)]
+pub struct View {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_x: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_y: Option<bool>,
+    /// Zoomed x range (data units, lo < hi).
+    #[serde(
+        with = "json_f64::opt_pair",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub x_range: Option<(f64, f64)>,
+    /// Zoomed y range (data units, lo < hi).
+    #[serde(
+        with = "json_f64::opt_pair",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub y_range: Option<(f64, f64)>,
+}
+
+impl View {
+    /// Whether the view changes nothing.
+    pub fn is_default(&self) -> bool {
+        *self == View::default()
+    }
+
+    /// Whether a range is zoomed.
+    pub fn is_zoomed(&self) -> bool {
+        self.x_range.is_some() || self.y_range.is_some()
+    }
 }
 
 /// How an axis maps values to positions.
@@ -31,6 +84,9 @@ pub enum Scale {
     /// Base-10 logarithmic; non-positive values cannot be drawn and are dropped
     /// (the drawn caption says how many).
     Log,
+    /// Linear in Unix seconds, ticked and labelled as UTC dates and times
+    /// (a wall-clock axis). Never switched to log.
+    UnixTime,
 }
 
 /// One axis: its label (with unit), scale and optional fixed range.
@@ -149,6 +205,49 @@ pub struct Dropped {
 }
 
 impl FigureSpec {
+    /// This figure as `view` shows it: the log scales the kind allows
+    /// ([`FigureKind::log_allowed`]) and the zoomed ranges. A zoom range that
+    /// cannot be drawn on the resulting scale (≤ 0 on a log axis, not
+    /// finite, empty, beyond the decades an f64 holds) is ignored, so the
+    /// axes stay bounded whatever a link or a drag asks for; the caption then
+    /// says nothing about it, because nothing was changed.
+    pub fn with_view(&self, view: &View) -> FigureSpec {
+        let mut spec = self.clone();
+        let (allow_x, allow_y) = self.kind.log_allowed();
+        let scale = |log: bool| if log { Scale::Log } else { Scale::Linear };
+        if let (Some(log), true) = (view.log_x, allow_x && self.x.scale != Scale::UnixTime) {
+            spec.x.scale = scale(log);
+        }
+        if let (Some(log), true) = (view.log_y, allow_y && self.y.scale != Scale::UnixTime) {
+            spec.y.scale = scale(log);
+        }
+        for (axis, own, range) in [
+            (&mut spec.x, &self.x, view.x_range),
+            (&mut spec.y, &self.y, view.y_range),
+        ] {
+            let log = axis.scale == Scale::Log;
+            // The figure's own fixed range may not suit the scale the reader chose
+            // (0..1 on a log axis): then the axis fits the data.
+            if let (Some((lo, hi)), true) = (axis.range, axis.scale != own.scale) {
+                if !super::draw::usable_range(lo, hi, log) {
+                    axis.range = None;
+                }
+            }
+            if let Some((lo, hi)) = range {
+                if super::draw::usable_range(lo, hi, log) {
+                    axis.range = Some((lo, hi));
+                }
+            }
+        }
+        let zoomed =
+            |a: &Axis, b: &Axis, r: Option<(f64, f64)>| r.is_some() && a.range == r && b.range != r;
+        if zoomed(&spec.x, &self.x, view.x_range) || zoomed(&spec.y, &self.y, view.y_range) {
+            let note = "Zoomed in: points outside the shown ranges are not drawn.";
+            spec.caption = format!("{} {note}", spec.caption.trim_end());
+        }
+        spec
+    }
+
     /// Counts the values that [`super::draw::draw_figure`] skips.
     pub fn dropped(&self) -> Dropped {
         let mut d = Dropped::default();
@@ -376,5 +475,125 @@ mod json_f64 {
                 None => Ok(None),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    fn spec(kind: FigureKind) -> FigureSpec {
+        FigureSpec {
+            kind,
+            title: "t".into(),
+            caption: "c.".into(),
+            x: Axis::linear("x"),
+            y: Axis {
+                range: Some((0.0, 1.0)),
+                ..Axis::linear("y")
+            },
+            series: vec![SeriesSpec::new(
+                "s",
+                vec![[0.0, 0.1], [1.0, 0.5], [10.0, 0.9]],
+                Style::Line,
+                0,
+            )],
+            sources: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn default_view_changes_nothing() {
+        let s = spec(FigureKind::Trajectory);
+        assert_eq!(s.with_view(&View::default()), s);
+    }
+
+    #[test]
+    fn log_toggles_follow_what_the_kind_allows() {
+        let log = View {
+            log_x: Some(true),
+            log_y: Some(true),
+            ..View::default()
+        };
+        let t = spec(FigureKind::Trajectory).with_view(&log);
+        assert_eq!((t.x.scale, t.y.scale), (Scale::Log, Scale::Log));
+        // The figure's own 0..1 y range cannot be drawn on a log axis: y fits the data instead.
+        assert_eq!(t.y.range, None);
+        assert!(!t.drawn_caption().contains("cannot be drawn"));
+        let bars = spec(FigureKind::LayerBars).with_view(&log);
+        assert_eq!((bars.x.scale, bars.y.scale), (Scale::Linear, Scale::Log));
+        let surgery = spec(FigureKind::Surgery).with_view(&log);
+        assert_eq!(surgery.x.scale, Scale::Linear);
+        // Switching back to linear keeps the figure's own range.
+        let lin = View {
+            log_y: Some(false),
+            ..View::default()
+        };
+        assert_eq!(
+            spec(FigureKind::Waterfall).with_view(&lin).y.range,
+            Some((0.0, 1.0))
+        );
+    }
+
+    #[test]
+    fn zoom_sets_ranges_and_says_so_but_only_bounded_ones() {
+        let z = View {
+            x_range: Some((1.0, 5.0)),
+            y_range: Some((0.2, 0.6)),
+            ..View::default()
+        };
+        let s = spec(FigureKind::Trajectory).with_view(&z);
+        assert_eq!((s.x.range, s.y.range), (Some((1.0, 5.0)), Some((0.2, 0.6))));
+        assert!(
+            s.caption
+                .ends_with("Zoomed in: points outside the shown ranges are not drawn."),
+            "{}",
+            s.caption
+        );
+        for bad in [
+            (5.0, 1.0),
+            (f64::NAN, 1.0),
+            (0.0, f64::INFINITY),
+            (-f64::MAX, f64::MAX),
+            (2.0, 2.0),
+        ] {
+            let v = View {
+                x_range: Some(bad),
+                ..View::default()
+            };
+            let s2 = spec(FigureKind::Trajectory).with_view(&v);
+            assert_eq!(s2.x.range, None, "{bad:?}");
+            assert_eq!(s2.caption, "c.");
+        }
+        // A range with 0 in it is fine on a linear axis, not on a log one.
+        let v = View {
+            log_x: Some(true),
+            x_range: Some((0.0, 5.0)),
+            ..View::default()
+        };
+        assert_eq!(spec(FigureKind::Trajectory).with_view(&v).x.range, None);
+        let v = View {
+            log_x: Some(true),
+            x_range: Some((1e-300, 1e300)),
+            ..View::default()
+        };
+        assert_eq!(
+            spec(FigureKind::Trajectory).with_view(&v).x.range,
+            Some((1e-300, 1e300))
+        );
+    }
+
+    #[test]
+    fn views_travel_as_json() {
+        let v = View {
+            log_x: Some(true),
+            log_y: None,
+            x_range: Some((1.0, 2.5)),
+            y_range: None,
+        };
+        let text = serde_json::to_string(&v).unwrap();
+        assert_eq!(text, r#"{"log_x":true,"x_range":[1.0,2.5]}"#);
+        assert_eq!(serde_json::from_str::<View>(&text).unwrap(), v);
+        assert_eq!(serde_json::from_str::<View>("{}").unwrap(), View::default());
     }
 }

@@ -19,6 +19,10 @@ pub enum XAxis {
     Progress,
     /// Cumulative learning rate Σ lr, see [`cumulative_lr`].
     CumulativeLr,
+    /// Wall-clock time (Unix seconds, drawn as UTC dates), see [`wall_times`].
+    WallTime,
+    /// Minutes since the run's first timed row, see [`relative_minutes`].
+    RelativeTime,
 }
 
 impl XAxis {
@@ -29,6 +33,8 @@ impl XAxis {
             XAxis::Tokens => "tokens",
             XAxis::Progress => "progress t̂",
             XAxis::CumulativeLr => "cumulative lr Σlr",
+            XAxis::WallTime => "wall time (UTC)",
+            XAxis::RelativeTime => "time since start (min)",
         }
     }
 }
@@ -162,6 +168,20 @@ pub fn points_on(series: &Series, metric: &str, axis: XAxis) -> Option<Vec<(f64,
         XAxis::Step => Some(series.points(metric)),
         XAxis::Tokens => series.has_tokens().then(|| series.points_vs_tokens(metric)),
         XAxis::Progress => progress_points(series, metric).map(|c| c.points),
+        XAxis::WallTime | XAxis::RelativeTime => {
+            let xs = if axis == XAxis::WallTime {
+                wall_times(series)?
+            } else {
+                relative_minutes(series)?
+            };
+            let col = series.metric(metric)?;
+            Some(
+                col.iter()
+                    .zip(&xs)
+                    .filter_map(|(v, x)| Some(((*x)?, (*v).filter(|v| v.is_finite())?)))
+                    .collect(),
+            )
+        }
         XAxis::CumulativeLr => {
             let cum = cumulative_lr(series)?;
             let col = series.metric(metric)?;
@@ -173,6 +193,69 @@ pub fn points_on(series: &Series, metric: &str, axis: XAxis) -> Option<Vec<(f64,
             )
         }
     }
+}
+
+/// Columns that hold wall-clock time, as the formats name them: TensorBoard
+/// events (`wall_time`), W&B JSONL (`_timestamp`), CSV exports (`Wall time`).
+const WALL_COLUMNS: [&str; 4] = ["wall_time", "_timestamp", "Wall time", "timestamp"];
+
+/// Columns that hold time since the start, with their unit in seconds: W&B's
+/// `_runtime`, modded-nanogpt's `train_time:…s` / `…ms` (the text reader
+/// puts the unit in the name), the study's `elapsed_time`, TensorBoard CSV's
+/// `Relative Time (Process)`.
+const ELAPSED_COLUMNS: [(&str, f64); 7] = [
+    ("_runtime", 1.0),
+    ("train_time_s", 1.0),
+    ("train_time_ms", 1e-3),
+    ("elapsed_time", 1.0),
+    ("elapsed_time_s", 1.0),
+    ("Relative Time (Process)", 1.0),
+    ("runtime", 1.0),
+];
+
+/// Unix seconds of 1990-01-01 and 2200-01-01: a wall-clock column outside
+/// these (read as seconds, or as milliseconds) is not a wall clock.
+const PLAUSIBLE_UNIX_S: (f64, f64) = (631_152_000.0, 7_258_118_400.0);
+
+/// Wall-clock time of every row in Unix seconds, from the first column of
+/// [`WALL_COLUMNS`] whose values are plausible dates (seconds, or
+/// milliseconds, which are divided by 1000); rows without one are `None`.
+/// `None` when the log has no such column.
+pub fn wall_times(series: &Series) -> Option<Vec<Option<f64>>> {
+    WALL_COLUMNS.iter().find_map(|name| {
+        let col = series.metric(name)?;
+        let first = col.iter().flatten().copied().find(|v| v.is_finite())?;
+        let unit = [1.0, 1e-3]
+            .into_iter()
+            .find(|u| (PLAUSIBLE_UNIX_S.0..PLAUSIBLE_UNIX_S.1).contains(&(first * u)))?;
+        let plausible = |v: f64| (PLAUSIBLE_UNIX_S.0..PLAUSIBLE_UNIX_S.1).contains(&v);
+        Some(
+            col.iter()
+                .map(|v| v.map(|v| v * unit).filter(|v| plausible(*v)))
+                .collect(),
+        )
+    })
+}
+
+/// Minutes since the start of every row: from an elapsed-time column of
+/// [`ELAPSED_COLUMNS`] (in its unit), else wall time minus the first
+/// wall time of the log. `None` when the log has neither.
+pub fn relative_minutes(series: &Series) -> Option<Vec<Option<f64>>> {
+    let elapsed = ELAPSED_COLUMNS.iter().find_map(|(name, unit)| {
+        let col = series.metric(name)?;
+        col.iter().flatten().any(|v| v.is_finite()).then(|| {
+            col.iter()
+                .map(|v| v.filter(|v| v.is_finite()).map(|v| v * unit / 60.0))
+                .collect()
+        })
+    });
+    elapsed.or_else(|| {
+        let wall = wall_times(series)?;
+        let start = wall.iter().flatten().copied().fold(f64::INFINITY, f64::min);
+        start
+            .is_finite()
+            .then(|| wall.iter().map(|v| v.map(|v| (v - start) / 60.0)).collect())
+    })
 }
 
 /// Debiased exponential moving average (Adam's bias correction):
@@ -204,6 +287,46 @@ pub fn ema_debiased(values: &[Option<f64>], beta: f64) -> Vec<Option<f64>> {
 mod tests {
     use super::*;
     use crate::formats::logs::LogFormat;
+
+    #[test]
+    fn time_axes_read_the_formats_time_columns() {
+        // modded-nanogpt's `train_time:5.418s` (text reader: train_time_s), no wall clock.
+        let log = crate::formats::logs::text_kv::parse(
+            b"step:0/10 val_loss:10.8 train_time:0.000s\nstep:1/10 train_time:90.0s\nstep:2/10 val_loss:9.5 train_time:180.0s\n",
+        )
+        .unwrap();
+        let s = &log;
+        assert_eq!(
+            relative_minutes(s).unwrap(),
+            vec![Some(0.0), Some(1.5), Some(3.0)]
+        );
+        assert_eq!(wall_times(s), None);
+        assert_eq!(
+            points_on(s, "val_loss", XAxis::RelativeTime).unwrap(),
+            vec![(0.0, 10.8), (3.0, 9.5)]
+        );
+        assert_eq!(points_on(s, "val_loss", XAxis::WallTime), None);
+        // W&B's `_timestamp` in milliseconds: read as seconds; relative time from it.
+        let mut w = Series::new(LogFormat::Jsonl);
+        w.step = vec![Some(0.0), Some(1.0)];
+        w.tokens = vec![None, None];
+        w.metrics.insert(
+            "_timestamp".into(),
+            vec![Some(1_728_569_000_000.0), Some(1_728_569_120_000.0)],
+        );
+        w.metrics.insert("loss".into(), vec![Some(3.0), Some(2.0)]);
+        assert_eq!(
+            wall_times(&w).unwrap(),
+            vec![Some(1_728_569_000.0), Some(1_728_569_120.0)]
+        );
+        assert_eq!(relative_minutes(&w).unwrap(), vec![Some(0.0), Some(2.0)]);
+        // A "timestamp" that is a step counter is no wall clock.
+        let mut c = Series::new(LogFormat::Csv);
+        c.step = vec![Some(0.0)];
+        c.tokens = vec![None];
+        c.metrics.insert("timestamp".into(), vec![Some(12.0)]);
+        assert_eq!(wall_times(&c), None);
+    }
 
     fn series(steps: &[f64], lr: &[Option<f64>]) -> Series {
         let mut s = Series::new(LogFormat::Jsonl);

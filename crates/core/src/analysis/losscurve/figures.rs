@@ -127,6 +127,8 @@ fn missing_reason(series: &Series, metric: &str, x: XAxis) -> String {
             XAxis::Tokens => "no `tokens`".into(),
             XAxis::CumulativeLr => "no `lr` (∫lr needs it)".into(),
             XAxis::Progress => "no total for t̂".into(),
+            XAxis::WallTime => "no wall-clock time column (wall_time, _timestamp, …)".into(),
+            XAxis::RelativeTime => "no time column (train_time, _runtime, wall_time, …)".into(),
             XAxis::Step => format!("no finite `{metric}`"),
         }
     }
@@ -293,7 +295,14 @@ pub fn loss_curve_figure(runs: &[LogRun], opts: &LossCurveOptions) -> Result<Fig
         kind: FigureKind::LossCurve,
         title: format!("{} vs {}", opts.metric, opts.x.label()),
         caption,
-        x: Axis::linear(opts.x.label()),
+        x: if opts.x == XAxis::WallTime {
+            Axis {
+                scale: crate::figures::spec::Scale::UnixTime,
+                ..Axis::linear(opts.x.label())
+            }
+        } else {
+            Axis::linear(opts.x.label())
+        },
         y: if opts.log_y {
             Axis::log(&opts.metric)
         } else {
