@@ -189,7 +189,8 @@ pub fn Figures() -> impl IntoView {
                     .collect()
             });
             return (!runs.is_empty()).then(|| {
-                let mut spec = heldout_loss_figure(&runs, x_axis.get(), "of each run (named at the end)");
+                let mut spec =
+                    heldout_loss_figure(&runs, x_axis.get(), "of each run (named at the end)");
                 let names: Vec<String> = runs.iter().map(|r| r.run.clone()).collect();
                 state
                     .batches

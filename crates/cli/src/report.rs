@@ -54,7 +54,12 @@ pub struct Args {
     #[arg(long, value_name = "TOKENS")]
     heldout: Option<PathBuf>,
     /// The HTML file; the Markdown twin (and its SVG figures) is written beside it
-    #[arg(short = 'o', long = "out", value_name = "FILE", default_value = "report.html")]
+    #[arg(
+        short = 'o',
+        long = "out",
+        value_name = "FILE",
+        default_value = "report.html"
+    )]
     out: PathBuf,
     /// The report's title
     #[arg(long, default_value = "Rank-collapse study")]

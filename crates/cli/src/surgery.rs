@@ -8,16 +8,16 @@ use crate::args::{self, FigureFiles};
 use crate::inspect::inventory_of;
 use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
+use rankscope_core::analysis::importance::Importance;
 use rankscope_core::analysis::importance::{gamma_vs_svd, layer_pr_with_ci, DEFAULT_PERMUTATIONS};
 use rankscope_core::analysis::jobs::check_distinct_batches;
 use rankscope_core::analysis::study_figures::{
     layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
 };
-use rankscope_core::analysis::importance::Importance;
 use rankscope_core::analysis::surgery::{has_key_norm, run_sweep, SurgeryResult, SweepOptions};
 use rankscope_core::analysis::surgery_verdict::{surgery_verdict, SurgeryVerdict};
-use rankscope_core::figures::FigureSpec;
 use rankscope_core::analysis::weights::Shards;
+use rankscope_core::figures::FigureSpec;
 use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
 use rankscope_core::inventory::batches::{misfit, narrow_ids};
 use rankscope_core::inventory::Content;

@@ -8,9 +8,7 @@
 //! every weight it uses.
 
 use super::load::{position_embedding, read_head, read_layer, EmbeddingRows};
-use super::{
-    check_positions, check_tokens, ForwardError, KeyTransform, ModelWeights, Pass, Probe,
-};
+use super::{check_positions, check_tokens, ForwardError, KeyTransform, ModelWeights, Pass, Probe};
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::{Architecture, Family};
 use crate::model::tensors::Shards;
