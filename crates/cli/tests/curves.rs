@@ -197,7 +197,7 @@ fn curves_draw_the_page_figures_to_svg_png_and_csv() {
         svg.to_str().unwrap(),
     ]);
     assert!(
-        !ok && stderr.contains("--x takes step, tokens, progress or cumlr"),
+        !ok && stderr.contains("--x takes step, tokens, progress, cumlr, reltime or wall"),
         "{stderr}"
     );
     let (ok, _, stderr) = rankscope(&["curves", &a1]);
