@@ -3,11 +3,13 @@
 use crate::comparisons::Comparisons;
 use crate::components::comparison_cards::ComparisonCards;
 use crate::components::loss_curves::LossCurves;
+use crate::components::report_button::ReportButton;
 use crate::components::study_panel::StudyPanel;
 use crate::components::{
     drop_zone::DropZone, figures::Figures, inventory_table::InventoryTable, run_list::RunList,
     shared_view::SharedView,
 };
+use crate::figure_specs::FigureSpecs;
 use crate::state::AppState;
 use leptos::prelude::*;
 
@@ -16,6 +18,7 @@ pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
     provide_context(Comparisons::new());
+    provide_context(FigureSpecs::new());
     view! {
         <header class="top">
             <div class="title">
@@ -34,6 +37,7 @@ pub fn App() -> impl IntoView {
             <RunList/>
             <Figures/>
             <ComparisonCards/>
+            <ReportButton/>
             <StudyPanel/>
             <LossCurves/>
             <InventoryTable/>
