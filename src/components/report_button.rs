@@ -171,7 +171,7 @@ fn batch_facts(inv: &Inventory, path: &str) -> Option<BatchFacts> {
         })
 }
 
-/// Why Figure `n` has no spec now.
+/// Why Figure `n` has no spec now (the report puts "not computed: " before it).
 fn figure_missing(state: AppState, n: usize) -> String {
     if n <= 2 {
         return if state.spectra_progress.with(Option::is_some) {
@@ -199,10 +199,10 @@ fn figure_missing(state: AppState, n: usize) -> String {
             .collect()
     });
     if failures.is_empty() {
-        "not computed: press “Compute Figures 3–5” (it needs an eval batch and a different held-out \
+        "press “Compute Figures 3–5” (it needs an eval batch and a different held-out \
          batch, and runs forward passes at the chosen checkpoint)"
             .into()
     } else {
-        format!("not computed: {}", failures.join("; "))
+        failures.join("; ")
     }
 }
