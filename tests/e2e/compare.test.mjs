@@ -134,12 +134,14 @@ test('A1 vs A2 with three seeds each reproduces SciPy; one seed a side says whic
 async function checkReport(page, ref) {
   const button = page.getByRole('button', { name: 'Download study report' });
   const downloads = [];
-  page.on('download', (d) => downloads.push(d));
+  const onDownload = (d) => downloads.push(d);
+  page.on('download', onDownload);
   await button.focus();
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => document.querySelector('#report-saved, #report-error'), null, { timeout: 60_000 });
   assert.equal(await page.$('#report-error'), null, 'the report renders without error');
   for (let i = 0; i < 100 && downloads.length < 2; i++) await page.waitForTimeout(100);
+  page.off('download', onDownload);
   const byName = Object.fromEntries(await Promise.all(downloads.map(async (d) =>
     [d.suggestedFilename(), fs.readFileSync(await d.path(), 'utf8')])));
   assert.deepEqual(Object.keys(byName).sort(), ['report.html', 'report.md']);
