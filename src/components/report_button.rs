@@ -33,7 +33,8 @@ pub fn ReportButton() -> impl IntoView {
     let cmp = Comparisons::use_context();
     let specs = FigureSpecs::use_context();
     let error = RwSignal::new(None::<String>);
-    let saved = RwSignal::new(None::<String>);
+    // After a download: what the report lists as not in it.
+    let saved = RwSignal::new(None::<Vec<String>>);
     let has_runs = move || {
         state.inventory.with(|i| !i.runs.is_empty()) || state.spectra.with(|s| !s.is_empty())
     };
@@ -48,14 +49,7 @@ pub fn ReportButton() -> impl IntoView {
                 save_text("report.html", &report.html, "text/html");
                 save_text("report.md", &report.markdown, "text/markdown");
                 error.set(None);
-                saved.set(Some(if report.missing.is_empty() {
-                    "Saved report.html and report.md.".into()
-                } else {
-                    format!(
-                        "Saved report.html and report.md. Not in them (each listed in the report with the reason): {}.",
-                        report.missing.join("; ")
-                    )
-                }));
+                saved.set(Some(report.missing));
             }
             Err(e) => {
                 saved.set(None);
@@ -75,7 +69,15 @@ pub fn ReportButton() -> impl IntoView {
                 </p>
                 <button id="download-report" class="button primary" type="button" aria-describedby="report-note"
                     on:click=download>"Download study report"</button>
-                {move || saved.get().map(|s| view! { <p class="note" id="report-saved" role="status">{s}</p> })}
+                {move || saved.get().map(|missing| view! {
+                    <div class="note" id="report-saved" role="status">
+                        <p>"Saved report.html and report.md."</p>
+                        {(!missing.is_empty()).then(|| view! {
+                            <p>"Not in them (each listed in the report with the reason):"</p>
+                            <ul>{missing.into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}</ul>
+                        })}
+                    </div>
+                })}
                 {move || error.get().map(|e| view! { <p class="error" id="report-error" role="alert">{e}</p> })}
             </section>
         </Show>
