@@ -4,11 +4,13 @@ use crate::comparisons::Comparisons;
 use crate::components::comparison_cards::ComparisonCards;
 use crate::components::esd_panel::EsdPanel;
 use crate::components::loss_curves::LossCurves;
+use crate::components::report_button::ReportButton;
 use crate::components::study_panel::StudyPanel;
 use crate::components::{
     drop_zone::DropZone, figures::Figures, inventory_table::InventoryTable, run_list::RunList,
     shared_view::SharedView,
 };
+use crate::figure_specs::FigureSpecs;
 use crate::state::AppState;
 use leptos::prelude::*;
 
@@ -18,6 +20,7 @@ pub fn App() -> impl IntoView {
     provide_context(state);
     provide_context(Comparisons::new());
     provide_context(crate::view_state::ViewState::new());
+    provide_context(FigureSpecs::new());
     view! {
         <header class="top">
             <div class="title">
@@ -37,6 +40,7 @@ pub fn App() -> impl IntoView {
             <Figures/>
             <ComparisonCards/>
             <EsdPanel/>
+            <ReportButton/>
             <StudyPanel/>
             <LossCurves/>
             <InventoryTable/>

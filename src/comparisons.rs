@@ -134,6 +134,36 @@ impl Comparisons {
         }
     }
 
+    /// The cards' metric per run, from the spectra of the cards' source (also what the report
+    /// times collapse on); `None` while there are no spectra ([`Self::no_spectra`] says why).
+    pub fn metric_values(self, state: AppState) -> Option<MetricValues> {
+        let spectra = self.spectra(state);
+        (!spectra.is_empty()).then(|| {
+            spectra_metric_values(
+                &spectra,
+                self.source.get(),
+                self.matrix.get(),
+                self.metric.get(),
+            )
+        })
+    }
+
+    /// Why there are no spectra of the cards' source.
+    pub fn no_spectra(self, state: AppState) -> String {
+        match self.source.get() {
+            Source::Activations(_) if state.expecting_activations.get() => {
+                "waiting for the activation spectra (forward passes on the eval batch)".into()
+            }
+            Source::Activations(_) => {
+                "no activation spectra: the default metric, K PR of the activations, needs an eval token batch \
+                 among the dropped files (a batch named eval…); choose the weights as the source to compare \
+                 without one"
+                    .into()
+            }
+            Source::Weights => "no weight spectra computed yet".into(),
+        }
+    }
+
     /// The pairs to compare: the plan's pairs among the conditions, then the user's pair.
     pub fn pairs(self, conditions: &[Condition]) -> Vec<Pair> {
         let names: Vec<&str> = conditions.iter().map(|c| c.name.as_str()).collect();
@@ -176,27 +206,10 @@ impl Comparisons {
                     .join(", ")
             ));
         }
-        let spectra = self.spectra(state);
-        if spectra.is_empty() {
-            return CardsInput::Missing(match self.source.get() {
-                Source::Activations(_) if state.expecting_activations.get() => {
-                    "waiting for the activation spectra (forward passes on the eval batch)".into()
-                }
-                Source::Activations(_) => {
-                    "no activation spectra: the default metric, K PR of the activations, needs an eval token batch \
-                     among the dropped files (a batch named eval…); choose the weights as the source to compare \
-                     without one"
-                        .into()
-                }
-                Source::Weights => "no weight spectra computed yet".into(),
-            });
-        }
-        let mut tables: Vec<MetricValues> = vec![spectra_metric_values(
-            &spectra,
-            self.source.get(),
-            self.matrix.get(),
-            self.metric.get(),
-        )];
+        let Some(values) = self.metric_values(state) else {
+            return CardsInput::Missing(self.no_spectra(state));
+        };
+        let mut tables: Vec<MetricValues> = vec![values];
         let heldout = state.activations.with(|r| heldout_loss_values(r));
         if heldout.runs.iter().any(|r| !r.points.is_empty()) {
             tables.push(heldout);

@@ -4,6 +4,7 @@
 mod app;
 mod comparisons;
 mod components;
+mod figure_specs;
 mod state;
 pub mod status;
 mod view_state;

@@ -5,6 +5,7 @@
 use super::analysis_status::AnalysisStatus;
 use super::figure_canvas::FigureCanvas;
 use crate::comparisons::Comparisons;
+use crate::figure_specs::FigureSpecs;
 use crate::state::AppState;
 use crate::web::export::save_text;
 use leptos::prelude::*;
@@ -265,6 +266,10 @@ pub fn Figures() -> impl IntoView {
             )
         })
     });
+    // The report reads Figures 1 and 2 as drawn here.
+    let specs = FigureSpecs::use_context();
+    specs.register(1, trajectory);
+    specs.register(2, waterfall);
     let all_runs = move || -> Vec<String> {
         let mut names: Vec<String> = state
             .spectra

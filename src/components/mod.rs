@@ -11,6 +11,7 @@ pub mod figures;
 pub mod inventory_table;
 pub mod loss_curves;
 pub mod progress_panel;
+pub mod report_button;
 pub mod run_list;
 pub mod shared_view;
 pub mod study_panel;

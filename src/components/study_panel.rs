@@ -5,6 +5,7 @@
 use super::figure_canvas::FigureCanvas;
 use super::progress_panel::ProgressPanel;
 use crate::comparisons::Comparisons;
+use crate::figure_specs::FigureSpecs;
 use crate::state::{AppState, StudyRun};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -19,6 +20,7 @@ use rankscope_core::analysis::study_figures::{
 use rankscope_core::analysis::surgery_verdict::{surgery_verdict, SurgeryVerdict};
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::inventory::batches::{name_batches, run_batches};
+use rankscope_core::report::SurgerySection;
 
 fn checkpoint_label(r: &StudyRun) -> String {
     match r.checkpoint.tokens {
@@ -148,6 +150,22 @@ pub fn StudyPanel() -> impl IntoView {
             .with(|b| name_batches(&mut spec, b, std::slice::from_ref(&r.run), false));
         Some(spec)
     });
+    // The report reads Figures 3–5 and the surgery verdict as shown here.
+    let specs = FigureSpecs::use_context();
+    specs.register(3, layers);
+    specs.register(4, surgery);
+    specs.register(5, scatter);
+    specs.surgery.set_value(Some(Signal::derive(move || {
+        let r = selected()?;
+        let result = r.output.as_ref().ok()?.surgery.as_ref().ok()?.clone();
+        let verdict = surgery_verdict(&result, SURGERY_MARGIN);
+        Some(SurgerySection {
+            run: r.run,
+            checkpoint: r.checkpoint.path,
+            result,
+            verdict,
+        })
+    })));
     // Every part that failed, by run: shown under the controls.
     let problems =
         move || -> Vec<String> {

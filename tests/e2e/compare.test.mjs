@@ -2,7 +2,10 @@
 // A1 vs A2 comparison cards reproduce SciPy's statistics (replicates/stats.json: Welch, exact
 // permutation, Holm), Figure 1 shows each condition's mean with a band; regrouping the replicates
 // by hand leaves one seed a side, and the card then says which test it used and why (the paired
-// signed-rank test across units, checked against SciPy's exact Wilcoxon).
+// signed-rank test across units, checked against SciPy's exact Wilcoxon). On the same analysis (no
+// second 36-checkpoint run), the study report: downloaded from the keyboard, its HTML offline and
+// self-contained, every computed figure inline, a table per comparison with SciPy's numbers, the
+// figures not computed listed, and the Markdown twin with the same tables.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -90,6 +93,8 @@ test('A1 vs A2 with three seeds each reproduces SciPy; one seed a side says whic
   assert.match(await page.$eval(kpr, (c) => c.textContent), /does QK-norm cause or only report collapse\?/);
   assert.match(await page.$eval(kpr, (c) => c.textContent), /Per layer at the final checkpoint/);
 
+  await checkReport(page, { welch: ref, traj: stats.trajectory_mean_k_pr_welch, holm: stats.holm.p_holm });
+
   // Figure 1: each condition's mean with a band; the seeds as thin lines on request; collapse marks.
   await page.waitForFunction(() => document.querySelector('#figure-trajectory')?.dataset.seriesNames === 'A1 (mean of 3 seeds), A2 (mean of 3 seeds)');
   assert.match(await page.$eval('#figure-trajectory figcaption', (c) => c.textContent), /band = mean ± 1 standard deviation across seeds/);
@@ -120,3 +125,96 @@ test('A1 vs A2 with three seeds each reproduces SciPy; one seed a side says whic
   await page.screenshot({ path: path.join(outDir, 'compare-one-seed.png'), fullPage: true });
   assert.deepEqual(errors, []);
 });
+
+/**
+ * The study report of the page as it is: the button's two downloads (from the keyboard), then the
+ * HTML opened on its own with every request refused (and counted), its figures, tables and list of
+ * what is missing, and the Markdown twin's tables.
+ */
+async function checkReport(page, ref) {
+  const button = page.getByRole('button', { name: 'Download study report' });
+  const downloads = [];
+  const onDownload = (d) => downloads.push(d);
+  page.on('download', onDownload);
+  await button.focus();
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.querySelector('#report-saved, #report-error'), null, { timeout: 60_000 });
+  assert.equal(await page.$('#report-error'), null, 'the report renders without error');
+  for (let i = 0; i < 100 && downloads.length < 2; i++) await page.waitForTimeout(100);
+  page.off('download', onDownload);
+  const byName = Object.fromEntries(await Promise.all(downloads.map(async (d) =>
+    [d.suggestedFilename(), fs.readFileSync(await d.path(), 'utf8')])));
+  assert.deepEqual(Object.keys(byName).sort(), ['report.html', 'report.md']);
+  const htmlPath = path.join(outDir, 'report.html');
+  fs.writeFileSync(htmlPath, byName['report.html']);
+  fs.writeFileSync(path.join(outDir, 'report.md'), byName['report.md']);
+  const md = byName['report.md'];
+
+  // What the page shows: which figures are drawn, how many comparison cards.
+  const drawn = await page.evaluate(() => ['trajectory', 'waterfall', 'layers', 'surgery', 'scatter']
+    .map((f) => !!document.querySelector(`#figure-${f} canvas`)));
+  const cards = await page.$$eval('#comparison-cards article.card:not(.failed)', (a) => a.map((c) => `${c.dataset.x} vs ${c.dataset.y}`));
+
+  // Offline: a page of its own where every http(s) request is refused; none may even be tried.
+  const offline = await page.context().newPage();
+  const requests = [];
+  offline.on('request', (r) => requests.push(r.url()));
+  await offline.route(/^https?:/, (r) => r.abort());
+  await offline.goto(`file://${htmlPath}`, { waitUntil: 'load' });
+  const fileUrl = `file://${htmlPath}`;
+  assert.deepEqual(requests.filter((u) => u !== fileUrl), [], 'the report requests nothing');
+
+  const report = await offline.evaluate(() => {
+    const figures = [...document.querySelectorAll('figure')].map((f) => ({
+      title: f.querySelector('h3').textContent, svg: !!f.querySelector('svg'), caption: f.querySelector('figcaption')?.textContent ?? null,
+    }));
+    const missingHeading = document.querySelector('h2#missing');
+    const missing = missingHeading ? [...missingHeading.nextElementSibling.querySelectorAll('li')].map((li) => li.textContent) : [];
+    const tables = [...document.querySelectorAll('table[id^="cmp-"][id$="-table"]')].map((t) => ({
+      id: t.id,
+      title: document.getElementById(t.id.replace(/-table$/, ''))?.textContent,
+      rows: [...t.tBodies[0].rows].map((r) => ({ id: r.id, cells: [...r.cells].map((c) => ({ text: c.textContent, value: c.dataset.value === undefined ? null : Number(c.dataset.value) })) })),
+    }));
+    return { figures, missing, tables, text: document.body.textContent };
+  });
+  await offline.close();
+
+  // Every figure slot, drawn inline when the page computed it; Figures 3–5 listed as not computed.
+  assert.deepEqual(drawn, [true, true, false, false, false], 'the page draws Figures 1 and 2 only');
+  assert.deepEqual(report.figures.map((f) => f.svg), drawn, JSON.stringify(report.figures.map((f) => f.title)));
+  assert.match(report.figures[0].caption, /mean ± 1 standard deviation across seeds/);
+  for (const n of [3, 4, 5]) {
+    assert.ok(report.missing.some((m) => m.startsWith(`Figure ${n}:`) && /not computed: /.test(m)), `Figure ${n} in "Not in this report": ${report.missing}`);
+  }
+  assert.ok(report.missing.some((m) => /^Surgery verdict: not computed: press “Compute Figures 3–5”/.test(m)));
+  assert.equal((byName['report.html'].match(/<svg/g) ?? []).length, 2, 'one inline SVG per computed figure');
+
+  // A table per comparison card, with SciPy's numbers for A1 vs A2 (K PR).
+  assert.equal(report.tables.length, cards.length, `tables ${report.tables.map((t) => t.title)} vs cards ${cards}`);
+  const kpr = report.tables.find((t) => /^A1 vs A2: K PR/.test(t.title));
+  assert.ok(kpr, report.tables.map((t) => t.title).join('; '));
+  const cell = (t, which, col) => t.rows.find((r) => r.id.endsWith(`-${which}`)).cells[col].value;
+  // Columns: effect, x mean, y mean, difference, interval, test, n, p, Holm p, verdict.
+  close(cell(kpr, 'final', 1), ref.welch.mean_x, 1e-4, 'report: final mean A1');
+  close(cell(kpr, 'final', 2), ref.welch.mean_y, 1e-4, 'report: final mean A2');
+  close(cell(kpr, 'final', 3), ref.welch.difference, 1e-3, 'report: final difference');
+  close(cell(kpr, 'final', 7), ref.welch.p_two_sided, 1e-3, 'report: final Welch p');
+  close(cell(kpr, 'final', 8), ref.holm[0], 1e-3, 'report: final Holm p');
+  close(cell(kpr, 'trajectory', 7), ref.traj.p_two_sided, 1e-3, 'report: trajectory Welch p');
+  close(cell(kpr, 'trajectory', 8), ref.holm[1], 1e-3, 'report: trajectory Holm p');
+  assert.match(kpr.rows[0].cells[5].text, /Welch/);
+  assert.match(report.text, /eval_tokens\.safetensors/);
+
+  // The Markdown twin: the same tables, row by row, and the same list of what is missing.
+  for (const t of report.tables) {
+    assert.ok(md.includes(`<a id="${t.id}"></a>`), `Markdown has table ${t.id}`);
+    for (const r of t.rows) {
+      // Markdown escapes (a leading '-', '|', …) removed before comparing the cells' text.
+      const line = md.split('\n').find((l) => l.includes(`<a id="${r.id}"></a>`))?.replace(/\\(.)/g, '$1');
+      assert.ok(line, `Markdown has row ${r.id}`);
+      for (const c of r.cells.filter((c) => c.value !== null)) assert.ok(line.includes(c.text), `${r.id}: ${c.text} in ${line}`);
+    }
+  }
+  for (const n of [3, 4, 5]) assert.match(md, new RegExp(`Figure ${n}:[^\\n]*not computed: `));
+  assert.equal((md.match(/data:image\/svg\+xml;base64,/g) ?? []).length, 2, 'the Markdown carries the two figures inline');
+}

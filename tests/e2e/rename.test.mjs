@@ -1,7 +1,7 @@
 // End-to-end (issue 13): renaming a run after its activation spectra and
 // Figures 3–5 are computed renames it everywhere at once — Figure 1 (on its
 // default source, K on the eval batch), Figure 2, Figure 3, the run pickers,
-// the legends and the exports — with nothing recomputed.
+// the legends, the exports and the study report — with nothing recomputed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -80,6 +80,24 @@ test('a rename after activation spectra and Figures 3–5 shows at once everywhe
   await page.waitForFunction(() => [...document.querySelectorAll('.run-toggle')].some((l) => l.textContent.trim() === 'A2-plain'), null, { timeout: 3_000 });
   assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'A1-qknorm');
   assert.equal(await page.$eval('.run-toggle:has-text("A2-plain") input', (i) => i.checked), false);
+
+  // The study report (issue 14) holds all five figures and the surgery verdict, under the new
+  // names, and says which run is hidden in Figures 1–2; writing it recomputes nothing.
+  const reports = [];
+  page.on('download', (d) => reports.push(d));
+  await page.click('#download-report');
+  await page.waitForFunction(() => document.querySelector('#report-saved, #report-error'), null, { timeout: 60_000 });
+  assert.equal(await page.$('#report-error'), null);
+  for (let i = 0; i < 100 && reports.length < 2; i++) await page.waitForTimeout(100);
+  const html = fs.readFileSync(await reports.find((d) => d.suggestedFilename() === 'report.html').path(), 'utf8');
+  const md = fs.readFileSync(await reports.find((d) => d.suggestedFilename() === 'report.md').path(), 'utf8');
+  assert.equal((html.match(/<figure id="figure-\d">\n<h3>[^<]*<\/h3>\n<svg/g) ?? []).length, 5, 'Figures 1–5 drawn inline');
+  assert.equal((md.match(/data:image\/svg\+xml;base64,/g) ?? []).length, 5);
+  assert.match(html, /<table id="surgery-table">/);
+  assert.match(html, /<tr id="surgery-verdict">/);
+  assert.doesNotMatch(html, /Surgery verdict: not computed/);
+  assert.match(html, /A1-qknorm/);
+  assert.match(html, /Runs hidden in Figures 1 and 2 \(and so not drawn there\): A2-plain\./);
 
   await page.waitForTimeout(1000);
   assert.equal(await page.evaluate(() => window.__recomputed), false, 'nothing was recomputed');

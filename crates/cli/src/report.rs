@@ -29,7 +29,7 @@ use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::inventory::Inventory;
 use rankscope_core::parallel;
 use rankscope_core::report::{
-    collapse_section, render, software, BatchFacts, Definition, FigureSlot, MarkdownFigures,
+    collapse_section, definitions, render, software, BatchFacts, FigureSlot, MarkdownFigures,
     Methods, Part, ReportInput, ReportOptions, SurgerySection,
 };
 use std::path::{Path, PathBuf};
@@ -416,23 +416,4 @@ fn surgery_parts(
         Err(e) => FigureSlot::missing(t5, format!("{}: {e:#}", path.display())),
     });
     surgery
-}
-
-/// What the methods define: the compared metric, the held-out loss and the figures' measures.
-fn definitions(short: &str, label: &str) -> Vec<Definition> {
-    vec![
-        Definition::new(short, format!("{label} (METRICS.md)")),
-        Definition::new(
-            "held-out loss",
-            "mean next-token cross-entropy (nats) of the checkpoint on the held-out batch",
-        ),
-        Definition::new(
-            "waterfall",
-            "σ_i/σ_1 against i, mean over layers and kv-heads, at each run's final checkpoint",
-        ),
-        Definition::new(
-            "K PR per layer",
-            "PR = (Σσ)²/Σσ² per kv-head, mean over the layer's kv-heads; whiskers: percentile bootstrap over eval sequences",
-        ),
-    ]
 }

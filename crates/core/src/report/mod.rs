@@ -208,6 +208,28 @@ pub fn software() -> String {
     format!("rankscope {}", env!("CARGO_PKG_VERSION"))
 }
 
+/// What the methods define: the compared metric (`short`, `label` of its
+/// [`MetricInfo`](crate::analysis::compare::MetricInfo)), the held-out loss and the figures'
+/// measures — one list for the CLI's and the page's reports.
+pub fn definitions(short: &str, label: &str) -> Vec<Definition> {
+    vec![
+        Definition::new(short, format!("{label} (METRICS.md)")),
+        Definition::new(
+            "held-out loss",
+            "mean next-token cross-entropy (nats) of the checkpoint on the held-out batch",
+        ),
+        Definition::new(
+            "waterfall",
+            // The page lets the reader pick the layer and checkpoint; the figure's caption names them.
+            "σ_i/σ_1 against i, mean over the kv-heads (and layers, unless one is named) at the checkpoint the caption names",
+        ),
+        Definition::new(
+            "K PR per layer",
+            "PR = (Σσ)²/Σσ² per kv-head, mean over the layer's kv-heads; whiskers: percentile bootstrap over eval sequences",
+        ),
+    ]
+}
+
 /// Everything the report shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportInput {

@@ -1,0 +1,210 @@
+//! "Download study report": the core's report ([`rankscope_core::report`]) of what this page has
+//! computed — Figures 1–5 as they are drawn now (read from [`FigureSpecs`], not built again), the
+//! conditions and comparisons of the cards ([`Comparisons::cards`]), the collapse timing of the
+//! cards' metric, the surgery verdict when Figure 4 was computed, and the eval and held-out
+//! batches. What is not computed goes in as a slot with its reason, which the report lists.
+//! Downloads `report.html` (self-contained) and `report.md` (figures as data URIs).
+
+use crate::comparisons::{CardsInput, Comparisons};
+use crate::figure_specs::FigureSpecs;
+use crate::state::AppState;
+use crate::web::export::save_text;
+use leptos::prelude::*;
+use rankscope_core::analysis::collapse::{CollapseRule, PlateauRule};
+use rankscope_core::analysis::jobs::{pick_batches, StudyOutput};
+use rankscope_core::inventory::{Content, Inventory};
+use rankscope_core::report::{
+    collapse_section, definitions, render, software, BatchFacts, FigureSlot, MarkdownFigures,
+    Methods, Part, ReportInput, ReportOptions,
+};
+
+/// The report's figure titles, Figure n at index n − 1.
+const TITLES: [&str; 5] = [
+    "Figure 1: rank trajectory",
+    "Figure 2: singular-value waterfall",
+    "Figure 3: K PR per layer",
+    "Figure 4: key-dimension surgery (held-out loss vs % of key dimensions pruned)",
+    "Figure 5: |γ| vs SVD importance",
+];
+
+#[component]
+pub fn ReportButton() -> impl IntoView {
+    let state = AppState::use_context();
+    let cmp = Comparisons::use_context();
+    let specs = FigureSpecs::use_context();
+    let error = RwSignal::new(None::<String>);
+    // After a download: what the report lists as not in it.
+    let saved = RwSignal::new(None::<Vec<String>>);
+    let has_runs = move || {
+        state.inventory.with(|i| !i.runs.is_empty()) || state.spectra.with(|s| !s.is_empty())
+    };
+    let download = move |_| {
+        let input = untrack(|| report_input(state, cmp, specs));
+        let options = ReportOptions {
+            markdown_figures: MarkdownFigures::Inline,
+            ..ReportOptions::default()
+        };
+        match render(&input, &options) {
+            Ok(report) => {
+                save_text("report.html", &report.html, "text/html");
+                save_text("report.md", &report.markdown, "text/markdown");
+                error.set(None);
+                saved.set(Some(report.missing));
+            }
+            Err(e) => {
+                saved.set(None);
+                error.set(Some(format!("No report was written: {e}")));
+            }
+        }
+    };
+    view! {
+        <Show when=has_runs>
+            <section class="report" id="report" aria-labelledby="report-title">
+                <h2 id="report-title">"Study report"</h2>
+                <p class="note" id="report-note">
+                    "One self-contained HTML file (figures as inline SVG, nothing fetched from elsewhere, prints well) "
+                    "and its Markdown twin, from what this page has computed: Figures 1–5 as drawn now, the comparisons "
+                    "above, the collapse timing of the comparisons' metric and the surgery verdict. Whatever is not "
+                    "computed yet is listed in the report with the reason."
+                </p>
+                <button id="download-report" class="button primary" type="button" aria-describedby="report-note"
+                    on:click=download>"Download study report"</button>
+                {move || saved.get().map(|missing| view! {
+                    <div class="note" id="report-saved" role="status">
+                        <p>"Saved report.html and report.md."</p>
+                        {(!missing.is_empty()).then(|| view! {
+                            <p>"Not in them (each listed in the report with the reason):"</p>
+                            <ul>{missing.into_iter().map(|m| view! { <li>{m}</li> }).collect_view()}</ul>
+                        })}
+                    </div>
+                })}
+                {move || error.get().map(|e| view! { <p class="error" id="report-error" role="alert">{e}</p> })}
+            </section>
+        </Show>
+    }
+}
+
+/// Everything the report shows, from the page's state now (call untracked).
+fn report_input(state: AppState, cmp: Comparisons, specs: FigureSpecs) -> ReportInput {
+    let figures = TITLES
+        .iter()
+        .enumerate()
+        .map(|(i, title)| match specs.current(i + 1) {
+            Some(spec) => FigureSlot::computed(*title, spec),
+            None => FigureSlot::missing(*title, figure_missing(state, i + 1)),
+        })
+        .collect();
+    let comparisons = match cmp.cards(state) {
+        CardsInput::Set(set) => Part::Computed(*set),
+        CardsInput::Missing(why) => Part::NotComputed(why),
+    };
+    let values = cmp.metric_values(state);
+    let collapse = match &values {
+        None => Part::NotComputed(cmp.no_spectra(state)),
+        Some(v) if !v.metric.rank_like => Part::NotComputed(format!(
+            "collapse timing reads a fall of a rank metric (pr, pr_eig, r90, erank, stable_rank); the \
+             comparisons' metric, {}, is not one",
+            v.metric.short
+        )),
+        Some(v) => Part::Computed(state.inventory.with(|inv| {
+            // The rule Figure 1's collapse marks use.
+            collapse_section(inv, v, CollapseRule::default(), PlateauRule::default())
+        })),
+    };
+    let surgery = match specs.current_surgery() {
+        Some(s) => Part::Computed(s),
+        None => Part::NotComputed(figure_missing(state, 4)),
+    };
+    let (short, label) = match &values {
+        Some(v) => (v.metric.short.clone(), v.metric.label.clone()),
+        None => {
+            let m = cmp.metric.get();
+            (m.key().to_string(), m.label().to_string())
+        }
+    };
+    let (eval, heldout) = state.inventory.with(|inv| {
+        let (eval, heldout) = pick_batches(
+            &inv.token_batches,
+            state.eval_choice.get(),
+            state.heldout_choice.get(),
+        );
+        (
+            eval.and_then(|e| batch_facts(inv, &e)),
+            heldout.and_then(|h| batch_facts(inv, &h)),
+        )
+    });
+    let mut notes: Vec<String> = state.spectra_failures.with(|f| {
+        f.iter()
+            .map(|f| format!("{}: not analysed: {}", f.path, f.message))
+            .collect()
+    });
+    let hidden = state.hidden_runs.get();
+    if !hidden.is_empty() {
+        notes.push(format!(
+            "Runs hidden in Figures 1 and 2 (and so not drawn there): {}.",
+            hidden.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    ReportInput {
+        title: "Rank-collapse study".into(),
+        figures,
+        conditions: cmp.conditions_or_none(state),
+        comparisons,
+        collapse,
+        surgery,
+        methods: Methods {
+            eval,
+            heldout,
+            definitions: definitions(&short, &label),
+            software: software(),
+        },
+        notes,
+    }
+}
+
+/// A token batch of the inventory as the methods name it (`None` if it was not read).
+fn batch_facts(inv: &Inventory, path: &str) -> Option<BatchFacts> {
+    inv.files
+        .iter()
+        .find(|f| f.path == path)
+        .and_then(|f| match &f.content {
+            Content::TokenBatch(b) => Some(BatchFacts::of(path, b)),
+            _ => None,
+        })
+}
+
+/// Why Figure `n` has no spec now (the report puts "not computed: " before it).
+fn figure_missing(state: AppState, n: usize) -> String {
+    if n <= 2 {
+        return if state.spectra_progress.with(Option::is_some) {
+            "the analysis of the checkpoints was still running".into()
+        } else {
+            "no checkpoint (or results.json) has been analysed".into()
+        };
+    }
+    if state.study_progress.with(Option::is_some) {
+        return "still computing (Compute Figures 3–5 was running)".into();
+    }
+    let part = |o: &StudyOutput| -> Option<String> {
+        match n {
+            3 => o.layers.as_ref().err().cloned(),
+            4 => o.surgery.as_ref().err().cloned(),
+            _ => o.importance.as_ref().err().cloned(),
+        }
+    };
+    let failures: Vec<String> = state.study.with(|runs| {
+        runs.iter()
+            .filter_map(|r| match &r.output {
+                Err(e) => Some(format!("{}: {e}", r.run)),
+                Ok(o) => part(o).map(|e| format!("{}: {e}", r.run)),
+            })
+            .collect()
+    });
+    if failures.is_empty() {
+        "press “Compute Figures 3–5” (it needs an eval batch and a different held-out \
+         batch, and runs forward passes at the chosen checkpoint)"
+            .into()
+    } else {
+        failures.join("; ")
+    }
+}
