@@ -11,7 +11,8 @@ use crate::state::AppState;
 use crate::web::export::save_text;
 use leptos::prelude::*;
 use rankscope_core::analysis::collapse::{CollapseRule, PlateauRule};
-use rankscope_core::analysis::jobs::{pick_batches, StudyOutput};
+use rankscope_core::analysis::jobs::StudyOutput;
+use rankscope_core::inventory::batches::{BatchRef, RunBatches};
 use rankscope_core::inventory::{Content, Inventory};
 use rankscope_core::report::{
     collapse_section, definitions, render, software, BatchFacts, FigureSlot, MarkdownFigures,
@@ -122,15 +123,27 @@ fn report_input(state: AppState, cmp: Comparisons, specs: FigureSpecs) -> Report
             (m.key().to_string(), m.label().to_string())
         }
     };
+    // Each run's batches (matched per model); the methods name the one most runs used, and a
+    // note lists every run's when they differ.
+    let per_run = state.batches.get();
+    let most_used = |pick: fn(&RunBatches) -> Option<&BatchRef>| -> Option<String> {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for b in per_run.iter().filter_map(pick) {
+            match counts.iter_mut().find(|(p, _)| *p == b.path) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((b.path.clone(), 1)),
+            }
+        }
+        counts.into_iter().max_by_key(|(_, n)| *n).map(|(p, _)| p)
+    };
+    let (eval_path, heldout_path) = (
+        most_used(|b| b.eval.as_ref()),
+        most_used(|b| b.heldout.as_ref()),
+    );
     let (eval, heldout) = state.inventory.with(|inv| {
-        let (eval, heldout) = pick_batches(
-            &inv.token_batches,
-            state.eval_choice.get(),
-            state.heldout_choice.get(),
-        );
         (
-            eval.and_then(|e| batch_facts(inv, &e)),
-            heldout.and_then(|h| batch_facts(inv, &h)),
+            eval_path.and_then(|e| batch_facts(inv, &e)),
+            heldout_path.and_then(|h| batch_facts(inv, &h)),
         )
     });
     let mut notes: Vec<String> = state.spectra_failures.with(|f| {
@@ -138,6 +151,32 @@ fn report_input(state: AppState, cmp: Comparisons, specs: FigureSpecs) -> Report
             .map(|f| format!("{}: not analysed: {}", f.path, f.message))
             .collect()
     });
+    let differ = |pick: fn(&RunBatches) -> Option<&BatchRef>| {
+        let mut paths: Vec<&str> = per_run
+            .iter()
+            .filter_map(pick)
+            .map(|b| b.path.as_str())
+            .collect();
+        paths.sort_unstable();
+        paths.dedup();
+        paths.len() > 1
+    };
+    if differ(|b| b.eval.as_ref()) || differ(|b| b.heldout.as_ref()) {
+        let label = |b: Option<&BatchRef>| b.map_or("none".to_owned(), BatchRef::label);
+        notes.push(format!(
+            "Runs used different batches: {}.",
+            per_run
+                .iter()
+                .map(|b| format!(
+                    "{}: eval {}, held-out {}",
+                    b.run,
+                    label(b.eval.as_ref()),
+                    label(b.heldout.as_ref())
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
     let hidden = state.hidden_runs.get();
     if !hidden.is_empty() {
         notes.push(format!(
