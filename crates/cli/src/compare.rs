@@ -46,35 +46,42 @@ pub struct Args {
     /// A held-out batch: compares the held-out loss too
     #[arg(long, value_name = "TOKENS")]
     heldout: Option<PathBuf>,
-    /// Compare conditions X and Y (repeatable; default: the plan's pairs present)
-    #[arg(long = "pair", value_name = "X,Y", value_parser = parse_pair)]
-    pairs: Vec<Pair>,
-    /// A condition made of the named runs (repeatable)
-    #[arg(long = "group", value_name = "NAME=RUN,RUN…", value_parser = parse_group)]
-    groups: Vec<UserGroup>,
-    #[arg(long, value_parser = args::metric(), default_value = "pr")]
-    metric: Metric,
+    #[command(flatten)]
+    pub(crate) cmp: ComparisonArgs,
     #[arg(long, value_parser = args::matrix(), default_value = "k")]
     matrix: Matrix,
     /// Where K is taken
     #[arg(long, value_parser = args::variant(), default_value = "post_norm")]
     variant: KeyVariant,
-    /// Equivalence margin: `N%` of the pooled mean, or an absolute difference [default: 5%]
-    #[arg(long, value_name = "N%|ABS", value_parser = parse_margin)]
-    margin: Option<Margin>,
-    /// Confidence level of the intervals, in (0, 1)
-    #[arg(long, default_value_t = CompareOptions::default().level, value_parser = parse_level)]
-    level: f64,
-    /// Bootstrap resamples of the eval sequences (0: none)
-    #[arg(long, default_value_t = 1000)]
-    boot: usize,
     /// Print conditions and comparisons as JSON
     #[arg(long)]
     json: bool,
 }
 
-impl Args {
-    fn compare_options(&self) -> CompareOptions {
+/// The flags `compare` and `report` share: which conditions, which metric, which tests.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ComparisonArgs {
+    /// Compare conditions X and Y (repeatable; default: the plan's pairs present)
+    #[arg(long = "pair", value_name = "X,Y", value_parser = parse_pair)]
+    pub pairs: Vec<Pair>,
+    /// A condition made of the named runs (repeatable)
+    #[arg(long = "group", value_name = "NAME=RUN,RUN…", value_parser = parse_group)]
+    pub groups: Vec<UserGroup>,
+    #[arg(long, value_parser = args::metric(), default_value = "pr")]
+    pub metric: Metric,
+    /// Equivalence margin: `N%` of the pooled mean, or an absolute difference [default: 5%]
+    #[arg(long, value_name = "N%|ABS", value_parser = parse_margin)]
+    pub margin: Option<Margin>,
+    /// Confidence level of the intervals, in (0, 1)
+    #[arg(long, default_value_t = CompareOptions::default().level, value_parser = parse_level)]
+    pub level: f64,
+    /// Bootstrap resamples of the eval sequences (0: none)
+    #[arg(long, default_value_t = 1000)]
+    pub boot: usize,
+}
+
+impl ComparisonArgs {
+    pub fn compare_options(&self) -> CompareOptions {
         let mut o = CompareOptions {
             level: self.level,
             ..CompareOptions::default()
@@ -86,7 +93,7 @@ impl Args {
     }
 }
 
-pub(crate) fn parse_margin(v: &str) -> Result<Margin, String> {
+fn parse_margin(v: &str) -> Result<Margin, String> {
     match v.strip_suffix('%') {
         Some(pct) => pct
             .parse::<f64>()
@@ -99,7 +106,7 @@ pub(crate) fn parse_margin(v: &str) -> Result<Margin, String> {
     }
 }
 
-pub(crate) fn parse_level(v: &str) -> Result<f64, String> {
+fn parse_level(v: &str) -> Result<f64, String> {
     match v.parse::<f64>() {
         Ok(l) if l > 0.0 && l < 1.0 => Ok(l),
         _ => Err(format!("must lie between 0 and 1, not `{v}`")),
@@ -140,13 +147,13 @@ pub fn run(o: Args) -> Result<()> {
     let eval = read_tokens(eval_path)?;
     let heldout = o.heldout.as_deref().map(read_tokens).transpose()?;
     let (inv, real) = inventory_of(&o.paths)?;
-    let (conditions, pairs) = conditions_and_pairs(&inv, &o.groups, &o.pairs)?;
+    let (conditions, pairs) = conditions_and_pairs(&inv, &o.cmp.groups, &o.cmp.pairs)?;
     let wanted = runs_of(&conditions, &pairs);
     let mut needed = inv.clone();
     needed.runs.retain(|r| wanted.contains(&r.name));
     let (runs, failures) = spectra(&needed, &real, &eval, heldout.as_ref(), o.variant);
     let choice = MetricChoice {
-        metric: o.metric,
+        metric: o.cmp.metric,
         matrix: o.matrix,
         variant: o.variant,
     };
@@ -159,8 +166,8 @@ pub fn run(o: Args) -> Result<()> {
         &eval,
         heldout.is_some(),
         choice,
-        o.boot,
-        o.compare_options(),
+        o.cmp.boot,
+        o.cmp.compare_options(),
     );
     if o.json {
         let out = serde_json::json!({

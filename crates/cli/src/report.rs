@@ -4,11 +4,7 @@
 //! and every part reads them; the surgery (slow: a forward pass per fraction, strategy and seed)
 //! runs only with `--surgery CHECKPOINT`, and the report says so when it did not.
 
-use crate::args;
-use crate::compare::{
-    comparisons, conditions_and_pairs, parse_group, parse_level, parse_margin, parse_pair, spectra,
-    MetricChoice,
-};
+use crate::compare::{comparisons, conditions_and_pairs, spectra, ComparisonArgs, MetricChoice};
 use crate::inspect::inventory_of;
 use crate::probe::read_tokens;
 use crate::surgery::{layer_pr_run, scatter, sweep, Sweep};
@@ -17,12 +13,11 @@ use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
 use rankscope_core::analysis::collapse::{CollapseRule, PlateauRule};
 use rankscope_core::analysis::compare::inputs::activation_metric_values;
-use rankscope_core::analysis::compare::{CompareOptions, Margin, Pair};
-use rankscope_core::analysis::conditions::{group_conditions, run_seeds, Condition, UserGroup};
+use rankscope_core::analysis::conditions::{group_conditions, run_seeds, Condition};
 use rankscope_core::analysis::importance::DEFAULT_PERMUTATIONS;
 use rankscope_core::analysis::study::{
-    trajectory_figure_from, waterfall_figure_from, CheckpointSel, LayerSel, Matrix, Metric,
-    RunSpectra, Source, XAxis,
+    trajectory_figure_from, waterfall_figure_from, CheckpointSel, LayerSel, Matrix, RunSpectra,
+    Source, XAxis,
 };
 use rankscope_core::analysis::study_figures::layer_pr_figure;
 use rankscope_core::formats::tokens::TokenBatch;
@@ -64,23 +59,8 @@ pub struct Args {
     /// The report's title
     #[arg(long, default_value = "Rank-collapse study")]
     title: String,
-    /// Compare conditions X and Y (repeatable; default: the plan's pairs present)
-    #[arg(long = "pair", value_name = "X,Y", value_parser = parse_pair)]
-    pairs: Vec<Pair>,
-    /// A condition made of the named runs (repeatable)
-    #[arg(long = "group", value_name = "NAME=RUN,RUN…", value_parser = parse_group)]
-    groups: Vec<UserGroup>,
-    #[arg(long, value_parser = args::metric(), default_value = "pr")]
-    metric: Metric,
-    /// Equivalence margin: `N%` of the pooled mean, or an absolute difference [default: 5%]
-    #[arg(long, value_name = "N%|ABS", value_parser = parse_margin)]
-    margin: Option<Margin>,
-    /// Confidence level of the intervals, in (0, 1)
-    #[arg(long, default_value_t = CompareOptions::default().level, value_parser = parse_level)]
-    level: f64,
-    /// Bootstrap resamples of the eval sequences (0: none)
-    #[arg(long, default_value_t = 1000)]
-    boot: usize,
+    #[command(flatten)]
+    cmp: ComparisonArgs,
     /// Collapse onset: the first checkpoint at or below (1 − f) × the first value
     #[arg(long, default_value_t = CollapseRule::default().fraction)]
     fraction: f64,
@@ -105,17 +85,6 @@ pub struct Args {
 }
 
 impl Args {
-    fn compare_options(&self) -> CompareOptions {
-        let mut o = CompareOptions {
-            level: self.level,
-            ..CompareOptions::default()
-        };
-        if let Some(m) = self.margin {
-            o.margin = m;
-        }
-        o
-    }
-
     fn collapse_rule(&self) -> CollapseRule {
         CollapseRule {
             fraction: self.fraction,
@@ -140,10 +109,10 @@ pub fn run(o: Args) -> Result<()> {
     let heldout = o.heldout.as_deref().map(read_tokens).transpose()?;
     let (inv, real) = inventory_of(&o.paths)?;
     // A bad --group is the user's error: refuse it rather than report without it.
-    let conditions = group_conditions(&run_seeds(&inv), &o.groups)?;
+    let conditions = group_conditions(&run_seeds(&inv), &o.cmp.groups)?;
     let variant = KeyVariant::PostNorm;
     let choice = MetricChoice {
-        metric: o.metric,
+        metric: o.cmp.metric,
         matrix: Matrix::K,
         variant,
     };
@@ -158,7 +127,7 @@ pub fn run(o: Args) -> Result<()> {
         .filter(|r| !r.checkpoints.is_empty())
         .collect();
 
-    let comparisons = match conditions_and_pairs(&inv, &o.groups, &o.pairs) {
+    let comparisons = match conditions_and_pairs(&inv, &o.cmp.groups, &o.cmp.pairs) {
         Ok((conditions, pairs)) => {
             let (set, mut n) = comparisons(
                 &conditions,
@@ -169,8 +138,8 @@ pub fn run(o: Args) -> Result<()> {
                 &eval,
                 heldout.is_some(),
                 choice,
-                o.boot,
-                o.compare_options(),
+                o.cmp.boot,
+                o.cmp.compare_options(),
             );
             notes.append(&mut n);
             Part::Computed(set)
@@ -189,7 +158,7 @@ pub fn run(o: Args) -> Result<()> {
     } else {
         Part::NotComputed(format!(
             "collapse timing reads a fall of a rank metric (pr, pr_eig, r90, erank, stable_rank); `{}` is not one",
-            o.metric.key()
+            o.cmp.metric.key()
         ))
     };
 
@@ -276,7 +245,7 @@ fn trajectory_figures(runs: &[RunSpectra], o: &Args, variant: KeyVariant) -> Vec
                 runs,
                 LayerSel::Mean,
                 Matrix::K,
-                o.metric,
+                o.cmp.metric,
                 XAxis::Tokens,
             ),
         )
@@ -335,7 +304,7 @@ fn layers_figure(
             .position(|f| &f.path == shown)
             .and_then(|i| real.get(i))
             .with_context(|| format!("{shown}: cannot find the file again"))?;
-        layer_pr_run(path, *color, eval, &o.eval, o.boot)
+        layer_pr_run(path, *color, eval, &o.eval, o.cmp.boot)
     });
     let mut ok = Vec::new();
     let mut failed = Vec::new();
@@ -352,7 +321,7 @@ fn layers_figure(
         );
     }
     let sources = finals.iter().map(|(_, p)| p.clone()).collect();
-    let mut spec = layer_pr_figure(&ok, o.boot, sources);
+    let mut spec = layer_pr_figure(&ok, o.cmp.boot, sources);
     if !failed.is_empty() {
         spec.caption
             .push_str(&format!(" Left out: {}.", failed.join("; ")));
