@@ -265,6 +265,24 @@ pub enum XAxis {
     Step,
 }
 
+impl XAxis {
+    /// The axis label: "training tokens", "training step".
+    pub fn label(self) -> &'static str {
+        match self {
+            XAxis::Tokens => "training tokens",
+            XAxis::Step => "training step",
+        }
+    }
+
+    /// Where a checkpoint sits on this axis, when it says.
+    pub fn of(self, tokens: Option<u64>, step: Option<u64>) -> Option<f64> {
+        match self {
+            XAxis::Tokens => tokens.map(|t| t as f64),
+            XAxis::Step => step.map(|s| s as f64),
+        }
+    }
+}
+
 /// A checkpoint's spectra and where it sits in training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointSpectra {
@@ -325,10 +343,7 @@ pub fn checkpoint_value(
 }
 
 fn x_of(c: &CheckpointSpectra, x: XAxis) -> Option<f64> {
-    match x {
-        XAxis::Tokens => c.tokens.map(|t| t as f64),
-        XAxis::Step => c.step.map(|s| s as f64),
-    }
+    x.of(c.tokens, c.step)
 }
 
 /// Each run's own depth (its first checkpoint's layers), for captions and layer menus.
@@ -391,10 +406,7 @@ pub fn trajectory_figure_from(
         })
         .collect();
     let n_ckpt: usize = runs.iter().map(|r| r.checkpoints.len()).sum();
-    let x_label = match x {
-        XAxis::Tokens => "training tokens",
-        XAxis::Step => "training step",
-    };
+    let x_label = x.label();
     let mut caption = format!(
         "{}: {} of {}, mean over heads, {}; runs {}; {} checkpoints{}. SVD in f64.",
         source.caption_prefix(),

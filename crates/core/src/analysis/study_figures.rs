@@ -59,10 +59,7 @@ pub fn layer_pr_figure(runs: &[LayerPrRun], n_boot: usize, sources: Vec<String>)
 /// checkpoint on the held-out batch (computed with the activation spectra), vs training tokens
 /// or step. Says which checkpoints have no value and why.
 pub fn heldout_loss_figure(runs: &[ActivationRun], x: XAxis, heldout: &str) -> FigureSpec {
-    let x_label = match x {
-        XAxis::Tokens => "training tokens",
-        XAxis::Step => "training step",
-    };
+    let x_label = x.label();
     let mut no_loss = 0;
     let mut no_x = 0;
     let lines: Vec<RunPoints> = runs
@@ -78,15 +75,11 @@ pub fn heldout_loss_figure(runs: &[ActivationRun], x: XAxis, heldout: &str) -> F
                         no_loss += 1;
                         return None;
                     };
-                    let at = match x {
-                        XAxis::Tokens => c.tokens,
-                        XAxis::Step => c.step,
-                    };
-                    let Some(at) = at else {
+                    let Some(at) = x.of(c.tokens, c.step) else {
                         no_x += 1;
                         return None;
                     };
-                    Some([at as f64, loss])
+                    Some([at, loss])
                 })
                 .collect(),
         })
