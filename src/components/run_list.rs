@@ -148,11 +148,15 @@ fn RunBatchesRow(run: String) -> impl IntoView {
             <div class="run-batches">
                 {picker.clone()(false)}
                 {picker.clone()(true)}
-                <ul class="batch-warnings" role="status">
-                    <For each=warnings key=|w| w.clone() let:w>
-                        <li class="warning">{w}</li>
-                    </For>
-                </ul>
+                // The live region wraps the list: `role` on the <ul> itself would take its list
+                // semantics away and leave the <li>s orphaned for screen readers.
+                <div class="batch-warnings" role="status">
+                    <ul>
+                        <For each=warnings key=|w| w.clone() let:w>
+                            <li class="warning">{w}</li>
+                        </For>
+                    </ul>
+                </div>
             </div>
         </Show>
     }
