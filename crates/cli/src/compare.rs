@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
 use rankscope_core::analysis::collect::{collect_activation_spectra, SpectraFailure};
 use rankscope_core::analysis::compare::inputs::{activation_metric_values, heldout_loss_values};
-use rankscope_core::analysis::compare::verdict::num;
+use rankscope_core::analysis::compare::verdict::{layer_cells, num};
 use rankscope_core::analysis::compare::{
     compare_all, plan_pairs, CompareOptions, Comparison, ComparisonSet, Effect, Margin,
     MetricValues, Pair, Resampling,
@@ -442,19 +442,9 @@ fn print_comparison(c: &Comparison) {
         print_effect(t);
     }
     if !c.layers.is_empty() {
-        let cells: Vec<String> = c
-            .layers
-            .iter()
-            .map(|l| {
-                let ci = l.interval.map_or(String::new(), |[lo, hi]| {
-                    format!(" [{}, {}]", num(lo), num(hi))
-                });
-                format!("layer {}: {}{ci}", l.layer, num(l.difference))
-            })
-            .collect();
         outln!(
             "  per layer at the final checkpoint (x − y, uncorrected): {}",
-            cells.join("; ")
+            layer_cells(&c.layers)
         );
     }
     if let Some(u) = &c.units {

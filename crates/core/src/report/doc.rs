@@ -7,7 +7,7 @@ use super::{
     ReportOptions, SurgerySection,
 };
 use crate::analysis::collapse::Pattern;
-use crate::analysis::compare::verdict::num;
+use crate::analysis::compare::verdict::{layer_cells, num};
 use crate::analysis::compare::{Comparison, ComparisonSet, Effect, Margin, Uncertainty};
 use crate::figures::to_svg;
 
@@ -413,19 +413,9 @@ fn comparison_blocks(set: &ComparisonSet, blocks: &mut Vec<Block>) {
             rows,
         }));
         if !c.layers.is_empty() {
-            let cells: Vec<String> = c
-                .layers
-                .iter()
-                .map(|l| {
-                    let ci = l.interval.map_or(String::new(), |[lo, hi]| {
-                        format!(" [{}, {}]", num(lo), num(hi))
-                    });
-                    format!("layer {}: {}{ci}", l.layer, num(l.difference))
-                })
-                .collect();
             blocks.push(Block::Para(vec![text(format!(
                 "Per layer at the final checkpoint (x − y, descriptive, not corrected): {}.",
-                cells.join("; ")
+                layer_cells(&c.layers)
             ))]));
         }
         if !c.notes.is_empty() {

@@ -123,6 +123,21 @@ pub fn num(v: f64) -> String {
     format!("{v:.digits$}")
 }
 
+/// The per-layer effects as one line of cells, "layer 0: 0.4 [0.1, 0.7]; layer 1: …" (the CLI's
+/// text and the report's paragraph say the same).
+pub fn layer_cells(layers: &[super::LayerEffect]) -> String {
+    layers
+        .iter()
+        .map(|l| {
+            let ci = l.interval.map_or(String::new(), |[lo, hi]| {
+                format!(" [{}, {}]", num(lo), num(hi))
+            });
+            format!("layer {}: {}{ci}", l.layer, num(l.difference))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn interval_text(level: f64, [lo, hi]: [f64; 2]) -> String {
     format!("{:.0}% interval [{}, {}]", level * 100.0, num(lo), num(hi))
 }
