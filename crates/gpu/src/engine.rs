@@ -1,16 +1,20 @@
 //! [`GpuEngine`]: the core's [`ForwardEngine`] on the GPU, for checkpoint jobs. It opens
-//! the adapter once; where there is none, or the GPU fails on a model, the job's forward
-//! passes run on the CPU instead and the label says why, so a user always gets numbers
-//! and always sees where they came from.
+//! the adapter once; each job uploads its model and runs the core's analysis over
+//! [`GpuModel`] (the core's `ForwardBackend`). Where there is no adapter, the model is not one
+//! the GPU pass runs, or the GPU fails on it, the job's forward passes run on the CPU instead
+//! and the label says why, so a user always gets numbers and always sees where they came from.
 
-use rankscope_core::analysis::activations::Stage;
-use rankscope_core::analysis::activations::{ActivationSpectra, KeyVariant, Progress};
-use rankscope_core::analysis::jobs::{cpu_label, CpuEngine, ForwardEngine};
+use rankscope_core::analysis::activations::{
+    activation_spectra_on, ActivationError, ActivationSpectra, KeyVariant, Progress, Stage,
+    BLOCK_BUDGET_BYTES,
+};
+use rankscope_core::analysis::jobs::{study_on, CpuEngine, ForwardEngine, StudyOptions, StudyOutput};
 use rankscope_core::formats::tokens::TokenBatch;
-use rankscope_core::model::forward::{ModelWeights, StreamedModel};
+use rankscope_core::model::backend::cpu_label;
+use rankscope_core::model::forward::{ForwardError, ModelWeights, StreamedModel};
 use rankscope_core::source::AsyncByteSource;
 
-use crate::{activation_spectra_gpu, Gpu, GpuActivationError};
+use crate::{Gpu, GpuModel};
 
 /// Forward passes on the GPU when one opened, else on the CPU.
 pub struct GpuEngine {
@@ -32,12 +36,40 @@ impl GpuEngine {
             .map(Gpu::adapter_summary)
             .map_err(Clone::clone)
     }
+
+    /// The model uploaded to the GPU when it can run there with sequences of each of
+    /// `lengths`, else why not (for the CPU label).
+    fn upload<'g>(
+        &'g self,
+        model: &ModelWeights,
+        lengths: &[usize],
+    ) -> Result<GpuModel<'g>, String> {
+        let gpu = self.gpu.as_ref().map_err(Clone::clone)?;
+        let uploaded = GpuModel::upload(gpu, model).map_err(|e| e.to_string())?;
+        for &t in lengths {
+            uploaded.fits(t).map_err(|e| e.to_string())?;
+        }
+        Ok(uploaded)
+    }
 }
 
 /// Most bytes of f32 weights the GPU path holds: it uploads the whole model, read into memory
 /// first, so a model past this (and past what a wasm worker's 4 GB can hold twice over) runs
 /// its forward pass streamed on the CPU instead, one block at a time.
 pub const GPU_WHOLE_MODEL_LIMIT: u64 = 1 << 30;
+
+fn too_large(bytes: u64) -> String {
+    format!(
+        "the GPU path uploads the whole model and its {:.1} GB of f32 weights are more than {:.1} GB; the forward pass was streamed block by block",
+        bytes as f64 / 1e9,
+        GPU_WHOLE_MODEL_LIMIT as f64 / 1e9
+    )
+}
+
+/// "CPU (…) (why not the GPU)", as the page reads it.
+fn cpu_because(why: &str) -> String {
+    format!("{} ({why})", cpu_label())
+}
 
 impl ForwardEngine for GpuEngine {
     async fn activation_spectra<S: AsyncByteSource>(
@@ -49,41 +81,77 @@ impl ForwardEngine for GpuEngine {
     ) -> (Result<ActivationSpectra, String>, String) {
         let bytes = streamed.f32_bytes();
         let why_not = match &self.gpu {
-            Ok(_) if bytes > GPU_WHOLE_MODEL_LIMIT => format!(
-                "the GPU path uploads the whole model and its {:.1} GB of f32 weights are more than {:.1} GB; the forward pass was streamed block by block",
-                bytes as f64 / 1e9,
-                GPU_WHOLE_MODEL_LIMIT as f64 / 1e9
-            ),
+            Ok(_) if bytes > GPU_WHOLE_MODEL_LIMIT => too_large(bytes),
             Ok(gpu) => match load(streamed, progress).await {
                 Err(e) => return (Err(e), format!("GPU: {}", gpu.adapter_summary())),
-                Ok(model) => match activation_spectra_gpu(
-                gpu,
-                &model,
-                eval,
-                heldout,
-                &KeyVariant::ALL,
-                progress,
-                &|| false,
-            )
-            .await
-            {
-                Ok(spectra) => return (Ok(spectra), format!("GPU: {}", gpu.adapter_summary())),
-                // What the CPU would refuse too (a malformed batch): no second try.
-                Err(GpuActivationError::Activation(e)) => {
-                    return (
-                        Err(e.to_string()),
-                        format!("GPU: {}", gpu.adapter_summary()),
-                    )
-                }
-                Err(GpuActivationError::Gpu(e)) => format!("the GPU failed: {e}"),
-            },
+                Ok(model) => match GpuModel::upload(gpu, &model) {
+                    Err(e) => e.to_string(),
+                    Ok(gpu_model) => {
+                        let run = activation_spectra_on(
+                            &gpu_model,
+                            eval,
+                            heldout,
+                            &KeyVariant::ALL,
+                            BLOCK_BUDGET_BYTES,
+                            progress,
+                            &|| false,
+                        );
+                        match run.await {
+                            Ok((spectra, _)) => {
+                                return (Ok(spectra), format!("GPU: {}", gpu.adapter_summary()))
+                            }
+                            // The GPU failed: the CPU tries.
+                            Err(ActivationError::Forward(ForwardError::Device(e))) => {
+                                format!("the GPU failed: {e}")
+                            }
+                            // What the CPU would refuse too (a malformed batch): no second try.
+                            Err(e) => {
+                                return (
+                                    Err(e.to_string()),
+                                    format!("GPU: {}", gpu.adapter_summary()),
+                                )
+                            }
+                        }
+                    }
+                },
             },
             Err(why) => why.clone(),
         };
         let (result, _) = CpuEngine
             .activation_spectra(streamed, eval, heldout, progress)
             .await;
-        (result, format!("{} ({why_not})", cpu_label()))
+        (result, cpu_because(&why_not))
+    }
+
+    /// Figures 3–5 with the eval pass and every surgery pass on the GPU: the model uploaded
+    /// once, each pass's key edit applied and its held-out loss reduced there.
+    async fn study(
+        &self,
+        model: &ModelWeights,
+        eval: &TokenBatch,
+        heldout: &TokenBatch,
+        options: &StudyOptions,
+        progress: &mut dyn FnMut(&str, f64),
+    ) -> StudyOutput {
+        let why_not = match self.upload(model, &[eval.seq_len, heldout.seq_len]) {
+            Ok(gpu_model) => {
+                let out = study_on(model, &gpu_model, eval, heldout, options, progress).await;
+                // A GPU that failed part-way (lost device, a read-back): the CPU does it all again.
+                let gpu_failure = [out.layers.as_ref().err(), out.surgery.as_ref().err()]
+                    .into_iter()
+                    .flatten()
+                    .find(|e| e.starts_with("GPU: "))
+                    .cloned();
+                match gpu_failure {
+                    Some(e) => format!("the GPU failed: {e}"),
+                    None => return out,
+                }
+            }
+            Err(why) => why,
+        };
+        let mut out = study_on(model, model, eval, heldout, options, progress).await;
+        out.engine = cpu_because(&why_not);
+        out
     }
 }
 

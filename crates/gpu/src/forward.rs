@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use rankscope_core::analysis::gram_spectra::Activation;
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::model::arch::{Architecture, Rope};
+use rankscope_core::model::backend::KeyEdit;
 use rankscope_core::model::forward::{rope_cos_sin, MatrixView, MlpView, ModelWeights};
 use wgpu::util::DeviceExt;
 
@@ -48,6 +49,28 @@ struct AttentionParams {
     n_kv: u32,
     d_k: u32,
     scale: f32,
+    pad: [u32; 3],
+}
+
+/// `Params` of key_edit.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct EditParams {
+    rows: u32,
+    heads: u32,
+    d_k: u32,
+    offset: u32,
+}
+
+/// `Params` of nll.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct NllParams {
+    rows: u32,
+    vocab: u32,
+    row0: u32,
+    t: u32,
+    out_offset: u32,
     pad: [u32; 3],
 }
 
@@ -109,6 +132,8 @@ pub struct GpuModel<'g> {
     final_norm: Option<GpuMatrix>,
     layers: Vec<GpuLayer>,
     rope: RefCell<Option<RopeTable>>,
+    /// The key norms' γ per layer, kept on the host too (surgery's γ order reads them).
+    key_norms: Vec<Option<Vec<f32>>>,
 }
 
 /// The activation buffers of one pass of `t` tokens.
@@ -121,6 +146,8 @@ struct Workspace {
     k_proj: GpuTensor,
     k_normed: GpuTensor,
     k_rope: GpuTensor,
+    /// K after a key edit (surgery), when the pass has one.
+    k_edited: GpuTensor,
     v: GpuTensor,
     /// `[n_heads·t, t]`: each (head, query) row's probabilities.
     scores: GpuTensor,
@@ -194,6 +221,11 @@ impl<'g> GpuModel<'g> {
             embedding_scale: view.embedding_scale,
             norm_eps: view.norm_eps,
             final_norm: vector(view.final_norm),
+            key_norms: view
+                .layers
+                .iter()
+                .map(|l| l.k_norm.map(<[f32]>::to_vec))
+                .collect(),
             layers,
             rope: RefCell::new(None),
         })
@@ -233,7 +265,7 @@ impl<'g> GpuModel<'g> {
         ids: &[u32],
         max_rows: usize,
     ) -> Result<Vec<f32>, GpuError> {
-        let ws = self.run(ids, None, self.layers.len())?;
+        let ws = self.run(ids, None, self.layers.len(), None)?;
         let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
         let h = self.final_norm(&ws);
         let (t, vocab) = (ids.len(), self.arch.vocab);
@@ -284,7 +316,7 @@ impl<'g> GpuModel<'g> {
         let mut kept = Vec::with_capacity(self.layers.len());
         // The pass stops after the deepest layer anything is kept from.
         let depth = keep.iter().rposition(|k| k.any()).map_or(0, |l| l + 1);
-        self.run(ids, Some((keep, &mut kept)), depth)?;
+        self.run(ids, Some((keep, &mut kept)), depth, None)?;
         // One read-back for the whole pass: every kept matrix of every layer.
         let tensors: Vec<&GpuTensor> = kept
             .iter()
@@ -345,6 +377,7 @@ impl<'g> GpuModel<'g> {
             ids,
             Some((&vec![keep; self.layers.len()], &mut kept)),
             self.layers.len(),
+            None,
         )?;
         for (kept, grams) in kept.iter().zip(grams.iter_mut()) {
             let pairs = [
@@ -364,12 +397,14 @@ impl<'g> GpuModel<'g> {
 
     /// Queues the pass through the first `depth` blocks (all of them before the final norm);
     /// `keep` receives, per layer run, the token-major `[t, heads·d_k]` matrices that layer's
-    /// [`Keep`] asks for.
+    /// [`Keep`] asks for; `edit` (from [`GpuModel::upload_edit`]), when given, edits K after the
+    /// key norm, before RoPE, as the CPU pass's `KeyTransform`.
     fn run(
         &self,
         ids: &[u32],
         mut keep: Option<(&[Keep], &mut Vec<KeptLayer>)>,
         depth: usize,
+        edit: Option<&GpuTensor>,
     ) -> Result<Workspace, GpuError> {
         if ids.is_empty() {
             return Err(GpuError::EmptySequence);
@@ -402,6 +437,7 @@ impl<'g> GpuModel<'g> {
             k_proj: gpu.zeros(t, n_kv * d_k),
             k_normed: gpu.zeros(t, n_kv * d_k),
             k_rope: gpu.zeros(t, n_kv * d_k),
+            k_edited: gpu.zeros(if edit.is_some() { t } else { 0 }, n_kv * d_k),
             v: gpu.zeros(t, n_kv * d_k),
             scores: gpu.zeros(n_heads * t, t),
             attn: gpu.zeros(t, n_heads * d_k),
@@ -438,6 +474,10 @@ impl<'g> GpuModel<'g> {
             let k_proj: &GpuTensor = k_proj;
             let k_normed = kept.k_normed.as_ref().unwrap_or(&ws.k_normed);
             let k = self.norm_or_identity(layer.k_norm.as_ref(), k_proj, k_normed, d_k);
+            let k = match edit {
+                Some(edit) => self.edit_keys(k, edit, l, &ws.k_edited),
+                None => k,
+            };
             // Without a key norm, K is the projection itself; a kept K is a copy of it.
             keep_copy(gpu, k, kept.k_normed.as_ref());
             let k = self.rotate(rope, k, kept.k_rope.as_ref().unwrap_or(&ws.k_rope), n_kv);
@@ -467,6 +507,176 @@ impl<'g> GpuModel<'g> {
             }
         }
         Ok(ws)
+    }
+
+    /// Every layer's key edit as one buffer `[layer][kv_head][d_k][d_k]` (k ← k·P), uploaded once
+    /// per pass: a few hundred KB against the weights' megabytes, so uploading an edit per pass
+    /// costs nothing a user notices, and editing W_k instead would be wrong past a key norm.
+    pub(crate) fn upload_edit(&self, edit: &KeyEdit) -> Result<GpuTensor, GpuError> {
+        let (n_layers, n_kv, d_k) = (self.layers.len(), self.arch.n_kv_heads, self.arch.d_k);
+        let fits = match edit {
+            KeyEdit::Project {
+                projectors,
+                n_kv: edit_kv,
+                d_k: edit_d_k,
+            } => {
+                *edit_kv == n_kv
+                    && *edit_d_k == d_k
+                    && projectors.len() == n_layers * n_kv
+                    && projectors.iter().all(|p| p.len() == d_k * d_k)
+            }
+            KeyEdit::Zero { zero, d_k: edit_d_k } => {
+                *edit_d_k == d_k && zero.len() == n_layers && zero.iter().flatten().all(|&i| i < d_k)
+            }
+        };
+        if !fits {
+            return Err(GpuError::BadEdit(format!(
+                "a key edit that is not for {n_layers} layers × {n_kv} kv-heads × d_k {d_k}"
+            )));
+        }
+        let mut data = Vec::with_capacity(n_layers * n_kv * d_k * d_k);
+        for l in 0..n_layers {
+            for h in 0..n_kv {
+                data.extend(edit.matrix(l, h));
+            }
+        }
+        check_fits(self.gpu, "the key edit".into(), data.len())?;
+        Ok(self.gpu.upload_tensor(&data, data.len(), 1))
+    }
+
+    /// `out = k·P_h` per kv-head h of layer `l` (key_edit.wgsl), returning `out`.
+    fn edit_keys<'a>(
+        &self,
+        k: &GpuTensor,
+        edit: &GpuTensor,
+        l: usize,
+        out: &'a GpuTensor,
+    ) -> &'a GpuTensor {
+        let (n_kv, d_k) = (self.arch.n_kv_heads, self.arch.d_k);
+        let params = EditParams {
+            rows: to_u32(k.rows, "tokens"),
+            heads: to_u32(n_kv, "kv-heads"),
+            d_k: to_u32(d_k, "d_k"),
+            offset: to_u32(l * n_kv * d_k * d_k, "key edit offset"),
+        };
+        let groups = self
+            .gpu
+            .fold_groups((k.rows * n_kv * d_k).div_ceil(ELEMENT_LANES));
+        self.gpu.dispatch(
+            &self.gpu.forward.key_edit,
+            bytemuck::bytes_of(&params),
+            &[&k.buffer, &edit.buffer, &out.buffer],
+            groups,
+        );
+        out
+    }
+
+    /// Σ over the sequences of `batch` of −log softmax(logits)[next token], summed on the GPU
+    /// and read back as one number, the keys edited by `edit` (from [`GpuModel::upload_edit`])
+    /// when given. The output head runs on as many rows at a time as fit the adapter's largest
+    /// buffer ([`GpuModel::logits`]); nothing but the total is read back.
+    pub(crate) async fn total_nll(
+        &self,
+        batch: &TokenBatch,
+        edit: Option<&GpuTensor>,
+    ) -> Result<f32, GpuError> {
+        let gpu = self.gpu;
+        let (t, vocab, d) = (batch.seq_len, self.arch.vocab, self.arch.d_model);
+        let targets = batch.batch * t.saturating_sub(1);
+        check_fits(gpu, format!("the losses of {targets} targets"), targets)?;
+        check_fits(gpu, "the logits of one token".into(), vocab)?;
+        let limits = gpu.device.limits();
+        let limit = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let chunk_rows = ((limit / (4 * vocab.max(1) as u64)).max(1) as usize).clamp(1, t.max(1));
+        let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
+        let nll = gpu.zeros(targets, 1);
+        // The whole sequence's logits when they fit one buffer (reused for every sequence).
+        let mut whole = (chunk_rows == t).then(|| gpu.zeros(t, vocab));
+        for b in 0..batch.batch {
+            let ids = batch.row(b);
+            let ws = self.run(ids, None, self.layers.len(), edit)?;
+            let h = self.final_norm(&ws);
+            let ids_buffer = gpu
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("target ids"),
+                    contents: bytemuck::cast_slice(ids),
+                    usage: wgpu::BufferUsages::STORAGE,
+                });
+            let offset = b * (t - 1);
+            if let Some(logits) = whole.as_mut() {
+                gpu.linear(h, head, logits, false);
+                self.nll_rows(logits, &ids_buffer, (t, 0, t, offset), &nll);
+                continue;
+            }
+            for row0 in (0..t).step_by(chunk_rows) {
+                let n = chunk_rows.min(t - row0);
+                let chunk = gpu.zeros(n, d);
+                gpu.copy_rows(h, row0, &chunk);
+                let mut logits = gpu.zeros(n, vocab);
+                gpu.linear(&chunk, head, &mut logits, false);
+                self.nll_rows(&logits, &ids_buffer, (n, row0, t, offset), &nll);
+            }
+        }
+        let total = gpu.zeros(1, 1);
+        let params = ElementParams {
+            len: to_u32(targets, "targets"),
+            width: 0,
+            scale: 0.0,
+            pad: 0,
+        };
+        gpu.dispatch(
+            &gpu.forward.sum,
+            bytemuck::bytes_of(&params),
+            &[&nll.buffer, &total.buffer],
+            (1, 1, 1),
+        );
+        Ok(gpu.read(&total).await?.first().copied().unwrap_or(f32::NAN))
+    }
+
+    /// Queues nll.wgsl over `rows` rows of `logits` (positions `row0..`, of a sequence of `t`),
+    /// writing target p's loss at `nll[offset + p]`.
+    fn nll_rows(
+        &self,
+        logits: &GpuTensor,
+        ids: &wgpu::Buffer,
+        (rows, row0, t, offset): (usize, usize, usize, usize),
+        nll: &GpuTensor,
+    ) {
+        let params = NllParams {
+            rows: to_u32(rows, "logit rows"),
+            vocab: to_u32(self.arch.vocab, "vocabulary"),
+            row0: to_u32(row0, "position"),
+            t: to_u32(t, "tokens"),
+            out_offset: to_u32(offset, "target offset"),
+            pad: [0; 3],
+        };
+        let groups = self.gpu.fold_groups(rows);
+        self.gpu.dispatch(
+            &self.gpu.forward.nll,
+            bytemuck::bytes_of(&params),
+            &[&logits.buffer, ids, &nll.buffer],
+            groups,
+        );
+    }
+
+    /// The key norm's γ of `layer`, when the model has one.
+    pub(crate) fn key_norm(&self, layer: usize) -> Option<&[f32]> {
+        self.key_norms.get(layer)?.as_deref()
+    }
+
+    /// Whether sequences of `t` tokens fit the adapter's buffers (the attention probabilities
+    /// and the MLP activations are the largest), before a job commits to the GPU.
+    pub fn fits(&self, t: usize) -> Result<(), GpuError> {
+        let (n_heads, d_ff) = (self.arch.n_heads, self.arch.d_ff);
+        check_fits(
+            self.gpu,
+            format!("attention probabilities of {t} tokens"),
+            n_heads * t * t,
+        )?;
+        check_fits(self.gpu, format!("the MLP activations of {t} tokens"), t * d_ff)
     }
 
     /// The final norm's output (or x itself without one), for the head.

@@ -10,20 +10,19 @@
 //! [`GpuModel`] runs the core's whole forward pass this way (`forward.rs`): weights uploaded
 //! once, every step between the products a kernel of its own, logits or keys read back once;
 //! `tests/forward_parity.rs` compares it with the CPU pass on the fixture checkpoints.
-//! [`activation_spectra_gpu`] (`activations.rs`) is the core's activation spectra with those
-//! passes; `tests/activation_parity.rs` compares it with the CPU's.
+//! [`GpuModel`] is also the core's `ForwardBackend` (`backend.rs`): the core's activation
+//! spectra, held-out loss and surgery sweep run their passes on it, with Grams summed and key
+//! edits applied and the loss reduced on the GPU; `tests/activation_parity.rs` and
+//! `tests/backend_parity.rs` compare them with the CPU's.
 
 use std::fmt;
 
 use wgpu::util::DeviceExt;
 
-mod activations;
+mod backend;
 mod engine;
 mod forward;
 
-pub use activations::{
-    activation_spectra_gpu, activation_spectra_gpu_routed, heldout_loss_gpu, GpuActivationError,
-};
 pub use engine::GpuEngine;
 pub use forward::GpuModel;
 pub use rankscope_core::analysis::gram_spectra::{HeadGram, SpectraRoutes};
@@ -53,6 +52,9 @@ pub enum GpuError {
     },
     #[error("an empty sequence has no logits")]
     EmptySequence,
+    /// A key edit whose shape is not the model's (a caller's mistake, refused before a pass).
+    #[error("{0}")]
+    BadEdit(String),
     /// The model needs what only the CPU pass implements (`ModelView::extensions`); the
     /// engine runs it on the CPU instead, and its label says why.
     #[error("the GPU forward pass does not implement this {family} model's {needs}")]
@@ -115,6 +117,11 @@ struct ForwardKernels {
     attention: wgpu::ComputePipeline,
     relu_squared: wgpu::ComputePipeline,
     silu_mul: wgpu::ComputePipeline,
+    /// Surgery's k ← k·P per kv-head.
+    key_edit: wgpu::ComputePipeline,
+    /// −log softmax at each row's target, and the sum that is read back.
+    nll: wgpu::ComputePipeline,
+    sum: wgpu::ComputePipeline,
 }
 
 impl fmt::Debug for Gpu {
@@ -257,6 +264,9 @@ impl Gpu {
             attention: pipeline(include_str!("shaders/attention.wgsl"), "main"),
             relu_squared: pipeline(elementwise_source, "relu_squared"),
             silu_mul: pipeline(elementwise_source, "silu_mul"),
+            key_edit: pipeline(include_str!("shaders/key_edit.wgsl"), "main"),
+            nll: pipeline(include_str!("shaders/nll.wgsl"), "main"),
+            sum: pipeline(include_str!("shaders/sum.wgsl"), "main"),
         };
         if let Some(e) = scope.pop().await {
             return Err(GpuError::Compile {

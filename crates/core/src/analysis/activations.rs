@@ -15,6 +15,8 @@
 //! [`super::study::Source`].
 
 use super::gram_spectra::{Activation, BlockProbe, GramProbe, PendingSpectra, SpectraRoutes};
+use crate::model::backend::{row_batch, ForwardBackend};
+use crate::source::block_on;
 // The result types and the head-spectrum functions live apart from this module (results.rs,
 // gram_spectra.rs), so that no two analysis modules import each other; re-exported here, where
 // callers have always found them.
@@ -37,12 +39,12 @@ use serde::{Deserialize, Serialize};
 /// ([`activation_spectra_from_grams`]), which hold `d_k × d_k` per head whatever the batch.
 pub const BLOCK_BUDGET_BYTES: usize = 256 << 20;
 
-/// Runs `eval` through `model`, collecting K and Q per head, and returns
+/// Runs `eval` through `model` on the CPU, collecting K and Q per head, and returns
 /// their spectra for each of `variants` (all four when empty), plus the mean
 /// held-out cross-entropy when `heldout` is given. `progress` is called after
 /// every sequence and layer; `cancelled` is checked as often, and a `true`
 /// ends the work with [`ActivationError::Cancelled`]. Holds the blocks while
-/// they fit [`BLOCK_BUDGET_BYTES`] (see [`activation_spectra_within`]).
+/// they fit [`BLOCK_BUDGET_BYTES`] (see [`activation_spectra_on`]).
 pub fn activation_spectra(
     model: &ModelWeights,
     eval: &TokenBatch,
@@ -62,12 +64,8 @@ pub fn activation_spectra(
     )
 }
 
-/// [`activation_spectra`] holding at most `block_budget` bytes of K and Q blocks. The blocks of
-/// every K variant and Q take `4 · n_layers · (3·n_kv + n_heads) · B·T · d_k` bytes (115 MB for
-/// 22 layers × 1024 tokens at d_k 64, 8/4 heads; 3.7 GB for 32 such sequences). Within the
-/// budget they are collected in one pass and each spectrum is its block's SVD; past it, the
-/// spectra come from Gram matrices ([`activation_spectra_from_grams`]), which may need a second
-/// pass for ill-conditioned heads.
+/// [`activation_spectra`] holding at most `block_budget` bytes of K and Q blocks (see
+/// [`activation_spectra_on`]), on the CPU, blocking.
 pub fn activation_spectra_within(
     model: &ModelWeights,
     eval: &TokenBatch,
@@ -77,47 +75,143 @@ pub fn activation_spectra_within(
     progress: &mut dyn FnMut(Progress),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<ActivationSpectra, ActivationError> {
-    let arch = model.arch();
-    let check = || {
-        if cancelled() {
-            Err(ActivationError::Cancelled)
-        } else {
-            Ok(())
-        }
-    };
+    let run = activation_spectra_on(
+        model,
+        eval,
+        heldout,
+        variants,
+        block_budget,
+        progress,
+        cancelled,
+    );
+    Ok(block_on(run)?.0)
+}
 
+/// The activation spectra of `eval` on any [`ForwardBackend`] (the CPU's in-memory pass, a
+/// GPU), with the held-out loss when `heldout` is given, and how many spectra came from Grams
+/// and from blocks. The blocks of every K variant and Q take `4 · n_layers · (3·n_kv + n_heads)
+/// · B·T · d_k` bytes (115 MB for 22 layers × 1024 tokens at d_k 64, 8/4 heads; 3.7 GB for 32
+/// such sequences). Within `block_budget`, and unless the backend
+/// [prefers Grams](ForwardBackend::prefers_grams), they are collected in one pass and each
+/// spectrum is its block's SVD; otherwise the spectra come from per-head Gram matrices summed
+/// over the batch (the Gram route of [`activation_spectra_from_grams`]), which may need a
+/// second pass for ill-conditioned heads. Progress: [`Stage::EvalForward`] per sequence (again
+/// for a second pass), [`Stage::Spectra`] per layer, [`Stage::HeldOut`] per held-out sequence;
+/// `cancelled` is checked as often.
+pub async fn activation_spectra_on(
+    backend: &impl ForwardBackend,
+    eval: &TokenBatch,
+    heldout: Option<&TokenBatch>,
+    variants: &[KeyVariant],
+    block_budget: usize,
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(ActivationSpectra, SpectraRoutes), ActivationError> {
+    let arch = backend.arch();
     check_batch(eval)?;
-    let mut spectra = if block_bytes(arch, eval) > block_budget {
-        activation_spectra_from_grams(model, eval, variants, progress, cancelled)?.0
-    } else {
-        // One sequence at a time into one collector (rows stack as b·T + t), so
-        // progress and cancellation come between sequences.
-        let mut collector = KeyCollector::new(arch);
-        for b in 0..eval.batch {
-            check()?;
-            model.run_batch(&row_batch(eval, b), &mut collector, None)?;
-            progress(Progress {
-                stage: Stage::EvalForward,
-                done: b + 1,
-                total: eval.batch,
-            });
-        }
-        activation_spectra_from_collector(
-            arch,
-            eval.batch,
-            eval.seq_len,
-            &collector,
-            variants,
-            progress,
-            cancelled,
-        )?
-    };
-
+    if let Some(batch) = heldout {
+        check_held_out(batch)?;
+    }
+    if cancelled() {
+        return Err(ActivationError::Cancelled);
+    }
+    let (mut spectra, routes) =
+        if backend.prefers_grams() || block_bytes(arch, eval) > block_budget {
+            gram_route(backend, eval, variants, progress, cancelled).await?
+        } else {
+            let total = eval.batch;
+            let collector = backend
+                .collect_keys(eval, &mut |done| {
+                    progress(Progress {
+                        stage: Stage::EvalForward,
+                        done,
+                        total,
+                    });
+                    !cancelled()
+                })
+                .await
+                .map_err(stopped)?;
+            let spectra = activation_spectra_from_collector(
+                arch,
+                eval.batch,
+                eval.seq_len,
+                &collector,
+                variants,
+                progress,
+                cancelled,
+            )?;
+            (spectra, SpectraRoutes::default())
+        };
     spectra.heldout_loss = match heldout {
-        Some(batch) => Some(heldout_loss(model, batch, progress, cancelled)?),
+        Some(batch) => Some(heldout_loss_on(backend, batch, progress, cancelled).await?),
         None => None,
     };
-    Ok(spectra)
+    Ok((spectra, routes))
+}
+
+/// A backend's [`ForwardError::Cancelled`] is the analysis's [`ActivationError::Cancelled`].
+fn stopped(e: ForwardError) -> ActivationError {
+    match e {
+        ForwardError::Cancelled => ActivationError::Cancelled,
+        e => e.into(),
+    }
+}
+
+/// A held-out batch the loss can be taken of: well formed, at least one target per sequence.
+fn check_held_out(batch: &TokenBatch) -> Result<(), ActivationError> {
+    check_batch(batch)?;
+    if batch.seq_len < 2 {
+        return Err(ForwardError::TooShortForLoss(batch.seq_len).into());
+    }
+    Ok(())
+}
+
+/// The Gram route on `backend`: each sequence's K (the activations `variants` need) and Q are
+/// summed into per-head Grams ([`ForwardBackend::grams`]), each spectrum taken from its Gram
+/// where [`head_spectrum_from_gram`] trusts it, and for the rest (κ > 1e4) the batch runs again
+/// for those heads' blocks only ([`ForwardBackend::blocks`]).
+async fn gram_route(
+    backend: &impl ForwardBackend,
+    eval: &TokenBatch,
+    variants: &[KeyVariant],
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(ActivationSpectra, SpectraRoutes), ActivationError> {
+    let arch = backend.arch();
+    let variants: &[KeyVariant] = if variants.is_empty() {
+        &KeyVariant::ALL
+    } else {
+        variants
+    };
+    let total = eval.batch;
+    let mut step = |done| {
+        progress(Progress {
+            stage: Stage::EvalForward,
+            done,
+            total,
+        });
+        !cancelled()
+    };
+    let grams = backend
+        .grams(eval, &Activation::needed_for(variants), &mut step)
+        .await
+        .map_err(stopped)?;
+    let mut pending =
+        PendingSpectra::from_grams(arch, variants, &|l, a| grams.grams(l, a), cancelled)?;
+    drop(grams);
+    let needed = pending.needed();
+    if !needed.is_empty() {
+        let blocks = backend
+            .blocks(eval, &needed, &mut step)
+            .await
+            .map_err(stopped)?;
+        pending.fill(&blocks.blocks, eval.batch * eval.seq_len, cancelled)?;
+    }
+    let routes = pending.routes();
+    Ok((
+        pending.finish(arch, eval.batch, eval.seq_len, progress),
+        routes,
+    ))
 }
 
 /// Bytes of the K (every variant) and Q blocks of `eval`: `4 · n_layers · (3·n_kv + n_heads) ·
@@ -233,10 +327,6 @@ pub async fn streamed_activation_spectra_within<S: AsyncByteSource>(
             logits: Some(&mut row_loss),
         });
     }
-    let stopped = |e: ForwardError| match e {
-        ForwardError::Cancelled => ActivationError::Cancelled,
-        e => e.into(),
-    };
     model
         .run(&mut runs, None, &mut after_block)
         .await
@@ -286,11 +376,11 @@ pub async fn streamed_activation_spectra_within<S: AsyncByteSource>(
     Ok(spectra)
 }
 
-/// The spectra of [`activation_spectra`] from per-head Gram matrices: each sequence's K (the
-/// activations `variants` need) and Q are summed into f64 Grams and column sums
-/// ([`GramProbe`]), so memory does not grow with the batch, and each spectrum is taken from its
-/// Gram where the Gram route's trust test allows ([`head_spectrum_from_gram`]). For the rest
-/// (κ > 1e4) the batch runs again, keeping only those heads' blocks ([`BlockProbe`]), and
+/// The spectra of [`activation_spectra`] from per-head Gram matrices, on the CPU: each
+/// sequence's K (the activations `variants` need) and Q are summed into f64 Grams and column
+/// sums ([`GramProbe`]), so memory does not grow with the batch, and each spectrum is taken
+/// from its Gram where the Gram route's trust test allows ([`head_spectrum_from_gram`]). For the
+/// rest (κ > 1e4) the batch runs again, keeping only those heads' blocks ([`BlockProbe`]), and
 /// reporting [`Stage::EvalForward`] again. No held-out loss; the routes say how many spectra
 /// came from each.
 pub fn activation_spectra_from_grams(
@@ -300,52 +390,11 @@ pub fn activation_spectra_from_grams(
     progress: &mut dyn FnMut(Progress),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(ActivationSpectra, SpectraRoutes), ActivationError> {
-    let arch = model.arch();
-    let check = || {
-        if cancelled() {
-            Err(ActivationError::Cancelled)
-        } else {
-            Ok(())
-        }
-    };
     check_batch(eval)?;
-    let variants: &[KeyVariant] = if variants.is_empty() {
-        &KeyVariant::ALL
-    } else {
-        variants
-    };
-    let mut grams = GramProbe::new(arch, &Activation::needed_for(variants));
-    for b in 0..eval.batch {
-        check()?;
-        model.run_batch(&row_batch(eval, b), &mut grams, None)?;
-        progress(Progress {
-            stage: Stage::EvalForward,
-            done: b + 1,
-            total: eval.batch,
-        });
+    if cancelled() {
+        return Err(ActivationError::Cancelled);
     }
-    let mut pending =
-        PendingSpectra::from_grams(arch, variants, &|l, a| grams.grams(l, a), cancelled)?;
-    drop(grams);
-    let needed = pending.needed();
-    if !needed.is_empty() {
-        let mut blocks = BlockProbe::new(&needed);
-        for b in 0..eval.batch {
-            check()?;
-            model.run_batch(&row_batch(eval, b), &mut blocks, None)?;
-            progress(Progress {
-                stage: Stage::EvalForward,
-                done: b + 1,
-                total: eval.batch,
-            });
-        }
-        pending.fill(&blocks.blocks, eval.batch * eval.seq_len, cancelled)?;
-    }
-    let routes = pending.routes();
-    Ok((
-        pending.finish(arch, eval.batch, eval.seq_len, progress),
-        routes,
-    ))
+    block_on(gram_route(model, eval, variants, progress, cancelled))
 }
 
 /// The spectra of K and Q already collected over an eval batch of `batch × seq_len` tokens (the
@@ -439,9 +488,19 @@ pub fn activation_spectra_from_collector(
 }
 
 /// Mean next-token cross-entropy over all `B·(T−1)` targets of `batch`
-/// (as [`ModelWeights::mean_cross_entropy`]), one sequence at a time.
+/// (as [`ModelWeights::mean_cross_entropy`]), one sequence at a time, on the CPU.
 pub fn heldout_loss(
     model: &ModelWeights,
+    batch: &TokenBatch,
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<f64, ActivationError> {
+    block_on(heldout_loss_on(model, batch, progress, cancelled))
+}
+
+/// [`heldout_loss`] on any backend: one number per sequence, [`Stage::HeldOut`] after each.
+pub async fn heldout_loss_on(
+    backend: &impl ForwardBackend,
     batch: &TokenBatch,
     progress: &mut dyn FnMut(Progress),
     cancelled: &dyn Fn() -> bool,
@@ -453,7 +512,9 @@ pub fn heldout_loss(
             return Err(ActivationError::Cancelled);
         }
         // Each row's mean is over the same T−1 targets, so the mean of means is the overall mean.
-        total += model.mean_cross_entropy(&row_batch(batch, b), None)?;
+        total += backend
+            .mean_cross_entropy(&row_batch(batch, b), None)
+            .await?;
         progress(Progress {
             stage: Stage::HeldOut,
             done: b + 1,
@@ -477,15 +538,6 @@ pub fn check_batch(batch: &TokenBatch) -> Result<(), ForwardError> {
         });
     }
     Ok(())
-}
-
-/// Row `b` of `batch` as a batch of one (ids are checked by the forward pass).
-fn row_batch(batch: &TokenBatch, b: usize) -> TokenBatch {
-    TokenBatch {
-        batch: 1,
-        seq_len: batch.seq_len,
-        ids: batch.row(b).to_vec(),
-    }
 }
 
 /// A checkpoint's activation spectra and where it sits in training.

@@ -12,12 +12,14 @@ use super::activations::{
 };
 use super::collect::{checkpoint_weight_spectra, open_checkpoint};
 use super::importance::{gamma_vs_svd, layer_pr_with_ci, Importance, LayerPr};
-use super::surgery::{has_key_norm, run_sweep, Strategy, SurgeryResult, SweepOptions};
+use super::surgery::{has_key_norm, run_sweep_on, Strategy, SurgeryResult, SweepOptions};
 use super::weights::{Shards, WeightSpectra};
 use crate::formats::tokens::TokenBatch;
 use crate::inventory::batches::misfit;
 use crate::inventory::{inspect_file, Content, FileKind, Inventory};
 use crate::model::arch::Recognition;
+use crate::model::backend::ForwardBackend;
+pub use crate::model::backend::cpu_label;
 use crate::model::forward::{ModelWeights, StreamedModel};
 use crate::source::AsyncByteSource;
 use serde::{Deserialize, Serialize};
@@ -72,6 +74,9 @@ pub struct StudyOutput {
     pub layers: Result<Vec<LayerPr>, String>,
     pub importance: Result<Importance, String>,
     pub surgery: Result<SurgeryResult, String>,
+    /// Where the forward passes ran (as [`JobOutput::WeightsAndActivations`]'s `engine`).
+    #[serde(default)]
+    pub engine: String,
 }
 
 /// One checkpoint's job. `files[i]` is the path of the i-th Blob sent with it.
@@ -117,6 +122,19 @@ pub trait ForwardEngine {
         heldout: Option<&TokenBatch>,
         progress: &mut dyn FnMut(Progress),
     ) -> (Result<ActivationSpectra, String>, String);
+
+    /// Figures 3–5's passes over `model` (loaded whole): [`study_on`] on this engine's backend.
+    /// The CPU's by default.
+    async fn study(
+        &self,
+        model: &ModelWeights,
+        eval: &TokenBatch,
+        heldout: &TokenBatch,
+        options: &StudyOptions,
+        progress: &mut dyn FnMut(&str, f64),
+    ) -> StudyOutput {
+        study_on(model, model, eval, heldout, options, progress).await
+    }
 }
 
 /// The forward pass on the CPU (`model::forward`): natively, or in WebAssembly; streamed,
@@ -137,15 +155,6 @@ impl ForwardEngine for CpuEngine {
             })
             .await;
         (result.map_err(|e| e.to_string()), cpu_label())
-    }
-}
-
-/// "CPU (WebAssembly)" in the page, "CPU (native)" elsewhere.
-pub fn cpu_label() -> String {
-    if cfg!(target_arch = "wasm32") {
-        "CPU (WebAssembly)".into()
-    } else {
-        "CPU (native)".into()
     }
 }
 
@@ -224,7 +233,7 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
         options,
     } = &job.kind
     {
-        return run_study(&inv, index, &open, eval, heldout, options, progress).await;
+        return run_study(&inv, index, &open, eval, heldout, options, engine, progress).await;
     }
     let with_activations = matches!(job.kind, JobKind::WeightsAndActivations { .. });
     let mut weights_progress = |f: f64| {
@@ -314,8 +323,8 @@ fn job_share(stage: Option<Stage>, f: f64) -> f64 {
     start + width * f.clamp(0.0, 1.0)
 }
 
-/// The study job: load the model once, collect K on the eval batch, then
-/// Figure 3 (layer PR + CI), Figure 5 (importance) and Figure 4 (surgery).
+/// The study job: load the model once, then [`ForwardEngine::study`].
+#[allow(clippy::too_many_arguments)]
 async fn run_study<S: AsyncByteSource + Clone>(
     inv: &Inventory,
     index: usize,
@@ -323,6 +332,7 @@ async fn run_study<S: AsyncByteSource + Clone>(
     eval: &str,
     heldout: &str,
     options: &StudyOptions,
+    engine: &impl ForwardEngine,
     progress: &mut dyn FnMut(&str, f64),
 ) -> Result<JobOutput, String> {
     if eval == heldout {
@@ -364,20 +374,52 @@ async fn run_study<S: AsyncByteSource + Clone>(
     })
     .await
     .map_err(|e| e.to_string())?;
-    progress("forward pass on the eval batch", 0.0);
-    let keys = model.collect_keys(eval, None).map_err(|e| e.to_string())?;
+    Ok(JobOutput::Study(Box::new(
+        engine
+            .study(&model, eval, heldout, options, progress)
+            .await,
+    )))
+}
+
+/// Figures 3–5 for one checkpoint with the forward passes on `backend`: collect K on the eval
+/// batch, then Figure 3 (layer PR + CI), Figure 5 (importance; the key norms' γ from `model`)
+/// and Figure 4 (the surgery sweep, its held-out losses on `backend`).
+pub async fn study_on(
+    model: &ModelWeights,
+    backend: &impl ForwardBackend,
+    eval: &TokenBatch,
+    heldout: &TokenBatch,
+    options: &StudyOptions,
+    progress: &mut dyn FnMut(&str, f64),
+) -> StudyOutput {
+    let arch = backend.arch();
+    let n = arch.n_layers;
+    let engine = backend.engine();
+    progress(&format!("forward pass on the eval batch ({engine})"), 0.0);
+    let keys = match backend.collect_keys(eval, &mut |_| true).await {
+        Ok(keys) => keys,
+        Err(e) => {
+            let e = e.to_string();
+            return StudyOutput {
+                layers: Err(e.clone()),
+                importance: Err(e.clone()),
+                surgery: Err(e),
+                engine,
+            };
+        }
+    };
     progress("layer PR with bootstrap intervals", 0.0);
     let layers = layer_pr_with_ci(&keys, n, arch.n_kv_heads, eval.seq_len, options.n_boot, 0)
         .map_err(|e| e.to_string());
     progress("γ vs SVD importance", 0.0);
-    let importance = gamma_vs_svd(&model, &keys, options.n_perm, 0).map_err(|e| e.to_string());
+    let importance = gamma_vs_svd(model, &keys, options.n_perm, 0).map_err(|e| e.to_string());
     drop(keys);
     let mut sweep = options.sweep.clone();
-    if !has_key_norm(&model) {
+    if !has_key_norm(backend) {
         sweep.strategies.retain(|s| *s != Strategy::Gamma);
     }
-    let surgery = run_sweep(
-        &model,
+    let surgery = run_sweep_on(
+        backend,
         eval,
         heldout,
         &sweep,
@@ -385,7 +427,7 @@ async fn run_study<S: AsyncByteSource + Clone>(
             let f = p.done as f64 / p.total.max(1) as f64;
             progress(
                 &format!(
-                    "surgery: {} at {:.0}% pruned ({} of {})",
+                    "surgery on {engine}: {} at {:.0}% pruned ({} of {})",
                     p.strategy.label(),
                     p.fraction * 100.0,
                     p.done,
@@ -396,12 +438,14 @@ async fn run_study<S: AsyncByteSource + Clone>(
         },
         &|| false,
     )
+    .await
     .map_err(|e| e.to_string());
-    Ok(JobOutput::Study(Box::new(StudyOutput {
+    StudyOutput {
         layers,
         importance,
         surgery,
-    })))
+        engine,
+    }
 }
 
 /// Refuses an eval batch that is also the held-out batch: the surgery's

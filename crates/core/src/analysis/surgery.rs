@@ -11,10 +11,15 @@
 //!   per layer in order; zero `perm_l[..m]` of layer l (all its kv-heads). The
 //!   same permutations serve every p, so the sets are nested.
 //!
-//! Edits apply after the key norm, before RoPE ([`KeyTransform`]); queries are
+//! Edits apply after the key norm, before RoPE ([`crate::model::forward::KeyTransform`]); queries are
 //! untouched; m = 0 is the unmodified model. [`SurgeryPlan`] holds everything
 //! a sweep needs, so a caller that must yield between forward passes (the
 //! page) can run [`SurgeryPlan::jobs`] one at a time; [`run_sweep`] runs them all.
+//!
+//! The sweep is written once over [`ForwardBackend`]: [`run_sweep_on`] and
+//! [`SurgeryPlan::build`] run the same passes on the CPU ([`ModelWeights`]) or a GPU, which
+//! applies the [`KeyEdit`] and reduces the held-out loss on the device. [`run_sweep`] and
+//! [`SurgeryPlan::new`] are the CPU's, blocking.
 
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
@@ -22,7 +27,10 @@ use serde::{Deserialize, Serialize};
 use super::numpy_rng::NumpyRng;
 use super::spectrum::{matrix_from_row_major_f32, right_singular_vectors, SpectrumError};
 use crate::formats::tokens::TokenBatch;
-use crate::model::forward::{ForwardError, KeyCollector, KeyTransform, ModelWeights};
+pub use crate::model::backend::KeyEdit;
+use crate::model::backend::ForwardBackend;
+use crate::model::forward::{ForwardError, KeyCollector, ModelWeights};
+use crate::source::block_on;
 
 /// The default fractions 0, 0.1, …, 0.9.
 pub fn default_fractions() -> Vec<f64> {
@@ -98,7 +106,7 @@ impl Default for SweepOptions {
 
 impl SweepOptions {
     /// The defaults, without γ when `model` has no key norm (say so to the user).
-    pub fn for_model(model: &ModelWeights) -> Self {
+    pub fn for_model(model: &impl ForwardBackend) -> Self {
         let mut o = Self::default();
         if !has_key_norm(model) {
             o.strategies.retain(|s| *s != Strategy::Gamma);
@@ -108,7 +116,7 @@ impl SweepOptions {
 }
 
 /// Whether every layer of `model` has a key norm weight.
-pub fn has_key_norm(model: &ModelWeights) -> bool {
+pub fn has_key_norm(model: &impl ForwardBackend) -> bool {
     (0..model.arch().n_layers).all(|l| model.key_norm_weight(l).is_some())
 }
 
@@ -116,50 +124,6 @@ pub fn has_key_norm(model: &ModelWeights) -> bool {
 pub fn dims_removed(fraction: f64, d_k: usize) -> usize {
     // The tiny epsilon makes 0.7·5 = 3.4999… round up like the exact 3.5.
     ((fraction * d_k as f64 + 0.5 + 1e-9).floor() as usize).min(d_k)
-}
-
-/// A key edit, ready for the forward pass.
-#[derive(Clone, Debug)]
-pub enum KeyEdit {
-    /// k ← k·P, P = `projectors[layer·n_kv + kv_head]` (d_k × d_k, row-major).
-    Project {
-        projectors: Vec<Vec<f32>>,
-        n_kv: usize,
-        d_k: usize,
-    },
-    /// Zero coordinates `zero[layer]` of every kv-head of the layer.
-    Zero { zero: Vec<Vec<usize>>, d_k: usize },
-}
-
-impl KeyTransform for KeyEdit {
-    fn apply(&self, layer: usize, kv_head: usize, keys: &mut [f32]) {
-        match self {
-            KeyEdit::Project {
-                projectors,
-                n_kv,
-                d_k,
-            } => {
-                let p = &projectors[layer * n_kv + kv_head];
-                let mut out = vec![0.0f32; *d_k];
-                for row in keys.chunks_exact_mut(*d_k) {
-                    for (j, o) in out.iter_mut().enumerate() {
-                        *o = row
-                            .iter()
-                            .enumerate()
-                            .map(|(i, &k)| k * p[i * d_k + j])
-                            .sum();
-                    }
-                    row.copy_from_slice(&out);
-                }
-            }
-            KeyEdit::Zero { zero, d_k } => {
-                let coords = &zero[layer];
-                for row in keys.chunks_exact_mut(*d_k) {
-                    coords.iter().for_each(|&d| row[d] = 0.0);
-                }
-            }
-        }
-    }
 }
 
 /// Right singular vectors V (d_k × d_k, columns by descending σ) of K per
@@ -198,7 +162,7 @@ pub fn projector(v: &DMatrix<f64>, r: usize) -> Vec<f32> {
 }
 
 /// Stable ascending argsort of |γ| per layer (ties: lower index first); refuses models without a key norm.
-pub fn gamma_orders(model: &ModelWeights) -> Result<Vec<Vec<usize>>, SurgeryError> {
+pub fn gamma_orders(model: &impl ForwardBackend) -> Result<Vec<Vec<usize>>, SurgeryError> {
     (0..model.arch().n_layers)
         .map(|layer| {
             let g = model
@@ -250,10 +214,19 @@ pub struct SurgeryPlan {
 }
 
 impl SurgeryPlan {
-    /// Checks the options and precomputes bases (one forward pass over `eval`
-    /// when SVD is swept), γ orders and random permutations.
+    /// [`SurgeryPlan::build`] on the CPU, blocking.
     pub fn new(
         model: &ModelWeights,
+        eval: &TokenBatch,
+        options: &SweepOptions,
+    ) -> Result<Self, SurgeryError> {
+        block_on(Self::build(model, eval, options))
+    }
+
+    /// Checks the options and precomputes bases (one forward pass over `eval` on `model`
+    /// when SVD is swept), γ orders and random permutations.
+    pub async fn build(
+        model: &impl ForwardBackend,
         eval: &TokenBatch,
         options: &SweepOptions,
     ) -> Result<Self, SurgeryError> {
@@ -275,7 +248,8 @@ impl SurgeryPlan {
             None
         };
         let bases = if wants(Strategy::Svd) {
-            key_bases(&model.collect_keys(eval, None)?, n_layers, n_kv)?
+            let keys = model.collect_keys(eval, &mut |_| true).await?;
+            key_bases(&keys, n_layers, n_kv)?
         } else {
             Vec::new()
         };
@@ -367,7 +341,8 @@ impl SurgeryPlan {
         }
     }
 
-    /// Held-out loss of one job.
+    /// Held-out loss of one job (on the CPU; [`ForwardBackend::mean_cross_entropy`] with
+    /// [`SurgeryPlan::edit`] on any backend).
     pub fn run_job(
         &self,
         model: &ModelWeights,
@@ -467,11 +442,23 @@ pub struct SweepProgress {
     pub total: usize,
 }
 
-/// The whole sweep: baseline, then every job of [`SurgeryPlan::jobs`].
-/// `progress` is called before each forward pass; `cancel` is checked before
-/// each and ends the sweep with [`SurgeryError::Cancelled`].
+/// [`run_sweep_on`] on the CPU, blocking (surgery passes on the `--threads` pool).
 pub fn run_sweep(
     model: &ModelWeights,
+    eval: &TokenBatch,
+    heldout: &TokenBatch,
+    options: &SweepOptions,
+    progress: &mut dyn FnMut(SweepProgress),
+    cancel: &dyn Fn() -> bool,
+) -> Result<SurgeryResult, SurgeryError> {
+    block_on(run_sweep_on(model, eval, heldout, options, progress, cancel))
+}
+
+/// The whole sweep on `backend`: baseline, then every job of [`SurgeryPlan::jobs`].
+/// `progress` is called before each forward pass; `cancel` is checked before
+/// each and ends the sweep with [`SurgeryError::Cancelled`].
+pub async fn run_sweep_on(
+    backend: &impl ForwardBackend,
     eval: &TokenBatch,
     heldout: &TokenBatch,
     options: &SweepOptions,
@@ -481,7 +468,7 @@ pub fn run_sweep(
     if cancel() {
         return Err(SurgeryError::Cancelled);
     }
-    let plan = SurgeryPlan::new(model, eval, options)?;
+    let plan = SurgeryPlan::build(backend, eval, options).await?;
     let jobs = plan.jobs();
     let total = jobs.len() + 1;
     let first = options.strategies.first().copied().unwrap_or(Strategy::Svd);
@@ -492,11 +479,11 @@ pub fn run_sweep(
         done: 0,
         total,
     });
-    let baseline = model.mean_cross_entropy(heldout, None)?;
+    let baseline = backend.mean_cross_entropy(heldout, None).await?;
     let mut losses = Vec::with_capacity(jobs.len());
     // As many passes at a time as there are threads (one without the `parallel` feature): each
     // is announced (after a check for cancellation) before its chunk runs, as one at a time
-    // would be; each pass's loss is the same whichever thread runs it.
+    // would be; the backend runs a chunk's passes side by side where it can.
     for chunk in jobs.chunks(crate::parallel::width()) {
         for (i, job) in chunk.iter().enumerate() {
             if cancel() {
@@ -510,10 +497,9 @@ pub fn run_sweep(
                 total,
             });
         }
-        let chunk_losses = crate::parallel::map(chunk, |job| plan.run_job(model, heldout, job));
-        for (job, loss) in chunk.iter().zip(chunk_losses) {
-            losses.push((*job, loss?));
-        }
+        let edits: Vec<KeyEdit> = chunk.iter().map(|job| plan.edit(job)).collect();
+        let chunk_losses = backend.mean_cross_entropies(heldout, &edits).await?;
+        losses.extend(chunk.iter().copied().zip(chunk_losses));
     }
     Ok(plan.result(baseline, &losses))
 }

@@ -77,9 +77,12 @@ pub enum ForwardError {
     TooShortForLoss(usize),
     #[error(transparent)]
     Read(TensorError),
-    /// A streamed pass stopped between blocks because its caller asked it to.
+    /// A pass stopped between blocks or sequences because its caller asked it to.
     #[error("cancelled")]
     Cancelled,
+    /// The device a backend runs on failed (a GPU lost, a buffer past its limits, a read-back).
+    #[error("{0}")]
+    Device(String),
 }
 
 impl From<TensorError> for ForwardError {
@@ -274,8 +277,9 @@ impl ModelWeights {
     }
 }
 
-/// A batch that is not empty, holds exactly `batch × seq_len` ids, all below the vocabulary.
-fn check_tokens(arch: &Architecture, batch: &TokenBatch) -> Result<(), ForwardError> {
+/// A batch that is not empty, holds exactly `batch × seq_len` ids, all below the vocabulary
+/// (public so that every backend refuses the same batches with the same errors).
+pub fn check_tokens(arch: &Architecture, batch: &TokenBatch) -> Result<(), ForwardError> {
     if batch.seq_len == 0 || batch.batch == 0 {
         return Err(ForwardError::EmptySequence);
     }

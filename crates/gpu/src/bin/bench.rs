@@ -144,11 +144,13 @@ fn main() {
 }
 
 /// The WebGPU row: the same load, then the upload, the forward passes and the spectra through
-/// `activation_spectra_gpu_routed`, as the page's workers run them.
+/// the core's `activation_spectra_on` over the uploaded model, as the page's workers run them.
 #[cfg(not(target_arch = "wasm32"))]
 mod gpu {
-    use rankscope_core::analysis::activations::KeyVariant;
-    use rankscope_gpu::{activation_spectra_gpu_routed, Gpu, GpuModel, SpectraRoutes};
+    use rankscope_core::analysis::activations::{
+        activation_spectra_on, KeyVariant, BLOCK_BUDGET_BYTES,
+    };
+    use rankscope_gpu::{Gpu, GpuModel, SpectraRoutes};
 
     use super::forward_common::{self, ForwardBench};
 
@@ -168,11 +170,12 @@ mod gpu {
         let mut routes = SpectraRoutes::default();
         let (forward_ms, spectra_ms, mean_pr) =
             forward_common::time_activation_spectra(now_ms, &mut |progress| {
-                let run = activation_spectra_gpu_routed(
+                let run = activation_spectra_on(
                     &gpu_model,
                     &eval,
                     None,
                     &KeyVariant::ALL,
+                    BLOCK_BUDGET_BYTES,
                     progress,
                     &|| false,
                 );

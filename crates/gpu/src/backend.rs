@@ -1,0 +1,186 @@
+//! [`GpuModel`] as the core's `ForwardBackend`: the analysis (activation spectra, the held-out
+//! loss, the surgery sweep) runs its passes here with the weights uploaded once. What comes
+//! back is the core's own types, read back once per batch: per-head Grams summed on the GPU
+//! (`gram.wgsl`), the blocks of chosen heads, and the loss as one number per pass (`nll.wgsl`,
+//! `sum.wgsl`), with surgery's key edit applied on the GPU (`key_edit.wgsl`).
+
+use std::collections::HashSet;
+
+use rankscope_core::formats::tokens::TokenBatch;
+use rankscope_core::model::arch::Architecture;
+use rankscope_core::model::backend::{ForwardBackend, KeyEdit, Step};
+use rankscope_core::model::capture::{Activation, BlockProbe, GramProbe, PerActivation};
+use rankscope_core::model::forward::{check_tokens, ForwardError, KeyCollector, Probe};
+
+use crate::forward::{Keep, LayerGrams};
+use crate::{GpuError, GpuModel};
+
+/// A GPU failure as the core's error (the engine falls back to the CPU on it where it can).
+fn device(e: GpuError) -> ForwardError {
+    ForwardError::Device(format!("GPU: {e}"))
+}
+
+impl ForwardBackend for GpuModel<'_> {
+    fn arch(&self) -> &Architecture {
+        GpuModel::arch(self)
+    }
+
+    fn engine(&self) -> String {
+        format!("GPU: {}", self.gpu().adapter_summary())
+    }
+
+    fn key_norm_weight(&self, layer: usize) -> Option<&[f32]> {
+        self.key_norm(layer)
+    }
+
+    /// Reading `B·T × d_k` blocks back costs more than summing `d_k × d_k` Grams on the GPU.
+    fn prefers_grams(&self) -> bool {
+        true
+    }
+
+    async fn collect_keys(
+        &self,
+        batch: &TokenBatch,
+        step: Step<'_>,
+    ) -> Result<KeyCollector, ForwardError> {
+        let arch = GpuModel::arch(self);
+        check_tokens(arch, batch)?;
+        let all = Keep {
+            k_normed: true,
+            k_raw: true,
+            k_rope: true,
+            q_normed: true,
+        };
+        let keep = vec![all; arch.n_layers];
+        let mut collector = KeyCollector::new(arch);
+        for b in 0..batch.batch {
+            let layers = self.probe(batch.row(b), &keep).await.map_err(device)?;
+            for (l, layer) in layers.iter().enumerate() {
+                for h in 0..arch.n_kv_heads {
+                    let (k, raw, rope) = (&layer.k_normed[h], &layer.k_raw[h], &layer.k_rope[h]);
+                    Probe::keys(&mut collector, l, h, k, raw, rope);
+                }
+                for (h, q) in layer.q_normed.iter().enumerate() {
+                    Probe::queries(&mut collector, l, h, q);
+                }
+            }
+            if !step(b + 1) {
+                return Err(ForwardError::Cancelled);
+            }
+        }
+        Ok(collector)
+    }
+
+    /// Each sequence's Grams are added on the GPU, so nothing is read back between sequences;
+    /// all of them are read back once, after the batch.
+    async fn grams(
+        &self,
+        batch: &TokenBatch,
+        activations: &[Activation],
+        step: Step<'_>,
+    ) -> Result<GramProbe, ForwardError> {
+        let arch = GpuModel::arch(self);
+        check_tokens(arch, batch)?;
+        let keep = Keep {
+            k_normed: activations.contains(&Activation::Keys),
+            k_raw: activations.contains(&Activation::RawKeys),
+            k_rope: activations.contains(&Activation::RotatedKeys),
+            q_normed: activations.contains(&Activation::Queries),
+        };
+        let gpu = self.gpu();
+        let mut grams: Vec<LayerGrams> = (0..arch.n_layers)
+            .map(|_| LayerGrams::new(gpu, arch, keep, batch.seq_len))
+            .collect();
+        for b in 0..batch.batch {
+            self.accumulate_grams(batch.row(b), keep, &mut grams)
+                .map_err(device)?;
+            if !step(b + 1) {
+                return Err(ForwardError::Cancelled);
+            }
+        }
+        let accumulators: Vec<_> = grams
+            .iter()
+            .flat_map(|g| g.accumulators())
+            .filter_map(|(_, accumulator)| accumulator.as_ref())
+            .collect();
+        let mut read = gpu
+            .read_grams(&accumulators)
+            .await
+            .map_err(device)?
+            .into_iter();
+        let mut out = GramProbe::new(arch, &[]);
+        for (l, g) in grams.iter().enumerate() {
+            for (activation, accumulator) in g.accumulators() {
+                if accumulator.is_some() {
+                    let heads = read.next().expect("one read-back per accumulator");
+                    out.set(l, activation, heads);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads back only the layers and matrices the needed heads are in, stopping after the
+    /// deepest.
+    async fn blocks(
+        &self,
+        batch: &TokenBatch,
+        needed: &HashSet<(usize, Activation, usize)>,
+        step: Step<'_>,
+    ) -> Result<BlockProbe, ForwardError> {
+        let arch = GpuModel::arch(self);
+        check_tokens(arch, batch)?;
+        let mut blocks = BlockProbe::new(needed);
+        let keep: Vec<Keep> = (0..arch.n_layers)
+            .map(|l| {
+                let wants = |activation: Activation| {
+                    needed.iter().any(|&(nl, a, _)| nl == l && a == activation)
+                };
+                Keep {
+                    k_normed: wants(Activation::Keys),
+                    k_raw: wants(Activation::RawKeys),
+                    k_rope: wants(Activation::RotatedKeys),
+                    q_normed: wants(Activation::Queries),
+                }
+            })
+            .collect();
+        for b in 0..batch.batch {
+            let layers = self.probe(batch.row(b), &keep).await.map_err(device)?;
+            for (l, layer) in layers.into_iter().enumerate() {
+                for (activation, heads) in [
+                    (Activation::Keys, layer.k_normed),
+                    (Activation::RawKeys, layer.k_raw),
+                    (Activation::RotatedKeys, layer.k_rope),
+                    (Activation::Queries, layer.q_normed),
+                ] {
+                    for (h, block) in heads.iter().enumerate() {
+                        blocks.add(l, activation, h, block);
+                    }
+                }
+            }
+            if !step(b + 1) {
+                return Err(ForwardError::Cancelled);
+            }
+        }
+        Ok(blocks)
+    }
+
+    /// The edit is uploaded once for the pass and applied on the GPU; every target's loss is
+    /// summed on the GPU and one number is read back.
+    async fn mean_cross_entropy(
+        &self,
+        batch: &TokenBatch,
+        edit: Option<&KeyEdit>,
+    ) -> Result<f64, ForwardError> {
+        if batch.seq_len < 2 {
+            return Err(ForwardError::TooShortForLoss(batch.seq_len));
+        }
+        check_tokens(GpuModel::arch(self), batch)?;
+        let edit = edit
+            .map(|e| self.upload_edit(e))
+            .transpose()
+            .map_err(device)?;
+        let total = self.total_nll(batch, edit.as_ref()).await.map_err(device)?;
+        Ok(f64::from(total) / (batch.batch * (batch.seq_len - 1)) as f64)
+    }
+}
