@@ -534,7 +534,8 @@ impl AppState {
                 heldout: heldout.clone(),
                 options: options.clone(),
             };
-            // Study jobs (surgery, bootstrap) run their forward passes on the CPU.
+            // Study jobs run their eval pass and surgery sweep on WebGPU when the worker has an
+            // adapter (and the user did not turn it off), else on the CPU; the output names where.
             tasks.push(Task {
                 job: CheckpointJob {
                     checkpoint: c.path.clone(),
@@ -542,7 +543,7 @@ impl AppState {
                     kind,
                 },
                 blobs,
-                gpu: false,
+                gpu: self.use_gpu.get_untracked(),
             });
             slots.push((color, run.name.clone(), (*c).clone()));
         }

@@ -141,6 +141,13 @@ pub fn StudyPanel() -> impl IntoView {
         let result = r.output.as_ref().ok()?.surgery.as_ref().ok()?;
         Some((r.run.clone(), surgery_verdict(result, SURGERY_MARGIN)))
     };
+    // Where the selected run's passes ran (the surgery sweep on WebGPU when the worker has an
+    // adapter, else the CPU, and why): the engine's own words.
+    let engine = move || -> Option<String> {
+        let r = selected()?;
+        let engine = r.output.as_ref().ok()?.engine.clone();
+        (!engine.is_empty()).then_some(engine)
+    };
     let scatter = Signal::derive(move || -> Option<FigureSpec> {
         let r = selected()?;
         let importance = r.output.as_ref().ok()?.importance.as_ref().ok()?;
@@ -245,6 +252,7 @@ pub fn StudyPanel() -> impl IntoView {
                 </div>
                 <h3>"Figure 4 — key-dimension surgery"</h3>
                 <FigureCanvas id="figure-surgery" readout=readout spec=surgery empty_text="Compute Figures 3–5 to see held-out loss vs % of key dimensions pruned."/>
+                {move || engine().map(|e| view! { <p class="runner" id="surgery-engine">"Surgery passes on: " {e}</p> })}
                 {move || verdict().map(|(run, v)| view! { <SurgeryVerdictView run=run v=v/> })}
                 <h3>"Figure 5 — |γ| vs SVD importance"</h3>
                 <FigureCanvas id="figure-scatter" spec=scatter empty_text="Figure 5 needs a run with a key norm (γ); compute Figures 3–5 first."/>

@@ -1,4 +1,5 @@
-//! WebGPU for a thread's checkpoint jobs: the adapter is opened once per worker (or once on
+//! WebGPU for a thread's checkpoint jobs (activation spectra, and Figures 3–5: the eval pass
+//! and the surgery sweep): the adapter is opened once per worker (or once on
 //! the main thread), on the first job that asks for it, and kept; where there is none, the
 //! engine runs the forward passes on the CPU and its label says why.
 

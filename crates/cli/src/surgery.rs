@@ -14,7 +14,9 @@ use rankscope_core::analysis::jobs::check_distinct_batches;
 use rankscope_core::analysis::study_figures::{
     layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
 };
-use rankscope_core::analysis::surgery::{has_key_norm, run_sweep, SurgeryResult, SweepOptions};
+use rankscope_core::analysis::surgery::{
+    has_key_norm, run_sweep_on, SurgeryResult, SweepOptions,
+};
 use rankscope_core::analysis::surgery_verdict::{surgery_verdict, SurgeryVerdict};
 use rankscope_core::analysis::weights::Shards;
 use rankscope_core::figures::FigureSpec;
@@ -22,6 +24,7 @@ use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
 use rankscope_core::inventory::batches::{misfit, narrow_ids};
 use rankscope_core::inventory::Content;
 use rankscope_core::model::arch::{Architecture, Recognition};
+use rankscope_core::model::backend::ForwardBackend;
 use rankscope_core::model::forward::ModelWeights;
 use rankscope_core::parallel;
 use rankscope_core::source::{block_on, FileSource};
@@ -201,7 +204,9 @@ pub(crate) fn sweep(
         );
     }
     let started = std::time::Instant::now();
-    let result = run_sweep(
+    // The sweep over the core's backend trait; the CLI's backend is the CPU's (`ModelWeights`,
+    // passes on the `--threads` pool): the CLI does not build with rankscope-gpu.
+    let result = block_on(run_sweep_on(
         &model,
         eval,
         heldout,
@@ -215,10 +220,15 @@ pub(crate) fn sweep(
             eprint!("\r{:>3}/{} {what:<16}", p.done + 1, p.total);
         },
         &|| false,
-    )?;
+    ))?;
     // `errln!` shows control characters as escapes, so the carriage return goes out on its own.
     eprint!("\r");
-    errln!("done in {:.1?}{:30}", started.elapsed(), "");
+    errln!(
+        "done in {:.1?} on {}{:30}",
+        started.elapsed(),
+        model.engine(),
+        ""
+    );
     let run = run_name(path);
     let spec = surgery_figure(&run, &result, vec![path.display().to_string()]);
     let verdict = surgery_verdict(&result, margin);

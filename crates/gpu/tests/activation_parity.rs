@@ -1,4 +1,5 @@
-//! Activation spectra with the GPU forward passes (`activation_spectra_gpu`) against the CPU's
+//! Activation spectra with the GPU forward passes (the core's `activation_spectra_on` over an
+//! uploaded `GpuModel`, the core's `ForwardBackend`) against the CPU's
 //! (`rankscope_core::analysis::activations::activation_spectra`, itself checked against the
 //! user's PyTorch reference in the core's `activation_fixtures.rs`), on the final checkpoints
 //! of runs/B1 (BF16 stored, QK-norm, GQA 4/2) and runs/A2 (no QK-norm): every layer, every K
@@ -22,14 +23,16 @@
 use std::cell::Cell;
 use std::time::Instant;
 
-use rankscope_core::analysis::activations::{activation_spectra, ActivationSpectra, KeyVariant};
+use rankscope_core::analysis::activations::{
+    activation_spectra, activation_spectra_on, ActivationError, ActivationSpectra, KeyVariant,
+    Progress, BLOCK_BUDGET_BYTES,
+};
 use rankscope_core::analysis::spectrum::mean_metrics;
 use rankscope_core::analysis::study::{checkpoint_value, LayerSel, Matrix, Metric};
 use rankscope_core::analysis::weights::HeadSpectrum;
 use rankscope_core::formats::tokens::TokenBatch;
-use rankscope_gpu::{
-    activation_spectra_gpu, activation_spectra_gpu_routed, GpuModel, SpectraRoutes,
-};
+use rankscope_core::model::forward::ModelWeights;
+use rankscope_gpu::{GpuModel, SpectraRoutes};
 
 mod common;
 use common::{gpu, load, tokens, FIXTURES};
@@ -39,6 +42,28 @@ use serde_json::Value;
 const TOL: f64 = 1e-4;
 /// Held-out loss, nats, absolute.
 const LOSS_TOL: f64 = 1e-4;
+
+/// The core's activation spectra with every pass on the GPU: `model` uploaded, then
+/// `activation_spectra_on` over it (the GPU backend always takes the Gram route).
+fn on_gpu(
+    model: &ModelWeights,
+    eval: &TokenBatch,
+    heldout: Option<&TokenBatch>,
+    variants: &[KeyVariant],
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(ActivationSpectra, SpectraRoutes), ActivationError> {
+    let gpu_model = GpuModel::upload(gpu(), model).expect("upload");
+    pollster::block_on(activation_spectra_on(
+        &gpu_model,
+        eval,
+        heldout,
+        variants,
+        BLOCK_BUDGET_BYTES,
+        progress,
+        cancelled,
+    ))
+}
 
 fn json(relative: &str) -> Value {
     let path = format!("{FIXTURES}/{relative}");
@@ -199,12 +224,11 @@ fn b1_and_a2_final_checkpoints_match_the_cpu_and_the_reference() {
         )
         .expect("CPU activation spectra");
         let cpu_time = started.elapsed();
-        let gpu = gpu();
         let started = Instant::now();
         let mut gpu_progress = Vec::new();
         let mut stage_ends = Vec::new();
-        let (got, routes) = pollster::block_on(activation_spectra_gpu_routed(
-            &GpuModel::upload(gpu, &model).expect("upload"),
+        let (got, routes) = on_gpu(
+            &model,
             &eval,
             Some(&heldout),
             &[],
@@ -215,7 +239,7 @@ fn b1_and_a2_final_checkpoints_match_the_cpu_and_the_reference() {
                 }
             },
             &|| false,
-        ))
+        )
         .expect("GPU activation spectra");
         let gpu_time = started.elapsed();
         println!("{name}: activation spectra (4 K variants + Q, held-out loss) CPU {cpu_time:.2?}, GPU {gpu_time:.2?}");
@@ -298,15 +322,8 @@ fn ill_conditioned_heads_come_from_their_blocks() {
     let model = load(&format!("runs/{name}"), None);
     let cpu = activation_spectra(&model, &eval, None, &[], &mut |_| {}, &|| false)
         .expect("CPU activation spectra");
-    let (got, routes) = pollster::block_on(activation_spectra_gpu_routed(
-        &GpuModel::upload(gpu(), &model).expect("upload"),
-        &eval,
-        None,
-        &[],
-        &mut |_| {},
-        &|| false,
-    ))
-    .expect("GPU activation spectra");
+    let (got, routes) = on_gpu(&model, &eval, None, &[], &mut |_| {}, &|| false)
+        .expect("GPU activation spectra");
     println!(
         "{name}: spectra from the Gram {}, from the block {}",
         routes.from_gram, routes.from_block
@@ -331,16 +348,7 @@ fn only_the_variants_asked_for_and_no_held_out_loss_without_a_batch() {
     let variants = [KeyVariant::PostRope, KeyVariant::Raw];
     let cpu =
         activation_spectra(&model, &eval, None, &variants, &mut |_| {}, &|| false).expect("CPU");
-    let got = pollster::block_on(activation_spectra_gpu(
-        gpu(),
-        &model,
-        &eval,
-        None,
-        &variants,
-        &mut |_| {},
-        &|| false,
-    ))
-    .expect("GPU");
+    let (got, _) = on_gpu(&model, &eval, None, &variants, &mut |_| {}, &|| false).expect("GPU");
     assert_eq!(got.heldout_loss, None);
     assert!(
         got.layers[0].k_heads(KeyVariant::PostNorm).is_none(),
@@ -353,32 +361,15 @@ fn only_the_variants_asked_for_and_no_held_out_loss_without_a_batch() {
 
 #[test]
 fn cancellation_and_bad_batches_are_errors() {
-    use rankscope_core::analysis::activations::ActivationError;
     use rankscope_core::model::forward::ForwardError;
-    use rankscope_gpu::GpuActivationError;
     let model = load("runs/A2/ckpt_tokens_0.safetensors", None);
     let eval = tokens("eval_tokens.safetensors");
     let run = |eval: &TokenBatch, heldout: Option<&TokenBatch>, cancelled: &dyn Fn() -> bool| {
-        pollster::block_on(activation_spectra_gpu(
-            gpu(),
-            &model,
-            eval,
-            heldout,
-            &[],
-            &mut |_| {},
-            cancelled,
-        ))
+        on_gpu(&model, eval, heldout, &[], &mut |_| {}, cancelled)
     };
 
     let err = run(&eval, None, &|| true).expect_err("cancelled from the start");
-    assert!(
-        err.is_cancelled()
-            && matches!(
-                err,
-                GpuActivationError::Activation(ActivationError::Cancelled)
-            ),
-        "{err}"
-    );
+    assert!(matches!(err, ActivationError::Cancelled), "{err}");
     // Cancelled part-way, after the first eval sequence's forward pass.
     let calls = Cell::new(0);
     let err = run(&eval, None, &|| {
@@ -386,7 +377,7 @@ fn cancellation_and_bad_batches_are_errors() {
         calls.get() > 2
     })
     .expect_err("cancelled part-way");
-    assert!(err.is_cancelled(), "{err}");
+    assert!(matches!(err, ActivationError::Cancelled), "{err}");
     assert_eq!(calls.get(), 3);
 
     let ragged = TokenBatch {
@@ -396,9 +387,10 @@ fn cancellation_and_bad_batches_are_errors() {
     };
     assert!(matches!(
         run(&ragged, None, &|| false),
-        Err(GpuActivationError::Activation(ActivationError::Forward(
-            ForwardError::MalformedBatch { ids: 4, .. }
-        )))
+        Err(ActivationError::Forward(ForwardError::MalformedBatch {
+            ids: 4,
+            ..
+        }))
     ));
     let ok = TokenBatch {
         batch: 1,
@@ -415,9 +407,7 @@ fn cancellation_and_bad_batches_are_errors() {
     assert!(
         matches!(
             err,
-            GpuActivationError::Activation(ActivationError::Forward(
-                ForwardError::TooShortForLoss(1)
-            ))
+            ActivationError::Forward(ForwardError::TooShortForLoss(1))
         ),
         "{err}"
     );

@@ -108,11 +108,12 @@ pub enum JobOutput {
     NotRecognised,
 }
 
-/// Where a job's forward passes run. The core's own is [`CpuEngine`]; the page
-/// plugs in WebGPU (crates/gpu), which falls back to the CPU by itself when it
-/// has no adapter. Given the model (read as the engine needs it: block by block
-/// on the CPU, whole for an upload), it returns the activation spectra and a
-/// label of where they were computed.
+/// Which [`ForwardBackend`] a job's forward passes run on. The core's own is [`CpuEngine`]; the
+/// page plugs in WebGPU (crates/gpu), which falls back to the CPU by itself when it has no
+/// adapter. The analysis itself is the backend-generic code (`activations::activation_spectra_on`,
+/// [`study_on`]); an engine only chooses the backend and says where the passes ran. Given the
+/// model (read as the engine needs it: block by block on the CPU, whole for an upload), it
+/// returns the activation spectra and a label of where they were computed.
 #[allow(async_fn_in_trait)] // used with concrete types only, on one thread
 pub trait ForwardEngine {
     async fn activation_spectra<S: AsyncByteSource>(
@@ -395,7 +396,14 @@ pub async fn study_on(
     let arch = backend.arch();
     let n = arch.n_layers;
     let engine = backend.engine();
-    progress(&format!("forward pass on the eval batch ({engine})"), 0.0);
+    // The page's status takes a line's stage from before its first ": ", so the engine is named
+    // in words without one ("on the GPU"); the output carries the full label.
+    let on = if engine.starts_with("GPU") {
+        "on the GPU"
+    } else {
+        "on the CPU"
+    };
+    progress(&format!("forward pass on the eval batch {on}"), 0.0);
     let keys = match backend.collect_keys(eval, &mut |_| true).await {
         Ok(keys) => keys,
         Err(e) => {
@@ -427,7 +435,7 @@ pub async fn study_on(
             let f = p.done as f64 / p.total.max(1) as f64;
             progress(
                 &format!(
-                    "surgery on {engine}: {} at {:.0}% pruned ({} of {})",
+                    "surgery {on}: {} at {:.0}% pruned ({} of {})",
                     p.strategy.label(),
                     p.fraction * 100.0,
                     p.done,
