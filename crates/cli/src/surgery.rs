@@ -14,9 +14,7 @@ use rankscope_core::analysis::jobs::check_distinct_batches;
 use rankscope_core::analysis::study_figures::{
     layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
 };
-use rankscope_core::analysis::surgery::{
-    has_key_norm, run_sweep_on, SurgeryResult, SweepOptions,
-};
+use rankscope_core::analysis::surgery::{has_key_norm, run_sweep_on, SurgeryResult, SweepOptions};
 use rankscope_core::analysis::surgery_verdict::{surgery_verdict, SurgeryVerdict};
 use rankscope_core::analysis::weights::Shards;
 use rankscope_core::figures::FigureSpec;

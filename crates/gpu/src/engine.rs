@@ -8,7 +8,9 @@ use rankscope_core::analysis::activations::{
     activation_spectra_on, ActivationError, ActivationSpectra, KeyVariant, Progress, Stage,
     BLOCK_BUDGET_BYTES,
 };
-use rankscope_core::analysis::jobs::{study_on, CpuEngine, ForwardEngine, StudyOptions, StudyOutput};
+use rankscope_core::analysis::jobs::{
+    study_on, CpuEngine, ForwardEngine, StudyOptions, StudyOutput,
+};
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::model::backend::cpu_label;
 use rankscope_core::model::forward::{ForwardError, ModelWeights, StreamedModel};
@@ -39,11 +41,7 @@ impl GpuEngine {
 
     /// The model uploaded to the GPU when it can run there with sequences of each of
     /// `lengths`, else why not (for the CPU label).
-    fn upload<'g>(
-        &'g self,
-        model: &ModelWeights,
-        lengths: &[usize],
-    ) -> Result<GpuModel<'g>, String> {
+    fn upload(&self, model: &ModelWeights, lengths: &[usize]) -> Result<GpuModel<'_>, String> {
         let gpu = self.gpu.as_ref().map_err(Clone::clone)?;
         let uploaded = GpuModel::upload(gpu, model).map_err(|e| e.to_string())?;
         for &t in lengths {

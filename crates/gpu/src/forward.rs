@@ -525,8 +525,13 @@ impl<'g> GpuModel<'g> {
                     && projectors.len() == n_layers * n_kv
                     && projectors.iter().all(|p| p.len() == d_k * d_k)
             }
-            KeyEdit::Zero { zero, d_k: edit_d_k } => {
-                *edit_d_k == d_k && zero.len() == n_layers && zero.iter().flatten().all(|&i| i < d_k)
+            KeyEdit::Zero {
+                zero,
+                d_k: edit_d_k,
+            } => {
+                *edit_d_k == d_k
+                    && zero.len() == n_layers
+                    && zero.iter().flatten().all(|&i| i < d_k)
             }
         };
         if !fits {
@@ -676,7 +681,11 @@ impl<'g> GpuModel<'g> {
             format!("attention probabilities of {t} tokens"),
             n_heads * t * t,
         )?;
-        check_fits(self.gpu, format!("the MLP activations of {t} tokens"), t * d_ff)
+        check_fits(
+            self.gpu,
+            format!("the MLP activations of {t} tokens"),
+            t * d_ff,
+        )
     }
 
     /// The final norm's output (or x itself without one), for the head.

@@ -322,8 +322,8 @@ fn ill_conditioned_heads_come_from_their_blocks() {
     let model = load(&format!("runs/{name}"), None);
     let cpu = activation_spectra(&model, &eval, None, &[], &mut |_| {}, &|| false)
         .expect("CPU activation spectra");
-    let (got, routes) = on_gpu(&model, &eval, None, &[], &mut |_| {}, &|| false)
-        .expect("GPU activation spectra");
+    let (got, routes) =
+        on_gpu(&model, &eval, None, &[], &mut |_| {}, &|| false).expect("GPU activation spectra");
     println!(
         "{name}: spectra from the Gram {}, from the block {}",
         routes.from_gram, routes.from_block

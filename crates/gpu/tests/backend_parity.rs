@@ -81,7 +81,10 @@ fn the_gpu_backend_gives_the_cpu_and_reference_losses_and_errors() {
             ))
             .expect("GPU")
         });
-        assert!((on_cpu.1 - on_gpu.1).abs() <= LOSS_TOL, "{run}: edited pass");
+        assert!(
+            (on_cpu.1 - on_gpu.1).abs() <= LOSS_TOL,
+            "{run}: edited pass"
+        );
         println!(
             "{run}: held-out pass, plain / with the SVD edit at p = 0.5: CPU {:.2?} / {:.2?}, GPU ({}) {:.2?} / {:.2?}",
             on_cpu.2,

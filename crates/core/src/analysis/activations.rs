@@ -115,33 +115,33 @@ pub async fn activation_spectra_on(
     if cancelled() {
         return Err(ActivationError::Cancelled);
     }
-    let (mut spectra, routes) =
-        if backend.prefers_grams() || block_bytes(arch, eval) > block_budget {
-            gram_route(backend, eval, variants, progress, cancelled).await?
-        } else {
-            let total = eval.batch;
-            let collector = backend
-                .collect_keys(eval, &mut |done| {
-                    progress(Progress {
-                        stage: Stage::EvalForward,
-                        done,
-                        total,
-                    });
-                    !cancelled()
-                })
-                .await
-                .map_err(stopped)?;
-            let spectra = activation_spectra_from_collector(
-                arch,
-                eval.batch,
-                eval.seq_len,
-                &collector,
-                variants,
-                progress,
-                cancelled,
-            )?;
-            (spectra, SpectraRoutes::default())
-        };
+    let (mut spectra, routes) = if backend.prefers_grams() || block_bytes(arch, eval) > block_budget
+    {
+        gram_route(backend, eval, variants, progress, cancelled).await?
+    } else {
+        let total = eval.batch;
+        let collector = backend
+            .collect_keys(eval, &mut |done| {
+                progress(Progress {
+                    stage: Stage::EvalForward,
+                    done,
+                    total,
+                });
+                !cancelled()
+            })
+            .await
+            .map_err(stopped)?;
+        let spectra = activation_spectra_from_collector(
+            arch,
+            eval.batch,
+            eval.seq_len,
+            &collector,
+            variants,
+            progress,
+            cancelled,
+        )?;
+        (spectra, SpectraRoutes::default())
+    };
     spectra.heldout_loss = match heldout {
         Some(batch) => Some(heldout_loss_on(backend, batch, progress, cancelled).await?),
         None => None,

@@ -257,7 +257,6 @@ impl PendingSpectra {
     }
 }
 
-
 /// Singular values (f64) and metrics of a row-major `[rows, d_k]` f32 block,
 /// its column means removed first when `centre`.
 pub fn head_spectrum(

@@ -18,8 +18,8 @@ use crate::formats::tokens::TokenBatch;
 use crate::inventory::batches::misfit;
 use crate::inventory::{inspect_file, Content, FileKind, Inventory};
 use crate::model::arch::Recognition;
-use crate::model::backend::ForwardBackend;
 pub use crate::model::backend::cpu_label;
+use crate::model::backend::ForwardBackend;
 use crate::model::forward::{ModelWeights, StreamedModel};
 use crate::source::AsyncByteSource;
 use serde::{Deserialize, Serialize};
@@ -376,9 +376,7 @@ async fn run_study<S: AsyncByteSource + Clone>(
     .await
     .map_err(|e| e.to_string())?;
     Ok(JobOutput::Study(Box::new(
-        engine
-            .study(&model, eval, heldout, options, progress)
-            .await,
+        engine.study(&model, eval, heldout, options, progress).await,
     )))
 }
 

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use super::numpy_rng::NumpyRng;
 use super::spectrum::{matrix_from_row_major_f32, right_singular_vectors, SpectrumError};
 use crate::formats::tokens::TokenBatch;
-pub use crate::model::backend::KeyEdit;
 use crate::model::backend::ForwardBackend;
+pub use crate::model::backend::KeyEdit;
 use crate::model::forward::{ForwardError, KeyCollector, ModelWeights};
 use crate::source::block_on;
 
@@ -451,7 +451,9 @@ pub fn run_sweep(
     progress: &mut dyn FnMut(SweepProgress),
     cancel: &dyn Fn() -> bool,
 ) -> Result<SurgeryResult, SurgeryError> {
-    block_on(run_sweep_on(model, eval, heldout, options, progress, cancel))
+    block_on(run_sweep_on(
+        model, eval, heldout, options, progress, cancel,
+    ))
 }
 
 /// The whole sweep on `backend`: baseline, then every job of [`SurgeryPlan::jobs`].

@@ -39,7 +39,12 @@ pub fn final_checkpoint(run: &str) -> (Value, ModelWeights) {
         .and_then(|c| c.last())
         .expect("a final checkpoint")
         .clone();
-    let name = last["file"].as_str().expect("file").rsplit('/').next().expect("name");
+    let name = last["file"]
+        .as_str()
+        .expect("file")
+        .rsplit('/')
+        .next()
+        .expect("name");
     let path = format!("{FIXTURES}/runs/{run}/{name}");
     let src = FileSource::open(&path).expect("open checkpoint");
     let header = read_header(&src).expect("header");
@@ -117,12 +122,21 @@ pub fn check_backend(
         1 + (FRACTIONS.len() - 1) * per_fraction,
         "{run}: one announcement per pass"
     );
-    assert_eq!(got.baseline, loss, "{run} on {engine}: the baseline is the held-out loss");
-    worst = worst.max(close(got.baseline, want["baseline_val_loss"].as_f64().unwrap(), || {
-        format!("{run} on {engine}: baseline")
-    }));
+    assert_eq!(
+        got.baseline, loss,
+        "{run} on {engine}: the baseline is the held-out loss"
+    );
+    worst = worst.max(close(
+        got.baseline,
+        want["baseline_val_loss"].as_f64().unwrap(),
+        || format!("{run} on {engine}: baseline"),
+    ));
     let floats = |v: &Value| -> Vec<f64> {
-        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
     };
     let curves = [
         ("SVD", got.svd.as_ref(), &want["svd"]),
@@ -151,7 +165,10 @@ pub fn check_backend(
         let reference = floats(reference);
         for (k, &i) in FRACTIONS.iter().enumerate() {
             worst = worst.max(close(random.losses[s][k], reference[i], || {
-                format!("{run} on {engine}: random seed {s} p = {}", got.fractions[k])
+                format!(
+                    "{run} on {engine}: random seed {s} p = {}",
+                    got.fractions[k]
+                )
             }));
         }
     }
