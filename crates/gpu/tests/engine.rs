@@ -83,3 +83,118 @@ fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
         "K singular values differ by {worst:e} relative"
     );
 }
+
+/// A Figures 3–5 job on [`GpuEngine`]: the eval pass and the surgery sweep on the GPU give the
+/// CPU job's numbers within the loss tolerance, and the output names the adapter.
+#[test]
+fn a_study_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
+    use rankscope_core::analysis::jobs::StudyOptions;
+    use rankscope_core::analysis::surgery::SweepOptions;
+    let engine = pollster::block_on(GpuEngine::new());
+    let adapter = engine
+        .adapter()
+        .unwrap_or_else(|why| panic!("no GPU adapter ({why}): install mesa-vulkan-drivers"));
+    let ckpt = "runs/B1/ckpt_tokens_327680.safetensors".to_string();
+    let job = CheckpointJob {
+        checkpoint: ckpt.clone(),
+        files: vec![
+            ckpt,
+            "eval_tokens.safetensors".into(),
+            "heldout_tokens.safetensors".into(),
+        ],
+        kind: JobKind::Study {
+            eval: "eval_tokens.safetensors".into(),
+            heldout: "heldout_tokens.safetensors".into(),
+            // Small, for a software GPU: p = 0 and 0.5, one seed, few resamples.
+            options: StudyOptions {
+                sweep: SweepOptions {
+                    fractions: vec![0.0, 0.5],
+                    seeds: 1,
+                    ..SweepOptions::default()
+                },
+                n_boot: 20,
+                n_perm: 20,
+            },
+        },
+    };
+    let sources: Vec<Vec<u8>> = job
+        .files
+        .iter()
+        .map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap())
+        .collect();
+    let run = |gpu: bool| {
+        let mut lines = Vec::new();
+        let out = if gpu {
+            pollster::block_on(run_checkpoint_job_on(
+                &job,
+                &sources,
+                &engine,
+                &mut |line, _| lines.push(line.to_string()),
+            ))
+        } else {
+            pollster::block_on(run_checkpoint_job(&job, &sources, &mut |line, _| {
+                lines.push(line.to_string())
+            }))
+        };
+        match out.expect("job runs") {
+            JobOutput::Study(out) => (*out, lines),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (gpu, gpu_lines) = run(true);
+    let (cpu, cpu_lines) = run(false);
+    assert_eq!(gpu.engine, format!("GPU: {adapter}"));
+    assert_eq!(cpu.engine, "CPU (native)");
+    assert!(
+        gpu_lines
+            .iter()
+            .any(|l| l.starts_with("surgery on the GPU: ")),
+        "{gpu_lines:?}"
+    );
+    assert!(
+        cpu_lines
+            .iter()
+            .any(|l| l.starts_with("surgery on the CPU: ")),
+        "{cpu_lines:?}"
+    );
+    let (g, c) = (
+        gpu.surgery.expect("GPU sweep"),
+        cpu.surgery.expect("CPU sweep"),
+    );
+    let curves = |r: &rankscope_core::analysis::surgery::SurgeryResult| {
+        let mut all = vec![r.baseline];
+        all.extend(r.svd.iter().flatten());
+        all.extend(r.gamma.iter().flatten());
+        all.extend(r.random.iter().flat_map(|r| r.mean.iter()));
+        all
+    };
+    let (gc, cc) = (curves(&g), curves(&c));
+    assert_eq!(gc.len(), cc.len());
+    assert_eq!(
+        gc.len(),
+        1 + 3 * 2,
+        "baseline, then SVD, γ and random at two fractions"
+    );
+    for (a, b) in gc.iter().zip(&cc) {
+        assert!((a - b).abs() <= 1e-4, "GPU {a} vs CPU {b}");
+    }
+    // Figure 3's and 5's numbers come from the same K (read back from the GPU).
+    let (gl, cl) = (
+        gpu.layers.expect("GPU layers"),
+        cpu.layers.expect("CPU layers"),
+    );
+    assert_eq!(gl.len(), cl.len());
+    for (a, b) in gl.iter().zip(&cl) {
+        for (x, y) in [
+            (a.pr.value, b.pr.value),
+            (a.head_min, b.head_min),
+            (a.head_max, b.head_max),
+        ] {
+            assert!(
+                (x - y).abs() <= 1e-4 * y.abs(),
+                "layer {}: {x} vs {y}",
+                a.layer
+            );
+        }
+    }
+}
