@@ -14,6 +14,7 @@ pub mod parallel;
 pub mod report;
 pub mod session;
 pub mod share;
+pub mod view_link;
 pub mod source;
 
 pub use source::{AsyncByteSource, ByteSource};
