@@ -14,7 +14,7 @@ pub mod parallel;
 pub mod report;
 pub mod session;
 pub mod share;
-pub mod view_link;
 pub mod source;
+pub mod view_link;
 
 pub use source::{AsyncByteSource, ByteSource};

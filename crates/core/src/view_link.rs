@@ -242,7 +242,6 @@ pub struct PageView {
     pub study: StudyView,
 }
 
-
 /// `key` of a JSON object read as `T`, or `default` when it is missing or
 /// does not read as one (a wrong type, an unknown enum value): one bad field
 /// never spoils the others. serde's `#[serde(default)]` alone fills missing
@@ -466,7 +465,8 @@ impl PageView {
 /// finite, lo < hi (log-axis limits are the figure's own business,
 /// [`crate::figures::spec::FigureSpec::with_view`]).
 fn sane_view(mut v: View) -> View {
-    let ok = |r: Option<(f64, f64)>| r.filter(|(lo, hi)| lo.is_finite() && hi.is_finite() && lo < hi);
+    let ok =
+        |r: Option<(f64, f64)>| r.filter(|(lo, hi)| lo.is_finite() && hi.is_finite() && lo < hi);
     v.x_range = ok(v.x_range);
     v.y_range = ok(v.y_range);
     v
@@ -698,11 +698,8 @@ mod tests {
             "esd": { "layer": 1e300, "head": 18446744073709551615u64, "run": "B1" },
             "unknown_future_field": { "x": 1 }
         });
-        let v = decode_view(&format!(
-            "v1.{}",
-            URL_SAFE_NO_PAD.encode(json.to_string())
-        ))
-        .expect("a readable view");
+        let v = decode_view(&format!("v1.{}", URL_SAFE_NO_PAD.encode(json.to_string())))
+            .expect("a readable view");
         let d = PageView::default();
         assert_eq!(v.trajectory.metric, d.trajectory.metric);
         assert_eq!(v.trajectory.layer, LayerSel::Layer(2));
@@ -761,7 +758,10 @@ mod tests {
             })
             .collect();
         let value = encode_view(&v);
-        assert!(matches!(decode_view(&value), Err(ViewLinkError::TooLong(_))));
+        assert!(matches!(
+            decode_view(&value),
+            Err(ViewLinkError::TooLong(_))
+        ));
         // ... and bounded when read some other way.
         v.hidden_runs.insert("x".repeat(MAX_NAME_CHARS + 1));
         let s = v.sanitized();
