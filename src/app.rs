@@ -18,8 +18,12 @@ use leptos::prelude::*;
 pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
-    provide_context(Comparisons::new());
-    provide_context(crate::view_state::ViewState::new());
+    let cmp = Comparisons::new();
+    provide_context(cmp);
+    let views = crate::view_state::ViewState::new();
+    provide_context(views);
+    // The view in the URL: read now, written on every change, restored on back/forward.
+    crate::view_link::start(state, cmp, views);
     provide_context(FigureSpecs::new());
     view! {
         <header class="top">
@@ -30,7 +34,10 @@ pub fn App() -> impl IntoView {
                     "page. Nothing is uploaded."
                 </p>
             </div>
-            <ThemeChoice/>
+            <div class="header-actions">
+                <crate::view_link::ViewLinkButton/>
+                <ThemeChoice/>
+            </div>
         </header>
         <main>
             <SharedView/>

@@ -7,6 +7,7 @@ mod components;
 mod figure_specs;
 mod state;
 pub mod status;
+mod view_link;
 mod view_state;
 pub mod web;
 

@@ -36,6 +36,18 @@ impl ViewState {
             .with(|f| f.get(id).copied().unwrap_or_default())
     }
 
+    /// Every figure's view (tracked), for the URL.
+    pub fn all(self) -> BTreeMap<String, View> {
+        self.figures.get()
+    }
+
+    /// Replaces every figure's view (a view restored from the URL).
+    pub fn set_all(self, figures: BTreeMap<String, View>) {
+        if self.figures.with_untracked(|f| *f != figures) {
+            self.figures.set(figures);
+        }
+    }
+
     /// Changes the view of figure `id`; a view that changes nothing is forgotten.
     pub fn update(self, id: &str, change: impl FnOnce(&mut View)) {
         self.figures.update(|f| {

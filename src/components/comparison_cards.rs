@@ -61,22 +61,22 @@ pub fn ComparisonCards() -> impl IntoView {
                     <label>"source "
                         <select id="cmp-source" on:change=move |ev| cmp.source.set(parse_source(&event_target_value(&ev)))>
                             {KeyVariant::ALL.into_iter().map(|v| view! {
-                                <option value=format!("act:{}", v.key()) selected=move || source_key(cmp.source.get()) == format!("act:{}", v.key())>
+                                <option value=format!("act:{}", v.key()) prop:selected=move || source_key(cmp.source.get()) == format!("act:{}", v.key())>
                                     {format!("activations: {} (eval batch)", v.key())}
                                 </option>
                             }).collect_view()}
-                            <option value="weights" selected=move || cmp.source.get() == Source::Weights>"weights (no forward pass)"</option>
+                            <option value="weights" prop:selected=move || cmp.source.get() == Source::Weights>"weights (no forward pass)"</option>
                         </select>
                     </label>
                     <label>"matrix "
                         <select id="cmp-matrix" on:change=move |ev| cmp.matrix.set(if event_target_value(&ev) == "q" { Matrix::Q } else { Matrix::K })>
-                            <option value="k">"K"</option>
-                            <option value="q">"Q"</option>
+                            <option value="k" prop:selected=move || cmp.matrix.get() == Matrix::K>"K"</option>
+                            <option value="q" prop:selected=move || cmp.matrix.get() == Matrix::Q>"Q"</option>
                         </select>
                     </label>
                     <label>"metric "
                         <select id="cmp-metric" on:change=move |ev| if let Some(m) = Metric::from_key(&event_target_value(&ev)) { cmp.metric.set(m) }>
-                            {Metric::ALL.into_iter().map(|m| view! { <option value=m.key() selected=move || cmp.metric.get() == m>{m.label()}</option> }).collect_view()}
+                            {Metric::ALL.into_iter().map(|m| view! { <option value=m.key() prop:selected=move || cmp.metric.get() == m>{m.label()}</option> }).collect_view()}
                         </select>
                     </label>
                     <label>"equivalence margin ± "
@@ -86,14 +86,20 @@ pub fn ComparisonCards() -> impl IntoView {
                     </label>
                     <label>"also compare "
                         <select id="cmp-x" on:change=move |ev| pick(0, event_target_value(&ev))>
-                            <option value="">"—"</option>
-                            {move || names.get().into_iter().map(|n| view! { <option value=n.clone()>{n.clone()}</option> }).collect_view()}
+                            <option value="" prop:selected=move || cmp.extra.with(|p| p.0.is_empty())>"—"</option>
+                            {move || names.get().into_iter().map(|n| {
+                                let chosen = n.clone();
+                                view! { <option value=n.clone() prop:selected=move || cmp.extra.with(|p| p.0 == chosen)>{n.clone()}</option> }
+                            }).collect_view()}
                         </select>
                     </label>
                     <label>" vs "
                         <select id="cmp-y" on:change=move |ev| pick(1, event_target_value(&ev))>
-                            <option value="">"—"</option>
-                            {move || names.get().into_iter().map(|n| view! { <option value=n.clone()>{n.clone()}</option> }).collect_view()}
+                            <option value="" prop:selected=move || cmp.extra.with(|p| p.1.is_empty())>"—"</option>
+                            {move || names.get().into_iter().map(|n| {
+                                let chosen = n.clone();
+                                view! { <option value=n.clone() prop:selected=move || cmp.extra.with(|p| p.1 == chosen)>{n.clone()}</option> }
+                            }).collect_view()}
                         </select>
                     </label>
                 </div>

@@ -4,6 +4,7 @@
 
 use super::figure_canvas::FigureCanvas;
 use crate::state::AppState;
+use crate::view_link::ViewChoices;
 use leptos::prelude::*;
 use rankscope_core::analysis::esd::esd_figure;
 use rankscope_core::analysis::losscurve::figures::readout;
@@ -18,12 +19,30 @@ fn index_of(ev: &leptos::ev::Event) -> usize {
 #[component]
 pub fn EsdPanel() -> impl IntoView {
     let state = AppState::use_context();
-    let run = RwSignal::new(0usize);
+    // The choices live in the page's view (the URL keeps them); the run by
+    // name, so a view restored before the runs arrive finds it when they do.
+    let esd = ViewChoices::use_context().esd;
+    let run = Memo::new(move |_| {
+        let name = esd.with(|e| e.run.clone());
+        state.spectra.with(|runs| {
+            name.and_then(|n| runs.iter().position(|r| r.run == n))
+                .unwrap_or(0)
+        })
+    });
     // `None` = the run's last checkpoint.
-    let checkpoint = RwSignal::new(None::<usize>);
-    let layer = RwSignal::new(0usize);
-    let matrix = RwSignal::new(Matrix::K);
-    let head = RwSignal::new(0usize);
+    let checkpoint = Memo::new(move |_| esd.with(|e| e.checkpoint));
+    let layer = Memo::new(move |_| esd.with(|e| e.layer));
+    let matrix = Memo::new(move |_| esd.with(|e| e.matrix));
+    let head = Memo::new(move |_| esd.with(|e| e.head));
+    let choose_run = move |i: usize| {
+        let name = state
+            .spectra
+            .with_untracked(|r| r.get(i).map(|r| r.run.clone()));
+        esd.update(|e| {
+            e.run = name;
+            e.checkpoint = None;
+        })
+    };
 
     let runs = move || {
         state
@@ -97,44 +116,45 @@ pub fn EsdPanel() -> impl IntoView {
                 .map_err(|e| e.to_string())
         })
     });
-    let options = |n: usize, label: fn(usize) -> String| {
+    let options = |n: usize, label: fn(usize) -> String, chosen: Memo<usize>| {
         (0..n)
-            .map(move |i| view! { <option value=i.to_string()>{label(i)}</option> })
+            .map(move |i| view! { <option value=i.to_string() prop:selected=move || chosen.get() == i>{label(i)}</option> })
             .collect_view()
     };
+    let chosen_checkpoint = Memo::new(move |_| checkpoint.get().unwrap_or(usize::MAX));
     view! {
         <Show when=move || state.spectra.with(|r| !r.is_empty())>
             <section class="figures esd" id="esd">
                 <h2>"Weight spectra: power-law tail (ESD)"</h2>
                 <div class="controls">
                     <label>"run "
-                        <select id="esd-run" on:change=move |ev| { run.set(index_of(&ev)); checkpoint.set(None) }>
-                            {move || runs().into_iter().enumerate().map(|(i, r)| view! { <option value=i.to_string() selected=move || run.get() == i>{r}</option> }).collect_view()}
+                        <select id="esd-run" on:change=move |ev| choose_run(index_of(&ev))>
+                            {move || runs().into_iter().enumerate().map(|(i, r)| view! { <option value=i.to_string() prop:selected=move || run.get() == i>{r}</option> }).collect_view()}
                         </select>
                     </label>
                     <label>"checkpoint "
                         <select id="esd-checkpoint" on:change=move |ev| {
                             let v = event_target_value(&ev);
-                            checkpoint.set(v.parse().ok())
+                            esd.update(|e| e.checkpoint = v.parse().ok())
                         }>
-                            <option value="final">"final"</option>
-                            {move || options(shape().map_or(0, |s| s.0), |i| format!("#{} in training order", i + 1))}
+                            <option value="final" prop:selected=move || checkpoint.get().is_none()>"final"</option>
+                            {move || options(shape().map_or(0, |s| s.0), |i| format!("#{} in training order", i + 1), chosen_checkpoint)}
                         </select>
                     </label>
                     <label>"layer "
-                        <select id="esd-layer" on:change=move |ev| layer.set(index_of(&ev))>
-                            {move || options(shape().map_or(0, |s| s.1), |i| format!("layer {i}"))}
+                        <select id="esd-layer" on:change=move |ev| esd.update(|e| e.layer = index_of(&ev))>
+                            {move || options(shape().map_or(0, |s| s.1), |i| format!("layer {i}"), layer)}
                         </select>
                     </label>
                     <label>"matrix "
-                        <select id="esd-matrix" on:change=move |ev| matrix.set(if event_target_value(&ev) == "q" { Matrix::Q } else { Matrix::K })>
-                            <option value="k">"W_k (keys)"</option>
-                            <option value="q">"W_q (queries)"</option>
+                        <select id="esd-matrix" on:change=move |ev| esd.update(|e| e.matrix = if event_target_value(&ev) == "q" { Matrix::Q } else { Matrix::K })>
+                            <option value="k" prop:selected=move || matrix.get() == Matrix::K>"W_k (keys)"</option>
+                            <option value="q" prop:selected=move || matrix.get() == Matrix::Q>"W_q (queries)"</option>
                         </select>
                     </label>
                     <label>"head "
-                        <select id="esd-head" on:change=move |ev| head.set(index_of(&ev))>
-                            {move || options(shape().map_or(0, |s| s.2), |i| format!("head {i}"))}
+                        <select id="esd-head" on:change=move |ev| esd.update(|e| e.head = index_of(&ev))>
+                            {move || options(shape().map_or(0, |s| s.2), |i| format!("head {i}"), head)}
                         </select>
                     </label>
                 </div>

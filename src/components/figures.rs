@@ -7,6 +7,7 @@ use super::figure_canvas::FigureCanvas;
 use crate::comparisons::Comparisons;
 use crate::figure_specs::FigureSpecs;
 use crate::state::AppState;
+use crate::view_link::ViewChoices;
 use crate::web::export::save_text;
 use leptos::prelude::*;
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
@@ -24,20 +25,11 @@ use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::formats::logs::{LogFormat, Series};
 use rankscope_core::inventory::batches::name_batches;
 use rankscope_core::inventory::{Content, Inventory};
+// Where Figure 1's numbers come from: weights, activations (a variant) or imported results.json.
+use rankscope_core::view_link::TrajectorySource as Source;
 
 /// The metric menu's value for the held-out loss (not a per-head [`Metric`]).
 const HELDOUT_KEY: &str = "heldout_loss";
-
-/// Where Figure 1's numbers come from.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// Computed here from the checkpoints' weights.
-    Weights,
-    /// K/Q on the eval batch (forward pass here), in one variant.
-    Activations(KeyVariant),
-    /// The user's own results.json (RankProbe on K activations).
-    Imported,
-}
 
 /// The study's results.json series, with each run's palette index.
 fn imported_results(inv: &Inventory) -> Vec<(String, usize, Series)> {
@@ -87,9 +79,13 @@ fn parse_layer(v: &str) -> LayerSel {
 pub fn Figures() -> impl IntoView {
     let state = AppState::use_context();
     let cmp = Comparisons::use_context();
-    let metric = RwSignal::new(Metric::Pr);
+    // The controls' choices live in the page's view (the URL keeps them).
+    let choices = ViewChoices::use_context();
+    let t = choices.trajectory;
+    let w = choices.waterfall;
+    let metric = Memo::new(move |_| t.with(|t| t.metric));
     // Figure 1 shows the held-out loss instead of a spectral metric.
-    let heldout_metric = RwSignal::new(false);
+    let heldout_metric = Memo::new(move |_| t.with(|t| t.heldout));
     let has_heldout = move || {
         state.activations.with(|runs| {
             runs.iter()
@@ -97,15 +93,13 @@ pub fn Figures() -> impl IntoView {
                 .any(|c| c.spectra.heldout_loss.is_some())
         })
     };
-    let matrix = RwSignal::new(Matrix::K);
-    let layer = RwSignal::new(LayerSel::Mean);
-    let x_axis = RwSignal::new(XAxis::Tokens);
-    // The plan's proper measurement (K on the eval batch) is the default when it exists.
-    let source = RwSignal::new(Source::Activations(KeyVariant::PostNorm));
+    let matrix = Memo::new(move |_| t.with(|t| t.matrix));
+    let layer = Memo::new(move |_| t.with(|t| t.layer));
+    let x_axis = Memo::new(move |_| t.with(|t| t.x));
+    let source = Memo::new(move |_| t.with(|t| t.source));
     let hidden = state.hidden_runs;
-    let at_final = RwSignal::new(true);
-    let at_index = RwSignal::new(0usize);
-    let log_y = RwSignal::new(true);
+    let at = Memo::new(move |_| w.with(|w| w.checkpoint));
+    let log_y = Memo::new(move |_| w.with(|w| w.log_y));
 
     let imported = Memo::new(move |_| state.inventory.with(imported_results));
     let has_spectra = move || state.spectra.with(|r| !r.is_empty());
@@ -244,11 +238,7 @@ pub fn Figures() -> impl IntoView {
     });
     let waterfall = Signal::derive(move || -> Option<FigureSpec> {
         let runs = shown_runs();
-        let at = if at_final.get() {
-            CheckpointSel::Final
-        } else {
-            CheckpointSel::Index(at_index.get())
-        };
+        let at = at.get();
         (!runs.is_empty()).then(|| {
             let spec = waterfall_figure_from(
                 study_source(),
@@ -298,41 +288,46 @@ pub fn Figures() -> impl IntoView {
                 </label>
                 <div class="controls">
                     <label>"source "
-                        <select id="source" on:change=move |ev| source.set(parse_source(&event_target_value(&ev)))>
+                        <select id="source" on:change=move |ev| t.update(|t| t.source = parse_source(&event_target_value(&ev)))>
                             {KeyVariant::ALL.into_iter().map(|v| view! {
-                                <option value=format!("act:{}", v.key()) selected=move || effective_source() == Source::Activations(v) disabled=move || !has_activations() && !state.expecting_activations.get()>
+                                <option value=format!("act:{}", v.key()) prop:selected=move || effective_source() == Source::Activations(v) disabled=move || !has_activations() && !state.expecting_activations.get()>
                                     {format!("activations: K {} (eval batch)", v.key())}
                                 </option>
                             }).collect_view()}
-                            <option value="weights" selected=move || effective_source() == Source::Weights disabled=move || !has_spectra()>"weights (W_k / W_q, no forward pass)"</option>
-                            <option value="imported" selected=move || effective_source() == Source::Imported disabled=move || !has_imported()>"imported results.json"</option>
+                            <option value="weights" prop:selected=move || effective_source() == Source::Weights disabled=move || !has_spectra()>"weights (W_k / W_q, no forward pass)"</option>
+                            <option value="imported" prop:selected=move || effective_source() == Source::Imported disabled=move || !has_imported()>"imported results.json"</option>
                         </select>
                     </label>
                     <label>"metric "
                         <select id="metric" on:change=move |ev| {
                             let v = event_target_value(&ev);
-                            heldout_metric.set(v == HELDOUT_KEY);
-                            if let Some(m) = Metric::from_key(&v) { metric.set(m) }
+                            t.update(|t| {
+                                t.heldout = v == HELDOUT_KEY;
+                                if let Some(m) = Metric::from_key(&v) { t.metric = m }
+                            })
                         }>
-                            {Metric::ALL.into_iter().map(|m| view! { <option value=m.key() selected=move || !heldout_metric.get() && metric.get() == m>{m.label()}</option> }).collect_view()}
-                            <option value=HELDOUT_KEY disabled=move || !has_heldout() selected=move || heldout_metric.get()>"held-out loss (per checkpoint)"</option>
+                            {Metric::ALL.into_iter().map(|m| view! { <option value=m.key() prop:selected=move || !heldout_metric.get() && metric.get() == m>{m.label()}</option> }).collect_view()}
+                            <option value=HELDOUT_KEY disabled=move || !has_heldout() prop:selected=move || heldout_metric.get()>"held-out loss (per checkpoint)"</option>
                         </select>
                     </label>
                     <label>"matrix "
-                        <select id="matrix" on:change=move |ev| matrix.set(if event_target_value(&ev) == "q" { Matrix::Q } else { Matrix::K })>
-                            <option value="k">"W_k (keys)"</option>
-                            <option value="q">"W_q (queries)"</option>
+                        <select id="matrix" on:change=move |ev| t.update(|t| t.matrix = if event_target_value(&ev) == "q" { Matrix::Q } else { Matrix::K })>
+                            <option value="k" prop:selected=move || matrix.get() == Matrix::K>"W_k (keys)"</option>
+                            <option value="q" prop:selected=move || matrix.get() == Matrix::Q>"W_q (queries)"</option>
                         </select>
                     </label>
                     <label>"layer "
-                        <select id="layer" on:change=move |ev| layer.set(parse_layer(&event_target_value(&ev)))>
-                            {move || layer_options(&depths()).into_iter().map(|(v, label)| view! { <option value=v>{label}</option> }).collect_view()}
+                        <select id="layer" on:change=move |ev| t.update(|t| t.layer = parse_layer(&event_target_value(&ev)))>
+                            {move || layer_options(&depths()).into_iter().map(|(v, label)| {
+                                let chosen = parse_layer(&v);
+                                view! { <option value=v prop:selected=move || layer.get() == chosen>{label}</option> }
+                            }).collect_view()}
                         </select>
                     </label>
                     <label>"x "
-                        <select id="x-axis" on:change=move |ev| x_axis.set(if event_target_value(&ev) == "step" { XAxis::Step } else { XAxis::Tokens })>
-                            <option value="tokens">"training tokens"</option>
-                            <option value="step">"step"</option>
+                        <select id="x-axis" on:change=move |ev| t.update(|t| t.x = if event_target_value(&ev) == "step" { XAxis::Step } else { XAxis::Tokens })>
+                            <option value="tokens" prop:selected=move || x_axis.get() == XAxis::Tokens>"training tokens"</option>
+                            <option value="step" prop:selected=move || x_axis.get() == XAxis::Step>"step"</option>
                         </select>
                     </label>
                     <label title="with two or more seeds of a condition, Figures 1–3 draw its mean with a ± 1 SD band">
@@ -368,13 +363,13 @@ pub fn Figures() -> impl IntoView {
                     <label>"checkpoint "
                         <select id="waterfall-checkpoint" on:change=move |ev| {
                             let v = event_target_value(&ev);
-                            match v.parse::<usize>() { Ok(i) => { at_final.set(false); at_index.set(i) } Err(_) => at_final.set(true) }
+                            w.update(|w| w.checkpoint = v.parse::<usize>().map_or(CheckpointSel::Final, CheckpointSel::Index))
                         }>
-                            <option value="final">"final"</option>
-                            {move || (0..max_ckpts()).map(|i| view! { <option value=i.to_string()>{format!("#{} in training order", i + 1)}</option> }).collect_view()}
+                            <option value="final" prop:selected=move || at.get() == CheckpointSel::Final>"final"</option>
+                            {move || (0..max_ckpts()).map(|i| view! { <option value=i.to_string() prop:selected=move || at.get() == CheckpointSel::Index(i)>{format!("#{} in training order", i + 1)}</option> }).collect_view()}
                         </select>
                     </label>
-                    <label><input id="log-y" type="checkbox" checked=move || log_y.get() on:change=move |_| log_y.update(|v| *v = !*v)/>" log y"</label>
+                    <label><input id="log-y" type="checkbox" prop:checked=move || log_y.get() on:change=move |ev| w.update(|w| w.log_y = event_target_checked(&ev))/>" log y"</label>
                 </div>
                 <FigureCanvas id="figure-waterfall" readout=readout own_log_y=true spec=waterfall empty_text="The waterfall needs checkpoints."/>
             </section>

@@ -5,6 +5,7 @@
 
 use super::figure_canvas::FigureCanvas;
 use crate::state::AppState;
+use crate::view_link::ViewChoices;
 use leptos::prelude::*;
 use rankscope_core::analysis::losscurve::axes::XAxis;
 use rankscope_core::analysis::losscurve::consolidation::{
@@ -51,14 +52,17 @@ struct Settings {
 pub fn LossCurves() -> impl IntoView {
     let state = AppState::use_context();
     let runs = Memo::new(move |_| state.inventory.with(log_runs));
+    // The section's view (metric, x, log y, smoothing, runs, window) lives in
+    // the page's view, which the URL keeps; the rest are analysis settings.
+    let v = ViewChoices::use_context();
     let s = Settings {
-        metric: RwSignal::new(None),
-        x: RwSignal::new(XAxis::Step),
-        log_y: RwSignal::new(false),
-        beta: RwSignal::new(0.9),
-        hidden: RwSignal::new(BTreeSet::new()),
-        reference: RwSignal::new(None),
-        window: RwSignal::new((0.10, 0.30)),
+        metric: v.loss_metric,
+        x: v.loss_x,
+        log_y: v.loss_log_y,
+        beta: v.loss_beta,
+        hidden: v.loss_hidden,
+        reference: v.loss_reference,
+        window: v.loss_window,
         thresholds: RwSignal::new(ResidualThresholds::default()),
         consolidation: RwSignal::new(ConsolidationConfig::default()),
     };
@@ -241,7 +245,7 @@ fn Controls(
                 <select id="lc-metric" on:change=move |ev| s.metric.set(Some(event_target_value(&ev)))>
                     {move || runs.with(|r| metric_names(r)).into_iter().map(|m| {
                         let (sel, value) = (m.clone(), m.clone());
-                        view! { <option value=value selected=move || metric.get() == sel>{m}</option> }
+                        view! { <option value=value prop:selected=move || metric.get() == sel>{m}</option> }
                     }).collect_view()}
                 </select>
             </label>
@@ -250,7 +254,7 @@ fn Controls(
                     let v = event_target_value(&ev);
                     if let Some((a, _)) = X_AXES.iter().find(|(_, k)| *k == v) { s.x.set(*a) }
                 }>
-                    {X_AXES.into_iter().map(|(a, k)| view! { <option value=k selected=move || s.x.get() == a>{a.label()}</option> }).collect_view()}
+                    {X_AXES.into_iter().map(|(a, k)| view! { <option value=k prop:selected=move || s.x.get() == a>{a.label()}</option> }).collect_view()}
                 </select>
             </label>
             <label><input id="lc-log-y" type="checkbox" prop:checked=move || s.log_y.get() on:change=move |_| s.log_y.update(|v| *v = !*v)/>" log y"</label>

@@ -7,6 +7,7 @@ use super::progress_panel::ProgressPanel;
 use crate::comparisons::Comparisons;
 use crate::figure_specs::FigureSpecs;
 use crate::state::{AppState, StudyRun};
+use crate::view_link::ViewChoices;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::analysis::compare::verdict::num;
@@ -33,8 +34,8 @@ fn checkpoint_label(r: &StudyRun) -> String {
 pub fn StudyPanel() -> impl IntoView {
     let state = AppState::use_context();
     let cmp = Comparisons::use_context();
-    let at_final = RwSignal::new(true);
-    let at_index = RwSignal::new(0usize);
+    // The checkpoint choice lives in the page's view (the URL keeps it).
+    let at = ViewChoices::use_context().study_checkpoint;
     let seeds = RwSignal::new(5usize);
     let step_pct = RwSignal::new(10usize);
     // By the run's palette index, which a rename does not change.
@@ -69,11 +70,7 @@ pub fn StudyPanel() -> impl IntoView {
     };
 
     let start = move |_| {
-        let at = if at_final.get_untracked() {
-            CheckpointSel::Final
-        } else {
-            CheckpointSel::Index(at_index.get_untracked())
-        };
+        let at = at.get_untracked();
         let mut options = StudyOptions::default();
         options.sweep.seeds = seeds.get_untracked();
         let step = step_pct.get_untracked().clamp(1, 50);
@@ -209,13 +206,10 @@ pub fn StudyPanel() -> impl IntoView {
                 <div class="controls">
                     <label>"checkpoint "
                         <select id="study-checkpoint" on:change=move |ev| {
-                            match event_target_value(&ev).parse::<usize>() {
-                                Ok(i) => { at_final.set(false); at_index.set(i) }
-                                Err(_) => at_final.set(true),
-                            }
+                            at.set(event_target_value(&ev).parse::<usize>().map_or(CheckpointSel::Final, CheckpointSel::Index))
                         }>
-                            <option value="final">"final"</option>
-                            {move || (0..max_ckpts()).map(|i| view! { <option value=i.to_string()>{format!("#{} in training order", i + 1)}</option> }).collect_view()}
+                            <option value="final" prop:selected=move || at.get() == CheckpointSel::Final>"final"</option>
+                            {move || (0..max_ckpts()).map(|i| view! { <option value=i.to_string() prop:selected=move || at.get() == CheckpointSel::Index(i)>{format!("#{} in training order", i + 1)}</option> }).collect_view()}
                         </select>
                     </label>
                     <label>"random seeds "

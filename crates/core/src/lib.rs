@@ -15,5 +15,6 @@ pub mod report;
 pub mod session;
 pub mod share;
 pub mod source;
+pub mod view_link;
 
 pub use source::{AsyncByteSource, ByteSource};
