@@ -2,7 +2,8 @@
 """Reference cases for rankscope's forward pass on more model families, computed with Hugging Face
 transformers, written to crates/core/tests/data/families/<case>/.
 
-Run from the repository root:  python3 scripts/reference/make_family_cases.py
+Run from the repository root:  python3 scripts/reference/make_family_cases.py [CASE ...]
+(no CASE: every case; each case's seed depends only on its place in `cases()`).
 Needs: pip install torch transformers safetensors numpy. The Rust tests (crates/core/tests/
 family_fixtures.rs) read the outputs; they never run Python.
 
@@ -26,9 +27,20 @@ Cases:
 - mistral: MistralForCausalLM with sliding_window 6 < T = 16, so the window matters.
 - llama_noprefix: LlamaModel alone (`model.model.save_pretrained`): names without `model.`, no
   lm_head (tied); logits from the LlamaForCausalLM around it.
+- llama_rope_linear: RoPE scaling "linear" ×4; its config.json is rewritten in the old format
+  (`rope_scaling: {"type": "linear", ...}` beside a top-level `rope_theta`), and the script checks
+  that transformers reads that file back to the same logits.
+- llama_rope_dynamic: "dynamic" NTK ×2 with max_position_embeddings 8 < T = 16 (the base is
+  rescaled for T); `logits_short` [B, 8, vocab] are the first 8 tokens alone, where dynamic
+  scaling is a no-op (computed first, on the fresh model: transformers caches a grown table).
+- llama_rope_llama3: "llama3" ×8 (low 1, high 4, original 64; d_k 16, θ 10000), so the
+  wavelengths fall in all three bands: kept (6.3), blended (19.9, 62.8), divided (≥ 199).
+- llama_rope_yarn: "yarn" ×4 from 2048 positions (θ 10000, d_k 16: the ramp runs over
+  dimensions 2..6), attention factor 0.1·ln 4 + 1 from the default mscale.
 """
 import json
 import pathlib
+import sys
 
 import numpy as np
 import safetensors
@@ -150,12 +162,72 @@ def cases():
     yield "llama_noprefix", lambda: transformers.LlamaForCausalLM(
         transformers.LlamaConfig(**common(tie_word_embeddings=True))
     )
+    for name, rope, positions in ROPE_CASES:
+        yield name, lambda rope=rope, positions=positions: transformers.LlamaForCausalLM(
+            transformers.LlamaConfig(
+                **{
+                    **common(tie_word_embeddings=True, rope_parameters=dict(rope, rope_theta=10000.0)),
+                    "max_position_embeddings": positions,
+                }
+            )
+        )
+
+
+# (case, rope_parameters without rope_theta, max_position_embeddings)
+ROPE_CASES = [
+    ("llama_rope_linear", {"rope_type": "linear", "factor": 4.0}, 64),
+    ("llama_rope_dynamic", {"rope_type": "dynamic", "factor": 2.0}, 8),
+    (
+        "llama_rope_llama3",
+        {
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 64,
+        },
+        256,
+    ),
+    ("llama_rope_yarn", {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 2048}, 8192),
+]
+DYNAMIC_SHORT = 8
+
+
+def check_llama3_bands(cfg):
+    """The llama3 case must have a wavelength in each of the three bands."""
+    p = cfg.rope_parameters
+    d_k = cfg.hidden_size // cfg.num_attention_heads
+    inv = 1.0 / (p["rope_theta"] ** (np.arange(0, d_k, 2) / d_k))
+    wavelen = 2 * np.pi / inv
+    old = p["original_max_position_embeddings"]
+    high, low = old / p["high_freq_factor"], old / p["low_freq_factor"]
+    bands = {"kept": wavelen < high, "blended": (wavelen >= high) & (wavelen <= low), "divided": wavelen > low}
+    assert all(b.any() for b in bands.values()), (wavelen, bands)
+
+
+def legacy_rope_config(folder, model, ids, logits):
+    """Rewrites config.json with the pre-5 `rope_scaling` key and checks transformers reads it alike."""
+    path = folder / "config.json"
+    cfg = json.loads(path.read_text())
+    params = cfg.pop("rope_parameters")
+    cfg["rope_theta"] = params.pop("rope_theta")
+    params["type"] = params.pop("rope_type")
+    cfg["rope_scaling"] = params
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    again = transformers.LlamaForCausalLM.from_pretrained(folder, torch_dtype=torch.float32, attn_implementation="eager")
+    again.eval()
+    with torch.no_grad():
+        got = again(input_ids=ids).logits.float().numpy()
+    assert np.abs(got - logits).max() < 1e-5, "the legacy rope_scaling config reads differently"
 
 
 def main():
     torch.manual_seed(SEED)
     ids = torch.from_numpy(np.random.default_rng(SEED).integers(0, VOCAB, size=(B, T))).to(torch.int64)
+    only = set(sys.argv[1:])
     for i, (name, make) in enumerate(cases()):
+        if only and name not in only:
+            continue
         torch.manual_seed(SEED + i)
         model = make()
         model.config._attn_implementation = "eager"
@@ -165,6 +237,10 @@ def main():
             model.tie_weights()
         round_bf16(model)
 
+        extra = {}
+        if name == "llama_rope_dynamic":  # before any longer sequence grows the cached table
+            with torch.no_grad():
+                extra["logits_short"] = model(input_ids=ids[:, :DYNAMIC_SHORT]).logits.float().numpy()
         store = {}
         cfg = model.config
         if name == "gpt2":
@@ -186,9 +262,13 @@ def main():
             old.unlink()
         to_save = model.model if name == "llama_noprefix" else model
         to_save.to(torch.bfloat16).save_pretrained(folder, safe_serialization=True)
-        for extra in ("generation_config.json",):
-            (folder / extra).unlink(missing_ok=True)
+        (folder / "generation_config.json").unlink(missing_ok=True)
+        if name == "llama_rope_llama3":
+            check_llama3_bands(cfg)
+        if name == "llama_rope_linear":
+            legacy_rope_config(folder, model, ids, logits)
         expected = {"logits": logits.astype(np.float32), "input_ids": ids.numpy()}
+        expected.update(extra)
         expected.update(store)
         save_file(
             expected,

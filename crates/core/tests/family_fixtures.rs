@@ -11,7 +11,7 @@
 use rankscope_core::analysis::weights::Shards;
 use rankscope_core::formats::safetensors::{read_header, Header};
 use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
-use rankscope_core::model::arch::{recognise, Architecture, Family, Recognition};
+use rankscope_core::model::arch::{recognise, Architecture, Family, Recognition, RopeScaling};
 use rankscope_core::model::forward::{ForwardError, ModelWeights};
 use rankscope_core::source::{block_on, FileSource};
 use serde_json::Value;
@@ -241,19 +241,19 @@ fn llama_base_model_without_model_prefix_matches_transformers() {
 fn a_setting_the_pass_lacks_is_named_in_the_summary_and_refused_when_loaded() {
     let mut cfg = config("llama_noprefix");
     cfg["rope_parameters"] = serde_json::json!({
-        "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
-        "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-        "original_max_position_embeddings": 8192
+        "rope_type": "longrope", "rope_theta": 10000.0, "factor": 4.0,
+        "short_factor": vec![1.0; 8], "long_factor": vec![2.0; 8],
+        "original_max_position_embeddings": 16
     });
     let arch = arch_of("llama_noprefix", &cfg);
     let summary = arch.summary();
     assert!(
-        summary.contains("no forward pass: config.json asks for RoPE scaling `llama3`"),
+        summary.contains("no forward pass: config.json asks for RoPE scaling `longrope`"),
         "{summary}"
     );
     match load("llama_noprefix", &arch) {
         Err(e @ ForwardError::Unsupported { .. }) => {
-            assert!(e.to_string().contains("llama3"), "{e}")
+            assert!(e.to_string().contains("longrope"), "{e}")
         }
         other => panic!("expected Unsupported, got {:?}", other.map(|_| ())),
     }
@@ -318,13 +318,13 @@ fn the_inventory_names_the_family_and_says_when_there_is_no_forward_pass() {
     )
     .expect("copy");
     let mut cfg = config("llama_noprefix");
-    cfg["rope_parameters"]["rope_type"] = Value::String("llama3".into());
+    cfg["rope_parameters"]["rope_type"] = Value::String("longrope".into());
     std::fs::write(dir.join("config.json"), cfg.to_string()).expect("write config");
     let entry = inventory_entry(&dir);
     std::fs::remove_dir_all(&dir).ok();
     let summary = entry.architecture.clone().unwrap_or_default();
     assert!(
-        summary.contains("· no forward pass: config.json asks for RoPE scaling `llama3`"),
+        summary.contains("· no forward pass: config.json asks for RoPE scaling `longrope`"),
         "{summary}"
     );
     assert!(
@@ -393,4 +393,128 @@ fn sliding_windows_follow_the_config_as_transformers_reads_it() {
         }
         Recognition::Known(_) => panic!("recognised without a window size"),
     }
+}
+
+/// Logits of sequence 0 of `case` from `arch`: what a changed setting is measured by.
+fn first_logits(case: &str, arch: &Architecture, len: usize) -> Vec<f32> {
+    let model = load(case, arch).expect("load");
+    let expected = Expected::open(case);
+    model
+        .forward(
+            &expected.batch.row(0)[..len],
+            &mut rankscope_core::model::forward::NoProbe,
+            None,
+        )
+        .expect("forward")
+        .data
+}
+
+/// A RoPE-scaling case matches transformers, and the scaling matters: the same weights
+/// without it give other logits.
+fn check_rope_case(case: &str, want: RopeScaling) {
+    let arch = arch_of(case, &config(case));
+    assert_eq!(arch.rope_scaling, want, "{case}");
+    assert!(arch.no_forward_pass.is_none(), "{:?}", arch.no_forward_pass);
+    assert!(
+        arch.summary()
+            .contains(&format!("RoPE scaling {}", want.label())),
+        "{}",
+        arch.summary()
+    );
+    check_case(case, &arch);
+
+    let expected = Expected::open(case);
+    let t = expected.batch.seq_len;
+    let mut plain = arch.clone();
+    plain.rope_scaling = RopeScaling::None;
+    let err = max_abs_diff(
+        &first_logits(case, &plain, t),
+        &expected.tensor("logits")[..t * arch.vocab],
+    );
+    assert!(
+        err > 1e-3,
+        "{case}: without the scaling the logits still match ({err:e})"
+    );
+}
+
+#[test]
+fn rope_scaling_linear_from_an_old_style_config_matches_transformers() {
+    // config.json has `rope_scaling: {"type": "linear", ...}` and a top-level rope_theta.
+    let cfg = config("llama_rope_linear");
+    assert!(cfg.get("rope_parameters").is_none() && cfg["rope_scaling"]["type"] == "linear");
+    check_rope_case("llama_rope_linear", RopeScaling::Linear { factor: 4.0 });
+}
+
+#[test]
+fn rope_scaling_dynamic_matches_transformers_past_and_within_the_trained_length() {
+    let case = "llama_rope_dynamic";
+    let want = RopeScaling::Dynamic {
+        factor: 2.0,
+        max_positions: 8,
+    };
+    check_rope_case(case, want);
+    // Within max_position_embeddings (8 tokens) dynamic scaling is a no-op: transformers'
+    // logits of the first 8 tokens alone, with and without the scaling.
+    let expected = Expected::open(case);
+    let short = expected.tensor("logits_short");
+    let arch = arch_of(case, &config(case));
+    let mut plain = arch.clone();
+    plain.rope_scaling = RopeScaling::None;
+    let per_seq = 8 * arch.vocab;
+    for a in [&arch, &plain] {
+        let err = max_abs_diff(&first_logits(case, a, 8), &short[..per_seq]);
+        assert!(err <= LOGIT_TOL, "{case}: short logits differ by {err:e}");
+    }
+}
+
+#[test]
+fn rope_scaling_llama3_matches_transformers_in_all_three_bands() {
+    check_rope_case(
+        "llama_rope_llama3",
+        RopeScaling::Llama3 {
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_positions: 64,
+        },
+    );
+}
+
+#[test]
+fn rope_scaling_yarn_matches_transformers() {
+    check_rope_case(
+        "llama_rope_yarn",
+        RopeScaling::Yarn {
+            factor: 4.0,
+            original_max_positions: 2048,
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+            truncate: true,
+            attention_factor: 0.1 * 4f64.ln() + 1.0,
+        },
+    );
+}
+
+/// Parameters a scaling needs but the config lacks are named; the weights stay readable.
+#[test]
+fn rope_scaling_with_missing_parameters_says_which() {
+    let mut cfg = config("llama_rope_llama3");
+    cfg["rope_parameters"]
+        .as_object_mut()
+        .unwrap()
+        .remove("low_freq_factor");
+    let arch = arch_of("llama_rope_llama3", &cfg);
+    assert_eq!(
+        arch.no_forward_pass.as_deref(),
+        Some("config.json RoPE scaling `llama3` lacks `low_freq_factor`")
+    );
+    let mut cfg = config("llama_rope_dynamic");
+    cfg.as_object_mut()
+        .unwrap()
+        .remove("max_position_embeddings");
+    let arch = arch_of("llama_rope_dynamic", &cfg);
+    assert_eq!(
+        arch.no_forward_pass.as_deref(),
+        Some("config.json RoPE scaling `dynamic` needs max_position_embeddings > 0")
+    );
 }

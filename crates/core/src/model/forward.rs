@@ -27,21 +27,22 @@
 mod kernels;
 mod load;
 mod probe;
+mod rope;
 mod stream;
 mod view;
 
 pub use load::ModelWeights;
 pub use probe::{KeyCollector, KeyTransform, NoProbe, Probe};
+pub use rope::rope_cos_sin;
 pub use stream::{BatchRun, StreamedModel};
-pub use view::{rope_cos_sin, LayerView, MatrixView, MlpView, ModelView};
+pub use view::{LayerView, MatrixView, MlpView, ModelView};
 
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::Architecture;
 use crate::model::tensors::TensorError;
-use kernels::{
-    activate_all, causal_attention, gated, relu_squared, rms_norm_rows, Matrix, Norm, RopeTable,
-};
+use kernels::{activate_all, causal_attention, gated, relu_squared, rms_norm_rows, Matrix, Norm};
 use load::{LayerWeights, Mlp};
+use rope::RopeTable;
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +152,7 @@ impl Workspace {
             ff_a: vec![0.0; t * arch.d_ff],
             ff_b: vec![0.0; t * arch.d_ff],
             scores: vec![0.0; 64 * t],
-            rope: RopeTable::new(t, arch.d_k, arch.rope_theta),
+            rope: RopeTable::of(arch, t),
             logits: if logits {
                 vec![0.0; t * arch.vocab]
             } else {

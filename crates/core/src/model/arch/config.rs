@@ -145,6 +145,11 @@ impl Config {
             .map(Some)
     }
 
+    /// The value at `key` (a path `a.b`), if present and not null.
+    pub fn value(&self, key: &str) -> Option<&Value> {
+        self.first(&[key]).map(|(_, v)| v)
+    }
+
     fn first<'k>(&self, keys: &[&'k str]) -> Option<(&'k str, &Value)> {
         keys.iter().find_map(|key| {
             let mut value = &self.value;
