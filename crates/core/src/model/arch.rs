@@ -12,6 +12,8 @@
 //! - [`Family::Llama`]: Hugging Face Llama / Mistral / Qwen2 / Qwen3 names,
 //!   with or without the `model.` prefix.
 //! - [`Family::Gpt2`]: GPT-2, fused Conv1D `c_attn`.
+//! - [`Family::MetaLlama`]: Meta's `consolidated.00.pth` names with `params.json`
+//!   (Q and K per head in Meta's coordinates: see `arch/meta.rs`).
 //!
 //! Recognition and the forward pass are separate questions: a recognised
 //! checkpoint whose config asks for something the pass does not do (a RoPE
@@ -28,13 +30,16 @@ mod config;
 mod gpt2;
 mod llama;
 mod lookup;
+mod meta;
 mod reference;
 mod rope;
 
 use std::collections::BTreeMap;
 
+pub use config::is_meta_params;
 use config::Config;
 use lookup::Lookup;
+pub use meta::meta_ffn_hidden;
 
 /// A model family whose tensor layout rankscope knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -45,6 +50,9 @@ pub enum Family {
     Llama,
     /// GPT-2: fused Conv1D `c_attn [d_model, 3·d_model]`.
     Gpt2,
+    /// Meta's original Llama layout (`consolidated.00.pth` + `params.json`: `tok_embeddings`,
+    /// `attention.wq`, `feed_forward.w1`, …), interleaved-pair RoPE.
+    MetaLlama,
 }
 
 impl Family {
@@ -54,6 +62,7 @@ impl Family {
             Family::Reference => "reference",
             Family::Llama => "llama",
             Family::Gpt2 => "gpt2",
+            Family::MetaLlama => "meta-llama",
         }
     }
 }
@@ -467,14 +476,20 @@ pub fn recognise(
     };
     let config = Config::pick(metadata, config_json);
 
-    let candidates: Vec<Family> = [Family::Reference, Family::Llama, Family::Gpt2]
-        .into_iter()
-        .filter(|family| match family {
-            Family::Reference => reference::matches(&lookup),
-            Family::Llama => llama::matches(&lookup),
-            Family::Gpt2 => gpt2::matches(&lookup),
-        })
-        .collect();
+    let candidates: Vec<Family> = [
+        Family::Reference,
+        Family::Llama,
+        Family::Gpt2,
+        Family::MetaLlama,
+    ]
+    .into_iter()
+    .filter(|family| match family {
+        Family::Reference => reference::matches(&lookup),
+        Family::Llama => llama::matches(&lookup),
+        Family::Gpt2 => gpt2::matches(&lookup),
+        Family::MetaLlama => meta::matches(&lookup),
+    })
+    .collect();
     let family = match candidates.as_slice() {
         [one] => *one,
         [] => return unknown(format!("no known layout: {}", describe_names(tensors))),
@@ -490,6 +505,7 @@ pub fn recognise(
         Family::Reference => reference::recognise(&mut lookup, config.as_ref()),
         Family::Llama => llama::recognise(&mut lookup, config.as_ref()),
         Family::Gpt2 => gpt2::recognise(&mut lookup, config.as_ref()),
+        Family::MetaLlama => meta::recognise(&mut lookup, config.as_ref()),
     };
     match result {
         Ok(mut arch) => {

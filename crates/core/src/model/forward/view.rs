@@ -146,7 +146,7 @@ fn extensions(w: &ModelWeights) -> Vec<&'static str> {
     );
     let own = match arch.family {
         Family::Reference => Activation::ReluSquared,
-        Family::Llama => Activation::Silu,
+        Family::Llama | Family::MetaLlama => Activation::Silu,
         Family::Gpt2 => Activation::GeluTanh,
     };
     note(
@@ -160,7 +160,7 @@ fn extensions(w: &ModelWeights) -> Vec<&'static str> {
 pub(super) fn embedding_scale(arch: &Architecture) -> f32 {
     match arch.family {
         Family::Reference => (arch.d_model as f64).sqrt() as f32,
-        Family::Llama | Family::Gpt2 => 1.0,
+        Family::Llama | Family::Gpt2 | Family::MetaLlama => 1.0,
     }
 }
 
