@@ -7,8 +7,9 @@
 //! block pre-norm RMSNorm → attention → residual → RMSNorm → MLP → residual;
 //! final RMSNorm; logits = x·W_headᵀ (the embedding when tied). Attention:
 //! per-head q/k RMSNorm over d_k when present, then RoPE (interleaved pairs
-//! for the reference model, rotate-half for Llama, whose q/k rows are already
-//! permuted for it), GQA (query head h reads kv-head h / (n_heads/n_kv)),
+//! for the reference model and Meta's layout, rotate-half for Hugging Face
+//! Llama, whose q/k rows are already permuted for it; frequencies scaled as the config's
+//! `RopeScaling` asks), GQA (query head h reads kv-head h / (n_heads/n_kv)),
 //! causal softmax scaled 1/√d_k. MLP: `down(relu(up(x))²)` (reference) or
 //! `down(silu(gate(x))·up(x))` (Llama). Family options on the same loop:
 //! projection biases (Qwen2, GPT-2), per-head q/k RMSNorm (Qwen3), a sliding
