@@ -751,7 +751,7 @@ impl<'g> GpuModel<'g> {
             return;
         }
         let half = self.arch.d_k / 2;
-        let (cos, sin) = rope_cos_sin(t, self.arch.d_k, self.arch.rope_theta);
+        let (cos, sin) = rope_cos_sin(&self.arch, t);
         *table = Some(RopeTable {
             t,
             cos: self.gpu.upload_tensor(&cos, t, half),

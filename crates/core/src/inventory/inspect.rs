@@ -239,7 +239,11 @@ fn inspect_json(entry: &mut FileEntry, bytes: &[u8], outline: &Outline) -> bool 
                 entry.detail = value
                     .get("model_type")
                     .and_then(|v| v.as_str())
-                    .map(|t| format!("model_type {t}"));
+                    .map(|t| format!("model_type {t}"))
+                    .or_else(|| {
+                        crate::model::arch::is_meta_params(&value)
+                            .then(|| "Meta Llama params (dim, n_layers, n_heads)".to_string())
+                    });
                 entry.content = Content::ModelConfig(value);
             }
             Err(e) => entry.fail(FileKind::ModelConfig, format!("not valid JSON: {e}")),
@@ -274,7 +278,8 @@ fn not_read_reason(outline: Option<&Outline>) -> String {
 }
 
 /// A Hugging Face / GPT-2 / the reference trainer's config file (the
-/// reference's `LLMConfig` fields, as a `.pt` checkpoint pickles them).
+/// reference's `LLMConfig` fields, as a `.pt` checkpoint pickles them), or
+/// Meta's `params.json` (`n_heads`).
 fn is_model_config(outline: &Outline) -> bool {
     const KEYS: &[&str] = &[
         "model_type",

@@ -12,6 +12,8 @@
 //! - [`Family::Llama`]: Hugging Face Llama / Mistral / Qwen2 / Qwen3 names,
 //!   with or without the `model.` prefix.
 //! - [`Family::Gpt2`]: GPT-2, fused Conv1D `c_attn`.
+//! - [`Family::MetaLlama`]: Meta's `consolidated.00.pth` names with `params.json`
+//!   (Q and K per head in Meta's coordinates: see `arch/meta.rs`).
 //!
 //! Recognition and the forward pass are separate questions: a recognised
 //! checkpoint whose config asks for something the pass does not do (a RoPE
@@ -28,12 +30,16 @@ mod config;
 mod gpt2;
 mod llama;
 mod lookup;
+mod meta;
 mod reference;
+mod rope;
 
 use std::collections::BTreeMap;
 
+pub use config::is_meta_params;
 use config::Config;
 use lookup::Lookup;
+pub use meta::meta_ffn_hidden;
 
 /// A model family whose tensor layout rankscope knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -44,6 +50,9 @@ pub enum Family {
     Llama,
     /// GPT-2: fused Conv1D `c_attn [d_model, 3·d_model]`.
     Gpt2,
+    /// Meta's original Llama layout (`consolidated.00.pth` + `params.json`: `tok_embeddings`,
+    /// `attention.wq`, `feed_forward.w1`, …), interleaved-pair RoPE.
+    MetaLlama,
 }
 
 impl Family {
@@ -53,6 +62,7 @@ impl Family {
             Family::Reference => "reference",
             Family::Llama => "llama",
             Family::Gpt2 => "gpt2",
+            Family::MetaLlama => "meta-llama",
         }
     }
 }
@@ -66,6 +76,53 @@ pub enum Rope {
     RotateHalf,
     /// No rotary embedding (GPT-2: learned absolute positions).
     None,
+}
+
+/// How RoPE's frequencies are rescaled for contexts longer than the model was
+/// trained on: Hugging Face's `rope_parameters` / `rope_scaling` (`rope_type`),
+/// or Meta's `use_scaled_rope`. The forward pass computes the frequencies as
+/// transformers' `ROPE_INIT_FUNCTIONS` do (`model/forward/rope.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub enum RopeScaling {
+    /// θ_i = base^(−2i/d_k) (`rope_type` "default").
+    None,
+    /// Every frequency divided by `factor` (positions interpolated).
+    Linear { factor: f64 },
+    /// Dynamic NTK: for a sequence of t > `max_positions` tokens the base becomes
+    /// base·(factor·t/max_positions − (factor − 1))^(d_k/(d_k−2)); no change for t ≤ `max_positions`.
+    Dynamic { factor: f64, max_positions: usize },
+    /// Llama 3.1: wavelengths above `original_max_positions / low_freq_factor` divided by
+    /// `factor`, below `original_max_positions / high_freq_factor` kept, smoothly blended between.
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_positions: usize,
+    },
+    /// YaRN: interpolation and extrapolation blended by a linear ramp over the dimensions
+    /// between the `beta_fast` and `beta_slow` rotation counts, and cos/sin multiplied by
+    /// `attention_factor`.
+    Yarn {
+        factor: f64,
+        original_max_positions: usize,
+        beta_fast: f64,
+        beta_slow: f64,
+        truncate: bool,
+        attention_factor: f64,
+    },
+}
+
+impl RopeScaling {
+    /// `rope_type` as transformers names it ("default" for none).
+    pub fn label(&self) -> &'static str {
+        match self {
+            RopeScaling::None => "default",
+            RopeScaling::Linear { .. } => "linear",
+            RopeScaling::Dynamic { .. } => "dynamic",
+            RopeScaling::Llama3 { .. } => "llama3",
+            RopeScaling::Yarn { .. } => "yarn",
+        }
+    }
 }
 
 /// Where a matrix lives: a whole tensor, or a row/column block of one (merged projections).
@@ -233,6 +290,8 @@ pub struct Architecture {
     pub rope: Rope,
     /// RoPE base (0 when `rope` is [`Rope::None`]).
     pub rope_theta: f64,
+    /// RoPE frequency scaling (long-context variants).
+    pub rope_scaling: RopeScaling,
     /// Epsilon of every norm (RMSNorm; LayerNorm for GPT-2).
     pub norm_eps: f64,
     /// RMSNorm or LayerNorm for the pre-norms and the final norm.
@@ -347,6 +406,18 @@ impl Architecture {
             },
             self.vocab
         );
+        match self.rope_scaling {
+            RopeScaling::None => {}
+            RopeScaling::Linear { factor }
+            | RopeScaling::Dynamic { factor, .. }
+            | RopeScaling::Llama3 { factor, .. }
+            | RopeScaling::Yarn { factor, .. } => {
+                line.push_str(&format!(
+                    " · RoPE scaling {} ×{factor}",
+                    self.rope_scaling.label()
+                ));
+            }
+        }
         if let Some(why) = &self.no_forward_pass {
             line.push_str(" · no forward pass: ");
             line.push_str(why);
@@ -405,14 +476,20 @@ pub fn recognise(
     };
     let config = Config::pick(metadata, config_json);
 
-    let candidates: Vec<Family> = [Family::Reference, Family::Llama, Family::Gpt2]
-        .into_iter()
-        .filter(|family| match family {
-            Family::Reference => reference::matches(&lookup),
-            Family::Llama => llama::matches(&lookup),
-            Family::Gpt2 => gpt2::matches(&lookup),
-        })
-        .collect();
+    let candidates: Vec<Family> = [
+        Family::Reference,
+        Family::Llama,
+        Family::Gpt2,
+        Family::MetaLlama,
+    ]
+    .into_iter()
+    .filter(|family| match family {
+        Family::Reference => reference::matches(&lookup),
+        Family::Llama => llama::matches(&lookup),
+        Family::Gpt2 => gpt2::matches(&lookup),
+        Family::MetaLlama => meta::matches(&lookup),
+    })
+    .collect();
     let family = match candidates.as_slice() {
         [one] => *one,
         [] => return unknown(format!("no known layout: {}", describe_names(tensors))),
@@ -428,6 +505,7 @@ pub fn recognise(
         Family::Reference => reference::recognise(&mut lookup, config.as_ref()),
         Family::Llama => llama::recognise(&mut lookup, config.as_ref()),
         Family::Gpt2 => gpt2::recognise(&mut lookup, config.as_ref()),
+        Family::MetaLlama => meta::recognise(&mut lookup, config.as_ref()),
     };
     match result {
         Ok(mut arch) => {

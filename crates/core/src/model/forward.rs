@@ -7,8 +7,9 @@
 //! block pre-norm RMSNorm → attention → residual → RMSNorm → MLP → residual;
 //! final RMSNorm; logits = x·W_headᵀ (the embedding when tied). Attention:
 //! per-head q/k RMSNorm over d_k when present, then RoPE (interleaved pairs
-//! for the reference model, rotate-half for Llama, whose q/k rows are already
-//! permuted for it), GQA (query head h reads kv-head h / (n_heads/n_kv)),
+//! for the reference model and Meta's layout, rotate-half for Hugging Face
+//! Llama, whose q/k rows are already permuted for it; frequencies scaled as the config's
+//! `RopeScaling` asks), GQA (query head h reads kv-head h / (n_heads/n_kv)),
 //! causal softmax scaled 1/√d_k. MLP: `down(relu(up(x))²)` (reference) or
 //! `down(silu(gate(x))·up(x))` (Llama). Family options on the same loop:
 //! projection biases (Qwen2, GPT-2), per-head q/k RMSNorm (Qwen3), a sliding
@@ -27,21 +28,22 @@
 mod kernels;
 mod load;
 mod probe;
+mod rope;
 mod stream;
 mod view;
 
 pub use load::ModelWeights;
 pub use probe::{KeyCollector, KeyTransform, NoProbe, Probe};
+pub use rope::rope_cos_sin;
 pub use stream::{BatchRun, StreamedModel};
-pub use view::{rope_cos_sin, LayerView, MatrixView, MlpView, ModelView};
+pub use view::{LayerView, MatrixView, MlpView, ModelView};
 
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::Architecture;
 use crate::model::tensors::TensorError;
-use kernels::{
-    activate_all, causal_attention, gated, relu_squared, rms_norm_rows, Matrix, Norm, RopeTable,
-};
+use kernels::{activate_all, causal_attention, gated, relu_squared, rms_norm_rows, Matrix, Norm};
 use load::{LayerWeights, Mlp};
+use rope::RopeTable;
 
 /// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +156,7 @@ impl Workspace {
             ff_a: vec![0.0; t * arch.d_ff],
             ff_b: vec![0.0; t * arch.d_ff],
             scores: vec![0.0; 64 * t],
-            rope: RopeTable::new(t, arch.d_k, arch.rope_theta),
+            rope: RopeTable::of(arch, t),
             logits: if logits {
                 vec![0.0; t * arch.vocab]
             } else {

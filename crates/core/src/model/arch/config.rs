@@ -32,7 +32,11 @@ impl Config {
         embedded.or_else(|| {
             config_json.filter(|v| v.is_object()).map(|v| Config {
                 value: v.clone(),
-                source: "config.json",
+                source: if is_meta_params(v) {
+                    "params.json"
+                } else {
+                    "config.json"
+                },
             })
         })
     }
@@ -145,6 +149,11 @@ impl Config {
             .map(Some)
     }
 
+    /// The value at `key` (a path `a.b`), if present and not null.
+    pub fn value(&self, key: &str) -> Option<&Value> {
+        self.first(&[key]).map(|(_, v)| v)
+    }
+
     fn first<'k>(&self, keys: &[&'k str]) -> Option<(&'k str, &Value)> {
         keys.iter().find_map(|key| {
             let mut value = &self.value;
@@ -154,6 +163,13 @@ impl Config {
             (!value.is_null()).then_some((*key, value))
         })
     }
+}
+
+/// Meta's `params.json` (`dim`, `n_layers`, `n_heads`), rather than a Hugging Face `config.json`.
+pub fn is_meta_params(v: &Value) -> bool {
+    ["dim", "n_layers", "n_heads"]
+        .iter()
+        .all(|k| v.get(k).is_some())
 }
 
 /// Checks a config value against the number the shapes give; `Err` names both.

@@ -10,7 +10,7 @@ use super::config::{agree, Config};
 use super::lookup::{matrix, mul, vector, Lookup};
 use super::{
     Activation, Architecture, BiasLoc, Family, LayerBiases, LayerTensors, NormKind, Rope,
-    WeightLoc, HEADS_UNKNOWN,
+    RopeScaling, WeightLoc, HEADS_UNKNOWN,
 };
 
 /// `GPT2Config.layer_norm_epsilon` default.
@@ -173,6 +173,7 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         qk_norm: false,
         rope: Rope::None,
         rope_theta: 0.0,
+        rope_scaling: RopeScaling::None,
         norm_eps: c.norm_eps(&["layer_norm_epsilon"])?.unwrap_or(DEFAULT_EPS),
         norm: NormKind::Layer,
         activation,

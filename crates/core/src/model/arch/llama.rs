@@ -13,14 +13,14 @@
 
 use super::config::{agree, Config};
 use super::lookup::{matrix, mul, vector, Lookup};
+use super::rope::{hf_rope, RopeSettings, DEFAULT_THETA};
 use super::{
     Activation, Architecture, BiasLoc, Family, LayerBiases, LayerTensors, NormKind, Rope,
-    WeightLoc, HEADS_UNKNOWN,
+    RopeScaling, WeightLoc, HEADS_UNKNOWN,
 };
 
 /// `LlamaConfig.rms_norm_eps` default.
 const DEFAULT_EPS: f64 = 1e-6;
-const DEFAULT_THETA: f64 = 10_000.0;
 
 /// Whether the names look like this family (any `[model.]layers.{l}.self_attn.q_proj.weight`).
 pub(super) fn matches(t: &Lookup) -> bool {
@@ -182,10 +182,20 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         Some(c) => sliding_windows(c, n_layers)?,
         None => Vec::new(),
     };
-    let (activation, no_forward_pass) = match config {
+    let (activation, mut unsupported) = match config {
         Some(c) => pass_settings(c)?,
-        None => (Activation::Silu, None),
+        None => (Activation::Silu, Vec::new()),
     };
+    let rope = match config {
+        Some(c) => hf_rope(c, d_k)?,
+        None => RopeSettings {
+            theta: DEFAULT_THETA,
+            scaling: RopeScaling::None,
+            unsupported: Vec::new(),
+        },
+    };
+    unsupported.extend(rope.unsupported);
+    let no_forward_pass = (!unsupported.is_empty()).then(|| unsupported.join("; "));
     let mut layers = Vec::with_capacity(n_layers);
     for l in 0..n_layers {
         let block = format!("{layers_prefix}{l}.");
@@ -241,13 +251,9 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
     }
     let final_norm = Some(t.require(&format!("{stem}norm.weight"), &[d_model])?);
 
-    let (rope_theta, norm_eps) = match config {
-        Some(c) => (
-            c.rope_theta(&["rope_theta", "rope_parameters.rope_theta"])?
-                .unwrap_or(DEFAULT_THETA),
-            c.norm_eps(&["rms_norm_eps"])?.unwrap_or(DEFAULT_EPS),
-        ),
-        None => (DEFAULT_THETA, DEFAULT_EPS),
+    let norm_eps = match config {
+        Some(c) => c.norm_eps(&["rms_norm_eps"])?.unwrap_or(DEFAULT_EPS),
+        None => DEFAULT_EPS,
     };
 
     Ok(Architecture {
@@ -261,7 +267,8 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         vocab,
         qk_norm,
         rope: Rope::RotateHalf,
-        rope_theta,
+        rope_theta: rope.theta,
+        rope_scaling: rope.scaling,
         norm_eps,
         norm: NormKind::Rms,
         activation,
@@ -335,9 +342,9 @@ fn sliding_windows(c: &Config, n_layers: usize) -> Result<Vec<Option<usize>>, St
 }
 
 /// The MLP activation (`hidden_act`), and why the forward pass cannot run the
-/// model, if a setting asks for what it does not implement (a RoPE scaling, an
-/// activation without a kernel). Recognition still succeeds: weight spectra need no forward pass.
-fn pass_settings(c: &Config) -> Result<(Activation, Option<String>), String> {
+/// model if that activation has no kernel (RoPE settings: [`hf_rope`]). Recognition
+/// still succeeds: weight spectra need no forward pass.
+fn pass_settings(c: &Config) -> Result<(Activation, Vec<String>), String> {
     let mut why = Vec::new();
     let activation = match c.string(&["hidden_act", "hidden_activation"])? {
         None => Activation::Silu,
@@ -346,24 +353,7 @@ fn pass_settings(c: &Config) -> Result<(Activation, Option<String>), String> {
             Activation::Silu
         }),
     };
-    let rope_type = c.string(&[
-        "rope_scaling.rope_type",
-        "rope_scaling.type",
-        "rope_parameters.rope_type",
-    ])?;
-    if let Some(kind) = rope_type.filter(|k| k != "default") {
-        why.push(format!(
-            "{} asks for RoPE scaling `{kind}`, which is not implemented",
-            c.source
-        ));
-    }
-    if let Some(p) = c.f64(&["partial_rotary_factor"])?.filter(|&p| p != 1.0) {
-        why.push(format!(
-            "{} partial_rotary_factor {p} is not implemented",
-            c.source
-        ));
-    }
-    Ok((activation, (!why.is_empty()).then(|| why.join("; "))))
+    Ok((activation, why))
 }
 
 /// The block's projection biases, each optional (Qwen2 has q/k/v; Llama's

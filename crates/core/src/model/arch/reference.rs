@@ -15,8 +15,8 @@
 use super::config::{agree, Config};
 use super::lookup::{matrix, mul, vector, Lookup};
 use super::{
-    Activation, Architecture, Family, LayerBiases, LayerTensors, NormKind, Rope, WeightLoc,
-    HEADS_UNKNOWN,
+    Activation, Architecture, Family, LayerBiases, LayerTensors, NormKind, Rope, RopeScaling,
+    WeightLoc, HEADS_UNKNOWN,
 };
 
 const BLOCKS: &str = "transformer_blocks.";
@@ -270,6 +270,7 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         qk_norm,
         rope: Rope::InterleavedPairs,
         rope_theta,
+        rope_scaling: RopeScaling::None,
         norm_eps,
         norm: NormKind::Rms,
         activation: Activation::ReluSquared,

@@ -1,11 +1,11 @@
 //! The numeric kernels of the forward pass, in f32 on row-major buffers:
 //! linear layers and attention products through `matrixmultiply::sgemm`
-//! (blocked, SIMD, builds for wasm32), RMSNorm, RoPE, causal softmax.
+//! (blocked, SIMD, builds for wasm32), RMSNorm, causal softmax (RoPE: `rope.rs`).
 //!
 //! Every function writes into a caller's buffer, so a forward pass allocates
 //! its workspace once and nothing per token.
 
-use crate::model::arch::{Activation, NormKind, Rope};
+use crate::model::arch::{Activation, NormKind};
 
 /// A strided view of a row-major-ish matrix: element (i, j) at `i·rs + j·cs`.
 #[derive(Clone, Copy)]
@@ -193,63 +193,6 @@ pub(super) fn rms_norm_rows(x: &mut [f32], width: usize, gamma: &[f32], eps: f32
     }
 }
 
-/// `(cos, sin)` per (position, frequency), `[t, d_k/2]` each, computed as
-/// torchtune and transformers do: θ_i = 1 / base^(2i/d_k) in f32, angle =
-/// position·θ_i in f32, then cos/sin of that f32 angle.
-pub(super) struct RopeTable {
-    pub cos: Vec<f32>,
-    pub sin: Vec<f32>,
-    half: usize,
-}
-
-impl RopeTable {
-    pub fn new(t: usize, d_k: usize, base: f64) -> Self {
-        let half = d_k / 2;
-        let theta: Vec<f32> = (0..half)
-            .map(|i| 1.0 / (base as f32).powf((2 * i) as f32 / d_k as f32))
-            .collect();
-        let mut cos = Vec::with_capacity(t * half);
-        let mut sin = Vec::with_capacity(t * half);
-        for p in 0..t {
-            for &th in &theta {
-                let angle = f64::from(p as f32 * th);
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
-            }
-        }
-        Self { cos, sin, half }
-    }
-
-    /// Rotates every `d_k`-long row of `x` (row index = position) in place.
-    pub fn apply(&self, x: &mut [f32], d_k: usize, style: Rope) {
-        let half = self.half;
-        for (p, row) in x.chunks_exact_mut(d_k).enumerate() {
-            let cos = &self.cos[p * half..(p + 1) * half];
-            let sin = &self.sin[p * half..(p + 1) * half];
-            match style {
-                // torchtune: pairs (x[2i], x[2i+1]).
-                Rope::InterleavedPairs => {
-                    for (i, pair) in row.chunks_exact_mut(2).enumerate() {
-                        let (a, b) = (pair[0], pair[1]);
-                        pair[0] = a * cos[i] - b * sin[i];
-                        pair[1] = b * cos[i] + a * sin[i];
-                    }
-                }
-                // Hugging Face rotate_half: pairs (x[i], x[i + d/2]).
-                Rope::RotateHalf => {
-                    let (lo, hi) = row.split_at_mut(half);
-                    for i in 0..half {
-                        let (a, b) = (lo[i], hi[i]);
-                        lo[i] = a * cos[i] - b * sin[i];
-                        hi[i] = b * cos[i] + a * sin[i];
-                    }
-                }
-                Rope::None => {}
-            }
-        }
-    }
-}
-
 /// Causal softmax attention of one query head over one kv-head.
 ///
 /// `q`, `k`, `v` are `[t, d_k]` row-major (q and k after RoPE); the output
@@ -434,29 +377,6 @@ mod tests {
                     "row {i} col {c}"
                 );
             }
-        }
-    }
-
-    #[test]
-    fn rope_styles_rotate_their_own_pairs() {
-        let table = RopeTable::new(3, 4, 10_000.0);
-        let x0 = [1.0f32, 2.0, 3.0, 4.0];
-        let mut a = [x0, x0, x0].concat();
-        table.apply(&mut a, 4, Rope::InterleavedPairs);
-        assert_eq!(&a[..4], &x0, "position 0 is the identity");
-        let (c, s) = (1f32.cos(), 1f32.sin()); // position 1, θ_0 = 1
-        assert!(
-            (a[4] - (1.0 * c - 2.0 * s)).abs() < 1e-6 && (a[5] - (2.0 * c + 1.0 * s)).abs() < 1e-6
-        );
-        let mut b = [x0, x0, x0].concat();
-        table.apply(&mut b, 4, Rope::RotateHalf);
-        assert!(
-            (b[4] - (1.0 * c - 3.0 * s)).abs() < 1e-6 && (b[6] - (3.0 * c + 1.0 * s)).abs() < 1e-6
-        );
-        // Rotations keep each pair's norm.
-        for row in a.chunks(4).chain(b.chunks(4)) {
-            let n: f32 = row.iter().map(|v| v * v).sum();
-            assert!((n - 30.0).abs() < 1e-4);
         }
     }
 }

@@ -133,7 +133,8 @@ pub(super) async fn read_layer<S: AsyncByteSource>(
             up: matrix(shards, &whole(mlp_name(0)?), [d_ff, d]).await?,
             down: matrix(shards, &whole(mlp_name(1)?), [d, d_ff]).await?,
         },
-        Family::Llama => Mlp::SwiGlu {
+        // Meta's `[w1, w3, w2]` are gate, up and down.
+        Family::Llama | Family::MetaLlama => Mlp::SwiGlu {
             gate: matrix(shards, &whole(mlp_name(0)?), [d_ff, d]).await?,
             up: matrix(shards, &whole(mlp_name(1)?), [d_ff, d]).await?,
             down: matrix(shards, &whole(mlp_name(2)?), [d, d_ff]).await?,

@@ -3,7 +3,7 @@
 //! pass uses (embedding scale, RoPE table), taken from the same code so that the two passes
 //! cannot drift apart.
 
-use super::kernels::{Matrix, RopeTable};
+use super::kernels::Matrix;
 use super::load::{LayerWeights, Mlp};
 use super::ModelWeights;
 use crate::model::arch::{Activation, Architecture, Family, NormKind};
@@ -146,7 +146,7 @@ fn extensions(w: &ModelWeights) -> Vec<&'static str> {
     );
     let own = match arch.family {
         Family::Reference => Activation::ReluSquared,
-        Family::Llama => Activation::Silu,
+        Family::Llama | Family::MetaLlama => Activation::Silu,
         Family::Gpt2 => Activation::GeluTanh,
     };
     note(
@@ -160,15 +160,8 @@ fn extensions(w: &ModelWeights) -> Vec<&'static str> {
 pub(super) fn embedding_scale(arch: &Architecture) -> f32 {
     match arch.family {
         Family::Reference => (arch.d_model as f64).sqrt() as f32,
-        Family::Llama | Family::Gpt2 => 1.0,
+        Family::Llama | Family::Gpt2 | Family::MetaLlama => 1.0,
     }
-}
-
-/// RoPE's `(cos, sin)` for positions `0..t`, `[t, d_k/2]` row-major each: exactly the table
-/// the CPU forward pass rotates Q and K with.
-pub fn rope_cos_sin(t: usize, d_k: usize, base: f64) -> (Vec<f32>, Vec<f32>) {
-    let table = RopeTable::new(t, d_k, base);
-    (table.cos, table.sin)
 }
 
 impl ModelWeights {
