@@ -11,7 +11,9 @@ use crate::formats::json_outline::{self, First, Outline};
 use crate::formats::{logs, pytorch, safetensors as st, sharded, tokens, MAX_JSON_DOCUMENT};
 use crate::source::AsyncByteSource;
 
-/// Bytes read to recognise a file.
+/// Bytes read to recognise a file by its signature (binary formats).
+const PROBE_LEN: u64 = 64;
+/// Bytes read to recognise a file that shows no signature (logs, JSON).
 const HEAD_LEN: u64 = 64 * 1024;
 /// Whole-file formats (logs, JSON, .npy) larger than this are refused rather
 /// than read into memory.
@@ -43,12 +45,14 @@ enum Sniffed {
     Unknown,
 }
 
-fn sniff(name: &str, head: &[u8], size: u64) -> Sniffed {
+/// The binary formats' signatures, which the first [`PROBE_LEN`] bytes show: a checkpoint
+/// is recognised without reading any of its tensor bytes.
+fn sniff_signature(head: &[u8], size: u64) -> Option<Sniffed> {
     if head.starts_with(b"\x93NUMPY") {
-        return Sniffed::Npy;
+        return Some(Sniffed::Npy);
     }
     if pytorch::zip::looks_like_zip(head) || pytorch::is_legacy(head) {
-        return Sniffed::PyTorch;
+        return Some(Sniffed::PyTorch);
     }
     // safetensors: u64 LE header length that fits the file, then a JSON object.
     if let Some(first8) = head.get(..8) {
@@ -57,8 +61,15 @@ fn sniff(name: &str, head: &[u8], size: u64) -> Sniffed {
         let n = u64::from_le_bytes(le);
         let fits = n > 1 && n <= st::MAX_HEADER_LEN && n.saturating_add(8) <= size;
         if fits && head.get(8) == Some(&b'{') {
-            return Sniffed::Safetensors;
+            return Some(Sniffed::Safetensors);
         }
+    }
+    None
+}
+
+fn sniff(name: &str, head: &[u8], size: u64) -> Sniffed {
+    if let Some(found) = sniff_signature(head, size) {
+        return found;
     }
     let lower = name.to_ascii_lowercase();
     if lower.ends_with(".safetensors") {
@@ -100,14 +111,24 @@ pub async fn inspect_file(
         progress(1.0);
         return entry;
     }
-    let head = match src.fetch(0, size.min(HEAD_LEN) as usize).await {
-        Ok(h) => h,
-        Err(e) => {
-            entry.fail(FileKind::Unknown, format!("could not read the file: {e}"));
-            return entry;
+    // A short probe first: a checkpoint's signature is in its first bytes, and a longer
+    // head would read tensor bytes that the analysis reads again.
+    let mut head = Vec::new();
+    let mut sniffed = None;
+    for len in [PROBE_LEN, HEAD_LEN] {
+        head = match src.fetch(0, size.min(len) as usize).await {
+            Ok(h) => h,
+            Err(e) => {
+                entry.fail(FileKind::Unknown, format!("could not read the file: {e}"));
+                return entry;
+            }
+        };
+        sniffed = sniff_signature(&head, size);
+        if sniffed.is_some() || size <= len {
+            break;
         }
-    };
-    match sniff(path, &head, size) {
+    }
+    match sniffed.unwrap_or_else(|| sniff(path, &head, size)) {
         Sniffed::Safetensors => inspect_safetensors(&mut entry, src, progress).await,
         Sniffed::PyTorch => inspect_pytorch(&mut entry, src, progress).await,
         Sniffed::Npy => {
