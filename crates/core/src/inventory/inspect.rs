@@ -22,6 +22,14 @@ pub const MAX_WHOLE_FILE: u64 = 512 * 1024 * 1024;
 /// so a 2 GB embedding never sits in memory at once.
 const SCAN_CHUNK: u64 = 16 * 1024 * 1024;
 
+/// Why [`scan_checkpoint_values`] could not read a tensor.
+#[derive(Debug, thiserror::Error)]
+#[error("could not read tensor `{tensor}`: {source}")]
+pub struct ScanError {
+    pub tensor: String,
+    pub source: std::io::Error,
+}
+
 /// Why a checkpoint's header could not be read.
 #[derive(Debug, thiserror::Error)]
 enum HeaderError {
@@ -481,7 +489,7 @@ fn inspect_checkpoint(entry: &mut FileEntry, header: st::Header) {
 pub async fn scan_checkpoint_values(
     header: &st::Header,
     src: &impl AsyncByteSource,
-) -> Result<Vec<(String, st::ValueScan)>, String> {
+) -> Result<Vec<(String, st::ValueScan)>, ScanError> {
     let mut bad = Vec::new();
     for t in header.tensors.iter().filter(|t| t.dtype.is_float()) {
         // A strided view's span is scanned as stored: a value it skips
@@ -495,7 +503,10 @@ pub async fn scan_checkpoint_values(
             let bytes = src
                 .fetch(t.start + off, n as usize)
                 .await
-                .map_err(|e| format!("could not read tensor `{}`: {e}", t.name))?;
+                .map_err(|source| ScanError {
+                    tensor: t.name.clone(),
+                    source,
+                })?;
             let s = st::scan_values(&bytes, t.dtype);
             scan.nan += s.nan;
             scan.pos_inf += s.pos_inf;

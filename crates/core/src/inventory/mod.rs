@@ -12,7 +12,7 @@ pub mod batches;
 mod inspect;
 pub mod naming;
 
-pub use inspect::{inspect_file, scan_checkpoint_values, MAX_WHOLE_FILE};
+pub use inspect::{inspect_file, scan_checkpoint_values, ScanError, MAX_WHOLE_FILE};
 
 use crate::formats::logs::Series;
 use crate::formats::safetensors::{Header, ValueScan};
