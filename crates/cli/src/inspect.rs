@@ -100,7 +100,9 @@ fn scan_values(inv: &mut Inventory, real: &[PathBuf]) {
         };
         let found = FileSource::open(path)
             .map_err(|e| format!("cannot open: {e}"))
-            .and_then(|src| block_on(scan_checkpoint_values(header, &src)).map_err(|e| e.to_string()));
+            .and_then(|src| {
+                block_on(scan_checkpoint_values(header, &src)).map_err(|e| e.to_string())
+            });
         match found {
             Ok(tensors) => entry.note_non_finite(&tensors),
             Err(e) => {

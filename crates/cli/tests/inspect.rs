@@ -81,7 +81,10 @@ fn values_are_counted_only_when_asked() {
         let (ok, stdout, stderr) = inspect(&[&[nan, "--json"], args].concat());
         assert!(ok, "{stderr}");
         let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
-        (v["files"][0]["status"].clone(), v["files"][0]["messages"].clone())
+        (
+            v["files"][0]["status"].clone(),
+            v["files"][0]["messages"].clone(),
+        )
     };
     let (status, messages) = message(&[]);
     assert!(

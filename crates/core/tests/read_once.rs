@@ -121,18 +121,32 @@ fn non_finite_values_are_found_by_the_analysis_read_and_named_per_tensor() {
     let src = CountingSource::new(bytes);
 
     let (mut inv, job, out) = drop_and_analyse(&src);
-    assert_eq!(inv.files[0].status, Status::Ok, "inspection does not read values");
+    assert_eq!(
+        inv.files[0].status,
+        Status::Ok,
+        "inspection does not read values"
+    );
     let JobOutput::WeightsAndActivations { non_finite, .. } = out else {
         panic!("{out:?}")
     };
     let found: Vec<(String, u64, u64, u64)> = non_finite
         .iter()
-        .map(|n| (job.files[n.part].clone(), n.values.nan, n.values.pos_inf, n.values.neg_inf))
+        .map(|n| {
+            (
+                job.files[n.part].clone(),
+                n.values.nan,
+                n.values.pos_inf,
+                n.values.neg_inf,
+            )
+        })
         .collect();
     let named: Vec<&str> = non_finite.iter().map(|n| n.tensor.as_str()).collect();
     assert_eq!(
         named,
-        ["norm.weight", "transformer_blocks.1.feed_forward.up_proj.weight"]
+        [
+            "norm.weight",
+            "transformer_blocks.1.feed_forward.up_proj.weight"
+        ]
     );
     assert_eq!(
         found,
@@ -149,7 +163,9 @@ fn non_finite_values_are_found_by_the_analysis_read_and_named_per_tensor() {
     assert_eq!(inv.files[0].status, Status::Warning);
     assert_eq!(
         inv.files[0].messages,
-        ["non-finite values: 1 NaN, 1 +Inf, 1 −Inf in 2 tensor(s): norm.weight, \
-          transformer_blocks.1.feed_forward.up_proj.weight"]
+        [
+            "non-finite values: 1 NaN, 1 +Inf, 1 −Inf in 2 tensor(s): norm.weight, \
+          transformer_blocks.1.feed_forward.up_proj.weight"
+        ]
     );
 }

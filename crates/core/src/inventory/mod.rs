@@ -191,7 +191,8 @@ impl FileEntry {
                 String::new()
             }
         );
-        self.messages.retain(|m| !m.starts_with("non-finite values: "));
+        self.messages
+            .retain(|m| !m.starts_with("non-finite values: "));
         self.warn(message);
     }
 

@@ -76,7 +76,10 @@ impl ReadLog {
         let mut from = at;
         for r in ranges.iter().filter(|r| r.end > at && r.start < end) {
             if r.start > from {
-                add(&mut scan, scan_values(slice(bytes, at, from..r.start), t.dtype));
+                add(
+                    &mut scan,
+                    scan_values(slice(bytes, at, from..r.start), t.dtype),
+                );
             }
             from = from.max(r.end);
         }

@@ -28,14 +28,19 @@ pub fn inventory_of(paths: &[&str]) -> Inventory {
 
 /// The page's job for `checkpoint` among fixture files `paths`, and the sources of its
 /// files (in `job.files` order).
-pub fn fixture_job(paths: &[&str], checkpoint: &str, kind: JobKind) -> (CheckpointJob, Vec<Vec<u8>>) {
+pub fn fixture_job(
+    paths: &[&str],
+    checkpoint: &str,
+    kind: JobKind,
+) -> (CheckpointJob, Vec<Vec<u8>>) {
     let inv = inventory_of(paths);
     let index = inv
         .files
         .iter()
         .position(|f| f.path == checkpoint)
         .unwrap_or_else(|| panic!("{checkpoint} is not among {paths:?}"));
-    let job = CheckpointJob::plan(&inv, index, kind).unwrap_or_else(|e| panic!("{checkpoint}: {e}"));
+    let job =
+        CheckpointJob::plan(&inv, index, kind).unwrap_or_else(|e| panic!("{checkpoint}: {e}"));
     let sources = job.files.iter().map(|p| fixture(p)).collect();
     (job, sources)
 }
