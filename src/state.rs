@@ -11,7 +11,7 @@ use rankscope_core::analysis::activations::{
     ActivationCheckpoint, ActivationRun, ActivationSpectra,
 };
 use rankscope_core::analysis::collect::SpectraFailure;
-use rankscope_core::analysis::jobs::{job_files, CheckpointJob, JobKind, JobOutput, StudyOptions};
+use rankscope_core::analysis::jobs::{CheckpointJob, JobKind, JobOutput, NonFinite, StudyOptions};
 use rankscope_core::analysis::study::CheckpointSel;
 use rankscope_core::analysis::study::{CheckpointSpectra, RunSpectra};
 use rankscope_core::analysis::weights::WeightSpectra;
@@ -238,6 +238,26 @@ impl AppState {
         });
     }
 
+    /// Shows the tensors a job found NaN/±Inf in on the files that hold them (the
+    /// analysis checks the values as it reads them; inspection reads headers only).
+    fn note_non_finite(self, files: &[String], non_finite: &[NonFinite]) {
+        if non_finite.is_empty() {
+            return;
+        }
+        self.inventory.update(|inv| {
+            for (part, path) in files.iter().enumerate() {
+                let tensors: Vec<_> = non_finite
+                    .iter()
+                    .filter(|n| n.part == part)
+                    .map(|n| (n.tensor.clone(), n.values))
+                    .collect();
+                if let Some(entry) = inv.files.iter_mut().find(|f| &f.path == path) {
+                    entry.note_non_finite(&tensors);
+                }
+            }
+        });
+    }
+
     /// Weight spectra of every recognised checkpoint (after each batch of
     /// files), on the worker pool: one job per checkpoint, reading only the
     /// W_k/W_q blocks and norms' γ by byte range. Figures fill in as
@@ -270,30 +290,27 @@ impl AppState {
                 ) {
                     continue; // the inventory already says why
                 }
-                let extra: Vec<&str> = eval
-                    .iter()
-                    .chain(heldout.iter())
-                    .map(String::as_str)
-                    .collect();
-                let files = job_files(&inventory, c.file, &extra);
-                let paths: Vec<String> = files
-                    .iter()
-                    .map(|&i| inventory.files[i].path.clone())
-                    .collect();
+                // The job carries the headers, architecture and batches inspection
+                // found, and the Blobs of the tensor files only.
+                let job = match CheckpointJob::plan(&inventory, c.file, kind.clone()) {
+                    Ok(job) => job,
+                    Err(e) => {
+                        failures.push(SpectraFailure {
+                            path: c.path.clone(),
+                            message: e.to_string(),
+                        });
+                        continue;
+                    }
+                };
                 let blobs: Option<Vec<web_sys::Blob>> = self
                     .blobs
-                    .with_value(|b| paths.iter().map(|p| b.get(p).cloned()).collect());
+                    .with_value(|b| job.files.iter().map(|p| b.get(p).cloned()).collect());
                 let Some(blobs) = blobs else {
                     failures.push(SpectraFailure {
                         path: c.path.clone(),
                         message: "its file is no longer readable".into(),
                     });
                     continue;
-                };
-                let job = CheckpointJob {
-                    checkpoint: c.path.clone(),
-                    files: paths,
-                    kind: kind.clone(),
                 };
                 let key = serde_json::to_string(&job).unwrap_or_default();
                 tasks.push((
@@ -308,6 +325,9 @@ impl AppState {
             }
         }
         let total = tasks.len();
+        // Per task, the paths of its tensor files (a non-finite report names a part of them).
+        let files_of: Rc<Vec<Vec<String>>> =
+            Rc::new(tasks.iter().map(|(_, t)| t.job.files.clone()).collect());
         // Jobs finished before (same files, same kind) are not run again.
         let mut cached = Vec::new();
         let mut to_run = Vec::new();
@@ -319,7 +339,16 @@ impl AppState {
             {
                 Some(out) => cached.push((i, out)),
                 None => {
-                    to_run_slot.push((i, key, task.job.files.clone()));
+                    // The files it read: the tensor files and its batches (a file
+                    // dropped again evicts the job).
+                    let read = task
+                        .job
+                        .files
+                        .iter()
+                        .cloned()
+                        .chain(task.job.batches.iter().map(|(p, _)| p.clone()))
+                        .collect::<Vec<_>>();
+                    to_run_slot.push((i, key, read));
                     to_run.push(task);
                 }
             }
@@ -366,6 +395,7 @@ impl AppState {
         let done = {
             let (slots, results, act_results) =
                 (slots.clone(), results.clone(), act_results.clone());
+            let files_of = files_of.clone();
             move |i: usize, result: Result<JobOutput, String>, fresh: bool| {
                 if !current() {
                     return;
@@ -378,8 +408,15 @@ impl AppState {
                     });
                 }
                 let path = slots[i].2.path.clone();
+                if let Ok(
+                    JobOutput::WeightSpectra { non_finite, .. }
+                    | JobOutput::WeightsAndActivations { non_finite, .. },
+                ) = &result
+                {
+                    self.note_non_finite(&files_of[i], non_finite);
+                }
                 match result {
-                    Ok(JobOutput::WeightSpectra(ws)) => {
+                    Ok(JobOutput::WeightSpectra { weights: ws, .. }) => {
                         results.borrow_mut()[i] = Some(ws);
                         self.spectra.set(assemble_runs(&slots, &results.borrow()));
                     }
@@ -387,6 +424,7 @@ impl AppState {
                         weights,
                         activations,
                         engine,
+                        ..
                     }) => {
                         if !engine.is_empty() {
                             let engine = classify_engine(&engine, gpu_asked, webgpu_offered);
@@ -516,32 +554,26 @@ impl AppState {
             let (Some(eval), Some(heldout)) = batch_paths(&batches, &run.name) else {
                 continue;
             };
-            let files = job_files(&inventory, c.file, &[eval.as_str(), heldout.as_str()]);
-            let paths: Vec<String> = files
-                .iter()
-                .map(|&i| inventory.files[i].path.clone())
-                .collect();
+            let kind = JobKind::Study {
+                eval: eval.clone(),
+                heldout: heldout.clone(),
+                options: options.clone(),
+            };
+            let Ok(job) = CheckpointJob::plan(&inventory, c.file, kind) else {
+                continue;
+            };
             let Some(blobs) = self.blobs.with_value(|b| {
-                paths
+                job.files
                     .iter()
                     .map(|p| b.get(p).cloned())
                     .collect::<Option<Vec<_>>>()
             }) else {
                 continue;
             };
-            let kind = JobKind::Study {
-                eval: eval.clone(),
-                heldout: heldout.clone(),
-                options: options.clone(),
-            };
             // Study jobs run their eval pass and surgery sweep on WebGPU when the worker has an
             // adapter (and the user did not turn it off), else on the CPU; the output names where.
             tasks.push(Task {
-                job: CheckpointJob {
-                    checkpoint: c.path.clone(),
-                    files: paths,
-                    kind,
-                },
+                job,
                 blobs,
                 gpu: self.use_gpu.get_untracked(),
             });

@@ -22,11 +22,13 @@ pub async fn run_job(
     gpu: bool,
     progress: &mut dyn FnMut(&str, f64),
 ) -> Result<JobOutput, String> {
+    // The message crosses a postMessage: a string from here on.
     if gpu {
         run_checkpoint_job_on(job, sources, &*engine().await, progress).await
     } else {
         run_checkpoint_job(job, sources, progress).await
     }
+    .map_err(|e| e.to_string())
 }
 
 /// This thread's engine, opening the GPU on first use.

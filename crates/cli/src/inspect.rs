@@ -2,7 +2,9 @@
 
 use crate::text::outln;
 use anyhow::{Context, Result};
-use rankscope_core::inventory::{add_file, inspect_file, FileEntry, Inventory, Status};
+use rankscope_core::inventory::{
+    add_file, inspect_file, scan_checkpoint_values, Content, FileEntry, Inventory, Status,
+};
 use rankscope_core::source::{block_on, FileSource};
 use std::path::{Path, PathBuf};
 
@@ -19,10 +21,17 @@ pub struct Args {
     /// Print the inventory as JSON
     #[arg(long)]
     json: bool,
+    /// Also read every float tensor of every checkpoint and count its NaN/±Inf values
+    /// (inspection reads headers only; the analysing commands check what they read)
+    #[arg(long)]
+    values: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let (inventory, _) = inventory_of(&a.paths)?;
+    let (mut inventory, real) = inventory_of(&a.paths)?;
+    if a.values {
+        scan_values(&mut inventory, &real);
+    }
     if a.json {
         crate::text::print_json(&inventory)?;
     } else {
@@ -80,6 +89,28 @@ pub fn inventory_of(roots: &[PathBuf]) -> Result<(Inventory, Vec<PathBuf>)> {
         }
     }
     Ok((Inventory::link(files), real))
+}
+
+/// `--values`: each checkpoint's tensors read once more, for their NaN/±Inf counts, shown as
+/// the page shows what its analysis found.
+fn scan_values(inv: &mut Inventory, real: &[PathBuf]) {
+    for (entry, path) in inv.files.iter_mut().zip(real) {
+        let Content::Checkpoint { header } = &entry.content else {
+            continue;
+        };
+        let found = FileSource::open(path)
+            .map_err(|e| format!("cannot open: {e}"))
+            .and_then(|src| {
+                block_on(scan_checkpoint_values(header, &src)).map_err(|e| e.to_string())
+            });
+        match found {
+            Ok(tensors) => entry.note_non_finite(&tensors),
+            Err(e) => {
+                entry.status = Status::Error;
+                entry.messages.push(e);
+            }
+        }
+    }
 }
 
 /// The error for a command that was given files but found no checkpoint to

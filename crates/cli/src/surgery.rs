@@ -186,7 +186,7 @@ pub(crate) fn sweep(
         bail!("--margin must lie between 0 and 0.5");
     }
     // The page's check (core): a held-out batch with the eval batch's content is refused.
-    check_distinct_batches(eval, heldout).map_err(anyhow::Error::msg)?;
+    check_distinct_batches(eval, heldout)?;
     let model = load_model(path)?;
     check_fit(eval_path, eval, model.arch())?;
     check_fit(heldout_path, heldout, model.arch())?;

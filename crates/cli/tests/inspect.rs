@@ -68,3 +68,35 @@ fn a_missing_path_is_an_error_naming_it() {
     assert!(!ok);
     assert!(stderr.contains("/no/such/folder"), "{stderr}");
 }
+
+/// Inspection reads headers only; `--values` reads every float tensor for its NaN/±Inf
+/// counts (the malformed corpus's `nan_inf.safetensors`: 3 NaN, 1 +Inf, 3 −Inf).
+#[test]
+fn values_are_counted_only_when_asked() {
+    let nan = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/malformed/nan_inf.safetensors"
+    );
+    let message = |args: &[&str]| {
+        let (ok, stdout, stderr) = inspect(&[&[nan, "--json"], args].concat());
+        assert!(ok, "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+        (
+            v["files"][0]["status"].clone(),
+            v["files"][0]["messages"].clone(),
+        )
+    };
+    let (status, messages) = message(&[]);
+    assert!(
+        !messages.to_string().contains("non-finite"),
+        "{status} {messages}"
+    );
+    let (status, messages) = message(&["--values"]);
+    assert!(
+        messages
+            .to_string()
+            .contains("non-finite values: 3 NaN, 1 +Inf, 3 −Inf"),
+        "{messages}"
+    );
+    assert_ne!(status, "ok");
+}

@@ -10,7 +10,8 @@ use rankscope_core::model::arch::{recognise, Recognition};
 use rankscope_core::source::{block_on, FileSource};
 use serde_json::Value;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+mod common;
+use common::{fixture_job, FIXTURES};
 
 fn spectra_of(path: &str) -> WeightSpectra {
     let src = FileSource::open(path).expect("open checkpoint");
@@ -222,55 +223,42 @@ fn stories260k_llama_wk_matches_the_reference() {
 #[test]
 fn a_worker_job_gives_the_same_spectra_as_the_direct_path() {
     use rankscope_core::analysis::jobs::{run_checkpoint_job, CheckpointJob, JobKind, JobOutput};
-    let b1 = format!("{FIXTURES}/runs/B1/ckpt_tokens_327680.safetensors");
-    let job = CheckpointJob {
-        checkpoint: "runs/B1/ckpt_tokens_327680.safetensors".into(),
-        files: vec!["runs/B1/ckpt_tokens_327680.safetensors".into()],
-        kind: JobKind::WeightSpectra,
-    };
+    let b1 = "runs/B1/ckpt_tokens_327680.safetensors";
+    let (job, sources) = fixture_job(&[b1], b1, JobKind::WeightSpectra);
+    assert_eq!(job.files, [b1]);
     let mut lines = Vec::new();
-    let out = block_on(run_checkpoint_job(
-        &job,
-        &[std::fs::read(&b1).unwrap()],
-        &mut |line, _| lines.push(line.to_string()),
-    ))
+    let out = block_on(run_checkpoint_job(&job, &sources, &mut |line, _| {
+        lines.push(line.to_string())
+    }))
     .expect("job runs");
-    assert_eq!(out, JobOutput::WeightSpectra(spectra_of(&b1)));
+    assert_eq!(
+        out,
+        JobOutput::WeightSpectra {
+            weights: spectra_of(&format!("{FIXTURES}/{b1}")),
+            non_finite: Vec::new(),
+        }
+    );
     assert_eq!(
         lines.last().map(String::as_str),
         Some("weight spectra: layer 4 of 4")
     );
 
-    // A job whose checkpoint is unreadable says so, naming nothing it was not given.
-    let bad = CheckpointJob {
-        checkpoint: "x.safetensors".into(),
-        files: vec!["x.safetensors".into()],
-        kind: JobKind::WeightSpectra,
-    };
-    let out = block_on(run_checkpoint_job(
-        &bad,
-        &[b"not a checkpoint".to_vec()],
-        &mut |_, _| {},
-    ))
-    .expect("job runs");
-    assert_eq!(out, JobOutput::NotRecognised);
+    // A file that is no checkpoint gets no job, and says why.
+    let inv = common::inventory_of(&["eval_tokens.safetensors"]);
+    let err = CheckpointJob::plan(&inv, 0, JobKind::WeightSpectra).unwrap_err();
+    assert_eq!(err.to_string(), "its architecture is not recognised");
 
-    // Hugging Face Llama: the config beside the weights travels with the job.
-    let dir = format!("{FIXTURES}/stories260K");
-    let job = CheckpointJob {
-        checkpoint: "stories260K/model.safetensors".into(),
-        files: vec![
-            "stories260K/model.safetensors".into(),
-            "stories260K/config.json".into(),
-        ],
-        kind: JobKind::WeightSpectra,
-    };
-    let sources = [
-        std::fs::read(format!("{dir}/model.safetensors")).unwrap(),
-        std::fs::read(format!("{dir}/config.json")).unwrap(),
-    ];
+    // Hugging Face Llama: the architecture recognised with the config beside the
+    // weights travels with the job (the config itself does not).
+    let model = "stories260K/model.safetensors";
+    let (job, sources) = fixture_job(
+        &[model, "stories260K/config.json"],
+        model,
+        JobKind::WeightSpectra,
+    );
+    assert_eq!(job.files, [model]);
     match block_on(run_checkpoint_job(&job, &sources, &mut |_, _| {})).expect("job runs") {
-        JobOutput::WeightSpectra(ws) => assert_eq!(ws.layers.len(), 5),
+        JobOutput::WeightSpectra { weights, .. } => assert_eq!(weights.layers.len(), 5),
         other => panic!("stories260K: {other:?}"),
     }
 }
@@ -280,7 +268,7 @@ fn a_worker_job_gives_the_same_spectra_as_the_direct_path() {
 #[test]
 fn a_worker_job_with_an_eval_batch_gives_the_reference_activations() {
     use rankscope_core::analysis::activations::KeyVariant;
-    use rankscope_core::analysis::jobs::{run_checkpoint_job, CheckpointJob, JobKind, JobOutput};
+    use rankscope_core::analysis::jobs::{run_checkpoint_job, JobKind, JobOutput};
     let expected: Value = serde_json::from_str(
         &std::fs::read_to_string(format!("{FIXTURES}/expected/B1.json")).unwrap(),
     )
@@ -294,23 +282,18 @@ fn a_worker_job_with_an_eval_batch_gives_the_reference_activations() {
         "runs/B1/{}",
         last["file"].as_str().unwrap().rsplit('/').next().unwrap()
     );
-    let job = CheckpointJob {
-        checkpoint: ckpt.clone(),
-        files: vec![
-            ckpt.clone(),
-            "eval_tokens.safetensors".into(),
-            "heldout_tokens.safetensors".into(),
+    let (job, sources) = fixture_job(
+        &[
+            &ckpt,
+            "eval_tokens.safetensors",
+            "heldout_tokens.safetensors",
         ],
-        kind: JobKind::WeightsAndActivations {
+        &ckpt,
+        JobKind::WeightsAndActivations {
             eval: "eval_tokens.safetensors".into(),
             heldout: Some("heldout_tokens.safetensors".into()),
         },
-    };
-    let sources: Vec<Vec<u8>> = job
-        .files
-        .iter()
-        .map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap())
-        .collect();
+    );
     let mut stages = Vec::new();
     let out = block_on(run_checkpoint_job(&job, &sources, &mut |line, _| {
         stages.push(line.to_string())
@@ -320,11 +303,14 @@ fn a_worker_job_with_an_eval_batch_gives_the_reference_activations() {
         weights,
         activations,
         engine,
+        non_finite,
     } = out
     else {
         panic!("{out:?}")
     };
+    // Taken from the forward pass's reads, the weight spectra are the direct path's.
     assert_eq!(weights, spectra_of(&format!("{FIXTURES}/{ckpt}")));
+    assert_eq!(non_finite, []);
     let act = activations.expect("activations");
     let loss = act.heldout_loss.expect("held-out loss");
     assert!(
@@ -347,9 +333,8 @@ fn a_worker_job_with_an_eval_batch_gives_the_reference_activations() {
 
     // A job naming an eval batch it was not given keeps the weights and says why.
     let mut missing = job.clone();
-    missing.files.truncate(1);
-    let out =
-        block_on(run_checkpoint_job(&missing, &sources[..1], &mut |_, _| {})).expect("job runs");
+    missing.batches.clear();
+    let out = block_on(run_checkpoint_job(&missing, &sources, &mut |_, _| {})).expect("job runs");
     let JobOutput::WeightsAndActivations {
         activations: Err(why),
         ..
@@ -367,9 +352,7 @@ fn a_worker_job_with_an_eval_batch_gives_the_reference_activations() {
 /// losses and Spearman ρ are the reference's; A2 (no key norm) sweeps no γ.
 #[test]
 fn a_study_job_reproduces_the_reference_surgery_and_importance() {
-    use rankscope_core::analysis::jobs::{
-        run_checkpoint_job, CheckpointJob, JobKind, JobOutput, StudyOptions,
-    };
+    use rankscope_core::analysis::jobs::{run_checkpoint_job, JobKind, JobOutput, StudyOptions};
     let mut options = StudyOptions {
         n_boot: 50,
         ..StudyOptions::default()
@@ -385,24 +368,19 @@ fn a_study_job_reproduces_the_reference_surgery_and_importance() {
             "runs/{run}/{}",
             last["file"].as_str().unwrap().rsplit('/').next().unwrap()
         );
-        let job = CheckpointJob {
-            checkpoint: ckpt.clone(),
-            files: vec![
-                ckpt.clone(),
-                "eval_tokens.safetensors".into(),
-                "heldout_tokens.safetensors".into(),
+        let (job, sources) = fixture_job(
+            &[
+                &ckpt,
+                "eval_tokens.safetensors",
+                "heldout_tokens.safetensors",
             ],
-            kind: JobKind::Study {
+            &ckpt,
+            JobKind::Study {
                 eval: "eval_tokens.safetensors".into(),
                 heldout: "heldout_tokens.safetensors".into(),
                 options: options.clone(),
             },
-        };
-        let sources: Vec<Vec<u8>> = job
-            .files
-            .iter()
-            .map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap())
-            .collect();
+        );
         let out = block_on(run_checkpoint_job(&job, &sources, &mut |_, _| {})).expect("job runs");
         let JobOutput::Study(study) = out else {
             panic!("{run}: {out:?}")

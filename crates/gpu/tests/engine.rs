@@ -19,19 +19,30 @@ fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
     let adapter = engine
         .adapter()
         .unwrap_or_else(|why| panic!("no GPU adapter ({why}): install mesa-vulkan-drivers"));
-    let ckpt = "runs/B1/ckpt_tokens_327680.safetensors".to_string();
-    let job = CheckpointJob {
-        checkpoint: ckpt.clone(),
-        files: vec![
-            ckpt,
-            "eval_tokens.safetensors".into(),
-            "heldout_tokens.safetensors".into(),
-        ],
-        kind: JobKind::WeightsAndActivations {
-            eval: "eval_tokens.safetensors".into(),
-            heldout: Some("heldout_tokens.safetensors".into()),
-        },
+    // The job as the page plans it: from the inventory of the dropped files.
+    let paths = [
+        "runs/B1/ckpt_tokens_327680.safetensors",
+        "eval_tokens.safetensors",
+        "heldout_tokens.safetensors",
+    ];
+    let read = |p: &str| std::fs::read(format!("{FIXTURES}/{p}")).unwrap();
+    let inv = rankscope_core::inventory::Inventory::link(
+        paths
+            .iter()
+            .map(|p| {
+                pollster::block_on(rankscope_core::inventory::inspect_file(
+                    p,
+                    &read(p),
+                    &mut |_| {},
+                ))
+            })
+            .collect(),
+    );
+    let kind = JobKind::WeightsAndActivations {
+        eval: paths[1].into(),
+        heldout: Some(paths[2].into()),
     };
+    let job = CheckpointJob::plan(&inv, 0, kind).expect("a job");
     let sources: Vec<Vec<u8>> = job
         .files
         .iter()
@@ -53,6 +64,7 @@ fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
                 weights,
                 activations,
                 engine,
+                ..
             } => (weights, activations.expect("activations"), engine),
             other => panic!("{other:?}"),
         }
@@ -94,29 +106,40 @@ fn a_study_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
     let adapter = engine
         .adapter()
         .unwrap_or_else(|why| panic!("no GPU adapter ({why}): install mesa-vulkan-drivers"));
-    let ckpt = "runs/B1/ckpt_tokens_327680.safetensors".to_string();
-    let job = CheckpointJob {
-        checkpoint: ckpt.clone(),
-        files: vec![
-            ckpt,
-            "eval_tokens.safetensors".into(),
-            "heldout_tokens.safetensors".into(),
-        ],
-        kind: JobKind::Study {
-            eval: "eval_tokens.safetensors".into(),
-            heldout: "heldout_tokens.safetensors".into(),
-            // Small, for a software GPU: p = 0 and 0.5, one seed, few resamples.
-            options: StudyOptions {
-                sweep: SweepOptions {
-                    fractions: vec![0.0, 0.5],
-                    seeds: 1,
-                    ..SweepOptions::default()
-                },
-                n_boot: 20,
-                n_perm: 20,
+    // The job as the page plans it: from the inventory of the dropped files.
+    let paths = [
+        "runs/B1/ckpt_tokens_327680.safetensors",
+        "eval_tokens.safetensors",
+        "heldout_tokens.safetensors",
+    ];
+    let read = |p: &str| std::fs::read(format!("{FIXTURES}/{p}")).unwrap();
+    let inv = rankscope_core::inventory::Inventory::link(
+        paths
+            .iter()
+            .map(|p| {
+                pollster::block_on(rankscope_core::inventory::inspect_file(
+                    p,
+                    &read(p),
+                    &mut |_| {},
+                ))
+            })
+            .collect(),
+    );
+    let kind = JobKind::Study {
+        eval: paths[1].into(),
+        heldout: paths[2].into(),
+        // Small, for a software GPU: p = 0 and 0.5, one seed, few resamples.
+        options: StudyOptions {
+            sweep: SweepOptions {
+                fractions: vec![0.0, 0.5],
+                seeds: 1,
+                ..SweepOptions::default()
             },
+            n_boot: 20,
+            n_perm: 20,
         },
     };
+    let job = CheckpointJob::plan(&inv, 0, kind).expect("a job");
     let sources: Vec<Vec<u8>> = job
         .files
         .iter()

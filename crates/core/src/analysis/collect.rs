@@ -164,9 +164,7 @@ pub async fn checkpoint_weight_spectra<S: AsyncByteSource>(
     let Some((headers, sources)) = open_checkpoint(inv, file, open) else {
         return Err("its file is no longer readable".into());
     };
-    let shards = Shards {
-        parts: headers.into_iter().zip(sources.iter()).collect(),
-    };
+    let shards = Shards::new(headers.into_iter().zip(sources.iter()).collect());
     weight_spectra(&shards, arch, progress)
         .await
         .map(Some)
@@ -308,9 +306,7 @@ async fn activation_outcome<S: AsyncByteSource>(
     let Some((headers, sources)) = open_checkpoint(inv, c.file, open) else {
         return Outcome::Failed("its file is no longer readable".into());
     };
-    let shards = Shards {
-        parts: headers.into_iter().zip(sources.iter()).collect(),
-    };
+    let shards = Shards::new(headers.into_iter().zip(sources.iter()).collect());
     match checkpoint_activation_spectra(&shards, arch, eval, heldout, variants, progress, cancelled)
         .await
     {

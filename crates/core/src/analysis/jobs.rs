@@ -1,28 +1,55 @@
 //! Work that a page worker does for one checkpoint, described as plain data so
-//! it can cross a `postMessage`: which files it needs (sent along as Blobs),
-//! what to compute, and the result.
+//! it can cross a `postMessage`: which files it reads (sent along as Blobs),
+//! what was learnt of them at inspection, what to compute, and the result.
 //!
-//! A worker gets no inventory: it inspects the few files of its job (headers
-//! only, microseconds) and links them, so architecture recognition is the same
-//! code as on the main thread. Run names and training points stay with the
-//! caller, who knows the user's renames.
+//! A job carries the checkpoint's parsed headers, its recognised architecture
+//! and its token batches ([`CheckpointJob::plan`]), so a worker parses nothing
+//! again: its only reads are the tensors' bytes, each once (the weight spectra
+//! are taken from the forward pass's own reads, and the NaN/Inf check happens as
+//! they go by). Run names and training points stay with the caller, who knows
+//! the user's renames.
 
 use super::activations::{
     streamed_activation_spectra, ActivationSpectra, KeyVariant, Progress, Stage,
 };
-use super::collect::{checkpoint_weight_spectra, open_checkpoint};
 use super::importance::{gamma_vs_svd, layer_pr_with_ci, Importance, LayerPr};
 use super::surgery::{has_key_norm, run_sweep_on, Strategy, SurgeryResult, SweepOptions};
-use super::weights::{Shards, WeightSpectra};
+use super::weights::{weight_spectra_after, Shards, WeightError, WeightSpectra, WeightTap};
+use crate::formats::safetensors::Header;
 use crate::formats::tokens::TokenBatch;
 use crate::inventory::batches::misfit;
-use crate::inventory::{inspect_file, Content, FileKind, Inventory};
-use crate::model::arch::Recognition;
+use crate::inventory::{Content, Inventory};
+use crate::model::arch::{Architecture, Recognition};
 pub use crate::model::backend::cpu_label;
 use crate::model::backend::ForwardBackend;
-use crate::model::forward::{ModelWeights, StreamedModel};
+use crate::model::forward::{ForwardError, ModelWeights, StreamedModel};
+pub use crate::model::tensors::NonFinite;
 use crate::source::AsyncByteSource;
 use serde::{Deserialize, Serialize};
+
+/// Why a checkpoint job could not be planned or run.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("the job names {named} files but {came} came with it")]
+    FilesMismatch { named: usize, came: usize },
+    #[error("its architecture is not recognised")]
+    NotRecognised,
+    #[error("its file is no longer readable")]
+    Unreadable,
+    #[error("{0} is not a readable token batch")]
+    NotABatch(String),
+    /// A batch that does not fit the model (an id beyond its vocabulary).
+    #[error("{0}")]
+    Misfit(String),
+    #[error("the surgery basis and its loss must come from different batches: choose another held-out batch")]
+    SameBatchFile,
+    #[error("the eval and held-out batches hold the same tokens (content digest {digest}…): the surgery basis and its loss must come from different batches; choose another held-out batch")]
+    SameTokens { digest: String },
+    #[error(transparent)]
+    Weights(#[from] WeightError),
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
+}
 
 /// What to compute for a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,19 +106,95 @@ pub struct StudyOutput {
     pub engine: String,
 }
 
-/// One checkpoint's job. `files[i]` is the path of the i-th Blob sent with it.
+/// One checkpoint's job, planned from the inventory ([`CheckpointJob::plan`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointJob {
-    /// The checkpoint's path: a `.safetensors` file or a sharded model's index.
+    /// The checkpoint's path: a `.safetensors`/PyTorch file or a sharded model's index.
     pub checkpoint: String,
+    /// The files that hold its tensors (the file itself, or the shards), in the order
+    /// their sources (Blobs) come with the job.
     pub files: Vec<String>,
+    /// `files[i]`'s header (tensor names, dtypes, byte ranges), parsed at inspection.
+    pub headers: Vec<Header>,
+    /// The architecture recognised at inspection (with the config beside it).
+    pub arch: Architecture,
+    /// The token batches `kind` names, by path, as inspection read them.
+    pub batches: Vec<(String, TokenBatch)>,
     pub kind: JobKind,
+}
+
+impl CheckpointJob {
+    /// The job for checkpoint `inv.files[checkpoint]`: its tensor files with their headers,
+    /// its architecture, and the token batches `kind` names, all as inspection found them.
+    pub fn plan(inv: &Inventory, checkpoint: usize, kind: JobKind) -> Result<Self, JobError> {
+        let entry = inv.files.get(checkpoint).ok_or(JobError::Unreadable)?;
+        let Some(Recognition::Known(arch)) = &entry.recognition else {
+            return Err(JobError::NotRecognised);
+        };
+        let parts: Vec<usize> = match &entry.content {
+            Content::ShardIndex(_) => inv.shards_of(checkpoint),
+            _ => vec![checkpoint],
+        };
+        let mut files = Vec::with_capacity(parts.len());
+        let mut headers = Vec::with_capacity(parts.len());
+        for &i in &parts {
+            let Content::Checkpoint { header, .. } = &inv.files[i].content else {
+                return Err(JobError::Unreadable);
+            };
+            files.push(inv.files[i].path.clone());
+            headers.push(header.clone());
+        }
+        let named: Vec<&String> = match &kind {
+            JobKind::WeightSpectra => Vec::new(),
+            JobKind::WeightsAndActivations { eval, heldout } => {
+                std::iter::once(eval).chain(heldout).collect()
+            }
+            JobKind::Study { eval, heldout, .. } => vec![eval, heldout],
+        };
+        let mut batches = Vec::new();
+        for path in named {
+            // A batch that is missing or unreadable is the activations' failure, said
+            // when the job runs; the weight spectra do not need it.
+            if let Some(Content::TokenBatch(b)) = inv
+                .files
+                .iter()
+                .find(|f| &f.path == path)
+                .map(|f| &f.content)
+            {
+                if !batches.iter().any(|(p, _)| p == path) {
+                    batches.push((path.clone(), b.clone()));
+                }
+            }
+        }
+        Ok(Self {
+            checkpoint: entry.path.clone(),
+            files,
+            headers,
+            arch: arch.clone(),
+            batches,
+            kind,
+        })
+    }
+
+    /// The token batch at `path` that came with the job.
+    fn batch(&self, path: &str) -> Result<&TokenBatch, JobError> {
+        self.batches
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, b)| b)
+            .ok_or_else(|| JobError::NotABatch(path.to_string()))
+    }
 }
 
 /// A finished job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum JobOutput {
-    WeightSpectra(WeightSpectra),
+    WeightSpectra {
+        weights: WeightSpectra,
+        /// Tensors whose bytes read hold NaN or ±Inf (`part` indexes the job's `files`).
+        #[serde(default)]
+        non_finite: Vec<NonFinite>,
+    },
     /// Activations can fail where weights do not (a token id beyond the
     /// vocabulary, an architecture the forward pass does not run): the
     /// weight spectra are kept either way.
@@ -102,6 +205,9 @@ pub enum JobOutput {
         /// "WebGPU: <adapter>", or the CPU with the reason WebGPU was not used).
         #[serde(default)]
         engine: String,
+        /// As for [`JobOutput::WeightSpectra`]: the forward pass read every weight it uses.
+        #[serde(default)]
+        non_finite: Vec<NonFinite>,
     },
     Study(Box<StudyOutput>),
     /// The architecture was not recognised; the inventory says why.
@@ -159,42 +265,13 @@ impl ForwardEngine for CpuEngine {
     }
 }
 
-/// Which files of `inv` the job for `inv.files[checkpoint]` needs: the
-/// checkpoint (and its shards), the model configs beside it, and the token
-/// batches named in `extra`.
-pub fn job_files(inv: &Inventory, checkpoint: usize, extra: &[&str]) -> Vec<usize> {
-    let mut files = vec![checkpoint];
-    files.extend(
-        extra
-            .iter()
-            .filter_map(|p| inv.files.iter().position(|f| f.path == *p)),
-    );
-    files.extend(inv.shards_of(checkpoint));
-    let dir = inv
-        .files
-        .get(checkpoint)
-        .map(|f| crate::inventory::naming::parent_dir(&f.path));
-    files.extend(
-        inv.files
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| {
-                f.kind == FileKind::ModelConfig
-                    && Some(crate::inventory::naming::parent_dir(&f.path)) == dir
-            })
-            .map(|(i, _)| i),
-    );
-    files
-}
-
 /// Runs a job over its files' sources (in `job.files` order; cheap-to-clone
-/// handles). `progress`
-/// gets a short line ("layer 3 of 22") and the fraction done.
+/// handles). `progress` gets a short line ("layer 3 of 22") and the fraction done.
 pub async fn run_checkpoint_job<S: AsyncByteSource + Clone>(
     job: &CheckpointJob,
     sources: &[S],
     progress: &mut dyn FnMut(&str, f64),
-) -> Result<JobOutput, String> {
+) -> Result<JobOutput, JobError> {
     run_checkpoint_job_on(job, sources, &CpuEngine, progress).await
 }
 
@@ -204,42 +281,60 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
     sources: &[S],
     engine: &impl ForwardEngine,
     progress: &mut dyn FnMut(&str, f64),
-) -> Result<JobOutput, String> {
-    if sources.len() != job.files.len() {
-        return Err(format!(
-            "the job names {} files but {} came with it",
-            job.files.len(),
-            sources.len()
-        ));
+) -> Result<JobOutput, JobError> {
+    if sources.len() != job.files.len() || job.headers.len() != job.files.len() {
+        return Err(JobError::FilesMismatch {
+            named: job.files.len(),
+            came: sources.len(),
+        });
     }
-    let mut entries = Vec::with_capacity(sources.len());
-    for (path, src) in job.files.iter().zip(sources) {
-        entries.push(inspect_file(path, src, &mut |_| {}).await);
-    }
-    let inv = Inventory::link(entries);
-    let index = inv
-        .files
-        .iter()
-        .position(|f| f.path == job.checkpoint)
-        .ok_or_else(|| format!("{} is not among the job's files", job.checkpoint))?;
-    // Sources are handles (a Blob, an open file), so cloning one is cheap.
-    let open = |i: usize| sources.get(i).cloned();
-    let n_layers = match &inv.files[index].recognition {
-        Some(Recognition::Known(arch)) => arch.n_layers,
-        _ => 0,
-    };
+    let arch = &job.arch;
+    let n_layers = arch.n_layers;
     if let JobKind::Study {
         eval,
         heldout,
         options,
     } = &job.kind
     {
-        return run_study(&inv, index, &open, eval, heldout, options, engine, progress).await;
+        return run_study(job, sources, eval, heldout, options, engine, progress).await;
     }
-    let with_activations = matches!(job.kind, JobKind::WeightsAndActivations { .. });
+    // The forward pass reads every W_k and W_q; the tap takes their spectra as they go by,
+    // so the weight spectra after it read nothing more (only what the pass did not reach).
+    let tap = WeightTap::new(arch);
+    let shards = Shards::new(job.headers.iter().zip(sources).collect()).with_tap(&tap);
+    let mut engine_label = String::new();
+    let activations = match &job.kind {
+        JobKind::WeightsAndActivations { eval, heldout } => Some(
+            async {
+                let eval_path = eval;
+                let eval = job.batch(eval)?;
+                let heldout_path = heldout.as_deref().unwrap_or_default();
+                let heldout = heldout.as_deref().map(|h| job.batch(h)).transpose()?;
+                // An id beyond the vocabulary is the batch's fault: say which file.
+                if let Some(why) = misfit(eval_path, eval, arch)
+                    .or_else(|| heldout.and_then(|h| misfit(heldout_path, h, arch)))
+                {
+                    return Err(JobError::Misfit(why));
+                }
+                let mut report = |p: Progress| {
+                    let share = job_share(Some(p.stage), p.done as f64 / p.total.max(1) as f64);
+                    progress(&p.to_string(), share)
+                };
+                let model = StreamedModel::new(&shards, arch)?;
+                let (result, label) = engine
+                    .activation_spectra(&model, eval, heldout, &mut report)
+                    .await;
+                engine_label = label;
+                Ok(result)
+            }
+            .await
+            .unwrap_or_else(|e: JobError| Err(e.to_string())),
+        ),
+        _ => None,
+    };
     let mut weights_progress = |f: f64| {
         let done = (f * n_layers as f64).round() as usize;
-        let share = if with_activations {
+        let share = if activations.is_some() {
             job_share(None, f)
         } else {
             f
@@ -249,77 +344,35 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
             share,
         );
     };
-    let Some(weights) =
-        checkpoint_weight_spectra(&inv, index, &open, &mut weights_progress).await?
-    else {
-        return Ok(JobOutput::NotRecognised);
-    };
-    let (eval, heldout) = match &job.kind {
-        JobKind::WeightSpectra => return Ok(JobOutput::WeightSpectra(weights)),
-        JobKind::WeightsAndActivations { eval, heldout } => (eval, heldout),
-        JobKind::Study { .. } => unreachable!("handled above"),
-    };
-    let batch = |path: &str| match inv
-        .files
-        .iter()
-        .find(|f| f.path == path)
-        .map(|f| &f.content)
-    {
-        Some(Content::TokenBatch(b)) => Ok(b),
-        _ => Err(format!("{path} is not a readable token batch")),
-    };
-    let mut engine_label = String::new();
-    let activations = async {
-        let eval_path = eval;
-        let eval = batch(eval)?;
-        let heldout_path = heldout.as_deref().unwrap_or_default();
-        let heldout = heldout.as_deref().map(batch).transpose()?;
-        let Some(Recognition::Known(arch)) = &inv.files[index].recognition else {
-            unreachable!("checked above")
-        };
-        // An id beyond the vocabulary is the batch's fault: say which file.
-        if let Some(why) = misfit(eval_path, eval, arch)
-            .or_else(|| heldout.and_then(|h| misfit(heldout_path, h, arch)))
-        {
-            return Err(why);
-        }
-        let (headers, parts) =
-            open_checkpoint(&inv, index, &open).ok_or("its file is no longer readable")?;
-        let shards = Shards {
-            parts: headers.into_iter().zip(parts.iter()).collect(),
-        };
-        let mut report = |p: Progress| {
-            let share = job_share(Some(p.stage), p.done as f64 / p.total.max(1) as f64);
-            progress(&p.to_string(), share)
-        };
-        let model = StreamedModel::new(&shards, arch).map_err(|e| e.to_string())?;
-        let (result, label) = engine
-            .activation_spectra(&model, eval, heldout, &mut report)
-            .await;
-        engine_label = label;
-        result
-    }
-    .await;
-    Ok(JobOutput::WeightsAndActivations {
-        weights,
-        activations,
-        engine: engine_label,
+    let weights = weight_spectra_after(&shards, arch, Some(&tap), &mut weights_progress).await?;
+    let non_finite = shards.non_finite();
+    Ok(match activations {
+        None => JobOutput::WeightSpectra {
+            weights,
+            non_finite,
+        },
+        Some(activations) => JobOutput::WeightsAndActivations {
+            weights,
+            activations,
+            engine: engine_label,
+            non_finite,
+        },
     })
 }
 
 /// The share of a weights-and-activations job done when `stage` (`None`: the
-/// weight spectra) is `f` done: each stage gets a rough share of the job's
-/// time (the forward pass the most), so the page's bar moves on and its
-/// estimate of the time left means something.
+/// weight spectra, last: taken from the pass's reads, they only assemble) is `f`
+/// done: each stage gets a rough share of the job's time (the forward pass the
+/// most), so the page's bar moves on and its estimate of the time left means something.
 fn job_share(stage: Option<Stage>, f: f64) -> f64 {
     let (start, width) = match stage {
-        None => (0.0, 0.1),
-        Some(Stage::Loading) => (0.1, 0.1),
-        Some(Stage::EvalForward) => (0.2, 0.5),
+        Some(Stage::Loading) => (0.0, 0.15),
+        Some(Stage::EvalForward) => (0.15, 0.55),
         // Loading and the forward pass together.
-        Some(Stage::Streaming) => (0.1, 0.6),
+        Some(Stage::Streaming) => (0.0, 0.7),
         Some(Stage::Spectra) => (0.7, 0.2),
-        Some(Stage::HeldOut) => (0.9, 0.1),
+        Some(Stage::HeldOut) => (0.9, 0.08),
+        None => (0.98, 0.02),
     };
     start + width * f.clamp(0.0, 1.0)
 }
@@ -327,42 +380,26 @@ fn job_share(stage: Option<Stage>, f: f64) -> f64 {
 /// The study job: load the model once, then [`ForwardEngine::study`].
 #[allow(clippy::too_many_arguments)]
 async fn run_study<S: AsyncByteSource + Clone>(
-    inv: &Inventory,
-    index: usize,
-    open: &dyn Fn(usize) -> Option<S>,
+    job: &CheckpointJob,
+    sources: &[S],
     eval: &str,
     heldout: &str,
     options: &StudyOptions,
     engine: &impl ForwardEngine,
     progress: &mut dyn FnMut(&str, f64),
-) -> Result<JobOutput, String> {
+) -> Result<JobOutput, JobError> {
     if eval == heldout {
-        return Err("the surgery basis and its loss must come from different batches: choose another held-out batch".into());
+        return Err(JobError::SameBatchFile);
     }
-    let batch = |path: &str| match inv
-        .files
-        .iter()
-        .find(|f| f.path == path)
-        .map(|f| &f.content)
-    {
-        Some(Content::TokenBatch(b)) => Ok(b),
-        _ => Err(format!("{path} is not a readable token batch")),
-    };
     let (eval_path, heldout_path) = (eval, heldout);
-    let (eval, heldout) = (batch(eval)?, batch(heldout)?);
+    let (eval, heldout) = (job.batch(eval)?, job.batch(heldout)?);
     check_distinct_batches(eval, heldout)?;
-    let Some(Recognition::Known(arch)) = &inv.files[index].recognition else {
-        return Ok(JobOutput::NotRecognised);
-    };
+    let arch = &job.arch;
     if let Some(why) = misfit(eval_path, eval, arch).or_else(|| misfit(heldout_path, heldout, arch))
     {
-        return Err(why);
+        return Err(JobError::Misfit(why));
     }
-    let (headers, parts) =
-        open_checkpoint(inv, index, open).ok_or("its file is no longer readable")?;
-    let shards = Shards {
-        parts: headers.into_iter().zip(parts.iter()).collect(),
-    };
+    let shards = Shards::new(job.headers.iter().zip(sources).collect());
     let n = arch.n_layers;
     let model = ModelWeights::load(&shards, arch, &mut |f| {
         progress(
@@ -373,8 +410,7 @@ async fn run_study<S: AsyncByteSource + Clone>(
             0.0,
         )
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     Ok(JobOutput::Study(Box::new(
         engine.study(&model, eval, heldout, options, progress).await,
     )))
@@ -458,13 +494,12 @@ pub async fn study_on(
 /// basis comes from the eval batch, so its loss must be measured on other
 /// tokens. Compares content digests ([`TokenBatch::content_digest`]), so a
 /// copy under another name is refused too.
-pub fn check_distinct_batches(eval: &TokenBatch, heldout: &TokenBatch) -> Result<(), String> {
+pub fn check_distinct_batches(eval: &TokenBatch, heldout: &TokenBatch) -> Result<(), JobError> {
     let digest = eval.content_digest();
     if digest == heldout.content_digest() {
-        return Err(format!(
-            "the eval and held-out batches hold the same tokens (content digest {}…): the surgery basis and its loss must come from different batches; choose another held-out batch",
-            &digest[..12]
-        ));
+        return Err(JobError::SameTokens {
+            digest: digest[..12].to_string(),
+        });
     }
     Ok(())
 }
@@ -547,16 +582,25 @@ mod tests {
 
     #[test]
     fn job_round_trips_through_json_and_reports_missing_files() {
-        let job = CheckpointJob {
-            checkpoint: "a.safetensors".into(),
-            files: vec!["a.safetensors".into()],
-            kind: JobKind::WeightSpectra,
-        };
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures/runs/B1/ckpt_tokens_0.safetensors"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let entry = block_on(crate::inventory::inspect_file(
+            "B1/ckpt_tokens_0.safetensors",
+            &bytes,
+            &mut |_| {},
+        ));
+        let inv = Inventory::link(vec![entry]);
+        let job = CheckpointJob::plan(&inv, 0, JobKind::WeightSpectra).unwrap();
+        assert_eq!(job.files, ["B1/ckpt_tokens_0.safetensors"]);
+        assert_eq!(job.arch.n_layers, 4);
         let back: CheckpointJob =
             serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
         assert_eq!(back, job);
         let none: [Vec<u8>; 0] = [];
         let err = block_on(run_checkpoint_job(&job, &none, &mut |_, _| {})).unwrap_err();
-        assert!(err.contains("names 1 files but 0"), "{err}");
+        assert!(err.to_string().contains("names 1 files but 0"), "{err}");
     }
 }

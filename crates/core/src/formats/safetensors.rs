@@ -215,7 +215,7 @@ impl<'de> Deserialize<'de> for Dtype {
 }
 
 /// One tensor of the header, with absolute offsets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TensorInfo {
     pub name: String,
     pub dtype: Dtype,
@@ -229,7 +229,7 @@ pub struct TensorInfo {
     /// transposed PyTorch tensor): its elements are gathered from
     /// `start..start + len` by [`gather_strided`]. `None` for row-major data,
     /// which every safetensors tensor is.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strides: Option<Vec<u64>>,
 }
 
@@ -249,8 +249,8 @@ impl TensorInfo {
     }
 }
 
-/// A parsed and validated header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A parsed and validated header (it travels with a page worker's job, so it deserialises).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     /// Length of the JSON header in bytes (the `n` of the prefix).
     pub header_len: u64,

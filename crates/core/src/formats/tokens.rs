@@ -14,7 +14,7 @@ use super::safetensors::{decode_i64, read_header, read_tensor_bytes, Dtype, Safe
 use crate::source::ByteSource;
 
 /// Token ids, row-major `[batch, seq_len]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TokenBatch {
     pub batch: usize,
     pub seq_len: usize,

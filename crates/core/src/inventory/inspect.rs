@@ -1,23 +1,45 @@
 //! One file → one [`FileEntry`]: recognise the file by its content (the name is
-//! only a hint), parse what is cheap to parse, and read tensors one at a time
-//! (by byte range) to count NaN/Inf values. Written once as `async` so the page
-//! (Blob slices) and the native CLI (file seeks, via [`crate::source::block_on`])
-//! share it.
+//! only a hint) and parse what is cheap to parse. A checkpoint's tensors are not
+//! read here: its header is what recognition needs, and the NaN/Inf check happens
+//! when the analysis reads the tensors (`model::tensors::Shards`), so each byte is
+//! read once. Written once as `async` so the page (Blob slices) and the native CLI
+//! (file seeks, via [`crate::source::block_on`]) share it.
 
 use super::naming;
-use super::{Content, FileEntry, FileKind, Status};
+use super::{Content, FileEntry, FileKind};
 use crate::formats::json_outline::{self, First, Outline};
 use crate::formats::{logs, pytorch, safetensors as st, sharded, tokens, MAX_JSON_DOCUMENT};
 use crate::source::AsyncByteSource;
 
-/// Bytes read to recognise a file.
+/// Bytes read to recognise a file by its signature (binary formats).
+const PROBE_LEN: u64 = 64;
+/// Bytes read to recognise a file that shows no signature (logs, JSON).
 const HEAD_LEN: u64 = 64 * 1024;
 /// Whole-file formats (logs, JSON, .npy) larger than this are refused rather
 /// than read into memory.
 pub const MAX_WHOLE_FILE: u64 = 512 * 1024 * 1024;
-/// NaN/Inf scanning reads a tensor in pieces of at most this many bytes, so a
-/// 2 GB embedding never sits in memory at once.
+/// [`scan_checkpoint_values`] reads a tensor in pieces of at most this many bytes,
+/// so a 2 GB embedding never sits in memory at once.
 const SCAN_CHUNK: u64 = 16 * 1024 * 1024;
+
+/// Why [`scan_checkpoint_values`] could not read a tensor.
+#[derive(Debug, thiserror::Error)]
+#[error("could not read tensor `{tensor}`: {source}")]
+pub struct ScanError {
+    pub tensor: String,
+    pub source: std::io::Error,
+}
+
+/// Why a checkpoint's header could not be read.
+#[derive(Debug, thiserror::Error)]
+enum HeaderError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Safetensors(#[from] st::SafetensorsError),
+    #[error("header too large for this platform")]
+    TooLarge,
+}
 
 /// What the first bytes say the file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +53,14 @@ enum Sniffed {
     Unknown,
 }
 
-fn sniff(name: &str, head: &[u8], size: u64) -> Sniffed {
+/// The binary formats' signatures, which the first [`PROBE_LEN`] bytes show: a checkpoint
+/// is recognised without reading any of its tensor bytes.
+fn sniff_signature(head: &[u8], size: u64) -> Option<Sniffed> {
     if head.starts_with(b"\x93NUMPY") {
-        return Sniffed::Npy;
+        return Some(Sniffed::Npy);
     }
     if pytorch::zip::looks_like_zip(head) || pytorch::is_legacy(head) {
-        return Sniffed::PyTorch;
+        return Some(Sniffed::PyTorch);
     }
     // safetensors: u64 LE header length that fits the file, then a JSON object.
     if let Some(first8) = head.get(..8) {
@@ -45,8 +69,15 @@ fn sniff(name: &str, head: &[u8], size: u64) -> Sniffed {
         let n = u64::from_le_bytes(le);
         let fits = n > 1 && n <= st::MAX_HEADER_LEN && n.saturating_add(8) <= size;
         if fits && head.get(8) == Some(&b'{') {
-            return Sniffed::Safetensors;
+            return Some(Sniffed::Safetensors);
         }
+    }
+    None
+}
+
+fn sniff(name: &str, head: &[u8], size: u64) -> Sniffed {
+    if let Some(found) = sniff_signature(head, size) {
+        return found;
     }
     let lower = name.to_ascii_lowercase();
     if lower.ends_with(".safetensors") {
@@ -88,14 +119,24 @@ pub async fn inspect_file(
         progress(1.0);
         return entry;
     }
-    let head = match src.fetch(0, size.min(HEAD_LEN) as usize).await {
-        Ok(h) => h,
-        Err(e) => {
-            entry.fail(FileKind::Unknown, format!("could not read the file: {e}"));
-            return entry;
+    // A short probe first: a checkpoint's signature is in its first bytes, and a longer
+    // head would read tensor bytes that the analysis reads again.
+    let mut head = Vec::new();
+    let mut sniffed = None;
+    for len in [PROBE_LEN, HEAD_LEN] {
+        head = match src.fetch(0, size.min(len) as usize).await {
+            Ok(h) => h,
+            Err(e) => {
+                entry.fail(FileKind::Unknown, format!("could not read the file: {e}"));
+                return entry;
+            }
+        };
+        sniffed = sniff_signature(&head, size);
+        if sniffed.is_some() || size <= len {
+            break;
         }
-    };
-    match sniff(path, &head, size) {
+    }
+    match sniffed.unwrap_or_else(|| sniff(path, &head, size)) {
         Sniffed::Safetensors => inspect_safetensors(&mut entry, src, progress).await,
         Sniffed::PyTorch => inspect_pytorch(&mut entry, src, progress).await,
         Sniffed::Npy => {
@@ -106,14 +147,14 @@ pub async fn inspect_file(
                 }
             }
         }
-        Sniffed::Log(_) => {
+        Sniffed::Log(format) => {
             if let Some(bytes) = read_whole(&mut entry, src, FileKind::RunLog).await {
-                inspect_text(&mut entry, &bytes, true);
+                inspect_text(&mut entry, &bytes, Some(format));
             }
         }
         Sniffed::Json => {
             if let Some(bytes) = read_whole(&mut entry, src, FileKind::Unknown).await {
-                inspect_text(&mut entry, &bytes, false);
+                inspect_text(&mut entry, &bytes, None);
             }
         }
         Sniffed::Unknown => entry.fail(
@@ -166,9 +207,10 @@ const TOKENIZER_KEYS: &[&str] = &[
 
 /// JSON and text: a shard index, a model config, a token batch, or a run
 /// log — each recognised by its own positive evidence, never by elimination.
-/// `looks_like_log`: the log detector recognised the first bytes, so a parse
-/// failure is a broken log rather than some other JSON.
-fn inspect_text(entry: &mut FileEntry, bytes: &[u8], looks_like_log: bool) {
+/// `log`: the format [`sniff`] detected from the first bytes (detected once, and
+/// handed to the parser), so a parse failure is a broken log rather than some
+/// other JSON; `None`: no log format matched.
+fn inspect_text(entry: &mut FileEntry, bytes: &[u8], log: Option<logs::LogFormat>) {
     // One pass over the text that keeps nothing but the top-level keys: a
     // JSON lines log stops it at its second line.
     let outline = json_outline::outline(bytes).ok();
@@ -177,10 +219,12 @@ fn inspect_text(entry: &mut FileEntry, bytes: &[u8], looks_like_log: bool) {
             return;
         }
     }
-    match logs::parse(&entry.path, bytes) {
+    let Some(format) = log else {
+        return entry.fail(FileKind::Unknown, not_read_reason(outline.as_ref()));
+    };
+    match logs::parse_known(format, bytes) {
         Ok(series) => entry.set_log(series),
-        Err(e) if looks_like_log => entry.fail(FileKind::RunLog, e.to_string()),
-        Err(_) => entry.fail(FileKind::Unknown, not_read_reason(outline.as_ref())),
+        Err(e) => entry.fail(FileKind::RunLog, e.to_string()),
     }
 }
 
@@ -309,17 +353,13 @@ fn is_token_json(outline: &Outline) -> bool {
     }
 }
 
-async fn read_header(src: &impl AsyncByteSource) -> Result<st::Header, String> {
+async fn read_header(src: &impl AsyncByteSource) -> Result<st::Header, HeaderError> {
     let size = src.size();
-    let first8 = src
-        .fetch(0, size.min(8) as usize)
-        .await
-        .map_err(|e| e.to_string())?;
-    let n = st::read_header_len(&first8, size).map_err(|e| e.to_string())?;
-    let n_usize =
-        usize::try_from(n).map_err(|_| "header too large for this platform".to_string())?;
-    let json = src.fetch(8, n_usize).await.map_err(|e| e.to_string())?;
-    st::parse_header(&json, size).map_err(|e| e.to_string())
+    let first8 = src.fetch(0, size.min(8) as usize).await?;
+    let n = st::read_header_len(&first8, size)?;
+    let n_usize = usize::try_from(n).map_err(|_| HeaderError::TooLarge)?;
+    let json = src.fetch(8, n_usize).await?;
+    Ok(st::parse_header(&json, size)?)
 }
 
 async fn inspect_safetensors(
@@ -330,7 +370,7 @@ async fn inspect_safetensors(
     let header = match read_header(src).await {
         Ok(h) => h,
         Err(e) => {
-            entry.fail(FileKind::Checkpoint, e);
+            entry.fail(FileKind::Checkpoint, e.to_string());
             return;
         }
     };
@@ -362,7 +402,7 @@ async fn inspect_safetensors(
         return;
     }
 
-    inspect_checkpoint(entry, src, header, progress).await;
+    inspect_checkpoint(entry, header);
 }
 
 /// A PyTorch checkpoint (`torch.save`, zip or legacy): located through its
@@ -418,17 +458,12 @@ async fn inspect_pytorch(
             }
         ));
     }
-    inspect_checkpoint(entry, src, ckpt.header, progress).await;
+    inspect_checkpoint(entry, ckpt.header);
 }
 
 /// A checkpoint's header, read: run and training point from its metadata (or
-/// its path), and non-finite values counted tensor by tensor, in chunks.
-async fn inspect_checkpoint(
-    entry: &mut FileEntry,
-    src: &impl AsyncByteSource,
-    header: st::Header,
-    progress: &mut dyn FnMut(f64),
-) {
+/// its path). Its tensors are not read (see the module doc).
+fn inspect_checkpoint(entry: &mut FileEntry, header: st::Header) {
     let facts = naming::checkpoint_facts(&entry.path);
     entry.kind = FileKind::Checkpoint;
     entry.run = header
@@ -447,76 +482,47 @@ async fn inspect_checkpoint(
         .get("tokens")
         .and_then(|s| s.trim().parse().ok())
         .or(facts.tokens);
-
-    let data_bytes: u64 = header.tensors.iter().map(|t| t.len).sum::<u64>().max(1);
-    let mut done = 0u64;
-    let mut scan = st::ValueScan::default();
-    let mut bad_tensors = Vec::new();
-    for t in &header.tensors {
-        let mut tensor_scan = st::ValueScan::default();
-        if t.dtype.is_float() {
-            // A strided view's span is scanned as stored: a value it skips
-            // over is still a value in the file.
-            let elem = t.dtype.size_bytes().max(1) as u64;
-            let chunk = (SCAN_CHUNK / elem).max(1) * elem;
-            let mut off = 0;
-            while off < t.len {
-                let n = chunk.min(t.len - off);
-                match src.fetch(t.start + off, n as usize).await {
-                    Ok(bytes) => {
-                        let s = st::scan_values(&bytes, t.dtype);
-                        tensor_scan.nan += s.nan;
-                        tensor_scan.pos_inf += s.pos_inf;
-                        tensor_scan.neg_inf += s.neg_inf;
-                    }
-                    Err(e) => {
-                        entry.fail(
-                            FileKind::Checkpoint,
-                            format!("could not read tensor `{}`: {e}", t.name),
-                        );
-                        return;
-                    }
-                }
-                off += n;
-                done += n;
-                progress(0.02 + 0.98 * done as f64 / data_bytes as f64);
-            }
-        } else {
-            done += t.len;
-        }
-        if tensor_scan.nan + tensor_scan.pos_inf + tensor_scan.neg_inf > 0 {
-            bad_tensors.push(t.name.clone());
-            scan.nan += tensor_scan.nan;
-            scan.pos_inf += tensor_scan.pos_inf;
-            scan.neg_inf += tensor_scan.neg_inf;
-        }
-    }
-    if !bad_tensors.is_empty() {
-        let shown: Vec<&str> = bad_tensors.iter().take(3).map(String::as_str).collect();
-        let more = bad_tensors.len().saturating_sub(3);
-        entry.warn(format!(
-            "non-finite values: {} NaN, {} +Inf, {} −Inf in {} tensor(s): {}{}",
-            scan.nan,
-            scan.pos_inf,
-            scan.neg_inf,
-            bad_tensors.len(),
-            shown.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        ));
-    }
     entry.dtype = Some(join_dtypes(&header.dtypes()));
     entry.n_tensors = Some(header.tensors.len());
-    entry.content = Content::Checkpoint {
-        header,
-        values: scan,
-    };
-    if entry.status == Status::Error {
-        entry.content = Content::None;
+    entry.content = Content::Checkpoint { header };
+}
+
+/// Counts NaN/±Inf in every float tensor of a checkpoint `header` describes, reading it
+/// tensor by tensor in chunks: a pass of its own, for the CLI's `inspect --values`
+/// (the analyses check what they read as they read it). `(tensor, counts)` of the
+/// tensors that hold any, in file order.
+pub async fn scan_checkpoint_values(
+    header: &st::Header,
+    src: &impl AsyncByteSource,
+) -> Result<Vec<(String, st::ValueScan)>, ScanError> {
+    let mut bad = Vec::new();
+    for t in header.tensors.iter().filter(|t| t.dtype.is_float()) {
+        // A strided view's span is scanned as stored: a value it skips
+        // over is still a value in the file.
+        let elem = t.dtype.size_bytes().max(1) as u64;
+        let chunk = (SCAN_CHUNK / elem).max(1) * elem;
+        let mut scan = st::ValueScan::default();
+        let mut off = 0;
+        while off < t.len {
+            let n = chunk.min(t.len - off);
+            let bytes = src
+                .fetch(t.start + off, n as usize)
+                .await
+                .map_err(|source| ScanError {
+                    tensor: t.name.clone(),
+                    source,
+                })?;
+            let s = st::scan_values(&bytes, t.dtype);
+            scan.nan += s.nan;
+            scan.pos_inf += s.pos_inf;
+            scan.neg_inf += s.neg_inf;
+            off += n;
+        }
+        if scan.non_finite() > 0 {
+            bad.push((t.name.clone(), scan));
+        }
     }
+    Ok(bad)
 }
 
 fn join_dtypes(dtypes: &[st::Dtype]) -> String {

@@ -12,7 +12,7 @@ pub mod batches;
 mod inspect;
 pub mod naming;
 
-pub use inspect::{inspect_file, MAX_WHOLE_FILE};
+pub use inspect::{inspect_file, scan_checkpoint_values, ScanError, MAX_WHOLE_FILE};
 
 use crate::formats::logs::Series;
 use crate::formats::safetensors::{Header, ValueScan};
@@ -61,9 +61,9 @@ pub enum Status {
 pub enum Content {
     #[default]
     None,
+    /// Its header (the tensors are read by the analysis, which checks their values).
     Checkpoint {
         header: Header,
-        values: ValueScan,
     },
     ShardIndex(ShardIndex),
     ModelConfig(serde_json::Value),
@@ -161,6 +161,39 @@ impl FileEntry {
             level,
             text: text.into(),
         });
+    }
+
+    /// Reports the tensors whose values read hold NaN or ±Inf (by the analysis, or
+    /// [`scan_checkpoint_values`]) as a warning naming them; once, however often the
+    /// analysis runs again.
+    pub fn note_non_finite(&mut self, tensors: &[(String, ValueScan)]) {
+        if tensors.is_empty() {
+            return;
+        }
+        let mut total = ValueScan::default();
+        for (_, s) in tensors {
+            total.nan += s.nan;
+            total.pos_inf += s.pos_inf;
+            total.neg_inf += s.neg_inf;
+        }
+        let shown: Vec<&str> = tensors.iter().take(3).map(|(t, _)| t.as_str()).collect();
+        let more = tensors.len().saturating_sub(3);
+        let message = format!(
+            "non-finite values: {} NaN, {} +Inf, {} −Inf in {} tensor(s): {}{}",
+            total.nan,
+            total.pos_inf,
+            total.neg_inf,
+            tensors.len(),
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
+        self.messages
+            .retain(|m| !m.starts_with("non-finite values: "));
+        self.warn(message);
     }
 
     pub(crate) fn set_tokens(&mut self, batch: TokenBatch) {

@@ -82,7 +82,7 @@ pub enum Rope {
 /// trained on: Hugging Face's `rope_parameters` / `rope_scaling` (`rope_type`),
 /// or Meta's `use_scaled_rope`. The forward pass computes the frequencies as
 /// transformers' `ROPE_INIT_FUNCTIONS` do (`model/forward/rope.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum RopeScaling {
     /// θ_i = base^(−2i/d_k) (`rope_type` "default").
     None,
@@ -126,7 +126,7 @@ impl RopeScaling {
 }
 
 /// Where a matrix lives: a whole tensor, or a row/column block of one (merged projections).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum WeightLoc {
     /// The whole tensor, `[out, in]` as stored.
     Whole { tensor: String },
@@ -220,7 +220,7 @@ impl Activation {
 
 /// A bias vector, or the range `start..end` of a stored vector (GPT-2's fused
 /// `c_attn.bias [3·d]` holds the q, k and v biases one after the other).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BiasLoc {
     pub tensor: String,
     pub start: usize,
@@ -229,7 +229,7 @@ pub struct BiasLoc {
 
 /// The biases of one block, where the family has them (none for the reference
 /// model and bias-free Llama; q/k/v for Qwen2; everything for GPT-2).
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct LayerBiases {
     pub q: Option<BiasLoc>,
     pub k: Option<BiasLoc>,
@@ -243,7 +243,7 @@ pub struct LayerBiases {
 }
 
 /// The tensors of one transformer block (names as stored).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LayerTensors {
     /// Query projection, `[n_heads·d_k, d_model]`.
     pub w_q: WeightLoc,
@@ -276,7 +276,7 @@ pub struct LayerTensors {
 }
 
 /// A recognised checkpoint: family, sizes and where every tensor lives.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Architecture {
     pub family: Family,
     pub n_layers: usize,
@@ -429,7 +429,7 @@ impl Architecture {
 /// The outcome of [`recognise`].
 // The API fixes `Known(Architecture)` unboxed; one value exists per file, so the size does not matter.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Recognition {
     Known(Architecture),
     /// Not recognised; `reason` says why (naming the tensor and the numbers),

@@ -422,6 +422,15 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Series>, LogError> {
     parse_as(format, bytes)
 }
 
+/// Reads a run log whose format [`detect`] already found (the inventory detects once
+/// and hands the format over): [`parse`] without its detection.
+pub fn parse_known(format: LogFormat, bytes: &[u8]) -> Result<Vec<Series>, LogError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(LogError::Empty);
+    }
+    parse_as(format, bytes)
+}
+
 /// Reads a run log whose format is already known.
 pub fn parse_as(format: LogFormat, bytes: &[u8]) -> Result<Vec<Series>, LogError> {
     let whole_document = matches!(format, LogFormat::StudyResults | LogFormat::StudyMetrics);

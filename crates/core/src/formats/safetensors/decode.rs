@@ -299,7 +299,7 @@ pub fn decode_i64(bytes: &[u8], dtype: Dtype) -> Result<Vec<i64>, SafetensorsErr
 }
 
 /// Counts of non-finite values in a tensor.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ValueScan {
     pub nan: u64,
     pub pos_inf: u64,
