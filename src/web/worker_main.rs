@@ -125,6 +125,8 @@ pub async fn run_job_json(
         .filter_map(|b| b.dyn_into::<web_sys::Blob>().ok())
         .map(BlobSource::new)
         .collect();
-    let output = super::gpu::run_job(&job, &blobs, gpu, progress).await?;
+    // Boxed: the job's future is large, and run_job_json has two callers (a worker's message,
+    // the page's fallback through `run_job_here`); unboxed, each inlined its own copy.
+    let output = Box::pin(super::gpu::run_job(&job, &blobs, gpu, progress)).await?;
     serde_json::to_string(&output).map_err(|e| format!("the result could not be encoded: {e}"))
 }
