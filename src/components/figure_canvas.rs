@@ -17,6 +17,7 @@ use plotters_canvas::CanvasBackend;
 use rankscope_core::figures::draw::{draw_figure_framed, to_svg, PlotFrame};
 use rankscope_core::figures::spec::{FigureSpec, Scale, View};
 use rankscope_core::figures::to_csv;
+use rankscope_core::figures::DynBackend;
 use rankscope_core::share::{encode_link, SharedFigure, SourceFile, RECOMMENDED_MAX_LINK_CHARS};
 use wasm_bindgen::JsCast;
 
@@ -92,7 +93,8 @@ pub fn FigureCanvas(
         }
         match CanvasBackend::with_canvas_object(el) {
             Some(backend) => {
-                let root = SvgSizedCanvas(backend, (WIDTH, HEIGHT)).into_drawing_area();
+                let root =
+                    DynBackend::new(SvgSizedCanvas(backend, (WIDTH, HEIGHT))).into_drawing_area();
                 let result = draw_figure_framed(&root, &spec);
                 frame.set_value(result.as_ref().ok().copied().flatten());
                 error.set(

@@ -68,26 +68,17 @@ async fn handle(scope: DedicatedWorkerGlobalScope, data: JsValue) {
             ],
         )
     };
-    let job: CheckpointJob = match Reflect::get(&data, &"job".into())
+    let Some(job) = Reflect::get(&data, &"job".into())
         .ok()
         .and_then(|j| j.as_string())
-    {
-        Some(text) => match serde_json::from_str(&text) {
-            Ok(job) => job,
-            Err(e) => return fail(format!("malformed job: {e}")),
-        },
-        None => return fail("a job message without a job".into()),
+    else {
+        return fail("a job message without a job".into());
     };
-    let blobs: Vec<BlobSource> = match Reflect::get(&data, &"blobs".into())
+    let Some(blobs) = Reflect::get(&data, &"blobs".into())
         .ok()
         .and_then(|b| b.dyn_into::<Array>().ok())
-    {
-        Some(list) => list
-            .iter()
-            .filter_map(|b| b.dyn_into::<web_sys::Blob>().ok())
-            .map(BlobSource::new)
-            .collect(),
-        None => return fail("a job message without its files".into()),
+    else {
+        return fail("a job message without its files".into());
     };
     let mut progress = |line: &str, fraction: f64| {
         post(
@@ -104,19 +95,38 @@ async fn handle(scope: DedicatedWorkerGlobalScope, data: JsValue) {
         .ok()
         .and_then(|g| g.as_bool())
         .unwrap_or(false);
-    match super::gpu::run_job(&job, &blobs, gpu, &mut progress).await {
-        Ok(output) => match serde_json::to_string(&output) {
-            Ok(text) => post(
-                &scope,
-                &[
-                    ("id", id.clone()),
-                    ("type", "done".into()),
-                    ("output", text.into()),
-                    ("memory", wasm_memory_bytes().into()),
-                ],
-            ),
-            Err(e) => fail(format!("the result could not be encoded: {e}")),
-        },
+    match run_job_json(&job, blobs, gpu, &mut progress).await {
+        Ok(text) => post(
+            &scope,
+            &[
+                ("id", id.clone()),
+                ("type", "done".into()),
+                ("output", text.into()),
+                ("memory", wasm_memory_bytes().into()),
+            ],
+        ),
         Err(e) => fail(e),
     }
+}
+
+/// Runs a job given as `CheckpointJob` JSON on its files' Blobs and returns the
+/// `JobOutput` JSON: what a worker does with a message, and what the page calls
+/// (through the worker binary's `run_job_here`) where no worker starts.
+pub async fn run_job_json(
+    job: &str,
+    blobs: Array,
+    gpu: bool,
+    progress: &mut dyn FnMut(&str, f64),
+) -> Result<String, String> {
+    let job: CheckpointJob =
+        serde_json::from_str(job).map_err(|e| format!("malformed job: {e}"))?;
+    let blobs: Vec<BlobSource> = blobs
+        .iter()
+        .filter_map(|b| b.dyn_into::<web_sys::Blob>().ok())
+        .map(BlobSource::new)
+        .collect();
+    // Boxed: the job's future is large, and run_job_json has two callers (a worker's message,
+    // the page's fallback through `run_job_here`); unboxed, each inlined its own copy.
+    let output = Box::pin(super::gpu::run_job(&job, &blobs, gpu, progress)).await?;
+    serde_json::to_string(&output).map_err(|e| format!("the result could not be encoded: {e}"))
 }

@@ -7,19 +7,20 @@
 //! (src/web/gpu.rs) included. A batch's jobs are pulled from a shared queue,
 //! so checkpoints spread over the workers, and each result is handed on as it
 //! arrives. Cancelling terminates the workers that are running a job (the only
-//! way to stop a job mid-layer); idle ones stay. Where workers cannot start
-//! (no worker script, e.g. in the wasm unit tests), jobs run on the main
-//! thread with the same core code.
+//! way to stop a job mid-layer); idle ones stay. Where workers cannot start,
+//! jobs run on the main thread in the worker's own module (`worker.js` +
+//! `worker_bg.wasm`, loaded as a script on first need): the analysis code is in
+//! that module only, so the page's module stays small.
 
-use super::blob_source::BlobSource;
 use futures::channel::oneshot;
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Function, Object, Promise, Reflect};
 use rankscope_core::analysis::jobs::{CheckpointJob, JobOutput};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 /// More workers than this would each hold a model's layer in memory for
@@ -360,12 +361,60 @@ async fn run_on_main_thread(
         let Some(i) = queue.borrow_mut().pop_front() else {
             break;
         };
-        let task = &tasks[i];
-        let sources: Vec<BlobSource> = task.blobs.iter().cloned().map(BlobSource::new).collect();
-        let mut report = |line: &str, f: f64| progress(i, line, f);
-        let result = super::gpu::run_job(&task.job, &sources, task.gpu, &mut report).await;
+        let p = progress.clone();
+        let result = run_here(&tasks[i], move |line, f| p(i, line, f)).await;
         done(i, result);
     }
+}
+
+#[wasm_bindgen(inline_js = r#"
+let loading = null;
+export function worker_module() {
+  if (!loading) loading = new Promise((resolve, reject) => {
+    const script = document.createElement('script');
+    script.src = './worker.js';
+    script.onload = () => wasm_bindgen({ module_or_path: './worker_bg.wasm' }).then(() => resolve(wasm_bindgen), reject);
+    script.onerror = () => { loading = null; reject(new Error('./worker.js could not be loaded')); };
+    document.head.appendChild(script);
+  });
+  return loading;
+}
+"#)]
+extern "C" {
+    /// The worker's module (`worker.js`'s `wasm_bindgen` with its exports), loaded on this thread once.
+    fn worker_module() -> Promise;
+}
+
+/// Runs one task on the main thread through the worker module's `run_job_here`.
+async fn run_here(task: &Task, report: impl Fn(&str, f64) + 'static) -> Result<JobOutput, String> {
+    let text = |e: JsValue| {
+        e.as_string()
+            .or_else(|| {
+                e.dyn_ref::<js_sys::Error>()
+                    .map(|e| String::from(e.message()))
+            })
+            .unwrap_or_else(|| format!("{e:?}"))
+    };
+    let module = JsFuture::from(worker_module())
+        .await
+        .map_err(|e| format!("the analysis module could not be loaded: {}", text(e)))?;
+    let run: Function = Reflect::get(&module, &"run_job_here".into())
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or("the analysis module has no run_job_here")?;
+    let job = serde_json::to_string(&task.job).map_err(|e| e.to_string())?;
+    let blobs: Array = task.blobs.iter().collect();
+    let on_progress =
+        Closure::<dyn Fn(String, f64)>::new(move |line: String, f: f64| report(&line, f));
+    let args = Array::of4(&job.into(), &blobs, &task.gpu.into(), on_progress.as_ref());
+    let promise: Promise = run
+        .apply(&JsValue::NULL, &args)
+        .map_err(text)?
+        .dyn_into()
+        .map_err(|_| "run_job_here did not return a promise")?;
+    let output = JsFuture::from(promise).await.map_err(text)?;
+    serde_json::from_str(&output.as_string().unwrap_or_default())
+        .map_err(|e| format!("the analysis module's result could not be read: {e}"))
 }
 
 /// What a worker's error event means, naming the job's files. A WebAssembly

@@ -1,5 +1,6 @@
 //! Draws a [`FigureSpec`] on any plotters backend: SVG here, a canvas in the
-//! page (`plotters-canvas`), PNG through [`super::render`].
+//! page (`plotters-canvas`), PNG through [`super::render`]. Callers draw through
+//! [`super::DynBackend`], so this code is compiled once per binary.
 //!
 //! Layout, top to bottom: title, then the plot with its legend beside it on the
 //! right (so it never covers data), then the caption (wrapped), which always
@@ -1315,7 +1316,9 @@ fn clip_segment(
 pub fn to_svg(spec: &FigureSpec, width: u32, height: u32) -> Result<String, FigureError> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        // Through `DynBackend`, as the page's canvas: one compiled drawing routine for both.
+        let root = super::DynBackend::new(SVGBackend::with_string(&mut svg, (width, height)))
+            .into_drawing_area();
         draw_figure(&root, spec)?;
         root.present().map_err(backend_err)?;
     }

@@ -10,6 +10,7 @@ pub mod build;
 pub mod csv;
 pub mod downsample;
 pub mod draw;
+pub mod dyn_backend;
 pub mod palette;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod render;
@@ -19,6 +20,7 @@ pub use build::{RunPoints, RunSpectrum};
 pub use csv::to_csv;
 pub use downsample::min_max_downsample;
 pub use draw::{draw_figure, to_svg};
+pub use dyn_backend::DynBackend;
 #[cfg(not(target_arch = "wasm32"))]
 pub use render::{svg_to_png, to_png};
 pub use spec::{Axis, FigureKind, FigureSpec, Scale, SeriesSpec, Style};
