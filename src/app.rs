@@ -19,7 +19,7 @@ pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
     provide_context(Comparisons::new());
-    provide_context(crate::view_state::ViewState::new());
+    provide_context(state.view);
     provide_context(FigureSpecs::new());
     view! {
         <header class="top">
