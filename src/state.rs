@@ -1,8 +1,8 @@
 //! The page's shared state (a Leptos context) and the one action that changes
 //! it: inspecting picked files, one after another, into the inventory.
 
-use crate::view_state::{FigureRuns, ViewState};
 use crate::status::{classify_engine, Engine, JobsProgress, RunnerNote};
+use crate::view_state::{FigureRuns, ViewState};
 use crate::web::blob_source::BlobSource;
 use crate::web::files::PickedFile;
 use crate::web::worker_pool::{self, Runner, Task};
@@ -674,7 +674,12 @@ impl AppState {
                 .get_untracked()
                 .iter()
                 .map(|r| r.run.clone())
-                .chain(self.activations.get_untracked().iter().map(|r| r.run.clone()))
+                .chain(
+                    self.activations
+                        .get_untracked()
+                        .iter()
+                        .map(|r| r.run.clone()),
+                )
                 .collect();
             let shown: BTreeSet<String> = names.difference(&hidden).cloned().collect();
             if !hidden.is_empty() {

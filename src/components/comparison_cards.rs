@@ -7,9 +7,9 @@ use crate::comparisons::{CardsInput, Comparisons};
 use crate::state::AppState;
 use leptos::prelude::*;
 use rankscope_core::analysis::activations::KeyVariant;
-use rankscope_core::figures::format_number;
 use rankscope_core::analysis::compare::{Comparison, Effect, FailedComparison};
 use rankscope_core::analysis::study::{Matrix, Metric, Source};
+use rankscope_core::figures::format_number;
 
 fn opt(v: Option<f64>) -> String {
     v.map_or(String::new(), |v| format!("{v}"))
@@ -187,11 +187,20 @@ fn Card(c: Comparison) -> impl IntoView {
 #[component]
 fn EffectRow(kind: &'static str, e: Effect) -> impl IntoView {
     let interval = e.interval.map_or("—".to_string(), |[lo, hi]| {
-        format!("{:.0}%: [{}, {}]", e.level * 100.0, format_number(lo), format_number(hi))
+        format!(
+            "{:.0}%: [{}, {}]",
+            e.level * 100.0,
+            format_number(lo),
+            format_number(hi)
+        )
     });
     let mut tests = Vec::new();
     if let Some(w) = &e.welch {
-        tests.push(format!("Welch t = {}, df = {}", format_number(w.t), format_number(w.df)));
+        tests.push(format!(
+            "Welch t = {}, df = {}",
+            format_number(w.t),
+            format_number(w.df)
+        ));
     }
     if let Some(p) = &e.permutation {
         tests.push(format!(
@@ -205,8 +214,10 @@ fn EffectRow(kind: &'static str, e: Effect) -> impl IntoView {
             "equivalence at ±{}: {}{}",
             format_number(eq.margin),
             if eq.passed { "passed" } else { "not shown" },
-            eq.tost
-                .map_or(String::new(), |t| format!(" (TOST p = {})", format_number(t.p)))
+            eq.tost.map_or(String::new(), |t| format!(
+                " (TOST p = {})",
+                format_number(t.p)
+            ))
         ));
     }
     let verdict = if e.verdict.sentence.is_empty() {

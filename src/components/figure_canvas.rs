@@ -461,7 +461,12 @@ fn DataTable(id: &'static str, spec: Signal<Option<FigureSpec>>) -> impl IntoVie
             let Some(s) = s else { return Vec::new() };
             s.series
                 .iter()
-                .flat_map(|series| series.points.iter().map(move |p| (series.name.clone(), p[0], p[1])))
+                .flat_map(|series| {
+                    series
+                        .points
+                        .iter()
+                        .map(move |p| (series.name.clone(), p[0], p[1]))
+                })
                 .collect()
         });
         sort_rows(&mut rows, sort.get(), |r, c| match c {

@@ -6,8 +6,8 @@
 //! Downloads `report.html` (self-contained) and `report.md` (figures as data URIs).
 
 use crate::comparisons::{CardsInput, Comparisons};
-use crate::figure_specs::FigureSpecs;
 use crate::components::figures::runs_of_figures_1_2;
+use crate::figure_specs::FigureSpecs;
 use crate::state::AppState;
 use crate::view_state::RUN_PICKER_FIGURES;
 use crate::web::export::save_text;
@@ -181,10 +181,13 @@ fn report_input(state: AppState, cmp: Comparisons, specs: FigureSpecs) -> Report
     }
     // Each figure's runs as its picker chose them (the plan's runs by default).
     let figure_12 = runs_of_figures_1_2(state);
-    let figure_3: Vec<String> = state.study.with(|s| s.iter().map(|r| r.run.clone()).collect());
-    for ((id, _), (n, available)) in RUN_PICKER_FIGURES
-        .iter()
-        .zip([(1, &figure_12), (2, &figure_12), (3, &figure_3)])
+    let figure_3: Vec<String> = state
+        .study
+        .with(|s| s.iter().map(|r| r.run.clone()).collect());
+    for ((id, _), (n, available)) in
+        RUN_PICKER_FIGURES
+            .iter()
+            .zip([(1, &figure_12), (2, &figure_12), (3, &figure_3)])
     {
         let shown = state.view.shown_runs(id, available);
         let left_out: Vec<&str> = available

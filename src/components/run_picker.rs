@@ -38,8 +38,9 @@ pub fn RunPicker(
                         {
                             let name_of = run.clone();
                             let toggled = run.clone();
+                            let data_run = run.clone();
                             view! {
-                                <label class="run-toggle" data-run=run.clone()>
+                                <label class="run-toggle" data-run=data_run>
                                     <input type="checkbox"
                                         prop:checked=move || shown.with(|s| s.contains(&name_of))
                                         on:change=move |ev| view.set_run_shown(figure, &toggled, event_target_checked(&ev), &available.get_untracked())/>

@@ -18,7 +18,8 @@ pub enum SortKey {
 impl SortKey {
     /// A number, or [`SortKey::Empty`] for `None` (or NaN, which has no place in an order).
     pub fn num(v: Option<f64>) -> SortKey {
-        v.filter(|v| !v.is_nan()).map_or(SortKey::Empty, SortKey::Num)
+        v.filter(|v| !v.is_nan())
+            .map_or(SortKey::Empty, SortKey::Num)
     }
 
     /// Text, or [`SortKey::Empty`] when blank.

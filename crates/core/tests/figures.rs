@@ -507,7 +507,12 @@ fn the_legend_lists_only_drawn_series() {
         SeriesSpec::new("drawn", vec![[1.0, 1.0], [2.0, 0.5]], Style::LineMarkers, 0),
         SeriesSpec::new("all NaN", vec![[1.0, f64::NAN]], Style::LineMarkers, 1),
         SeriesSpec::new("no points", vec![], Style::LineMarkers, 2),
-        SeriesSpec::new("non-positive", vec![[1.0, 0.0], [2.0, -1.0]], Style::LineMarkers, 3),
+        SeriesSpec::new(
+            "non-positive",
+            vec![[1.0, 0.0], [2.0, -1.0]],
+            Style::LineMarkers,
+            3,
+        ),
         SeriesSpec::new("flagged", vec![[1.0, f64::INFINITY]], Style::VSpan, 4),
     ];
     assert_eq!(legend_names(&spec), ["drawn", "flagged"]);

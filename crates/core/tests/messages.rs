@@ -150,7 +150,11 @@ fn a_batch_longer_than_the_context_does_not_fit() {
     let stories = arch("s/model.safetensors");
     assert_eq!(b1.context, Some(128), "the reference trainer's max_seq_len");
     assert_eq!(stories.context, Some(512), "max_position_embeddings");
-    assert!(b1.summary().ends_with("vocab 256 · context 128"), "{}", b1.summary());
+    assert!(
+        b1.summary().ends_with("vocab 256 · context 128"),
+        "{}",
+        b1.summary()
+    );
 
     let batch = TokenBatch {
         batch: 1,
@@ -188,7 +192,11 @@ fn a_batch_longer_than_the_context_does_not_fit() {
     );
     let stories_run = runs
         .iter()
-        .find(|r| r.eval.as_ref().is_some_and(|b| b.path == "s/eval_long.json"))
+        .find(|r| {
+            r.eval
+                .as_ref()
+                .is_some_and(|b| b.path == "s/eval_long.json")
+        })
         .expect("stories260K takes its own 129-token batch");
     assert!(
         !stories_run.warnings.iter().any(|w| w.contains("context")),
@@ -204,7 +212,10 @@ fn a_batch_longer_than_the_context_does_not_fit() {
     ]);
     let notes = inv.files[2].all_messages();
     assert!(
-        notes.iter().any(|n| n == "its sequences are 600 tokens long, over the context size 512 (model of s)"),
+        notes
+            .iter()
+            .any(|n| n
+                == "its sequences are 600 tokens long, over the context size 512 (model of s)"),
         "{notes:?}"
     );
 }

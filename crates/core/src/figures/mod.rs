@@ -9,8 +9,8 @@
 pub mod build;
 pub mod csv;
 pub mod downsample;
-pub mod number;
 pub mod draw;
+pub mod number;
 pub mod palette;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod render;
@@ -19,8 +19,8 @@ pub mod spec;
 pub use build::{RunPoints, RunSpectrum};
 pub use csv::to_csv;
 pub use downsample::min_max_downsample;
-pub use number::format_number;
 pub use draw::{draw_figure, to_svg};
+pub use number::format_number;
 #[cfg(not(target_arch = "wasm32"))]
 pub use render::{svg_to_png, to_png};
 pub use spec::{Axis, FigureKind, FigureSpec, Scale, SeriesSpec, Style};

@@ -642,7 +642,8 @@ fn check_token_fit(files: &mut [FileEntry]) {
         let notes: Vec<String> = models
             .iter()
             .filter_map(|((vocab, context), run)| {
-                batches::why_not_fit(batch, *vocab, *context).map(|why| format!("{why} (model of {run})"))
+                batches::why_not_fit(batch, *vocab, *context)
+                    .map(|why| format!("{why} (model of {run})"))
             })
             .collect();
         if notes.len() < models.len() {

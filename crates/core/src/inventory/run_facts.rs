@@ -39,12 +39,7 @@ pub struct RunFacts {
 }
 
 /// Keys naming an optimizer by a string (or an object with a `name` / `type`).
-const OPTIMIZER_KEYS: &[&str] = &[
-    "optimizer",
-    "optimizer_name",
-    "optimizer_type",
-    "optim",
-];
+const OPTIMIZER_KEYS: &[&str] = &["optimizer", "optimizer_name", "optimizer_type", "optim"];
 /// Keys of learning rates, in the order they are listed.
 const LR_KEYS: &[&str] = &[
     "lr",
@@ -79,13 +74,20 @@ const MAX_VALUE_CHARS: usize = 80;
 pub fn run_facts(files: &[FileEntry], run: &RunGroup) -> RunFacts {
     let mut facts = RunFacts::default();
     // The architecture of the run's last recognised checkpoint: QK-norm from its tensors.
-    if let Some((path, arch)) = run.checkpoints.iter().rev().find_map(|c| {
-        match &files.get(c.file)?.recognition {
-            Some(Recognition::Known(a)) => Some((c.path.as_str(), a)),
-            _ => None,
-        }
-    }) {
-        let value = if arch.qk_norm { "QK-norm" } else { "no QK-norm" };
+    if let Some((path, arch)) =
+        run.checkpoints
+            .iter()
+            .rev()
+            .find_map(|c| match &files.get(c.file)?.recognition {
+                Some(Recognition::Known(a)) => Some((c.path.as_str(), a)),
+                _ => None,
+            })
+    {
+        let value = if arch.qk_norm {
+            "QK-norm"
+        } else {
+            "no QK-norm"
+        };
         facts.qk_norm = Some(Fact {
             value: value.into(),
             source: format!("{path} (its tensors)"),
@@ -93,7 +95,13 @@ pub fn run_facts(files: &[FileEntry], run: &RunGroup) -> RunFacts {
     }
     for (source, object) in sources(files, run) {
         let said = Said::read(&object);
-        merge(&mut facts.qk_norm, said.qk_norm, &source, "QK-norm", &mut facts.disagreements);
+        merge(
+            &mut facts.qk_norm,
+            said.qk_norm,
+            &source,
+            "QK-norm",
+            &mut facts.disagreements,
+        );
         merge(
             &mut facts.optimizer,
             said.optimizer,
@@ -101,7 +109,13 @@ pub fn run_facts(files: &[FileEntry], run: &RunGroup) -> RunFacts {
             "optimizer",
             &mut facts.disagreements,
         );
-        merge(&mut facts.data, said.data, &source, "data", &mut facts.disagreements);
+        merge(
+            &mut facts.data,
+            said.data,
+            &source,
+            "data",
+            &mut facts.disagreements,
+        );
         // Learning rates are written many ways (per optimizer, per group, as a schedule's base):
         // the first source that states any is shown, and no two sources are compared.
         if facts.lr.is_none() {
@@ -331,7 +345,10 @@ mod tests {
             Some("Lion")
         );
         assert_eq!(
-            optimizer(&obj(json!({"optimizers": ["Muon", "AdamW"], "use_muon": false}))).as_deref(),
+            optimizer(&obj(
+                json!({"optimizers": ["Muon", "AdamW"], "use_muon": false})
+            ))
+            .as_deref(),
             Some("Muon + AdamW"),
             "a list names them better than the switch"
         );
@@ -362,8 +379,10 @@ mod tests {
         );
         assert_eq!(learning_rates(&obj(json!({"lr": "fast"}))), None);
         assert_eq!(
-            learning_rates(&obj(json!({"use_muon": false, "muon_lr": 0.024, "adamw_lr": 0.006})))
-                .as_deref(),
+            learning_rates(&obj(
+                json!({"use_muon": false, "muon_lr": 0.024, "adamw_lr": 0.006})
+            ))
+            .as_deref(),
             Some("adamw_lr 0.006"),
             "an unused Muon rate is not shown"
         );
@@ -385,10 +404,28 @@ mod tests {
     fn the_first_source_wins_and_a_contradiction_is_kept() {
         let mut slot = None;
         let mut d = Vec::new();
-        merge(&mut slot, Some("Muon + AdamW".into()), "a (its config)", "optimizer", &mut d);
-        merge(&mut slot, Some("muon + adamw".into()), "b (log header)", "optimizer", &mut d);
+        merge(
+            &mut slot,
+            Some("Muon + AdamW".into()),
+            "a (its config)",
+            "optimizer",
+            &mut d,
+        );
+        merge(
+            &mut slot,
+            Some("muon + adamw".into()),
+            "b (log header)",
+            "optimizer",
+            &mut d,
+        );
         assert!(d.is_empty(), "same up to case");
-        merge(&mut slot, Some("AdamW".into()), "b (log header)", "optimizer", &mut d);
+        merge(
+            &mut slot,
+            Some("AdamW".into()),
+            "b (log header)",
+            "optimizer",
+            &mut d,
+        );
         assert_eq!(slot.unwrap().source, "a (its config)");
         assert_eq!(
             d,
