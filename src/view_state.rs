@@ -55,7 +55,9 @@ impl ViewState {
 
     /// Shows or hides `run` in figure `id`; the first pick starts from what the figure shows.
     pub fn set_run_shown(self, id: &str, run: &str, shown: bool, available: &[String]) {
-        let current: BTreeSet<String> = self.shown_runs(id, available).into_iter().collect();
+        let current: BTreeSet<String> = untrack(|| self.shown_runs(id, available))
+            .into_iter()
+            .collect();
         self.runs.update(|m| {
             let set = m.entry(id.to_owned()).or_insert(current);
             if shown {
