@@ -20,10 +20,10 @@ pub fn App() -> impl IntoView {
     provide_context(state);
     let cmp = Comparisons::new();
     provide_context(cmp);
-    let views = crate::view_state::ViewState::new();
+    let views = state.view;
     provide_context(views);
     // The view in the URL: read now, written on every change, restored on back/forward.
-    crate::view_link::start(state, cmp, views);
+    crate::view_link::start(cmp, views);
     provide_context(FigureSpecs::new());
     view! {
         <header class="top">

@@ -2,6 +2,7 @@
 //! it: inspecting picked files, one after another, into the inventory.
 
 use crate::status::{classify_engine, Engine, JobsProgress, RunnerNote};
+use crate::view_state::{FigureRuns, ViewState};
 use crate::web::blob_source::BlobSource;
 use crate::web::files::PickedFile;
 use crate::web::worker_pool::{self, Runner, Task};
@@ -62,8 +63,9 @@ pub struct AppState {
     /// Whether the running analysis computes activation spectra: Figure 1
     /// waits for them instead of showing the weights meanwhile.
     pub expecting_activations: RwSignal<bool>,
-    /// Runs hidden in Figures 1–2 (by name; a rename carries it over).
-    pub hidden_runs: RwSignal<BTreeSet<String>>,
+    /// How the reader looks at the figures (log axes, zoom, the runs each shows): kept here
+    /// too so a rename and a session reach it; the page provides it as its own context.
+    pub view: ViewState,
     /// The example study's download while it runs (bytes received).
     pub example_progress: RwSignal<Option<crate::web::files::Download>>,
     /// Activation spectra (K/Q on the eval batch) and held-out loss, per run,
@@ -112,7 +114,7 @@ impl AppState {
             spectra_failures: RwSignal::new(Vec::new()),
             spectra_progress: RwSignal::new(None),
             expecting_activations: RwSignal::new(false),
-            hidden_runs: RwSignal::new(BTreeSet::new()),
+            view: ViewState::new(),
             example_progress: RwSignal::new(None),
             spectra_runner: RwSignal::new(None),
             use_gpu: RwSignal::new(true),
@@ -664,7 +666,7 @@ impl AppState {
         s.renames = self.renames.get_untracked();
         s.view = serde_json::json!({
             "batch_choices": self.batch_choices.get_untracked(),
-            "hidden_runs": self.hidden_runs.get_untracked(),
+            "figure_runs": self.view.runs.get_untracked(),
             "loss_curves": self.loss_view.get_untracked(),
         });
         s
@@ -693,8 +695,34 @@ impl AppState {
         if let Ok(c) = serde_json::from_value(view["batch_choices"].clone()) {
             self.batch_choices.set(c);
         }
-        if let Ok(h) = serde_json::from_value(view["hidden_runs"].clone()) {
-            self.hidden_runs.set(h);
+        if let Ok(runs) = serde_json::from_value::<FigureRuns>(view["figure_runs"].clone()) {
+            self.view.runs.set(runs);
+        } else if let Ok(hidden) =
+            serde_json::from_value::<BTreeSet<String>>(view["hidden_runs"].clone())
+        {
+            // A session saved before the per-figure pickers: its hidden runs were hidden in
+            // Figures 1 and 2.
+            let names: BTreeSet<String> = self
+                .spectra
+                .get_untracked()
+                .iter()
+                .map(|r| r.run.clone())
+                .chain(
+                    self.activations
+                        .get_untracked()
+                        .iter()
+                        .map(|r| r.run.clone()),
+                )
+                .collect();
+            let shown: BTreeSet<String> = names.difference(&hidden).cloned().collect();
+            if !hidden.is_empty() {
+                self.view.runs.set(
+                    ["figure-trajectory", "figure-waterfall"]
+                        .into_iter()
+                        .map(|id| (id.to_string(), shown.clone()))
+                        .collect(),
+                );
+            }
         }
         if !view["loss_curves"].is_null() {
             self.loss_view_restore
@@ -725,7 +753,7 @@ impl AppState {
     }
 
     /// Renames a run everywhere at once — the inventory, every computed
-    /// result (weights, activations, Figures 3–5), the hidden runs and the
+    /// result (weights, activations, Figures 3–5), the runs each figure shows and the
     /// renames applied to files dropped later — so figures, legends and exports
     /// show the new name without recomputing anything.
     pub fn rename_run(self, from: String, to: String) {
@@ -753,11 +781,7 @@ impl AppState {
                 c.insert(to.clone(), v);
             }
         });
-        self.hidden_runs.update(|h| {
-            if h.remove(&from) {
-                h.insert(to.clone());
-            }
-        });
+        self.view.rename_run(&from, &to);
     }
 
     pub fn clear(self) {

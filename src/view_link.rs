@@ -1,6 +1,6 @@
 //! The page's view in the URL: the controls' choices (this module's
 //! [`ViewChoices`], with [`crate::comparisons::Comparisons`],
-//! [`crate::view_state::ViewState`] and `AppState::hidden_runs`) are written
+//! [`crate::view_state::ViewState`]: per-figure views and run picks) are written
 //! to the fragment's `view=` key (the core's [`rankscope_core::view_link`]
 //! encodes it) and read back at startup and on back/forward, so a reload or
 //! a copied link shows the same view.
@@ -15,7 +15,6 @@
 //! (`figure=`, `src=`) pass through untouched.
 
 use crate::comparisons::Comparisons;
-use crate::state::AppState;
 use crate::view_state::ViewState;
 use leptos::prelude::*;
 use rankscope_core::analysis::losscurve::axes::XAxis as LossXAxis;
@@ -24,7 +23,7 @@ use rankscope_core::view_link::{
     decode_view, encode_view, fragment_get, fragment_with, view_from_fragment, CompareView,
     EsdView, LossView, PageView, StudyView, TrajectoryView, WaterfallView, VIEW_KEY,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 
@@ -47,9 +46,6 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 pub struct ViewChoices {
     pub trajectory: RwSignal<TrajectoryView>,
     pub waterfall: RwSignal<WaterfallView>,
-    /// The runs each figure shows, by figure id (empty: its default runs).
-    /// For per-figure run pickers; kept in the URL with the rest.
-    pub figure_runs: RwSignal<BTreeMap<String, Vec<String>>>,
     pub esd: RwSignal<EsdView>,
     pub study_checkpoint: RwSignal<CheckpointSel>,
     // The loss-curve section's view, one signal each (the section reads them as its settings).
@@ -67,7 +63,6 @@ impl ViewChoices {
         Self {
             trajectory: RwSignal::new(v.trajectory),
             waterfall: RwSignal::new(v.waterfall),
-            figure_runs: RwSignal::new(v.figure_runs.clone()),
             esd: RwSignal::new(v.esd.clone()),
             study_checkpoint: RwSignal::new(v.study.checkpoint),
             loss_metric: RwSignal::new(v.loss.metric.clone()),
@@ -96,7 +91,6 @@ fn put<T: PartialEq + Send + Sync + 'static>(signal: RwSignal<T>, value: T) {
 /// Every signal the view is made of, in one place.
 #[derive(Clone, Copy)]
 struct Parts {
-    state: AppState,
     cmp: Comparisons,
     views: ViewState,
     choices: ViewChoices,
@@ -109,8 +103,16 @@ impl Parts {
         PageView {
             trajectory: c.trajectory.get(),
             waterfall: c.waterfall.get(),
-            hidden_runs: self.state.hidden_runs.get(),
-            figure_runs: c.figure_runs.get(),
+            // Runs are picked per figure now (the run pickers); the link's older
+            // `hidden_runs` is read as nothing.
+            hidden_runs: BTreeSet::new(),
+            figure_runs: self
+                .views
+                .runs
+                .get()
+                .into_iter()
+                .map(|(id, runs)| (id, runs.into_iter().collect()))
+                .collect(),
             figures: self.views.all(),
             compare: CompareView {
                 groups: cmp.assigned.get(),
@@ -143,8 +145,13 @@ impl Parts {
         let (c, cmp) = (self.choices, self.cmp);
         put(c.trajectory, v.trajectory);
         put(c.waterfall, v.waterfall);
-        put(self.state.hidden_runs, v.hidden_runs);
-        put(c.figure_runs, v.figure_runs);
+        put(
+            self.views.runs,
+            v.figure_runs
+                .into_iter()
+                .map(|(id, runs)| (id, runs.into_iter().collect()))
+                .collect(),
+        );
         self.views.set_all(v.figures);
         put(cmp.assigned, v.compare.groups);
         put(cmp.show_seeds, v.compare.show_seeds);
@@ -208,12 +215,11 @@ fn read_url() -> PageView {
 
 /// Provides [`ViewChoices`] (from the URL's view) and keeps the URL and the
 /// view in step. Call once, after the other contexts are provided.
-pub fn start(state: AppState, cmp: Comparisons, views: ViewState) {
+pub fn start(cmp: Comparisons, views: ViewState) {
     let initial = read_url();
     let choices = ViewChoices::new(&initial);
     provide_context(choices);
     let parts = Parts {
-        state,
         cmp,
         views,
         choices,

@@ -7,9 +7,9 @@ use crate::comparisons::{CardsInput, Comparisons};
 use crate::state::AppState;
 use leptos::prelude::*;
 use rankscope_core::analysis::activations::KeyVariant;
-use rankscope_core::analysis::compare::verdict::num;
 use rankscope_core::analysis::compare::{Comparison, Effect, FailedComparison};
 use rankscope_core::analysis::study::{Matrix, Metric, Source};
+use rankscope_core::figures::format_number;
 
 fn opt(v: Option<f64>) -> String {
     v.map_or(String::new(), |v| format!("{v}"))
@@ -144,9 +144,9 @@ fn Card(c: Comparison) -> impl IntoView {
             .iter()
             .map(|l| {
                 let ci = l.interval.map_or(String::new(), |[lo, hi]| {
-                    format!(" [{}, {}]", num(lo), num(hi))
+                    format!(" [{}, {}]", format_number(lo), format_number(hi))
                 });
-                format!("L{}: {}{ci}", l.layer, num(l.difference))
+                format!("L{}: {}{ci}", l.layer, format_number(l.difference))
             })
             .collect::<Vec<_>>()
             .join(" · ")
@@ -157,8 +157,8 @@ fn Card(c: Comparison) -> impl IntoView {
             u.run_x,
             u.run_y,
             u.at,
-            u.test.statistic,
-            num(u.test.p),
+            format_number(u.test.statistic),
+            format_number(u.test.p),
             u.test.n,
             if u.test.zeros > 0 { format!(", {} zero differences dropped", u.test.zeros) } else { String::new() },
             u.caveat
@@ -193,26 +193,37 @@ fn Card(c: Comparison) -> impl IntoView {
 #[component]
 fn EffectRow(kind: &'static str, e: Effect) -> impl IntoView {
     let interval = e.interval.map_or("—".to_string(), |[lo, hi]| {
-        format!("{:.0}%: [{}, {}]", e.level * 100.0, num(lo), num(hi))
+        format!(
+            "{:.0}%: [{}, {}]",
+            e.level * 100.0,
+            format_number(lo),
+            format_number(hi)
+        )
     });
     let mut tests = Vec::new();
     if let Some(w) = &e.welch {
-        tests.push(format!("Welch t = {}, df = {}", num(w.t), num(w.df)));
+        tests.push(format!(
+            "Welch t = {}, df = {}",
+            format_number(w.t),
+            format_number(w.df)
+        ));
     }
     if let Some(p) = &e.permutation {
         tests.push(format!(
             "exact permutation p = {} ({} relabelings)",
-            num(p.p),
+            format_number(p.p),
             p.relabelings
         ));
     }
     if let Some(eq) = &e.equivalence {
         tests.push(format!(
             "equivalence at ±{}: {}{}",
-            num(eq.margin),
+            format_number(eq.margin),
             if eq.passed { "passed" } else { "not shown" },
-            eq.tost
-                .map_or(String::new(), |t| format!(" (TOST p = {})", num(t.p)))
+            eq.tost.map_or(String::new(), |t| format!(
+                " (TOST p = {})",
+                format_number(t.p)
+            ))
         ));
     }
     let verdict = if e.verdict.sentence.is_empty() {
@@ -228,13 +239,13 @@ fn EffectRow(kind: &'static str, e: Effect) -> impl IntoView {
             data-perm-p=opt(e.permutation.as_ref().map(|p| p.p)) data-relabelings=opt(e.permutation.as_ref().map(|p| p.relabelings as f64))
             data-verdict=kind_label>
             <th scope="row">{e.what.clone()}</th>
-            <td>{num(e.mean_x)}</td>
-            <td>{num(e.mean_y)}</td>
-            <td>{num(e.difference)}</td>
+            <td>{format_number(e.mean_x)}</td>
+            <td>{format_number(e.mean_y)}</td>
+            <td>{format_number(e.difference)}</td>
             <td>{interval}</td>
             <td class="test">{tests.join("; ")}<span class="uncertainty">{format!(" Uncertainty: {}.", e.uncertainty.describe())}</span></td>
-            <td>{e.p.map_or("—".into(), num)}</td>
-            <td>{e.p_holm.map_or("—".into(), num)}</td>
+            <td>{e.p.map_or("—".into(), format_number)}</td>
+            <td>{e.p_holm.map_or("—".into(), format_number)}</td>
             <td class="verdict">{verdict}</td>
         </tr>
     }

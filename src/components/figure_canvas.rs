@@ -5,6 +5,7 @@
 //! (sharp on HiDPI screens, redrawn when either changes), and the figure has a
 //! text alternative: its title and caption, and its numbers as a table on demand.
 
+use super::sortable::{sort_rows, SortBy, SortHeader, SortKey};
 use crate::state::AppState;
 use crate::view_state::ViewState;
 use crate::web::export::{copy_to_clipboard, file_digest, page_address, save_png, save_text};
@@ -14,10 +15,10 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use plotters::prelude::IntoDrawingArea;
 use plotters_canvas::CanvasBackend;
-use rankscope_core::figures::draw::{draw_figure_framed, to_svg, PlotFrame};
+use rankscope_core::figures::draw::{draw_figure_framed, legend_names, to_svg, PlotFrame};
 use rankscope_core::figures::spec::{FigureSpec, Scale, View};
-use rankscope_core::figures::to_csv;
 use rankscope_core::figures::DynBackend;
+use rankscope_core::figures::{format_number, to_csv};
 use rankscope_core::share::{encode_link, SharedFigure, SourceFile, RECOMMENDED_MAX_LINK_CHARS};
 use wasm_bindgen::JsCast;
 
@@ -117,6 +118,14 @@ pub fn FigureCanvas(
                         .collect::<Vec<_>>()
                         .join(", ")
                 })
+                .unwrap_or_default()
+        })
+    };
+    // What the drawn legend lists (series with something to draw), for tests and tools.
+    let legend = move || {
+        spec.with(|s| {
+            s.as_ref()
+                .map(|s| legend_names(s).join(", "))
                 .unwrap_or_default()
         })
     };
@@ -348,7 +357,7 @@ pub fn FigureCanvas(
         "; drag to zoom, double-click to reset"
     };
     view! {
-        <figure id=id class="figure" data-series=n_series data-series-names=series_names>
+        <figure id=id class="figure" data-series=n_series data-series-names=series_names data-legend=legend>
             <Show
                 when=move || spec.with(Option::is_some)
                 fallback=move || view! { <p class="empty">{empty_text}</p> }
@@ -436,10 +445,12 @@ fn ViewControls(
     }
 }
 
-/// The figure's numbers as a table, built only when the user opens it.
+/// The figure's numbers as a table, built only when the user opens it; sortable by series, x
+/// or y (numbers as numbers), and the first [`TABLE_ROWS`] rows of that order are shown.
 #[component]
 fn DataTable(id: &'static str, spec: Signal<Option<FigureSpec>>) -> impl IntoView {
     let open = RwSignal::new(false);
+    let sort = RwSignal::new(None::<SortBy>);
     let n_points = move || {
         spec.with(|s| {
             s.as_ref().map_or(0, |s| {
@@ -447,8 +458,8 @@ fn DataTable(id: &'static str, spec: Signal<Option<FigureSpec>>) -> impl IntoVie
             })
         })
     };
-    let rows = move || -> Vec<(String, String, String)> {
-        spec.with(|s| {
+    let rows = move || -> Vec<(String, f64, f64)> {
+        let mut rows: Vec<(String, f64, f64)> = spec.with(|s| {
             let Some(s) = s else { return Vec::new() };
             s.series
                 .iter()
@@ -456,11 +467,17 @@ fn DataTable(id: &'static str, spec: Signal<Option<FigureSpec>>) -> impl IntoVie
                     series
                         .points
                         .iter()
-                        .map(move |p| (series.name.clone(), number(p[0]), number(p[1])))
+                        .map(move |p| (series.name.clone(), p[0], p[1]))
                 })
-                .take(TABLE_ROWS)
                 .collect()
-        })
+        });
+        sort_rows(&mut rows, sort.get(), |r, c| match c {
+            0 => SortKey::text(&r.0),
+            1 => SortKey::num(Some(r.1)),
+            _ => SortKey::num(Some(r.2)),
+        });
+        rows.truncate(TABLE_ROWS);
+        rows
     };
     view! {
         <details class="data-table" id=format!("{id}-data") on:toggle=move |ev| {
@@ -470,17 +487,20 @@ fn DataTable(id: &'static str, spec: Signal<Option<FigureSpec>>) -> impl IntoVie
             <summary>{move || format!("Data table ({} points)", n_points())}</summary>
             {move || open.get().then(|| {
                 let (x, y) = spec.with(|s| s.as_ref().map(|s| (s.x.label.clone(), s.y.label.clone())).unwrap_or_default());
-                let shown = rows();
-                let note = (n_points() > shown.len()).then(|| format!("The first {} of {} points; the CSV download has them all.", shown.len(), n_points()));
+                let note = move || (n_points() > TABLE_ROWS).then(|| format!("The first {TABLE_ROWS} of {} points in this order; the CSV download has them all.", n_points()));
                 view! {
-                    {note.map(|n| view! { <p class="note">{n}</p> })}
+                    {move || note().map(|n| view! { <p class="note">{n}</p> })}
                     <div class="table-scroll" tabindex="0" role="region" aria-label="figure data">
                         <table>
                             <caption>{move || spec.with(|s| s.as_ref().map(|s| s.title.clone()).unwrap_or_default())}</caption>
-                            <thead><tr><th scope="col">"series"</th><th scope="col">{x}</th><th scope="col">{y}</th></tr></thead>
+                            <thead><tr>
+                                <SortHeader label="series" column=0 sort=sort/>
+                                <SortHeader label=x column=1 sort=sort numeric=true/>
+                                <SortHeader label=y column=2 sort=sort numeric=true/>
+                            </tr></thead>
                             <tbody>
-                                {shown.into_iter().map(|(name, x, y)| view! {
-                                    <tr><td>{name}</td><td class="num">{x}</td><td class="num">{y}</td></tr>
+                                {move || rows().into_iter().map(|(name, x, y)| view! {
+                                    <tr><td>{name}</td><td class="num">{format_number(x)}</td><td class="num">{format_number(y)}</td></tr>
                                 }).collect_view()}
                             </tbody>
                         </table>
@@ -488,27 +508,5 @@ fn DataTable(id: &'static str, spec: Signal<Option<FigureSpec>>) -> impl IntoVie
                 }
             })}
         </details>
-    }
-}
-
-/// A number as a table cell shows it: five significant digits, no float noise.
-fn number(v: f64) -> String {
-    if !v.is_finite() {
-        return v.to_string();
-    }
-    if v == 0.0 {
-        return "0".into();
-    }
-    let magnitude = v.abs().log10().floor() as i32;
-    if (-4..6).contains(&magnitude) {
-        let decimals = (4 - magnitude).max(0) as usize;
-        let text = format!("{v:.decimals$}");
-        if text.contains('.') {
-            text.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            text
-        }
-    } else {
-        format!("{v:.4e}")
     }
 }

@@ -4,10 +4,12 @@
 
 use super::analysis_status::AnalysisStatus;
 use super::figure_canvas::FigureCanvas;
+use super::run_picker::RunPicker;
 use crate::comparisons::Comparisons;
 use crate::figure_specs::FigureSpecs;
 use crate::state::AppState;
 use crate::view_link::ViewChoices;
+use crate::view_state::ViewState;
 use crate::web::export::save_text;
 use leptos::prelude::*;
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
@@ -28,6 +30,10 @@ use rankscope_core::inventory::{Content, Inventory};
 // Where Figure 1's numbers come from: weights, activations (a variant) or imported results.json.
 use rankscope_core::view_link::TrajectorySource as Source;
 
+/// DOM ids of Figures 1 and 2 (their views and run picks are keyed by them).
+const TRAJECTORY: &str = "figure-trajectory";
+const WATERFALL: &str = "figure-waterfall";
+
 /// The metric menu's value for the held-out loss (not a per-head [`Metric`]).
 const HELDOUT_KEY: &str = "heldout_loss";
 
@@ -47,6 +53,31 @@ fn imported_results(inv: &Inventory) -> Vec<(String, usize, Series)> {
             _ => None,
         })
         .collect()
+}
+
+/// The runs Figures 1 and 2 can show (tracked): those with weight or activation spectra, else
+/// those of the imported results.json files. Their pickers list these; the report names the
+/// ones a figure leaves out.
+pub fn runs_of_figures_1_2(state: AppState) -> Vec<String> {
+    let mut names: Vec<String> = state
+        .spectra
+        .with(|r| r.iter().map(|r| r.run.clone()).collect());
+    state.activations.with(|runs| {
+        for r in runs {
+            if !names.contains(&r.run) {
+                names.push(r.run.clone());
+            }
+        }
+    });
+    if names.is_empty() {
+        names = state.inventory.with(|inv| {
+            imported_results(inv)
+                .into_iter()
+                .map(|(r, _, _)| r)
+                .collect()
+        });
+    }
+    names
 }
 
 fn parse_source(v: &str) -> Source {
@@ -97,7 +128,7 @@ pub fn Figures() -> impl IntoView {
     let layer = Memo::new(move |_| t.with(|t| t.layer));
     let x_axis = Memo::new(move |_| t.with(|t| t.x));
     let source = Memo::new(move |_| t.with(|t| t.source));
-    let hidden = state.hidden_runs;
+    let view = ViewState::use_context();
     let at = Memo::new(move |_| w.with(|w| w.checkpoint));
     let log_y = Memo::new(move |_| w.with(|w| w.log_y));
 
@@ -122,18 +153,21 @@ pub fn Figures() -> impl IntoView {
         Source::Weights if !has_spectra() => Source::Imported,
         s => s,
     };
-    let shown_runs = move || -> Vec<RunSpectra> {
-        let hidden = hidden.get();
+    let all_runs = Memo::new(move |_| runs_of_figures_1_2(state));
+    // The runs figure `id` draws (its picker's choice, else its default).
+    let picked = move |id: &str| view.shown_runs(id, &all_runs.get());
+    let shown_runs = move |id: &str| -> Vec<RunSpectra> {
+        let shown = picked(id);
         match effective_source() {
             Source::Activations(v) => state.activations.with(|runs| {
                 runs.iter()
-                    .filter(|r| !hidden.contains(&r.run))
+                    .filter(|r| shown.contains(&r.run))
                     .map(|r| r.run_spectra(v))
                     .collect()
             }),
             _ => state.spectra.with(|runs| {
                 runs.iter()
-                    .filter(|r| !hidden.contains(&r.run))
+                    .filter(|r| shown.contains(&r.run))
                     .cloned()
                     .collect()
             }),
@@ -176,10 +210,10 @@ pub fn Figures() -> impl IntoView {
     let trajectory = Signal::derive(move || -> Option<FigureSpec> {
         if heldout_metric.get() {
             // The held-out loss is per checkpoint (not per head), from the activation pass.
+            let shown = picked(TRAJECTORY);
             let runs: Vec<ActivationRun> = state.activations.with(|runs| {
-                let hidden = hidden.get();
                 runs.iter()
-                    .filter(|r| !hidden.contains(&r.run))
+                    .filter(|r| shown.contains(&r.run))
                     .cloned()
                     .collect()
             });
@@ -195,7 +229,7 @@ pub fn Figures() -> impl IntoView {
         }
         match effective_source() {
             Source::Weights | Source::Activations(_) => {
-                let runs = shown_runs();
+                let runs = shown_runs(TRAJECTORY);
                 (!runs.is_empty()).then(|| {
                     let spec = trajectory_figure_from(
                         study_source(),
@@ -220,10 +254,10 @@ pub fn Figures() -> impl IntoView {
                 })
             }
             Source::Imported => imported.with(|list| {
-                let hidden = hidden.get();
+                let shown = picked(TRAJECTORY);
                 let chosen: Vec<(String, usize, &Series)> = list
                     .iter()
-                    .filter(|(r, _, _)| !hidden.contains(r))
+                    .filter(|(r, _, _)| shown.contains(r))
                     .map(|(r, c, s)| (r.clone(), *c, s))
                     .collect();
                 (!chosen.is_empty()).then(|| {
@@ -237,7 +271,7 @@ pub fn Figures() -> impl IntoView {
         }
     });
     let waterfall = Signal::derive(move || -> Option<FigureSpec> {
-        let runs = shown_runs();
+        let runs = shown_runs(WATERFALL);
         let at = at.get();
         (!runs.is_empty()).then(|| {
             let spec = waterfall_figure_from(
@@ -260,16 +294,6 @@ pub fn Figures() -> impl IntoView {
     let specs = FigureSpecs::use_context();
     specs.register(1, trajectory);
     specs.register(2, waterfall);
-    let all_runs = move || -> Vec<String> {
-        let mut names: Vec<String> = state
-            .spectra
-            .with(|r| r.iter().map(|r| r.run.clone()).collect());
-        if names.is_empty() {
-            names = imported.with(|i| i.iter().map(|(r, _, _)| r.clone()).collect());
-        }
-        names
-    };
-
     view! {
         <Show when=move || has_spectra() || has_imported() || state.spectra_progress.with(Option::is_some)>
             <section class="figures">
@@ -340,23 +364,9 @@ pub fn Figures() -> impl IntoView {
                             on:change=move |ev| cmp.mark_collapse.set(event_target_checked(&ev))/>
                         " mark collapse onset and steepest drop"
                     </label>
-                    <span class="run-toggles">
-                        <For each=all_runs key=|r| r.clone() let:run>
-                            {
-                                let name = run.clone();
-                                let toggled = run.clone();
-                                view! {
-                                    <label class="run-toggle">
-                                        <input type="checkbox" prop:checked=move || !hidden.with(|h| h.contains(&name))
-                                            on:change=move |_| hidden.update(|h| if !h.remove(&toggled) { h.insert(toggled.clone()); })/>
-                                        {run}
-                                    </label>
-                                }
-                            }
-                        </For>
-                    </span>
                 </div>
                 <h3>"Figure 1 — trajectory"</h3>
+                <RunPicker figure=TRAJECTORY name="Figure 1" available=Signal::from(all_runs)/>
                 <FigureCanvas id="figure-trajectory" readout=readout spec=trajectory empty_text="Drop checkpoints (or results.json files) to see how effective rank evolves."/>
                 <h3>"Figure 2 — singular-value waterfall"</h3>
                 <div class="controls">
@@ -371,6 +381,7 @@ pub fn Figures() -> impl IntoView {
                     </label>
                     <label><input id="log-y" type="checkbox" prop:checked=move || log_y.get() on:change=move |ev| w.update(|w| w.log_y = event_target_checked(&ev))/>" log y"</label>
                 </div>
+                <RunPicker figure=WATERFALL name="Figure 2" available=Signal::from(all_runs)/>
                 <FigureCanvas id="figure-waterfall" readout=readout own_log_y=true spec=waterfall empty_text="The waterfall needs checkpoints."/>
             </section>
         </Show>

@@ -2,11 +2,28 @@
 //! progress bar, then every inspected file with what it is and its status.
 
 use super::human_size;
+use super::sortable::{sort_rows, SortBy, SortHeader, SortKey};
 use crate::state::{AppState, Pending};
 use leptos::prelude::*;
+use rankscope_core::figures::format_number;
 use rankscope_core::inventory::{FileEntry, Status};
 
-/// What one inspected row shows (plain strings: cheap to compare and render).
+/// The table's columns: header, and whether it holds numbers (sorted as numbers, right-aligned).
+const COLUMNS: [(&str, bool); 10] = [
+    ("file", false),
+    ("kind", false),
+    ("run", false),
+    ("step", true),
+    ("tokens", true),
+    ("size", true),
+    ("dtype", false),
+    ("tensors", true),
+    ("architecture / content", false),
+    ("status", false),
+];
+
+/// What one inspected row shows (plain strings: cheap to compare and render), and the
+/// numbers its numeric columns sort by.
 #[derive(Clone, PartialEq)]
 struct Row {
     path: String,
@@ -20,10 +37,30 @@ struct Row {
     about: String,
     status: &'static str,
     messages: Vec<String>,
+    /// step, tokens, size in bytes, tensors.
+    numbers: [Option<f64>; 4],
+}
+
+impl Row {
+    /// What column `c` sorts by (see [`COLUMNS`]).
+    fn key(&self, c: usize) -> SortKey {
+        match c {
+            0 => SortKey::text(&self.path),
+            1 => SortKey::text(self.kind),
+            2 => SortKey::text(&self.run),
+            3 => SortKey::num(self.numbers[0]),
+            4 => SortKey::num(self.numbers[1]),
+            5 => SortKey::num(self.numbers[2]),
+            6 => SortKey::text(&self.dtype),
+            7 => SortKey::num(self.numbers[3]),
+            8 => SortKey::text(&self.about),
+            _ => SortKey::text(self.status),
+        }
+    }
 }
 
 fn row_of(f: &FileEntry) -> Row {
-    let num = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let num = |v: Option<u64>| v.map(|x| format_number(x as f64)).unwrap_or_default();
     Row {
         path: f.path.clone(),
         kind: f.kind.label(),
@@ -32,7 +69,7 @@ fn row_of(f: &FileEntry) -> Row {
         tokens: num(f.tokens),
         size: human_size(f.size),
         dtype: f.dtype.clone().unwrap_or_default(),
-        tensors: f.n_tensors.map(|n| n.to_string()).unwrap_or_default(),
+        tensors: num(f.n_tensors.map(|n| n as u64)),
         about: f
             .architecture
             .clone()
@@ -44,16 +81,26 @@ fn row_of(f: &FileEntry) -> Row {
             Status::Error => "error",
         },
         messages: f.all_messages(),
+        numbers: [
+            f.step.map(|x| x as f64),
+            f.tokens.map(|x| x as f64),
+            Some(f.size as f64),
+            f.n_tensors.map(|x| x as f64),
+        ],
     }
 }
 
 #[component]
 pub fn InventoryTable() -> impl IntoView {
     let state = AppState::use_context();
+    // Files in the order they came, until the reader sorts by a column.
+    let sort = RwSignal::new(None::<SortBy>);
     let rows = move || {
-        state
+        let mut rows = state
             .inventory
-            .with(|inv| inv.files.iter().map(row_of).collect::<Vec<_>>())
+            .with(|inv| inv.files.iter().map(row_of).collect::<Vec<_>>());
+        sort_rows(&mut rows, sort.get(), Row::key);
+        rows
     };
     let counts = move || {
         state.inventory.with(|inv| {
@@ -79,16 +126,9 @@ pub fn InventoryTable() -> impl IntoView {
             <table id="inventory">
                 <thead>
                     <tr>
-                        <th>"file"</th>
-                        <th>"kind"</th>
-                        <th>"run"</th>
-                        <th>"step"</th>
-                        <th>"tokens"</th>
-                        <th>"size"</th>
-                        <th>"dtype"</th>
-                        <th>"tensors"</th>
-                        <th>"architecture / content"</th>
-                        <th>"status"</th>
+                        {COLUMNS.into_iter().enumerate().map(|(i, (label, numeric))| view! {
+                            <SortHeader label=label column=i sort=sort numeric=numeric/>
+                        }).collect_view()}
                     </tr>
                 </thead>
                 <tbody>

@@ -13,7 +13,9 @@ pub mod loss_curves;
 pub mod progress_panel;
 pub mod report_button;
 pub mod run_list;
+pub mod run_picker;
 pub mod shared_view;
+pub mod sortable;
 pub mod study_panel;
 
 /// Bytes as a short human size (`1.5 MB`).

@@ -6,8 +6,10 @@
 //! Downloads `report.html` (self-contained) and `report.md` (figures as data URIs).
 
 use crate::comparisons::{CardsInput, Comparisons};
+use crate::components::figures::runs_of_figures_1_2;
 use crate::figure_specs::FigureSpecs;
 use crate::state::AppState;
+use crate::view_state::RUN_PICKER_FIGURES;
 use crate::web::export::save_text;
 use leptos::prelude::*;
 use rankscope_core::analysis::collapse::{CollapseRule, PlateauRule};
@@ -177,12 +179,30 @@ fn report_input(state: AppState, cmp: Comparisons, specs: FigureSpecs) -> Report
                 .join("; ")
         ));
     }
-    let hidden = state.hidden_runs.get();
-    if !hidden.is_empty() {
-        notes.push(format!(
-            "Runs hidden in Figures 1 and 2 (and so not drawn there): {}.",
-            hidden.into_iter().collect::<Vec<_>>().join(", ")
-        ));
+    // Each figure's runs as its picker chose them (the plan's runs by default).
+    let figure_12 = runs_of_figures_1_2(state);
+    let figure_3: Vec<String> = state
+        .study
+        .with(|s| s.iter().map(|r| r.run.clone()).collect());
+    for ((id, _), (n, available)) in
+        RUN_PICKER_FIGURES
+            .iter()
+            .zip([(1, &figure_12), (2, &figure_12), (3, &figure_3)])
+    {
+        let shown = state.view.shown_runs(id, available);
+        let left_out: Vec<&str> = available
+            .iter()
+            .filter(|r| !shown.contains(r))
+            .map(String::as_str)
+            .collect();
+        if !left_out.is_empty() {
+            notes.push(format!(
+                "Figure {n} draws {} of the {} runs; not drawn there: {}.",
+                shown.join(", "),
+                available.len(),
+                left_out.join(", ")
+            ));
+        }
     }
     ReportInput {
         title: "Rank-collapse study".into(),

@@ -6,6 +6,7 @@ use crate::state::AppState;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::inventory::batches::{run_batches, BatchChoice, BatchRef, RunBatches};
+use rankscope_core::inventory::run_facts::{Fact, RunFacts};
 use rankscope_core::inventory::RunGroup;
 
 #[component]
@@ -18,7 +19,9 @@ pub fn RunList() -> impl IntoView {
             <section class="runs">
                 <h2>"Runs"</h2>
                 <ul id="runs">
-                    <For each=runs key=|r| (r.name.clone(), r.checkpoints.len(), r.logs.len()) let:run>
+                    // Keyed by everything a row shows: a config.json dropped after its checkpoint
+                    // changes the run's architecture and facts, not its name or counts.
+                    <For each=runs key=|r| serde_json::to_string(r).unwrap_or_else(|_| r.name.clone()) let:run>
                         <RunItem run=run/>
                     </For>
                 </ul>
@@ -60,9 +63,47 @@ fn RunItem(
             <span class="points">{points.join(" · ")}</span>
             <span class="logs">{format!("{} log(s)", run.logs.len())}</span>
             <span class="arch">{run.architecture.clone().unwrap_or_default()}</span>
+            <RunFactsRow facts=run.facts.clone()/>
             <RunBatchesRow run=name.clone()/>
         </li>
     }
+}
+
+/// What the run's files say about its training (QK-norm, optimizer, learning rates, data), each
+/// naming its file on hover; sources that disagree are listed as warnings.
+#[component]
+fn RunFactsRow(facts: RunFacts) -> impl IntoView {
+    let items: Vec<(&'static str, String, String)> = [
+        ("qk-norm", None, &facts.qk_norm),
+        ("optimizer", Some("optimizer"), &facts.optimizer),
+        ("lr", Some("lr"), &facts.lr),
+        ("data", Some("data"), &facts.data),
+    ]
+    .into_iter()
+    .filter_map(|(key, label, fact)| {
+        let f: &Fact = fact.as_ref()?;
+        let text = match label {
+            Some(l) => format!("{l}: {}", f.value),
+            None => f.value.clone(),
+        };
+        Some((key, text, format!("from {}", f.source)))
+    })
+    .collect();
+    let disagreements = facts.disagreements.clone();
+    (!items.is_empty() || !disagreements.is_empty()).then(|| {
+        view! {
+            <span class="facts">
+                {items.into_iter().map(|(key, text, source)| view! {
+                    <span class="fact" data-fact=key title=source>{text}</span>
+                }).collect_view()}
+            </span>
+            {(!disagreements.is_empty()).then(|| view! {
+                <ul class="fact-disagreements">
+                    {disagreements.into_iter().map(|d| view! { <li class="warning">{format!("the files disagree: {d}")}</li> }).collect_view()}
+                </ul>
+            })}
+        }
+    })
 }
 
 /// A run's eval and held-out batch, matched by `inventory::batches` (folder,

@@ -4,13 +4,14 @@
 
 use super::figure_canvas::FigureCanvas;
 use super::progress_panel::ProgressPanel;
+use super::run_picker::RunPicker;
 use crate::comparisons::Comparisons;
 use crate::figure_specs::FigureSpecs;
 use crate::state::{AppState, StudyRun};
 use crate::view_link::ViewChoices;
+use crate::view_state::ViewState;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use rankscope_core::analysis::compare::verdict::num;
 use rankscope_core::analysis::jobs::StudyOptions;
 use rankscope_core::analysis::losscurve::figures::readout;
 use rankscope_core::analysis::replicate_figures::by_condition;
@@ -19,9 +20,13 @@ use rankscope_core::analysis::study_figures::{
     layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
 };
 use rankscope_core::analysis::surgery_verdict::{surgery_verdict, SurgeryVerdict};
+use rankscope_core::figures::format_number;
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::inventory::batches::{name_batches, run_batches};
 use rankscope_core::report::SurgerySection;
+
+/// DOM id of Figure 3 (its view and run picks are keyed by it).
+const LAYERS: &str = "figure-layers";
 
 fn checkpoint_label(r: &StudyRun) -> String {
     match r.checkpoint.tokens {
@@ -79,12 +84,21 @@ pub fn StudyPanel() -> impl IntoView {
     };
 
     let n_boot = StudyOptions::default().n_boot;
+    let view = ViewState::use_context();
+    // The runs Figure 3 can show: those whose study job ran.
+    let layer_runs = Memo::new(move |_| {
+        state
+            .study
+            .with(|runs| runs.iter().map(|r| r.run.clone()).collect::<Vec<_>>())
+    });
     let layers = Signal::derive(move || -> Option<FigureSpec> {
+        let shown = view.shown_runs(LAYERS, &layer_runs.get());
         state
             .study
             .with(|runs| {
                 let ok: Vec<LayerPrRun> = runs
                     .iter()
+                    .filter(|r| shown.contains(&r.run))
                     .filter_map(|r| {
                         let layers = r.output.as_ref().ok()?.layers.as_ref().ok()?.clone();
                         Some(LayerPrRun {
@@ -95,7 +109,11 @@ pub fn StudyPanel() -> impl IntoView {
                         })
                     })
                     .collect();
-                let sources = runs.iter().map(|r| r.checkpoint.path.clone()).collect();
+                let sources = runs
+                    .iter()
+                    .filter(|r| shown.contains(&r.run))
+                    .map(|r| r.checkpoint.path.clone())
+                    .collect();
                 (!ok.is_empty()).then(|| {
                     let mut spec = layer_pr_figure(&ok, n_boot, sources);
                     let names: Vec<String> = ok.iter().map(|r| r.run.clone()).collect();
@@ -234,7 +252,8 @@ pub fn StudyPanel() -> impl IntoView {
                     </For>
                 </div>
                 <h3>"Figure 3 — K PR per layer"</h3>
-                <FigureCanvas id="figure-layers" readout=readout spec=layers empty_text="Compute Figures 3–5 to see PR per layer, runs side by side."/>
+                <RunPicker figure=LAYERS name="Figure 3" available=Signal::from(layer_runs)/>
+                <FigureCanvas id=LAYERS readout=readout spec=layers empty_text="Compute Figures 3–5 to see PR per layer, runs side by side."/>
                 <div class="controls">
                     <label>"run (Figures 4 and 5) "
                         <select id="study-run" on:change=move |ev| chosen_run.set(event_target_value(&ev).parse().ok())>
@@ -263,13 +282,13 @@ const SURGERY_MARGIN: f64 = 0.25;
 #[component]
 fn SurgeryVerdictView(run: String, v: SurgeryVerdict) -> impl IntoView {
     let a = &v.areas;
-    let o = |x: Option<f64>| x.map_or("—".to_string(), num);
+    let o = |x: Option<f64>| x.map_or("—".to_string(), format_number);
     let random = match (a.random_mean, a.random_min, a.random_max) {
         (Some(m), Some(lo), Some(hi)) => format!(
             "{} (min {}, max {} over {} seeds)",
-            num(m),
-            num(lo),
-            num(hi),
+            format_number(m),
+            format_number(lo),
+            format_number(hi),
             a.random.len()
         ),
         _ => "—".into(),
@@ -279,8 +298,8 @@ fn SurgeryVerdictView(run: String, v: SurgeryVerdict) -> impl IntoView {
         .map_or(String::new(), |[lo, hi]| {
             format!(
                 ", 95% interval over the random seeds [{}, {}]",
-                num(lo),
-                num(hi)
+                format_number(lo),
+                format_number(hi)
             )
         });
     let outcome = format!("{:?}", v.outcome).to_lowercase();

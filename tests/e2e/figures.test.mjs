@@ -41,8 +41,10 @@ test('Figures 1 and 2 appear for A1–B2 from their checkpoints', async () => {
   await dropFiles(page, files.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
   await waitForInventory(page, files.length);
   await page.waitForSelector('#figure-trajectory[data-series="4"] canvas', { timeout: 60_000 });
-  await page.waitForSelector('#figure-waterfall[data-series="4"] canvas', { timeout: 60_000 });
+  // Figure 2 opens on the plan's pair, A1 vs A2 (its run picker has the others).
+  await page.waitForSelector('#figure-waterfall[data-series="2"] canvas', { timeout: 60_000 });
   assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'A1, A2, B1, B2');
+  assert.equal(await page.$eval('#figure-waterfall', (f) => f.dataset.seriesNames), 'A1, A2');
   assert.ok(await inked(page, 'figure-trajectory') > 5000, 'trajectory canvas is drawn');
   assert.ok(await inked(page, 'figure-waterfall') > 5000, 'waterfall canvas is drawn');
   // Hovering reads the exact values of every run at the nearest checkpoint.
@@ -60,8 +62,9 @@ test('Figures 1 and 2 appear for A1–B2 from their checkpoints', async () => {
   await page.selectOption('#layer', '2');
   await page.waitForFunction(() => /r90/.test(document.querySelector('#figure-trajectory figcaption').textContent)
     && /layer 2/.test(document.querySelector('#figure-trajectory figcaption').textContent));
-  // Hiding a run removes its line.
-  await page.click('.run-toggle:has-text("B2") input');
+  // Hiding a run in Figure 1's picker removes its line there.
+  await page.click('#figure-trajectory-runs summary');
+  await page.click('#figure-trajectory-runs .run-toggle[data-run="B2"] input');
   await page.waitForSelector('#figure-trajectory[data-series="3"]');
   // Dropping one more run computes only its checkpoints: the 24 before are reused.
   const more = (await (await fetch(`${url}__fixtures/__list?dir=runs/C1`)).json()).filter((p) => p.endsWith('.safetensors'));
@@ -69,7 +72,9 @@ test('Figures 1 and 2 appear for A1–B2 from their checkpoints', async () => {
   await waitForInventory(page, files.length + more.length);
   await page.waitForFunction(() => !document.querySelector('#spectra-progress')
     && /24 unchanged checkpoints' results reused$/.test(document.querySelector('#spectra-runner')?.textContent ?? ''), null, { timeout: 60_000 });
-  assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'A1, A2, B1, C1');
+  // The reader's pick stands: C1 is offered in the picker, not drawn unasked.
+  assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'A1, A2, B1');
+  assert.equal(await page.$eval('#figure-trajectory-runs summary', (s) => s.textContent), 'Runs: 3 of 5 shown');
   assert.deepEqual(errors, []);
 });
 
@@ -129,9 +134,13 @@ test('all five figures render for the fixture study (Figures 3–5 on demand)', 
   await page.dispatchEvent('#study-seeds', 'change');
   await page.click('#compute-study');
   await page.waitForSelector('#study-progress', { timeout: 30_000 });
-  await page.waitForSelector('#figure-layers[data-series="6"] canvas', { timeout: 300_000 });
+  // Figure 3 opens on the plan's data pair, C1 beside C2; its picker adds the others.
+  await page.waitForSelector('#figure-layers[data-series="2"] canvas', { timeout: 300_000 });
   await page.waitForFunction(() => !document.querySelector('#study-progress'), null, { timeout: 300_000 });
-  assert.equal(await page.$eval('#figure-layers', (f) => f.dataset.seriesNames), 'A1, A2, B1, B2, C1, C2');
+  assert.equal(await page.$eval('#figure-layers', (f) => f.dataset.seriesNames), 'C1, C2');
+  await page.click('#figure-layers-runs summary');
+  await page.click('#figure-layers-runs .run-toggle[data-run="A1"] input');
+  await page.waitForFunction(() => document.querySelector('#figure-layers')?.dataset.seriesNames === 'A1, C1, C2');
   // A1 has a key norm: SVD, γ and random curves; its scatter has one colour per layer.
   await page.waitForSelector('#figure-surgery canvas');
   const surgery = await page.$eval('#figure-surgery', (f) => f.dataset.seriesNames);

@@ -64,7 +64,7 @@ test('a rename after activation spectra and Figures 3–5 shows at once everywhe
   assert.equal(await page.$eval('#figure-layers', (f) => f.dataset.seriesNames), 'A1-qknorm, A2');
   assert.deepEqual(await page.$$eval('#study-run option', (o) => o.map((x) => x.textContent)), ['A1-qknorm', 'A2']);
   assert.match(await page.$eval('#figure-surgery', (f) => f.dataset.seriesNames), /SVD/);
-  assert.deepEqual(await page.$$eval('.run-toggle', (l) => l.map((x) => x.textContent.trim())), ['A1-qknorm', 'A2']);
+  assert.deepEqual(await page.$$eval('#figure-trajectory-runs .run-toggle', (l) => l.map((x) => x.textContent.trim())), ['A1-qknorm', 'A2']);
   // The exports carry the new name and not the old one.
   const csv = await download(page, '#figure-trajectory .export-csv');
   assert.match(csv, /^A1-qknorm,/m);
@@ -73,16 +73,18 @@ test('a rename after activation spectra and Figures 3–5 shows at once everywhe
   assert.match(await download(page, '#figure-layers .export-csv'), /^A1-qknorm,/m);
 
   // A hidden run stays hidden under its new name.
-  await page.click('.run-toggle:has-text("A2") input');
+  await page.click('#figure-trajectory-runs summary');
+  await page.click('#figure-trajectory-runs .run-toggle[data-run="A2"] input');
   await page.waitForFunction(() => document.querySelector('#figure-trajectory')?.dataset.seriesNames === 'A1-qknorm');
   await page.fill('#runs li.run[data-run="A2"] input.run-name', 'A2-plain');
   await page.press('#runs li.run[data-run="A2"] input.run-name', 'Enter');
-  await page.waitForFunction(() => [...document.querySelectorAll('.run-toggle')].some((l) => l.textContent.trim() === 'A2-plain'), null, { timeout: 3_000 });
+  await page.waitForFunction(() => [...document.querySelectorAll('#figure-trajectory-runs .run-toggle')].some((l) => l.textContent.trim() === 'A2-plain'), null, { timeout: 3_000 });
   assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'A1-qknorm');
-  assert.equal(await page.$eval('.run-toggle:has-text("A2-plain") input', (i) => i.checked), false);
+  assert.equal(await page.$eval('#figure-trajectory-runs .run-toggle[data-run="A2-plain"] input', (i) => i.checked), false);
+  assert.equal(await page.$eval('#figure-waterfall', (f) => f.dataset.seriesNames), 'A1-qknorm, A2-plain', "Figure 2's runs are its own");
 
   // The study report (issue 14) holds all five figures and the surgery verdict, under the new
-  // names, and says which run is hidden in Figures 1–2; writing it recomputes nothing.
+  // names, and says which run Figure 1 leaves out; writing it recomputes nothing.
   const reports = [];
   page.on('download', (d) => reports.push(d));
   await page.click('#download-report');
@@ -97,7 +99,7 @@ test('a rename after activation spectra and Figures 3–5 shows at once everywhe
   assert.match(html, /<tr id="surgery-verdict">/);
   assert.doesNotMatch(html, /Surgery verdict: not computed/);
   assert.match(html, /A1-qknorm/);
-  assert.match(html, /Runs hidden in Figures 1 and 2 \(and so not drawn there\): A2-plain\./);
+  assert.match(html, /Figure 1 draws A1-qknorm of the 2 runs; not drawn there: A2-plain\./);
 
   await page.waitForTimeout(1000);
   assert.equal(await page.evaluate(() => window.__recomputed), false, 'nothing was recomputed');

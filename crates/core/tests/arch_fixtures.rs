@@ -165,13 +165,13 @@ fn summary_reads_as_documented() {
     let a = known(recognise(&tensors, &metadata, None));
     assert_eq!(
         a.summary(),
-        "reference · 4 layers · d_model 64 · 4 heads / 2 kv · d_k 16 · QK-norm · vocab 256"
+        "reference · 4 layers · d_model 64 · 4 heads / 2 kv · d_k 16 · QK-norm · vocab 256 · context 128"
     );
     let (tensors, metadata) = read_header(&ckpt("B2", 0));
     let a = known(recognise(&tensors, &metadata, None));
     assert_eq!(
         a.summary(),
-        "reference · 4 layers · d_model 64 · 4 heads / 2 kv · d_k 16 · no QK-norm · vocab 256"
+        "reference · 4 layers · d_model 64 · 4 heads / 2 kv · d_k 16 · no QK-norm · vocab 256 · context 128"
     );
 }
 
@@ -317,6 +317,7 @@ fn stories260k_is_llama() {
     assert_eq!(a.lm_head, "model.embed_tokens.weight");
     assert_eq!(a.rope, Rope::RotateHalf);
     assert_eq!((a.rope_theta, a.norm_eps), (10000.0, 1e-5));
+    assert_eq!(a.context, Some(512), "max_position_embeddings");
     assert_eq!(a.source_of_heads, "config.json");
     assert_eq!(a.prefix_removed, None);
     assert!(a.unused.is_empty());
@@ -591,6 +592,7 @@ fn gpt2_with_config_with_and_without_transformer_prefix() {
         assert!(a.tied_lm_head);
         assert_eq!(a.embedding, format!("{stem}wte.weight"));
         assert_eq!(a.position_embedding, Some(format!("{stem}wpe.weight")));
+        assert_eq!(a.context, Some(64), "the rows of wpe");
         assert_eq!(a.other, [format!("{stem}ln_f.bias")]);
         assert!(a.unused.is_empty(), "{:?}", a.unused);
         let c_attn = format!("{stem}h.1.attn.c_attn.weight");

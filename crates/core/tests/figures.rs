@@ -2,6 +2,7 @@
 //! The PNGs land in `tests/figures_out/` for a person to look at.
 
 use rankscope_core::figures::build::{self, BandCurve, RunBars, RunPoints, RunSpectrum};
+use rankscope_core::figures::draw::legend_names;
 use rankscope_core::figures::palette::{COLORS, SERIES_COLORS};
 use rankscope_core::figures::{
     min_max_downsample, to_png, to_svg, Axis, FigureKind, FigureSpec, Scale, SeriesSpec, Style,
@@ -495,6 +496,30 @@ fn log_axes_drop_bad_values_and_say_so() {
     weird_range.x.range = Some((f64::NAN, 3.0));
     weird_range.y.range = Some((-1.0, 1.0));
     to_png(&weird_range, W, H, 1.0).expect("png");
+}
+
+/// The legend names what the plot draws: a run whose values are all NaN, or all ≤ 0 on a log
+/// axis, is left out of it (and comes back when the axis can draw it).
+#[test]
+fn the_legend_lists_only_drawn_series() {
+    let mut spec = bad_values_spec();
+    spec.series = vec![
+        SeriesSpec::new("drawn", vec![[1.0, 1.0], [2.0, 0.5]], Style::LineMarkers, 0),
+        SeriesSpec::new("all NaN", vec![[1.0, f64::NAN]], Style::LineMarkers, 1),
+        SeriesSpec::new("no points", vec![], Style::LineMarkers, 2),
+        SeriesSpec::new(
+            "non-positive",
+            vec![[1.0, 0.0], [2.0, -1.0]],
+            Style::LineMarkers,
+            3,
+        ),
+        SeriesSpec::new("flagged", vec![[1.0, f64::INFINITY]], Style::VSpan, 4),
+    ];
+    assert_eq!(legend_names(&spec), ["drawn", "flagged"]);
+    spec.y = Axis::linear("σ_i / σ_1");
+    assert_eq!(legend_names(&spec), ["drawn", "non-positive", "flagged"]);
+    let svg = to_svg(&spec, 900, 560).unwrap();
+    assert!(!svg.contains("all NaN") && !svg.contains("no points"));
 }
 
 #[test]

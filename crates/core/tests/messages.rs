@@ -118,6 +118,108 @@ fn batches_go_to_their_own_model_and_misfits_name_the_batch() {
     );
 }
 
+/// A batch longer than a model's context (issue 19): B1's config says `max_seq_len` 128
+/// (its RoPE cache), stories260K's `max_position_embeddings` 512. A nearer batch of 129-token
+/// rows is passed over for B1 with a warning that names it and both lengths; the same batch
+/// fits stories260K. A model whose config states no context takes any length.
+#[test]
+fn a_batch_longer_than_the_context_does_not_fit() {
+    let row = |n: usize| -> Vec<u32> { (0..n as u32).map(|i| i % 200).collect() };
+    let long = serde_json::json!({ "input_ids": [row(129)] }).to_string();
+    let inv = Inventory::link(vec![
+        fixture("eval_tokens.safetensors", "eval_tokens.safetensors"),
+        fixture(
+            "runs/B1/ckpt_tokens_327680.safetensors",
+            "B1/ckpt_tokens_327680.safetensors",
+        ),
+        bytes("B1/eval_long.json", long.clone().into_bytes()),
+        fixture("stories260K/model.safetensors", "s/model.safetensors"),
+        fixture("stories260K/config.json", "s/config.json"),
+        bytes("s/eval_long.json", long.into_bytes()),
+    ]);
+    let arch = |p: &str| match inv
+        .files
+        .iter()
+        .find(|f| f.path == p)
+        .and_then(|f| f.recognition.as_ref())
+    {
+        Some(Recognition::Known(a)) => a.clone(),
+        other => panic!("{p}: {other:?}"),
+    };
+    let b1 = arch("B1/ckpt_tokens_327680.safetensors");
+    let stories = arch("s/model.safetensors");
+    assert_eq!(b1.context, Some(128), "the reference trainer's max_seq_len");
+    assert_eq!(stories.context, Some(512), "max_position_embeddings");
+    assert!(
+        b1.summary().ends_with("vocab 256 · context 128"),
+        "{}",
+        b1.summary()
+    );
+
+    let batch = TokenBatch {
+        batch: 1,
+        seq_len: 129,
+        ids: row(129),
+    };
+    assert_eq!(
+        misfit("B1/eval_long.json", &batch, &b1).unwrap(),
+        "token batch B1/eval_long.json: its sequences are 129 tokens long, over the context size 128 of this model"
+    );
+    assert_eq!(misfit("s/eval_long.json", &batch, &stories), None);
+    let exact = TokenBatch {
+        batch: 1,
+        seq_len: 128,
+        ids: row(128),
+    };
+    assert_eq!(misfit("x.json", &exact, &b1), None, "128 tokens fit");
+    let mut unsaid = b1.clone();
+    unsaid.context = None;
+    assert_eq!(misfit("B1/eval_long.json", &batch, &unsaid), None);
+
+    let runs = run_batches(&inv, &Default::default());
+    let of = |run: &str| runs.iter().find(|r| r.run == run).unwrap();
+    let b1_batches = of("B1");
+    assert_eq!(
+        b1_batches.eval.as_ref().unwrap().path,
+        "eval_tokens.safetensors",
+        "the nearer, longer batch is passed over"
+    );
+    assert!(
+        b1_batches.warnings.iter().any(|w| w
+            == "nearer eval batch not used: token batch B1/eval_long.json: its sequences are 129 tokens long, over the context size 128 of this model"),
+        "{:?}",
+        b1_batches.warnings
+    );
+    let stories_run = runs
+        .iter()
+        .find(|r| {
+            r.eval
+                .as_ref()
+                .is_some_and(|b| b.path == "s/eval_long.json")
+        })
+        .expect("stories260K takes its own 129-token batch");
+    assert!(
+        !stories_run.warnings.iter().any(|w| w.contains("context")),
+        "{:?}",
+        stories_run.warnings
+    );
+    // A batch that no model can take says so on its own row, with the context it exceeds.
+    let too_long_for_all = serde_json::json!({ "input_ids": [row(600)] }).to_string();
+    let inv = Inventory::link(vec![
+        fixture("stories260K/model.safetensors", "s/model.safetensors"),
+        fixture("stories260K/config.json", "s/config.json"),
+        bytes("s/eval_600.json", too_long_for_all.into_bytes()),
+    ]);
+    let notes = inv.files[2].all_messages();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n
+                == "its sequences are 600 tokens long, over the context size 512 (model of s)"),
+        "{notes:?}"
+    );
+}
+
 /// Per run, with the user's choices: the runs panel's and the captions' view
 /// of the same matching.
 #[test]

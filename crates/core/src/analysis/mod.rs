@@ -12,6 +12,7 @@ pub mod collect;
 pub mod compare;
 pub mod conditions;
 pub mod esd;
+pub mod figure_runs;
 pub mod gram_spectra;
 pub mod importance;
 pub mod jobs;

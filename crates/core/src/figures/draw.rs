@@ -268,6 +268,14 @@ fn fit_log_range(a: f64, b: f64) -> (f64, f64) {
     (10f64.powf(a), 10f64.powf(b))
 }
 
+/// The names the legend lists, in its order (what the plot draws; the page's tests read them).
+pub fn legend_names(spec: &FigureSpec) -> Vec<String> {
+    legend_entries(spec)
+        .iter()
+        .map(|e| e.name.to_owned())
+        .collect()
+}
+
 /// One entry of the legend.
 struct LegendEntry<'a> {
     name: &'a str,
@@ -289,7 +297,11 @@ fn legend_entries(spec: &FigureSpec) -> Vec<LegendEntry<'_>> {
     let mut out: Vec<LegendEntry<'_>> = Vec::new();
     for s in &spec.series {
         let shadowed = s.faint && solid_colors.contains(&s.color);
-        if shadowed || !listed.insert((s.name.as_str(), s.color)) {
+        // A data series with nothing drawable (no finite point, or none > 0 on a log axis) is
+        // not in the legend: the legend names what the plot shows. (Spans are ranges, open
+        // ends and all, and are always drawn.)
+        let undrawn = !s.style.is_span() && !spec.draws(s);
+        if shadowed || undrawn || !listed.insert((s.name.as_str(), s.color)) {
             continue;
         }
         out.push(LegendEntry {

@@ -11,6 +11,7 @@ pub mod csv;
 pub mod downsample;
 pub mod draw;
 pub mod dyn_backend;
+pub mod number;
 pub mod palette;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod render;
@@ -21,6 +22,7 @@ pub use csv::to_csv;
 pub use downsample::min_max_downsample;
 pub use draw::{draw_figure, to_svg};
 pub use dyn_backend::DynBackend;
+pub use number::format_number;
 #[cfg(not(target_arch = "wasm32"))]
 pub use render::{svg_to_png, to_png};
 pub use spec::{Axis, FigureKind, FigureSpec, Scale, SeriesSpec, Style};

@@ -314,11 +314,18 @@ impl FigureSpec {
 
     /// Whether any series has at least one drawable point.
     pub fn has_data(&self) -> bool {
+        self.series
+            .iter()
+            .filter(|s| !s.style.is_span())
+            .any(|s| self.draws(s))
+    }
+
+    /// Whether the data series `series` has at least one point these axes can draw (finite, and
+    /// > 0 on a log axis): the legend lists only such series.
+    pub fn draws(&self, series: &SeriesSpec) -> bool {
         let (lx, ly) = (self.x.scale == Scale::Log, self.y.scale == Scale::Log);
-        self.series.iter().filter(|s| !s.style.is_span()).any(|s| {
-            s.points.iter().any(|p| {
-                p[0].is_finite() && p[1].is_finite() && !(lx && p[0] <= 0.0) && !(ly && p[1] <= 0.0)
-            })
+        series.points.iter().any(|p| {
+            p[0].is_finite() && p[1].is_finite() && !(lx && p[0] <= 0.0) && !(ly && p[1] <= 0.0)
         })
     }
 }

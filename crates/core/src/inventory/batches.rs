@@ -2,7 +2,8 @@
 //! (a byte-level model with its `eval_tokens.safetensors` at the root, a
 //! 49 152-token Llama with its own `smollm2/eval_tokens.safetensors`); a
 //! batch is matched to a model by folder proximity first, then by name, and
-//! only if it fits the model (every id below its vocabulary). An ambiguous or
+//! only if it fits the model (every id below its vocabulary, sequences no
+//! longer than its context when the model states one). An ambiguous or
 //! incompatible match is a warning that names the files, never a silent choice.
 //!
 //! A tokenizer mismatch that ids alone cannot reveal (byte ids 0–255 under a
@@ -52,14 +53,28 @@ pub fn role_of(path: &str) -> Role {
     }
 }
 
-/// Why `batch` (read from `path`) cannot be run through the model `arch`, or
-/// `None` when it fits. The message names the batch file: an id beyond the
-/// vocabulary is the batch's problem, not the checkpoint's.
+/// Why `batch` cannot be run through a model of vocabulary `vocab` and context `context`
+/// (`None`: not stated), or `None` when it fits: an id beyond the vocabulary, or sequences
+/// longer than the context (a learned position embedding or the RoPE cache has no row for the
+/// later tokens, or the model was never trained on them).
+pub fn why_not_fit(batch: &TokenBatch, vocab: usize, context: Option<usize>) -> Option<String> {
+    if let Err(e) = batch.check_vocab(vocab) {
+        return Some(e.to_string());
+    }
+    context.filter(|&c| batch.seq_len > c).map(|c| {
+        format!(
+            "its sequences are {} tokens long, over the context size {c}",
+            batch.seq_len
+        )
+    })
+}
+
+/// Why `batch` (read from `path`) cannot be run through the model `arch`
+/// ([`why_not_fit`]), or `None` when it fits. The message names the batch
+/// file: a misfit is the batch's problem, not the checkpoint's.
 pub fn misfit(path: &str, batch: &TokenBatch, arch: &Architecture) -> Option<String> {
-    batch
-        .check_vocab(arch.vocab)
-        .err()
-        .map(|e| format!("token batch {path}: {e} of this model"))
+    why_not_fit(batch, arch.vocab, arch.context)
+        .map(|why| format!("token batch {path}: {why} of this model"))
 }
 
 /// A warning when every id of `batch` lies in the lowest 1 % of a vocabulary

@@ -11,6 +11,7 @@
 pub mod batches;
 mod inspect;
 pub mod naming;
+pub mod run_facts;
 
 pub use inspect::{inspect_file, scan_checkpoint_values, ScanError, MAX_WHOLE_FILE};
 
@@ -266,6 +267,8 @@ pub struct RunGroup {
     pub checkpoints: Vec<CheckpointRef>,
     pub logs: Vec<String>,
     pub architecture: Option<String>,
+    /// QK-norm, optimizer, learning rates and data, as the run's files state them.
+    pub facts: run_facts::RunFacts,
 }
 
 /// All files, related.
@@ -289,8 +292,11 @@ impl Inventory {
         }
         link_shards(&mut files);
         recognise_checkpoints(&mut files);
-        let runs = group_runs(&mut files);
-        check_token_vocab(&mut files);
+        let mut runs = group_runs(&mut files);
+        for run in &mut runs {
+            run.facts = run_facts::run_facts(&files, run);
+        }
+        check_token_fit(&mut files);
         let token_batches = files
             .iter()
             .filter(|f| f.kind == FileKind::TokenBatch && f.status != Status::Error)
@@ -596,6 +602,7 @@ fn group_runs(files: &mut [FileEntry]) -> Vec<RunGroup> {
             checkpoints: Vec::new(),
             logs: Vec::new(),
             architecture: None,
+            facts: run_facts::RunFacts::default(),
         });
         if is_model {
             group.checkpoints.push(CheckpointRef {
@@ -644,33 +651,35 @@ fn group_runs(files: &mut [FileEntry]) -> Vec<RunGroup> {
     out
 }
 
-/// A token batch's ids must fit some recognised model's vocabulary: a batch
-/// that fits one model and not another belongs to the one (`batches` matches
-/// it there and warns on the model it does not fit), so only a batch that
-/// fits none is flagged here, with every vocabulary it exceeds.
-fn check_token_vocab(files: &mut [FileEntry]) {
-    let mut vocabs: Vec<(usize, String)> = files
+/// A token batch must fit some recognised model: its ids below the vocabulary, its sequences no
+/// longer than the context (when the model states one). A batch that fits one model and not
+/// another belongs to the one (`batches` matches it there and warns on the model it does not
+/// fit), so only a batch that fits none is flagged here, with every reason per model kind.
+fn check_token_fit(files: &mut [FileEntry]) {
+    let mut models: Vec<((usize, Option<usize>), String)> = files
         .iter()
         .filter_map(|f| match &f.recognition {
-            Some(Recognition::Known(a)) => {
-                Some((a.vocab, f.run.clone().unwrap_or_else(|| f.path.clone())))
-            }
+            Some(Recognition::Known(a)) => Some((
+                (a.vocab, a.context),
+                f.run.clone().unwrap_or_else(|| f.path.clone()),
+            )),
             _ => None,
         })
         .collect();
-    vocabs.sort();
-    vocabs.dedup_by(|a, b| a.0 == b.0);
+    models.sort();
+    models.dedup_by(|a, b| a.0 == b.0);
     for f in files.iter_mut() {
         let Content::TokenBatch(batch) = &f.content else {
             continue;
         };
-        let mut notes = Vec::new();
-        for (vocab, run) in &vocabs {
-            if let Err(e) = batch.check_vocab(*vocab) {
-                notes.push(format!("{e} (vocabulary of {run})"));
-            }
-        }
-        if notes.len() < vocabs.len() {
+        let notes: Vec<String> = models
+            .iter()
+            .filter_map(|((vocab, context), run)| {
+                batches::why_not_fit(batch, *vocab, *context)
+                    .map(|why| format!("{why} (model of {run})"))
+            })
+            .collect();
+        if notes.len() < models.len() {
             continue; // it fits a model
         }
         for n in notes {

@@ -286,6 +286,11 @@ pub struct Architecture {
     pub d_k: usize,
     pub d_ff: usize,
     pub vocab: usize,
+    /// The longest token sequence the model takes (its context): the config's
+    /// `max_position_embeddings` / `n_positions` / `block_size` / `max_seq_len`, or the
+    /// rows of a learned position embedding; `None` when nothing says. A token batch
+    /// with longer sequences does not fit the model (`inventory::batches`).
+    pub context: Option<usize>,
     pub qk_norm: bool,
     pub rope: Rope,
     /// RoPE base (0 when `rope` is [`Rope::None`]).
@@ -388,8 +393,8 @@ impl Architecture {
         head / group
     }
 
-    /// One line, e.g. `reference · 4 layers · d_model 64 · 4 heads / 2 kv · d_k 16 · QK-norm · vocab 256`,
-    /// ending in `· no forward pass: <why>` when [`Self::no_forward_pass`] says so.
+    /// One line, e.g. `reference · 4 layers · d_model 64 · 4 heads / 2 kv · d_k 16 · QK-norm · vocab 256
+    /// · context 128` (the context when known), ending in `· no forward pass: <why>` when [`Self::no_forward_pass`] says so.
     pub fn summary(&self) -> String {
         let mut line = format!(
             "{} · {} layers · d_model {} · {} heads / {} kv · d_k {} · {} · vocab {}",
@@ -417,6 +422,9 @@ impl Architecture {
                     self.rope_scaling.label()
                 ));
             }
+        }
+        if let Some(n) = self.context {
+            line.push_str(&format!(" · context {n}"));
         }
         if let Some(why) = &self.no_forward_pass {
             line.push_str(" · no forward pass: ");

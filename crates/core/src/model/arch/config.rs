@@ -109,6 +109,22 @@ impl Config {
         }
     }
 
+    /// The longest sequence the model takes, as its config states it (Hugging Face
+    /// `max_position_embeddings` / `n_positions`, nanoGPT `block_size`, the reference
+    /// trainer's `max_seq_len`); `None` when the config does not say. A 0 says nothing
+    /// usable and is read as not said.
+    pub fn context(&self) -> Result<Option<usize>, String> {
+        Ok(self
+            .usize(&[
+                "max_position_embeddings",
+                "n_positions",
+                "block_size",
+                "max_seq_len",
+                "n_ctx",
+            ])?
+            .filter(|&n| n > 0))
+    }
+
     /// The first of `keys` present, as a boolean.
     pub fn bool(&self, keys: &[&str]) -> Result<Option<bool>, String> {
         let Some((key, value)) = self.first(keys) else {

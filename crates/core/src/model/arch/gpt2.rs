@@ -135,7 +135,8 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
     }
 
     let wpe = t.require_any(&format!("{stem}wpe.weight"), "position embedding")?;
-    let (_, wpe_cols) = matrix(&wpe)?;
+    // The learned positions bound the context, whatever the config says.
+    let (n_positions, wpe_cols) = matrix(&wpe)?;
     if wpe_cols != d_model {
         return Err(format!(
             "tensor `{}` has shape {:?}, expected [n_positions, {d_model}]",
@@ -170,6 +171,7 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         d_k,
         d_ff,
         vocab,
+        context: Some(n_positions),
         qk_norm: false,
         rope: Rope::None,
         rope_theta: 0.0,

@@ -256,6 +256,11 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         None => DEFAULT_EPS,
     };
 
+    let context = match config {
+        Some(c) => c.context()?,
+        None => None,
+    };
+
     Ok(Architecture {
         family: Family::Llama,
         n_layers,
@@ -265,6 +270,7 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         d_k,
         d_ff,
         vocab,
+        context,
         qk_norm,
         rope: Rope::RotateHalf,
         rope_theta: rope.theta,

@@ -192,6 +192,8 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         rope: Rope::InterleavedPairs,
         rope_theta,
         rope_scaling,
+        // params.json's `max_seq_len` when present (Meta's reference code takes it at load).
+        context: c.context()?,
         norm_eps,
         norm: NormKind::Rms,
         activation: Activation::Silu,

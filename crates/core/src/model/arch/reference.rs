@@ -258,6 +258,12 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         None => (DEFAULT_THETA, DEFAULT_EPS),
     };
 
+    // The user's RoPE caches `max_seq_len` positions: a longer sequence has none.
+    let context = match config {
+        Some(c) => c.context()?,
+        None => None,
+    };
+
     Ok(Architecture {
         family: Family::Reference,
         n_layers,
@@ -267,6 +273,7 @@ pub(super) fn recognise(t: &mut Lookup, config: Option<&Config>) -> Result<Archi
         d_k,
         d_ff,
         vocab,
+        context,
         qk_norm,
         rope: Rope::InterleavedPairs,
         rope_theta,
