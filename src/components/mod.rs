@@ -15,6 +15,7 @@ pub mod report_button;
 pub mod run_list;
 pub mod shared_view;
 pub mod study_panel;
+pub mod url_box;
 
 /// Bytes as a short human size (`1.5 MB`).
 pub fn human_size(bytes: u64) -> String {

@@ -1,7 +1,8 @@
-//! Inside a Web Worker: receive a checkpoint job with its files (Blobs), run
-//! it with the core, and post progress and the result back.
+//! Inside a Web Worker: receive a checkpoint job with its files (Blobs, or
+//! URLs it reads by Range requests itself), run it with the core, and post
+//! progress and the result back.
 //!
-//! Messages in:  `{ id, job: "<CheckpointJob JSON>", blobs: [Blob…], gpu }`
+//! Messages in:  `{ id, job: "<CheckpointJob JSON>", files: [Blob | {url, size, whole}…], gpu }`
 //!               (`gpu`: run forward passes on WebGPU where an adapter opens)
 //! Messages out: `{ type: "ready" }` once listening (messages sent before it
 //!               would be lost while the module loads), then per job
@@ -9,7 +10,7 @@
 //!               `{ id, type: "done", output: "<JobOutput JSON>" }` or
 //!               `{ id, type: "error", message }`.
 
-use super::blob_source::BlobSource;
+use super::sources::{open_all, FileHandle};
 use js_sys::{Array, Object, Reflect};
 use rankscope_core::analysis::jobs::CheckpointJob;
 use wasm_bindgen::prelude::*;
@@ -78,16 +79,16 @@ async fn handle(scope: DedicatedWorkerGlobalScope, data: JsValue) {
         },
         None => return fail("a job message without a job".into()),
     };
-    let blobs: Vec<BlobSource> = match Reflect::get(&data, &"blobs".into())
+    let handles: Option<Vec<FileHandle>> = Reflect::get(&data, &"files".into())
         .ok()
         .and_then(|b| b.dyn_into::<Array>().ok())
-    {
-        Some(list) => list
-            .iter()
-            .filter_map(|b| b.dyn_into::<web_sys::Blob>().ok())
-            .map(BlobSource::new)
-            .collect(),
-        None => return fail("a job message without its files".into()),
+        .and_then(|list| list.iter().map(FileHandle::from_js).collect());
+    let Some(handles) = handles else {
+        return fail("a job message without its files".into());
+    };
+    let sources = match open_all(&handles).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
     };
     let mut progress = |line: &str, fraction: f64| {
         post(
@@ -104,7 +105,7 @@ async fn handle(scope: DedicatedWorkerGlobalScope, data: JsValue) {
         .ok()
         .and_then(|g| g.as_bool())
         .unwrap_or(false);
-    match super::gpu::run_job(&job, &blobs, gpu, &mut progress).await {
+    match super::gpu::run_job(&job, &sources, gpu, &mut progress).await {
         Ok(output) => match serde_json::to_string(&output) {
             Ok(text) => post(
                 &scope,

@@ -11,7 +11,7 @@
 //! (no worker script, e.g. in the wasm unit tests), jobs run on the main
 //! thread with the same core code.
 
-use super::blob_source::BlobSource;
+use super::sources::{open_all, FileHandle};
 use futures::channel::oneshot;
 use js_sys::{Array, Object, Reflect};
 use rankscope_core::analysis::jobs::{CheckpointJob, JobOutput};
@@ -27,10 +27,11 @@ use web_sys::{ErrorEvent, MessageEvent, Worker};
 pub const MAX_WORKERS: usize = 4;
 const WORKER_SCRIPT: &str = "./worker_loader.js";
 
-/// A job and the Blobs of its files (in `job.files` order).
+/// A job and the handles of its files (in `job.files` order): Blobs, or URLs
+/// the worker reads by range itself.
 pub struct Task {
     pub job: CheckpointJob,
-    pub blobs: Vec<web_sys::Blob>,
+    pub files: Vec<FileHandle>,
     /// Run the job's forward passes on WebGPU where the worker can open an adapter.
     pub gpu: bool,
 }
@@ -161,11 +162,11 @@ impl PoolWorker {
 
     async fn run(&self, task: &Task, report: Report) -> Result<JobOutput, String> {
         let job = serde_json::to_string(&task.job).map_err(|e| e.to_string())?;
-        let blobs: Array = task.blobs.iter().collect();
+        let files: Array = task.files.iter().map(FileHandle::to_js).collect();
         let msg = Object::new();
         let _ = Reflect::set(&msg, &"id".into(), &0.into());
         let _ = Reflect::set(&msg, &"job".into(), &job.into());
-        let _ = Reflect::set(&msg, &"blobs".into(), &blobs);
+        let _ = Reflect::set(&msg, &"files".into(), &files);
         let _ = Reflect::set(&msg, &"gpu".into(), &task.gpu.into());
         let (tx, rx) = oneshot::channel();
         *self.waiting.borrow_mut() = Some(tx);
@@ -361,9 +362,11 @@ async fn run_on_main_thread(
             break;
         };
         let task = &tasks[i];
-        let sources: Vec<BlobSource> = task.blobs.iter().cloned().map(BlobSource::new).collect();
         let mut report = |line: &str, f: f64| progress(i, line, f);
-        let result = super::gpu::run_job(&task.job, &sources, task.gpu, &mut report).await;
+        let result = match open_all(&task.files).await {
+            Ok(sources) => super::gpu::run_job(&task.job, &sources, task.gpu, &mut report).await,
+            Err(e) => Err(e),
+        };
         done(i, result);
     }
 }
