@@ -4,14 +4,16 @@
 //! `Blob.slice`; a URL that cannot be read gets a message naming it.
 
 use crate::state::AppState;
-use crate::web::export::fragment;
+use crate::web::export::{fragment, page_address};
 use leptos::prelude::*;
-use rankscope_core::source::remote::{src_list, url_list};
+use rankscope_core::source::remote::{src_fragment, src_list, url_list};
 
 #[component]
 pub fn UrlBox() -> impl IntoView {
     let state = AppState::use_context();
     let text = RwSignal::new(String::new());
+    // The page link that opens the URLs last opened here, to copy and send.
+    let link = RwSignal::new(None::<String>);
     // Only `src=` is read here; the fragment's other keys belong to others.
     if let Some(urls) = src_list(&fragment()) {
         text.set(urls.join(" "));
@@ -27,6 +29,7 @@ pub fn UrlBox() -> impl IntoView {
                 "no URL to open: type or paste one or more URLs".into(),
             ));
         } else {
+            link.set(Some(format!("{}#{}", page_address(), src_fragment(&urls))));
             state.open_urls(urls);
         }
     };
@@ -40,6 +43,9 @@ pub fn UrlBox() -> impl IntoView {
                     on:input=move |ev| text.set(event_target_value(&ev))/>
                 <button id="open-urls" class="button" type="submit">"Open URLs"</button>
             </div>
+            {move || link.get().map(|href| view! {
+                <p class="small"><a id="src-link" href=href>"Link that opens these files"</a>" (copy it to send; it holds the URLs, not the files)"</p>
+            })}
         </form>
     }
 }

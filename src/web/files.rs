@@ -292,9 +292,14 @@ pub async fn open_urls(texts: &[String]) -> (Vec<PickedFile>, Vec<String>) {
     }
     let base = super::export::page_address();
     let opening = texts.iter().map(|text| {
+        // The browser's own parser resolves a relative URL against the page and
+        // normalises it; the core then checks what it gives.
+        let absolute = web_sys::Url::new_with_base(text.trim(), &base)
+            .map(|u| u.href())
+            .unwrap_or_else(|_| text.clone());
         let base = base.clone();
         async move {
-            let remote = RemoteUrl::parse(text, Some(&base))?;
+            let remote = RemoteUrl::parse(&absolute, Some(&base))?;
             let (file, _) = UrlSource::open(&remote).await?;
             Ok::<_, RemoteError>(PickedFile {
                 path: remote.path,

@@ -83,11 +83,14 @@ const CHECKPOINTS = STUDY.filter((p) => /ckpt_|model\.safetensors/.test(p));
 /** `#src=` of `paths` on the file server in `mode`. */
 const srcLink = (mode, paths) => `${page0.url}#src=${paths.map((p) => encodeURIComponent(`${files0.base}/${mode}/${p}`)).join(',')}`;
 
-/** Waits for Figure 1 with activation spectra of both runs, and no analysis running. */
-const figureReady = (page) => page.waitForFunction(() => !document.querySelector('#spectra-progress')
-  && document.querySelectorAll('#inventory tr.pending').length === 0
-  && document.querySelector('#figure-trajectory[data-series="2"] canvas')
-  && /on the eval batch/.test(document.querySelector('#figure-trajectory figcaption')?.textContent ?? ''), null, { timeout: 120_000 });
+/** Waits for Figure 1 with activation spectra, and no analysis running; checks its runs. */
+async function figureReady(page) {
+  await page.waitForFunction(() => !document.querySelector('#spectra-progress')
+    && document.querySelectorAll('#inventory tr.pending').length === 0
+    && document.querySelector('#figure-trajectory canvas')
+    && /on the eval batch/.test(document.querySelector('#figure-trajectory figcaption')?.textContent ?? ''), null, { timeout: 120_000 });
+  assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'A1, stories260K');
+}
 
 /** Figure 1's CSV export. */
 async function figureCsv(page) {
@@ -103,6 +106,11 @@ test('a #src= link opens a study by Range requests; Figure 1 equals the dropped 
   await figureReady(page);
   const rows = await page.$$eval('#inventory tr.file', (r) => r.map((tr) => [tr.dataset.path, tr.dataset.status]));
   assert.deepEqual(rows.map((r) => r[0]).sort(), STUDY.map((p) => `ranges/${p}`).sort());
+  // The URL paths make the runs, as a dropped folder's paths do: stories260K's config.json is its model's.
+  const runs = await page.$$eval('#inventory tr.file', (r) => Object.fromEntries(r.map((tr) => [tr.dataset.path, tr.querySelector('td.run').textContent])));
+  assert.equal(runs['ranges/runs/A1/ckpt_tokens_0.safetensors'], 'A1');
+  assert.equal(runs['ranges/runs/A1/metrics.jsonl'], 'A1');
+  assert.equal(runs['ranges/stories260K/model.safetensors'], 'stories260K');
   assert.deepEqual(await page.$$eval('section.figures p.error', (e) => e.map((x) => x.textContent)), []);
   const viaUrl = await figureCsv(page);
 
@@ -169,6 +177,9 @@ test('a server without Range support, one without CORS, and refused schemes get 
   await page.press('#url-input', 'Enter');
   await page.waitForFunction(() => [...document.querySelectorAll('#notices li')].some((l) => /CORS/.test(l.textContent)), null, { timeout: 20_000 });
   const noCors = (await notices(page)).find((n) => /CORS/.test(n));
+  // The box offers the page link that opens what was typed.
+  const srcHref = await page.$eval('#src-link', (a) => a.href);
+  assert.equal(decodeURIComponent(new URL(srcHref).hash.replace(/^#src=/, '')), `${files0.base}/nocors/runs/A1/ckpt_tokens_0.safetensors`);
   assert.match(noCors, new RegExp(`^${files0.base}/nocors/runs/A1/ckpt_tokens_0\\.safetensors: the browser blocked the answer: the server does not allow this page \\(${page0.url.replace(/\/$/, '').replace(/[.]/g, '\\.')}\\) to read its files \\(no CORS headers\\)\\. Serve them with .Access-Control-Allow-Origin`));
   await page.context().close();
 
