@@ -287,9 +287,12 @@ pub enum Probe {
     Whole { size: u64 },
 }
 
-/// `Content-Range: bytes a-b/total` (or `bytes */total` on a 416) as
-/// (`Some((a, b))`, `Some(total)`); `*` for the total is `None`.
-fn parse_content_range(header: &str) -> Option<(Option<(u64, u64)>, Option<u64>)> {
+/// A `Content-Range`: the inclusive byte range (`None` for `*`, as on a 416)
+/// and the file's total size (`None` for `*`).
+type ContentRange = (Option<(u64, u64)>, Option<u64>);
+
+/// `Content-Range: bytes a-b/total` (or `bytes */total` on a 416).
+fn parse_content_range(header: &str) -> Option<ContentRange> {
     let rest = header.trim().strip_prefix("bytes")?.trim_start();
     let (range, total) = rest.split_once('/')?;
     let total = match total.trim() {
