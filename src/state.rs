@@ -3,8 +3,8 @@
 
 use crate::status::{classify_engine, Engine, JobsProgress, RunnerNote};
 use crate::view_state::{FigureRuns, ViewState};
-use crate::web::blob_source::BlobSource;
 use crate::web::files::PickedFile;
+use crate::web::sources::{FileHandle, Source};
 use crate::web::worker_pool::{self, Runner, Task};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -87,9 +87,9 @@ pub struct AppState {
     /// Where the forward passes of the last analysis ran, with how many
     /// checkpoints ran on each engine (one status line per engine).
     pub forward_engine: RwSignal<BTreeMap<Engine, usize>>,
-    /// The dropped files by path: handles only (a `File` is not its bytes),
+    /// The files by path: handles only (a `File` or a URL is not its bytes),
     /// so tensors can be read again by byte range.
-    blobs: StoredValue<HashMap<String, web_sys::Blob>, LocalStorage>,
+    handles: StoredValue<HashMap<String, FileHandle>, LocalStorage>,
     next_id: StoredValue<u64>,
     /// Finished checkpoint jobs by their job (as JSON), with the files each
     /// read: dropping one more file recomputes only what it changes. A file
@@ -124,7 +124,7 @@ impl AppState {
             study_progress: RwSignal::new(None),
             batch_choices: RwSignal::new(BTreeMap::new()),
             batches: RwSignal::new(Vec::new()),
-            blobs: StoredValue::new_local(HashMap::new()),
+            handles: StoredValue::new_local(HashMap::new()),
             next_id: StoredValue::new(0),
             job_cache: StoredValue::new_local(HashMap::new()),
             generation: StoredValue::new(0),
@@ -139,9 +139,9 @@ impl AppState {
         spawn_local(self.compute_spectra());
     }
 
-    /// The dropped file at `path` (a handle; its bytes are read by range).
-    pub fn blob(self, path: &str) -> Option<web_sys::Blob> {
-        self.blobs.with_value(|b| b.get(path).cloned())
+    /// The file at `path` (a handle; its bytes are read by range).
+    pub fn handle(self, path: &str) -> Option<FileHandle> {
+        self.handles.with_value(|b| b.get(path).cloned())
     }
 
     pub fn use_context() -> Self {
@@ -166,7 +166,7 @@ impl AppState {
                 let pending = Pending {
                     id,
                     path: f.path.clone(),
-                    size: f.file.size() as u64,
+                    size: f.file.size(),
                     progress: RwSignal::new(0.0),
                 };
                 (pending, f)
@@ -183,12 +183,20 @@ impl AppState {
                     self.pending.update(|p| p.retain(|q| q.id != pending.id));
                     continue;
                 }
-                self.blobs.update_value(|b| {
+                self.handles.update_value(|b| {
                     b.insert(file.path.clone(), file.file.clone());
                 });
                 self.job_cache
                     .update_value(|c| c.retain(|_, (files, _)| !files.contains(&file.path)));
-                let src = BlobSource::new(file.file);
+                let src = match file.file.open().await {
+                    Ok(src) => src,
+                    Err(e) => {
+                        self.pending.update(|p| p.retain(|q| q.id != pending.id));
+                        self.notices
+                            .update(|n| n.push(format!("{}: {e}", file.path)));
+                        continue;
+                    }
+                };
                 // A saved session is opened, not inventoried.
                 if let Some(result) = read_session(&src).await {
                     self.pending.update(|p| p.retain(|q| q.id != pending.id));
@@ -260,6 +268,28 @@ impl AppState {
         });
     }
 
+    /// Opens files served over HTTP (a `#src=` link, the URL box, a shared
+    /// figure's sources): each URL is asked for its size and Range support,
+    /// those that open are inspected like dropped files, and each that does
+    /// not gets a message naming it.
+    pub fn open_urls(self, urls: Vec<String>) {
+        self.cancel.set(false);
+        self.notice.set(Some(format!(
+            "asking the server{} for {} file{}…",
+            if urls.len() == 1 { "" } else { "s" },
+            urls.len(),
+            if urls.len() == 1 { "" } else { "s" }
+        )));
+        spawn_local(async move {
+            let (files, problems) = crate::web::files::open_urls(&urls).await;
+            self.notice.set(None);
+            if !files.is_empty() {
+                self.add_files(files);
+            }
+            self.notices.update(|n| n.extend(problems));
+        });
+    }
+
     /// Weight spectra of every recognised checkpoint (after each batch of
     /// files), on the worker pool: one job per checkpoint, reading only the
     /// W_k/W_q blocks and norms' γ by byte range. Figures fill in as
@@ -304,10 +334,10 @@ impl AppState {
                         continue;
                     }
                 };
-                let blobs: Option<Vec<web_sys::Blob>> = self
-                    .blobs
+                let handles: Option<Vec<FileHandle>> = self
+                    .handles
                     .with_value(|b| job.files.iter().map(|p| b.get(p).cloned()).collect());
-                let Some(blobs) = blobs else {
+                let Some(handles) = handles else {
                     failures.push(SpectraFailure {
                         path: c.path.clone(),
                         message: "its file is no longer readable".into(),
@@ -319,7 +349,7 @@ impl AppState {
                     key,
                     Task {
                         job,
-                        blobs,
+                        files: handles,
                         gpu: self.use_gpu.get_untracked(),
                     },
                 ));
@@ -564,7 +594,7 @@ impl AppState {
             let Ok(job) = CheckpointJob::plan(&inventory, c.file, kind) else {
                 continue;
             };
-            let Some(blobs) = self.blobs.with_value(|b| {
+            let Some(handles) = self.handles.with_value(|b| {
                 job.files
                     .iter()
                     .map(|p| b.get(p).cloned())
@@ -576,7 +606,7 @@ impl AppState {
             // adapter (and the user did not turn it off), else on the CPU; the output names where.
             tasks.push(Task {
                 job,
-                blobs,
+                files: handles,
                 gpu: self.use_gpu.get_untracked(),
             });
             slots.push((color, run.name.clone(), (*c).clone()));
@@ -651,6 +681,7 @@ impl AppState {
                     name: f.path.clone(),
                     size: f.size,
                     digest: None,
+                    url: self.handle(&f.path).and_then(|h| h.url().map(String::from)),
                 })
                 .collect()
         });
@@ -794,7 +825,7 @@ impl AppState {
         self.study.set(Vec::new());
         self.spectra_failures.set(Vec::new());
         self.batches.set(Vec::new());
-        self.blobs.update_value(HashMap::clear);
+        self.handles.update_value(HashMap::clear);
         self.job_cache.update_value(HashMap::clear);
         self.generation.set_value(self.generation.get_value() + 1);
         worker_pool::cancel();
@@ -950,6 +981,6 @@ fn assemble_activation_runs(
 /// `Some` when the file is a session file (its top-level `format` tag, not
 /// the word anywhere in its head): the session, or why it cannot be opened
 /// (a size over the limit is refused before the file is read).
-async fn read_session(src: &BlobSource) -> Option<Result<Session, SessionError>> {
+async fn read_session(src: &Source) -> Option<Result<Session, SessionError>> {
     rankscope_core::session::read_session(src).await
 }

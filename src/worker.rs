@@ -16,17 +16,17 @@ fn main() {
 }
 
 /// Runs one checkpoint job in this module's thread: `job` is the
-/// `CheckpointJob` JSON, `blobs` its files, `progress(line, fraction)` is
+/// `CheckpointJob` JSON, `files` its files (Blobs or URL handles), `progress(line, fraction)` is
 /// called as it goes; resolves to the `JobOutput` JSON or rejects with the
 /// message.
 #[wasm_bindgen]
 pub async fn run_job_here(
     job: String,
-    blobs: js_sys::Array,
+    files: js_sys::Array,
     gpu: bool,
     progress: js_sys::Function,
 ) -> Result<String, JsValue> {
-    rankscope_app::web::worker_main::run_job_json(&job, blobs, gpu, &mut |line, fraction| {
+    rankscope_app::web::worker_main::run_job_json(&job, files, gpu, &mut |line, fraction| {
         let _ = progress.call2(&JsValue::NULL, &line.into(), &fraction.into());
     })
     .await

@@ -1,8 +1,9 @@
-//! Where files come in: drop files or folders, pick them in a dialog, or open
-//! the built-in example study. The dialogs open from ordinary buttons (the
+//! Where files come in: drop files or folders, pick them in a dialog, open
+//! them from URLs, or open the built-in example study. The dialogs open from ordinary buttons (the
 //! file inputs themselves are hidden), so the keyboard reaches every way in.
 
 use super::download_panel::DownloadPanel;
+use super::url_box::UrlBox;
 use crate::state::AppState;
 use crate::web::files::{collect_drop, fetch_example, from_file_list};
 use leptos::prelude::*;
@@ -116,6 +117,7 @@ pub fn DropZone() -> impl IntoView {
                     <button id="clear" class="button" on:click=move |_| state.clear()>"Clear"</button>
                 </Show>
             </div>
+            <UrlBox/>
             <DownloadPanel id="example-progress" progress=state.example_progress
                 title="Downloading the example study (six runs, 36 checkpoints, logs and token batches)"/>
         </section>

@@ -11,6 +11,7 @@ use crate::view_state::ViewState;
 use crate::web::export::{copy_to_clipboard, file_digest, page_address, save_png, save_text};
 use crate::web::scaled_text::SvgSizedCanvas;
 use crate::web::screen;
+use crate::web::sources::FileHandle;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use plotters::prelude::IntoDrawingArea;
@@ -165,7 +166,8 @@ pub fn FigureCanvas(
             return;
         };
         spawn_local(async move {
-            // Provenance: each source's size and a digest of its first MiB.
+            // Provenance: each source's size and a digest of its first MiB, or
+            // the URL it was opened from (which a collaborator can open too).
             let mut files = Vec::with_capacity(spec.sources.len());
             for name in &spec.sources {
                 let size = state.and_then(|s| {
@@ -173,14 +175,16 @@ pub fn FigureCanvas(
                         inv.files.iter().find(|f| &f.path == name).map(|f| f.size)
                     })
                 });
-                let digest = match state.and_then(|s| s.blob(name)) {
-                    Some(blob) => file_digest(&blob).await,
-                    None => None,
+                let handle = state.and_then(|s| s.handle(name));
+                let digest = match &handle {
+                    Some(FileHandle::Blob(blob)) => file_digest(blob).await,
+                    _ => None,
                 };
                 files.push(SourceFile {
                     name: name.clone(),
                     size: size.unwrap_or(0),
                     digest,
+                    url: handle.as_ref().and_then(|h| h.url().map(String::from)),
                 });
             }
             let url = format!(

@@ -17,6 +17,7 @@ pub mod run_picker;
 pub mod shared_view;
 pub mod sortable;
 pub mod study_panel;
+pub mod url_box;
 
 /// Bytes as a short human size (`1.5 MB`).
 pub fn human_size(bytes: u64) -> String {

@@ -1,6 +1,7 @@
 //! A figure opened from a link (`#figure=v1.…`): drawn read-only, with a
 //! banner naming the files it came from. Dropping files replaces it with the
-//! live figures. Everything from the link is shown as text, never as markup.
+//! live figures; files it names by URL can be opened again from there with
+//! one button. Everything from the link is shown as text, never as markup.
 
 use super::figure_canvas::FigureCanvas;
 use crate::state::AppState;
@@ -30,6 +31,11 @@ pub fn SharedView() -> impl IntoView {
         Ok(shared) => {
             let files = shared.files.clone();
             let n = files.len();
+            let urls: Vec<String> = files.iter().filter_map(|f| f.url.clone()).collect();
+            let reopen = (!urls.is_empty()).then(|| {
+                let label = format!("Open the {} file{} from {} URL{}", urls.len(), if urls.len() == 1 { "" } else { "s" }, if urls.len() == 1 { "its" } else { "their" }, if urls.len() == 1 { "" } else { "s" });
+                view! { <button id="shared-reopen" class="button" type="button" on:click=move |_| state.open_urls(urls.clone())>{label}</button> }
+            });
             let spec = Signal::stored(Some(shared.spec));
             view! {
                 <section class="shared" id="shared-figure">
@@ -37,9 +43,10 @@ pub fn SharedView() -> impl IntoView {
                         <strong>"Shared figure (read-only)"</strong>
                         {format!(" — made with rankscope {} from {n} file{}. Drop those files to compute it live.", shared.app_version, if n == 1 { "" } else { "s" })}
                     </p>
+                    {reopen}
                     <details class="shared-files">
                         <summary>"Files it came from"</summary>
-                        <ul>{files.into_iter().map(|f| view! { <li>{format!("{}{}{}", f.name, size_text(f.size), f.digest.as_ref().map(|d| format!(" · {d}")).unwrap_or_default())}</li> }).collect_view()}</ul>
+                        <ul>{files.into_iter().map(|f| view! { <li>{format!("{}{}{}{}", f.name, size_text(f.size), f.digest.as_ref().map(|d| format!(" · {d}")).unwrap_or_default(), f.url.as_ref().map(|u| format!(" · from {u}")).unwrap_or_default())}</li> }).collect_view()}</ul>
                     </details>
                     <FigureCanvas id="figure-shared" spec=spec empty_text="The link holds no figure."/>
                 </section>

@@ -1,6 +1,10 @@
 //! Getting `File`s with their relative paths: from a drop (files and whole
-//! folders), from the file dialogs, and from the built-in example.
+//! folders), from the file dialogs, from the built-in example, and from URLs
+//! (`#src=` links and the URL box; read by Range requests, see `url_source`).
 
+use super::sources::FileHandle;
+use super::url_source::UrlSource;
+use rankscope_core::source::remote::{RemoteError, RemoteUrl, MAX_URLS};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -8,7 +12,7 @@ use wasm_bindgen_futures::JsFuture;
 #[derive(Clone)]
 pub struct PickedFile {
     pub path: String,
-    pub file: web_sys::Blob,
+    pub file: FileHandle,
 }
 
 // Folder traversal uses the callback-style FileSystem entry API; it is far
@@ -67,7 +71,10 @@ fn to_picked(array: &js_sys::Array) -> Vec<PickedFile> {
             let path = js_sys::Reflect::get(&item, &"path".into())
                 .ok()?
                 .as_string()?;
-            Some(PickedFile { path, file })
+            Some(PickedFile {
+                path,
+                file: FileHandle::Blob(file),
+            })
         })
         .collect()
 }
@@ -247,7 +254,7 @@ pub async fn fetch_example(
                 .map_err(|_| format!("fetching {base}{path}: not a blob"))?;
             Ok(PickedFile {
                 path: format!("example/{path}"),
-                file,
+                file: FileHandle::Blob(file),
             })
         })
         .collect::<Result<Vec<_>, String>>()
@@ -270,4 +277,43 @@ async fn fetch_blob(url: &str) -> Result<web_sys::Blob, String> {
         .map_err(|e| format!("{e:?}"))?;
     blob.dyn_into()
         .map_err(|_| format!("fetching {url}: not a blob"))
+}
+
+/// Opens files served over HTTP: each URL is checked (http and https only;
+/// relative ones against the page), then asked for its first byte (size and
+/// Range support), all at once. The files that open, with their URL paths as
+/// inventory paths, and one message per URL that does not (naming it).
+pub async fn open_urls(texts: &[String]) -> (Vec<PickedFile>, Vec<String>) {
+    if texts.len() > MAX_URLS {
+        return (
+            Vec::new(),
+            vec![RemoteError::TooMany { count: texts.len() }.to_string()],
+        );
+    }
+    let base = super::export::page_address();
+    let opening = texts.iter().map(|text| {
+        // The browser's own parser resolves a relative URL against the page and
+        // normalises it; the core then checks what it gives.
+        let absolute = web_sys::Url::new_with_base(text.trim(), &base)
+            .map(|u| u.href())
+            .unwrap_or_else(|_| text.clone());
+        let base = base.clone();
+        async move {
+            let remote = RemoteUrl::parse(&absolute, Some(&base))?;
+            let (file, _) = UrlSource::open(&remote).await?;
+            Ok::<_, RemoteError>(PickedFile {
+                path: remote.path,
+                file: FileHandle::Url(file),
+            })
+        }
+    });
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for result in futures::future::join_all(opening).await {
+        match result {
+            Ok(f) => files.push(f),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    (files, problems)
 }

@@ -3,7 +3,7 @@
 //! the main thread), on the first job that asks for it, and kept; where there is none, the
 //! engine runs the forward passes on the CPU and its label says why.
 
-use super::blob_source::BlobSource;
+use super::sources::Source;
 use rankscope_core::analysis::jobs::{
     run_checkpoint_job, run_checkpoint_job_on, CheckpointJob, JobOutput,
 };
@@ -18,7 +18,7 @@ thread_local! {
 /// when `gpu`, else on the CPU. What a worker and the main-thread fallback both do.
 pub async fn run_job(
     job: &CheckpointJob,
-    sources: &[BlobSource],
+    sources: &[Source],
     gpu: bool,
     progress: &mut dyn FnMut(&str, f64),
 ) -> Result<JobOutput, String> {

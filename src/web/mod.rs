@@ -1,4 +1,4 @@
-//! Browser plumbing: reading Blobs by byte range, collecting dropped files and
+//! Browser plumbing: reading Blobs and URLs by byte range, collecting dropped files and
 //! folders, fetching the built-in example, the screen canvases are drawn for,
 //! and the panic hook.
 
@@ -10,5 +10,7 @@ pub mod offline;
 pub mod panic;
 pub mod scaled_text;
 pub mod screen;
+pub mod sources;
+pub mod url_source;
 pub mod worker_main;
 pub mod worker_pool;

@@ -1,7 +1,8 @@
-//! Inside a Web Worker: receive a checkpoint job with its files (Blobs), run
-//! it with the core, and post progress and the result back.
+//! Inside a Web Worker: receive a checkpoint job with its files (Blobs, or
+//! URLs it reads by Range requests itself), run it with the core, and post
+//! progress and the result back.
 //!
-//! Messages in:  `{ id, job: "<CheckpointJob JSON>", blobs: [Blob…], gpu }`
+//! Messages in:  `{ id, job: "<CheckpointJob JSON>", files: [Blob | {url, size, whole}…], gpu }`
 //!               (`gpu`: run forward passes on WebGPU where an adapter opens)
 //! Messages out: `{ type: "ready" }` once listening (messages sent before it
 //!               would be lost while the module loads), then per job
@@ -9,7 +10,7 @@
 //!               `{ id, type: "done", output: "<JobOutput JSON>" }` or
 //!               `{ id, type: "error", message }`.
 
-use super::blob_source::BlobSource;
+use super::sources::{open_all, FileHandle};
 use js_sys::{Array, Object, Reflect};
 use rankscope_core::analysis::jobs::CheckpointJob;
 use wasm_bindgen::prelude::*;
@@ -74,7 +75,7 @@ async fn handle(scope: DedicatedWorkerGlobalScope, data: JsValue) {
     else {
         return fail("a job message without a job".into());
     };
-    let Some(blobs) = Reflect::get(&data, &"blobs".into())
+    let Some(files) = Reflect::get(&data, &"files".into())
         .ok()
         .and_then(|b| b.dyn_into::<Array>().ok())
     else {
@@ -95,7 +96,7 @@ async fn handle(scope: DedicatedWorkerGlobalScope, data: JsValue) {
         .ok()
         .and_then(|g| g.as_bool())
         .unwrap_or(false);
-    match run_job_json(&job, blobs, gpu, &mut progress).await {
+    match run_job_json(&job, files, gpu, &mut progress).await {
         Ok(text) => post(
             &scope,
             &[
@@ -109,24 +110,26 @@ async fn handle(scope: DedicatedWorkerGlobalScope, data: JsValue) {
     }
 }
 
-/// Runs a job given as `CheckpointJob` JSON on its files' Blobs and returns the
+/// Runs a job given as `CheckpointJob` JSON on its files (Blobs, or URLs read by Range
+/// requests: [`FileHandle::to_js`]) and returns the
 /// `JobOutput` JSON: what a worker does with a message, and what the page calls
 /// (through the worker binary's `run_job_here`) where no worker starts.
 pub async fn run_job_json(
     job: &str,
-    blobs: Array,
+    files: Array,
     gpu: bool,
     progress: &mut dyn FnMut(&str, f64),
 ) -> Result<String, String> {
     let job: CheckpointJob =
         serde_json::from_str(job).map_err(|e| format!("malformed job: {e}"))?;
-    let blobs: Vec<BlobSource> = blobs
+    let handles: Vec<FileHandle> = files
         .iter()
-        .filter_map(|b| b.dyn_into::<web_sys::Blob>().ok())
-        .map(BlobSource::new)
-        .collect();
+        .map(FileHandle::from_js)
+        .collect::<Option<_>>()
+        .ok_or("a job message with a file that is neither a Blob nor a URL")?;
+    let sources = open_all(&handles).await?;
     // Boxed: the job's future is large, and run_job_json has two callers (a worker's message,
     // the page's fallback through `run_job_here`); unboxed, each inlined its own copy.
-    let output = Box::pin(super::gpu::run_job(&job, &blobs, gpu, progress)).await?;
+    let output = Box::pin(super::gpu::run_job(&job, &sources, gpu, progress)).await?;
     serde_json::to_string(&output).map_err(|e| format!("the result could not be encoded: {e}"))
 }

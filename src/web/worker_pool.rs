@@ -12,6 +12,7 @@
 //! `worker_bg.wasm`, loaded as a script on first need): the analysis code is in
 //! that module only, so the page's module stays small.
 
+use super::sources::FileHandle;
 use futures::channel::oneshot;
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use rankscope_core::analysis::jobs::{CheckpointJob, JobOutput};
@@ -28,10 +29,11 @@ use web_sys::{ErrorEvent, MessageEvent, Worker};
 pub const MAX_WORKERS: usize = 4;
 const WORKER_SCRIPT: &str = "./worker_loader.js";
 
-/// A job and the Blobs of its files (in `job.files` order).
+/// A job and the handles of its files (in `job.files` order): Blobs, or URLs
+/// the worker reads by range itself.
 pub struct Task {
     pub job: CheckpointJob,
-    pub blobs: Vec<web_sys::Blob>,
+    pub files: Vec<FileHandle>,
     /// Run the job's forward passes on WebGPU where the worker can open an adapter.
     pub gpu: bool,
 }
@@ -162,11 +164,11 @@ impl PoolWorker {
 
     async fn run(&self, task: &Task, report: Report) -> Result<JobOutput, String> {
         let job = serde_json::to_string(&task.job).map_err(|e| e.to_string())?;
-        let blobs: Array = task.blobs.iter().collect();
+        let files: Array = task.files.iter().map(FileHandle::to_js).collect();
         let msg = Object::new();
         let _ = Reflect::set(&msg, &"id".into(), &0.into());
         let _ = Reflect::set(&msg, &"job".into(), &job.into());
-        let _ = Reflect::set(&msg, &"blobs".into(), &blobs);
+        let _ = Reflect::set(&msg, &"files".into(), &files);
         let _ = Reflect::set(&msg, &"gpu".into(), &task.gpu.into());
         let (tx, rx) = oneshot::channel();
         *self.waiting.borrow_mut() = Some(tx);
@@ -403,10 +405,10 @@ async fn run_here(task: &Task, report: impl Fn(&str, f64) + 'static) -> Result<J
         .and_then(|f| f.dyn_into().ok())
         .ok_or("the analysis module has no run_job_here")?;
     let job = serde_json::to_string(&task.job).map_err(|e| e.to_string())?;
-    let blobs: Array = task.blobs.iter().collect();
+    let files: Array = task.files.iter().map(FileHandle::to_js).collect();
     let on_progress =
         Closure::<dyn Fn(String, f64)>::new(move |line: String, f: f64| report(&line, f));
-    let args = Array::of4(&job.into(), &blobs, &task.gpu.into(), on_progress.as_ref());
+    let args = Array::of4(&job.into(), &files, &task.gpu.into(), on_progress.as_ref());
     let promise: Promise = run
         .apply(&JsValue::NULL, &args)
         .map_err(text)?

@@ -71,6 +71,7 @@ impl SessionArgs {
                 name: f.path.clone(),
                 size: f.size,
                 digest: None,
+                url: None,
             })
             .collect();
         let mut session = Session::new(files);

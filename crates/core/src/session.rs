@@ -297,6 +297,7 @@ mod tests {
             name: "runs/A1/x.safetensors".into(),
             size: 3,
             digest: None,
+            url: None,
         }]);
         let text = s.to_json();
         assert!(looks_like_session(text.as_bytes()));

@@ -48,6 +48,10 @@ pub struct SourceFile {
     /// and first tensors), which with the size tells files apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// Where the page read it, for a file opened from a URL (`#src=`): a
+    /// collaborator's page can open it again from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// What a figure link carries.
@@ -259,6 +263,7 @@ mod tests {
                 name: "runs/A1/ckpt_tokens_0.safetensors".into(),
                 size: 1234,
                 digest: None,
+                url: Some("https://lab.example/runs/A1/ckpt_tokens_0.safetensors".into()),
             }],
         )
     }

@@ -4,8 +4,11 @@
 //! Native code uses [`FileSource`] (seeks); tests use `Vec<u8>`/`&[u8]`; the page
 //! implements the trait over `Blob.slice` + `FileReaderSync` in a worker, or
 //! reads ranges asynchronously and calls the pure parsing functions directly.
+//! Files served over HTTP are read by `Range` requests ([`remote`]).
 
 use std::io;
+
+pub mod remote;
 
 /// A file whose bytes can be read at any offset. Offsets are `u64`: files over
 /// 4 GB must work, also on 32-bit wasm where `usize` is 32 bits.

@@ -76,6 +76,7 @@ fn shared(spec: FigureSpec) -> SharedFigure {
             name: s.clone(),
             size: 0,
             digest: None,
+            url: None,
         })
         .collect();
     SharedFigure::new(spec, files)
