@@ -103,9 +103,6 @@ impl Parts {
         PageView {
             trajectory: c.trajectory.get(),
             waterfall: c.waterfall.get(),
-            // Runs are picked per figure now (the run pickers); the link's older
-            // `hidden_runs` is read as nothing.
-            hidden_runs: BTreeSet::new(),
             figure_runs: self
                 .views
                 .runs

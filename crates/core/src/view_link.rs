@@ -229,8 +229,6 @@ impl Default for StudyView {
 pub struct PageView {
     pub trajectory: TrajectoryView,
     pub waterfall: WaterfallView,
-    /// Runs hidden in Figures 1–2 (by name; names not loaded yet are kept).
-    pub hidden_runs: BTreeSet<String>,
     /// The runs each figure shows, by figure id (a figure not named here
     /// shows its default runs). For per-figure run pickers.
     pub figure_runs: BTreeMap<String, Vec<String>>,
@@ -365,7 +363,6 @@ impl PageView {
         Self {
             trajectory: TrajectoryView::read(part("trajectory")),
             waterfall: WaterfallView::read(part("waterfall")),
-            hidden_runs: field(v, "hidden_runs", BTreeSet::new()),
             figure_runs: map_field(v, "figure_runs"),
             figures: map_field(v, "figures"),
             compare: CompareView::read(part("compare")),
@@ -404,7 +401,6 @@ impl PageView {
         }
         self.waterfall.checkpoint = checkpoint(self.waterfall.checkpoint);
         self.study.checkpoint = checkpoint(self.study.checkpoint);
-        self.hidden_runs = names(self.hidden_runs);
         self.figure_runs = std::mem::take(&mut self.figure_runs)
             .into_iter()
             .filter(|(id, _)| id_ok(id))
@@ -567,7 +563,7 @@ mod tests {
         v.trajectory.source = TrajectorySource::Weights;
         v.waterfall.checkpoint = CheckpointSel::Index(2);
         v.waterfall.log_y = false;
-        v.hidden_runs = ["A2", "run <b>&amp;</b> #1=2"]
+        v.loss.hidden = ["A2", "run <b>&amp;</b> #1=2"]
             .map(String::from)
             .into_iter()
             .collect();
@@ -684,7 +680,7 @@ mod tests {
     fn a_bad_field_falls_back_alone() {
         let json = serde_json::json!({
             "trajectory": { "metric": "no_such_metric", "layer": { "layer": 2 }, "x": 17 },
-            "hidden_runs": ["A1", 5],
+            "loss": { "beta": 7.5, "window": [0.5, 0.2], "x": "tokens", "hidden": ["A1", 5] },
             "waterfall": "not an object",
             "figures": {
                 "figure-a": { "log_y": true, "x_range": ["NaN", 5.0] },
@@ -694,7 +690,6 @@ mod tests {
                 "figure-e": { "x_range": [1.0, 2.0] }
             },
             "compare": { "margin_pct": -3, "show_seeds": true },
-            "loss": { "beta": 7.5, "window": [0.5, 0.2], "x": "tokens" },
             "esd": { "layer": 1e300, "head": 18446744073709551615u64, "run": "B1" },
             "unknown_future_field": { "x": 1 }
         });
@@ -705,7 +700,7 @@ mod tests {
         assert_eq!(v.trajectory.layer, LayerSel::Layer(2));
         assert_eq!(v.trajectory.x, d.trajectory.x);
         // A set with one wrong element does not read: the default (no hidden runs).
-        assert!(v.hidden_runs.is_empty());
+        assert!(v.loss.hidden.is_empty());
         assert_eq!(v.waterfall, d.waterfall);
         // NaN / ±inf / reversed ranges are dropped; the rest of each figure's view stays.
         assert_eq!(
@@ -740,9 +735,13 @@ mod tests {
     #[test]
     fn huge_views_are_bounded() {
         // 100 000 hidden runs: over the length limit as a link ...
-        let mut v = PageView::default();
-        v.hidden_runs = (0..100_000).map(|i| format!("run{i}")).collect();
-        v.loss.hidden = v.hidden_runs.clone();
+        let mut v = PageView {
+            loss: LossView {
+                hidden: (0..100_000).map(|i| format!("run{i}")).collect(),
+                ..LossView::default()
+            },
+            ..PageView::default()
+        };
         v.figure_runs = (0..1_000)
             .map(|i| (format!("figure-{i}"), vec![format!("r{i}"); 3]))
             .collect();
@@ -763,10 +762,9 @@ mod tests {
             Err(ViewLinkError::TooLong(_))
         ));
         // ... and bounded when read some other way.
-        v.hidden_runs.insert("x".repeat(MAX_NAME_CHARS + 1));
+        v.loss.hidden.insert("x".repeat(MAX_NAME_CHARS + 1));
         let s = v.sanitized();
-        assert_eq!(s.hidden_runs.len(), MAX_NAMES);
-        assert!(s.hidden_runs.iter().all(|n| n.len() <= MAX_NAME_CHARS));
+        assert!(s.loss.hidden.iter().all(|n| n.len() <= MAX_NAME_CHARS));
         assert_eq!(s.loss.hidden.len(), MAX_NAMES);
         assert_eq!(s.figure_runs.len(), MAX_FIGURES);
         assert_eq!(s.figures.len(), MAX_FIGURES);

@@ -33,7 +33,12 @@ fn drop_and_analyse(src: &CountingSource) -> (Inventory, CheckpointJob, JobOutpu
     ];
     let inv = Inventory::link(entries);
     let job = CheckpointJob::plan(&inv, 0, kind()).expect("a job");
-    let out = block_on(run_checkpoint_job(&job, &[src.clone()], &mut |_, _| {})).expect("runs");
+    let out = block_on(run_checkpoint_job(
+        &job,
+        std::slice::from_ref(src),
+        &mut |_, _| {},
+    ))
+    .expect("runs");
     (inv, job, out)
 }
 
