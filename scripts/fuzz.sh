@@ -14,7 +14,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 SECONDS_PER_TARGET=${1:-20}
 shift || true
-ALL_TARGETS=(share_link share_link_json safetensors tokens logs inspect pickle pytorch zip session)
+ALL_TARGETS=(share_link share_link_json safetensors tokens logs inspect pickle pytorch zip session fragment)
 TARGETS=("$@")
 [[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=("${ALL_TARGETS[@]}")
 # The same flags for build and run (else `run` rebuilds): no sanitizer (the

@@ -6,19 +6,20 @@
 # Budgets in bytes of gzip (level 6, gzip's and most servers' default), a few
 # per cent over the sizes measured (README, "Page size"), so that growth fails
 # the test command and is a decision, not a drift:
-#   app    ≤   900 000 — the first paint waits for it (issue 16: ≤ 1 000 000).
-#                        Measured 868 034 once the page's module was built for size
+#   app    ≤ 1 000 000 — the first paint waits for it (issue 16's goal: ≤ 1 MB).
+#                        Measured 956 254 at stop 22 (with the URL box, the view link
+#                        and the run pickers); 868 034 once the page's module was built for size
 #                        (release-app profile, wasm-opt -Oz), lost the analysis code
 #                        (the main-thread fallback loads the worker's module) and drew
 #                        figures through one DynBackend; was 1 741 992 (budget 1 800 000).
-#   worker ≤   590 000 — loads with the first analysis; the numeric core stays
+#   worker ≤   520 000 — loads with the first analysis; the numeric core stays
 #                        at full speed (opt-level 3, wasm-opt -O), so it is not squeezed.
-#                        571 453 at stop 21; not measured again since.
+#                        488 235 at stop 22 (571 453 at stop 21).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dist=${1:-dist}
-APP_BUDGET=${APP_GZIP_BUDGET:-900000}
-WORKER_BUDGET=${WORKER_GZIP_BUDGET:-590000}
+APP_BUDGET=${APP_GZIP_BUDGET:-1000000}
+WORKER_BUDGET=${WORKER_GZIP_BUDGET:-520000}
 
 # Trunk names the app's wasm with a content hash; the worker's has a fixed name.
 shopt -s nullglob

@@ -51,8 +51,10 @@ async fn inspects_a_checkpoint_from_a_blob() {
         (entry.run.as_deref(), entry.tokens, entry.dtype.as_deref()),
         (Some("A2"), Some(81920), Some("F32"))
     );
+    // Inspection reads the header only (the tensors are read once, by the analysis), so
+    // its progress may be a single step; it never goes back and ends at 1.
     assert!(
-        seen.len() > 3 && seen.windows(2).all(|w| w[0] <= w[1]) && seen.last() == Some(&1.0),
+        !seen.is_empty() && seen.windows(2).all(|w| w[0] <= w[1]) && seen.last() == Some(&1.0),
         "progress {seen:?}"
     );
 }

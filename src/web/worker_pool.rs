@@ -22,7 +22,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{ErrorEvent, MessageEvent, Worker};
+use web_sys::{MessageEvent, Worker};
 
 /// More workers than this would each hold a model's layer in memory for
 /// little gain.
@@ -55,7 +55,7 @@ struct PoolWorker {
     memory: Rc<Cell<f64>>,
     progress: Rc<RefCell<Option<Report>>>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::Event)>,
 }
 
 impl Drop for PoolWorker {
@@ -117,15 +117,17 @@ impl PoolWorker {
         });
         let (w, crashed) = (waiting.clone(), Rc::new(Cell::new(false)));
         let c = crashed.clone();
-        let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |ev: ErrorEvent| {
+        // A worker whose script fails to load fires a plain `Event`, not an `ErrorEvent`:
+        // its `message` is read as a property that may be missing (reading it through
+        // `ErrorEvent::message` threw, and the pool then waited for ever).
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |ev: web_sys::Event| {
             ev.prevent_default();
             c.set(true);
-            let what = ev.message();
-            let what = if what.is_empty() {
-                "the worker could not be loaded".to_string()
-            } else {
-                what
-            };
+            let what = js_sys::Reflect::get(&ev, &"message".into())
+                .ok()
+                .and_then(|m| m.as_string())
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "the worker could not be loaded".to_string());
             if let Some(reply) = w.borrow_mut().take() {
                 let _ = reply.send(Err(what));
             }

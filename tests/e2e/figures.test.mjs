@@ -83,7 +83,9 @@ test('Figure 1 draws from results.json files alone', async () => {
   const files = ['A1', 'A2', 'B1', 'B2', 'C1', 'C2'].map((r) => `runs/${r}/results.json`);
   await dropFiles(page, files.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
   await waitForInventory(page, files.length);
-  await page.waitForSelector('#figure-trajectory[data-series="6"] canvas');
+  // The plan's Figure 1 runs open by default (A1, A2, B1, B2); C1 and C2 wait in the picker.
+  await page.waitForSelector('#figure-trajectory[data-series="4"] canvas');
+  assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'A1, A2, B1, B2');
   assert.match(await page.$eval('#figure-trajectory figcaption', (c) => c.textContent), /Imported results\.json/);
   assert.ok(await inked(page, 'figure-trajectory') > 5000);
   assert.deepEqual(errors, []);

@@ -39,7 +39,9 @@ fn main(
         return;
     }
     let base = r * params.vocab;
-    var m = -3.4028235e38;
+    // Just above the lowest finite f32 (-3.4028234664e38): Tint (Chrome) refuses a literal
+    // whose decimal value lies past f32's range, as -3.4028235e38 does, rather than round it.
+    var m = -3.40282346e38;
     for (var c = lane; c < params.vocab; c += LANES) {
         m = max(m, logits[base + c]);
     }
