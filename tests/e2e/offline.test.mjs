@@ -23,7 +23,7 @@ const openExample = async (page) => {
   await page.click('#open-example');
   await page.waitForSelector('#spectra-runner', { timeout: 120_000 });
   await page.waitForFunction(() => !document.querySelector('#spectra-progress')
-    && document.querySelector('#figure-trajectory')?.dataset.series === '6', null, { timeout: 120_000 });
+    && document.querySelector('#figure-trajectory')?.dataset.series === '4', null, { timeout: 120_000 });
   return page.$eval('#spectra-runner', (p) => p.textContent);
 };
 

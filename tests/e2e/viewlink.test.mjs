@@ -49,7 +49,7 @@ async function expectChanged(page, hiddenRun) {
   assert.match(text, /layer 1/);
   const names = await seriesNames(page);
   assert.ok(!names.split(', ').includes(hiddenRun), `${hiddenRun} is hidden: ${names}`);
-  assert.equal(await page.isChecked(`.run-toggle:has-text("${hiddenRun}") input`), false);
+  assert.equal(await page.isChecked(`#figure-trajectory-runs .run-toggle[data-run="${hiddenRun}"] input`), false);
 }
 
 test('a view survives a reload, walks back and forward, and a hostile one opens the default', { timeout: 900_000 }, async () => {
@@ -89,9 +89,11 @@ test('a view survives a reload, walks back and forward, and a hostile one opens 
   await page.mouse.move(box.x + box.w * 0.6, box.y + box.h * 0.7, { steps: 5 });
   await page.mouse.up();
   await page.waitForSelector(`${FIG}-reset-zoom`);
-  const runs = await page.$$eval('.run-toggle', (ls) => ls.map((l) => l.textContent.trim()));
+  // Runs are picked per figure: open Figure 1's picker and untick one it shows.
+  await page.click('#figure-trajectory-runs summary');
+  const runs = await page.$$eval('#figure-trajectory-runs .run-toggle', (ls) => ls.filter((l) => l.querySelector('input').checked).map((l) => l.dataset.run));
   const hiddenRun = runs.includes('A2') ? 'A2' : runs[1];
-  await page.click(`.run-toggle:has-text("${hiddenRun}") input`);
+  await page.click(`#figure-trajectory-runs .run-toggle[data-run="${hiddenRun}"] input`);
   await page.waitForFunction((r) => !document.querySelector('#figure-trajectory').dataset.seriesNames.split(', ').includes(r), hiddenRun);
   const changed = await urlSettles(page);
   await expectChanged(page, hiddenRun);

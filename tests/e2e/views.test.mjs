@@ -37,6 +37,9 @@ async function dropResults(page) {
   await dropFiles(page, RESULTS.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
   await waitForInventory(page, RESULTS.length);
   await page.waitForSelector('#figure-trajectory canvas', { timeout: 60_000 });
+  // The plan's runs (A1, A2, B1, B2) open by default: tick the others in Figure 1's picker.
+  await page.click('#figure-trajectory-runs summary');
+  for (const box of await page.$$('#figure-trajectory-runs .run-toggle input:not(:checked)')) await box.check();
 }
 
 /** A hash of the canvas's pixels: changes when the drawing does. */

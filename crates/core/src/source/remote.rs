@@ -179,6 +179,19 @@ impl RemoteUrl {
             text: text.chars().take(200).collect(),
             why: why.to_string(),
         };
+        // The scheme first: `data:…` with spaces is refused as a `data:` URL, which says more.
+        let scheme_of = text.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        if let Some(scheme) = scheme_of.filter(|s| {
+            !s.is_empty()
+                && s != "http"
+                && s != "https"
+                && s.chars().all(|c| c.is_ascii_alphabetic())
+        }) {
+            return Err(RemoteError::BadScheme {
+                url: text.chars().take(80).collect(),
+                scheme,
+            });
+        }
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(not_a_url("it contains spaces or control characters"));
         }
