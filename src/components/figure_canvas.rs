@@ -20,6 +20,7 @@ use rankscope_core::figures::draw::{draw_figure_framed, legend_names, to_svg, Pl
 use rankscope_core::figures::spec::{FigureSpec, Scale, View};
 use rankscope_core::figures::DynBackend;
 use rankscope_core::figures::{format_number, to_csv};
+use rankscope_core::inventory::FileKind;
 use rankscope_core::share::{encode_link, SharedFigure, SourceFile, RECOMMENDED_MAX_LINK_CHARS};
 use wasm_bindgen::JsCast;
 
@@ -186,6 +187,35 @@ pub fn FigureCanvas(
                     digest,
                     url: handle.as_ref().and_then(|h| h.url().map(String::from)),
                 });
+            }
+            // The token batches and model configs opened from URLs, too: the figure's sources
+            // name batches in words, and a collaborator reopening the files needs both to
+            // compute the same figure (a config says what a bare checkpoint is).
+            let extra: Vec<(String, u64)> = state
+                .map(|s| {
+                    s.inventory.with_untracked(|inv| {
+                        inv.files
+                            .iter()
+                            .filter(|f| {
+                                matches!(f.kind, FileKind::TokenBatch | FileKind::ModelConfig)
+                            })
+                            .map(|f| (f.path.clone(), f.size))
+                            .collect()
+                    })
+                })
+                .unwrap_or_default();
+            for (path, size) in extra {
+                let url = state
+                    .and_then(|s| s.handle(&path))
+                    .and_then(|h| h.url().map(String::from));
+                if url.is_some() && !files.iter().any(|f| f.name == path) {
+                    files.push(SourceFile {
+                        name: path,
+                        size,
+                        digest: None,
+                        url,
+                    });
+                }
             }
             let url = format!(
                 "{}#{}",

@@ -41,7 +41,7 @@ test('served at /rankscope/, then offline after the first load', async () => {
   await page.reload();
   await page.waitForSelector('#dropzone', { timeout: 60_000 });
   assert.match(await openExample(page), /Web Worker/, 'the analysis workers load from the cache');
-  assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.series), '6');
+  assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.series), '4'); // the plan's A1, A2, B1, B2
   assert.deepEqual(errors, []);
   await context.close();
 });

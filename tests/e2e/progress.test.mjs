@@ -81,9 +81,14 @@ test('Cancel beside the bar stops the analysis and says so', { timeout: 600_000 
   await page.click('#open-example');
   await page.waitForSelector('#spectra-progress .active-jobs li', { timeout: 300_000 });
   await page.locator('section.figures').first().screenshot({ path: path.join(screens, 'progress.png') });
-  // Keyboard focus on Cancel survives the panel's updates.
+  // Keyboard focus on Cancel survives the panel's updates. The example's weight spectra now take
+  // a few seconds in all (each checkpoint read once), so wait for one update of the panel, not a
+  // fixed time that could outlast the analysis.
+  const bar = () => page.$eval('#spectra-progress', (p) => p.textContent).catch(() => null);
+  const before = await bar();
   await page.focus('#spectra-progress button.cancel');
-  await page.waitForTimeout(1500);
+  await page.waitForFunction((t) => document.querySelector('#spectra-progress')?.textContent !== t, before, { timeout: 30_000 });
+  assert.ok(await bar(), 'the analysis is still running');
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'spectra-progress-cancel');
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => !document.querySelector('#spectra-progress'));

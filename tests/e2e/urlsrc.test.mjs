@@ -130,8 +130,13 @@ test('a #src= link opens a study by Range requests; Figure 1 equals the dropped 
   const shared = JSON.parse(zlib.inflateRawSync(Buffer.from(payload, 'base64url')).toString());
   const a1 = shared.files.find((f) => f.name === 'ranges/runs/A1/ckpt_tokens_327680.safetensors');
   assert.equal(a1?.url, `${files0.base}/ranges/runs/A1/ckpt_tokens_327680.safetensors`, JSON.stringify(shared.files));
-  // Every file the figure read (the checkpoints) names its URL; the batch lines name the batch file.
-  assert.ok(shared.files.filter((f) => f.size > 0).every((f) => f.url?.startsWith(`${files0.base}/ranges/`)), JSON.stringify(shared.files));
+  // Every file the figure read names its URL (the checkpoints, the batches and the config; the
+  // lines that say which batch each run used are words, with no file of their own).
+  const real = shared.files.filter((f) => f.size > 0);
+  assert.ok(real.every((f) => f.url?.startsWith(`${files0.base}/ranges/`)), JSON.stringify(shared.files));
+  for (const p of ['eval_tokens.safetensors', 'heldout_tokens.safetensors', 'stories260K/config.json']) {
+    assert.ok(real.some((f) => f.name === `ranges/${p}`), `${p} in the link: ${JSON.stringify(shared.files)}`);
+  }
 
   // The same files dropped: the same numbers.
   const dropped = await openPage(browser, page0.url);
@@ -155,8 +160,11 @@ test('a #src= link opens a study by Range requests; Figure 1 equals the dropped 
   // The shared figure opened fresh offers to open its files from their URLs.
   const viewer = await (await browser.newContext()).newPage();
   await viewer.goto(link);
+  // Figure 1's files: the checkpoints, the batches and the config (not A1's metrics.jsonl).
+  const figureFiles = STUDY.filter((p) => !p.endsWith('.jsonl'));
+  assert.equal(await viewer.$eval('#shared-reopen', (b) => b.textContent), `Open the ${figureFiles.length} files from their URLs`);
   await viewer.click('#shared-reopen');
-  await waitForInventory(viewer, STUDY.length);
+  await waitForInventory(viewer, figureFiles.length);
   await figureReady(viewer);
   assert.equal(await figureCsv(viewer), viaUrl);
   await viewer.context().close();
