@@ -14,7 +14,7 @@ use rankscope_core::analysis::compare::{
 use rankscope_core::analysis::conditions::{
     group_conditions, run_seeds, Condition, RunSeed, SeedSource, UserGroup,
 };
-use rankscope_core::analysis::study::{Matrix, Metric, RunSpectra, Source};
+use rankscope_core::analysis::trajectory::{Matrix, Metric, RunSpectra, SpectraSource};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Copy)]
@@ -27,7 +27,7 @@ pub struct Comparisons {
     /// series of their own, and a plain Figure 1 keeps one series per run).
     pub mark_collapse: RwSignal<bool>,
     /// The cards' metric: where from, which matrix, which metric (Figure 1's menu).
-    pub source: RwSignal<Source>,
+    pub source: RwSignal<SpectraSource>,
     pub matrix: RwSignal<Matrix>,
     pub metric: RwSignal<Metric>,
     /// The equivalence margin δ, in percent of the pooled mean.
@@ -49,7 +49,7 @@ impl Comparisons {
             assigned: RwSignal::new(BTreeMap::new()),
             show_seeds: RwSignal::new(false),
             mark_collapse: RwSignal::new(false),
-            source: RwSignal::new(Source::Activations(KeyVariant::PostNorm)),
+            source: RwSignal::new(SpectraSource::Activations(KeyVariant::PostNorm)),
             matrix: RwSignal::new(Matrix::K),
             metric: RwSignal::new(Metric::Pr),
             margin_pct: RwSignal::new(5.0),
@@ -127,10 +127,10 @@ impl Comparisons {
     /// The spectra of the cards' source, per run.
     fn spectra(self, state: AppState) -> Vec<RunSpectra> {
         match self.source.get() {
-            Source::Activations(v) => state
+            SpectraSource::Activations(v) => state
                 .activations
                 .with(|runs| runs.iter().map(|r| r.run_spectra(v)).collect()),
-            Source::Weights => state.spectra.get(),
+            SpectraSource::Weights => state.spectra.get(),
         }
     }
 
@@ -151,16 +151,16 @@ impl Comparisons {
     /// Why there are no spectra of the cards' source.
     pub fn no_spectra(self, state: AppState) -> String {
         match self.source.get() {
-            Source::Activations(_) if state.expecting_activations.get() => {
+            SpectraSource::Activations(_) if state.expecting_activations.get() => {
                 "waiting for the activation spectra (forward passes on the eval batch)".into()
             }
-            Source::Activations(_) => {
+            SpectraSource::Activations(_) => {
                 "no activation spectra: the default metric, K PR of the activations, needs an eval token batch \
                  among the dropped files (a batch named eval…); choose the weights as the source to compare \
                  without one"
                     .into()
             }
-            Source::Weights => "no weight spectra computed yet".into(),
+            SpectraSource::Weights => "no weight spectra computed yet".into(),
         }
     }
 

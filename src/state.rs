@@ -13,9 +13,9 @@ use rankscope_core::analysis::activations::{
 };
 use rankscope_core::analysis::collect::SpectraFailure;
 use rankscope_core::analysis::jobs::{CheckpointJob, JobKind, JobOutput, NonFinite, StudyOptions};
-use rankscope_core::analysis::study::CheckpointSel;
-use rankscope_core::analysis::study::{CheckpointSpectra, RunSpectra};
-use rankscope_core::analysis::weights::WeightSpectra;
+use rankscope_core::analysis::trajectory::CheckpointSel;
+use rankscope_core::analysis::trajectory::{CheckpointSpectra, RunSpectra};
+use rankscope_core::analysis::weights::ModelSpectra;
 use rankscope_core::inventory::batches::{run_batches, BatchChoice, RunBatches};
 use rankscope_core::inventory::CheckpointRef;
 use rankscope_core::inventory::{inspect_file, Inventory};
@@ -313,7 +313,7 @@ impl AppState {
                     eval: e.clone(),
                     heldout: heldout.clone(),
                 },
-                None => JobKind::WeightSpectra,
+                None => JobKind::ModelSpectra,
             };
             for c in &run.checkpoints {
                 if !matches!(
@@ -398,7 +398,7 @@ impl AppState {
         let slots = Rc::new(slots);
         let act_results: Rc<RefCell<Vec<Option<ActivationSpectra>>>> =
             Rc::new(RefCell::new(vec![None; total]));
-        let results: Rc<RefCell<Vec<Option<WeightSpectra>>>> =
+        let results: Rc<RefCell<Vec<Option<ModelSpectra>>>> =
             Rc::new(RefCell::new(vec![None; total]));
         let title = if any_eval {
             "Weight spectra, then forward passes on the eval batch (activation spectra and held-out loss)"
@@ -441,14 +441,14 @@ impl AppState {
                 }
                 let path = slots[i].2.path.clone();
                 if let Ok(
-                    JobOutput::WeightSpectra { non_finite, .. }
+                    JobOutput::ModelSpectra { non_finite, .. }
                     | JobOutput::WeightsAndActivations { non_finite, .. },
                 ) = &result
                 {
                     self.note_non_finite(&files_of[i], non_finite);
                 }
                 match result {
-                    Ok(JobOutput::WeightSpectra { weights: ws, .. }) => {
+                    Ok(JobOutput::ModelSpectra { weights: ws, .. }) => {
                         results.borrow_mut()[i] = Some(ws);
                         self.spectra.set(assemble_runs(&slots, &results.borrow()));
                     }
@@ -929,7 +929,7 @@ fn checkpoint_label(run: &str, c: &CheckpointRef) -> String {
 /// is its index there), each in training order.
 fn assemble_runs(
     slots: &[(usize, String, CheckpointRef)],
-    results: &[Option<WeightSpectra>],
+    results: &[Option<ModelSpectra>],
 ) -> Vec<RunSpectra> {
     let mut runs: Vec<RunSpectra> = Vec::new();
     for ((color, run, c), ws) in slots.iter().zip(results) {

@@ -17,8 +17,8 @@
 use crate::comparisons::Comparisons;
 use crate::view_state::ViewState;
 use leptos::prelude::*;
-use rankscope_core::analysis::losscurve::axes::XAxis as LossXAxis;
-use rankscope_core::analysis::study::CheckpointSel;
+use rankscope_core::analysis::losscurve::axes::XAxis;
+use rankscope_core::analysis::trajectory::CheckpointSel;
 use rankscope_core::view_link::{
     decode_view, encode_view, fragment_get, fragment_with, view_from_fragment, CompareView,
     EsdView, LossView, PageView, StudyView, TrajectoryView, WaterfallView, VIEW_KEY,
@@ -50,7 +50,7 @@ pub struct ViewChoices {
     pub study_checkpoint: RwSignal<CheckpointSel>,
     // The loss-curve section's view, one signal each (the section reads them as its settings).
     pub loss_metric: RwSignal<Option<String>>,
-    pub loss_x: RwSignal<LossXAxis>,
+    pub loss_x: RwSignal<XAxis>,
     pub loss_log_y: RwSignal<bool>,
     pub loss_beta: RwSignal<f64>,
     pub loss_hidden: RwSignal<BTreeSet<String>>,

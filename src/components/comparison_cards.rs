@@ -8,24 +8,24 @@ use crate::state::AppState;
 use leptos::prelude::*;
 use rankscope_core::analysis::activations::KeyVariant;
 use rankscope_core::analysis::compare::{Comparison, Effect, FailedComparison};
-use rankscope_core::analysis::study::{Matrix, Metric, Source};
+use rankscope_core::analysis::trajectory::{Matrix, Metric, SpectraSource};
 use rankscope_core::figures::format_number;
 
 fn opt(v: Option<f64>) -> String {
     v.map_or(String::new(), |v| format!("{v}"))
 }
 
-fn source_key(s: Source) -> String {
+fn source_key(s: SpectraSource) -> String {
     match s {
-        Source::Weights => "weights".into(),
-        Source::Activations(v) => format!("act:{}", v.key()),
+        SpectraSource::Weights => "weights".into(),
+        SpectraSource::Activations(v) => format!("act:{}", v.key()),
     }
 }
 
-fn parse_source(v: &str) -> Source {
+fn parse_source(v: &str) -> SpectraSource {
     v.strip_prefix("act:")
         .and_then(KeyVariant::from_key)
-        .map_or(Source::Weights, Source::Activations)
+        .map_or(SpectraSource::Weights, SpectraSource::Activations)
 }
 
 #[component]
@@ -65,7 +65,7 @@ pub fn ComparisonCards() -> impl IntoView {
                                     {format!("activations: {} (eval batch)", v.key())}
                                 </option>
                             }).collect_view()}
-                            <option value="weights" prop:selected=move || cmp.source.get() == Source::Weights>"weights (no forward pass)"</option>
+                            <option value="weights" prop:selected=move || cmp.source.get() == SpectraSource::Weights>"weights (no forward pass)"</option>
                         </select>
                     </label>
                     <label>"matrix "

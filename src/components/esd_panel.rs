@@ -8,7 +8,7 @@ use crate::view_link::ViewChoices;
 use leptos::prelude::*;
 use rankscope_core::analysis::esd::esd_figure;
 use rankscope_core::analysis::losscurve::figures::readout;
-use rankscope_core::analysis::study::Matrix;
+use rankscope_core::analysis::trajectory::Matrix;
 use rankscope_core::figures::spec::FigureSpec;
 
 /// One number chosen from a `<select>`: its value parsed, 0 when it is not a number.

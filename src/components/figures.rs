@@ -17,18 +17,18 @@ use rankscope_core::analysis::collapse::CollapseRule;
 use rankscope_core::analysis::collapse_figure::with_collapse_marks;
 use rankscope_core::analysis::losscurve::figures::readout;
 use rankscope_core::analysis::replicate_figures::by_condition;
-use rankscope_core::analysis::study::{
-    layer_menu, results_depths, results_trajectory_figure, run_depths, trajectory_figure_from,
-    waterfall_figure_from, CheckpointSel, LayerSel, Matrix, Metric, RunSpectra,
-    Source as StudySource, XAxis,
-};
 use rankscope_core::analysis::study_figures::heldout_loss_figure;
+use rankscope_core::analysis::trajectory::{
+    layer_menu, results_depths, results_trajectory_figure, run_depths, trajectory_figure_from,
+    waterfall_figure_from, CheckpointSel, LayerSel, Matrix, Metric, RunSpectra, SpectraSource,
+    TrainingAxis,
+};
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::formats::logs::{LogFormat, Series};
 use rankscope_core::inventory::batches::name_batches;
 use rankscope_core::inventory::{Content, Inventory};
 // Where Figure 1's numbers come from: weights, activations (a variant) or imported results.json.
-use rankscope_core::view_link::TrajectorySource as Source;
+use rankscope_core::view_link::TrajectorySource;
 
 /// DOM ids of Figures 1 and 2 (their views and run picks are keyed by them).
 const TRAJECTORY: &str = "figure-trajectory";
@@ -80,14 +80,14 @@ pub fn runs_of_figures_1_2(state: AppState) -> Vec<String> {
     names
 }
 
-fn parse_source(v: &str) -> Source {
+fn parse_source(v: &str) -> TrajectorySource {
     match v {
-        "weights" => Source::Weights,
-        "imported" => Source::Imported,
+        "weights" => TrajectorySource::Weights,
+        "imported" => TrajectorySource::Imported,
         v => v
             .strip_prefix("act:")
             .and_then(KeyVariant::from_key)
-            .map_or(Source::Weights, Source::Activations),
+            .map_or(TrajectorySource::Weights, TrajectorySource::Activations),
     }
 }
 
@@ -140,17 +140,19 @@ pub fn Figures() -> impl IntoView {
     // While activation spectra are on their way it waits for them rather than
     // showing the weights and then swapping its data source.
     let effective_source = move || match source.get() {
-        Source::Activations(v) if !has_activations() && state.expecting_activations.get() => {
-            Source::Activations(v)
+        TrajectorySource::Activations(v)
+            if !has_activations() && state.expecting_activations.get() =>
+        {
+            TrajectorySource::Activations(v)
         }
-        Source::Activations(_) if !has_activations() => {
+        TrajectorySource::Activations(_) if !has_activations() => {
             if has_spectra() {
-                Source::Weights
+                TrajectorySource::Weights
             } else {
-                Source::Imported
+                TrajectorySource::Imported
             }
         }
-        Source::Weights if !has_spectra() => Source::Imported,
+        TrajectorySource::Weights if !has_spectra() => TrajectorySource::Imported,
         s => s,
     };
     let all_runs = Memo::new(move |_| runs_of_figures_1_2(state));
@@ -159,7 +161,7 @@ pub fn Figures() -> impl IntoView {
     let shown_runs = move |id: &str| -> Vec<RunSpectra> {
         let shown = picked(id);
         match effective_source() {
-            Source::Activations(v) => state.activations.with(|runs| {
+            TrajectorySource::Activations(v) => state.activations.with(|runs| {
                 runs.iter()
                     .filter(|r| shown.contains(&r.run))
                     .map(|r| r.run_spectra(v))
@@ -175,7 +177,7 @@ pub fn Figures() -> impl IntoView {
     };
     // Activation figures name each run's eval batch (file, digest, shape).
     let with_batches = move |mut spec: FigureSpec, runs: &[RunSpectra]| {
-        if matches!(effective_source(), Source::Activations(_)) {
+        if matches!(effective_source(), TrajectorySource::Activations(_)) {
             let names: Vec<String> = runs.iter().map(|r| r.run.clone()).collect();
             state
                 .batches
@@ -184,8 +186,8 @@ pub fn Figures() -> impl IntoView {
         spec
     };
     let study_source = move || match effective_source() {
-        Source::Activations(v) => StudySource::Activations(v),
-        _ => StudySource::Weights,
+        TrajectorySource::Activations(v) => SpectraSource::Activations(v),
+        _ => SpectraSource::Weights,
     };
     // Each run's own depth (checkpoints' spectra, else the imported results.json series).
     let depths = move || -> Vec<(String, usize)> {
@@ -228,7 +230,7 @@ pub fn Figures() -> impl IntoView {
             });
         }
         match effective_source() {
-            Source::Weights | Source::Activations(_) => {
+            TrajectorySource::Weights | TrajectorySource::Activations(_) => {
                 let runs = shown_runs(TRAJECTORY);
                 (!runs.is_empty()).then(|| {
                     let spec = trajectory_figure_from(
@@ -246,14 +248,14 @@ pub fn Figures() -> impl IntoView {
                         with_collapse_marks(
                             spec,
                             CollapseRule::default(),
-                            x_axis.get() == XAxis::Tokens,
+                            x_axis.get() == TrainingAxis::Tokens,
                         )
                     } else {
                         spec
                     }
                 })
             }
-            Source::Imported => imported.with(|list| {
+            TrajectorySource::Imported => imported.with(|list| {
                 let shown = picked(TRAJECTORY);
                 let chosen: Vec<(String, usize, &Series)> = list
                     .iter()
@@ -314,12 +316,12 @@ pub fn Figures() -> impl IntoView {
                     <label>"source "
                         <select id="source" on:change=move |ev| t.update(|t| t.source = parse_source(&event_target_value(&ev)))>
                             {KeyVariant::ALL.into_iter().map(|v| view! {
-                                <option value=format!("act:{}", v.key()) prop:selected=move || effective_source() == Source::Activations(v) disabled=move || !has_activations() && !state.expecting_activations.get()>
+                                <option value=format!("act:{}", v.key()) prop:selected=move || effective_source() == TrajectorySource::Activations(v) disabled=move || !has_activations() && !state.expecting_activations.get()>
                                     {format!("activations: K {} (eval batch)", v.key())}
                                 </option>
                             }).collect_view()}
-                            <option value="weights" prop:selected=move || effective_source() == Source::Weights disabled=move || !has_spectra()>"weights (W_k / W_q, no forward pass)"</option>
-                            <option value="imported" prop:selected=move || effective_source() == Source::Imported disabled=move || !has_imported()>"imported results.json"</option>
+                            <option value="weights" prop:selected=move || effective_source() == TrajectorySource::Weights disabled=move || !has_spectra()>"weights (W_k / W_q, no forward pass)"</option>
+                            <option value="imported" prop:selected=move || effective_source() == TrajectorySource::Imported disabled=move || !has_imported()>"imported results.json"</option>
                         </select>
                     </label>
                     <label>"metric "
@@ -349,9 +351,9 @@ pub fn Figures() -> impl IntoView {
                         </select>
                     </label>
                     <label>"x "
-                        <select id="x-axis" on:change=move |ev| t.update(|t| t.x = if event_target_value(&ev) == "step" { XAxis::Step } else { XAxis::Tokens })>
-                            <option value="tokens" prop:selected=move || x_axis.get() == XAxis::Tokens>"training tokens"</option>
-                            <option value="step" prop:selected=move || x_axis.get() == XAxis::Step>"step"</option>
+                        <select id="x-axis" on:change=move |ev| t.update(|t| t.x = if event_target_value(&ev) == "step" { TrainingAxis::Step } else { TrainingAxis::Tokens })>
+                            <option value="tokens" prop:selected=move || x_axis.get() == TrainingAxis::Tokens>"training tokens"</option>
+                            <option value="step" prop:selected=move || x_axis.get() == TrainingAxis::Step>"step"</option>
                         </select>
                     </label>
                     <label title="with two or more seeds of a condition, Figures 1–3 draw its mean with a ± 1 SD band">

@@ -15,11 +15,11 @@ use leptos::task::spawn_local;
 use rankscope_core::analysis::jobs::StudyOptions;
 use rankscope_core::analysis::losscurve::figures::readout;
 use rankscope_core::analysis::replicate_figures::by_condition;
-use rankscope_core::analysis::study::CheckpointSel;
 use rankscope_core::analysis::study_figures::{
     layer_pr_figure, scatter_figure, surgery_figure, LayerPrRun,
 };
 use rankscope_core::analysis::surgery_verdict::{surgery_verdict, SurgeryVerdict};
+use rankscope_core::analysis::trajectory::CheckpointSel;
 use rankscope_core::figures::format_number;
 use rankscope_core::figures::spec::FigureSpec;
 use rankscope_core::inventory::batches::{name_batches, run_batches};

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
 use rankscope_core::analysis::activations::KeyVariant;
-use rankscope_core::analysis::study::{CheckpointSel, LayerSel, Matrix, Metric};
+use rankscope_core::analysis::trajectory::{CheckpointSel, LayerSel, Matrix, Metric};
 use rankscope_core::figures::FigureSpec;
 use std::path::PathBuf;
 

@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use rankscope_core::analysis::activations::KeyVariant;
 use rankscope_core::analysis::collapse::{CollapseRule, PlateauRule, RunPlateaus};
 use rankscope_core::analysis::compare::inputs::activation_metric_values;
-use rankscope_core::analysis::study::{Matrix, Metric};
+use rankscope_core::analysis::trajectory::{Matrix, Metric};
 use rankscope_core::report::{collapse_section, Part};
 use std::path::PathBuf;
 

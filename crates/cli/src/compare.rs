@@ -20,7 +20,7 @@ use rankscope_core::analysis::compare::{
 use rankscope_core::analysis::conditions::{group_conditions, run_seeds, Condition, UserGroup};
 use rankscope_core::analysis::importance::layer_mean_resamples;
 use rankscope_core::analysis::spectrum::weight_metrics;
-use rankscope_core::analysis::study::{Matrix, Metric};
+use rankscope_core::analysis::trajectory::{Matrix, Metric};
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::inventory::Inventory;
 use rankscope_core::source::{block_on, FileSource};

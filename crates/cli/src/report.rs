@@ -15,11 +15,11 @@ use rankscope_core::analysis::collapse::{CollapseRule, PlateauRule};
 use rankscope_core::analysis::compare::inputs::activation_metric_values;
 use rankscope_core::analysis::conditions::{group_conditions, run_seeds, Condition};
 use rankscope_core::analysis::importance::DEFAULT_PERMUTATIONS;
-use rankscope_core::analysis::study::{
-    trajectory_figure_from, waterfall_figure_from, CheckpointSel, LayerSel, Matrix, RunSpectra,
-    Source, XAxis,
-};
 use rankscope_core::analysis::study_figures::layer_pr_figure;
+use rankscope_core::analysis::trajectory::{
+    trajectory_figure_from, waterfall_figure_from, CheckpointSel, LayerSel, Matrix, RunSpectra,
+    SpectraSource, TrainingAxis,
+};
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::inventory::Inventory;
 use rankscope_core::parallel;
@@ -224,7 +224,7 @@ pub fn run(o: Args) -> Result<()> {
 
 /// Figures 1 and 2 from the activation spectra every part shares.
 fn trajectory_figures(runs: &[RunSpectra], o: &Args, variant: KeyVariant) -> Vec<FigureSlot> {
-    let source = Source::Activations(variant);
+    let source = SpectraSource::Activations(variant);
     let (t1, t2) = (
         "Figure 1: rank trajectory (K of the activations vs training tokens)",
         "Figure 2: singular-value waterfall at the final checkpoint",
@@ -246,7 +246,7 @@ fn trajectory_figures(runs: &[RunSpectra], o: &Args, variant: KeyVariant) -> Vec
                 LayerSel::Mean,
                 Matrix::K,
                 o.cmp.metric,
-                XAxis::Tokens,
+                TrainingAxis::Tokens,
             ),
         )
     } else {

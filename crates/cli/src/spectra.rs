@@ -7,9 +7,9 @@ use crate::merge::SessionArgs;
 use crate::text::{errln, outln};
 use anyhow::{bail, Result};
 use rankscope_core::analysis::collect::{collect_weight_spectra_blocking, SpectraFailure};
-use rankscope_core::analysis::study::{
+use rankscope_core::analysis::trajectory::{
     checkpoint_value, layer_value, results_trajectory_figure, trajectory_figure, waterfall_figure,
-    CheckpointSel, CheckpointSpectra, LayerSel, Matrix, Metric, RunSpectra, XAxis,
+    CheckpointSel, CheckpointSpectra, LayerSel, Matrix, Metric, RunSpectra, TrainingAxis,
 };
 use rankscope_core::figures::FigureSpec;
 use rankscope_core::formats::logs::LogFormat;
@@ -68,7 +68,7 @@ pub struct TrajectoryArgs {
     matrix: Matrix,
     /// The x axis
     #[arg(long, value_parser = x_axis(), default_value = "tokens")]
-    x: XAxis,
+    x: TrainingAxis,
     #[command(flatten)]
     files: FigureFiles,
     /// Print the figure as JSON
@@ -76,10 +76,10 @@ pub struct TrajectoryArgs {
     json: bool,
 }
 
-fn x_axis() -> Choice<XAxis> {
+fn x_axis() -> Choice<TrainingAxis> {
     Choice::new("x axis", ["tokens", "step"], |v| match v {
-        "tokens" => Some(XAxis::Tokens),
-        "step" => Some(XAxis::Step),
+        "tokens" => Some(TrainingAxis::Tokens),
+        "step" => Some(TrainingAxis::Step),
         _ => None,
     })
 }
@@ -252,15 +252,15 @@ fn trajectory(o: TrajectoryArgs) -> Result<()> {
         // A trajectory places checkpoints by their training point: with
         // none known, it would be an empty plot.
         let x_of = |c: &CheckpointSpectra| match o.x {
-            XAxis::Tokens => c.tokens,
-            XAxis::Step => c.step,
+            TrainingAxis::Tokens => c.tokens,
+            TrainingAxis::Step => c.step,
         };
         let placed = runs
             .iter()
             .flat_map(|r| &r.checkpoints)
             .any(|c| x_of(c).is_some());
         if !placed {
-            let axis = if o.x == XAxis::Tokens {
+            let axis = if o.x == TrainingAxis::Tokens {
                 "token count"
             } else {
                 "step"

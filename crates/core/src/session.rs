@@ -8,7 +8,7 @@ use crate::analysis::activations::ActivationRun;
 use crate::analysis::collect::SpectraFailure;
 use crate::analysis::jobs::StudyOutput;
 use crate::analysis::shard::Shard;
-use crate::analysis::study::RunSpectra;
+use crate::analysis::trajectory::RunSpectra;
 use crate::formats::json_outline;
 use crate::formats::logs::Series;
 use crate::formats::tokens::TokenBatch;
@@ -22,8 +22,7 @@ use std::collections::BTreeMap;
 
 pub mod merge;
 
-/// The `format` field that marks a session file.
-pub const SESSION_FORMAT: &str = "rankscope-session";
+pub use crate::formats::SESSION_FORMAT;
 /// The version this build writes and reads.
 pub const SESSION_VERSION: u32 = 1;
 /// Largest session file accepted (a 6-run, 10-checkpoint, 22-layer study with

@@ -29,9 +29,11 @@
 //! for files opened from a URL): [`fragment_get`] and [`fragment_with`] read
 //! and rewrite one key and keep every other part as it was.
 
-use crate::analysis::losscurve::axes::XAxis as LossXAxis;
+use crate::analysis::losscurve::axes::XAxis;
 use crate::analysis::results::KeyVariant;
-use crate::analysis::study::{CheckpointSel, LayerSel, Matrix, Metric, Source, XAxis};
+use crate::analysis::trajectory::{
+    CheckpointSel, LayerSel, Matrix, Metric, SpectraSource, TrainingAxis,
+};
 use crate::figures::spec::View;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -80,7 +82,7 @@ pub struct TrajectoryView {
     pub heldout: bool,
     pub matrix: Matrix,
     pub layer: LayerSel,
-    pub x: XAxis,
+    pub x: TrainingAxis,
 }
 
 impl Default for TrajectoryView {
@@ -92,7 +94,7 @@ impl Default for TrajectoryView {
             heldout: false,
             matrix: Matrix::K,
             layer: LayerSel::Mean,
-            x: XAxis::Tokens,
+            x: TrainingAxis::Tokens,
         }
     }
 }
@@ -122,7 +124,7 @@ pub struct CompareView {
     pub groups: BTreeMap<String, String>,
     pub show_seeds: bool,
     pub mark_collapse: bool,
-    pub source: Source,
+    pub source: SpectraSource,
     pub matrix: Matrix,
     pub metric: Metric,
     /// The equivalence margin δ, in percent of the pooled mean (0 < δ ≤ 100).
@@ -137,7 +139,7 @@ impl Default for CompareView {
             groups: BTreeMap::new(),
             show_seeds: false,
             mark_collapse: false,
-            source: Source::Activations(KeyVariant::PostNorm),
+            source: SpectraSource::Activations(KeyVariant::PostNorm),
             matrix: Matrix::K,
             metric: Metric::Pr,
             margin_pct: 5.0,
@@ -155,7 +157,7 @@ impl Default for CompareView {
 pub struct LossView {
     /// `None` = the section's default metric for the logs present.
     pub metric: Option<String>,
-    pub x: LossXAxis,
+    pub x: XAxis,
     pub log_y: bool,
     /// EMA smoothing β, in [0, 0.999].
     pub beta: f64,
@@ -170,7 +172,7 @@ impl Default for LossView {
     fn default() -> Self {
         Self {
             metric: None,
-            x: LossXAxis::Step,
+            x: XAxis::Step,
             log_y: false,
             beta: 0.9,
             hidden: BTreeSet::new(),
@@ -559,7 +561,7 @@ mod tests {
         let mut v = PageView::default();
         v.trajectory.metric = Metric::Erank;
         v.trajectory.layer = LayerSel::Layer(3);
-        v.trajectory.x = XAxis::Step;
+        v.trajectory.x = TrainingAxis::Step;
         v.trajectory.source = TrajectorySource::Weights;
         v.waterfall.checkpoint = CheckpointSel::Index(2);
         v.waterfall.log_y = false;
@@ -583,7 +585,7 @@ mod tests {
         v.compare.extra = ("A1".into(), "C2".into());
         v.compare.groups.insert("A1_seed43".into(), "A1".into());
         v.loss.beta = 0.5;
-        v.loss.x = LossXAxis::Tokens;
+        v.loss.x = XAxis::Tokens;
         v.loss.hidden.insert("muonh_seed1".into());
         v.loss.reference = Some(["adamh_seed1".to_string()].into_iter().collect());
         v.esd.run = Some("B2".into());
@@ -726,7 +728,7 @@ mod tests {
         assert_eq!(v.compare.margin_pct, d.compare.margin_pct);
         assert!(v.compare.show_seeds);
         assert_eq!((v.loss.beta, v.loss.window), (d.loss.beta, d.loss.window));
-        assert_eq!(v.loss.x, LossXAxis::Tokens);
+        assert_eq!(v.loss.x, XAxis::Tokens);
         assert_eq!(v.esd.layer, 0, "1e300 is no index");
         assert_eq!(v.esd.head, MAX_INDEX);
         assert_eq!(v.esd.run.as_deref(), Some("B1"));

@@ -15,11 +15,11 @@ use rankscope_core::analysis::activations::{
 };
 use rankscope_core::analysis::collect::collect_activation_spectra;
 use rankscope_core::analysis::spectrum::mean_metrics;
-use rankscope_core::analysis::study::{
-    checkpoint_value, trajectory_figure_from, waterfall_figure_from, CheckpointSel, LayerSel,
-    Matrix, Metric, Source, XAxis,
-};
 use rankscope_core::analysis::study_figures::heldout_loss_figure;
+use rankscope_core::analysis::trajectory::{
+    checkpoint_value, trajectory_figure_from, waterfall_figure_from, CheckpointSel, LayerSel,
+    Matrix, Metric, SpectraSource, TrainingAxis,
+};
 use rankscope_core::analysis::weights::{HeadSpectrum, Shards};
 use rankscope_core::formats::safetensors::read_header;
 use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
@@ -411,7 +411,7 @@ fn inventory_driver_reports_progress_and_can_be_cancelled() {
     }
     // Figure 1 with the held-out loss as its metric: one point per checkpoint at its tokens,
     // the user's own val_loss within the fixtures' tolerance.
-    let fig = heldout_loss_figure(&runs, XAxis::Tokens, "heldout_tokens.safetensors");
+    let fig = heldout_loss_figure(&runs, TrainingAxis::Tokens, "heldout_tokens.safetensors");
     assert_eq!(fig.series.len(), 1);
     let points = &fig.series[0].points;
     assert_eq!(points.len(), 6);
@@ -435,14 +435,14 @@ fn inventory_driver_reports_progress_and_can_be_cancelled() {
 
     let runs_k = [run.run_spectra(KeyVariant::PostRope)];
     assert_eq!(runs_k[0].checkpoints.len(), 6);
-    let source = Source::Activations(KeyVariant::PostRope);
+    let source = SpectraSource::Activations(KeyVariant::PostRope);
     let fig = trajectory_figure_from(
         source,
         &runs_k,
         LayerSel::Mean,
         Matrix::K,
         Metric::Pr,
-        XAxis::Tokens,
+        TrainingAxis::Tokens,
     );
     let caption = serde_json::to_string(&fig).expect("spec");
     assert!(

@@ -9,7 +9,7 @@
 
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
 use rankscope_core::analysis::collect::{collect_activation_spectra, collect_weight_spectra};
-use rankscope_core::analysis::study::RunSpectra;
+use rankscope_core::analysis::trajectory::RunSpectra;
 use rankscope_core::analysis::weights::HeadSpectrum;
 use rankscope_core::formats::safetensors::read_header;
 use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
@@ -309,7 +309,9 @@ fn stories260k_pytorch_bin_equals_its_safetensors_twin() {
 
 #[test]
 fn a_lone_checkpoints_trajectory_says_why_it_is_empty() {
-    use rankscope_core::analysis::study::{trajectory_figure, LayerSel, Matrix, Metric, XAxis};
+    use rankscope_core::analysis::trajectory::{
+        trajectory_figure, LayerSel, Matrix, Metric, TrainingAxis,
+    };
     let inv = inventory(&[
         "pt/stories260K/pytorch_model.bin",
         "pt/stories260K/config.json",
@@ -317,7 +319,13 @@ fn a_lone_checkpoints_trajectory_says_why_it_is_empty() {
     let note = inv.files[0].all_messages().join("; ");
     assert!(note.contains("analysed as a one-checkpoint run"), "{note}");
     let runs = weights(&inv);
-    let fig = trajectory_figure(&runs, LayerSel::Mean, Matrix::K, Metric::Pr, XAxis::Tokens);
+    let fig = trajectory_figure(
+        &runs,
+        LayerSel::Mean,
+        Matrix::K,
+        Metric::Pr,
+        TrainingAxis::Tokens,
+    );
     assert!(
         fig.caption
             .starts_with("No checkpoint has a training tokens value"),
@@ -335,7 +343,7 @@ fn a_lone_checkpoints_trajectory_says_why_it_is_empty() {
         LayerSel::Mean,
         Matrix::K,
         Metric::Pr,
-        XAxis::Step,
+        TrainingAxis::Step,
     );
     assert!(
         !placed.caption.contains("No checkpoint"),

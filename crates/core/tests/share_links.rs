@@ -2,9 +2,9 @@
 //! specs → link → spec, drawn before and after. A link must draw the same
 //! picture (quantisation below what a figure can show) and stay short.
 
-use rankscope_core::analysis::study::{
+use rankscope_core::analysis::trajectory::{
     trajectory_figure, waterfall_figure, CheckpointSel, CheckpointSpectra, LayerSel, Matrix,
-    Metric, RunSpectra, XAxis,
+    Metric, RunSpectra, TrainingAxis,
 };
 use rankscope_core::analysis::weights::{weight_spectra, Shards};
 use rankscope_core::figures::{to_png, Axis, FigureKind, FigureSpec, SeriesSpec, Style};
@@ -115,7 +115,7 @@ fn study_figures_survive_a_link_unchanged_to_the_eye() {
             LayerSel::Mean,
             Matrix::K,
             metric,
-            XAxis::Tokens,
+            TrainingAxis::Tokens,
         ));
     }
     figures.push(trajectory_figure(
@@ -123,7 +123,7 @@ fn study_figures_survive_a_link_unchanged_to_the_eye() {
         LayerSel::Layer(2),
         Matrix::Q,
         Metric::Pr,
-        XAxis::Tokens,
+        TrainingAxis::Tokens,
     ));
     figures.push(waterfall_figure(
         &runs,
@@ -206,7 +206,7 @@ fn a_session_of_the_fixture_study_round_trips_exactly() {
             LayerSel::Mean,
             Matrix::K,
             Metric::Cond,
-            XAxis::Tokens,
+            TrainingAxis::Tokens,
         )
     };
     assert_eq!(fig(&back), fig(&session));

@@ -3,8 +3,10 @@
 //! in `expected/<RUN>.json`, for F32, BF16 (`_orig_mod.`) and F16 checkpoints.
 //! Tolerance: fixtures README, "W_k spectra (weights only): 1e-6 relative".
 
-use rankscope_core::analysis::study::{checkpoint_value, layer_value, LayerSel, Matrix, Metric};
-use rankscope_core::analysis::weights::{weight_spectra, Shards, WeightSpectra};
+use rankscope_core::analysis::trajectory::{
+    checkpoint_value, layer_value, LayerSel, Matrix, Metric,
+};
+use rankscope_core::analysis::weights::{weight_spectra, ModelSpectra, Shards};
 use rankscope_core::formats::safetensors::read_header;
 use rankscope_core::model::arch::{recognise, Recognition};
 use rankscope_core::source::{block_on, FileSource};
@@ -13,7 +15,7 @@ use serde_json::Value;
 mod common;
 use common::{fixture_job, FIXTURES};
 
-fn spectra_of(path: &str) -> WeightSpectra {
+fn spectra_of(path: &str) -> ModelSpectra {
     let src = FileSource::open(path).expect("open checkpoint");
     let header = read_header(&src).expect("header");
     let tensors: Vec<_> = header
@@ -224,7 +226,7 @@ fn stories260k_llama_wk_matches_the_reference() {
 fn a_worker_job_gives_the_same_spectra_as_the_direct_path() {
     use rankscope_core::analysis::jobs::{run_checkpoint_job, CheckpointJob, JobKind, JobOutput};
     let b1 = "runs/B1/ckpt_tokens_327680.safetensors";
-    let (job, sources) = fixture_job(&[b1], b1, JobKind::WeightSpectra);
+    let (job, sources) = fixture_job(&[b1], b1, JobKind::ModelSpectra);
     assert_eq!(job.files, [b1]);
     let mut lines = Vec::new();
     let out = block_on(run_checkpoint_job(&job, &sources, &mut |line, _| {
@@ -233,7 +235,7 @@ fn a_worker_job_gives_the_same_spectra_as_the_direct_path() {
     .expect("job runs");
     assert_eq!(
         out,
-        JobOutput::WeightSpectra {
+        JobOutput::ModelSpectra {
             weights: spectra_of(&format!("{FIXTURES}/{b1}")),
             non_finite: Vec::new(),
         }
@@ -245,7 +247,7 @@ fn a_worker_job_gives_the_same_spectra_as_the_direct_path() {
 
     // A file that is no checkpoint gets no job, and says why.
     let inv = common::inventory_of(&["eval_tokens.safetensors"]);
-    let err = CheckpointJob::plan(&inv, 0, JobKind::WeightSpectra).unwrap_err();
+    let err = CheckpointJob::plan(&inv, 0, JobKind::ModelSpectra).unwrap_err();
     assert_eq!(err.to_string(), "its architecture is not recognised");
 
     // Hugging Face Llama: the architecture recognised with the config beside the
@@ -254,11 +256,11 @@ fn a_worker_job_gives_the_same_spectra_as_the_direct_path() {
     let (job, sources) = fixture_job(
         &[model, "stories260K/config.json"],
         model,
-        JobKind::WeightSpectra,
+        JobKind::ModelSpectra,
     );
     assert_eq!(job.files, [model]);
     match block_on(run_checkpoint_job(&job, &sources, &mut |_, _| {})).expect("job runs") {
-        JobOutput::WeightSpectra { weights, .. } => assert_eq!(weights.layers.len(), 5),
+        JobOutput::ModelSpectra { weights, .. } => assert_eq!(weights.layers.len(), 5),
         other => panic!("stories260K: {other:?}"),
     }
 }

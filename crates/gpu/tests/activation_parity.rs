@@ -28,7 +28,7 @@ use rankscope_core::analysis::activations::{
     Progress, BLOCK_BUDGET_BYTES,
 };
 use rankscope_core::analysis::spectrum::mean_metrics;
-use rankscope_core::analysis::study::{checkpoint_value, LayerSel, Matrix, Metric};
+use rankscope_core::analysis::trajectory::{checkpoint_value, LayerSel, Matrix, Metric};
 use rankscope_core::analysis::weights::HeadSpectrum;
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::model::forward::ModelWeights;

@@ -10,9 +10,9 @@
 //! Every SVD is f64 ([`super::spectrum::singular_values`]); the forward pass is f32.
 //!
 //! The result reuses [`super::weights::HeadSpectrum`]: [`ActivationSpectra::spectra`] gives a
-//! [`super::weights::WeightSpectra`] whose `k_heads`/`q_heads` are the activations, so the
+//! [`super::weights::ModelSpectra`] whose `k_heads`/`q_heads` are the activations, so the
 //! study figures draw it unchanged; their caption names the source through
-//! [`super::study::Source`].
+//! [`super::trajectory::SpectraSource`].
 
 use super::gram_spectra::{Activation, BlockProbe, GramProbe, PendingSpectra, SpectraRoutes};
 use crate::model::backend::{row_batch, ForwardBackend};
@@ -24,7 +24,7 @@ pub use super::gram_spectra::{head_spectrum, head_spectrum_from_gram};
 pub use super::results::{
     ActivationError, ActivationLayer, ActivationSpectra, KeyVariant, Progress, Stage, VariantHeads,
 };
-use super::study::{CheckpointSpectra, RunSpectra};
+use super::trajectory::{CheckpointSpectra, RunSpectra};
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::Architecture;
 use crate::model::forward::{
@@ -561,7 +561,7 @@ pub struct ActivationRun {
 impl ActivationRun {
     /// The run as the study figures take it, for one K variant (checkpoints
     /// without that variant are left out). Draw with
-    /// `Source::Activations(variant)` so the caption says so.
+    /// `SpectraSource::Activations(variant)` so the caption says so.
     pub fn run_spectra(&self, variant: KeyVariant) -> RunSpectra {
         RunSpectra {
             run: self.run.clone(),

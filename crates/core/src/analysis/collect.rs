@@ -6,8 +6,8 @@ use super::activations::{
     streamed_activation_spectra, ActivationCheckpoint, ActivationError, ActivationRun,
     ActivationSpectra, KeyVariant, Progress,
 };
-use super::study::{CheckpointSpectra, RunSpectra};
-use super::weights::{weight_spectra, Shards, WeightSpectra};
+use super::trajectory::{CheckpointSpectra, RunSpectra};
+use super::weights::{weight_spectra, ModelSpectra, Shards};
 use crate::formats::safetensors::Header;
 use crate::formats::tokens::TokenBatch;
 use crate::inventory::{CheckpointRef, Content, Inventory, RunGroup};
@@ -62,7 +62,7 @@ pub fn collect_weight_spectra_blocking<S: AsyncByteSource>(
 
 fn weight_runs(
     inv: &Inventory,
-    outcomes: Vec<Outcome<WeightSpectra>>,
+    outcomes: Vec<Outcome<ModelSpectra>>,
 ) -> (Vec<RunSpectra>, Vec<SpectraFailure>) {
     let (runs, failures) = assemble(inv, outcomes);
     let runs = runs
@@ -154,7 +154,7 @@ pub async fn checkpoint_weight_spectra<S: AsyncByteSource>(
     file: usize,
     open: &dyn Fn(usize) -> Option<S>,
     progress: &mut dyn FnMut(f64),
-) -> Result<Option<WeightSpectra>, String> {
+) -> Result<Option<ModelSpectra>, String> {
     let Some(entry) = inv.files.get(file) else {
         return Err("not in the inventory".into());
     };

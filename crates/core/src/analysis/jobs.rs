@@ -14,7 +14,7 @@ use super::activations::{
 };
 use super::importance::{gamma_vs_svd, layer_pr_with_ci, Importance, LayerPr};
 use super::surgery::{has_key_norm, run_sweep_on, Strategy, SurgeryResult, SweepOptions};
-use super::weights::{weight_spectra_after, Shards, WeightError, WeightSpectra, WeightTap};
+use super::weights::{weight_spectra_after, ModelSpectra, Shards, WeightError, WeightTap};
 use crate::formats::safetensors::Header;
 use crate::formats::tokens::TokenBatch;
 use crate::inventory::batches::misfit;
@@ -55,7 +55,7 @@ pub enum JobError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum JobKind {
     /// Singular values and metrics of every W_k / W_q head.
-    WeightSpectra,
+    ModelSpectra,
     /// The weight spectra, then the forward pass on the eval batch: K/Q
     /// activation spectra (all variants) and, with a held-out batch, its loss.
     /// `eval` and `heldout` are paths among the job's files.
@@ -145,7 +145,7 @@ impl CheckpointJob {
             headers.push(header.clone());
         }
         let named: Vec<&String> = match &kind {
-            JobKind::WeightSpectra => Vec::new(),
+            JobKind::ModelSpectra => Vec::new(),
             JobKind::WeightsAndActivations { eval, heldout } => {
                 std::iter::once(eval).chain(heldout).collect()
             }
@@ -189,8 +189,8 @@ impl CheckpointJob {
 /// A finished job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum JobOutput {
-    WeightSpectra {
-        weights: WeightSpectra,
+    ModelSpectra {
+        weights: ModelSpectra,
         /// Tensors whose bytes read hold NaN or ±Inf (`part` indexes the job's `files`).
         #[serde(default)]
         non_finite: Vec<NonFinite>,
@@ -199,13 +199,13 @@ pub enum JobOutput {
     /// vocabulary, an architecture the forward pass does not run): the
     /// weight spectra are kept either way.
     WeightsAndActivations {
-        weights: WeightSpectra,
+        weights: ModelSpectra,
         activations: Result<ActivationSpectra, String>,
         /// Where the forward passes ran, as the page shows it ("CPU (WebAssembly)",
         /// "WebGPU: <adapter>", or the CPU with the reason WebGPU was not used).
         #[serde(default)]
         engine: String,
-        /// As for [`JobOutput::WeightSpectra`]: the forward pass read every weight it uses.
+        /// As for [`JobOutput::ModelSpectra`]: the forward pass read every weight it uses.
         #[serde(default)]
         non_finite: Vec<NonFinite>,
     },
@@ -347,7 +347,7 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
     let weights = weight_spectra_after(&shards, arch, Some(&tap), &mut weights_progress).await?;
     let non_finite = shards.non_finite();
     Ok(match activations {
-        None => JobOutput::WeightSpectra {
+        None => JobOutput::ModelSpectra {
             weights,
             non_finite,
         },
@@ -593,7 +593,7 @@ mod tests {
             &mut |_| {},
         ));
         let inv = Inventory::link(vec![entry]);
-        let job = CheckpointJob::plan(&inv, 0, JobKind::WeightSpectra).unwrap();
+        let job = CheckpointJob::plan(&inv, 0, JobKind::ModelSpectra).unwrap();
         assert_eq!(job.files, ["B1/ckpt_tokens_0.safetensors"]);
         assert_eq!(job.arch.n_layers, 4);
         let back: CheckpointJob =

@@ -3,7 +3,7 @@
 //! `activations`, `gram_spectra` and `study` each import these types and never each other.
 
 use super::spectrum::SpectrumError;
-use super::weights::{HeadSpectrum, WeightSpectra};
+use super::weights::{HeadSpectrum, ModelSpectra};
 use crate::model::forward::ForwardError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -123,7 +123,7 @@ pub struct ActivationSpectra {
 impl ActivationSpectra {
     /// The spectra of `variant` in the shape the study figures take (K in
     /// `k_heads`, Q in `q_heads`, no γ); `None` if the variant was not computed.
-    pub fn spectra(&self, variant: KeyVariant) -> Option<WeightSpectra> {
+    pub fn spectra(&self, variant: KeyVariant) -> Option<ModelSpectra> {
         let layers = self
             .layers
             .iter()
@@ -132,7 +132,7 @@ impl ActivationSpectra {
                     KeyVariant::Centered => l.q_centered.clone()?,
                     _ => l.q_heads.clone(),
                 };
-                Some(super::weights::LayerWeights {
+                Some(super::weights::LayerSpectra {
                     layer: l.layer,
                     k_heads: l.k_heads(variant)?.to_vec(),
                     q_heads: q,
@@ -141,7 +141,7 @@ impl ActivationSpectra {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(WeightSpectra {
+        Some(ModelSpectra {
             d_k: self.d_k,
             d_model: self.d_model,
             layers,

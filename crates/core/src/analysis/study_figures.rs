@@ -4,8 +4,8 @@
 
 use super::activations::ActivationRun;
 use super::importance::{Importance, LayerPr};
-use super::study::XAxis;
 use super::surgery::SurgeryResult;
+use super::trajectory::TrainingAxis;
 use crate::figures::build::{self, BandCurve, RunBars, RunPoints};
 use crate::figures::spec::FigureSpec;
 
@@ -58,7 +58,7 @@ pub fn layer_pr_figure(runs: &[LayerPrRun], n_boot: usize, sources: Vec<String>)
 /// Figure 1 with the held-out loss as its metric: the mean next-token cross-entropy of each
 /// checkpoint on the held-out batch (computed with the activation spectra), vs training tokens
 /// or step. Says which checkpoints have no value and why.
-pub fn heldout_loss_figure(runs: &[ActivationRun], x: XAxis, heldout: &str) -> FigureSpec {
+pub fn heldout_loss_figure(runs: &[ActivationRun], x: TrainingAxis, heldout: &str) -> FigureSpec {
     let x_label = x.label();
     let mut no_loss = 0;
     let mut no_x = 0;

@@ -26,9 +26,9 @@ pub struct HeadSpectrum {
     pub metrics: WeightMetrics,
 }
 
-/// The attention weights of one layer.
+/// One layer's K and Q head spectra (weights or activations), with the norm γ's where the model has them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerWeights {
+pub struct LayerSpectra {
     pub layer: usize,
     /// W_k per kv-head (`d_k × d_model`).
     pub k_heads: Vec<HeadSpectrum>,
@@ -40,12 +40,14 @@ pub struct LayerWeights {
     pub gamma_q: Option<Vec<f32>>,
 }
 
-/// Every layer's attention-weight spectra of one checkpoint.
+/// Every layer's K and Q head spectra of one checkpoint: of the weights (W_k, W_q), or of the
+/// activations (K = W_k·X, Q = W_q·X on the eval batch; `analysis::activations`), which have the
+/// same shape per head.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WeightSpectra {
+pub struct ModelSpectra {
     pub d_k: usize,
     pub d_model: usize,
-    pub layers: Vec<LayerWeights>,
+    pub layers: Vec<LayerSpectra>,
 }
 
 /// Why a checkpoint's weight spectra could not be computed.
@@ -102,7 +104,7 @@ pub async fn weight_spectra<S: AsyncByteSource>(
     shards: &Shards<'_, S>,
     arch: &Architecture,
     progress: &mut dyn FnMut(f64),
-) -> Result<WeightSpectra, WeightError> {
+) -> Result<ModelSpectra, WeightError> {
     weight_spectra_after(shards, arch, None, progress).await
 }
 
@@ -236,7 +238,7 @@ pub async fn weight_spectra_after<S: AsyncByteSource>(
     arch: &Architecture,
     tap: Option<&WeightTap>,
     progress: &mut dyn FnMut(f64),
-) -> Result<WeightSpectra, WeightError> {
+) -> Result<ModelSpectra, WeightError> {
     let mut layers = Vec::with_capacity(arch.n_layers);
     for (l, tensors) in arch.layers.iter().enumerate() {
         let mut k_heads = Vec::with_capacity(arch.n_kv_heads);
@@ -255,7 +257,7 @@ pub async fn weight_spectra_after<S: AsyncByteSource>(
         }
         let gamma_k = norm_gamma(shards, tap, tensors.k_norm.as_deref()).await?;
         let gamma_q = norm_gamma(shards, tap, tensors.q_norm.as_deref()).await?;
-        layers.push(LayerWeights {
+        layers.push(LayerSpectra {
             layer: l,
             k_heads,
             q_heads,
@@ -264,7 +266,7 @@ pub async fn weight_spectra_after<S: AsyncByteSource>(
         });
         progress((l + 1) as f64 / arch.n_layers.max(1) as f64);
     }
-    Ok(WeightSpectra {
+    Ok(ModelSpectra {
         d_k: arch.d_k,
         d_model: arch.d_model,
         layers,

@@ -14,3 +14,8 @@ pub mod tokens;
 /// its text, and these files are a few kB to a few MB in practice. Token
 /// arrays and JSON lines are read as streams and have no such limit.
 pub const MAX_JSON_DOCUMENT: usize = 32 * 1024 * 1024;
+
+/// The `format` field that marks a rankscope session file. It lives here, below the
+/// inventory, because inspection recognises a session (to say it holds results, not
+/// inputs) and the inventory sits below [`crate::session`], which reads and writes them.
+pub const SESSION_FORMAT: &str = "rankscope-session";

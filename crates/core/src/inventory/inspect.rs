@@ -261,7 +261,7 @@ fn inspect_json(entry: &mut FileEntry, bytes: &[u8], outline: &Outline) -> bool 
         format: Some(f), ..
     } = outline
     {
-        if f == crate::session::SESSION_FORMAT {
+        if f == crate::formats::SESSION_FORMAT {
             entry.fail(FileKind::Unknown, "a rankscope session file (saved by the page): open it in the page; it holds results, not inputs");
             return true;
         }

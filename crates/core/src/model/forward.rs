@@ -42,7 +42,7 @@ use crate::formats::tokens::TokenBatch;
 use crate::model::arch::Architecture;
 use crate::model::tensors::TensorError;
 use kernels::{activate_all, causal_attention, gated, relu_squared, rms_norm_rows, Matrix, Norm};
-use load::{LayerWeights, Mlp};
+use load::{LayerSpectra, Mlp};
 use rope::RopeTable;
 
 /// Why a model could not be loaded or run.
@@ -375,7 +375,7 @@ impl<'a> Pass<'a> {
     fn block(
         &mut self,
         l: usize,
-        layer: &LayerWeights,
+        layer: &LayerSpectra,
         probe: &mut dyn Probe,
         surgery: Option<&dyn KeyTransform>,
     ) {
@@ -413,7 +413,7 @@ impl Pass<'_> {
     fn attention_block(
         arch: &Architecture,
         l: usize,
-        layer: &LayerWeights,
+        layer: &LayerSpectra,
         probe: &mut dyn Probe,
         surgery: Option<&dyn KeyTransform>,
         ws: &mut Workspace,
@@ -491,7 +491,7 @@ impl Pass<'_> {
         layer.w_o.apply(&ws.attn, t, &mut ws.x, true);
     }
 
-    fn mlp_block(arch: &Architecture, layer: &LayerWeights, ws: &mut Workspace) {
+    fn mlp_block(arch: &Architecture, layer: &LayerSpectra, ws: &mut Workspace) {
         let (t, d) = (ws.t, arch.d_model);
         ws.h.copy_from_slice(&ws.x);
         if let Some(g) = &layer.mlp_norm {

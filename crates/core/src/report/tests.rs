@@ -10,7 +10,7 @@ use crate::analysis::compare::{
     compare_all, CompareOptions, MetricPoint, MetricValues, Pair, RunMetric,
 };
 use crate::analysis::conditions::{GroupedBy, Replicate, SeedSource};
-use crate::analysis::study::{Matrix, Metric};
+use crate::analysis::trajectory::{Matrix, Metric};
 use crate::figures::build::{trajectory, RunPoints};
 
 /// A run with two checkpoints (0 and 1000 tokens): `first` then `last`.

@@ -6,7 +6,7 @@
 
 use super::{BatchRecord, Session, StudyRunRecord};
 use crate::analysis::activations::{ActivationCheckpoint, ActivationRun};
-use crate::analysis::study::{CheckpointSpectra, RunSpectra};
+use crate::analysis::trajectory::{CheckpointSpectra, RunSpectra};
 use crate::inventory::training_order;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -411,7 +411,7 @@ pub fn merge_sessions(mut inputs: Vec<(String, Session)>) -> Result<Merged, Merg
 mod tests {
     use super::*;
     use crate::analysis::shard::Shard;
-    use crate::analysis::weights::{LayerWeights, WeightSpectra};
+    use crate::analysis::weights::{LayerSpectra, ModelSpectra};
     use crate::session::ShardRecord;
 
     fn ckpt(tokens: u64, layers: usize) -> CheckpointSpectra {
@@ -419,11 +419,11 @@ mod tests {
             path: format!("runs/A/ckpt_tokens_{tokens}.safetensors"),
             step: None,
             tokens: Some(tokens),
-            spectra: WeightSpectra {
+            spectra: ModelSpectra {
                 d_k: 4,
                 d_model: 8,
                 layers: (0..layers)
-                    .map(|layer| LayerWeights {
+                    .map(|layer| LayerSpectra {
                         layer,
                         k_heads: Vec::new(),
                         q_heads: Vec::new(),

@@ -5,30 +5,30 @@
 
 use super::{MetricInfo, MetricPoint, MetricValues, RunMetric};
 use crate::analysis::activations::{ActivationRun, KeyVariant};
-use crate::analysis::study::{
-    checkpoint_value, layer_value, LayerSel, Matrix, Metric, RunSpectra, Source,
+use crate::analysis::trajectory::{
+    checkpoint_value, layer_value, LayerSel, Matrix, Metric, RunSpectra, SpectraSource,
 };
 
 /// What an activation metric is called in comparisons.
 pub fn activation_metric_info(variant: KeyVariant, matrix: Matrix, metric: Metric) -> MetricInfo {
-    metric_info(Source::Activations(variant), matrix, metric)
+    metric_info(SpectraSource::Activations(variant), matrix, metric)
 }
 
 /// What a metric of Figure 1 (weights or activations) is called in comparisons.
-pub fn metric_info(source: Source, matrix: Matrix, metric: Metric) -> MetricInfo {
+pub fn metric_info(source: SpectraSource, matrix: Matrix, metric: Metric) -> MetricInfo {
     let name = match (source, matrix) {
-        (Source::Activations(_), Matrix::K) => "K",
-        (Source::Activations(_), Matrix::Q) => "Q",
-        (Source::Weights, Matrix::K) => "W_k",
-        (Source::Weights, Matrix::Q) => "W_q",
+        (SpectraSource::Activations(_), Matrix::K) => "K",
+        (SpectraSource::Activations(_), Matrix::Q) => "Q",
+        (SpectraSource::Weights, Matrix::K) => "W_k",
+        (SpectraSource::Weights, Matrix::Q) => "W_q",
     };
     let short_metric = match metric {
         Metric::Pr => "PR",
         m => m.key(),
     };
     let variant = match source {
-        Source::Activations(v) => v.key(),
-        Source::Weights => "weights",
+        SpectraSource::Activations(v) => v.key(),
+        SpectraSource::Weights => "weights",
     };
     MetricInfo {
         key: format!(
@@ -56,14 +56,19 @@ pub fn activation_metric_values(
     metric: Metric,
 ) -> MetricValues {
     let spectra: Vec<RunSpectra> = runs.iter().map(|r| r.run_spectra(variant)).collect();
-    spectra_metric_values(&spectra, Source::Activations(variant), matrix, metric)
+    spectra_metric_values(
+        &spectra,
+        SpectraSource::Activations(variant),
+        matrix,
+        metric,
+    )
 }
 
 /// A metric of Figure 1 from spectra of `source` (weights, or one activation variant), per run;
 /// checkpoints where the metric is undefined are left out.
 pub fn spectra_metric_values(
     runs: &[RunSpectra],
-    source: Source,
+    source: SpectraSource,
     matrix: Matrix,
     metric: Metric,
 ) -> MetricValues {

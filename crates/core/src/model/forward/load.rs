@@ -25,7 +25,7 @@ pub(super) enum Mlp {
 
 /// One transformer block's weights, f32.
 #[derive(Debug, Clone)]
-pub(super) struct LayerWeights {
+pub(super) struct LayerSpectra {
     pub w_q: Matrix,
     pub w_k: Matrix,
     pub w_v: Matrix,
@@ -49,7 +49,7 @@ pub struct ModelWeights {
     pub(super) final_norm: Option<Norm>,
     /// Learned positions `[n_positions, d_model]` (GPT-2), added to the token embedding.
     pub(super) position_embedding: Option<Matrix>,
-    pub(super) layers: Vec<LayerWeights>,
+    pub(super) layers: Vec<LayerSpectra>,
 }
 
 impl ModelWeights {
@@ -115,7 +115,7 @@ pub(super) async fn read_layer<S: AsyncByteSource>(
     shards: &Shards<'_, S>,
     arch: &Architecture,
     l: usize,
-) -> Result<LayerWeights, ForwardError> {
+) -> Result<LayerSpectra, ForwardError> {
     let (d, d_k, d_ff) = (arch.d_model, arch.d_k, arch.d_ff);
     let q_rows = arch.n_heads * d_k;
     let kv_rows = arch.n_kv_heads * d_k;
@@ -147,7 +147,7 @@ pub(super) async fn read_layer<S: AsyncByteSource>(
     };
     let mlp = with_mlp_biases(shards, t, mlp).await?;
     let b = &t.biases;
-    Ok(LayerWeights {
+    Ok(LayerSpectra {
         w_q: biased(shards, matrix(shards, &t.w_q, [q_rows, d]).await?, &b.q).await?,
         w_k: biased(shards, matrix(shards, &t.w_k, [kv_rows, d]).await?, &b.k).await?,
         w_v: biased(shards, matrix(shards, &t.w_v, [kv_rows, d]).await?, &b.v).await?,

@@ -4,7 +4,7 @@
 //! cannot drift apart.
 
 use super::kernels::Matrix;
-use super::load::{LayerWeights, Mlp};
+use super::load::{LayerSpectra, Mlp};
 use super::ModelWeights;
 use crate::model::arch::{Activation, Architecture, Family, NormKind};
 
@@ -88,7 +88,7 @@ fn matrix(m: &Matrix) -> MatrixView<'_> {
     }
 }
 
-fn layer(l: &LayerWeights) -> LayerView<'_> {
+fn layer(l: &LayerSpectra) -> LayerView<'_> {
     LayerView {
         w_q: matrix(&l.w_q),
         w_k: matrix(&l.w_k),

@@ -6,7 +6,7 @@
 
 use super::results::KeyVariant;
 use super::spectrum::WeightMetrics;
-use super::weights::{HeadSpectrum, WeightSpectra};
+use super::weights::{HeadSpectrum, ModelSpectra};
 use crate::figures::build::{trajectory, waterfall, RunPoints, RunSpectrum};
 use crate::figures::spec::FigureSpec;
 use crate::formats::logs::Series;
@@ -123,7 +123,7 @@ impl Matrix {
 /// of a forward pass on the eval batch (see [`super::activations`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum Source {
+pub enum SpectraSource {
     /// W_k / W_q blocks (no forward pass).
     #[default]
     Weights,
@@ -131,16 +131,16 @@ pub enum Source {
     Activations(KeyVariant),
 }
 
-impl Source {
+impl SpectraSource {
     /// The matrix as the caption names it, e.g. "K = W_k·X on the eval batch
     /// (per kv-head, after k_norm, before RoPE)".
     pub fn matrix_label(self, matrix: Matrix) -> String {
         match (self, matrix) {
-            (Source::Weights, m) => m.label().to_string(),
-            (Source::Activations(v), Matrix::K) => {
+            (SpectraSource::Weights, m) => m.label().to_string(),
+            (SpectraSource::Activations(v), Matrix::K) => {
                 format!("K = W_k·X on the eval batch (per kv-head, {})", v.k_where())
             }
-            (Source::Activations(v), Matrix::Q) => {
+            (SpectraSource::Activations(v), Matrix::Q) => {
                 format!(
                     "Q = W_q·X on the eval batch (per query head, {})",
                     v.q_where()
@@ -152,8 +152,8 @@ impl Source {
     /// How the caption opens.
     fn caption_prefix(self) -> &'static str {
         match self {
-            Source::Weights => "Weight spectra (no forward pass)",
-            Source::Activations(_) => {
+            SpectraSource::Weights => "Weight spectra (no forward pass)",
+            SpectraSource::Activations(_) => {
                 "Activation spectra (f32 forward pass, not centred unless stated)"
             }
         }
@@ -260,25 +260,25 @@ pub fn layer_menu(depths: &[(String, usize)]) -> Vec<(LayerSel, String)> {
 /// The x-axis of a trajectory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum XAxis {
+pub enum TrainingAxis {
     Tokens,
     Step,
 }
 
-impl XAxis {
+impl TrainingAxis {
     /// The axis label: "training tokens", "training step".
     pub fn label(self) -> &'static str {
         match self {
-            XAxis::Tokens => "training tokens",
-            XAxis::Step => "training step",
+            TrainingAxis::Tokens => "training tokens",
+            TrainingAxis::Step => "training step",
         }
     }
 
     /// Where a checkpoint sits on this axis, when it says.
     pub fn of(self, tokens: Option<u64>, step: Option<u64>) -> Option<f64> {
         match self {
-            XAxis::Tokens => tokens.map(|t| t as f64),
-            XAxis::Step => step.map(|s| s as f64),
+            TrainingAxis::Tokens => tokens.map(|t| t as f64),
+            TrainingAxis::Step => step.map(|s| s as f64),
         }
     }
 }
@@ -289,7 +289,7 @@ pub struct CheckpointSpectra {
     pub path: String,
     pub step: Option<u64>,
     pub tokens: Option<u64>,
-    pub spectra: WeightSpectra,
+    pub spectra: ModelSpectra,
 }
 
 /// A run's checkpoints in training order.
@@ -301,7 +301,7 @@ pub struct RunSpectra {
     pub checkpoints: Vec<CheckpointSpectra>,
 }
 
-fn heads(ws: &WeightSpectra, layer: usize, matrix: Matrix) -> &[HeadSpectrum] {
+fn heads(ws: &ModelSpectra, layer: usize, matrix: Matrix) -> &[HeadSpectrum] {
     ws.layers.get(layer).map_or(&[], |l| match matrix {
         Matrix::K => &l.k_heads,
         Matrix::Q => &l.q_heads,
@@ -314,12 +314,7 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 }
 
 /// A layer's value: the mean over its heads (∞ if any head's is ∞, as for cond).
-pub fn layer_value(
-    ws: &WeightSpectra,
-    layer: usize,
-    matrix: Matrix,
-    metric: Metric,
-) -> Option<f64> {
+pub fn layer_value(ws: &ModelSpectra, layer: usize, matrix: Matrix, metric: Metric) -> Option<f64> {
     mean(
         heads(ws, layer, matrix)
             .iter()
@@ -329,7 +324,7 @@ pub fn layer_value(
 
 /// A checkpoint's value for one layer or the mean over layers.
 pub fn checkpoint_value(
-    ws: &WeightSpectra,
+    ws: &ModelSpectra,
     sel: LayerSel,
     matrix: Matrix,
     metric: Metric,
@@ -342,7 +337,7 @@ pub fn checkpoint_value(
     }
 }
 
-fn x_of(c: &CheckpointSpectra, x: XAxis) -> Option<f64> {
+fn x_of(c: &CheckpointSpectra, x: TrainingAxis) -> Option<f64> {
     x.of(c.tokens, c.step)
 }
 
@@ -370,19 +365,19 @@ pub fn trajectory_figure(
     sel: LayerSel,
     matrix: Matrix,
     metric: Metric,
-    x: XAxis,
+    x: TrainingAxis,
 ) -> FigureSpec {
-    trajectory_figure_from(Source::Weights, runs, sel, matrix, metric, x)
+    trajectory_figure_from(SpectraSource::Weights, runs, sel, matrix, metric, x)
 }
 
 /// Figure 1 from spectra of the given `source` (weights or activations, named in the caption).
 pub fn trajectory_figure_from(
-    source: Source,
+    source: SpectraSource,
     runs: &[RunSpectra],
     sel: LayerSel,
     matrix: Matrix,
     metric: Metric,
-    x: XAxis,
+    x: TrainingAxis,
 ) -> FigureSpec {
     let mut skipped = 0;
     let lines: Vec<RunPoints> = runs
@@ -453,7 +448,7 @@ pub enum CheckpointSel {
 
 /// The mean over heads (and layers, for [`LayerSel::Mean`]) of σ_i/σ_1, or one head's.
 pub fn normalized_spectrum(
-    ws: &WeightSpectra,
+    ws: &ModelSpectra,
     sel: LayerSel,
     matrix: Matrix,
     head: Option<usize>,
@@ -493,12 +488,12 @@ pub fn waterfall_figure(
     head: Option<usize>,
     log_y: bool,
 ) -> FigureSpec {
-    waterfall_figure_from(Source::Weights, runs, at, sel, matrix, head, log_y)
+    waterfall_figure_from(SpectraSource::Weights, runs, at, sel, matrix, head, log_y)
 }
 
 /// Figure 2 from spectra of the given `source` (weights or activations, named in the caption).
 pub fn waterfall_figure_from(
-    source: Source,
+    source: SpectraSource,
     runs: &[RunSpectra],
     at: CheckpointSel,
     sel: LayerSel,
