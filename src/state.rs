@@ -144,6 +144,20 @@ impl AppState {
         self.handles.with_value(|b| b.get(path).cloned())
     }
 
+    /// The URLs of the files opened from URLs, in the inventory's order ("Link to this view"
+    /// names them, so the link reopens them).
+    pub fn opened_urls(self) -> Vec<String> {
+        let paths: Vec<String> = self
+            .inventory
+            .with_untracked(|inv| inv.files.iter().map(|f| f.path.clone()).collect());
+        self.handles.with_value(|h| {
+            paths
+                .iter()
+                .filter_map(|p| h.get(p).and_then(|f| f.url().map(String::from)))
+                .collect()
+        })
+    }
+
     pub fn use_context() -> Self {
         expect_context::<AppState>()
     }

@@ -20,8 +20,8 @@ use leptos::prelude::*;
 use rankscope_core::analysis::losscurve::axes::XAxis;
 use rankscope_core::analysis::trajectory::CheckpointSel;
 use rankscope_core::view_link::{
-    decode_view, encode_view, fragment_get, fragment_with, view_from_fragment, CompareView,
-    EsdView, LossView, PageView, StudyView, TrajectoryView, WaterfallView, VIEW_KEY,
+    decode_view, encode_view, fragment_get, fragment_with, fragment_with_src, view_from_fragment,
+    CompareView, EsdView, LossView, PageView, StudyView, TrajectoryView, WaterfallView, VIEW_KEY,
 };
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -286,6 +286,14 @@ impl Parts {
     }
 }
 
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 /// Writes a change still waiting for its debounce now (before the URL is copied).
 #[derive(Clone, Copy)]
 pub struct Flush(Callback<()>);
@@ -295,20 +303,39 @@ pub struct Flush(Callback<()>);
 #[component]
 pub fn ViewLinkButton() -> impl IntoView {
     let flush = use_context::<Flush>();
+    let state = crate::state::AppState::use_context();
     let note = RwSignal::new(None::<String>);
     let link = RwSignal::new(None::<String>);
     let copy = move |_| {
         if let Some(Flush(f)) = flush {
             f.run(());
         }
-        let url = web_sys::window()
-            .and_then(|w| w.location().href().ok())
-            .unwrap_or_default();
+        // The address holds the view; files opened from URLs go in as `src=`, so the link
+        // reopens them too (dropped files cannot travel in a link).
+        let urls = state.opened_urls();
+        let dropped = state
+            .inventory
+            .with_untracked(|i| i.files.len())
+            .saturating_sub(urls.len());
+        let url = format!(
+            "{}#{}",
+            crate::web::export::page_address(),
+            fragment_with_src(&crate::web::export::fragment(), &urls)
+        );
+        let files = match (urls.len(), dropped) {
+            (0, _) => "The files are not in it: whoever opens it drops the same files.".to_string(),
+            (n, 0) => format!("It reopens the {n} file{} opened from URLs.", plural(n)),
+            (n, d) => format!(
+                "It reopens the {n} file{} opened from URLs; the {d} dropped file{} are not in it: whoever opens it drops them.",
+                plural(n),
+                plural(d)
+            ),
+        };
         leptos::task::spawn_local(async move {
             link.set(Some(url.clone()));
             note.set(Some(match crate::web::export::copy_to_clipboard(&url).await {
-                Ok(()) => "Link copied: it opens this view (figures, menus, hidden runs, zoom). The files are not in it: whoever opens it drops the same files.".to_string(),
-                Err(e) => format!("The clipboard refused ({e}): copy the link below."),
+                Ok(()) => format!("Link copied: it opens this view (figures, menus, hidden runs, zoom). {files}"),
+                Err(e) => format!("The clipboard refused ({e}): copy the link below. It opens this view. {files}"),
             }));
         });
     };

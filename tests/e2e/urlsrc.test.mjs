@@ -171,6 +171,40 @@ test('a #src= link opens a study by Range requests; Figure 1 equals the dropped 
   await page.context().close();
 });
 
+test('Link to this view of files opened in the URL box names their URLs; opened fresh, it reopens them and the view applies', { timeout: 180_000 }, async () => {
+  const { page, errors } = await openPage(browser, page0.url);
+  const urls = STUDY.map((p) => `${files0.base}/ranges/${p}`);
+  await page.fill('#url-input', urls.join(' '));
+  await page.press('#url-input', 'Enter');
+  await waitForInventory(page, STUDY.length);
+  await figureReady(page);
+  assert.doesNotMatch(await page.evaluate(() => location.hash), /src=/, 'the box does not write src= into the address');
+  await page.selectOption('#metric', 'erank');
+  await page.waitForFunction(() => /(?:^#|&)view=/.test(location.hash), null, { timeout: 10_000 });
+
+  await page.focus('#view-link');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.querySelector('#view-link-status').textContent.length > 0);
+  assert.match(await page.$eval('#view-link-status', (p) => p.textContent), new RegExp(`reopens the ${STUDY.length} files opened from URLs\\.$`));
+  const link = await page.$eval('#view-link-url', (i) => i.value);
+  const hash = new URL(link).hash;
+  const src = /(?:#|&)src=([^&]*)/.exec(hash)?.[1]?.split(',').map(decodeURIComponent);
+  assert.deepEqual([...(src ?? [])].sort(), [...urls].sort(), `the link names every URL: ${link}`);
+  assert.match(hash, /(?:#|&)view=v1\./, `the link holds the view: ${link}`);
+
+  const viewer = await (await browser.newContext()).newPage();
+  const viewerErrors = [];
+  viewer.on('pageerror', (e) => viewerErrors.push(String(e)));
+  await viewer.goto(link);
+  await waitForInventory(viewer, STUDY.length);
+  await figureReady(viewer);
+  assert.equal(await viewer.$eval('#metric', (s) => s.value), 'erank');
+  assert.deepEqual(errors, []);
+  assert.deepEqual(viewerErrors, []);
+  await viewer.context().close();
+  await page.context().close();
+});
+
 test('a server without Range support, one without CORS, and refused schemes get messages that say so', { timeout: 60_000 }, async () => {
   // No Range support: the checkpoint is refused, the small log is read whole.
   const { page } = await openPage(browser, srcLink('norange', ['runs/A1/ckpt_tokens_0.safetensors', 'runs/A1/metrics.jsonl']));

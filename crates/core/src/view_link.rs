@@ -553,9 +553,38 @@ pub fn fragment_with(fragment: &str, key: &str, value: Option<&str>) -> String {
     parts.join("&")
 }
 
+/// The fragment (without `#`) with `src=` naming `urls`, every other key kept (an empty list
+/// leaves the fragment as it is): "Link to this view" of a page whose files were opened from
+/// URLs (the box or a `#src=` link) reopens those files, and the view then applies to them.
+pub fn fragment_with_src<S: AsRef<str>>(fragment: &str, urls: &[S]) -> String {
+    if urls.is_empty() {
+        return fragment.trim_start_matches('#').to_string();
+    }
+    let src = crate::source::remote::src_fragment(urls);
+    let value = src.split_once('=').map_or("", |(_, v)| v);
+    fragment_with(fragment, "src", Some(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_view_link_names_the_urls_its_files_came_from() {
+        let urls = ["http://h/a b.safetensors", "http://h/c,d.json"];
+        let f = fragment_with_src("#figure=v1.x&view=v1.y", &urls);
+        assert_eq!(
+            f,
+            "figure=v1.x&view=v1.y&src=http://h/a%20b.safetensors,http://h/c%2Cd.json"
+        );
+        assert_eq!(crate::source::remote::src_list(&f).unwrap(), urls);
+        // An older src= is replaced in its place; no URLs leave the fragment alone.
+        assert_eq!(
+            fragment_with_src("src=http://old&view=v1.y", &urls[..1]),
+            "src=http://h/a%20b.safetensors&view=v1.y"
+        );
+        assert_eq!(fragment_with_src::<&str>("#view=v1.y", &[]), "view=v1.y");
+    }
 
     fn busy_view() -> PageView {
         let mut v = PageView::default();
