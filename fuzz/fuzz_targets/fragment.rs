@@ -1,11 +1,14 @@
 //! The page's URL fragment on arbitrary text (bytes → lossy UTF-8): the view
 //! (`view=`, `view_link`) and the files opened from URLs (`src=`, each URL
-//! checked by `RemoteUrl::parse`). Whatever view decodes must re-encode and
-//! decode to the same view; nothing may panic or loop.
+//! checked by `RemoteUrl::parse`, and named again by a view link). Whatever
+//! view decodes must re-encode and decode to the same view; nothing may panic
+//! or loop.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use rankscope_core::source::remote::{src_fragment, src_list, RemoteUrl};
-use rankscope_core::view_link::{decode_view, encode_view, fragment_with, view_from_fragment};
+use rankscope_core::view_link::{
+    decode_view, encode_view, fragment_with, fragment_with_src, view_from_fragment,
+};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -20,5 +23,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = RemoteUrl::parse(url, Some("https://example.org/rankscope/"));
         }
         let _ = src_list(&src_fragment(&urls));
+        // "Link to this view" names the URL-opened files: they come back as they went in.
+        if !urls.is_empty() {
+            let linked = fragment_with_src(&written, &urls);
+            assert_eq!(src_list(&linked).as_ref(), Some(&urls), "a view link lost a URL");
+        }
     }
 });
