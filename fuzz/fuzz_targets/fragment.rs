@@ -26,7 +26,11 @@ fuzz_target!(|data: &[u8]| {
         // "Link to this view" names the URL-opened files: they come back as they went in.
         if !urls.is_empty() {
             let linked = fragment_with_src(&written, &urls);
-            assert_eq!(src_list(&linked).as_ref(), Some(&urls), "a view link lost a URL");
+            assert_eq!(
+                src_list(&linked).as_ref(),
+                Some(&urls),
+                "a view link lost a URL"
+            );
         }
     }
 });

@@ -19,10 +19,14 @@ const NAMES: [&str; 10] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, rest)) = data.split_first() else { return };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
     let name = NAMES[(sel as usize) % NAMES.len()];
     let file: Vec<u8> = rest.to_vec();
-    let entry = block_on(inspect_file(name, &file, &mut |p| assert!((0.0..=1.0).contains(&p) || p.is_nan())));
+    let entry = block_on(inspect_file(name, &file, &mut |p| {
+        assert!((0.0..=1.0).contains(&p) || p.is_nan())
+    }));
     let _ = entry.overall_status();
     let _ = entry.all_messages();
 });

@@ -47,7 +47,9 @@ fn check(result: Result<Vec<logs::Series>, logs::LogError>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, rest)) = data.split_first() else { return };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
     match sel {
         0..=6 => check(logs::parse_as(FORMATS[sel as usize], rest)),
         7 => {

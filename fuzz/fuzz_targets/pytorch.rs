@@ -11,10 +11,16 @@ const MAX_READ_BYTES: u64 = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
     let file: Vec<u8> = data.to_vec();
-    let Ok(ckpt) = block_on(pytorch::read_checkpoint(&file)) else { return };
+    let Ok(ckpt) = block_on(pytorch::read_checkpoint(&file)) else {
+        return;
+    };
     for t in &ckpt.header.tensors {
         let range = t.byte_range();
-        assert!(range.end <= file.len() as u64, "tensor {} outside the file", t.name);
+        assert!(
+            range.end <= file.len() as u64,
+            "tensor {} outside the file",
+            t.name
+        );
         if range.end - range.start > MAX_READ_BYTES || t.numel() > MAX_READ_BYTES {
             continue;
         }

@@ -10,7 +10,9 @@ const MAX_DECODE_BYTES: u64 = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
     let file: Vec<u8> = data.to_vec();
-    let Ok(header) = st::read_header(&file) else { return };
+    let Ok(header) = st::read_header(&file) else {
+        return;
+    };
     let _ = header.dtypes();
     let _ = header.data_start();
     for t in &header.tensors {

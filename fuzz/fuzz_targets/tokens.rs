@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use rankscope_core::formats::tokens;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, rest)) = data.split_first() else { return };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
     let result = match sel % 3 {
         0 => tokens::parse_tokens_safetensors(&rest.to_vec()),
         1 => tokens::parse_npy(rest),
