@@ -93,11 +93,13 @@ impl From<RemoteError> for io::Error {
     }
 }
 
-/// The URLs of `src=` in a URL fragment (with or without the leading `#`, or
-/// a whole page URL), percent-decoded; `None` when the fragment has no
+/// The URLs of `src=` in a URL fragment (with or without the leading `#`),
+/// percent-decoded; `None` when the fragment has no
 /// `src=` key. Other `&`-separated keys (`figure=`, view state) are left alone.
 pub fn src_list(fragment: &str) -> Option<Vec<String>> {
-    let fragment = fragment_of(fragment);
+    // Only a leading `#` is dropped: a `#` later is part of the fragment (a hand-written link
+    // may hold one in a key's value), and a whole page URL is [`url_list`]'s to take apart.
+    let fragment = fragment.strip_prefix('#').unwrap_or(fragment);
     let value = fragment
         .split('&')
         .find_map(|kv| kv.strip_prefix(SRC_KEY))?;
@@ -112,25 +114,6 @@ pub fn src_list(fragment: &str) -> Option<Vec<String>> {
             })
             .collect(),
     )
-}
-
-/// The fragment of `text`: after a leading `#`, or after the first `#` of a whole page URL
-/// (`scheme://…#…`); otherwise `text` itself. A `#` later in a fragment is part of it (a
-/// hand-written link may hold one in a key's value), so it does not cut the fragment again.
-fn fragment_of(text: &str) -> &str {
-    if let Some(f) = text.strip_prefix('#') {
-        return f;
-    }
-    match text.split_once('#') {
-        Some((before, after))
-            if before
-                .find("://")
-                .is_some_and(|i| !before[..i].contains('=')) =>
-        {
-            after
-        }
-        _ => text,
-    }
 }
 
 /// What is percent-encoded in a `src=` value: what ends a URL in the list or
@@ -598,8 +581,8 @@ mod tests {
             ])
         );
         assert_eq!(
-            src_list("https://page.example/rankscope/#src=http://h/x.json"),
-            Some(vec!["http://h/x.json".to_string()])
+            url_list("https://page.example/rankscope/#src=http://h/x.json"),
+            vec!["http://h/x.json".to_string()]
         );
         assert_eq!(src_list("src="), Some(vec![]));
         // A `#` inside the fragment does not cut it (found by the `fragment` fuzz target: a view
