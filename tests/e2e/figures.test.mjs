@@ -1,6 +1,6 @@
 // End-to-end: Figures 1 and 2 appear for A1–B2 after dropping their
 // checkpoints, respond to the controls, and Figure 1 also draws from the
-// user's results.json files alone.
+// user's results.json files alone, and a lone model as its per-layer profile.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -88,6 +88,20 @@ test('Figure 1 draws from results.json files alone', async () => {
   assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'A1, A2, B1, B2');
   assert.match(await page.$eval('#figure-trajectory figcaption', (c) => c.textContent), /Imported results\.json/);
   assert.ok(await inked(page, 'figure-trajectory') > 5000);
+  assert.deepEqual(errors, []);
+});
+
+test('a lone model (no training point) is drawn in Figure 1 as its per-layer profile, and the caption says why', async () => {
+  const { page, errors } = await openPage(browser, url);
+  const files = ['stories260K/model.safetensors', 'stories260K/config.json'];
+  await dropFiles(page, files.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
+  await waitForInventory(page, files.length);
+  await page.waitForFunction(() => !document.querySelector('#spectra-progress')
+    && document.querySelector('#figure-trajectory[data-series="1"] canvas'), null, { timeout: 60_000 });
+  assert.equal(await page.$eval('#figure-trajectory', (f) => f.dataset.seriesNames), 'stories260K');
+  assert.match(await page.$eval('#figure-trajectory figcaption', (c) => c.textContent),
+    /No checkpoint has a training tokens value.*Drawn instead: each run's last checkpoint as its per-layer profile/);
+  assert.ok(await inked(page, 'figure-trajectory') > 2000, 'the profile is drawn');
   assert.deepEqual(errors, []);
 });
 

@@ -308,7 +308,7 @@ fn stories260k_pytorch_bin_equals_its_safetensors_twin() {
 }
 
 #[test]
-fn a_lone_checkpoints_trajectory_says_why_it_is_empty() {
+fn a_lone_checkpoint_is_drawn_as_its_per_layer_profile_and_says_why() {
     use rankscope_core::analysis::trajectory::{
         trajectory_figure, LayerSel, Matrix, Metric, TrainingAxis,
     };
@@ -337,6 +337,25 @@ fn a_lone_checkpoints_trajectory_says_why_it_is_empty() {
         "{}",
         fig.caption
     );
+    // It is still drawn: its per-layer profile (stories260K has 5 layers), each point the
+    // layer's mean K PR over heads.
+    assert!(fig.caption.contains("per-layer profile"), "{}", fig.caption);
+    assert_eq!(fig.x.label, "layer");
+    assert_eq!(fig.series.len(), 1);
+    let profile = &fig.series[0].points;
+    assert_eq!(profile.len(), 5, "{profile:?}");
+    let spectra = &runs[0].checkpoints[0].spectra;
+    for (l, p) in profile.iter().enumerate() {
+        assert_eq!(p[0], l as f64);
+        let want =
+            rankscope_core::analysis::trajectory::layer_value(spectra, l, Matrix::K, Metric::Pr)
+                .unwrap();
+        assert!(
+            (p[1] - want).abs() <= 1e-12 * want.abs(),
+            "layer {l}: {} vs {want}",
+            p[1]
+        );
+    }
     // With a training point there is no such note.
     let placed = trajectory_figure(
         &weights(&inventory(&["pt/A1_final_model.pt"])),

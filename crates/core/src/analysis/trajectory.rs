@@ -416,8 +416,12 @@ pub fn trajectory_figure_from(
             String::new()
         }
     );
-    // Nothing placed: say why instead of leaving an empty plot unexplained
-    // (a lone model has no training point; its spectrum is in the waterfall).
+    let sources = runs
+        .iter()
+        .flat_map(|r| r.checkpoints.iter().map(|c| c.path.clone()))
+        .collect();
+    // Nothing can be placed on the axis (a lone model has no training point): draw each
+    // run's last checkpoint as its per-layer profile instead of an empty plot, and say so.
     if n_ckpt > 0
         && lines.iter().all(|l| l.points.is_empty())
         && runs
@@ -425,15 +429,29 @@ pub fn trajectory_figure_from(
             .flat_map(|r| &r.checkpoints)
             .all(|c| x_of(c, x).is_none())
     {
+        let profiles: Vec<RunPoints> = runs
+            .iter()
+            .filter_map(|r| {
+                let last = r.checkpoints.last()?;
+                let points = (0..last.spectra.layers.len())
+                    .filter_map(|l| {
+                        layer_value(&last.spectra, l, matrix, metric).map(|v| [l as f64, v])
+                    })
+                    .collect();
+                Some(RunPoints {
+                    run: r.run.clone(),
+                    color: r.color,
+                    points,
+                })
+            })
+            .collect();
         caption = format!(
             "No checkpoint has a {x_label} value, so none can be placed on this axis: a checkpoint with no training point \
-             is a one-checkpoint run, whose spectrum the waterfall shows. {caption}"
+             is a one-checkpoint run. Drawn instead: each run's last checkpoint as its per-layer profile, the metric \
+             per layer (layer 0 first; the layer menu does not apply). {caption}"
         );
+        return trajectory(metric.label(), "layer", &profiles, &caption, sources);
     }
-    let sources = runs
-        .iter()
-        .flat_map(|r| r.checkpoints.iter().map(|c| c.path.clone()))
-        .collect();
     trajectory(metric.label(), x_label, &lines, &caption, sources)
 }
 
