@@ -162,6 +162,8 @@ test('a #src= link opens a study by Range requests; Figure 1 equals the dropped 
   await viewer.goto(link);
   // Figure 1's files: the checkpoints, the batches and the config (not A1's metrics.jsonl).
   const figureFiles = STUDY.filter((p) => !p.endsWith('.jsonl'));
+  // The page mounts once its module has compiled (seconds on a busy machine): wait for the button.
+  await viewer.waitForSelector('#shared-reopen', { timeout: 60_000 });
   assert.equal(await viewer.$eval('#shared-reopen', (b) => b.textContent), `Open the ${figureFiles.length} files from their URLs`);
   await viewer.click('#shared-reopen');
   await waitForInventory(viewer, figureFiles.length);
