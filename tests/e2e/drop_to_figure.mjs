@@ -29,7 +29,7 @@ for (const run of ['A1', 'A2', 'B1', 'B2', 'C1', 'C2']) {
 
 async function once() {
   const { page, errors } = await openPage(browser, url);
-  await page.waitForSelector('#dropzone input:not([disabled])', { timeout: 120_000 });
+  await page.waitForFunction(() => performance.getEntriesByName('rankscope-dropzone-ready').length > 0, null, { timeout: 120_000 });
   // Fetch every file first; the clock starts at the drop event.
   await page.evaluate(async (files) => {
     const dt = new DataTransfer();
