@@ -13,21 +13,25 @@ use rankscope_gpu::GpuEngine;
 mod common;
 use common::FIXTURES;
 
-#[test]
-fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
+const CHECKPOINT: &str = "runs/B1/ckpt_tokens_327680.safetensors";
+const EVAL: &str = "eval_tokens.safetensors";
+const HELDOUT: &str = "heldout_tokens.safetensors";
+
+/// The engine a page worker makes, and its adapter's name; no adapter fails the test.
+fn gpu_engine() -> (GpuEngine, String) {
     let engine = pollster::block_on(GpuEngine::new());
     let adapter = engine
         .adapter()
         .unwrap_or_else(|why| panic!("no GPU adapter ({why}): install mesa-vulkan-drivers"));
-    // The job as the page plans it: from the inventory of the dropped files.
-    let paths = [
-        "runs/B1/ckpt_tokens_327680.safetensors",
-        "eval_tokens.safetensors",
-        "heldout_tokens.safetensors",
-    ];
+    (engine, adapter)
+}
+
+/// B1's final checkpoint's job as the page plans it (from the inventory of the dropped
+/// checkpoint and batches), with the bytes of its tensor files.
+fn planned_job(kind: JobKind) -> (CheckpointJob, Vec<Vec<u8>>) {
     let read = |p: &str| std::fs::read(format!("{FIXTURES}/{p}")).unwrap();
     let inv = rankscope_core::inventory::Inventory::link(
-        paths
+        [CHECKPOINT, EVAL, HELDOUT]
             .iter()
             .map(|p| {
                 pollster::block_on(rankscope_core::inventory::inspect_file(
@@ -38,16 +42,19 @@ fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
             })
             .collect(),
     );
-    let kind = JobKind::WeightsAndActivations {
-        eval: paths[1].into(),
-        heldout: Some(paths[2].into()),
-    };
     let job = CheckpointJob::plan(&inv, 0, kind).expect("a job");
-    let sources: Vec<Vec<u8>> = job
-        .files
-        .iter()
-        .map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap())
-        .collect();
+    let sources = job.files.iter().map(|p| read(p)).collect();
+    (job, sources)
+}
+
+#[test]
+fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
+    let (engine, adapter) = gpu_engine();
+    let kind = JobKind::WeightsAndActivations {
+        eval: EVAL.into(),
+        heldout: Some(HELDOUT.into()),
+    };
+    let (job, sources) = planned_job(kind);
     let run = |gpu: bool| {
         let out = if gpu {
             pollster::block_on(run_checkpoint_job_on(
@@ -102,32 +109,10 @@ fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
 fn a_study_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
     use rankscope_core::analysis::jobs::StudyOptions;
     use rankscope_core::analysis::surgery::SweepOptions;
-    let engine = pollster::block_on(GpuEngine::new());
-    let adapter = engine
-        .adapter()
-        .unwrap_or_else(|why| panic!("no GPU adapter ({why}): install mesa-vulkan-drivers"));
-    // The job as the page plans it: from the inventory of the dropped files.
-    let paths = [
-        "runs/B1/ckpt_tokens_327680.safetensors",
-        "eval_tokens.safetensors",
-        "heldout_tokens.safetensors",
-    ];
-    let read = |p: &str| std::fs::read(format!("{FIXTURES}/{p}")).unwrap();
-    let inv = rankscope_core::inventory::Inventory::link(
-        paths
-            .iter()
-            .map(|p| {
-                pollster::block_on(rankscope_core::inventory::inspect_file(
-                    p,
-                    &read(p),
-                    &mut |_| {},
-                ))
-            })
-            .collect(),
-    );
+    let (engine, adapter) = gpu_engine();
     let kind = JobKind::Study {
-        eval: paths[1].into(),
-        heldout: paths[2].into(),
+        eval: EVAL.into(),
+        heldout: HELDOUT.into(),
         // Small, for a software GPU: p = 0 and 0.5, one seed, few resamples.
         options: StudyOptions {
             sweep: SweepOptions {
@@ -139,12 +124,7 @@ fn a_study_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
             n_perm: 20,
         },
     };
-    let job = CheckpointJob::plan(&inv, 0, kind).expect("a job");
-    let sources: Vec<Vec<u8>> = job
-        .files
-        .iter()
-        .map(|p| std::fs::read(format!("{FIXTURES}/{p}")).unwrap())
-        .collect();
+    let (job, sources) = planned_job(kind);
     let run = |gpu: bool| {
         let mut lines = Vec::new();
         let out = if gpu {
