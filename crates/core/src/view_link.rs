@@ -560,9 +560,11 @@ pub fn fragment_with_src<S: AsRef<str>>(fragment: &str, urls: &[S]) -> String {
     if urls.is_empty() {
         return fragment.trim_start_matches('#').to_string();
     }
-    let src = crate::source::remote::src_fragment(urls);
-    let value = src.split_once('=').map_or("", |(_, v)| v);
-    fragment_with(fragment, "src", Some(value))
+    fragment_with(
+        fragment,
+        "src",
+        Some(&crate::source::remote::src_value(urls)),
+    )
 }
 
 #[cfg(test)]

@@ -132,11 +132,16 @@ const SRC_ESCAPE: &AsciiSet = &CONTROLS
 
 /// The fragment (without `#`) that opens `urls`: `src=<url>,<url>…`.
 pub fn src_fragment<S: AsRef<str>>(urls: &[S]) -> String {
+    format!("{SRC_KEY}{}", src_value(urls))
+}
+
+/// The value of `src=` that names `urls`: each percent-encoded, joined by `,`.
+pub fn src_value<S: AsRef<str>>(urls: &[S]) -> String {
     let list: Vec<String> = urls
         .iter()
         .map(|u| utf8_percent_encode(u.as_ref(), SRC_ESCAPE).to_string())
         .collect();
-    format!("{SRC_KEY}{}", list.join(","))
+    list.join(",")
 }
 
 /// The URLs typed or pasted in the page's text box: separated by white space;
