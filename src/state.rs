@@ -144,6 +144,12 @@ impl AppState {
         self.handles.with_value(|b| b.get(path).cloned())
     }
 
+    /// The handles of a job's tensor files, in its order; `None` when one is gone.
+    fn handles_of(self, files: &[String]) -> Option<Vec<FileHandle>> {
+        self.handles
+            .with_value(|b| files.iter().map(|p| b.get(p).cloned()).collect())
+    }
+
     /// The URLs of the files opened from URLs, in the inventory's order ("Link to this view"
     /// names them, so the link reopens them).
     pub fn opened_urls(self) -> Vec<String> {
@@ -348,10 +354,7 @@ impl AppState {
                         continue;
                     }
                 };
-                let handles: Option<Vec<FileHandle>> = self
-                    .handles
-                    .with_value(|b| job.files.iter().map(|p| b.get(p).cloned()).collect());
-                let Some(handles) = handles else {
+                let Some(handles) = self.handles_of(&job.files) else {
                     failures.push(SpectraFailure {
                         path: c.path.clone(),
                         message: "its file is no longer readable".into(),
@@ -608,12 +611,7 @@ impl AppState {
             let Ok(job) = CheckpointJob::plan(&inventory, c.file, kind) else {
                 continue;
             };
-            let Some(handles) = self.handles.with_value(|b| {
-                job.files
-                    .iter()
-                    .map(|p| b.get(p).cloned())
-                    .collect::<Option<Vec<_>>>()
-            }) else {
+            let Some(handles) = self.handles_of(&job.files) else {
                 continue;
             };
             // Study jobs run their eval pass and surgery sweep on WebGPU when the worker has an
