@@ -8,18 +8,14 @@ use crate::web::sources::{FileHandle, Source};
 use crate::web::worker_pool::{self, Runner, Task};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use rankscope_core::analysis::activations::{
-    ActivationCheckpoint, ActivationRun, ActivationSpectra,
-};
-use rankscope_core::analysis::collect::SpectraFailure;
-use rankscope_core::analysis::jobs::{CheckpointJob, JobKind, JobOutput, NonFinite, StudyOptions};
+use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
+use rankscope_core::analysis::jobs::{JobOutput, NonFinite, StudyOptions};
+use rankscope_core::analysis::pipeline::{Plan, Results, RunTokens, SpectraFailure};
 use rankscope_core::analysis::trajectory::CheckpointSel;
-use rankscope_core::analysis::trajectory::{CheckpointSpectra, RunSpectra};
-use rankscope_core::analysis::weights::ModelSpectra;
+use rankscope_core::analysis::trajectory::RunSpectra;
 use rankscope_core::inventory::batches::{run_batches, BatchChoice, RunBatches};
 use rankscope_core::inventory::CheckpointRef;
 use rankscope_core::inventory::{inspect_file, Inventory};
-use rankscope_core::model::arch::Recognition;
 use rankscope_core::session::{Session, SessionError, SessionLog};
 use rankscope_core::share::SourceFile;
 use std::cell::RefCell;
@@ -316,107 +312,55 @@ impl AppState {
     /// checkpoints finish.
     pub async fn compute_spectra(self) {
         worker_pool::cancel(); // a previous batch's jobs are superseded
-        let generation = self.generation.get_value() + 1;
-        self.generation.set_value(generation);
+        let generation = self.next_generation();
         let inventory = self.inventory.get_untracked();
-        let mut tasks = Vec::new();
-        let mut slots = Vec::new(); // per task: (run index, run name, checkpoint)
         let batches = run_batches(&inventory, &self.batch_choices.get_untracked());
         self.batches.set(batches.clone());
-        let mut any_eval = false;
-        let mut failures = Vec::new();
-        for (color, run) in inventory.runs.iter().enumerate() {
-            let (eval, heldout) = batch_paths(&batches, &run.name);
-            any_eval |= eval.is_some();
-            let kind = match &eval {
-                Some(e) => JobKind::WeightsAndActivations {
-                    eval: e.clone(),
-                    heldout: heldout.clone(),
-                },
-                None => JobKind::ModelSpectra,
-            };
-            for c in &run.checkpoints {
-                if !matches!(
-                    inventory.files[c.file].recognition,
-                    Some(Recognition::Known(_))
-                ) {
-                    continue; // the inventory already says why
-                }
-                // The job carries the headers, architecture and batches inspection
-                // found, and the Blobs of the tensor files only.
-                let job = match CheckpointJob::plan(&inventory, c.file, kind.clone()) {
-                    Ok(job) => job,
-                    Err(e) => {
-                        failures.push(SpectraFailure {
-                            path: c.path.clone(),
-                            message: e.to_string(),
-                        });
-                        continue;
-                    }
-                };
-                let Some(handles) = self.handles_of(&job.files) else {
-                    failures.push(SpectraFailure {
-                        path: c.path.clone(),
-                        message: "its file is no longer readable".into(),
-                    });
-                    continue;
-                };
-                let key = serde_json::to_string(&job).unwrap_or_default();
-                tasks.push((
-                    key,
+        // The core's planner, as the CLI's: one job per recognised checkpoint, carrying the
+        // headers, architecture and batches inspection found (the worker gets the Blobs of the
+        // tensor files only).
+        let plan = Plan::spectra(
+            &inventory,
+            &|run| RunTokens::matched(&inventory, &batches, run),
+            &KeyVariant::ALL,
+        );
+        let names = self.names_of(&inventory);
+        let mut results = Results::new(&plan);
+        let mut tasks = Vec::new();
+        for (i, planned) in plan.jobs.iter().enumerate() {
+            match self.handles_of(&planned.job.files) {
+                Some(files) => tasks.push((
+                    i,
                     Task {
-                        job,
-                        files: handles,
+                        job: planned.job.clone(),
+                        files,
                         gpu: self.use_gpu.get_untracked(),
                     },
-                ));
-                slots.push((color, run.name.clone(), c.clone()));
+                )),
+                None => {
+                    results.fold(i, Err("its file is no longer readable".into()));
+                }
             }
         }
         let total = tasks.len();
-        // Per task, the paths of its tensor files (a non-finite report names a part of them).
-        let files_of: Rc<Vec<Vec<String>>> =
-            Rc::new(tasks.iter().map(|(_, t)| t.job.files.clone()).collect());
-        // Jobs finished before (same files, same kind) are not run again.
-        let mut cached = Vec::new();
-        let mut to_run = Vec::new();
-        let mut to_run_slot = Vec::new();
-        for (i, (key, task)) in tasks.into_iter().enumerate() {
-            match self
-                .job_cache
-                .with_value(|c| c.get(&key).map(|(_, out)| out.clone()))
-            {
-                Some(out) => cached.push((i, out)),
-                None => {
-                    // The files it read: the tensor files and its batches (a file
-                    // dropped again evicts the job).
-                    let read = task
-                        .job
-                        .files
-                        .iter()
-                        .cloned()
-                        .chain(task.job.batches.iter().map(|(p, _)| p.clone()))
-                        .collect::<Vec<_>>();
-                    to_run_slot.push((i, key, read));
-                    to_run.push(task);
-                }
-            }
-        }
+        let any_eval = plan.has_forward_passes();
         self.spectra.set(Vec::new());
         self.activations.set(Vec::new());
         self.forward_engine.set(BTreeMap::new());
-        self.spectra_failures.set(failures);
+        self.spectra_failures.set(results.failures.clone());
         self.expecting_activations.set(any_eval && total > 0);
         if total == 0 {
             self.spectra_progress.set(None);
             return;
         }
         let current = move || self.generation.get_value() == generation;
-        let slots = Rc::new(slots);
-        let act_results: Rc<RefCell<Vec<Option<ActivationSpectra>>>> =
-            Rc::new(RefCell::new(vec![None; total]));
-        let results: Rc<RefCell<Vec<Option<ModelSpectra>>>> =
-            Rc::new(RefCell::new(vec![None; total]));
+        let plan = Rc::new(plan);
+        let results = Rc::new(RefCell::new(results));
+        // Jobs finished before (same key: same files, same kind) are not run again.
+        let (cached, to_run): (Vec<_>, Vec<_>) = tasks.into_iter().partition(|(i, _)| {
+            let key = plan.jobs[*i].key();
+            self.job_cache.with_value(|c| c.contains_key(&key))
+        });
         let title = if any_eval {
             "Weight spectra, then forward passes on the eval batch (activation spectra and held-out loss)"
         } else {
@@ -430,10 +374,11 @@ impl AppState {
         self.spectra_progress.set(Some(jobs));
 
         let spectra_progress = self.spectra_progress;
-        let progress_slots = slots.clone();
+        let (progress_plan, progress_names) = (plan.clone(), names.clone());
         let progress = Rc::new(move |i: usize, line: &str, f: f64| {
             if current() {
-                let label = checkpoint_label(&progress_slots[i].1, &progress_slots[i].2);
+                let planned = &progress_plan.jobs[i];
+                let label = checkpoint_label(&progress_names(planned.run), &planned.checkpoint);
                 spectra_progress.update(|p| {
                     if let Some(p) = p {
                         p.report(i, &label, line, f, now_ms());
@@ -442,9 +387,7 @@ impl AppState {
             }
         });
         let done = {
-            let (slots, results, act_results) =
-                (slots.clone(), results.clone(), act_results.clone());
-            let files_of = files_of.clone();
+            let (plan, results) = (plan.clone(), results.clone());
             move |i: usize, result: Result<JobOutput, String>, fresh: bool| {
                 if !current() {
                     return;
@@ -456,56 +399,28 @@ impl AppState {
                         }
                     });
                 }
-                let path = slots[i].2.path.clone();
-                if let Ok(
-                    JobOutput::ModelSpectra { non_finite, .. }
-                    | JobOutput::WeightsAndActivations { non_finite, .. },
-                ) = &result
-                {
-                    self.note_non_finite(&files_of[i], non_finite);
+                let folded = results.borrow_mut().fold(i, result);
+                self.note_non_finite(&plan.jobs[i].job.files, &folded.non_finite);
+                if let Some(engine) = folded.engine {
+                    let engine = classify_engine(&engine, gpu_asked, webgpu_offered);
+                    self.forward_engine
+                        .update(|e| *e.entry(engine).or_insert(0) += 1);
                 }
-                match result {
-                    Ok(JobOutput::ModelSpectra { weights: ws, .. }) => {
-                        results.borrow_mut()[i] = Some(ws);
-                        self.spectra.set(assemble_runs(&slots, &results.borrow()));
-                    }
-                    Ok(JobOutput::WeightsAndActivations {
-                        weights,
-                        activations,
-                        engine,
-                        ..
-                    }) => {
-                        if !engine.is_empty() {
-                            let engine = classify_engine(&engine, gpu_asked, webgpu_offered);
-                            self.forward_engine
-                                .update(|e| *e.entry(engine).or_insert(0) += 1);
-                        }
-                        results.borrow_mut()[i] = Some(weights);
-                        self.spectra.set(assemble_runs(&slots, &results.borrow()));
-                        match activations {
-                            Ok(a) => {
-                                act_results.borrow_mut()[i] = Some(a);
-                                self.activations
-                                    .set(assemble_activation_runs(&slots, &act_results.borrow()));
-                            }
-                            Err(e) => self.spectra_failures.update(|f| {
-                                f.push(SpectraFailure {
-                                    path: path.clone(),
-                                    message: format!("activations: {e}"),
-                                })
-                            }),
-                        }
-                    }
-                    Ok(JobOutput::NotRecognised | JobOutput::Study(_)) => {}
-                    Err(message) => self
-                        .spectra_failures
-                        .update(|f| f.push(SpectraFailure { path, message })),
-                }
+                let results = results.borrow();
+                self.spectra.set(results.weight_runs(&names));
+                self.activations.set(results.activation_runs(&names));
+                self.spectra_failures.set(results.failures.clone());
             }
         };
         let reused = cached.len();
-        for (i, out) in cached {
-            done(i, Ok(out), false);
+        for (i, _) in cached {
+            let key = plan.jobs[i].key();
+            if let Some(out) = self
+                .job_cache
+                .with_value(|c| c.get(&key).map(|(_, out)| out.clone()))
+            {
+                done(i, Ok(out), false);
+            }
         }
         if to_run.is_empty() {
             self.spectra_progress.set(None);
@@ -516,23 +431,25 @@ impl AppState {
             }));
             return;
         }
-        // The pool numbers its tasks 0..; map them back to their slots, and
-        // keep what succeeds for the next batch.
-        let to_run_slot = Rc::new(to_run_slot);
-        let computed = to_run_slot.len();
+        // The pool numbers its tasks 0..; map them back to the plan's jobs, and keep what
+        // succeeds for the next batch.
+        let (slots, to_run): (Vec<usize>, Vec<Task>) = to_run.into_iter().unzip();
+        let slots = Rc::new(slots);
+        let computed = slots.len();
         let progress = {
-            let to_run_slot = to_run_slot.clone();
-            Rc::new(move |j: usize, line: &str, f: f64| progress(to_run_slot[j].0, line, f))
+            let slots = slots.clone();
+            Rc::new(move |j: usize, line: &str, f: f64| progress(slots[j], line, f))
         };
         let job_cache = self.job_cache;
         let done = Rc::new(move |j: usize, result: Result<JobOutput, String>| {
-            let (i, key, files) = &to_run_slot[j];
+            let i = slots[j];
             if let (Ok(out), true) = (&result, current()) {
+                let planned = &plan.jobs[i];
                 job_cache.update_value(|c| {
-                    c.insert(key.clone(), (files.clone(), out.clone()));
+                    c.insert(planned.key(), (planned.reads(), out.clone()));
                 });
             }
-            done(*i, result, true);
+            done(i, result, true);
         });
         let runner_line = self.spectra_runner;
         worker_pool::run_tasks(to_run, progress, done, |r| {
@@ -559,6 +476,28 @@ impl AppState {
         }
     }
 
+    /// A new analysis supersedes the running one: jobs that see a newer generation stop
+    /// reporting.
+    fn next_generation(self) -> u64 {
+        let generation = self.generation.get_value() + 1;
+        self.generation.set_value(generation);
+        generation
+    }
+
+    /// A run's name now, by its index in `inv` (the inventory an analysis was planned from):
+    /// the name it had then, with the user's renames since applied, so results folded after a
+    /// rename carry the new name.
+    fn names_of(self, inv: &Inventory) -> impl Fn(usize) -> String + Clone + 'static {
+        let planned: Rc<Vec<String>> = Rc::new(inv.runs.iter().map(|r| r.name.clone()).collect());
+        let renames = self.renames;
+        move |run: usize| {
+            let name = planned.get(run).cloned().unwrap_or_default();
+            renames
+                .with_untracked(|m| m.get(&name).cloned())
+                .unwrap_or(name)
+        }
+    }
+
     /// Figures 3–5 for every run at one checkpoint (`at`): one study job per
     /// run on the worker pool (model loaded once; K on the eval batch; layer
     /// PR with bootstrap CI; γ-vs-SVD importance; the surgery sweep).
@@ -569,8 +508,11 @@ impl AppState {
         let lacking: Vec<&str> = inventory
             .runs
             .iter()
-            .filter(|r| !matches!(batch_paths(&batches, &r.name), (Some(_), Some(_))))
             .filter(|r| batches.iter().any(|b| b.run == r.name))
+            .filter(|r| {
+                let tokens = RunTokens::matched(&inventory, &batches, &r.name);
+                tokens.eval.is_none() || tokens.heldout.is_none()
+            })
             .map(|r| r.name.as_str())
             .collect();
         if !lacking.is_empty() {
@@ -580,56 +522,56 @@ impl AppState {
             )));
         }
         worker_pool::cancel();
-        let generation = self.generation.get_value() + 1;
-        self.generation.set_value(generation);
+        let generation = self.next_generation();
+        let plan = Plan::study(
+            &inventory,
+            &|run| RunTokens::matched(&inventory, &batches, run),
+            at,
+            &options,
+        );
+        let names = self.names_of(&inventory);
+        let mut results = Results::new(&plan);
         let mut tasks = Vec::new();
         let mut slots = Vec::new();
-        for (color, run) in inventory.runs.iter().enumerate() {
-            let known: Vec<&CheckpointRef> = run
-                .checkpoints
-                .iter()
-                .filter(|c| {
-                    matches!(
-                        inventory.files[c.file].recognition,
-                        Some(Recognition::Known(_))
-                    )
-                })
-                .collect();
-            let chosen = match at {
-                CheckpointSel::Final => known.last(),
-                CheckpointSel::Index(i) => known.get(i.min(known.len().saturating_sub(1))),
-            };
-            let Some(c) = chosen else { continue };
-            let (Some(eval), Some(heldout)) = batch_paths(&batches, &run.name) else {
-                continue;
-            };
-            let kind = JobKind::Study {
-                eval: eval.clone(),
-                heldout: heldout.clone(),
-                options: options.clone(),
-            };
-            let Ok(job) = CheckpointJob::plan(&inventory, c.file, kind) else {
-                continue;
-            };
-            let Some(handles) = self.handles_of(&job.files) else {
+        for (i, planned) in plan.jobs.iter().enumerate() {
+            let Some(files) = self.handles_of(&planned.job.files) else {
+                results.fold(i, Err("its file is no longer readable".into()));
                 continue;
             };
             // Study jobs run their eval pass and surgery sweep on WebGPU when the worker has an
             // adapter (and the user did not turn it off), else on the CPU; the output names where.
             tasks.push(Task {
-                job,
-                files: handles,
+                job: planned.job.clone(),
+                files,
                 gpu: self.use_gpu.get_untracked(),
             });
-            slots.push((color, run.name.clone(), (*c).clone()));
+            slots.push(i);
         }
         let total = tasks.len();
-        self.study.set(Vec::new());
+        let results = Rc::new(RefCell::new(results));
+        let show = {
+            let results = results.clone();
+            move || {
+                let runs = results
+                    .borrow()
+                    .study_runs()
+                    .into_iter()
+                    .map(|(run, checkpoint, output)| StudyRun {
+                        run: names(run),
+                        color: run,
+                        checkpoint,
+                        output,
+                    })
+                    .collect();
+                self.study.set(runs);
+            }
+        };
+        show();
         if total == 0 {
             return;
         }
         let current = move || self.generation.get_value() == generation;
-        let slots = Rc::new(slots);
+        let (plan, slots) = (Rc::new(plan), Rc::new(slots));
         let study_progress = self.study_progress;
         study_progress.set(Some(JobsProgress::new(
             "Figures 3–5: model loaded once per run, K on the eval batch, then the surgery sweep (one forward pass per strategy, fraction and seed)",
@@ -638,46 +580,37 @@ impl AppState {
             now_ms(),
         )));
         let progress = {
-            let slots = slots.clone();
-            Rc::new(move |i: usize, line: &str, f: f64| {
+            let (plan, slots) = (plan.clone(), slots.clone());
+            let names = self.names_of(&inventory);
+            Rc::new(move |j: usize, line: &str, f: f64| {
                 if current() {
-                    let label = checkpoint_label(&slots[i].1, &slots[i].2);
+                    let planned = &plan.jobs[slots[j]];
+                    let label = checkpoint_label(&names(planned.run), &planned.checkpoint);
                     study_progress.update(|p| {
                         if let Some(p) = p {
-                            p.report(i, &label, line, f, now_ms());
+                            p.report(j, &label, line, f, now_ms());
                         }
                     });
                 }
             })
         };
-        let done = {
-            let slots = slots.clone();
-            Rc::new(move |i: usize, result: Result<JobOutput, String>| {
-                if !current() {
-                    return;
+        let done = Rc::new(move |j: usize, result: Result<JobOutput, String>| {
+            if !current() {
+                return;
+            }
+            study_progress.update(|p| {
+                if let Some(p) = p {
+                    p.finish(j);
                 }
-                study_progress.update(|p| {
-                    if let Some(p) = p {
-                        p.finish(i);
-                    }
-                });
-                let (color, run, c) = &slots[i];
-                let output = match result {
-                    Ok(JobOutput::Study(out)) => Ok(*out),
-                    Ok(_) => Err("the checkpoint's architecture is not recognised".to_string()),
-                    Err(e) => Err(e),
-                };
-                self.study.update(|s| {
-                    s.push(StudyRun {
-                        run: run.clone(),
-                        color: *color,
-                        checkpoint: c.clone(),
-                        output,
-                    });
-                    s.sort_by_key(|r| r.color);
-                });
-            })
-        };
+            });
+            let result = match result {
+                Ok(JobOutput::Study(out)) => Ok(JobOutput::Study(out)),
+                Ok(_) => Err("the checkpoint's architecture is not recognised".to_string()),
+                Err(e) => Err(e),
+            };
+            results.borrow_mut().fold(slots[j], result);
+            show();
+        });
         worker_pool::run_tasks(tasks, progress, done, |_| {}).await;
         if current() {
             self.study_progress.set(None);
@@ -889,20 +822,6 @@ fn rename_in<T: NamesRun>(list: &mut [T], from: &str, to: &str) {
     }
 }
 
-/// The eval and held-out batch paths of `run` (as matched for it).
-fn batch_paths(batches: &[RunBatches], run: &str) -> (Option<String>, Option<String>) {
-    batches
-        .iter()
-        .find(|b| b.run == run)
-        .map(|b| {
-            (
-                b.eval.as_ref().map(|x| x.path.clone()),
-                b.heldout.as_ref().map(|x| x.path.clone()),
-            )
-        })
-        .unwrap_or_default()
-}
-
 /// One notice per path that more than one dropped file has (the last one is kept).
 fn duplicate_paths(files: &[PickedFile]) -> Vec<String> {
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
@@ -935,59 +854,6 @@ fn checkpoint_label(run: &str, c: &CheckpointRef) -> String {
         (None, Some(s)) => format!("{run} · step {s}"),
         _ => format!("{run} · {}", c.path),
     }
-}
-
-/// The finished checkpoints as runs in inventory order (a run's palette colour
-/// is its index there), each in training order.
-fn assemble_runs(
-    slots: &[(usize, String, CheckpointRef)],
-    results: &[Option<ModelSpectra>],
-) -> Vec<RunSpectra> {
-    let mut runs: Vec<RunSpectra> = Vec::new();
-    for ((color, run, c), ws) in slots.iter().zip(results) {
-        let Some(ws) = ws else { continue };
-        let checkpoint = CheckpointSpectra {
-            path: c.path.clone(),
-            step: c.step,
-            tokens: c.tokens,
-            spectra: ws.clone(),
-        };
-        match runs.iter_mut().find(|r| r.color == *color) {
-            Some(r) => r.checkpoints.push(checkpoint),
-            None => runs.push(RunSpectra {
-                run: run.clone(),
-                color: *color,
-                checkpoints: vec![checkpoint],
-            }),
-        }
-    }
-    runs
-}
-
-/// Like [`assemble_runs`], for activation spectra.
-fn assemble_activation_runs(
-    slots: &[(usize, String, CheckpointRef)],
-    results: &[Option<ActivationSpectra>],
-) -> Vec<ActivationRun> {
-    let mut runs: Vec<ActivationRun> = Vec::new();
-    for ((color, run, c), a) in slots.iter().zip(results) {
-        let Some(a) = a else { continue };
-        let checkpoint = ActivationCheckpoint {
-            path: c.path.clone(),
-            step: c.step,
-            tokens: c.tokens,
-            spectra: a.clone(),
-        };
-        match runs.iter_mut().find(|r| r.color == *color) {
-            Some(r) => r.checkpoints.push(checkpoint),
-            None => runs.push(ActivationRun {
-                run: run.clone(),
-                color: *color,
-                checkpoints: vec![checkpoint],
-            }),
-        }
-    }
-    runs
 }
 
 /// `Some` when the file is a session file (its top-level `format` tag, not

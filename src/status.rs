@@ -3,7 +3,7 @@
 //! of long jobs with an estimate of the time left. Plain data and pure
 //! functions, so the components only render what these say.
 
-use rankscope_core::analysis::collect::SpectraFailure;
+use rankscope_core::analysis::pipeline::SpectraFailure;
 use std::collections::BTreeMap;
 
 /// Where one checkpoint's forward passes ran, in a browser user's terms.

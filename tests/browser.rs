@@ -62,7 +62,7 @@ async fn inspects_a_checkpoint_from_a_blob() {
 // Status lines (src/status.rs): said once, in a browser user's terms.
 mod status {
     use rankscope_app::status::*;
-    use rankscope_core::analysis::collect::SpectraFailure;
+    use rankscope_core::analysis::pipeline::SpectraFailure;
     use std::collections::BTreeMap;
     use wasm_bindgen_test::*;
 

@@ -4,13 +4,12 @@
 //! correction and verdicts ([`rankscope_core::analysis::compare`]).
 
 use crate::args;
-use crate::inspect::inventory_of;
+use crate::inspect::{inventory_of, run_name, run_plan};
 use crate::probe::read_tokens;
 use crate::surgery::load_model;
 use crate::text::{errln, outln};
 use anyhow::{bail, Context, Result};
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
-use rankscope_core::analysis::collect::{collect_activation_spectra, SpectraFailure};
 use rankscope_core::analysis::compare::inputs::{activation_metric_values, heldout_loss_values};
 use rankscope_core::analysis::compare::verdict::{layer_cells, num};
 use rankscope_core::analysis::compare::{
@@ -19,11 +18,12 @@ use rankscope_core::analysis::compare::{
 };
 use rankscope_core::analysis::conditions::{group_conditions, run_seeds, Condition, UserGroup};
 use rankscope_core::analysis::importance::layer_mean_resamples;
+use rankscope_core::analysis::pipeline::{Plan, RunTokens, SpectraFailure};
 use rankscope_core::analysis::spectrum::weight_metrics;
 use rankscope_core::analysis::trajectory::{Matrix, Metric};
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::inventory::Inventory;
-use rankscope_core::source::{block_on, FileSource};
+
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -151,7 +151,15 @@ pub fn run(o: Args) -> Result<()> {
     let wanted = runs_of(&conditions, &pairs);
     let mut needed = inv.clone();
     needed.runs.retain(|r| wanted.contains(&r.name));
-    let (runs, failures) = spectra(&needed, &real, &eval, heldout.as_ref(), o.variant);
+    let eval_name = eval_path.display().to_string();
+    let heldout_name = o.heldout.as_ref().map(|p| p.display().to_string());
+    let (runs, failures) = spectra(
+        &needed,
+        &real,
+        (&eval_name, &eval),
+        heldout_name.as_deref().zip(heldout.as_ref()),
+        o.variant,
+    );
     let choice = MetricChoice {
         metric: o.cmp.metric,
         matrix: o.matrix,
@@ -274,33 +282,33 @@ pub(crate) fn runs_of(conditions: &[Condition], pairs: &[Pair]) -> Vec<String> {
         .collect()
 }
 
-/// Activation spectra (and held-out loss) of every checkpoint of `inv`, as `probe` computes them.
+/// Activation spectra (and held-out loss) of every checkpoint of `inv`, as `probe` computes them
+/// (the page's planner, on the `--threads` pool).
 pub(crate) fn spectra(
     inv: &Inventory,
     real: &[PathBuf],
-    eval: &TokenBatch,
-    heldout: Option<&TokenBatch>,
+    eval: (&str, &TokenBatch),
+    heldout: Option<(&str, &TokenBatch)>,
     variant: KeyVariant,
 ) -> (Vec<ActivationRun>, Vec<SpectraFailure>) {
-    let mut stderr = std::io::stderr();
-    let show = stderr.is_terminal();
-    let result = block_on(collect_activation_spectra(
-        inv,
-        &|i| real.get(i).and_then(|p| FileSource::open(p).ok()),
-        eval,
-        heldout,
-        &[variant],
-        &mut |done, total, p| {
-            if show {
-                let _ = write!(stderr, "\r\x1b[2Kcheckpoint {} of {total}: {p}", done + 1);
-            }
-        },
-        &|| false,
-    ));
+    let show = std::io::stderr().is_terminal();
+    let tokens = RunTokens {
+        eval: Some((eval.0.to_string(), eval.1.clone())),
+        heldout: heldout.map(|(p, h)| (p.to_string(), h.clone())),
+    };
+    let plan = Plan::spectra(inv, &|_| tokens.clone(), &[variant]);
+    let results = run_plan(inv, real, &plan, &|done, total| {
+        if show {
+            let _ = write!(
+                std::io::stderr(),
+                "\r\x1b[2K{done} of {total} checkpoints probed"
+            );
+        }
+    });
     if show {
         errln!();
     }
-    result
+    (results.activation_runs(&run_name(inv)), results.failures)
 }
 
 /// With fewer than two seeds on a side of some pair, each run of that pair gets its metric on

@@ -2,10 +2,12 @@
 
 use crate::text::outln;
 use anyhow::{Context, Result};
+use rankscope_core::analysis::pipeline::{run_blocking, Plan, Results};
 use rankscope_core::inventory::{
     add_file, inspect_file, scan_checkpoint_values, Content, FileEntry, Inventory, Status,
 };
 use rankscope_core::source::{block_on, FileSource};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Recognise every file and print the inventory
@@ -279,4 +281,31 @@ fn print_table(inv: &Inventory) {
                 .unwrap_or_default()
         );
     }
+}
+
+/// Runs `plan` (the page's planner, `rankscope_core::analysis::pipeline`) over the files on
+/// disk (`real[i]` is `inv.files[i]`'s path) on the `--threads` pool; `finished(done, total)` as
+/// each checkpoint's job ends.
+pub fn run_plan(
+    inv: &Inventory,
+    real: &[PathBuf],
+    plan: &Plan,
+    finished: &(dyn Fn(usize, usize) + Sync),
+) -> Results {
+    let on_disk: HashMap<&str, &PathBuf> = inv
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .zip(real)
+        .collect();
+    run_blocking(
+        plan,
+        &|path| on_disk.get(path).and_then(|p| FileSource::open(p).ok()),
+        finished,
+    )
+}
+
+/// A run's name by its index in `inv` (what assembled results are labelled with).
+pub fn run_name(inv: &Inventory) -> impl Fn(usize) -> String + '_ {
+    |i| inv.runs.get(i).map(|r| r.name.clone()).unwrap_or_default()
 }

@@ -4,19 +4,18 @@
 //! held-out loss, as the page computes them.
 
 use crate::args::Choice;
-use crate::inspect::{inventory_of, nothing_to_analyse};
+use crate::inspect::{inventory_of, nothing_to_analyse, run_name, run_plan};
 use crate::merge::SessionArgs;
 use crate::text::{errln, outln};
 use anyhow::{bail, Result};
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
-use rankscope_core::analysis::collect::collect_activation_spectra_blocking;
+use rankscope_core::analysis::pipeline::{Plan, RunTokens};
 use rankscope_core::analysis::weights::HeadSpectrum;
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::inventory::batches::{misfit, narrow_ids};
 use rankscope_core::inventory::{Content, Inventory};
 use rankscope_core::model::arch::Recognition;
 use rankscope_core::session::BatchRecord;
-use rankscope_core::source::FileSource;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -105,22 +104,26 @@ pub fn run(o: Args) -> Result<()> {
     // Progress only on a terminal: one overwritten line on stderr, so stdout stays clean for --json.
     let show_progress = !o.quiet && std::io::stderr().is_terminal();
     warn_narrow_ids(inv, &o.eval, &eval);
-    // Checkpoints run on the `--threads` pool; each reports when it is finished.
-    let (runs, failures) = collect_activation_spectra_blocking(
-        inv,
-        &|i| real.get(i).and_then(|p| FileSource::open(p).ok()),
-        &eval,
-        heldout.as_ref(),
-        &variants,
-        &|done, total| {
-            if show_progress {
-                let _ = write!(
-                    std::io::stderr(),
-                    "\r\x1b[2K{done} of {total} checkpoints probed"
-                );
-            }
-        },
-    );
+    // The page's planner: every checkpoint's job with these batches, run on the `--threads`
+    // pool; each reports when it is finished.
+    let tokens = RunTokens {
+        eval: Some((o.eval.display().to_string(), eval.clone())),
+        heldout: o
+            .heldout
+            .as_ref()
+            .zip(heldout.clone())
+            .map(|(p, h)| (p.display().to_string(), h)),
+    };
+    let plan = Plan::spectra(inv, &|_| tokens.clone(), &variants);
+    let results = run_plan(inv, &real, &plan, &|done, total| {
+        if show_progress {
+            let _ = write!(
+                std::io::stderr(),
+                "\r\x1b[2K{done} of {total} checkpoints probed"
+            );
+        }
+    });
+    let (runs, failures) = (results.activation_runs(&run_name(inv)), results.failures);
     if show_progress {
         errln!();
     }

@@ -2,11 +2,11 @@
 //! and Figures 1–2 as SVG/PNG, with the page's numbers.
 
 use crate::args::{self, Choice, FigureFiles};
-use crate::inspect::{inventory_of, nothing_to_analyse};
+use crate::inspect::{inventory_of, nothing_to_analyse, run_name, run_plan};
 use crate::merge::SessionArgs;
 use crate::text::{errln, outln};
 use anyhow::{bail, Result};
-use rankscope_core::analysis::collect::{collect_weight_spectra_blocking, SpectraFailure};
+use rankscope_core::analysis::pipeline::{Plan, RunTokens, SpectraFailure};
 use rankscope_core::analysis::trajectory::{
     checkpoint_value, layer_value, results_trajectory_figure, trajectory_figure, waterfall_figure,
     CheckpointSel, CheckpointSpectra, LayerSel, Matrix, Metric, RunSpectra, TrainingAxis,
@@ -14,7 +14,6 @@ use rankscope_core::analysis::trajectory::{
 use rankscope_core::figures::FigureSpec;
 use rankscope_core::formats::logs::LogFormat;
 use rankscope_core::inventory::{Content, Inventory};
-use rankscope_core::source::FileSource;
 use std::path::PathBuf;
 
 /// Weight spectra: W_k / W_q singular values and rank metrics of every checkpoint
@@ -111,10 +110,12 @@ pub struct WaterfallArgs {
     json: bool,
 }
 
-/// `real[i]` is the path of `inv.files[i]` on disk; each checkpoint is reopened there, the
-/// checkpoints on the `--threads` pool.
+/// The weight spectra of every recognised checkpoint (`real[i]` is the path of `inv.files[i]`
+/// on disk; each checkpoint is reopened there), the checkpoints on the `--threads` pool.
 fn spectra_of(inv: &Inventory, real: &[PathBuf]) -> (Vec<RunSpectra>, Vec<SpectraFailure>) {
-    collect_weight_spectra_blocking(inv, &|i| real.get(i).and_then(|p| FileSource::open(p).ok()))
+    let plan = Plan::spectra(inv, &|_| RunTokens::default(), &[]);
+    let results = run_plan(inv, real, &plan, &|_, _| {});
+    (results.weight_runs(&run_name(inv)), results.failures)
 }
 
 /// `rankscope spectra <checkpoints or folders…> [--json] [--shard I/N] [--session FILE]`

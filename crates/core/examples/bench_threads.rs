@@ -13,10 +13,9 @@
 mod cpu_clock;
 
 use cpu_clock::process_cpu_ms;
-use rankscope_core::analysis::collect::{
-    collect_activation_spectra_blocking, collect_weight_spectra_blocking,
-};
+use rankscope_core::analysis::activations::KeyVariant;
 use rankscope_core::analysis::importance::layer_pr_with_ci;
+use rankscope_core::analysis::pipeline::{run_blocking, Plan, RunTokens};
 use rankscope_core::analysis::weights::Shards;
 use rankscope_core::formats::safetensors::read_header;
 use rankscope_core::formats::tokens::{parse_tokens_safetensors, TokenBatch};
@@ -139,7 +138,11 @@ fn main() {
         .flat_map(|r| &r.checkpoints)
         .map(|c| paths[c.file].as_path())
         .collect();
-    let open = |i: usize| paths.get(i).and_then(|p| FileSource::open(p).ok());
+    let open = |path: &str| {
+        let i = inv.files.iter().position(|f| f.path == path)?;
+        FileSource::open(&paths[i]).ok()
+    };
+    let name = |run: usize| inv.runs[run].name.clone();
     let (eval, heldout) = (
         tokens("eval_tokens.safetensors"),
         tokens("heldout_tokens.safetensors"),
@@ -151,15 +154,25 @@ fn main() {
         folder.display(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    // The CLI's plans: `spectra` (weights alone) and `probe` (its default K variant, the
+    // held-out loss).
+    let weights = Plan::spectra(&inv, &|_| RunTokens::default(), &[]);
+    let tokens = RunTokens {
+        eval: Some(("eval_tokens.safetensors".into(), eval.clone())),
+        heldout: Some(("heldout_tokens.safetensors".into(), heldout)),
+    };
+    let probe = Plan::spectra(&inv, &|_| tokens.clone(), &[KeyVariant::default()]);
     compare("weight spectra (spectra)", checkpoints.len(), n, &|| {
-        collect_weight_spectra_blocking(&inv, &open)
+        let r = run_blocking(&weights, &open, &|_, _| {});
+        (r.weight_runs(&name), r.failures)
     });
     compare(
         "activation spectra + loss (probe)",
         checkpoints.len(),
         n,
         &|| {
-            collect_activation_spectra_blocking(&inv, &open, &eval, Some(&heldout), &[], &|_, _| {})
+            let r = run_blocking(&probe, &open, &|_, _| {});
+            (r.activation_runs(&name), r.failures)
         },
     );
     compare(

@@ -5,8 +5,8 @@
 //! round-trip floats), so figures redraw pixel for pixel.
 
 use crate::analysis::activations::ActivationRun;
-use crate::analysis::collect::SpectraFailure;
 use crate::analysis::jobs::StudyOutput;
+use crate::analysis::pipeline::SpectraFailure;
 use crate::analysis::shard::Shard;
 use crate::analysis::trajectory::RunSpectra;
 use crate::formats::json_outline;

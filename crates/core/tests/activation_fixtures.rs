@@ -13,7 +13,7 @@ use rankscope_core::analysis::activations::{
     activation_spectra, activation_spectra_from_grams, activation_spectra_within,
     ActivationSpectra, KeyVariant, Progress, Stage,
 };
-use rankscope_core::analysis::collect::collect_activation_spectra;
+use rankscope_core::analysis::pipeline::collect_activation_spectra;
 use rankscope_core::analysis::spectrum::mean_metrics;
 use rankscope_core::analysis::study_figures::heldout_loss_figure;
 use rankscope_core::analysis::trajectory::{
@@ -468,7 +468,8 @@ fn inventory_driver_reports_progress_and_can_be_cancelled() {
         "raw was not computed"
     );
 
-    // Cancel once the third checkpoint's forward pass has started.
+    // Cancel once the second checkpoint's forward pass has started: it finishes, and the
+    // third is the one listed as cancelled (cancellation is asked between checkpoints).
     let started = Cell::new(0);
     let (runs, failures) = block_on(collect_activation_spectra(
         &inv,
@@ -476,12 +477,12 @@ fn inventory_driver_reports_progress_and_can_be_cancelled() {
         &eval,
         None,
         &[],
-        &mut |done, _, p| {
-            if p.stage == Stage::Streaming {
+        &mut |done, _, line| {
+            if line.starts_with("forward pass") {
                 started.set(done + 1);
             }
         },
-        &|| started.get() >= 3,
+        &|| started.get() >= 2,
     ));
     assert_eq!(runs[0].checkpoints.len(), 2);
     assert_eq!(failures.len(), 1);

@@ -8,7 +8,7 @@
 //! stories260K's `pytorch_model.bin` gives exactly its safetensors twin's numbers.
 
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
-use rankscope_core::analysis::collect::{collect_activation_spectra, collect_weight_spectra};
+use rankscope_core::analysis::pipeline::{collect_activation_spectra, collect_weight_spectra};
 use rankscope_core::analysis::trajectory::RunSpectra;
 use rankscope_core::analysis::weights::HeadSpectrum;
 use rankscope_core::formats::safetensors::read_header;
@@ -67,7 +67,7 @@ fn open(inv: &Inventory) -> impl Fn(usize) -> Option<FileSource> + '_ {
 }
 
 fn weights(inv: &Inventory) -> Vec<RunSpectra> {
-    let (runs, failures) = block_on(collect_weight_spectra(inv, &open(inv), &mut |_, _| {}));
+    let (runs, failures) = block_on(collect_weight_spectra(inv, &open(inv)));
     assert!(failures.is_empty(), "{failures:?}");
     runs
 }

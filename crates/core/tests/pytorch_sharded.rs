@@ -5,7 +5,7 @@
 //! as it does for safetensors shards, and the weight spectra equal those of
 //! the unsharded `model.safetensors`.
 
-use rankscope_core::analysis::collect::collect_weight_spectra;
+use rankscope_core::analysis::pipeline::collect_weight_spectra;
 use rankscope_core::formats::pytorch::write::{write_state_dict, TensorOut};
 use rankscope_core::formats::safetensors::{read_header, read_tensor_bytes};
 use rankscope_core::inventory::{inspect_file, FileKind, Inventory, Status};
@@ -98,11 +98,9 @@ fn sharded_bin_files_equal_the_unsharded_model() {
         "the shards are one checkpoint"
     );
 
-    let (sharded, failures) = block_on(collect_weight_spectra(
-        &inv,
-        &|i| FileSource::open(dir.join(names[i])).ok(),
-        &mut |_, _| {},
-    ));
+    let (sharded, failures) = block_on(collect_weight_spectra(&inv, &|i| {
+        FileSource::open(dir.join(names[i])).ok()
+    }));
     assert!(failures.is_empty(), "{failures:?}");
     let whole_dir = Path::new(FIXTURES).join("stories260K");
     let whole = inventory(
@@ -110,11 +108,9 @@ fn sharded_bin_files_equal_the_unsharded_model() {
         &["model.safetensors", "config.json"],
         "stories260K",
     );
-    let (single, _) = block_on(collect_weight_spectra(
-        &whole,
-        &|i| FileSource::open(whole_dir.join(["model.safetensors", "config.json"][i])).ok(),
-        &mut |_, _| {},
-    ));
+    let (single, _) = block_on(collect_weight_spectra(&whole, &|i| {
+        FileSource::open(whole_dir.join(["model.safetensors", "config.json"][i])).ok()
+    }));
     assert_eq!(
         sharded[0].checkpoints[0].spectra,
         single[0].checkpoints[0].spectra

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{fixture, inspect, CountingSource};
+use rankscope_core::analysis::activations::KeyVariant;
 use rankscope_core::analysis::jobs::{run_checkpoint_job, CheckpointJob, JobKind, JobOutput};
 use rankscope_core::formats::safetensors::{read_header, Header};
 use rankscope_core::inventory::{Content, Inventory, Status};
@@ -21,6 +22,7 @@ fn kind() -> JobKind {
     JobKind::WeightsAndActivations {
         eval: EVAL.into(),
         heldout: Some(HELDOUT.into()),
+        variants: KeyVariant::ALL.to_vec(),
     }
 }
 

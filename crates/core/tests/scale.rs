@@ -7,7 +7,7 @@
 //! below the file's size. Alone in its own test binary so the peak is its own.
 
 use rankscope_core::analysis::activations::{activation_spectra, KeyVariant};
-use rankscope_core::analysis::collect::checkpoint_weight_spectra;
+use rankscope_core::analysis::pipeline::collect_weight_spectra;
 use rankscope_core::analysis::weights::Shards;
 use rankscope_core::formats::safetensors::read_header;
 use rankscope_core::formats::tokens::parse_tokens_safetensors;
@@ -80,14 +80,11 @@ fn analyse(path: &str) -> (Value, String, String, Option<f64>) {
         "kind": entry.kind, "run": entry.run, "tokens": entry.tokens, "architecture": entry.architecture,
     });
     let inv = Inventory::link(vec![entry]);
-    let weights = block_on(checkpoint_weight_spectra(
-        &inv,
-        0,
-        &|_| FileSource::open(path).ok(),
-        &mut |_| {},
-    ))
-    .expect("weight spectra")
-    .expect("recognised");
+    let (runs, failures) = block_on(collect_weight_spectra(&inv, &|_| {
+        FileSource::open(path).ok()
+    }));
+    assert!(failures.is_empty(), "{path}: {failures:?}");
+    let weights = runs[0].checkpoints[0].spectra.clone();
     let Some(Recognition::Known(arch)) = &inv.files[0].recognition else {
         panic!("{path} not recognised")
     };

@@ -3,7 +3,7 @@
 //! index, recognises the architecture over the union of their tensors, and the
 //! weight spectra equal those of the unsharded file. A missing shard is named.
 
-use rankscope_core::analysis::collect::collect_weight_spectra;
+use rankscope_core::analysis::pipeline::collect_weight_spectra;
 use rankscope_core::formats::safetensors::{read_header, read_tensor_bytes};
 use rankscope_core::inventory::{inspect_file, FileKind, Inventory, Status};
 use rankscope_core::source::{block_on, FileSource};
@@ -112,11 +112,9 @@ fn shards_are_one_model() {
         .all(|f| f.notes.iter().any(|n| n.text.contains("shard of"))));
 
     // Spectra through the shards equal the unsharded checkpoint's.
-    let (runs, failures) = block_on(collect_weight_spectra(
-        &inv,
-        &|i| real.get(i).and_then(|p| FileSource::open(p).ok()),
-        &mut |_, _| {},
-    ));
+    let (runs, failures) = block_on(collect_weight_spectra(&inv, &|i| {
+        real.get(i).and_then(|p| FileSource::open(p).ok())
+    }));
     assert!(failures.is_empty(), "{failures:?}");
     let sharded = &runs[0].checkpoints[0].spectra;
     let whole_dir = std::env::temp_dir().join(format!("rankscope-whole-{}", std::process::id()));
@@ -127,11 +125,9 @@ fn shards_are_one_model() {
     )
     .expect("copy");
     let (inv_whole, real_whole) = inventory_of(&whole_dir, &["ckpt.safetensors"]);
-    let (runs_whole, _) = block_on(collect_weight_spectra(
-        &inv_whole,
-        &|i| real_whole.get(i).and_then(|p| FileSource::open(p).ok()),
-        &mut |_, _| {},
-    ));
+    let (runs_whole, _) = block_on(collect_weight_spectra(&inv_whole, &|i| {
+        real_whole.get(i).and_then(|p| FileSource::open(p).ok())
+    }));
     assert_eq!(sharded, &runs_whole[0].checkpoints[0].spectra);
 
     // Without its second shard the index says which one is missing.
@@ -188,11 +184,9 @@ fn shard_names_with_a_folder_part_match_by_last_component() {
         "{:?}",
         idx.architecture
     );
-    let (runs, failures) = block_on(collect_weight_spectra(
-        &inv,
-        &|i| real.get(i).and_then(|p| FileSource::open(p).ok()),
-        &mut |_, _| {},
-    ));
+    let (runs, failures) = block_on(collect_weight_spectra(&inv, &|i| {
+        real.get(i).and_then(|p| FileSource::open(p).ok())
+    }));
     assert!(failures.is_empty() && runs.len() == 1, "{failures:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -132,11 +132,12 @@ fn header_of_a_file_over_4_gib() {
 /// within 1e-4 relative, r90 exact, held-out loss within 1e-4 (fixtures README).
 #[wasm_bindgen_test]
 fn activation_spectra_match_the_reference() {
+    use rankscope_core::analysis::activations::streamed_activation_spectra;
     use rankscope_core::analysis::activations::KeyVariant;
-    use rankscope_core::analysis::collect::checkpoint_activation_spectra;
     use rankscope_core::analysis::weights::Shards;
     use rankscope_core::formats::tokens::parse_tokens_safetensors;
     use rankscope_core::model::arch::{recognise, Recognition};
+    use rankscope_core::model::forward::StreamedModel;
 
     let header = st::read_header(&B1_FINAL).expect("header");
     let tensors: Vec<_> = header
@@ -150,9 +151,10 @@ fn activation_spectra_match_the_reference() {
     let eval = parse_tokens_safetensors(&EVAL).expect("eval tokens");
     let heldout = parse_tokens_safetensors(&HELDOUT).expect("held-out tokens");
     let mut steps = 0;
-    let got = block_on(checkpoint_activation_spectra(
-        &Shards::single(&header, &B1_FINAL),
-        &arch,
+    let shards = Shards::single(&header, &B1_FINAL);
+    let model = StreamedModel::new(&shards, &arch).expect("model");
+    let got = block_on(streamed_activation_spectra(
+        &model,
         &eval,
         Some(&heldout),
         &[KeyVariant::PostNorm],

@@ -294,6 +294,7 @@ fn a_worker_job_with_an_eval_batch_gives_the_reference_activations() {
         JobKind::WeightsAndActivations {
             eval: "eval_tokens.safetensors".into(),
             heldout: Some("heldout_tokens.safetensors".into()),
+            variants: KeyVariant::ALL.to_vec(),
         },
     );
     let mut stages = Vec::new();

@@ -75,6 +75,7 @@ impl ForwardEngine for GpuEngine {
         streamed: &StreamedModel<'_, '_, S>,
         eval: &TokenBatch,
         heldout: Option<&TokenBatch>,
+        variants: &[KeyVariant],
         progress: &mut dyn FnMut(Progress),
     ) -> (Result<ActivationSpectra, String>, String) {
         let bytes = streamed.f32_bytes();
@@ -89,7 +90,7 @@ impl ForwardEngine for GpuEngine {
                             &gpu_model,
                             eval,
                             heldout,
-                            &KeyVariant::ALL,
+                            variants,
                             BLOCK_BUDGET_BYTES,
                             progress,
                             &|| false,
@@ -116,7 +117,7 @@ impl ForwardEngine for GpuEngine {
             Err(why) => why.clone(),
         };
         let (result, _) = CpuEngine
-            .activation_spectra(streamed, eval, heldout, progress)
+            .activation_spectra(streamed, eval, heldout, variants, progress)
             .await;
         (result, cpu_because(&why_not))
     }

@@ -53,6 +53,7 @@ fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
     let kind = JobKind::WeightsAndActivations {
         eval: EVAL.into(),
         heldout: Some(HELDOUT.into()),
+        variants: KeyVariant::ALL.to_vec(),
     };
     let (job, sources) = planned_job(kind);
     let run = |gpu: bool| {

@@ -58,10 +58,13 @@ pub enum JobKind {
     ModelSpectra,
     /// The weight spectra, then the forward pass on the eval batch: K/Q
     /// activation spectra (all variants) and, with a held-out batch, its loss.
-    /// `eval` and `heldout` are paths among the job's files.
+    /// `eval` and `heldout` are paths among the job's batches; K is taken at each of
+    /// `variants` (every one unless the caller asks for fewer).
     WeightsAndActivations {
         eval: String,
         heldout: Option<String>,
+        #[serde(default = "every_variant")]
+        variants: Vec<KeyVariant>,
     },
     /// Figures 3–5 for one checkpoint: K PR per layer with a bootstrap CI
     /// over eval sequences, γ-vs-SVD importance, and the surgery sweep (basis
@@ -71,6 +74,10 @@ pub enum JobKind {
         heldout: String,
         options: StudyOptions,
     },
+}
+
+fn every_variant() -> Vec<KeyVariant> {
+    KeyVariant::ALL.to_vec()
 }
 
 /// Settings of a [`JobKind::Study`].
@@ -125,8 +132,33 @@ pub struct CheckpointJob {
 
 impl CheckpointJob {
     /// The job for checkpoint `inv.files[checkpoint]`: its tensor files with their headers,
-    /// its architecture, and the token batches `kind` names, all as inspection found them.
+    /// its architecture, and the token batches `kind` names, all as inspection found them in
+    /// the inventory.
     pub fn plan(inv: &Inventory, checkpoint: usize, kind: JobKind) -> Result<Self, JobError> {
+        let batches: Vec<(String, TokenBatch)> = kind
+            .batch_paths()
+            .into_iter()
+            .filter_map(|path| {
+                inv.files
+                    .iter()
+                    .find(|f| &f.path == path)
+                    .and_then(|f| match &f.content {
+                        Content::TokenBatch(b) => Some((path.clone(), b.clone())),
+                        _ => None,
+                    })
+            })
+            .collect();
+        Self::plan_with_batches(inv, checkpoint, kind, &batches)
+    }
+
+    /// [`CheckpointJob::plan`] with the token batches given (by path, as `kind` names them):
+    /// the CLI's `--eval` file need not be among the inventory's files.
+    pub fn plan_with_batches(
+        inv: &Inventory,
+        checkpoint: usize,
+        kind: JobKind,
+        given: &[(String, TokenBatch)],
+    ) -> Result<Self, JobError> {
         let entry = inv.files.get(checkpoint).ok_or(JobError::Unreadable)?;
         let Some(Recognition::Known(arch)) = &entry.recognition else {
             return Err(JobError::NotRecognised);
@@ -144,25 +176,13 @@ impl CheckpointJob {
             files.push(inv.files[i].path.clone());
             headers.push(header.clone());
         }
-        let named: Vec<&String> = match &kind {
-            JobKind::ModelSpectra => Vec::new(),
-            JobKind::WeightsAndActivations { eval, heldout } => {
-                std::iter::once(eval).chain(heldout).collect()
-            }
-            JobKind::Study { eval, heldout, .. } => vec![eval, heldout],
-        };
-        let mut batches = Vec::new();
-        for path in named {
-            // A batch that is missing or unreadable is the activations' failure, said
-            // when the job runs; the weight spectra do not need it.
-            if let Some(Content::TokenBatch(b)) = inv
-                .files
-                .iter()
-                .find(|f| &f.path == path)
-                .map(|f| &f.content)
-            {
+        // A batch that is missing or unreadable is the activations' failure, said when the
+        // job runs; the weight spectra do not need it.
+        let mut batches: Vec<(String, TokenBatch)> = Vec::new();
+        for path in kind.batch_paths() {
+            if let Some(b) = given.iter().find(|(p, _)| p == path) {
                 if !batches.iter().any(|(p, _)| p == path) {
-                    batches.push((path.clone(), b.clone()));
+                    batches.push(b.clone());
                 }
             }
         }
@@ -183,6 +203,19 @@ impl CheckpointJob {
             .find(|(p, _)| p == path)
             .map(|(_, b)| b)
             .ok_or_else(|| JobError::NotABatch(path.to_string()))
+    }
+}
+
+impl JobKind {
+    /// The paths of the token batches this kind reads.
+    fn batch_paths(&self) -> Vec<&String> {
+        match self {
+            JobKind::ModelSpectra => Vec::new(),
+            JobKind::WeightsAndActivations { eval, heldout, .. } => {
+                std::iter::once(eval).chain(heldout).collect()
+            }
+            JobKind::Study { eval, heldout, .. } => vec![eval, heldout],
+        }
     }
 }
 
@@ -227,6 +260,7 @@ pub trait ForwardEngine {
         model: &StreamedModel<'_, '_, S>,
         eval: &TokenBatch,
         heldout: Option<&TokenBatch>,
+        variants: &[KeyVariant],
         progress: &mut dyn FnMut(Progress),
     ) -> (Result<ActivationSpectra, String>, String);
 
@@ -254,20 +288,18 @@ impl ForwardEngine for CpuEngine {
         model: &StreamedModel<'_, '_, S>,
         eval: &TokenBatch,
         heldout: Option<&TokenBatch>,
+        variants: &[KeyVariant],
         progress: &mut dyn FnMut(Progress),
     ) -> (Result<ActivationSpectra, String>, String) {
         let result =
-            streamed_activation_spectra(model, eval, heldout, &KeyVariant::ALL, progress, &|| {
-                false
-            })
-            .await;
+            streamed_activation_spectra(model, eval, heldout, variants, progress, &|| false).await;
         (result.map_err(|e| e.to_string()), cpu_label())
     }
 }
 
 /// Runs a job over its files' sources (in `job.files` order; cheap-to-clone
 /// handles). `progress` gets a short line ("layer 3 of 22") and the fraction done.
-pub async fn run_checkpoint_job<S: AsyncByteSource + Clone>(
+pub async fn run_checkpoint_job<S: AsyncByteSource>(
     job: &CheckpointJob,
     sources: &[S],
     progress: &mut dyn FnMut(&str, f64),
@@ -276,7 +308,7 @@ pub async fn run_checkpoint_job<S: AsyncByteSource + Clone>(
 }
 
 /// [`run_checkpoint_job`] with the forward passes of activation jobs on `engine`.
-pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
+pub async fn run_checkpoint_job_on<S: AsyncByteSource>(
     job: &CheckpointJob,
     sources: &[S],
     engine: &impl ForwardEngine,
@@ -304,7 +336,11 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
     let shards = Shards::new(job.headers.iter().zip(sources).collect()).with_tap(&tap);
     let mut engine_label = String::new();
     let activations = match &job.kind {
-        JobKind::WeightsAndActivations { eval, heldout } => Some(
+        JobKind::WeightsAndActivations {
+            eval,
+            heldout,
+            variants,
+        } => Some(
             async {
                 let eval_path = eval;
                 let eval = job.batch(eval)?;
@@ -322,7 +358,7 @@ pub async fn run_checkpoint_job_on<S: AsyncByteSource + Clone>(
                 };
                 let model = StreamedModel::new(&shards, arch)?;
                 let (result, label) = engine
-                    .activation_spectra(&model, eval, heldout, &mut report)
+                    .activation_spectra(&model, eval, heldout, variants, &mut report)
                     .await;
                 engine_label = label;
                 Ok(result)
@@ -379,7 +415,7 @@ fn job_share(stage: Option<Stage>, f: f64) -> f64 {
 
 /// The study job: load the model once, then [`ForwardEngine::study`].
 #[allow(clippy::too_many_arguments)]
-async fn run_study<S: AsyncByteSource + Clone>(
+async fn run_study<S: AsyncByteSource>(
     job: &CheckpointJob,
     sources: &[S],
     eval: &str,

@@ -8,7 +8,6 @@
 pub mod activations;
 pub mod collapse;
 pub mod collapse_figure;
-pub mod collect;
 pub mod compare;
 pub mod conditions;
 pub mod esd;
@@ -18,6 +17,7 @@ pub mod importance;
 pub mod jobs;
 pub mod losscurve;
 pub mod numpy_rng;
+pub mod pipeline;
 pub mod powerlaw;
 pub mod replicate_figures;
 pub mod results;

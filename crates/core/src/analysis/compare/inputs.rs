@@ -1,5 +1,5 @@
 //! [`MetricValues`] from the activation spectra every figure uses ([`ActivationRun`], from
-//! [`crate::analysis::collect::collect_activation_spectra`]): a run's value at a checkpoint is
+//! [`crate::analysis::pipeline::collect_activation_spectra`]): a run's value at a checkpoint is
 //! Figure 1's ([`checkpoint_value`], mean over layers of the mean over heads), per layer
 //! [`layer_value`], and per unit each head's metric; or the held-out loss.
 

@@ -1,0 +1,181 @@
+//! The analysis pipeline the page and the CLI share (`analysis::pipeline`): planned from the 36
+//! fixture checkpoints and both token batches as the page plans them (batches matched by
+//! name), run one job after another and on the `--threads` pool, folded in any order, and
+//! named at assembly — checked against the user's own numbers (`expected/<RUN>.json`).
+
+mod common;
+
+use common::{fixture, inventory_of};
+use rankscope_core::analysis::activations::KeyVariant;
+use rankscope_core::analysis::jobs::{run_checkpoint_job, CpuEngine, JobKind, StudyOptions};
+use rankscope_core::analysis::pipeline::{run, run_blocking, Plan, Results, RunTokens};
+use rankscope_core::analysis::trajectory::{
+    checkpoint_value, CheckpointSel, LayerSel, Matrix, Metric,
+};
+use rankscope_core::inventory::batches::run_batches;
+use rankscope_core::source::block_on;
+use std::collections::{BTreeMap, BTreeSet};
+
+const RUNS: [&str; 6] = ["A1", "A2", "B1", "B2", "C1", "C2"];
+const TOKENS: [u64; 6] = [0, 20480, 40960, 81920, 163840, 327680];
+
+fn paths() -> Vec<String> {
+    let mut paths: Vec<String> = RUNS
+        .iter()
+        .flat_map(|r| {
+            TOKENS
+                .iter()
+                .map(move |t| format!("runs/{r}/ckpt_tokens_{t}.safetensors"))
+        })
+        .collect();
+    paths.push("eval_tokens.safetensors".into());
+    paths.push("heldout_tokens.safetensors".into());
+    paths
+}
+
+fn expected(run: &str) -> serde_json::Value {
+    serde_json::from_slice(&fixture(&format!("expected/{run}.json"))).expect("expected JSON")
+}
+
+#[test]
+fn the_plan_runs_the_same_on_one_thread_and_the_pool_and_folds_in_any_order() {
+    let paths = paths();
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let inv = inventory_of(&refs);
+    let batches = run_batches(&inv, &BTreeMap::new());
+    let tokens = |run: &str| RunTokens::matched(&inv, &batches, run);
+    let plan = Plan::spectra(&inv, &tokens, &[KeyVariant::PostNorm]);
+
+    // One job per checkpoint, each with its forward pass on the batches matched by name, and
+    // a key of its own.
+    assert!(plan.failures.is_empty(), "{:?}", plan.failures);
+    assert_eq!(plan.jobs.len(), 36);
+    assert!(plan.has_forward_passes());
+    let keys: BTreeSet<String> = plan.jobs.iter().map(|j| j.key()).collect();
+    assert_eq!(keys.len(), 36, "every job has its own key");
+    for j in &plan.jobs {
+        match &j.job.kind {
+            JobKind::WeightsAndActivations { eval, heldout, .. } => {
+                assert_eq!(eval, "eval_tokens.safetensors");
+                assert_eq!(heldout.as_deref(), Some("heldout_tokens.safetensors"));
+            }
+            other => panic!("{}: {other:?}", j.checkpoint.path),
+        }
+        assert_eq!(j.reads().len(), 3, "the checkpoint and both batches");
+    }
+
+    let open = |path: &str| Some(fixture(path));
+    let name = |run: usize| inv.runs[run].name.clone();
+    let mut lines = 0;
+    let one = block_on(run(
+        &plan,
+        &open,
+        &CpuEngine,
+        &mut |_, _, _| lines += 1,
+        &|| false,
+    ));
+    assert!(lines > 36, "each job reports its stages");
+    assert!(one.failures.is_empty(), "{:?}", one.failures);
+    let pool = run_blocking(&plan, &open, &|_, _| {});
+    assert_eq!(one, pool, "one thread and the pool give the same results");
+
+    // The user's numbers: held-out loss and mean K PR of every checkpoint.
+    let runs = one.activation_runs(&name);
+    assert_eq!(runs.len(), 6);
+    for (r, run_name) in runs.iter().zip(RUNS) {
+        assert_eq!(r.run, run_name);
+        let want = expected(run_name);
+        let k = r.run_spectra(KeyVariant::PostNorm);
+        for ((c, k), w) in r
+            .checkpoints
+            .iter()
+            .zip(&k.checkpoints)
+            .zip(want["checkpoints"].as_array().expect("checkpoints"))
+        {
+            let loss = c.spectra.heldout_loss.expect("held-out loss");
+            assert!(
+                (loss - w["val_loss"].as_f64().unwrap()).abs() <= 1e-4,
+                "{}",
+                c.path
+            );
+            let pr = checkpoint_value(&k.spectra, LayerSel::Mean, Matrix::K, Metric::Pr).unwrap();
+            let want_pr = w["mean_k_pr"].as_f64().unwrap();
+            assert!(
+                (pr - want_pr).abs() / want_pr <= 1e-4,
+                "{}: {pr} vs {want_pr}",
+                c.path
+            );
+        }
+    }
+
+    // Folded in reverse (as workers finish in any order), the runs come out the same.
+    let mut reversed = Results::new(&plan);
+    for i in (0..plan.jobs.len()).rev() {
+        let job = &plan.jobs[i].job;
+        let sources: Vec<Vec<u8>> = job.files.iter().map(|p| fixture(p)).collect();
+        let out = block_on(run_checkpoint_job(job, &sources, &mut |_, _| {}));
+        reversed.fold(i, out.map_err(|e| e.to_string()));
+    }
+    assert_eq!(reversed.weight_runs(&name), one.weight_runs(&name));
+    assert_eq!(reversed.activation_runs(&name), runs);
+
+    // Names are looked up when the runs are assembled: a rename is one change, the numbers
+    // and colours stay.
+    let renamed = one.activation_runs(&|run| {
+        if run == 0 {
+            "baseline".into()
+        } else {
+            name(run)
+        }
+    });
+    assert_eq!(renamed[0].run, "baseline");
+    assert_eq!(renamed[0].color, runs[0].color);
+    assert_eq!(renamed[0].checkpoints, runs[0].checkpoints);
+    assert_eq!(renamed[1..], runs[1..]);
+}
+
+#[test]
+fn study_plans_need_both_batches_and_take_the_chosen_checkpoint() {
+    let paths = paths();
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let inv = inventory_of(&refs);
+    let batches = run_batches(&inv, &BTreeMap::new());
+    let options = StudyOptions::default();
+    let plan = Plan::study(
+        &inv,
+        &|run| RunTokens::matched(&inv, &batches, run),
+        CheckpointSel::Index(2),
+        &options,
+    );
+    assert_eq!(plan.jobs.len(), 6, "one study job per run");
+    for j in &plan.jobs {
+        assert_eq!(j.checkpoint.tokens, Some(40960));
+        assert!(matches!(j.job.kind, JobKind::Study { .. }));
+    }
+    // Without a held-out batch no run can have Figures 3–5: nothing is planned, and the
+    // caller says which runs were left out.
+    let eval_only = Plan::study(
+        &inv,
+        &|run| RunTokens {
+            heldout: None,
+            ..RunTokens::matched(&inv, &batches, run)
+        },
+        CheckpointSel::Final,
+        &options,
+    );
+    assert!(eval_only.jobs.is_empty());
+    // A job whose file cannot be opened is a failure named by its checkpoint.
+    let one = Plan {
+        jobs: vec![plan.jobs[0].clone()],
+        failures: Vec::new(),
+    };
+    let results = run_blocking(&one, &|_: &str| None::<Vec<u8>>, &|_, _| {});
+    assert_eq!(results.failures.len(), 1);
+    assert_eq!(results.failures[0].path, plan.jobs[0].checkpoint.path);
+    assert_eq!(
+        results.study_runs().len(),
+        1,
+        "the run's Figures 3–5 entry says why"
+    );
+    assert!(results.study_runs()[0].2.is_err());
+}
