@@ -18,6 +18,8 @@ use leptos::prelude::*;
 pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
+    provide_context(state.workspace);
+    provide_context(state.analysis);
     let cmp = Comparisons::new();
     provide_context(cmp);
     let views = state.view;
@@ -60,22 +62,22 @@ pub fn App() -> impl IntoView {
 fn Notice() -> impl IntoView {
     let state = AppState::use_context();
     let notices = move || {
-        let list = state.notices.get();
+        let list = state.workspace.notices.get();
         (!list.is_empty()).then(|| {
             view! {
                 <div class="notice" id="notices" role="status">
                     <ul>{list.into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}</ul>
-                    <button class="link" on:click=move |_| state.notices.set(Vec::new())>"dismiss"</button>
+                    <button class="link" on:click=move |_| state.workspace.notices.set(Vec::new())>"dismiss"</button>
                 </div>
             }
         })
     };
     let notice = move || {
-        state.notice.get().map(|text| {
+        state.workspace.notice.get().map(|text| {
             view! {
                 <p class="notice" id="notice" role="status">
                     {text}
-                    <button class="link" on:click=move |_| state.notice.set(None)>"dismiss"</button>
+                    <button class="link" on:click=move |_| state.workspace.notice.set(None)>"dismiss"</button>
                 </p>
             }
         })

@@ -76,13 +76,15 @@ impl Comparisons {
     /// Every run the page knows, with the seed its files state: the inventory's runs, then runs
     /// only a saved session has (their seed is unknown).
     fn seeds(state: AppState) -> Vec<RunSeed> {
-        let mut seeds = state.inventory.with(run_seeds);
+        let mut seeds = state.workspace.inventory.with(run_seeds);
         let computed: Vec<String> = state
+            .analysis
             .spectra
             .with(|r| r.iter().map(|r| r.run.clone()).collect::<Vec<_>>())
             .into_iter()
             .chain(
                 state
+                    .analysis
                     .activations
                     .with(|r| r.iter().map(|r| r.run.clone()).collect::<Vec<_>>()),
             )
@@ -128,9 +130,10 @@ impl Comparisons {
     fn spectra(self, state: AppState) -> Vec<RunSpectra> {
         match self.source.get() {
             SpectraSource::Activations(v) => state
+                .analysis
                 .activations
                 .with(|runs| runs.iter().map(|r| r.run_spectra(v)).collect()),
-            SpectraSource::Weights => state.spectra.get(),
+            SpectraSource::Weights => state.analysis.spectra.get(),
         }
     }
 
@@ -151,7 +154,7 @@ impl Comparisons {
     /// Why there are no spectra of the cards' source.
     pub fn no_spectra(self, state: AppState) -> String {
         match self.source.get() {
-            SpectraSource::Activations(_) if state.expecting_activations.get() => {
+            SpectraSource::Activations(_) if state.analysis.expecting_activations.get() => {
                 "waiting for the activation spectra (forward passes on the eval batch)".into()
             }
             SpectraSource::Activations(_) => {
@@ -210,7 +213,7 @@ impl Comparisons {
             return CardsInput::Missing(self.no_spectra(state));
         };
         let mut tables: Vec<MetricValues> = vec![values];
-        let heldout = state.activations.with(|r| heldout_loss_values(r));
+        let heldout = state.analysis.activations.with(|r| heldout_loss_values(r));
         if heldout.runs.iter().any(|r| !r.points.is_empty()) {
             tables.push(heldout);
         }

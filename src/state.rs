@@ -32,8 +32,10 @@ pub struct Pending {
     pub progress: RwSignal<f64>,
 }
 
+/// The files the user gave and what they are: the inventory, its runs and their names, the
+/// batches chosen for them, and the reading of files while it runs.
 #[derive(Clone, Copy)]
-pub struct AppState {
+pub struct Workspace {
     pub inventory: RwSignal<Inventory>,
     pub pending: RwSignal<Vec<Pending>>,
     /// Run renames the user made, applied to files that arrive later too.
@@ -45,11 +47,20 @@ pub struct AppState {
     /// One line per event of the last drop that the user must know of
     /// (each session opened or refused, files of the same path): all kept.
     pub notices: RwSignal<Vec<String>>,
-    /// The loss-curve section's settings as a session stores them (written by
-    /// the section on every change).
-    pub loss_view: RwSignal<serde_json::Value>,
-    /// Set when a session is opened: the section applies it and clears it.
-    pub loss_view_restore: RwSignal<Option<serde_json::Value>>,
+    /// The user's choice of token batches, by run name (unchosen roles are
+    /// matched by `inventory::batches`: folder, then name, then fit).
+    pub batch_choices: RwSignal<BTreeMap<String, BatchChoice>>,
+    /// The example study's download while it runs (bytes received).
+    pub example_progress: RwSignal<Option<crate::web::files::Download>>,
+    /// The files by path: handles only (a `File` or a URL is not its bytes),
+    /// so tensors can be read again by byte range.
+    handles: StoredValue<HashMap<String, FileHandle>, LocalStorage>,
+    next_id: StoredValue<u64>,
+}
+
+/// What has been computed from the workspace, and how far the running analysis is.
+#[derive(Clone, Copy)]
+pub struct Analysis {
     /// Weight spectra of every recognised checkpoint, per run (Figures 1–2).
     pub spectra: RwSignal<Vec<RunSpectra>>,
     pub spectra_failures: RwSignal<Vec<SpectraFailure>>,
@@ -59,17 +70,9 @@ pub struct AppState {
     /// Whether the running analysis computes activation spectra: Figure 1
     /// waits for them instead of showing the weights meanwhile.
     pub expecting_activations: RwSignal<bool>,
-    /// How the reader looks at the figures (log axes, zoom, the runs each shows): kept here
-    /// too so a rename and a session reach it; the page provides it as its own context.
-    pub view: ViewState,
-    /// The example study's download while it runs (bytes received).
-    pub example_progress: RwSignal<Option<crate::web::files::Download>>,
     /// Activation spectra (K/Q on the eval batch) and held-out loss, per run,
     /// when an eval token batch is in the inventory.
     pub activations: RwSignal<Vec<ActivationRun>>,
-    /// The user's choice of token batches, by run name (unchosen roles are
-    /// matched by `inventory::batches`: folder, then name, then fit).
-    pub batch_choices: RwSignal<BTreeMap<String, BatchChoice>>,
     /// The batches each run's last analysis used (captions and exports name them).
     pub batches: RwSignal<Vec<RunBatches>>,
     /// Figures 3–5: per run, the study job's output at the chosen checkpoint.
@@ -83,10 +86,6 @@ pub struct AppState {
     /// Where the forward passes of the last analysis ran, with how many
     /// checkpoints ran on each engine (one status line per engine).
     pub forward_engine: RwSignal<BTreeMap<Engine, usize>>,
-    /// The files by path: handles only (a `File` or a URL is not its bytes),
-    /// so tensors can be read again by byte range.
-    handles: StoredValue<HashMap<String, FileHandle>, LocalStorage>,
-    next_id: StoredValue<u64>,
     /// Finished checkpoint jobs by their job (as JSON), with the files each
     /// read: dropping one more file recomputes only what it changes. A file
     /// dropped again under the same path evicts the jobs that read it.
@@ -95,54 +94,88 @@ pub struct AppState {
     generation: StoredValue<u64>,
 }
 
+/// The page's state: the workspace and the analysis (each also provided as a context of its
+/// own, for components that read only one), the reader's view, and the actions that span
+/// them (reading files, analysing them, renaming a run, sessions).
+#[derive(Clone, Copy)]
+pub struct AppState {
+    pub workspace: Workspace,
+    pub analysis: Analysis,
+    /// The loss-curve section's settings as a session stores them (written by
+    /// the section on every change).
+    pub loss_view: RwSignal<serde_json::Value>,
+    /// Set when a session is opened: the section applies it and clears it.
+    pub loss_view_restore: RwSignal<Option<serde_json::Value>>,
+    /// How the reader looks at the figures (log axes, zoom, the runs each shows): kept here
+    /// too so a rename and a session reach it; the page provides it as its own context.
+    pub view: ViewState,
+}
+
+impl Workspace {
+    pub fn use_context() -> Self {
+        expect_context::<Workspace>()
+    }
+}
+
+impl Analysis {
+    pub fn use_context() -> Self {
+        expect_context::<Analysis>()
+    }
+}
+
 impl AppState {
     pub fn new() -> Self {
         Self {
-            inventory: RwSignal::new(Inventory::default()),
-            pending: RwSignal::new(Vec::new()),
-            renames: RwSignal::new(BTreeMap::new()),
-            cancel: RwSignal::new(false),
-            notice: RwSignal::new(None),
-            notices: RwSignal::new(Vec::new()),
+            workspace: Workspace {
+                inventory: RwSignal::new(Inventory::default()),
+                pending: RwSignal::new(Vec::new()),
+                renames: RwSignal::new(BTreeMap::new()),
+                cancel: RwSignal::new(false),
+                notice: RwSignal::new(None),
+                notices: RwSignal::new(Vec::new()),
+                batch_choices: RwSignal::new(BTreeMap::new()),
+                example_progress: RwSignal::new(None),
+                handles: StoredValue::new_local(HashMap::new()),
+                next_id: StoredValue::new(0),
+            },
+            analysis: Analysis {
+                spectra: RwSignal::new(Vec::new()),
+                spectra_failures: RwSignal::new(Vec::new()),
+                spectra_progress: RwSignal::new(None),
+                expecting_activations: RwSignal::new(false),
+                activations: RwSignal::new(Vec::new()),
+                batches: RwSignal::new(Vec::new()),
+                study: RwSignal::new(Vec::new()),
+                study_progress: RwSignal::new(None),
+                spectra_runner: RwSignal::new(None),
+                use_gpu: RwSignal::new(true),
+                forward_engine: RwSignal::new(BTreeMap::new()),
+                job_cache: StoredValue::new_local(HashMap::new()),
+                generation: StoredValue::new(0),
+            },
             loss_view: RwSignal::new(serde_json::Value::Null),
             loss_view_restore: RwSignal::new(None),
-            spectra: RwSignal::new(Vec::new()),
-            spectra_failures: RwSignal::new(Vec::new()),
-            spectra_progress: RwSignal::new(None),
-            expecting_activations: RwSignal::new(false),
             view: ViewState::new(),
-            example_progress: RwSignal::new(None),
-            spectra_runner: RwSignal::new(None),
-            use_gpu: RwSignal::new(true),
-            forward_engine: RwSignal::new(BTreeMap::new()),
-            activations: RwSignal::new(Vec::new()),
-            study: RwSignal::new(Vec::new()),
-            study_progress: RwSignal::new(None),
-            batch_choices: RwSignal::new(BTreeMap::new()),
-            batches: RwSignal::new(Vec::new()),
-            handles: StoredValue::new_local(HashMap::new()),
-            next_id: StoredValue::new(0),
-            job_cache: StoredValue::new_local(HashMap::new()),
-            generation: StoredValue::new(0),
         }
     }
 
     /// Turns WebGPU forward passes on or off and recomputes (results computed the other way
     /// are not reused, so the figures show what the user chose).
     pub fn set_use_gpu(self, on: bool) {
-        self.use_gpu.set(on);
-        self.job_cache.update_value(HashMap::clear);
+        self.analysis.use_gpu.set(on);
+        self.analysis.job_cache.update_value(HashMap::clear);
         spawn_local(self.compute_spectra());
     }
 
     /// The file at `path` (a handle; its bytes are read by range).
     pub fn handle(self, path: &str) -> Option<FileHandle> {
-        self.handles.with_value(|b| b.get(path).cloned())
+        self.workspace.handles.with_value(|b| b.get(path).cloned())
     }
 
     /// The handles of a job's tensor files, in its order; `None` when one is gone.
     fn handles_of(self, files: &[String]) -> Option<Vec<FileHandle>> {
-        self.handles
+        self.workspace
+            .handles
             .with_value(|b| files.iter().map(|p| b.get(p).cloned()).collect())
     }
 
@@ -150,9 +183,10 @@ impl AppState {
     /// names them, so the link reopens them).
     pub fn opened_urls(self) -> Vec<String> {
         let paths: Vec<String> = self
+            .workspace
             .inventory
             .with_untracked(|inv| inv.files.iter().map(|f| f.path.clone()).collect());
-        self.handles.with_value(|h| {
+        self.workspace.handles.with_value(|h| {
             paths
                 .iter()
                 .filter_map(|p| h.get(p).and_then(|f| f.url().map(String::from)))
@@ -168,17 +202,18 @@ impl AppState {
     /// the same path as one already shown replaces it.
     pub fn add_files(self, files: Vec<PickedFile>) {
         if files.is_empty() {
-            self.notice
+            self.workspace
+                .notice
                 .set(Some("nothing to read: the drop held no files".into()));
             return;
         }
-        self.cancel.set(false);
-        self.notices.set(duplicate_paths(&files));
+        self.workspace.cancel.set(false);
+        self.workspace.notices.set(duplicate_paths(&files));
         let queued: Vec<(Pending, PickedFile)> = files
             .into_iter()
             .map(|f| {
-                let id = self.next_id.get_value();
-                self.next_id.set_value(id + 1);
+                let id = self.workspace.next_id.get_value();
+                self.workspace.next_id.set_value(id + 1);
                 let pending = Pending {
                     id,
                     path: f.path.clone(),
@@ -188,37 +223,47 @@ impl AppState {
                 (pending, f)
             })
             .collect();
-        self.pending
+        self.workspace
+            .pending
             .update(|p| p.extend(queued.iter().map(|(q, _)| q.clone())));
         spawn_local(async move {
             let mut skipped = 0;
             let mut inspected = 0;
             for (pending, file) in queued {
-                if self.cancel.get_untracked() {
+                if self.workspace.cancel.get_untracked() {
                     skipped += 1;
-                    self.pending.update(|p| p.retain(|q| q.id != pending.id));
+                    self.workspace
+                        .pending
+                        .update(|p| p.retain(|q| q.id != pending.id));
                     continue;
                 }
-                self.handles.update_value(|b| {
+                self.workspace.handles.update_value(|b| {
                     b.insert(file.path.clone(), file.file.clone());
                 });
-                self.job_cache
+                self.analysis
+                    .job_cache
                     .update_value(|c| c.retain(|_, (files, _)| !files.contains(&file.path)));
                 let src = match file.file.open().await {
                     Ok(src) => src,
                     Err(e) => {
-                        self.pending.update(|p| p.retain(|q| q.id != pending.id));
-                        self.notices
+                        self.workspace
+                            .pending
+                            .update(|p| p.retain(|q| q.id != pending.id));
+                        self.workspace
+                            .notices
                             .update(|n| n.push(format!("{}: {e}", file.path)));
                         continue;
                     }
                 };
                 // A saved session is opened, not inventoried.
                 if let Some(result) = read_session(&src).await {
-                    self.pending.update(|p| p.retain(|q| q.id != pending.id));
+                    self.workspace
+                        .pending
+                        .update(|p| p.retain(|q| q.id != pending.id));
                     match result {
                         Ok(session) => self.open_session(session, &file.path),
                         Err(e) => self
+                            .workspace
                             .notices
                             .update(|n| n.push(format!("{}: {e}", file.path))),
                     }
@@ -230,35 +275,39 @@ impl AppState {
                 if let Some(new) = entry
                     .run
                     .as_ref()
-                    .and_then(|r| self.renames.with_untracked(|m| m.get(r).cloned()))
+                    .and_then(|r| self.workspace.renames.with_untracked(|m| m.get(r).cloned()))
                 {
                     entry.run = Some(new);
                 }
                 if self
+                    .workspace
                     .inventory
                     .with_untracked(|inv| inv.files.iter().any(|f| f.path == entry.path))
                 {
-                    self.notices.update(|n| {
+                    self.workspace.notices.update(|n| {
                         n.push(format!(
                             "{}: replaces the file of the same path dropped before",
                             entry.path
                         ))
                     });
                 }
-                self.inventory.update(|inv| {
+                self.workspace.inventory.update(|inv| {
                     let mut files = std::mem::take(&mut inv.files);
                     files.retain(|f| f.path != entry.path);
                     files.push(entry);
                     *inv = Inventory::link(files);
                 });
-                self.pending.update(|p| p.retain(|q| q.id != pending.id));
+                self.workspace
+                    .pending
+                    .update(|p| p.retain(|q| q.id != pending.id));
             }
             if skipped > 0 {
-                self.notice
+                self.workspace
+                    .notice
                     .set(Some(format!("cancelled: {skipped} file(s) were not read")));
             }
             // A drop of only session files keeps the session's numbers.
-            if inspected > 0 && self.pending.with_untracked(Vec::is_empty) {
+            if inspected > 0 && self.workspace.pending.with_untracked(Vec::is_empty) {
                 self.compute_spectra().await;
             }
         });
@@ -270,7 +319,7 @@ impl AppState {
         if non_finite.is_empty() {
             return;
         }
-        self.inventory.update(|inv| {
+        self.workspace.inventory.update(|inv| {
             for (part, path) in files.iter().enumerate() {
                 let tensors: Vec<_> = non_finite
                     .iter()
@@ -289,8 +338,8 @@ impl AppState {
     /// those that open are inspected like dropped files, and each that does
     /// not gets a message naming it.
     pub fn open_urls(self, urls: Vec<String>) {
-        self.cancel.set(false);
-        self.notice.set(Some(format!(
+        self.workspace.cancel.set(false);
+        self.workspace.notice.set(Some(format!(
             "asking the server{} for {} file{}…",
             if urls.len() == 1 { "" } else { "s" },
             urls.len(),
@@ -298,11 +347,11 @@ impl AppState {
         )));
         spawn_local(async move {
             let (files, problems) = crate::web::files::open_urls(&urls).await;
-            self.notice.set(None);
+            self.workspace.notice.set(None);
             if !files.is_empty() {
                 self.add_files(files);
             }
-            self.notices.update(|n| n.extend(problems));
+            self.workspace.notices.update(|n| n.extend(problems));
         });
     }
 
@@ -313,9 +362,9 @@ impl AppState {
     pub async fn compute_spectra(self) {
         worker_pool::cancel(); // a previous batch's jobs are superseded
         let generation = self.next_generation();
-        let inventory = self.inventory.get_untracked();
-        let batches = run_batches(&inventory, &self.batch_choices.get_untracked());
-        self.batches.set(batches.clone());
+        let inventory = self.workspace.inventory.get_untracked();
+        let batches = run_batches(&inventory, &self.workspace.batch_choices.get_untracked());
+        self.analysis.batches.set(batches.clone());
         // The core's planner, as the CLI's: one job per recognised checkpoint, carrying the
         // headers, architecture and batches inspection found (the worker gets the Blobs of the
         // tensor files only).
@@ -334,7 +383,7 @@ impl AppState {
                     Task {
                         job: planned.job.clone(),
                         files,
-                        gpu: self.use_gpu.get_untracked(),
+                        gpu: self.analysis.use_gpu.get_untracked(),
                     },
                 )),
                 None => {
@@ -344,36 +393,38 @@ impl AppState {
         }
         let total = tasks.len();
         let any_eval = plan.has_forward_passes();
-        self.spectra.set(Vec::new());
-        self.activations.set(Vec::new());
-        self.forward_engine.set(BTreeMap::new());
-        self.spectra_failures.set(results.failures.clone());
-        self.expecting_activations.set(any_eval && total > 0);
+        self.analysis.spectra.set(Vec::new());
+        self.analysis.activations.set(Vec::new());
+        self.analysis.forward_engine.set(BTreeMap::new());
+        self.analysis.spectra_failures.set(results.failures.clone());
+        self.analysis
+            .expecting_activations
+            .set(any_eval && total > 0);
         if total == 0 {
-            self.spectra_progress.set(None);
+            self.analysis.spectra_progress.set(None);
             return;
         }
-        let current = move || self.generation.get_value() == generation;
+        let current = move || self.analysis.generation.get_value() == generation;
         let plan = Rc::new(plan);
         let results = Rc::new(RefCell::new(results));
         // Jobs finished before (same key: same files, same kind) are not run again.
         let (cached, to_run): (Vec<_>, Vec<_>) = tasks.into_iter().partition(|(i, _)| {
             let key = plan.jobs[*i].key();
-            self.job_cache.with_value(|c| c.contains_key(&key))
+            self.analysis.job_cache.with_value(|c| c.contains_key(&key))
         });
         let title = if any_eval {
             "Weight spectra, then forward passes on the eval batch (activation spectra and held-out loss)"
         } else {
             "Weight spectra (no eval batch: no forward passes)"
         };
-        let gpu_asked = self.use_gpu.get_untracked();
+        let gpu_asked = self.analysis.use_gpu.get_untracked();
         let webgpu_offered = webgpu_offered();
         let mut jobs = JobsProgress::new(title, ("checkpoint", "checkpoints"), total, now_ms());
         // Reused results count as done from the start, and do not speed up the estimate.
         jobs.total -= cached.len();
-        self.spectra_progress.set(Some(jobs));
+        self.analysis.spectra_progress.set(Some(jobs));
 
-        let spectra_progress = self.spectra_progress;
+        let spectra_progress = self.analysis.spectra_progress;
         let (progress_plan, progress_names) = (plan.clone(), names.clone());
         let progress = Rc::new(move |i: usize, line: &str, f: f64| {
             if current() {
@@ -403,19 +454,23 @@ impl AppState {
                 self.note_non_finite(&plan.jobs[i].job.files, &folded.non_finite);
                 if let Some(engine) = folded.engine {
                     let engine = classify_engine(&engine, gpu_asked, webgpu_offered);
-                    self.forward_engine
+                    self.analysis
+                        .forward_engine
                         .update(|e| *e.entry(engine).or_insert(0) += 1);
                 }
                 let results = results.borrow();
-                self.spectra.set(results.weight_runs(&names));
-                self.activations.set(results.activation_runs(&names));
-                self.spectra_failures.set(results.failures.clone());
+                self.analysis.spectra.set(results.weight_runs(&names));
+                self.analysis
+                    .activations
+                    .set(results.activation_runs(&names));
+                self.analysis.spectra_failures.set(results.failures.clone());
             }
         };
         let reused = cached.len();
         for (i, _) in cached {
             let key = plan.jobs[i].key();
             if let Some(out) = self
+                .analysis
                 .job_cache
                 .with_value(|c| c.get(&key).map(|(_, out)| out.clone()))
             {
@@ -423,9 +478,9 @@ impl AppState {
             }
         }
         if to_run.is_empty() {
-            self.spectra_progress.set(None);
-            self.expecting_activations.set(false);
-            self.spectra_runner.set(Some(RunnerNote {
+            self.analysis.spectra_progress.set(None);
+            self.analysis.expecting_activations.set(false);
+            self.analysis.spectra_runner.set(Some(RunnerNote {
                 reused,
                 ..RunnerNote::default()
             }));
@@ -440,7 +495,7 @@ impl AppState {
             let slots = slots.clone();
             Rc::new(move |j: usize, line: &str, f: f64| progress(slots[j], line, f))
         };
-        let job_cache = self.job_cache;
+        let job_cache = self.analysis.job_cache;
         let done = Rc::new(move |j: usize, result: Result<JobOutput, String>| {
             let i = slots[j];
             if let (Ok(out), true) = (&result, current()) {
@@ -451,7 +506,7 @@ impl AppState {
             }
             done(i, result, true);
         });
-        let runner_line = self.spectra_runner;
+        let runner_line = self.analysis.spectra_runner;
         worker_pool::run_tasks(to_run, progress, done, |r| {
             let note = match r {
                 Runner::Workers(n) => RunnerNote {
@@ -471,16 +526,16 @@ impl AppState {
         })
         .await;
         if current() {
-            self.spectra_progress.set(None);
-            self.expecting_activations.set(false);
+            self.analysis.spectra_progress.set(None);
+            self.analysis.expecting_activations.set(false);
         }
     }
 
     /// A new analysis supersedes the running one: jobs that see a newer generation stop
     /// reporting.
     fn next_generation(self) -> u64 {
-        let generation = self.generation.get_value() + 1;
-        self.generation.set_value(generation);
+        let generation = self.analysis.generation.get_value() + 1;
+        self.analysis.generation.set_value(generation);
         generation
     }
 
@@ -489,7 +544,7 @@ impl AppState {
     /// rename carry the new name.
     fn names_of(self, inv: &Inventory) -> impl Fn(usize) -> String + Clone + 'static {
         let planned: Rc<Vec<String>> = Rc::new(inv.runs.iter().map(|r| r.name.clone()).collect());
-        let renames = self.renames;
+        let renames = self.workspace.renames;
         move |run: usize| {
             let name = planned.get(run).cloned().unwrap_or_default();
             renames
@@ -502,9 +557,9 @@ impl AppState {
     /// run on the worker pool (model loaded once; K on the eval batch; layer
     /// PR with bootstrap CI; γ-vs-SVD importance; the surgery sweep).
     pub async fn compute_study(self, at: CheckpointSel, options: StudyOptions) {
-        let inventory = self.inventory.get_untracked();
-        let batches = run_batches(&inventory, &self.batch_choices.get_untracked());
-        self.batches.set(batches.clone());
+        let inventory = self.workspace.inventory.get_untracked();
+        let batches = run_batches(&inventory, &self.workspace.batch_choices.get_untracked());
+        self.analysis.batches.set(batches.clone());
         let lacking: Vec<&str> = inventory
             .runs
             .iter()
@@ -516,7 +571,7 @@ impl AppState {
             .map(|r| r.name.as_str())
             .collect();
         if !lacking.is_empty() {
-            self.notice.set(Some(format!(
+            self.workspace.notice.set(Some(format!(
                 "Figures 3–5 need an eval batch and a different held-out batch that fit the model; left out: {}",
                 lacking.join(", ")
             )));
@@ -529,6 +584,17 @@ impl AppState {
             at,
             &options,
         );
+        // A checkpoint that could not be planned says why (its run gets no Figures 3–5).
+        if !plan.failures.is_empty() {
+            let why: Vec<String> = plan
+                .failures
+                .iter()
+                .map(|f| format!("{}: {}", f.path, f.message))
+                .collect();
+            self.workspace
+                .notice
+                .set(Some(format!("Figures 3–5 left out {}", why.join("; "))));
+        }
         let names = self.names_of(&inventory);
         let mut results = Results::new(&plan);
         let mut tasks = Vec::new();
@@ -543,7 +609,7 @@ impl AppState {
             tasks.push(Task {
                 job: planned.job.clone(),
                 files,
-                gpu: self.use_gpu.get_untracked(),
+                gpu: self.analysis.use_gpu.get_untracked(),
             });
             slots.push(i);
         }
@@ -563,16 +629,16 @@ impl AppState {
                         output,
                     })
                     .collect();
-                self.study.set(runs);
+                self.analysis.study.set(runs);
             }
         };
         show();
         if total == 0 {
             return;
         }
-        let current = move || self.generation.get_value() == generation;
+        let current = move || self.analysis.generation.get_value() == generation;
         let (plan, slots) = (Rc::new(plan), Rc::new(slots));
-        let study_progress = self.study_progress;
+        let study_progress = self.analysis.study_progress;
         study_progress.set(Some(JobsProgress::new(
             "Figures 3–5: model loaded once per run, K on the eval batch, then the surgery sweep (one forward pass per strategy, fraction and seed)",
             ("run", "runs"),
@@ -613,13 +679,13 @@ impl AppState {
         });
         worker_pool::run_tasks(tasks, progress, done, |_| {}).await;
         if current() {
-            self.study_progress.set(None);
+            self.analysis.study_progress.set(None);
         }
     }
 
     /// Everything computed, as a session file (the files themselves are not in it).
     pub fn session(self) -> Session {
-        let files = self.inventory.with_untracked(|inv| {
+        let files = self.workspace.inventory.with_untracked(|inv| {
             inv.files
                 .iter()
                 .map(|f| SourceFile {
@@ -631,17 +697,18 @@ impl AppState {
                 .collect()
         });
         let mut s = Session::new(files);
-        s.weights = self.spectra.get_untracked();
-        s.activations = self.activations.get_untracked();
-        s.study = self.study.get_untracked();
-        s.failures = self.spectra_failures.get_untracked();
-        s.batches = self.batches.get_untracked();
+        s.weights = self.analysis.spectra.get_untracked();
+        s.activations = self.analysis.activations.get_untracked();
+        s.study = self.analysis.study.get_untracked();
+        s.failures = self.analysis.spectra_failures.get_untracked();
+        s.batches = self.analysis.batches.get_untracked();
         s.logs = self
+            .workspace
             .inventory
             .with_untracked(|inv| inv.files.iter().filter_map(SessionLog::of).collect());
-        s.renames = self.renames.get_untracked();
+        s.renames = self.workspace.renames.get_untracked();
         s.view = serde_json::json!({
-            "batch_choices": self.batch_choices.get_untracked(),
+            "batch_choices": self.workspace.batch_choices.get_untracked(),
             "figure_runs": self.view.runs.get_untracked(),
             "loss_curves": self.loss_view.get_untracked(),
         });
@@ -651,25 +718,27 @@ impl AppState {
     /// Replaces the workspace with a saved session's numbers.
     pub fn open_session(self, session: Session, name: &str) {
         worker_pool::cancel();
-        self.generation.set_value(self.generation.get_value() + 1);
-        self.spectra_progress.set(None);
-        self.study_progress.set(None);
+        self.analysis
+            .generation
+            .set_value(self.analysis.generation.get_value() + 1);
+        self.analysis.spectra_progress.set(None);
+        self.analysis.study_progress.set(None);
         let n_runs = session.weights.len().max(session.activations.len());
         let n_ckpts: usize = session.weights.iter().map(|r| r.checkpoints.len()).sum();
-        self.spectra.set(session.weights);
-        self.activations.set(session.activations);
-        self.study.set(session.study);
-        self.spectra_failures.set(session.failures);
-        self.batches.set(session.batches);
+        self.analysis.spectra.set(session.weights);
+        self.analysis.activations.set(session.activations);
+        self.analysis.study.set(session.study);
+        self.analysis.spectra_failures.set(session.failures);
+        self.analysis.batches.set(session.batches);
         // The logs come back as inventory entries (their runs, their loss curves).
         let n_logs = session.logs.len();
-        self.inventory.set(Inventory::link(
+        self.workspace.inventory.set(Inventory::link(
             session.logs.iter().map(SessionLog::entry).collect(),
         ));
-        self.renames.set(session.renames);
+        self.workspace.renames.set(session.renames);
         let view = &session.view;
         if let Ok(c) = serde_json::from_value(view["batch_choices"].clone()) {
-            self.batch_choices.set(c);
+            self.workspace.batch_choices.set(c);
         }
         if let Ok(runs) = serde_json::from_value::<FigureRuns>(view["figure_runs"].clone()) {
             self.view.runs.set(runs);
@@ -679,12 +748,14 @@ impl AppState {
             // A session saved before the per-figure pickers: its hidden runs were hidden in
             // Figures 1 and 2.
             let names: BTreeSet<String> = self
+                .analysis
                 .spectra
                 .get_untracked()
                 .iter()
                 .map(|r| r.run.clone())
                 .chain(
-                    self.activations
+                    self.analysis
+                        .activations
                         .get_untracked()
                         .iter()
                         .map(|r| r.run.clone()),
@@ -704,7 +775,7 @@ impl AppState {
             self.loss_view_restore
                 .set(Some(view["loss_curves"].clone()));
         }
-        self.notices.update(|n| n.push(format!(
+        self.workspace.notices.update(|n| n.push(format!(
             "Opened {name}: a session saved by rankscope {} with {n_runs} run(s), {n_ckpts} checkpoint(s) and {n_logs} log(s), computed from {} file(s) that are not part of it.",
             session.app_version,
             session.files.len()
@@ -713,16 +784,21 @@ impl AppState {
 
     /// Stops reading queued files and the running analysis.
     pub fn cancel_all(self) {
-        self.cancel.set(true);
-        if self.spectra_progress.with_untracked(Option::is_some)
-            || self.study_progress.with_untracked(Option::is_some)
+        self.workspace.cancel.set(true);
+        if self
+            .analysis
+            .spectra_progress
+            .with_untracked(Option::is_some)
+            || self.analysis.study_progress.with_untracked(Option::is_some)
         {
             worker_pool::cancel();
-            self.generation.set_value(self.generation.get_value() + 1);
-            self.spectra_progress.set(None);
-            self.study_progress.set(None);
-            self.expecting_activations.set(false);
-            self.notice.set(Some(
+            self.analysis
+                .generation
+                .set_value(self.analysis.generation.get_value() + 1);
+            self.analysis.spectra_progress.set(None);
+            self.analysis.study_progress.set(None);
+            self.analysis.expecting_activations.set(false);
+            self.workspace.notice.set(Some(
                 "cancelled: the analysis stopped; figures show the checkpoints done so far".into(),
             ));
         }
@@ -737,7 +813,7 @@ impl AppState {
         if to.is_empty() || to == from {
             return;
         }
-        self.renames.update(|m| {
+        self.workspace.renames.update(|m| {
             // Keep chains short: anything that pointed at `from` now points at `to`.
             for v in m.values_mut() {
                 if *v == from {
@@ -746,13 +822,22 @@ impl AppState {
             }
             m.insert(from.clone(), to.clone());
         });
-        self.inventory
+        self.workspace
+            .inventory
             .update(|inv| *inv = std::mem::take(inv).rename_run(&from, &to));
-        self.spectra.update(|runs| rename_in(runs, &from, &to));
-        self.activations.update(|runs| rename_in(runs, &from, &to));
-        self.study.update(|runs| rename_in(runs, &from, &to));
-        self.batches.update(|runs| rename_in(runs, &from, &to));
-        self.batch_choices.update(|c| {
+        self.analysis
+            .spectra
+            .update(|runs| rename_in(runs, &from, &to));
+        self.analysis
+            .activations
+            .update(|runs| rename_in(runs, &from, &to));
+        self.analysis
+            .study
+            .update(|runs| rename_in(runs, &from, &to));
+        self.analysis
+            .batches
+            .update(|runs| rename_in(runs, &from, &to));
+        self.workspace.batch_choices.update(|c| {
             if let Some(v) = c.remove(&from) {
                 c.insert(to.clone(), v);
             }
@@ -761,24 +846,26 @@ impl AppState {
     }
 
     pub fn clear(self) {
-        self.cancel.set(true);
-        self.inventory.set(Inventory::default());
-        self.notice.set(None);
-        self.notices.set(Vec::new());
-        self.spectra.set(Vec::new());
-        self.activations.set(Vec::new());
-        self.study.set(Vec::new());
-        self.spectra_failures.set(Vec::new());
-        self.batches.set(Vec::new());
-        self.handles.update_value(HashMap::clear);
-        self.job_cache.update_value(HashMap::clear);
-        self.generation.set_value(self.generation.get_value() + 1);
+        self.workspace.cancel.set(true);
+        self.workspace.inventory.set(Inventory::default());
+        self.workspace.notice.set(None);
+        self.workspace.notices.set(Vec::new());
+        self.analysis.spectra.set(Vec::new());
+        self.analysis.activations.set(Vec::new());
+        self.analysis.study.set(Vec::new());
+        self.analysis.spectra_failures.set(Vec::new());
+        self.analysis.batches.set(Vec::new());
+        self.workspace.handles.update_value(HashMap::clear);
+        self.analysis.job_cache.update_value(HashMap::clear);
+        self.analysis
+            .generation
+            .set_value(self.analysis.generation.get_value() + 1);
         worker_pool::cancel();
-        self.spectra_progress.set(None);
-        self.study_progress.set(None);
-        self.expecting_activations.set(false);
-        self.forward_engine.set(BTreeMap::new());
-        self.spectra_runner.set(None);
+        self.analysis.spectra_progress.set(None);
+        self.analysis.study_progress.set(None);
+        self.analysis.expecting_activations.set(false);
+        self.analysis.forward_engine.set(BTreeMap::new());
+        self.analysis.spectra_runner.set(None);
     }
 }
 

@@ -314,6 +314,7 @@ pub fn ViewLinkButton() -> impl IntoView {
         // reopens them too (dropped files cannot travel in a link).
         let urls = state.opened_urls();
         let dropped = state
+            .workspace
             .inventory
             .with_untracked(|i| i.files.len())
             .saturating_sub(urls.len());

@@ -3,18 +3,18 @@
 //! with its count of checkpoints, and failures grouped by their message.
 
 use super::progress_panel::ProgressPanel;
-use crate::state::AppState;
+use crate::state::Analysis;
 use crate::status::{engine_lines, group_failures};
 use leptos::prelude::*;
 
 #[component]
 pub fn AnalysisStatus() -> impl IntoView {
-    let state = AppState::use_context();
-    let engines = move || state.forward_engine.with(engine_lines);
-    let failures = move || state.spectra_failures.with(|f| group_failures(f));
+    let analysis = Analysis::use_context();
+    let engines = move || analysis.forward_engine.with(engine_lines);
+    let failures = move || analysis.spectra_failures.with(|f| group_failures(f));
     view! {
-        <ProgressPanel id="spectra-progress" progress=state.spectra_progress/>
-        {move || state.spectra_runner.get().map(|r| view! { <p class="runner" id="spectra-runner">"Computed with: " {r.line()}</p> })}
+        <ProgressPanel id="spectra-progress" progress=analysis.spectra_progress/>
+        {move || analysis.spectra_runner.get().map(|r| view! { <p class="runner" id="spectra-runner">"Computed with: " {r.line()}</p> })}
         <Show when=move || !engines().is_empty()>
             <div class="runner" id="forward-engine">
                 <span class="runner-label">"Forward passes on: "</span>

@@ -40,7 +40,8 @@ pub fn ComparisonCards() -> impl IntoView {
             .collect::<Vec<_>>()
     });
     let has_runs = move || {
-        state.inventory.with(|i| !i.runs.is_empty()) || state.spectra.with(|s| !s.is_empty())
+        state.workspace.inventory.with(|i| !i.runs.is_empty())
+            || state.analysis.spectra.with(|s| !s.is_empty())
     };
     let pick = move |which: usize, v: String| {
         cmp.extra

@@ -29,7 +29,7 @@ pub fn DropZone() -> impl IntoView {
         }
     });
     // The analysis and the download have their own Cancel beside their bars.
-    let reading = move || state.pending.with(|p| !p.is_empty());
+    let reading = move || state.workspace.pending.with(|p| !p.is_empty());
 
     let on_drop = move |ev: web_sys::DragEvent| {
         ev.prevent_default();
@@ -40,7 +40,7 @@ pub fn DropZone() -> impl IntoView {
         spawn_local(async move {
             match collecting.await {
                 Ok(files) => state.add_files(files),
-                Err(e) => state.notice.set(Some(e)),
+                Err(e) => state.workspace.notice.set(Some(e)),
             }
         });
     };
@@ -52,24 +52,29 @@ pub fn DropZone() -> impl IntoView {
         input.set_value("");
     };
     let open_example = move |_| {
-        if state.example_progress.with_untracked(Option::is_some) {
+        if state
+            .workspace
+            .example_progress
+            .with_untracked(Option::is_some)
+        {
             return; // already downloading
         }
-        state.cancel.set(false);
+        state.workspace.cancel.set(false);
         spawn_local(async move {
-            let progress = state.example_progress;
+            let progress = state.workspace.example_progress;
             let result = fetch_example(
                 move |d| progress.set(Some(d)),
-                move || state.cancel.get_untracked(),
+                move || state.workspace.cancel.get_untracked(),
             )
             .await;
             progress.set(None);
             match result {
                 Ok(Some(files)) => state.add_files(files),
-                Ok(None) => state.notice.set(Some(
+                Ok(None) => state.workspace.notice.set(Some(
                     "cancelled: the example study was not downloaded".into(),
                 )),
                 Err(e) => state
+                    .workspace
                     .notice
                     .set(Some(format!("could not load the example study: {e}"))),
             }
@@ -113,12 +118,12 @@ pub fn DropZone() -> impl IntoView {
                 <Show when=reading>
                     <button id="cancel" class="button" on:click=move |_| state.cancel_all()>"Cancel reading"</button>
                 </Show>
-                <Show when=move || state.inventory.with(|i| !i.files.is_empty())>
+                <Show when=move || state.workspace.inventory.with(|i| !i.files.is_empty())>
                     <button id="clear" class="button" on:click=move |_| state.clear()>"Clear"</button>
                 </Show>
             </div>
             <UrlBox/>
-            <DownloadPanel id="example-progress" progress=state.example_progress
+            <DownloadPanel id="example-progress" progress=state.workspace.example_progress
                 title="Downloading the example study (six runs, 36 checkpoints, logs and token batches)"/>
         </section>
     }

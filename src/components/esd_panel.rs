@@ -3,7 +3,7 @@
 //! behind the α that the analysis computes (`rankscope_core::analysis::esd`).
 
 use super::figure_canvas::FigureCanvas;
-use crate::state::AppState;
+use crate::state::Analysis;
 use crate::view_link::ViewChoices;
 use leptos::prelude::*;
 use rankscope_core::analysis::esd::esd_figure;
@@ -18,13 +18,13 @@ fn index_of(ev: &leptos::ev::Event) -> usize {
 
 #[component]
 pub fn EsdPanel() -> impl IntoView {
-    let state = AppState::use_context();
+    let analysis = Analysis::use_context();
     // The choices live in the page's view (the URL keeps them); the run by
     // name, so a view restored before the runs arrive finds it when they do.
     let esd = ViewChoices::use_context().esd;
     let run = Memo::new(move |_| {
         let name = esd.with(|e| e.run.clone());
-        state.spectra.with(|runs| {
+        analysis.spectra.with(|runs| {
             name.and_then(|n| runs.iter().position(|r| r.run == n))
                 .unwrap_or(0)
         })
@@ -35,7 +35,7 @@ pub fn EsdPanel() -> impl IntoView {
     let matrix = Memo::new(move |_| esd.with(|e| e.matrix));
     let head = Memo::new(move |_| esd.with(|e| e.head));
     let choose_run = move |i: usize| {
-        let name = state
+        let name = analysis
             .spectra
             .with_untracked(|r| r.get(i).map(|r| r.run.clone()));
         esd.update(|e| {
@@ -45,13 +45,13 @@ pub fn EsdPanel() -> impl IntoView {
     };
 
     let runs = move || {
-        state
+        analysis
             .spectra
             .with(|r| r.iter().map(|r| r.run.clone()).collect::<Vec<_>>())
     };
     // What the controls offer, from the chosen run's own checkpoint (its own model).
     let shape = move || {
-        state.spectra.with(|runs| {
+        analysis.spectra.with(|runs| {
             let r = runs.get(run.get())?;
             let n_ckpt = r.checkpoints.len();
             let c = r.checkpoints.get(
@@ -73,7 +73,7 @@ pub fn EsdPanel() -> impl IntoView {
         })
     };
     let result = Memo::new(move |_| -> Result<FigureSpec, String> {
-        state.spectra.with(|runs| {
+        analysis.spectra.with(|runs| {
             let r = runs.get(run.get()).ok_or("no run has weight spectra yet")?;
             let last = r
                 .checkpoints
@@ -123,7 +123,7 @@ pub fn EsdPanel() -> impl IntoView {
     };
     let chosen_checkpoint = Memo::new(move |_| checkpoint.get().unwrap_or(usize::MAX));
     view! {
-        <Show when=move || state.spectra.with(|r| !r.is_empty())>
+        <Show when=move || analysis.spectra.with(|r| !r.is_empty())>
             <section class="figures esd" id="esd">
                 <h2>"Weight spectra: power-law tail (ESD)"</h2>
                 <div class="controls">

@@ -172,7 +172,7 @@ pub fn FigureCanvas(
             let mut files = Vec::with_capacity(spec.sources.len());
             for name in &spec.sources {
                 let size = state.and_then(|s| {
-                    s.inventory.with_untracked(|inv| {
+                    s.workspace.inventory.with_untracked(|inv| {
                         inv.files.iter().find(|f| &f.path == name).map(|f| f.size)
                     })
                 });
@@ -193,7 +193,7 @@ pub fn FigureCanvas(
             // compute the same figure (a config says what a bare checkpoint is).
             let extra: Vec<(String, u64)> = state
                 .map(|s| {
-                    s.inventory.with_untracked(|inv| {
+                    s.workspace.inventory.with_untracked(|inv| {
                         inv.files
                             .iter()
                             .filter(|f| {

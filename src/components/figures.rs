@@ -60,9 +60,10 @@ fn imported_results(inv: &Inventory) -> Vec<(String, usize, Series)> {
 /// ones a figure leaves out.
 pub fn runs_of_figures_1_2(state: AppState) -> Vec<String> {
     let mut names: Vec<String> = state
+        .analysis
         .spectra
         .with(|r| r.iter().map(|r| r.run.clone()).collect());
-    state.activations.with(|runs| {
+    state.analysis.activations.with(|runs| {
         for r in runs {
             if !names.contains(&r.run) {
                 names.push(r.run.clone());
@@ -70,7 +71,7 @@ pub fn runs_of_figures_1_2(state: AppState) -> Vec<String> {
         }
     });
     if names.is_empty() {
-        names = state.inventory.with(|inv| {
+        names = state.workspace.inventory.with(|inv| {
             imported_results(inv)
                 .into_iter()
                 .map(|(r, _, _)| r)
@@ -118,7 +119,7 @@ pub fn Figures() -> impl IntoView {
     // Figure 1 shows the held-out loss instead of a spectral metric.
     let heldout_metric = Memo::new(move |_| t.with(|t| t.heldout));
     let has_heldout = move || {
-        state.activations.with(|runs| {
+        state.analysis.activations.with(|runs| {
             runs.iter()
                 .flat_map(|r| &r.checkpoints)
                 .any(|c| c.spectra.heldout_loss.is_some())
@@ -132,16 +133,16 @@ pub fn Figures() -> impl IntoView {
     let at = Memo::new(move |_| w.with(|w| w.checkpoint));
     let log_y = Memo::new(move |_| w.with(|w| w.log_y));
 
-    let imported = Memo::new(move |_| state.inventory.with(imported_results));
-    let has_spectra = move || state.spectra.with(|r| !r.is_empty());
-    let has_activations = move || state.activations.with(|r| !r.is_empty());
+    let imported = Memo::new(move |_| state.workspace.inventory.with(imported_results));
+    let has_spectra = move || state.analysis.spectra.with(|r| !r.is_empty());
+    let has_activations = move || state.analysis.activations.with(|r| !r.is_empty());
     let has_imported = move || imported.with(|i| !i.is_empty());
     // With results.json but no checkpoints, Figure 1 shows the imported numbers.
     // While activation spectra are on their way it waits for them rather than
     // showing the weights and then swapping its data source.
     let effective_source = move || match source.get() {
         TrajectorySource::Activations(v)
-            if !has_activations() && state.expecting_activations.get() =>
+            if !has_activations() && state.analysis.expecting_activations.get() =>
         {
             TrajectorySource::Activations(v)
         }
@@ -161,13 +162,13 @@ pub fn Figures() -> impl IntoView {
     let shown_runs = move |id: &str| -> Vec<RunSpectra> {
         let shown = picked(id);
         match effective_source() {
-            TrajectorySource::Activations(v) => state.activations.with(|runs| {
+            TrajectorySource::Activations(v) => state.analysis.activations.with(|runs| {
                 runs.iter()
                     .filter(|r| shown.contains(&r.run))
                     .map(|r| r.run_spectra(v))
                     .collect()
             }),
-            _ => state.spectra.with(|runs| {
+            _ => state.analysis.spectra.with(|runs| {
                 runs.iter()
                     .filter(|r| shown.contains(&r.run))
                     .cloned()
@@ -180,6 +181,7 @@ pub fn Figures() -> impl IntoView {
         if matches!(effective_source(), TrajectorySource::Activations(_)) {
             let names: Vec<String> = runs.iter().map(|r| r.run.clone()).collect();
             state
+                .analysis
                 .batches
                 .with(|b| name_batches(&mut spec, b, &names, false));
         }
@@ -191,7 +193,7 @@ pub fn Figures() -> impl IntoView {
     };
     // Each run's own depth (checkpoints' spectra, else the imported results.json series).
     let depths = move || -> Vec<(String, usize)> {
-        let mut d = state.spectra.with(|runs| run_depths(runs));
+        let mut d = state.analysis.spectra.with(|runs| run_depths(runs));
         imported.with(|list| {
             let runs: Vec<(String, usize, &Series)> =
                 list.iter().map(|(r, c, s)| (r.clone(), *c, s)).collect();
@@ -205,6 +207,7 @@ pub fn Figures() -> impl IntoView {
     };
     let max_ckpts = move || {
         state
+            .analysis
             .spectra
             .with(|runs| runs.iter().map(|r| r.checkpoints.len()).max().unwrap_or(0))
     };
@@ -213,7 +216,7 @@ pub fn Figures() -> impl IntoView {
         if heldout_metric.get() {
             // The held-out loss is per checkpoint (not per head), from the activation pass.
             let shown = picked(TRAJECTORY);
-            let runs: Vec<ActivationRun> = state.activations.with(|runs| {
+            let runs: Vec<ActivationRun> = state.analysis.activations.with(|runs| {
                 runs.iter()
                     .filter(|r| shown.contains(&r.run))
                     .cloned()
@@ -224,6 +227,7 @@ pub fn Figures() -> impl IntoView {
                     heldout_loss_figure(&runs, x_axis.get(), "of each run (named at the end)");
                 let names: Vec<String> = runs.iter().map(|r| r.run.clone()).collect();
                 state
+                    .analysis
                     .batches
                     .with(|b| name_batches(&mut spec, b, &names, true));
                 by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get())
@@ -297,7 +301,7 @@ pub fn Figures() -> impl IntoView {
     specs.register(1, trajectory);
     specs.register(2, waterfall);
     view! {
-        <Show when=move || has_spectra() || has_imported() || state.spectra_progress.with(Option::is_some)>
+        <Show when=move || has_spectra() || has_imported() || state.analysis.spectra_progress.with(Option::is_some)>
             <section class="figures">
                 <h2>"Figures"</h2>
                 <div class="actions session-actions">
@@ -308,7 +312,7 @@ pub fn Figures() -> impl IntoView {
                 </div>
                 <AnalysisStatus/>
                 <label class="note use-gpu">
-                    <input type="checkbox" id="use-gpu" prop:checked=move || state.use_gpu.get()
+                    <input type="checkbox" id="use-gpu" prop:checked=move || state.analysis.use_gpu.get()
                         on:change=move |ev| state.set_use_gpu(event_target_checked(&ev))/>
                     " forward passes on the GPU (WebGPU) when the browser has one"
                 </label>
@@ -316,7 +320,7 @@ pub fn Figures() -> impl IntoView {
                     <label>"source "
                         <select id="source" on:change=move |ev| t.update(|t| t.source = parse_source(&event_target_value(&ev)))>
                             {KeyVariant::ALL.into_iter().map(|v| view! {
-                                <option value=format!("act:{}", v.key()) prop:selected=move || effective_source() == TrajectorySource::Activations(v) disabled=move || !has_activations() && !state.expecting_activations.get()>
+                                <option value=format!("act:{}", v.key()) prop:selected=move || effective_source() == TrajectorySource::Activations(v) disabled=move || !has_activations() && !state.analysis.expecting_activations.get()>
                                     {format!("activations: K {} (eval batch)", v.key())}
                                 </option>
                             }).collect_view()}

@@ -3,7 +3,7 @@
 
 use super::human_size;
 use super::sortable::{sort_rows, SortBy, SortHeader, SortKey};
-use crate::state::{AppState, Pending};
+use crate::state::{Pending, Workspace};
 use leptos::prelude::*;
 use rankscope_core::figures::format_number;
 use rankscope_core::inventory::{FileEntry, Status};
@@ -92,18 +92,18 @@ fn row_of(f: &FileEntry) -> Row {
 
 #[component]
 pub fn InventoryTable() -> impl IntoView {
-    let state = AppState::use_context();
+    let workspace = Workspace::use_context();
     // Files in the order they came, until the reader sorts by a column.
     let sort = RwSignal::new(None::<SortBy>);
     let rows = move || {
-        let mut rows = state
+        let mut rows = workspace
             .inventory
             .with(|inv| inv.files.iter().map(row_of).collect::<Vec<_>>());
         sort_rows(&mut rows, sort.get(), Row::key);
         rows
     };
     let counts = move || {
-        state.inventory.with(|inv| {
+        workspace.inventory.with(|inv| {
             let n = inv.files.len();
             let errors = inv
                 .files
@@ -132,7 +132,7 @@ pub fn InventoryTable() -> impl IntoView {
                     </tr>
                 </thead>
                 <tbody>
-                    <For each=move || state.pending.get() key=|p| p.id let:p>
+                    <For each=move || workspace.pending.get() key=|p| p.id let:p>
                         <PendingRow pending=p/>
                     </For>
                     <For each=rows key=|r| (r.path.clone(), r.run.clone(), r.status, r.messages.len(), r.about.clone()) let:r>

@@ -51,7 +51,7 @@ struct Settings {
 #[component]
 pub fn LossCurves() -> impl IntoView {
     let state = AppState::use_context();
-    let runs = Memo::new(move |_| state.inventory.with(log_runs));
+    let runs = Memo::new(move |_| state.workspace.inventory.with(log_runs));
     // The section's view (metric, x, log y, smoothing, runs, window) lives in
     // the page's view, which the URL keeps; the rest are analysis settings.
     let v = ViewChoices::use_context();

@@ -1,4 +1,4 @@
-//! Small Leptos components; state lives in [`crate::state::AppState`].
+//! Small Leptos components over the page's contexts ([`crate::state::Workspace`], [`crate::state::Analysis`], [`crate::state::AppState`] for actions that span them).
 
 pub mod analysis_status;
 pub mod comparison_cards;

@@ -39,7 +39,8 @@ pub fn ReportButton() -> impl IntoView {
     // After a download: what the report lists as not in it.
     let saved = RwSignal::new(None::<Vec<String>>);
     let has_runs = move || {
-        state.inventory.with(|i| !i.runs.is_empty()) || state.spectra.with(|s| !s.is_empty())
+        state.workspace.inventory.with(|i| !i.runs.is_empty())
+            || state.analysis.spectra.with(|s| !s.is_empty())
     };
     let download = move |_| {
         let input = untrack(|| report_input(state, cmp, specs));
@@ -109,7 +110,7 @@ fn report_input(state: AppState, cmp: Comparisons, specs: FigureSpecs) -> Report
              comparisons' metric, {}, is not one",
             v.metric.short
         )),
-        Some(v) => Part::Computed(state.inventory.with(|inv| {
+        Some(v) => Part::Computed(state.workspace.inventory.with(|inv| {
             // The rule Figure 1's collapse marks use.
             collapse_section(inv, v, CollapseRule::default(), PlateauRule::default())
         })),
@@ -127,7 +128,7 @@ fn report_input(state: AppState, cmp: Comparisons, specs: FigureSpecs) -> Report
     };
     // Each run's batches (matched per model); the methods name the one most runs used, and a
     // note lists every run's when they differ.
-    let per_run = state.batches.get();
+    let per_run = state.analysis.batches.get();
     let most_used = |pick: fn(&RunBatches) -> Option<&BatchRef>| -> Option<String> {
         let mut counts: Vec<(String, usize)> = Vec::new();
         for b in per_run.iter().filter_map(pick) {
@@ -142,13 +143,13 @@ fn report_input(state: AppState, cmp: Comparisons, specs: FigureSpecs) -> Report
         most_used(|b| b.eval.as_ref()),
         most_used(|b| b.heldout.as_ref()),
     );
-    let (eval, heldout) = state.inventory.with(|inv| {
+    let (eval, heldout) = state.workspace.inventory.with(|inv| {
         (
             eval_path.and_then(|e| batch_facts(inv, &e)),
             heldout_path.and_then(|h| batch_facts(inv, &h)),
         )
     });
-    let mut notes: Vec<String> = state.spectra_failures.with(|f| {
+    let mut notes: Vec<String> = state.analysis.spectra_failures.with(|f| {
         f.iter()
             .map(|f| format!("{}: not analysed: {}", f.path, f.message))
             .collect()
@@ -182,6 +183,7 @@ fn report_input(state: AppState, cmp: Comparisons, specs: FigureSpecs) -> Report
     // Each figure's runs as its picker chose them (the plan's runs by default).
     let figure_12 = runs_of_figures_1_2(state);
     let figure_3: Vec<String> = state
+        .analysis
         .study
         .with(|s| s.iter().map(|r| r.run.clone()).collect());
     for ((id, _), (n, available)) in
@@ -235,13 +237,13 @@ fn batch_facts(inv: &Inventory, path: &str) -> Option<BatchFacts> {
 /// Why Figure `n` has no spec now (the report puts "not computed: " before it).
 fn figure_missing(state: AppState, n: usize) -> String {
     if n <= 2 {
-        return if state.spectra_progress.with(Option::is_some) {
+        return if state.analysis.spectra_progress.with(Option::is_some) {
             "the analysis of the checkpoints was still running".into()
         } else {
             "no checkpoint (or results.json) has been analysed".into()
         };
     }
-    if state.study_progress.with(Option::is_some) {
+    if state.analysis.study_progress.with(Option::is_some) {
         return "still computing (Compute Figures 3–5 was running)".into();
     }
     let part = |o: &StudyOutput| -> Option<String> {
@@ -251,7 +253,7 @@ fn figure_missing(state: AppState, n: usize) -> String {
             _ => o.importance.as_ref().err().cloned(),
         }
     };
-    let failures: Vec<String> = state.study.with(|runs| {
+    let failures: Vec<String> = state.analysis.study.with(|runs| {
         runs.iter()
             .filter_map(|r| match &r.output {
                 Err(e) => Some(format!("{}: {e}", r.run)),

@@ -12,10 +12,15 @@ use rankscope_core::inventory::RunGroup;
 #[component]
 pub fn RunList() -> impl IntoView {
     let state = AppState::use_context();
-    let runs = move || state.inventory.with(|inv| inv.runs.clone());
-    let tokens = move || state.inventory.with(|inv| inv.token_batches.clone());
+    let runs = move || state.workspace.inventory.with(|inv| inv.runs.clone());
+    let tokens = move || {
+        state
+            .workspace
+            .inventory
+            .with(|inv| inv.token_batches.clone())
+    };
     view! {
-        <Show when=move || state.inventory.with(|inv| !inv.runs.is_empty() || !inv.token_batches.is_empty())>
+        <Show when=move || state.workspace.inventory.with(|inv| !inv.runs.is_empty() || !inv.token_batches.is_empty())>
             <section class="runs">
                 <h2>"Runs"</h2>
                 <ul id="runs">
@@ -115,15 +120,20 @@ fn RunBatchesRow(run: String) -> impl IntoView {
     let current = {
         let run = run.clone();
         Memo::new(move |_| -> Option<RunBatches> {
-            let choices = state.batch_choices.get();
-            state.inventory.with(|inv| {
+            let choices = state.workspace.batch_choices.get();
+            state.workspace.inventory.with(|inv| {
                 run_batches(inv, &choices)
                     .into_iter()
                     .find(|b| b.run == run)
             })
         })
     };
-    let all = move || state.inventory.with(|inv| inv.token_batches.clone());
+    let all = move || {
+        state
+            .workspace
+            .inventory
+            .with(|inv| inv.token_batches.clone())
+    };
     let picker = move |heldout: bool| {
         let run = run.clone();
         let what = if heldout { "held-out" } else { "eval" };
@@ -140,7 +150,7 @@ fn RunBatchesRow(run: String) -> impl IntoView {
             move |ev: web_sys::Event| {
                 let v = event_target_value(&ev);
                 let v = (!v.is_empty()).then_some(v);
-                state.batch_choices.update(|c| {
+                state.workspace.batch_choices.update(|c| {
                     let e = c.entry(run.clone()).or_insert_with(BatchChoice::default);
                     if heldout {
                         e.heldout = v;
@@ -154,7 +164,7 @@ fn RunBatchesRow(run: String) -> impl IntoView {
         let chosen_by_user = {
             let run = run.clone();
             move || {
-                state.batch_choices.with(|c| {
+                state.workspace.batch_choices.with(|c| {
                     c.get(&run).and_then(|x| {
                         if heldout {
                             x.heldout.clone()

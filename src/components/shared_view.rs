@@ -24,7 +24,7 @@ pub fn SharedView() -> impl IntoView {
     if !text.contains(FRAGMENT_KEY) {
         return None;
     }
-    let live = move || state.inventory.with(|i| !i.files.is_empty());
+    let live = move || state.workspace.inventory.with(|i| !i.files.is_empty());
     let decoded = decode_link(&text);
     let render = move || {
         match decoded.clone() {

@@ -48,24 +48,26 @@ pub fn StudyPanel() -> impl IntoView {
 
     let has_checkpoints = move || {
         state
+            .workspace
             .inventory
             .with(|i| i.runs.iter().any(|r| !r.checkpoints.is_empty()))
-            || state.study.with(|s| !s.is_empty())
+            || state.analysis.study.with(|s| !s.is_empty())
     };
     // Ready when some run has both batches (each run's own: see the runs panel).
     let ready = move || {
-        let choices = state.batch_choices.get();
-        state.inventory.with(|inv| {
+        let choices = state.workspace.batch_choices.get();
+        state.workspace.inventory.with(|inv| {
             run_batches(inv, &choices)
                 .iter()
                 .any(|b| b.eval.is_some() && b.heldout.is_some())
         })
     };
     let busy = move || {
-        state.study_progress.with(Option::is_some) || state.spectra_progress.with(Option::is_some)
+        state.analysis.study_progress.with(Option::is_some)
+            || state.analysis.spectra_progress.with(Option::is_some)
     };
     let max_ckpts = move || {
-        state.inventory.with(|i| {
+        state.workspace.inventory.with(|i| {
             i.runs
                 .iter()
                 .map(|r| r.checkpoints.len())
@@ -88,12 +90,14 @@ pub fn StudyPanel() -> impl IntoView {
     // The runs Figure 3 can show: those whose study job ran.
     let layer_runs = Memo::new(move |_| {
         state
+            .analysis
             .study
             .with(|runs| runs.iter().map(|r| r.run.clone()).collect::<Vec<_>>())
     });
     let layers = Signal::derive(move || -> Option<FigureSpec> {
         let shown = view.shown_runs(LAYERS, &layer_runs.get());
         state
+            .analysis
             .study
             .with(|runs| {
                 let ok: Vec<LayerPrRun> = runs
@@ -118,6 +122,7 @@ pub fn StudyPanel() -> impl IntoView {
                     let mut spec = layer_pr_figure(&ok, n_boot, sources);
                     let names: Vec<String> = ok.iter().map(|r| r.run.clone()).collect();
                     state
+                        .analysis
                         .batches
                         .with(|b| name_batches(&mut spec, b, &names, false));
                     spec
@@ -126,14 +131,14 @@ pub fn StudyPanel() -> impl IntoView {
             .map(|spec| by_condition(spec, &cmp.conditions_or_none(state), cmp.show_seeds.get()))
     });
     let run_names = move || {
-        state.study.with(|runs| {
+        state.analysis.study.with(|runs| {
             runs.iter()
                 .map(|r| (r.color, r.run.clone()))
                 .collect::<Vec<_>>()
         })
     };
     let selected = move || -> Option<StudyRun> {
-        state.study.with(|runs| {
+        state.analysis.study.with(|runs| {
             let want = chosen_run.get();
             runs.iter()
                 .find(|r| Some(r.color) == want)
@@ -146,6 +151,7 @@ pub fn StudyPanel() -> impl IntoView {
         let result = r.output.as_ref().ok()?.surgery.as_ref().ok()?;
         let mut spec = surgery_figure(&r.run, result, vec![r.checkpoint.path.clone()]);
         state
+            .analysis
             .batches
             .with(|b| name_batches(&mut spec, b, std::slice::from_ref(&r.run), true));
         Some(spec)
@@ -168,6 +174,7 @@ pub fn StudyPanel() -> impl IntoView {
         let importance = r.output.as_ref().ok()?.importance.as_ref().ok()?;
         let mut spec = scatter_figure(&r.run, importance, vec![r.checkpoint.path.clone()]);
         state
+            .analysis
             .batches
             .with(|b| name_batches(&mut spec, b, std::slice::from_ref(&r.run), false));
         Some(spec)
@@ -191,7 +198,7 @@ pub fn StudyPanel() -> impl IntoView {
     // Every part that failed, by run: shown under the controls.
     let problems =
         move || -> Vec<String> {
-            state.study.with(|runs| {
+            state.analysis.study.with(|runs| {
                 let mut out = Vec::new();
                 for r in runs {
                     match &r.output {
@@ -245,7 +252,7 @@ pub fn StudyPanel() -> impl IntoView {
                         <span class="note">"needs an eval batch and a different held-out batch (each run's batches: see the runs panel)"</span>
                     })}
                 </div>
-                <ProgressPanel id="study-progress" progress=state.study_progress/>
+                <ProgressPanel id="study-progress" progress=state.analysis.study_progress/>
                 <div class="failures" role="alert">
                     <For each=problems key=|p| p.clone() let:p>
                         <p class="error">{p}</p>

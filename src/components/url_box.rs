@@ -25,7 +25,7 @@ pub fn UrlBox() -> impl IntoView {
         ev.prevent_default();
         let urls = url_list(&text.get_untracked());
         if urls.is_empty() {
-            state.notice.set(Some(
+            state.workspace.notice.set(Some(
                 "no URL to open: type or paste one or more URLs".into(),
             ));
         } else {
