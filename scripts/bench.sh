@@ -14,9 +14,23 @@ export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/setup.sh --browser
 
 WASM_OUT=$(mktemp)
-trap 'rm -f "$WASM_OUT"' EXIT
+TORCH_OUT=$(mktemp)
+SYNTHETIC=$(mktemp --suffix .safetensors)
+trap 'rm -f "$WASM_OUT" "$TORCH_OUT" "$SYNTHETIC"' EXIT
 echo "[bench] wasm CPU, $TOKENS tokens (Node)…" >&2
 RANKSCOPE_BENCH_TOKENS=$TOKENS cargo test --locked --release -p rankscope-core --target wasm32-unknown-unknown \
   --test web_bench -- --include-ignored --nocapture bench_forward_wasm 2>&1 | tee "$WASM_OUT" >&2
+# PyTorch's rows when a Python with torch and safetensors is at hand ($RANKSCOPE_PYTHON, else
+# python3): the same synthetic checkpoint written to a file, the same model in PyTorch.
+PYTHON=${RANKSCOPE_PYTHON:-python3}
+TORCH_ARGS=()
+if "$PYTHON" -c "import torch, safetensors" 2>/dev/null; then
+  echo "[bench] PyTorch CPU, $TOKENS tokens…" >&2
+  cargo run --locked --release -p rankscope-core --example write_synthetic -- "$SYNTHETIC" >&2
+  "$PYTHON" scripts/reference/bench_torch.py "$SYNTHETIC" "$TOKENS" | tee "$TORCH_OUT" >&2
+  TORCH_ARGS=(--torch "$TORCH_OUT")
+else
+  echo "[bench] no torch in $PYTHON: no PyTorch row" >&2
+fi
 echo "[bench] native CPU and WebGPU…" >&2
-cargo run --locked --release -p rankscope-gpu --bin bench -- --tokens "$TOKENS" --wasm "$WASM_OUT"
+cargo run --locked --release -p rankscope-gpu --bin bench -- --tokens "$TOKENS" --wasm "$WASM_OUT" "${TORCH_ARGS[@]}"

@@ -4,7 +4,11 @@
 //! `scripts/bench.sh`, which runs it first and passes it with `--wasm FILE`.
 //!
 //!   scripts/bench.sh [tokens]            (everything; t = 1024 by default)
-//!   cargo run --release -p rankscope-gpu --bin bench -- [--tokens N] [--wasm FILE]
+//!   cargo run --release -p rankscope-gpu --bin bench -- [--tokens N] [--wasm FILE] [--torch FILE]
+//!
+//! `--torch FILE` takes the lines `scripts/reference/bench_torch.py` printed (PyTorch on the CPU,
+//! one thread, the same model written from the same definition): two rows, one with rankscope's
+//! 704 spectra and one with the 88 K spectra the user's RankProbe takes, and the goal's ratio.
 //!
 //! Every engine computes the same thing (one sequence of t tokens: load, the eval forward pass
 //! without the output head, every activation spectrum: K in four variants and Q plain and
@@ -27,16 +31,18 @@ fn main() {
     use std::time::Instant;
 
     let mut args = std::env::args().skip(1);
-    let (mut tokens, mut wasm_file) = (
+    let (mut tokens, mut wasm_file, mut torch_file) = (
         forward_common::tokens_from(std::env::var("RANKSCOPE_BENCH_TOKENS").ok()),
+        None,
         None,
     );
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--tokens" => tokens = forward_common::tokens_from(args.next()),
             "--wasm" => wasm_file = args.next(),
+            "--torch" => torch_file = args.next(),
             other => {
-                eprintln!("bench: unknown argument {other:?} (expected --tokens N, --wasm FILE)");
+                eprintln!("bench: unknown argument {other:?} (expected --tokens N, --wasm FILE, --torch FILE)");
                 std::process::exit(2);
             }
         }
@@ -45,17 +51,23 @@ fn main() {
     let now = move || start.elapsed().as_secs_f64() * 1e3;
 
     let native = forward_common::measure(&now, tokens);
-    let wasm = wasm_file
-        .as_deref()
-        .map(|file| match std::fs::read_to_string(file) {
-            Ok(text) => text
-                .lines()
-                .filter_map(ForwardBench::parse)
-                .find(|(engine, bench)| engine == "wasm" && bench.tokens == tokens)
-                .map(|(_, bench)| bench)
-                .ok_or_else(|| format!("no wasm result for {tokens} tokens in {file}")),
-            Err(e) => Err(format!("{file}: {e}")),
-        });
+    // Another process's result line for `engine` at this length, from `file`.
+    let result_of = |file: &str, engine: &str| match std::fs::read_to_string(file) {
+        Ok(text) => text
+            .lines()
+            .filter_map(ForwardBench::parse)
+            .find(|(e, bench)| e == engine && bench.tokens == tokens)
+            .map(|(_, bench)| bench)
+            .ok_or_else(|| format!("no {engine} result for {tokens} tokens in {file}")),
+        Err(e) => Err(format!("{file}: {e}")),
+    };
+    let wasm = wasm_file.as_deref().map(|file| result_of(file, "wasm"));
+    let torch = torch_file.as_deref().map(|file| {
+        Ok::<_, String>((
+            result_of(file, "pytorch")?,
+            result_of(file, "pytorch-rankprobe")?,
+        ))
+    });
     let gpu = gpu::measure(&now, tokens);
 
     let params = shape::SyntheticCheckpoint::new().params();
@@ -105,6 +117,14 @@ fn main() {
         ),
         Err(why) => println!("WebGPU: not measured ({why})"),
     }
+    match &torch {
+        Some(Ok((all, probe))) => {
+            row("PyTorch CPU (1 thread), the same 704 spectra", all, None);
+            row("PyTorch CPU (1 thread) + RankProbe (88 K)", probe, None);
+        }
+        Some(Err(why)) => println!("PyTorch: not measured ({why})"),
+        None => println!("PyTorch: not measured (no torch here; scripts/bench.sh adds it when torch imports)"),
+    }
     println!();
     println!(
         "yardstick, best single-thread f32 sgemm: native {:.1} GFLOP/s",
@@ -120,6 +140,19 @@ fn main() {
     let mut prs = vec![("native", native.mean_pr)];
     if let Some(Ok(b)) = &wasm {
         prs.push(("wasm", b.mean_pr));
+    }
+    if let Some(Ok((all, probe))) = &torch {
+        prs.push(("PyTorch", all.mean_pr));
+        prs.push(("RankProbe (f32)", probe.mean_pr));
+        let total = |b: &ForwardBench| b.load_ms + b.forward_ms + b.spectra_ms;
+        println!(
+            "rankscope native (load, forward, 704 spectra) / PyTorch with RankProbe (load, forward, 88 spectra): {:.2} (issue 16's goal: ≤ 0.8)",
+            native_total / total(probe)
+        );
+        println!(
+            "PyTorch's own f32 matmul (1024×2048·2048², 1 thread): {:.1} GFLOP/s",
+            all.sgemm_gflops
+        );
     }
     if let Ok(g) = &gpu {
         prs.push(("WebGPU", g.bench.mean_pr));
