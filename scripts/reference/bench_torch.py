@@ -9,7 +9,8 @@ CHECKPOINT is the benchmarks' synthetic checkpoint written to disk by
 reference family as the fixtures README and `crates/core/src/model/forward.rs` define it (the
 user's MinimalLLM; written here from that definition, not imported): x = emb[ids]·√d_model; per
 block pre-norm RMSNorm (eps = float32 eps), merged qkvo projection, per-head q/k RMSNorm,
-interleaved-pair RoPE (θ = 10000), causal softmax(QKᵀ/√d_k)V with GQA, x += attn·Oᵀ, then
+interleaved-pair RoPE (θ = 10000), causal softmax(QKᵀ/√d_k)V with GQA (PyTorch's fused
+`scaled_dot_product_attention`), x += attn·Oᵀ, then
 RMSNorm and x += relu(up(h))²·downᵀ. No output head (a pass for K and Q does not need it).
 
 Timed, best of 2, wall clock, one thread (torch.set_num_threads(1)):
@@ -31,6 +32,7 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 from safetensors import safe_open
 
 LAYERS, D_MODEL, HEADS, KV_HEADS, D_K, D_FF, VOCAB = 22, 512, 8, 4, 64, 2048, 49152
@@ -71,27 +73,30 @@ def forward(w, ids):
     t = ids.shape[0]
     cos, sin = rope_table(t)
     x = w["token_embedding.weight"][ids] * math.sqrt(D_MODEL)
-    mask = torch.full((t, t), float("-inf")).triu(1)
     kv_rows = KV_HEADS * D_K
     kept = []
     for l in range(LAYERS):
         p = f"transformer_blocks.{l}."
         qkvo = w[p + "attention.qkvo_proj"]
-        wq, wk = qkvo[:D_MODEL], qkvo[D_MODEL : D_MODEL + kv_rows]
-        wv = qkvo[D_MODEL + kv_rows : D_MODEL + 2 * kv_rows]
-        wo = qkvo[D_MODEL + 2 * kv_rows :]
         h = rms_norm(x, w[p + "norm1.weight"])
-        q = (h @ wq.T).view(t, HEADS, D_K).transpose(0, 1)
-        k_raw = (h @ wk.T).view(t, KV_HEADS, D_K).transpose(0, 1)
-        v = (h @ wv.T).view(t, KV_HEADS, D_K).transpose(0, 1)
+        # One product for Q, K and V (the merged projection's first rows), as the model does.
+        q, k_raw, v = F.linear(h, qkvo[: D_MODEL + 2 * kv_rows]).split(
+            [D_MODEL, kv_rows, kv_rows], dim=-1
+        )
+        q = q.reshape(t, HEADS, D_K).transpose(0, 1)
+        k_raw = k_raw.reshape(t, KV_HEADS, D_K).transpose(0, 1)
+        v = v.reshape(t, KV_HEADS, D_K).transpose(0, 1)
+        wo = qkvo[D_MODEL + 2 * kv_rows :]
         q = rms_norm(q, w[p + "attention.q_norm.weight"])
         k = rms_norm(k_raw, w[p + "attention.k_norm.weight"])
         q_rope, k_rope = rope_interleaved(q, cos, sin), rope_interleaved(k, cos, sin)
         kept.append((k, k_raw, k_rope, q))
         group = HEADS // KV_HEADS
-        scores = q_rope @ k_rope.repeat_interleave(group, 0).transpose(1, 2) / math.sqrt(D_K)
-        probs = torch.softmax(scores + mask, dim=-1)
-        attn = (probs @ v.repeat_interleave(group, 0)).transpose(0, 1).reshape(t, D_MODEL)
+        # PyTorch's fused causal attention (what a model written today calls), scale 1/√d_k.
+        attn = F.scaled_dot_product_attention(
+            q_rope, k_rope.repeat_interleave(group, 0), v.repeat_interleave(group, 0), is_causal=True
+        )
+        attn = attn.transpose(0, 1).reshape(t, D_MODEL)
         x = x + attn @ wo.T
         h = rms_norm(x, w[p + "norm2.weight"])
         x = x + torch.relu(h @ w[p + "feed_forward.up_proj.weight"].T).pow(2) @ w[
