@@ -138,15 +138,7 @@ impl CheckpointJob {
         let batches: Vec<(String, TokenBatch)> = kind
             .batch_paths()
             .into_iter()
-            .filter_map(|path| {
-                inv.files
-                    .iter()
-                    .find(|f| &f.path == path)
-                    .and_then(|f| match &f.content {
-                        Content::TokenBatch(b) => Some((path.clone(), b.clone())),
-                        _ => None,
-                    })
-            })
+            .filter_map(|path| Some((path.clone(), inv.token_batch(path)?.clone())))
             .collect();
         Self::plan_with_batches(inv, checkpoint, kind, &batches)
     }

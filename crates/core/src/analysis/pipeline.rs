@@ -16,7 +16,7 @@ use super::trajectory::{CheckpointSel, CheckpointSpectra, RunSpectra};
 use super::weights::ModelSpectra;
 use crate::formats::tokens::TokenBatch;
 use crate::inventory::batches::RunBatches;
-use crate::inventory::{CheckpointRef, Content, Inventory};
+use crate::inventory::{CheckpointRef, Inventory};
 use crate::model::arch::Recognition;
 use crate::source::{block_on, AsyncByteSource};
 use serde::{Deserialize, Serialize};
@@ -41,13 +41,7 @@ impl RunTokens {
     pub fn matched(inv: &Inventory, batches: &[RunBatches], run: &str) -> Self {
         let read = |path: Option<&String>| {
             let path = path?;
-            inv.files
-                .iter()
-                .find(|f| &f.path == path)
-                .and_then(|f| match &f.content {
-                    Content::TokenBatch(b) => Some((path.clone(), b.clone())),
-                    _ => None,
-                })
+            Some((path.clone(), inv.token_batch(path)?.clone()))
         };
         let Some(b) = batches.iter().find(|b| b.run == run) else {
             return Self::default();

@@ -309,6 +309,18 @@ impl Inventory {
         }
     }
 
+    /// The token batch at `path`, as inspection read it; `None` when the file is not there
+    /// or is not a readable batch.
+    pub fn token_batch(&self, path: &str) -> Option<&crate::formats::tokens::TokenBatch> {
+        self.files
+            .iter()
+            .find(|f| f.path == path)
+            .and_then(|f| match &f.content {
+                Content::TokenBatch(b) => Some(b),
+                _ => None,
+            })
+    }
+
     /// The files that are shards of the sharded model indexed by `files[index]`.
     pub fn shards_of(&self, index: usize) -> Vec<usize> {
         let Some(idx) = self.files.get(index) else {

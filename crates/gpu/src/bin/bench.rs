@@ -123,7 +123,9 @@ fn main() {
             row("PyTorch CPU (1 thread) + RankProbe (88 K)", probe, None);
         }
         Some(Err(why)) => println!("PyTorch: not measured ({why})"),
-        None => println!("PyTorch: not measured (no torch here; scripts/bench.sh adds it when torch imports)"),
+        None => println!(
+            "PyTorch: not measured (no torch here; scripts/bench.sh adds it when torch imports)"
+        ),
     }
     println!();
     println!(
