@@ -72,10 +72,19 @@ pub const GPU_WHOLE_MODEL_LIMIT: u64 = 1 << 30;
 /// Why a model of `bytes` was streamed: more than `limit` bytes of f32 weights.
 fn too_large(bytes: u64, limit: u64) -> String {
     format!(
-        "its {:.1} GB of f32 weights are more than the {:.1} GB uploaded whole",
-        bytes as f64 / 1e9,
-        limit as f64 / 1e9
+        "its {} of f32 weights are more than the {} uploaded whole",
+        size(bytes),
+        size(limit)
     )
+}
+
+/// `bytes` in GB, or in MB below 0.1 GB (a small model, or a test's limit).
+fn size(bytes: u64) -> String {
+    if bytes >= 100_000_000 {
+        format!("{:.1} GB", bytes as f64 / 1e9)
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
 }
 
 /// "CPU (…) (why not the GPU)", as the page reads it.
@@ -96,33 +105,13 @@ impl ForwardEngine for GpuEngine {
         let why_not = match &self.gpu {
             Ok(gpu) if bytes > self.whole_model_limit => {
                 let why = too_large(bytes, self.whole_model_limit);
-                match check_streamable(gpu, streamed, eval, heldout) {
-                    Err(e) => format!(
-                        "{why}, and the GPU cannot stream them block by block: {e}; the forward pass was streamed block by block on the CPU"
-                    ),
-                    Ok(()) => {
-                        let label = format!(
-                            "GPU: {} (streamed block by block: {why})",
-                            gpu.adapter_summary()
-                        );
-                        let run = streamed_activation_spectra(
-                            gpu,
-                            streamed,
-                            eval,
-                            heldout,
-                            variants,
-                            progress,
-                            &|| false,
-                        );
-                        match run.await {
-                            Ok((spectra, _)) => return (Ok(spectra), label),
-                            // The GPU failed: the CPU tries.
-                            Err(ActivationError::Forward(ForwardError::Device(e))) => {
-                                format!("{why}, and the GPU failed streaming them: {e}; the forward pass was streamed block by block on the CPU")
-                            }
-                            // What the CPU would refuse too (a malformed batch): no second try.
-                            Err(e) => return (Err(e.to_string()), label),
-                        }
+                let run = stream(gpu, &why, streamed, eval, heldout, variants, progress);
+                match run.await {
+                    Ok(done) => return done,
+                    Err(why_not) => {
+                        format!(
+                            "{why_not}; the forward pass was streamed block by block on the CPU"
+                        )
                     }
                 }
             }
@@ -196,6 +185,36 @@ impl ForwardEngine for GpuEngine {
         let mut out = study_on(model, model, eval, heldout, options, progress).await;
         out.engine = cpu_because(&why_not);
         out
+    }
+}
+
+/// The activation spectra of a model too large to upload whole (`why`), streamed block by block
+/// through `gpu`, with their label; or why not, for the CPU's label.
+async fn stream<S: AsyncByteSource>(
+    gpu: &Gpu,
+    why: &str,
+    streamed: &StreamedModel<'_, '_, S>,
+    eval: &TokenBatch,
+    heldout: Option<&TokenBatch>,
+    variants: &[KeyVariant],
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Result<ActivationSpectra, String>, String), String> {
+    check_streamable(gpu, streamed, eval, heldout)
+        .map_err(|e| format!("{why}, and the GPU cannot stream them block by block: {e}"))?;
+    let label = format!(
+        "GPU: {} (streamed block by block: {why})",
+        gpu.adapter_summary()
+    );
+    let run =
+        streamed_activation_spectra(gpu, streamed, eval, heldout, variants, progress, &|| false);
+    match run.await {
+        Ok((spectra, _)) => Ok((Ok(spectra), label)),
+        // The GPU failed: the CPU tries.
+        Err(ActivationError::Forward(ForwardError::Device(e))) => {
+            Err(format!("{why}, and the GPU failed streaming them: {e}"))
+        }
+        // What the CPU would refuse too (a malformed batch): no second try.
+        Err(e) => Ok((Err(e.to_string()), label)),
     }
 }
 

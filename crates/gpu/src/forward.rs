@@ -244,24 +244,25 @@ impl<'g> GpuModel<'g> {
         ids: &[u32],
         max_rows: usize,
     ) -> Result<Vec<f32>, GpuError> {
+        let gpu = self.k.gpu;
         let ws = self.run(ids, None, self.layers.len(), None)?;
         let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
         let h = self.final_norm(&ws);
         let (t, vocab) = (ids.len(), self.k.arch.vocab);
         let rows = max_rows.clamp(1, t);
         if rows == t {
-            let mut logits = self.k.gpu.zeros(t, vocab);
-            self.k.gpu.linear(h, head, &mut logits, false);
-            return self.k.gpu.read(&logits).await;
+            let mut logits = gpu.zeros(t, vocab);
+            gpu.linear(h, head, &mut logits, false);
+            return gpu.read(&logits).await;
         }
         let mut out = Vec::with_capacity(t * vocab);
         for start in (0..t).step_by(rows) {
             let n = rows.min(t - start);
-            let chunk = self.k.gpu.zeros(n, self.k.arch.d_model);
-            self.k.gpu.copy_rows(h, start, &chunk);
-            let mut logits = self.k.gpu.zeros(n, vocab);
-            self.k.gpu.linear(&chunk, head, &mut logits, false);
-            out.extend(self.k.gpu.read(&logits).await?);
+            let chunk = gpu.zeros(n, self.k.arch.d_model);
+            gpu.copy_rows(h, start, &chunk);
+            let mut logits = gpu.zeros(n, vocab);
+            gpu.linear(&chunk, head, &mut logits, false);
+            out.extend(gpu.read(&logits).await?);
         }
         Ok(out)
     }

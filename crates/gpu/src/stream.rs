@@ -49,6 +49,7 @@ pub(crate) fn check_streamable<S: AsyncByteSource>(
     }
     let (d, d_ff) = (arch.d_model, arch.d_ff);
     let q_rows = arch.n_heads * arch.d_k;
+    // W_o is W_q's size, W_v W_k's, and the MLP's matrices are all d_ff × d_model.
     for (what, len) in [
         ("a block's W_q", q_rows * d),
         ("a block's W_k", arch.n_kv_heads * arch.d_k * d),
@@ -108,20 +109,10 @@ pub async fn streamed_activation_spectra<S: AsyncByteSource>(
         k_rope: activations.contains(&Activation::RotatedKeys),
         q_normed: activations.contains(&Activation::Queries),
     };
-    let kernels = Kernels::new(gpu, arch);
+    let k = Kernels::new(gpu, arch);
     let mut grams = GramProbe::new(arch, &[]);
-    let pass = Pass {
-        kernels: &kernels,
-        model,
-        eval,
-    };
-    let loss = pass
-        .run(
-            heldout,
-            Collect::Grams(keep, &mut grams),
-            progress,
-            cancelled,
-        )
+    let collect = Collect::Grams(keep, &mut grams);
+    let loss = pass(&k, model, eval, heldout, collect, progress, cancelled)
         .await
         .map_err(stopped)?;
     let mut pending =
@@ -147,14 +138,10 @@ pub async fn streamed_activation_spectra<S: AsyncByteSource>(
             })
             .collect();
         let mut blocks = BlockProbe::new(&needed);
-        pass.run(
-            None,
-            Collect::Blocks(keep, &mut blocks),
-            progress,
-            cancelled,
-        )
-        .await
-        .map_err(stopped)?;
+        let collect = Collect::Blocks(keep, &mut blocks);
+        pass(&k, model, eval, None, collect, progress, cancelled)
+            .await
+            .map_err(stopped)?;
         pending.fill(&blocks.blocks, eval.batch * eval.seq_len, cancelled)?;
     }
     let routes = pending.routes();
@@ -179,157 +166,146 @@ enum Collect<'c> {
     Blocks(Vec<Keep>, &'c mut BlockProbe),
 }
 
-/// One streamed pass's model, kernels and eval batch.
-struct Pass<'p, 'g, 's, 'a, S> {
-    kernels: &'p Kernels<'g>,
-    model: &'p StreamedModel<'s, 'a, S>,
-    eval: &'p TokenBatch,
-}
+/// Runs `eval` (and `heldout`, when given) through `model` block by block on `k`'s GPU (see the
+/// module doc), `collect` taking what it asks for from the eval sequences; the mean held-out loss
+/// when `heldout` is given. Stops after the deepest block `collect` needs unless the loss needs
+/// them all.
+async fn pass<S: AsyncByteSource>(
+    k: &Kernels<'_>,
+    model: &StreamedModel<'_, '_, S>,
+    eval: &TokenBatch,
+    heldout: Option<&TokenBatch>,
+    mut collect: Collect<'_>,
+    progress: &mut dyn FnMut(Progress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Option<f64>, ForwardError> {
+    let (gpu, arch) = (k.gpu, &k.arch);
+    let n_layers = arch.n_layers;
+    let depth = match (&collect, heldout) {
+        (Collect::Blocks(keep, _), None) => keep.iter().rposition(Keep::any).map_or(0, |l| l + 1),
+        _ => n_layers,
+    };
+    let held_ids = heldout.map_or(&[][..], |h| &h.ids);
+    let rows = model
+        .embedding_rows(eval.ids.iter().chain(held_ids).copied())
+        .await?;
+    // x = embedding[id] · scale on the host (the embed kernel's one product), uploaded as each
+    // sequence's residual stream.
+    let scale = model.embedding_scale();
+    let embed = |batch: &TokenBatch| -> Vec<GpuTensor> {
+        (0..batch.batch)
+            .map(|b| {
+                let x: Vec<f32> = batch
+                    .row(b)
+                    .iter()
+                    .flat_map(|&id| rows.row(id))
+                    .map(|&e| e * scale)
+                    .collect();
+                gpu.upload_tensor(&x, batch.seq_len, arch.d_model)
+            })
+            .collect()
+    };
+    let mut eval_x = embed(eval);
+    let mut held_x = heldout.map(embed).unwrap_or_default();
+    drop(rows);
+    let scratch = |t: usize| Scratch::new(k, t, false, Rc::new(k.rope_table(t)));
+    let mut eval_s = scratch(eval.seq_len).map_err(device)?;
+    let mut held_s = heldout
+        .map(|h| scratch(h.seq_len))
+        .transpose()
+        .map_err(device)?;
 
-impl<S: AsyncByteSource> Pass<'_, '_, '_, '_, S> {
-    /// Runs the eval batch (and `heldout`, when given) through the model block by block (see
-    /// the module doc), `collect` taking what it asks for from the eval sequences; the mean
-    /// held-out loss when `heldout` is given. Stops after the deepest block `collect` needs
-    /// unless the loss needs them all.
-    async fn run(
-        &self,
-        heldout: Option<&TokenBatch>,
-        mut collect: Collect<'_>,
-        progress: &mut dyn FnMut(Progress),
-        cancelled: &dyn Fn() -> bool,
-    ) -> Result<Option<f64>, ForwardError> {
-        let (k, model, eval) = (self.kernels, self.model, self.eval);
-        let (gpu, arch) = (k.gpu, &k.arch);
-        let n_layers = arch.n_layers;
-        let depth = match (&collect, heldout) {
-            (Collect::Blocks(keep, _), None) => {
-                keep.iter().rposition(Keep::any).map_or(0, |l| l + 1)
-            }
-            _ => n_layers,
-        };
-        let held_ids = heldout.map_or(&[][..], |h| &h.ids);
-        let rows = model
-            .embedding_rows(eval.ids.iter().chain(held_ids).copied())
-            .await?;
-        // x = embedding[id] · scale on the host (the embed kernel's one product), uploaded as each
-        // sequence's residual stream.
-        let scale = model.embedding_scale();
-        let embed = |batch: &TokenBatch| -> Vec<GpuTensor> {
-            (0..batch.batch)
-                .map(|b| {
-                    let x: Vec<f32> = batch
-                        .row(b)
-                        .iter()
-                        .flat_map(|&id| rows.row(id))
-                        .map(|&e| e * scale)
-                        .collect();
-                    gpu.upload_tensor(&x, batch.seq_len, arch.d_model)
-                })
-                .collect()
-        };
-        let mut eval_x = embed(eval);
-        let mut held_x = heldout.map(embed).unwrap_or_default();
-        drop(rows);
-        let scratch = |t: usize| Scratch::new(k, t, false, Rc::new(k.rope_table(t)));
-        let mut eval_s = scratch(eval.seq_len).map_err(device)?;
-        let mut held_s = heldout
-            .map(|h| scratch(h.seq_len))
-            .transpose()
-            .map_err(device)?;
-
-        for l in 0..depth {
-            let block = model.read_block(l).await?;
-            let needs = block.extensions();
-            if !needs.is_empty() {
-                return Err(device(GpuError::UnsupportedModel {
-                    family: arch.family.label(),
-                    needs: needs.join(", "),
-                }));
-            }
-            let layer = upload_layer(gpu, arch, l, &block.view()).map_err(device)?;
-            // Uploaded: the host copy is not needed any more.
-            drop(block);
-            match &mut collect {
-                Collect::Grams(keep, probe) => {
-                    let mut grams = LayerGrams::new(gpu, arch, *keep, eval.seq_len);
-                    for x in &mut eval_x {
-                        let kept = k.block(l, &layer, x, &mut eval_s, *keep, None);
-                        grams.add(gpu, &kept);
-                    }
-                    read_layer_grams(gpu, l, std::slice::from_ref(&grams), probe)
-                        .await
-                        .map_err(device)?;
+    for l in 0..depth {
+        let block = model.read_block(l).await?;
+        let needs = block.extensions();
+        if !needs.is_empty() {
+            return Err(device(GpuError::UnsupportedModel {
+                family: arch.family.label(),
+                needs: needs.join(", "),
+            }));
+        }
+        let layer = upload_layer(gpu, arch, l, &block.view()).map_err(device)?;
+        // Uploaded: the host copy is not needed any more.
+        drop(block);
+        match &mut collect {
+            Collect::Grams(keep, probe) => {
+                let mut grams = LayerGrams::new(gpu, arch, *keep, eval.seq_len);
+                for x in &mut eval_x {
+                    let kept = k.block(l, &layer, x, &mut eval_s, *keep, None);
+                    grams.add(gpu, &kept);
                 }
-                Collect::Blocks(keep, probe) => {
-                    for x in &mut eval_x {
-                        let kept = k.block(l, &layer, x, &mut eval_s, keep[l], None);
-                        if !keep[l].any() {
-                            continue;
-                        }
-                        let read = k.read_kept(&[kept], eval.seq_len).await.map_err(device)?;
-                        for layer in read {
-                            for (activation, heads) in [
-                                (Activation::Keys, layer.k_normed),
-                                (Activation::RawKeys, layer.k_raw),
-                                (Activation::RotatedKeys, layer.k_rope),
-                                (Activation::Queries, layer.q_normed),
-                            ] {
-                                for (h, block) in heads.iter().enumerate() {
-                                    probe.add(l, activation, h, block);
-                                }
+                read_layer_grams(gpu, l, std::slice::from_ref(&grams), probe)
+                    .await
+                    .map_err(device)?;
+            }
+            Collect::Blocks(keep, probe) => {
+                for x in &mut eval_x {
+                    let kept = k.block(l, &layer, x, &mut eval_s, keep[l], None);
+                    if !keep[l].any() {
+                        continue;
+                    }
+                    let read = k.read_kept(&[kept], eval.seq_len).await.map_err(device)?;
+                    for layer in read {
+                        for (activation, heads) in [
+                            (Activation::Keys, layer.k_normed),
+                            (Activation::RawKeys, layer.k_raw),
+                            (Activation::RotatedKeys, layer.k_rope),
+                            (Activation::Queries, layer.q_normed),
+                        ] {
+                            for (h, block) in heads.iter().enumerate() {
+                                probe.add(l, activation, h, block);
                             }
                         }
                     }
                 }
             }
-            if let Some(s) = held_s.as_mut() {
-                for x in &mut held_x {
-                    k.block(l, &layer, x, s, Keep::default(), None);
-                }
-            }
-            drop(layer);
-            progress(Progress {
-                stage: Stage::Streaming,
-                done: l + 1,
-                total: n_layers,
-            });
-            if cancelled() {
-                return Err(ForwardError::Cancelled);
+        }
+        if let Some(s) = held_s.as_mut() {
+            for x in &mut held_x {
+                k.block(l, &layer, x, s, Keep::default(), None);
             }
         }
-
-        let (Some(h), Some(s)) = (heldout, held_s.as_ref()) else {
-            return Ok(None);
-        };
-        let head = model.read_head().await?;
-        let final_norm = upload_gamma(gpu, head.final_norm());
-        let lm_head =
-            upload_checked(gpu, "the output head".into(), head.lm_head()).map_err(device)?;
-        drop(head);
-        let mut losses = Losses::new(k, h).map_err(device)?;
-        for (b, x) in held_x.iter().enumerate() {
-            k.queue_nll(
-                x,
-                s,
-                final_norm.as_ref(),
-                &lm_head,
-                h.row(b),
-                b,
-                &mut losses,
-            );
+        drop(layer);
+        progress(Progress {
+            stage: Stage::Streaming,
+            done: l + 1,
+            total: n_layers,
+        });
+        if cancelled() {
+            return Err(ForwardError::Cancelled);
         }
-        let nll = gpu.read(&losses.nll).await.map_err(device)?;
-        // Each row's mean over its T−1 targets, then the mean of the rows: the CPU passes' sums.
-        let targets = h.seq_len - 1;
-        let mut total = 0.0;
-        for (b, row) in nll.chunks(targets).enumerate() {
-            total += row.iter().copied().map(f64::from).sum::<f64>() / targets as f64;
-            progress(Progress {
-                stage: Stage::HeldOut,
-                done: b + 1,
-                total: h.batch,
-            });
-        }
-        Ok(Some(total / h.batch as f64))
     }
+
+    let (Some(h), Some(s)) = (heldout, held_s.as_ref()) else {
+        return Ok(None);
+    };
+    let head = model.read_head().await?;
+    let final_norm = upload_gamma(gpu, head.final_norm());
+    let lm_head = upload_checked(gpu, "the output head".into(), head.lm_head()).map_err(device)?;
+    drop(head);
+    let mut losses = Losses::new(k, h).map_err(device)?;
+    for (b, x) in held_x.iter().enumerate() {
+        k.queue_nll(
+            x,
+            s,
+            final_norm.as_ref(),
+            &lm_head,
+            h.row(b),
+            b,
+            &mut losses,
+        );
+    }
+    let nll = gpu.read(&losses.nll).await.map_err(device)?;
+    // Each row's mean over its T−1 targets, then the mean of the rows: the CPU passes' sums.
+    let targets = h.seq_len - 1;
+    let mut total = 0.0;
+    for (b, row) in nll.chunks(targets).enumerate() {
+        total += row.iter().copied().map(f64::from).sum::<f64>() / targets as f64;
+        progress(Progress {
+            stage: Stage::HeldOut,
+            done: b + 1,
+            total: h.batch,
+        });
+    }
+    Ok(Some(total / h.batch as f64))
 }
