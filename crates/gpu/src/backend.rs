@@ -12,11 +12,11 @@ use rankscope_core::model::backend::{ForwardBackend, KeyEdit, Step};
 use rankscope_core::model::capture::{Activation, BlockProbe, GramProbe, PerActivation};
 use rankscope_core::model::forward::{check_tokens, ForwardError, KeyCollector, Probe};
 
-use crate::forward::{Keep, LayerGrams};
+use crate::forward::{read_layer_grams, Keep, LayerGrams};
 use crate::{GpuError, GpuModel};
 
 /// A GPU failure as the core's error (the engine falls back to the CPU on it where it can).
-fn device(e: GpuError) -> ForwardError {
+pub(crate) fn device(e: GpuError) -> ForwardError {
     ForwardError::Device(format!("GPU: {e}"))
 }
 
@@ -98,25 +98,10 @@ impl ForwardBackend for GpuModel<'_> {
                 return Err(ForwardError::Cancelled);
             }
         }
-        let accumulators: Vec<_> = grams
-            .iter()
-            .flat_map(|g| g.accumulators())
-            .filter_map(|(_, accumulator)| accumulator.as_ref())
-            .collect();
-        let mut read = gpu
-            .read_grams(&accumulators)
-            .await
-            .map_err(device)?
-            .into_iter();
         let mut out = GramProbe::new(arch, &[]);
-        for (l, g) in grams.iter().enumerate() {
-            for (activation, accumulator) in g.accumulators() {
-                if accumulator.is_some() {
-                    let heads = read.next().expect("one read-back per accumulator");
-                    out.set(l, activation, heads);
-                }
-            }
-        }
+        read_layer_grams(gpu, 0, &grams, &mut out)
+            .await
+            .map_err(device)?;
         Ok(out)
     }
 

@@ -10,12 +10,14 @@
 //! head-major copies are needed.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use rankscope_core::analysis::gram_spectra::Activation;
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::model::arch::{Architecture, Rope};
 use rankscope_core::model::backend::KeyEdit;
-use rankscope_core::model::forward::{rope_cos_sin, MatrixView, MlpView, ModelWeights};
+use rankscope_core::model::capture::GramProbe;
+use rankscope_core::model::forward::{rope_cos_sin, LayerView, MatrixView, MlpView, ModelWeights};
 use wgpu::util::DeviceExt;
 
 use crate::{to_u32, Gpu, GpuError, GpuMatrix, GpuTensor, GramAccumulation, GramAccumulator};
@@ -100,7 +102,7 @@ enum GpuMlp {
 }
 
 /// One block's weights on the GPU; a norm the model does not have is `None` (left out).
-struct GpuLayer {
+pub(crate) struct GpuLayer {
     w_q: GpuMatrix,
     w_k: GpuMatrix,
     w_v: GpuMatrix,
@@ -112,33 +114,46 @@ struct GpuLayer {
     mlp: GpuMlp,
 }
 
-/// RoPE's cos/sin for one sequence length, kept until a different length comes.
-struct RopeTable {
+/// RoPE's cos/sin for one sequence length.
+pub(crate) struct RopeTable {
     t: usize,
     cos: GpuTensor,
     sin: GpuTensor,
 }
 
+/// The kernels of a pass and the constants they need, whatever holds the weights: the whole
+/// model uploaded ([`GpuModel`]) or one block at a time (`stream.rs`). The arithmetic of a
+/// block is [`Kernels::block`] for both, so the two passes cannot drift apart.
+pub(crate) struct Kernels<'g> {
+    pub gpu: &'g Gpu,
+    pub arch: Architecture,
+    norm_eps: f32,
+}
+
 /// A model whose weights live on the GPU (uploaded once by [`GpuModel::upload`]), ready to
 /// run sequences: [`GpuModel::logits`], [`GpuModel::keys`].
 pub struct GpuModel<'g> {
-    gpu: &'g Gpu,
-    arch: Architecture,
+    k: Kernels<'g>,
     embedding: GpuMatrix,
     /// The output head when it is not the embedding.
     lm_head: Option<GpuMatrix>,
     embedding_scale: f32,
-    norm_eps: f32,
     final_norm: Option<GpuMatrix>,
     layers: Vec<GpuLayer>,
-    rope: RefCell<Option<RopeTable>>,
+    rope: RefCell<Option<Rc<RopeTable>>>,
     /// The key norms' γ per layer, kept on the host too (surgery's γ order reads them).
     key_norms: Vec<Option<Vec<f32>>>,
 }
 
-/// The activation buffers of one pass of `t` tokens.
+/// The activation buffers of one pass of `t` tokens: the residual stream and the scratch.
 struct Workspace {
     x: GpuTensor,
+    s: Scratch,
+}
+
+/// The buffers a block writes between reading the residual stream and adding to it, reused
+/// from block to block and (in a streamed pass) from sequence to sequence of one length.
+pub(crate) struct Scratch {
     h: GpuTensor,
     q_proj: GpuTensor,
     q_normed: GpuTensor,
@@ -154,6 +169,7 @@ struct Workspace {
     attn: GpuTensor,
     ff_a: GpuTensor,
     ff_b: GpuTensor,
+    rope: Rc<RopeTable>,
 }
 
 impl<'g> GpuModel<'g> {
@@ -171,56 +187,22 @@ impl<'g> GpuModel<'g> {
                 needs: view.extensions.join(", "),
             });
         }
-        let matrix = |what: String, m: MatrixView<'_>| -> Result<GpuMatrix, GpuError> {
-            check_fits(gpu, what, m.data.len())?;
-            Ok(gpu.upload_matrix(m.data, m.rows, m.cols))
-        };
-        let vector = |gamma: Option<&[f32]>| gamma.map(|g| gpu.upload_matrix(g, 1, g.len()));
-        let mut layers = Vec::with_capacity(view.layers.len());
-        for (l, layer) in view.layers.iter().enumerate() {
-            let name = |what: &str| format!("layer {l} {what}");
-            let mlp = match layer.mlp {
-                MlpView::SquaredRelu { up, down } => GpuMlp::SquaredRelu {
-                    up: matrix(name("MLP up"), up)?,
-                    down: matrix(name("MLP down"), down)?,
-                },
-                MlpView::SwiGlu { gate, up, down } => GpuMlp::SwiGlu {
-                    gate: matrix(name("MLP gate"), gate)?,
-                    up: matrix(name("MLP up"), up)?,
-                    down: matrix(name("MLP down"), down)?,
-                },
-                // Listed in `view.extensions`, refused above.
-                MlpView::Plain { .. } => {
-                    return Err(GpuError::UnsupportedModel {
-                        family: view.arch.family.label(),
-                        needs: "a plain (non-gated) MLP".into(),
-                    })
-                }
-            };
-            layers.push(GpuLayer {
-                w_q: matrix(name("W_q"), layer.w_q)?,
-                w_k: matrix(name("W_k"), layer.w_k)?,
-                w_v: matrix(name("W_v"), layer.w_v)?,
-                w_o: matrix(name("W_o"), layer.w_o)?,
-                q_norm: vector(layer.q_norm),
-                k_norm: vector(layer.k_norm),
-                attn_norm: vector(layer.attn_norm),
-                mlp_norm: vector(layer.mlp_norm),
-                mlp,
-            });
-        }
+        let layers = view
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| upload_layer(gpu, view.arch, l, layer))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            gpu,
-            arch: view.arch.clone(),
-            embedding: matrix("the embedding".into(), view.embedding)?,
+            k: Kernels::new(gpu, view.arch),
+            embedding: upload_checked(gpu, "the embedding".into(), view.embedding)?,
             lm_head: if view.lm_head_is_embedding {
                 None
             } else {
-                Some(matrix("the output head".into(), view.lm_head)?)
+                Some(upload_checked(gpu, "the output head".into(), view.lm_head)?)
             },
             embedding_scale: view.embedding_scale,
-            norm_eps: view.norm_eps,
-            final_norm: vector(view.final_norm),
+            final_norm: upload_gamma(gpu, view.final_norm),
             key_norms: view
                 .layers
                 .iter()
@@ -233,12 +215,12 @@ impl<'g> GpuModel<'g> {
 
     /// The GPU the weights live on.
     pub fn gpu(&self) -> &'g Gpu {
-        self.gpu
+        self.k.gpu
     }
 
     /// The architecture the weights were loaded for.
     pub fn arch(&self) -> &Architecture {
-        &self.arch
+        &self.k.arch
     }
 
     /// Logits `[t, vocab]` row-major of one sequence (row p predicts token p + 1), as
@@ -248,12 +230,9 @@ impl<'g> GpuModel<'g> {
     /// 49152-token vocabulary; WebGPU's default limit is 128 MiB), so the head runs on as many
     /// rows at a time as fit: see [`GpuModel::logits_in_chunks`].
     pub async fn logits(&self, ids: &[u32]) -> Result<Vec<f32>, GpuError> {
-        let vocab = self.arch.vocab;
-        check_fits(self.gpu, "the logits of one token".into(), vocab)?;
-        let limits = self.gpu.device.limits();
-        let limit = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
+        let vocab = self.k.arch.vocab;
+        check_fits(self.k.gpu, "the logits of one token".into(), vocab)?;
+        let limit = self.k.gpu.max_buffer_bytes();
         let rows = (limit / (4 * vocab.max(1) as u64)).max(1) as usize;
         self.logits_in_chunks(ids, rows).await
     }
@@ -265,24 +244,25 @@ impl<'g> GpuModel<'g> {
         ids: &[u32],
         max_rows: usize,
     ) -> Result<Vec<f32>, GpuError> {
+        let gpu = self.k.gpu;
         let ws = self.run(ids, None, self.layers.len(), None)?;
         let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
         let h = self.final_norm(&ws);
-        let (t, vocab) = (ids.len(), self.arch.vocab);
+        let (t, vocab) = (ids.len(), self.k.arch.vocab);
         let rows = max_rows.clamp(1, t);
         if rows == t {
-            let mut logits = self.gpu.zeros(t, vocab);
-            self.gpu.linear(h, head, &mut logits, false);
-            return self.gpu.read(&logits).await;
+            let mut logits = gpu.zeros(t, vocab);
+            gpu.linear(h, head, &mut logits, false);
+            return gpu.read(&logits).await;
         }
         let mut out = Vec::with_capacity(t * vocab);
         for start in (0..t).step_by(rows) {
             let n = rows.min(t - start);
-            let chunk = self.gpu.zeros(n, self.arch.d_model);
-            self.gpu.copy_rows(h, start, &chunk);
-            let mut logits = self.gpu.zeros(n, vocab);
-            self.gpu.linear(&chunk, head, &mut logits, false);
-            out.extend(self.gpu.read(&logits).await?);
+            let chunk = gpu.zeros(n, self.k.arch.d_model);
+            gpu.copy_rows(h, start, &chunk);
+            let mut logits = gpu.zeros(n, vocab);
+            gpu.linear(&chunk, head, &mut logits, false);
+            out.extend(gpu.read(&logits).await?);
         }
         Ok(out)
     }
@@ -317,34 +297,7 @@ impl<'g> GpuModel<'g> {
         // The pass stops after the deepest layer anything is kept from.
         let depth = keep.iter().rposition(|k| k.any()).map_or(0, |l| l + 1);
         self.run(ids, Some((keep, &mut kept)), depth, None)?;
-        // One read-back for the whole pass: every kept matrix of every layer.
-        let tensors: Vec<&GpuTensor> = kept
-            .iter()
-            .flat_map(|k| [&k.k_normed, &k.k_raw, &k.k_rope, &k.q_normed])
-            .filter_map(Option::as_ref)
-            .collect();
-        let mut data = self.gpu.read_all(&tensors).await?.into_iter();
-        let (t, d_k) = (ids.len(), self.arch.d_k);
-        let (n_heads, n_kv) = (self.arch.n_heads, self.arch.n_kv_heads);
-        let mut heads = |tensor: &Option<GpuTensor>, heads: usize| match tensor {
-            Some(_) => split_heads(
-                &data.next().expect("one read-back per kept matrix"),
-                t,
-                heads,
-                d_k,
-            ),
-            None => Vec::new(),
-        };
-        let layers = kept
-            .iter()
-            .map(|k| ProbedLayer {
-                k_normed: heads(&k.k_normed, n_kv),
-                k_raw: heads(&k.k_raw, n_kv),
-                k_rope: heads(&k.k_rope, n_kv),
-                q_normed: heads(&k.q_normed, n_heads),
-            })
-            .collect();
-        Ok(layers)
+        self.k.read_kept(&kept, ids.len()).await
     }
 
     /// [`GpuModel::keys`] of every sequence of `batch`, stacked in batch order: `keys[layer][kv_head]`
@@ -352,7 +305,7 @@ impl<'g> GpuModel<'g> {
     /// `ModelWeights::collect_keys` hands the spectra (METRICS.md "Representations").
     pub async fn batch_keys(&self, batch: &TokenBatch) -> Result<Vec<Vec<Vec<f32>>>, GpuError> {
         let mut stacked: Vec<Vec<Vec<f32>>> =
-            vec![vec![Vec::new(); self.arch.n_kv_heads]; self.layers.len()];
+            vec![vec![Vec::new(); self.k.arch.n_kv_heads]; self.layers.len()];
         for b in 0..batch.batch {
             for (into, from) in stacked.iter_mut().zip(self.keys(batch.row(b)).await?) {
                 into.iter_mut()
@@ -380,17 +333,7 @@ impl<'g> GpuModel<'g> {
             None,
         )?;
         for (kept, grams) in kept.iter().zip(grams.iter_mut()) {
-            let pairs = [
-                (&kept.k_normed, &mut grams.k_normed),
-                (&kept.k_raw, &mut grams.k_raw),
-                (&kept.k_rope, &mut grams.k_rope),
-                (&kept.q_normed, &mut grams.q_normed),
-            ];
-            for (tensor, accumulator) in pairs {
-                if let (Some(tensor), Some(accumulator)) = (tensor, accumulator) {
-                    self.gpu.accumulate_gram(tensor, accumulator);
-                }
-            }
+            grams.add(self.k.gpu, kept);
         }
         Ok(())
     }
@@ -409,7 +352,7 @@ impl<'g> GpuModel<'g> {
         if ids.is_empty() {
             return Err(GpuError::EmptySequence);
         }
-        let arch = &self.arch;
+        let arch = &self.k.arch;
         if let Some(position) = ids.iter().position(|&id| id as usize >= arch.vocab) {
             return Err(GpuError::TokenOutOfVocab {
                 id: ids[position],
@@ -417,93 +360,20 @@ impl<'g> GpuModel<'g> {
                 vocab: arch.vocab,
             });
         }
-        let gpu = self.gpu;
-        let (t, d, d_k, d_ff) = (ids.len(), arch.d_model, arch.d_k, arch.d_ff);
-        let (n_heads, n_kv) = (arch.n_heads, arch.n_kv_heads);
-        // The largest activations: every head's probabilities, the MLP's hidden layer (the
-        // logits, when asked for, are made in chunks that fit: `logits`).
-        check_fits(
-            gpu,
-            format!("attention probabilities of {t} tokens"),
-            n_heads * t * t,
-        )?;
-        check_fits(gpu, format!("the MLP activations of {t} tokens"), t * d_ff)?;
+        let t = ids.len();
         let mut ws = Workspace {
-            x: gpu.zeros(t, d),
-            h: gpu.zeros(t, d),
-            q_proj: gpu.zeros(t, n_heads * d_k),
-            q_normed: gpu.zeros(t, n_heads * d_k),
-            q_rope: gpu.zeros(t, n_heads * d_k),
-            k_proj: gpu.zeros(t, n_kv * d_k),
-            k_normed: gpu.zeros(t, n_kv * d_k),
-            k_rope: gpu.zeros(t, n_kv * d_k),
-            k_edited: gpu.zeros(if edit.is_some() { t } else { 0 }, n_kv * d_k),
-            v: gpu.zeros(t, n_kv * d_k),
-            scores: gpu.zeros(n_heads * t, t),
-            attn: gpu.zeros(t, n_heads * d_k),
-            ff_a: gpu.zeros(t, d_ff),
-            ff_b: gpu.zeros(t, d_ff),
+            x: self.k.gpu.zeros(t, arch.d_model),
+            s: Scratch::new(&self.k, t, edit.is_some(), self.rope_table(t))?,
         };
         self.embed(ids, &ws.x);
-        self.ensure_rope_table(t);
-        let rope_table = self.rope.borrow();
-        let rope = rope_table.as_ref().expect("the RoPE table was just made");
-
         for (l, layer) in self.layers.iter().enumerate().take(depth) {
-            // Attention: h = norm(x); q, k, v; per-head norms; RoPE; softmax(QKᵀ)V; x += attn·W_oᵀ.
-            let h = self.norm_or_identity(layer.attn_norm.as_ref(), &ws.x, &ws.h, d);
-            // A kept matrix needs a buffer of its own per layer; otherwise the workspace's is reused.
             let what = keep
                 .as_ref()
                 .and_then(|(what, _)| what.get(l).copied())
                 .unwrap_or_default();
-            let own = |wanted: bool, heads: usize| wanted.then(|| gpu.zeros(t, heads * d_k));
-            let mut kept = KeptLayer {
-                k_normed: own(what.k_normed, n_kv),
-                k_raw: own(what.k_raw, n_kv),
-                k_rope: own(what.k_rope, n_kv),
-                q_normed: own(what.q_normed, n_heads),
-            };
-            gpu.linear(h, &layer.w_q, &mut ws.q_proj, false);
-            let q_normed = kept.q_normed.as_ref().unwrap_or(&ws.q_normed);
-            let q = self.norm_or_identity(layer.q_norm.as_ref(), &ws.q_proj, q_normed, d_k);
-            keep_copy(gpu, q, kept.q_normed.as_ref());
-            let q = self.rotate(rope, q, &ws.q_rope, n_heads);
-            let k_proj = kept.k_raw.as_mut().unwrap_or(&mut ws.k_proj);
-            gpu.linear(h, &layer.w_k, k_proj, false);
-            let k_proj: &GpuTensor = k_proj;
-            let k_normed = kept.k_normed.as_ref().unwrap_or(&ws.k_normed);
-            let k = self.norm_or_identity(layer.k_norm.as_ref(), k_proj, k_normed, d_k);
-            let k = match edit {
-                Some(edit) => self.edit_keys(k, edit, l, &ws.k_edited),
-                None => k,
-            };
-            // Without a key norm, K is the projection itself; a kept K is a copy of it.
-            keep_copy(gpu, k, kept.k_normed.as_ref());
-            let k = self.rotate(rope, k, kept.k_rope.as_ref().unwrap_or(&ws.k_rope), n_kv);
-            // Without RoPE, the rotated K is K itself.
-            keep_copy(gpu, k, kept.k_rope.as_ref());
-            gpu.linear(h, &layer.w_v, &mut ws.v, false);
-            self.attention(q, k, &ws.v, &ws.scores, &ws.attn, t);
-            gpu.linear(&ws.attn, &layer.w_o, &mut ws.x, true);
+            let kept = self.k.block(l, layer, &mut ws.x, &mut ws.s, what, edit);
             if let Some((_, into)) = keep.as_mut() {
                 into.push(kept);
-            }
-
-            // MLP: x += down(act(h = norm(x))).
-            let h = self.norm_or_identity(layer.mlp_norm.as_ref(), &ws.x, &ws.h, d);
-            match &layer.mlp {
-                GpuMlp::SquaredRelu { up, down } => {
-                    gpu.linear(h, up, &mut ws.ff_a, false);
-                    self.activation(&gpu.forward.relu_squared, &ws.ff_a, None);
-                    gpu.linear(&ws.ff_a, down, &mut ws.x, true);
-                }
-                GpuMlp::SwiGlu { gate, up, down } => {
-                    gpu.linear(h, gate, &mut ws.ff_a, false);
-                    gpu.linear(h, up, &mut ws.ff_b, false);
-                    self.activation(&gpu.forward.silu_mul, &ws.ff_a, Some(&ws.ff_b));
-                    gpu.linear(&ws.ff_a, down, &mut ws.x, true);
-                }
             }
         }
         Ok(ws)
@@ -513,7 +383,7 @@ impl<'g> GpuModel<'g> {
     /// per pass: a few hundred KB against the weights' megabytes, so uploading an edit per pass
     /// costs nothing a user notices, and editing W_k instead would be wrong past a key norm.
     pub(crate) fn upload_edit(&self, edit: &KeyEdit) -> Result<GpuTensor, GpuError> {
-        let (n_layers, n_kv, d_k) = (self.layers.len(), self.arch.n_kv_heads, self.arch.d_k);
+        let (n_layers, n_kv, d_k) = (self.layers.len(), self.k.arch.n_kv_heads, self.k.arch.d_k);
         let fits = match edit {
             KeyEdit::Project {
                 projectors,
@@ -545,8 +415,255 @@ impl<'g> GpuModel<'g> {
                 data.extend(edit.matrix(l, h));
             }
         }
-        check_fits(self.gpu, "the key edit".into(), data.len())?;
-        Ok(self.gpu.upload_tensor(&data, data.len(), 1))
+        check_fits(self.k.gpu, "the key edit".into(), data.len())?;
+        Ok(self.k.gpu.upload_tensor(&data, data.len(), 1))
+    }
+
+    /// Σ over the sequences of `batch` of −log softmax(logits)[next token], summed on the GPU
+    /// and read back as one number, the keys edited by `edit` (from [`GpuModel::upload_edit`])
+    /// when given. The output head runs on as many rows at a time as fit the adapter's largest
+    /// buffer ([`GpuModel::logits`]); nothing but the total is read back.
+    pub(crate) async fn total_nll(
+        &self,
+        batch: &TokenBatch,
+        edit: Option<&GpuTensor>,
+    ) -> Result<f32, GpuError> {
+        let gpu = self.k.gpu;
+        let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
+        let mut losses = Losses::new(&self.k, batch)?;
+        for b in 0..batch.batch {
+            let ids = batch.row(b);
+            let ws = self.run(ids, None, self.layers.len(), edit)?;
+            let final_norm = self.final_norm.as_ref();
+            self.k
+                .queue_nll(&ws.x, &ws.s, final_norm, head, ids, b, &mut losses);
+        }
+        let (nll, targets) = (losses.nll, losses.targets);
+        let total = gpu.zeros(1, 1);
+        let params = ElementParams {
+            len: to_u32(targets, "targets"),
+            width: 0,
+            scale: 0.0,
+            pad: 0,
+        };
+        gpu.dispatch(
+            &gpu.forward.sum,
+            bytemuck::bytes_of(&params),
+            &[&nll.buffer, &total.buffer],
+            (1, 1, 1),
+        );
+        Ok(gpu.read(&total).await?.first().copied().unwrap_or(f32::NAN))
+    }
+
+    /// The key norm's γ of `layer`, when the model has one.
+    pub(crate) fn key_norm(&self, layer: usize) -> Option<&[f32]> {
+        self.key_norms.get(layer)?.as_deref()
+    }
+
+    /// Whether sequences of `t` tokens fit the adapter's buffers (the attention probabilities
+    /// and the MLP activations are the largest), before a job commits to the GPU.
+    pub fn fits(&self, t: usize) -> Result<(), GpuError> {
+        check_activations_fit(self.k.gpu, &self.k.arch, t)
+    }
+
+    /// The final norm's output (or x itself without one), for the head.
+    fn final_norm<'w>(&self, ws: &'w Workspace) -> &'w GpuTensor {
+        let d = self.k.arch.d_model;
+        self.k
+            .norm_or_identity(self.final_norm.as_ref(), &ws.x, &ws.s.h, d)
+    }
+
+    fn embed(&self, ids: &[u32], x: &GpuTensor) {
+        let ids = self
+            .k
+            .gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("token ids"),
+                contents: bytemuck::cast_slice(ids),
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+        let len = x.rows * x.cols;
+        let params = ElementParams {
+            len: to_u32(len, "embedding elements"),
+            width: to_u32(x.cols, "d_model"),
+            scale: self.embedding_scale,
+            pad: 0,
+        };
+        let groups = self.k.gpu.fold_groups(len.div_ceil(ELEMENT_LANES));
+        self.k.gpu.dispatch(
+            &self.k.gpu.forward.embed,
+            bytemuck::bytes_of(&params),
+            &[&ids, &self.embedding.buffer, &x.buffer],
+            groups,
+        );
+    }
+
+    /// RoPE's cos/sin for `t` tokens, uploaded once and kept until a different length comes.
+    fn rope_table(&self, t: usize) -> Rc<RopeTable> {
+        let mut table = self.rope.borrow_mut();
+        match table.as_ref() {
+            Some(r) if r.t == t => Rc::clone(r),
+            _ => Rc::clone(table.insert(Rc::new(self.k.rope_table(t)))),
+        }
+    }
+}
+
+impl<'g> Kernels<'g> {
+    /// The kernels for `arch`'s passes on `gpu`, with the constants the CPU pass uses.
+    pub fn new(gpu: &'g Gpu, arch: &Architecture) -> Self {
+        Self {
+            gpu,
+            arch: arch.clone(),
+            // As `ModelView::norm_eps`: the CPU pass's ε, in f32.
+            norm_eps: arch.norm_eps as f32,
+        }
+    }
+
+    /// Queues block `l` (`layer`) over one sequence whose residual stream is `x` (`[t, d_model]`,
+    /// updated in place), with `s`'s buffers (made for the same `t`) as scratch: the one copy of
+    /// a block's arithmetic, for the whole-model pass and the streamed one. Returns the
+    /// token-major `[t, heads·d_k]` matrices `what` asks to keep, each in a buffer of its own;
+    /// `edit` (from [`GpuModel::upload_edit`]), when given, edits K after the key norm, before
+    /// RoPE, as the CPU pass's `KeyTransform`.
+    pub fn block(
+        &self,
+        l: usize,
+        layer: &GpuLayer,
+        x: &mut GpuTensor,
+        s: &mut Scratch,
+        what: Keep,
+        edit: Option<&GpuTensor>,
+    ) -> KeptLayer {
+        let (gpu, arch) = (self.gpu, &self.arch);
+        let (t, d, d_k) = (x.rows, arch.d_model, arch.d_k);
+        let (n_heads, n_kv) = (arch.n_heads, arch.n_kv_heads);
+        let rope = Rc::clone(&s.rope);
+        // Attention: h = norm(x); q, k, v; per-head norms; RoPE; softmax(QKᵀ)V; x += attn·W_oᵀ.
+        let h = self.norm_or_identity(layer.attn_norm.as_ref(), x, &s.h, d);
+        // A kept matrix needs a buffer of its own per layer; otherwise the scratch's is reused.
+        let own = |wanted: bool, heads: usize| wanted.then(|| gpu.zeros(t, heads * d_k));
+        let mut kept = KeptLayer {
+            k_normed: own(what.k_normed, n_kv),
+            k_raw: own(what.k_raw, n_kv),
+            k_rope: own(what.k_rope, n_kv),
+            q_normed: own(what.q_normed, n_heads),
+        };
+        gpu.linear(h, &layer.w_q, &mut s.q_proj, false);
+        let q_normed = kept.q_normed.as_ref().unwrap_or(&s.q_normed);
+        let q = self.norm_or_identity(layer.q_norm.as_ref(), &s.q_proj, q_normed, d_k);
+        keep_copy(gpu, q, kept.q_normed.as_ref());
+        let q = self.rotate(&rope, q, &s.q_rope, n_heads);
+        let k_proj = kept.k_raw.as_mut().unwrap_or(&mut s.k_proj);
+        gpu.linear(h, &layer.w_k, k_proj, false);
+        let k_proj: &GpuTensor = k_proj;
+        let k_normed = kept.k_normed.as_ref().unwrap_or(&s.k_normed);
+        let k = self.norm_or_identity(layer.k_norm.as_ref(), k_proj, k_normed, d_k);
+        let k = match edit {
+            Some(edit) => self.edit_keys(k, edit, l, &s.k_edited),
+            None => k,
+        };
+        // Without a key norm, K is the projection itself; a kept K is a copy of it.
+        keep_copy(gpu, k, kept.k_normed.as_ref());
+        let k = self.rotate(&rope, k, kept.k_rope.as_ref().unwrap_or(&s.k_rope), n_kv);
+        // Without RoPE, the rotated K is K itself.
+        keep_copy(gpu, k, kept.k_rope.as_ref());
+        gpu.linear(h, &layer.w_v, &mut s.v, false);
+        self.attention(q, k, &s.v, &s.scores, &s.attn, t);
+        gpu.linear(&s.attn, &layer.w_o, x, true);
+
+        // MLP: x += down(act(h = norm(x))).
+        let h = self.norm_or_identity(layer.mlp_norm.as_ref(), x, &s.h, d);
+        match &layer.mlp {
+            GpuMlp::SquaredRelu { up, down } => {
+                gpu.linear(h, up, &mut s.ff_a, false);
+                self.activation(&gpu.forward.relu_squared, &s.ff_a, None);
+                gpu.linear(&s.ff_a, down, x, true);
+            }
+            GpuMlp::SwiGlu { gate, up, down } => {
+                gpu.linear(h, gate, &mut s.ff_a, false);
+                gpu.linear(h, up, &mut s.ff_b, false);
+                self.activation(&gpu.forward.silu_mul, &s.ff_a, Some(&s.ff_b));
+                gpu.linear(&s.ff_a, down, x, true);
+            }
+        }
+        kept
+    }
+
+    /// Reads back the matrices `kept` holds (one sequence of `t` tokens, per layer) in one
+    /// transfer, split per head.
+    pub async fn read_kept(
+        &self,
+        kept: &[KeptLayer],
+        t: usize,
+    ) -> Result<Vec<ProbedLayer>, GpuError> {
+        let tensors: Vec<&GpuTensor> = kept
+            .iter()
+            .flat_map(|k| [&k.k_normed, &k.k_raw, &k.k_rope, &k.q_normed])
+            .filter_map(Option::as_ref)
+            .collect();
+        let mut data = self.gpu.read_all(&tensors).await?.into_iter();
+        let d_k = self.arch.d_k;
+        let (n_heads, n_kv) = (self.arch.n_heads, self.arch.n_kv_heads);
+        let mut heads = |tensor: &Option<GpuTensor>, heads: usize| match tensor {
+            Some(_) => split_heads(
+                &data.next().expect("one read-back per kept matrix"),
+                t,
+                heads,
+                d_k,
+            ),
+            None => Vec::new(),
+        };
+        let layers = kept
+            .iter()
+            .map(|k| ProbedLayer {
+                k_normed: heads(&k.k_normed, n_kv),
+                k_raw: heads(&k.k_raw, n_kv),
+                k_rope: heads(&k.k_rope, n_kv),
+                q_normed: heads(&k.q_normed, n_heads),
+            })
+            .collect();
+        Ok(layers)
+    }
+
+    /// Queues the losses of sequence `b` of `losses`' batch (`ids`, residual stream `x` after
+    /// the last block) into `losses.nll`: the final norm (into `s.h`), the head, nll.wgsl. The
+    /// head runs on as many rows at a time as fit the adapter's largest buffer.
+    #[allow(clippy::too_many_arguments)] // the pass's state, the head's weights, the sequence
+    pub fn queue_nll(
+        &self,
+        x: &GpuTensor,
+        s: &Scratch,
+        final_norm: Option<&GpuMatrix>,
+        head: &GpuMatrix,
+        ids: &[u32],
+        b: usize,
+        losses: &mut Losses,
+    ) {
+        let gpu = self.gpu;
+        let (t, d, vocab) = (losses.t, self.arch.d_model, self.arch.vocab);
+        let h = self.norm_or_identity(final_norm, x, &s.h, d);
+        let ids_buffer = gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("target ids"),
+                contents: bytemuck::cast_slice(ids),
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+        let offset = b * (t - 1);
+        if let Some(logits) = losses.whole.as_mut() {
+            gpu.linear(h, head, logits, false);
+            self.nll_rows(logits, &ids_buffer, (t, 0, t, offset), &losses.nll);
+            return;
+        }
+        for row0 in (0..t).step_by(losses.chunk_rows) {
+            let n = losses.chunk_rows.min(t - row0);
+            let chunk = gpu.zeros(n, d);
+            gpu.copy_rows(h, row0, &chunk);
+            let mut logits = gpu.zeros(n, vocab);
+            gpu.linear(&chunk, head, &mut logits, false);
+            self.nll_rows(&logits, &ids_buffer, (n, row0, t, offset), &losses.nll);
+        }
     }
 
     /// `out = k·P_h` per kv-head h of layer `l` (key_edit.wgsl), returning `out`.
@@ -576,71 +693,6 @@ impl<'g> GpuModel<'g> {
         out
     }
 
-    /// Σ over the sequences of `batch` of −log softmax(logits)[next token], summed on the GPU
-    /// and read back as one number, the keys edited by `edit` (from [`GpuModel::upload_edit`])
-    /// when given. The output head runs on as many rows at a time as fit the adapter's largest
-    /// buffer ([`GpuModel::logits`]); nothing but the total is read back.
-    pub(crate) async fn total_nll(
-        &self,
-        batch: &TokenBatch,
-        edit: Option<&GpuTensor>,
-    ) -> Result<f32, GpuError> {
-        let gpu = self.gpu;
-        let (t, vocab, d) = (batch.seq_len, self.arch.vocab, self.arch.d_model);
-        let targets = batch.batch * t.saturating_sub(1);
-        check_fits(gpu, format!("the losses of {targets} targets"), targets)?;
-        check_fits(gpu, "the logits of one token".into(), vocab)?;
-        let limits = gpu.device.limits();
-        let limit = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
-        let chunk_rows = ((limit / (4 * vocab.max(1) as u64)).max(1) as usize).clamp(1, t.max(1));
-        let head = self.lm_head.as_ref().unwrap_or(&self.embedding);
-        let nll = gpu.zeros(targets, 1);
-        // The whole sequence's logits when they fit one buffer (reused for every sequence).
-        let mut whole = (chunk_rows == t).then(|| gpu.zeros(t, vocab));
-        for b in 0..batch.batch {
-            let ids = batch.row(b);
-            let ws = self.run(ids, None, self.layers.len(), edit)?;
-            let h = self.final_norm(&ws);
-            let ids_buffer = gpu
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("target ids"),
-                    contents: bytemuck::cast_slice(ids),
-                    usage: wgpu::BufferUsages::STORAGE,
-                });
-            let offset = b * (t - 1);
-            if let Some(logits) = whole.as_mut() {
-                gpu.linear(h, head, logits, false);
-                self.nll_rows(logits, &ids_buffer, (t, 0, t, offset), &nll);
-                continue;
-            }
-            for row0 in (0..t).step_by(chunk_rows) {
-                let n = chunk_rows.min(t - row0);
-                let chunk = gpu.zeros(n, d);
-                gpu.copy_rows(h, row0, &chunk);
-                let mut logits = gpu.zeros(n, vocab);
-                gpu.linear(&chunk, head, &mut logits, false);
-                self.nll_rows(&logits, &ids_buffer, (n, row0, t, offset), &nll);
-            }
-        }
-        let total = gpu.zeros(1, 1);
-        let params = ElementParams {
-            len: to_u32(targets, "targets"),
-            width: 0,
-            scale: 0.0,
-            pad: 0,
-        };
-        gpu.dispatch(
-            &gpu.forward.sum,
-            bytemuck::bytes_of(&params),
-            &[&nll.buffer, &total.buffer],
-            (1, 1, 1),
-        );
-        Ok(gpu.read(&total).await?.first().copied().unwrap_or(f32::NAN))
-    }
-
     /// Queues nll.wgsl over `rows` rows of `logits` (positions `row0..`, of a sequence of `t`),
     /// writing target p's loss at `nll[offset + p]`.
     fn nll_rows(
@@ -663,57 +715,6 @@ impl<'g> GpuModel<'g> {
             &self.gpu.forward.nll,
             bytemuck::bytes_of(&params),
             &[&logits.buffer, ids, &nll.buffer],
-            groups,
-        );
-    }
-
-    /// The key norm's γ of `layer`, when the model has one.
-    pub(crate) fn key_norm(&self, layer: usize) -> Option<&[f32]> {
-        self.key_norms.get(layer)?.as_deref()
-    }
-
-    /// Whether sequences of `t` tokens fit the adapter's buffers (the attention probabilities
-    /// and the MLP activations are the largest), before a job commits to the GPU.
-    pub fn fits(&self, t: usize) -> Result<(), GpuError> {
-        let (n_heads, d_ff) = (self.arch.n_heads, self.arch.d_ff);
-        check_fits(
-            self.gpu,
-            format!("attention probabilities of {t} tokens"),
-            n_heads * t * t,
-        )?;
-        check_fits(
-            self.gpu,
-            format!("the MLP activations of {t} tokens"),
-            t * d_ff,
-        )
-    }
-
-    /// The final norm's output (or x itself without one), for the head.
-    fn final_norm<'w>(&self, ws: &'w Workspace) -> &'w GpuTensor {
-        self.norm_or_identity(self.final_norm.as_ref(), &ws.x, &ws.h, self.arch.d_model)
-    }
-
-    fn embed(&self, ids: &[u32], x: &GpuTensor) {
-        let ids = self
-            .gpu
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("token ids"),
-                contents: bytemuck::cast_slice(ids),
-                usage: wgpu::BufferUsages::STORAGE,
-            });
-        let len = x.rows * x.cols;
-        let params = ElementParams {
-            len: to_u32(len, "embedding elements"),
-            width: to_u32(x.cols, "d_model"),
-            scale: self.embedding_scale,
-            pad: 0,
-        };
-        let groups = self.gpu.fold_groups(len.div_ceil(ELEMENT_LANES));
-        self.gpu.dispatch(
-            &self.gpu.forward.embed,
-            bytemuck::bytes_of(&params),
-            &[&ids, &self.embedding.buffer, &x.buffer],
             groups,
         );
     }
@@ -745,18 +746,15 @@ impl<'g> GpuModel<'g> {
         out
     }
 
-    fn ensure_rope_table(&self, t: usize) {
-        let mut table = self.rope.borrow_mut();
-        if table.as_ref().is_some_and(|r| r.t == t) {
-            return;
-        }
+    /// RoPE's cos/sin for sequences of `t` tokens, uploaded.
+    pub fn rope_table(&self, t: usize) -> RopeTable {
         let half = self.arch.d_k / 2;
         let (cos, sin) = rope_cos_sin(&self.arch, t);
-        *table = Some(RopeTable {
+        RopeTable {
             t,
             cos: self.gpu.upload_tensor(&cos, t, half),
             sin: self.gpu.upload_tensor(&sin, t, half),
-        });
+        }
     }
 
     /// `out = RoPE(x)` for a token-major `[t, heads·d_k]` buffer, returning `out`; `x` itself
@@ -852,7 +850,7 @@ pub(crate) struct Keep {
 
 impl Keep {
     /// Whether anything is kept.
-    fn any(&self) -> bool {
+    pub fn any(&self) -> bool {
         self.k_normed || self.k_raw || self.k_rope || self.q_normed
     }
 }
@@ -876,6 +874,22 @@ impl LayerGrams {
         ]
     }
 
+    /// Queues `kept`'s matrices (one sequence's, as this layer's [`Keep`] asked) into their
+    /// accumulators; nothing is read back.
+    pub fn add(&mut self, gpu: &Gpu, kept: &KeptLayer) {
+        let pairs = [
+            (&kept.k_normed, &mut self.k_normed),
+            (&kept.k_raw, &mut self.k_raw),
+            (&kept.k_rope, &mut self.k_rope),
+            (&kept.q_normed, &mut self.q_normed),
+        ];
+        for (tensor, accumulator) in pairs {
+            if let (Some(tensor), Some(accumulator)) = (tensor, accumulator) {
+                gpu.accumulate_gram(tensor, accumulator);
+            }
+        }
+    }
+
     /// Empty compensated accumulators for sequences of `t` tokens, one per matrix `keep` asks for.
     pub fn new(gpu: &Gpu, arch: &Architecture, keep: Keep, t: usize) -> Self {
         let accumulator = |wanted: bool, heads: usize| {
@@ -890,8 +904,32 @@ impl LayerGrams {
     }
 }
 
+/// Reads `grams` back in one transfer into `out`, `grams[i]` as layer `first + i`.
+pub(crate) async fn read_layer_grams(
+    gpu: &Gpu,
+    first: usize,
+    grams: &[LayerGrams],
+    out: &mut GramProbe,
+) -> Result<(), GpuError> {
+    let accumulators: Vec<_> = grams
+        .iter()
+        .flat_map(|g| g.accumulators())
+        .filter_map(|(_, accumulator)| accumulator.as_ref())
+        .collect();
+    let mut read = gpu.read_grams(&accumulators).await?.into_iter();
+    for (i, g) in grams.iter().enumerate() {
+        for (activation, accumulator) in g.accumulators() {
+            if accumulator.is_some() {
+                let heads = read.next().expect("one read-back per accumulator");
+                out.set(first + i, activation, heads);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A layer's kept activations on the GPU, token-major `[t, heads·d_k]`.
-struct KeptLayer {
+pub(crate) struct KeptLayer {
     k_normed: Option<GpuTensor>,
     k_raw: Option<GpuTensor>,
     k_rope: Option<GpuTensor>,
@@ -926,14 +964,147 @@ fn split_heads(data: &[f32], t: usize, heads: usize, d_k: usize) -> Vec<Vec<f32>
 }
 
 /// Whether a buffer of `len` f32 fits the adapter's storage-binding and buffer limits.
-fn check_fits(gpu: &Gpu, what: String, len: usize) -> Result<(), GpuError> {
-    let limits = gpu.device.limits();
-    let limit = limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size);
+pub(crate) fn check_fits(gpu: &Gpu, what: String, len: usize) -> Result<(), GpuError> {
+    let limit = gpu.max_buffer_bytes();
     let bytes = 4 * len as u64;
     if bytes > limit {
         return Err(GpuError::TooLarge { what, bytes, limit });
     }
     Ok(())
+}
+
+impl Scratch {
+    /// The scratch of a pass of `t` tokens (with a buffer for edited keys when `edit`), RoPE's
+    /// table for `t` with it; refused when the largest activations do not fit the adapter.
+    pub fn new(k: &Kernels, t: usize, edit: bool, rope: Rc<RopeTable>) -> Result<Self, GpuError> {
+        let (gpu, arch) = (k.gpu, &k.arch);
+        let (d, d_k, d_ff) = (arch.d_model, arch.d_k, arch.d_ff);
+        let (n_heads, n_kv) = (arch.n_heads, arch.n_kv_heads);
+        // The largest activations: every head's probabilities, the MLP's hidden layer (the
+        // logits, when asked for, are made in chunks that fit: `logits`).
+        check_activations_fit(gpu, arch, t)?;
+        Ok(Self {
+            h: gpu.zeros(t, d),
+            q_proj: gpu.zeros(t, n_heads * d_k),
+            q_normed: gpu.zeros(t, n_heads * d_k),
+            q_rope: gpu.zeros(t, n_heads * d_k),
+            k_proj: gpu.zeros(t, n_kv * d_k),
+            k_normed: gpu.zeros(t, n_kv * d_k),
+            k_rope: gpu.zeros(t, n_kv * d_k),
+            k_edited: gpu.zeros(if edit { t } else { 0 }, n_kv * d_k),
+            v: gpu.zeros(t, n_kv * d_k),
+            scores: gpu.zeros(n_heads * t, t),
+            attn: gpu.zeros(t, n_heads * d_k),
+            ff_a: gpu.zeros(t, d_ff),
+            ff_b: gpu.zeros(t, d_ff),
+            rope,
+        })
+    }
+}
+
+/// The per-target losses of a held-out batch on the GPU, `[B·(T−1)]`, queued sequence by
+/// sequence ([`Kernels::queue_nll`]), with the logits buffer every sequence reuses when its
+/// logits fit one buffer.
+pub(crate) struct Losses {
+    pub nll: GpuTensor,
+    pub targets: usize,
+    t: usize,
+    /// Rows of logits the head makes at a time.
+    chunk_rows: usize,
+    whole: Option<GpuTensor>,
+}
+
+impl Losses {
+    pub fn new(k: &Kernels, batch: &TokenBatch) -> Result<Self, GpuError> {
+        let (gpu, vocab, t) = (k.gpu, k.arch.vocab, batch.seq_len);
+        let targets = batch.batch * t.saturating_sub(1);
+        check_fits(gpu, format!("the losses of {targets} targets"), targets)?;
+        check_fits(gpu, "the logits of one token".into(), vocab)?;
+        let chunk_rows = ((gpu.max_buffer_bytes() / (4 * vocab.max(1) as u64)).max(1) as usize)
+            .clamp(1, t.max(1));
+        Ok(Self {
+            nll: gpu.zeros(targets, 1),
+            targets,
+            t,
+            chunk_rows,
+            whole: (chunk_rows == t).then(|| gpu.zeros(t, vocab)),
+        })
+    }
+}
+
+/// One block's weights uploaded (block `l` of `arch`): matrices as [`GpuMatrix`], each checked
+/// against the adapter's limits; norms' γ as one-row matrices. A plain MLP is
+/// [`GpuError::UnsupportedModel`] (the callers refuse the model's other extensions first).
+pub(crate) fn upload_layer(
+    gpu: &Gpu,
+    arch: &Architecture,
+    l: usize,
+    layer: &LayerView<'_>,
+) -> Result<GpuLayer, GpuError> {
+    let matrix =
+        |what: &str, m: MatrixView<'_>| upload_checked(gpu, format!("layer {l} {what}"), m);
+    let vector = |gamma: Option<&[f32]>| upload_gamma(gpu, gamma);
+    let mlp = match layer.mlp {
+        MlpView::SquaredRelu { up, down } => GpuMlp::SquaredRelu {
+            up: matrix("MLP up", up)?,
+            down: matrix("MLP down", down)?,
+        },
+        MlpView::SwiGlu { gate, up, down } => GpuMlp::SwiGlu {
+            gate: matrix("MLP gate", gate)?,
+            up: matrix("MLP up", up)?,
+            down: matrix("MLP down", down)?,
+        },
+        // Among the model's extensions, refused before: never uploaded as something else.
+        MlpView::Plain { .. } => {
+            return Err(GpuError::UnsupportedModel {
+                family: arch.family.label(),
+                needs: "a plain (non-gated) MLP".into(),
+            })
+        }
+    };
+    Ok(GpuLayer {
+        w_q: matrix("W_q", layer.w_q)?,
+        w_k: matrix("W_k", layer.w_k)?,
+        w_v: matrix("W_v", layer.w_v)?,
+        w_o: matrix("W_o", layer.w_o)?,
+        q_norm: vector(layer.q_norm),
+        k_norm: vector(layer.k_norm),
+        attn_norm: vector(layer.attn_norm),
+        mlp_norm: vector(layer.mlp_norm),
+        mlp,
+    })
+}
+
+/// `m` uploaded, once [`check_fits`] allows it.
+pub(crate) fn upload_checked(
+    gpu: &Gpu,
+    what: String,
+    m: MatrixView<'_>,
+) -> Result<GpuMatrix, GpuError> {
+    check_fits(gpu, what, m.data.len())?;
+    Ok(gpu.upload_matrix(m.data, m.rows, m.cols))
+}
+
+/// A norm's γ as a one-row matrix, when the model has the norm.
+pub(crate) fn upload_gamma(gpu: &Gpu, gamma: Option<&[f32]>) -> Option<GpuMatrix> {
+    gamma.map(|g| gpu.upload_matrix(g, 1, g.len()))
+}
+
+/// Whether sequences of `t` tokens fit the adapter's buffers: the attention probabilities and
+/// the MLP activations are the largest.
+pub(crate) fn check_activations_fit(
+    gpu: &Gpu,
+    arch: &Architecture,
+    t: usize,
+) -> Result<(), GpuError> {
+    check_fits(
+        gpu,
+        format!("attention probabilities of {t} tokens"),
+        arch.n_heads * t * t,
+    )?;
+    check_fits(
+        gpu,
+        format!("the MLP activations of {t} tokens"),
+        t * arch.d_ff,
+    )
 }

@@ -22,10 +22,12 @@ use wgpu::util::DeviceExt;
 mod backend;
 mod engine;
 mod forward;
+mod stream;
 
 pub use engine::GpuEngine;
 pub use forward::GpuModel;
 pub use rankscope_core::analysis::gram_spectra::{HeadGram, SpectraRoutes};
+pub use stream::streamed_activation_spectra;
 
 /// Why no GPU could be used.
 #[derive(Debug, thiserror::Error)]
@@ -289,6 +291,15 @@ impl Gpu {
     /// The adapter in use and its backend, e.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)".
     pub fn adapter_summary(&self) -> String {
         summary(&self.info)
+    }
+
+    /// Bytes of the largest buffer a kernel can bind on this device (storage binding and buffer
+    /// size limits both): what every weight and activation must fit.
+    pub fn max_buffer_bytes(&self) -> u64 {
+        let limits = self.device.limits();
+        limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
     }
 
     fn storage(&self, label: &str, data: &[f32], extra: wgpu::BufferUsages) -> wgpu::Buffer {

@@ -202,3 +202,69 @@ fn a_study_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
         }
     }
 }
+
+/// The job of a model past the engine's whole-model limit (set to 0 here, rather than making a
+/// model of more than 1 GB) streams its forward passes block by block through the GPU: the label says so,
+/// the numbers are the CPU job's, and the weight spectra, taken from the same block reads, are
+/// the CPU job's exactly.
+#[test]
+fn a_job_past_the_whole_model_limit_streams_through_the_gpu_and_says_so() {
+    let (engine, adapter) = gpu_engine();
+    let engine = engine.with_whole_model_limit(0);
+    let kind = JobKind::WeightsAndActivations {
+        eval: EVAL.into(),
+        heldout: Some(HELDOUT.into()),
+        variants: vec![KeyVariant::PostNorm],
+    };
+    let (job, sources) = planned_job(kind);
+    let run = |gpu: bool| {
+        let out = if gpu {
+            pollster::block_on(run_checkpoint_job_on(
+                &job,
+                &sources,
+                &engine,
+                &mut |_, _| {},
+            ))
+        } else {
+            pollster::block_on(run_checkpoint_job(&job, &sources, &mut |_, _| {}))
+        };
+        match out.expect("job runs") {
+            JobOutput::WeightsAndActivations {
+                weights,
+                activations,
+                engine,
+                ..
+            } => (weights, activations.expect("activations"), engine),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (gpu_weights, gpu, label) = run(true);
+    let (cpu_weights, cpu, _) = run(false);
+    assert!(
+        label.starts_with(&format!("GPU: {adapter} (streamed block by block: ")),
+        "{label}"
+    );
+    assert_eq!(gpu_weights, cpu_weights);
+    let (g, c) = (gpu.heldout_loss.unwrap(), cpu.heldout_loss.unwrap());
+    assert!((g - c).abs() <= 1e-4, "held-out loss {g} vs {c}");
+    let (gs, cs) = (
+        gpu.spectra(KeyVariant::PostNorm).unwrap(),
+        cpu.spectra(KeyVariant::PostNorm).unwrap(),
+    );
+    let mut worst = 0.0f64;
+    for (gl, cl) in gs.layers.iter().zip(&cs.layers) {
+        for (gh, ch) in gl.k_heads.iter().zip(&cl.k_heads) {
+            for (a, b) in gh.singular_values.iter().zip(&ch.singular_values) {
+                worst = worst.max((a - b).abs() / b.abs().max(1e-12));
+            }
+        }
+    }
+    println!(
+        "{label}: K σ within {worst:e} of the CPU job's, held-out loss {:e}",
+        (g - c).abs()
+    );
+    assert!(
+        worst <= 1e-4,
+        "K singular values differ by {worst:e} relative"
+    );
+}

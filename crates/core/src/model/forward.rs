@@ -32,10 +32,10 @@ mod rope;
 mod stream;
 mod view;
 
-pub use load::ModelWeights;
+pub use load::{EmbeddingRows, ModelWeights};
 pub use probe::{KeyCollector, KeyTransform, NoProbe, Probe};
 pub use rope::rope_cos_sin;
-pub use stream::{BatchRun, StreamedModel};
+pub use stream::{BatchRun, BlockWeights, HeadWeights, StreamedModel};
 pub use view::{LayerView, MatrixView, MlpView, ModelView};
 
 use crate::formats::tokens::TokenBatch;

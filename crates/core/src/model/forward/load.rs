@@ -226,7 +226,7 @@ pub(super) async fn read_head<S: AsyncByteSource>(
 /// The embedding rows of some token ids, f32: all a streamed pass needs of the embedding
 /// (4 KB a token at d_model 1024, where the whole table is 64 MB–1 GB).
 #[derive(Debug, Default)]
-pub(super) struct EmbeddingRows {
+pub struct EmbeddingRows {
     /// Sorted, distinct.
     ids: Vec<u32>,
     /// `[ids.len(), d_model]`.

@@ -7,8 +7,13 @@
 //! the numbers are the same bit for bit; a pass over the whole checkpoint costs one read of
 //! every weight it uses.
 
-use super::load::{position_embedding, read_head, read_layer, EmbeddingRows};
-use super::{check_positions, check_tokens, ForwardError, KeyTransform, ModelWeights, Pass, Probe};
+use super::kernels::{Matrix, Norm};
+use super::load::{position_embedding, read_head, read_layer, EmbeddingRows, LayerSpectra};
+use super::view::{arch_extensions, embedding_scale, layer, layer_extensions, matrix};
+use super::{
+    check_positions, check_tokens, ForwardError, KeyTransform, LayerView, MatrixView, ModelWeights,
+    Pass, Probe,
+};
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::{Architecture, Family};
 use crate::model::tensors::Shards;
@@ -78,6 +83,42 @@ impl<'s, 'a, S: AsyncByteSource> StreamedModel<'s, 'a, S> {
         4 * (heads_of_lm * a.vocab as u64 * d + d + a.n_layers as u64 * block)
     }
 
+    /// What the model needs beyond the views of [`StreamedModel::read_block`] and
+    /// [`StreamedModel::read_head`] (biases, LayerNorm, learned positions, …), from the
+    /// architecture alone: [`super::ModelView::extensions`] of the loaded model, for a pass of
+    /// another engine (the GPU's) to refuse before reading anything. Each block read says its
+    /// own too ([`BlockWeights::extensions`]).
+    pub fn extensions(&self) -> Vec<&'static str> {
+        arch_extensions(self.arch)
+    }
+
+    /// x = embedding[id] · this, as the in-memory pass and [`super::ModelView`] have it.
+    pub fn embedding_scale(&self) -> f32 {
+        embedding_scale(self.arch)
+    }
+
+    /// The embedding rows of `ids` (each checked below the vocabulary), for another engine's
+    /// streamed pass: all it needs of the embedding, as for [`StreamedModel::run`].
+    pub async fn embedding_rows(
+        &self,
+        ids: impl IntoIterator<Item = u32>,
+    ) -> Result<EmbeddingRows, ForwardError> {
+        EmbeddingRows::read(self.shards, self.arch, ids).await
+    }
+
+    /// Block `l`'s weights, read and upcast to f32, for another engine's streamed pass (the
+    /// GPU's uploads it, runs its sequences through it and drops it before the next).
+    pub async fn read_block(&self, l: usize) -> Result<BlockWeights, ForwardError> {
+        Ok(BlockWeights(read_layer(self.shards, self.arch, l).await?))
+    }
+
+    /// The final norm and the output head (the embedding when tied), for another engine's
+    /// streamed pass after its last block.
+    pub async fn read_head(&self) -> Result<HeadWeights, ForwardError> {
+        let (final_norm, head) = read_head(self.shards, self.arch).await?;
+        Ok(HeadWeights { final_norm, head })
+    }
+
     /// Runs every batch of `runs` through the model, block by block (see the module doc).
     /// `surgery` edits the keys of every batch. `after_block(l)` is called once block `l` has
     /// run over every sequence and been dropped; `false` stops the pass with
@@ -139,5 +180,42 @@ impl<'s, 'a, S: AsyncByteSource> StreamedModel<'s, 'a, S> {
             }
         }
         Ok(())
+    }
+}
+
+/// One block's weights as [`StreamedModel::read_block`] reads them.
+pub struct BlockWeights(LayerSpectra);
+
+impl BlockWeights {
+    /// The block's weights, borrowed, as [`super::ModelView::layers`] has them.
+    pub fn view(&self) -> LayerView<'_> {
+        layer(&self.0)
+    }
+
+    /// What this block needs beyond its view (biases, a sliding window, a plain MLP): a pass
+    /// that reads only the view must refuse a block with any of these.
+    pub fn extensions(&self) -> Vec<&'static str> {
+        let mut found = Vec::new();
+        layer_extensions(&self.0, &mut found);
+        found
+    }
+}
+
+/// The final norm and the output head as [`StreamedModel::read_head`] reads them.
+pub struct HeadWeights {
+    final_norm: Option<Norm>,
+    head: Matrix,
+}
+
+impl HeadWeights {
+    /// The final norm's γ, when the model has one (its β, LayerNorm's, is among
+    /// [`StreamedModel::extensions`]).
+    pub fn final_norm(&self) -> Option<&[f32]> {
+        self.final_norm.as_ref().map(|n| n.gamma.as_slice())
+    }
+
+    /// The output head `[vocab, d_model]`.
+    pub fn lm_head(&self) -> MatrixView<'_> {
+        matrix(&self.head)
     }
 }

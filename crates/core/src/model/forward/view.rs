@@ -80,7 +80,7 @@ pub struct ModelView<'a> {
     pub extensions: Vec<&'static str>,
 }
 
-fn matrix(m: &Matrix) -> MatrixView<'_> {
+pub(super) fn matrix(m: &Matrix) -> MatrixView<'_> {
     MatrixView {
         data: &m.data,
         rows: m.rows,
@@ -88,7 +88,7 @@ fn matrix(m: &Matrix) -> MatrixView<'_> {
     }
 }
 
-fn layer(l: &LayerSpectra) -> LayerView<'_> {
+pub(super) fn layer(l: &LayerSpectra) -> LayerView<'_> {
     LayerView {
         w_q: matrix(&l.w_q),
         w_k: matrix(&l.w_k),
@@ -116,32 +116,78 @@ fn layer(l: &LayerSpectra) -> LayerView<'_> {
     }
 }
 
-/// [`ModelView::extensions`] of `w`.
+/// [`ModelView::extensions`] of `w`: its blocks' ([`layer_extensions`]), then the model's own
+/// ([`model_extensions`]).
 fn extensions(w: &ModelWeights) -> Vec<&'static str> {
-    let arch = w.arch();
     let mut found = Vec::new();
-    let mut note = |yes: bool, what: &'static str| {
-        if yes && !found.contains(&what) {
-            found.push(what);
-        }
-    };
     for l in &w.layers {
-        let mut mats = vec![&l.w_q, &l.w_k, &l.w_v, &l.w_o];
-        match &l.mlp {
-            Mlp::SquaredRelu { up, down } => mats.extend([up, down]),
-            Mlp::SwiGlu { gate, up, down } => mats.extend([gate, up, down]),
-            Mlp::Plain { fc, proj } => mats.extend([fc, proj]),
-        }
-        note(mats.iter().any(|m| m.bias.is_some()), "biases");
-        note(l.window.is_some(), "sliding-window attention");
+        layer_extensions(l, &mut found);
+    }
+    for what in model_extensions(w.arch()) {
+        note(&mut found, true, what);
+    }
+    found
+}
+
+/// Adds `what` to `found` when `yes` and not there yet.
+fn note(found: &mut Vec<&'static str>, yes: bool, what: &'static str) {
+    if yes && !found.contains(&what) {
+        found.push(what);
+    }
+}
+
+/// What one block needs beyond the views (biases, a sliding window, a plain MLP), added to
+/// `found`: a streamed pass checks each block as it reads it.
+pub(super) fn layer_extensions(l: &LayerSpectra, found: &mut Vec<&'static str>) {
+    let mut mats = vec![&l.w_q, &l.w_k, &l.w_v, &l.w_o];
+    match &l.mlp {
+        Mlp::SquaredRelu { up, down } => mats.extend([up, down]),
+        Mlp::SwiGlu { gate, up, down } => mats.extend([gate, up, down]),
+        Mlp::Plain { fc, proj } => mats.extend([fc, proj]),
+    }
+    note(found, mats.iter().any(|m| m.bias.is_some()), "biases");
+    note(found, l.window.is_some(), "sliding-window attention");
+    note(
+        found,
+        matches!(l.mlp, Mlp::Plain { .. }),
+        "a plain (non-gated) MLP",
+    );
+}
+
+/// [`ModelView::extensions`] from the architecture alone, in the same order, so that a streamed
+/// pass can refuse a model before reading anything: the blocks' (the biases and windows
+/// [`LayerTensors`] names, GPT-2's plain MLP), then the model's own (LayerNorm, learned positions,
+/// an activation other than the family's own).
+///
+/// [`LayerTensors`]: crate::model::arch::LayerTensors
+pub(super) fn arch_extensions(arch: &Architecture) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    for t in &arch.layers {
+        let b = &t.biases;
+        let biased = [&b.q, &b.k, &b.v, &b.o].iter().any(|b| b.is_some())
+            || b.mlp.iter().any(Option::is_some);
+        note(&mut found, biased, "biases");
+        note(&mut found, t.window.is_some(), "sliding-window attention");
         note(
-            matches!(l.mlp, Mlp::Plain { .. }),
+            &mut found,
+            arch.family == Family::Gpt2,
             "a plain (non-gated) MLP",
         );
     }
-    note(arch.norm != NormKind::Rms, "LayerNorm");
+    for what in model_extensions(arch) {
+        note(&mut found, true, what);
+    }
+    found
+}
+
+/// What the model needs beyond the views whatever its blocks hold (LayerNorm, learned
+/// positions, an activation other than the family's own).
+fn model_extensions(arch: &Architecture) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    note(&mut found, arch.norm != NormKind::Rms, "LayerNorm");
     note(
-        w.position_embedding.is_some(),
+        &mut found,
+        arch.position_embedding.is_some(),
         "learned position embeddings",
     );
     let own = match arch.family {
@@ -150,6 +196,7 @@ fn extensions(w: &ModelWeights) -> Vec<&'static str> {
         Family::Gpt2 => Activation::GeluTanh,
     };
     note(
+        &mut found,
         arch.activation != own,
         "an activation other than the family's own",
     );
