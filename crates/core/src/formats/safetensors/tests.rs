@@ -359,6 +359,12 @@ fn scan_counts_non_finite_bits() {
         }
     );
     assert_eq!(s.non_finite(), 4);
+    // All finite (the fast path: nothing is classified).
+    let finite: Vec<u8> = [1.0f32, -0.0, 60000.0, f32::MAX, f32::MIN_POSITIVE]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    assert_eq!(scan_values(&finite, Dtype::F32), ValueScan::default());
     let f64s = [f64::NAN, f64::NEG_INFINITY, 2.0, f64::MIN_POSITIVE];
     let b: Vec<u8> = f64s.iter().flat_map(|x| x.to_le_bytes()).collect();
     assert_eq!(
