@@ -45,13 +45,7 @@ impl ForwardBackend for GpuModel<'_> {
     ) -> Result<KeyCollector, ForwardError> {
         let arch = GpuModel::arch(self);
         check_tokens(arch, batch)?;
-        let all = Keep {
-            k_normed: true,
-            k_raw: true,
-            k_rope: true,
-            q_normed: true,
-        };
-        let keep = vec![all; arch.n_layers];
+        let keep = vec![Keep::of(|_| true); arch.n_layers];
         let mut collector = KeyCollector::new(arch);
         for b in 0..batch.batch {
             let layers = self.probe(batch.row(b), &keep).await.map_err(device)?;
@@ -81,12 +75,7 @@ impl ForwardBackend for GpuModel<'_> {
     ) -> Result<GramProbe, ForwardError> {
         let arch = GpuModel::arch(self);
         check_tokens(arch, batch)?;
-        let keep = Keep {
-            k_normed: activations.contains(&Activation::Keys),
-            k_raw: activations.contains(&Activation::RawKeys),
-            k_rope: activations.contains(&Activation::RotatedKeys),
-            q_normed: activations.contains(&Activation::Queries),
-        };
+        let keep = Keep::of(|a| activations.contains(&a));
         let gpu = self.gpu();
         let mut grams: Vec<LayerGrams> = (0..arch.n_layers)
             .map(|_| LayerGrams::new(gpu, arch, keep, batch.seq_len))
@@ -116,19 +105,7 @@ impl ForwardBackend for GpuModel<'_> {
         let arch = GpuModel::arch(self);
         check_tokens(arch, batch)?;
         let mut blocks = BlockProbe::new(needed);
-        let keep: Vec<Keep> = (0..arch.n_layers)
-            .map(|l| {
-                let wants = |activation: Activation| {
-                    needed.iter().any(|&(nl, a, _)| nl == l && a == activation)
-                };
-                Keep {
-                    k_normed: wants(Activation::Keys),
-                    k_raw: wants(Activation::RawKeys),
-                    k_rope: wants(Activation::RotatedKeys),
-                    q_normed: wants(Activation::Queries),
-                }
-            })
-            .collect();
+        let keep = Keep::per_layer(needed, arch.n_layers);
         for b in 0..batch.batch {
             let layers = self.probe(batch.row(b), &keep).await.map_err(device)?;
             for (l, layer) in layers.into_iter().enumerate() {

@@ -10,6 +10,7 @@
 //! head-major copies are needed.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use rankscope_core::analysis::gram_spectra::Activation;
@@ -852,6 +853,24 @@ impl Keep {
     /// Whether anything is kept.
     pub fn any(&self) -> bool {
         self.k_normed || self.k_raw || self.k_rope || self.q_normed
+    }
+
+    /// Keeps the matrices for which `wants` is true.
+    pub fn of(wants: impl Fn(Activation) -> bool) -> Self {
+        Self {
+            k_normed: wants(Activation::Keys),
+            k_raw: wants(Activation::RawKeys),
+            k_rope: wants(Activation::RotatedKeys),
+            q_normed: wants(Activation::Queries),
+        }
+    }
+
+    /// Per layer, the matrices of the heads in `needed` ((layer, activation, head), the heads
+    /// whose Gram was not trusted): what a second pass reads back.
+    pub fn per_layer(needed: &HashSet<(usize, Activation, usize)>, n_layers: usize) -> Vec<Self> {
+        (0..n_layers)
+            .map(|l| Self::of(|a| needed.iter().any(|&(nl, na, _)| nl == l && na == a)))
+            .collect()
     }
 }
 

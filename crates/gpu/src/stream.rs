@@ -15,7 +15,7 @@
 use std::rc::Rc;
 
 use rankscope_core::analysis::activations::{
-    check_batch, ActivationError, ActivationSpectra, KeyVariant, Progress, Stage,
+    check_batch, check_held_out, ActivationError, ActivationSpectra, KeyVariant, Progress, Stage,
 };
 use rankscope_core::analysis::gram_spectra::{PendingSpectra, SpectraRoutes};
 use rankscope_core::formats::tokens::TokenBatch;
@@ -85,10 +85,7 @@ pub async fn streamed_activation_spectra<S: AsyncByteSource>(
     let arch = model.arch();
     check_batch(eval)?;
     if let Some(h) = heldout {
-        check_batch(h)?;
-        if h.seq_len < 2 {
-            return Err(ForwardError::TooShortForLoss(h.seq_len).into());
-        }
+        check_held_out(h)?;
     }
     for batch in std::iter::once(eval).chain(heldout) {
         check_tokens(arch, batch)?;
@@ -103,12 +100,7 @@ pub async fn streamed_activation_spectra<S: AsyncByteSource>(
         variants
     };
     let activations = Activation::needed_for(variants);
-    let keep = Keep {
-        k_normed: activations.contains(&Activation::Keys),
-        k_raw: activations.contains(&Activation::RawKeys),
-        k_rope: activations.contains(&Activation::RotatedKeys),
-        q_normed: activations.contains(&Activation::Queries),
-    };
+    let keep = Keep::of(|a| activations.contains(&a));
     let k = Kernels::new(gpu, arch);
     let mut grams = GramProbe::new(arch, &[]);
     let collect = Collect::Grams(keep, &mut grams);
@@ -126,17 +118,7 @@ pub async fn streamed_activation_spectra<S: AsyncByteSource>(
         // and only as deep as the deepest: keeping every layer's K on the first pass instead
         // would hold B·T rows per head on the GPU for the few that need them. They are rare
         // (ill-conditioned heads of early checkpoints), so the second read costs little overall.
-        let keep: Vec<Keep> = (0..arch.n_layers)
-            .map(|l| {
-                let wants = |a: Activation| needed.iter().any(|&(nl, na, _)| nl == l && na == a);
-                Keep {
-                    k_normed: wants(Activation::Keys),
-                    k_raw: wants(Activation::RawKeys),
-                    k_rope: wants(Activation::RotatedKeys),
-                    q_normed: wants(Activation::Queries),
-                }
-            })
-            .collect();
+        let keep = Keep::per_layer(&needed, arch.n_layers);
         let mut blocks = BlockProbe::new(&needed);
         let collect = Collect::Blocks(keep, &mut blocks);
         pass(&k, model, eval, None, collect, progress, cancelled)

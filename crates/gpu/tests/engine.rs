@@ -4,10 +4,11 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-use rankscope_core::analysis::activations::KeyVariant;
+use rankscope_core::analysis::activations::{ActivationSpectra, KeyVariant};
 use rankscope_core::analysis::jobs::{
     run_checkpoint_job, run_checkpoint_job_on, CheckpointJob, JobKind, JobOutput,
 };
+use rankscope_core::analysis::weights::ModelSpectra;
 use rankscope_gpu::GpuEngine;
 
 mod common;
@@ -47,6 +48,29 @@ fn planned_job(kind: JobKind) -> (CheckpointJob, Vec<Vec<u8>>) {
     (job, sources)
 }
 
+/// A weights-and-activations job's output: on `engine`, or on the CPU when `None`.
+fn weights_and_activations(
+    job: &CheckpointJob,
+    sources: &[Vec<u8>],
+    engine: Option<&GpuEngine>,
+) -> (ModelSpectra, ActivationSpectra, String) {
+    let out = match engine {
+        Some(engine) => {
+            pollster::block_on(run_checkpoint_job_on(job, sources, engine, &mut |_, _| {}))
+        }
+        None => pollster::block_on(run_checkpoint_job(job, sources, &mut |_, _| {})),
+    };
+    match out.expect("job runs") {
+        JobOutput::WeightsAndActivations {
+            weights,
+            activations,
+            engine,
+            ..
+        } => (weights, activations.expect("activations"), engine),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
     let (engine, adapter) = gpu_engine();
@@ -56,27 +80,7 @@ fn a_checkpoint_job_on_the_gpu_matches_the_cpu_job_and_says_where_it_ran() {
         variants: KeyVariant::ALL.to_vec(),
     };
     let (job, sources) = planned_job(kind);
-    let run = |gpu: bool| {
-        let out = if gpu {
-            pollster::block_on(run_checkpoint_job_on(
-                &job,
-                &sources,
-                &engine,
-                &mut |_, _| {},
-            ))
-        } else {
-            pollster::block_on(run_checkpoint_job(&job, &sources, &mut |_, _| {}))
-        };
-        match out.expect("job runs") {
-            JobOutput::WeightsAndActivations {
-                weights,
-                activations,
-                engine,
-                ..
-            } => (weights, activations.expect("activations"), engine),
-            other => panic!("{other:?}"),
-        }
-    };
+    let run = |gpu: bool| weights_and_activations(&job, &sources, gpu.then_some(&engine));
     let (gpu_weights, gpu, gpu_label) = run(true);
     let (cpu_weights, cpu, cpu_label) = run(false);
     assert_eq!(gpu_label, format!("GPU: {adapter}"));
@@ -217,27 +221,7 @@ fn a_job_past_the_whole_model_limit_streams_through_the_gpu_and_says_so() {
         variants: vec![KeyVariant::PostNorm],
     };
     let (job, sources) = planned_job(kind);
-    let run = |gpu: bool| {
-        let out = if gpu {
-            pollster::block_on(run_checkpoint_job_on(
-                &job,
-                &sources,
-                &engine,
-                &mut |_, _| {},
-            ))
-        } else {
-            pollster::block_on(run_checkpoint_job(&job, &sources, &mut |_, _| {}))
-        };
-        match out.expect("job runs") {
-            JobOutput::WeightsAndActivations {
-                weights,
-                activations,
-                engine,
-                ..
-            } => (weights, activations.expect("activations"), engine),
-            other => panic!("{other:?}"),
-        }
-    };
+    let run = |gpu: bool| weights_and_activations(&job, &sources, gpu.then_some(&engine));
     let (gpu_weights, gpu, label) = run(true);
     let (cpu_weights, cpu, _) = run(false);
     assert!(

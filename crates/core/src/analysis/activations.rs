@@ -158,7 +158,7 @@ fn stopped(e: ForwardError) -> ActivationError {
 }
 
 /// A held-out batch the loss can be taken of: well formed, at least one target per sequence.
-fn check_held_out(batch: &TokenBatch) -> Result<(), ActivationError> {
+pub fn check_held_out(batch: &TokenBatch) -> Result<(), ActivationError> {
     check_batch(batch)?;
     if batch.seq_len < 2 {
         return Err(ForwardError::TooShortForLoss(batch.seq_len).into());
