@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::model::arch::Architecture;
 use rankscope_core::model::backend::{ForwardBackend, KeyEdit, Step};
-use rankscope_core::model::capture::{Activation, BlockProbe, GramProbe, PerActivation};
+use rankscope_core::model::capture::{Activation, BlockProbe, GramProbe};
 use rankscope_core::model::forward::{check_tokens, ForwardError, KeyCollector, Probe};
 
 use crate::forward::{read_layer_grams, Keep, LayerGrams};
@@ -109,16 +109,7 @@ impl ForwardBackend for GpuModel<'_> {
         for b in 0..batch.batch {
             let layers = self.probe(batch.row(b), &keep).await.map_err(device)?;
             for (l, layer) in layers.into_iter().enumerate() {
-                for (activation, heads) in [
-                    (Activation::Keys, layer.k_normed),
-                    (Activation::RawKeys, layer.k_raw),
-                    (Activation::RotatedKeys, layer.k_rope),
-                    (Activation::Queries, layer.q_normed),
-                ] {
-                    for (h, block) in heads.iter().enumerate() {
-                        blocks.add(l, activation, h, block);
-                    }
-                }
+                layer.add_to(l, &mut blocks);
             }
             if !step(b + 1) {
                 return Err(ForwardError::Cancelled);

@@ -17,7 +17,7 @@ use rankscope_core::analysis::gram_spectra::Activation;
 use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::model::arch::{Architecture, Rope};
 use rankscope_core::model::backend::KeyEdit;
-use rankscope_core::model::capture::GramProbe;
+use rankscope_core::model::capture::{BlockProbe, GramProbe, PerActivation};
 use rankscope_core::model::forward::{rope_cos_sin, LayerView, MatrixView, MlpView, ModelWeights};
 use wgpu::util::DeviceExt;
 
@@ -961,6 +961,22 @@ pub(crate) struct ProbedLayer {
     pub k_raw: Vec<Vec<f32>>,
     pub k_rope: Vec<Vec<f32>>,
     pub q_normed: Vec<Vec<f32>>,
+}
+
+impl ProbedLayer {
+    /// Hands layer `l`'s read-back blocks, head by head, to `probe`.
+    pub fn add_to(self, l: usize, probe: &mut BlockProbe) {
+        for (activation, heads) in [
+            (Activation::Keys, self.k_normed),
+            (Activation::RawKeys, self.k_raw),
+            (Activation::RotatedKeys, self.k_rope),
+            (Activation::Queries, self.q_normed),
+        ] {
+            for (h, block) in heads.iter().enumerate() {
+                probe.add(l, activation, h, block);
+            }
+        }
+    }
 }
 
 /// Queues `into = result` when a kept buffer was asked for and a step skipped (no norm, no RoPE)

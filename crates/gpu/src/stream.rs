@@ -19,7 +19,7 @@ use rankscope_core::analysis::activations::{
 };
 use rankscope_core::analysis::gram_spectra::{PendingSpectra, SpectraRoutes};
 use rankscope_core::formats::tokens::TokenBatch;
-use rankscope_core::model::capture::{Activation, BlockProbe, GramProbe, PerActivation};
+use rankscope_core::model::capture::{Activation, BlockProbe, GramProbe};
 use rankscope_core::model::forward::{check_tokens, ForwardError, StreamedModel};
 use rankscope_core::source::AsyncByteSource;
 
@@ -228,16 +228,7 @@ async fn pass<S: AsyncByteSource>(
                     }
                     let read = k.read_kept(&[kept], eval.seq_len).await.map_err(device)?;
                     for layer in read {
-                        for (activation, heads) in [
-                            (Activation::Keys, layer.k_normed),
-                            (Activation::RawKeys, layer.k_raw),
-                            (Activation::RotatedKeys, layer.k_rope),
-                            (Activation::Queries, layer.q_normed),
-                        ] {
-                            for (h, block) in heads.iter().enumerate() {
-                                probe.add(l, activation, h, block);
-                            }
-                        }
+                        layer.add_to(l, probe);
                     }
                 }
             }
