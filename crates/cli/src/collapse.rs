@@ -63,8 +63,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     let eval = read_tokens(&eval_path)?;
     let (inv, real) = inventory_of(&paths)?;
-    let eval_name = eval_path.display().to_string();
-    let (runs, failures) = spectra(&inv, &real, (&eval_name, &eval), None, variant);
+    let (runs, failures) = spectra(&inv, &real, (&eval_path, &eval), None, variant);
     let values = activation_metric_values(&runs, variant, matrix, metric);
     if !values.metric.rank_like {
         bail!("collapse timing reads a fall of a rank metric (pr, pr_eig, r90, erank, stable_rank); `{}` is not one", metric.key());

@@ -25,7 +25,7 @@ use rankscope_core::formats::tokens::TokenBatch;
 use rankscope_core::inventory::Inventory;
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The plan's comparisons of conditions: effects, tests, verdicts
 ///
@@ -151,13 +151,11 @@ pub fn run(o: Args) -> Result<()> {
     let wanted = runs_of(&conditions, &pairs);
     let mut needed = inv.clone();
     needed.runs.retain(|r| wanted.contains(&r.name));
-    let eval_name = eval_path.display().to_string();
-    let heldout_name = o.heldout.as_ref().map(|p| p.display().to_string());
     let (runs, failures) = spectra(
         &needed,
         &real,
-        (&eval_name, &eval),
-        heldout_name.as_deref().zip(heldout.as_ref()),
+        (eval_path, &eval),
+        o.heldout.as_deref().zip(heldout.as_ref()),
         o.variant,
     );
     let choice = MetricChoice {
@@ -287,14 +285,16 @@ pub(crate) fn runs_of(conditions: &[Condition], pairs: &[Pair]) -> Vec<String> {
 pub(crate) fn spectra(
     inv: &Inventory,
     real: &[PathBuf],
-    eval: (&str, &TokenBatch),
-    heldout: Option<(&str, &TokenBatch)>,
+    eval: (&Path, &TokenBatch),
+    heldout: Option<(&Path, &TokenBatch)>,
     variant: KeyVariant,
 ) -> (Vec<ActivationRun>, Vec<SpectraFailure>) {
     let show = std::io::stderr().is_terminal();
+    // Each batch named by the path the user gave (captions and sessions show it).
+    let named = |(p, b): (&Path, &TokenBatch)| (p.display().to_string(), b.clone());
     let tokens = RunTokens {
-        eval: Some((eval.0.to_string(), eval.1.clone())),
-        heldout: heldout.map(|(p, h)| (p.to_string(), h.clone())),
+        eval: Some(named(eval)),
+        heldout: heldout.map(named),
     };
     let plan = Plan::spectra(inv, &|_| tokens.clone(), &[variant]);
     let results = run_plan(inv, real, &plan, &|done, total| {

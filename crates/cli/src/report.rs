@@ -116,13 +116,11 @@ pub fn run(o: Args) -> Result<()> {
         matrix: Matrix::K,
         variant,
     };
-    let eval_name = eval_path.display().to_string();
-    let heldout_name = o.heldout.as_ref().map(|p| p.display().to_string());
     let (runs, failures) = spectra(
         &inv,
         &real,
-        (&eval_name, &eval),
-        heldout_name.as_deref().zip(heldout.as_ref()),
+        (eval_path, &eval),
+        o.heldout.as_deref().zip(heldout.as_ref()),
         variant,
     );
     let mut notes: Vec<String> = failures
