@@ -375,11 +375,13 @@ impl AppState {
         );
         let names = self.names_of(&inventory);
         let mut results = Results::new(&plan);
+        // Per job that can run: its plan index, its key (the job as JSON, made once) and its task.
         let mut tasks = Vec::new();
         for (i, planned) in plan.jobs.iter().enumerate() {
             match self.handles_of(&planned.job.files) {
                 Some(files) => tasks.push((
                     i,
+                    planned.key(),
                     Task {
                         job: planned.job.clone(),
                         files,
@@ -408,10 +410,9 @@ impl AppState {
         let plan = Rc::new(plan);
         let results = Rc::new(RefCell::new(results));
         // Jobs finished before (same key: same files, same kind) are not run again.
-        let (cached, to_run): (Vec<_>, Vec<_>) = tasks.into_iter().partition(|(i, _)| {
-            let key = plan.jobs[*i].key();
-            self.analysis.job_cache.with_value(|c| c.contains_key(&key))
-        });
+        let (cached, to_run): (Vec<_>, Vec<_>) = tasks
+            .into_iter()
+            .partition(|(_, key, _)| self.analysis.job_cache.with_value(|c| c.contains_key(key)));
         let title = if any_eval {
             "Weight spectra, then forward passes on the eval batch (activation spectra and held-out loss)"
         } else {
@@ -467,8 +468,7 @@ impl AppState {
             }
         };
         let reused = cached.len();
-        for (i, _) in cached {
-            let key = plan.jobs[i].key();
+        for (i, key, _) in cached {
             if let Some(out) = self
                 .analysis
                 .job_cache
@@ -488,23 +488,25 @@ impl AppState {
         }
         // The pool numbers its tasks 0..; map them back to the plan's jobs, and keep what
         // succeeds for the next batch.
-        let (slots, to_run): (Vec<usize>, Vec<Task>) = to_run.into_iter().unzip();
+        let (slots, to_run): (Vec<(usize, String)>, Vec<Task>) = to_run
+            .into_iter()
+            .map(|(i, key, task)| ((i, key), task))
+            .unzip();
         let slots = Rc::new(slots);
         let computed = slots.len();
         let progress = {
             let slots = slots.clone();
-            Rc::new(move |j: usize, line: &str, f: f64| progress(slots[j], line, f))
+            Rc::new(move |j: usize, line: &str, f: f64| progress(slots[j].0, line, f))
         };
         let job_cache = self.analysis.job_cache;
         let done = Rc::new(move |j: usize, result: Result<JobOutput, String>| {
-            let i = slots[j];
+            let (i, key) = &slots[j];
             if let (Ok(out), true) = (&result, current()) {
-                let planned = &plan.jobs[i];
                 job_cache.update_value(|c| {
-                    c.insert(planned.key(), (planned.reads(), out.clone()));
+                    c.insert(key.clone(), (plan.jobs[*i].reads(), out.clone()));
                 });
             }
-            done(i, result, true);
+            done(*i, result, true);
         });
         let runner_line = self.analysis.spectra_runner;
         worker_pool::run_tasks(to_run, progress, done, |r| {
@@ -560,6 +562,16 @@ impl AppState {
         let inventory = self.workspace.inventory.get_untracked();
         let batches = run_batches(&inventory, &self.workspace.batch_choices.get_untracked());
         self.analysis.batches.set(batches.clone());
+        worker_pool::cancel();
+        let generation = self.next_generation();
+        let plan = Plan::study(
+            &inventory,
+            &|run| RunTokens::matched(&inventory, &batches, run),
+            at,
+            &options,
+        );
+        // What the plan left out, in one notice: runs without both batches, and checkpoints
+        // that could not be planned, with why.
         let lacking: Vec<&str> = inventory
             .runs
             .iter()
@@ -570,30 +582,23 @@ impl AppState {
             })
             .map(|r| r.name.as_str())
             .collect();
+        let mut left_out = Vec::new();
         if !lacking.is_empty() {
-            self.workspace.notice.set(Some(format!(
+            left_out.push(format!(
                 "Figures 3–5 need an eval batch and a different held-out batch that fit the model; left out: {}",
                 lacking.join(", ")
-            )));
+            ));
         }
-        worker_pool::cancel();
-        let generation = self.next_generation();
-        let plan = Plan::study(
-            &inventory,
-            &|run| RunTokens::matched(&inventory, &batches, run),
-            at,
-            &options,
-        );
-        // A checkpoint that could not be planned says why (its run gets no Figures 3–5).
         if !plan.failures.is_empty() {
             let why: Vec<String> = plan
                 .failures
                 .iter()
                 .map(|f| format!("{}: {}", f.path, f.message))
                 .collect();
-            self.workspace
-                .notice
-                .set(Some(format!("Figures 3–5 left out {}", why.join("; "))));
+            left_out.push(format!("Figures 3–5 left out {}", why.join("; ")));
+        }
+        if !left_out.is_empty() {
+            self.workspace.notice.set(Some(left_out.join(". ")));
         }
         let names = self.names_of(&inventory);
         let mut results = Results::new(&plan);
@@ -616,7 +621,7 @@ impl AppState {
         let total = tasks.len();
         let results = Rc::new(RefCell::new(results));
         let show = {
-            let results = results.clone();
+            let (results, names) = (results.clone(), names.clone());
             move || {
                 let runs = results
                     .borrow()
@@ -646,8 +651,7 @@ impl AppState {
             now_ms(),
         )));
         let progress = {
-            let (plan, slots) = (plan.clone(), slots.clone());
-            let names = self.names_of(&inventory);
+            let (plan, slots, names) = (plan.clone(), slots.clone(), names.clone());
             Rc::new(move |j: usize, line: &str, f: f64| {
                 if current() {
                     let planned = &plan.jobs[slots[j]];
@@ -669,11 +673,6 @@ impl AppState {
                     p.finish(j);
                 }
             });
-            let result = match result {
-                Ok(JobOutput::Study(out)) => Ok(JobOutput::Study(out)),
-                Ok(_) => Err("the checkpoint's architecture is not recognised".to_string()),
-                Err(e) => Err(e),
-            };
             results.borrow_mut().fold(slots[j], result);
             show();
         });

@@ -7,7 +7,9 @@ mod common;
 
 use common::{fixture, inventory_of};
 use rankscope_core::analysis::activations::KeyVariant;
-use rankscope_core::analysis::jobs::{run_checkpoint_job, CpuEngine, JobKind, StudyOptions};
+use rankscope_core::analysis::jobs::{
+    run_checkpoint_job, CpuEngine, JobKind, JobOutput, StudyOptions,
+};
 use rankscope_core::analysis::pipeline::{run, run_blocking, Plan, Results, RunTokens};
 use rankscope_core::analysis::trajectory::{
     checkpoint_value, CheckpointSel, LayerSel, Matrix, Metric,
@@ -178,4 +180,13 @@ fn study_plans_need_both_batches_and_take_the_chosen_checkpoint() {
         "the run's Figures 3–5 entry says why"
     );
     assert!(results.study_runs()[0].2.is_err());
+    // A study job that comes back without its study is the run's failure too, not silence.
+    let mut results = Results::new(&one);
+    results.fold(0, Ok(JobOutput::NotRecognised));
+    let runs = results.study_runs();
+    assert_eq!(
+        runs[0].2.as_ref().unwrap_err(),
+        "the checkpoint's architecture is not recognised"
+    );
+    assert_eq!(results.failures.len(), 1);
 }

@@ -235,6 +235,13 @@ impl Results {
         };
         let (path, study) = (c.path.clone(), *study);
         let mut folded = Folded::default();
+        // A study job that came back without its study (its architecture unrecognised by the
+        // worker) is the run's failure, said in its Figures 3–5 entry.
+        let result = match result {
+            Ok(JobOutput::Study(_)) | Err(_) => result,
+            Ok(_) if study => Err("the checkpoint's architecture is not recognised".into()),
+            Ok(_) => result,
+        };
         match result {
             Ok(JobOutput::ModelSpectra {
                 weights,
