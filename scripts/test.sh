@@ -19,6 +19,13 @@ fi
 
 step() { echo; echo "=== $* ==="; }
 
+# A test run builds each crate once: incremental caches would only take disk (GBs here),
+# and a full disk shows up as a linker's bus error rather than as "no space left".
+export CARGO_INCREMENTAL=0
+# Free disk at the start and the build's own footprint at the end, so a CI log says which.
+df -h . | tail -1 | awk '{print "disk: " $4 " free of " $2 " at the start"}'
+trap 'du -sh target fuzz/target 2>/dev/null | sed "s/^/disk used by the build: /"' EXIT
+
 step "formatting (rustfmt's default style) and lints (workspace [lints] + clippy, warnings denied)"
 cargo fmt --all --check
 cargo clippy --locked -p rankscope-core -p rankscope-cli -p rankscope-gpu --all-targets -- -D warnings
