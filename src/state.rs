@@ -9,7 +9,7 @@ use crate::web::worker_pool::{self, Runner, Task};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rankscope_core::analysis::activations::{ActivationRun, KeyVariant};
-use rankscope_core::analysis::jobs::{JobOutput, NonFinite, StudyOptions};
+use rankscope_core::analysis::jobs::{JobKind, JobOutput, NonFinite, StudyOptions};
 use rankscope_core::analysis::pipeline::{Plan, Results, RunTokens, SpectraFailure};
 use rankscope_core::analysis::trajectory::CheckpointSel;
 use rankscope_core::analysis::trajectory::RunSpectra;
@@ -564,12 +564,22 @@ impl AppState {
         self.analysis.batches.set(batches.clone());
         worker_pool::cancel();
         let generation = self.next_generation();
-        let plan = Plan::study(
-            &inventory,
-            &|run| RunTokens::matched(&inventory, &batches, run),
-            at,
-            &options,
-        );
+        let plan_with = |shares| {
+            Plan::study(
+                &inventory,
+                &|run| RunTokens::matched(&inventory, &batches, run),
+                at,
+                &options,
+                shares,
+            )
+        };
+        let mut plan = plan_with(1);
+        // Fewer runs than workers: the idle workers each take a share of the runs' surgery
+        // sweeps (each loads the model; the results are joined as they come back).
+        let shares = worker_pool::pool_size(usize::MAX) / plan.jobs.len().max(1);
+        if shares > 1 {
+            plan = plan_with(shares);
+        }
         // What the plan left out, in one notice: runs without both batches, and checkpoints
         // that could not be planned, with why.
         let lacking: Vec<&str> = inventory
@@ -644,18 +654,29 @@ impl AppState {
         let current = move || self.analysis.generation.get_value() == generation;
         let (plan, slots) = (Rc::new(plan), Rc::new(slots));
         let study_progress = self.analysis.study_progress;
-        study_progress.set(Some(JobsProgress::new(
-            "Figures 3–5: model loaded once per run, K on the eval batch, then the surgery sweep (one forward pass per strategy, fraction and seed)",
-            ("run", "runs"),
-            total,
-            now_ms(),
-        )));
+        let (title, unit) = match shares {
+            2.. => (
+                format!("Figures 3–5: model loaded once per job, K on the eval batch, then the surgery sweep (one forward pass per strategy, fraction and seed), each run's passes shared by {shares} jobs"),
+                ("job", "jobs"),
+            ),
+            _ => (
+                "Figures 3–5: model loaded once per run, K on the eval batch, then the surgery sweep (one forward pass per strategy, fraction and seed)".to_string(),
+                ("run", "runs"),
+            ),
+        };
+        study_progress.set(Some(JobsProgress::new(title, unit, total, now_ms())));
         let progress = {
             let (plan, slots, names) = (plan.clone(), slots.clone(), names.clone());
             Rc::new(move |j: usize, line: &str, f: f64| {
                 if current() {
                     let planned = &plan.jobs[slots[j]];
-                    let label = checkpoint_label(&names(planned.run), &planned.checkpoint);
+                    let mut label = checkpoint_label(&names(planned.run), &planned.checkpoint);
+                    if let JobKind::Study { options, .. } = &planned.job.kind {
+                        let share = options.sweep.share;
+                        if share.of > 1 {
+                            label += &format!(" (sweep share {} of {})", share.index + 1, share.of);
+                        }
+                    }
                     study_progress.update(|p| {
                         if let Some(p) = p {
                             p.report(j, &label, line, f, now_ms());

@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod figures;
 pub mod formats;
 pub mod inventory;
+mod json_f64;
 pub mod model;
 pub mod parallel;
 pub mod report;
@@ -29,7 +30,7 @@ mod layers {
     /// Bottom first. `figures` (specs, drawing, CSV) names nothing else in the crate, so the
     /// analysis builds `FigureSpec`s and the inventory names batches in them.
     const LAYERS: &[&[&str]] = &[
-        &["source", "parallel"],
+        &["source", "parallel", "json_f64"],
         &["formats"],
         &["model", "figures"],
         &["inventory"],

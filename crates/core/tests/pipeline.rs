@@ -148,6 +148,7 @@ fn study_plans_need_both_batches_and_take_the_chosen_checkpoint() {
         &|run| RunTokens::matched(&inv, &batches, run),
         CheckpointSel::Index(2),
         &options,
+        1,
     );
     assert_eq!(plan.jobs.len(), 6, "one study job per run");
     for j in &plan.jobs {
@@ -164,6 +165,7 @@ fn study_plans_need_both_batches_and_take_the_chosen_checkpoint() {
         },
         CheckpointSel::Final,
         &options,
+        1,
     );
     assert!(eval_only.jobs.is_empty());
     // A job whose file cannot be opened is a failure named by its checkpoint.
@@ -189,4 +191,77 @@ fn study_plans_need_both_batches_and_take_the_chosen_checkpoint() {
         "the checkpoint's architecture is not recognised"
     );
     assert_eq!(results.failures.len(), 1);
+}
+
+/// A run's surgery sweep split into shares (the page's idle workers each take one) gives the
+/// same Figures 3–5 as the whole sweep in one job, folded in any order; a run's study shows
+/// only once every share is in, and a failed share is its surgery's failure.
+#[test]
+fn a_sweep_split_into_shares_joins_to_the_whole_sweep() {
+    let paths = paths();
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let inv = inventory_of(&refs);
+    let batches = run_batches(&inv, &BTreeMap::new());
+    // One run (B1), a small sweep: 3 fractions × SVD, γ and 2 random seeds = 8 passes.
+    let tokens = |run: &str| match run {
+        "B1" => RunTokens::matched(&inv, &batches, run),
+        _ => RunTokens::default(),
+    };
+    let mut options = StudyOptions {
+        n_boot: 20,
+        n_perm: 20,
+        ..StudyOptions::default()
+    };
+    options.sweep.fractions = vec![0.0, 0.25, 0.5];
+    options.sweep.seeds = 2;
+    let whole = Plan::study(&inv, &tokens, CheckpointSel::Final, &options, 1);
+    let split = Plan::study(&inv, &tokens, CheckpointSel::Final, &options, 3);
+    assert_eq!((whole.jobs.len(), split.jobs.len()), (1, 3));
+    let keys: BTreeSet<String> = split.jobs.iter().map(|j| j.key()).collect();
+    assert_eq!(keys.len(), 3, "each share is its own job");
+
+    let open = |path: &str| Some(fixture(path));
+    let want = run_blocking(&whole, &open, &|_, _| {}).study_runs();
+    assert_eq!(want.len(), 1);
+    let surgery = want[0].2.as_ref().unwrap().surgery.as_ref().unwrap();
+    let random = surgery.random.as_ref().unwrap();
+    assert!(surgery.svd.as_ref().unwrap().iter().all(|l| l.is_finite()));
+    assert!(random.losses.iter().flatten().all(|l| l.is_finite()));
+
+    let outputs: Vec<Result<JobOutput, String>> = split
+        .jobs
+        .iter()
+        .map(|p| {
+            let sources: Vec<Vec<u8>> = p.job.files.iter().map(|f| fixture(f)).collect();
+            let out = block_on(run_checkpoint_job(&p.job, &sources, &mut |_, _| {}))
+                .map_err(|e| e.to_string());
+            // As a worker posts it: JSON, where the passes another share ran are NaN.
+            let json = serde_json::to_string(&out).expect("to JSON");
+            serde_json::from_str(&json).expect("the page reads a share's output back")
+        })
+        .collect();
+    // Folded last share first: nothing shows until the first share is in as well.
+    let mut results = Results::new(&split);
+    for i in [2, 1, 0] {
+        assert!(
+            results.study_runs().is_empty(),
+            "a run shows once all its shares are in"
+        );
+        results.fold(i, outputs[i].clone());
+    }
+    assert_eq!(
+        results.study_runs(),
+        want,
+        "the shares join to the whole sweep"
+    );
+
+    // A share that failed (cancelled, a worker lost) fails the run's surgery, not Figure 3.
+    let mut results = Results::new(&split);
+    results.fold(0, outputs[0].clone());
+    results.fold(1, Err("cancelled".into()));
+    results.fold(2, outputs[2].clone());
+    let runs = results.study_runs();
+    let study = runs[0].2.as_ref().unwrap();
+    assert_eq!(study.surgery.as_ref().unwrap_err(), "cancelled");
+    assert!(study.layers.is_ok());
 }

@@ -465,6 +465,17 @@ pub async fn study_on(
     } else {
         "on the CPU"
     };
+    if options.sweep.share.index > 0 {
+        // Another worker's share of the surgery sweep: Figures 3 and 5 are share 0's.
+        let surgery = study_sweep(backend, eval, heldout, options, on, progress).await;
+        let elsewhere = "in the sweep's first share's output";
+        return StudyOutput {
+            layers: Err(elsewhere.into()),
+            importance: Err(elsewhere.into()),
+            surgery,
+            engine,
+        };
+    }
     progress(&format!("forward pass on the eval batch {on}"), 0.0);
     let keys = match backend.collect_keys(eval, &mut |_| true).await {
         Ok(keys) => keys,
@@ -484,11 +495,30 @@ pub async fn study_on(
     progress("γ vs SVD importance", 0.0);
     let importance = gamma_vs_svd(model, &keys, options.n_perm, 0).map_err(|e| e.to_string());
     drop(keys);
+    let surgery = study_sweep(backend, eval, heldout, options, on, progress).await;
+    StudyOutput {
+        layers,
+        importance,
+        surgery,
+        engine,
+    }
+}
+
+/// Figure 4's sweep (the share `options.sweep.share` of it) on `backend`, without γ for a model
+/// that has no key norm; `on` says where, for the progress lines.
+async fn study_sweep(
+    backend: &impl ForwardBackend,
+    eval: &TokenBatch,
+    heldout: &TokenBatch,
+    options: &StudyOptions,
+    on: &str,
+    progress: &mut dyn FnMut(&str, f64),
+) -> Result<SurgeryResult, String> {
     let mut sweep = options.sweep.clone();
     if !has_key_norm(backend) {
         sweep.strategies.retain(|s| *s != Strategy::Gamma);
     }
-    let surgery = run_sweep_on(
+    run_sweep_on(
         backend,
         eval,
         heldout,
@@ -509,13 +539,7 @@ pub async fn study_on(
         &|| false,
     )
     .await
-    .map_err(|e| e.to_string());
-    StudyOutput {
-        layers,
-        importance,
-        surgery,
-        engine,
-    }
+    .map_err(|e| e.to_string())
 }
 
 /// Refuses an eval batch that is also the held-out batch: the surgery's

@@ -12,6 +12,7 @@ use super::jobs::{
     run_checkpoint_job_on, CheckpointJob, ForwardEngine, JobKind, JobOutput, NonFinite,
     StudyOptions, StudyOutput,
 };
+use super::surgery::{SurgeryResult, SweepShare};
 use super::trajectory::{CheckpointSel, CheckpointSpectra, RunSpectra};
 use super::weights::ModelSpectra;
 use crate::formats::tokens::TokenBatch;
@@ -115,13 +116,16 @@ impl Plan {
         plan
     }
 
-    /// Figures 3–5: one study job per run, at checkpoint `at` of the run's recognised ones.
-    /// A run without both an eval and a held-out batch is left out (the caller says which).
+    /// Figures 3–5: one study job per run, at checkpoint `at` of the run's recognised ones,
+    /// its surgery sweep split into `shares` jobs (the first also does Figures 3 and 5) so that
+    /// idle workers can take part of it; [`Results`] joins them. A run without both an eval and
+    /// a held-out batch is left out (the caller says which).
     pub fn study(
         inv: &Inventory,
         tokens: &dyn Fn(&str) -> RunTokens,
         at: CheckpointSel,
         options: &StudyOptions,
+        shares: usize,
     ) -> Self {
         let mut plan = Self::default();
         for (run, group) in inv.runs.iter().enumerate() {
@@ -138,12 +142,16 @@ impl Plan {
             else {
                 continue;
             };
-            let kind = JobKind::Study {
-                eval: eval.0.clone(),
-                heldout: heldout.0.clone(),
-                options: options.clone(),
-            };
-            plan.push(inv, run, c, kind, &[eval, heldout]);
+            for share in SweepShare::all(shares) {
+                let mut options = options.clone();
+                options.sweep.share = share;
+                let kind = JobKind::Study {
+                    eval: eval.0.clone(),
+                    heldout: heldout.0.clone(),
+                    options,
+                };
+                plan.push(inv, run, c, kind, &[eval.clone(), heldout.clone()]);
+            }
         }
         plan
     }
@@ -200,8 +208,9 @@ pub struct Folded {
 /// [`Results::activation_runs`], [`Results::study_runs`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Results {
-    /// Per job: its run, its checkpoint, and whether it is a study job.
-    slots: Vec<(usize, CheckpointRef, bool)>,
+    /// Per job: its run, its checkpoint, and its share of a study's sweep (`None`: not a
+    /// study job).
+    slots: Vec<(usize, CheckpointRef, Option<SweepShare>)>,
     weights: Vec<Option<ModelSpectra>>,
     activations: Vec<Option<ActivationSpectra>>,
     studies: Vec<Option<Result<StudyOutput, String>>>,
@@ -217,8 +226,11 @@ impl Results {
                 .jobs
                 .iter()
                 .map(|j| {
-                    let study = matches!(j.job.kind, JobKind::Study { .. });
-                    (j.run, j.checkpoint.clone(), study)
+                    let share = match &j.job.kind {
+                        JobKind::Study { options, .. } => Some(options.sweep.share),
+                        _ => None,
+                    };
+                    (j.run, j.checkpoint.clone(), share)
                 })
                 .collect(),
             weights: vec![None; n],
@@ -233,7 +245,7 @@ impl Results {
         let Some((_, c, study)) = self.slots.get(i) else {
             return Folded::default();
         };
-        let (path, study) = (c.path.clone(), *study);
+        let (path, study) = (c.path.clone(), study.is_some());
         let mut folded = Folded::default();
         // A study job that came back without its study (its architecture unrecognised by the
         // worker) is the run's failure, said in its Figures 3–5 entry.
@@ -319,12 +331,33 @@ impl Results {
     }
 
     /// Figures 3–5's outputs so far: (run, its checkpoint, the study or why it failed).
+    /// A run's study is there once every share of its sweep is: the first share's output
+    /// with the other shares' passes joined into its surgery (or the first failure among them).
     pub fn study_runs(&self) -> Vec<(usize, CheckpointRef, Result<StudyOutput, String>)> {
-        self.slots
-            .iter()
-            .zip(&self.studies)
-            .filter_map(|((run, c, _), s)| Some((*run, c.clone(), s.clone()?)))
-            .collect()
+        let mut runs = Vec::new();
+        for ((run, c, share), study) in self.slots.iter().zip(&self.studies) {
+            let (Some(SweepShare { index: 0, .. }), Some(study)) = (share, study) else {
+                continue;
+            };
+            let others: Vec<&Option<Result<StudyOutput, String>>> = (self.slots.iter())
+                .zip(&self.studies)
+                .filter(|((r, other, s), _)| {
+                    r == run && other.path == c.path && s.is_some_and(|s| s.index > 0)
+                })
+                .map(|(_, other)| other)
+                .collect();
+            if others.iter().any(|other| other.is_none()) {
+                continue;
+            }
+            let mut study = study.clone();
+            if let Ok(out) = &mut study {
+                for other in others.into_iter().flatten() {
+                    join_share(&mut out.surgery, other);
+                }
+            }
+            runs.push((*run, c.clone(), study));
+        }
+        runs
     }
 
     /// Groups the finished slots of `values` by run, in plan order.
@@ -344,6 +377,19 @@ impl Results {
             }
         }
         runs
+    }
+}
+
+/// Joins one more share of a sweep (a study job's output, or why it failed) into `surgery`.
+fn join_share(surgery: &mut Result<SurgeryResult, String>, share: &Result<StudyOutput, String>) {
+    let theirs = match share {
+        Ok(out) => out.surgery.as_ref().map_err(Clone::clone),
+        Err(e) => Err(e.clone()),
+    };
+    match (surgery.as_mut(), theirs) {
+        (Ok(mine), Ok(theirs)) => mine.merge(theirs),
+        (Ok(_), Err(e)) => *surgery = Err(e),
+        (Err(_), _) => {}
     }
 }
 

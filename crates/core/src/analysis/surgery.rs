@@ -92,6 +92,9 @@ pub struct SweepOptions {
     pub seeds: usize,
     /// Strategies to run, in order.
     pub strategies: Vec<Strategy>,
+    /// Which of the sweep's forward passes to run (all of them by default).
+    #[serde(default)]
+    pub share: SweepShare,
 }
 
 impl Default for SweepOptions {
@@ -100,7 +103,40 @@ impl Default for SweepOptions {
             fractions: default_fractions(),
             seeds: 5,
             strategies: vec![Strategy::Svd, Strategy::Gamma, Strategy::Random],
+            share: SweepShare::WHOLE,
         }
+    }
+}
+
+/// One share of a sweep's forward passes, so that one sweep can run on several of the page's
+/// workers at once (each loads the model and runs its share; [`SurgeryResult::merge`] joins
+/// them): share `index` of `of` runs every `of`-th pass of [`SurgeryPlan::jobs`] from `index`
+/// on, which spreads strategies and fractions evenly; share 0 also measures the baseline.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SweepShare {
+    pub index: usize,
+    pub of: usize,
+}
+
+impl SweepShare {
+    /// The whole sweep: share 0 of 1.
+    pub const WHOLE: Self = Self { index: 0, of: 1 };
+
+    /// The `of` shares of a sweep.
+    pub fn all(of: usize) -> impl Iterator<Item = Self> {
+        let of = of.max(1);
+        (0..of).map(move |index| Self { index, of })
+    }
+
+    /// Whether pass `job` (an index into [`SurgeryPlan::jobs`]) is this share's.
+    fn takes(self, job: usize) -> bool {
+        job % self.of.max(1) == self.index
+    }
+}
+
+impl Default for SweepShare {
+    fn default() -> Self {
+        Self::WHOLE
     }
 }
 
@@ -373,20 +409,7 @@ impl SurgeryPlan {
             let per_seed: Vec<Vec<f64>> = (0..self.random_perms.len())
                 .map(|s| (0..n).map(|i| find(Strategy::Random, i, Some(s))).collect())
                 .collect();
-            let over = |i: usize| per_seed.iter().map(move |l| l[i]);
-            RandomLosses {
-                mean: (0..n)
-                    .map(|i| over(i).sum::<f64>() / per_seed.len() as f64)
-                    .collect(),
-                min: (0..n)
-                    .map(|i| over(i).fold(f64::INFINITY, f64::min))
-                    .collect(),
-                max: (0..n)
-                    .map(|i| over(i).fold(f64::NEG_INFINITY, f64::max))
-                    .collect(),
-                losses: per_seed,
-                perms: self.random_perms.clone(),
-            }
+            RandomLosses::of(per_seed, self.random_perms.clone())
         });
         SurgeryResult {
             fractions: self.fractions.clone(),
@@ -406,12 +429,37 @@ impl SurgeryPlan {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct RandomLosses {
     /// `losses[seed][fraction]`.
+    #[serde(with = "crate::json_f64::vecs")]
     pub losses: Vec<Vec<f64>>,
+    #[serde(with = "crate::json_f64::vec")]
     pub mean: Vec<f64>,
+    #[serde(with = "crate::json_f64::vec")]
     pub min: Vec<f64>,
+    #[serde(with = "crate::json_f64::vec")]
     pub max: Vec<f64>,
     /// `perms[seed][layer]`: the coordinates zeroed are the first m.
     pub perms: Vec<Vec<Vec<usize>>>,
+}
+
+impl RandomLosses {
+    /// The per-seed losses (`losses[seed][fraction]`) with their mean, min and max per fraction.
+    fn of(losses: Vec<Vec<f64>>, perms: Vec<Vec<Vec<usize>>>) -> Self {
+        let n = losses.first().map_or(0, Vec::len);
+        let over = |i: usize| losses.iter().map(move |l| l[i]);
+        Self {
+            mean: (0..n)
+                .map(|i| over(i).sum::<f64>() / losses.len() as f64)
+                .collect(),
+            min: (0..n)
+                .map(|i| over(i).fold(f64::INFINITY, f64::min))
+                .collect(),
+            max: (0..n)
+                .map(|i| over(i).fold(f64::NEG_INFINITY, f64::max))
+                .collect(),
+            losses,
+            perms,
+        }
+    }
 }
 
 /// Held-out loss per strategy and prune fraction.
@@ -422,13 +470,44 @@ pub struct SurgeryResult {
     pub removed: Vec<usize>,
     pub d_k: usize,
     pub n_layers: usize,
-    /// Unmodified model's held-out loss (= every m = 0 entry).
+    /// Unmodified model's held-out loss (= every m = 0 entry). The losses may be NaN (a
+    /// diverged model; a pass another share of the sweep ran), which JSON carries as "NaN".
+    #[serde(with = "crate::json_f64::num")]
     pub baseline: f64,
+    #[serde(with = "crate::json_f64::opt_vec")]
     pub svd: Option<Vec<f64>>,
     /// `None` when not swept (e.g. no key norm).
+    #[serde(with = "crate::json_f64::opt_vec")]
     pub gamma: Option<Vec<f64>>,
     pub gamma_order: Option<Vec<Vec<usize>>>,
     pub random: Option<RandomLosses>,
+}
+
+impl SurgeryResult {
+    /// Joins another share of the same sweep ([`SweepShare`]) into this one, share 0's (which
+    /// has the baseline): each pass ran in exactly one share, and the others left it NaN.
+    pub fn merge(&mut self, share: &SurgeryResult) {
+        fn fill(mine: &mut [f64], theirs: &[f64]) {
+            for (m, t) in mine.iter_mut().zip(theirs) {
+                if m.is_nan() {
+                    *m = *t;
+                }
+            }
+        }
+        if let (Some(m), Some(t)) = (&mut self.svd, &share.svd) {
+            fill(m, t);
+        }
+        if let (Some(m), Some(t)) = (&mut self.gamma, &share.gamma) {
+            fill(m, t);
+        }
+        if let (Some(m), Some(t)) = (&mut self.random, &share.random) {
+            let mut losses = std::mem::take(&mut m.losses);
+            for (mine, theirs) in losses.iter_mut().zip(&t.losses) {
+                fill(mine, theirs);
+            }
+            *m = RandomLosses::of(losses, std::mem::take(&mut m.perms));
+        }
+    }
 }
 
 /// Where a sweep is: the job about to run.
@@ -456,9 +535,10 @@ pub fn run_sweep(
     ))
 }
 
-/// The whole sweep on `backend`: baseline, then every job of [`SurgeryPlan::jobs`].
-/// `progress` is called before each forward pass; `cancel` is checked before
-/// each and ends the sweep with [`SurgeryError::Cancelled`].
+/// The sweep on `backend`: baseline, then every job of [`SurgeryPlan::jobs`] (those of
+/// `options.share`: a share other than 0 leaves the baseline and the other shares' losses NaN,
+/// for [`SurgeryResult::merge`] to fill). `progress` is called before each forward pass;
+/// `cancel` is checked before each and ends the sweep with [`SurgeryError::Cancelled`].
 pub async fn run_sweep_on(
     backend: &impl ForwardBackend,
     eval: &TokenBatch,
@@ -471,8 +551,13 @@ pub async fn run_sweep_on(
         return Err(SurgeryError::Cancelled);
     }
     let plan = SurgeryPlan::build(backend, eval, options).await?;
-    let jobs = plan.jobs();
-    let total = jobs.len() + 1;
+    let share = options.share;
+    let jobs: Vec<Job> = (plan.jobs().into_iter().enumerate())
+        .filter(|(i, _)| share.takes(*i))
+        .map(|(_, job)| job)
+        .collect();
+    let measures_baseline = share.index == 0;
+    let total = jobs.len() + usize::from(measures_baseline);
     let first = options.strategies.first().copied().unwrap_or(Strategy::Svd);
     progress(SweepProgress {
         strategy: first,
@@ -481,7 +566,10 @@ pub async fn run_sweep_on(
         done: 0,
         total,
     });
-    let baseline = backend.mean_cross_entropy(heldout, None).await?;
+    let baseline = match measures_baseline {
+        true => backend.mean_cross_entropy(heldout, None).await?,
+        false => f64::NAN,
+    };
     let mut losses = Vec::with_capacity(jobs.len());
     // As many passes at a time as there are threads (one without the `parallel` feature): each
     // is announced (after a check for cancellation) before its chunk runs, as one at a time
@@ -495,7 +583,7 @@ pub async fn run_sweep_on(
                 strategy: job.strategy,
                 fraction: plan.fractions[job.fraction],
                 seed: job.seed,
-                done: losses.len() + i + 1,
+                done: losses.len() + i + usize::from(measures_baseline),
                 total,
             });
         }

@@ -50,14 +50,14 @@ pub struct View {
     pub log_y: Option<bool>,
     /// Zoomed x range (data units, lo < hi).
     #[serde(
-        with = "json_f64::opt_pair",
+        with = "crate::json_f64::opt_pair",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub x_range: Option<(f64, f64)>,
     /// Zoomed y range (data units, lo < hi).
     #[serde(
-        with = "json_f64::opt_pair",
+        with = "crate::json_f64::opt_pair",
         default,
         skip_serializing_if = "Option::is_none"
     )]
@@ -96,7 +96,7 @@ pub struct Axis {
     pub label: String,
     pub scale: Scale,
     /// `None` = fit the data.
-    #[serde(with = "json_f64::opt_pair", default)]
+    #[serde(with = "crate::json_f64::opt_pair", default)]
     pub range: Option<(f64, f64)>,
 }
 
@@ -151,16 +151,16 @@ impl Style {
 pub struct SeriesSpec {
     pub name: String,
     /// `[x, y]` pairs, in x order for lines.
-    #[serde(with = "json_f64::rows")]
+    #[serde(with = "crate::json_f64::rows")]
     pub points: Vec<[f64; 2]>,
     pub style: Style,
     /// Palette index ([`super::palette::color`]); stable per run across figures.
     pub color: usize,
     /// `[x, lo, hi]`: min–max or CI, drawn as a translucent band.
-    #[serde(with = "json_f64::opt_rows", default)]
+    #[serde(with = "crate::json_f64::opt_rows", default)]
     pub band: Option<Vec<[f64; 3]>>,
     /// `[x, lo, hi]`: drawn as vertical error bars.
-    #[serde(with = "json_f64::opt_rows", default)]
+    #[serde(with = "crate::json_f64::opt_rows", default)]
     pub error_bars: Option<Vec<[f64; 3]>>,
     /// Raw points behind a smoothed line: drawn pale and thin.
     pub faint: bool,
@@ -374,114 +374,6 @@ mod source_caption_tests {
             "{s}"
         );
         assert!(s.ends_with("runs/A35.safetensors"), "{s}");
-    }
-}
-
-/// JSON has no NaN or ±∞, and serde_json would write them as `null` (which
-/// then does not read back as a number). A figure may hold them — a missing
-/// log value, an infinite condition number — so they are written as the
-/// strings `"NaN"`, `"inf"` and `"-inf"`; finite values stay plain numbers.
-mod json_f64 {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(untagged)]
-    enum Json {
-        Num(f64),
-        Tag(String),
-    }
-
-    fn write(v: f64) -> Json {
-        match v {
-            v if v.is_finite() => Json::Num(v),
-            v if v.is_nan() => Json::Tag("NaN".into()),
-            v if v > 0.0 => Json::Tag("inf".into()),
-            _ => Json::Tag("-inf".into()),
-        }
-    }
-
-    fn read<E: serde::de::Error>(j: Json) -> Result<f64, E> {
-        match j {
-            Json::Num(v) => Ok(v),
-            Json::Tag(t) => match t.as_str() {
-                "NaN" => Ok(f64::NAN),
-                "inf" => Ok(f64::INFINITY),
-                "-inf" => Ok(f64::NEG_INFINITY),
-                other => Err(E::custom(format!("`{other}` is not a number"))),
-            },
-        }
-    }
-
-    fn read_row<E: serde::de::Error, const N: usize>(row: Vec<Json>) -> Result<[f64; N], E> {
-        let n = row.len();
-        let values = row.into_iter().map(read).collect::<Result<Vec<f64>, E>>()?;
-        values
-            .try_into()
-            .map_err(|_| E::custom(format!("a row of {n} values where {N} were expected")))
-    }
-
-    pub mod rows {
-        use super::*;
-        pub fn serialize<S: Serializer, const N: usize>(
-            v: &[[f64; N]],
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            s.collect_seq(
-                v.iter()
-                    .map(|r| r.iter().map(|&x| write(x)).collect::<Vec<_>>()),
-            )
-        }
-        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
-            d: D,
-        ) -> Result<Vec<[f64; N]>, D::Error> {
-            Vec::<Vec<Json>>::deserialize(d)?
-                .into_iter()
-                .map(read_row)
-                .collect()
-        }
-    }
-
-    pub mod opt_rows {
-        use super::*;
-        pub fn serialize<S: Serializer, const N: usize>(
-            v: &Option<Vec<[f64; N]>>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            match v {
-                Some(rows) => s.serialize_some(
-                    &rows
-                        .iter()
-                        .map(|r| r.iter().map(|&x| write(x)).collect::<Vec<_>>())
-                        .collect::<Vec<_>>(),
-                ),
-                None => s.serialize_none(),
-            }
-        }
-        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
-            d: D,
-        ) -> Result<Option<Vec<[f64; N]>>, D::Error> {
-            Option::<Vec<Vec<Json>>>::deserialize(d)?
-                .map(|rows| rows.into_iter().map(read_row).collect())
-                .transpose()
-        }
-    }
-
-    pub mod opt_pair {
-        use super::*;
-        pub fn serialize<S: Serializer>(v: &Option<(f64, f64)>, s: S) -> Result<S::Ok, S::Error> {
-            match v {
-                Some((a, b)) => s.serialize_some(&(write(*a), write(*b))),
-                None => s.serialize_none(),
-            }
-        }
-        pub fn deserialize<'de, D: Deserializer<'de>>(
-            d: D,
-        ) -> Result<Option<(f64, f64)>, D::Error> {
-            match Option::<(Json, Json)>::deserialize(d)? {
-                Some((a, b)) => Ok(Some((read(a)?, read(b)?))),
-                None => Ok(None),
-            }
-        }
     }
 }
 
