@@ -564,22 +564,16 @@ impl AppState {
         self.analysis.batches.set(batches.clone());
         worker_pool::cancel();
         let generation = self.next_generation();
-        let plan_with = |shares| {
-            Plan::study(
-                &inventory,
-                &|run| RunTokens::matched(&inventory, &batches, run),
-                at,
-                &options,
-                shares,
-            )
-        };
-        let mut plan = plan_with(1);
+        let mut plan = Plan::study(
+            &inventory,
+            &|run| RunTokens::matched(&inventory, &batches, run),
+            at,
+            &options,
+        );
         // Fewer runs than workers: the idle workers each take a share of the runs' surgery
         // sweeps (each loads the model; the results are joined as they come back).
         let shares = worker_pool::pool_size(usize::MAX) / plan.jobs.len().max(1);
-        if shares > 1 {
-            plan = plan_with(shares);
-        }
+        plan.share_sweeps(shares);
         // What the plan left out, in one notice: runs without both batches, and checkpoints
         // that could not be planned, with why.
         let lacking: Vec<&str> = inventory
@@ -654,16 +648,14 @@ impl AppState {
         let current = move || self.analysis.generation.get_value() == generation;
         let (plan, slots) = (Rc::new(plan), Rc::new(slots));
         let study_progress = self.analysis.study_progress;
-        let (title, unit) = match shares {
+        let (unit, shared) = match shares {
             2.. => (
-                format!("Figures 3–5: model loaded once per job, K on the eval batch, then the surgery sweep (one forward pass per strategy, fraction and seed), each run's passes shared by {shares} jobs"),
                 ("job", "jobs"),
+                format!(", each run's passes shared by {shares} jobs"),
             ),
-            _ => (
-                "Figures 3–5: model loaded once per run, K on the eval batch, then the surgery sweep (one forward pass per strategy, fraction and seed)".to_string(),
-                ("run", "runs"),
-            ),
+            _ => (("run", "runs"), String::new()),
         };
+        let title = format!("Figures 3–5: model loaded once per {}, K on the eval batch, then the surgery sweep (one forward pass per strategy, fraction and seed){shared}", unit.0);
         study_progress.set(Some(JobsProgress::new(title, unit, total, now_ms())));
         let progress = {
             let (plan, slots, names) = (plan.clone(), slots.clone(), names.clone());

@@ -26,9 +26,13 @@ export async function launchWebGpu() {
 }
 
 /** Opens the page and waits for the app to mount; fails on any page error. */
-export async function openPage(browser, url) {
+/** `cores`: what `navigator.hardwareConcurrency` says, which sizes the page's worker pool. */
+export async function openPage(browser, url, { cores } = {}) {
   // A context of its own (as browser.newPage gives), made explicitly: the accessibility audit needs one.
   const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  if (cores !== undefined) {
+    await context.addInitScript((n) => Object.defineProperty(navigator, 'hardwareConcurrency', { get: () => n }), cores);
+  }
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));

@@ -22,11 +22,8 @@ before(async () => {
 after(async () => { await browser?.close(); server?.close(); });
 
 test('one run on two workers: the sweep runs in two shares and joins into one Figure 4', { timeout: 600_000 }, async () => {
-  const { page, errors } = await openPage(browser, url);
-  // The page sizes its worker pool from the core count: two, whatever machine runs the test.
-  await page.addInitScript(() => Object.defineProperty(navigator, 'hardwareConcurrency', { get: () => 2 }));
-  await page.reload();
-  await page.waitForSelector('#dropzone', { timeout: 60_000 });
+  // Two workers, whatever machine runs the test.
+  const { page, errors } = await openPage(browser, url, { cores: 2 });
   const files = ['eval_tokens.safetensors', 'heldout_tokens.safetensors'];
   for (const p of await (await fetch(`${url}__fixtures/__list?dir=runs/A1`)).json()) {
     if (p.endsWith('.safetensors')) files.push(p);

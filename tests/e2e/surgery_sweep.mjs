@@ -3,7 +3,7 @@
 // held-out batches of one 1024-token sequence each — the full surgery sweep (SVD, γ and 5
 // random seeds × 10 fractions: 63 passes with the output head, and the baseline) on the page's
 // workers, then the same with the page told it has one core (one worker, the sweep unshared).
-// The files are in the page before the clock starts. Run after `bash scripts/build.sh` and
+// The clock starts at *Compute Figures 3–5*, after the files are dropped and Figure 1 is done. Run after `bash scripts/build.sh` and
 //   cargo run --release -p rankscope-core --example write_synthetic -- /tmp/full.safetensors
 //   cd tests/e2e && node ./surgery_sweep.mjs /tmp/full.safetensors [workers=2,1] [dist=../../dist]
 import fs from 'node:fs';
@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServer } from './server.mjs';
-import { launch, openPage, waitForInventory, settled } from './browser.mjs';
+import { launch, openPage, dropFiles, waitForInventory, settled } from './browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const checkpoint = path.resolve(process.argv[2] ?? '/tmp/full.safetensors');
@@ -41,18 +41,8 @@ const { server, url } = await startServer({ dist, fixtures: dir });
 const browser = await launch();
 
 async function once(workers) {
-  const { page, errors } = await openPage(browser, url);
-  // The page sizes its worker pool from the core count.
-  await page.addInitScript((n) => Object.defineProperty(navigator, 'hardwareConcurrency', { get: () => n }), workers);
-  await page.reload();
-  await page.waitForFunction(() => performance.getEntriesByName('rankscope-dropzone-ready').length > 0, null, { timeout: 120_000 });
-  await page.evaluate(async (files) => {
-    const dt = new DataTransfer();
-    for (const f of files) dt.items.add(new File([await (await fetch(f.url)).blob()], f.path));
-    const zone = document.querySelector('#dropzone');
-    zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
-    zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-  }, files.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
+  const { page, errors } = await openPage(browser, url, { cores: workers });
+  await dropFiles(page, files.map((p) => ({ url: `${url}__fixtures/${p}`, path: p })));
   await waitForInventory(page, files.length);
   await settled(page, 900_000); // Figure 1's activation spectra first
   await page.fill('#study-seeds', '5');
@@ -60,10 +50,9 @@ async function once(workers) {
   await page.fill('#study-step', '10');
   await page.dispatchEvent('#study-step', 'change');
   const start = Date.now();
-  let title = '';
   await page.click('#compute-study');
   await page.waitForSelector('#study-progress', { timeout: 60_000 });
-  title = await page.$eval('#study-progress', (p) => p.textContent.slice(0, 200));
+  const title = await page.$eval('#study-progress', (p) => p.textContent.slice(0, 200));
   await page.waitForFunction(() => !document.querySelector('#study-progress'), null, { timeout: 3_600_000, polling: 1000 });
   const seconds = (Date.now() - start) / 1000;
   const failed = await page.$$eval('#study p.error', (e) => e.map((x) => x.textContent));

@@ -14,7 +14,8 @@ use rankscope_core::analysis::pipeline::{run, run_blocking, Plan, Results, RunTo
 use rankscope_core::analysis::trajectory::{
     checkpoint_value, CheckpointSel, LayerSel, Matrix, Metric,
 };
-use rankscope_core::inventory::batches::run_batches;
+use rankscope_core::inventory::batches::{run_batches, RunBatches};
+use rankscope_core::inventory::Inventory;
 use rankscope_core::source::block_on;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,16 +36,23 @@ fn paths() -> Vec<String> {
     paths
 }
 
+/// The 36 fixture checkpoints and both batches, inspected, with each run's batches matched by
+/// name (as the page matches them).
+fn fixture_study() -> (Inventory, Vec<RunBatches>) {
+    let paths = paths();
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let inv = inventory_of(&refs);
+    let batches = run_batches(&inv, &BTreeMap::new());
+    (inv, batches)
+}
+
 fn expected(run: &str) -> serde_json::Value {
     serde_json::from_slice(&fixture(&format!("expected/{run}.json"))).expect("expected JSON")
 }
 
 #[test]
 fn the_plan_runs_the_same_on_one_thread_and_the_pool_and_folds_in_any_order() {
-    let paths = paths();
-    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let inv = inventory_of(&refs);
-    let batches = run_batches(&inv, &BTreeMap::new());
+    let (inv, batches) = fixture_study();
     let tokens = |run: &str| RunTokens::matched(&inv, &batches, run);
     let plan = Plan::spectra(&inv, &tokens, &[KeyVariant::PostNorm]);
 
@@ -138,17 +146,13 @@ fn the_plan_runs_the_same_on_one_thread_and_the_pool_and_folds_in_any_order() {
 
 #[test]
 fn study_plans_need_both_batches_and_take_the_chosen_checkpoint() {
-    let paths = paths();
-    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let inv = inventory_of(&refs);
-    let batches = run_batches(&inv, &BTreeMap::new());
+    let (inv, batches) = fixture_study();
     let options = StudyOptions::default();
     let plan = Plan::study(
         &inv,
         &|run| RunTokens::matched(&inv, &batches, run),
         CheckpointSel::Index(2),
         &options,
-        1,
     );
     assert_eq!(plan.jobs.len(), 6, "one study job per run");
     for j in &plan.jobs {
@@ -165,7 +169,6 @@ fn study_plans_need_both_batches_and_take_the_chosen_checkpoint() {
         },
         CheckpointSel::Final,
         &options,
-        1,
     );
     assert!(eval_only.jobs.is_empty());
     // A job whose file cannot be opened is a failure named by its checkpoint.
@@ -198,10 +201,7 @@ fn study_plans_need_both_batches_and_take_the_chosen_checkpoint() {
 /// only once every share is in, and a failed share is its surgery's failure.
 #[test]
 fn a_sweep_split_into_shares_joins_to_the_whole_sweep() {
-    let paths = paths();
-    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let inv = inventory_of(&refs);
-    let batches = run_batches(&inv, &BTreeMap::new());
+    let (inv, batches) = fixture_study();
     // One run (B1), a small sweep: 3 fractions × SVD, γ and 2 random seeds = 8 passes.
     let tokens = |run: &str| match run {
         "B1" => RunTokens::matched(&inv, &batches, run),
@@ -214,11 +214,16 @@ fn a_sweep_split_into_shares_joins_to_the_whole_sweep() {
     };
     options.sweep.fractions = vec![0.0, 0.25, 0.5];
     options.sweep.seeds = 2;
-    let whole = Plan::study(&inv, &tokens, CheckpointSel::Final, &options, 1);
-    let split = Plan::study(&inv, &tokens, CheckpointSel::Final, &options, 3);
+    let whole = Plan::study(&inv, &tokens, CheckpointSel::Final, &options);
+    let mut split = whole.clone();
+    split.share_sweeps(3);
     assert_eq!((whole.jobs.len(), split.jobs.len()), (1, 3));
     let keys: BTreeSet<String> = split.jobs.iter().map(|j| j.key()).collect();
     assert_eq!(keys.len(), 3, "each share is its own job");
+    let spectra = Plan::spectra(&inv, &tokens, &[KeyVariant::PostNorm]);
+    let mut shared = spectra.clone();
+    shared.share_sweeps(3);
+    assert_eq!(shared, spectra, "only study jobs are split");
 
     let open = |path: &str| Some(fixture(path));
     let want = run_blocking(&whole, &open, &|_, _| {}).study_runs();

@@ -116,16 +116,13 @@ impl Plan {
         plan
     }
 
-    /// Figures 3–5: one study job per run, at checkpoint `at` of the run's recognised ones,
-    /// its surgery sweep split into `shares` jobs (the first also does Figures 3 and 5) so that
-    /// idle workers can take part of it; [`Results`] joins them. A run without both an eval and
-    /// a held-out batch is left out (the caller says which).
+    /// Figures 3–5: one study job per run, at checkpoint `at` of the run's recognised ones.
+    /// A run without both an eval and a held-out batch is left out (the caller says which).
     pub fn study(
         inv: &Inventory,
         tokens: &dyn Fn(&str) -> RunTokens,
         at: CheckpointSel,
         options: &StudyOptions,
-        shares: usize,
     ) -> Self {
         let mut plan = Self::default();
         for (run, group) in inv.runs.iter().enumerate() {
@@ -142,18 +139,35 @@ impl Plan {
             else {
                 continue;
             };
-            for share in SweepShare::all(shares) {
-                let mut options = options.clone();
-                options.sweep.share = share;
-                let kind = JobKind::Study {
-                    eval: eval.0.clone(),
-                    heldout: heldout.0.clone(),
-                    options,
-                };
-                plan.push(inv, run, c, kind, &[eval.clone(), heldout.clone()]);
-            }
+            let kind = JobKind::Study {
+                eval: eval.0.clone(),
+                heldout: heldout.0.clone(),
+                options: options.clone(),
+            };
+            plan.push(inv, run, c, kind, &[eval, heldout]);
         }
         plan
+    }
+
+    /// Splits each study job's surgery sweep into `shares` jobs ([`SweepShare`]; the first also
+    /// does Figures 3 and 5), so that idle workers can take part of a run's sweep; [`Results`]
+    /// joins them. Other jobs stay as they are.
+    pub fn share_sweeps(&mut self, shares: usize) {
+        let mut jobs = Vec::with_capacity(self.jobs.len() * shares.max(1));
+        for planned in std::mem::take(&mut self.jobs) {
+            if !matches!(planned.job.kind, JobKind::Study { .. }) {
+                jobs.push(planned);
+                continue;
+            }
+            for share in SweepShare::all(shares) {
+                let mut planned = planned.clone();
+                if let JobKind::Study { options, .. } = &mut planned.job.kind {
+                    options.sweep.share = share;
+                }
+                jobs.push(planned);
+            }
+        }
+        self.jobs = jobs;
     }
 
     fn push(
