@@ -13,7 +13,10 @@ use std::collections::{HashMap, HashSet};
 use super::results::{
     ActivationError, ActivationLayer, ActivationSpectra, KeyVariant, Progress, Stage, VariantHeads,
 };
-use super::spectrum::{singular_values, singular_values_from_gram, weight_metrics, SpectrumError};
+use super::spectrum::{
+    singular_values, singular_values_from_gram, transpose_from_row_major_f32, weight_metrics,
+    SpectrumError,
+};
 use super::weights::HeadSpectrum;
 use crate::model::arch::Architecture;
 // What a forward pass gathers lives with the forward pass (model layer); re-exported here,
@@ -265,9 +268,11 @@ pub fn head_spectrum(
     d_k: usize,
     centre: bool,
 ) -> Result<HeadSpectrum, SpectrumError> {
-    let m = super::spectrum::matrix_from_row_major_f32(data, rows, d_k)?;
-    let m = if centre { centred(m) } else { m };
-    let singular_values = singular_values(&m)?;
+    // Xᵀ, not X: the same singular values and the same Gram product, from a sequential
+    // conversion (the strided one into X took a tenth of the activation spectra's time).
+    let x_t = transpose_from_row_major_f32(data, rows, d_k)?;
+    let x_t = if centre { centred_rows(x_t) } else { x_t };
+    let singular_values = singular_values(&x_t)?;
     let metrics = weight_metrics(&singular_values)?;
     Ok(HeadSpectrum {
         singular_values,
@@ -318,14 +323,22 @@ pub fn head_spectrum_from_gram(
     }))
 }
 
-/// Column-centred copy, means in f64.
-fn centred(mut m: DMatrix<f64>) -> DMatrix<f64> {
-    let rows = m.nrows() as f64;
-    for mut col in m.column_iter_mut() {
-        let mean = col.iter().sum::<f64>() / rows;
-        col.iter_mut().for_each(|v| *v -= mean);
+/// Xᵀ with X's columns centred (each row of Xᵀ less its mean), means in f64 summed in X's
+/// row order, as a column-wise centring of X sums them.
+fn centred_rows(mut x_t: DMatrix<f64>) -> DMatrix<f64> {
+    let (d, n) = x_t.shape();
+    // On the column-major slice (one column of Xᵀ = one row of X, contiguous): nalgebra's
+    // column views iterate through strides and do not vectorise.
+    let values = x_t.as_mut_slice();
+    let mut sums = vec![0.0f64; d];
+    for row in values.chunks_exact(d) {
+        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
     }
-    m
+    let means: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
+    for row in values.chunks_exact_mut(d) {
+        row.iter_mut().zip(&means).for_each(|(v, m)| *v -= m);
+    }
+    x_t
 }
 
 #[cfg(test)]

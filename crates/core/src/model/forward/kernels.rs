@@ -282,7 +282,22 @@ fn softmax_scaled_avx2(x: &mut [f32], scale: f32) {
 fn softmax_body(x: &mut [f32], scale: f32) {
     // max(x)·scale = max(x·scale): multiplying by a positive number keeps the order, rounding
     // included, so every shifted score below is ≤ 0.
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * scale;
+    // Sixteen partial maxima: `f32::max` is not associative for LLVM (NaN), so one running
+    // maximum stays a serial chain of dependent compares (it took most of the softmax's time);
+    // the maximum is exact, so the order in which it is taken changes nothing.
+    let mut peaks = [f32::NEG_INFINITY; 16];
+    let mut chunks = x.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (p, &v) in peaks.iter_mut().zip(chunk) {
+            *p = p.max(v);
+        }
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&peaks)
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+        * scale;
     // Sixteen partial sums: one running f32 sum is a chain of dependent adds, and cannot be
     // vectorised without reordering it anyway.
     let mut lanes = [0.0f32; 16];
