@@ -41,7 +41,10 @@ pub use view::{LayerView, MatrixView, MlpView, ModelView};
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::Architecture;
 use crate::model::tensors::TensorError;
-use kernels::{activate_all, causal_attention, gated, relu_squared, rms_norm_rows, Matrix, Norm};
+use kernels::{
+    activate_all, causal_attention, gated, relu_squared, rms_norm_rows, AttentionScratch, Matrix,
+    Norm,
+};
 use load::{LayerSpectra, Mlp};
 use rope::RopeTable;
 
@@ -133,7 +136,7 @@ struct Workspace {
     attn: Vec<f32>,
     ff_a: Vec<f32>,
     ff_b: Vec<f32>,
-    scores: Vec<f32>,
+    attention: AttentionScratch,
     rope: RopeTable,
     logits: Vec<f32>,
 }
@@ -155,7 +158,7 @@ impl Workspace {
             attn: vec![0.0; t * q_width],
             ff_a: vec![0.0; t * arch.d_ff],
             ff_b: vec![0.0; t * arch.d_ff],
-            scores: vec![0.0; 64 * t],
+            attention: AttentionScratch::new(arch.n_heads / arch.n_kv_heads.max(1), t, arch.d_k),
             rope: RopeTable::of(arch, t),
             logits: if logits {
                 vec![0.0; t * arch.vocab]
@@ -473,18 +476,20 @@ impl Pass<'_> {
         }
 
         let scale = 1.0 / (d_k as f32).sqrt();
-        for h in 0..arch.n_heads {
-            let kv = arch.kv_head_of(h);
+        // Query heads h·group .. (h+1)·group share kv-head h (`Architecture::kv_head_of`).
+        let group = arch.n_heads / arch.n_kv_heads.max(1);
+        for kv in 0..arch.n_kv_heads {
+            let heads = kv * group..(kv + 1) * group;
             causal_attention(
-                &ws.q[h * head..(h + 1) * head],
+                &ws.q[heads.start * head..heads.end * head],
+                group,
                 &ws.k_rope[kv * head..(kv + 1) * head],
                 &ws.v[kv * head..(kv + 1) * head],
-                t,
-                d_k,
+                (t, d_k),
                 scale,
                 layer.window,
-                &mut ws.scores,
-                &mut ws.attn[h * d_k..],
+                &mut ws.attention,
+                &mut ws.attn[heads.start * d_k..],
                 width,
             );
         }

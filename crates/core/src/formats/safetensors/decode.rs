@@ -325,17 +325,41 @@ impl ValueScan {
     }
 }
 
-/// How many `W`-byte little-endian values of `bytes` have every bit of `exp` set (NaN or ±∞
-/// for an IEEE float's exponent mask), branch-free so that it vectorises.
-fn all_ones<const W: usize>(bytes: &[u8], exp: u64) -> u64 {
-    bytes
-        .chunks_exact(W)
-        .map(|c| {
-            let mut a = [0u8; 8];
-            a[..W].copy_from_slice(c);
-            u64::from(u64::from_le_bytes(a) & exp == exp)
-        })
-        .sum()
+/// Whether any value of `bytes` (little-endian, 2, 4 or 8 bytes wide) has every bit of `exp`
+/// set (NaN or ±∞ for an IEEE float's exponent mask). In blocks of 1 KiB: inside a block, a
+/// branch-free count in the values' own width, which vectorises (one u64 count for every
+/// width ran 4× slower on BF16 and was a fifth of loading a checkpoint); between blocks, an
+/// early exit.
+fn any_all_ones(bytes: &[u8], width: usize, exp: u64) -> bool {
+    bytes.chunks(1024).any(|block| match width {
+        2 => {
+            let exp = exp as u16;
+            let hits: u16 = block
+                .chunks_exact(2)
+                .map(|c| u16::from(u16::from_le_bytes([c[0], c[1]]) & exp == exp))
+                .sum();
+            hits > 0
+        }
+        4 => {
+            let exp = exp as u32;
+            let hits: u32 = block
+                .chunks_exact(4)
+                .map(|c| u32::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]) & exp == exp))
+                .sum();
+            hits > 0
+        }
+        _ => {
+            let hits: u64 = block
+                .chunks_exact(8)
+                .map(|c| {
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(c);
+                    u64::from(u64::from_le_bytes(a) & exp == exp)
+                })
+                .sum();
+            hits > 0
+        }
+    })
 }
 
 /// Counts NaN, +∞ and −∞ in raw tensor bytes by looking at the bits, without
@@ -350,10 +374,10 @@ pub fn scan_values(bytes: &[u8], dtype: Dtype) -> ValueScan {
     // (which vectorises) says so at memory speed, and only a tensor with some is classified
     // value by value below. The analysis scans every weight it reads, so this is on the load path.
     let none = match dtype {
-        Dtype::F64 => all_ones::<8>(bytes, 0x7FF0_0000_0000_0000) == 0,
-        Dtype::F32 => all_ones::<4>(bytes, 0x7F80_0000) == 0,
-        Dtype::F16 => all_ones::<2>(bytes, 0x7C00) == 0,
-        Dtype::BF16 => all_ones::<2>(bytes, 0x7F80) == 0,
+        Dtype::F64 => !any_all_ones(bytes, 8, 0x7FF0_0000_0000_0000),
+        Dtype::F32 => !any_all_ones(bytes, 4, 0x7F80_0000),
+        Dtype::F16 => !any_all_ones(bytes, 2, 0x7C00),
+        Dtype::BF16 => !any_all_ones(bytes, 2, 0x7F80),
         _ => false,
     };
     if none {

@@ -413,6 +413,55 @@ fn scan_counts_non_finite_bits() {
     assert_eq!(scan_values(&[0xFF; 16], Dtype::I64), ValueScan::default());
 }
 
+#[test]
+fn scan_finds_one_non_finite_value_anywhere_in_a_long_tensor() {
+    // The fast path reads 1 KiB blocks: a single NaN or infinity in the first, a middle or the
+    // last block, on either side of a block boundary, is found at every width.
+    let n = 3000;
+    for at in [0, 255, 256, 511, 512, 1023, 1024, 2000, n - 1] {
+        for (what, bad) in [("NaN", f64::NAN), ("-inf", f64::NEG_INFINITY)] {
+            let value = |i: usize| {
+                if i == at {
+                    bad
+                } else {
+                    (i as f64 * 0.37).sin()
+                }
+            };
+            let cases: [(Dtype, Vec<u8>); 4] = [
+                (
+                    Dtype::F64,
+                    (0..n).flat_map(|i| value(i).to_le_bytes()).collect(),
+                ),
+                (
+                    Dtype::F32,
+                    (0..n)
+                        .flat_map(|i| (value(i) as f32).to_le_bytes())
+                        .collect(),
+                ),
+                (
+                    Dtype::F16,
+                    (0..n)
+                        .flat_map(|i| half::f16::from_f64(value(i)).to_le_bytes())
+                        .collect(),
+                ),
+                (
+                    Dtype::BF16,
+                    (0..n)
+                        .flat_map(|i| half::bf16::from_f64(value(i)).to_le_bytes())
+                        .collect(),
+                ),
+            ];
+            for (dtype, bytes) in cases {
+                assert_eq!(
+                    scan_values(&bytes, dtype).non_finite(),
+                    1,
+                    "{what} at {at}, {dtype}"
+                );
+            }
+        }
+    }
+}
+
 /// A 5 GiB source that holds a header at the front and synthetic tensor data
 /// elsewhere, recording every read.
 struct Huge {
