@@ -400,9 +400,9 @@ impl<'a> Pass<'a> {
         let (t, d) = (self.ws.t, self.arch.d_model);
         let eps = self.arch.norm_eps as f32;
         for (i, (ids, x)) in self.rows.iter().enumerate() {
-            self.ws.h.copy_from_slice(x);
-            if let Some(g) = final_norm {
-                g.apply(&mut self.ws.h, d, eps);
+            match final_norm {
+                Some(g) => g.apply_into(x, &mut self.ws.h, d, eps),
+                None => self.ws.h.copy_from_slice(x),
             }
             lm_head.apply(&self.ws.h, t, &mut self.ws.logits, false);
             each(i, ids, &self.ws.logits);
@@ -425,9 +425,9 @@ impl Pass<'_> {
         let eps = arch.norm_eps as f32;
         let head = t * d_k;
         let probing = probe.active();
-        ws.h.copy_from_slice(&ws.x);
-        if let Some(g) = &layer.attn_norm {
-            g.apply(&mut ws.h, d, eps);
+        match &layer.attn_norm {
+            Some(g) => g.apply_into(&ws.x, &mut ws.h, d, eps),
+            None => ws.h.copy_from_slice(&ws.x),
         }
 
         // One product per projection (the activations are packed once, not
@@ -498,9 +498,9 @@ impl Pass<'_> {
 
     fn mlp_block(arch: &Architecture, layer: &LayerSpectra, ws: &mut Workspace) {
         let (t, d) = (ws.t, arch.d_model);
-        ws.h.copy_from_slice(&ws.x);
-        if let Some(g) = &layer.mlp_norm {
-            g.apply(&mut ws.h, d, arch.norm_eps as f32);
+        match &layer.mlp_norm {
+            Some(g) => g.apply_into(&ws.x, &mut ws.h, d, arch.norm_eps as f32),
+            None => ws.h.copy_from_slice(&ws.x),
         }
         match &layer.mlp {
             Mlp::SquaredRelu { up, down } => {

@@ -143,37 +143,40 @@ pub(super) struct Norm {
 }
 
 impl Norm {
-    /// Normalises each `width`-long row of `x` in place.
-    pub fn apply(&self, x: &mut [f32], width: usize, eps: f32) {
+    /// `dst` = each `width`-long row of `src` normalised (RMSNorm: `x / √(mean(x²) + eps) · γ`;
+    /// LayerNorm: `(x − mean) / √(var + eps) · γ + β` with the biased variance, as
+    /// `torch.nn.LayerNorm`), read and written in one pass.
+    pub fn apply_into(&self, src: &[f32], dst: &mut [f32], width: usize, eps: f32) {
+        let rows = src.chunks_exact(width).zip(dst.chunks_exact_mut(width));
         match self.kind {
-            NormKind::Rms => rms_norm_rows(x, width, &self.gamma, eps),
-            NormKind::Layer => layer_norm_rows(x, width, &self.gamma, self.beta.as_deref(), eps),
+            NormKind::Rms => rows.for_each(|(s, d)| {
+                let inv = rms_inverse(s, eps);
+                d.iter_mut()
+                    .zip(s)
+                    .zip(&self.gamma)
+                    .for_each(|((d, &v), &g)| *d = v * inv * g);
+            }),
+            NormKind::Layer => rows.for_each(|(s, d)| {
+                let (mean, inv) = mean_and_inverse_deviation(s, eps);
+                for (i, (d, &v)) in d.iter_mut().zip(s).enumerate() {
+                    *d =
+                        (v - mean) * inv * self.gamma[i] + self.beta.as_ref().map_or(0.0, |b| b[i]);
+                }
+            }),
         }
     }
 }
 
-/// LayerNorm of each `width`-long row of `x`, in place: `(x − mean) / √(var + eps) · γ + β`,
-/// with the biased variance (as `torch.nn.LayerNorm`); mean and variance accumulated in f64.
-pub(super) fn layer_norm_rows(
-    x: &mut [f32],
-    width: usize,
-    gamma: &[f32],
-    beta: Option<&[f32]>,
-    eps: f32,
-) {
-    for row in x.chunks_exact_mut(width) {
-        let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / width as f64;
-        let var = row
-            .iter()
-            .map(|&v| (f64::from(v) - mean).powi(2))
-            .sum::<f64>()
-            / width as f64;
-        let inv = 1.0 / (var as f32 + eps).sqrt();
-        let mean = mean as f32;
-        for (i, v) in row.iter_mut().enumerate() {
-            *v = (*v - mean) * inv * gamma[i] + beta.map_or(0.0, |b| b[i]);
-        }
-    }
+/// A row's mean and `1/√(var + eps)` (biased variance), accumulated in f64.
+fn mean_and_inverse_deviation(row: &[f32], eps: f32) -> (f32, f32) {
+    let width = row.len() as f64;
+    let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / width;
+    let var = row
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / width;
+    (mean as f32, 1.0 / (var as f32 + eps).sqrt())
 }
 
 /// RMSNorm of each `width`-long row of `x`, in place: `x / √(mean(x²) + eps) · γ`.
@@ -181,22 +184,38 @@ pub(super) fn layer_norm_rows(
 /// pairwise; either is far inside the tolerances).
 pub(super) fn rms_norm_rows(x: &mut [f32], width: usize, gamma: &[f32], eps: f32) {
     for row in x.chunks_exact_mut(width) {
-        let ms = row
-            .iter()
-            .map(|&v| f64::from(v) * f64::from(v))
-            .sum::<f64>()
-            / width as f64;
-        let inv = 1.0 / (ms as f32 + eps).sqrt();
+        let inv = rms_inverse(row, eps);
         row.iter_mut()
             .zip(gamma)
             .for_each(|(v, &g)| *v = *v * inv * g);
     }
 }
 
+/// `1/√(mean(row²) + eps)`, the mean of squares accumulated in f64 in eight partial sums: one
+/// running f64 sum is a chain of dependent adds (four cycles each) that does not vectorise.
+fn rms_inverse(row: &[f32], eps: f32) -> f32 {
+    let mut lanes = [0.0f64; 8];
+    let mut chunks = row.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (s, &v) in lanes.iter_mut().zip(chunk) {
+            *s += f64::from(v) * f64::from(v);
+        }
+    }
+    let rest: f64 = chunks
+        .remainder()
+        .iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum();
+    let ms = (lanes.iter().sum::<f64>() + rest) / row.len() as f64;
+    1.0 / (ms as f32 + eps).sqrt()
+}
+
 /// Scratch of [`causal_attention`]: one block of scores for every query head of a kv group,
 /// and the group's queries (then outputs) of one block stacked.
 pub(super) struct AttentionScratch {
     scores: Vec<f32>,
+    /// Each stacked row's sum of softmax numerators.
+    sums: Vec<f32>,
     stacked: Vec<f32>,
 }
 
@@ -205,6 +224,7 @@ impl AttentionScratch {
     pub fn new(group: usize, t: usize, d_k: usize) -> Self {
         Self {
             scores: vec![0.0; group * ATTENTION_BLOCK * t],
+            sums: vec![0.0; group * ATTENTION_BLOCK],
             stacked: vec![0.0; group * ATTENTION_BLOCK * d_k],
         }
     }
@@ -261,16 +281,17 @@ pub(super) fn causal_attention(
             s,
             Strides::rows(width),
         );
-        for (r, row) in s.chunks_exact_mut(width).enumerate() {
+        let sums = &mut scratch.sums[..stacked_rows];
+        for ((r, row), sum) in s.chunks_exact_mut(width).enumerate().zip(sums.iter_mut()) {
             let visible = start + r % rows + 1;
             let first = window.map_or(0, |w| visible.saturating_sub(w));
             let (before, row) = row.split_at_mut(first);
             before.iter_mut().for_each(|x| *x = 0.0);
             let (seen, masked) = row.split_at_mut(visible - first);
-            softmax_scaled(seen, scale);
+            *sum = softmax_numerators(seen, scale);
             masked.iter_mut().for_each(|x| *x = 0.0);
         }
-        // O_block = P · V[0..end], then each head's rows to its columns
+        // O_block = E · V[0..end] / row sums (E: the numerators), each head's rows to its columns
         gemm(
             (stacked_rows, width, d_k),
             s,
@@ -281,58 +302,63 @@ pub(super) fn causal_attention(
             stacked,
             Strides::rows(d_k),
         );
-        for (j, src) in stacked.chunks_exact(rows * d_k).enumerate() {
-            for (r, row) in src.chunks_exact(d_k).enumerate() {
-                let at = (start + r) * out_rs + j * d_k;
-                out[at..at + d_k].copy_from_slice(row);
-            }
+        for (i, (row, sum)) in stacked.chunks_exact(d_k).zip(sums.iter()).enumerate() {
+            let (j, r) = (i / rows, i % rows);
+            let at = (start + r) * out_rs + j * d_k;
+            let inv = 1.0 / sum;
+            out[at..at + d_k]
+                .iter_mut()
+                .zip(row)
+                .for_each(|(o, &v)| *o = v * inv);
         }
         start = end;
     }
 }
 
-/// `softmax(x · scale)` of one row of scores, in place (`scale` > 0).
+/// The numerators of `softmax(x · scale)` of one row of scores, `e^(x·scale − max)`, in
+/// place (`scale` > 0), and their sum. The caller divides by it after the product with V:
+/// one division per output value instead of a pass over every score.
 ///
-/// The loop is plain arithmetic that LLVM vectorises (SSE2 or simd128 everywhere, and a
-/// second copy built for AVX2 that x86-64 CPUs which have it run): the scalar loop it
-/// replaced called libm's `expf` and kept one serial sum, and took a tenth of the forward pass.
+/// The loop is plain arithmetic that LLVM vectorises (SSE2 or simd128 everywhere), and x86-64
+/// CPUs with FMA run one of two copies built for AVX2 or AVX-512 with fused multiply-adds (the
+/// exponential's polynomial is most of the work): the scalar loop this replaced called libm's
+/// `expf` and kept one serial sum, and took a tenth of the forward pass. The copies round
+/// differently from the portable loop (within 2 ulp of e^x either way) and alike to each other.
 #[allow(unsafe_code)]
-pub(super) fn softmax_scaled(x: &mut [f32], scale: f32) {
+pub(super) fn softmax_numerators(x: &mut [f32], scale: f32) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    {
+    if std::arch::is_x86_feature_detected!("fma") {
         if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F, checked on the line above.
-            return unsafe { softmax_scaled_avx512(x, scale) };
+            // SAFETY: the CPU has AVX-512F and FMA, checked above.
+            return unsafe { softmax_numerators_avx512(x, scale) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked on the line above.
-            return unsafe { softmax_scaled_avx2(x, scale) };
+            // SAFETY: the CPU has AVX2 and FMA, checked above.
+            return unsafe { softmax_numerators_avx2(x, scale) };
         }
     }
-    softmax_body(x, scale);
+    softmax_body::<false>(x, scale)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn softmax_scaled_avx2(x: &mut [f32], scale: f32) {
-    softmax_body(x, scale);
+#[target_feature(enable = "avx2,fma")]
+fn softmax_numerators_avx2(x: &mut [f32], scale: f32) -> f32 {
+    softmax_body::<true>(x, scale)
 }
 
-/// The same loop sixteen lanes wide (the same operations in the same order per element, so
-/// the same values as the other copies, to the bit).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn softmax_scaled_avx512(x: &mut [f32], scale: f32) {
-    softmax_body(x, scale);
+#[target_feature(enable = "avx512f,fma")]
+fn softmax_numerators_avx512(x: &mut [f32], scale: f32) -> f32 {
+    softmax_body::<true>(x, scale)
 }
 
 #[inline(always)]
-fn softmax_body(x: &mut [f32], scale: f32) {
+fn softmax_body<const FUSED: bool>(x: &mut [f32], scale: f32) -> f32 {
     // max(x)·scale = max(x·scale): multiplying by a positive number keeps the order, rounding
     // included, so every shifted score below is ≤ 0.
-    // Sixteen partial maxima: `f32::max` is not associative for LLVM (NaN), so one running
-    // maximum stays a serial chain of dependent compares (it took most of the softmax's time);
-    // the maximum is exact, so the order in which it is taken changes nothing.
+    // Sixteen partial maxima, laid out like the sums below (`f32::max` is not associative for
+    // LLVM, because of NaN, so it keeps one running maximum in order); the maximum is exact,
+    // so the order in which it is taken changes nothing.
     let mut peaks = [f32::NEG_INFINITY; 16];
     let mut chunks = x.chunks_exact(16);
     for chunk in &mut chunks {
@@ -352,17 +378,16 @@ fn softmax_body(x: &mut [f32], scale: f32) {
     let mut chunks = x.chunks_exact_mut(16);
     for chunk in &mut chunks {
         for (v, s) in chunk.iter_mut().zip(&mut lanes) {
-            *v = exp_nonpositive(*v * scale - max);
+            *v = exp_nonpositive::<FUSED>(madd::<FUSED>(*v, scale, -max));
             *s += *v;
         }
     }
     let mut sum = 0.0;
     for v in chunks.into_remainder() {
-        *v = exp_nonpositive(*v * scale - max);
+        *v = exp_nonpositive::<FUSED>(madd::<FUSED>(*v, scale, -max));
         sum += *v;
     }
-    let inv = 1.0 / (lanes.iter().sum::<f32>() + sum);
-    x.iter_mut().for_each(|v| *v *= inv);
+    lanes.iter().sum::<f32>() + sum
 }
 
 /// `e^x` for x ≤ 0 (a softmax's shifted scores), within 1 ulp where the result is a normal
@@ -374,23 +399,40 @@ fn softmax_body(x: &mut [f32], scale: f32) {
 /// Cephes' `expf` — x = n·ln 2 + f with |f| ≤ ln2/2, e^f by its degree-7 polynomial, 2^n put
 /// straight into the exponent bits — in operations that all have SIMD forms.
 #[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
+fn exp_nonpositive<const FUSED: bool>(x: f32) -> f32 {
     // Adding 1.5·2²³ rounds to an integer, which then sits in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
     // ln 2 split in two (Cody–Waite), so that n·LN2_HI is exact.
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = if x < -87.0 { -87.0 } else { x };
-    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let t = madd::<FUSED>(x, std::f32::consts::LOG2_E, ROUND);
     let n = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32; // round(x·log₂e), in [−126, 0]
     let r = t - ROUND; // the same integer, as a float
-    let f = x - r * LN2_HI - r * LN2_LO;
-    let p = ((((1.987_569_2e-4 * f + 1.398_199_9e-3) * f + 8.333_452e-3) * f + 4.166_579_6e-2) * f
-        + 1.666_666_5e-1)
-        * f
-        + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
-    let e = p * f * f + f + 1.0;
+    let f = madd::<FUSED>(r, -LN2_LO, madd::<FUSED>(r, -LN2_HI, x)); // x − r·LN2_HI − r·LN2_LO
+    let p = [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5,
+    ] // Cephes; its
+    .iter() // last coefficient, 5.0000001201e-1, is 0.5 in f32
+    .fold(1.987_569_2e-4, |p, &c| madd::<FUSED>(p, f, c));
+    let e = madd::<FUSED>(p * f, f, f) + 1.0;
     e * f32::from_bits((n.wrapping_add(127) as u32) << 23)
+}
+
+/// `a·b + c`: one rounding (`mul_add`) in the copies built for CPUs with FMA (`FUSED`), two
+/// elsewhere — `mul_add` without the instruction is a slow library call (wasm32, baseline
+/// x86-64).
+#[inline(always)]
+fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FUSED {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
 }
 
 /// `relu(x)²` in place (the reference MLP).
@@ -567,25 +609,28 @@ mod tests {
                 let x: Vec<f32> = (0..len)
                     .map(|i| spread * ((i as f32 * 0.77).sin() - 0.3))
                     .collect();
-                // The portable body, the dispatching entry, and each copy this CPU can run:
-                // all give the same values to the bit.
-                let mut portable = x.clone();
-                softmax_body(&mut portable, 0.125);
-                let mut runs: Vec<fn(&mut [f32], f32)> = vec![softmax_body, softmax_scaled];
+                // The portable body, the dispatching entry, and each copy this CPU can run;
+                // the fused copies give the same values as each other, to the bit.
+                let mut runs: Vec<fn(&mut [f32], f32) -> f32> =
+                    vec![softmax_body::<false>, softmax_numerators];
+                let mut fused: Vec<(Vec<f32>, f32)> = Vec::new();
                 #[cfg(target_arch = "x86_64")]
-                {
+                if std::arch::is_x86_feature_detected!("fma") {
                     // SAFETY (both): each copy runs only where the CPU has its features.
                     if std::arch::is_x86_feature_detected!("avx2") {
-                        runs.push(|x, s| unsafe { softmax_scaled_avx2(x, s) });
+                        runs.push(|x, s| unsafe { softmax_numerators_avx2(x, s) });
                     }
                     if std::arch::is_x86_feature_detected!("avx512f") {
-                        runs.push(|x, s| unsafe { softmax_scaled_avx512(x, s) });
+                        runs.push(|x, s| unsafe { softmax_numerators_avx512(x, s) });
                     }
                 }
-                for run in runs {
+                for (i, run) in runs.into_iter().enumerate() {
                     let mut got = x.clone();
-                    run(&mut got, 0.125);
-                    assert_eq!(got, portable, "len {len} spread {spread}");
+                    let sum = run(&mut got, 0.125);
+                    if i >= 2 {
+                        fused.push((got.clone(), sum));
+                    }
+                    got.iter_mut().for_each(|g| *g /= sum);
                     // The shifted scores as the kernel forms them in f32 (that rounding is the
                     // forward pass's, as before); from there on, exact in f64.
                     let m = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * 0.125;
@@ -600,6 +645,10 @@ mod tests {
                     }
                     assert!((got.iter().map(|&g| f64::from(g)).sum::<f64>() - 1.0).abs() < 1e-6);
                 }
+                assert!(
+                    fused.windows(2).all(|w| w[0] == w[1]),
+                    "len {len} spread {spread}"
+                );
             }
         }
     }
@@ -610,11 +659,20 @@ mod tests {
         for i in 0..=200_000 {
             let x = -87.0 * i as f32 / 200_000.0;
             let want = f64::from(x).exp();
-            worst = worst.max((f64::from(exp_nonpositive(x)) - want).abs() / want);
+            for got in [exp_nonpositive::<false>(x), exp_nonpositive::<true>(x)] {
+                worst = worst.max((f64::from(got) - want).abs() / want);
+            }
         }
         // 2 ulp of an f32 is at most 2·2⁻²³ ≈ 2.4e-7 relative.
         assert!(worst < 2.4e-7, "worst relative error {worst:e}");
-        assert!(exp_nonpositive(f32::NAN).is_nan());
-        assert_eq!(exp_nonpositive(0.0), 1.0);
+        for fused in [false, true] {
+            let exp = if fused {
+                exp_nonpositive::<true>
+            } else {
+                exp_nonpositive::<false>
+            };
+            assert!(exp(f32::NAN).is_nan());
+            assert_eq!(exp(0.0), 1.0);
+        }
     }
 }
