@@ -269,7 +269,7 @@ pub fn head_spectrum(
     centre: bool,
 ) -> Result<HeadSpectrum, SpectrumError> {
     // Xᵀ, not X: the same singular values and the same Gram product, from a sequential
-    // conversion (the strided one into X took a tenth of the activation spectra's time).
+    // conversion (see `transpose_from_row_major_f32`).
     let x_t = transpose_from_row_major_f32(data, rows, d_k)?;
     let x_t = if centre { centred_rows(x_t) } else { x_t };
     let singular_values = singular_values(&x_t)?;

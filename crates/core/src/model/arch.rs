@@ -386,11 +386,16 @@ impl Architecture {
         }
     }
 
+    /// Query heads per kv-head (GQA; 1 without it): heads `kv·group .. (kv+1)·group` read
+    /// kv-head `kv`.
+    pub fn kv_group(&self) -> usize {
+        (self.n_heads / self.n_kv_heads.max(1)).max(1)
+    }
+
     /// The kv-head that query head `head` reads (GQA `repeat_interleave`):
     /// `head / (n_heads / n_kv_heads)`.
     pub fn kv_head_of(&self, head: usize) -> usize {
-        let group = (self.n_heads / self.n_kv_heads.max(1)).max(1);
-        head / group
+        head / self.kv_group()
     }
 
     /// One line, e.g. `reference · 4 layers · d_model 64 · 4 heads / 2 kv · d_k 16 · QK-norm · vocab 256

@@ -158,7 +158,7 @@ impl Workspace {
             attn: vec![0.0; t * q_width],
             ff_a: vec![0.0; t * arch.d_ff],
             ff_b: vec![0.0; t * arch.d_ff],
-            attention: AttentionScratch::new(arch.n_heads / arch.n_kv_heads.max(1), t, arch.d_k),
+            attention: AttentionScratch::new(arch.kv_group(), t, arch.d_k),
             rope: RopeTable::of(arch, t),
             logits: if logits {
                 vec![0.0; t * arch.vocab]
@@ -476,8 +476,7 @@ impl Pass<'_> {
         }
 
         let scale = 1.0 / (d_k as f32).sqrt();
-        // Query heads h·group .. (h+1)·group share kv-head h (`Architecture::kv_head_of`).
-        let group = arch.n_heads / arch.n_kv_heads.max(1);
+        let group = arch.kv_group();
         for kv in 0..arch.n_kv_heads {
             let heads = kv * group..(kv + 1) * group;
             causal_attention(

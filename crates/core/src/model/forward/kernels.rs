@@ -409,16 +409,18 @@ fn exp_nonpositive<const FUSED: bool>(x: f32) -> f32 {
     let t = madd::<FUSED>(x, std::f32::consts::LOG2_E, ROUND);
     let n = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32; // round(x·log₂e), in [−126, 0]
     let r = t - ROUND; // the same integer, as a float
-    let f = madd::<FUSED>(r, -LN2_LO, madd::<FUSED>(r, -LN2_HI, x)); // x − r·LN2_HI − r·LN2_LO
-    let p = [
+                       // Cephes' polynomial for (e^f − 1 − f)/f², highest degree first; its last coefficient,
+                       // 5.0000001201e-1, is 0.5 in f32.
+    const P: [f32; 6] = [
+        1.987_569_2e-4,
         1.398_199_9e-3,
         8.333_452e-3,
         4.166_579_6e-2,
         1.666_666_5e-1,
         0.5,
-    ] // Cephes; its
-    .iter() // last coefficient, 5.0000001201e-1, is 0.5 in f32
-    .fold(1.987_569_2e-4, |p, &c| madd::<FUSED>(p, f, c));
+    ];
+    let f = madd::<FUSED>(r, -LN2_LO, madd::<FUSED>(r, -LN2_HI, x)); // x − r·LN2_HI − r·LN2_LO
+    let p = P[1..].iter().fold(P[0], |p, &c| madd::<FUSED>(p, f, c));
     let e = madd::<FUSED>(p * f, f, f) + 1.0;
     e * f32::from_bits((n.wrapping_add(127) as u32) << 23)
 }
@@ -558,37 +560,33 @@ mod tests {
             .collect();
         let k: Vec<f32> = (0..t * d).map(|i| (i as f32 * 0.71).cos()).collect();
         let v: Vec<f32> = (0..t * d).map(|i| (i as f32 * 0.19).sin()).collect();
-        for window in [None, Some(5)] {
-            let width = group * d;
-            let mut together = vec![0.0; t * width];
-            let mut scratch = AttentionScratch::new(group, t, d);
+        let width = group * d;
+        // `heads` query heads from `q`, written from column 0 of `out` (row stride `width`).
+        let attend = |q: &[f32], heads: usize, window, out: &mut [f32]| {
+            let mut scratch = AttentionScratch::new(heads, t, d);
             causal_attention(
-                &q,
-                group,
+                q,
+                heads,
                 &k,
                 &v,
                 (t, d),
                 0.3,
                 window,
                 &mut scratch,
-                &mut together,
+                out,
                 width,
             );
+        };
+        for window in [None, Some(5)] {
+            let mut together = vec![0.0; t * width];
+            attend(&q, group, window, &mut together);
             let mut apart = vec![0.0; t * width];
-            let mut scratch = AttentionScratch::new(1, t, d);
             for j in 0..group {
-                let q_j = &q[j * t * d..(j + 1) * t * d];
-                causal_attention(
-                    q_j,
+                attend(
+                    &q[j * t * d..(j + 1) * t * d],
                     1,
-                    &k,
-                    &v,
-                    (t, d),
-                    0.3,
                     window,
-                    &mut scratch,
                     &mut apart[j * d..],
-                    width,
                 );
             }
             let worst = together
@@ -611,23 +609,25 @@ mod tests {
                     .collect();
                 // The portable body, the dispatching entry, and each copy this CPU can run;
                 // the fused copies give the same values as each other, to the bit.
-                let mut runs: Vec<fn(&mut [f32], f32) -> f32> =
-                    vec![softmax_body::<false>, softmax_numerators];
-                let mut fused: Vec<(Vec<f32>, f32)> = Vec::new();
+                type Run = fn(&mut [f32], f32) -> f32;
+                // (run, whether it is a fused copy)
+                let mut runs: Vec<(Run, bool)> =
+                    vec![(softmax_body::<false>, false), (softmax_numerators, false)];
                 #[cfg(target_arch = "x86_64")]
                 if std::arch::is_x86_feature_detected!("fma") {
                     // SAFETY (both): each copy runs only where the CPU has its features.
                     if std::arch::is_x86_feature_detected!("avx2") {
-                        runs.push(|x, s| unsafe { softmax_numerators_avx2(x, s) });
+                        runs.push((|x, s| unsafe { softmax_numerators_avx2(x, s) }, true));
                     }
                     if std::arch::is_x86_feature_detected!("avx512f") {
-                        runs.push(|x, s| unsafe { softmax_numerators_avx512(x, s) });
+                        runs.push((|x, s| unsafe { softmax_numerators_avx512(x, s) }, true));
                     }
                 }
-                for (i, run) in runs.into_iter().enumerate() {
+                let mut fused: Vec<(Vec<f32>, f32)> = Vec::new();
+                for (run, is_fused) in runs {
                     let mut got = x.clone();
                     let sum = run(&mut got, 0.125);
-                    if i >= 2 {
+                    if is_fused {
                         fused.push((got.clone(), sum));
                     }
                     got.iter_mut().for_each(|g| *g /= sum);
@@ -665,12 +665,10 @@ mod tests {
         }
         // 2 ulp of an f32 is at most 2·2⁻²³ ≈ 2.4e-7 relative.
         assert!(worst < 2.4e-7, "worst relative error {worst:e}");
-        for fused in [false, true] {
-            let exp = if fused {
-                exp_nonpositive::<true>
-            } else {
-                exp_nonpositive::<false>
-            };
+        for exp in [
+            exp_nonpositive::<false> as fn(f32) -> f32,
+            exp_nonpositive::<true>,
+        ] {
             assert!(exp(f32::NAN).is_nan());
             assert_eq!(exp(0.0), 1.0);
         }
