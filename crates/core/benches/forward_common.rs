@@ -26,10 +26,10 @@ use synthetic_checkpoint::{
 /// Eval tokens: one sequence of this length, unless the caller asks for another.
 pub const TOKENS: usize = 1024;
 
-/// FLOPs of the activation-spectra forward pass over `t` tokens: every block, not the output
-/// head, which a pass for K and Q does not run (see [`ReferenceShape::block_flops`]).
+/// FLOPs of the activation-spectra forward pass over `t` tokens: the blocks up to the last
+/// one's Q and K, no output head (see [`ReferenceShape::probe_pass_flops`]).
 pub fn forward_flops(t: usize) -> f64 {
-    FULL_SIZE.block_flops(t)
+    FULL_SIZE.probe_pass_flops(t)
 }
 
 /// One engine's run of the benchmark, in ms of the caller's clock.
@@ -264,7 +264,7 @@ pub fn report(bench: &ForwardBench, engine: &str) -> String {
     format!(
         "synthetic reference checkpoint: {LAYERS} layers, d_model {D_MODEL}, {HEADS}/{KV_HEADS} heads (d_k {D_K}), d_ff {D_FF}, vocab {VOCAB}, {params} params (BF16, {:.0} MB)\n\
          load (header, recognition, read + bf16→f32 per layer): {load_ms:.0} ms\n\
-         eval forward, 1×{tokens} tokens, with KeyCollector (no output head): {forward_ms:.0} ms = {:.1} GFLOP ({fwd_gflops:.1} GFLOP/s)\n\
+         eval forward, 1×{tokens} tokens, with KeyCollector (no output head; the last block up to Q and K): {forward_ms:.0} ms = {:.1} GFLOP ({fwd_gflops:.1} GFLOP/s)\n\
          activation spectra: {n_spectra} matrices of {tokens}×{D_K} (K in 4 variants, Q plain + centred), f64: {spectra_ms:.0} ms (mean K PR {mean_pr:.3})\n\
          total per checkpoint (load + forward + spectra): {:.0} ms\n\
          best single-thread f32 sgemm: {sgemm_gflops:.1} GFLOP/s → forward at {:.0}% of matmul speed\n\

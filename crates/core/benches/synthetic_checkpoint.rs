@@ -44,8 +44,17 @@ impl ReferenceShape {
         self.block_flops(t) + 2.0 * t as f64 * self.d_model as f64 * self.vocab as f64
     }
 
-    /// FLOPs of the blocks over `t` tokens, what a pass for K and Q runs: the
-    /// projections, the MLP and causal attention (half of QKᵀ and P·V).
+    /// FLOPs of a pass for K and Q over `t` tokens: every block but the last, of which it
+    /// runs only the Q and K projections (nothing reads the rest; `Pass::block`).
+    pub fn probe_pass_flops(&self, t: usize) -> f64 {
+        let blocks = self.block_flops(t);
+        let q_and_k_rows = ((self.heads + self.kv_heads) * self.d_k) as f64;
+        let q_and_k = 2.0 * t as f64 * self.d_model as f64 * q_and_k_rows;
+        blocks - blocks / self.layers as f64 + q_and_k
+    }
+
+    /// FLOPs of the blocks over `t` tokens: the projections, the MLP and causal attention
+    /// (half of QKᵀ and P·V).
     pub fn block_flops(&self, t: usize) -> f64 {
         let (t, d, dk, ff) = (
             t as f64,

@@ -443,6 +443,45 @@ fn probe_sees_transformed_keys_stacked_in_batch_order() {
     );
 }
 
+/// A pass without logits stops its last block once Q and K are probed; a full pass (with the
+/// output head) probes the very same values in every layer, the last included.
+#[test]
+fn a_pass_without_logits_probes_what_a_full_pass_probes() {
+    let model = load(
+        &format!("{FIXTURES}/runs/A1/ckpt_tokens_327680.safetensors"),
+        None,
+    );
+    let eval = tokens("eval_tokens.safetensors");
+    let ids = eval.row(1);
+    let arch = model.arch();
+    let mut full = KeyCollector::new(arch);
+    model.forward(ids, &mut full, None).expect("full pass");
+    let probed = model
+        .collect_keys(
+            &TokenBatch {
+                batch: 1,
+                seq_len: ids.len(),
+                ids: ids.to_vec(),
+            },
+            None,
+        )
+        .expect("pass without logits");
+    for l in 0..arch.n_layers {
+        for h in 0..arch.n_kv_heads {
+            assert_eq!(probed.keys(l, h), full.keys(l, h), "L{l} K{h}");
+            assert_eq!(probed.raw_keys(l, h), full.raw_keys(l, h), "L{l} raw K{h}");
+            assert_eq!(
+                probed.post_rope_keys(l, h),
+                full.post_rope_keys(l, h),
+                "L{l} rotated K{h}"
+            );
+        }
+        for h in 0..arch.n_heads {
+            assert_eq!(probed.queries(l, h), full.queries(l, h), "L{l} Q{h}");
+        }
+    }
+}
+
 #[test]
 fn bad_inputs_are_clear_errors() {
     let model = load(

@@ -372,7 +372,11 @@ impl<'g> GpuModel<'g> {
                 .as_ref()
                 .and_then(|(what, _)| what.get(l).copied())
                 .unwrap_or_default();
-            let kept = self.k.block(l, layer, &mut ws.x, &mut ws.s, what, edit);
+            // A pass that keeps matrices ends with them: nothing reads its last block's output.
+            let probe_only = keep.is_some() && l + 1 == depth;
+            let kept = self
+                .k
+                .block(l, layer, &mut ws.x, &mut ws.s, what, edit, probe_only);
             if let Some((_, into)) = keep.as_mut() {
                 into.push(kept);
             }
@@ -526,7 +530,9 @@ impl<'g> Kernels<'g> {
     /// a block's arithmetic, for the whole-model pass and the streamed one. Returns the
     /// token-major `[t, heads·d_k]` matrices `what` asks to keep, each in a buffer of its own;
     /// `edit` (from [`GpuModel::upload_edit`]), when given, edits K after the key norm, before
-    /// RoPE, as the CPU pass's `KeyTransform`.
+    /// RoPE, as the CPU pass's `KeyTransform`. With `probe_only` (the last block of a pass that
+    /// only keeps Q and K), it stops once they are kept and leaves `x` as it was.
+    #[allow(clippy::too_many_arguments)] // each is one of the block's inputs; a struct would only rename them
     pub fn block(
         &self,
         l: usize,
@@ -535,6 +541,7 @@ impl<'g> Kernels<'g> {
         s: &mut Scratch,
         what: Keep,
         edit: Option<&GpuTensor>,
+        probe_only: bool,
     ) -> KeptLayer {
         let (gpu, arch) = (self.gpu, &self.arch);
         let (t, d, d_k) = (x.rows, arch.d_model, arch.d_k);
@@ -569,6 +576,9 @@ impl<'g> Kernels<'g> {
         let k = self.rotate(&rope, k, kept.k_rope.as_ref().unwrap_or(&s.k_rope), n_kv);
         // Without RoPE, the rotated K is K itself.
         keep_copy(gpu, k, kept.k_rope.as_ref());
+        if probe_only {
+            return kept;
+        }
         gpu.linear(h, &layer.w_v, &mut s.v, false);
         self.attention(q, k, &s.v, &s.scores, &s.attn, t);
         gpu.linear(&s.attn, &layer.w_o, x, true);

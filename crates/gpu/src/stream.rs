@@ -213,7 +213,7 @@ async fn pass<S: AsyncByteSource>(
             Collect::Grams(keep, probe) => {
                 let mut grams = LayerGrams::new(gpu, arch, *keep, eval.seq_len);
                 for x in &mut eval_x {
-                    let kept = k.block(l, &layer, x, &mut eval_s, *keep, None);
+                    let kept = k.block(l, &layer, x, &mut eval_s, *keep, None, l + 1 == depth);
                     grams.add(gpu, &kept);
                 }
                 read_layer_grams(gpu, l, std::slice::from_ref(&grams), probe)
@@ -222,7 +222,7 @@ async fn pass<S: AsyncByteSource>(
             }
             Collect::Blocks(keep, probe) => {
                 for x in &mut eval_x {
-                    let kept = k.block(l, &layer, x, &mut eval_s, keep[l], None);
+                    let kept = k.block(l, &layer, x, &mut eval_s, keep[l], None, l + 1 == depth);
                     if !keep[l].any() {
                         continue;
                     }
@@ -235,7 +235,7 @@ async fn pass<S: AsyncByteSource>(
         }
         if let Some(s) = held_s.as_mut() {
             for x in &mut held_x {
-                k.block(l, &layer, x, s, Keep::default(), None);
+                k.block(l, &layer, x, s, Keep::default(), None, false);
             }
         }
         drop(layer);

@@ -73,7 +73,7 @@ fn main() {
     let params = shape::SyntheticCheckpoint::new().params();
     println!(
         "rankscope bench: full-size reference checkpoint ({} layers, d_model {}, {}/{} heads, d_ff {}, vocab {}, {:.1}M params, BF16), \
-         one sequence of {tokens} tokens, {:.1} GFLOP per forward pass (no output head); wall clock, best of 2",
+         one sequence of {tokens} tokens, {:.1} GFLOP per forward pass (no output head; the last block up to Q and K); wall clock, best of 2",
         shape::LAYERS,
         shape::D_MODEL,
         shape::HEADS,
