@@ -20,7 +20,7 @@ use crate::source::block_on;
 // The result types and the head-spectrum functions live apart from this module (results.rs,
 // gram_spectra.rs), so that no two analysis modules import each other; re-exported here, where
 // callers have always found them.
-pub use super::gram_spectra::{head_spectrum, head_spectrum_from_gram};
+pub use super::gram_spectra::{head_spectra, head_spectrum, head_spectrum_from_gram};
 pub use super::results::{
     ActivationError, ActivationLayer, ActivationSpectra, KeyVariant, Progress, Stage, VariantHeads,
 };
@@ -418,52 +418,70 @@ pub fn activation_spectra_from_collector(
         variants
     };
     let (d_k, rows) = (arch.d_k, batch * seq_len);
+    // Which of the post-norm K's spectra (plain, centred) and of Q's are asked, in that order.
+    let keys_centres: Vec<bool> = variants
+        .iter()
+        .filter_map(|v| match v {
+            KeyVariant::PostNorm => Some(false),
+            KeyVariant::Centered => Some(true),
+            KeyVariant::PostRope | KeyVariant::Raw => None,
+        })
+        .collect();
+    let query_centres: &[bool] = if variants.contains(&KeyVariant::Centered) {
+        &[false, true]
+    } else {
+        &[false]
+    };
     let mut layers = Vec::with_capacity(arch.n_layers);
     for l in 0..arch.n_layers {
         if cancelled() {
             return Err(ActivationError::Cancelled);
         }
-        let mut k = Vec::with_capacity(variants.len());
-        for &variant in variants {
-            let heads = (0..arch.n_kv_heads)
-                .map(|h| {
-                    let data = match variant {
-                        KeyVariant::PostNorm | KeyVariant::Centered => collector.keys(l, h),
-                        KeyVariant::PostRope => collector.post_rope_keys(l, h),
-                        KeyVariant::Raw => collector.raw_keys(l, h),
-                    };
-                    head_spectrum(data, rows, d_k, variant == KeyVariant::Centered).map_err(
-                        |source| ActivationError::Spectrum {
-                            matrix: "K",
-                            layer: l,
-                            head: h,
-                            source,
-                        },
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            k.push(VariantHeads { variant, heads });
+        let failed = |matrix: &'static str, head: usize| {
+            move |source| ActivationError::Spectrum {
+                matrix,
+                layer: l,
+                head,
+                source,
+            }
+        };
+        let mut k: Vec<VariantHeads> = variants
+            .iter()
+            .map(|&variant| VariantHeads {
+                variant,
+                heads: Vec::with_capacity(arch.n_kv_heads),
+            })
+            .collect();
+        for h in 0..arch.n_kv_heads {
+            // K plain and K centred are one block: one conversion and one Gram for both.
+            let mut keys = head_spectra(collector.keys(l, h), rows, d_k, &keys_centres)
+                .map_err(failed("K", h))?
+                .into_iter();
+            for slot in &mut k {
+                let spectrum = match slot.variant {
+                    KeyVariant::PostNorm | KeyVariant::Centered => {
+                        keys.next().expect("one spectrum per centring asked")
+                    }
+                    KeyVariant::PostRope => {
+                        head_spectrum(collector.post_rope_keys(l, h), rows, d_k, false)
+                            .map_err(failed("K", h))?
+                    }
+                    KeyVariant::Raw => head_spectrum(collector.raw_keys(l, h), rows, d_k, false)
+                        .map_err(failed("K", h))?,
+                };
+                slot.heads.push(spectrum);
+            }
         }
-        let q = |centre: bool| {
-            (0..arch.n_heads)
-                .map(|h| {
-                    head_spectrum(collector.queries(l, h), rows, d_k, centre).map_err(|source| {
-                        ActivationError::Spectrum {
-                            matrix: "Q",
-                            layer: l,
-                            head: h,
-                            source,
-                        }
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
-        };
-        let q_heads = q(false)?;
-        let q_centered = if variants.contains(&KeyVariant::Centered) {
-            Some(q(true)?)
-        } else {
-            None
-        };
+        let mut q_heads = Vec::with_capacity(arch.n_heads);
+        let mut q_centred = Vec::with_capacity(arch.n_heads);
+        for h in 0..arch.n_heads {
+            let mut spectra = head_spectra(collector.queries(l, h), rows, d_k, query_centres)
+                .map_err(failed("Q", h))?
+                .into_iter();
+            q_heads.push(spectra.next().expect("the plain Q"));
+            q_centred.extend(spectra);
+        }
+        let q_centered = query_centres.contains(&true).then_some(q_centred);
         layers.push(ActivationLayer {
             layer: l,
             k,

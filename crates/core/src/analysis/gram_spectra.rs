@@ -14,8 +14,8 @@ use super::results::{
     ActivationError, ActivationLayer, ActivationSpectra, KeyVariant, Progress, Stage, VariantHeads,
 };
 use super::spectrum::{
-    singular_values, singular_values_from_gram, transpose_from_row_major_f32, weight_metrics,
-    SpectrumError,
+    choose_route, gram_matrix, singular_values, singular_values_from_gram, singular_values_with,
+    transpose_from_row_major_f32, weight_metrics, SpectrumError, SvdRoute,
 };
 use super::weights::HeadSpectrum;
 use crate::model::arch::Architecture;
@@ -271,8 +271,71 @@ pub fn head_spectrum(
     // Xᵀ, not X: the same singular values and the same Gram product, from a sequential
     // conversion (see `transpose_from_row_major_f32`).
     let x_t = transpose_from_row_major_f32(data, rows, d_k)?;
-    let x_t = if centre { centred_rows(x_t) } else { x_t };
-    let singular_values = singular_values(&x_t)?;
+    let x_t = if centre {
+        let sums = column_sums(&x_t);
+        centred_rows(x_t, &sums)
+    } else {
+        x_t
+    };
+    spectrum_of(&x_t)
+}
+
+/// [`head_spectrum`] of one block once per entry of `centres` (plain or centred, in the order
+/// given), from one f64 conversion and, on the Gram route, one Gram product: K and Q are each
+/// taken plain and centred (METRICS.md), and the conversion and the product were two thirds of
+/// a spectrum's time. The plain spectrum is the one [`head_spectrum`] gives, bit for bit; the
+/// centred one comes from `G − s sᵀ/n` where [`head_spectrum_from_gram`]'s trust test (which
+/// counts the cancellation) allows, and from the centred block as [`head_spectrum`] takes it
+/// otherwise.
+pub fn head_spectra(
+    data: &[f32],
+    rows: usize,
+    d_k: usize,
+    centres: &[bool],
+) -> Result<Vec<HeadSpectrum>, SpectrumError> {
+    if centres.len() < 2 {
+        return centres
+            .iter()
+            .map(|&centre| head_spectrum(data, rows, d_k, centre))
+            .collect();
+    }
+    let x_t = transpose_from_row_major_f32(data, rows, d_k)?;
+    // The d_k × d_k Gram: a block with fewer rows than that takes the Gram of its rows, if any.
+    let by_gram = rows >= d_k && choose_route(rows, d_k) == SvdRoute::Gram;
+    let gram = by_gram.then(|| gram_matrix(&x_t));
+    let sums = column_sums(&x_t);
+    centres
+        .iter()
+        .map(|&centre| {
+            // The Gram is symmetric: its column-major buffer is its row-major one.
+            let from_gram = match &gram {
+                Some(g) => head_spectrum_from_gram(g.as_slice(), &sums, rows, d_k, centre)?,
+                None => None,
+            };
+            match from_gram {
+                Some(spectrum) => Ok(spectrum),
+                None if centre => spectrum_of(&centred_rows(x_t.clone(), &sums)),
+                // Not trusted plain: `singular_values` would take the direct SVD too.
+                None if by_gram => spectrum_of_direct(&x_t),
+                None => spectrum_of(&x_t),
+            }
+        })
+        .collect()
+}
+
+/// The singular values (by [`singular_values`]' route) and metrics of `x_t`.
+fn spectrum_of(x_t: &DMatrix<f64>) -> Result<HeadSpectrum, SpectrumError> {
+    let singular_values = singular_values(x_t)?;
+    let metrics = weight_metrics(&singular_values)?;
+    Ok(HeadSpectrum {
+        singular_values,
+        metrics,
+    })
+}
+
+/// [`spectrum_of`] by the direct SVD, for a block whose Gram was not trusted.
+fn spectrum_of_direct(x_t: &DMatrix<f64>) -> Result<HeadSpectrum, SpectrumError> {
+    let singular_values = singular_values_with(x_t, SvdRoute::Direct)?;
     let metrics = weight_metrics(&singular_values)?;
     Ok(HeadSpectrum {
         singular_values,
@@ -323,19 +386,23 @@ pub fn head_spectrum_from_gram(
     }))
 }
 
-/// Xᵀ with X's columns centred (each row of Xᵀ less its mean), means in f64 summed in X's
-/// row order, as a column-wise centring of X sums them.
-fn centred_rows(mut x_t: DMatrix<f64>) -> DMatrix<f64> {
-    let (d, n) = x_t.shape();
-    // On the column-major slice (one column of Xᵀ = one row of X, contiguous): nalgebra's
-    // column views iterate through strides and do not vectorise.
-    let values = x_t.as_mut_slice();
+/// X's column sums (the row sums of `x_t`), in f64, summed in X's row order as a column-wise
+/// centring of X sums them. On the column-major slice (one column of Xᵀ = one row of X,
+/// contiguous): nalgebra's column views iterate through strides and do not vectorise.
+fn column_sums(x_t: &DMatrix<f64>) -> Vec<f64> {
+    let d = x_t.nrows();
     let mut sums = vec![0.0f64; d];
-    for row in values.chunks_exact(d) {
+    for row in x_t.as_slice().chunks_exact(d) {
         sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
     }
+    sums
+}
+
+/// Xᵀ with X's columns centred (each row of Xᵀ less its mean), given X's `column_sums`.
+fn centred_rows(mut x_t: DMatrix<f64>, sums: &[f64]) -> DMatrix<f64> {
+    let (d, n) = x_t.shape();
     let means: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
-    for row in values.chunks_exact_mut(d) {
+    for row in x_t.as_mut_slice().chunks_exact_mut(d) {
         row.iter_mut().zip(&means).for_each(|(v, m)| *v -= m);
     }
     x_t
@@ -392,6 +459,69 @@ mod tests {
         {
             assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
         }
+    }
+
+    /// A `[rows, d]` block of deterministic values in [−1, 1) plus `offset` on every column
+    /// (the mean the centring removes), its first column a multiple of the second when
+    /// `collapsed` (a Gram no route trusts).
+    fn block(rows: usize, d: usize, offset: f32, collapsed: bool) -> Vec<f32> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut data: Vec<f32> = (0..rows * d)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0 + offset
+            })
+            .collect();
+        if collapsed {
+            for row in data.chunks_exact_mut(d) {
+                row[0] = 3.0 * row[1];
+            }
+        }
+        data
+    }
+
+    /// Both spectra from one Gram equal [`head_spectrum`]'s: the plain one bit for bit (the
+    /// same Gram, the same eigenvalues), the centred one to rounding; where the centred Gram
+    /// is not trusted (a large mean, a collapsed column) the block route answers, so the values
+    /// are [`head_spectrum`]'s exactly. Short blocks (the direct SVD) too.
+    #[test]
+    fn plain_and_centred_from_one_gram_equal_each_taken_alone() {
+        for (rows, d, offset, collapsed) in [
+            (1024, 64, 0.0, false),
+            (1024, 64, 0.3, false),
+            (512, 16, 40.0, false),
+            (512, 16, 0.5, true),
+            (20, 16, 0.2, false),
+            (6, 16, 0.2, false),
+        ] {
+            let data = block(rows, d, offset, collapsed);
+            let both = head_spectra(&data, rows, d, &[false, true]).expect("both");
+            let reversed = head_spectra(&data, rows, d, &[true, false]).expect("reversed");
+            assert_eq!(both[0], reversed[1]);
+            assert_eq!(both[1], reversed[0]);
+            let plain = head_spectrum(&data, rows, d, false).expect("plain");
+            assert_eq!(both[0], plain, "{rows}×{d} offset {offset}");
+            let centred = head_spectrum(&data, rows, d, true).expect("centred");
+            // G − s sᵀ/n rounds λ by about ε·trace(G) (the uncentred trace: the cancellation
+            // the trust test counts), so σ = √λ by that over 2σ; d such errors at most.
+            let trace: f64 = data.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+            for (a, b) in both[1].singular_values.iter().zip(&centred.singular_values) {
+                let tolerance = d as f64 * f64::EPSILON * trace / b;
+                assert!(
+                    (a - b).abs() <= tolerance,
+                    "{rows}×{d} offset {offset}: {a} vs {b}"
+                );
+            }
+            let pr = |s: &HeadSpectrum| s.metrics.spectrum.pr;
+            assert!((pr(&both[1]) - pr(&centred)).abs() <= 1e-10 * pr(&centred));
+        }
+        assert!(head_spectra(&[1.0, f32::NAN], 1, 2, &[false, true]).is_err());
+        assert_eq!(
+            head_spectra(&block(8, 2, 0.0, false), 8, 2, &[true]).expect("one"),
+            vec![head_spectrum(&block(8, 2, 0.0, false), 8, 2, true).expect("alone")]
+        );
     }
 
     #[test]

@@ -421,7 +421,7 @@ fn direct_singular_values(m: &DMatrix<f64>) -> Result<Vec<f64>, SpectrumError> {
 /// as the product, and nalgebra's `tr_mul` (dot products) is several times slower.
 // matrixmultiply's gemm takes raw pointers; the SAFETY comment below says why the call is sound.
 #[allow(unsafe_code)]
-fn gram_matrix(m: &DMatrix<f64>) -> DMatrix<f64> {
+pub(crate) fn gram_matrix(m: &DMatrix<f64>) -> DMatrix<f64> {
     let (rows, cols) = m.shape();
     let n = rows.min(cols);
     let mut g = DMatrix::<f64>::zeros(n, n);
