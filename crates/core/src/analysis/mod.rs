@@ -10,6 +10,7 @@ pub mod collapse;
 pub mod collapse_figure;
 pub mod compare;
 pub mod conditions;
+pub mod eigenvalues;
 pub mod esd;
 pub mod figure_runs;
 pub mod gram_spectra;
