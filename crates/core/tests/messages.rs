@@ -308,7 +308,13 @@ fn run_batches_take_choices_that_fit_and_captions_name_them() {
         spec.caption,
         format!("K PR on the eval batch. Eval batch eval_tokens.safetensors (sha256 {short}, 4×128), held-out batch heldout_tokens.safetensors (sha256 {}, 8×128).", &chosen[0].heldout.as_ref().unwrap().digest[..12])
     );
-    assert_eq!(spec.sources.len(), 1);
+    // The batch files, as files, each once: the caption already names them in words.
+    assert_eq!(
+        spec.sources,
+        ["eval_tokens.safetensors", "heldout_tokens.safetensors"]
+    );
+    name_batches(&mut spec, &chosen, &["B1".to_string()], false);
+    assert_eq!(spec.sources.len(), 2);
 }
 
 /// A source that says it is huge and counts what is read from it.

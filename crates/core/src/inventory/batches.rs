@@ -274,14 +274,18 @@ pub fn run_batches(inv: &Inventory, choices: &BTreeMap<String, BatchChoice>) -> 
     out
 }
 
-/// Appends to a figure's caption, and to its sources, which batch each of
-/// `runs` was run on (`heldout`: the held-out batch too): one sentence when
-/// every run shares them, else one clause per run.
+/// Appends to a figure's caption which batch each of `runs` was run on (`heldout`: the
+/// held-out batch too), one sentence when every run shares them, else one clause per run; and
+/// adds the batch files to its sources, each once, as files (a share link describes each
+/// source file; the caption already says which run took which).
 pub fn name_batches(spec: &mut FigureSpec, batches: &[RunBatches], runs: &[String], heldout: bool) {
     let label = |b: &Option<BatchRef>| b.as_ref().map_or("none".to_owned(), BatchRef::label);
-    let per_run: Vec<(&str, String)> = runs
+    let chosen: Vec<&RunBatches> = runs
         .iter()
         .filter_map(|r| batches.iter().find(|b| &b.run == r))
+        .collect();
+    let per_run: Vec<(&str, String)> = chosen
+        .iter()
         .map(|b| {
             let mut s = format!("eval batch {}", label(&b.eval));
             if heldout {
@@ -312,8 +316,13 @@ pub fn name_batches(spec: &mut FigureSpec, batches: &[RunBatches], runs: &[Strin
     } else {
         format!("{caption}. {text}.")
     };
-    for (r, s) in per_run {
-        spec.sources.push(format!("{r}: {s}"));
+    for b in chosen {
+        let used = [Some(&b.eval), heldout.then_some(&b.heldout)];
+        for batch in used.into_iter().flatten().flatten() {
+            if !spec.sources.contains(&batch.path) {
+                spec.sources.push(batch.path.clone());
+            }
+        }
     }
 }
 
