@@ -398,25 +398,32 @@ fn identity_key_transform_gives_bit_identical_logits() {
     }
 }
 
+/// Run A1's last checkpoint.
+fn a1_final() -> ModelWeights {
+    load(
+        &format!("{FIXTURES}/runs/A1/ckpt_tokens_327680.safetensors"),
+        None,
+    )
+}
+
+/// Row `b` of `batch` as a batch of its own.
+fn sequence(batch: &TokenBatch, b: usize) -> TokenBatch {
+    TokenBatch {
+        batch: 1,
+        seq_len: batch.seq_len,
+        ids: batch.row(b).to_vec(),
+    }
+}
+
 /// The probe sees exactly what the surgery hook left, and the batch
 /// collector stacks sequences in row order b·T + t.
 #[test]
 fn probe_sees_transformed_keys_stacked_in_batch_order() {
-    let model = load(
-        &format!("{FIXTURES}/runs/A1/ckpt_tokens_327680.safetensors"),
-        None,
-    );
+    let model = a1_final();
     let eval = tokens("eval_tokens.safetensors");
     let all = model.collect_keys(&eval, None).expect("batch");
     let one = model
-        .collect_keys(
-            &TokenBatch {
-                batch: 1,
-                seq_len: 128,
-                ids: eval.row(2).to_vec(),
-            },
-            None,
-        )
+        .collect_keys(&sequence(&eval, 2), None)
         .expect("row 2");
     let (arch, rows) = (model.arch(), 128 * 16);
     for l in 0..arch.n_layers {
@@ -447,24 +454,15 @@ fn probe_sees_transformed_keys_stacked_in_batch_order() {
 /// output head) probes the very same values in every layer, the last included.
 #[test]
 fn a_pass_without_logits_probes_what_a_full_pass_probes() {
-    let model = load(
-        &format!("{FIXTURES}/runs/A1/ckpt_tokens_327680.safetensors"),
-        None,
-    );
+    let model = a1_final();
     let eval = tokens("eval_tokens.safetensors");
-    let ids = eval.row(1);
     let arch = model.arch();
     let mut full = KeyCollector::new(arch);
-    model.forward(ids, &mut full, None).expect("full pass");
+    model
+        .forward(eval.row(1), &mut full, None)
+        .expect("full pass");
     let probed = model
-        .collect_keys(
-            &TokenBatch {
-                batch: 1,
-                seq_len: ids.len(),
-                ids: ids.to_vec(),
-            },
-            None,
-        )
+        .collect_keys(&sequence(&eval, 1), None)
         .expect("pass without logits");
     for l in 0..arch.n_layers {
         for h in 0..arch.n_kv_heads {

@@ -26,8 +26,8 @@ pub fn symmetric_eigenvalues(a: &DMatrix<f64>) -> Option<Vec<f64>> {
     if n == 0 || scale == 0.0 {
         return Some(vec![0.0; n]);
     }
-    let (mut d, mut e) = tridiagonal(a, scale);
-    ql_eigenvalues(&mut d, &mut e)?;
+    let (mut d, e) = tridiagonal(a, scale);
+    ql_eigenvalues(&mut d, &e)?;
     d.iter_mut().for_each(|v| *v *= scale);
     Some(d)
 }
@@ -100,7 +100,7 @@ fn tridiagonal(a: &DMatrix<f64>, scale: f64) -> (Vec<f64>, Vec<f64>) {
 /// `dsterf`, QL branch): it carries the squares of `e`, so a rotation costs no square root.
 /// An off-diagonal counts as zero once e² ≤ ε²·(|d_m| + |d_m+1|)², the absolute test of
 /// nalgebra's QR (and of `tqli`), which also ends on exactly singular matrices.
-fn ql_eigenvalues(d: &mut [f64], e: &mut [f64]) -> Option<()> {
+fn ql_eigenvalues(d: &mut [f64], e: &[f64]) -> Option<()> {
     let n = d.len();
     let eps2 = f64::EPSILON * f64::EPSILON;
     let mut e2: Vec<f64> = e.iter().map(|v| v * v).collect();

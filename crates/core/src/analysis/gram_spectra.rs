@@ -316,7 +316,7 @@ pub fn head_spectra(
                 Some(spectrum) => Ok(spectrum),
                 None if centre => spectrum_of(&centred_rows(x_t.clone(), &sums)),
                 // Not trusted plain: `singular_values` would take the direct SVD too.
-                None if by_gram => spectrum_of_direct(&x_t),
+                None if by_gram => with_metrics(singular_values_with(&x_t, SvdRoute::Direct)?),
                 None => spectrum_of(&x_t),
             }
         })
@@ -325,17 +325,11 @@ pub fn head_spectra(
 
 /// The singular values (by [`singular_values`]' route) and metrics of `x_t`.
 fn spectrum_of(x_t: &DMatrix<f64>) -> Result<HeadSpectrum, SpectrumError> {
-    let singular_values = singular_values(x_t)?;
-    let metrics = weight_metrics(&singular_values)?;
-    Ok(HeadSpectrum {
-        singular_values,
-        metrics,
-    })
+    with_metrics(singular_values(x_t)?)
 }
 
-/// [`spectrum_of`] by the direct SVD, for a block whose Gram was not trusted.
-fn spectrum_of_direct(x_t: &DMatrix<f64>) -> Result<HeadSpectrum, SpectrumError> {
-    let singular_values = singular_values_with(x_t, SvdRoute::Direct)?;
+/// A head's spectrum: its singular values and their metrics.
+fn with_metrics(singular_values: Vec<f64>) -> Result<HeadSpectrum, SpectrumError> {
     let metrics = weight_metrics(&singular_values)?;
     Ok(HeadSpectrum {
         singular_values,
@@ -376,14 +370,9 @@ pub fn head_spectrum_from_gram(
     } else {
         0.0
     };
-    let Some(singular_values) = singular_values_from_gram(g, error_scale)? else {
-        return Ok(None);
-    };
-    let metrics = weight_metrics(&singular_values)?;
-    Ok(Some(HeadSpectrum {
-        singular_values,
-        metrics,
-    }))
+    singular_values_from_gram(g, error_scale)?
+        .map(with_metrics)
+        .transpose()
 }
 
 /// X's column sums (the row sums of `x_t`), in f64, summed in X's row order as a column-wise

@@ -223,7 +223,7 @@ pub fn singular_values(m: &DMatrix<f64>) -> Result<Vec<f64>, SpectrumError> {
         SvdRoute::Direct => direct_singular_values(m),
         SvdRoute::Gram => {
             let eig = gram_eigenvalues(m)?;
-            if gram_is_trustworthy(&eig) {
+            if gram_is_trustworthy(&eig, 0.0) {
                 Ok(sigma_from_eigenvalues(eig))
             } else {
                 direct_singular_values(m)
@@ -264,12 +264,7 @@ pub fn singular_values_from_gram(
     // resample), by the same routine as the Gram route of `singular_values`, so the same
     // values bit for bit (the test below compares them).
     let eigenvalues = gram_eigenvalues_of(gram);
-    let max = eigenvalues
-        .iter()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
-    let min = eigenvalues.iter().copied().fold(f64::INFINITY, f64::min);
-    let trusted = max > 0.0 && min >= GRAM_MIN_EIGEN_RATIO * max.max(error_scale);
+    let trusted = gram_is_trustworthy(&eigenvalues, error_scale);
     Ok(trusted.then(|| sigma_from_eigenvalues(eigenvalues)))
 }
 
@@ -360,7 +355,7 @@ pub fn right_singular_vectors(m: &DMatrix<f64>) -> Result<(Vec<f64>, DMatrix<f64
         let eig = SymmetricEigen::try_new(gram_matrix(m), f64::EPSILON, iteration_cap(cols))
             .ok_or(SpectrumError::NoConvergence("symmetric eigen-solver"))?;
         let values: Vec<f64> = eig.eigenvalues.iter().copied().collect();
-        if gram_is_trustworthy(&values) {
+        if gram_is_trustworthy(&values, 0.0) {
             let order = descending_order(&values);
             let sigma = order.iter().map(|&i| values[i].max(0.0).sqrt()).collect();
             let v = DMatrix::from_fn(cols, cols, |r, c| eig.eigenvectors[(r, order[c])]);
@@ -473,14 +468,16 @@ fn gram_eigenvalues_of(gram: DMatrix<f64>) -> Vec<f64> {
         .unwrap_or_else(|| gram.symmetric_eigenvalues().iter().copied().collect())
 }
 
-/// λ_min/λ_max ≥ [`GRAM_MIN_EIGEN_RATIO`] (rounding can make λ_min negative).
-fn gram_is_trustworthy(eigenvalues: &[f64]) -> bool {
+/// λ_min ≥ [`GRAM_MIN_EIGEN_RATIO`] · max(λ_max, `error_scale`) (rounding can make λ_min
+/// negative); `error_scale` as [`singular_values_from_gram`] takes it, 0 for a Gram formed
+/// from the matrix itself.
+fn gram_is_trustworthy(eigenvalues: &[f64], error_scale: f64) -> bool {
     let max = eigenvalues
         .iter()
         .copied()
         .fold(f64::NEG_INFINITY, f64::max);
     let min = eigenvalues.iter().copied().fold(f64::INFINITY, f64::min);
-    max > 0.0 && min >= GRAM_MIN_EIGEN_RATIO * max
+    max > 0.0 && min >= GRAM_MIN_EIGEN_RATIO * max.max(error_scale)
 }
 
 fn sigma_from_eigenvalues(eigenvalues: Vec<f64>) -> Vec<f64> {
