@@ -23,12 +23,15 @@
 //! one block at a time by a [`StreamedModel`], which runs its batches through
 //! each block and drops it before reading the next (peak memory one block plus
 //! the activations: a 7B model on a laptop or in a wasm worker). Activations
-//! are f32; matrix products go through `matrixmultiply::sgemm`.
+//! are f32; matrix products go through our own AVX-512 product on x86-64 CPUs that have it
+//! (`sgemm_avx512.rs`) and `matrixmultiply::sgemm` elsewhere (wasm32 included).
 
 mod kernels;
 mod load;
 mod probe;
 mod rope;
+#[cfg(target_arch = "x86_64")]
+mod sgemm_avx512;
 mod stream;
 mod view;
 
@@ -37,6 +40,36 @@ pub use probe::{KeyCollector, KeyTransform, NoProbe, Probe};
 pub use rope::rope_cos_sin;
 pub use stream::{BatchRun, BlockWeights, HeadWeights, StreamedModel};
 pub use view::{LayerView, MatrixView, MlpView, ModelView};
+
+/// The forward pass's f32 matrix product, `C [m, n] = A [m, k] · B` with B `[k, n]` row-major,
+/// or with `b_transposed` a row-major `[n, k]` read transposed (a linear layer's weights), all
+/// row-major and packed. Public so that the benchmarks time the product the pass runs.
+///
+/// # Panics
+/// If a slice is shorter than its shape.
+pub fn matmul(
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    b: &[f32],
+    b_transposed: bool,
+    c: &mut [f32],
+) {
+    let sb = if b_transposed {
+        kernels::Strides::transposed(k)
+    } else {
+        kernels::Strides::rows(n)
+    };
+    kernels::gemm(
+        (m, k, n),
+        a,
+        kernels::Strides::rows(k),
+        b,
+        sb,
+        0.0,
+        c,
+        kernels::Strides::rows(n),
+    );
+}
 
 use crate::formats::tokens::TokenBatch;
 use crate::model::arch::Architecture;

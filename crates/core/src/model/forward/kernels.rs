@@ -67,6 +67,11 @@ pub(super) fn gemm(
         }
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if sa.cs == 1 && sc.cs == 1 && super::sgemm_avx512::available() {
+        super::sgemm_avx512::gemm((m, k, n), a, sa.rs, b, sb, beta, c, sc.rs);
+        return;
+    }
     // Strides fit in isize: each is at most a span, which fits in a slice.
     let s = |x: usize| x as isize;
     // SAFETY: the assert above keeps every addressed element inside its slice;
