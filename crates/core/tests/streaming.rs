@@ -88,7 +88,13 @@ fn streamed_pass_reads_each_block_once_and_frees_it() {
     {
         let (m, k, n) = (12, 256, 1024);
         let mut c = vec![0.0f32; m * n];
-        matmul((m, k, n), &vec![0.0; m * k], &vec![0.0; k * n], true, &mut c);
+        matmul(
+            (m, k, n),
+            &vec![0.0; m * k],
+            &vec![0.0; k * n],
+            true,
+            &mut c,
+        );
     }
     let baseline = LIVE.load(Ordering::SeqCst);
     PEAK.store(baseline, Ordering::SeqCst);

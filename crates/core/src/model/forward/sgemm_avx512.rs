@@ -11,7 +11,8 @@
 //! The layout is the textbook one (Goto & van de Geijn; BLIS): B packed in `KC × NC` blocks of
 //! 32-column panels, and a register tile of 12 rows × 32 columns (24 accumulators, two vectors
 //! of B and one broadcast of A per two FMAs). A is not packed: every caller's A is row-major,
-//! and the kernel broadcasts from its 12 rows in place (packing A cost more than it saved).
+//! and the kernel broadcasts from its 12 rows in place (packing it, by a scalar loop, made the
+//! products slower).
 //! B = Wᵀ of a row-major W — a linear layer, the keys — is packed by 16×16 transposes in
 //! registers.
 //!
@@ -136,7 +137,8 @@ fn pack_b(
         } else {
             // B = Wᵀ of a row-major W (a linear layer's weights, the keys): row j0 + j of W,
             // read along k, is column j of the panel. Whole 16×16 squares go through
-            // registers (a scalar loop was a fifth of the product's time); the edges one by one.
+            // registers (scalar packing had taken a fifth of the product's time); the edges one
+            // by one.
             panel.fill(0.0);
             let squares = if sb.rs == 1 { kc / 16 } else { 0 };
             for half in 0..cols / 16 {
@@ -164,8 +166,8 @@ fn pack_b(
 }
 
 /// Writes the transpose of the 16×16 block at `from` (rows `from_stride` apart) to `to` (rows
-/// `to_stride` apart): the usual three rounds of shuffles (pairs of floats, then of pairs,
-/// then of 128-bit lanes twice).
+/// `to_stride` apart), in registers: the usual four rounds of shuffles (single floats, 64-bit
+/// pairs, then 128-bit lanes twice).
 ///
 /// # Safety
 /// AVX-512F is available; both blocks are valid for 16 rows of 16 floats.
