@@ -186,70 +186,97 @@ pub fn measure(now_ms: &dyn Fn() -> f64, tokens: usize) -> ForwardBench {
     }
 }
 
+/// An f32 matrix product the benchmarks time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Product {
+    /// `matrixmultiply::sgemm`.
+    Matrixmultiply,
+    /// The forward pass's own ([`matmul`]: our AVX-512 product where the CPU has it, else
+    /// the same `matrixmultiply` call).
+    Forward,
+}
+
+impl Product {
+    pub fn name(self) -> &'static str {
+        match self {
+            Product::Matrixmultiply => "matrixmultiply",
+            Product::Forward => "forward::matmul",
+        }
+    }
+}
+
+/// Best rate (GFLOP/s) of `blocks` blocks of `calls` products `[m, k]·B` by `product`, B a
+/// row-major `[k, n]` or, with `transposed_b`, a row-major `[n, k]` read transposed (a linear
+/// layer's weights, as the forward reads them). A block should be ≈ 2–20 GFLOP, so that a
+/// coarse clock such as thread CPU time is accurate.
+// matrixmultiply is called directly (raw pointers; SAFETY comment inside).
+#[allow(unsafe_code)]
+pub fn sgemm_gflops(
+    now_ms: &dyn Fn() -> f64,
+    (m, k, n): (usize, usize, usize),
+    transposed_b: bool,
+    product: Product,
+    (calls, blocks): (usize, usize),
+) -> f64 {
+    let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 * 0.01).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 17) as f32 * 0.01).collect();
+    let mut c = vec![0.0f32; m * n];
+    // B as [n, k] row-major read transposed (rs 1, cs k), or [k, n] row-major.
+    let (rsb, csb) = if transposed_b {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
+    let mut best = 0.0f64;
+    for _ in 0..blocks {
+        let t = now_ms();
+        for _ in 0..calls {
+            match product {
+                Product::Forward => matmul((m, k, n), &a, &b, transposed_b, &mut c),
+                // SAFETY: a is m×k, b is k×n through the strides above, c is m×n, all in bounds; c is unique.
+                Product::Matrixmultiply => unsafe {
+                    matrixmultiply::sgemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        k as isize,
+                        1,
+                        b.as_ptr(),
+                        rsb,
+                        csb,
+                        0.0,
+                        c.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    );
+                },
+            }
+        }
+        let ms = (now_ms() - t).max(1e-6);
+        // f64: calls·m·k·n overflows a 32-bit usize
+        best = best.max(2.0 * calls as f64 * (m * k * n) as f64 / (ms * 1e6));
+    }
+    assert!(c[1].is_finite());
+    best
+}
+
 /// Best single-thread f32 matmul rate (GFLOP/s) over the forward's own shapes:
 /// `[t, d]·[d, d_ff]` (MLP up, weights read transposed as the forward does)
-/// and a square 512³, by `matrixmultiply::sgemm` and by the forward's own product
-/// ([`matmul`], the same call where the CPU has no AVX-512). Each shape is timed in
-/// `blocks` blocks of several calls (≈ 2–20 GFLOP per block, so a coarse clock such as
-/// thread CPU time is accurate); the best block counts. The label names the shape and
-/// the implementation.
-// The sgemm yardstick calls matrixmultiply directly (raw pointers; SAFETY comment inside).
-#[allow(unsafe_code)]
+/// and a square 512³, by each [`Product`], timed by [`sgemm_gflops`] in `blocks` blocks;
+/// the best block counts. The label names the shape and the product.
 pub fn best_sgemm_gflops(now_ms: &dyn Fn() -> f64, blocks: usize) -> (f64, String) {
     let mut best = (0.0f64, String::new());
     for (m, k, n, transposed_b, calls) in
         [(TOKENS, D_MODEL, D_FF, true, 8), (512, 512, 512, false, 64)]
     {
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 * 0.01).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 17) as f32 * 0.01).collect();
-        let mut c = vec![0.0f32; m * n];
-        // B as [n, k] row-major read transposed (rs 1, cs k), or [k, n] row-major.
-        let (rsb, csb) = if transposed_b {
-            (1, k as isize)
-        } else {
-            (n as isize, 1)
-        };
-        for ours in [false, true] {
-            for _ in 0..blocks {
-                let t = now_ms();
-                for _ in 0..calls {
-                    if ours {
-                        matmul((m, k, n), &a, &b, transposed_b, &mut c);
-                        continue;
-                    }
-                    // SAFETY: a is m×k, b is k×n through the strides above, c is m×n, all in bounds; c is unique.
-                    unsafe {
-                        matrixmultiply::sgemm(
-                            m,
-                            k,
-                            n,
-                            1.0,
-                            a.as_ptr(),
-                            k as isize,
-                            1,
-                            b.as_ptr(),
-                            rsb,
-                            csb,
-                            0.0,
-                            c.as_mut_ptr(),
-                            n as isize,
-                            1,
-                        );
-                    }
-                }
-                let ms = (now_ms() - t).max(1e-6);
-                let gflops = 2.0 * calls as f64 * (m * k * n) as f64 / (ms * 1e6); // f64: calls·m·k·n overflows a 32-bit usize
-                if gflops > best.0 {
-                    let by = if ours {
-                        "forward::matmul"
-                    } else {
-                        "matrixmultiply"
-                    };
-                    best = (gflops, format!("{m}×{k}·{k}×{n}, {by}"));
-                }
+        for product in [Product::Matrixmultiply, Product::Forward] {
+            let gflops = sgemm_gflops(now_ms, (m, k, n), transposed_b, product, (calls, blocks));
+            if gflops > best.0 {
+                best = (gflops, format!("{m}×{k}·{k}×{n}, {}", product.name()));
             }
         }
-        assert!(c[1].is_finite());
     }
     best
 }
