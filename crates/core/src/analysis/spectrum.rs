@@ -308,7 +308,7 @@ pub fn matrix_from_row_major_f32(
 }
 
 /// Shape, emptiness and finiteness of a row-major buffer.
-fn check_row_major(data: &[f32], rows: usize, cols: usize) -> Result<(), SpectrumError> {
+pub(crate) fn check_row_major(data: &[f32], rows: usize, cols: usize) -> Result<(), SpectrumError> {
     let expected = rows.checked_mul(cols).ok_or(SpectrumError::ShapeMismatch {
         len: data.len(),
         rows,
@@ -326,11 +326,18 @@ fn check_row_major(data: &[f32], rows: usize, cols: usize) -> Result<(), Spectru
     if expected == 0 {
         return Err(SpectrumError::EmptyMatrix);
     }
-    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(SpectrumError::NonFinite {
-            row: i / cols,
-            col: i % cols,
-        });
+    // A pass without early exit first, which vectorises (a value is NaN or ±∞ when its
+    // exponent bits are all ones); the scalar search for the position only when one is there.
+    let non_finite = data.iter().fold(0u32, |any, v| {
+        any | u32::from(v.to_bits() & 0x7fff_ffff >= 0x7f80_0000)
+    });
+    if non_finite != 0 {
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(SpectrumError::NonFinite {
+                row: i / cols,
+                col: i % cols,
+            });
+        }
     }
     Ok(())
 }

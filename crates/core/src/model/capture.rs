@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::arch::Architecture;
 use super::forward::Probe;
+use super::gram_kernel::add_gram;
 
 /// Which activation of a layer a spectrum is taken of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,38 +40,15 @@ impl HeadGram {
         }
     }
 
-    /// Adds a row-major `[rows, d_k]` f32 block: `G += XᵀX` in f64 (one dgemm), sums += column sums.
-    // matrixmultiply's gemm takes raw pointers; the SAFETY comment below says why the call is sound.
-    #[allow(unsafe_code)]
+    /// Adds a row-major `[rows, d_k]` f32 block: `G += XᵀX` in f64, sums += column sums
+    /// ([`add_gram`]: each entry summed over the rows in order, so adding a block in pieces
+    /// gives the Gram of the whole block, bit for bit).
     pub fn add_block(&mut self, block: &[f32], d_k: usize) {
         if d_k == 0 || block.is_empty() {
             return;
         }
         let rows = block.len() / d_k;
-        let x: Vec<f64> = block[..rows * d_k].iter().map(|&v| f64::from(v)).collect();
-        // SAFETY: A = Xᵀ (d_k × rows, strides 1 and d_k) and B = X (rows × d_k, strides d_k and 1)
-        // address exactly x's rows·d_k elements; C is the d_k·d_k row-major gram, unaliased.
-        unsafe {
-            matrixmultiply::dgemm(
-                d_k,
-                rows,
-                d_k,
-                1.0,
-                x.as_ptr(),
-                1,
-                d_k as isize,
-                x.as_ptr(),
-                d_k as isize,
-                1,
-                1.0,
-                self.gram.as_mut_ptr(),
-                d_k as isize,
-                1,
-            );
-        }
-        for row in x.chunks_exact(d_k) {
-            self.sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
-        }
+        add_gram(&mut self.gram, &mut self.sums, &block[..rows * d_k], d_k);
         self.rows += rows;
     }
 

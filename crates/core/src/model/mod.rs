@@ -6,5 +6,6 @@ pub mod arch;
 pub mod backend;
 pub mod capture;
 pub mod forward;
+mod gram_kernel;
 pub mod names;
 pub mod tensors;

@@ -6,7 +6,8 @@
 //! (`analysis::weights`) both read through [`Shards`].
 
 use crate::formats::safetensors::{
-    decode_f32, row_major_bytes, scan_values, Header, SafetensorsError, TensorInfo, ValueScan,
+    decode_f32, decode_f32_into, row_major_bytes, scan_values, Header, SafetensorsError,
+    TensorInfo, ValueScan,
 };
 use crate::model::arch::WeightLoc;
 use crate::source::AsyncByteSource;
@@ -181,32 +182,49 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
                 .record(part, t, at, &bytes);
             Ok::<_, TensorError>(bytes)
         };
-        let bytes = if t.strides.is_some() {
+        let decode_error = |source| TensorError::Decode {
+            tensor: t.name.clone(),
+            source,
+        };
+        let data = if t.strides.is_some() {
             // A strided view (a transposed PyTorch tensor): gather it whole,
             // then take the requested rows.
             let all = usize::try_from(t.len).map_err(|_| TensorError::TooLarge(t.name.clone()))?;
-            let dense = row_major_bytes(t, fetch(t.start, all).await?).map_err(|source| {
-                TensorError::Decode {
-                    tensor: t.name.clone(),
-                    source,
-                }
-            })?;
+            let dense = row_major_bytes(t, fetch(t.start, all).await?).map_err(decode_error)?;
             let from =
                 usize::try_from(offset).map_err(|_| TensorError::TooLarge(t.name.clone()))?;
-            dense
-                .get(from..from.saturating_add(n))
-                .ok_or_else(|| TensorError::Read {
-                    tensor: t.name.clone(),
-                    message: format!("bytes {from}..+{n} are outside the tensor"),
-                })?
-                .to_vec()
+            let bytes =
+                dense
+                    .get(from..from.saturating_add(n))
+                    .ok_or_else(|| TensorError::Read {
+                        tensor: t.name.clone(),
+                        message: format!("bytes {from}..+{n} are outside the tensor"),
+                    })?;
+            decode_f32(bytes, t.dtype).map_err(decode_error)?
         } else {
-            fetch(t.start + offset, n).await?
+            // In pieces of whole elements as long as the source likes, decoded as they
+            // come: the raw bytes of a whole block are then never held beside its f32 copy.
+            let elem = t.dtype.size_bytes().max(1);
+            let chunk = (src.piece_len() / elem).max(1) * elem;
+            let mut data = Vec::new();
+            let mut done = 0;
+            loop {
+                let len = chunk.min(n - done);
+                let bytes = fetch(t.start + offset + done as u64, len).await?;
+                if done == 0 {
+                    // Reserved once the first piece is in, so that a read finds only what was
+                    // held before it (the streamed pass's test reads the memory held there).
+                    data.try_reserve_exact(n / elem)
+                        .map_err(|_| TensorError::TooLarge(t.name.clone()))?;
+                }
+                decode_f32_into(&bytes, t.dtype, &mut data).map_err(decode_error)?;
+                done += len;
+                if done >= n {
+                    break;
+                }
+            }
+            data
         };
-        let data = decode_f32(&bytes, t.dtype).map_err(|source| TensorError::Decode {
-            tensor: t.name.clone(),
-            source,
-        })?;
         if let Some(tap) = self.tap {
             let elem = (t.dtype.size_bytes() as u64).max(1);
             tap.block(t, (offset / elem) as usize, &data);
