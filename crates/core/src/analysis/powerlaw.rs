@@ -88,9 +88,9 @@ fn fit_tail(tail: &[f64], logs: &mut Vec<f64>) -> Option<PowerLawFit> {
     }
     let alpha = 1.0 + n as f64 / log_sum;
     // Fitted CDF P(x) = 1 − (x/x_min)^(1−α), as e^((1−α)·ln(x/x_min)) from the logarithms the
-    // MLE took (one `exp` where `powf` took its own logarithm again: the fits of the 704
-    // activation spectra 27 → ~12 ms); the empirical CDF jumps from i/n to (i+1)/n at the
-    // i-th point, so both sides are checked.
+    // MLE took (one `exp` where `powf` took its own logarithm again; the fits had been ~27 ms
+    // of the full-size benchmark's 704 activation spectra); the empirical CDF jumps from i/n
+    // to (i+1)/n at the i-th point, so both sides are checked.
     let nf = n as f64;
     let ks_distance = logs
         .iter()
