@@ -8,6 +8,23 @@ pub fn thread_cpu_ms() -> Option<f64> {
     Some(ns / 1e6)
 }
 
+/// The clock a single-thread benchmark reads, in ms, and its name: this thread's CPU time
+/// ([`thread_cpu_ms`]) where Linux has it, else wall time since this call.
+pub fn thread_clock() -> (&'static str, Box<dyn Fn() -> f64>) {
+    if thread_cpu_ms().is_some() {
+        (
+            "thread CPU time",
+            Box::new(|| thread_cpu_ms().unwrap_or(0.0)),
+        )
+    } else {
+        let start = std::time::Instant::now();
+        (
+            "wall time",
+            Box::new(move || start.elapsed().as_secs_f64() * 1e3),
+        )
+    }
+}
+
 /// CPU time of the whole process (every thread, user + system) in ms, from `/proc/self/stat`
 /// (clock ticks, assumed 100 per second as on every Linux build that matters here).
 pub fn process_cpu_ms() -> Option<f64> {

@@ -17,24 +17,16 @@ mod forward_common;
 #[allow(dead_code)]
 mod cpu_clock;
 
-use cpu_clock::thread_cpu_ms;
 use std::time::Instant;
 
 fn main() {
     let start = Instant::now();
-    let wall = move || start.elapsed().as_secs_f64() * 1e3;
     let tokens = forward_common::tokens_from(std::env::var("RANKSCOPE_BENCH_TOKENS").ok());
-    let (clock, bench) = if thread_cpu_ms().is_some() {
-        (
-            "thread CPU time",
-            forward_common::measure(&|| thread_cpu_ms().unwrap_or(0.0), tokens),
-        )
-    } else {
-        ("wall time", forward_common::measure(&wall, tokens))
-    };
+    let (clock, now) = cpu_clock::thread_clock();
+    let bench = forward_common::measure(&*now, tokens);
     println!(
         "native ({clock}; whole run {:.1} s wall)\n{}",
-        wall() / 1e3,
+        start.elapsed().as_secs_f64(),
         forward_common::report(&bench, "native")
     );
 }

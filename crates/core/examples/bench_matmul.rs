@@ -16,19 +16,11 @@ mod forward_common;
 #[allow(dead_code)]
 mod cpu_clock;
 
-use cpu_clock::thread_cpu_ms;
 use forward_common::{sgemm_gflops, Product};
-use std::time::Instant;
 
 fn main() {
-    let start = Instant::now();
-    let wall = move || start.elapsed().as_secs_f64() * 1e3;
-    let cpu = || thread_cpu_ms().unwrap_or(0.0);
-    let now: &dyn Fn() -> f64 = if thread_cpu_ms().is_some() {
-        &cpu
-    } else {
-        &wall
-    };
+    let (_, now) = cpu_clock::thread_clock();
+    let now = &*now;
     println!("C = A·B, GFLOP/s, best of 3 blocks of ≈ 4 GFLOP each");
     println!(
         "{:<40} {:>16} {:>16}",
