@@ -14,7 +14,9 @@
 //! study figures draw it unchanged; their caption names the source through
 //! [`super::trajectory::SpectraSource`].
 
-use super::gram_spectra::{Activation, BlockProbe, GramProbe, PendingSpectra, SpectraRoutes};
+use super::gram_spectra::{
+    blocks_spectra, Activation, BlockProbe, GramProbe, PendingSpectra, SpectraRoutes,
+};
 use crate::model::backend::{row_batch, ForwardBackend};
 use crate::source::block_on;
 // The result types and the head-spectrum functions live apart from this module (results.rs,
@@ -452,22 +454,38 @@ pub fn activation_spectra_from_collector(
                 heads: Vec::with_capacity(arch.n_kv_heads),
             })
             .collect();
+        // Every block of the layer in one list, their eigenvalues found together
+        // (`blocks_spectra`): per kv-head K (plain and centred are one block: one Gram for
+        // both) then the other K variants asked, in their order; then Q per query head.
+        let mut blocks: Vec<(&[f32], &[bool])> = Vec::new();
         for h in 0..arch.n_kv_heads {
-            // K plain and K centred are one block: one conversion and one Gram for both.
-            let mut keys = head_spectra(collector.keys(l, h), rows, d_k, &keys_centres)
-                .map_err(failed("K", h))?
-                .into_iter();
+            blocks.push((collector.keys(l, h), &keys_centres));
+            for variant in variants {
+                match variant {
+                    KeyVariant::PostRope => blocks.push((collector.post_rope_keys(l, h), &[false])),
+                    KeyVariant::Raw => blocks.push((collector.raw_keys(l, h), &[false])),
+                    KeyVariant::PostNorm | KeyVariant::Centered => {}
+                }
+            }
+        }
+        for h in 0..arch.n_heads {
+            blocks.push((collector.queries(l, h), query_centres));
+        }
+        let mut results = blocks_spectra(&blocks, rows, d_k).into_iter();
+        let mut next = |matrix, head| {
+            results
+                .next()
+                .expect("one result per block")
+                .map_err(failed(matrix, head))
+        };
+        for h in 0..arch.n_kv_heads {
+            let mut keys = next("K", h)?.into_iter();
             for slot in &mut k {
                 let spectrum = match slot.variant {
                     KeyVariant::PostNorm | KeyVariant::Centered => {
                         keys.next().expect("one spectrum per centring asked")
                     }
-                    KeyVariant::PostRope => {
-                        head_spectrum(collector.post_rope_keys(l, h), rows, d_k, false)
-                            .map_err(failed("K", h))?
-                    }
-                    KeyVariant::Raw => head_spectrum(collector.raw_keys(l, h), rows, d_k, false)
-                        .map_err(failed("K", h))?,
+                    KeyVariant::PostRope | KeyVariant::Raw => next("K", h)?.remove(0),
                 };
                 slot.heads.push(spectrum);
             }
@@ -475,9 +493,7 @@ pub fn activation_spectra_from_collector(
         let mut q_heads = Vec::with_capacity(arch.n_heads);
         let mut q_centred = Vec::with_capacity(arch.n_heads);
         for h in 0..arch.n_heads {
-            let mut spectra = head_spectra(collector.queries(l, h), rows, d_k, query_centres)
-                .map_err(failed("Q", h))?
-                .into_iter();
+            let mut spectra = next("Q", h)?.into_iter();
             q_heads.push(spectra.next().expect("the plain Q"));
             q_centred.extend(spectra);
         }

@@ -18,18 +18,54 @@ use nalgebra::DMatrix;
 /// in no particular order. `None` when the iteration does not converge within 30 sweeps per
 /// eigenvalue, as LAPACK allows — never seen; the caller then takes nalgebra's.
 pub fn symmetric_eigenvalues(a: &DMatrix<f64>) -> Option<Vec<f64>> {
-    let n = a.nrows();
-    debug_assert_eq!(n, a.ncols());
+    symmetric_eigenvalues_each(&[a]).pop().flatten()
+}
+
+/// [`symmetric_eigenvalues`] of each matrix, the same values bit for bit, with the QL
+/// iterations of the matrices run interleaved, a rotation of each in turn. One QL iteration
+/// is a chain of dependent divisions (latency-bound, ~20 ns a rotation); the chains of
+/// different matrices overlap in the CPU.
+pub fn symmetric_eigenvalues_each(matrices: &[&DMatrix<f64>]) -> Vec<Option<Vec<f64>>> {
     // Scaled to max |a| = 1 (as nalgebra does), so that the squares the QL takes neither
     // overflow nor lose the matrix to underflow.
-    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    if n == 0 || scale == 0.0 {
-        return Some(vec![0.0; n]);
+    let scales: Vec<f64> = matrices
+        .iter()
+        .map(|a| {
+            debug_assert_eq!(a.nrows(), a.ncols());
+            a.iter().fold(0.0f64, |m, v| m.max(v.abs()))
+        })
+        .collect();
+    let mut iterations: Vec<Option<Ql>> = matrices
+        .iter()
+        .zip(&scales)
+        .map(|(a, &scale)| {
+            (a.nrows() > 0 && scale != 0.0).then(|| {
+                let (d, e) = tridiagonal(a, scale);
+                Ql::new(d, &e)
+            })
+        })
+        .collect();
+    // Round robin: one step (a rotation, or setting up the next sweep) of each unfinished one.
+    loop {
+        let mut running = false;
+        for ql in iterations.iter_mut().flatten() {
+            running |= ql.step();
+        }
+        if !running {
+            break;
+        }
     }
-    let (mut d, e) = tridiagonal(a, scale);
-    ql_eigenvalues(&mut d, &e)?;
-    d.iter_mut().for_each(|v| *v *= scale);
-    Some(d)
+    iterations
+        .into_iter()
+        .zip(matrices.iter().zip(&scales))
+        .map(|(ql, (a, &scale))| match ql {
+            None => Some(vec![0.0; a.nrows()]),
+            Some(ql) => ql.eigenvalues().map(|mut d| {
+                d.iter_mut().for_each(|v| *v *= scale);
+                d
+            }),
+        })
+        .collect()
 }
 
 /// Lanes of the column pieces [`tridiagonal`] updates: whole pieces, so that every update
@@ -133,80 +169,147 @@ fn tridiagonal_body(a: &DMatrix<f64>, scale: f64) -> (Vec<f64>, Vec<f64>) {
     (d, e)
 }
 
-/// Overwrites `d` with the eigenvalues of the symmetric tridiagonal matrix (`d`, `e`) by the
-/// implicit QL iteration with Wilkinson's shift in Pal–Walker–Kahan's root-free form (LAPACK's
-/// `dsterf`, QL branch): it carries the squares of `e`, so a rotation costs no square root.
-/// An off-diagonal counts as zero once e² ≤ ε²·(|d_m| + |d_m+1|)², the absolute test of
-/// nalgebra's QR (and of `tqli`), which also ends on exactly singular matrices.
-fn ql_eigenvalues(d: &mut [f64], e: &[f64]) -> Option<()> {
-    let n = d.len();
-    let eps2 = f64::EPSILON * f64::EPSILON;
-    let mut e2: Vec<f64> = e.iter().map(|v| v * v).collect();
-    e2.push(0.0);
-    let mut sweeps_left = 30 * n;
-    let mut l = 0;
-    while l < n {
-        // The first negligible off-diagonal at or below l: d[l..=m] is an unreduced block.
-        let mut m = l;
-        while m + 1 < n {
-            let s = d[m].abs() + d[m + 1].abs();
-            if e2[m] <= eps2 * s * s {
-                e2[m] = 0.0;
-                break;
-            }
-            m += 1;
+/// The eigenvalues of the symmetric tridiagonal matrix (`d`, `e`) by the implicit QL iteration
+/// with Wilkinson's shift in Pal–Walker–Kahan's root-free form (LAPACK's `dsterf`, QL branch):
+/// it carries the squares of `e`, so a rotation costs no square root. An off-diagonal counts
+/// as zero once e² ≤ ε²·(|d_m| + |d_m+1|)², the absolute test of nalgebra's QR (and of
+/// `tqli`), which also ends on exactly singular matrices.
+///
+/// Run a [`Ql::step`] at a time, so that several iterations can be interleaved
+/// ([`symmetric_eigenvalues_each`]); each computes what the loop of `dsterf` computes, in the
+/// same order.
+struct Ql {
+    d: Vec<f64>,
+    /// The squares of the off-diagonal, and a 0 after the last.
+    e2: Vec<f64>,
+    /// Everything above `l` has converged.
+    l: usize,
+    sweeps_left: usize,
+    /// The sweep under way, if any.
+    sweep: Option<Sweep>,
+    failed: bool,
+}
+
+/// One QL sweep over the unreduced block `d[l..=m]`, from the bottom up; `i` is the row the
+/// next rotation ends at (the sweep is over when it reaches `l`).
+struct Sweep {
+    l: usize,
+    m: usize,
+    i: usize,
+    sigma: f64,
+    c: f64,
+    s: f64,
+    gamma: f64,
+    p: f64,
+}
+
+impl Ql {
+    fn new(d: Vec<f64>, e: &[f64]) -> Self {
+        let mut e2: Vec<f64> = e.iter().map(|v| v * v).collect();
+        e2.push(0.0);
+        Self {
+            sweeps_left: 30 * d.len(),
+            d,
+            e2,
+            l: 0,
+            sweep: None,
+            failed: false,
         }
-        if m == l {
-            l += 1; // d[l] is an eigenvalue
-            continue;
-        }
-        if m == l + 1 {
-            // A 2×2 block: its eigenvalues directly (LAPACK's `dlae2`).
-            let (a, b, c) = (d[l], e2[l].sqrt(), d[l + 1]);
-            let (rt1, rt2) = eigenvalues_2x2(a, b, c);
-            d[l] = rt1;
-            d[l + 1] = rt2;
-            e2[l] = 0.0;
-            l += 2;
-            continue;
-        }
-        if sweeps_left == 0 {
-            return None;
-        }
-        sweeps_left -= 1;
-        // Wilkinson's shift from the top 2×2 of the block.
-        let p = d[l];
-        let rte = e2[l].sqrt();
-        let mut sigma = (d[l + 1] - p) / (2.0 * rte);
-        let r = sigma.hypot(1.0);
-        sigma = p - rte / (sigma + r.copysign(sigma));
-        let (mut c, mut s) = (1.0f64, 0.0f64);
-        let mut gamma = d[m] - sigma;
-        let mut p = gamma * gamma;
-        for i in (l..m).rev() {
-            let bb = e2[i];
-            let r = p + bb;
-            if i + 1 != m {
-                e2[i + 1] = s * r;
-            }
-            let old_c = c;
-            let inv = 1.0 / r; // one division on the chain of dependent steps, not two
-            c = p * inv;
-            s = bb * inv;
-            let old_gamma = gamma;
-            let alpha = d[i];
-            gamma = c * (alpha - sigma) - s * old_gamma;
-            d[i + 1] = old_gamma + (alpha - gamma);
-            p = if c != 0.0 {
-                gamma * gamma / c
-            } else {
-                old_c * bb
-            };
-        }
-        e2[l] = s * p;
-        d[l] = sigma + gamma;
     }
-    Some(())
+
+    /// The eigenvalues, once [`Ql::step`] has returned `false`; `None` if it did not converge.
+    fn eigenvalues(self) -> Option<Vec<f64>> {
+        (!self.failed).then_some(self.d)
+    }
+
+    /// One rotation of the sweep under way, or the end of it, or else the next sweep set up
+    /// (deflating the eigenvalues found on the way). `false` once every eigenvalue is found
+    /// or the sweeps allowed are spent.
+    fn step(&mut self) -> bool {
+        let (d, e2) = (&mut self.d, &mut self.e2);
+        if let Some(w) = &mut self.sweep {
+            if w.i > w.l {
+                let i = w.i - 1;
+                let bb = e2[i];
+                let r = w.p + bb;
+                if i + 1 != w.m {
+                    e2[i + 1] = w.s * r;
+                }
+                let old_c = w.c;
+                let inv = 1.0 / r; // one division on the chain of dependent steps, not two
+                w.c = w.p * inv;
+                w.s = bb * inv;
+                let old_gamma = w.gamma;
+                let alpha = d[i];
+                w.gamma = w.c * (alpha - w.sigma) - w.s * old_gamma;
+                d[i + 1] = old_gamma + (alpha - w.gamma);
+                w.p = if w.c != 0.0 {
+                    w.gamma * w.gamma / w.c
+                } else {
+                    old_c * bb
+                };
+                w.i = i;
+            } else {
+                e2[w.l] = w.s * w.p;
+                d[w.l] = w.sigma + w.gamma;
+                self.sweep = None;
+            }
+            return true;
+        }
+        let n = d.len();
+        let eps2 = f64::EPSILON * f64::EPSILON;
+        let l = &mut self.l;
+        while *l < n {
+            // The first negligible off-diagonal at or below l: d[l..=m] is an unreduced block.
+            let mut m = *l;
+            while m + 1 < n {
+                let s = d[m].abs() + d[m + 1].abs();
+                if e2[m] <= eps2 * s * s {
+                    e2[m] = 0.0;
+                    break;
+                }
+                m += 1;
+            }
+            if m == *l {
+                *l += 1; // d[l] is an eigenvalue
+                continue;
+            }
+            if m == *l + 1 {
+                // A 2×2 block: its eigenvalues directly (LAPACK's `dlae2`).
+                let (a, b, c) = (d[*l], e2[*l].sqrt(), d[*l + 1]);
+                let (rt1, rt2) = eigenvalues_2x2(a, b, c);
+                d[*l] = rt1;
+                d[*l + 1] = rt2;
+                e2[*l] = 0.0;
+                *l += 2;
+                continue;
+            }
+            if self.sweeps_left == 0 {
+                self.failed = true;
+                return false;
+            }
+            self.sweeps_left -= 1;
+            // Wilkinson's shift from the top 2×2 of the block.
+            let p = d[*l];
+            let rte = e2[*l].sqrt();
+            let mut sigma = (d[*l + 1] - p) / (2.0 * rte);
+            let r = sigma.hypot(1.0);
+            sigma = p - rte / (sigma + r.copysign(sigma));
+            let gamma = d[m] - sigma;
+            self.sweep = Some(Sweep {
+                l: *l,
+                m,
+                i: m,
+                sigma,
+                c: 1.0,
+                s: 0.0,
+                gamma,
+                p: gamma * gamma,
+            });
+            return true;
+        }
+        false
+    }
 }
 
 /// The eigenvalues of `[[a, b], [b, c]]`, larger first, as LAPACK's `dlae2` takes them (no
@@ -300,6 +403,36 @@ mod tests {
         assert!(symmetric_eigenvalues(&DMatrix::zeros(0, 0))
             .expect("empty")
             .is_empty());
+    }
+
+    /// Interleaved, each matrix gets the eigenvalues it gets alone, bit for bit and in its
+    /// place: matrices of different sizes (so that sweeps end at different steps), a zero
+    /// matrix, 1 × 1 and empty ones among them.
+    #[test]
+    fn eigenvalues_found_together_are_those_found_alone() {
+        let mut u = uniforms(3);
+        let mut gram = |rows: usize, cols: usize| {
+            let x = DMatrix::from_fn(rows, cols, |_, j| u() * (1.0 + 0.2 * j as f64));
+            x.transpose() * &x
+        };
+        let matrices = [
+            gram(1024, 64),
+            gram(300, 17),
+            DMatrix::zeros(4, 4),
+            gram(1024, 64),
+            DMatrix::from_row_slice(1, 1, &[2.5]),
+            DMatrix::zeros(0, 0),
+            gram(90, 33),
+        ];
+        let refs: Vec<&DMatrix<f64>> = matrices.iter().collect();
+        let together = symmetric_eigenvalues_each(&refs);
+        assert_eq!(together.len(), matrices.len());
+        for (i, (a, got)) in matrices.iter().zip(&together).enumerate() {
+            let alone = symmetric_eigenvalues(a).expect("converges");
+            let got = got.as_ref().expect("converges");
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(got), bits(&alone), "matrix {i}");
+        }
     }
 
     /// Known eigenvalues: 1..=n on the diagonal of a random rotation Q·diag·Qᵀ.

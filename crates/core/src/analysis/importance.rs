@@ -14,7 +14,7 @@ use super::gram_spectra::{HeadGram, SpectraRoutes};
 use super::numpy_rng::NumpyRng;
 use super::spectrum::{
     matrix_from_row_major_f32, metrics_from_singular_values, right_singular_vectors,
-    singular_values_from_gram, singular_values_with, SpectrumError, SvdRoute,
+    singular_values_from_grams, singular_values_with, SpectrumError, SvdRoute,
 };
 use super::surgery::SurgeryError;
 use crate::model::forward::{KeyCollector, ModelWeights};
@@ -324,24 +324,16 @@ pub fn layer_mean_resamples(
             (k, HeadGram::per_sequence(k, seq_len, d_k))
         })
         .collect();
+    let by_head: Vec<(&[f32], &[HeadGram])> =
+        heads.iter().map(|(k, g)| (*k, g.as_slice())).collect();
     let mut routes = SpectraRoutes::default();
     resamples(n_seq, n_boot, seed)
         .map(|pick| {
             let mut copies = vec![0usize; n_seq];
             pick.iter().for_each(|&b| copies[b] += 1);
-            let mut sum = 0.0;
-            for (k, grams) in &heads {
-                let sv = resampled_head_singular_values(
-                    k,
-                    grams,
-                    d_k,
-                    seq_len,
-                    &pick,
-                    &copies,
-                    &mut routes,
-                )?;
-                sum += metric(&sv).unwrap_or(f64::NAN);
-            }
+            let each =
+                resampled_singular_values(&by_head, d_k, seq_len, &pick, &copies, &mut routes)?;
+            let sum: f64 = each.iter().map(|sv| metric(sv).unwrap_or(f64::NAN)).sum();
             Ok(sum / heads.len() as f64)
         })
         .collect()
@@ -390,7 +382,7 @@ pub fn layer_pr_with_ci(
 /// A resample only reweights the sequences, so each head's Gram `KᵀK` is summed once per
 /// sequence ([`HeadGram::per_sequence`]) and a resample's Gram is their sum with multiplicity
 /// ([`HeadGram::weighted_sum`]): d_k × d_k work per sequence instead of T·d_k², then one
-/// symmetric eigen-solve. Where the Gram route's trust test ([`singular_values_from_gram`])
+/// symmetric eigen-solve. Where the Gram route's trust test ([`singular_values_from_grams`])
 /// refuses a resample's Gram (κ > 1e4: a collapsed head), that head's PR comes from the SVD
 /// of the resample's stacked rows, as it always did. Resamples run on [`crate::parallel::map`].
 pub fn layer_pr_of_heads(
@@ -416,17 +408,21 @@ pub fn layer_pr_of_heads(
     let n_seq = rows / seq_len;
     let grams: Vec<Vec<HeadGram>> =
         crate::parallel::map(heads, |k| HeadGram::per_sequence(k, seq_len, d_k));
+    let by_head: Vec<(&[f32], &[HeadGram])> = heads
+        .iter()
+        .zip(&grams)
+        .map(|(&k, g)| (k, g.as_slice()))
+        .collect();
     let resample = |pick: &[usize]| -> (Result<Vec<f64>, SpectrumError>, SpectraRoutes) {
         let mut copies = vec![0usize; n_seq];
         pick.iter().for_each(|&b| copies[b] += 1);
         let mut routes = SpectraRoutes::default();
-        let prs = heads
-            .iter()
-            .zip(&grams)
-            .map(|(keys, grams)| {
-                resampled_head_pr(keys, grams, d_k, seq_len, pick, &copies, &mut routes)
-            })
-            .collect();
+        let prs = resampled_singular_values(&by_head, d_k, seq_len, pick, &copies, &mut routes)
+            .and_then(|each| {
+                each.iter()
+                    .map(|sv| Ok(metrics_from_singular_values(sv)?.pr))
+                    .collect()
+            });
         (prs, routes)
     };
     let all: Vec<usize> = (0..n_seq).collect();
@@ -450,49 +446,48 @@ pub fn layer_pr_of_heads(
     Ok((pr, routes))
 }
 
-/// K PR of one head over the sequences of `pick` ([`resampled_head_singular_values`]).
-fn resampled_head_pr(
-    keys: &[f32],
-    grams: &[HeadGram],
+/// Singular values of each head's K over the sequences of `pick` (`copies[b]` = how often b
+/// was picked), a head given as its stacked keys and its per-sequence Grams: from the sum of
+/// those Grams when the trust test passes, else from the stacked rows' direct SVD. The
+/// eigenvalues of every head's Gram are found together ([`singular_values_from_grams`]: the
+/// iterations interleaved, the same values bit for bit). `routes` counts which route each
+/// spectrum took.
+fn resampled_singular_values(
+    heads: &[(&[f32], &[HeadGram])],
     d_k: usize,
     seq_len: usize,
     pick: &[usize],
     copies: &[usize],
     routes: &mut SpectraRoutes,
-) -> Result<f64, SpectrumError> {
-    let sv = resampled_head_singular_values(keys, grams, d_k, seq_len, pick, copies, routes)?;
-    Ok(metrics_from_singular_values(&sv)?.pr)
-}
-
-/// Singular values of one head's K over the sequences of `pick` (`copies[b]` = how often b was
-/// picked): from the sum of their per-sequence Grams when the trust test passes, else from the
-/// stacked rows' direct SVD. `routes` counts which route each spectrum took.
-fn resampled_head_singular_values(
-    keys: &[f32],
-    grams: &[HeadGram],
-    d_k: usize,
-    seq_len: usize,
-    pick: &[usize],
-    copies: &[usize],
-    routes: &mut SpectraRoutes,
-) -> Result<Vec<f64>, SpectrumError> {
-    let gram = HeadGram::weighted_sum(grams, copies, d_k);
-    match singular_values_from_gram(DMatrix::from_row_slice(d_k, d_k, &gram.gram), 0.0)? {
-        Some(sv) => {
-            routes.from_gram += 1;
-            Ok(sv)
-        }
-        None => {
-            routes.from_block += 1;
-            let block = seq_len * d_k;
-            let rows: Vec<f32> = pick
-                .iter()
-                .flat_map(|&b| keys[b * block..(b + 1) * block].iter().copied())
-                .collect();
-            let m = matrix_from_row_major_f32(&rows, pick.len() * seq_len, d_k)?;
-            singular_values_with(&m, SvdRoute::Direct)
-        }
-    }
+) -> Result<Vec<Vec<f64>>, SpectrumError> {
+    let summed: Vec<(DMatrix<f64>, f64)> = heads
+        .iter()
+        .map(|(_, grams)| {
+            let gram = HeadGram::weighted_sum(grams, copies, d_k);
+            (DMatrix::from_row_slice(d_k, d_k, &gram.gram), 0.0)
+        })
+        .collect();
+    let from_gram = singular_values_from_grams(&summed)?;
+    heads
+        .iter()
+        .zip(from_gram)
+        .map(|((keys, _), sv)| match sv {
+            Some(sv) => {
+                routes.from_gram += 1;
+                Ok(sv)
+            }
+            None => {
+                routes.from_block += 1;
+                let block = seq_len * d_k;
+                let rows: Vec<f32> = pick
+                    .iter()
+                    .flat_map(|&b| keys[b * block..(b + 1) * block].iter().copied())
+                    .collect();
+                let m = matrix_from_row_major_f32(&rows, pick.len() * seq_len, d_k)?;
+                singular_values_with(&m, SvdRoute::Direct)
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@
 
 use nalgebra::{DMatrix, SymmetricEigen, SVD};
 
-use super::eigenvalues::symmetric_eigenvalues;
+use super::eigenvalues::symmetric_eigenvalues_each;
 use super::powerlaw::{fit_power_law, PowerLawFit};
 
 /// Cumulative energy fraction that defines r90 (METRICS.md).
@@ -253,19 +253,40 @@ pub fn singular_values_from_gram(
     gram: DMatrix<f64>,
     error_scale: f64,
 ) -> Result<Option<Vec<f64>>, SpectrumError> {
-    let n = gram.nrows();
-    if n == 0 || gram.ncols() != n {
-        return Err(SpectrumError::EmptyMatrix);
-    }
-    if gram.iter().any(|v| !v.is_finite()) {
-        return Ok(None);
+    let mut each = singular_values_from_grams(&[(gram, error_scale)])?;
+    Ok(each.pop().flatten())
+}
+
+/// [`singular_values_from_gram`] of each `(gram, error_scale)`, the same values bit for bit,
+/// with the eigenvalue iterations run interleaved ([`symmetric_eigenvalues_each`]).
+pub fn singular_values_from_grams(
+    grams: &[(DMatrix<f64>, f64)],
+) -> Result<Vec<Option<Vec<f64>>>, SpectrumError> {
+    let mut usable = Vec::with_capacity(grams.len());
+    for (gram, _) in grams {
+        let n = gram.nrows();
+        if n == 0 || gram.ncols() != n {
+            return Err(SpectrumError::EmptyMatrix);
+        }
+        if gram.iter().all(|v| v.is_finite()) {
+            usable.push(gram);
+        }
     }
     // Eigenvalues only, no eigenvectors (Figure 3's bootstrap takes one per head per
     // resample), by the same routine as the Gram route of `singular_values`, so the same
     // values bit for bit (the test below compares them).
-    let eigenvalues = gram_eigenvalues_of(gram);
-    let trusted = gram_is_trustworthy(&eigenvalues, error_scale);
-    Ok(trusted.then(|| sigma_from_eigenvalues(eigenvalues)))
+    let mut eigenvalues = gram_eigenvalues_each(&usable).into_iter();
+    Ok(grams
+        .iter()
+        .map(|(gram, error_scale)| {
+            if !gram.iter().all(|v| v.is_finite()) {
+                return None;
+            }
+            let eigenvalues = eigenvalues.next().expect("one per finite Gram");
+            gram_is_trustworthy(&eigenvalues, *error_scale)
+                .then(|| sigma_from_eigenvalues(eigenvalues))
+        })
+        .collect())
 }
 
 /// Singular values of a row-major f32 `rows × cols` buffer (what the readers
@@ -309,6 +330,21 @@ pub fn matrix_from_row_major_f32(
 
 /// Shape, emptiness and finiteness of a row-major buffer.
 pub(crate) fn check_row_major(data: &[f32], rows: usize, cols: usize) -> Result<(), SpectrumError> {
+    check_shape(data, rows, cols)?;
+    // A pass without early exit first, which vectorises (a value is NaN or ±∞ when its
+    // exponent bits are all ones); the scalar search for the position only when one is there.
+    let non_finite = data.iter().fold(0u32, |any, v| {
+        any | u32::from(v.to_bits() & 0x7fff_ffff >= 0x7f80_0000)
+    });
+    if non_finite != 0 {
+        first_non_finite(data, cols)?;
+    }
+    Ok(())
+}
+
+/// Shape and emptiness of a row-major buffer (its finiteness is [`check_row_major`]'s, or
+/// [`first_non_finite`]'s once a sum over it says it holds a NaN or ±∞).
+pub(crate) fn check_shape(data: &[f32], rows: usize, cols: usize) -> Result<(), SpectrumError> {
     let expected = rows.checked_mul(cols).ok_or(SpectrumError::ShapeMismatch {
         len: data.len(),
         rows,
@@ -326,20 +362,18 @@ pub(crate) fn check_row_major(data: &[f32], rows: usize, cols: usize) -> Result<
     if expected == 0 {
         return Err(SpectrumError::EmptyMatrix);
     }
-    // A pass without early exit first, which vectorises (a value is NaN or ±∞ when its
-    // exponent bits are all ones); the scalar search for the position only when one is there.
-    let non_finite = data.iter().fold(0u32, |any, v| {
-        any | u32::from(v.to_bits() & 0x7fff_ffff >= 0x7f80_0000)
-    });
-    if non_finite != 0 {
-        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-            return Err(SpectrumError::NonFinite {
-                row: i / cols,
-                col: i % cols,
-            });
-        }
-    }
     Ok(())
+}
+
+/// [`SpectrumError::NonFinite`] at the first NaN or ±∞ of a row-major buffer, if any.
+pub(crate) fn first_non_finite(data: &[f32], cols: usize) -> Result<(), SpectrumError> {
+    match data.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(SpectrumError::NonFinite {
+            row: i / cols,
+            col: i % cols,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Rank metrics of a matrix: [`singular_values`] then [`metrics_from_singular_values`].
@@ -468,11 +502,21 @@ fn gram_eigenvalues(m: &DMatrix<f64>) -> Result<Vec<f64>, SpectrumError> {
     Ok(gram_eigenvalues_of(gram_matrix(m)))
 }
 
-/// The eigenvalues of a Gram (symmetric, finite): [`symmetric_eigenvalues`], or nalgebra's
+/// The eigenvalues of a Gram (symmetric, finite): [`super::eigenvalues::symmetric_eigenvalues`], or nalgebra's
 /// where that iteration would not converge.
 fn gram_eigenvalues_of(gram: DMatrix<f64>) -> Vec<f64> {
-    symmetric_eigenvalues(&gram)
-        .unwrap_or_else(|| gram.symmetric_eigenvalues().iter().copied().collect())
+    gram_eigenvalues_each(&[&gram]).remove(0)
+}
+
+/// [`gram_eigenvalues_of`] each Gram, interleaved ([`symmetric_eigenvalues_each`]).
+fn gram_eigenvalues_each(grams: &[&DMatrix<f64>]) -> Vec<Vec<f64>> {
+    symmetric_eigenvalues_each(grams)
+        .into_iter()
+        .zip(grams)
+        .map(|(eigenvalues, gram)| {
+            eigenvalues.unwrap_or_else(|| gram.symmetric_eigenvalues().iter().copied().collect())
+        })
+        .collect()
 }
 
 /// λ_min ≥ [`GRAM_MIN_EIGEN_RATIO`] · max(λ_max, `error_scale`) (rounding can make λ_min
