@@ -101,18 +101,32 @@ impl PendingSpectra {
         let mut routes = SpectraRoutes::default();
         let mut group =
             |l: usize, activation: Activation, centre: bool| -> Result<Group, ActivationError> {
-                let heads = grams(l, activation)
+                let failed = |head| {
+                    move |source| ActivationError::Spectrum {
+                        matrix: activation.name(),
+                        layer: l,
+                        head,
+                        source,
+                    }
+                };
+                // The group's heads' eigenvalues found together (`singular_values_from_grams`).
+                let to_decompose = grams(l, activation)
                     .iter()
                     .enumerate()
                     .map(|(h, g)| {
-                        let spectrum =
-                            head_spectrum_from_gram(&g.gram, &g.sums, g.rows, d_k, centre)
-                                .map_err(|source| ActivationError::Spectrum {
-                                    matrix: activation.name(),
-                                    layer: l,
-                                    head: h,
-                                    source,
-                                })?;
+                        gram_to_decompose(&g.gram, &g.sums, g.rows, d_k, centre).map_err(failed(h))
+                    })
+                    .collect::<Result<Vec<_>, ActivationError>>()?;
+                // (Its one error, a Gram not square, is ruled out by `gram_to_decompose`.)
+                let heads = singular_values_from_grams(&to_decompose)
+                    .map_err(failed(0))?
+                    .into_iter()
+                    .enumerate()
+                    .map(|(h, singular_values)| {
+                        let spectrum = singular_values
+                            .map(with_metrics)
+                            .transpose()
+                            .map_err(failed(h))?;
                         match spectrum {
                             Some(_) => routes.from_gram += 1,
                             None => routes.from_block += 1,
