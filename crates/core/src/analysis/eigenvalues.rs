@@ -11,6 +11,12 @@
 //! benchmark: activation spectra 242 → 222 ms, the bootstrap's Gram route (4 × 256 tokens, 200
 //! resamples) 2.77 → 2.48 s. Its eigenvalues agree with nalgebra's to a few ulps of λ_max (the
 //! tests below), the accuracy either has.
+//!
+//! Callers with many Grams (a layer's spectra, a bootstrap resample's heads) hand them over
+//! together ([`symmetric_eigenvalues_each`]): their QL iterations run interleaved, so that the
+//! latency of one matrix's divisions overlaps another's (~135 µs each one at a time, ~80 each
+//! eight at once, tridiagonalisation included; activation spectra 168–176 → 144 ms, the
+//! bootstrap above 2.55 → 1.85 s).
 
 use nalgebra::DMatrix;
 
