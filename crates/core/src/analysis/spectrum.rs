@@ -262,24 +262,31 @@ pub fn singular_values_from_gram(
 pub fn singular_values_from_grams(
     grams: &[(DMatrix<f64>, f64)],
 ) -> Result<Vec<Option<Vec<f64>>>, SpectrumError> {
-    let mut usable = Vec::with_capacity(grams.len());
-    for (gram, _) in grams {
-        let n = gram.nrows();
-        if n == 0 || gram.ncols() != n {
-            return Err(SpectrumError::EmptyMatrix);
-        }
-        if gram.iter().all(|v| v.is_finite()) {
-            usable.push(gram);
-        }
+    if grams
+        .iter()
+        .any(|(gram, _)| gram.nrows() == 0 || gram.ncols() != gram.nrows())
+    {
+        return Err(SpectrumError::EmptyMatrix);
     }
+    // A Gram with a NaN or ±∞ is not trusted: its spectrum comes from the matrix itself.
+    let finite: Vec<bool> = grams
+        .iter()
+        .map(|(gram, _)| gram.iter().all(|v| v.is_finite()))
+        .collect();
+    let usable: Vec<&DMatrix<f64>> = grams
+        .iter()
+        .zip(&finite)
+        .filter_map(|((gram, _), &finite)| finite.then_some(gram))
+        .collect();
     // Eigenvalues only, no eigenvectors (Figure 3's bootstrap takes one per head per
     // resample), by the same routine as the Gram route of `singular_values`, so the same
     // values bit for bit (the test below compares them).
     let mut eigenvalues = gram_eigenvalues_each(&usable).into_iter();
     Ok(grams
         .iter()
-        .map(|(gram, error_scale)| {
-            if !gram.iter().all(|v| v.is_finite()) {
+        .zip(finite)
+        .map(|((_, error_scale), finite)| {
+            if !finite {
                 return None;
             }
             let eigenvalues = eigenvalues.next().expect("one per finite Gram");
@@ -999,6 +1006,36 @@ mod tests {
         nan[(0, 1)] = f64::NAN;
         assert_eq!(singular_values_from_gram(nan, 0.0).expect("valid"), None);
         assert!(singular_values_from_gram(DMatrix::zeros(0, 0), 0.0).is_err());
+    }
+
+    /// Several Grams at once — trusted, refused, non-finite, all zero, of different sizes —
+    /// each get what they get alone, in their places.
+    #[test]
+    fn grams_taken_together_are_each_taken_alone() {
+        let keep = with_spectrum(400, &geometric(12, 10f64.powf(3.9)), 5);
+        let fall = with_spectrum(400, &geometric(12, 10f64.powf(4.1)), 6);
+        let small = with_spectrum(50, &geometric(5, 10.0), 7);
+        let mut nan = DMatrix::identity(3, 3);
+        nan[(2, 1)] = f64::INFINITY;
+        let grams = vec![
+            (keep.transpose() * &keep, 0.0),
+            (nan, 0.0),
+            (keep.transpose() * &keep, 100.0),
+            (fall.transpose() * &fall, 0.0),
+            (DMatrix::zeros(4, 4), 0.0),
+            (small.transpose() * &small, 0.0),
+        ];
+        let together = singular_values_from_grams(&grams).expect("valid");
+        assert_eq!(together.len(), grams.len());
+        for (i, ((gram, scale), got)) in grams.iter().zip(&together).enumerate() {
+            let alone = singular_values_from_gram(gram.clone(), *scale).expect("valid");
+            assert_eq!(got, &alone, "Gram {i}");
+        }
+        let trusted: Vec<bool> = together.iter().map(Option::is_some).collect();
+        assert_eq!(trusted, [true, false, false, false, false, true]);
+        let mut with_empty = grams;
+        with_empty.push((DMatrix::zeros(0, 0), 0.0));
+        assert!(singular_values_from_grams(&with_empty).is_err());
     }
 
     fn check_right_vectors(m: &DMatrix<f64>, sigma: &[f64], tol: f64) {
