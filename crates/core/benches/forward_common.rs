@@ -37,7 +37,8 @@ pub fn forward_flops(t: usize) -> f64 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForwardBench {
     pub tokens: usize,
-    /// Header, recognition, read + bf16→f32 of every tensor.
+    /// Header, recognition, read of every tensor (bf16 weight matrices kept as stored where
+    /// the product widens them as it packs, else converted to f32).
     pub load_ms: f64,
     /// The eval forward pass with K and Q collected (the faster of two runs).
     pub forward_ms: f64,
@@ -91,7 +92,7 @@ impl ForwardBench {
 pub fn load_model(now_ms: &dyn Fn() -> f64, tokens: usize) -> (ModelWeights, TokenBatch, f64) {
     let synthetic = SyntheticCheckpoint::new();
     // The checkpoint as bytes in memory (a file in the page cache, a Blob):
-    // loading then measures decoding and the bf16 → f32 conversion, not the hash that makes the bytes.
+    // loading then measures reading and decoding, not the hash that makes the bytes.
     let file = synthetic
         .read_at(0, synthetic.len() as usize)
         .expect("synthetic bytes");
@@ -304,7 +305,7 @@ pub fn report(bench: &ForwardBench, engine: &str) -> String {
     let fwd_gflops = bench.forward_gflops();
     format!(
         "synthetic reference checkpoint: {LAYERS} layers, d_model {D_MODEL}, {HEADS}/{KV_HEADS} heads (d_k {D_K}), d_ff {D_FF}, vocab {VOCAB}, {params} params (BF16, {:.0} MB)\n\
-         load (header, recognition, read + bf16→f32 per layer): {load_ms:.0} ms\n\
+         load (header, recognition, read per layer; bf16 matrices kept where the product widens them): {load_ms:.0} ms\n\
          eval forward, 1×{tokens} tokens, with KeyCollector (no output head; the last block up to Q and K): {forward_ms:.0} ms = {:.1} GFLOP ({fwd_gflops:.1} GFLOP/s)\n\
          activation spectra: {n_spectra} matrices of {tokens}×{D_K} (K in 4 variants, Q plain + centred), f64: {spectra_ms:.0} ms (mean K PR {mean_pr:.3})\n\
          total per checkpoint (load + forward + spectra): {:.0} ms\n\

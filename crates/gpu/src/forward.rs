@@ -1126,8 +1126,9 @@ pub(crate) fn upload_checked(
     what: String,
     m: MatrixView<'_>,
 ) -> Result<GpuMatrix, GpuError> {
-    check_fits(gpu, what, m.data.len())?;
-    Ok(gpu.upload_matrix(m.data, m.rows, m.cols))
+    check_fits(gpu, what, m.values.len())?;
+    // A bf16 weight is widened for the upload (the GPU's kernels read f32), one at a time.
+    Ok(gpu.upload_matrix(&m.values.to_f32(), m.rows, m.cols))
 }
 
 /// A norm's γ as a one-row matrix, when the model has the norm.

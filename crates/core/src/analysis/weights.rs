@@ -174,6 +174,10 @@ impl WeightTap {
 }
 
 impl BlockTap for WeightTap {
+    fn wants(&self, t: &TensorInfo) -> bool {
+        self.wanted.contains_key(&t.name)
+    }
+
     fn block(&self, t: &TensorInfo, offset: usize, data: &[f32]) {
         let Some(wanted) = self.wanted.get(&t.name) else {
             return;

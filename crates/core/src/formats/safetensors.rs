@@ -26,8 +26,8 @@ use crate::source::ByteSource;
 
 mod decode;
 pub use decode::{
-    decode_f32, decode_f32_into, decode_f64, decode_f64_into, decode_i64, gather_strided,
-    read_tensor_f32, read_tensor_f64, scan_values, ValueScan,
+    bf16_bits_into, bf16_bits_to_f32, decode_f32, decode_f32_into, decode_f64, decode_f64_into,
+    decode_i64, gather_strided, read_tensor_f32, read_tensor_f64, scan_values, ValueScan,
 };
 
 /// Largest header we read, in bytes: the same cap as the safetensors crate

@@ -306,7 +306,10 @@ impl ModelWeights {
         let d = self.arch().d_model;
         pass.embed(
             [ids],
-            |id| &self.embedding.data[id as usize * d..(id as usize + 1) * d],
+            |id, row| {
+                let at = id as usize * d;
+                self.embedding.values.widen_into(at..at + d, row);
+            },
             self.position_embedding.as_ref(),
         );
         for (l, layer) in self.layers.iter().enumerate() {
@@ -380,10 +383,10 @@ impl<'a> Pass<'a> {
     /// Puts `sequences` (checked ids of `t` tokens each) in flight, replacing those before:
     /// x = embedding[id] · scale, the rows given by `row_of(id)`, plus the learned position
     /// rows 0..t when the model has them (GPT-2; `check_positions` refused longer sequences).
-    fn embed<'e>(
+    fn embed(
         &mut self,
         sequences: impl IntoIterator<Item = &'a [u32]>,
-        row_of: impl Fn(u32) -> &'e [f32],
+        row_of: impl Fn(u32, &mut [f32]),
         positions: Option<&Matrix>,
     ) {
         let d = self.arch.d_model;
@@ -397,11 +400,13 @@ impl<'a> Pass<'a> {
                 .map(|(_, x)| x)
                 .unwrap_or_else(|| vec![0.0; self.ws.t * d]);
             for (row, &id) in x.chunks_exact_mut(d).zip(ids) {
-                let e = row_of(id);
-                row.iter_mut().zip(e).for_each(|(x, &e)| *x = e * scale);
+                row_of(id, row);
+                row.iter_mut().for_each(|x| *x *= scale);
             }
             if let Some(p) = positions {
-                x.iter_mut().zip(&p.data).for_each(|(x, &e)| *x += e);
+                x.iter_mut()
+                    .zip(p.values.to_f32().iter())
+                    .for_each(|(x, &e)| *x += e);
             }
             self.rows.push((ids, x));
         }

@@ -1,13 +1,14 @@
 //! A checkpoint's tensors by name, read by byte range from one or more files
-//! (a single file or the shards of a sharded model), decoded to f32 on the fly.
+//! (a single file or the shards of a sharded model), decoded to f32 on the fly (or a bf16
+//! weight kept as stored, [`WeightValues`]).
 //! Only the requested block of a tensor is read: a head's rows of a row-major
 //! `[out, in]` matrix are one contiguous range. The forward pass
 //! (`model::forward`) and the weight spectra
 //! (`analysis::weights`) both read through [`Shards`].
 
 use crate::formats::safetensors::{
-    decode_f32, decode_f32_into, row_major_bytes, scan_values, Header, SafetensorsError,
-    TensorInfo, ValueScan,
+    bf16_bits_into, bf16_bits_to_f32, decode_f32, decode_f32_into, row_major_bytes, scan_values,
+    Dtype, Header, SafetensorsError, TensorInfo, ValueScan,
 };
 use crate::model::arch::WeightLoc;
 use crate::source::AsyncByteSource;
@@ -44,8 +45,65 @@ pub enum TensorError {
 /// from the forward pass's own reads (`analysis::weights::WeightTap`) instead of reading
 /// W_k/W_q a second time.
 pub trait BlockTap {
+    /// Whether [`BlockTap::block`] wants `tensor`'s blocks: a block kept in bf16 is widened
+    /// to f32 for the tap only when it does.
+    fn wants(&self, tensor: &TensorInfo) -> bool;
     /// `data` is the tensor's row-major elements `offset..offset + data.len()`, f32.
     fn block(&self, tensor: &TensorInfo, offset: usize, data: &[f32]);
+}
+
+/// A block's values as [`Shards::read_block_values`] gives them: f32, or a bf16 tensor's
+/// stored bits when the reader keeps bf16. Widening bf16 to f32 is exact, so a product that
+/// widens B as it packs it computes what it computes from the f32 copy, bit for bit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WeightValues {
+    F32(Vec<f32>),
+    /// The bits of each bf16 value, row-major.
+    Bf16(Vec<u16>),
+}
+
+impl WeightValues {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::F32(v) => v.len(),
+            Self::Bf16(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values as f32: borrowed when they are f32, widened (a copy) when bf16.
+    pub fn to_f32(&self) -> std::borrow::Cow<'_, [f32]> {
+        match self {
+            Self::F32(v) => std::borrow::Cow::Borrowed(v),
+            Self::Bf16(v) => {
+                std::borrow::Cow::Owned(v.iter().map(|&b| bf16_bits_to_f32(b)).collect())
+            }
+        }
+    }
+
+    /// The values as f32, widened when bf16.
+    pub fn into_f32(self) -> Vec<f32> {
+        match self {
+            Self::F32(v) => v,
+            Self::Bf16(_) => self.to_f32().into_owned(),
+        }
+    }
+
+    /// Values `range`, widened to f32 into `out` (the same length).
+    pub fn widen_into(&self, range: Range<usize>, out: &mut [f32]) {
+        match self {
+            Self::F32(v) => out.copy_from_slice(&v[range]),
+            Self::Bf16(v) => out
+                .iter_mut()
+                .zip(&v[range])
+                .for_each(|(o, &b)| *o = bf16_bits_to_f32(b)),
+        }
+    }
 }
 
 /// Non-finite values found in one tensor of a checkpoint's file.
@@ -165,10 +223,25 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
     /// Bytes `offset..offset + len` of the tensor's row-major data, as f32.
     async fn read(
         &self,
-        (t, src, part): (&TensorInfo, &S, usize),
+        found: (&TensorInfo, &S, usize),
         offset: u64,
         len: u64,
     ) -> Result<Vec<f32>, TensorError> {
+        Ok(self
+            .read_values(found, offset, len, false)
+            .await?
+            .into_f32())
+    }
+
+    /// Bytes `offset..offset + len` of the tensor's row-major data: as stored when
+    /// `keep_bf16` and the tensor is bf16 and row-major, else as f32.
+    async fn read_values(
+        &self,
+        (t, src, part): (&TensorInfo, &S, usize),
+        offset: u64,
+        len: u64,
+        keep_bf16: bool,
+    ) -> Result<WeightValues, TensorError> {
         let n = usize::try_from(len).map_err(|_| TensorError::TooLarge(t.name.clone()))?;
         let fetch = |at: u64, n: usize| async move {
             let bytes = src.fetch(at, n).await.map_err(|e| TensorError::Read {
@@ -201,6 +274,27 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
                         message: format!("bytes {from}..+{n} are outside the tensor"),
                     })?;
             decode_f32(bytes, t.dtype).map_err(decode_error)?
+        } else if keep_bf16 && t.dtype == Dtype::BF16 {
+            // The same pieces, each copied as it comes: half the memory of f32 and no
+            // conversion (a bf16 checkpoint's load took half the time).
+            let chunk = (src.piece_len() / 2).max(1) * 2;
+            let mut bits: Vec<u16> = Vec::new();
+            let mut done = 0;
+            while done < n {
+                let len = chunk.min(n - done);
+                let bytes = fetch(t.start + offset + done as u64, len).await?;
+                if done == 0 {
+                    bits.try_reserve_exact(n / 2)
+                        .map_err(|_| TensorError::TooLarge(t.name.clone()))?;
+                }
+                bf16_bits_into(&bytes, &mut bits).map_err(decode_error)?;
+                done += len;
+            }
+            let values = WeightValues::Bf16(bits);
+            if let Some(tap) = self.tap.filter(|tap| tap.wants(t)) {
+                tap.block(t, (offset / 2) as usize, &values.to_f32());
+            }
+            return Ok(values);
         } else {
             // In pieces of whole elements as long as the source likes, decoded as they
             // come: the raw bytes of a whole block are then never held beside its f32 copy.
@@ -225,11 +319,11 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
             }
             data
         };
-        if let Some(tap) = self.tap {
+        if let Some(tap) = self.tap.filter(|tap| tap.wants(t)) {
             let elem = (t.dtype.size_bytes() as u64).max(1);
             tap.block(t, (offset / elem) as usize, &data);
         }
-        Ok(data)
+        Ok(WeightValues::F32(data))
     }
 
     /// Reads a weight block as a row-major `[out, in]` f32 matrix.
@@ -237,6 +331,17 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
         &self,
         loc: &WeightLoc,
     ) -> Result<(Vec<f32>, usize, usize), TensorError> {
+        let (values, rows, cols) = self.read_block_values(loc, false).await?;
+        Ok((values.into_f32(), rows, cols))
+    }
+
+    /// Reads a weight block as a row-major `[out, in]` matrix: a bf16 tensor's rows as
+    /// stored when `keep_bf16`, anything else (and a block of columns) as f32.
+    pub async fn read_block_values(
+        &self,
+        loc: &WeightLoc,
+        keep_bf16: bool,
+    ) -> Result<(WeightValues, usize, usize), TensorError> {
         let found = self.find(loc.tensor())?;
         let t = found.0;
         let [rows, cols] = t.shape[..] else {
@@ -256,17 +361,22 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
             })
         };
         match loc {
-            WeightLoc::Whole { .. } => Ok((self.read(found, 0, data_len(t)).await?, rows, cols)),
+            WeightLoc::Whole { .. } => Ok((
+                self.read_values(found, 0, data_len(t), keep_bf16).await?,
+                rows,
+                cols,
+            )),
             WeightLoc::Rows { start, end, .. } => {
                 if let Some(e) = outside(*start, *end, rows) {
                     return Err(e);
                 }
                 let row_bytes = cols as u64 * elem;
                 let data = self
-                    .read(
+                    .read_values(
                         found,
                         *start as u64 * row_bytes,
                         (*end - *start) as u64 * row_bytes,
+                        keep_bf16,
                     )
                     .await?;
                 Ok((data, end - start, cols))
@@ -283,7 +393,7 @@ impl<'a, S: AsyncByteSource> Shards<'a, S> {
                 for c in *start..*end {
                     block.extend((0..rows).map(|r| all[r * cols + c]));
                 }
-                Ok((block, out_rows, rows))
+                Ok((WeightValues::F32(block), out_rows, rows))
             }
         }
     }
@@ -323,4 +433,124 @@ fn data_len(t: &TensorInfo) -> u64 {
 
 fn to_usize(v: u64, t: &TensorInfo) -> Result<usize, TensorError> {
     usize::try_from(v).map_err(|_| TensorError::TooLarge(t.name.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::safetensors::read_header;
+    use crate::source::block_on;
+    use safetensors::tensor::TensorView;
+
+    /// Records what it is handed, for the tensors it wants.
+    struct Tap {
+        wanted: &'static str,
+        seen: Mutex<Vec<(String, usize, Vec<f32>)>>,
+    }
+
+    impl BlockTap for Tap {
+        fn wants(&self, t: &TensorInfo) -> bool {
+            t.name == self.wanted
+        }
+        fn block(&self, t: &TensorInfo, offset: usize, data: &[f32]) {
+            self.seen
+                .lock()
+                .unwrap()
+                .push((t.name.clone(), offset, data.to_vec()));
+        }
+    }
+
+    /// A bf16 `[3, 4]` weight with a NaN, and an f32 `[2, 2]` one.
+    fn checkpoint() -> (Vec<u8>, Vec<u16>) {
+        let mut bits: Vec<u16> = (0..12)
+            .map(|i| half::bf16::from_f32(i as f32 * 0.37 - 2.0).to_bits())
+            .collect();
+        bits[9] = 0x7FC0;
+        let bf16: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
+        let f32s: Vec<u8> = [1.5f32, -2.0, 0.25, 8.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let views = [
+            (
+                "w",
+                TensorView::new(safetensors::Dtype::BF16, vec![3, 4], &bf16).unwrap(),
+            ),
+            (
+                "v",
+                TensorView::new(safetensors::Dtype::F32, vec![2, 2], &f32s).unwrap(),
+            ),
+        ];
+        (safetensors::serialize(views, None).unwrap(), bits)
+    }
+
+    fn whole(tensor: &str) -> WeightLoc {
+        WeightLoc::Whole {
+            tensor: tensor.to_string(),
+        }
+    }
+
+    /// A bf16 block read for keeping is its stored bits (whole or rows), and widens to what
+    /// the f32 read gives; anything else — an f32 tensor, a block of columns, or not keeping —
+    /// is f32. The non-finite check and a tap see the bf16 blocks as they see f32 ones.
+    #[test]
+    fn a_bf16_block_is_kept_as_stored_only_when_asked() {
+        let (file, bits) = checkpoint();
+        let header = read_header(&file).unwrap();
+        let tap = Tap {
+            wanted: "w",
+            seen: Mutex::new(Vec::new()),
+        };
+        let shards = Shards::single(&header, &file).with_tap(&tap);
+
+        let (kept, rows, cols) = block_on(shards.read_block_values(&whole("w"), true)).unwrap();
+        assert_eq!((rows, cols), (3, 4));
+        assert_eq!(kept, WeightValues::Bf16(bits.clone()));
+        let (f32s, _, _) = block_on(shards.read_block(&whole("w"))).unwrap();
+        let widened = kept.to_f32();
+        assert_eq!(widened.len(), f32s.len());
+        assert!(widened
+            .iter()
+            .zip(&f32s)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(f32s[9].is_nan());
+
+        let rows_loc = WeightLoc::Rows {
+            tensor: "w".into(),
+            start: 1,
+            end: 3,
+        };
+        let (block, rows, _) = block_on(shards.read_block_values(&rows_loc, true)).unwrap();
+        assert_eq!(rows, 2);
+        assert_eq!(block, WeightValues::Bf16(bits[4..].to_vec()));
+        let mut row = [0.0f32; 4];
+        block.widen_into(4..8, &mut row);
+        assert_eq!(row[..1], f32s[8..9]);
+
+        let cols_loc = WeightLoc::Cols {
+            tensor: "w".into(),
+            start: 0,
+            end: 2,
+        };
+        let (cols_block, _, _) = block_on(shards.read_block_values(&cols_loc, true)).unwrap();
+        assert!(matches!(cols_block, WeightValues::F32(_)));
+        let (v, _, _) = block_on(shards.read_block_values(&whole("v"), true)).unwrap();
+        assert_eq!(v, WeightValues::F32(vec![1.5, -2.0, 0.25, 8.0]));
+
+        // The tap saw every block of `w` widened (whole, whole again, rows 1..3 from element 4,
+        // the columns' whole read), and nothing of `v`.
+        let seen = tap.seen.lock().unwrap();
+        assert_eq!(seen.len(), 4);
+        assert!(seen.iter().all(|(name, _, _)| name == "w"));
+        assert_eq!((seen[2].1, seen[2].2.len()), (4, 8));
+        assert!(seen[0]
+            .2
+            .iter()
+            .zip(&f32s)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        // The NaN was found in the kept read as in any other.
+        let found = shards.non_finite();
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].tensor.as_str(), found[0].values.nan), ("w", 1));
+    }
 }

@@ -182,9 +182,16 @@ fn unsupported(dtype: Dtype, target: &str) -> SafetensorsError {
 
 /// bf16 bits → f32, exactly as `half::bf16::to_f32` (a NaN gets its quiet bit set).
 #[inline]
-fn bf16_bits_to_f32(bits: u16) -> f32 {
+pub fn bf16_bits_to_f32(bits: u16) -> f32 {
     let nan = u32::from(bits & 0x7FFF > 0x7F80);
     f32::from_bits((u32::from(bits) | (nan << 6)) << 16)
+}
+
+/// Appends little-endian BF16 tensor bytes to `out` as they are stored (the bits of each
+/// value, not widened): what a weight kept in bf16 holds.
+pub fn bf16_bits_into(bytes: &[u8], out: &mut Vec<u16>) -> Result<(), SafetensorsError> {
+    out.extend(le::<2>(bytes, Dtype::BF16)?.map(u16::from_le_bytes));
+    Ok(())
 }
 
 /// Converts little-endian tensor bytes to `f32`: F16/BF16 exactly, F64

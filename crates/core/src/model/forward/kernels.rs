@@ -6,6 +6,7 @@
 //! its workspace once and nothing per token.
 
 use crate::model::arch::{Activation, NormKind};
+use crate::model::tensors::WeightValues;
 
 /// A strided view of a row-major-ish matrix: element (i, j) at `i·rs + j·cs`.
 #[derive(Clone, Copy)]
@@ -100,28 +101,56 @@ pub(super) fn gemm(
 pub(super) fn linear(
     x: &[f32],
     t: usize,
-    w: &[f32],
+    w: &WeightValues,
     (out, inp): (usize, usize),
     y: &mut [f32],
     accumulate: bool,
 ) {
-    gemm(
-        (t, inp, out),
-        x,
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    let (sx, sw, sy) = (
         Strides::rows(inp),
-        w,
         Strides::transposed(inp),
-        if accumulate { 1.0 } else { 0.0 },
-        y,
         Strides::rows(out),
     );
+    #[cfg(target_arch = "x86_64")]
+    if let WeightValues::Bf16(bits) = w {
+        if super::sgemm_avx512::available() && t > 0 && out > 0 && inp > 0 {
+            assert!(
+                sx.span(t, inp) <= x.len()
+                    && sw.span(inp, out) <= bits.len()
+                    && sy.span(t, out) <= y.len(),
+                "linear view outside its buffer ({t}×{inp}·{inp}×{out})"
+            );
+            super::sgemm_avx512::gemm((t, inp, out), x, inp, bits, sw, beta, y, out);
+            return;
+        }
+    }
+    // f32 as it is; bf16 widened here where the product cannot widen it as it packs. No
+    // matrix is kept in bf16 there ([`keeps_bf16`]), so that serves only a direct caller.
+    gemm((t, inp, out), x, sx, &w.to_f32(), sw, beta, y, sy);
 }
 
-/// A linear layer: a weight matrix, row-major `[rows (out), cols (in)]`, upcast to f32,
-/// and its bias `[rows]` where the model has one.
+/// Whether the weights of a bf16 checkpoint are kept in bf16 (half the memory, and a load
+/// without conversion) rather than widened to f32 when loaded: where the matrix product
+/// widens them as it packs them (x86-64 with AVX-512). Elsewhere `matrixmultiply` reads f32.
+pub(super) fn keeps_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::sgemm_avx512::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A linear layer: a weight matrix, row-major `[rows (out), cols (in)]`, and its bias
+/// `[rows]` where the model has one.
 #[derive(Debug, Clone)]
 pub(super) struct Matrix {
-    pub data: Vec<f32>,
+    /// f32, or a bf16 checkpoint's own values where [`keeps_bf16`]: the products are the same
+    /// bit for bit, as widening bf16 is exact.
+    pub values: WeightValues,
     pub rows: usize,
     pub cols: usize,
     pub bias: Option<Vec<f32>>,
@@ -130,7 +159,7 @@ pub(super) struct Matrix {
 impl Matrix {
     /// `y [t, rows] = x [t, cols] · selfᵀ + bias` (+ `y` when `accumulate`).
     pub fn apply(&self, x: &[f32], t: usize, y: &mut [f32], accumulate: bool) {
-        linear(x, t, &self.data, (self.rows, self.cols), y, accumulate);
+        linear(x, t, &self.values, (self.rows, self.cols), y, accumulate);
         if let Some(bias) = &self.bias {
             for row in y.chunks_exact_mut(self.rows).take(t) {
                 row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
@@ -501,18 +530,19 @@ mod tests {
     fn linear_matches_a_naive_product() {
         let (t, inp, out) = (5, 7, 3);
         let x: Vec<f32> = (0..t * inp).map(|i| (i as f32 * 0.37).sin()).collect();
+        let data: Vec<f32> = (0..out * inp).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut wt = vec![0.0; inp * out];
+        for o in 0..out {
+            for i in 0..inp {
+                wt[i * out + o] = data[o * inp + i];
+            }
+        }
         let w = Matrix {
-            data: (0..out * inp).map(|i| (i as f32 * 0.11).cos()).collect(),
+            values: WeightValues::F32(data),
             rows: out,
             cols: inp,
             bias: None,
         };
-        let mut wt = vec![0.0; inp * out];
-        for o in 0..out {
-            for i in 0..inp {
-                wt[i * out + o] = w.data[o * inp + i];
-            }
-        }
         let want = naive(&x, &wt, t, inp, out);
         let mut y = vec![0.0; t * out];
         w.apply(&x, t, &mut y, false);

@@ -1,11 +1,12 @@
 //! [`ModelWeights`]: a checkpoint's weights, read layer by layer by byte range
-//! (never the whole file at once), each fetched by name with a shape check
-//! and upcast to f32 once.
+//! (never the whole file at once), each fetched by name with a shape check.
+//! Weight matrices of a bf16 checkpoint stay bf16 where the matrix product widens them as it
+//! packs them ([`keeps_bf16`]); everything else is upcast to f32 once.
 
-use super::kernels::{Matrix, Norm};
+use super::kernels::{keeps_bf16, Matrix, Norm};
 use super::ForwardError;
 use crate::model::arch::{Architecture, BiasLoc, Family, LayerTensors, WeightLoc};
-use crate::model::tensors::Shards;
+use crate::model::tensors::{Shards, WeightValues};
 use crate::source::AsyncByteSource;
 
 /// The MLP of one block.
@@ -23,7 +24,7 @@ pub(super) enum Mlp {
     Plain { fc: Matrix, proj: Matrix },
 }
 
-/// One transformer block's weights, f32.
+/// One transformer block's weights (matrices f32 or kept bf16, see [`Matrix`]).
 #[derive(Debug, Clone)]
 pub(super) struct LayerSpectra {
     pub w_q: Matrix,
@@ -39,7 +40,8 @@ pub(super) struct LayerSpectra {
     pub window: Option<usize>,
 }
 
-/// A model ready to run: its [`Architecture`] and every weight in f32.
+/// A model ready to run: its [`Architecture`] and every weight, in f32 or, for the matrices
+/// of a bf16 checkpoint where [`keeps_bf16`], as stored.
 #[derive(Debug, Clone)]
 pub struct ModelWeights {
     arch: Architecture,
@@ -109,7 +111,7 @@ impl ModelWeights {
     }
 }
 
-/// Reads block `l`'s weights (checked against `arch`'s shapes), f32: what
+/// Reads block `l`'s weights (checked against `arch`'s shapes): what
 /// [`ModelWeights::load`] keeps for every block and a streamed pass holds for one.
 pub(super) async fn read_layer<S: AsyncByteSource>(
     shards: &Shards<'_, S>,
@@ -207,7 +209,7 @@ fn has_own_lm_head(arch: &Architecture) -> bool {
     arch.lm_head != arch.embedding && !arch.tied_lm_head
 }
 
-/// The final norm and the output head `[vocab, d_model]` (the embedding when tied), f32:
+/// The final norm and the output head `[vocab, d_model]` (the embedding when tied):
 /// what a streamed pass reads after the last block, only when it needs logits.
 pub(super) async fn read_head<S: AsyncByteSource>(
     shards: &Shards<'_, S>,
@@ -278,7 +280,9 @@ impl EmbeddingRows {
             let block = matrix(shards, &loc, [last + 1 - first, d]).await?;
             for &id in &ids[i..i + run] {
                 let at = (id as usize - first) * d;
-                data.extend_from_slice(&block.data[at..at + d]);
+                data.resize(data.len() + d, 0.0);
+                let end = data.len();
+                block.values.widen_into(at..at + d, &mut data[end - d..]);
             }
             i += run;
         }
@@ -313,7 +317,7 @@ async fn matrix<S: AsyncByteSource>(
     loc: &WeightLoc,
     [rows, cols]: [usize; 2],
 ) -> Result<Matrix, ForwardError> {
-    let (data, r, c) = shards.read_block(loc).await?;
+    let (values, r, c) = shards.read_block_values(loc, keeps_bf16()).await?;
     if (r, c) != (rows, cols) {
         return Err(ForwardError::ShapeMismatch {
             tensor: describe(loc),
@@ -322,7 +326,7 @@ async fn matrix<S: AsyncByteSource>(
         });
     }
     Ok(Matrix {
-        data,
+        values,
         rows,
         cols,
         bias: None,
@@ -410,7 +414,7 @@ async fn position_table<S: AsyncByteSource>(
     let (data, shape) = shards.read_tensor_f32(name).await?;
     match shape[..] {
         [rows, cols] if cols == d => Ok(Matrix {
-            data,
+            values: WeightValues::F32(data),
             rows,
             cols,
             bias: None,
@@ -447,5 +451,156 @@ fn describe(loc: &WeightLoc) -> String {
         WeightLoc::Whole { tensor } => tensor.clone(),
         WeightLoc::Rows { tensor, start, end } => format!("{tensor} rows {start}..{end}"),
         WeightLoc::Cols { tensor, start, end } => format!("{tensor} columns {start}..{end}"),
+    }
+}
+
+// Reads the families' test models from files.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::formats::safetensors::read_header;
+    use crate::formats::tokens::TokenBatch;
+    use crate::model::arch::{recognise, Recognition};
+    use crate::model::forward::KeyCollector;
+    use crate::source::{block_on, FileSource};
+
+    fn widened(m: &Matrix) -> Matrix {
+        Matrix {
+            values: WeightValues::F32(m.values.to_f32().into_owned()),
+            ..m.clone()
+        }
+    }
+
+    /// The same model with every weight widened to f32 when loaded.
+    fn all_f32(model: &ModelWeights) -> ModelWeights {
+        let mut out = model.clone();
+        out.embedding = widened(&model.embedding);
+        out.lm_head = model.lm_head.as_ref().map(widened);
+        for layer in &mut out.layers {
+            for m in [
+                &mut layer.w_q,
+                &mut layer.w_k,
+                &mut layer.w_v,
+                &mut layer.w_o,
+            ] {
+                *m = widened(m);
+            }
+            layer.mlp = match &layer.mlp {
+                Mlp::SquaredRelu { up, down } => Mlp::SquaredRelu {
+                    up: widened(up),
+                    down: widened(down),
+                },
+                Mlp::SwiGlu { gate, up, down } => Mlp::SwiGlu {
+                    gate: widened(gate),
+                    up: widened(up),
+                    down: widened(down),
+                },
+                Mlp::Plain { fc, proj } => Mlp::Plain {
+                    fc: widened(fc),
+                    proj: widened(proj),
+                },
+            };
+        }
+        out
+    }
+
+    fn same_keys(a: &KeyCollector, b: &KeyCollector, arch: &Architecture, case: &str) {
+        for l in 0..arch.n_layers {
+            for h in 0..arch.n_kv_heads {
+                for (what, x, y) in [
+                    ("K", a.keys(l, h), b.keys(l, h)),
+                    ("raw K", a.raw_keys(l, h), b.raw_keys(l, h)),
+                    (
+                        "K after RoPE",
+                        a.post_rope_keys(l, h),
+                        b.post_rope_keys(l, h),
+                    ),
+                ] {
+                    assert!(!x.is_empty(), "{case}: no {what} at layer {l} head {h}");
+                    assert!(
+                        x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                        "{case}: {what} of layer {l} kv-head {h} differs"
+                    );
+                }
+            }
+            for h in 0..arch.n_heads {
+                let (x, y) = (a.queries(l, h), b.queries(l, h));
+                assert!(
+                    x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{case}: Q of layer {l} head {h} differs"
+                );
+            }
+        }
+    }
+
+    /// BF16 checkpoints (the families' test models: biases, q/k norms, a sliding window, GPT-2's
+    /// Conv1D columns and learned positions) loaded as they are kept — bf16 where the product
+    /// widens as it packs — give the logits, keys and queries of the same weights widened to f32
+    /// when loaded, bit for bit.
+    #[test]
+    fn bf16_weights_kept_as_stored_compute_what_their_f32_widening_computes() {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/families");
+        for case in ["qwen3", "qwen2", "mistral", "gpt2"] {
+            let config: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(format!("{data}/{case}/config.json")).unwrap(),
+            )
+            .unwrap();
+            let src = FileSource::open(format!("{data}/{case}/model.safetensors")).unwrap();
+            let header = read_header(&src).unwrap();
+            let tensors: Vec<_> = header
+                .tensors
+                .iter()
+                .map(|t| (t.name.clone(), t.shape.clone()))
+                .collect();
+            let Recognition::Known(arch) = recognise(&tensors, &header.metadata, Some(&config))
+            else {
+                panic!("{case}: not recognised")
+            };
+            let kept = block_on(ModelWeights::load(
+                &Shards::single(&header, &src),
+                &arch,
+                &mut |_| {},
+            ))
+            .unwrap();
+            // GPT-2's attention weights are columns of its Conv1D `c_attn`, gathered as f32;
+            // its embedding is a whole tensor, kept like every other model's.
+            let bf16 = |m: &Matrix| matches!(m.values, WeightValues::Bf16(_));
+            assert_eq!(bf16(&kept.embedding), keeps_bf16(), "{case}: the embedding");
+            assert_eq!(
+                bf16(&kept.layers[0].w_q),
+                keeps_bf16() && case != "gpt2",
+                "{case}: W_q"
+            );
+            let f32s = all_f32(&kept);
+            assert!(!bf16(&f32s.embedding) && !bf16(&f32s.layers[0].w_q));
+            let t = 12;
+            let ids: Vec<u32> = (0..2 * t)
+                .map(|i| ((i * 7919 + 13) % arch.vocab) as u32)
+                .collect();
+            let (a, b) = (
+                kept.forward(&ids[..t], &mut super::super::NoProbe, None)
+                    .unwrap(),
+                f32s.forward(&ids[..t], &mut super::super::NoProbe, None)
+                    .unwrap(),
+            );
+            assert!(
+                a.data
+                    .iter()
+                    .zip(&b.data)
+                    .all(|(p, q)| p.to_bits() == q.to_bits()),
+                "{case}: logits differ"
+            );
+            let batch = TokenBatch {
+                batch: 2,
+                seq_len: t,
+                ids,
+            };
+            same_keys(
+                &kept.collect_keys(&batch, None).unwrap(),
+                &f32s.collect_keys(&batch, None).unwrap(),
+                &arch,
+                case,
+            );
+        }
     }
 }

@@ -26,6 +26,8 @@ use std::arch::x86_64::{
     _mm512_storeu_ps, _mm_prefetch, _MM_HINT_T0,
 };
 
+use crate::formats::safetensors::bf16_bits_to_f32;
+
 use std::cell::RefCell;
 
 use super::kernels::Strides;
@@ -47,6 +49,65 @@ thread_local! {
     static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// What B's elements are stored as: f32, or the bits of bf16 values (`u16`: a bf16
+/// checkpoint's weights, kept as stored). Packing widens them to f32, exactly, so the kernel
+/// and C are the same whichever B holds the values.
+// `load16` is an unsafe method: a vector load from a raw pointer.
+#[allow(unsafe_code)]
+pub(super) trait Element: Copy {
+    /// The value as f32.
+    fn widen(self) -> f32;
+
+    /// The 16 values from `p`, widened.
+    ///
+    /// # Safety
+    /// AVX-512F is available; 16 values are readable from `p`.
+    unsafe fn load16(p: *const Self) -> __m512;
+}
+
+impl Element for f32 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+
+    #[inline]
+    #[allow(unsafe_code)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load16(p: *const f32) -> __m512 {
+        // SAFETY: the caller's contract.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+}
+
+/// bf16 bits: a bf16 value is the top half of an f32.
+impl Element for u16 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        bf16_bits_to_f32(self)
+    }
+
+    /// The shift of [`bf16_bits_to_f32`], and its quietening of a signalling NaN, on 16
+    /// lanes: so a NaN weight gives the same bits as the f32 copy would.
+    #[inline]
+    #[allow(unsafe_code)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load16(p: *const u16) -> __m512 {
+        use std::arch::x86_64::{
+            _mm256_loadu_si256, _mm512_and_si512, _mm512_castsi512_ps, _mm512_cmpgt_epu32_mask,
+            _mm512_cvtepu16_epi32, _mm512_mask_or_epi32, _mm512_set1_epi32, _mm512_slli_epi32,
+        };
+        // SAFETY: the caller's contract: 16 u16 are 32 readable bytes.
+        let bits = _mm512_cvtepu16_epi32(unsafe { _mm256_loadu_si256(p.cast()) });
+        let nan = _mm512_cmpgt_epu32_mask(
+            _mm512_and_si512(bits, _mm512_set1_epi32(0x7FFF)),
+            _mm512_set1_epi32(0x7F80),
+        );
+        let quiet = _mm512_mask_or_epi32(bits, nan, bits, _mm512_set1_epi32(0x40));
+        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(quiet))
+    }
+}
+
 /// Whether this CPU runs [`gemm`].
 pub(super) fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
@@ -63,14 +124,14 @@ fn aligned(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
 }
 
 /// `C (m×n) = A (m×k) · B (k×n) + beta·C`, A and C row-major with row strides `rsa` and
-/// `rsc`. The caller has checked that every view lies inside its slice, that m, n and k are
+/// `rsc`, B's values f32 or bf16 ([`Element`]). The caller has checked that every view lies inside its slice, that m, n and k are
 /// not zero, and that [`available`] holds.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gemm(
+pub(super) fn gemm<E: Element>(
     (m, k, n): (usize, usize, usize),
     a: &[f32],
     rsa: usize,
-    b: &[f32],
+    b: &[E],
     sb: Strides,
     beta: f32,
     c: &mut [f32],
@@ -119,8 +180,8 @@ pub(super) fn gemm(
 
 /// Packs `B[pc..pc+kc, jc..jc+nc]` into 32-column panels, each `kc` rows of 32 consecutive
 /// floats; the last panel's missing columns are zeros.
-fn pack_b(
-    b: &[f32],
+fn pack_b<E: Element>(
+    b: &[E],
     sb: Strides,
     (pc, kc): (usize, usize),
     (jc, nc): (usize, usize),
@@ -133,7 +194,9 @@ fn pack_b(
             // B row-major: each row of the panel is a contiguous run of B.
             for (kk, row) in panel.chunks_exact_mut(NR).enumerate() {
                 let at = (pc + kk) * sb.rs + j0;
-                row[..cols].copy_from_slice(&b[at..at + cols]);
+                row.iter_mut()
+                    .zip(&b[at..at + cols])
+                    .for_each(|(to, &from)| *to = from.widen());
                 row[cols..].fill(0.0);
             }
         } else {
@@ -160,29 +223,33 @@ fn pack_b(
                 let done = if j < cols / 16 * 16 { squares * 16 } else { 0 };
                 let at = (j0 + j) * sb.cs + pc * sb.rs;
                 for kk in done..kc {
-                    panel[kk * NR + j] = b[at + kk * sb.rs];
+                    panel[kk * NR + j] = b[at + kk * sb.rs].widen();
                 }
             }
         }
     }
 }
 
-/// Writes the transpose of the 16×16 block at `from` (rows `from_stride` apart) to `to` (rows
-/// `to_stride` apart), in registers: the usual four rounds of shuffles (single floats, 64-bit
+/// Writes the transpose of the 16×16 block at `from` (rows `from_stride` apart), widened, to
+/// `to` (rows `to_stride` apart), in registers: the usual four rounds of shuffles (single floats, 64-bit
 /// pairs, then 128-bit lanes twice).
 ///
 /// # Safety
 /// AVX-512F is available; both blocks are valid for 16 rows of 16 floats.
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx512f")]
-unsafe fn transpose16(from: *const f32, from_stride: usize, to: *mut f32, to_stride: usize) {
+unsafe fn transpose16<E: Element>(
+    from: *const E,
+    from_stride: usize,
+    to: *mut f32,
+    to_stride: usize,
+) {
     use std::arch::x86_64::{
         _mm512_castpd_ps, _mm512_castps_pd, _mm512_shuffle_f32x4, _mm512_unpackhi_pd,
         _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
     };
     // SAFETY: the caller's blocks hold 16 rows of 16 floats.
-    let r: [__m512; 16] =
-        std::array::from_fn(|i| unsafe { _mm512_loadu_ps(from.add(i * from_stride)) });
+    let r: [__m512; 16] = std::array::from_fn(|i| unsafe { E::load16(from.add(i * from_stride)) });
     // Round 1: interleave rows 2i and 2i+1 float by float.
     let t: [__m512; 16] = std::array::from_fn(|i| {
         let (x, y) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
@@ -417,6 +484,53 @@ mod tests {
                 to[i * 24 + 16..i * 24 + 24].iter().all(|&x| x == -1.0),
                 "row {i} written past 16"
             );
+        }
+    }
+
+    /// B held as bf16 bits gives the C of B widened to f32 first, bit for bit, on shapes around
+    /// every block edge, transposed or not — with NaNs (signalling and quiet) and infinities in
+    /// B, which the packing widens as `bf16_bits_to_f32` does.
+    #[test]
+    fn bf16_b_gives_the_product_of_its_widening() {
+        if !available() {
+            return;
+        }
+        for (s, &(m, k, n)) in [(1, 1, 1), (13, 257, 33), (25, 40, 70), (12, 512, 1030)]
+            .iter()
+            .enumerate()
+        {
+            let a = matrix(m * k, s as u64);
+            let mut bits: Vec<u16> = matrix(n * k, 50 + s as u64)
+                .iter()
+                .map(|v| (v.to_bits() >> 16) as u16)
+                .collect();
+            if bits.len() > 40 {
+                // A signalling NaN, a quiet one with a sign, +∞ and −∞.
+                for (at, b) in [(3, 0x7F81), (17, 0xFFC1), (29, 0x7F80), (38, 0xFF80)] {
+                    bits[at] = b;
+                }
+            }
+            let widened: Vec<f32> = bits.iter().map(|&b| b.widen()).collect();
+            for (b_transposed, beta) in [(true, 0.0), (false, 1.0)] {
+                let sb = if b_transposed {
+                    Strides::transposed(k)
+                } else {
+                    Strides::rows(n)
+                };
+                let c0 = matrix(m * n, 70 + s as u64);
+                let (mut want, mut got) = (c0.clone(), c0);
+                gemm((m, k, n), &a, k, &widened, sb, beta, &mut want, n);
+                gemm((m, k, n), &a, k, &bits, sb, beta, &mut got, n);
+                assert!(
+                    want.iter()
+                        .zip(&got)
+                        .all(|(w, g)| w.to_bits() == g.to_bits()),
+                    "{m}×{k}·{k}×{n} ({b_transposed})"
+                );
+                if bits.len() > 40 {
+                    assert!(got.iter().any(|v| v.is_nan()), "the NaNs reached C");
+                }
+            }
         }
     }
 

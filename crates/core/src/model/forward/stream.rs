@@ -149,7 +149,11 @@ impl<'s, 'a, S: AsyncByteSource> StreamedModel<'s, 'a, S> {
                 let mut pass = Pass::new(arch, batch.seq_len, run.logits.is_some());
                 pass.embed(
                     (0..batch.batch).map(|b| batch.row(b)),
-                    |id| embedding.row(id),
+                    |id, row| {
+                        row.iter_mut()
+                            .zip(embedding.row(id))
+                            .for_each(|(x, &e)| *x = e)
+                    },
                     positions.as_ref(),
                 );
                 pass

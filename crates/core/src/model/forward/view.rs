@@ -7,11 +7,13 @@ use super::kernels::Matrix;
 use super::load::{LayerSpectra, Mlp};
 use super::ModelWeights;
 use crate::model::arch::{Activation, Architecture, Family, NormKind};
+use crate::model::tensors::WeightValues;
 
-/// A weight matrix, row-major `[rows (out), cols (in)]`, f32.
+/// A weight matrix, row-major `[rows (out), cols (in)]`: f32, or a bf16 checkpoint's own
+/// values (see [`WeightValues::to_f32`]).
 #[derive(Debug, Clone, Copy)]
 pub struct MatrixView<'a> {
-    pub data: &'a [f32],
+    pub values: &'a WeightValues,
     pub rows: usize,
     pub cols: usize,
 }
@@ -82,7 +84,7 @@ pub struct ModelView<'a> {
 
 pub(super) fn matrix(m: &Matrix) -> MatrixView<'_> {
     MatrixView {
-        data: &m.data,
+        values: &m.values,
         rows: m.rows,
         cols: m.cols,
     }
