@@ -321,16 +321,18 @@ pub fn blocks_spectra(
     rows: usize,
     d_k: usize,
 ) -> Vec<Result<Vec<HeadSpectrum>, SpectrumError>> {
-    // Each block's Gram and the matrices to decompose, or its answer already (an error, a
-    // route without a Gram).
-    let mut prepared: Vec<Result<GramOfBlock, Answered>> = blocks
+    // Each block's Gram and the matrices to decompose, or its spectra already (a route
+    // without a Gram), or its error.
+    let mut prepared: Vec<Result<Prepared, SpectrumError>> = blocks
         .iter()
         .map(|&(data, centres)| block_gram(data, rows, d_k, centres))
         .collect();
     let to_decompose: Vec<(DMatrix<f64>, f64)> = prepared
         .iter_mut()
-        .flatten()
-        .flat_map(|block| std::mem::take(&mut block.to_decompose))
+        .flat_map(|prepared| match prepared {
+            Ok(Prepared::Gram(block)) => std::mem::take(&mut block.to_decompose),
+            _ => Vec::new(),
+        })
         .collect();
     // Its one error (a Gram not square) cannot happen here; were it to, the blocks would take
     // their direct SVDs.
@@ -341,9 +343,9 @@ pub fn blocks_spectra(
         .iter()
         .zip(prepared)
         .map(|(&(data, centres), prepared)| match prepared {
-            Err(Answered::Error(e)) => Err(e),
-            Err(Answered::Spectra(spectra)) => Ok(spectra),
-            Ok(block) => {
+            Err(e) => Err(e),
+            Ok(Prepared::Done(spectra)) => Ok(spectra),
+            Ok(Prepared::Gram(block)) => {
                 let trusted: Vec<Option<Vec<f64>>> =
                     centres.iter().map(|_| from_gram.next().flatten()).collect();
                 spectra_from_gram(data, rows, d_k, centres, &block.gram, trusted)
@@ -359,31 +361,25 @@ struct GramOfBlock {
     to_decompose: Vec<(DMatrix<f64>, f64)>,
 }
 
-/// What [`block_gram`] settles without a Gram.
-enum Answered {
-    Spectra(Vec<HeadSpectrum>),
-    Error(SpectrumError),
-}
-
-impl From<SpectrumError> for Answered {
-    fn from(e: SpectrumError) -> Self {
-        Answered::Error(e)
-    }
+/// What [`block_gram`] prepares of one block.
+enum Prepared {
+    /// Its Gram, to be decomposed with the others'.
+    Gram(GramOfBlock),
+    /// Its spectra, taken without a Gram.
+    Done(Vec<HeadSpectrum>),
 }
 
 /// The Gram of one block of [`blocks_spectra`], checked finite; or the block's spectra when
 /// they are not taken from a Gram (a centred spectrum alone, a block with fewer than twice
-/// d_k rows), or its error.
+/// d_k rows).
 fn block_gram(
     data: &[f32],
     rows: usize,
     d_k: usize,
     centres: &[bool],
-) -> Result<GramOfBlock, Answered> {
+) -> Result<Prepared, SpectrumError> {
     if centres == [true] {
-        return Err(Answered::Spectra(vec![head_spectrum(
-            data, rows, d_k, true,
-        )?]));
+        return Ok(Prepared::Done(vec![head_spectrum(data, rows, d_k, true)?]));
     }
     check_shape(data, rows, d_k)?;
     // The d_k × d_k Gram: a block with fewer rows than that takes the direct SVD.
@@ -391,7 +387,7 @@ fn block_gram(
         // (`transpose_from_row_major_f32` checks that the block is finite.)
         let x_t = transpose_from_row_major_f32(data, rows, d_k)?;
         let sums = column_sums(&x_t);
-        return Err(Answered::Spectra(
+        return Ok(Prepared::Done(
             centres
                 .iter()
                 .map(|&centre| match centre {
@@ -414,7 +410,7 @@ fn block_gram(
         .iter()
         .map(|&centre| gram_to_decompose(&gram.gram, &gram.sums, rows, d_k, centre))
         .collect::<Result<_, _>>()?;
-    Ok(GramOfBlock { gram, to_decompose })
+    Ok(Prepared::Gram(GramOfBlock { gram, to_decompose }))
 }
 
 /// One block's spectra from its Gram's singular values where they are `trusted` (one per
