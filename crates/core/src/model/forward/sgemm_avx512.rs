@@ -124,8 +124,8 @@ fn aligned(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
 }
 
 /// `C (m×n) = A (m×k) · B (k×n) + beta·C`, A and C row-major with row strides `rsa` and
-/// `rsc`, B's values f32 or bf16 ([`Element`]). The caller has checked that every view lies inside its slice, that m, n and k are
-/// not zero, and that [`available`] holds.
+/// `rsc`, B's values f32 or bf16 ([`Element`]). The caller has checked that every view lies
+/// inside its slice, that m, n and k are not zero, and that [`available`] holds.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm<E: Element>(
     (m, k, n): (usize, usize, usize),
@@ -231,8 +231,8 @@ fn pack_b<E: Element>(
 }
 
 /// Writes the transpose of the 16×16 block at `from` (rows `from_stride` apart), widened, to
-/// `to` (rows `to_stride` apart), in registers: the usual four rounds of shuffles (single floats, 64-bit
-/// pairs, then 128-bit lanes twice).
+/// `to` (rows `to_stride` apart), in registers: the usual four rounds of shuffles (single
+/// floats, 64-bit pairs, then 128-bit lanes twice).
 ///
 /// # Safety
 /// AVX-512F is available; both blocks are valid for 16 rows of 16 floats.
