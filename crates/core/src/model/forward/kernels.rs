@@ -408,18 +408,26 @@ fn softmax_body<const FUSED: bool>(x: &mut [f32], scale: f32) -> f32 {
             *p = greater(*p, v);
         }
     }
-    let mut chunks = chunks.remainder().chunks_exact(16);
-    for chunk in &mut chunks {
-        for (p, &v) in lanes.iter_mut().zip(chunk) {
+    // The last 0..=63 scores by whole vectors too, padded with −∞; then the 16 lanes halved
+    // four times: a scalar chain over the tail and the lanes (up to 31 dependent maxima per
+    // row) and the tail's exponentials one by one below took ~9 ms of a full-size pass's ~41
+    // in the softmax (perf).
+    for chunk in x[x.len() / 64 * 64..].chunks(16) {
+        let mut padded = [f32::NEG_INFINITY; 16];
+        padded[..chunk.len()].copy_from_slice(chunk);
+        for (p, &v) in lanes.iter_mut().zip(&padded) {
             *p = greater(*p, v);
         }
     }
-    let max = chunks
-        .remainder()
-        .iter()
-        .chain(&lanes)
-        .fold(f32::NEG_INFINITY, |m, &v| greater(m, v))
-        * scale;
+    let mut width = 16;
+    while width > 1 {
+        width /= 2;
+        let (low, high) = lanes.split_at_mut(width);
+        for (p, &v) in low.iter_mut().zip(high.iter()) {
+            *p = greater(*p, v);
+        }
+    }
+    let max = lanes[0] * scale;
     // Sixteen partial sums: one running f32 sum is a chain of dependent adds, and cannot be
     // vectorised without reordering it anyway.
     let mut lanes = [0.0f32; 16];
@@ -430,11 +438,16 @@ fn softmax_body<const FUSED: bool>(x: &mut [f32], scale: f32) -> f32 {
             *s += *v;
         }
     }
-    let mut sum = 0.0;
-    for v in chunks.into_remainder() {
+    // The last 0..=15 scores' exponentials by one padded vector (the same values as one by
+    // one: each lane computes exactly what the scalar code did), summed one by one in order.
+    let tail = chunks.into_remainder();
+    let mut padded = [f32::NEG_INFINITY; 16];
+    padded[..tail.len()].copy_from_slice(tail);
+    for v in &mut padded {
         *v = exp_nonpositive::<FUSED>(madd::<FUSED>(*v, scale, -max));
-        sum += *v;
     }
+    tail.copy_from_slice(&padded[..tail.len()]);
+    let sum = tail.iter().fold(0.0, |sum, &v| sum + v);
     lanes.iter().sum::<f32>() + sum
 }
 
