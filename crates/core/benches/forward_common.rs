@@ -209,7 +209,7 @@ impl Product {
 /// Best rate (GFLOP/s) of `blocks` blocks of `calls` products `[m, k]·B` by `product`, B a
 /// row-major `[k, n]` or, with `transposed_b`, a row-major `[n, k]` read transposed (a linear
 /// layer's weights, as the forward reads them). A block should be ≈ 2–20 GFLOP, so that a
-/// coarse clock such as thread CPU time is accurate.
+/// coarse clock (a browser's `performance.now()`) is accurate.
 // matrixmultiply is called directly (raw pointers; SAFETY comment inside).
 #[allow(unsafe_code)]
 pub fn sgemm_gflops(

@@ -4,8 +4,8 @@
 //!
 //! `cargo run --release -p rankscope-core --example bench_forward` (`RANKSCOPE_BENCH_TOKENS=256` for another length)
 //!
-//! The clock is this thread's CPU time (`/proc/thread-self/schedstat`, ns) where
-//! Linux has it: on a shared machine it estimates the time on an idle core
+//! The clock is this thread's CPU time (`clock_gettime`, `benches/cpu_clock.rs`) where
+//! the platform has it: on a shared machine it estimates the time on an idle core
 //! better than wall time; elsewhere it is wall time. The same body runs in
 //! WebAssembly: `tests/web_bench.rs`.
 

@@ -6,7 +6,7 @@
 //!
 //! On an x86-64 CPU with AVX-512 the forward's product is our own (`sgemm_avx512.rs`);
 //! elsewhere it is the same `matrixmultiply` call, and the two columns agree. Clock: this
-//! thread's CPU time where Linux has it, else wall time.
+//! thread's CPU time where the platform has it, else wall time.
 
 #[path = "../benches/forward_common.rs"]
 #[allow(dead_code)] // each benchmark uses its own part
