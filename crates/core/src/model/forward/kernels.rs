@@ -412,7 +412,7 @@ fn softmax_body<const FUSED: bool>(x: &mut [f32], scale: f32) -> f32 {
     // four times: a scalar chain over the tail and the lanes (up to 31 dependent maxima per
     // row) and the tail's exponentials one by one below took ~9 ms of a full-size pass's ~41
     // in the softmax (perf).
-    for chunk in x[x.len() / 64 * 64..].chunks(16) {
+    for chunk in chunks.remainder().chunks(16) {
         let mut padded = [f32::NEG_INFINITY; 16];
         padded[..chunk.len()].copy_from_slice(chunk);
         for (p, &v) in lanes.iter_mut().zip(&padded) {
