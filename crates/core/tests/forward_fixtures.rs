@@ -283,7 +283,7 @@ fn stories260k_logits_and_spectra_match_transformers() {
         .map(|v| v.as_u64().expect("id") as u32)
         .collect();
     assert_eq!(ids.len(), 64);
-    let mut collected = KeyCollector::new(model.arch());
+    let mut collected = KeyCollector::new(model.arch(), ids.len());
     let logits = model.forward(&ids, &mut collected, None).expect("forward");
     assert_eq!((logits.positions, logits.vocab), (64, 512));
     let mut worst = Worst::default();
@@ -457,7 +457,7 @@ fn a_pass_without_logits_probes_what_a_full_pass_probes() {
     let model = a1_final();
     let eval = tokens("eval_tokens.safetensors");
     let arch = model.arch();
-    let mut full = KeyCollector::new(arch);
+    let mut full = KeyCollector::new(arch, eval.seq_len);
     model
         .forward(eval.row(1), &mut full, None)
         .expect("full pass");

@@ -46,7 +46,7 @@ impl ForwardBackend for GpuModel<'_> {
         let arch = GpuModel::arch(self);
         check_tokens(arch, batch)?;
         let keep = vec![Keep::of(|_| true); arch.n_layers];
-        let mut collector = KeyCollector::new(arch);
+        let mut collector = KeyCollector::new(arch, batch.batch * batch.seq_len);
         for b in 0..batch.batch {
             let layers = self.probe(batch.row(b), &keep).await.map_err(device)?;
             for (l, layer) in layers.iter().enumerate() {

@@ -49,7 +49,7 @@ fn check_model(name: &str, model: &ModelWeights) {
     ];
     let arch = model.arch();
     for (what, ids) in sequences {
-        let mut collector = KeyCollector::new(arch);
+        let mut collector = KeyCollector::new(arch, ids.len());
         let cpu = model
             .forward(ids, &mut collector, None)
             .expect("CPU forward");
@@ -192,7 +192,7 @@ fn qwen3_matches_the_cpu_forward_pass() {
     let (model, batch) = family("qwen3");
     let gpu_model = GpuModel::upload(gpu(), &model).expect("upload");
     let ids = batch.row(0);
-    let mut collector = KeyCollector::new(model.arch());
+    let mut collector = KeyCollector::new(model.arch(), ids.len());
     let cpu = model
         .forward(ids, &mut collector, None)
         .expect("CPU forward");

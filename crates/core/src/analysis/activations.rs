@@ -283,7 +283,7 @@ pub async fn streamed_activation_spectra_within<S: AsyncByteSource>(
         variants
     };
     let use_grams = block_bytes(arch, eval) > block_budget;
-    let mut collector = (!use_grams).then(|| KeyCollector::new(arch));
+    let mut collector = (!use_grams).then(|| KeyCollector::new(arch, eval.batch * eval.seq_len));
     let mut grams = use_grams.then(|| GramProbe::new(arch, &Activation::needed_for(variants)));
     let progress = std::cell::RefCell::new(progress);
     let n_layers = arch.n_layers;

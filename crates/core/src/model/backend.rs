@@ -192,7 +192,8 @@ impl ForwardBackend for ModelWeights {
         batch: &TokenBatch,
         step: Step<'_>,
     ) -> Result<KeyCollector, ForwardError> {
-        let mut collector = KeyCollector::new(ModelWeights::arch(self));
+        let mut collector =
+            KeyCollector::new(ModelWeights::arch(self), batch.batch * batch.seq_len);
         run_rows(self, batch, &mut collector, step)?;
         Ok(collector)
     }

@@ -28,6 +28,7 @@
 
 mod kernels;
 mod load;
+mod memory;
 mod probe;
 mod rope;
 #[cfg(target_arch = "x86_64")]
@@ -181,20 +182,20 @@ impl Workspace {
         let kv = arch.n_kv_heads * arch.d_k * t;
         Self {
             t,
-            x: vec![0.0; t * arch.d_model],
-            h: vec![0.0; t * arch.d_model],
-            q: vec![0.0; t * q_width],
-            k_raw: vec![0.0; kv],
-            k: vec![0.0; kv],
-            k_rope: vec![0.0; kv],
-            v: vec![0.0; kv],
-            attn: vec![0.0; t * q_width],
-            ff_a: vec![0.0; t * arch.d_ff],
-            ff_b: vec![0.0; t * arch.d_ff],
+            x: memory::zeroed(t * arch.d_model),
+            h: memory::zeroed(t * arch.d_model),
+            q: memory::zeroed(t * q_width),
+            k_raw: memory::zeroed(kv),
+            k: memory::zeroed(kv),
+            k_rope: memory::zeroed(kv),
+            v: memory::zeroed(kv),
+            attn: memory::zeroed(t * q_width),
+            ff_a: memory::zeroed(t * arch.d_ff),
+            ff_b: memory::zeroed(t * arch.d_ff),
             attention: AttentionScratch::new(arch.kv_group(), t, arch.d_k),
             rope: RopeTable::of(arch, t),
             logits: if logits {
-                vec![0.0; t * arch.vocab]
+                memory::zeroed(t * arch.vocab)
             } else {
                 Vec::new()
             },
@@ -245,7 +246,7 @@ impl ModelWeights {
         batch: &TokenBatch,
         surgery: Option<&dyn KeyTransform>,
     ) -> Result<KeyCollector, ForwardError> {
-        let mut collector = KeyCollector::new(self.arch());
+        let mut collector = KeyCollector::new(self.arch(), batch.batch * batch.seq_len);
         self.run_batch(batch, &mut collector, surgery)?;
         Ok(collector)
     }
@@ -398,7 +399,7 @@ impl<'a> Pass<'a> {
             let mut x = spare
                 .pop()
                 .map(|(_, x)| x)
-                .unwrap_or_else(|| vec![0.0; self.ws.t * d]);
+                .unwrap_or_else(|| memory::zeroed(self.ws.t * d));
             for (row, &id) in x.chunks_exact_mut(d).zip(ids) {
                 row_of(id, row);
                 row.iter_mut().for_each(|x| *x *= scale);
