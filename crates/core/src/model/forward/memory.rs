@@ -49,3 +49,53 @@ fn advise_huge_pages(buffer: &[f32]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::zeroed;
+
+    #[test]
+    fn a_buffer_is_zeros_of_the_length_asked() {
+        for len in [0, 1, 1000, 3 << 20] {
+            let buffer = zeroed(len);
+            assert_eq!(buffer.len(), len);
+            assert!(buffer.iter().all(|&v| v == 0.0));
+        }
+    }
+
+    /// Where the kernel has transparent huge pages, the advice lands on the buffer's own
+    /// mapping: `/proc/self/smaps` flags it `hg` ("huge page advise").
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_large_buffer_is_advised_huge_pages() {
+        if !std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists() {
+            eprintln!("this kernel has no transparent huge pages: nothing to check");
+            return;
+        }
+        let buffer = zeroed(16 << 20); // 64 MiB
+        let middle = buffer.as_ptr() as usize + std::mem::size_of_val(&buffer[..]) / 2;
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+        let mut inside = false;
+        let flags = smaps
+            .lines()
+            .find_map(|line| {
+                if let Some((range, _)) = line.split_once(' ') {
+                    if let Some((start, end)) = range.split_once('-') {
+                        if let (Ok(s), Ok(e)) = (
+                            usize::from_str_radix(start, 16),
+                            usize::from_str_radix(end, 16),
+                        ) {
+                            inside = (s..e).contains(&middle);
+                            return None;
+                        }
+                    }
+                }
+                line.strip_prefix("VmFlags:").filter(|_| inside)
+            })
+            .expect("the buffer's mapping in /proc/self/smaps");
+        assert!(
+            flags.split_whitespace().any(|f| f == "hg"),
+            "flags of the buffer's mapping: {flags}"
+        );
+    }
+}
